@@ -1,0 +1,1 @@
+"""Operators: skills, states (ready, ringing, talking, wrap-up, paused) and their softphones."""

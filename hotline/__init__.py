@@ -1,0 +1,7 @@
+"""The controller's core: the wire to Asterisk and the plumbing every part shares.
+
+`hotline.agi` speaks FastAGI (one session per call), `hotline.ami` keeps the AMI link,
+`hotline.sim` is the protocol-level PBX simulator used in tests, demos and load,
+`hotline.store` holds persistence and shared call state, and `hotline.cli` is the single
+`hotline` command. Nothing here knows about menus, queues or recordings.
+"""
