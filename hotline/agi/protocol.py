@@ -1,0 +1,264 @@
+"""The FastAGI wire format, both directions, with no I/O.
+
+Written from the bytes a real Asterisk 22 sends (see tests/data/asterisk/agi-ivr-session.txt):
+
+* The session opens with ``agi_<name>: <value>`` lines ended by an empty line; values may be
+  empty (``agi_accountcode: ``) and carry UTF-8.
+* Each command is one line; Asterisk splits it into arguments on blanks, honouring double
+  quotes and backslash escapes (res_agi's ``parse_args``).
+* Each reply is one line (``200 result=... (data) endpos=N``, ``510 ...``, ``511 ...``), except
+  the usage block ``520-...`` which runs until the line ``520 End of proper usage.``.
+* ``HANGUP`` arrives unsolicited the moment the caller hangs up, before or after any reply.
+
+The server side uses `format_command`, `parse_env_line` and `ReplyReader`; the simulator (the
+Asterisk side) uses `parse_command`, `format_env` and `format_reply`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import parse_qsl, urlsplit
+
+HANGUP_LINE: Final = "HANGUP"
+USAGE_END_LINE: Final = "520 End of proper usage."
+DEAD_CHANNEL_TEXT: Final = "Command Not Permitted on a dead channel or intercept routine"
+
+_ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+_VERB = re.compile(r"[A-Z][A-Z ]*[A-Z]|[A-Z]")
+_REPLY_200 = re.compile(
+    r"result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?"
+)
+# What Asterisk's argument splitter treats specially: blanks, quotes, backslashes, line ends.
+_NEEDS_QUOTES = re.compile(r'[\s"\\]')
+_LINE_BREAKS = re.compile(r"[\r\n\x00]")
+
+
+class AgiProtocolError(Exception):
+    """Bytes that do not follow the AGI protocol; the session that sent them cannot go on."""
+
+
+class Quoted(str):
+    """An argument always sent in double quotes, as Asterisk's own examples send escape digits
+    (``STREAM FILE beep "12#"``, ``SAY DIGITS 123 ""``)."""
+
+    __slots__ = ()
+
+
+# --- environment -------------------------------------------------------------------------
+
+
+def parse_env_line(line: str) -> tuple[str, str]:
+    """Split one ``agi_name: value`` line; the value may be empty."""
+    key, sep, value = line.partition(": ")
+    if not sep and line.endswith(":"):
+        key, value = line[:-1], ""
+    elif not sep:
+        raise AgiProtocolError(f"not an AGI environment line: {line[:80]!r}")
+    if not _ENV_KEY.fullmatch(key):
+        raise AgiProtocolError(f"bad AGI environment variable name: {key[:80]!r}")
+    return key, value
+
+
+def format_env(env: Mapping[str, str]) -> bytes:
+    """The environment block as Asterisk writes it, with its closing empty line."""
+    lines = [f"{key}: {_single_line(value)}\n" for key, value in env.items()]
+    return ("".join(lines) + "\n").encode()
+
+
+@dataclass(frozen=True, slots=True)
+class AgiRequest:
+    """Which script a call asked for, from ``agi://host:port/script?name=value``."""
+
+    script: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AgiRequest:
+        """Read the script from ``agi_network_script`` (falling back to ``agi_request``) and the
+        positional ``agi_arg_N`` values in order."""
+        target = env.get("agi_network_script")
+        if target is None:
+            target = urlsplit(env.get("agi_request", "")).path
+        path, _, query = target.partition("?")
+        script = path.strip("/")
+        args = tuple(env[f"agi_arg_{n}"] for n in range(1, 129) if f"agi_arg_{n}" in env)
+        return cls(script=script, query=dict(parse_qsl(query, keep_blank_values=True)), args=args)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def quote_arg(value: str) -> str:
+    """Double-quote a value so that Asterisk reads it back as exactly one argument.
+
+    Line breaks and NUL cannot travel inside an AGI line at all: they would end the command
+    and start another, so they become spaces. That is the one lossy step, and it is what makes
+    a hostile caller name unable to inject a command.
+    """
+    value = _single_line(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_arg(arg: str | int) -> str:
+    """One argument: integers and plain words as they are, anything else quoted."""
+    if isinstance(arg, bool):
+        raise TypeError("AGI arguments are text or integers, not booleans")
+    if isinstance(arg, int):
+        return str(arg)
+    if isinstance(arg, Quoted) or not arg or _NEEDS_QUOTES.search(arg):
+        return quote_arg(arg)
+    return arg
+
+
+def format_command(verb: str, *args: str | int) -> bytes:
+    """One command line, e.g. ``format_command("STREAM FILE", "beep", Quoted("12#"))``."""
+    if not _VERB.fullmatch(verb):
+        raise ValueError(f"not an AGI command verb: {verb!r}")
+    parts = [verb, *(format_arg(arg) for arg in args)]
+    return (" ".join(parts) + "\n").encode()
+
+
+def parse_command(line: str) -> list[str]:
+    """Split a command line into words the way Asterisk does (quotes and backslash escapes).
+
+    The verb comes back as separate words (``["STREAM", "FILE", "beep", "12#"]``): Asterisk
+    matches verbs word by word too.
+    """
+    words: list[str] = []
+    current: list[str] = []
+    in_word = quoted = escaped = False
+    for char in line:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = in_word = True
+        elif char == '"':
+            quoted = not quoted
+            in_word = True
+        elif char in " \t" and not quoted:
+            if in_word:
+                words.append("".join(current))
+                current, in_word = [], False
+        else:
+            current.append(char)
+            in_word = True
+    if in_word:
+        words.append("".join(current))
+    return words
+
+
+def _single_line(value: str) -> str:
+    return _LINE_BREAKS.sub(" ", value)
+
+
+# --- replies -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgiReply:
+    """One reply. ``result`` is the raw text after ``result=`` (digits for GET DATA, ``-1`` when
+    the channel hung up during the command); ``data`` is the text in parentheses."""
+
+    code: int
+    result: str = ""
+    data: str | None = None
+    endpos: int | None = None
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def timed_out(self) -> bool:
+        return self.data == "timeout"
+
+    @property
+    def value(self) -> int:
+        """The result as a number; raises AgiProtocolError when it is not one."""
+        try:
+            return int(self.result)
+        except ValueError:
+            raise AgiProtocolError(f"result is not a number: {self.result!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HangupNotice:
+    """The unsolicited ``HANGUP`` line: the caller is gone."""
+
+
+HANGUP: Final = HangupNotice()
+
+
+def parse_reply_line(line: str) -> AgiReply:
+    """Parse a single-line reply (everything but a ``520-`` block)."""
+    if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] != " "):
+        raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}")
+    code, rest = int(line[:3]), line[4:]
+    if code != 200:
+        return AgiReply(code=code, text=rest)
+    match = _REPLY_200.fullmatch(rest)
+    if match is None:
+        raise AgiProtocolError(f"malformed 200 reply: {line[:80]!r}")
+    endpos = match["endpos"]
+    return AgiReply(
+        code=200,
+        result=match["result"],
+        data=match["data"],
+        endpos=int(endpos) if endpos is not None else None,
+    )
+
+
+class ReplyReader:
+    """Turns reply lines into replies, holding the lines of a ``520-`` usage block until its
+    end line. Feed it lines without their line break."""
+
+    __slots__ = ("_usage",)
+
+    def __init__(self) -> None:
+        self._usage: list[str] | None = None
+
+    @property
+    def in_usage_block(self) -> bool:
+        return self._usage is not None
+
+    def feed(self, line: str) -> AgiReply | HangupNotice | None:
+        """Return a complete reply, the hang-up notice, or None while a 520 block is open."""
+        if line == HANGUP_LINE:
+            return HANGUP
+        if self._usage is not None:
+            if line.startswith("520 "):
+                text, self._usage = "\n".join(self._usage), None
+                return AgiReply(code=520, text=text)
+            self._usage.append(line)
+            return None
+        if line.startswith("520-"):
+            self._usage = [line[4:]]
+            return None
+        return parse_reply_line(line)
+
+
+def format_reply(reply: AgiReply) -> bytes:
+    """A reply as Asterisk writes it, multi-line for a 520 usage block."""
+    if reply.code == 520 and "\n" in reply.text:
+        first, _, usage = reply.text.partition("\n")
+        return f"520-{first}\n{usage}\n{USAGE_END_LINE}\n".encode()
+    if reply.code != 200:
+        return f"{reply.code} {reply.text}\n".encode()
+    parts = [f"200 result={reply.result}"]
+    if reply.data is not None:
+        parts.append(f"({reply.data})")
+    if reply.endpos is not None:
+        parts.append(f"endpos={reply.endpos}")
+    return (" ".join(parts) + "\n").encode()
+
+
+def iter_lines(data: bytes) -> Iterable[str]:
+    """Decode a block of whole LF-terminated lines (test and replay helper)."""
+    text = data.decode()
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
