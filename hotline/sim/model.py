@@ -84,3 +84,18 @@ class NullSink:
 
     def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
         return None
+
+
+class QueueService(Protocol):
+    """The simulated PBX's queues, as the dialplan's ``Queue()`` application sees them.
+
+    The AGI half calls `enter` when a controller runs ``EXEC Queue(...)`` on a channel; the AMI
+    half implements it: members, ringing simulated softphones, queue events. It returns what
+    Asterisk would leave in ``QUEUESTATUS`` (``TIMEOUT``, ``FULL``, ``JOINEMPTY``,
+    ``LEAVEEMPTY``, ``JOINUNAVAIL``, ``LEAVEUNAVAIL``, ``CONTINUE``), or ``ANSWERED`` when an
+    operator took the call and the conversation has ended.
+    """
+
+    async def enter(
+        self, channel: SimChannel, queue: str, options: str = "", max_wait: float | None = None
+    ) -> str: ...

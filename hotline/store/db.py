@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Dialect, Index, String, TypeDecorator, event, select, update
+from sqlalchemy import (
+    Dialect,
+    Index,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -69,10 +78,13 @@ class CallRecord(Base):
     """
 
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_started_at", "started_at"),)
+    __table_args__ = (
+        UniqueConstraint("call_id", name="uq_calls_call_id"),
+        Index("ix_calls_started_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(String, unique=True)
+    call_id: Mapped[str] = mapped_column(String)
     channel: Mapped[str] = mapped_column(String)
     dialled_number: Mapped[str] = mapped_column(String)
     caller_id: Mapped[str] = mapped_column(String)
@@ -115,7 +127,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
     finally:
         cursor.close()
 

@@ -1,0 +1,75 @@
+"""Run the call-log migrations from code, the only way the schema is created or changed.
+
+The Alembic config is built here rather than read from an alembic.ini, and the migrations
+folder is found next to this module, so it works the same from a checkout, a wheel or a
+container with any working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from hotline.store.db import create_engine
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic Config for `url` pointing at the packaged migrations folder.
+
+    The URL travels in `attributes`, not in `sqlalchemy.url`, so a password containing `%`
+    is not mangled by the ini-style interpolation of main options.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = url
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this code (None only if there are no migrations)."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return script.get_current_head()
+
+
+async def upgrade(url: str) -> None:
+    """Bring the database at `url` to the newest schema; a no-op if it is already there.
+
+    Alembic's command API is synchronous, so it runs inside `run_sync` on a connection we
+    open here and share with env.py, inside one transaction where the database allows it.
+    """
+    config = alembic_config(url)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_head, config)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade_head(connection: Connection, config: Config) -> None:
+    """Hand the open connection to env.py and run `alembic upgrade head`."""
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database at `url` is at; None for a database never migrated."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_read_revision)
+    finally:
+        await engine.dispose()
+
+
+def _read_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
