@@ -1,0 +1,331 @@
+"""FastAGI server benchmark: this project's server beside panoramisk's and a raw asyncio server.
+
+Each server runs in its own process pinned to core 0; the load (simulated Asterisk channels,
+a lean asyncio client so that it is never the bottleneck) runs pinned to core 1. Every server
+runs the same exchange: read the Asterisk 22 environment, send N commands, read N replies,
+close. Three measurements:
+
+1. sessions/s: 50 concurrent calls, environment + 3 commands each;
+2. commands/s: 50 concurrent calls, 100 commands each;
+3. 5,000 concurrent calls held open, each command answered after a pause as a real channel
+   does while it plays a prompt: p50/p99 latency from a reply to the server's next command.
+
+Usage: .venv/bin/python bench/agi.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = (
+    "agi_network: yes\nagi_network_script: bench?did=88001000001\n"
+    "agi_request: agi://127.0.0.1/bench?did=88001000001\n"
+    "agi_channel: Local/88001000001@from-pstn-00000000;2\nagi_language: ru\nagi_type: Local\n"
+    "agi_uniqueid: 1795563091.1\nagi_version: 22.10.1\nagi_callerid: 79161234567\n"
+    "agi_calleridname: Иванов Иван\nagi_callingpres: 0\nagi_callingani2: 0\n"
+    "agi_callington: 0\nagi_callingtns: 0\nagi_dnid: unknown\nagi_rdnis: unknown\n"
+    "agi_context: from-pstn\nagi_extension: 88001000001\nagi_priority: 2\n"
+    "agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140365331818176\n\n"
+).encode()
+# panoramisk routes on the whole agi_network_script, query string included.
+PANORAMISK_ENV = ENV.replace(b"bench?did=88001000001\n", b"bench\n", 1)
+REPLY = b"200 result=0\n"
+
+
+# --- servers (each runs in its own process) ----------------------------------------------
+
+
+def commands(count: int) -> list[str]:
+    """The same command lines for every server: ANSWER, SET VARIABLE, STREAM FILE, ..."""
+    base = ["ANSWER", 'SET VARIABLE HOTLINE_TOPIC "регистрация и вход"', 'STREAM FILE beep ""']
+    return [base[i % 3] for i in range(count)]
+
+
+def serve_ours(port: int, count: int) -> asyncio.AbstractServer | object:
+    from hotline.agi.server import FastAgiServer, Router
+    from hotline.agi.session import AgiSession
+
+    async def handler(session: AgiSession) -> None:
+        for i in range(count):
+            kind = i % 3
+            if kind == 0:
+                await session.answer()
+            elif kind == 1:
+                await session.set_variable("HOTLINE_TOPIC", "регистрация и вход")
+            else:
+                await session.stream_file("beep")
+
+    router = Router()
+    router.add("bench", handler)
+    return FastAgiServer(router, host="127.0.0.1", port=port, max_sessions=100_000)
+
+
+async def serve_panoramisk(port: int, count: int) -> asyncio.AbstractServer:
+    from panoramisk.fast_agi import Application
+
+    lines = commands(count)
+
+    async def handler(request: object) -> None:
+        for line in lines:
+            await request.send_command(line)  # type: ignore[attr-defined]
+
+    app = Application()
+    app.add_route("bench", handler)
+    return await asyncio.start_server(app.handler, "127.0.0.1", port, backlog=4096)
+
+
+class RawAgiProtocol(asyncio.Protocol):
+    """The least a correct-enough FastAGI server can do: the raw limit to compare against."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+        self.buffer = b""
+        self.sent = 0
+        self.env_done = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.env_done:
+            end = self.buffer.find(b"\n\n")
+            if end < 0:
+                return
+            self.buffer = self.buffer[end + 2 :]
+            self.env_done = True
+            self.next()
+        while b"\n" in self.buffer:
+            _, self.buffer = self.buffer.split(b"\n", 1)
+            self.next()
+
+    def next(self) -> None:
+        if self.sent == len(self.lines):
+            self.transport.close()  # type: ignore[attr-defined]
+            return
+        self.transport.write(self.lines[self.sent])  # type: ignore[attr-defined]
+        self.sent += 1
+
+
+async def serve_raw(port: int, count: int) -> asyncio.AbstractServer:
+    lines = [(line + "\n").encode() for line in commands(count)]
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: RawAgiProtocol(lines), "127.0.0.1", port, backlog=4096
+    )
+
+
+async def run_server(kind: str, port: int, count: int) -> None:
+    if kind == "ours":
+        server = serve_ours(port, count)
+        await server.start()  # type: ignore[attr-defined]
+    elif kind == "panoramisk":
+        server = await serve_panoramisk(port, count)
+    else:
+        server = await serve_raw(port, count)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+# --- load (simulated channels) -----------------------------------------------------------
+
+
+class Channel(asyncio.Protocol):
+    """One simulated Asterisk channel: sends the environment, answers every command."""
+
+    def __init__(self, env: bytes, done: asyncio.Future[None], latencies: list[float],
+                 pause: float) -> None:
+        self.env, self.done, self.latencies, self.pause = env, done, latencies, pause
+        self.buffer = b""
+        self.sent_at = 0.0
+        self.commands = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.sent_at = time.perf_counter()
+        transport.write(self.env)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\n" in self.buffer:
+            _, self.buffer = self.buffer.split(b"\n", 1)
+            self.latencies.append(time.perf_counter() - self.sent_at)
+            self.commands += 1
+            if self.pause:
+                asyncio.get_running_loop().call_later(self.pause, self.reply)
+            else:
+                self.reply()
+
+    def reply(self) -> None:
+        if self.transport.is_closing():
+            return
+        self.sent_at = time.perf_counter()
+        self.transport.write(REPLY)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def one_call(port: int, env: bytes, latencies: list[float], pause: float) -> int:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    transport, channel = await loop.create_connection(
+        lambda: Channel(env, done, latencies, pause), "127.0.0.1", port
+    )
+    await done
+    return channel.commands
+
+
+async def drive(port: int, env: bytes, sessions: int, concurrency: int, pause: float,
+                ramp: float) -> dict[str, float]:
+    latencies: list[float] = []
+    remaining = sessions
+    total_commands = 0
+
+    async def worker(index: int) -> None:
+        nonlocal remaining, total_commands
+        if ramp:
+            await asyncio.sleep(ramp * index / concurrency)
+        while remaining > 0:
+            remaining -= 1
+            # Await first: `total += await ...` would read the total before the await.
+            done = await one_call(port, env, latencies, pause)
+            total_commands += done
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "sessions_per_s": sessions / elapsed,
+        "commands_per_s": total_commands / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "commands": total_commands,
+        "seconds": elapsed,
+    }
+
+
+# --- orchestration -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int) -> dict[str, object]:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        return {"preexec_fn": lambda: os.sched_setaffinity(0, {core})}
+    return {}
+
+
+def measure(kind: str, loop: str, count: int, sessions: int, concurrency: int,
+            pause: float = 0.0, ramp: float = 0.0) -> dict[str, float]:
+    port = free_port()
+    me = [sys.executable, __file__]
+    server = subprocess.Popen(
+        [*me, "--serve", kind, "--port", str(port), "--count", str(count), "--loop", loop],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, **pinned(0),  # type: ignore[call-overload]
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        env = "panoramisk" if kind == "panoramisk" else "asterisk"
+        out = subprocess.run(
+            [*me, "--drive", str(port), "--sessions", str(sessions), "--concurrency",
+             str(concurrency), "--pause", str(pause), "--ramp", str(ramp), "--env", env],
+            capture_output=True, text=True, check=True, cwd=ROOT, **pinned(1),  # type: ignore[call-overload]
+        )
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+    finally:
+        server.kill()
+        server.wait()
+
+
+def use_loop(name: str) -> None:
+    if name == "uvloop":
+        import uvloop
+
+        uvloop.install()
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def report(args: argparse.Namespace) -> None:
+    scale = 0.2 if args.quick else 1.0
+    short_sessions, long_sessions = int(20_000 * scale), int(1_000 * scale)
+    rows: dict[str, dict[str, float]] = {}
+    for kind, loop in [("raw", "asyncio"), ("ours", "asyncio"), ("panoramisk", "asyncio"),
+                       ("raw", "uvloop"), ("ours", "uvloop")]:
+        name = f"{kind}/{loop}"
+        short = measure(kind, loop, 3, short_sessions, 50)
+        long = measure(kind, loop, 100, long_sessions, 50)
+        rows[name] = {"sessions_per_s": short["sessions_per_s"],
+                      "commands_per_s": long["commands_per_s"],
+                      "p50_ms": long["p50_ms"], "p99_ms": long["p99_ms"]}
+        print(f"{name:18} {short['sessions_per_s']:9,.0f} sessions/s  "
+              f"{long['commands_per_s']:9,.0f} commands/s  p50 {long['p50_ms']:.3f} ms  "
+              f"p99 {long['p99_ms']:.3f} ms", flush=True)
+    ours, raw = rows["ours/asyncio"], rows["raw/asyncio"]
+    product, peer = rows["ours/uvloop"], rows["panoramisk/asyncio"]
+    ratios = {
+        "ours_vs_raw_same_loop_sessions": ours["sessions_per_s"] / raw["sessions_per_s"],
+        "ours_vs_raw_same_loop_commands": ours["commands_per_s"] / raw["commands_per_s"],
+        "product_loop_vs_panoramisk_sessions": product["sessions_per_s"] / peer["sessions_per_s"],
+        "product_loop_vs_panoramisk_commands": product["commands_per_s"] / peer["commands_per_s"],
+    }
+    for key, value in ratios.items():
+        print(f"{key:40} {value:.2f}x")
+    calls = int(5_000 * (0.4 if args.quick else 1.0))
+    held = measure("ours", "uvloop", 10, calls, calls, pause=1.0, ramp=1.0)
+    print(f"{calls} concurrent calls on one core (ours/uvloop, 1 s per command): "
+          f"{held['commands_per_s']:,.0f} commands/s  p50 {held['p50_ms']:.3f} ms  "
+          f"p99 {held['p99_ms']:.3f} ms")
+    print(json.dumps({"rows": rows, "ratios": ratios, "held_calls": held}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fifth of the load")
+    parser.add_argument("--serve", choices=["ours", "panoramisk", "raw"])
+    parser.add_argument("--drive", type=int, metavar="PORT")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--count", type=int, default=3)
+    parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
+    parser.add_argument("--sessions", type=int)
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--pause", type=float, default=0.0)
+    parser.add_argument("--ramp", type=float, default=0.0)
+    parser.add_argument("--env", default="asterisk")
+    args = parser.parse_args()
+    raise_fd_limit()
+    if args.serve:
+        use_loop(args.loop)
+        asyncio.run(run_server(args.serve, args.port, args.count))
+    elif args.drive:
+        use_loop("uvloop")
+        env = PANORAMISK_ENV if args.env == "panoramisk" else ENV
+        result = asyncio.run(drive(args.drive, env, args.sessions, args.concurrency,
+                                   args.pause, args.ramp))
+        print(json.dumps(result))
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
