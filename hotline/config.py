@@ -12,7 +12,9 @@ up listening on the wrong port at 3 a.m.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import socket
 import tomllib
@@ -81,7 +83,8 @@ class AmiSettings:
     host: str = "127.0.0.1"
     port: int = _checked(5038, _CONNECT_PORT)
     username: str = "hotline"
-    secret: str = field(default="", repr=False)  # kept out of repr, hence out of any log line
+    # Kept out of repr (hence out of log lines) and out of error messages.
+    secret: str = field(default="", repr=False, metadata={"secret": True})
     action_timeout: float = _checked(10.0, _positive)
     ping_interval: float = _checked(10.0, _positive)
     reconnect_min: float = _checked(0.5, _positive)  # first back-off delay after a lost link
@@ -158,11 +161,11 @@ class _Raw:
     from_env: bool
 
 
-def load_settings(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the file (`path`, else `$HOTLINE_CONFIG`, else none) and the environment.
 
+    Environment values are strings and are converted: whole numbers, numbers, and booleans
+    from true/false, 1/0, yes/no (or on/off), case-insensitively.
     Raises `ConfigError` on any problem: unreadable file, TOML syntax (the message carries the
     line), unknown section or key, wrong type, value out of range, unknown choice.
     """
@@ -234,7 +237,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str | None, dict[str, _Raw]]:
             where = section
         else:
             continue
-        source = f"environment variable {name}"
+        source = f"Environment variable {name}"
         out.setdefault(where, {})[key] = _Raw(value, source, source, True)
     return out
 
@@ -266,7 +269,12 @@ def _validate_values(
         if key not in fields:
             where = f"section [{section}]" if section else "the top level"
             raise ConfigError(f"{raw.source}: unknown key {key!r} in {where}.")
-        value = _coerce(raw, hints[key])
+        try:
+            value = _coerce(raw, hints[key])
+        except ConfigError:
+            if fields[key].metadata.get("secret"):
+                raise ConfigError(f"{raw.origin} must be a string.") from None
+            raise
         check: Check | None = fields[key].metadata.get("check")
         problem = check(value) if check else None
         if problem:
@@ -316,26 +324,25 @@ def _coerce_bool(raw: _Raw) -> bool:
 def _coerce_number(raw: _Raw, kind: type[int] | type[float], what: str) -> int | float:
     value = raw.value
     if raw.from_env and isinstance(value, str):
-        try:
-            return kind(value.strip())
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            value = kind(value.strip())
     # bool is an int subclass in Python, but `port = true` is a mistake, not 1.
-    elif isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
         return kind(value)
-    elif isinstance(value, float) and kind is float:
+    # inf and nan parse (in TOML too) but make no sense as a timeout or a count.
+    if isinstance(value, float) and kind is float and math.isfinite(value):
         return value
-    raise ConfigError(f"{raw.origin} must be {what}, got {value!r}.")
+    raise ConfigError(f"{raw.origin} must be {what}, got {raw.value!r}.")
 
 
 def _check_cross_fields(settings: Settings, raw: dict[str | None, dict[str, _Raw]]) -> None:
     ami = settings.ami
     if ami.reconnect_min > ami.reconnect_max:
         given = raw["ami"].get("reconnect_min") or raw["ami"].get("reconnect_max")
-        where = given.origin if given else "[ami] reconnect_min"
+        source = given.source if given else "Settings"
         raise ConfigError(
-            f"{where}: reconnect_min ({ami.reconnect_min}) must not exceed "
-            f"reconnect_max ({ami.reconnect_max})."
+            f"{source}: [ami] reconnect_min ({ami.reconnect_min}) must not exceed "
+            f"[ami] reconnect_max ({ami.reconnect_max})."
         )
 
 

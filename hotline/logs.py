@@ -1,0 +1,299 @@
+"""Structured logs: one line per event, the call id on every line, personal data masked.
+
+Every line logged while a call is handled carries that call's id, without passing it around:
+the session wraps its work in `bind_call(call_id)`, which sets a `ContextVar`.  asyncio copies
+the context into each task, so concurrent calls never see each other's id.
+
+Callers of a government hotline are private persons, so their numbers, SNILS, INN and names
+must not end up in log storage: `mask_personal` hides long digit runs in every message and
+extra field, and extra fields with a sensitive name (`caller_id`, `calleridname`, ...) are
+masked whatever their content.
+
+One line per event is kept even for hostile input (a caller name is whatever the far end
+sends): line breaks and control characters are escaped, in both formats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import IO, Any, Final
+
+from hotline.config import LogSettings
+
+# The only module-level mutable state: the id of the call being handled in this context.
+_CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hotline_call_id", default=None
+)
+
+# Extra fields whose value is personal whatever it looks like.  Keys are compared lower-cased
+# and without an `agi_` prefix, so the AGI environment and AMI events (CallerIDNum, ...) match.
+NUMBER_FIELDS: Final = frozenset(
+    {"caller_id", "callerid", "calleridnum", "connectedlinenum", "rdnis", "phone", "snils", "inn"}
+)
+NAME_FIELDS: Final = frozenset({"caller_name", "calleridname", "connectedlinename", "name"})
+SENSITIVE_FIELDS: Final = NUMBER_FIELDS | NAME_FIELDS
+
+# Digit sequences that may be personal: optional "+" or "(", digit groups joined by one
+# space, dash or parenthesis ("+7 916 123-45-67", "8 (916) 1234567", "112-233-445 95").  Every
+# repetition needs a non-digit separator, so matching stays linear.  Tried first, and left
+# alone: ISO dates/times and dotted numbers (decimals, Asterisk uniqueids "1714567890.42", IP
+# addresses), which are not personal and which diagnostics need.
+_NUMBERS: Final = re.compile(
+    r"""
+    (?P<keep>
+        \d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?
+      | \d+(?:\.\d+)+
+    )
+    | (?P<number>
+        [+(]?\d+(?:(?:[ \-]?\(|\)[ \-]?|[ \-])\d+)*
+    )
+    """,
+    re.VERBOSE,
+)
+# Fewer digits than this are kept: extensions, menu choices, ports, counts, years.  Local
+# phone numbers have 7 digits, INN 10 or 12, SNILS and full phone numbers 11.
+MIN_MASKED_DIGITS: Final = 7
+_KEEP_LAST_DIGITS: Final = 2
+
+# Characters that would end a line for some reader (str.splitlines, terminals, log shippers).
+_LINE_BREAKING: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# json.dumps(ensure_ascii=False) escapes \x00-\x1f itself, but not these.
+_JSON_UNESCAPED_BREAKING: Final = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+# LogRecord attributes that are not extra fields.
+_RECORD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "call_id",
+}
+_OWN_FIELDS: Final = ("ts", "level", "logger", "event", "call_id", "exc", "stack")
+
+
+# --- call id ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def bind_call(call_id: str) -> Iterator[None]:
+    """Tag every log line emitted inside the block (and tasks it starts) with `call_id`."""
+    token = _CALL_ID.set(call_id)
+    try:
+        yield
+    finally:
+        _CALL_ID.reset(token)
+
+
+def set_call_id(call_id: str | None) -> contextvars.Token[str | None]:
+    """Token-based form of `bind_call`, for code that cannot use a `with` block."""
+    return _CALL_ID.set(call_id)
+
+
+def reset_call_id(token: contextvars.Token[str | None]) -> None:
+    """Undo the matching `set_call_id`."""
+    _CALL_ID.reset(token)
+
+
+def current_call_id() -> str | None:
+    """The call id bound in this context, or None outside any call."""
+    return _CALL_ID.get()
+
+
+# --- masking --------------------------------------------------------------------------------
+
+
+def mask_personal(text: str) -> str:
+    """Mask phone numbers and other long digit runs, keeping only their last 2 digits.
+
+    `79161234567` -> `*********67`; separators are kept: `+7 916 123-45-67` ->
+    `+* *** ***-**-67`.  Runs shorter than MIN_MASKED_DIGITS digits, ISO dates and dotted
+    numbers (uniqueids, IP addresses) are left alone.
+    """
+    return _NUMBERS.sub(_mask_match, text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if match.group("keep") is not None or sum(c.isdigit() for c in token) < MIN_MASKED_DIGITS:
+        return token
+    return _mask_digits(token, mask_letters=False)
+
+
+def mask_number(value: str) -> str:
+    """Mask a value known to be a number (caller id, SNILS, ...) whatever its length.
+
+    Letters are masked too: a caller id may read `"Ivan Petrov" <79161234567>`.
+    """
+    return _mask_digits(value, mask_letters=True)
+
+
+def _mask_digits(text: str, *, mask_letters: bool) -> str:
+    digits_left = sum(c.isdigit() for c in text)
+    out = []
+    for char in text:
+        if char.isdigit():
+            digits_left -= 1
+            out.append(char if digits_left < _KEEP_LAST_DIGITS else "*")
+        elif mask_letters and char.isalpha():
+            out.append("*")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def mask_name(value: str) -> str:
+    """Keep the first letter of a person's name: `Иван Петров` -> `И***`."""
+    stripped = value.strip()
+    return stripped[0] + "***" if stripped else ""
+
+
+def mask_field(key: str, value: Any) -> Any:
+    """Mask one extra field: by its name if sensitive, else by content (`mask_personal`).
+
+    Numbers (int, float) under ordinary names are quantities and stay as they are; identifiers
+    arrive from Asterisk as strings.
+    """
+    normalized = key.lower().removeprefix("agi_")
+    if value is None or isinstance(value, bool):
+        return value
+    if normalized in NUMBER_FIELDS:
+        return mask_number(str(value))
+    if normalized in NAME_FIELDS:
+        return mask_name(str(value))
+    return _mask_value(value)
+
+
+def _mask_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): mask_field(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_mask_value(v) for v in value]
+    return mask_personal(str(value))
+
+
+# --- formatting -----------------------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks and control characters so `text` cannot start a new log line."""
+    return _LINE_BREAKING.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class CallIdFilter(logging.Filter):
+    """Stamp the current call id on each record, in the thread that logs it.
+
+    Needed when records are formatted elsewhere (a QueueHandler's listener thread), where the
+    context variable would read differently.  An explicit `extra={"call_id": ...}` wins.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "call_id", None) is None:
+            record.call_id = _CALL_ID.get()
+        return True
+
+
+class _StructuredFormatter(logging.Formatter):
+    """Collects one record's fields, masked; subclasses decide how to print them."""
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        call_id = getattr(record, "call_id", None)
+        out: dict[str, Any] = {
+            "ts": _timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": mask_personal(record.getMessage()),
+            "call_id": call_id if call_id is not None else _CALL_ID.get(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                # An extra named like one of ours must not overwrite it.
+                out[key + "_" if key in _OWN_FIELDS else key] = mask_field(key, value)
+        if record.exc_info:
+            out["exc"] = mask_personal(self.formatException(record.exc_info))
+        if record.stack_info:
+            out["stack"] = mask_personal(self.formatStack(record.stack_info))
+        return out
+
+
+class JsonFormatter(_StructuredFormatter):
+    """`{"ts", "level", "logger", "event", "call_id", ...extra fields}`, one object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = json.dumps(self.fields(record), ensure_ascii=False, default=str)
+        # Such characters can only occur inside JSON strings, where \\uXXXX is valid.
+        return _JSON_UNESCAPED_BREAKING.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+class TextFormatter(_StructuredFormatter):
+    """`<ts> <LEVEL> <logger> [<call_id>|-] <event> key=value ...` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.fields(record)
+        call_id = fields.pop("call_id")
+        head = " ".join(
+            [
+                fields.pop("ts"),
+                fields.pop("level"),
+                fields.pop("logger"),
+                f"[{one_line(str(call_id)) if call_id is not None else '-'}]",
+                one_line(fields.pop("event")),
+            ]
+        )
+        tail = "".join(f" {one_line(key)}={_text_value(value)}" for key, value in fields.items())
+        return head + tail
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, dict | list):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    text = one_line(text)
+    if not text or any(c in text for c in ' "='):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def _timestamp(created: float) -> str:
+    """UTC, ISO 8601 with milliseconds: `2024-05-01T09:30:00.123Z`."""
+    stamp = datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+class _HotlineHandler(logging.StreamHandler[IO[str]]):
+    """Marks the handler `configure_logging` installs, so a second call replaces it."""
+
+
+def configure_logging(settings: LogSettings, stream: IO[str] | None = None) -> logging.Handler:
+    """Send all logging to `stream` (default: `sys.stderr` at call time) in the chosen format.
+
+    Calling it again replaces the previous handler; handlers installed by others (pytest's
+    caplog, for one) are left in place.  Returns the handler installed.
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _HotlineHandler)]:
+        root.removeHandler(old)
+    handler = _HotlineHandler(sys.stderr if stream is None else stream)
+    handler.addFilter(CallIdFilter())
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(settings.level)
+    logging.captureWarnings(True)  # warnings become log events, one line each, masked
+    return handler
