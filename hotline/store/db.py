@@ -29,7 +29,15 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime
 
-__all__ = ["Base", "CallLog", "CallRecord", "UTCDateTime", "create_engine", "utc_now"]
+__all__ = [
+    "Base",
+    "CallLog",
+    "CallRecord",
+    "UTCDateTime",
+    "create_engine",
+    "require_utc",
+    "utc_now",
+]
 
 
 def utc_now() -> datetime:
@@ -95,7 +103,10 @@ class CallRecord(Base):
     node: Mapped[str] = mapped_column(String)
 
     def __repr__(self) -> str:
-        return f"CallRecord(call_id={self.call_id!r}, started_at={self.started_at!r}, outcome={self.outcome!r})"
+        return (
+            f"CallRecord(call_id={self.call_id!r}, started_at={self.started_at!r}, "
+            f"outcome={self.outcome!r})"
+        )
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -1,0 +1,241 @@
+"""The call log against real databases: SQLite in a temp dir and the CI PostgreSQL.
+
+On PostgreSQL each test gets its own role and a schema of the same name. PostgreSQL's default
+search_path starts with "$user", so everything the production code creates (including
+alembic_version) lands in that schema without the code knowing. Reruns and parallel runs
+therefore never see each other's tables, and teardown drops both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+
+import hotline.store
+from hotline.store.db import Base, CallLog, CallRecord, create_engine
+from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL_TEMPLATE = "postgresql+asyncpg://{user}@127.0.0.1:5432/test"
+
+
+async def _pg_admin() -> asyncpg.Connection:
+    """Connect as the superuser, failing the test loudly if CI did not start PostgreSQL."""
+    try:
+        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({type(exc).__name__}: {exc}). "
+            "These tests need the real service; start it (CI does) instead of skipping.",
+            pytrace=False,
+        )
+
+
+async def _pg_create_isolated(name: str) -> str:
+    """A URL whose tables will live in a throwaway schema owned by a throwaway role."""
+    admin = await _pg_admin()
+    try:
+        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
+        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
+    except BaseException:
+        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+        raise
+    finally:
+        await admin.close()
+    return PG_URL_TEMPLATE.format(user=name)
+
+
+async def _pg_drop_isolated(name: str) -> None:
+    admin = await _pg_admin()
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
+        )
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of each kind; the SQLite file sits in a directory not yet created."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'calls.sqlite3'}"
+        return
+    name = f"hotline_test_{uuid.uuid4().hex[:16]}"
+    url = await _pg_create_isolated(name)  # removes its role again if it fails halfway
+    try:
+        yield url
+    finally:
+        await _pg_drop_isolated(name)
+
+
+@pytest.fixture
+async def call_log(db_url: str) -> AsyncIterator[CallLog]:
+    """A CallLog over a database migrated to head, the way production gets its schema."""
+    await upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        yield CallLog(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _start(
+    log: CallLog,
+    call_id: str,
+    *,
+    channel: str = "PJSIP/trunk-0000001a",
+    node: str = "node-a",
+    started_at: datetime | None = None,
+) -> CallRecord:
+    return await log.call_started(
+        call_id,
+        channel=channel,
+        dialled_number="122",
+        caller_id='"Иван Петров" <+79990001122>',
+        script="agi://controller/main",
+        node=node,
+        started_at=started_at,
+    )
+
+
+async def _count(log: CallLog, call_id: str) -> int:
+    return sum(1 for record in await log.recent(1000) if record.call_id == call_id)
+
+
+def _schema_drift(connection: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+
+def _table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+# --- migrations -------------------------------------------------------------------------
+
+
+async def test_migrations_take_an_empty_database_to_head(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no alembic.ini around: the config must be built in code
+    assert await current_revision(db_url) is None
+
+    await upgrade(db_url)
+
+    assert head_revision() == "0001"
+    assert await current_revision(db_url) == head_revision()
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as connection:
+            assert {"calls", "alembic_version"} <= await connection.run_sync(_table_names)
+            assert await connection.run_sync(_schema_drift) == [], "models and migrations differ"
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
+    await upgrade(db_url)
+    await upgrade(db_url)
+    assert await current_revision(db_url) == head_revision()
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    package_dir = Path(hotline.store.__file__).resolve().parent
+    assert MIGRATIONS_DIR.parent == package_dir
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "versions" / "0001_calls.py").is_file()
+
+
+async def test_sqlite_engine_creates_directory_and_enables_wal_and_foreign_keys(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fresh" / "node" / "calls.sqlite3"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert path.parent.is_dir()
+        async with engine.connect() as connection:
+            journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
+            foreign_keys = (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar()
+        assert journal == "wal"
+        assert foreign_keys == 1
+    finally:
+        await engine.dispose()
+
+
+# --- the call log -----------------------------------------------------------------------
+
+
+async def test_call_started_stores_the_call(call_log: CallLog) -> None:
+    started = datetime(2024, 11, 27, 10, 0, 0, 123456, tzinfo=UTC)
+    record = await _start(call_log, "1732701600.42", started_at=started)
+
+    assert record.call_id == "1732701600.42"
+    assert record.caller_id == '"Иван Петров" <+79990001122>'
+    assert record.started_at == started and record.started_at.tzinfo == UTC
+    assert record.ended_at is None and record.outcome is None
+    assert record.node == "node-a"
+
+
+async def test_call_started_is_idempotent(call_log: CallLog) -> None:
+    first = await _start(call_log, "1732701600.1")
+    again = await _start(call_log, "1732701600.1", channel="PJSIP/other-0001", node="node-b")
+
+    assert again.id == first.id
+    assert again.channel == first.channel and again.node == "node-a"  # first write wins
+    assert await _count(call_log, "1732701600.1") == 1
+
+
+async def test_concurrent_duplicate_call_started_make_one_row(call_log: CallLog) -> None:
+    records = await asyncio.gather(*(_start(call_log, "1732701600.7") for _ in range(10)))
+
+    assert len({r.id for r in records}) == 1
+    assert await _count(call_log, "1732701600.7") == 1
+
+
+async def test_call_ended_completes_the_record(call_log: CallLog) -> None:
+    await _start(call_log, "1732701600.2")
+    moscow = timezone(timedelta(hours=3))
+    ended = datetime(2024, 11, 27, 13, 5, 0, tzinfo=moscow)
+
+    assert await call_log.call_ended("1732701600.2", "completed", ended) is True
+
+    record = await call_log.get("1732701600.2")
+    assert record is not None
+    assert record.outcome == "completed"
+    assert record.ended_at == ended
+    assert record.ended_at is not None and record.ended_at.tzinfo == UTC
+    assert record.ended_at.hour == 10
+
+
+async def test_call_ended_for_unknown_call_changes_nothing(call_log: CallLog) -> None:
+    assert await call_log.call_ended("no-such-call", "hangup") is False
+    assert await call_log.get("no-such-call") is None
+
+
+async def test_naive_datetimes_are_refused(call_log: CallLog) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await _start(call_log, "1732701600.3", started_at=datetime(2024, 11, 27, 10, 0))
+    await _start(call_log, "1732701600.3")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await call_log.call_ended("1732701600.3", "completed", datetime(2024, 11, 27, 10, 1))
+
+
+async def test_recent_returns_newest_first_up_to_limit(call_log: CallLog) -> None:
+    base = datetime(2024, 11, 27, 9, 0, tzinfo=UTC)
+    for minute, call_id in [(1, "b"), (0, "a"), (2, "c")]:
+        await _start(call_log, call_id, started_at=base + timedelta(minutes=minute))
+
+    assert [r.call_id for r in await call_log.recent(2)] == ["c", "b"]
+    assert [r.call_id for r in await call_log.recent(10)] == ["c", "b", "a"]
+    assert await call_log.recent(0) == []
