@@ -1,0 +1,510 @@
+"""One FastAGI session: the commands of one call, sent one at a time, with hang-up handled.
+
+`AgiSession` does no socket I/O itself: the server's connection hands it a `write` function
+and feeds it what Asterisk sends (`_deliver`, `_hangup_notice`, `_connection_lost`). That keeps
+the reply-matching rules in one place, testable without a network:
+
+* A command owns the wire from the moment its line is written until its reply arrives. The
+  next command waits for that turn, so Asterisk never has two commands outstanding and every
+  reply answers the command before it (concurrent callers are queued, not refused).
+* The unsolicited ``HANGUP`` line is never a reply: it only sets `hung_up`. panoramisk returns
+  it as the reply to the command in flight and is then one reply late for the rest of the call.
+* A command whose awaiting task is cancelled keeps the turn until its reply arrives and that
+  reply is dropped, so the next command gets its own reply and not the orphan's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from time import monotonic
+from typing import Final, NamedTuple
+
+from prometheus_client import Counter
+
+from hotline import metrics
+from hotline.agi.protocol import (
+    AgiProtocolError,
+    AgiReply,
+    AgiRequest,
+    Quoted,
+    format_command,
+)
+
+log = logging.getLogger(__name__)
+
+NO_SUCH_APPLICATION: Final = -2
+"""What `AgiSession.exec` returns when the dialplan application does not exist."""
+
+# Bound of `SessionSupport`'s formatted-line cache.
+_LINE_CACHE_ENTRIES: Final = 1024
+# The argument-less commands, formatted once.
+_ANSWER: Final = format_command("ANSWER")
+_HANGUP: Final = format_command("HANGUP")
+_NOOP: Final = format_command("NOOP")
+_CHANNEL_STATUS: Final = format_command("CHANNEL STATUS")
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class AgiError(Exception):
+    """Base of the errors a session raises (besides `AgiProtocolError` for garbage)."""
+
+
+class CallerHungUp(AgiError):
+    """The caller is gone: the call takes no more commands.
+
+    Handlers may simply let it propagate: the server then ends the session with one info line
+    and no traceback. Catch it only to record what the caller's leaving means (an abandoned
+    call, say).
+    """
+
+
+class AgiConnectionLost(CallerHungUp):
+    """Asterisk closed the connection: for the handler this is a hang-up like any other."""
+
+
+class AgiCommandError(AgiError):
+    """Asterisk rejected a command: ``510`` (unknown command) or another non-200 code."""
+
+    def __init__(self, reply: AgiReply) -> None:
+        super().__init__(f"{reply.code} {reply.text}")
+        self.reply = reply
+
+
+class AgiUsageError(AgiCommandError):
+    """``520``: the command exists but its arguments are wrong; `usage` is Asterisk's text."""
+
+    @property
+    def usage(self) -> str:
+        return self.reply.text
+
+
+class AgiReplyTimeout(AgiError, TimeoutError):
+    """Asterisk did not answer a command within the reply timeout; the session is closed."""
+
+
+# --- typed results -----------------------------------------------------------------------
+
+
+class Playback(NamedTuple):
+    """How a prompt ended: the escape digit pressed (None if none) and the sample position.
+
+    A result of -1 (the prompt failed or the channel hung up during it) also gives digit None;
+    `AgiSession.last_reply` keeps the raw reply for callers who need to tell them apart.
+    """
+
+    digit: str | None
+    endpos: int
+
+
+class Recording(NamedTuple):
+    """How RECORD FILE ended: the digit that stopped it, the sample position, and Asterisk's
+    reason in parentheses (``timeout``, ``dtmf``, ``hangup``, ``writefile``...) if any."""
+
+    digit: str | None
+    endpos: int
+    reason: str | None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.reason == "timeout"
+
+
+class Digits(str):
+    """Digits a caller typed: a plain `str` (``== "112345"``) that also says whether the entry
+    ended on a timeout, which Asterisk marks with ``(timeout)`` (even with no digit at all:
+    ``200 result= (timeout)``)."""
+
+    timed_out: bool
+
+    def __new__(cls, digits: str, *, timed_out: bool = False) -> Digits:
+        self = super().__new__(cls, digits)
+        self.timed_out = timed_out
+        return self
+
+
+class SessionSupport:
+    """What the sessions of one server share, to keep the per-command path short.
+
+    * Command counts are summed in a plain dict and pushed to Prometheus by `flush`, which the
+      server calls on every sweep tick and when it stops: `Counter.inc` takes a lock and goes
+      through several calls, too much for every command of every call. The counter therefore
+      lags by at most one tick. A session made without a server flushes at once.
+    * Latencies are observed at once (a histogram cannot be summed up front).
+    * Command lines whose arguments never carry caller data (prompt names, timeouts) are
+      formatted once: `line`.
+    """
+
+    __slots__ = ("_counters", "_immediate", "_lines", "_pending", "observe")
+
+    def __init__(self, *, immediate: bool = True) -> None:
+        self._immediate = immediate
+        self._pending: dict[tuple[str, str], int] = {}
+        self._counters: dict[tuple[str, str], Counter] = {}
+        self._lines: dict[tuple[str | int, ...], bytes] = {}
+        self.observe: Callable[[float], None] = metrics.AGI_COMMAND_SECONDS.observe
+
+    def count(self, verb: str, result: str) -> None:
+        key = (verb, result)
+        self._pending[key] = self._pending.get(key, 0) + 1
+        if self._immediate:
+            self.flush()
+
+    def flush(self) -> None:
+        """Add the counts gathered since the last flush to ``hotline_agi_commands_total``."""
+        pending, self._pending = self._pending, {}
+        for key, count in pending.items():
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = metrics.AGI_COMMANDS.labels(*key)
+            counter.inc(count)
+
+    def line(self, verb: str, *args: str | int) -> bytes:
+        """`format_command` for arguments that are not caller data, remembered (bounded).
+
+        Each call site passes the same types in the same places (``Quoted`` escape digits,
+        integer timeouts), so keys that compare equal format equally."""
+        key = (verb, *args)
+        line = self._lines.get(key)
+        if line is None:
+            line = format_command(verb, *args)
+            if len(self._lines) < _LINE_CACHE_ENTRIES:
+                self._lines[key] = line
+        return line
+
+
+# --- the session -------------------------------------------------------------------------
+
+
+class AgiSession:
+    """One call's FastAGI session.
+
+    `env` is the ``agi_*`` environment as Asterisk sent it, `request` the script and its query
+    parameters, `call_id` the channel's ``agi_uniqueid``. `hung_up` turns true when the
+    ``HANGUP`` notice (or a ``511`` reply) arrives; from then on every command raises
+    `CallerHungUp` without being sent. `last_reply` is the raw reply of the latest command.
+    """
+
+    __slots__ = (
+        "_busy",
+        "_failure",
+        "_loop",
+        "_on_failure",
+        "_queue",
+        "_reply_timeout",
+        "_sent_at",
+        "_support",
+        "_waiter",
+        "_write",
+        "call_id",
+        "env",
+        "hung_up",
+        "last_reply",
+        "request",
+    )
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        write: Callable[[bytes], None],
+        on_failure: Callable[[], None] = lambda: None,
+        reply_timeout: float = 300.0,
+        support: SessionSupport | None = None,
+        request: AgiRequest | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """`write` sends bytes to Asterisk; `on_failure` is called once when the session can
+        no longer be used (reply timeout, garbage from Asterisk) so the owner closes the
+        connection; the owner enforces `reply_timeout` by calling `check_overdue`. `loop`
+        defaults to the running loop."""
+        self.env: Mapping[str, str] = env
+        self.request: AgiRequest = request if request is not None else AgiRequest.from_env(env)
+        self.call_id: str = env.get("agi_uniqueid", "")
+        self.hung_up: bool = False
+        self.last_reply: AgiReply | None = None
+        self._write = write
+        self._on_failure = on_failure
+        self._reply_timeout = reply_timeout
+        self._support = support if support is not None else SessionSupport()
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        # The turn on the wire: taken before writing a command, passed on when its reply
+        # arrives (`_deliver`), so commands go out one at a time. A flag and a queue rather
+        # than an asyncio.Lock: the uncontended case costs no call at all.
+        self._busy = False
+        self._queue: deque[asyncio.Future[None]] | None = None
+        self._waiter: asyncio.Future[AgiReply] | None = None
+        self._sent_at = 0.0
+        self._failure: Exception | None = None
+
+    def __repr__(self) -> str:
+        return f"<AgiSession {self.call_id} script={self.request.script!r}>"
+
+    @property
+    def failure(self) -> Exception | None:
+        """Why the session can no longer be used (connection lost, timeout, garbage), if so."""
+        return self._failure
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def command(self, verb: str, *args: str | int) -> AgiReply:
+        """Send one command and return its ``200`` reply, whatever its result (-1 included).
+
+        Raises `CallerHungUp` after a hang-up or on ``511``, `AgiCommandError` on ``510``,
+        `AgiUsageError` on ``520``, `AgiReplyTimeout` when Asterisk stays silent, and
+        `AgiProtocolError` when it sends garbage. Concurrent calls are served one at a time.
+        """
+        return await self._exchange(verb, format_command(verb, *args))
+
+    async def _exchange(self, verb: str, line: bytes) -> AgiReply:
+        """Write one formatted command line and wait for its reply (the per-command path)."""
+        if self._busy:
+            await self._wait_turn()
+        else:
+            self._busy = True
+        if self.hung_up or self._failure is not None:
+            self._pass_turn()
+            raise self._refusal(verb)
+        waiter: asyncio.Future[AgiReply] = self._loop.create_future()
+        self._waiter = waiter
+        self._sent_at = sent_at = monotonic()  # for the owner's sweep: see `check_overdue`
+        self._write(line)
+        try:
+            reply = await waiter
+        except (AgiError, AgiProtocolError) as exc:
+            self._support.count(verb, _failure_label(exc))
+            raise
+        self._support.observe(monotonic() - sent_at)
+        self.last_reply = reply
+        if reply.code == 200:
+            self._support.count(verb, "failure" if reply.result[:1] == "-" else "ok")
+            return reply
+        raise self._rejection(verb, reply)
+
+    async def _wait_turn(self) -> None:
+        """Queue behind the command on the wire; return owning the turn."""
+        turn: asyncio.Future[None] = self._loop.create_future()
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._pass_turn()  # handed the turn just as we were cancelled: pass it on
+            raise
+
+    def _pass_turn(self) -> None:
+        """Hand the wire to the next queued command (cancelled ones are skipped), or free it."""
+        queue = self._queue
+        while queue:
+            turn = queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy = False
+
+    def _refusal(self, verb: str) -> Exception:
+        if self.hung_up:
+            self._support.count(verb, "hangup")
+            return CallerHungUp(f"caller hung up; {verb} not sent")
+        assert self._failure is not None
+        return self._failure.with_traceback(None)
+
+    def _rejection(self, verb: str, reply: AgiReply) -> AgiError:
+        """The error for a non-200 reply."""
+        code = reply.code
+        if code == 511:
+            self.hung_up = True
+            self._support.count(verb, "dead_channel")
+            return CallerHungUp(f"caller hung up; {verb} answered {code} {reply.text}")
+        if code == 520:
+            self._support.count(verb, "usage")
+            return AgiUsageError(reply)
+        self._support.count(verb, "invalid")
+        return AgiCommandError(reply)
+
+    # --- what the connection feeds in ----------------------------------------------------
+
+    def _deliver(self, reply: AgiReply) -> None:
+        """A reply arrived: it answers the command holding the turn."""
+        waiter = self._waiter
+        if waiter is None:
+            raise AgiProtocolError(f"reply with no command waiting for it: {reply.code}")
+        self._waiter = None
+        if reply.code == 511:
+            self.hung_up = True  # so a command queued behind this one is not sent
+        if self._queue:
+            self._pass_turn()
+        else:
+            self._busy = False
+        if not waiter.done():  # done = its task was cancelled: the orphan reply is dropped
+            waiter.set_result(reply)
+
+    def _hangup_notice(self) -> None:
+        """The ``HANGUP`` line: not a reply, whatever command is in flight."""
+        if not self.hung_up:
+            self.hung_up = True
+            log.debug("HANGUP notice from Asterisk")
+
+    def _connection_lost(self) -> None:
+        self._fail(AgiConnectionLost("Asterisk closed the connection"), notify=False)
+
+    def _fail(self, exc: Exception, *, notify: bool = True) -> None:
+        """End the session: the command in flight and every later one raise `exc`."""
+        if self._failure is not None:
+            return
+        self._failure = exc
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._pass_turn()
+            if not waiter.done():
+                waiter.set_exception(exc)
+        if notify:
+            self._on_failure()
+
+    def check_overdue(self, now: float) -> None:
+        """Fail the session if the command on the wire has waited `reply_timeout` seconds by
+        `now` (``time.monotonic()``). The owner calls it periodically for all its sessions:
+        one sweep per server instead of a timer per command (see `FastAgiServer`)."""
+        if self._waiter is not None and now - self._sent_at >= self._reply_timeout:
+            self._fail(AgiReplyTimeout(f"no reply from Asterisk within {self._reply_timeout} s"))
+
+    # --- typed commands, byte for byte what Asterisk 22 accepts --------------------------
+
+    async def answer(self) -> int:
+        """``ANSWER``: 0 on success, -1 on failure."""
+        return (await self._exchange("ANSWER", _ANSWER)).value
+
+    async def hangup(self) -> int:
+        """``HANGUP`` this channel: 1 on success. Asterisk then sends the ``HANGUP`` notice."""
+        return (await self._exchange("HANGUP", _HANGUP)).value
+
+    async def noop(self) -> None:
+        """``NOOP``: a round trip that does nothing (a liveness check)."""
+        await self._exchange("NOOP", _NOOP)
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
+        """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
+        line = self._support.line("STREAM FILE", name, Quoted(escape_digits))
+        reply = await self._exchange("STREAM FILE", line)
+        return Playback(_digit(reply.value), _endpos(reply))
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits:
+        """``GET DATA demo-enterkeywords 4000 6``: play a prompt, collect up to `max_digits`.
+
+        Digits typed ahead of the prompt count. On -1 (hang-up or failure) the digits are
+        empty; see `last_reply` to tell that from an empty entry.
+        """
+        line = self._support.line("GET DATA", prompt, timeout_ms, max_digits)
+        reply = await self._exchange("GET DATA", line)
+        digits = "" if reply.result.startswith("-") else reply.result
+        return Digits(digits, timed_out=reply.timed_out)
+
+    async def say_digits(self, digits: str, escape: str = "") -> str | None:
+        """``SAY DIGITS 123 ""``: the escape digit pressed, if any."""
+        line = format_command("SAY DIGITS", digits, Quoted(escape))
+        return _digit((await self._exchange("SAY DIGITS", line)).value)
+
+    async def say_number(self, number: int, escape: str = "", gender: str = "") -> str | None:
+        """``SAY NUMBER 21 ""``; `gender` (``f``, ``m``, ``n``, ``c``) picks Russian word forms
+        (одна/один); left out when empty."""
+        args: list[str | int] = [number, Quoted(escape)]
+        if gender:
+            args.append(gender)
+        line = format_command("SAY NUMBER", *args)
+        return _digit((await self._exchange("SAY NUMBER", line)).value)
+
+    async def set_variable(self, name: str, value: str) -> None:
+        """``SET VARIABLE HOTLINE_TOPIC "регистрация и вход"``: the value is quoted whenever it
+        holds a blank, quote, backslash or line break (``HOTLINE_DID 88001000001`` is not), so
+        caller-supplied text always stays one argument on one line."""
+        line = format_command("SET VARIABLE", name, value)
+        await self._exchange("SET VARIABLE", line)
+
+    async def get_variable(self, name: str) -> str | None:
+        """``GET VARIABLE NAME``: its value, or None when the variable is not set."""
+        return _variable(await self.command("GET VARIABLE", name))
+
+    async def get_full_variable(self, expression: str, channel: str = "") -> str | None:
+        """``GET FULL VARIABLE ${CALLERID(name)}``: evaluate an expression (functions too)."""
+        args = (expression, channel) if channel else (expression,)
+        return _variable(await self.command("GET FULL VARIABLE", *args))
+
+    async def channel_status(self) -> int:
+        """``CHANNEL STATUS``: Asterisk's channel state number (6 = up)."""
+        return (await self._exchange("CHANNEL STATUS", _CHANNEL_STATUS)).value
+
+    async def exec(self, application: str, *options: str) -> int:
+        """``EXEC NoSuchApplication "x"``: run a dialplan application, return its result.
+
+        The options are joined with ``,`` (the application's own separator) and always sent
+        quoted, as one argument: ``exec("Queue", "general", "t")`` writes
+        ``EXEC Queue "general,t"``. A missing application is not raised: Asterisk reports it
+        as -2, returned as `NO_SUCH_APPLICATION`, and the caller decides what to do instead.
+        """
+        if not options:
+            return (await self.command("EXEC", application)).value
+        return (await self.command("EXEC", application, Quoted(",".join(options)))).value
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        """``VERBOSE "probe message" 1``: a line in Asterisk's own console/log."""
+        await self.command("VERBOSE", Quoted(message), level)
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        """``WAIT FOR DIGIT 3000``: the digit pressed, or None on timeout (or -1 failure)."""
+        line = self._support.line("WAIT FOR DIGIT", timeout_ms)
+        return _digit((await self._exchange("WAIT FOR DIGIT", line)).value)
+
+    async def record_file(
+        self,
+        path: str,
+        fmt: str = "wav",
+        escape_digits: str = "#",
+        timeout_ms: int = -1,
+        beep: bool = False,
+        silence_s: int | None = None,
+        offset_samples: int = 0,
+    ) -> Recording:
+        """``RECORD FILE /tmp/agi-rec wav "#" 4000 0 s=2``: record until an escape digit, the
+        timeout (-1: none), `silence_s` seconds of silence or a hang-up."""
+        args: list[str | int] = [path, fmt, Quoted(escape_digits), timeout_ms, offset_samples]
+        if beep:
+            args.append("BEEP")
+        if silence_s is not None:
+            args.append(f"s={silence_s}")
+        reply = await self.command("RECORD FILE", *args)
+        return Recording(_digit(reply.value), _endpos(reply), reply.data)
+
+
+def _failure_label(exc: Exception) -> str:
+    """The metric result of a command that got no reply at all."""
+    if isinstance(exc, AgiReplyTimeout):
+        return "timeout"
+    if isinstance(exc, AgiProtocolError):
+        return "protocol_error"
+    return "hangup"
+
+
+def _digit(result: int) -> str | None:
+    """Asterisk reports a pressed digit as its character code; 0 (none) and -1 give None."""
+    if result <= 0:
+        return None
+    if result < 128:
+        return chr(result)
+    raise AgiProtocolError(f"not a DTMF digit code: {result}")
+
+
+def _endpos(reply: AgiReply) -> int:
+    return reply.endpos if reply.endpos is not None else 0
+
+
+def _variable(reply: AgiReply) -> str | None:
+    """``200 result=1 (value)`` is a set variable (``result=1`` alone: set but empty)."""
+    if reply.result != "1":
+        return None
+    return reply.data if reply.data is not None else ""
