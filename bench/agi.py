@@ -120,9 +120,7 @@ class RawAgiProtocol(asyncio.Protocol):
 async def serve_raw(port: int, count: int) -> asyncio.AbstractServer:
     lines = [(line + "\n").encode() for line in commands(count)]
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: RawAgiProtocol(lines), "127.0.0.1", port, backlog=4096
-    )
+    return await loop.create_server(lambda: RawAgiProtocol(lines), "127.0.0.1", port, backlog=4096)
 
 
 async def run_server(kind: str, port: int, count: int) -> None:
@@ -143,8 +141,9 @@ async def run_server(kind: str, port: int, count: int) -> None:
 class Channel(asyncio.Protocol):
     """One simulated Asterisk channel: sends the environment, answers every command."""
 
-    def __init__(self, env: bytes, done: asyncio.Future[None], latencies: list[float],
-                 pause: float) -> None:
+    def __init__(
+        self, env: bytes, done: asyncio.Future[None], latencies: list[float], pause: float
+    ) -> None:
         self.env, self.done, self.latencies, self.pause = env, done, latencies, pause
         self.buffer = b""
         self.sent_at = 0.0
@@ -180,15 +179,16 @@ class Channel(asyncio.Protocol):
 async def one_call(port: int, env: bytes, latencies: list[float], pause: float) -> int:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    transport, channel = await loop.create_connection(
+    _, channel = await loop.create_connection(
         lambda: Channel(env, done, latencies, pause), "127.0.0.1", port
     )
     await done
     return channel.commands
 
 
-async def drive(port: int, env: bytes, sessions: int, concurrency: int, pause: float,
-                ramp: float) -> dict[str, float]:
+async def drive(
+    port: int, env: bytes, sessions: int, concurrency: int, pause: float, ramp: float
+) -> dict[str, float]:
     latencies: list[float] = []
     remaining = sessions
     total_commands = 0
@@ -232,21 +232,48 @@ def pinned(core: int) -> dict[str, object]:
     return {}
 
 
-def measure(kind: str, loop: str, count: int, sessions: int, concurrency: int,
-            pause: float = 0.0, ramp: float = 0.0) -> dict[str, float]:
+def measure(
+    kind: str,
+    loop: str,
+    count: int,
+    sessions: int,
+    concurrency: int,
+    pause: float = 0.0,
+    ramp: float = 0.0,
+) -> dict[str, float]:
     port = free_port()
     me = [sys.executable, __file__]
     server = subprocess.Popen(
         [*me, "--serve", kind, "--port", str(port), "--count", str(count), "--loop", loop],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT, **pinned(0),  # type: ignore[call-overload]
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        **pinned(0),  # type: ignore[call-overload]
     )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         env = "panoramisk" if kind == "panoramisk" else "asterisk"
         out = subprocess.run(
-            [*me, "--drive", str(port), "--sessions", str(sessions), "--concurrency",
-             str(concurrency), "--pause", str(pause), "--ramp", str(ramp), "--env", env],
-            capture_output=True, text=True, check=True, cwd=ROOT, **pinned(1),  # type: ignore[call-overload]
+            [
+                *me,
+                "--drive",
+                str(port),
+                "--sessions",
+                str(sessions),
+                "--concurrency",
+                str(concurrency),
+                "--pause",
+                str(pause),
+                "--ramp",
+                str(ramp),
+                "--env",
+                env,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            **pinned(1),  # type: ignore[call-overload]
         )
         return json.loads(out.stdout)  # type: ignore[no-any-return]
     finally:
@@ -262,7 +289,7 @@ def use_loop(name: str) -> None:
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -270,17 +297,28 @@ def report(args: argparse.Namespace) -> None:
     scale = 0.2 if args.quick else 1.0
     short_sessions, long_sessions = int(20_000 * scale), int(1_000 * scale)
     rows: dict[str, dict[str, float]] = {}
-    for kind, loop in [("raw", "asyncio"), ("ours", "asyncio"), ("panoramisk", "asyncio"),
-                       ("raw", "uvloop"), ("ours", "uvloop")]:
+    for kind, loop in [
+        ("raw", "asyncio"),
+        ("ours", "asyncio"),
+        ("panoramisk", "asyncio"),
+        ("raw", "uvloop"),
+        ("ours", "uvloop"),
+    ]:
         name = f"{kind}/{loop}"
         short = measure(kind, loop, 3, short_sessions, 50)
         long = measure(kind, loop, 100, long_sessions, 50)
-        rows[name] = {"sessions_per_s": short["sessions_per_s"],
-                      "commands_per_s": long["commands_per_s"],
-                      "p50_ms": long["p50_ms"], "p99_ms": long["p99_ms"]}
-        print(f"{name:18} {short['sessions_per_s']:9,.0f} sessions/s  "
-              f"{long['commands_per_s']:9,.0f} commands/s  p50 {long['p50_ms']:.3f} ms  "
-              f"p99 {long['p99_ms']:.3f} ms", flush=True)
+        rows[name] = {
+            "sessions_per_s": short["sessions_per_s"],
+            "commands_per_s": long["commands_per_s"],
+            "p50_ms": long["p50_ms"],
+            "p99_ms": long["p99_ms"],
+        }
+        print(
+            f"{name:18} {short['sessions_per_s']:9,.0f} sessions/s  "
+            f"{long['commands_per_s']:9,.0f} commands/s  p50 {long['p50_ms']:.3f} ms  "
+            f"p99 {long['p99_ms']:.3f} ms",
+            flush=True,
+        )
     ours, raw = rows["ours/asyncio"], rows["raw/asyncio"]
     product, peer = rows["ours/uvloop"], rows["panoramisk/asyncio"]
     ratios = {
@@ -293,9 +331,11 @@ def report(args: argparse.Namespace) -> None:
         print(f"{key:40} {value:.2f}x")
     calls = int(5_000 * (0.4 if args.quick else 1.0))
     held = measure("ours", "uvloop", 10, calls, calls, pause=1.0, ramp=1.0)
-    print(f"{calls} concurrent calls on one core (ours/uvloop, 1 s per command): "
-          f"{held['commands_per_s']:,.0f} commands/s  p50 {held['p50_ms']:.3f} ms  "
-          f"p99 {held['p99_ms']:.3f} ms")
+    print(
+        f"{calls} concurrent calls on one core (ours/uvloop, 1 s per command): "
+        f"{held['commands_per_s']:,.0f} commands/s  p50 {held['p50_ms']:.3f} ms  "
+        f"p99 {held['p99_ms']:.3f} ms"
+    )
     print(json.dumps({"rows": rows, "ratios": ratios, "held_calls": held}))
 
 
@@ -320,8 +360,9 @@ def main() -> None:
     elif args.drive:
         use_loop("uvloop")
         env = PANORAMISK_ENV if args.env == "panoramisk" else ENV
-        result = asyncio.run(drive(args.drive, env, args.sessions, args.concurrency,
-                                   args.pause, args.ramp))
+        result = asyncio.run(
+            drive(args.drive, env, args.sessions, args.concurrency, args.pause, args.ramp)
+        )
         print(json.dumps(result))
     else:
         report(args)

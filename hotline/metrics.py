@@ -31,6 +31,4 @@ AMI_RECONNECTS = Counter("hotline_ami_reconnects_total", "AMI link (re)connectio
 AMI_ACTIONS = Counter(
     "hotline_ami_actions_total", "AMI actions sent, by reply", ["result"]
 )  # result: success | error | timeout | link_lost
-ERRORS = Counter(
-    "hotline_errors_total", "Errors by component and kind", ["component", "kind"]
-)
+ERRORS = Counter("hotline_errors_total", "Errors by component and kind", ["component", "kind"])

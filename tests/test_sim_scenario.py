@@ -39,6 +39,7 @@ class RecordingSink:
 def test_example_scenarios_load_and_plan() -> None:
     names = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
     assert names == [
+        "demo.yaml",
         "hostile-callers.yaml",
         "ivr-transcript.yaml",
         "load-200.yaml",

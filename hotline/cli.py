@@ -1,0 +1,115 @@
+"""`hotline`: the one command. Each subcommand is a thin shell over a part of the package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hotline.config import ConfigError, Settings, load_settings
+from hotline.logs import configure_logging
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.controller import serve
+
+    await serve(settings)
+    return 0
+
+
+async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.store.migrate import current_revision, upgrade
+
+    await upgrade(settings.store.database_url)
+    print(f"database at revision {await current_revision(settings.store.database_url)}")
+    return 0
+
+
+async def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    shown = dataclasses.asdict(settings)
+    if shown["ami"]["secret"]:
+        shown["ami"]["secret"] = "***"
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
+async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.sim.main import run_simulator
+
+    return await run_simulator(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotline", description="Telephony engine for the government-services hotline."
+    )
+    parser.add_argument(
+        "--config", type=Path, help="TOML configuration file (default: $HOTLINE_CONFIG)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the controller (FastAGI, AMI, health)")
+    serve.set_defaults(run=cmd_serve)
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)
+    commands.add_parser("config", help="print the configuration in force").set_defaults(
+        run=cmd_config
+    )
+    add_sim_parser(commands)
+    return parser
+
+
+def add_sim_parser(commands: Any) -> None:
+    sim = commands.add_parser(
+        "sim", help="PBX simulator: simulated callers and operators against the controller"
+    )
+    sim.add_argument("scenario", type=Path, help="scenario file (YAML)")
+    sim.add_argument("--agi-host", help="controller's FastAGI host (default: agi.host)")
+    sim.add_argument("--agi-port", type=int, help="controller's FastAGI port (default: agi.port)")
+    sim.add_argument(
+        "--ami-port", type=int, default=None, help="serve AMI on this port (default: ami.port)"
+    )
+    sim.add_argument("--no-ami", action="store_true", help="do not serve AMI")
+    sim.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="1 = real time, 0 = as fast as possible (default 1)",
+    )
+    sim.set_defaults(run=cmd_sim)
+
+
+def run_with_loop(settings: Settings, main: Awaitable[int]) -> int:
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # e.g. a platform without uvloop: asyncio's own loop works too
+            return asyncio.run(main)  # type: ignore[arg-type]
+        return uvloop.run(main)  # type: ignore[arg-type]
+    return asyncio.run(main)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"hotline: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log)
+    run: Command = args.run
+    try:
+        return run_with_loop(settings, run(args, settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

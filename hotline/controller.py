@@ -1,0 +1,158 @@
+"""The running controller: the parts of `hotline serve` put together, started and stopped in
+order.
+
+Start: database migrations, call state, the AMI link (when enabled), the FastAGI server, the
+operations endpoint. Stop (SIGTERM or Ctrl-C): stop taking calls, let calls in progress finish
+up to the drain timeout, then close the rest in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hotline.agi.server import FastAgiServer, Router
+from hotline.ami.client import AmiClient
+from hotline.config import Settings
+from hotline.store.db import CallLog, create_engine
+from hotline.store.migrate import upgrade
+from hotline.store.state import CallState, StateUnavailable, open_call_state
+from hotline.web import build_app, start_web
+from ivr.entry import CallEntry
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    """Owns every long-lived part of one controller node."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine | None = None
+        self.state: CallState | None = None
+        self.ami: AmiClient | None = None
+        self.agi: FastAgiServer | None = None
+        self.web: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        store = self.settings.store
+        await upgrade(store.database_url)
+        self.engine = create_engine(store.database_url)
+        self.state = open_call_state(store.state_backend, store.redis_url)
+        if not await self.state.ping():
+            # Degraded, not dead: calls still flow; shared state comes back with Redis.
+            log.error("call state backend is unreachable", extra={"backend": store.state_backend})
+        if self.settings.ami.enabled:
+            self.ami = self._ami_client()
+            self.ami.start()
+        self.agi = self._agi_server(CallLog(self.engine))
+        await self.agi.start()
+        http = self.settings.http
+        self.web = await start_web(build_app(self.health), http.host, http.port)
+        log.info(
+            "controller started",
+            extra={"agi_port": self.agi.port, "http_port": http.port, "node": self.node},
+        )
+
+    @property
+    def node(self) -> str:
+        return self.settings.node_name
+
+    def _agi_server(self, call_log: CallLog) -> FastAgiServer:
+        router = Router()
+        router.add("hotline", CallEntry(call_log, self.node))
+        agi = self.settings.agi
+        return FastAgiServer(
+            router,
+            host=agi.host,
+            port=agi.port,
+            max_line_bytes=agi.max_line_bytes,
+            env_timeout=agi.env_timeout,
+            reply_timeout=agi.reply_timeout,
+            max_sessions=agi.max_sessions,
+        )
+
+    def _ami_client(self) -> AmiClient:
+        ami = self.settings.ami
+        return AmiClient(
+            ami.host,
+            ami.port,
+            ami.username,
+            ami.secret,
+            action_timeout=ami.action_timeout,
+            ping_interval=ami.ping_interval,
+            reconnect_min=ami.reconnect_min,
+            reconnect_max=ami.reconnect_max,
+        )
+
+    async def health(self) -> dict[str, str]:
+        """What /healthz reports: each part and whether it works."""
+        return {
+            "agi": "listening" if self.agi is not None and self.agi.is_serving() else "down",
+            "ami": "disabled" if self.ami is None else ("up" if self.ami.connected else "down"),
+            "database": await self._database_health(),
+            "state": await self._state_health(),
+        }
+
+    async def _database_health(self) -> str:
+        if self.engine is None:
+            return "down"
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:  # any driver error means the same to an operator
+            return f"error: {type(error).__name__}"
+        return "ok"
+
+    async def _state_health(self) -> str:
+        if self.state is None:
+            return "down"
+        try:
+            return "ok" if await self.state.ping() else "down"
+        except StateUnavailable:
+            return "down"
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self._stopping.set)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self) -> None:
+        """Stop taking calls, drain the ones in progress, then close everything else."""
+        log.info("controller stopping", extra={"drain_timeout": self.settings.agi.drain_timeout})
+        if self.agi is not None:
+            await self.agi.drain(self.settings.agi.drain_timeout)
+        if self.web is not None:
+            await self.web.cleanup()
+        if self.ami is not None:
+            await self.ami.close()
+        if self.state is not None:
+            await self.state.close()
+        if self.engine is not None:
+            await self.engine.dispose()
+        log.info("controller stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run one controller until SIGTERM or SIGINT."""
+    controller = Controller(settings)
+    controller.install_signal_handlers()
+    await controller.start()
+    try:
+        await controller.wait_stopped()
+    finally:
+        await controller.stop()

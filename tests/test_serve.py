@@ -1,0 +1,192 @@
+"""`hotline serve` end to end: the controller answers a FastAGI connection carrying the
+environment a real Asterisk 22 sent, logs the call, reports health, and drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from transcripts import load
+
+from hotline.config import load_settings
+from hotline.controller import Controller
+
+ENVIRONMENT = next(b.data for b in load("agi-ivr-session.txt") if b.note == "environment")
+
+
+class FakeAsterisk:
+    """Asterisk's side of one FastAGI call, driven line by line by the test."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def call(cls, port: int, environment: bytes = ENVIRONMENT) -> FakeAsterisk:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(environment)
+        await writer.drain()
+        return cls(reader, writer)
+
+    async def expect(self, command: str, reply: str) -> None:
+        line = await asyncio.wait_for(self.reader.readline(), 5)
+        assert line.decode() == command + "\n"
+        self.writer.write(reply.encode() + b"\n")
+        await self.writer.drain()
+
+    async def send(self, line: str) -> None:
+        self.writer.write(line.encode() + b"\n")
+        await self.writer.drain()
+
+    async def closed_by_server(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(), 5) == b""
+
+
+@pytest.fixture
+async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    settings = load_settings(
+        None,
+        {
+            "HOTLINE_AGI_PORT": "0",
+            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+            "HOTLINE_NODE_NAME": "test-node",
+        },
+    )
+    node = Controller(settings)
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def call_outcome(node: Controller, call_id: str) -> str | None:
+    from hotline.store.db import CallLog
+
+    assert node.engine is not None
+    record = await CallLog(node.engine).get(call_id)
+    assert record is not None, "the call was not logged"
+    return record.outcome
+
+
+async def test_call_is_answered_tagged_and_queued_to_its_group(controller: Controller) -> None:
+    assert controller.agi is not None
+    asterisk = await FakeAsterisk.call(controller.agi.port)
+    await asterisk.expect("ANSWER", "200 result=0")
+    await asterisk.expect("SET VARIABLE HOTLINE_DID 88001000001", "200 result=1")
+    await asterisk.expect("SET VARIABLE HOTLINE_GROUP general", "200 result=1")
+    await asterisk.expect('EXEC Queue "general,t,,,1800"', "200 result=0")
+    await asterisk.expect("GET VARIABLE QUEUESTATUS", "200 result=1 (TIMEOUT)")
+    assert await asterisk.closed_by_server()
+    assert await call_outcome(controller, "1795563091.1") == "timeout"
+
+
+async def test_caller_hanging_up_ends_the_call_cleanly(controller: Controller) -> None:
+    assert controller.agi is not None
+    asterisk = await FakeAsterisk.call(controller.agi.port)
+    await asterisk.expect("ANSWER", "200 result=0")
+    await asterisk.send("HANGUP")
+    # Whether the next command was already on its way or not, the server ends the session
+    # itself: Asterisk never closes a FastAGI socket after a hang-up.
+    line = await asyncio.wait_for(asterisk.reader.readline(), 5)
+    if line:
+        assert line == b"SET VARIABLE HOTLINE_DID 88001000001\n"
+        await asterisk.send("511 Command Not Permitted on a dead channel or intercept routine")
+    assert await asterisk.closed_by_server()
+    assert await call_outcome(controller, "1795563091.1") == "hangup"
+
+
+async def test_health_reports_every_part(controller: Controller) -> None:
+    assert await controller.health() == {
+        "agi": "listening",
+        "ami": "disabled",
+        "database": "ok",
+        "state": "ok",
+    }
+
+
+# --- the real command, as an admin starts it ---------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    agi_port, http_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "HOTLINE_AGI_PORT": str(agi_port),
+        "HOTLINE_HTTP_PORT": str(http_port),
+        "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hotline.cli", "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        wait_healthy(http_port, process)
+        yield process, agi_port, http_port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "hotline serve exited early"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                assert answer.status == 200
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("hotline serve never became healthy")
+
+
+def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
+    served: tuple[subprocess.Popen[bytes], int, int], tmp_path: Path
+) -> None:
+    process, agi_port, _ = served
+
+    async def one_call() -> None:
+        asterisk = await FakeAsterisk.call(agi_port)
+        await asterisk.expect("ANSWER", "200 result=0")
+        # SIGTERM while the call is in progress: the call must still be able to finish.
+        process.send_signal(signal.SIGTERM)
+        await asterisk.expect("SET VARIABLE HOTLINE_DID 88001000001", "200 result=1")
+        await asterisk.expect("SET VARIABLE HOTLINE_GROUP general", "200 result=1")
+        await asterisk.expect('EXEC Queue "general,t,,,1800"', "200 result=0")
+        await asterisk.expect("GET VARIABLE QUEUESTATUS", "200 result=0")
+        assert await asterisk.closed_by_server()
+
+    asyncio.run(one_call())
+    assert process.wait(timeout=30) == 0
+    assert process.stderr is not None
+    lines = [json.loads(line) for line in process.stderr.read().decode().splitlines()]
+    events = [line["event"] for line in lines]
+    assert "controller started" in events and "controller stopped" in events
+    call_lines = [line for line in lines if line.get("call_id") == "1795563091.1"]
+    assert call_lines, "no log line carried the call id"
+    assert all("79161234567" not in json.dumps(line) for line in lines), "caller number leaked"
+    with sqlite3.connect(tmp_path / "calls.sqlite3") as db:
+        outcome = db.execute("SELECT outcome FROM calls WHERE call_id = '1795563091.1'")
+        assert outcome.fetchone() == ("answered",)
