@@ -35,9 +35,11 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str | None:
-    """The newest revision shipped with this code (None only if there are no migrations)."""
-    script = ScriptDirectory.from_config(alembic_config(""))
-    return script.get_current_head()
+    """The newest revision(s) shipped with this code, comma-separated and sorted (None only if
+    there are no migrations). Each part of the product (call log, ACD, recorder) keeps its own
+    branch of migrations rooted at 0001, so there may be several heads."""
+    heads = ScriptDirectory.from_config(alembic_config("")).get_heads()
+    return ",".join(sorted(heads)) or None
 
 
 async def upgrade(url: str) -> None:
@@ -56,9 +58,9 @@ async def upgrade(url: str) -> None:
 
 
 def _upgrade_head(connection: Connection, config: Config) -> None:
-    """Hand the open connection to env.py and run `alembic upgrade head`."""
+    """Hand the open connection to env.py and run `alembic upgrade heads` (every branch)."""
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
 
 
 async def current_revision(url: str) -> str | None:
@@ -72,4 +74,5 @@ async def current_revision(url: str) -> str | None:
 
 
 def _read_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) or None
