@@ -324,6 +324,10 @@ def report(args: argparse.Namespace) -> None:
     ratios = {
         "ours_vs_raw_same_loop_sessions": ours["sessions_per_s"] / raw["sessions_per_s"],
         "ours_vs_raw_same_loop_commands": ours["commands_per_s"] / raw["commands_per_s"],
+        "ours_vs_raw_uvloop_sessions": product["sessions_per_s"]
+        / rows["raw/uvloop"]["sessions_per_s"],
+        "ours_vs_raw_uvloop_commands": product["commands_per_s"]
+        / rows["raw/uvloop"]["commands_per_s"],
         "product_loop_vs_panoramisk_sessions": product["sessions_per_s"] / peer["sessions_per_s"],
         "product_loop_vs_panoramisk_commands": product["commands_per_s"] / peer["commands_per_s"],
     }
