@@ -190,3 +190,43 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
     with sqlite3.connect(tmp_path / "calls.sqlite3") as db:
         outcome = db.execute("SELECT outcome FROM calls WHERE call_id = '1795563091.1'")
         assert outcome.fetchone() == ("answered",)
+
+
+async def test_controller_keeps_its_ami_link_to_the_simulated_asterisk(tmp_path: Path) -> None:
+    from hotline.sim.ami_server import AmiServer, ManagerUser
+    from hotline.sim.clock import SystemClock
+
+    asterisk = AmiServer(
+        clock=SystemClock(), users={"hotline": ManagerUser("hotline", "s3cret")}, port=0
+    )
+    await asterisk.start()
+    settings = load_settings(
+        None,
+        {
+            "HOTLINE_AGI_PORT": "0",
+            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+            "HOTLINE_AMI_ENABLED": "true",
+            "HOTLINE_AMI_PORT": str(asterisk.port),
+            "HOTLINE_AMI_SECRET": "s3cret",
+        },
+    )
+    node = Controller(settings)
+    await node.start()
+    try:
+        assert node.ami is not None
+        await asyncio.wait_for(node.ami.wait_connected(), 10)
+        assert (await node.health())["ami"] == "up"
+        assert await node.ami.command("core show version") == [
+            "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-24 "
+            "23:26:57 UTC"
+        ]
+        # Asterisk goes away: health says so at once instead of pretending.
+        await asterisk.close()
+        for _ in range(100):
+            if not node.ami.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert (await node.health())["ami"] == "down"
+    finally:
+        await node.stop()
