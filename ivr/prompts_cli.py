@@ -1,0 +1,79 @@
+"""Admin commands of the voice menus' resources: `hotline prompts`, `hotline surge`,
+`hotline status-service` (the last from ivr/status_cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ivr.prompts import (
+    DEFAULT_OUTPUT_DIR,
+    DEFAULT_PROMPTS_DIR,
+    PromptError,
+    build_prompts,
+    load_prompt_texts,
+)
+from ivr.schedule import (
+    DEFAULT_CALENDAR_PATH,
+    DEFAULT_HOURS_PATH,
+    DEFAULT_SURGE_PATH,
+    ScheduleError,
+    SurgeSwitch,
+    describe_hours_ru,
+    load_calendar,
+    load_hours,
+)
+from ivr.status_cli import add_status_command
+
+
+async def cmd_prompts(args: argparse.Namespace, settings: Any) -> int:
+    try:
+        calendar = load_calendar(args.calendar)
+        hours = load_hours(args.hours, calendar, lambda: False)
+        texts = load_prompt_texts(args.prompts_dir, describe_hours_ru(hours))
+        report = await build_prompts(texts, args.output, force=args.force, jobs=args.jobs)
+    except (ScheduleError, PromptError) as error:
+        print(error)
+        return 1
+    print(
+        f"подсказки в {args.output}: собрано {len(report.built)}, без изменений "
+        f"{len(report.unchanged)}, удалено {len(report.removed)}"
+    )
+    for prompt_id in report.built:
+        print(f"  собрана: {prompt_id}")
+    return 0
+
+
+async def cmd_surge(args: argparse.Namespace, settings: Any) -> int:
+    switch = SurgeSwitch(args.surge_file)
+    try:
+        if args.action == "on":
+            switch.on()
+        elif args.action == "off":
+            switch.off()
+    except OSError as error:
+        print(f"не удалось записать {switch.path}: {error}")
+        return 1
+    state = "включён: линия работает круглосуточно" if switch.is_on() else "выключен: работают часы"
+    print(f"режим круглосуточной работы {state} ({switch.path})")
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Register `prompts`, `surge` and `status-service` on the `hotline` command's subparsers."""
+    prompts = commands.add_parser("prompts", help="озвучить подсказки (espeak-ng -> WAV 8 кГц)")
+    prompts.add_argument("--prompts-dir", type=Path, default=DEFAULT_PROMPTS_DIR)
+    prompts.add_argument("--output", type=Path, default=DEFAULT_OUTPUT_DIR)
+    prompts.add_argument("--calendar", type=Path, default=DEFAULT_CALENDAR_PATH)
+    prompts.add_argument("--hours", type=Path, default=DEFAULT_HOURS_PATH)
+    prompts.add_argument("--force", action="store_true", help="пересобрать все подсказки")
+    prompts.add_argument("--jobs", type=int, default=None, help="сколько озвучивать сразу")
+    prompts.set_defaults(run=cmd_prompts)
+
+    surge = commands.add_parser("surge", help="режим круглосуточной работы: on, off, status")
+    surge.add_argument("action", choices=("on", "off", "status"))
+    surge.add_argument("--surge-file", type=Path, default=DEFAULT_SURGE_PATH)
+    surge.set_defaults(run=cmd_surge)
+
+    add_status_command(commands)

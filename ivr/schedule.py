@@ -1,0 +1,596 @@
+"""Opening hours of the hotline in Moscow time: the holiday calendar, the hours, the surge switch.
+
+Two admin-edited files, each validated with file:line errors (`validate_calendar_file`,
+`validate_hours_file`):
+
+- `dialplans/calendar.yaml`: per year, the non-working public holidays (Labour Code art. 112),
+  the weekdays made days off by a transfer, and the weekend days made working days by a transfer.
+- `dialplans/hours.yaml`: opening hours per kind of day and where the surge switch lives.
+
+How a day is classified (`Calendar.day_kind`):
+- a public holiday, or a weekday made a day off by a transfer -> "holiday" (holiday hours: the
+  country is resting, but a short shift answers);
+- a Saturday or Sunday made a working day by a transfer -> "workday" (workday hours);
+- otherwise Mon-Fri -> "workday", Sat -> "saturday", Sun -> "sunday".
+A year the file does not list falls back to the fixed statutory holidays with no transfers, so
+the hotline keeps sensible hours on 1 January even if nobody updated the file (`hotline lint`
+reports the missing year: see `Calendar.missing_years`).
+
+Surge mode (24/7) is a file holding "on" or "off" (`SurgeSwitch`), read on every status check so
+that `hotline surge on` takes effect for the next call without a reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+MOSCOW: Final = ZoneInfo("Europe/Moscow")
+DayKind = Literal["workday", "saturday", "sunday", "holiday"]
+DAY_KINDS: Final[tuple[DayKind, ...]] = ("workday", "saturday", "sunday", "holiday")
+DEFAULT_CALENDAR_PATH: Final = Path("dialplans/calendar.yaml")
+DEFAULT_HOURS_PATH: Final = Path("dialplans/hours.yaml")
+DEFAULT_SURGE_PATH: Final = Path("var/surge")
+
+# Fixed non-working holidays (month, day) of Labour Code art. 112, used for years the file lacks.
+STATUTORY_HOLIDAYS: Final = (
+    *((1, day) for day in range(1, 9)),
+    (2, 23),
+    (3, 8),
+    (5, 1),
+    (5, 9),
+    (6, 12),
+    (11, 4),
+)
+
+
+# --- problems with file:line ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One error in an admin-edited file, located to its line (1-based)."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class ScheduleError(ValueError):
+    """An admin file that cannot be used; `problems` lists every error found, file:line first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(problem) for problem in problems))
+        self.problems = problems
+
+
+def compose_yaml(path: Path, problems: list[Problem]) -> yaml.Node | None:
+    """The node tree of a YAML file (nodes keep their line), or None with the problem recorded."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(Problem(str(path), 1, "файл не найден"))
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(Problem(str(path), 1, f"файл не читается: {error}"))
+        return None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 1
+        problems.append(Problem(str(path), line, f"ошибка синтаксиса YAML: {error.problem}"))
+        return None
+    if node is None:
+        problems.append(Problem(str(path), 1, "файл пуст"))
+    return node
+
+
+def line_of(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def mapping_items(
+    node: yaml.Node, path: Path, problems: list[Problem], what: str
+) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
+    """(key, key node, value node) of a mapping; a non-mapping or a repeated key is a problem."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(
+            Problem(str(path), line_of(node), f"{what}: ожидался словарь «ключ: значение»")
+        )
+        return
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key in seen:
+            problems.append(
+                Problem(str(path), line_of(key_node), f"{what}: ключ «{key}» повторяется")
+            )
+            continue
+        seen.add(key)
+        yield key, key_node, value_node
+
+
+def _scalar(node: yaml.Node) -> str | None:
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
+
+
+# --- the calendar -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """Public holidays and working-day transfers, by date."""
+
+    holidays: frozenset[date] = frozenset()
+    days_off: frozenset[date] = frozenset()
+    working_days: frozenset[date] = frozenset()
+    years: frozenset[int] = frozenset()
+    provisional_years: frozenset[int] = frozenset()
+
+    def day_kind(self, day: date) -> DayKind:
+        if day.year not in self.years:
+            return self._statutory_kind(day)
+        if day in self.holidays or day in self.days_off:
+            return "holiday"
+        if day in self.working_days:
+            return "workday"
+        return _weekday_kind(day)
+
+    def missing_years(self, years: Iterable[int]) -> list[int]:
+        """Which of these years the file does not cover (the fallback rules apply to them)."""
+        return [year for year in years if year not in self.years]
+
+    @staticmethod
+    def _statutory_kind(day: date) -> DayKind:
+        if (day.month, day.day) in STATUTORY_HOLIDAYS:
+            return "holiday"
+        return _weekday_kind(day)
+
+
+def _weekday_kind(day: date) -> DayKind:
+    weekday = day.weekday()
+    if weekday == 5:
+        return "saturday"
+    if weekday == 6:
+        return "sunday"
+    return "workday"
+
+
+@dataclass(slots=True)
+class _CalendarBuilder:
+    path: Path
+    problems: list[Problem]
+    holidays: set[date] = field(default_factory=set)
+    days_off: set[date] = field(default_factory=set)
+    working_days: set[date] = field(default_factory=set)
+    years: set[int] = field(default_factory=set)
+    provisional: set[int] = field(default_factory=set)
+    where: dict[date, tuple[str, int]] = field(default_factory=dict)
+
+    def error(self, node: yaml.Node, message: str) -> None:
+        self.problems.append(Problem(str(self.path), line_of(node), message))
+
+    def add_year(self, key: str, key_node: yaml.Node, value: yaml.Node) -> None:
+        if not key.isdigit() or not 2000 <= int(key) <= 2100:
+            self.error(key_node, f"«{key}» — не год (ожидалось, например, 2026)")
+            return
+        year = int(key)
+        self.years.add(year)
+        for section, section_key, section_value in mapping_items(
+            value, self.path, self.problems, f"год {year}"
+        ):
+            if section == "status":
+                status = _scalar(section_value)
+                if status not in ("official", "provisional"):
+                    self.error(section_value, "status: допустимо official или provisional")
+                elif status == "provisional":
+                    self.provisional.add(year)
+            elif section == "source":
+                continue
+            elif section in ("holidays", "days_off", "working_days"):
+                self.add_dates(year, section, section_value)
+            else:
+                self.error(
+                    section_key,
+                    f"неизвестный раздел «{section}» "
+                    "(допустимы status, source, holidays, days_off, working_days)",
+                )
+
+    def add_dates(self, year: int, section: str, node: yaml.Node) -> None:
+        if not isinstance(node, yaml.SequenceNode):
+            self.error(node, f"{section}: ожидался список дат")
+            return
+        for item in node.value:
+            date_node = item
+            if isinstance(item, yaml.MappingNode):
+                fields = {
+                    key: value
+                    for key, _, value in mapping_items(item, self.path, self.problems, section)
+                }
+                unknown = set(fields) - {"date", "note"}
+                if unknown:
+                    self.error(
+                        item,
+                        f"{section}: неизвестные поля {', '.join(sorted(unknown))} "
+                        "(допустимы date, note)",
+                    )
+                if "date" not in fields:
+                    self.error(item, f"{section}: у записи нет поля date")
+                    continue
+                date_node = fields["date"]
+            self.add_date(year, section, date_node)
+
+    def add_date(self, year: int, section: str, node: yaml.Node) -> None:
+        text = _scalar(node)
+        try:
+            day = date.fromisoformat(text or "")
+        except ValueError:
+            self.error(node, f"{section}: «{text}» — не дата ГГГГ-ММ-ДД")
+            return
+        if day.year != year:
+            self.error(node, f"{section}: дата {day} не из {year} года")
+            return
+        if day in self.where:
+            other_section, other_line = self.where[day]
+            self.error(
+                node, f"{section}: дата {day} уже указана в {other_section} (строка {other_line})"
+            )
+            return
+        weekend = day.weekday() >= 5
+        if section == "days_off" and weekend:
+            self.error(
+                node,
+                f"days_off: {day} и так выходной (суббота или воскресенье); "
+                "перенос на него невозможен",
+            )
+            return
+        if section == "working_days" and not weekend:
+            self.error(
+                node,
+                f"working_days: {day} и так рабочий день; "
+                "рабочими делают только субботу или воскресенье",
+            )
+            return
+        self.where[day] = (section, line_of(node))
+        {"holidays": self.holidays, "days_off": self.days_off, "working_days": self.working_days}[
+            section
+        ].add(day)
+
+    def build(self) -> Calendar:
+        return Calendar(
+            frozenset(self.holidays),
+            frozenset(self.days_off),
+            frozenset(self.working_days),
+            frozenset(self.years),
+            frozenset(self.provisional),
+        )
+
+
+def _parse_calendar(path: Path) -> tuple[Calendar, list[Problem]]:
+    problems: list[Problem] = []
+    builder = _CalendarBuilder(path, problems)
+    root = compose_yaml(path, problems)
+    if root is not None:
+        for key, key_node, value in mapping_items(root, path, problems, "календарь"):
+            if key != "years":
+                problems.append(
+                    Problem(
+                        str(path), line_of(key_node), f"неизвестный ключ «{key}» (ожидался years)"
+                    )
+                )
+                continue
+            for year, year_node, year_value in mapping_items(value, path, problems, "years"):
+                builder.add_year(year, year_node, year_value)
+        if not builder.years and not problems:
+            problems.append(
+                Problem(str(path), line_of(root), "в календаре нет ни одного года (ключ years)")
+            )
+    return builder.build(), problems
+
+
+def validate_calendar_file(path: Path) -> list[Problem]:
+    """Every error in a calendar file; empty when it is fine."""
+    return _parse_calendar(path)[1]
+
+
+def load_calendar(path: Path) -> Calendar:
+    """The calendar from its file; raises ScheduleError listing every error with file:line."""
+    calendar, problems = _parse_calendar(Path(path))
+    if problems:
+        raise ScheduleError(problems)
+    return calendar
+
+
+# --- the surge switch -------------------------------------------------------------------------
+
+
+class SurgeSwitch:
+    """24/7 surge mode, kept in a small file ("on"/"off") that admins flip with `hotline surge`.
+
+    Written atomically (temporary file + rename) so a call reading it never sees half a word.
+    Anything but "on" (a missing file, an unreadable or garbled one) means off: hours then apply
+    as usual, which is the safe default for a switch meant to open the line longer, not shut it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on(self) -> None:
+        self._write("on")
+
+    def off(self) -> None:
+        self._write("off")
+
+    def __call__(self) -> bool:
+        """A switch is also the plain `() -> bool` flag source OpenHours takes."""
+        return self.is_on()
+
+    def is_on(self) -> bool:
+        try:
+            content = self.path.read_text(encoding="utf-8").strip().lower()
+        except FileNotFoundError:
+            return False
+        except (OSError, UnicodeDecodeError) as error:
+            log.warning(
+                "surge switch unreadable, treated as off",
+                extra={"path": str(self.path), "error": str(error)},
+            )
+            return False
+        if content not in ("on", "off"):
+            log.warning(
+                "surge switch garbled, treated as off",
+                extra={"path": str(self.path), "content": content[:20]},
+            )
+        return content == "on"
+
+    def _write(self, state: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".surge-")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(state + "\n")
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+# --- opening hours ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Opening time and closing time within one day; None for a kind of day that stays closed."""
+
+    opens: time
+    closes: time
+
+
+@dataclass(frozen=True, slots=True)
+class HoursStatus:
+    """The hotline at one moment.
+
+    open: calls are answered by operators now (always true in surge mode).
+    kind: the kind of day in Moscow ("workday", "saturday", "sunday", "holiday").
+    opens_at: when open, the start of the current shift; when closed, the start of the next one
+    (None in surge mode or when no shift is found in the next 31 days).
+    closes_at: when open, the end of the current shift; None when closed or in surge mode.
+    """
+
+    open: bool
+    kind: DayKind
+    surge: bool
+    opens_at: datetime | None
+    closes_at: datetime | None
+
+
+class OpenHours:
+    """Opening hours per kind of day, the calendar that classifies days, and the surge switch."""
+
+    def __init__(
+        self,
+        windows: dict[DayKind, Window | None],
+        calendar: Calendar,
+        surge_source: Callable[[], bool],
+        tz: ZoneInfo = MOSCOW,
+    ) -> None:
+        self.windows = windows
+        self.calendar = calendar
+        self.tz = tz
+        self._surge_source = surge_source
+
+    @property
+    def surge(self) -> bool:
+        return self._surge_source()
+
+    def status(self, at: datetime) -> HoursStatus:
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("время без часового пояса: укажите его (например, +03:00)")
+        local = at.astimezone(self.tz)
+        kind = self.calendar.day_kind(local.date())
+        if self.surge:
+            return HoursStatus(True, kind, True, None, None)
+        opens, closes = self._shift_on(local.date())
+        if opens is not None and closes is not None and opens <= local < closes:
+            return HoursStatus(True, kind, False, opens, closes)
+        return HoursStatus(False, kind, False, self._next_opening(local), None)
+
+    def window_for(self, kind: DayKind) -> Window | None:
+        return self.windows.get(kind)
+
+    def _shift_on(self, day: date) -> tuple[datetime | None, datetime | None]:
+        window = self.windows.get(self.calendar.day_kind(day))
+        if window is None:
+            return None, None
+        return datetime.combine(day, window.opens, self.tz), datetime.combine(
+            day, window.closes, self.tz
+        )
+
+    def _next_opening(self, local: datetime) -> datetime | None:
+        for offset in range(32):
+            opens, _ = self._shift_on(local.date() + timedelta(days=offset))
+            if opens is not None and opens > local:
+                return opens
+        return None
+
+
+def _parse_window(text: str | None) -> Window | str | None:
+    """A Window, None for "closed", or an error message."""
+    if text is None:
+        return "ожидалось «ЧЧ:ММ-ЧЧ:ММ» или closed"
+    if text.strip().lower() == "closed":
+        return None
+    parts = text.replace("–", "-").split("-")
+    if len(parts) != 2:
+        return f"«{text}»: ожидалось «ЧЧ:ММ-ЧЧ:ММ» или closed"
+    try:
+        opens, closes = (time.fromisoformat(part.strip()) for part in parts)
+    except ValueError:
+        return f"«{text}»: время не в формате ЧЧ:ММ"
+    if opens >= closes:
+        return f"«{text}»: открытие должно быть раньше закрытия (смены через полночь нет)"
+    return Window(opens, closes)
+
+
+@dataclass(slots=True)
+class HoursFile:
+    """What hours.yaml says, before it is tied to a calendar."""
+
+    windows: dict[DayKind, Window | None]
+    timezone: ZoneInfo
+    surge_file: Path
+
+
+def _parse_hours(path: Path) -> tuple[HoursFile, list[Problem]]:
+    problems: list[Problem] = []
+    parsed = HoursFile({}, MOSCOW, DEFAULT_SURGE_PATH)
+    root = compose_yaml(path, problems)
+    if root is None:
+        return parsed, problems
+
+    def error(node: yaml.Node, message: str) -> None:
+        problems.append(Problem(str(path), line_of(node), message))
+
+    hours_node: yaml.Node | None = None
+    for key, key_node, value in mapping_items(root, path, problems, "часы работы"):
+        if key == "timezone":
+            try:
+                parsed.timezone = ZoneInfo(_scalar(value) or "")
+            except (ValueError, KeyError, OSError):
+                error(
+                    value, f"неизвестный часовой пояс «{_scalar(value)}» (например, Europe/Moscow)"
+                )
+        elif key == "surge_file":
+            parsed.surge_file = Path(_scalar(value) or "")
+        elif key == "hours":
+            hours_node = value
+        else:
+            error(key_node, f"неизвестный ключ «{key}» (допустимы timezone, surge_file, hours)")
+    if hours_node is None:
+        error(root, "нет раздела hours")
+        return parsed, problems
+    for kind, kind_node, value in mapping_items(hours_node, path, problems, "hours"):
+        if kind not in DAY_KINDS:
+            error(kind_node, f"неизвестный вид дня «{kind}» (допустимы {', '.join(DAY_KINDS)})")
+            continue
+        window = _parse_window(_scalar(value))
+        if isinstance(window, str):
+            error(value, f"hours.{kind}: {window}")
+        else:
+            parsed.windows[kind] = window
+    for kind in DAY_KINDS:
+        if kind not in parsed.windows and not any(
+            p.message.startswith(f"hours.{kind}") for p in problems
+        ):
+            error(hours_node, f"hours: не указаны часы для «{kind}» (укажите время или closed)")
+    return parsed, problems
+
+
+def validate_hours_file(path: Path) -> list[Problem]:
+    """Every error in an hours file; empty when it is fine."""
+    return _parse_hours(Path(path))[1]
+
+
+def load_hours(
+    path: Path, calendar: Calendar, surge: Callable[[], bool] | SurgeSwitch | None = None
+) -> OpenHours:
+    """Opening hours from their file; raises ScheduleError listing every error with file:line.
+
+    `surge` overrides where surge mode is read from (a SurgeSwitch or any callable returning a
+    bool); by default it is the file named by `surge_file` (relative paths from the working dir).
+    """
+    parsed, problems = _parse_hours(Path(path))
+    if problems:
+        raise ScheduleError(problems)
+    if surge is None:
+        surge = SurgeSwitch(parsed.surge_file)
+    return OpenHours(parsed.windows, calendar, surge, parsed.timezone)
+
+
+# --- what a caller hears ---------------------------------------------------------------------
+
+_KIND_PHRASES: Final[tuple[tuple[DayKind, str], ...]] = (
+    ("workday", "в будние дни"),
+    ("saturday", "в субботу"),
+    ("sunday", "в воскресенье"),
+    ("holiday", "в праздничные дни"),
+)
+
+
+_GENITIVE_UNITS: Final = (
+    "нуля", "одного", "двух", "трёх", "четырёх", "пяти", "шести", "семи", "восьми", "девяти",
+    "десяти", "одиннадцати", "двенадцати", "тринадцати", "четырнадцати", "пятнадцати",
+    "шестнадцати", "семнадцати", "восемнадцати", "девятнадцати",
+)  # fmt: skip
+_GENITIVE_TENS: Final = {20: "двадцати", 30: "тридцати", 40: "сорока", 50: "пятидесяти"}
+
+
+def genitive_ru(n: int) -> str:
+    """0..59 in the genitive, as after «с» and «до»: 8 -> «восьми», 21 -> «двадцати одного»."""
+    if not 0 <= n <= 59:
+        raise ValueError(f"{n}: ожидалось число от 0 до 59")
+    if n < 20:
+        return _GENITIVE_UNITS[n]
+    tens, unit = divmod(n, 10)
+    return _GENITIVE_TENS[tens * 10] + (f" {_GENITIVE_UNITS[unit]}" if unit else "")
+
+
+def _clock_ru(moment: time) -> str:
+    """«восьми», «восьми тридцати»: a time of day after «с»/«до», spelt out for speech synthesis."""
+    words = genitive_ru(moment.hour)
+    return words if moment.minute == 0 else f"{words} {genitive_ru(moment.minute)}"
+
+
+def _range_ru(window: Window) -> str:
+    """«с восьми до двадцати часов»; «часа» after one: «до двадцати одного часа»."""
+    unit = "часа" if window.closes.hour % 10 == 1 and window.closes.hour != 11 else "часов"
+    if window.opens.minute or window.closes.minute:
+        return f"с {_clock_ru(window.opens)} до {_clock_ru(window.closes)}"
+    return f"с {_clock_ru(window.opens)} до {_clock_ru(window.closes)} {unit}"
+
+
+def describe_hours_ru(hours: OpenHours) -> str:
+    """The hours as one Russian sentence, the text read to a caller out of hours."""
+    parts = []
+    for kind, phrase in _KIND_PHRASES:
+        window = hours.window_for(kind)
+        if window is None:
+            parts.append(f"{phrase} — выходной")
+        else:
+            parts.append(f"{phrase} {_range_ru(window)}")
+    return "Горячая линия работает по московскому времени: " + ", ".join(parts) + "."

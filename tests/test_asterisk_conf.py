@@ -1,0 +1,88 @@
+"""asterisk-conf/: asterisklint passes, a broken copy fails, the pieces agree with each other."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "asterisk-conf"
+LINT = Path(sys.executable).parent / "asterisklint"
+
+
+def lint(folder: Path) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "ALINT_IGNORE"}
+    return subprocess.run(
+        [str(LINT), "dialplan-check", str(folder / "extensions.conf")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=folder,
+        timeout=60,
+    )
+
+
+def test_asterisklint_passes_without_a_warning() -> None:
+    result = lint(CONF)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (result.stdout + result.stderr).strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code"),
+    [
+        ("Queue(${FALLBACK_QUEUE}", "Queu(${FALLBACK_QUEUE}", "E_APP_MISSING"),
+        ("?controller-down,${EXTEN},1)", "?controler-down,${EXTEN},1)", "E_DP_GOTO_NOCONTEXT"),
+        ("Goto(fallback,1)", "Goto(fallbak,1)", "W_DP_GOTO_CONTEXT_NOEXTEN"),
+        ("AGISTATUS=${AGISTATUS}", "AGISTATUS=${AGISTATUS", "W_APP_BALANCE"),
+        ("static=yes", "static = yes", "W_WSH_VARSET"),
+    ],
+)
+def test_a_broken_copy_fails(tmp_path: Path, old: str, new: str, code: str) -> None:
+    broken = tmp_path / "asterisk-conf"
+    shutil.copytree(CONF, broken)
+    dialplan = broken / "extensions.conf"
+    text = dialplan.read_text()
+    assert old in text
+    dialplan.write_text(text.replace(old, new, 1))
+    result = lint(broken)
+    assert result.returncode != 0
+    assert code in result.stdout + result.stderr
+
+
+def sections(path: Path) -> list[str]:
+    return re.findall(r"^\[([^\]]+)\]", path.read_text(), flags=re.MULTILINE)
+
+
+def test_every_operator_group_has_a_queue() -> None:
+    groups = yaml.safe_load((ROOT / "dialplans" / "groups.yaml").read_text())["groups"]
+    queues = set(sections(CONF / "queues.conf"))
+    missing = [group for group in groups if f"hotline-{group}" not in queues]
+    assert not missing, f"queues.conf lacks {missing}"
+
+
+def test_fallback_covers_every_number_with_an_existing_queue() -> None:
+    dialplan = (CONF / "extensions.conf").read_text()
+    controller_down = dialplan.split("[controller-down]")[1].split("\n[")[0]
+    fallback = dict(re.findall(r"exten => (\w+),1,Set\(FALLBACK_QUEUE=([\w-]+)\)", controller_down))
+    queues = set(sections(CONF / "queues.conf"))
+    assert set(fallback.values()) <= queues
+    numbers = {path.stem for path in (ROOT / "dialplans").glob("8800*.yaml")}
+    assert numbers <= set(fallback), f"no fallback queue for {numbers - set(fallback)}"
+    assert "exten => _X.,1,Set(FALLBACK_QUEUE=hotline-general)" in controller_down
+    inbound = dialplan.split("[from-pstn]")[1].split("\n[")[0]
+    assert '$["${AGISTATUS}" = "FAILURE"]?controller-down' in inbound
+
+
+def test_ami_user_and_music_on_hold() -> None:
+    manager = (CONF / "manager.conf").read_text()
+    assert "[hotline]" in manager and "bindaddr = 127.0.0.1" in manager
+    assert "musicclass=default" in (CONF / "queues.conf").read_text()
+    assert "[default]" in (CONF / "musiconhold.conf").read_text()

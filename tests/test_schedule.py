@@ -1,0 +1,301 @@
+"""Opening hours in Moscow time: calendar, hours, surge switch, and broken files with file:line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from ivr.schedule import (
+    MOSCOW,
+    Calendar,
+    ScheduleError,
+    SurgeSwitch,
+    describe_hours_ru,
+    genitive_ru,
+    load_calendar,
+    load_hours,
+    validate_calendar_file,
+    validate_hours_file,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CALENDAR = ROOT / "dialplans" / "calendar.yaml"
+HOURS = ROOT / "dialplans" / "hours.yaml"
+
+
+@pytest.fixture
+def calendar() -> Calendar:
+    return load_calendar(CALENDAR)
+
+
+def msk(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=MOSCOW)
+
+
+@pytest.mark.parametrize(
+    ("day", "kind"),
+    [
+        (date(2026, 11, 27), "workday"),  # a Friday
+        (date(2026, 11, 28), "saturday"),
+        (date(2026, 11, 29), "sunday"),
+        (date(2026, 1, 1), "holiday"),
+        (date(2026, 1, 9), "holiday"),  # Friday made a day off (from Sat 3 Jan)
+        (date(2026, 1, 10), "saturday"),  # plain weekend after the holidays
+        (date(2026, 3, 8), "holiday"),  # Sunday holiday
+        (date(2026, 3, 9), "holiday"),  # Monday it moved to
+        (date(2026, 5, 11), "holiday"),
+        (date(2026, 11, 4), "holiday"),
+        (date(2026, 12, 31), "holiday"),
+        (date(2027, 1, 1), "holiday"),
+        (date(2027, 6, 14), "holiday"),
+        (date(2027, 11, 13), "workday"),  # working Saturday by transfer
+        (date(2027, 11, 5), "holiday"),
+        (date(2028, 1, 3), "holiday"),  # not in the file: statutory fallback
+        (date(2028, 1, 10), "workday"),
+    ],
+)
+def test_day_kinds(calendar: Calendar, day: date, kind: str) -> None:
+    assert calendar.day_kind(day) == kind
+
+
+def test_missing_years_and_provisional(calendar: Calendar) -> None:
+    assert calendar.missing_years([2026, 2027, 2028]) == [2028]
+    assert calendar.provisional_years == frozenset({2027})
+
+
+def hours_with(calendar: Calendar, surge: bool = False):  # type: ignore[no-untyped-def]
+    return load_hours(HOURS, calendar, lambda: surge)
+
+
+@pytest.mark.parametrize(
+    ("at", "is_open", "kind"),
+    [
+        (msk(2026, 11, 27, 7, 59), False, "workday"),
+        (msk(2026, 11, 27, 8, 0), True, "workday"),
+        (msk(2026, 11, 27, 19, 59), True, "workday"),
+        (msk(2026, 11, 27, 20, 0), False, "workday"),
+        (msk(2026, 11, 28, 8, 30), False, "saturday"),
+        (msk(2026, 11, 28, 17, 0), True, "saturday"),
+        (msk(2026, 11, 29, 15, 59), True, "sunday"),
+        (msk(2026, 11, 29, 16, 0), False, "sunday"),
+        (msk(2026, 11, 4, 9, 0), False, "holiday"),
+        (msk(2026, 11, 4, 13, 0), True, "holiday"),
+        (msk(2026, 11, 4, 15, 0), False, "holiday"),
+        (msk(2027, 11, 13, 19, 0), True, "workday"),  # working Saturday keeps workday hours
+    ],
+)
+def test_open_or_closed(calendar: Calendar, at: datetime, is_open: bool, kind: str) -> None:
+    status = hours_with(calendar).status(at)
+    assert (status.open, status.kind, status.surge) == (is_open, kind, False)
+
+
+def test_opens_and_closes_at(calendar: Calendar) -> None:
+    hours = hours_with(calendar)
+    open_now = hours.status(msk(2026, 11, 27, 12, 0))
+    assert open_now.opens_at == msk(2026, 11, 27, 8, 0)
+    assert open_now.closes_at == msk(2026, 11, 27, 20, 0)
+    friday_night = hours.status(msk(2026, 11, 27, 21, 0))
+    assert friday_night.opens_at == msk(2026, 11, 28, 9, 0)  # Saturday hours
+    assert friday_night.closes_at is None
+    new_year_eve = hours.status(msk(2026, 12, 30, 20, 30))
+    assert new_year_eve.opens_at == msk(2026, 12, 31, 10, 0)  # 31 Dec is a day off in 2026
+
+
+def test_other_time_zones_are_converted_and_naive_rejected(calendar: Calendar) -> None:
+    hours = hours_with(calendar)
+    # 05:30 UTC is 08:30 in Moscow; 23:00 in Vladivostok (+10) is 16:00 Moscow
+    assert hours.status(datetime(2026, 11, 27, 5, 30, tzinfo=UTC)).open
+    assert hours.status(datetime(2026, 11, 27, 23, 0, tzinfo=timezone(timedelta(hours=10)))).open
+    late = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)  # 20:30 Moscow
+    assert not hours.status(late).open
+    with pytest.raises(ValueError, match="часового пояса"):
+        hours.status(datetime(2026, 11, 27, 12, 0))
+
+
+def test_surge_opens_everything(calendar: Calendar, tmp_path: Path) -> None:
+    switch = SurgeSwitch(tmp_path / "var" / "surge")
+    hours = load_hours(HOURS, calendar, switch)
+    night = msk(2026, 1, 1, 3, 0)
+    assert not hours.status(night).open
+    switch.on()
+    assert switch.is_on()
+    status = hours.status(night)
+    assert (status.open, status.surge, status.kind) == (True, True, "holiday")
+    switch.off()
+    assert not hours.status(night).open
+
+
+def test_surge_garbled_or_missing_file_means_off(tmp_path: Path) -> None:
+    switch = SurgeSwitch(tmp_path / "surge")
+    assert not switch.is_on()
+    switch.path.write_bytes(b"\xff\xfe garbage")
+    assert not switch.is_on()
+    switch.path.write_text("ON\n")
+    assert switch.is_on()
+
+
+def test_hours_file_names_the_surge_file(calendar: Calendar, tmp_path: Path) -> None:
+    hours_file = tmp_path / "hours.yaml"
+    surge_file = tmp_path / "state" / "surge"
+    text = HOURS.read_text().replace("surge_file: var/surge", f"surge_file: {surge_file}")
+    hours_file.write_text(text)
+    hours = load_hours(hours_file, calendar)
+    assert not hours.surge
+    SurgeSwitch(surge_file).on()
+    assert hours.surge
+
+
+def test_describe_hours_ru(calendar: Calendar) -> None:
+    text = describe_hours_ru(hours_with(calendar))
+    assert text == (
+        "Горячая линия работает по московскому времени: в будние дни с восьми до двадцати часов, "
+        "в субботу с девяти до восемнадцати часов, в воскресенье с десяти до шестнадцати часов, "
+        "в праздничные дни с десяти до четырнадцати часов."
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "words"),
+    [
+        (0, "нуля"),
+        (1, "одного"),
+        (8, "восьми"),
+        (11, "одиннадцати"),
+        (20, "двадцати"),
+        (21, "двадцати одного"),
+        (23, "двадцати трёх"),
+        (30, "тридцати"),
+        (45, "сорока пяти"),
+        (59, "пятидесяти девяти"),
+    ],
+)
+def test_genitive_numbers(n: int, words: str) -> None:
+    assert genitive_ru(n) == words
+
+
+def test_hours_with_minutes_and_odd_closing(calendar: Calendar, tmp_path: Path) -> None:
+    text = HOURS_OK.replace("08:00-20:00", "08:30-21:00").replace(
+        "saturday: closed", 'saturday: "09:00-17:45"'
+    )
+    hours = load_hours(write(tmp_path, "hours.yaml", text), calendar, lambda: False)
+    described = describe_hours_ru(hours)
+    assert "в будние дни с восьми тридцати до двадцати одного" in described
+    assert "в субботу с девяти до семнадцати сорока пяти," in described
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("years:\n  2026:\n    holidays: [2026-13-01]\n", 3, "не дата"),
+        ("years:\n  2026:\n    holidays:\n      - 2027-01-01\n", 4, "не из 2026"),
+        ("years:\n  2026:\n    days_off:\n      - 2026-01-03\n", 4, "и так выходной"),
+        ("years:\n  2026:\n    working_days:\n      - 2026-01-12\n", 4, "и так рабочий"),
+        (
+            "years:\n  2026:\n    holidays: [2026-01-01]\n    days_off: [2026-01-01]\n",
+            4,
+            "уже указана",
+        ),
+        ("years:\n  2026:\n    holiday: []\n", 3, "неизвестный раздел"),
+        ("years:\n  twenty:\n    holidays: []\n", 2, "не год"),
+        ("years:\n  2026:\n    status: maybe\n", 3, "official"),
+        ("years:\n  2026:\n    holidays: [\n", 4, "синтаксиса"),
+        ("years:\n  2026: {}\n  2026: {}\n", 3, "повторяется"),
+        ("years:\n  2026:\n    days_off:\n      - note: без даты\n", 4, "нет поля date"),
+        ("", 1, "пуст"),
+        ("- 1\n", 1, "словарь"),
+    ],
+)
+def test_broken_calendar_points_at_line(
+    tmp_path: Path, text: str, line: int, fragment: str
+) -> None:
+    path = write(tmp_path, "calendar.yaml", text)
+    problems = validate_calendar_file(path)
+    assert problems, text
+    assert problems[0].line == line
+    assert fragment in problems[0].message
+    with pytest.raises(ScheduleError) as raised:
+        load_calendar(path)
+    assert str(raised.value).startswith(f"{path}:{line}: ")
+
+
+def test_calendar_file_missing_or_not_utf8(tmp_path: Path) -> None:
+    assert "не найден" in validate_calendar_file(tmp_path / "nope.yaml")[0].message
+    assert (
+        "не читается" in validate_calendar_file(write_bytes(tmp_path, b"\xff\xfe\x00"))[0].message
+    )
+
+
+def write_bytes(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(data)
+    return path
+
+
+HOURS_OK = (
+    'hours:\n  workday: "08:00-20:00"\n  saturday: closed\n  sunday: closed\n  holiday: closed\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        (HOURS_OK.replace("08:00-20:00", "20:00-08:00"), 2, "раньше закрытия"),
+        (HOURS_OK.replace("08:00-20:00", "8 to 20"), 2, "ЧЧ:ММ"),
+        (HOURS_OK.replace("08:00-20:00", "08:00-25:00"), 2, "не в формате"),
+        (HOURS_OK.replace("  sunday: closed\n", ""), 2, "«sunday»"),
+        (HOURS_OK.replace("holiday", "holidays"), 5, "неизвестный вид дня"),
+        ("timezone: Mars/Olympus\n" + HOURS_OK, 1, "часовой пояс"),
+        ("opening: 1\n" + HOURS_OK, 1, "неизвестный ключ"),
+        ("timezone: Europe/Moscow\n", 1, "нет раздела hours"),
+    ],
+)
+def test_broken_hours_points_at_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    path = write(tmp_path, "hours.yaml", text)
+    problems = validate_hours_file(path)
+    assert problems, text
+    assert problems[0].line == line, problems
+    assert fragment in problems[0].message
+
+
+def test_closed_kind_of_day(calendar: Calendar, tmp_path: Path) -> None:
+    hours = load_hours(write(tmp_path, "hours.yaml", HOURS_OK), calendar, lambda: False)
+    saturday = hours.status(msk(2026, 11, 28, 12, 0))
+    assert not saturday.open
+    assert saturday.opens_at == msk(2026, 11, 30, 8, 0)
+    assert "в субботу — выходной" in describe_hours_ru(hours)
+
+
+def test_shipped_files_are_valid() -> None:
+    assert validate_calendar_file(CALENDAR) == []
+    assert validate_hours_file(HOURS) == []
+
+
+def test_surge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ivr.prompts_cli import add_commands
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    surge_file = tmp_path / "surge"
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(["surge", *argv, "--surge-file", str(surge_file)])
+        return int(asyncio.run(args.run(args, None)))
+
+    assert run("status") == 0
+    assert "выключен" in capsys.readouterr().out
+    assert run("on") == 0
+    assert SurgeSwitch(surge_file).is_on()
+    assert run("status") == 0
+    assert "включён" in capsys.readouterr().out
+    assert run("off") == 0
+    assert not SurgeSwitch(surge_file).is_on()
