@@ -1,44 +1,34 @@
-"""Where every hotline call starts: which number was dialled and which group it belongs to.
+"""Where every hotline call starts: which number was dialled, and that number's menu.
 
-Until the per-number menus (dialplans/) take over this step, the entry answers, tags the call
-with its number and group so the operator's screen and the call log know them, and queues the
-caller to that number's operator group. A number the hotline does not know goes to the general
-group rather than being dropped.
+The entry answers, tags the call with its number (HOTLINE_DID, for the operator's screen and
+the CDR), records the call's start and end in the call log, and runs the number's menu through
+the engine. A number with no menu of its own gets the general menu rather than being dropped;
+if no menu could be loaded at all, the caller is queued straight to the general group.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from hotline.agi.session import AgiSession
 from hotline.store.db import CallLog
+from ivr import say_ru
+from ivr.menu.engine import Engine
+from ivr.menu.history import CallLogHistory
+from ivr.menu.library import MenuLibrary, Surge, load_library
+from ivr.menu.model import Services
+from ivr.menu.status import HttpStatusService
+from ivr.nodes.queue import queue_outcome
+from ivr.settings import IvrSettings
+from ivr.validators import VALIDATORS
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class HotlineNumber:
-    """One toll-free number and the operator group that serves it."""
-
-    number: str
-    title: str
-    group: str
-
-
-NUMBERS: Mapping[str, HotlineNumber] = {
-    entry.number: entry
-    for entry in (
-        HotlineNumber("88001000001", "общая линия", "general"),
-        HotlineNumber("88002000002", "документы", "documents"),
-        HotlineNumber("88003000003", "предприниматели и юридические лица", "business"),
-        HotlineNumber("88004000004", "социальные программы", "social"),
-    )
-}
-FALLBACK = NUMBERS["88001000001"]
-# How long a caller may wait in the queue before Asterisk moves on (seconds).
-QUEUE_MAX_WAIT = 1800
+# The operator group of last resort when no menu is available at all.
+FALLBACK_GROUP = "general"
 
 
 def dialled_number(session: AgiSession) -> str:
@@ -47,33 +37,76 @@ def dialled_number(session: AgiSession) -> str:
     return "".join(ch for ch in did if ch.isdigit())
 
 
-def queue_outcome(queue_status: str | None) -> str:
-    """What became of the call once ``Queue()`` returned. app_queue sets QUEUESTATUS only when
-    nobody answered (TIMEOUT, FULL, JOINEMPTY, ...); an answered call leaves it unset."""
-    return "answered" if not queue_status else queue_status.lower()
+def base_services(settings: IvrSettings, call_log: CallLog | None) -> Services:
+    """What every menu's nodes may use (each menu adds its own opening hours)."""
+    # CallLog keeps its engine private; the history query needs the same database.
+    engine = getattr(call_log, "_engine", None) if call_log is not None else None
+    return Services(
+        status=HttpStatusService(settings.status_url),
+        history=CallLogHistory(engine) if engine is not None else None,
+        validators=VALIDATORS,
+        say=say_ru,
+        transfer_channel=settings.transfer_channel,
+        recordings_dir=settings.recordings_dir,
+        queue_max_wait=settings.queue_max_wait,
+    )
 
 
 class CallEntry:
     """The ``hotline`` FastAGI script."""
 
-    def __init__(self, call_log: CallLog | None, node: str) -> None:
+    def __init__(
+        self,
+        call_log: CallLog | None,
+        node: str,
+        *,
+        settings: IvrSettings | None = None,
+        library: MenuLibrary | None = None,
+        clock: Callable[[], datetime] | None = None,
+        surge: Surge | None = None,
+    ) -> None:
         self._call_log = call_log
         self._node = node
+        self._settings = settings or IvrSettings()
+        self._engine = Engine(self._settings.max_steps)
+        zone = ZoneInfo(self._settings.timezone)
+        self._clock = clock or (lambda: datetime.now(zone))
+        if library is None:
+            services = base_services(self._settings, call_log)
+            library, problems = load_library(
+                self._settings.dialplans_dir, services, self._settings.general_number, surge
+            )
+            if problems:
+                log.error("some menus were rejected", extra={"rejected": len(problems)})
+        self.library = library
 
     async def __call__(self, session: AgiSession) -> None:
         number = dialled_number(session)
-        line = NUMBERS.get(number, FALLBACK)
-        log.info("call entered", extra={"dialled": number, "group": line.group})
+        picked = self.library.pick(number)
+        log.info("call entered", extra={"dialled": number, "menu": picked and picked[0].number})
         await self._record_start(session, number)
         outcome = "hangup"
         try:
             await session.answer()
             await session.set_variable("HOTLINE_DID", number)
-            await session.set_variable("HOTLINE_GROUP", line.group)
-            await session.exec("Queue", line.group, "t", "", "", str(QUEUE_MAX_WAIT))
-            outcome = queue_outcome(await session.get_variable("QUEUESTATUS"))
+            if picked is None:
+                outcome = await self._queue_without_menu(session)
+            else:
+                menu, services = picked
+                caller_id = session.env.get("agi_callerid", "")
+                result = await self._engine.run(
+                    session, menu, services, self._clock(), caller_id=caller_id
+                )
+                outcome = result.outcome
         finally:
             await self._record_end(session, outcome)
+
+    async def _queue_without_menu(self, session: AgiSession) -> str:
+        log.error("no menu loaded: caller queued to the general group")
+        await session.set_variable("HOTLINE_GROUP", FALLBACK_GROUP)
+        max_wait = str(self._settings.queue_max_wait)
+        await session.exec("Queue", FALLBACK_GROUP, "t", "", "", max_wait)
+        return queue_outcome(await session.get_variable("QUEUESTATUS"))
 
     async def _record_start(self, session: AgiSession, number: str) -> None:
         if self._call_log is None:

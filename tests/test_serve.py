@@ -23,6 +23,19 @@ from hotline.config import load_settings
 from hotline.controller import Controller
 
 ENVIRONMENT = next(b.data for b in load("agi-ivr-session.txt") if b.note == "environment")
+# The same call to the emergency line (dialplans/88005000005.yaml): its menu does not depend on
+# the time of day, so the whole command sequence is known whenever the test runs.
+EMERGENCY = ENVIRONMENT.replace(b"88001000001", b"88005000005")
+
+
+async def expect_emergency_menu(asterisk: FakeAsterisk, queue_status: str) -> None:
+    """The emergency line after ANSWER: greeting, then the on-duty queue, top priority."""
+    await asterisk.expect("SET VARIABLE HOTLINE_DID 88005000005", "200 result=1")
+    await asterisk.expect('STREAM FILE hotline/greeting-emergency ""', "200 result=0 endpos=16000")
+    await asterisk.expect("SET VARIABLE HOTLINE_GROUP emergency", "200 result=1")
+    await asterisk.expect("SET VARIABLE QUEUE_PRIO 10", "200 result=1")
+    await asterisk.expect('EXEC Queue "emergency,tc,,,1800"', "200 result=0")
+    await asterisk.expect("GET VARIABLE QUEUESTATUS", queue_status)
 
 
 class FakeAsterisk:
@@ -88,14 +101,25 @@ async def call_outcome(node: Controller, call_id: str) -> str | None:
 
 async def test_call_is_answered_tagged_and_queued_to_its_group(controller: Controller) -> None:
     assert controller.agi is not None
+    asterisk = await FakeAsterisk.call(controller.agi.port, EMERGENCY)
+    await asterisk.expect("ANSWER", "200 result=0")
+    # the operator hung up and Queue(...,c) handed the call back: the menu ends there
+    await expect_emergency_menu(asterisk, "200 result=1 (CONTINUE)")
+    assert await asterisk.closed_by_server()
+    assert await call_outcome(controller, "1795563091.1") == "answered"
+
+
+async def test_general_line_starts_with_its_greeting(controller: Controller) -> None:
+    assert controller.agi is not None
     asterisk = await FakeAsterisk.call(controller.agi.port)
     await asterisk.expect("ANSWER", "200 result=0")
     await asterisk.expect("SET VARIABLE HOTLINE_DID 88001000001", "200 result=1")
-    await asterisk.expect("SET VARIABLE HOTLINE_GROUP general", "200 result=1")
-    await asterisk.expect('EXEC Queue "general,t,,,1800"', "200 result=0")
-    await asterisk.expect("GET VARIABLE QUEUESTATUS", "200 result=1 (TIMEOUT)")
+    await asterisk.expect(
+        'STREAM FILE hotline/greeting-general "0123459"', "200 result=-1 endpos=0"
+    )
+    await asterisk.send("HANGUP")
     assert await asterisk.closed_by_server()
-    assert await call_outcome(controller, "1795563091.1") == "timeout"
+    assert await call_outcome(controller, "1795563091.1") == "hangup"
 
 
 async def test_caller_hanging_up_ends_the_call_cleanly(controller: Controller) -> None:
@@ -168,14 +192,11 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
     process, agi_port, _ = served
 
     async def one_call() -> None:
-        asterisk = await FakeAsterisk.call(agi_port)
+        asterisk = await FakeAsterisk.call(agi_port, EMERGENCY)
         await asterisk.expect("ANSWER", "200 result=0")
         # SIGTERM while the call is in progress: the call must still be able to finish.
         process.send_signal(signal.SIGTERM)
-        await asterisk.expect("SET VARIABLE HOTLINE_DID 88001000001", "200 result=1")
-        await asterisk.expect("SET VARIABLE HOTLINE_GROUP general", "200 result=1")
-        await asterisk.expect('EXEC Queue "general,t,,,1800"', "200 result=0")
-        await asterisk.expect("GET VARIABLE QUEUESTATUS", "200 result=0")
+        await expect_emergency_menu(asterisk, "200 result=0")
         assert await asterisk.closed_by_server()
 
     asyncio.run(one_call())

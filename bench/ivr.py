@@ -1,0 +1,296 @@
+"""Voice-menu engine benchmark: what the engine costs per node and per call, beside the same
+channel commands sent with no engine, measured in the same run.
+
+1. Cost per node (µs), per kind: a menu that is a chain of N nodes of one kind is run by the
+   engine on an instant channel (every command answered at once, no I/O); the raw baseline
+   makes the same channel calls in a hand-written loop. The difference is the engine's cost.
+2. Menu calls per second per core: whole calls of the general line (greeting, main menu,
+   operator queue, rating, goodbye: ~20 AGI commands) through the real FastAGI server, with a
+   lean fake Asterisk in another process answering every command at once. The server's CPU
+   time (process_time) is the denominator, so the figure is per core of the controller. The
+   raw baseline is a hand-written FastAGI handler sending the very same command sequence.
+
+Usage: .venv/bin/python bench/ivr.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
+from ivr import say_ru  # noqa: E402
+from ivr.menu.engine import Engine  # noqa: E402
+from ivr.menu.loader import parse_menu  # noqa: E402
+from ivr.menu.model import Services  # noqa: E402
+from ivr.schedule import load_calendar, load_hours  # noqa: E402
+from ivr.validators import VALIDATORS  # noqa: E402
+
+NOON = datetime(2026, 11, 27, 12, 0, tzinfo=ZoneInfo("Europe/Moscow"))
+SNILS = "11223344595"
+
+
+class InstantChannel:
+    """Every command answered at once: what is left is the engine's own work."""
+
+    def __init__(self, digit: str = "1") -> None:
+        self.digit = digit
+        self.call_id = "bench.1"
+        self.env: Mapping[str, str] = {}
+
+    async def answer(self) -> int:
+        return 0
+
+    async def hangup(self) -> int:
+        return 1
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
+        return Playback(None, 100)
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits:
+        return Digits(SNILS)
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        return self.digit
+
+    async def set_variable(self, name: str, value: str) -> None:
+        return None
+
+    async def get_variable(self, name: str) -> str | None:
+        return None
+
+    async def exec(self, application: str, *options: str) -> int:
+        return 0
+
+    async def record_file(self, path: str, *args: Any, **kw: Any) -> Recording:
+        return Recording(None, 0, "timeout")
+
+
+# --- 1. cost per node ----------------------------------------------------------------------
+
+NODE_BODIES = {
+    "play": "{{kind: play, prompts: [hotline/p], barge_in: '12', next: {nxt}}}",
+    "menu": "{{kind: menu, prompts: [hotline/m], options: {{'1': {nxt}}}, fallback: {nxt}}}",
+    "collect": (
+        "{{kind: collect, prompts: [hotline/c], store: snils, length: 11, validate: snils,"
+        " next: {nxt}, fallback: {nxt}}}"
+    ),
+    "condition": (
+        "{{kind: condition, branches: [{{when: closed, goto: end}}, {{when: holiday,"
+        " goto: end}}], otherwise: {nxt}}}"
+    ),
+    "set": "{{kind: set, values: {{topic: 'оплата ${{did}}'}}, next: {nxt}}}",
+    "say": "{{kind: say, what: number, value: '1251', gender: f, next: {nxt}}}",
+    "goto": "{{kind: goto, to: {nxt}}}",
+}
+
+
+def chain(kind: str, length: int) -> str:
+    lines = ['number: "1000"', "group: general", "start: n0", "nodes:"]
+    for i in range(length):
+        lines.append(f"  n{i}: " + NODE_BODIES[kind].format(nxt=f"n{i + 1}"))
+    lines.append(f"  n{length}: {{kind: hangup}}")
+    if kind == "condition":
+        lines.append("  end: {kind: hangup}")
+    return "\n".join(lines) + "\n"
+
+
+async def raw_calls(kind: str, channel: InstantChannel, length: int, hours: Any) -> None:
+    """What the chain asks of the channel, hand-written: the floor under the engine. The
+    opening hours are looked up once per call, as the engine does."""
+    status = hours.status(NOON)
+    for _ in range(length):
+        if kind == "play":
+            await channel.stream_file("hotline/p", "12")
+        elif kind == "menu":
+            if (await channel.stream_file("hotline/m", "1")).digit is None:
+                await channel.wait_for_digit(5000)
+        elif kind == "collect":
+            VALIDATORS["snils"](await channel.get_data("hotline/c", 10000, 11))
+        elif kind == "condition":
+            _ = not status.open or status.kind == "holiday"
+        elif kind == "say":
+            for name in say_ru.number_files(1251, "f"):
+                await channel.stream_file(name)
+    await channel.hangup()
+
+
+async def per_node(kind: str, length: int, rounds: int, services: Services) -> tuple[float, float]:
+    """(engine µs per node, raw µs per node)"""
+    menu = parse_menu(chain(kind, length), f"{kind}.yaml")
+    engine = Engine(max_steps=length + 10)
+    channel = InstantChannel()
+    # The engine keeps no per-call state, but the loop and caches warm up first.
+    for _ in range(3):
+        await engine.run(channel, menu, services, NOON)
+        await raw_calls(kind, channel, length, services.hours)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        await engine.run(channel, menu, services, NOON)
+    engine_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(rounds):
+        await raw_calls(kind, channel, length, services.hours)
+    raw_s = time.perf_counter() - started
+    scale = 1e6 / (rounds * length)
+    return engine_s * scale, raw_s * scale
+
+
+# --- 2. whole calls over FastAGI ------------------------------------------------------------
+
+ENV = (
+    "agi_network: yes\nagi_network_script: hotline?did=88001000001\n"
+    "agi_request: agi://127.0.0.1/hotline?did=88001000001\n"
+    "agi_channel: Local/88001000001@from-pstn-00000000;2\nagi_language: ru\nagi_type: Local\n"
+    "agi_uniqueid: {n}\nagi_version: 22.10.1\nagi_callerid: 79161234567\n"
+    "agi_calleridname: Иванов Иван\nagi_context: from-pstn\nagi_extension: 88001000001\n"
+    "agi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\n\n"
+)
+
+
+def reply_to(line: bytes) -> bytes:
+    """Asterisk's instant answer: the caller presses 0 whenever asked for a key."""
+    if line.startswith(b"WAIT FOR DIGIT"):
+        return b"200 result=48\n"
+    if line.startswith(b"STREAM FILE"):
+        return b"200 result=0 endpos=100\n"
+    if line.startswith((b"SET VARIABLE", b"HANGUP")):
+        return b"200 result=1\n"
+    return b"200 result=0\n"
+
+
+async def one_call(port: int, n: int) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(ENV.format(n=f"1795563091.{n}").encode())
+    commands = 0
+    while line := await reader.readline():
+        commands += 1
+        writer.write(reply_to(line))
+    writer.close()
+    return commands
+
+
+def asterisk_process(port: int, calls: int, concurrency: int, done: Any) -> None:
+    """The fake Asterisk, in its own process so that the server has its core to itself."""
+
+    async def run() -> int:
+        slots = asyncio.Semaphore(concurrency)
+
+        async def guarded(n: int) -> int:
+            async with slots:
+                return await one_call(port, n)
+
+        return sum(await asyncio.gather(*(guarded(n) for n in range(calls))))
+
+    done.put(asyncio.run(run()))
+
+
+async def calls_per_core(
+    handler: Callable[[Any], Awaitable[None]], calls: int
+) -> tuple[float, int]:
+    """(calls per CPU-second of the server, AGI commands in all)"""
+    from hotline.agi.server import FastAgiServer, Router
+
+    router = Router()
+    router.add("hotline", handler)
+    server = FastAgiServer(router, host="127.0.0.1", port=0)
+    await server.start()
+    done: Any = multiprocessing.get_context("spawn").Queue()
+    client = multiprocessing.get_context("spawn").Process(
+        target=asterisk_process, args=(server.port, calls, 50, done)
+    )
+    cpu = time.process_time()
+    client.start()
+    while client.is_alive() or done.empty():
+        await asyncio.sleep(0.01)
+        if not client.is_alive() and done.empty():
+            raise RuntimeError("the fake Asterisk died")
+        if not done.empty():
+            break
+    cpu = time.process_time() - cpu
+    commands = done.get()
+    client.join()
+    await server.drain(5)
+    return calls / cpu, commands
+
+
+def recorded_sequence(menu: Any, services: Services) -> list[tuple[str, tuple[Any, ...]]]:
+    """The channel calls one engine call makes, to replay them with no engine."""
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    class Recorder(InstantChannel):
+        def __getattribute__(self, name: str) -> Any:
+            attribute = super().__getattribute__(name)
+            if name in ("digit", "call_id", "env") or not callable(attribute):
+                return attribute
+
+            async def recorded(*args: Any) -> Any:
+                calls.append((name, args))
+                return await attribute(*args)
+
+            return recorded
+
+    asyncio.run(Engine().run(Recorder("0"), menu, services, NOON))
+    return [("answer", ()), ("set_variable", ("HOTLINE_DID", "88001000001")), *calls]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    args = parser.parse_args()
+    rounds, calls = (50, 1000) if args.quick else (400, 5000)
+    hours = load_hours(
+        ROOT / "dialplans/hours.yaml",
+        load_calendar(ROOT / "dialplans/calendar.yaml"),
+        lambda: False,
+    )
+    services = Services(hours=hours, validators=VALIDATORS, say=say_ru)
+
+    print(f"engine cost per node (chain of 50 nodes, {rounds} runs, instant channel)")
+    print(f"{'kind':10} {'engine µs':>10} {'raw µs':>10} {'engine cost µs':>15}")
+    costs = []
+    for kind in NODE_BODIES:
+        engine_us, raw_us = asyncio.run(per_node(kind, 50, rounds, services))
+        costs.append(engine_us - raw_us)
+        print(f"{kind:10} {engine_us:10.2f} {raw_us:10.2f} {engine_us - raw_us:15.2f}")
+    print(f"{'mean':10} {'':10} {'':10} {sum(costs) / len(costs):15.2f}")
+
+    from ivr.entry import CallEntry
+    from ivr.menu.library import load_library
+
+    library, problems = load_library(ROOT / "dialplans", services, "88001000001", lambda: False)
+    assert not problems, problems
+    menu, menu_services = library.menus["88001000001"]
+    entry = CallEntry(None, "bench", library=library, clock=lambda: NOON)
+    sequence = recorded_sequence(menu, menu_services)
+
+    async def raw_handler(session: Any) -> None:
+        for name, call_args in sequence:
+            await getattr(session, name)(*call_args)
+
+    print(f"\nwhole calls of 88001000001 over FastAGI ({calls} calls, 50 at once, server CPU time)")
+    results = {}
+    for label, handler in (("menu engine", entry), ("raw handler", raw_handler)):
+        per_core, commands = asyncio.run(calls_per_core(handler, calls))
+        results[label] = per_core
+        per_call = commands / calls
+        print(f"{label:12} {per_core:9.0f} calls/s per core  ({per_call:.0f} AGI commands a call)")
+    ratio = results["menu engine"] / results["raw handler"]
+    print(f"engine / raw: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

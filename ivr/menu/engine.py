@@ -1,0 +1,114 @@
+"""The engine: runs one call through one menu, node after node, until the call leaves it.
+
+Guarantees a caller is never stuck: every node that waits for a key has retries and a fallback,
+and the engine itself stops after `max_steps` nodes and sends the caller to the number's
+operator group (the linter rejects loops with no exit; this is the net under it). A caller
+who hangs up ends the run with ``caller_hangup``; nothing else is raised for a hang-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hotline.agi.session import CallerHungUp
+from hotline.logs import mask_personal
+from ivr.menu.model import Call, Channel, End, Menu, Services, Step
+from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
+from ivr.nodes.queue import enqueue, queue_outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallResult:
+    """How a call left its menu: the end, the path it took, what the caller entered."""
+
+    end: End
+    path: list[Step]
+    variables: dict[str, str] = field(default_factory=dict)
+    queued: tuple[str, str] | None = None
+
+    @property
+    def outcome(self) -> str:
+        """What the call log records: the queue's outcome if the caller reached one (a rating
+        after the operator does not change it), else the end's."""
+        if self.end.kind != "queue" and self.queued is not None:
+            return self.queued[1]
+        return self.end.outcome
+
+
+class Engine:
+    """Runs menus; one engine serves every call (it keeps no per-call state)."""
+
+    def __init__(self, max_steps: int = 200) -> None:
+        self.max_steps = max_steps
+
+    async def run(
+        self,
+        channel: Channel,
+        menu: Menu,
+        services: Services,
+        now: datetime,
+        *,
+        caller_id: str = "",
+        observer: Callable[[Step], None] | None = None,
+    ) -> CallResult:
+        call = Call(channel, menu, services, now, caller_id=caller_id, observer=observer)
+        _fill_system_variables(call)
+        try:
+            end = await self._walk(call)
+        except CallerHungUp:
+            call.note("caller-hangup")
+            end = End("caller_hangup", outcome="hangup")
+        MENU_ENDS.labels(menu.number, end.kind).inc()
+        result = CallResult(end, call.path, call.variables, call.queued)
+        log.info(
+            "menu finished",
+            extra={"dialled": menu.number, "end": str(end), "steps": len(call.path)},
+        )
+        return result
+
+    async def _walk(self, call: Call) -> End:
+        nodes = call.menu.nodes
+        node_id = call.menu.start
+        for _ in range(self.max_steps):
+            call.node = node_id
+            step_count = len(call.path)
+            nxt = await nodes[node_id].run(call)
+            _log_steps(call.path[step_count:])
+            if isinstance(nxt, End):
+                return nxt
+            node_id = nxt
+        return await self._step_limit(call)
+
+    async def _step_limit(self, call: Call) -> End:
+        menu = call.menu
+        MENU_STEP_LIMIT.labels(menu.number).inc()
+        log.warning("menu step limit reached", extra={"dialled": menu.number, "node": call.node})
+        call.note("step-limit", f"{self.max_steps} steps: to group {menu.group}")
+        await enqueue(call, menu.group, 0, None)
+        outcome = queue_outcome(await call.channel.get_variable("QUEUESTATUS"))
+        call.queued = (menu.group, outcome)
+        return End("queue", menu.group, outcome)
+
+
+def _fill_system_variables(call: Call) -> None:
+    """What menus may say or test besides the caller's entries."""
+    call.variables["did"] = call.menu.number
+    status = call.hours()
+    if status is None:
+        return
+    if status.opens_at is not None:
+        call.variables["opens_at"] = status.opens_at.isoformat()
+        call.variables["opens_date"] = status.opens_at.date().isoformat()
+    if status.closes_at is not None:
+        call.variables["closes_at"] = status.closes_at.isoformat()
+
+
+def _log_steps(steps: list[Step]) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        for step in steps:
+            log.debug("menu step", extra={"step": mask_personal(str(step))})

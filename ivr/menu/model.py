@@ -1,0 +1,256 @@
+"""The menu model: a parsed menu file, the nodes it is made of, and one call running through it.
+
+A node knows how to run itself (`Node.run`) against a `Call`; the call carries the channel
+(an `AgiSession` or the console), the services a node may need (hours, status service, caller
+history) and what the caller has entered so far. Nodes return the id of the next node or an
+`End`. Everything here is free of sockets: the channel is a `Channel` protocol.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from hotline.agi.session import Digits, Playback, Recording
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something was written: file and 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a menu file, as ``file:line: sentence``."""
+
+    at: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.at}: {self.message}"
+
+
+class MenuError(ValueError):
+    """A menu that cannot be used; `problems` lists every error found, each with file:line."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.at.file, p.at.line, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class Channel(Protocol):
+    """What the engine needs of a call's channel. `AgiSession` is one; `ConsoleChannel` (for
+    ``hotline try``) is another."""
+
+    call_id: str
+    env: Mapping[str, str]
+
+    async def answer(self) -> int: ...
+
+    async def hangup(self) -> int: ...
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> Playback: ...
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits: ...
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None: ...
+
+    async def set_variable(self, name: str, value: str) -> None: ...
+
+    async def get_variable(self, name: str) -> str | None: ...
+
+    async def exec(self, application: str, *options: str) -> int: ...
+
+    async def record_file(
+        self,
+        path: str,
+        fmt: str = "wav",
+        escape_digits: str = "#",
+        timeout_ms: int = -1,
+        beep: bool = False,
+        silence_s: int | None = None,
+        offset_samples: int = 0,
+    ) -> Recording: ...
+
+
+@runtime_checkable
+class HoursStatusLike(Protocol):
+    """The part of `ivr.schedule.HoursStatus` the menus read."""
+
+    open: bool
+    kind: str
+    surge: bool
+    opens_at: datetime | None
+    closes_at: datetime | None
+
+
+class Hours(Protocol):
+    """`ivr.schedule.OpenHours` as the engine uses it."""
+
+    def status(self, at: datetime) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """What the status service said: ``found`` (with its fields), ``not_found`` or ``failure``."""
+
+    outcome: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+class StatusService(Protocol):
+    async def get(self, path: str, seconds: float) -> LookupResult: ...
+
+
+class CallerHistory(Protocol):
+    async def seen_before(self, caller_id: str, call_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    """What nodes may consult besides the channel. None = not available (the node then takes
+    its failure path, or the condition is false)."""
+
+    hours: Hours | None = None
+    status: StatusService | None = None
+    history: CallerHistory | None = None
+    validators: Mapping[str, Callable[[str], object]] = field(
+        default_factory=dict
+    )  # truthy = valid
+    say: SayFiles | None = None
+    transfer_channel: str = "Local/{number}@hotline-transfer"
+    recordings_dir: str = "/var/spool/asterisk/hotline-messages"
+    queue_max_wait: int = 1800
+
+
+class SayFiles(Protocol):
+    """`ivr.say_ru` as a value: sound files for numbers, digits, dates and times."""
+
+    def number_files(self, n: int, gender: Any = "m") -> list[str]: ...
+
+    def digit_files(self, s: str) -> list[str]: ...
+
+    def date_files(self, d: Any) -> list[str]: ...
+
+    def time_files(self, t: Any) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """Where a call left the menu.
+
+    kind: ``queue`` (detail = group), ``transfer`` (detail = number), ``hangup`` (the menu
+    hung up), ``caller_hangup`` (the caller left). outcome: what the call log records.
+    """
+
+    kind: str
+    detail: str = ""
+    outcome: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.detail}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One line of a call's path: what the caller heard or did, for ``hotline try`` and tests."""
+
+    kind: str  # play | input | timeout | invalid | set | lookup | queue | transfer | hangup ...
+    detail: str
+    node: str
+
+    def __str__(self) -> str:
+        return f"[{self.node}] {self.kind} {self.detail}".rstrip()
+
+
+Next = str | End
+
+
+class Node(Protocol):
+    """One node of a menu. Each kind lives in its own module under `ivr.nodes`."""
+
+    kind: ClassVar[str]
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def at(self) -> Location:
+        """Where the node is named in its file."""
+        ...
+
+    def targets(self) -> Iterable[tuple[str, Location]]:
+        """The node ids this node may continue to, each with where it is written."""
+        ...
+
+    def prompts(self) -> Iterable[tuple[str, Location]]:
+        """The prompt files this node plays."""
+        ...
+
+    def run(self, call: Call) -> Awaitable[Next]: ...
+
+
+@dataclass(frozen=True)
+class Menu:
+    """One number's menu file."""
+
+    number: str
+    title: str
+    group: str  # the operator group of last resort (step limit, broken flow)
+    start: str
+    nodes: Mapping[str, Node]
+    file: str
+    hours_ref: tuple[str, Location] | None = None
+    calendar_ref: tuple[str, Location] | None = None
+    start_at: Location | None = None
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+@dataclass
+class Call:
+    """One call going through a menu: the channel, the moment it runs at, what was entered."""
+
+    channel: Channel
+    menu: Menu
+    services: Services
+    now: datetime
+    caller_id: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    personal: set[str] = field(default_factory=set)  # variables holding personal data
+    pending: str = ""  # digits pressed during a prompt, for the node that reads next
+    path: list[Step] = field(default_factory=list)
+    node: str = ""
+    observer: Callable[[Step], None] | None = None
+    queued: tuple[str, str] | None = None  # (group, outcome) once the caller was queued
+    _hours: Any = None  # the opening-hours status, computed once per call
+
+    def note(self, kind: str, detail: str = "") -> None:
+        step = Step(kind, detail, self.node)
+        self.path.append(step)
+        if self.observer is not None:
+            self.observer(step)
+
+    def expand(self, text: str) -> str:
+        """``${name}`` replaced by the variable's value (empty when unset)."""
+        if "${" not in text:
+            return text
+        return _VARIABLE.sub(lambda m: self.variables.get(m.group(1), ""), text)
+
+    def hours(self) -> Any | None:
+        """The opening-hours status at the call's moment, or None without a schedule."""
+        if self.services.hours is None:
+            return None
+        if self._hours is None:
+            self._hours = self.services.hours.status(self.now)
+        return self._hours

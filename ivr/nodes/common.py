@@ -1,0 +1,45 @@
+"""What several node kinds share: playing a prompt list, reading one key, passing the caller's
+entries on to Asterisk as channel variables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ivr.menu.model import Call, Location
+
+Prompts = tuple[tuple[str, Location], ...]
+# Variables the engine fills in itself; they are not the caller's entries.
+SYSTEM_VARIABLES = frozenset({"did", "caller_id", "opens_at", "opens_date", "closes_at"})
+
+
+async def play(call: Call, prompts: Prompts, escape: str = "") -> str | None:
+    """Play prompts in order; stop at the first escape digit pressed and return it."""
+    for name, _ in prompts:
+        played = await call.channel.stream_file(call.expand(name), escape)
+        call.note("play", name)
+        if played.digit is not None:
+            call.note("input", played.digit)
+            return played.digit
+    return None
+
+
+def take_pending(call: Call) -> str | None:
+    """The first key pressed during an earlier prompt, if any (the rest is dropped)."""
+    if not call.pending:
+        return None
+    digit, call.pending = call.pending[0], ""
+    return digit
+
+
+def channel_variable(name: str) -> str:
+    """``application`` -> ``HOTLINE_APPLICATION``: how the operator's screen reads an entry."""
+    return "HOTLINE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+async def export_variables(call: Call, names: Iterable[str] | None = None) -> None:
+    """Set what the caller entered as channel variables, so it travels with the call."""
+    chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
+    for name in chosen:
+        value = call.variables.get(name)
+        if value:
+            await call.channel.set_variable(channel_variable(name), value)

@@ -1,0 +1,133 @@
+"""``condition``: the first branch whose test holds decides; `otherwise` when none does.
+
+    hours:
+      kind: condition
+      branches:
+        - {when: surge, goto: main-menu}        # 24/7 surge mode switched by an admin
+        - {when: holiday, goto: holiday-hours}
+        - {when: closed, goto: after-hours}
+        - {when: seen_before, goto: welcome-back}
+        - {when: {variable: topic, equals: "payments"}, goto: payments}
+      otherwise: main-menu
+
+Tests: ``open``, ``closed``, ``holiday``, ``surge`` (from the opening hours, at the moment the
+call runs), ``workday``/``saturday``/``sunday`` (the kind of day), ``seen_before`` (this caller
+number is in the call log from an earlier call), ``{variable, equals}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from yaml.nodes import MappingNode, ScalarNode
+
+from ivr.menu.fields import FieldError, Fields
+from ivr.menu.model import Call, Location, Next
+
+HOURS_TESTS = ("open", "closed", "holiday", "surge", "workday", "saturday", "sunday")
+TESTS = (*HOURS_TESTS, "seen_before")
+
+
+@dataclass(frozen=True)
+class Test:
+    name: str  # one of TESTS, or "variable"
+    variable: str = ""
+    equals: str = ""
+
+
+@dataclass(frozen=True)
+class Branch:
+    test: Test
+    goto: tuple[str, Location]
+    at: Location
+
+
+@dataclass(frozen=True)
+class ConditionNode:
+    kind: ClassVar[str] = "condition"
+    id: str
+    at: Location
+    branches: tuple[Branch, ...]
+    otherwise: tuple[str, Location]
+
+    def targets(self) -> Iterable[tuple[str, Location]]:
+        return (*(b.goto for b in self.branches), self.otherwise)
+
+    def prompts(self) -> Iterable[tuple[str, Location]]:
+        return ()
+
+    @property
+    def uses_hours(self) -> Location | None:
+        """Where the first branch that needs the opening hours is written, if any."""
+        return next((b.at for b in self.branches if b.test.name in HOURS_TESTS), None)
+
+    async def run(self, call: Call) -> Next:
+        for branch in self.branches:
+            if await holds(call, branch.test):
+                call.note("branch", describe(branch.test))
+                return branch.goto[0]
+        return self.otherwise[0]
+
+
+async def holds(call: Call, test: Test) -> bool:
+    if test.name == "variable":
+        return call.variables.get(test.variable, "") == test.equals
+    if test.name == "seen_before":
+        history = call.services.history
+        if history is None or not call.caller_id:
+            return False
+        return await history.seen_before(call.caller_id, call.channel.call_id)
+    status = call.hours()
+    if status is None:  # no schedule: always open, never a holiday
+        return test.name in ("open", "workday")
+    return bool(
+        {
+            "open": status.open,
+            "closed": not status.open,
+            "holiday": status.kind == "holiday",
+            "surge": status.surge,
+            "workday": status.kind == "workday",
+            "saturday": status.kind == "saturday",
+            "sunday": status.kind == "sunday",
+        }[test.name]
+    )
+
+
+def describe(test: Test) -> str:
+    return f"{test.variable} = {test.equals}" if test.name == "variable" else test.name
+
+
+def parse(node_id: str, fields: Fields) -> ConditionNode:
+    branches = []
+    for item in fields.sequence("branches"):
+        if not isinstance(item, MappingNode):
+            raise FieldError(fields.loc(item), f"node '{node_id}': a branch is {{when, goto}}")
+        branch = Fields(fields.file, node_id, item, reserved=())
+        test = _test(node_id, branch)
+        branches.append(Branch(test=test, goto=branch.target("goto"), at=branch.at))
+        branch.done()
+    if not branches:
+        raise fields.error("branches", "needs at least one branch")
+    return ConditionNode(
+        id=node_id, at=fields.at, branches=tuple(branches), otherwise=fields.target("otherwise")
+    )
+
+
+def _test(node_id: str, branch: Fields) -> Test:
+    if not branch.has("when"):
+        raise FieldError(branch.at, f"node '{node_id}': a branch needs 'when'")
+    pairs = branch.mapping("when") if branch.is_mapping("when") else None
+    if pairs is None:
+        name = branch.text("when")
+        if name not in TESTS:
+            raise branch.error("when", f"unknown test '{name}' (known: {', '.join(TESTS)})")
+        return Test(name)
+    given = {str(k.value): v for k, v in pairs}
+    variable, equals = given.get("variable"), given.get("equals")
+    if set(given) != {"variable", "equals"} or not isinstance(variable, ScalarNode):
+        raise branch.error("when", "a variable test is {variable: NAME, equals: VALUE}")
+    if not isinstance(equals, ScalarNode):
+        raise branch.error("when", "equals: expected a value")
+    return Test("variable", str(variable.value), str(equals.value))

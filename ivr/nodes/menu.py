@@ -1,0 +1,99 @@
+"""``menu``: a prompt, then one key chooses where to go.
+
+    main-menu:
+      kind: menu
+      prompts: [hotline/general-main-menu]
+      options: {"1": services, "2": registration, "0": operator}
+      timeout: 5            # seconds to wait for a key after the prompt
+      retries: 3            # attempts before the fallback
+      invalid: hotline/invalid-choice
+      no_input: hotline/no-input      # optional
+      fallback: operator
+
+A caller who presses nothing or only wrong keys goes to `fallback` after `retries` attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
+from ivr.menu.model import Call, Location, Next
+from ivr.nodes.common import Prompts, play, take_pending
+
+DEFAULT_INVALID = "hotline/invalid-input"
+
+
+@dataclass(frozen=True)
+class MenuNode:
+    kind: ClassVar[str] = "menu"
+    id: str
+    at: Location
+    files: Prompts
+    options: Mapping[str, tuple[str, Location]]
+    timeout: float
+    retries: int
+    invalid: Prompts
+    no_input: Prompts
+    fallback: tuple[str, Location]
+
+    def targets(self) -> Iterable[tuple[str, Location]]:
+        return (*self.options.values(), self.fallback)
+
+    def prompts(self) -> Iterable[tuple[str, Location]]:
+        return (*self.files, *self.invalid, *self.no_input)
+
+    async def run(self, call: Call) -> Next:
+        keys = "".join(self.options)
+        for _ in range(self.retries):
+            digit = take_pending(call)
+            if digit is not None:
+                call.note("input", digit)
+            else:
+                digit = await self._ask(call, keys)
+            if digit is None:
+                call.note("timeout")
+                await play(call, self.no_input)
+                continue
+            if digit in self.options:
+                return self.options[digit][0]
+            call.note("invalid", digit)
+            await play(call, self.invalid)
+        call.note("fallback", self.fallback[0])
+        return self.fallback[0]
+
+    async def _ask(self, call: Call, keys: str) -> str | None:
+        digit = await play(call, self.files, keys)
+        if digit is None:
+            digit = await call.channel.wait_for_digit(int(self.timeout * 1000))
+            if digit is not None:
+                call.note("input", digit)
+        return digit
+
+
+def parse(node_id: str, fields: Fields) -> MenuNode:
+    options: dict[str, tuple[str, Location]] = {}
+    for key, value in fields.mapping("options"):
+        at = fields.loc(key)
+        if len(key.value) != 1 or key.value not in DTMF_KEYS:
+            raise FieldError(at, f"node '{node_id}': option '{key.value}' is not one key")
+        if key.value in options:
+            raise FieldError(at, f"node '{node_id}': option '{key.value}' is given twice")
+        if not isinstance(value.value, str) or not value.value:
+            raise FieldError(fields.loc(value), f"node '{node_id}': option needs a node id")
+        options[key.value] = (value.value, fields.loc(value))
+    if not options:
+        raise fields.error("options", "needs at least one option")
+    return MenuNode(
+        id=node_id,
+        at=fields.at,
+        files=fields.prompts("prompts"),
+        options=options,
+        timeout=fields.number("timeout", 5.0, 1.0, 60.0),
+        retries=fields.whole("retries", 3, 1, 10),
+        invalid=fields.prompts("invalid", required=False) or ((DEFAULT_INVALID, fields.at),),
+        no_input=fields.prompts("no_input", required=False),
+        fallback=fields.target("fallback"),
+    )

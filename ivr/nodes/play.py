@@ -1,0 +1,54 @@
+"""``play``: prompts in order; a barge-in key stops them and is kept for the next node (which
+reads it as the caller's choice). A key already pressed during an earlier prompt that is one of
+this node's barge-in keys skips it.
+
+welcome:
+  kind: play
+  prompts: [hotline/general-welcome]
+  barge_in: "0123456789"
+  next: main-menu
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ivr.menu.fields import Fields
+from ivr.menu.model import Call, Location, Next
+from ivr.nodes.common import Prompts, play
+
+
+@dataclass(frozen=True)
+class PlayNode:
+    kind: ClassVar[str] = "play"
+    id: str
+    at: Location
+    files: Prompts
+    barge_in: str
+    next: tuple[str, Location]
+
+    def targets(self) -> Iterable[tuple[str, Location]]:
+        return (self.next,)
+
+    def prompts(self) -> Iterable[tuple[str, Location]]:
+        return self.files
+
+    async def run(self, call: Call) -> Next:
+        if call.pending and call.pending[0] in self.barge_in:
+            return self.next[0]  # the caller already chose during an earlier prompt
+        digit = await play(call, self.files, self.barge_in)
+        if digit is not None:
+            call.pending = digit
+        return self.next[0]
+
+
+def parse(node_id: str, fields: Fields) -> PlayNode:
+    return PlayNode(
+        id=node_id,
+        at=fields.at,
+        files=fields.prompts("prompts"),
+        barge_in=fields.digits("barge_in"),
+        next=fields.target("next"),
+    )

@@ -1,0 +1,94 @@
+"""``queue``: the caller waits for an operator of a skill group.
+
+    operator:
+      kind: queue
+      group: general
+      priority: 0           # higher is answered sooner (app_queue's QUEUE_PRIO)
+      data: [application]   # entries shown on the operator's screen (default: all)
+      then_rating: rate     # optional: after the operator hangs up, the rating node
+      otherwise: no-agents  # optional: nobody answered (timeout, empty or full queue)
+
+The entries go as channel variables ``HOTLINE_<NAME>`` (with HOTLINE_GROUP; the entry set
+HOTLINE_DID on answering), which the operator's screen reads. Queue() always runs with option
+``c``: when the operator hangs up the call comes back (QUEUESTATUS=CONTINUE), so the call log
+knows it was answered and, with `then_rating`, the caller can rate the conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ivr.menu.fields import FieldError, Fields, scalar_text
+from ivr.menu.model import Call, End, Location, Next
+from ivr.nodes.common import export_variables
+
+
+def queue_outcome(queue_status: str | None) -> str:
+    """What became of the call once ``Queue()`` returned. app_queue sets QUEUESTATUS only when
+    nobody answered (TIMEOUT, FULL, JOINEMPTY, ...); an answered call leaves it unset, or, with
+    option ``c``, sets CONTINUE once the operator has hung up and the caller goes on."""
+    if not queue_status or queue_status == "CONTINUE":
+        return "answered"
+    return queue_status.lower()
+
+
+@dataclass(frozen=True)
+class QueueNode:
+    kind: ClassVar[str] = "queue"
+    id: str
+    at: Location
+    group: str
+    priority: int
+    data: tuple[str, ...] | None
+    then_rating: tuple[str, Location] | None
+    otherwise: tuple[str, Location] | None
+
+    def targets(self) -> Iterable[tuple[str, Location]]:
+        return tuple(t for t in (self.then_rating, self.otherwise) if t is not None)
+
+    def prompts(self) -> Iterable[tuple[str, Location]]:
+        return ()
+
+    async def run(self, call: Call) -> Next:
+        await enqueue(call, self.group, self.priority, self.data)
+        outcome = queue_outcome(await call.channel.get_variable("QUEUESTATUS"))
+        call.note("queue", f"{self.group}: {outcome}")
+        call.queued = (self.group, outcome)
+        if outcome == "answered":
+            if self.then_rating is not None:
+                return self.then_rating[0]
+            return End("queue", self.group, outcome)
+        if self.otherwise is not None:
+            return self.otherwise[0]
+        return End("queue", self.group, outcome)
+
+
+async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | None) -> None:
+    """Tag the call for the operator's screen and run Queue()."""
+    channel = call.channel
+    await export_variables(call, data)
+    await channel.set_variable("HOTLINE_GROUP", group)
+    if priority:
+        await channel.set_variable("QUEUE_PRIO", str(priority))
+    max_wait = str(call.services.queue_max_wait)
+    await channel.exec("Queue", group, "tc", "", "", max_wait)
+
+
+def parse(node_id: str, fields: Fields) -> QueueNode:
+    data: tuple[str, ...] | None = None
+    if fields.has("data"):
+        names = [scalar_text(item) for item in fields.sequence("data")]
+        if any(not name for name in names):
+            raise FieldError(fields.key_at("data"), f"node '{node_id}': data: variable names")
+        data = tuple(name for name in names if name)
+    return QueueNode(
+        id=node_id,
+        at=fields.at,
+        group=fields.text("group"),
+        priority=fields.whole("priority", 0, 0, 10),
+        data=data,
+        then_rating=fields.optional_target("then_rating"),
+        otherwise=fields.optional_target("otherwise"),
+    )

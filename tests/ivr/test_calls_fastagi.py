@@ -1,0 +1,376 @@
+"""Simulated calls on every number at chosen moments (workday, evening, Saturday, public
+holiday, surge), end to end: the PBX simulator plays Asterisk (FastAGI client, callers pressing
+keys at given seconds), the real FastAGI server runs the entry with the shipped menus, the call
+log is a real database (SQLite) and the status lookups go to the stand-in status service."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hotline.agi.server import FastAgiServer, Router
+from hotline.sim.model import SimChannel
+from hotline.sim.runner import CallOutcome, run_scenario
+from hotline.sim.scenario import parse_scenario
+from hotline.store.db import Base, CallLog, create_engine
+from ivr import say_ru
+from ivr.entry import CallEntry
+from ivr.menu.history import CallLogHistory
+from ivr.menu.library import load_library
+from ivr.menu.model import Services
+from ivr.menu.status import HttpStatusService
+from ivr.status_service import load_fixtures, serve
+from ivr.validators import VALIDATORS
+
+DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
+MOSCOW = ZoneInfo("Europe/Moscow")
+WORKDAY = datetime(2026, 11, 27, 12, 0, tzinfo=MOSCOW)  # Friday
+EVENING = datetime(2026, 11, 27, 21, 30, tzinfo=MOSCOW)
+SATURDAY = datetime(2026, 11, 28, 11, 0, tzinfo=MOSCOW)
+HOLIDAY = datetime(2026, 11, 4, 11, 0, tzinfo=MOSCOW)  # Unity Day: open 10-14
+NIGHT = datetime(2026, 11, 29, 3, 0, tzinfo=MOSCOW)  # Sunday night
+
+
+@dataclass
+class Queues:
+    """The ACD half, reduced to what QUEUESTATUS says: every queue answers, or reports
+    `status`. An answered call ends, as in app_queue, with the caller hung up (ANSWERED), or
+    with option ``c`` back in the menu with QUEUESTATUS=CONTINUE."""
+
+    status: str = "ANSWERED"
+    entered: list[tuple[str, str]] = field(default_factory=list)
+
+    async def enter(
+        self, channel: SimChannel, queue: str, options: str = "", max_wait: float | None = None
+    ) -> str:
+        self.entered.append((queue, options))
+        if self.status == "ANSWERED" and "c" in options:
+            return "CONTINUE"
+        return self.status
+
+
+@dataclass
+class Commands:
+    """The AGI commands of each call, from the simulator's AGIExecStart events."""
+
+    by_call: dict[str, list[str]] = field(default_factory=dict)
+
+    def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
+        if event == "AGIExecStart":
+            fields = dict(headers)
+            self.by_call.setdefault(fields["Uniqueid"], []).append(fields["Command"])
+
+
+@dataclass
+class Hotline:
+    """The controller's side: FastAGI server, entry, call log; `now` is the menus' clock and
+    `surge` the admin's switch."""
+
+    port: int
+    log: CallLog
+    now: datetime = WORKDAY
+    surge: bool = False
+    runs: int = 0
+
+    async def call(
+        self,
+        number: str,
+        dtmf: list[tuple[float, str]] = (),  # type: ignore[assignment]
+        *,
+        at: datetime,
+        caller_id: str = "79035550011",
+        surge: bool = False,
+        queues: Queues | None = None,
+        hangup_after: float = 600,
+    ) -> tuple[CallOutcome, list[str], str | None]:
+        """One call; its outcome, its AGI commands and what the call log recorded."""
+        self.now, self.surge = at, surge
+        self.runs += 1
+        presses = ", ".join(f"{{at: {t}, digits: '{d}'}}" for t, d in dtmf)
+        scenario = parse_scenario(
+            f"pbx: {{epoch: {1795563000 + self.runs}}}\n"
+            f"calls: [{{number: '{number}', caller_id: '{caller_id}', dtmf: [{presses}],"
+            f" hangup_after: {hangup_after}}}]\n"
+        )
+        commands = Commands()
+        # The menus never leave the caller waiting outside a command, so a generous idle
+        # grace only keeps simulated time from jumping ahead while the controller does a
+        # lookup on a loaded machine.
+        report = await run_scenario(
+            scenario,
+            "127.0.0.1",
+            self.port,
+            sink=commands,
+            queues=queues or Queues(),
+            idle_grace=5.0,
+        )
+        (outcome,) = report.calls
+        assert outcome.error is None, outcome.error
+        record = await self.log.get(outcome.uniqueid)
+        assert record is not None, "the call was not logged"
+        return outcome, commands.by_call[outcome.uniqueid], record.outcome
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def hotline(tmp_path: Path) -> AsyncIterator[Hotline]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    status_port = free_port()
+    status = await serve(
+        load_fixtures(DIALPLANS / "status-fixtures.yaml"), "127.0.0.1", status_port
+    )
+    log = CallLog(engine)
+    holder = Hotline(0, log)
+    services = Services(
+        status=HttpStatusService(f"http://127.0.0.1:{status_port}"),
+        history=CallLogHistory(engine),
+        validators=VALIDATORS,
+        say=say_ru,
+    )
+    library, problems = load_library(DIALPLANS, services, "88001000001", lambda: holder.surge)
+    assert problems == []
+    router = Router()
+    router.add("hotline", CallEntry(log, "test-node", library=library, clock=lambda: holder.now))
+    server = FastAgiServer(router, host="127.0.0.1", port=0)
+    await server.start()
+    holder.port = server.port
+    try:
+        yield holder
+    finally:
+        await server.drain(5)
+        await status.cleanup()
+        await engine.dispose()
+
+
+def queued(commands: list[str]) -> list[str]:
+    return [c for c in commands if c.startswith("EXEC Queue")]
+
+
+def tagged(commands: list[str]) -> dict[str, str]:
+    """The channel variables the menu set for the operator's screen."""
+    found = {}
+    for command in commands:
+        if command.startswith("SET VARIABLE HOTLINE_"):
+            name, _, value = command.removeprefix("SET VARIABLE ").partition(" ")
+            found[name] = value.strip('"')
+    return found
+
+
+# --- 8-800-100-00-01, general --------------------------------------------------------------
+
+
+async def test_general_workday_registration_help_then_operator(hotline: Hotline) -> None:
+    # 1 s: "2" during the greeting (barge-in); 3 s: "4" (password reset) during the
+    # registration menu; 7 s: "0" (operator) after the information
+    outcome, commands, logged = await hotline.call(
+        "88001000001", [(1, "2"), (3, "4"), (7, "0")], at=WORKDAY
+    )
+    assert outcome.prompts[:4] == (
+        "hotline/greeting-general",
+        "hotline/registration-menu",
+        "hotline/info-password-reset",
+        "hotline/after-info-menu",
+    )
+    assert queued(commands) == ['EXEC Queue "registration,tc,,,1800"']
+    assert tagged(commands) == {
+        "HOTLINE_DID": "88001000001",
+        "HOTLINE_TOPIC": "регистрация и вход",
+        "HOTLINE_GROUP": "registration",
+    }
+    assert logged == "answered"
+
+
+async def test_general_evening_silent_caller_hears_the_hours_and_is_let_go(hotline) -> None:
+    outcome, commands, logged = await hotline.call("88001000001", [], at=EVENING)
+    assert outcome.prompts[:3] == (
+        "hotline/greeting-general",
+        "hotline/closed-now",
+        "hotline/hours-info",
+    )
+    assert outcome.prompts.count("hotline/after-hours-menu") == 2
+    assert outcome.prompts[-2:] == ("hotline/thank-you", "hotline/goodbye")
+    assert queued(commands) == []  # nobody to answer at 21:30
+    assert commands[-1] == "HANGUP"
+    assert logged == "completed"
+
+
+async def test_general_evening_callback_request(hotline: Hotline) -> None:
+    # "2" during the self-service offer, then the callback number and # while asked for it
+    outcome, commands, logged = await hotline.call(
+        "88001000001", [(5, "2"), (7, "89161234567#")], at=EVENING
+    )
+    assert "hotline/enter-phone" in outcome.prompts
+    assert tagged(commands)["HOTLINE_CALLBACK_PHONE"] == "79161234567"
+    assert any(c.startswith("RECORD FILE") for c in commands)
+    assert outcome.prompts[-2:] == ("hotline/callback-accepted", "hotline/goodbye")
+    assert logged == "completed"
+
+
+async def test_general_saturday_application_status_then_operator(hotline: Hotline) -> None:
+    # "4" during the greeting, the application number while asked, "0" after the status
+    outcome, commands, logged = await hotline.call(
+        "88001000001", [(1, "4"), (3, "1234567897#"), (15, "0")], at=SATURDAY
+    )
+    assert "hotline/status-accepted" in outcome.prompts  # from the status service
+    assert "hotline/status-updated" in outcome.prompts
+    date_files = say_ru.date_files(datetime(2026, 11, 25).date())
+    assert all(name in outcome.prompts for name in date_files)
+    assert queued(commands) == ['EXEC Queue "application-status,tc,,,1800"']
+    assert tagged(commands)["HOTLINE_APPLICATION"] == "1234567897"
+    assert "SET VARIABLE QUEUE_PRIO 1" in commands
+    assert logged == "answered"
+
+
+async def test_general_holiday_short_hours_note_then_operator(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call("88001000001", [(5, "0")], at=HOLIDAY)
+    assert outcome.prompts[:3] == (
+        "hotline/greeting-general",
+        "hotline/holiday-today",
+        "hotline/general-main-menu",
+    )
+    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert logged == "answered"
+
+
+async def test_general_surge_at_night_reaches_an_operator(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call("88001000001", [(3, "0")], at=NIGHT, surge=True)
+    assert outcome.prompts[:2] == ("hotline/greeting-general", "hotline/surge-mode")
+    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert logged == "answered"
+
+
+async def test_general_same_night_without_surge_is_closed(hotline: Hotline) -> None:
+    outcome, commands, _ = await hotline.call("88001000001", [(3, "0")], at=NIGHT)
+    assert "hotline/closed-now" in outcome.prompts and queued(commands) == []
+
+
+async def test_a_caller_who_called_before_is_welcomed_back(hotline: Hotline) -> None:
+    first, _, _ = await hotline.call("88001000001", [(5, "0")], at=WORKDAY, caller_id="79260000001")
+    again, _, _ = await hotline.call("88001000001", [(5, "0")], at=WORKDAY, caller_id="79260000001")
+    assert "hotline/welcome-back" not in first.prompts
+    assert again.prompts[:2] == ("hotline/greeting-general", "hotline/welcome-back")
+
+
+async def test_only_wrong_keys_end_with_an_operator_not_a_loop(hotline: Hotline) -> None:
+    presses = [(3 + 2.5 * n, "8") for n in range(6)]
+    outcome, commands, logged = await hotline.call("88001000001", presses, at=WORKDAY)
+    assert outcome.prompts.count("hotline/invalid-input") == 3
+    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert logged == "answered"
+
+
+async def test_nobody_answering_offers_a_callback(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call(
+        "88001000001", [(1, "0")], at=WORKDAY, queues=Queues("JOINEMPTY")
+    )
+    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert "hotline/all-busy" in outcome.prompts and "hotline/callback-menu" in outcome.prompts
+    assert logged == "joinempty"
+
+
+async def test_an_unknown_number_gets_the_general_menu(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call("88007777777", [(1, "0")], at=WORKDAY)
+    assert logged == "answered"
+    assert outcome.prompts[0] == "hotline/greeting-general"
+    assert tagged(commands)["HOTLINE_DID"] == "88007777777"
+    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+
+
+async def test_a_caller_hanging_up_mid_menu_is_logged_as_hangup(hotline: Hotline) -> None:
+    outcome, _, logged = await hotline.call("88001000001", [], at=WORKDAY, hangup_after=3)
+    assert outcome.caller_hung_up and logged == "hangup"
+
+
+# --- 8-800-200-00-02 documents, 300-00-03 business, 400-00-04 social, emergency ------------
+
+
+async def test_documents_workday_apply_online_then_operator(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call("88002000002", [(1, "1"), (5, "0")], at=WORKDAY)
+    assert outcome.prompts[:3] == (
+        "hotline/greeting-documents",
+        "hotline/info-apply-online",
+        "hotline/after-info-menu",
+    )
+    assert queued(commands) == ['EXEC Queue "documents,tc,,,1800"']
+    assert logged == "answered"
+
+
+async def test_documents_evening_operator_key_offers_a_callback(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call("88002000002", [(7, "0")], at=EVENING)
+    assert outcome.prompts[:3] == (
+        "hotline/greeting-documents",
+        "hotline/closed-now",
+        "hotline/hours-info",
+    )
+    assert "hotline/callback-menu" in outcome.prompts and queued(commands) == []
+    assert logged == "completed"
+
+
+async def test_business_saturday_question_with_inn(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call(
+        "88003000003", [(1, "2"), (3, "7707083893#")], at=SATURDAY
+    )
+    assert "hotline/enter-inn" in outcome.prompts
+    assert queued(commands) == ['EXEC Queue "business,tc,,,1800"']
+    assert tagged(commands)["HOTLINE_INN"] == "7707083893"
+    assert tagged(commands)["HOTLINE_TOPIC"] == "вопрос по организации"
+    assert logged == "answered"
+
+
+async def test_social_holiday_question_with_snils(hotline: Hotline) -> None:
+    outcome, commands, logged = await hotline.call(
+        "88004000004", [(3, "2"), (5, "11223344595#")], at=HOLIDAY
+    )
+    assert outcome.prompts[:2] == ("hotline/greeting-social", "hotline/holiday-today")
+    assert queued(commands) == ['EXEC Queue "social,tc,,,1800"']
+    assert tagged(commands)["HOTLINE_SNILS"] == "11223344595"
+    assert logged == "answered"
+
+
+@pytest.mark.parametrize(
+    "at", [WORKDAY, EVENING, HOLIDAY, NIGHT], ids=["workday", "evening", "holiday", "night"]
+)
+async def test_emergency_answers_at_any_hour_straight_to_on_duty(hotline, at) -> None:
+    outcome, commands, logged = await hotline.call("88005000005", [], at=at)
+    assert outcome.prompts == ("hotline/greeting-emergency",)
+    assert "SET VARIABLE QUEUE_PRIO 10" in commands
+    assert queued(commands) == ['EXEC Queue "emergency,tc,,,1800"']
+    assert logged == "answered"
+
+
+async def test_with_no_menu_at_all_the_caller_is_still_queued(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    log = CallLog(engine)
+    library, _ = load_library(tmp_path, Services(), "88001000001")  # no menu files here
+    router = Router()
+    router.add("hotline", CallEntry(log, "test-node", library=library, clock=lambda: WORKDAY))
+    server = FastAgiServer(router, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        commands = Commands()
+        scenario = parse_scenario("pbx: {epoch: 1795560000}\ncalls: [{number: '88001000001'}]\n")
+        report = await run_scenario(
+            scenario, "127.0.0.1", server.port, sink=commands, queues=Queues("TIMEOUT")
+        )
+        (outcome,) = report.calls
+        record = await log.get(outcome.uniqueid)
+    finally:
+        await server.drain(5)
+        await engine.dispose()
+    assert queued(commands.by_call[outcome.uniqueid]) == ['EXEC Queue "general,t,,,1800"']
+    assert record is not None and record.outcome == "timeout"

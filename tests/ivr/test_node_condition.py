@@ -1,0 +1,115 @@
+"""``condition``: opening hours (open, closed, holiday, surge), variables, caller seen before
+(the real call log, in SQLite)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hotline.store.db import Base, CallLog, create_engine
+from ivr.menu.history import CallLogHistory
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+WORKDAY_NOON = datetime(2026, 11, 27, 12, 0, tzinfo=MOSCOW)  # Friday
+WORKDAY_EVENING = datetime(2026, 11, 27, 21, 30, tzinfo=MOSCOW)
+SATURDAY = datetime(2026, 11, 28, 11, 0, tzinfo=MOSCOW)
+HOLIDAY = datetime(2026, 11, 4, 11, 0, tzinfo=MOSCOW)  # Unity Day: open 10-14
+HOLIDAY_LATE = datetime(2026, 11, 4, 15, 0, tzinfo=MOSCOW)
+
+HOURS = """\
+  a:
+    kind: condition
+    branches:
+      - {when: surge, goto: surge}
+      - {when: holiday, goto: holiday}
+      - {when: closed, goto: closed}
+      - {when: saturday, goto: saturday}
+    otherwise: open
+  surge: {kind: queue, group: surge}
+  holiday: {kind: queue, group: holiday}
+  closed: {kind: queue, group: closed}
+  saturday: {kind: queue, group: saturday}
+  open: {kind: queue, group: open}
+"""
+
+
+@pytest.mark.parametrize(
+    ("at", "surge", "expected"),
+    [
+        (WORKDAY_NOON, False, "open"),
+        (WORKDAY_EVENING, False, "closed"),
+        (SATURDAY, False, "saturday"),
+        (HOLIDAY, False, "holiday"),
+        (WORKDAY_EVENING, True, "surge"),
+    ],
+)
+async def test_hours_branches(run_menu, hours, at, surge: bool, expected: str) -> None:
+    result, _ = await run_menu(HOURS, at=at, hours=hours(surge))
+    assert str(result.end) == f"queue {expected}"
+
+
+async def test_holiday_outside_its_short_hours_is_closed(run_menu, hours) -> None:
+    nodes = """\
+  a:
+    kind: condition
+    branches: [{when: open, goto: open}]
+    otherwise: closed
+  open: {kind: queue, group: open}
+  closed: {kind: queue, group: closed}
+"""
+    result, _ = await run_menu(nodes, at=HOLIDAY_LATE, hours=hours())
+    assert str(result.end) == "queue closed"
+
+
+async def test_variable_equals(run_menu) -> None:
+    nodes = """\
+  a: {kind: set, values: {topic: "оплата"}, next: b}
+  b:
+    kind: condition
+    branches: [{when: {variable: topic, equals: "оплата"}, goto: pay}]
+    otherwise: other
+  pay: {kind: queue, group: payments}
+  other: {kind: queue, group: general}
+"""
+    result, _ = await run_menu(nodes)
+    assert str(result.end) == "queue payments"
+
+
+SEEN = """\
+  a:
+    kind: condition
+    branches: [{when: seen_before, goto: back}]
+    otherwise: new
+  back: {kind: queue, group: returning}
+  new: {kind: queue, group: new}
+"""
+
+
+async def test_caller_seen_before_in_the_call_log(run_menu, tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    log = CallLog(engine)
+    history = CallLogHistory(engine)
+    try:
+        first, _ = await run_menu(SEEN, caller_id="79161234567", history=history)
+        await log.call_started(
+            "old.1",
+            channel="c",
+            dialled_number="1000",
+            caller_id="79161234567",
+            script="hotline",
+            node="n",
+        )
+        again, _ = await run_menu(SEEN, caller_id="79161234567", history=history)
+        other, _ = await run_menu(SEEN, caller_id="79035550011", history=history)
+        withheld, _ = await run_menu(SEEN, caller_id="", history=history)
+    finally:
+        await engine.dispose()
+    assert str(first.end) == "queue new"
+    assert str(again.end) == "queue returning"
+    assert str(other.end) == "queue new"
+    assert str(withheld.end) == "queue new"
