@@ -21,7 +21,7 @@ from ivr.menu.history import CallLogHistory
 from ivr.menu.library import MenuLibrary, Surge, load_library
 from ivr.menu.model import Services
 from ivr.menu.status import HttpStatusService
-from ivr.nodes.queue import queue_outcome
+from ivr.nodes.queue import asterisk_queue, queue_outcome
 from ivr.settings import IvrSettings
 from ivr.validators import VALIDATORS
 
@@ -105,7 +105,7 @@ class CallEntry:
         log.error("no menu loaded: caller queued to the general group")
         await session.set_variable("HOTLINE_GROUP", FALLBACK_GROUP)
         max_wait = str(self._settings.queue_max_wait)
-        await session.exec("Queue", FALLBACK_GROUP, "t", "", "", max_wait)
+        await session.exec("Queue", asterisk_queue(FALLBACK_GROUP), "t", "", "", max_wait)
         return queue_outcome(await session.get_variable("QUEUESTATUS"))
 
     async def _record_start(self, session: AgiSession, number: str) -> None:

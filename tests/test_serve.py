@@ -34,7 +34,7 @@ async def expect_emergency_menu(asterisk: FakeAsterisk, queue_status: str) -> No
     await asterisk.expect('STREAM FILE hotline/greeting-emergency ""', "200 result=0 endpos=16000")
     await asterisk.expect("SET VARIABLE HOTLINE_GROUP emergency", "200 result=1")
     await asterisk.expect("SET VARIABLE QUEUE_PRIO 10", "200 result=1")
-    await asterisk.expect('EXEC Queue "emergency,tc,,,1800"', "200 result=0")
+    await asterisk.expect('EXEC Queue "hotline-emergency,tc,,,1800"', "200 result=0")
     await asterisk.expect("GET VARIABLE QUEUESTATUS", queue_status)
 
 

@@ -65,6 +65,16 @@ class QueueNode:
         return End("queue", self.group, outcome)
 
 
+# asterisk-conf/queues.conf names each skill group's queue "hotline-<group>": a queue cannot be
+# called "general" there, that name is the file's settings section.
+ASTERISK_QUEUE_PREFIX = "hotline-"
+
+
+def asterisk_queue(group: str) -> str:
+    """The Asterisk queue that serves a skill group."""
+    return ASTERISK_QUEUE_PREFIX + group
+
+
 async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | None) -> None:
     """Tag the call for the operator's screen and run Queue()."""
     channel = call.channel
@@ -73,7 +83,7 @@ async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | N
     if priority:
         await channel.set_variable("QUEUE_PRIO", str(priority))
     max_wait = str(call.services.queue_max_wait)
-    await channel.exec("Queue", group, "tc", "", "", max_wait)
+    await channel.exec("Queue", asterisk_queue(group), "tc", "", "", max_wait)
 
 
 def parse(node_id: str, fields: Fields) -> QueueNode:

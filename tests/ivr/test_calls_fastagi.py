@@ -184,7 +184,7 @@ async def test_general_workday_registration_help_then_operator(hotline: Hotline)
         "hotline/info-password-reset",
         "hotline/after-info-menu",
     )
-    assert queued(commands) == ['EXEC Queue "registration,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-registration,tc,,,1800"']
     assert tagged(commands) == {
         "HOTLINE_DID": "88001000001",
         "HOTLINE_TOPIC": "регистрация и вход",
@@ -228,7 +228,7 @@ async def test_general_saturday_application_status_then_operator(hotline: Hotlin
     assert "hotline/status-updated" in outcome.prompts
     date_files = say_ru.date_files(datetime(2026, 11, 25).date())
     assert all(name in outcome.prompts for name in date_files)
-    assert queued(commands) == ['EXEC Queue "application-status,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-application-status,tc,,,1800"']
     assert tagged(commands)["HOTLINE_APPLICATION"] == "1234567897"
     assert "SET VARIABLE QUEUE_PRIO 1" in commands
     assert logged == "answered"
@@ -241,14 +241,14 @@ async def test_general_holiday_short_hours_note_then_operator(hotline: Hotline) 
         "hotline/holiday-today",
         "hotline/general-main-menu",
     )
-    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-general,tc,,,1800"']
     assert logged == "answered"
 
 
 async def test_general_surge_at_night_reaches_an_operator(hotline: Hotline) -> None:
     outcome, commands, logged = await hotline.call("88001000001", [(3, "0")], at=NIGHT, surge=True)
     assert outcome.prompts[:2] == ("hotline/greeting-general", "hotline/surge-mode")
-    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-general,tc,,,1800"']
     assert logged == "answered"
 
 
@@ -268,7 +268,7 @@ async def test_only_wrong_keys_end_with_an_operator_not_a_loop(hotline: Hotline)
     presses = [(3 + 2.5 * n, "8") for n in range(6)]
     outcome, commands, logged = await hotline.call("88001000001", presses, at=WORKDAY)
     assert outcome.prompts.count("hotline/invalid-input") == 3
-    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-general,tc,,,1800"']
     assert logged == "answered"
 
 
@@ -276,7 +276,7 @@ async def test_nobody_answering_offers_a_callback(hotline: Hotline) -> None:
     outcome, commands, logged = await hotline.call(
         "88001000001", [(1, "0")], at=WORKDAY, queues=Queues("JOINEMPTY")
     )
-    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-general,tc,,,1800"']
     assert "hotline/all-busy" in outcome.prompts and "hotline/callback-menu" in outcome.prompts
     assert logged == "joinempty"
 
@@ -286,7 +286,7 @@ async def test_an_unknown_number_gets_the_general_menu(hotline: Hotline) -> None
     assert logged == "answered"
     assert outcome.prompts[0] == "hotline/greeting-general"
     assert tagged(commands)["HOTLINE_DID"] == "88007777777"
-    assert queued(commands) == ['EXEC Queue "general,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-general,tc,,,1800"']
 
 
 async def test_a_caller_hanging_up_mid_menu_is_logged_as_hangup(hotline: Hotline) -> None:
@@ -304,7 +304,7 @@ async def test_documents_workday_apply_online_then_operator(hotline: Hotline) ->
         "hotline/info-apply-online",
         "hotline/after-info-menu",
     )
-    assert queued(commands) == ['EXEC Queue "documents,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-documents,tc,,,1800"']
     assert logged == "answered"
 
 
@@ -324,7 +324,7 @@ async def test_business_saturday_question_with_inn(hotline: Hotline) -> None:
         "88003000003", [(1, "2"), (3, "7707083893#")], at=SATURDAY
     )
     assert "hotline/enter-inn" in outcome.prompts
-    assert queued(commands) == ['EXEC Queue "business,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-business,tc,,,1800"']
     assert tagged(commands)["HOTLINE_INN"] == "7707083893"
     assert tagged(commands)["HOTLINE_TOPIC"] == "вопрос по организации"
     assert logged == "answered"
@@ -335,7 +335,7 @@ async def test_social_holiday_question_with_snils(hotline: Hotline) -> None:
         "88004000004", [(3, "2"), (5, "11223344595#")], at=HOLIDAY
     )
     assert outcome.prompts[:2] == ("hotline/greeting-social", "hotline/holiday-today")
-    assert queued(commands) == ['EXEC Queue "social,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-social,tc,,,1800"']
     assert tagged(commands)["HOTLINE_SNILS"] == "11223344595"
     assert logged == "answered"
 
@@ -347,7 +347,7 @@ async def test_emergency_answers_at_any_hour_straight_to_on_duty(hotline, at) ->
     outcome, commands, logged = await hotline.call("88005000005", [], at=at)
     assert outcome.prompts == ("hotline/greeting-emergency",)
     assert "SET VARIABLE QUEUE_PRIO 10" in commands
-    assert queued(commands) == ['EXEC Queue "emergency,tc,,,1800"']
+    assert queued(commands) == ['EXEC Queue "hotline-emergency,tc,,,1800"']
     assert logged == "answered"
 
 
@@ -372,5 +372,5 @@ async def test_with_no_menu_at_all_the_caller_is_still_queued(tmp_path: Path) ->
     finally:
         await server.drain(5)
         await engine.dispose()
-    assert queued(commands.by_call[outcome.uniqueid]) == ['EXEC Queue "general,t,,,1800"']
+    assert queued(commands.by_call[outcome.uniqueid]) == ['EXEC Queue "hotline-general,t,,,1800"']
     assert record is not None and record.outcome == "timeout"

@@ -24,4 +24,4 @@ async def test_the_step_cap_sends_a_looping_call_to_the_operator_group(run_menu,
     result, channel = await run_menu(nodes, ["1"] * 100, max_steps=20)
     assert str(result.end) == "queue general"  # the menu's group of last resort
     assert path_of(result, "step-limit")
-    assert ("Queue", ("general", "tc", "", "", "1800")) in channel.applications
+    assert ("Queue", ("hotline-general", "tc", "", "", "1800")) in channel.applications

@@ -27,7 +27,10 @@ async def test_queue_tags_the_call_and_comes_back_for_the_rating(run_menu) -> No
         "HOTLINE_RATING": "5",
     }
     # option c: Queue() returns when the operator hangs up, so the menu can ask for a rating
-    assert channel.applications[0] == ("Queue", ("application-status", "tc", "", "", "1800"))
+    assert channel.applications[0] == (
+        "Queue",
+        ("hotline-application-status", "tc", "", "", "1800"),
+    )
     assert result.outcome == "answered" and result.variables["rating"] == "5"
     assert str(result.end) == "hangup"
 
@@ -41,6 +44,6 @@ async def test_nobody_answering_takes_the_otherwise_path(run_menu) -> None:
 async def test_without_rating_the_call_ends_in_the_queue(run_menu) -> None:
     nodes = "  a: {kind: queue, group: general}\n"
     result, channel = await run_menu(nodes, queue_status="JOINEMPTY")
-    assert channel.applications == [("Queue", ("general", "tc", "", "", "1800"))]
+    assert channel.applications == [("Queue", ("hotline-general", "tc", "", "", "1800"))]
     assert str(result.end) == "queue general" and result.outcome == "joinempty"
     assert "HOTLINE_TOPIC" not in channel.variables
