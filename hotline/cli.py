@@ -63,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         run=cmd_config
     )
     add_sim_parser(commands)
+    for add_commands in part_commands():
+        add_commands(commands)
     return parser
+
+
+def part_commands() -> list[Callable[[Any], None]]:
+    """Each part of the product contributes its own subcommands."""
+    from ivr import cli as ivr_cli
+    from ivr import prompts_cli
+
+    return [ivr_cli.add_commands, prompts_cli.add_commands]
 
 
 def add_sim_parser(commands: Any) -> None:

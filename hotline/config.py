@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+# The composition root: each part of the product owns its section and its defaults.
+from ivr.settings import IvrSettings
+
 ENV_PREFIX = "HOTLINE_"
 ENV_CONFIG_FILE = "HOTLINE_CONFIG"
 
@@ -127,6 +130,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    ivr: IvrSettings = field(default_factory=IvrSettings)
     # Names this instance in logs and shared state, so several nodes can be told apart.
     node_name: str = field(default_factory=socket.gethostname, metadata={"check": _not_empty})
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -140,6 +144,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "http": HttpSettings,
         "store": StoreSettings,
         "log": LogSettings,
+        "ivr": IvrSettings,
     }
 )
 _TOP_LEVEL_KEYS = ("node_name", "event_loop")
@@ -295,6 +300,8 @@ def _coerce(raw: _Raw, hint: Any) -> Any:
         return _coerce_number(raw, float, "a number")
     if not isinstance(raw.value, str):
         raise ConfigError(f"{raw.origin} must be a string, got {raw.value!r}.")
+    if hint is Path:
+        return Path(raw.value)
     return raw.value
 
 
