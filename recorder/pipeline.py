@@ -1,0 +1,617 @@
+"""The recording pipeline: spool file -> transcode -> encrypt -> upload -> verify -> delete.
+
+Conventions the controller relies on:
+
+* MixMonitor writes `<spool_dir>/<call id>.wav`, where the call id is the channel's Asterisk
+  uniqueid (`1795563226.1`). `mixmonitor_args(call_id, spool_dir)` gives the arguments for
+  `AgiSession.exec("MixMonitor", *args)` when the call is answered.
+* When Asterisk reports the recording finished (AMI `MixMonitorStop`, or `Hangup` of the
+  recorded channel) the controller calls `Recorder.finished(call_id, CallInfo(...))` with what
+  it knows (number dialled, operator, times). Without that notification a spool file unchanged
+  for `idle_seconds` is taken as finished anyway, with metadata from the call log.
+
+Every step is idempotent and keyed by the call id; the row's `state` (see `recorder.models`)
+says which step is next, and intermediate files live in `work_dir` under names derived from the
+call id. A crash anywhere therefore resumes on restart with the same step, and the object key
+is a function of the call id, so a repeated upload replaces rather than duplicates. The spool
+file is deleted only after the row reached `verified`.
+
+Storage being down raises `StorageUnavailable`: the worker backs off exponentially (up to
+`retry_max`) and, once failures have lasted `storage_alarm_after`, raises the storage alarm
+(an ERROR log line and `hotline_recorder_storage_alarm` = 1) while the spool grows. Each scan
+also checks the spool filesystem's free space and raises the spool alarm below the threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import time
+import wave
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from prometheus_client import Gauge
+from sqlalchemy import select
+
+from hotline.logs import bind_call
+from hotline.store.db import CallRecord
+from recorder import metrics
+from recorder.keys import CipherSummary, KeyRing, encrypt_stream
+from recorder.models import Recording, RecordingStore, State
+from recorder.settings import FORMATS, RecorderSettings
+from recorder.storage import Storage, StorageUnavailable, VerificationFailed, verify
+
+__all__ = [
+    "KEPT_ORIGINAL",
+    "SPOOL_SUFFIX",
+    "Alarm",
+    "Backoff",
+    "CallInfo",
+    "Recorder",
+    "SpoolSpace",
+    "mixmonitor_args",
+    "spool_path",
+    "spool_space",
+    "transcode",
+    "valid_call_id",
+]
+
+log = logging.getLogger("recorder.pipeline")
+
+SPOOL_SUFFIX = ".wav"
+# format of a recording whose audio ffmpeg could not read: its bytes are kept as they were
+KEPT_ORIGINAL = "original"
+_CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def valid_call_id(call_id: str) -> bool:
+    """Asterisk uniqueids and similar: safe as a file name and an object key component."""
+    return bool(_CALL_ID.match(call_id)) and ".." not in call_id
+
+
+def spool_path(spool_dir: Path, call_id: str) -> Path:
+    if not valid_call_id(call_id):
+        raise ValueError(f"unusable call id {call_id!r}")
+    return Path(spool_dir) / f"{call_id}{SPOOL_SUFFIX}"
+
+
+def mixmonitor_args(call_id: str, spool_dir: Path) -> tuple[str, ...]:
+    """Arguments of `EXEC MixMonitor` for this call: the spool file's absolute path.
+
+    No options: both directions mixed, from the moment the call is answered to hang-up.
+    The path must be the spool directory as Asterisk sees it (same host or shared mount).
+    """
+    return (str(spool_path(Path(spool_dir).resolve(), call_id)),)
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What the controller knows about a recorded call when its recording finishes."""
+
+    dialled_number: str = ""
+    operator: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    retention_category: str = "default"
+
+
+# --- audio -------------------------------------------------------------------------------
+
+
+class TranscodeFailed(Exception):
+    """ffmpeg could not read or convert the input."""
+
+
+async def transcode(source: Path, target: Path, format: str) -> None:
+    """Convert `source` to `format` (a key of FORMATS) with one single-threaded ffmpeg.
+
+    ffmpeg runs as an asyncio subprocess (no thread, no blocking of the event loop); pydub
+    would shell out to the same ffmpeg after loading the whole call into memory.
+    """
+    _, container, codec, extra = FORMATS[format]
+    command = [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        "-i", str(source), "-map_metadata", "-1", "-ac", "1", "-threads", "1",
+        "-c:a", codec, *extra, "-f", container, str(target),
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, stderr = await process.communicate()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        detail = stderr.decode(errors="replace").strip()[-500:]
+        raise TranscodeFailed(f"ffmpeg exit {process.returncode}: {detail}")
+
+
+def wav_duration(path: Path) -> float | None:
+    """Duration of a WAV file from its header; from its size if the header was never finished
+    (Asterisk writes the sizes at close, so a crash leaves them zero); None if not a WAV."""
+    try:
+        with wave.open(str(path), "rb") as audio:
+            rate, width, channels = audio.getframerate(), audio.getsampwidth(), audio.getnchannels()
+            frames = audio.getnframes()
+    except (wave.Error, EOFError, OSError):
+        return None
+    if rate <= 0 or width <= 0 or channels <= 0:
+        return None
+    if frames == 0:
+        frames = max(0, path.stat().st_size - 44) // (width * channels)
+    return frames / rate
+
+
+# --- alarms and back-off -------------------------------------------------------------------
+
+
+class Alarm:
+    """A condition an operator must see: logged once when raised and once when cleared."""
+
+    def __init__(self, name: str, gauge: Gauge) -> None:
+        self.name = name
+        self.gauge = gauge
+        self.active = False
+        gauge.set(0)
+
+    def raise_(self, message: str) -> None:
+        if not self.active:
+            log.error("ALARM %s: %s", self.name, message, extra={"alarm": self.name})
+        self.active = True
+        self.gauge.set(1)
+
+    def clear(self, message: str) -> None:
+        if self.active:
+            log.warning("alarm %s cleared: %s", self.name, message, extra={"alarm": self.name})
+        self.active = False
+        self.gauge.set(0)
+
+
+class Backoff:
+    """Exponential back-off for one dependency, with the alarm raised after a grace period."""
+
+    def __init__(
+        self, initial: float, ceiling: float, alarm_after: float, alarm: Alarm,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.initial, self.ceiling, self.alarm_after = initial, ceiling, alarm_after
+        self.alarm = alarm
+        self.clock = clock
+        self.failures = 0
+        self.failing_since: float | None = None
+
+    def failed(self, reason: str, backlog: int) -> float:
+        """Record one failure; returns how long to wait before the next attempt."""
+        now = self.clock()
+        if self.failing_since is None:
+            self.failing_since = now
+        self.failures += 1
+        metrics.STORAGE_FAILURES.inc()
+        if now - self.failing_since >= self.alarm_after:
+            self.alarm.raise_(
+                f"storage failing for {now - self.failing_since:.0f} s, {backlog} recordings "
+                f"waiting in the spool: {reason}"
+            )
+        return float(min(self.ceiling, self.initial * 2 ** min(self.failures - 1, 30)))
+
+    def succeeded(self) -> None:
+        if self.failing_since is not None:
+            self.alarm.clear(f"storage back after {self.failures} failed attempts")
+        self.failures = 0
+        self.failing_since = None
+
+
+@dataclass(frozen=True)
+class SpoolSpace:
+    free_bytes: int
+    total_bytes: int
+    files: int
+    bytes: int
+
+    @property
+    def free_percent(self) -> float:
+        return 100.0 * self.free_bytes / self.total_bytes if self.total_bytes else 0.0
+
+
+def spool_space(spool_dir: Path) -> SpoolSpace:
+    """Free space (for unprivileged writers like Asterisk) and what waits in the spool."""
+    stats = os.statvfs(spool_dir)
+    files = size = 0
+    for entry in os.scandir(spool_dir):
+        if entry.is_file(follow_symlinks=False) and entry.name.endswith(SPOOL_SUFFIX):
+            files += 1
+            size += entry.stat(follow_symlinks=False).st_size
+    return SpoolSpace(stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize, files, size)
+
+
+# --- the pipeline ---------------------------------------------------------------------------
+
+
+class MissingInput(Exception):
+    """A step's input file is gone; the row is rewound to a step that can recreate it."""
+
+
+class Recorder:
+    """Moves every finished spool file through the pipeline; `run` is the worker's main loop."""
+
+    def __init__(
+        self,
+        settings: RecorderSettings,
+        store: RecordingStore,
+        storage: Storage,
+        key_ring: KeyRing,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.key_ring = key_ring
+        self.spool_dir = Path(settings.spool_dir)
+        self.work_dir = Path(settings.work_dir)
+        self.storage_alarm = Alarm("recorder_storage", metrics.STORAGE_ALARM)
+        self.spool_alarm = Alarm("recorder_spool_space", metrics.SPOOL_ALARM)
+        self.backoff = Backoff(
+            settings.retry_initial, settings.retry_max, settings.storage_alarm_after,
+            self.storage_alarm,
+        )  # fmt: skip
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._pending: set[str] = set()
+        self._notified: dict[str, CallInfo] = {}
+        self._failures: dict[str, int] = {}
+        self._warned_names: set[str] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._steps: dict[State, Callable[[Recording], Awaitable[None]]] = {
+            State.SPOOLED: self._transcode,
+            State.TRANSCODED: self._encrypt,
+            State.ENCRYPTED: self._upload,
+            State.STORED: self._verify,
+        }
+
+    # -- entry points --------------------------------------------------------------------
+
+    def prepare_directories(self) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Recover, then scan the spool every `scan_interval` until `stop` is set."""
+        self.prepare_directories()
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.settings.workers)]
+        try:
+            await self.recover()
+            while not stop.is_set():
+                await self.scan()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.scan_interval)
+        finally:
+            for timer in self._timers:
+                timer.cancel()
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def run_until_idle(self) -> None:
+        """One recovery and scan, then process until nothing is queued (tests, `--once`)."""
+        self.prepare_directories()
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.settings.workers)]
+        try:
+            await self.recover()
+            await self.scan()
+            await self._queue.join()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def finished(self, call_id: str, info: CallInfo | None = None) -> None:
+        """Asterisk says this call's recording is complete: register it and queue it after
+        `settle_seconds` (MixMonitor closes the file just after the event)."""
+        if not valid_call_id(call_id):
+            log.warning("ignoring finished recording with unusable call id %r", call_id)
+            return
+        source = spool_path(self.spool_dir, call_id)
+        if not source.is_file() or source.is_symlink():
+            return  # a channel not recorded here (AMI reports every hang-up), or already done
+        self._notified[call_id] = info or CallInfo()
+        await self._register(call_id)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self.settings.settle_seconds, self._enqueue, call_id)
+        self._timers.add(timer)
+
+    async def recover(self) -> None:
+        """Queue every row the pipeline had not finished (after a crash or a restart), and
+        every spool file that already has a row (finished, but killed before cleaning up)."""
+        for row in await self.store.unfinished(limit=100_000):
+            self._enqueue(row.call_id)
+        for entry in os.scandir(self.spool_dir):
+            call_id = entry.name.removesuffix(SPOOL_SUFFIX)
+            if call_id != entry.name and valid_call_id(call_id) and call_id not in self._pending:
+                if await self.store.get(call_id) is not None:
+                    self._enqueue(call_id)
+
+    async def scan(self) -> None:
+        """Check free space, then queue finished spool files not yet in the pipeline."""
+        self._check_spool_space()
+        now = time.time()
+        for entry in os.scandir(self.spool_dir):
+            if not entry.name.endswith(SPOOL_SUFFIX) or entry.name.startswith("."):
+                continue
+            if not entry.is_file(follow_symlinks=False):  # MixMonitor writes regular files
+                self._warn_name(entry.name)
+                continue
+            call_id = entry.name[: -len(SPOOL_SUFFIX)]
+            if call_id in self._pending:
+                continue
+            if not valid_call_id(call_id):
+                self._warn_name(entry.name)
+                continue
+            idle = now - entry.stat().st_mtime >= self.settings.idle_seconds
+            if idle or call_id in self._notified:
+                await self._register(call_id)
+                self._enqueue(call_id)
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _enqueue(self, call_id: str) -> None:
+        if call_id not in self._pending:
+            self._pending.add(call_id)
+            self._queue.put_nowait(call_id)
+
+    async def _worker(self) -> None:
+        while True:
+            call_id = await self._queue.get()
+            try:
+                delay = await self._attempt(call_id)
+                if delay is None:
+                    self._pending.discard(call_id)
+                else:
+                    await asyncio.sleep(delay)
+                    self._queue.put_nowait(call_id)  # stays in _pending
+            finally:
+                self._queue.task_done()
+
+    async def _attempt(self, call_id: str) -> float | None:
+        """Process one recording; None when done, else seconds to wait before retrying."""
+        with bind_call(call_id):
+            try:
+                await self.process(call_id)
+            except StorageUnavailable as error:
+                delay = self.backoff.failed(str(error), len(self._pending))
+                log.warning("storage unavailable, retrying in %.1f s: %s", delay, error)
+                await self._note_failure(call_id, f"storage: {error}")
+                return delay
+            except Exception as error:
+                failures = self._failures.get(call_id, 0) + 1
+                self._failures[call_id] = failures
+                backoff = self.settings.retry_initial * 2.0 ** min(failures, 30)
+                delay = float(min(self.settings.retry_max, backoff))
+                log.exception("recording step failed, retrying in %.1f s", delay)
+                await self._note_failure(call_id, f"{type(error).__name__}: {error}")
+                return delay
+        self._failures.pop(call_id, None)
+        return None
+
+    async def process(self, call_id: str) -> None:
+        """Run the remaining steps of one recording, each committed before the next."""
+        while True:
+            row = await self.store.get(call_id)
+            if row is None:
+                return
+            state = State(row.state)
+            if state in (State.VERIFIED, State.PURGED):
+                self._cleanup(row)
+                self._notified.pop(call_id, None)
+                return
+            try:
+                await self._steps[state](row)
+            except MissingInput as missing:
+                await self._rewind(row, str(missing))
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _transcode(self, row: Recording) -> None:
+        source = spool_path(self.spool_dir, row.call_id)
+        if not source.exists():
+            metrics.FAILURES.labels("transcode").inc()
+            raise FileNotFoundError(f"spool file {source.name} is missing; recording lost")
+        format = self.settings.format
+        target = self._audio_path(row.call_id, format)
+        partial = target.with_name(target.name + ".part")
+        started = time.perf_counter()
+        try:
+            await transcode(source, partial, format)
+        except TranscodeFailed as error:
+            # keep the evidence: the original bytes are encrypted and stored instead
+            log.error("transcoding failed, storing the original file: %s", error)
+            metrics.FAILURES.labels("transcode").inc()
+            format = KEPT_ORIGINAL
+            target = self._audio_path(row.call_id, format)
+            await asyncio.to_thread(shutil.copyfile, source, partial)
+        os.replace(partial, target)
+        metrics.STAGE_SECONDS.labels("transcode").observe(time.perf_counter() - started)
+        await self.store.advance(
+            row.call_id, State.SPOOLED, State.TRANSCODED,
+            format=format, duration_seconds=wav_duration(source),
+        )  # fmt: skip
+
+    async def _encrypt(self, row: Recording) -> None:
+        source = self._audio_path(row.call_id, row.format)
+        if not source.exists():
+            raise MissingInput(f"transcoded file {source.name} is missing")
+        target = self._cipher_path(row.call_id)
+        started = time.perf_counter()
+        data_key, wrapped = self.key_ring.new_data_key(row.call_id)
+        summary = await asyncio.to_thread(self._encrypt_file, data_key, source, target)
+        metrics.STAGE_SECONDS.labels("encrypt").observe(time.perf_counter() - started)
+        # the wrapped key is committed before any ciphertext leaves this machine
+        await self.store.advance(
+            row.call_id, State.TRANSCODED, State.ENCRYPTED,
+            key_id=wrapped.key_id, key_version=wrapped.key_version, wrapped_key=wrapped.wrapped,
+            plain_size=summary.plain_size, plain_sha256=summary.plain_sha256,
+            cipher_size=summary.cipher_size, cipher_sha256=summary.cipher_sha256,
+            storage_backend=self.storage.name, storage_key=self._object_key(row),
+        )  # fmt: skip
+
+    def _encrypt_file(self, data_key: bytes, source: Path, target: Path) -> CipherSummary:
+        partial = target.with_name(target.name + ".part")
+        with source.open("rb") as plain, partial.open("wb") as sealed:
+            summary = encrypt_stream(data_key, plain, sealed, self.settings.chunk_size)
+            sealed.flush()
+            os.fsync(sealed.fileno())
+        os.replace(partial, target)
+        return summary
+
+    async def _upload(self, row: Recording) -> None:
+        source = self._cipher_path(row.call_id)
+        if not source.exists() or row.storage_key is None or row.cipher_sha256 is None:
+            raise MissingInput(f"encrypted file {source.name} is missing")
+        started = time.perf_counter()
+        log.info("uploading %s (%d bytes)", row.storage_key, row.cipher_size or 0)
+        await self.storage.put(row.storage_key, source, row.cipher_sha256)
+        self.backoff.succeeded()
+        metrics.STAGE_SECONDS.labels("upload").observe(time.perf_counter() - started)
+        await self.store.advance(row.call_id, State.ENCRYPTED, State.STORED)
+
+    async def _verify(self, row: Recording) -> None:
+        if row.storage_key is None or row.cipher_size is None or row.cipher_sha256 is None:
+            raise MissingInput("stored row lacks its object key or checksum")
+        started = time.perf_counter()
+        try:
+            await verify(self.storage, row.storage_key, row.cipher_size, row.cipher_sha256)
+        except VerificationFailed as error:
+            metrics.FAILURES.labels("verify").inc()
+            log.error("stored object failed verification, uploading again: %s", error)
+            await self.store.advance(row.call_id, State.STORED, State.ENCRYPTED)
+            return
+        self.backoff.succeeded()
+        metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
+        days = self.settings.retention_days_for(row.retention_category)
+        retention_until = (row.ended_at or row.started_at) + timedelta(days=days)
+        if await self.store.advance(
+            row.call_id, State.STORED, State.VERIFIED, retention_until=retention_until
+        ):
+            metrics.RECORDINGS.labels(
+                "kept_original" if row.format == KEPT_ORIGINAL else "verified"
+            ).inc()
+            log.info("recording stored and verified as %s", row.storage_key)
+
+    async def _rewind(self, row: Recording, reason: str) -> None:
+        """Go back to the latest step whose input still exists (work dir lost, etc.)."""
+        state = State(row.state)
+        if state is State.SPOOLED:  # pragma: no cover - SPOOLED raises FileNotFoundError
+            raise FileNotFoundError(reason)
+        audio_ok = self._audio_path(row.call_id, row.format).exists()
+        target = State.TRANSCODED if audio_ok and state is not State.TRANSCODED else State.SPOOLED
+        log.warning("%s: going back from %s to %s", reason, state.value, target.value)
+        await self.store.advance(row.call_id, state, target)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _register(self, call_id: str) -> Recording:
+        info = self._notified.get(call_id) or CallInfo()
+        existing = await self.store.get(call_id)
+        if existing is not None:
+            await self._fill_metadata(existing, info)
+            return existing
+        logged = await self._call_log_entry(call_id)
+        source = spool_path(self.spool_dir, call_id)
+        started = info.started_at or (logged.started_at if logged else None)
+        if started is None:
+            started = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
+            started -= timedelta(seconds=wav_duration(source) or 0)
+        return await self.store.register(
+            call_id,
+            format=self.settings.format,
+            started_at=started,
+            ended_at=info.ended_at or (logged.ended_at if logged else None),
+            dialled_number=info.dialled_number or (logged.dialled_number if logged else ""),
+            operator=info.operator,
+            retention_category=info.retention_category,
+        )
+
+    async def _fill_metadata(self, row: Recording, info: CallInfo) -> None:
+        """A late notification completes what the idle fallback could not know."""
+        values: dict[str, object] = {}
+        if info.operator and not row.operator:
+            values["operator"] = info.operator
+        if info.dialled_number and not row.dialled_number:
+            values["dialled_number"] = info.dialled_number
+        if info.ended_at and not row.ended_at:
+            values["ended_at"] = info.ended_at
+        if values and row.state != State.PURGED:
+            await self.store.update(row.call_id, **values)
+
+    async def _call_log_entry(self, call_id: str) -> CallRecord | None:
+        """The call log's row for this call, if the controller logged it (same database)."""
+        try:
+            async with self.store.sessions() as session:
+                stmt = select(CallRecord).where(CallRecord.call_id == call_id)
+                return (await session.execute(stmt)).scalar_one_or_none()
+        except Exception:  # the calls table may live elsewhere; the recording matters more
+            log.debug("call log lookup failed", exc_info=True)
+            return None
+
+    async def _note_failure(self, call_id: str, reason: str) -> None:
+        try:
+            await self.store.note_failure(call_id, reason)
+        except Exception:  # the database itself may be what failed
+            log.warning("could not record the failure in the database", exc_info=True)
+
+    def _check_spool_space(self) -> None:
+        space = spool_space(self.spool_dir)
+        metrics.SPOOL_FILES.set(space.files)
+        metrics.SPOOL_BYTES.set(space.bytes)
+        metrics.SPOOL_FREE_BYTES.set(space.free_bytes)
+        low = (
+            space.free_bytes < self.settings.spool_alarm_free_bytes
+            or space.free_percent < self.settings.spool_alarm_free_percent
+        )
+        if low:
+            self.spool_alarm.raise_(
+                f"spool {self.spool_dir} has {space.free_bytes} bytes "
+                f"({space.free_percent:.1f} %) free, {space.files} recordings waiting"
+            )
+        else:
+            self.spool_alarm.clear(f"spool {self.spool_dir} has {space.free_bytes} bytes free")
+
+    def _warn_name(self, name: str) -> None:
+        if name not in self._warned_names:
+            self._warned_names.add(name)
+            log.error("spool entry %r is not a <call id>.wav file; left in place", name)
+
+    def _audio_path(self, call_id: str, format: str) -> Path:
+        suffix = ".orig" if format == KEPT_ORIGINAL else FORMATS[format][0]
+        return self.work_dir / f"{call_id}{suffix}"
+
+    def _cipher_path(self, call_id: str) -> Path:
+        return self.work_dir / f"{call_id}.enc"
+
+    def _object_key(self, row: Recording) -> str:
+        suffix = ".orig" if row.format == KEPT_ORIGINAL else FORMATS[row.format][0]
+        day = row.started_at.strftime("%Y/%m/%d")
+        return f"{self.settings.s3_prefix}{day}/{row.call_id}{suffix}.enc"
+
+    def _cleanup(self, row: Recording) -> None:
+        """Remove the spool file and the work files: only called once the row is verified."""
+        call_id = row.call_id
+        spooled = spool_path(self.spool_dir, call_id)
+        with contextlib.suppress(FileNotFoundError):
+            if spooled.stat().st_mtime > row.updated_at.timestamp():
+                # written after the row was finished: a reused call id, never delete unseen audio
+                log.error("spool file %s is newer than its finished recording; left", spooled)
+                spooled = self._cipher_path(call_id)
+        paths = [spooled, self._cipher_path(call_id)]
+        paths += [self._audio_path(call_id, f) for f in (*FORMATS, KEPT_ORIGINAL)]
+        for path in paths:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".part").unlink(missing_ok=True)

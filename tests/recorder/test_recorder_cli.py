@@ -1,0 +1,107 @@
+"""`hotline recorder keygen | rewrap | run --once`, through their argparse wiring."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from hotline.store.db import create_engine
+from hotline.store.migrate import upgrade
+from recorder.cli import add_commands
+from recorder.keys import KeyRing, MasterKeyStore, decrypt_stream, wrapped_key_of
+from recorder.models import RecordingStore, State
+from recorder.settings import RecorderSettings
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="hotline")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def _settings(tmp_path: Path, db_url: str) -> Any:
+    recorder = RecorderSettings(
+        spool_dir=tmp_path / "spool", work_dir=tmp_path / "work", keys_dir=tmp_path / "keys",
+        local_dir=tmp_path / "store", spool_alarm_free_bytes=0, spool_alarm_free_percent=0,
+    )  # fmt: skip
+    return SimpleNamespace(recorder=recorder, store=SimpleNamespace(database_url=db_url))
+
+
+async def _run(argv: list[str], settings: Any) -> int:
+    args = _parse(argv)
+    return int(await args.run(args, settings))
+
+
+async def test_run_without_a_master_key_refuses_to_start(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _run(["recorder", "run", "--once"], _settings(tmp_path, sqlite_url)) == 2
+    assert "hotline recorder keygen" in capsys.readouterr().err
+
+
+async def test_keygen_run_rotate_and_rewrap(
+    tmp_path: Path, db_url: str, sample_wav: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path, db_url)
+    assert await _run(["recorder", "keygen"], settings) == 0
+    assert "recorder v1" in capsys.readouterr().out
+    key_file = tmp_path / "keys" / "recorder.v1.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+    (tmp_path / "spool").mkdir()
+    shutil.copy(sample_wav, tmp_path / "spool" / "1795563226.1.wav")
+    settings.recorder = RecorderSettings(**{**vars(settings.recorder), "idle_seconds": 0.001})
+    assert await _run(["recorder", "run", "--once"], settings) == 0
+
+    engine = create_engine(db_url)
+    try:
+        store = RecordingStore(engine)
+        row = await store.get("1795563226.1")
+        assert row is not None and row.state == State.VERIFIED and row.key_version == 1
+        assert await _run(["recorder", "keygen"], settings) == 0
+        assert "rewrap" in capsys.readouterr().out
+        assert await _run(["recorder", "rewrap"], settings) == 0
+        assert "1 data keys re-wrapped, 0" in capsys.readouterr().out
+        moved = await store.get("1795563226.1")
+        assert moved is not None and moved.key_version == 2
+        key_file.unlink()  # v1 retired: the recording must still open with v2 alone
+        ring = KeyRing(MasterKeyStore(tmp_path / "keys"), "recorder")
+        blob = (tmp_path / "store" / str(moved.storage_key)).read_bytes()
+        plain = io.BytesIO()
+        decrypt_stream(ring.unwrap(moved.call_id, wrapped_key_of(moved)), io.BytesIO(blob), plain)
+        assert plain.getvalue().startswith(b"OggS")
+        assert await _run(["recorder", "rewrap"], settings) == 0
+        assert "0 data keys re-wrapped, 0" in capsys.readouterr().out
+    finally:
+        await engine.dispose()
+
+
+async def test_rewrap_reports_keys_whose_master_key_is_gone(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path, sqlite_url)
+    assert await _run(["recorder", "keygen"], settings) == 0
+    await upgrade(sqlite_url)
+    engine = create_engine(sqlite_url)
+    try:
+        store = RecordingStore(engine)
+        ring = KeyRing(MasterKeyStore(tmp_path / "keys"), "recorder")
+        _, wrapped = ring.new_data_key("c-1")
+        await store.register("c-1", format="opus", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+        await store.update("c-1", key_id="recorder", key_version=1, wrapped_key=wrapped.wrapped)
+        assert await _run(["recorder", "keygen"], settings) == 0
+        (tmp_path / "keys" / "recorder.v1.key").unlink()
+        assert await _run(["recorder", "rewrap"], settings) == 1
+        assert "0 data keys re-wrapped, 1 could not" in capsys.readouterr().out
+        row = await store.get("c-1")
+        assert row is not None and row.wrapped_key == wrapped.wrapped  # left untouched
+    finally:
+        await engine.dispose()
