@@ -72,8 +72,15 @@ def part_commands() -> list[Callable[[Any], None]]:
     """Each part of the product contributes its own subcommands."""
     from ivr import cli as ivr_cli
     from ivr import prompts_cli
+    from recorder import audit_cli
+    from recorder import cli as recorder_cli
 
-    return [ivr_cli.add_commands, prompts_cli.add_commands]
+    return [
+        ivr_cli.add_commands,
+        prompts_cli.add_commands,
+        recorder_cli.add_commands,
+        audit_cli.add_commands,
+    ]
 
 
 def add_sim_parser(commands: Any) -> None:

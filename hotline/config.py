@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 # The composition root: each part of the product owns its section and its defaults.
 from ivr.settings import IvrSettings
+from recorder.settings import AccessSettings, RecorderSettings
 
 ENV_PREFIX = "HOTLINE_"
 ENV_CONFIG_FILE = "HOTLINE_CONFIG"
@@ -131,6 +132,8 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
+    recorder: RecorderSettings = field(default_factory=RecorderSettings)
+    recorder_access: AccessSettings = field(default_factory=AccessSettings)
     # Names this instance in logs and shared state, so several nodes can be told apart.
     node_name: str = field(default_factory=socket.gethostname, metadata={"check": _not_empty})
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -145,6 +148,8 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "store": StoreSettings,
         "log": LogSettings,
         "ivr": IvrSettings,
+        "recorder": RecorderSettings,
+        "recorder_access": AccessSettings,
     }
 )
 _TOP_LEVEL_KEYS = ("node_name", "event_loop")
@@ -261,7 +266,10 @@ def _build(raw: dict[str | None, dict[str, _Raw]]) -> Settings:
 
 
 def _build_section(cls: type, values: dict[str, _Raw], section: str) -> Any:
-    return cls(**_validate_values(cls, values, section))
+    try:
+        return cls(**_validate_values(cls, values, section))
+    except ValueError as error:  # a part's own check of its section (__post_init__)
+        raise ConfigError(f"[{section}]: {error}.") from None
 
 
 def _validate_values(
@@ -298,11 +306,23 @@ def _coerce(raw: _Raw, hint: Any) -> Any:
         return _coerce_number(raw, int, "a whole number")
     if hint is float:
         return _coerce_number(raw, float, "a number")
+    if typing.get_origin(hint) is dict:
+        return _coerce_table(raw, typing.get_args(hint)[1])
     if not isinstance(raw.value, str):
         raise ConfigError(f"{raw.origin} must be a string, got {raw.value!r}.")
     if hint is Path:
         return Path(raw.value)
     return raw.value
+
+
+def _coerce_table(raw: _Raw, value_hint: Any) -> dict[str, Any]:
+    """A TOML table of name = value; only a file can give one."""
+    if not isinstance(raw.value, dict):
+        raise ConfigError(f"{raw.origin} must be a table in the configuration file.")
+    return {
+        str(key): _coerce(_Raw(value, raw.source, f"{raw.origin}.{key}", False), value_hint)
+        for key, value in raw.value.items()
+    }
 
 
 def _coerce_choice(raw: _Raw, choices: tuple[str, ...]) -> str:

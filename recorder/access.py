@@ -50,7 +50,7 @@ from recorder import keys
 from recorder.audit import Actor, AuditLog
 from recorder.models import Recording, RecordingStore, State
 from recorder.sampling import ClipError, export_clip
-from recorder.settings import FORMATS, RecorderSettings
+from recorder.settings import FORMATS, AccessSettings, RecorderSettings
 from recorder.storage import Storage, StorageError, StorageUnavailable, open_storage
 
 log = logging.getLogger(__name__)
@@ -121,19 +121,6 @@ TOKEN_ROLES: Final = frozenset(
 def is_allowed(role: str | None, action: Action) -> bool:
     """True if `role` may perform `action`; unknown, empty or absent roles may do nothing."""
     return action in PERMISSIONS.get(role or "", frozenset())
-
-
-@dataclass(frozen=True)
-class AccessSettings:
-    """The `[recorder_access]` section (wired into `hotline.config` by the lead).
-
-    tokens_file: the bearer-token file described in this module's docstring (keep it out of
-    the repository; it holds hashes only, but it decides who may listen to calls).
-    retention_file: retention categories and terms (`dialplans/retention.yaml`).
-    """
-
-    tokens_file: Path = Path("var/recorder/tokens.yaml")
-    retention_file: Path = Path("dialplans/retention.yaml")
 
 
 # --- refusals ---------------------------------------------------------------------------

@@ -26,9 +26,11 @@ from hotline.ami.protocol import AmiMessage
 from hotline.config import AmiSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
+from recorder.access import AccessSettings
 from recorder.keys import KeyError_, KeyRing, MasterKeyStore, WrappedKey, wrapped_key_of
 from recorder.models import RecordingStore
 from recorder.pipeline import Recorder, valid_call_id
+from recorder.retention import RetentionConfigError, RetentionPolicy
 from recorder.settings import RecorderSettings
 from recorder.storage import S3Storage, StorageError, open_storage
 
@@ -69,11 +71,19 @@ def add_commands(commands: Any) -> None:
 
 async def cmd_run(args: argparse.Namespace, settings: Any) -> int:
     ami = getattr(settings, "ami", None)
+    rsettings = recorder_settings(settings)
+    access = getattr(settings, "recorder_access", None) or AccessSettings()
+    try:  # the same terms the purge job applies: dialplans/retention.yaml
+        retention = RetentionPolicy.load(access.retention_file, rsettings)
+    except RetentionConfigError as error:
+        print(f"hotline recorder run: {error}", file=sys.stderr)
+        return 2
     return await run_worker(
-        recorder_settings(settings),
+        rsettings,
         settings.store.database_url,
         once=args.once,
         ami=ami if ami is not None and ami.enabled and not args.once else None,
+        retention=retention,
     )
 
 
@@ -148,6 +158,7 @@ async def run_worker(
     once: bool = False,
     stop: asyncio.Event | None = None,
     ami: AmiSettings | None = None,
+    retention: RetentionPolicy | None = None,
 ) -> int:
     """The worker process: migrate, open storage, run the pipeline until SIGTERM/SIGINT.
 
@@ -173,7 +184,7 @@ async def run_worker(
                     await storage.ensure_bucket()
                 except StorageError as error:  # keep spooling; uploads retry with back-off
                     log.error("cannot check bucket %s: %s", storage.bucket, error)
-            recorder = Recorder(rsettings, RecordingStore(engine), storage, ring)
+            recorder = Recorder(rsettings, RecordingStore(engine), storage, ring, retention)
             log.info("recorder worker started, spool %s", rsettings.spool_dir)
             if once:
                 await recorder.run_until_idle()

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import Gauge
 from sqlalchemy import select
@@ -47,6 +48,28 @@ from recorder.keys import CipherSummary, KeyRing, encrypt_stream
 from recorder.models import Recording, RecordingStore, State
 from recorder.settings import FORMATS, RecorderSettings
 from recorder.storage import Storage, StorageUnavailable, VerificationFailed, verify
+
+
+class RetentionTerms(Protocol):
+    """When a stored recording's term ends (recorder.retention.RetentionPolicy is one)."""
+
+    def retention_until(
+        self, category: str, started_at: datetime, ended_at: datetime | None = None
+    ) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class SettingsRetention:
+    """The settings' terms, for a recorder built without a retention file."""
+
+    settings: RecorderSettings
+
+    def retention_until(
+        self, category: str, started_at: datetime, ended_at: datetime | None = None
+    ) -> datetime:
+        days = self.settings.retention_days_for(category)
+        return (ended_at or started_at) + timedelta(days=days)
+
 
 __all__ = [
     "KEPT_ORIGINAL",
@@ -251,8 +274,12 @@ class Recorder:
         store: RecordingStore,
         storage: Storage,
         key_ring: KeyRing,
+        retention: RetentionTerms | None = None,
     ) -> None:
         self.settings = settings
+        # The worker passes the policy of dialplans/retention.yaml: one source of truth for
+        # how long a category is kept, shared with the purge job.
+        self.retention = retention or SettingsRetention(settings)
         self.store = store
         self.storage = storage
         self.key_ring = key_ring
@@ -495,8 +522,9 @@ class Recorder:
             return
         self.backoff.succeeded()
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
-        days = self.settings.retention_days_for(row.retention_category)
-        retention_until = (row.ended_at or row.started_at) + timedelta(days=days)
+        retention_until = self.retention.retention_until(
+            row.retention_category, row.started_at, row.ended_at
+        )
         if await self.store.advance(
             row.call_id, State.STORED, State.VERIFIED, retention_until=retention_until
         ):

@@ -111,3 +111,16 @@ class RecorderSettings:
 
     def s3_credentials(self) -> S3Credentials:
         return S3Credentials.from_env()
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """The `[recorder_access]` section (wired into `hotline.config` by the lead).
+
+    tokens_file: the bearer-token file described in this module's docstring (keep it out of
+    the repository; it holds hashes only, but it decides who may listen to calls).
+    retention_file: retention categories and terms (`dialplans/retention.yaml`).
+    """
+
+    tokens_file: Path = Path("var/recorder/tokens.yaml")
+    retention_file: Path = Path("dialplans/retention.yaml")

@@ -105,3 +105,42 @@ async def test_rewrap_reports_keys_whose_master_key_is_gone(
         assert row is not None and row.wrapped_key == wrapped.wrapped  # left untouched
     finally:
         await engine.dispose()
+
+
+async def test_the_worker_keeps_recordings_for_the_retention_file_s_term(
+    tmp_path: Path, sqlite_url: str, sample_wav: Path
+) -> None:
+    """The worker and the purge job read one policy: dialplans/retention.yaml (here a copy
+    with another default), not the settings' fallback of 365 days."""
+    from recorder.access import AccessSettings
+
+    settings = _settings(tmp_path, sqlite_url)
+    settings.recorder = RecorderSettings(**{**vars(settings.recorder), "idle_seconds": 0.001})
+    retention_file = tmp_path / "retention.yaml"
+    retention_file.write_text("default_days: 42\ncategories:\n  complaint: 1095\n")
+    settings.recorder_access = AccessSettings(retention_file=retention_file)
+    assert await _run(["recorder", "keygen"], settings) == 0
+    (tmp_path / "spool").mkdir()
+    shutil.copy(sample_wav, tmp_path / "spool" / "1795563226.1.wav")
+    assert await _run(["recorder", "run", "--once"], settings) == 0
+    engine = create_engine(sqlite_url)
+    try:
+        row = await RecordingStore(engine).get("1795563226.1")
+        assert row is not None and row.retention_until is not None
+        counted_from = row.ended_at or row.started_at
+        assert (row.retention_until - counted_from).days == 42
+    finally:
+        await engine.dispose()
+
+
+async def test_the_worker_refuses_a_broken_retention_file(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recorder.access import AccessSettings
+
+    settings = _settings(tmp_path, sqlite_url)
+    broken = tmp_path / "retention.yaml"
+    broken.write_text("default_days: 30\ncategories:\n  complaint: три года\n")
+    settings.recorder_access = AccessSettings(retention_file=broken)
+    assert await _run(["recorder", "run", "--once"], settings) == 2
+    assert f"{broken}:3:" in capsys.readouterr().err
