@@ -9,7 +9,7 @@ if no menu could be loaded at all, the caller is queued straight to the general 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -52,6 +52,9 @@ def base_services(settings: IvrSettings, call_log: CallLog | None) -> Services:
     )
 
 
+AnsweredHook = Callable[[AgiSession], Awaitable[None]]
+
+
 class CallEntry:
     """The ``hotline`` FastAGI script."""
 
@@ -64,8 +67,11 @@ class CallEntry:
         library: MenuLibrary | None = None,
         clock: Callable[[], datetime] | None = None,
         surge: Surge | None = None,
+        on_answered: Sequence[AnsweredHook] = (),
     ) -> None:
         self._call_log = call_log
+        # What other parts start the moment the line connects (the recorder's MixMonitor).
+        self._on_answered = tuple(on_answered)
         self._node = node
         self._settings = settings or IvrSettings()
         self._engine = Engine(self._settings.max_steps)
@@ -88,6 +94,8 @@ class CallEntry:
         outcome = "hangup"
         try:
             await session.answer()
+            for hook in self._on_answered:
+                await hook(session)
             await session.set_variable("HOTLINE_DID", number)
             if picked is None:
                 outcome = await self._queue_without_menu(session)
