@@ -1,11 +1,14 @@
-"""``hotline lint`` and ``hotline try``: the admin's tools for menu files.
+"""The admin's tools for menu files: ``hotline lint``, ``hotline try``, ``hotline graph`` and
+``hotline menus versions|rollback``.
 
-`add_commands(commands)` adds both to the ``hotline`` command's subparsers.
+`add_commands(commands)` adds them all to the ``hotline`` command's subparsers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,11 +16,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hotline.config import Settings
+from ivr.graph import render_svg
 from ivr.menu.console import ConsoleChannel, ScriptedKeypad, terminal_keypad
 from ivr.menu.engine import CallResult, Engine
-from ivr.menu.library import hours_loader, load_library
+from ivr.menu.library import hours_loader, load_library, load_one
 from ivr.menu.lint import lint_paths
-from ivr.menu.model import Services, Step
+from ivr.menu.loader import load_menu
+from ivr.menu.model import MenuError, Services, Step
+from ivr.menu.versions import (
+    VersionError,
+    VersionStore,
+    digest,
+    write_atomically,
+)
 from ivr.settings import IvrSettings
 
 
@@ -54,6 +65,33 @@ def add_commands(commands: Any) -> None:
     )
     trial.add_argument("--dialplans", type=Path, help="menu directory (default: ivr settings)")
     trial.set_defaults(run=cmd_try)
+    _add_graph(commands)
+    _add_menus(commands)
+
+
+def _add_graph(commands: Any) -> None:
+    graph = commands.add_parser("graph", help="draw a number's menu as an SVG picture")
+    graph.add_argument("number", help="the number whose menu to draw, e.g. 88001000001")
+    graph.add_argument("-o", "--output", type=Path, help="the SVG file (default: standard output)")
+    graph.add_argument("--dialplans", type=Path, help="menu directory (default: ivr settings)")
+    graph.set_defaults(run=cmd_graph)
+
+
+def _add_menus(commands: Any) -> None:
+    menus = commands.add_parser("menus", help="accepted versions of the menu files, and rollback")
+    actions = menus.add_subparsers(dest="menus_action", metavar="ACTION", required=True)
+    listing = actions.add_parser("versions", help="list a number's accepted menu versions")
+    listing.add_argument("number")
+    listing.add_argument("--dialplans", type=Path, help="menu directory (default: ivr settings)")
+    listing.set_defaults(run=cmd_versions)
+    rollback = actions.add_parser(
+        "rollback", help="put an accepted version back in service (recorded as a new version)"
+    )
+    rollback.add_argument("number")
+    rollback.add_argument("version", help="a version id, its start, or its 8-character hash")
+    rollback.add_argument("--author", help="who rolls back (default: the login user)")
+    rollback.add_argument("--dialplans", type=Path, help="menu directory (default: ivr settings)")
+    rollback.set_defaults(run=cmd_rollback)
 
 
 async def cmd_lint(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -153,3 +191,85 @@ def footer(result: CallResult, channel: ConsoleChannel) -> str:
         text += f" after queue {result.queued[0]}"
     lines.append(text)
     return "\n".join(lines)
+
+
+async def cmd_graph(args: argparse.Namespace, settings: Settings | None) -> int:
+    ivr = ivr_settings(settings)
+    path = (args.dialplans or ivr.dialplans_dir) / f"{args.number}.yaml"
+    if not path.is_file():
+        print(f"{path}: no menu file for {args.number}", file=sys.stderr)
+        return 1
+    try:
+        menu = load_menu(path)
+    except MenuError as error:
+        print(error, file=sys.stderr)
+        return 1
+    svg = render_svg(menu)
+    if args.output is None:
+        sys.stdout.write(svg)
+    else:
+        write_atomically(args.output, svg.encode("utf-8"))
+        print(f"{args.output}: {len(menu.nodes)} nodes of {menu.number}")
+    return 0
+
+
+async def cmd_versions(args: argparse.Namespace, settings: Settings | None) -> int:
+    ivr = ivr_settings(settings)
+    store = VersionStore(ivr.versions_dir)
+    try:
+        found = store.versions(args.number)
+    except VersionError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if not found:
+        print(f"{args.number}: no versions recorded in {store.root}")
+        return 1
+    on_disk = _sha_on_disk((args.dialplans or ivr.dialplans_dir) / f"{args.number}.yaml")
+    print(f"{args.number}: {len(found)} versions, oldest first (* = the file in dialplans)")
+    for index, version in enumerate(found, 1):
+        mark = "*" if version.sha256 == on_disk else " "
+        note = f"  ({version.note})" if version.note else ""
+        print(f"{mark}{index:>3}  {version.id}  {version.saved_at}  {version.author}{note}")
+    return 0
+
+
+async def cmd_rollback(args: argparse.Namespace, settings: Settings | None) -> int:
+    ivr = ivr_settings(settings)
+    store = VersionStore(ivr.versions_dir)
+    target = (args.dialplans or ivr.dialplans_dir) / f"{args.number}.yaml"
+    try:
+        version = store.find(args.number, args.version)
+        data = store.content(version)
+    except (VersionError, OSError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    if _sha_on_disk(target) == version.sha256:
+        print(f"{target}: already version {version.id}")
+        return 0
+    try:  # the hours and calendar beside it may have changed since it was accepted
+        load_one(target, Services(), lambda: False, data.decode("utf-8"))
+    except (MenuError, UnicodeDecodeError) as error:
+        print(f"version {version.id} no longer passes its checks:\n{error}", file=sys.stderr)
+        return 1
+    author = args.author or login_name()
+    # Recorded before the file is replaced: the running controller then finds these bytes
+    # already recorded, and the rollback keeps its author and note.
+    recorded = store.record(args.number, data, author, note=f"rollback to {version.id}")
+    write_atomically(target, data)
+    print(f"{target}: restored {version.id}, recorded as {recorded.id} by {author}")
+    return 0
+
+
+def login_name() -> str:
+    """The user running the command, by their account name."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no account (a container's arbitrary user)
+        return f"uid {os.getuid()}"
+
+
+def _sha_on_disk(path: Path) -> str | None:
+    try:
+        return digest(path.read_bytes())
+    except OSError:
+        return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 MENU_ENDS = Counter(
     "hotline_ivr_calls_total",
@@ -18,4 +18,19 @@ MENU_LOAD_ERRORS = Counter(
     "hotline_ivr_menu_errors_total",
     "Menu files rejected at load (the number then uses the general menu)",
     ["file"],
+)
+MENU_VERSION = Gauge(
+    "hotline_ivr_menu_version",
+    "Sequence number (in the versions store) of the menu version new calls get, by number",
+    ["number"],
+)
+MENU_REJECTED = Counter(
+    "hotline_ivr_menu_rejected_total",
+    "Changed menu files the live reload refused (the last good version keeps serving)",
+    ["number"],
+)
+MENU_BROKEN = Gauge(
+    "hotline_ivr_menu_broken",
+    "1 while the number's file on disk is refused and an older version serves its calls",
+    ["number"],
 )

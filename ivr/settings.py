@@ -27,6 +27,10 @@ class IvrSettings:
     queue_max_wait: seconds a caller may wait in an operator queue before Queue() gives up.
     transfer_channel: Dial() target of a ``transfer`` node; ``{number}`` is the number.
     recordings_dir: where ``record`` nodes leave callers' voice messages (on the PBX host).
+    reload_interval: seconds between two looks at the menu files for changes (live reload:
+        a changed file is checked, then used by new calls); 0 turns live reload off.
+    versions_dir: every accepted version of each menu file, for ``hotline menus versions``
+        and ``rollback`` (``<number>/<time>-<sha8>.yaml`` and ``<number>/index.json``).
     """
 
     dialplans_dir: Path = REPOSITORY / "dialplans"
@@ -39,3 +43,5 @@ class IvrSettings:
     queue_max_wait: int = 1800
     transfer_channel: str = "Local/{number}@hotline-transfer"
     recordings_dir: str = "/var/spool/asterisk/hotline-messages"
+    reload_interval: float = 2.0
+    versions_dir: Path = REPOSITORY / "var" / "dialplan-versions"

@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from agi_peer import AsteriskPeer, env_bytes, serving
 
 from hotline.agi.server import FastAgiServer, Router
 from hotline.sim.model import SimChannel
@@ -193,7 +194,9 @@ async def test_general_workday_registration_help_then_operator(hotline: Hotline)
     assert logged == "answered"
 
 
-async def test_general_evening_silent_caller_hears_the_hours_and_is_let_go(hotline) -> None:
+async def test_general_evening_silent_caller_hears_the_hours_and_is_let_go(
+    hotline: Hotline,
+) -> None:
     outcome, commands, logged = await hotline.call("88001000001", [], at=EVENING)
     assert outcome.prompts[:3] == (
         "hotline/greeting-general",
@@ -343,7 +346,9 @@ async def test_social_holiday_question_with_snils(hotline: Hotline) -> None:
 @pytest.mark.parametrize(
     "at", [WORKDAY, EVENING, HOLIDAY, NIGHT], ids=["workday", "evening", "holiday", "night"]
 )
-async def test_emergency_answers_at_any_hour_straight_to_on_duty(hotline, at) -> None:
+async def test_emergency_answers_at_any_hour_straight_to_on_duty(
+    hotline: Hotline, at: datetime
+) -> None:
     outcome, commands, logged = await hotline.call("88005000005", [], at=at)
     assert outcome.prompts == ("hotline/greeting-emergency",)
     assert "SET VARIABLE QUEUE_PRIO 10" in commands
@@ -374,3 +379,179 @@ async def test_with_no_menu_at_all_the_caller_is_still_queued(tmp_path: Path) ->
         await engine.dispose()
     assert queued(commands.by_call[outcome.uniqueid]) == ['EXEC Queue "hotline-general,t,,,1800"']
     assert record is not None and record.outcome == "timeout"
+
+
+# --- transfer and record over FastAGI ------------------------------------------------------
+
+
+async def test_emergency_unanswered_caller_leaves_a_recorded_message(hotline: Hotline) -> None:
+    # nobody on duty is logged in: the caller records a message and presses # to finish it
+    outcome, commands, logged = await hotline.call(
+        "88005000005", [(30, "#")], at=NIGHT, queues=Queues("JOINEMPTY")
+    )
+    assert queued(commands) == ['EXEC Queue "hotline-emergency,tc,,,1800"']
+    path = f"/var/spool/asterisk/hotline-messages/{outcome.uniqueid}"
+    records = [c for c in commands if c.startswith("RECORD FILE")]
+    assert records == [f'RECORD FILE {path} wav "#" 120000 0 BEEP s=5']
+    assert tagged(commands)["HOTLINE_MESSAGE"] == f"{path}.wav"
+    assert outcome.prompts[-2:] == ("hotline/message-saved", "hotline/goodbye")
+    assert commands[-1] == "HANGUP"
+    assert logged == "joinempty"  # the call log keeps what the queue said
+
+
+# A menu with a transfer and a voice message, served through the real FastAGI server to a raw
+# Asterisk peer: the simulator has no Dial(), and the peer says what Asterisk would.
+TRANSFER_MENU = """\
+number: "88009000020"
+title: перевод и сообщение
+group: general
+start: choose
+nodes:
+  choose:
+    kind: menu
+    prompts: [hotline/choose]
+    options: {"1": ambulance, "2": complaint}
+    fallback: bye
+  ambulance: {kind: transfer, number: "103", prompts: [hotline/transferring]}
+  complaint: {kind: set, values: {topic: "жалоба"}, next: message}
+  message:
+    kind: record
+    prompts: [hotline/leave-message]
+    store: message
+    max_seconds: 60
+    silence: 4
+    next: bye
+  bye: {kind: hangup, prompts: [hotline/goodbye]}
+"""
+
+
+@dataclass
+class RawHotline:
+    port: int
+    log: CallLog
+
+
+@pytest.fixture
+async def raw_hotline(tmp_path: Path) -> AsyncIterator[RawHotline]:
+    (tmp_path / "88009000020.yaml").write_text(TRANSFER_MENU, "utf-8")
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    log = CallLog(engine)
+    library, problems = load_library(tmp_path, Services(), "88009000020")
+    assert problems == []
+    entry = CallEntry(log, "test-node", library=library, clock=lambda: WORKDAY)
+    try:
+        async with serving({"hotline": entry}) as server:
+            yield RawHotline(server.port, log)
+    finally:
+        await engine.dispose()
+
+
+async def raw_call(
+    port: int, replies: dict[str, str], uniqueid: str, dead_after: str | None = None
+) -> list[str]:
+    """One call from a raw Asterisk peer: every command answered by the first reply whose
+    prefix it starts with, until the server closes the call; the commands it sent. After the
+    command starting with `dead_after` the caller is gone: Asterisk answers 511 to all."""
+    peer = await AsteriskPeer.connect(
+        port,
+        env_bytes(
+            network_script="hotline?did=88009000020",
+            request="agi://127.0.0.1:4573/hotline?did=88009000020",
+            extension="88009000020",
+            uniqueid=uniqueid,
+        ),
+    )
+    commands: list[str] = []
+    dead = False
+    try:
+        while line := await peer.read_line():
+            command = line.decode().rstrip("\n")
+            commands.append(command)
+            if dead:
+                await peer.reply(DEAD_CHANNEL)
+                continue
+            await peer.reply(next(r for p, r in replies.items() if command.startswith(p)))
+            dead = dead_after is not None and command.startswith(dead_after)
+    finally:
+        await peer.close()
+    return commands
+
+
+DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine"
+ASTERISK = {
+    "ANSWER": "200 result=0",
+    "SET VARIABLE": "200 result=1",
+    "STREAM FILE hotline/choose": "200 result=0 endpos=8000",
+    "STREAM FILE": "200 result=0 endpos=8000",
+    "WAIT FOR DIGIT": "200 result=0",
+    "HANGUP": "200 result=1",
+}
+
+
+@pytest.mark.parametrize(
+    ("dial_status", "logged"),
+    [("ANSWER", "transfer answer"), ("BUSY", "transfer busy"), (None, "transfer unknown")],
+)
+async def test_transfer_dials_the_number_and_the_log_keeps_how_it_went(
+    raw_hotline: RawHotline, dial_status: str | None, logged: str
+) -> None:
+    replies = {
+        **ASTERISK,
+        "STREAM FILE hotline/choose": "200 result=49 endpos=4000",  # "1" during the menu
+        "EXEC Dial": "200 result=0",
+        # app_dial leaves DIALSTATUS unset when Dial() could not even start
+        "GET VARIABLE DIALSTATUS": f"200 result=1 ({dial_status})"
+        if dial_status
+        else "200 result=0",
+    }
+    commands = await raw_call(raw_hotline.port, replies, "1795563100.7")
+    assert commands[-3:] == [
+        'STREAM FILE hotline/transferring ""',
+        'EXEC Dial "Local/103@hotline-transfer,60"',
+        "GET VARIABLE DIALSTATUS",
+    ]
+    assert "HANGUP" not in commands  # the line belongs to the number it was transferred to
+    assert tagged(commands) == {"HOTLINE_DID": "88009000020"}
+    record = await raw_hotline.log.get("1795563100.7")
+    assert record is not None and record.outcome == logged
+
+
+async def test_record_keeps_the_message_with_what_the_caller_chose(
+    raw_hotline: RawHotline,
+) -> None:
+    replies = {
+        **ASTERISK,
+        "STREAM FILE hotline/choose": "200 result=50 endpos=4000",  # "2": a complaint
+        "RECORD FILE": "200 result=35 (dtmf) endpos=96000",  # the caller pressed #
+    }
+    # a hostile unique id cannot steer where the message is written
+    commands = await raw_call(raw_hotline.port, replies, "1795563100.8/../../etc/passwd")
+    path = "/var/spool/asterisk/hotline-messages/1795563100.8_.._.._etc_passwd"
+    record_at = commands.index(f'RECORD FILE {path} wav "#" 60000 0 BEEP s=4')
+    # what the caller chose is on the channel before the recording starts
+    assert commands[record_at - 1] == "SET VARIABLE HOTLINE_TOPIC жалоба"
+    assert commands[record_at + 1 :] == [
+        f"SET VARIABLE HOTLINE_MESSAGE {path}.wav",
+        'STREAM FILE hotline/goodbye ""',
+        "HANGUP",
+    ]
+    record = await raw_hotline.log.get("1795563100.8/../../etc/passwd")
+    assert record is not None and record.outcome == "completed"
+
+
+async def test_a_caller_hanging_up_during_the_recording_is_logged_as_hangup(
+    raw_hotline: RawHotline,
+) -> None:
+    replies = {
+        **ASTERISK,
+        "STREAM FILE hotline/choose": "200 result=50 endpos=4000",
+        "RECORD FILE": "200 result=-1 (hangup) endpos=16000",
+    }
+    commands = await raw_call(raw_hotline.port, replies, "1795563100.9", dead_after="RECORD")
+    # the first command after the hang-up is refused and the menu stops there
+    assert commands[-2].startswith("RECORD FILE")
+    assert commands[-1].startswith("SET VARIABLE HOTLINE_MESSAGE")
+    record = await raw_hotline.log.get("1795563100.9")
+    assert record is not None and record.outcome == "hangup"
