@@ -1,9 +1,11 @@
 """The running controller: the parts of `hotline serve` put together, started and stopped in
 order.
 
-Start: database migrations, call state, the AMI link (when enabled), the FastAGI server, the
-operations endpoint. Stop (SIGTERM or Ctrl-C): stop taking calls, let calls in progress finish
-up to the drain timeout, then close the rest in reverse order.
+Start: database migrations, call state, the recorder (when enabled: MixMonitor on answer,
+the embedded pipeline worker, the retention purge, the `/recordings` API), the AMI link (when
+enabled), the FastAGI server, the operations endpoint. Stop (SIGTERM or Ctrl-C): stop taking
+calls, let calls in progress finish up to the drain timeout, then close the rest in reverse
+order.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from hotline.store.db import CallLog, create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
 from hotline.web import build_app, start_web
-from ivr.entry import CallEntry
+from ivr.entry import AnsweredHook, CallEntry
+from recorder.service import RecorderService
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class Controller:
         self.ami: AmiClient | None = None
         self.agi: FastAgiServer | None = None
         self.web: web.AppRunner | None = None
+        self.recordings: RecorderService | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -49,13 +53,24 @@ class Controller:
         if not await self.state.ping():
             # Degraded, not dead: calls still flow; shared state comes back with Redis.
             log.error("call state backend is unreachable", extra={"backend": store.state_backend})
+        app = build_app(self.health)
+        if self.settings.recorder.enabled:
+            self.recordings = RecorderService(
+                self.settings.recorder, self.settings.recorder_access, self.engine
+            )
+            # Broken retention or token files stop start-up here, with their file:line.
+            self.recordings.prepare()
+            self.recordings.install(app)
+            await self.recordings.start()
         if self.settings.ami.enabled:
             self.ami = self._ami_client()
+            if self.recordings is not None:
+                self.recordings.watch(self.ami)
             self.ami.start()
         self.agi = self._agi_server(CallLog(self.engine))
         await self.agi.start()
         http = self.settings.http
-        self.web = await start_web(build_app(self.health), http.host, http.port)
+        self.web = await start_web(app, http.host, http.port)
         log.info(
             "controller started",
             extra={"agi_port": self.agi.port, "http_port": http.port, "node": self.node},
@@ -67,7 +82,10 @@ class Controller:
 
     def _agi_server(self, call_log: CallLog) -> FastAgiServer:
         router = Router()
-        router.add("hotline", CallEntry(call_log, self.node))
+        hooks: tuple[AnsweredHook, ...] = ()
+        if self.recordings is not None:
+            hooks = tuple(self.recordings.hooks)
+        router.add("hotline", CallEntry(call_log, self.node, on_answered=hooks))
         agi = self.settings.agi
         return FastAgiServer(
             router,
@@ -138,6 +156,8 @@ class Controller:
             await self.agi.drain(self.settings.agi.drain_timeout)
         if self.web is not None:
             await self.web.cleanup()
+        if self.recordings is not None:
+            await self.recordings.stop()
         if self.ami is not None:
             await self.ami.close()
         if self.state is not None:

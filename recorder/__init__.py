@@ -10,6 +10,9 @@ Modules:
   verify -> delete spool file; back-off and alarms; `mixmonitor_args` for the controller.
 * `settings`: `RecorderSettings` (the `[recorder]` section); `metrics`: its Prometheus metrics.
 * `cli`: `hotline recorder run | keygen | rewrap` and `watch_ami` (finished recordings from AMI).
+* `agi`: `StartRecording`, the hook that runs MixMonitor when the controller answers a call.
+* `service`: `RecorderService`, what `hotline serve` runs for recordings (hook, `/recordings`
+  API, periodic purge, embedded worker fed by the controller's AMI link).
 * `audit`, `access`, `sampling`, `retention`, `audit_cli`: the audit log, role-based access and
   playback, quality sampling and clips, retention purge and legal hold.
 """

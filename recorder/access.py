@@ -37,7 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, Protocol
 
 import yaml
 from aiohttp import web
@@ -66,7 +66,9 @@ __all__ = [
     "RecordingAccess",
     "Role",
     "TokenBook",
+    "TokenFile",
     "TokenFileError",
+    "TokenLookup",
     "add_routes",
     "build_app",
     "decrypt_chunks",
@@ -214,6 +216,64 @@ class TokenBook:
         except (OSError, UnicodeDecodeError) as error:
             raise TokenFileError(f"{path}:1: token file cannot be read: {error}") from None
         return cls(tuple(_parse_tokens(path, text)))
+
+
+class TokenLookup(Protocol):
+    """Bearer token -> Actor (None: nobody); `TokenBook` and `TokenFile` are ones."""
+
+    def lookup(self, token: str) -> Actor | None: ...
+
+
+class TokenFile:
+    """The token file as the controller serves it: re-read whenever it changes on disk.
+
+    An admin adds or revokes a user without restarting the controller (and dropping calls).
+    A missing file lets nobody in until it is created. A file that breaks while the
+    controller runs also lets nobody in (fail closed: the edit may have been a revocation)
+    and is logged with its file:line; at construction a broken file raises `TokenFileError`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._book = TokenBook()
+        self._stamp: tuple[int, int, int] | None = None
+        stamp = self._current_stamp()
+        if stamp is None:
+            log.error(
+                "token file %s does not exist: every recordings request is refused "
+                "until an admin creates it",
+                self.path,
+            )
+        else:
+            self._book, self._stamp = TokenBook.load(self.path), stamp
+
+    def lookup(self, token: str) -> Actor | None:
+        self._refresh()
+        return self._book.lookup(token)
+
+    def _current_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+    def _refresh(self) -> None:
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        if stamp is None:
+            log.error("token file %s was removed: recordings access refused", self.path)
+            self._book = TokenBook()
+            return
+        try:
+            self._book = TokenBook.load(self.path)
+        except TokenFileError as error:
+            log.error("token file unusable, recordings access refused: %s", error)
+            self._book = TokenBook()
+        else:
+            log.info("token file %s reloaded: %d users", self.path, len(self._book.grants))
 
 
 def _parse_tokens(path: Path, text: str) -> list[_Grant]:
@@ -457,14 +517,14 @@ def _state_refusal(
 # --- HTTP -------------------------------------------------------------------------------
 
 ACCESS_KEY: Final = web.AppKey("recorder_access", RecordingAccess)
-TOKENS_KEY: Final = web.AppKey("recorder_tokens", TokenBook)
+TOKENS_KEY: Final = web.AppKey("recorder_tokens", TokenLookup)
 MAX_LIST: Final = 500
 _MEDIA_TYPES: Final = MappingProxyType(
     {"opus": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav"}
 )
 
 
-def add_routes(app: web.Application, access: RecordingAccess, tokens: TokenBook) -> None:
+def add_routes(app: web.Application, access: RecordingAccess, tokens: TokenLookup) -> None:
     """Mount the `/recordings` API on `app` (the controller's HTTP application).
 
     GET /recordings                     list, filters: operator, category, state, since, until
@@ -501,10 +561,11 @@ def install(
 ) -> None:
     """Everything the controller needs to serve `/recordings` on its aiohttp `app`.
 
-    The token file is read now, so a broken one stops start-up with its file:line; storage is
-    opened when the app starts and closed when it stops.
+    The token file is read now, so a broken one stops start-up with its file:line; a missing
+    one refuses every request until an admin creates it, and changes are picked up without a
+    restart (`TokenFile`). Storage is opened when the app starts and closed when it stops.
     """
-    tokens = TokenBook.load(settings.tokens_file)
+    tokens = TokenFile(settings.tokens_file)
     key_ring = keys.KeyRing(keys.MasterKeyStore(recorder.keys_dir), recorder.master_key_id)
 
     async def storage_lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -519,7 +580,7 @@ def install(
     _add_handlers(app)
 
 
-def build_app(access: RecordingAccess, tokens: TokenBook) -> web.Application:
+def build_app(access: RecordingAccess, tokens: TokenLookup) -> web.Application:
     app = web.Application()
     add_routes(app, access, tokens)
     return app

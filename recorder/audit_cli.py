@@ -30,7 +30,13 @@ from recorder.access import (
 )
 from recorder.audit import Actor, AuditLog, parse_anchor
 from recorder.models import RecordingStore
-from recorder.retention import Purger, RetentionConfigError, RetentionPolicy, set_hold
+from recorder.retention import (
+    Purger,
+    RetentionConfigError,
+    RetentionPolicy,
+    set_hold,
+    shred_safely,
+)
 from recorder.sampling import ClipError, draw_sample, export_clip, parse_period
 from recorder.settings import RecorderSettings
 from recorder.storage import StorageError, open_storage
@@ -169,6 +175,7 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     except RetentionConfigError as error:
         return _fail("purge", str(error))
     engine = create_engine(settings.store.database_url)
+    shred_safely(engine)
     try:
         async with open_storage(recorder) as storage:
             purger = Purger(engine, storage, AuditLog(engine), policy, actor=cli_actor())

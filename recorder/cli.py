@@ -30,7 +30,7 @@ from recorder.access import AccessSettings
 from recorder.keys import KeyError_, KeyRing, MasterKeyStore, WrappedKey, wrapped_key_of
 from recorder.models import RecordingStore
 from recorder.pipeline import Recorder, valid_call_id
-from recorder.retention import RetentionConfigError, RetentionPolicy
+from recorder.retention import RetentionConfigError, RetentionPolicy, shred_safely
 from recorder.settings import RecorderSettings
 from recorder.storage import S3Storage, StorageError, open_storage
 
@@ -172,6 +172,7 @@ async def run_worker(
         return 2
     await upgrade(database_url)
     engine = create_engine(database_url)
+    shred_safely(engine)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

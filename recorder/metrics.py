@@ -37,3 +37,8 @@ FAILURES = Counter(
     "Pipeline steps that failed for a reason other than storage being down",
     ["stage"],
 )
+RECORDING_STARTS = Counter(
+    "hotline_recorder_starts_total",
+    "Answered calls by whether MixMonitor started",
+    ["outcome"],  # started | failed | no_application | bad_call_id
+)

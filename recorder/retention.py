@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any
 
 import yaml
-from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy import and_, event, func, or_, select, text, true, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -56,12 +56,36 @@ __all__ = [
     "RetentionConfigError",
     "RetentionPolicy",
     "set_hold",
+    "shred_safely",
 ]
 
 log = logging.getLogger(__name__)
 _CATEGORY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_DAYS = 100 * 366
 RETENTION_JOB = Actor("retention", "system")  # who the audit log names when the job purges
+
+
+def shred_safely(engine: AsyncEngine) -> None:
+    """Make destroyed data keys unrecoverable from a SQLite database file as well.
+
+    SQLite leaves the bytes of updated and deleted rows in free space, and in WAL mode keeps
+    old page images in the -wal file: a wrapped data key set to NULL could be read back from
+    the file (the end-to-end test found one). `secure_delete` zeroes freed space on every
+    connection of `engine`; call this before the engine first connects. After a purge,
+    `Purger.run` checkpoints and truncates the WAL. PostgreSQL has no equivalent: there the
+    old row versions last until VACUUM reuses their space, and in WAL archives and backups as
+    long as those are kept (see README, Recordings).
+    """
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _secure_delete)
+
+
+def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA secure_delete=ON")
+    finally:
+        cursor.close()
 
 
 class RetentionConfigError(Exception):
@@ -246,7 +270,17 @@ class Purger:
                 report.failed[recording.call_id] = f"{type(error).__name__}: {error}"
                 continue
             (report.purged if outcome == "purged" else report.held).append(recording.call_id)
+        if report.purged and self._engine.dialect.name == "sqlite":
+            await self._flush_wal()
         return report
+
+    async def _flush_wal(self) -> None:
+        """Move the WAL into the database file and empty it, so the page images holding the
+        destroyed keys leave it (busy readers may delay this to the next run)."""
+        async with self._engine.connect() as connection:
+            busy = (await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).first()
+        if busy is not None and busy[0]:
+            log.warning("retention purge: WAL still in use, emptied at the next run")
 
     async def run_periodically(self, stop: asyncio.Event, interval: float = 3600.0) -> None:
         """The controller's purge loop: a run every `interval` seconds until `stop` is set.

@@ -62,6 +62,10 @@ class RecorderSettings:
     """Where recordings wait, how they are encoded, where they go and how long they stay."""
 
     enabled: bool = True
+    # run the pipeline worker inside `hotline serve`; false: run `hotline recorder run` apart
+    embedded_worker: bool = True
+    # seconds between retention purge runs of the controller (crypto-shredding expired calls)
+    purge_interval: float = 3600.0
     # MixMonitor writes <call id>.wav here; only Asterisk and the recorder may read it
     spool_dir: Path = Path("var/recorder/spool")
     # transcoded and encrypted intermediate files (same filesystem as spool_dir is best)
@@ -100,7 +104,13 @@ class RecorderSettings:
             raise ValueError("recorder.storage must be 'local' or 's3'")
         if self.retention_default_days <= 0:
             raise ValueError("recorder.retention_default_days must be > 0")
-        for name in ("idle_seconds", "scan_interval", "retry_initial", "retry_max"):
+        for name in (
+            "idle_seconds",
+            "scan_interval",
+            "retry_initial",
+            "retry_max",
+            "purge_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"recorder.{name} must be > 0")
         if self.workers < 1:

@@ -1,5 +1,6 @@
 """`hotline serve` end to end: the controller answers a FastAGI connection carrying the
-environment a real Asterisk 22 sent, logs the call, reports health, and drains on SIGTERM."""
+environment a real Asterisk 22 sent, starts recording it, logs the call, reports health, and
+drains on SIGTERM."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ async def expect_emergency_menu(asterisk: FakeAsterisk, queue_status: str) -> No
     await asterisk.expect("GET VARIABLE QUEUESTATUS", queue_status)
 
 
+async def expect_answer_and_recording(asterisk: FakeAsterisk, spool: Path) -> None:
+    """Every call: ANSWER, then MixMonitor into the recorder's spool, named by the call id."""
+    await asterisk.expect("ANSWER", "200 result=0")
+    await asterisk.expect(f'EXEC MixMonitor "{spool_file(spool)}"', "200 result=0")
+
+
+def spool_file(spool: Path) -> Path:
+    return spool.resolve() / "1795563091.1.wav"  # absolute: Asterisk has its own cwd
+
+
 class FakeAsterisk:
     """Asterisk's side of one FastAGI call, driven line by line by the test."""
 
@@ -74,6 +85,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
             "HOTLINE_HTTP_PORT": str(free_port()),
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
             "HOTLINE_NODE_NAME": "test-node",
+            **recorder_environment(tmp_path),
         },
     )
     node = Controller(settings)
@@ -82,6 +94,14 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
         yield node
     finally:
         await node.stop()
+
+
+def recorder_environment(tmp_path: Path) -> dict[str, str]:
+    """The recorder's directories inside the test's own directory (not the repository's var/)."""
+    return {
+        f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / "recorder" / name)
+        for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")
+    }
 
 
 def free_port() -> int:
@@ -102,7 +122,7 @@ async def call_outcome(node: Controller, call_id: str) -> str | None:
 async def test_call_is_answered_tagged_and_queued_to_its_group(controller: Controller) -> None:
     assert controller.agi is not None
     asterisk = await FakeAsterisk.call(controller.agi.port, EMERGENCY)
-    await asterisk.expect("ANSWER", "200 result=0")
+    await expect_answer_and_recording(asterisk, controller.settings.recorder.spool_dir)
     # the operator hung up and Queue(...,c) handed the call back: the menu ends there
     await expect_emergency_menu(asterisk, "200 result=1 (CONTINUE)")
     assert await asterisk.closed_by_server()
@@ -112,7 +132,7 @@ async def test_call_is_answered_tagged_and_queued_to_its_group(controller: Contr
 async def test_general_line_starts_with_its_greeting(controller: Controller) -> None:
     assert controller.agi is not None
     asterisk = await FakeAsterisk.call(controller.agi.port)
-    await asterisk.expect("ANSWER", "200 result=0")
+    await expect_answer_and_recording(asterisk, controller.settings.recorder.spool_dir)
     await asterisk.expect("SET VARIABLE HOTLINE_DID 88001000001", "200 result=1")
     await asterisk.expect(
         'STREAM FILE hotline/greeting-general "0123459"', "200 result=-1 endpos=0"
@@ -127,12 +147,13 @@ async def test_caller_hanging_up_ends_the_call_cleanly(controller: Controller) -
     asterisk = await FakeAsterisk.call(controller.agi.port)
     await asterisk.expect("ANSWER", "200 result=0")
     await asterisk.send("HANGUP")
-    # Whether the next command was already on its way or not, the server ends the session
-    # itself: Asterisk never closes a FastAGI socket after a hang-up.
+    # Whether the next command (starting the recording) was already on its way or not, the
+    # server ends the session itself: Asterisk never closes a FastAGI socket after a hang-up.
     line = await asyncio.wait_for(asterisk.reader.readline(), 5)
     if line:
-        assert line == b"SET VARIABLE HOTLINE_DID 88001000001\n"
-        await asterisk.send("511 Command Not Permitted on a dead channel or intercept routine")
+        assert line.startswith(b"EXEC MixMonitor ")
+        # EXEC runs on a dead channel; MixMonitor has nothing left to record.
+        await asterisk.send("200 result=0")
     assert await asterisk.closed_by_server()
     assert await call_outcome(controller, "1795563091.1") == "hangup"
 
@@ -193,7 +214,7 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
 
     async def one_call() -> None:
         asterisk = await FakeAsterisk.call(agi_port, EMERGENCY)
-        await asterisk.expect("ANSWER", "200 result=0")
+        await expect_answer_and_recording(asterisk, tmp_path / "var/recorder/spool")
         # SIGTERM while the call is in progress: the call must still be able to finish.
         process.send_signal(signal.SIGTERM)
         await expect_emergency_menu(asterisk, "200 result=0")

@@ -15,6 +15,11 @@ presses and hang-up come from a `CallerScript`. The rules that decide the bytes 
   rest are dropped (``SAY DIGITS 123 ""`` swallows what the caller types meanwhile).
 * A hang-up during a command ends it with ``result=-1``; the unsolicited ``HANGUP`` line is the
   session's business (`hotline.sim.fastagi`), sent before the next command is read.
+* ``EXEC MixMonitor(file)`` records: when the recording stops (the channel's ``Hangup``, or
+  ``StopMixMonitor``) the file is written as Asterisk's ``.wav`` format writes it (RIFF WAVE,
+  PCM 16-bit mono 8 kHz) with as much audio as simulated time passed, a quiet two-tone test
+  signal standing in for the conversation. As in Asterisk 22 (ami-queue-call.txt), a hang-up
+  ends the recording without a ``MixMonitorStop``; only ``StopMixMonitor`` reports one.
 * After the hang-up only the commands res_agi marks as safe on a dead channel run (``EXEC``,
   ``GET``/``SET VARIABLE``, ``GET FULL VARIABLE``, ``VERBOSE``, ``NOOP``, ``DATABASE``...); the
   others answer ``511``.
@@ -28,12 +33,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
+import math
 import random
 import re
+import wave
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal, Protocol
 
@@ -59,6 +68,8 @@ USAGE_HEAD: Final = "Invalid command syntax.  Proper usage follows:"
 NO_USAGE_TEXT: Final = "Invalid command syntax.  Proper usage not available."
 CAUSE_NORMAL: Final = 16
 MONITOR_DIR: Final = "/var/spool/asterisk/monitor"
+
+log = logging.getLogger(__name__)
 
 
 # --- time --------------------------------------------------------------------------------
@@ -136,6 +147,62 @@ def make_clock(time_scale: float, *, idle_grace: float = 0.5) -> SimClock:
     if time_scale == 0:
         return VirtualClock(idle_grace=idle_grace)
     return ScaledClock(time_scale)
+
+
+# --- MixMonitor ----------------------------------------------------------------------------
+
+
+def _test_signal() -> bytes:
+    """One second of the recorded "conversation": 400 Hz + 1 kHz at about -26 dBFS, 16-bit
+    little-endian. Both periods divide 8000 samples, so the second loops without a click."""
+    samples = (
+        round(800 * math.sin(2 * math.pi * 400 * n / SAMPLE_RATE))
+        + round(800 * math.sin(2 * math.pi * 1000 * n / SAMPLE_RATE))
+        for n in range(SAMPLE_RATE)
+    )
+    return b"".join(sample.to_bytes(2, "little", signed=True) for sample in samples)
+
+
+_SIGNAL_SECOND: Final = _test_signal()
+
+
+def write_recording(path: Path, seconds: float) -> None:
+    """Write `seconds` of the test signal as Asterisk's wav format would (whole 20 ms frames).
+
+    Missing directories are created, as MixMonitor does; an unwritable path raises OSError.
+    """
+    frames = max(0, int(seconds * SAMPLE_RATE)) // FRAME_SAMPLES * FRAME_SAMPLES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(SAMPLE_RATE)
+        whole, rest = divmod(frames, SAMPLE_RATE)
+        for _ in range(whole):
+            audio.writeframes(_SIGNAL_SECOND)
+        audio.writeframes(_SIGNAL_SECOND[: rest * 2])
+
+
+@dataclass
+class _MixMonitor:
+    """One running MixMonitor: its file and the simulated second it started."""
+
+    path: Path
+    started: float
+
+
+class _HangupTap:
+    """The channel's event sink, seeing its ``Hangup`` first: MixMonitor closes its files as
+    the channel goes away, so the files are complete when anyone hears of the hang-up."""
+
+    def __init__(self, sink: EventSink, channel: AgiChannel) -> None:
+        self.inner = sink
+        self.channel = channel
+
+    def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
+        if event == "Hangup" and ("Uniqueid", self.channel.channel.uniqueid) in headers:
+            self.channel.stop_recordings()
+        self.inner.emit(event, headers)
 
 
 # --- sounds ------------------------------------------------------------------------------
@@ -366,6 +433,7 @@ class AgiChannel:
         self._media_seen = 0
         self._autohangup: _Event | None = None
         self._hangup_cause = 0
+        self._recordings: list[_MixMonitor] = []
         self.caller_num = caller_num
         self.caller_name = caller_name
         self._sync_caller_id()
@@ -1002,12 +1070,27 @@ class AgiChannel:
         if filename and not filename.startswith("/"):
             filename = f"{MONITOR_DIR}/{filename}"
         self.set_variable("MIXMONITOR_FILENAME", filename)
+        if filename:
+            if not isinstance(self.sink, _HangupTap):
+                self.sink = _HangupTap(self.sink, self)
+            self._recordings.append(_MixMonitor(Path(filename), self.clock.now()))
         self._emit("MixMonitorStart")
         return 0
 
     async def app_stopmixmonitor(self, data: str) -> int:
+        self.stop_recordings()
         self._emit("MixMonitorStop")
         return 0
+
+    def stop_recordings(self) -> None:
+        """Close every running MixMonitor: write its file with the audio of the time it ran."""
+        now = self.clock.now()
+        for recording in self._recordings:
+            try:
+                write_recording(recording.path, now - recording.started)
+            except OSError as error:  # Asterisk logs it and the call goes on unrecorded
+                log.warning("simulated MixMonitor cannot write %s: %s", recording.path, error)
+        self._recordings.clear()
 
     async def app_queue(self, data: str) -> int:
         """Queue(name,options,URL,announce,timeout,...) through the queue half."""
