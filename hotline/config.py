@@ -239,17 +239,26 @@ def _read_env(env: Mapping[str, str]) -> dict[str | None, dict[str, _Raw]]:
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
-        section, _, key = rest.partition("_")
         where: str | None = None
         if rest in _TOP_LEVEL_KEYS:
             where, key = None, rest
-        elif section in SECTIONS and key:
-            where = section
         else:
-            continue
+            found = _env_section(rest)
+            if found is None:
+                continue
+            where, key = found
         source = f"Environment variable {name}"
         out.setdefault(where, {})[key] = _Raw(value, source, source, True)
     return out
+
+
+def _env_section(rest: str) -> tuple[str, str] | None:
+    """Split `recorder_access_tokens_file` into section and key. Section names may contain an
+    underscore themselves, so the longest section that fits wins."""
+    for section in sorted(SECTIONS, key=len, reverse=True):
+        if rest.startswith(section + "_") and len(rest) > len(section) + 1:
+            return section, rest[len(section) + 1 :]
+    return None
 
 
 def _build(raw: dict[str | None, dict[str, _Raw]]) -> Settings:

@@ -27,6 +27,7 @@ from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
 from hotline.web import build_app, start_web
 from ivr.entry import AnsweredHook, CallEntry
+from ivr.menu.watch import MenuWatcher
 from recorder.service import RecorderService
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Controller:
         self.agi: FastAgiServer | None = None
         self.web: web.AppRunner | None = None
         self.recordings: RecorderService | None = None
+        self.menus: MenuWatcher | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -69,6 +71,8 @@ class Controller:
             self.ami.start()
         self.agi = self._agi_server(CallLog(self.engine))
         await self.agi.start()
+        if self.menus is not None:
+            self.menus.start()
         http = self.settings.http
         self.web = await start_web(app, http.host, http.port)
         log.info(
@@ -85,7 +89,10 @@ class Controller:
         hooks: tuple[AnsweredHook, ...] = ()
         if self.recordings is not None:
             hooks = tuple(self.recordings.hooks)
-        router.add("hotline", CallEntry(call_log, self.node, on_answered=hooks))
+        entry = CallEntry(call_log, self.node, settings=self.settings.ivr, on_answered=hooks)
+        router.add("hotline", entry)
+        # Edited menu files reach new calls without a restart; calls in progress keep theirs.
+        self.menus = MenuWatcher.from_settings(entry, self.settings.ivr)
         agi = self.settings.agi
         return FastAgiServer(
             router,
@@ -154,6 +161,8 @@ class Controller:
         log.info("controller stopping", extra={"drain_timeout": self.settings.agi.drain_timeout})
         if self.agi is not None:
             await self.agi.drain(self.settings.agi.drain_timeout)
+        if self.menus is not None:
+            await self.menus.close()
         if self.web is not None:
             await self.web.cleanup()
         if self.recordings is not None:
@@ -171,8 +180,9 @@ async def serve(settings: Settings) -> None:
     """Run one controller until SIGTERM or SIGINT."""
     controller = Controller(settings)
     controller.install_signal_handlers()
-    await controller.start()
     try:
+        # A failed start (port taken, broken token file...) still releases what it opened.
+        await controller.start()
         await controller.wait_stopped()
     finally:
         await controller.stop()

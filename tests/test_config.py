@@ -305,3 +305,15 @@ def test_non_finite_numbers_rejected(text: str) -> None:
 
 def test_non_finite_number_in_file(tmp_path: Path) -> None:
     assert "[agi] env_timeout must be a number" in error_for(tmp_path, "[agi]\nenv_timeout = inf\n")
+
+
+def test_a_section_whose_name_has_an_underscore_is_reachable_from_the_environment() -> None:
+    settings = load_settings(
+        None,
+        {
+            "HOTLINE_RECORDER_ACCESS_TOKENS_FILE": "/etc/hotline/tokens.yaml",
+            "HOTLINE_RECORDER_PURGE_INTERVAL": "60",
+        },
+    )
+    assert settings.recorder_access.tokens_file == Path("/etc/hotline/tokens.yaml")
+    assert settings.recorder.purge_interval == 60.0

@@ -84,6 +84,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
             "HOTLINE_AGI_PORT": "0",
             "HOTLINE_HTTP_PORT": str(free_port()),
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_NODE_NAME": "test-node",
             **recorder_environment(tmp_path),
         },
@@ -178,6 +179,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]
         "HOTLINE_AGI_PORT": str(agi_port),
         "HOTLINE_HTTP_PORT": str(http_port),
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "hotline.cli", "serve"],
@@ -248,9 +250,11 @@ async def test_controller_keeps_its_ami_link_to_the_simulated_asterisk(tmp_path:
             "HOTLINE_AGI_PORT": "0",
             "HOTLINE_HTTP_PORT": str(free_port()),
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_AMI_ENABLED": "true",
             "HOTLINE_AMI_PORT": str(asterisk.port),
             "HOTLINE_AMI_SECRET": "s3cret",
+            **recorder_environment(tmp_path),
         },
     )
     node = Controller(settings)

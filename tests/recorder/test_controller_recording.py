@@ -210,6 +210,7 @@ def node_settings(tmp_path: Path) -> Settings:
         "HOTLINE_AGI_PORT": "0",
         "HOTLINE_HTTP_PORT": str(free_port()),
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
         **{
             f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / name)
             for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")

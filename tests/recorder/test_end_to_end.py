@@ -82,6 +82,7 @@ def node_environment(tmp_path: Path, ami_port: int) -> dict[str, str]:
         "HOTLINE_AGI_PORT": "0",
         "HOTLINE_HTTP_PORT": str(free_port()),
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
         "HOTLINE_NODE_NAME": "rec-node",
         "HOTLINE_AMI_ENABLED": "true",
         "HOTLINE_AMI_PORT": str(ami_port),
