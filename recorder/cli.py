@@ -29,7 +29,7 @@ from hotline.store.migrate import upgrade
 from recorder.access import AccessSettings
 from recorder.keys import KeyError_, KeyRing, MasterKeyStore, WrappedKey, wrapped_key_of
 from recorder.models import RecordingStore
-from recorder.pipeline import Recorder, valid_call_id
+from recorder.pipeline import CallInfo, Recorder, valid_call_id
 from recorder.retention import RetentionConfigError, RetentionPolicy, shred_safely
 from recorder.settings import RecorderSettings
 from recorder.storage import S3Storage, StorageError, open_storage
@@ -228,14 +228,25 @@ def watch_ami(recorder: Recorder, ami: Any) -> None:
     """Tell `recorder` when Asterisk finishes a recording: `MixMonitorStop` of a channel, or
     its `Hangup` (Asterisk 22 sends no MixMonitorStop when the channel simply hangs up).
 
-    Only call id is known from AMI; the controller may call `recorder.finished(call_id, info)`
-    itself with the number dialled and the operator, which fills what the event lacks.
+    The operator who took the call comes from the queue's `AgentConnect` (its `MemberName`,
+    else the member `Interface`), remembered per caller channel until that channel stops.
+    The number dialled and the times are filled from the controller's call log.
     """
+    operators: dict[str, str] = {}
+
+    async def on_connect(event: AmiMessage) -> None:
+        call_id = event.get("Uniqueid") or ""
+        operator = event.get("MemberName") or event.get("Interface") or ""
+        if valid_call_id(call_id) and operator:
+            operators[call_id] = operator
 
     async def on_stop(event: AmiMessage) -> None:
         call_id = event.get("Uniqueid") or ""
-        if valid_call_id(call_id):
-            await recorder.finished(call_id)
+        if not valid_call_id(call_id):
+            return
+        operator = operators.pop(call_id, None)
+        await recorder.finished(call_id, CallInfo(operator=operator) if operator else None)
 
+    ami.on("AgentConnect", on_connect)
     ami.on("MixMonitorStop", on_stop)
     ami.on("Hangup", on_stop)

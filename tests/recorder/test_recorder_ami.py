@@ -65,6 +65,9 @@ async def test_hangups_from_asterisk_finish_exactly_the_recorded_calls(
         finished = await recording_store.in_states(list(State))
         assert sorted(row.call_id for row in finished) == ["1795563226.1", "1795563247.5"]
         assert all(row.state == State.VERIFIED for row in finished)
+        # who took each call, from the queue's AgentConnect in the same capture
+        operators = {row.call_id: row.operator for row in finished}
+        assert operators == {"1795563226.1": "Agent Two", "1795563247.5": "Agent One"}
         assert [p.name for p in settings.spool_dir.iterdir()] == ["1795569999.9.wav"]
 
 
