@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, bench/ comes first on sys.path, and bench/ivr.py would shadow the ivr package.
+sys.path.insert(0, str(ROOT))
 ENV = (
     "agi_network: yes\nagi_network_script: bench?did=88001000001\n"
     "agi_request: agi://127.0.0.1/bench?did=88001000001\n"

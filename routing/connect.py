@@ -1,0 +1,183 @@
+"""Connecting a queued caller to an operator from the caller's own FastAGI session.
+
+`connect_call` is the hook the FastAGI entry (the lead's wiring) calls when a menu sends a
+caller to a group. It queues the caller, plays music on hold, lets `announce` speak position
+and expected wait at intervals, and when the ACD picks an operator it EXECs ``Dial`` to that
+operator's phone from the caller's channel. Why this way rather than AMI Redirect/Bridge is
+in routing/__init__.py.
+
+After ``Dial`` returns, Asterisk's ``DIALSTATUS`` says what happened. ANSWER: the operator
+talked to the caller; ``ANSWEREDTIME`` (talk seconds) and ``DIALEDTIME`` (ring + talk) give
+the moment of answer, recorded as such so ASA is exact. NOANSWER, BUSY, CHANUNAVAIL,
+CONGESTION: the operator is paused "no answer" and the caller, still first, waits for the
+next one. The caller hanging up at any point is an abandon (their place is remembered for a
+call back) or, after an answer, the end of the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from routing.acd import Offer, Overflow
+from routing.node import AcdNode
+
+__all__ = [
+    "ANSWERED_SUBROUTINE",
+    "ConnectResult",
+    "DialSession",
+    "connect_call",
+    "operator_answered",
+]
+
+# The dialplan subroutine Dial runs on the operator's channel at answer (asterisk-conf):
+#   [hotline-acd-answered]
+#   exten => s,1,AGI(agi://CONTROLLER:4573/acd-answered?call=${ARG1})
+#    same => n,Return()
+ANSWERED_SUBROUTINE = "hotline-acd-answered"
+_RING_FAILURES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
+
+
+class DialSession(Protocol):
+    """The part of `hotline.agi.session.AgiSession` this module uses."""
+
+    call_id: str
+
+    async def exec(self, application: str, *options: str) -> int: ...
+
+    async def get_variable(self, name: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    outcome: str  # answered | overflow | caller_gone
+    operator_id: str | None = None
+    overflow_reason: str | None = None
+    overflow_group: str | None = None
+
+
+Announce = Callable[[int, float | None], Awaitable[None]]
+
+
+async def connect_call(
+    session: DialSession,
+    node: AcdNode,
+    group_id: str,
+    *,
+    number: str = "",
+    priority: int = 0,
+    data: dict[str, str] | None = None,
+    announce: Announce | None = None,
+    announce_every: float = 45.0,
+    music_class: str = "default",
+    hung_up: type[BaseException] = ConnectionError,
+) -> ConnectResult:
+    """Queue the caller in `group_id` and connect them; returns when they are done with the
+    ACD. `hung_up` is the exception the session raises when the caller is gone
+    (``hotline.agi.session.CallerHungUp``). Overflow (closed, nobody logged in, max wait)
+    is returned, not handled: the menu's overflow path runs it."""
+    reason = node.acd.overflow_reason(group_id)
+    if reason is not None:
+        group = node.acd.groups[group_id]
+        return ConnectResult(
+            "overflow", overflow_reason=reason, overflow_group=group.overflow_group
+        )
+    call_id = session.call_id
+    await node.enqueue(call_id, group_id, number=number, priority=priority, data=data)
+    answered = False
+    try:
+        while True:
+            picked = await _wait(session, node, call_id, announce, announce_every, music_class)
+            if isinstance(picked, Overflow):
+                return ConnectResult(
+                    "overflow",
+                    overflow_reason=picked.reason,
+                    overflow_group=picked.overflow_group,
+                )
+            answered = await _dial(session, node, picked)
+            if answered:
+                await node.end_call(call_id)
+                return ConnectResult("answered", operator_id=picked.operator_id)
+    except hung_up:
+        await _leave(node, call_id, answered)
+        return ConnectResult("caller_gone")
+    except asyncio.CancelledError:  # the session noticed the hang-up while we waited silently
+        await asyncio.shield(_leave(node, call_id, answered))
+        raise
+
+
+async def _leave(node: AcdNode, call_id: str, answered: bool) -> None:
+    if answered:
+        await node.end_call(call_id)
+    else:
+        await node.abandon(call_id)
+
+
+async def _wait(
+    session: DialSession,
+    node: AcdNode,
+    call_id: str,
+    announce: Announce | None,
+    every: float,
+    music_class: str,
+) -> Offer | Overflow:
+    await session.exec("StartMusicOnHold", music_class)
+    while True:
+        try:
+            picked = await asyncio.wait_for(node.wait_for_operator(call_id), timeout=every)
+        except TimeoutError:
+            if announce is not None:
+                position = node.acd.position(call_id)
+                await session.exec("StopMusicOnHold")
+                await announce(
+                    position, node.acd.expected_wait(node.acd.caller(call_id).group, position)
+                )
+                await session.exec("StartMusicOnHold", music_class)
+            continue
+        await session.exec("StopMusicOnHold")
+        return picked
+
+
+async def operator_answered(node: AcdNode, call_id: str) -> bool:
+    """The answer hook: Dial's ``U()`` subroutine runs on the operator's channel the moment
+    they pick up and calls the controller (``AGI(agi://CONTROLLER/acd-answered?call=ID)``);
+    the lead routes that to this function. Marks the operator talking, stopping the ring
+    timer. False if the offer is already over (e.g. timed out a moment before)."""
+    caller = node.acd.callers.get(call_id)
+    if caller is None or caller.state != "ringing":
+        return False
+    await node.answer(call_id)
+    return True
+
+
+async def _dial(session: DialSession, node: AcdNode, offer: Offer) -> bool:
+    ring = max(1, round(offer.ring_until - node.acd.clock()))
+    started = node.acd.clock()
+    gosub = f"U({ANSWERED_SUBROUTINE}^{offer.call_id})"
+    await session.exec("Dial", offer.device, str(ring), gosub)
+    status = (await session.get_variable("DIALSTATUS") or "").upper()
+    caller = node.acd.callers.get(offer.call_id)
+    if status == "ANSWER" and caller is not None and caller.state == "talking":
+        return True  # the answer hook already recorded the moment of answer
+    if status == "ANSWER":
+        dialed = _seconds(await session.get_variable("DIALEDTIME"))
+        talked = _seconds(await session.get_variable("ANSWEREDTIME"))
+        at = (
+            started + max(0.0, dialed - talked)
+            if dialed is not None and talked is not None
+            else None
+        )
+        await node.answer(offer.call_id, at=at)
+        return True
+    if status in _RING_FAILURES or not status:
+        await node.no_answer(offer.call_id)
+    return False
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

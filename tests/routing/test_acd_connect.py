@@ -1,0 +1,128 @@
+"""connect_call against a scripted stand-in for Asterisk's side of the caller's AGI session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from agents.operators import OperatorState
+from routing.acd import NO_ANSWER, Acd
+from routing.connect import ANSWERED_SUBROUTINE, connect_call, operator_answered
+from routing.node import AcdNode
+from routing.state import InMemoryAcdStore
+from routing.testing import ManualClock, group, op
+
+
+class HungUp(Exception):
+    pass
+
+
+class ScriptedChannel:
+    """Answers EXEC and GET VARIABLE as Asterisk would, Dial outcomes taken from a script."""
+
+    def __init__(self, node: AcdNode, dial_outcomes: list[str], clock: ManualClock) -> None:
+        self.call_id = "1795563226.7"
+        self.node, self.clock = node, clock
+        self.outcomes = dial_outcomes
+        self.commands: list[tuple[str, ...]] = []
+        self.variables: dict[str, str] = {}
+        self.on_exec: Callable[[str], None] | None = None
+
+    async def exec(self, application: str, *options: str) -> int:
+        self.commands.append((application, *options))
+        if self.on_exec is not None:
+            self.on_exec(application)
+        if application == "Dial":
+            outcome = self.outcomes.pop(0)
+            self.clock.advance(3)
+            if outcome == "ANSWER":
+                await operator_answered(self.node, self.call_id)  # the U() subroutine
+                self.clock.advance(120)
+                self.variables.update(DIALEDTIME="123", ANSWEREDTIME="120")
+            self.variables["DIALSTATUS"] = outcome
+        return 0
+
+    async def get_variable(self, name: str) -> str | None:
+        return self.variables.get(name)
+
+
+def make_node(clock: ManualClock, **group_overrides: object) -> AcdNode:
+    groups = {"general": group("general", **group_overrides)}
+    acd = Acd(groups, [op("anna", general=9), op("boris", general=3)], clock=clock)
+    return AcdNode(acd, InMemoryAcdStore(), node_id="n1")
+
+
+async def test_dial_answered_from_the_callers_session() -> None:
+    clock = ManualClock()
+    node = make_node(clock)
+    await node.login("anna")
+    channel = ScriptedChannel(node, ["ANSWER"], clock)
+    result = await connect_call(channel, node, "general", number="+79990001122")
+    assert (result.outcome, result.operator_id) == ("answered", "anna")
+    dial = [c for c in channel.commands if c[0] == "Dial"]
+    assert dial == [("Dial", "PJSIP/anna", "15", f"U({ANSWERED_SUBROUTINE}^{channel.call_id})")]
+    assert channel.commands[0] == ("StartMusicOnHold", "default")
+    assert node.acd.operators["anna"].state is OperatorState.WRAP_UP
+    stats = node.acd.stats["general"]
+    assert (stats.answered, stats.answer_wait_total) == (1, 3.0)
+
+
+async def test_no_answer_pauses_operator_and_next_one_rings() -> None:
+    clock = ManualClock()
+    node = make_node(clock)
+    await node.login("anna")
+    await node.login("boris")
+    channel = ScriptedChannel(node, ["NOANSWER", "ANSWER"], clock)
+    result = await connect_call(channel, node, "general")
+    assert result.operator_id == "boris"
+    anna = node.acd.operators["anna"]
+    assert (anna.state, anna.pause_reason) == (OperatorState.PAUSED, NO_ANSWER)
+
+
+async def test_closed_or_unstaffed_group_overflows_without_queueing() -> None:
+    clock = ManualClock()
+    node = make_node(clock, overflow_group=None)
+    channel = ScriptedChannel(node, [], clock)
+    result = await connect_call(channel, node, "general")
+    assert (result.outcome, result.overflow_reason) == ("overflow", "nobody_logged_in")
+    assert channel.commands == [] and node.acd.waiting("general") == 0
+
+
+async def test_max_wait_overflow_and_hang_up_while_waiting() -> None:
+    clock = ManualClock()
+    node = make_node(clock, max_wait_seconds=60)
+    await node.login("anna", paused_reason="обучение")
+    channel = ScriptedChannel(node, [], clock)
+    task = asyncio.create_task(connect_call(channel, node, "general"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    clock.advance(60)
+    await node.tick()
+    result = await asyncio.wait_for(task, 1)
+    assert (result.outcome, result.overflow_reason) == ("overflow", "max_wait")
+
+    second = ScriptedChannel(node, [], clock)
+    second.call_id = "other"
+    task = asyncio.create_task(connect_call(second, node, "general", number="+7000"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    task.cancel()  # the FastAGI session saw the caller hang up
+    await asyncio.gather(task, return_exceptions=True)
+    assert "other" not in node.acd.callers
+    assert node.acd.stats["general"].abandoned == 1
+
+
+async def test_hang_up_during_dial_is_an_abandon() -> None:
+    clock = ManualClock()
+    node = make_node(clock)
+    await node.login("anna")
+    channel = ScriptedChannel(node, ["NOANSWER"], clock)
+
+    def hang_up(application: str) -> None:
+        if application == "Dial":
+            raise HungUp
+
+    channel.on_exec = hang_up
+    result = await connect_call(channel, node, "general", hung_up=HungUp)
+    assert result.outcome == "caller_gone"
+    assert node.acd.operators["anna"].state is OperatorState.READY

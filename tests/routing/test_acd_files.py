@@ -1,0 +1,106 @@
+"""Groups and operators files: the shipped ones load, and mistakes point at file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.operators import load_operators
+from routing.groups import load_groups
+from routing.yamlfile import FileError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_groups_and_operators_load() -> None:
+    groups = load_groups(ROOT / "dialplans/groups.yaml")
+    assert len(groups) == 10
+    assert groups["tech1"].widen_to == ("tech2",)
+    assert groups["emergency"].name.startswith("Дежурная")
+    operators = load_operators(ROOT / "dialplans/operators.yaml", set(groups))
+    assert operators["kuznetsov"].skills == {"tech1": 6, "tech2": 9}
+
+
+GOOD = """groups:
+  a:
+    name: A
+    schedule: s
+    wrap_up_seconds: 5
+    ring_seconds: 10
+    max_wait_seconds: 60
+    widen_after_seconds: 30
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (GOOD.replace("ring_seconds: 10", "ring_seconds: ten"), 6, "must be a number"),
+        (GOOD.replace("ring_seconds: 10", "ring_seconds: 0"), 6, "at least 1"),
+        (GOOD + "    overflow_group: nowhere\n", 9, "unknown group 'nowhere'"),
+        (GOOD + "    widen_to: [a]\n", 9, "must not name the group itself"),
+        (GOOD + "    colour: red\n", 9, "unknown field 'colour'"),
+        (GOOD.replace("    schedule: s\n", ""), 3, "missing field(s): schedule"),
+        (GOOD + "  a:\n    name: again\n", 9, "duplicate key 'a'"),
+        (GOOD.replace("  a:", "  Bad Id:"), 2, "group id"),
+        ("groups: [\n", 2, "not valid YAML"),
+        ("", 1, "empty"),
+    ],
+)
+def test_group_file_errors_point_at_the_line(
+    tmp_path: Path, text: str, line: int, words: str
+) -> None:
+    path = tmp_path / "groups.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(FileError) as error:
+        load_groups(path)
+    assert str(error.value).startswith(f"{path}:{line}:")
+    assert words in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "words"),
+    [
+        ("    device: PJSIP/1\n    skills: {nosuch: 3}\n", 5, "not a known group"),
+        ("    device: PJSIP/1\n    skills: {a: 11}\n", 5, "between 1 and 10"),
+        ("    device: 'PJSIP/1;evil'\n    skills: {a: 1}\n", 4, "must look like"),
+        ("    device: PJSIP/1\n    skills: {}\n", 5, "at least one skill"),
+    ],
+)
+def test_operator_file_errors(tmp_path: Path, body: str, line: int, words: str) -> None:
+    path = tmp_path / "operators.yaml"
+    path.write_text(f"operators:\n  anna:\n    name: Анна\n{body}", encoding="utf-8")
+    with pytest.raises(FileError) as error:
+        load_operators(path, {"a"})
+    assert str(error.value).startswith(f"{path}:{line}:"), error.value
+    assert words in str(error.value)
+
+
+def test_same_device_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "operators.yaml"
+    one = "    name: X\n    device: PJSIP/1\n    skills: {a: 1}\n"
+    path.write_text(f"operators:\n  x:\n{one}  y:\n{one}", encoding="utf-8")
+    with pytest.raises(FileError, match=r":8: device PJSIP/1 is already used by x"):
+        load_operators(path, {"a"})
+
+
+def test_undecodable_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "groups.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(FileError, match=":1: "):
+        load_groups(path)
+
+
+def test_shipped_files_drive_the_acd() -> None:
+    from routing.acd import Acd
+    from routing.testing import ManualClock
+
+    groups = load_groups(ROOT / "dialplans/groups.yaml")
+    operators = load_operators(ROOT / "dialplans/operators.yaml", set(groups))
+    acd = Acd(groups, operators.values(), clock=ManualClock())
+    for op_id in operators:
+        acd.ready(op_id)
+    offers = acd.enqueue("c1", "payments")
+    assert [o.operator_id for o in offers] == ["sidorova"]  # level 9 in payments
+    assert [o.device for o in acd.enqueue("c2", "tech2")] == ["PJSIP/1004"]
