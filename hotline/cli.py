@@ -41,6 +41,15 @@ async def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
+    if args.virtual:
+        from routing.staffing_cli import run_virtual
+
+        return await run_virtual(args, settings)
+    if args.scenario is None:
+        print(
+            "hotline sim: give a scenario file, or --virtual for a simulated day", file=sys.stderr
+        )
+        return 2
     from hotline.sim.main import run_simulator
 
     return await run_simulator(args, settings)
@@ -74,20 +83,26 @@ def part_commands() -> list[Callable[[Any], None]]:
     from ivr import prompts_cli
     from recorder import audit_cli
     from recorder import cli as recorder_cli
+    from routing import staffing_cli
 
     return [
         ivr_cli.add_commands,
         prompts_cli.add_commands,
         recorder_cli.add_commands,
         audit_cli.add_commands,
+        staffing_cli.add_commands,
     ]
 
 
 def add_sim_parser(commands: Any) -> None:
+    from routing.staffing_cli import add_virtual_sim_options
+
     sim = commands.add_parser(
         "sim", help="PBX simulator: simulated callers and operators against the controller"
     )
-    sim.add_argument("scenario", type=Path, help="scenario file (YAML)")
+    sim.add_argument(
+        "scenario", type=Path, nargs="?", help="scenario file (YAML); not with --virtual"
+    )
     sim.add_argument("--agi-host", help="controller's FastAGI host (default: agi.host)")
     sim.add_argument("--agi-port", type=int, help="controller's FastAGI port (default: agi.port)")
     sim.add_argument(
@@ -100,6 +115,7 @@ def add_sim_parser(commands: Any) -> None:
         default=1.0,
         help="1 = real time, 0 = as fast as possible (default 1)",
     )
+    add_virtual_sim_options(sim)
     sim.set_defaults(run=cmd_sim)
 
 

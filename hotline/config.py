@@ -28,6 +28,7 @@ from typing import Any, Literal
 # The composition root: each part of the product owns its section and its defaults.
 from ivr.settings import IvrSettings
 from recorder.settings import AccessSettings, RecorderSettings
+from routing.settings import RoutingSettings
 
 ENV_PREFIX = "HOTLINE_"
 ENV_CONFIG_FILE = "HOTLINE_CONFIG"
@@ -134,6 +135,7 @@ class Settings:
     ivr: IvrSettings = field(default_factory=IvrSettings)
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
     recorder_access: AccessSettings = field(default_factory=AccessSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     # Names this instance in logs and shared state, so several nodes can be told apart.
     node_name: str = field(default_factory=socket.gethostname, metadata={"check": _not_empty})
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -150,6 +152,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "ivr": IvrSettings,
         "recorder": RecorderSettings,
         "recorder_access": AccessSettings,
+        "routing": RoutingSettings,
     }
 )
 _TOP_LEVEL_KEYS = ("node_name", "event_loop")
