@@ -19,13 +19,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Protocol
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from hotline.store.state import StateUnavailable
+from hotline.store.state import RedisBacked, StateUnavailable
 
 __all__ = ["AcdStore", "InMemoryAcdStore", "RedisAcdStore", "StateUnavailable"]
 
@@ -260,12 +258,13 @@ return place
 """
 
 
-class RedisAcdStore:
+class RedisAcdStore(RedisBacked):
     """ACD state in Redis, shared by all controller nodes; the store owns `client`."""
 
+    what = "ACD state"
+
     def __init__(self, client: Redis, prefix: str = "hotline:acd:") -> None:
-        self._redis = client
-        self._prefix = prefix
+        super().__init__(client, prefix)
         self._claim = client.register_script(_CLAIM)
         self._unclaim = client.register_script(_UNCLAIM)
         self._answer = client.register_script(_ANSWER)
@@ -306,18 +305,6 @@ class RedisAcdStore:
 
     def _caller(self, call_id: str) -> str:
         return f"{self._prefix}caller:{call_id}"
-
-    @asynccontextmanager
-    async def _guard(self, operation: str) -> AsyncIterator[None]:
-        try:
-            yield
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-            kwargs = self._redis.connection_pool.connection_kwargs
-            where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-            raise StateUnavailable(
-                f"ACD state unavailable: Redis at {where} did not answer {operation} "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
 
     async def next_seq(self) -> int:
         async with self._guard("next_seq"):
@@ -417,16 +404,6 @@ class RedisAcdStore:
 
     async def callers(self) -> dict[str, Fields]:
         return await self._all("callers", self._caller)
-
-    async def ping(self) -> bool:
-        try:
-            async with self._guard("ping"):
-                return bool(await self._redis.ping())
-        except StateUnavailable:
-            return False
-
-    async def close(self) -> None:
-        await self._redis.aclose()
 
 
 def _text(value: object) -> str:

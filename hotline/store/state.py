@@ -240,32 +240,16 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
-class RedisCallState:
-    """Call state in Redis, shared by all controller nodes.
+class RedisBacked:
+    """What every store held in Redis shares: the client it owns, driver failures turned into
+    `StateUnavailable` naming the server, a ping for health checks, and closing."""
 
-    Layout under `prefix`: `call:<id>` hashes, the `active` set of call ids, `claim:<key>`
-    strings and `counter:<name>` integers. A set member can outlive its expired hash, so
-    `active()` prunes such leftovers. The state owns `client` and closes it in `close()`.
-    """
+    # Names the store in error messages ("call state", "ACD state").
+    what = "state"
 
-    def __init__(self, client: Redis, prefix: str = "hotline:") -> None:
+    def __init__(self, client: Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
-        self._update = client.register_script(_UPDATE_LUA)
-        self._claim = client.register_script(_CLAIM_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
-        self._prune = client.register_script(_PRUNE_ACTIVE_LUA)
-
-    @property
-    def prefix(self) -> str:
-        return self._prefix
-
-    def _call_key(self, call_id: str) -> str:
-        return f"{self._prefix}call:{call_id}"
-
-    @property
-    def _active_key(self) -> str:
-        return f"{self._prefix}active"
 
     def _where(self) -> str:
         """Where the client points, for error messages an operator can act on."""
@@ -281,9 +265,48 @@ class RedisCallState:
             yield
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             raise StateUnavailable(
-                f"call state unavailable: Redis at {self._where()} did not answer "
+                f"{self.what} unavailable: Redis at {self._where()} did not answer "
                 f"{operation} ({type(exc).__name__}: {exc})"
             ) from exc
+
+    async def ping(self) -> bool:
+        try:
+            async with self._guard("ping"):
+                return bool(await self._redis.ping())
+        except StateUnavailable:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class RedisCallState(RedisBacked):
+    """Call state in Redis, shared by all controller nodes.
+
+    Layout under `prefix`: `call:<id>` hashes, the `active` set of call ids, `claim:<key>`
+    strings and `counter:<name>` integers. A set member can outlive its expired hash, so
+    `active()` prunes such leftovers. The state owns `client` and closes it in `close()`.
+    """
+
+    what = "call state"
+
+    def __init__(self, client: Redis, prefix: str = "hotline:") -> None:
+        super().__init__(client, prefix)
+        self._update = client.register_script(_UPDATE_LUA)
+        self._claim = client.register_script(_CLAIM_LUA)
+        self._release = client.register_script(_RELEASE_LUA)
+        self._prune = client.register_script(_PRUNE_ACTIVE_LUA)
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def _call_key(self, call_id: str) -> str:
+        return f"{self._prefix}call:{call_id}"
+
+    @property
+    def _active_key(self) -> str:
+        return f"{self._prefix}active"
 
     async def put(
         self, call_id: str, fields: dict[str, str], ttl_seconds: float | None = None
@@ -341,16 +364,6 @@ class RedisCallState:
     async def incr(self, counter: str, by: int = 1) -> int:
         async with self._guard("incr"):
             return int(await self._redis.incrby(f"{self._prefix}counter:{counter}", by))
-
-    async def ping(self) -> bool:
-        try:
-            async with self._guard("ping"):
-                return bool(await self._redis.ping())
-        except StateUnavailable:
-            return False
-
-    async def close(self) -> None:
-        await self._redis.aclose()
 
     def _claim_key(self, key: str) -> str:
         return f"{self._prefix}claim:{key}"
