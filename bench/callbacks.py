@@ -1,0 +1,176 @@
+"""Callback scheduling benchmark: callbacks placed per second beside raw row claims per second.
+
+Measured in the same run, on the same database (SQLite file, and PostgreSQL when reachable):
+  raw claims - ``CallbackStore.claim`` alone (one UPDATE ... WHERE state='pending' per row):
+               the limit the database puts on any scheduler
+  scheduled  - ``CallbackScheduler.run_due`` + serving: expire sweep, due query, claim, the
+               callback queued in the ACD at its place, an operator reserved by the ACD's
+               claim, two AMI Originates (operator, then citizen) through the simulator's AMI
+               server on loopback, and the row written dialing -> connected
+The ratio says how much of the raw claim rate survives the whole decision and both calls.
+
+    .venv/bin/python bench/callbacks.py [--callbacks 400] [--postgres URL | --no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+from sqlalchemy import delete
+
+from hotline.ami.client import AmiClient
+from hotline.sim.ami_server import AmiServer, ManagerUser
+from hotline.sim.clock import SystemClock
+from hotline.sim.originator import ScriptedOriginator
+from hotline.store.db import create_engine
+from hotline.store.migrate import upgrade
+from routing.acd import Acd
+from routing.callbacks import Callback, CallbackScheduler, CallbackSettings, CallbackStore
+from routing.node import AcdNode
+from routing.state import InMemoryAcdStore
+from routing.testing import ManualClock, group, op
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+async def _fill(store: CallbackStore, count: int) -> list[int]:
+    rows = []
+    for i in range(count):
+        row = await store.add(
+            phone=f"7916{i:07d}",
+            application_id=None,
+            group_id="general",
+            priority=0,
+            source="api",
+            requested_at=NOW,
+            window_start=None,
+            window_end=None,
+            queue_seq=None,
+            arrived_at=NOW,
+            state="pending",
+            attempts=0,
+            next_attempt_at=NOW,
+            data={},
+            updated_at=NOW,
+        )
+        rows.append(row.id)
+    return rows
+
+
+async def raw_claims(store: CallbackStore, count: int) -> float:
+    ids = await _fill(store, count)
+    started = time.perf_counter()
+    for callback_id in ids:
+        assert await store.claim(callback_id, "bench", NOW)
+    return count / (time.perf_counter() - started)
+
+
+async def scheduled(store: CallbackStore, count: int) -> float:
+    await _fill(store, count)
+    originator = ScriptedOriginator()
+    server = AmiServer(
+        clock=SystemClock(), users={"b": ManagerUser("b", "s")}, originator=originator, port=0
+    )
+    await server.start()
+    ami = AmiClient("127.0.0.1", server.port, "b", "s", ping_interval=600)
+    await ami.connect()
+    operators = [op(f"o{i}", general=1 + i % 9) for i in range(count)]
+    node = AcdNode(
+        Acd({"general": group("general")}, operators, clock=ManualClock()),
+        InMemoryAcdStore(),
+        node_id="bench",
+    )
+    await node.start()
+    for spec in operators:
+        await node.login(spec.id)
+    scheduler = CallbackScheduler(
+        store, node, ami, settings=CallbackSettings(max_in_flight=50), now=lambda: NOW
+    )
+    try:
+        started = time.perf_counter()
+        placed = 0
+        while placed < count:
+            placed += len(await scheduler.run_due())
+            await scheduler.drain()
+        elapsed = time.perf_counter() - started
+    finally:
+        await scheduler.close()
+        await ami.close()
+        await server.close()
+    assert len(originator.calls) == 2 * count
+    return count / elapsed
+
+
+async def measure(url: str, count: int) -> tuple[float, float]:
+    await upgrade(url)
+    engine = create_engine(url)
+    store = CallbackStore(engine)
+    try:
+        raw = await raw_claims(store, count)
+        async with engine.begin() as connection:
+            await connection.execute(delete(Callback))
+        full = await scheduled(store, count)
+        async with engine.begin() as connection:
+            await connection.execute(delete(Callback))
+    finally:
+        await engine.dispose()
+    return raw, full
+
+
+async def _pg_schema(dsn: str) -> tuple[str, str]:
+    name = f"hotline_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
+        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
+    finally:
+        await admin.close()
+    return name, f"postgresql+asyncpg://{name}@127.0.0.1:5432/test"
+
+
+async def _pg_drop(dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+    finally:
+        await admin.close()
+
+
+def _report(label: str, raw: float, full: float) -> None:
+    print(
+        f"{label:<10} raw claims {raw:8.0f}/s   callbacks scheduled and placed {full:7.0f}/s"
+        f"   ratio {full / raw:.2f}"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--callbacks", type=int, default=400)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, full = await measure(f"sqlite+aiosqlite:///{tmp}/bench.sqlite3", args.callbacks)
+        _report("sqlite", raw, full)
+    if not args.no_postgres:
+        name, url = await _pg_schema(args.postgres)
+        try:
+            raw, full = await measure(url, args.callbacks)
+            _report("postgres", raw, full)
+        finally:
+            await _pg_drop(args.postgres, name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
