@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from databases import isolated_postgres
 from sqlalchemy import Connection, inspect
 
 import hotline.store
@@ -30,47 +29,6 @@ import routing.callbacks  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine
 from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-PG_URL_TEMPLATE = "postgresql+asyncpg://{user}@127.0.0.1:5432/test"
-
-
-async def _pg_admin() -> asyncpg.Connection:
-    """Connect as the superuser, failing the test loudly if CI did not start PostgreSQL."""
-    try:
-        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({type(exc).__name__}: {exc}). "
-            "These tests need the real service; start it (CI does) instead of skipping.",
-            pytrace=False,
-        )
-
-
-async def _pg_create_isolated(name: str) -> str:
-    """A URL whose tables will live in a throwaway schema owned by a throwaway role."""
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
-        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
-    except BaseException:
-        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-        raise
-    finally:
-        await admin.close()
-    return PG_URL_TEMPLATE.format(user=name)
-
-
-async def _pg_drop_isolated(name: str) -> None:
-    admin = await _pg_admin()
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
-        )
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-    finally:
-        await admin.close()
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
@@ -78,12 +36,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'calls.sqlite3'}"
         return
-    name = f"hotline_test_{uuid.uuid4().hex[:16]}"
-    url = await _pg_create_isolated(name)  # removes its role again if it fails halfway
-    try:
+    async with isolated_postgres("hotline_test") as url:
         yield url
-    finally:
-        await _pg_drop_isolated(name)
 
 
 @pytest.fixture

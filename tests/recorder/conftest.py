@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
+from databases import isolated_postgres
 
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
@@ -26,39 +26,8 @@ from recorder.keys import KeyRing, MasterKeyStore
 from recorder.models import RecordingStore
 from recorder.storage import S3Storage
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-PG_URL_TEMPLATE = "postgresql+asyncpg://{user}@127.0.0.1:5432/test"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "recorder"
 SAMPLE_WAV = DATA_DIR / "mixmonitor-sample.wav"
-
-
-async def _pg_admin() -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}", pytrace=False)
-
-
-async def _pg_create(name: str) -> str:
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
-        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
-    finally:
-        await admin.close()
-    return PG_URL_TEMPLATE.format(user=name)
-
-
-async def _pg_drop(name: str) -> None:
-    admin = await _pg_admin()
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
-        )
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -66,12 +35,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'db' / 'hotline.sqlite3'}"
         return
-    name = f"hotline_rec_{uuid.uuid4().hex[:16]}"
-    url = await _pg_create(name)
-    try:
+    async with isolated_postgres("hotline_rec") as url:
         yield url
-    finally:
-        await _pg_drop(name)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Time for windows, hours and back-off is an injected clock; the ACD runs on a man
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
+from databases import isolated_postgres
 
 from agents.operators import OperatorState
 from hotline.ami.client import AmiClient
@@ -42,7 +41,6 @@ from routing.state import InMemoryAcdStore
 from routing.testing import ManualClock, group, op
 
 S = OperatorState
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 GROUPS = {"general": group("general"), "payments": group("payments")}
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # inside the fake hours (09:00-18:00 UTC)
 PHONE = "79161234567"
@@ -58,13 +56,6 @@ SETTINGS = CallbackSettings(
 # --- the database --------------------------------------------------------------------------
 
 
-async def _pg_admin() -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}", pytrace=False)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A migrated database of each kind (on PostgreSQL: a throwaway role and schema)."""
@@ -73,27 +64,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await upgrade(url)
         yield url
         return
-    name = f"hotline_cb_{uuid.uuid4().hex[:16]}"
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
-        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
-    finally:
-        await admin.close()
-    url = f"postgresql+asyncpg://{name}@127.0.0.1:5432/test"
-    try:
+    async with isolated_postgres("hotline_cb") as url:
         await upgrade(url)
         yield url
-    finally:
-        admin = await _pg_admin()
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
-            )
-            await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-            await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-        finally:
-            await admin.close()
 
 
 # --- a world: database, AMI server playing Asterisk, an ACD node, a scheduler ---------------

@@ -1,0 +1,61 @@
+"""Databases for tests: an empty SQLite file, or a throwaway schema on the real PostgreSQL.
+
+The PostgreSQL one is a role and a schema of the same name (PostgreSQL looks in a schema named
+after the user first, so the tables land there with no special code), dropped afterwards. The
+server at 127.0.0.1:5432 must be running: a test that needs it fails, never skips.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL_TEMPLATE = "postgresql+asyncpg://{user}@127.0.0.1:5432/test"
+
+
+async def pg_admin() -> asyncpg.Connection:
+    """Connect as the superuser, failing the test loudly if PostgreSQL is not running."""
+    try:
+        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({type(exc).__name__}: {exc}). "
+            "These tests need the real service; start it (CI does) instead of skipping.",
+            pytrace=False,
+        )
+
+
+@asynccontextmanager
+async def isolated_postgres(prefix: str) -> AsyncIterator[str]:
+    """The URL of an empty schema owned by a new role, both dropped on the way out."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = await pg_admin()
+    try:
+        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
+        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
+    except BaseException:
+        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+        raise
+    finally:
+        await admin.close()
+    try:
+        yield PG_URL_TEMPLATE.format(user=name)
+    finally:
+        await _drop(name)
+
+
+async def _drop(name: str) -> None:
+    admin = await pg_admin()
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
+        )
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+    finally:
+        await admin.close()
