@@ -1,7 +1,9 @@
 """The running controller: the parts of `hotline serve` put together, started and stopped in
 order.
 
-Start: database migrations, call state, the recorder (when enabled: MixMonitor on answer,
+Start: database migrations, call state, the ACD (when ``[routing] enabled``: operator states,
+its timer loop, metrics, the operator API, device state over AMI, the ``acd-answered`` FastAGI
+hook), the recorder (when enabled: MixMonitor on answer,
 the embedded pipeline worker, the retention purge, the `/recordings` API), the AMI link (when
 enabled), the FastAGI server, the operations endpoint. Stop (SIGTERM or Ctrl-C): stop taking
 calls, let calls in progress finish up to the drain timeout, then close the rest in reverse
@@ -29,6 +31,7 @@ from hotline.web import build_app, start_web
 from ivr.entry import AnsweredHook, CallEntry
 from ivr.menu.watch import MenuWatcher
 from recorder.service import RecorderService
+from routing.wiring import ANSWERED_SCRIPT, AcdService
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class Controller:
         self.web: web.AppRunner | None = None
         self.recordings: RecorderService | None = None
         self.menus: MenuWatcher | None = None
+        self.acd: AcdService | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -56,6 +60,11 @@ class Controller:
             # Degraded, not dead: calls still flow; shared state comes back with Redis.
             log.error("call state backend is unreachable", extra={"backend": store.state_backend})
         app = build_app(self.health)
+        if self.settings.routing.enabled:
+            # Broken groups, operators or hours files stop start-up here, with their file:line.
+            self.acd = AcdService.build(self.settings.routing)
+            await self.acd.start()
+            self.acd.install(app)
         if self.settings.recorder.enabled:
             self.recordings = RecorderService(
                 self.settings.recorder, self.settings.recorder_access, self.engine
@@ -68,6 +77,8 @@ class Controller:
             self.ami = self._ami_client()
             if self.recordings is not None:
                 self.recordings.watch(self.ami)
+            if self.acd is not None:
+                self.acd.watch(self.ami)
             self.ami.start()
         self.agi = self._agi_server(CallLog(self.engine))
         await self.agi.start()
@@ -89,8 +100,13 @@ class Controller:
         hooks: tuple[AnsweredHook, ...] = ()
         if self.recordings is not None:
             hooks = tuple(self.recordings.hooks)
-        entry = CallEntry(call_log, self.node, settings=self.settings.ivr, on_answered=hooks)
+        acd = self.acd
+        entry = CallEntry(
+            call_log, self.node, settings=self.settings.ivr, on_answered=hooks, queue=acd
+        )
         router.add("hotline", entry)
+        if acd is not None:
+            router.add(ANSWERED_SCRIPT, acd.answered)
         # Edited menu files reach new calls without a restart; calls in progress keep theirs.
         self.menus = MenuWatcher.from_settings(entry, self.settings.ivr)
         agi = self.settings.agi
@@ -121,6 +137,7 @@ class Controller:
         """What /healthz reports: each part and whether it works."""
         return {
             "agi": "listening" if self.agi is not None and self.agi.is_serving() else "down",
+            "acd": "disabled" if self.acd is None else self.acd.health(),
             "ami": "disabled" if self.ami is None else ("up" if self.ami.connected else "down"),
             "database": await self._database_health(),
             "state": await self._state_health(),
@@ -167,6 +184,8 @@ class Controller:
             await self.web.cleanup()
         if self.recordings is not None:
             await self.recordings.stop()
+        if self.acd is not None:
+            await self.acd.stop()
         if self.ami is not None:
             await self.ami.close()
         if self.state is not None:

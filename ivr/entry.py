@@ -19,7 +19,7 @@ from ivr import say_ru
 from ivr.menu.engine import Engine
 from ivr.menu.history import CallLogHistory
 from ivr.menu.library import MenuLibrary, Surge, load_library
-from ivr.menu.model import Services
+from ivr.menu.model import OperatorQueue, Services
 from ivr.menu.status import HttpStatusService
 from ivr.nodes.queue import asterisk_queue, queue_outcome
 from ivr.settings import IvrSettings
@@ -37,8 +37,11 @@ def dialled_number(session: AgiSession) -> str:
     return "".join(ch for ch in did if ch.isdigit())
 
 
-def base_services(settings: IvrSettings, call_log: CallLog | None) -> Services:
-    """What every menu's nodes may use (each menu adds its own opening hours)."""
+def base_services(
+    settings: IvrSettings, call_log: CallLog | None, queue: OperatorQueue | None = None
+) -> Services:
+    """What every menu's nodes may use (each menu adds its own opening hours). `queue` is the
+    controller's ACD; without it groups are served by Asterisk's Queue()."""
     # CallLog keeps its engine private; the history query needs the same database.
     engine = getattr(call_log, "_engine", None) if call_log is not None else None
     return Services(
@@ -49,6 +52,7 @@ def base_services(settings: IvrSettings, call_log: CallLog | None) -> Services:
         transfer_channel=settings.transfer_channel,
         recordings_dir=settings.recordings_dir,
         queue_max_wait=settings.queue_max_wait,
+        queue=queue,
     )
 
 
@@ -68,6 +72,7 @@ class CallEntry:
         clock: Callable[[], datetime] | None = None,
         surge: Surge | None = None,
         on_answered: Sequence[AnsweredHook] = (),
+        queue: OperatorQueue | None = None,
     ) -> None:
         self._call_log = call_log
         # What other parts start the moment the line connects (the recorder's MixMonitor).
@@ -78,13 +83,14 @@ class CallEntry:
         zone = ZoneInfo(self._settings.timezone)
         self._clock = clock or (lambda: datetime.now(zone))
         if library is None:
-            services = base_services(self._settings, call_log)
+            services = base_services(self._settings, call_log, queue)
             library, problems = load_library(
                 self._settings.dialplans_dir, services, self._settings.general_number, surge
             )
             if problems:
                 log.error("some menus were rejected", extra={"rejected": len(problems)})
         self.library = library
+        self._queue = queue
 
     async def __call__(self, session: AgiSession) -> None:
         number = dialled_number(session)
@@ -112,6 +118,11 @@ class CallEntry:
     async def _queue_without_menu(self, session: AgiSession) -> str:
         log.error("no menu loaded: caller queued to the general group")
         await session.set_variable("HOTLINE_GROUP", FALLBACK_GROUP)
+        if self._queue is not None:
+            number = session.env.get("agi_callerid", "")
+            return await self._queue.connect(
+                session, FALLBACK_GROUP, number=number, priority=0, data={}
+            )
         max_wait = str(self._settings.queue_max_wait)
         await session.exec("Queue", asterisk_queue(FALLBACK_GROUP), "t", "", "", max_wait)
         return queue_outcome(await session.get_variable("QUEUESTATUS"))

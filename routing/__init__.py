@@ -10,6 +10,7 @@ What this package owns
 - ``node.py``        one controller node: the core + a store, claims, restart, degraded mode
 - ``connect.py``     the FastAGI hooks: ``connect_call`` and ``operator_answered``
 - ``metrics.py``     Prometheus figures per group (``register(acd)``) and the Redis alarm
+- ``wiring.py``      ``AcdService``: the ACD in a running controller (files, hooks, schedules)
 - ``settings.py``    ``RoutingSettings`` (the lead wires it in as ``[routing]``)
 - ``testing.py``     a hand-driven clock and terse groups/operators for tests and what-ifs
 - ``erlang.py``, ``des.py``, ``staffing_cli.py`` Erlang C staffing and the day simulator
@@ -20,7 +21,7 @@ The caller's own FastAGI session does it. The menu calls
 ``await connect_call(session, node, group)``: the caller is queued, hears
 ``StartMusicOnHold`` (and position / expected-wait announcements at intervals) while the
 session awaits the ACD's decision, and when an operator is chosen the session runs
-``EXEC Dial PJSIP/1001,15,U(hotline-acd-answered^<uniqueid>)`` on the caller's channel.
+``EXEC Dial PJSIP/1001,15,gU(hotline-acd-answered^<uniqueid>)`` on the caller's channel.
 The ``U()`` subroutine runs on the operator's channel the moment they pick up and calls the
 controller back (``AGI(agi://CONTROLLER:4573/acd-answered?call=...)`` -> the lead routes it
 to ``operator_answered``), which marks the operator talking. When ``Dial`` returns,

@@ -155,8 +155,10 @@ async def operator_answered(node: AcdNode, call_id: str) -> bool:
 async def _dial(session: DialSession, node: AcdNode, offer: Offer) -> bool:
     ring = max(1, round(offer.ring_until - node.acd.clock()))
     started = node.acd.clock()
-    gosub = f"U({ANSWERED_SUBROUTINE}^{offer.call_id})"
-    await session.exec("Dial", offer.device, str(ring), gosub)
+    # g: the caller's channel goes on after the operator hangs up (the survey, a transfer),
+    # like Queue()'s c; without it Dial returns -1 and Asterisk ends the AGI session.
+    options = f"gU({ANSWERED_SUBROUTINE}^{offer.call_id})"
+    await session.exec("Dial", offer.device, str(ring), options)
     status = (await session.get_variable("DIALSTATUS") or "").upper()
     caller = node.acd.callers.get(offer.call_id)
     if status == "ANSWER" and caller is not None and caller.state == "talking":
@@ -171,7 +173,12 @@ async def _dial(session: DialSession, node: AcdNode, offer: Offer) -> bool:
         )
         await node.answer(offer.call_id, at=at)
         return True
-    if status in _RING_FAILURES or not status:
+    # The ring timer may have fired first (Dial's timeout is rounded to whole seconds) and the
+    # caller may already be ringing the next operator: only a still-open offer is missed.
+    still_open = (
+        caller is not None and caller.state == "ringing" and caller.operator == offer.operator_id
+    )
+    if (status in _RING_FAILURES or not status) and still_open:
         await node.no_answer(offer.call_id)
     return False
 

@@ -9,12 +9,18 @@ from routing.acd import AcdSettings
 
 @dataclass(frozen=True)
 class RoutingSettings:
+    # True: menus' `queue` nodes go through this ACD (the caller's session Dials the operator);
+    # False: they run Asterisk's own Queue(hotline-<group>) as before.
+    enabled: bool = True
     groups_file: str = "dialplans/groups.yaml"  # skill groups (routing.groups)
     operators_file: str = "dialplans/operators.yaml"  # operators (agents.operators)
     state_backend: str = "memory"  # "memory" (one node) or "redis" (shared by all nodes)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "hotline:acd:"
     node_id: str = ""  # empty: the host name; must differ between controller nodes
+    # A group's `schedule` names an opening-hours file <schedules_dir>/<schedule>.yaml (the
+    # IVR's format, with calendar.yaml beside it); a name with no such file is always open.
+    schedules_dir: str = "dialplans"
     recall_window_seconds: float = 600.0  # a caller back within this keeps their place
     service_level_seconds: float = 20.0  # the "answered within" of the service level
     announce_every_seconds: float = 45.0  # position / expected wait announcements

@@ -30,13 +30,35 @@ EMERGENCY = ENVIRONMENT.replace(b"88001000001", b"88005000005")
 
 
 async def expect_emergency_menu(asterisk: FakeAsterisk, queue_status: str) -> None:
-    """The emergency line after ANSWER: greeting, then the on-duty queue, top priority."""
+    """The emergency line after ANSWER with the ACD off: greeting, then Asterisk's on-duty
+    queue, top priority."""
     await asterisk.expect("SET VARIABLE HOTLINE_DID 88005000005", "200 result=1")
     await asterisk.expect('STREAM FILE hotline/greeting-emergency ""', "200 result=0 endpos=16000")
     await asterisk.expect("SET VARIABLE HOTLINE_GROUP emergency", "200 result=1")
     await asterisk.expect("SET VARIABLE QUEUE_PRIO 10", "200 result=1")
     await asterisk.expect('EXEC Queue "hotline-emergency,tc,,,1800"', "200 result=0")
     await asterisk.expect("GET VARIABLE QUEUESTATUS", queue_status)
+
+
+# The on-duty operator of dialplans/operators.yaml (emergency skill) and their softphone; the
+# emergency group of dialplans/groups.yaml rings for 10 s.
+ON_DUTY, ON_DUTY_PHONE = "morozova", "PJSIP/1007"
+
+
+async def expect_emergency_call_through_the_acd(asterisk: FakeAsterisk) -> None:
+    """The emergency line after ANSWER with the ACD on and the on-duty operator ready: the
+    greeting, music on hold, then the caller's own session dials the operator's phone; the
+    operator picks up, talks and hangs up (Dial's g option hands the call back)."""
+    await asterisk.expect("SET VARIABLE HOTLINE_DID 88005000005", "200 result=1")
+    await asterisk.expect('STREAM FILE hotline/greeting-emergency ""', "200 result=0 endpos=16000")
+    await asterisk.expect("SET VARIABLE HOTLINE_GROUP emergency", "200 result=1")
+    await asterisk.expect('EXEC StartMusicOnHold "default"', "200 result=0")
+    await asterisk.expect("EXEC StopMusicOnHold", "200 result=0")
+    dial = f'EXEC Dial "{ON_DUTY_PHONE},10,gU(hotline-acd-answered^1795563091.1)"'
+    await asterisk.expect(dial, "200 result=0")
+    await asterisk.expect("GET VARIABLE DIALSTATUS", "200 result=1 (ANSWER)")
+    await asterisk.expect("GET VARIABLE DIALEDTIME", "200 result=1 (64)")
+    await asterisk.expect("GET VARIABLE ANSWEREDTIME", "200 result=1 (60)")
 
 
 async def expect_answer_and_recording(asterisk: FakeAsterisk, spool: Path) -> None:
@@ -78,9 +100,21 @@ class FakeAsterisk:
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    async for node in running_controller(tmp_path, {}):
+        yield node
+
+
+@pytest.fixture
+async def controller_without_acd(tmp_path: Path) -> AsyncIterator[Controller]:
+    async for node in running_controller(tmp_path, {"HOTLINE_ROUTING_ENABLED": "false"}):
+        yield node
+
+
+async def running_controller(tmp_path: Path, extra: dict[str, str]) -> AsyncIterator[Controller]:
     settings = load_settings(
         None,
         {
+            **extra,
             "HOTLINE_AGI_PORT": "0",
             "HOTLINE_HTTP_PORT": str(free_port()),
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
@@ -121,7 +155,23 @@ async def call_outcome(node: Controller, call_id: str) -> str | None:
 
 
 async def test_call_is_answered_tagged_and_queued_to_its_group(controller: Controller) -> None:
-    assert controller.agi is not None
+    assert controller.agi is not None and controller.acd is not None
+    await controller.acd.node.login(ON_DUTY)
+    asterisk = await FakeAsterisk.call(controller.agi.port, EMERGENCY)
+    await expect_answer_and_recording(asterisk, controller.settings.recorder.spool_dir)
+    # the operator hung up and Dial(...,g) handed the call back: the menu ends there
+    await expect_emergency_call_through_the_acd(asterisk)
+    assert await asterisk.closed_by_server()
+    assert await call_outcome(controller, "1795563091.1") == "answered"
+    assert controller.acd is not None
+    assert controller.acd.node.acd.operators[ON_DUTY].state.value == "wrap_up"
+
+
+async def test_with_the_acd_off_asterisk_queue_serves_the_group(
+    controller_without_acd: Controller,
+) -> None:
+    controller = controller_without_acd
+    assert controller.agi is not None and controller.acd is None
     asterisk = await FakeAsterisk.call(controller.agi.port, EMERGENCY)
     await expect_answer_and_recording(asterisk, controller.settings.recorder.spool_dir)
     # the operator hung up and Queue(...,c) handed the call back: the menu ends there
@@ -162,6 +212,7 @@ async def test_caller_hanging_up_ends_the_call_cleanly(controller: Controller) -
 async def test_health_reports_every_part(controller: Controller) -> None:
     assert await controller.health() == {
         "agi": "listening",
+        "acd": "ok",
         "ami": "disabled",
         "database": "ok",
         "state": "ok",
@@ -212,14 +263,17 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
 def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
     served: tuple[subprocess.Popen[bytes], int, int], tmp_path: Path
 ) -> None:
-    process, agi_port, _ = served
+    process, agi_port, http_port = served
+    login = f"http://127.0.0.1:{http_port}/api/operators/{ON_DUTY}/login"
+    with urllib.request.urlopen(urllib.request.Request(login, method="POST"), timeout=5) as ok:
+        assert json.load(ok)["state"] == "ready"  # the operator API of the served controller
 
     async def one_call() -> None:
         asterisk = await FakeAsterisk.call(agi_port, EMERGENCY)
         await expect_answer_and_recording(asterisk, tmp_path / "var/recorder/spool")
         # SIGTERM while the call is in progress: the call must still be able to finish.
         process.send_signal(signal.SIGTERM)
-        await expect_emergency_menu(asterisk, "200 result=0")
+        await expect_emergency_call_through_the_acd(asterisk)
         assert await asterisk.closed_by_server()
 
     asyncio.run(one_call())

@@ -20,6 +20,11 @@ presses and hang-up come from a `CallerScript`. The rules that decide the bytes 
   PCM 16-bit mono 8 kHz) with as much audio as simulated time passed, a quiet two-tone test
   signal standing in for the conversation. As in Asterisk 22 (ami-queue-call.txt), a hang-up
   ends the recording without a ``MixMonitorStop``; only ``StopMixMonitor`` reports one.
+* ``EXEC Dial(PJSIP/<seat>,<ring>,gU(sub^args))`` rings a simulated softphone (the queue half's
+  `Operator` for that interface) and sets DIALSTATUS/DIALEDTIME/ANSWEREDTIME, with
+  ``DialBegin``/``DialEnd``; at answer ``U()`` runs the subroutine the way the hotline's
+  dialplan does: a second FastAGI session, from the operator's channel, to the controller
+  named by HOTLINE_CONTROLLER (the dialplan global; a channel variable here).
 * After the hang-up only the commands res_agi marks as safe on a dead channel run (``EXEC``,
   ``GET``/``SET VARIABLE``, ``GET FULL VARIABLE``, ``VERBOSE``, ``NOOP``, ``DATABASE``...); the
   others answer ``511``.
@@ -49,6 +54,7 @@ from typing import Final, Literal, Protocol
 from hotline.agi.protocol import DEAD_CHANNEL_TEXT, AgiReply, parse_command
 from hotline.sim.callers import CallerScript
 from hotline.sim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
+from hotline.sim.queues import Operator
 
 SAMPLE_RATE: Final = 8000
 FRAME_SAMPLES: Final = 160  # one 20 ms frame at 8 kHz: the unit a file stream reads in
@@ -434,6 +440,12 @@ class AgiChannel:
         self._autohangup: _Event | None = None
         self._hangup_cause = 0
         self._recordings: list[_MixMonitor] = []
+        self._dials = 0
+        # What Dial's U(name^args) runs on the operator's channel; the hotline dialplan's one
+        # subroutine makes a FastAGI call (asterisk-conf/extensions.conf).
+        self.dial_subroutines: dict[str, DialSubroutine] = {
+            "hotline-acd-answered": agi_subroutine("acd-answered", "call")
+        }
         self.caller_num = caller_num
         self.caller_name = caller_name
         self._sync_caller_id()
@@ -1143,6 +1155,130 @@ class AgiChannel:
             await self.clock.sleep_until(start + max_wait)
         return status
 
+    async def app_dial(self, data: str) -> int:
+        """Dial(device,timeout,options) to a simulated softphone (the queue half's `Operator`
+        for that interface: ring delay, answers or not, talk time). Sets DIALSTATUS (ANSWER,
+        NOANSWER, BUSY, CHANUNAVAIL, CANCEL), ANSWEREDTIME and DIALEDTIME, and prints
+        DialBegin/DialEnd. Option ``U(sub^args)`` runs the subroutine on the operator's channel
+        at answer; `dial_subroutines` says what it does (`agi_subroutine`: a FastAGI call, as
+        the hotline's dialplan makes). Option ``g``: the call goes on after the operator hangs
+        up; without it the caller is hung up too, as Asterisk does."""
+        if self.hung_up:
+            return -1
+        args = data.split(",")
+        device, options = args[0], _arg(args, 2)
+        timeout = c_float(_arg(args, 1)) or None
+        refused = self._device_refusal(device)
+        if refused is not None:
+            self.set_variable("DIALSTATUS", refused)
+            return 0
+        callee = self._callee_channel(device)
+        started = self.clock.now()
+        self._emit_dial("DialBegin", callee, ("DialString", device.partition("/")[2] or device))
+        operator = self._operator(device)
+        ring = operator.ring_delay if operator.answers else None
+        if ring is None or (timeout is not None and ring >= timeout):
+            wake = await self._wait(None if timeout is None else started + timeout, _no_digit)
+            status = "CANCEL" if wake.kind == "hangup" else "NOANSWER"
+            return self._dial_over(callee, status, started, None)
+        wake = await self._wait(started + ring, _no_digit)
+        if wake.kind == "hangup":
+            return self._dial_over(callee, "CANCEL", started, None)
+        callee.state = ChannelState.UP
+        self.sink.emit("Newstate", callee.headers())
+        await self._run_answer_hook(callee, options)
+        answered = self.clock.now()
+        self._emit_dial("DialEnd", callee, ("DialStatus", "ANSWER"))
+        self._busy_device(device, True)
+        try:
+            await self._wait(answered + operator.talk_time, _no_digit)
+        finally:
+            self._busy_device(device, False)
+        return self._dial_over(callee, "ANSWER", started, answered, go_on="g" in _flags(options))
+
+    def _device_refusal(self, device: str) -> str | None:
+        from hotline.sim.queues import DeviceState
+
+        devices = getattr(self.queues, "devices", None)
+        state = devices.get(device) if devices is not None else None
+        if state in (DeviceState.UNAVAILABLE, DeviceState.INVALID):
+            return "CHANUNAVAIL"
+        if state in (DeviceState.INUSE, DeviceState.BUSY):
+            return "BUSY"
+        return None
+
+    def _busy_device(self, device: str, busy: bool) -> None:
+        from hotline.sim.queues import DeviceState
+
+        devices = getattr(self.queues, "devices", None)
+        if devices is not None:
+            devices.update(device, DeviceState.INUSE if busy else DeviceState.NOT_INUSE)
+
+    def _operator(self, device: str) -> Operator:
+        operators: Mapping[str, Operator] = getattr(self.queues, "operators", {})
+        default: Operator = getattr(self.queues, "default_operator", None) or Operator()
+        return operators.get(device, default)
+
+    def _callee_channel(self, device: str) -> SimChannel:
+        ids = getattr(self.queues, "ids", None)
+        self._dials += 1
+        if ids is not None:
+            uniqueid, sequence = ids.uniqueid(), ids.local_sequence()
+        else:
+            uniqueid, sequence = f"{self.channel.uniqueid}{self._dials}", f"{self._dials:08x}"
+        callee = SimChannel(
+            name=f"{device}-{sequence}",
+            uniqueid=uniqueid,
+            linkedid=self.channel.linkedid,
+            context="default",
+            exten="s",
+            state=ChannelState.RINGING,
+            language=self.channel.language,
+            connected_num=self.channel.caller_id_num,
+            connected_name=self.channel.caller_id_name,
+        )
+        self.sink.emit("Newchannel", callee.headers())
+        return callee
+
+    def _emit_dial(self, event: str, callee: SimChannel, extra: tuple[str, str]) -> None:
+        self.sink.emit(event, [*self.channel.headers(), *callee.headers("Dest"), extra])
+
+    async def _run_answer_hook(self, callee: SimChannel, options: str) -> None:
+        hook = re.search(r"U\(([^)]*)\)", options)
+        if hook is None:
+            return
+        name, _, raw_args = hook[1].partition("^")
+        subroutine = self.dial_subroutines.get(name)
+        if subroutine is None:
+            log.warning("simulated Dial: no subroutine %r; U() skipped", name)
+            return
+        await subroutine(self, callee, raw_args.split("^") if raw_args else [])
+
+    def _dial_over(
+        self,
+        callee: SimChannel,
+        status: str,
+        started: float,
+        answered: float | None,
+        *,
+        go_on: bool = True,
+    ) -> int:
+        now = self.clock.now()
+        if answered is None:
+            self._emit_dial("DialEnd", callee, ("DialStatus", status))
+        self.sink.emit(
+            "Hangup", [*callee.headers(), ("Cause", "16"), ("Cause-txt", "Normal Clearing")]
+        )
+        self.set_variable("DIALSTATUS", status)
+        self.set_variable("DIALEDTIME", str(int(now - started)))
+        self.set_variable("ANSWEREDTIME", str(int(now - answered)) if answered else "")
+        self.poll()
+        if self.hung_up:
+            return -1
+        if answered is not None and not go_on:
+            return -1  # Dial without g: the bridge's end ends the call
+        return 0
+
     def _queue_status(self, status: str) -> int:
         self.set_variable("QUEUESTATUS", status)
         return 0
@@ -1302,12 +1438,21 @@ _APPS: Final[Mapping[str, App]] = MappingProxyType(
         "playback": AgiChannel.app_playback,
         "wait": AgiChannel.app_wait,
         "queue": AgiChannel.app_queue,
+        "dial": AgiChannel.app_dial,
         "mixmonitor": AgiChannel.app_mixmonitor,
         "stopmixmonitor": AgiChannel.app_stopmixmonitor,
         "set": AgiChannel.app_set,
         **{
             name: AgiChannel.app_nothing
-            for name in ("noop", "verbose", "log", "progress", "ringing")
+            for name in (
+                "noop",
+                "verbose",
+                "log",
+                "progress",
+                "ringing",
+                "startmusiconhold",
+                "stopmusiconhold",
+            )
         },
     }
 )
@@ -1605,3 +1750,36 @@ USAGE: Final[Mapping[str, str]] = MappingProxyType(
         " for speech and dtmf.",
     }
 )
+
+
+DialSubroutine = Callable[["AgiChannel", SimChannel, list[str]], Awaitable[None]]
+DEFAULT_CONTROLLER: Final = "127.0.0.1:4573"  # extensions.conf's [globals] HOTLINE_CONTROLLER
+
+
+def agi_subroutine(script: str, param: str) -> DialSubroutine:
+    """A Dial ``U()`` subroutine that runs ``AGI(agi://${HOTLINE_CONTROLLER}/<script>?<param>=
+    ${ARG1})`` on the operator's channel, then returns: a second FastAGI session, as Asterisk
+    opens it. HOTLINE_CONTROLLER is read like the dialplan global (a caller channel variable
+    of that name stands in for it; default 127.0.0.1:4573)."""
+
+    async def run(caller: AgiChannel, callee: SimChannel, args: list[str]) -> None:
+        from urllib.parse import quote
+
+        from hotline.sim.fastagi import AgiRequestSpec, run_agi
+
+        controller = caller.variable("HOTLINE_CONTROLLER") or DEFAULT_CONTROLLER
+        host, _, port = controller.rpartition(":")
+        url = f"agi://{controller}/{script}?{param}={quote(args[0] if args else '')}"
+        leg = AgiChannel(
+            callee, CallerScript(), clock=caller.clock, sink=caller.sink, queues=caller.queues
+        )
+        result = await run_agi(leg, AgiRequestSpec(url=url, channel_type="PJSIP"), host, int(port))
+        if result.status != "SUCCESS":
+            log.warning("simulated U() hook %s: AGISTATUS=%s", url, result.status)
+
+    return run
+
+
+def _flags(options: str) -> str:
+    """Dial's single-letter options, without the arguments in parentheses."""
+    return re.sub(r"\([^)]*\)", "", options)

@@ -198,6 +198,8 @@ def _new_channel(run: _Run, plan: PlannedCall) -> SimChannel:
         state=ChannelState.RING,
         language=pbx.language,
         account_code=pbx.accountcode,
+        # extensions.conf's [globals]: where Dial's U() answer hook reaches the controller
+        variables={"HOTLINE_CONTROLLER": f"{run.host}:{run.port}"},
     )
 
 

@@ -111,6 +111,26 @@ class StatusService(Protocol):
     async def get(self, path: str, seconds: float) -> LookupResult: ...
 
 
+class OperatorQueue(Protocol):
+    """The ACD as the ``queue`` node uses it (the controller provides it when routing is on).
+
+    `connect` queues the caller in `group` and returns once they are done with the ACD, with
+    an outcome in Asterisk's QUEUESTATUS words so menus branch the same way on either path:
+    ``answered`` (an operator talked to the caller, who is back in the menu), ``timeout``
+    (waited the group's longest wait), ``joinempty`` (nobody logged in), ``closed`` (out of
+    the group's hours), or ``caller_gone`` (the caller hung up)."""
+
+    async def connect(
+        self,
+        channel: Channel,
+        group: str,
+        *,
+        number: str,
+        priority: int,
+        data: Mapping[str, str],
+    ) -> str: ...
+
+
 class CallerHistory(Protocol):
     async def seen_before(self, caller_id: str, call_id: str) -> bool: ...
 
@@ -130,6 +150,7 @@ class Services:
     transfer_channel: str = "Local/{number}@hotline-transfer"
     recordings_dir: str = "/var/spool/asterisk/hotline-messages"
     queue_max_wait: int = 1800
+    queue: OperatorQueue | None = None  # the ACD; None: Asterisk's Queue() serves groups
 
 
 class SayFiles(Protocol):

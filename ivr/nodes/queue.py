@@ -9,8 +9,13 @@
       otherwise: no-agents  # optional: nobody answered (timeout, empty or full queue)
 
 The entries go as channel variables ``HOTLINE_<NAME>`` (with HOTLINE_GROUP; the entry set
-HOTLINE_DID on answering), which the operator's screen reads. Queue() always runs with option
-``c``: when the operator hangs up the call comes back (QUEUESTATUS=CONTINUE), so the call log
+HOTLINE_DID on answering), which the operator's screen reads.
+
+With the ACD on (``[routing] enabled``, `Services.queue` set) the caller waits in the
+controller's ACD, which dials the chosen operator from this call's own session; the ACD's
+outcome uses the same words as QUEUESTATUS (answered, timeout, joinempty, closed), so the
+branches below work the same on both paths. Otherwise Asterisk's Queue() runs, always with
+option ``c``: when the operator hangs up the call comes back (QUEUESTATUS=CONTINUE), so the call log
 knows it was answered and, with `then_rating`, the caller can rate the conversation.
 """
 
@@ -20,9 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from hotline.agi.session import CallerHungUp
 from ivr.menu.fields import FieldError, Fields, scalar_text
 from ivr.menu.model import Call, End, Location, Next
-from ivr.nodes.common import export_variables
+from ivr.nodes.common import SYSTEM_VARIABLES, export_variables
 
 
 def queue_outcome(queue_status: str | None) -> str:
@@ -52,8 +58,7 @@ class QueueNode:
         return ()
 
     async def run(self, call: Call) -> Next:
-        await enqueue(call, self.group, self.priority, self.data)
-        outcome = queue_outcome(await call.channel.get_variable("QUEUESTATUS"))
+        outcome = await enqueue(call, self.group, self.priority, self.data)
         call.note("queue", f"{self.group}: {outcome}")
         call.queued = (self.group, outcome)
         if outcome == "answered":
@@ -75,15 +80,37 @@ def asterisk_queue(group: str) -> str:
     return ASTERISK_QUEUE_PREFIX + group
 
 
-async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | None) -> None:
-    """Tag the call for the operator's screen and run Queue()."""
+async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | None) -> str:
+    """Tag the call for the operator's screen and wait for an operator: in the ACD when the
+    controller provides one, else in Asterisk's Queue(). Returns the outcome
+    (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting."""
     channel = call.channel
     await export_variables(call, data)
     await channel.set_variable("HOTLINE_GROUP", group)
+    acd = call.services.queue
+    if acd is not None:
+        outcome = await acd.connect(
+            channel,
+            group,
+            number=call.caller_id,
+            priority=priority,
+            data=operator_data(call, data),
+        )
+        if outcome == "caller_gone":
+            raise CallerHungUp()
+        return outcome
     if priority:
         await channel.set_variable("QUEUE_PRIO", str(priority))
     max_wait = str(call.services.queue_max_wait)
     await channel.exec("Queue", asterisk_queue(group), "tc", "", "", max_wait)
+    return queue_outcome(await channel.get_variable("QUEUESTATUS"))
+
+
+def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:
+    """What the caller entered that goes with them to the operator (the node's `data`, or
+    every entry that is not the engine's own)."""
+    chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
+    return {name: call.variables[name] for name in chosen if call.variables.get(name)}
 
 
 def parse(node_id: str, fields: Fields) -> QueueNode:

@@ -60,7 +60,7 @@ async def test_dial_answered_from_the_callers_session() -> None:
     result = await connect_call(channel, node, "general", number="+79990001122")
     assert (result.outcome, result.operator_id) == ("answered", "anna")
     dial = [c for c in channel.commands if c[0] == "Dial"]
-    assert dial == [("Dial", "PJSIP/anna", "15", f"U({ANSWERED_SUBROUTINE}^{channel.call_id})")]
+    assert dial == [("Dial", "PJSIP/anna", "15", f"gU({ANSWERED_SUBROUTINE}^{channel.call_id})")]
     assert channel.commands[0] == ("StartMusicOnHold", "default")
     assert node.acd.operators["anna"].state is OperatorState.WRAP_UP
     stats = node.acd.stats["general"]

@@ -1,0 +1,349 @@
+"""The ACD in the call flow: a simulated Asterisk calls the running controller over FastAGI,
+the menu's queue node waits in the ACD, the caller's own session Dials the operator's
+softphone (PJSIP/<seat>), Dial's U() hook reports the answer over a second FastAGI session,
+and when the operator hangs up the menu goes on to its rating."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hotline.config import load_settings
+from hotline.controller import Controller
+from hotline.sim.callers import CallerScript
+from hotline.sim.channel import AgiChannel, ScaledClock, SoundLibrary
+from hotline.sim.clock import SystemClock
+from hotline.sim.fastagi import AgiRequestSpec, run_agi
+from hotline.sim.model import ChannelState, SimChannel
+from hotline.sim.queues import DeviceState, Operator, Queues
+from hotline.store.db import CallLog
+from ivr.schedule import ScheduleError
+from routing.settings import RoutingSettings
+from routing.testing import group
+from routing.wiring import AcdService, schedule_checker
+from routing.yamlfile import FileError
+
+REDIS_URL = "redis://127.0.0.1:6379/0"  # the real Redis every Redis test uses
+SHIPPED = Path(__file__).resolve().parents[2] / "dialplans"
+NUMBER = "88009000009"
+MENU = f"""\
+number: "{NUMBER}"
+title: проверка ACD
+group: help
+start: welcome
+nodes:
+  welcome: {{kind: play, prompts: [hotline/greeting-general], next: to-operator}}
+  to-operator:
+    kind: queue
+    group: help
+    data: [topic]
+    then_rating: rate
+    otherwise: busy
+  rate:
+    kind: rating
+    prompts: [hotline/rating-request]
+    thanks: [hotline/rating-thanks]
+    timeout: 1
+    retries: 1
+    next: goodbye
+  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
+  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
+"""
+GROUPS = """\
+groups:
+  help:
+    name: Справка
+    schedule: round-the-clock
+    wrap_up_seconds: 60
+    ring_seconds: 1
+    max_wait_seconds: 30
+    widen_after_seconds: 30
+"""
+OPERATORS = """\
+operators:
+  anna:
+    name: Анна
+    device: PJSIP/1001
+    skills: {help: 9}
+  boris:
+    name: Борис
+    device: PJSIP/1002
+    skills: {help: 5}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    dialplans = tmp_path / "dialplans"
+    dialplans.mkdir()
+    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
+    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
+    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
+    settings = load_settings(
+        None,
+        {
+            "HOTLINE_AGI_PORT": "0",
+            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
+            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
+            "HOTLINE_NODE_NAME": "test-node",
+            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
+            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
+            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
+            **{
+                f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / "recorder" / name)
+                for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")
+            },
+        },
+    )
+    node = Controller(settings)
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+@dataclass
+class Events:
+    """The simulated PBX's AMI events, as (name, headers)."""
+
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
+        self.seen.append((event, dict(headers)))
+
+    def dials(self) -> list[tuple[str, str]]:
+        """(event, DestChannel's device or the DialStatus) of DialBegin/DialEnd, in order."""
+        return [
+            (name, h.get("DialStatus") or h["DialString"])
+            for name, h in self.seen
+            if name in ("DialBegin", "DialEnd")
+        ]
+
+
+async def place_call(
+    controller: Controller,
+    operators: dict[str, Operator],
+    script: CallerScript | None = None,
+    unavailable: tuple[str, ...] = (),
+) -> tuple[AgiChannel, Events, str]:
+    assert controller.agi is not None
+    port = controller.agi.port
+    events = Events()
+    queues = Queues({}, SystemClock(), sink=events, operators=operators)
+    for device in unavailable:  # not registered: Asterisk's device state says so
+        queues.devices.seed(device, DeviceState.UNAVAILABLE)
+    channel = SimChannel(
+        name="PJSIP/carrier-00000001",
+        uniqueid="1795563091.1",
+        linkedid="1795563091.1",
+        context="from-pstn",
+        exten=NUMBER,
+        state=ChannelState.RING,
+        # the dialplan's [globals] HOTLINE_CONTROLLER, read by the U() subroutine
+        variables={"HOTLINE_CONTROLLER": f"127.0.0.1:{port}"},
+    )
+    agi = AgiChannel(
+        channel,
+        script or CallerScript(hangup_at=60),
+        clock=ScaledClock(1.0),
+        sink=events,
+        sounds=SoundLibrary(samples={}, default_samples=400),  # 50 ms per prompt
+        queues=queues,
+        caller_num="+79991234567",
+    )
+    url = f"agi://127.0.0.1:{port}/hotline?did={NUMBER}"
+    result = await run_agi(agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", port)
+    await queues.close()
+    return agi, events, result.status
+
+
+async def operator_api(controller: Controller, method: str, path: str) -> Any:
+    url = f"http://127.0.0.1:{controller.settings.http.port}/api/operators{path}"
+    async with aiohttp.ClientSession() as http, http.request(method, url) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def states(controller: Controller) -> dict[str, tuple[str, str | None]]:
+    listing = await operator_api(controller, "GET", "")
+    return {row["id"]: (row["state"], row["pause_reason"]) for row in listing["operators"]}
+
+
+async def call_outcome(controller: Controller) -> str | None:
+    assert controller.engine is not None
+    record = await CallLog(controller.engine).get("1795563091.1")
+    assert record is not None
+    return record.outcome
+
+
+def after(prompts: tuple[str, ...] | list[str], first: str, then: str) -> bool:
+    return first in prompts and then in prompts[prompts.index(first) :]
+
+
+async def test_caller_reaches_operator_through_the_acd_then_rates(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/boris/login")
+    boris = Operator(ring_delay=0.2, talk_time=0.3)
+    agi, events, status = await place_call(controller, {"PJSIP/1002": boris})
+
+    assert status == "HANGUP"  # the menu said goodbye and hung up
+    assert events.dials() == [("DialBegin", "1002"), ("DialEnd", "ANSWER")]
+    assert agi.variable("DIALSTATUS") == "ANSWER"
+    # the U() hook reached the controller on the operator's channel: talking, then wrap-up
+    assert (await states(controller))["boris"] == ("wrap_up", None)
+    assert agi.variable("HOTLINE_GROUP") == "help"
+    assert after(agi.stats.prompts, "hotline/greeting-general", "hotline/rating-request")
+    assert "hotline/goodbye" in agi.stats.prompts
+    assert await call_outcome(controller) == "answered"
+    assert controller.acd is not None
+    stats = controller.acd.node.acd.stats["help"]
+    assert (stats.offered, stats.answered) == (1, 1)
+
+
+async def test_operator_who_does_not_answer_is_paused_and_the_next_one_rings(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/anna/login")  # better skill: rung first
+    await operator_api(controller, "POST", "/boris/login")
+    operators = {
+        "PJSIP/1001": Operator(answers=False),
+        "PJSIP/1002": Operator(ring_delay=0.1, talk_time=0.2),
+    }
+    agi, events, _ = await place_call(controller, operators)
+
+    assert events.dials() == [
+        ("DialBegin", "1001"),
+        ("DialEnd", "NOANSWER"),
+        ("DialBegin", "1002"),
+        ("DialEnd", "ANSWER"),
+    ]
+    listed = await states(controller)
+    assert listed["anna"] == ("paused", "no answer")
+    assert listed["boris"] == ("wrap_up", None)
+    assert "hotline/rating-request" in agi.stats.prompts
+    assert await call_outcome(controller) == "answered"
+
+
+async def test_nobody_logged_in_takes_the_menus_overflow_path(controller: Controller) -> None:
+    agi, events, _ = await place_call(controller, {})
+
+    assert events.dials() == []
+    assert "hotline/all-busy" in agi.stats.prompts
+    assert "hotline/rating-request" not in agi.stats.prompts
+    assert await call_outcome(controller) == "joinempty"
+
+
+async def test_caller_who_hangs_up_while_waiting_frees_nobody_and_is_abandoned(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/anna/login")
+    # anna's phone rings on and on; the caller gives up while it rings
+    agi, events, _ = await place_call(
+        controller, {"PJSIP/1001": Operator(answers=False)}, CallerScript(hangup_at=0.6)
+    )
+
+    assert agi.caller_hung_up
+    assert ("DialBegin", "1001") in events.dials()
+    assert events.dials()[-1] == ("DialEnd", "CANCEL")
+    assert controller.acd is not None
+    stats = controller.acd.node.acd.stats["help"]
+    assert (stats.answered, stats.abandoned) == (0, 1)
+    assert (await states(controller))["anna"] == ("ready", None)
+
+
+async def test_unregistered_phone_answers_chanunavail_and_the_next_operator_rings(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/anna/login")
+    await operator_api(controller, "POST", "/boris/login")
+    boris = Operator(ring_delay=0.1, talk_time=0.1)
+    _, events, _ = await place_call(controller, {"PJSIP/1002": boris}, unavailable=("PJSIP/1001",))
+
+    assert events.dials() == [("DialBegin", "1002"), ("DialEnd", "ANSWER")]
+    assert (await states(controller))["anna"] == ("paused", "no answer")
+    assert await call_outcome(controller) == "answered"
+
+
+def test_group_schedule_names_an_hours_file(tmp_path: Path) -> None:
+    (tmp_path / "calendar.yaml").write_bytes((SHIPPED / "calendar.yaml").read_bytes())
+    hours = "timezone: Europe/Moscow\nsurge_file: {surge}\nhours:\n  workday: closed\n"
+    hours += "  saturday: closed\n  sunday: closed\n  holiday: closed\n"
+    (tmp_path / "never.yaml").write_text(hours.format(surge=tmp_path / "surge"))
+    groups = {
+        "night": group("night", schedule="never"),
+        "help": group("help", schedule="round-the-clock"),
+    }
+    is_open = schedule_checker(groups, tmp_path)
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC).timestamp()
+    assert not is_open(groups["night"], now)
+    assert is_open(groups["help"], now)
+
+
+def test_broken_group_schedule_stops_start_up_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "calendar.yaml").write_bytes((SHIPPED / "calendar.yaml").read_bytes())
+    (tmp_path / "bad.yaml").write_text("hours:\n  workday: 25:00-26:00\n")
+    with pytest.raises(ScheduleError, match=r"bad\.yaml:2"):
+        schedule_checker({"g": group("g", schedule="bad")}, tmp_path)
+
+
+async def test_broken_groups_file_stops_the_controller_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "groups.yaml").write_text("groups:\n  help:\n    name: Справка\n")
+    settings = load_settings(
+        None,
+        {
+            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
+        },
+    )
+    node = Controller(settings)
+    try:
+        with pytest.raises(FileError, match=r"groups\.yaml:3"):
+            await node.start()
+    finally:
+        await node.stop()
+
+
+async def test_redis_backend_keeps_operator_states_across_a_restart(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
+    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
+    settings = RoutingSettings(
+        groups_file=str(tmp_path / "groups.yaml"),
+        operators_file=str(tmp_path / "operators.yaml"),
+        state_backend="redis",
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        node_id="n1",
+    )
+    first = AcdService.build(settings)
+    await first.start(metrics=False)
+    await first.node.login("anna")
+    await first.stop()
+
+    again = AcdService.build(settings)
+    await again.start(metrics=False)
+    try:
+        assert again.node.acd.operators["anna"].state.value == "ready"
+        assert again.node.acd.operators["boris"].state.value == "logged_out"
+        assert again.health() == "ok"
+    finally:
+        await again.stop()
