@@ -122,16 +122,7 @@ class Controller:
 
     def _ami_client(self) -> AmiClient:
         ami = self.settings.ami
-        return AmiClient(
-            ami.host,
-            ami.port,
-            ami.username,
-            ami.secret,
-            action_timeout=ami.action_timeout,
-            ping_interval=ami.ping_interval,
-            reconnect_min=ami.reconnect_min,
-            reconnect_max=ami.reconnect_max,
-        )
+        return AmiClient.from_settings(ami)
 
     async def health(self) -> dict[str, str]:
         """What /healthz reports: each part and whether it works."""

@@ -206,16 +206,7 @@ async def _ami_link(ami: AmiSettings | None, recorder: Recorder) -> AsyncIterato
     if ami is None:
         yield
         return
-    client = AmiClient(
-        ami.host,
-        ami.port,
-        ami.username,
-        ami.secret,
-        action_timeout=ami.action_timeout,
-        ping_interval=ami.ping_interval,
-        reconnect_min=ami.reconnect_min,
-        reconnect_max=ami.reconnect_max,
-    )
+    client = AmiClient.from_settings(ami)
     watch_ami(recorder, client)
     client.start()
     try:

@@ -21,7 +21,7 @@ import random
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from hotline.ami.protocol import (
     AmiMessage,
@@ -147,6 +147,34 @@ class _Link:
     logged_in: bool = False
 
 
+class LinkSettings(Protocol):
+    """Where and how to keep the link: `hotline.config.AmiSettings` is one (read-only)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def secret(self) -> str: ...
+
+    @property
+    def action_timeout(self) -> float: ...
+
+    @property
+    def ping_interval(self) -> float: ...
+
+    @property
+    def reconnect_min(self) -> float: ...
+
+    @property
+    def reconnect_max(self) -> float: ...
+
+
 class AmiClient:
     """One AMI login to Asterisk: actions with correlated replies, events by name, and
     (with `start`) a link that is kept up by pings and reconnects with back-off."""
@@ -186,6 +214,20 @@ class AmiClient:
         self._id_prefix = secrets.token_hex(3)
         self._ids = itertools.count(1)
         self._random = random.Random()
+
+    @classmethod
+    def from_settings(cls, settings: LinkSettings) -> AmiClient:
+        """A client for the configured Asterisk (the `[ami]` section)."""
+        return cls(
+            settings.host,
+            settings.port,
+            settings.username,
+            settings.secret,
+            action_timeout=settings.action_timeout,
+            ping_interval=settings.ping_interval,
+            reconnect_min=settings.reconnect_min,
+            reconnect_max=settings.reconnect_max,
+        )
 
     def __repr__(self) -> str:
         state = "up" if self.connected else "down"
