@@ -28,6 +28,7 @@ from typing import Any, Literal
 # The composition root: each part of the product owns its section and its defaults.
 from ivr.settings import IvrSettings
 from recorder.settings import AccessSettings, RecorderSettings
+from routing.callbacks import CallbackSettings
 from routing.settings import RoutingSettings
 
 ENV_PREFIX = "HOTLINE_"
@@ -136,6 +137,7 @@ class Settings:
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
     recorder_access: AccessSettings = field(default_factory=AccessSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)
     # Names this instance in logs and shared state, so several nodes can be told apart.
     node_name: str = field(default_factory=socket.gethostname, metadata={"check": _not_empty})
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -153,6 +155,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "recorder": RecorderSettings,
         "recorder_access": AccessSettings,
         "routing": RoutingSettings,
+        "callbacks": CallbackSettings,
     }
 )
 _TOP_LEVEL_KEYS = ("node_name", "event_loop")

@@ -3,7 +3,8 @@ order.
 
 Start: database migrations, call state, the ACD (when ``[routing] enabled``: operator states,
 its timer loop, metrics, the operator API, device state over AMI, the ``acd-answered`` FastAGI
-hook), the recorder (when enabled: MixMonitor on answer,
+hook, and its callbacks: the scheduler, ``/api/callbacks`` and the menus' ``callback`` node),
+the recorder (when enabled: MixMonitor on answer,
 the embedded pipeline worker, the retention purge, the `/recordings` API), the AMI link (when
 enabled), the FastAGI server, the operations endpoint. Stop (SIGTERM or Ctrl-C): stop taking
 calls, let calls in progress finish up to the drain timeout, then close the rest in reverse
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import replace
 
 from aiohttp import web
 from sqlalchemy import text
@@ -28,10 +30,11 @@ from hotline.store.db import CallLog, create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
 from hotline.web import build_app, start_web
-from ivr.entry import AnsweredHook, CallEntry
+from ivr.entry import AnsweredHook, CallEntry, base_services
+from ivr.menu.library import load_library
 from ivr.menu.watch import MenuWatcher
 from recorder.service import RecorderService
-from routing.wiring import ANSWERED_SCRIPT, AcdService
+from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class Controller:
         self.recordings: RecorderService | None = None
         self.menus: MenuWatcher | None = None
         self.acd: AcdService | None = None
+        self.callbacks: CallbackService | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -79,6 +83,9 @@ class Controller:
                 self.recordings.watch(self.ami)
             if self.acd is not None:
                 self.acd.watch(self.ami)
+        if self.acd is not None:
+            await self._start_callbacks(self.acd, self.engine, app)
+        if self.ami is not None:
             self.ami.start()
         self.agi = self._agi_server(CallLog(self.engine))
         await self.agi.start()
@@ -91,6 +98,18 @@ class Controller:
             extra={"agi_port": self.agi.port, "http_port": http.port, "node": self.node},
         )
 
+    async def _start_callbacks(
+        self, acd: AcdService, engine: AsyncEngine, app: web.Application
+    ) -> None:
+        # Without AMI the scheduler gets a client that is never started: requests are kept
+        # pending (CallbackService warns) until a controller with AMI places them.
+        ami = self.ami or self._ami_client()
+        self.callbacks = CallbackService.build(
+            acd, engine, ami, self.settings.callbacks, dialling=self.ami is not None
+        )
+        await self.callbacks.start()
+        self.callbacks.install(app)
+
     @property
     def node(self) -> str:
         return self.settings.node_name
@@ -101,8 +120,13 @@ class Controller:
         if self.recordings is not None:
             hooks = tuple(self.recordings.hooks)
         acd = self.acd
+        ivr = self.settings.ivr
+        services = replace(base_services(ivr, call_log, acd), callbacks=self.callbacks)
+        library, problems = load_library(ivr.dialplans_dir, services, ivr.general_number)
+        if problems:
+            log.error("some menus were rejected", extra={"rejected": len(problems)})
         entry = CallEntry(
-            call_log, self.node, settings=self.settings.ivr, on_answered=hooks, queue=acd
+            call_log, self.node, settings=ivr, library=library, on_answered=hooks, queue=acd
         )
         router.add("hotline", entry)
         if acd is not None:
@@ -175,6 +199,8 @@ class Controller:
             await self.web.cleanup()
         if self.recordings is not None:
             await self.recordings.stop()
+        if self.callbacks is not None:
+            await self.callbacks.stop()
         if self.acd is not None:
             await self.acd.stop()
         if self.ami is not None:

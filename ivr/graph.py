@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
 from ivr.menu.model import Menu, Node
+from ivr.nodes.callback import CallbackNode
 from ivr.nodes.collect import CollectNode
 from ivr.nodes.condition import ConditionNode, Test
 from ivr.nodes.goto import GotoNode
@@ -55,6 +56,7 @@ STYLES: dict[str, tuple[str, str, str]] = {
     "set": ("#ffffff", "#b0b0b0", "переменные"),
     "goto": ("#ffffff", "#b0b0b0", "переход"),
     "record": ("#dff3f0", "#2e8b7a", "запись сообщения"),
+    "callback": ("#fdf0f7", "#a0437a", "обратный звонок"),
     "rating": ("#dff3f0", "#2e8b7a", "оценка"),
     "queue": ("#dcf5dc", "#2f8f2f", "очередь к операторам"),
     "transfer": ("#ffe6cc", "#d9822b", "перевод"),
@@ -138,6 +140,8 @@ def describe(node: Node) -> str:
         return f"очередь: {node.group}" + (f", приоритет {node.priority}" if node.priority else "")
     if isinstance(node, TransferNode):
         return f"перевод на {node.number}"
+    if isinstance(node, CallbackNode):
+        return f"обратный звонок: {node.group or 'группа меню'}"
     if isinstance(node, CollectNode):
         check = f", {node.validate}" if node.validate else ""
         return f"ввод → {node.store}{check}"
@@ -270,7 +274,17 @@ def _title(menu: Menu) -> str:
 
 
 def _legend() -> list[str]:
-    shown = ("menu", "condition", "play", "lookup", "record", "queue", "transfer", "hangup")
+    shown = (
+        "menu",
+        "condition",
+        "play",
+        "lookup",
+        "record",
+        "callback",
+        "queue",
+        "transfer",
+        "hangup",
+    )
     parts, x = [], MARGIN
     for kind in shown:
         fill, stroke, words = STYLES[kind]

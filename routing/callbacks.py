@@ -188,6 +188,18 @@ class CallbackSettings:
     caller_id: str = "88001000001"  # the number the citizen's phone shows
     response_grace_seconds: float = 10.0  # OriginateResponse later than Timeout + this: lost
 
+    def __post_init__(self) -> None:
+        # hotline.config turns these into a ConfigError naming the [callbacks] section
+        if self.max_attempts < 1 or self.max_in_flight < 1:
+            raise ValueError("max_attempts and max_in_flight must be at least 1")
+        positive = ("retry_seconds", "caller_ring_seconds", "poll_seconds",
+                    "default_window_hours", "max_days_ahead", "response_grace_seconds")  # fmt: skip
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be greater than 0")
+        if self.retry_backoff < 1:
+            raise ValueError("retry_backoff must be at least 1 (waits never shrink)")
+
 
 class CallbackRefused(ValueError):
     """A request that cannot be accepted; the message is Russian, for the app's screen."""

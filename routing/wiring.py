@@ -12,24 +12,31 @@
 
 Group schedules: a group's ``schedule: NAME`` names the opening-hours file
 ``<schedules_dir>/NAME.yaml`` (the IVR's hours format, with ``calendar.yaml`` from the same
-directory classifying days). The ACD refuses new callers of a closed group (the menu's
-overflow path runs with outcome ``closed``). A name with no such file (``round-the-clock``,
-or a schedule kept only in the menus' own ``hours``) leaves the group always open to the ACD;
-those names are logged at start-up so a typo does not go unnoticed.
+directory classifying days); the shipped groups use ``hours`` (the hotline's own hours) and
+``round-the-clock``. The ACD refuses new callers of a closed group (the menu's overflow path
+runs with outcome ``closed``), and callbacks are placed only within those hours. A name with
+no such file leaves the group always open to the ACD; those names are logged at start-up so a
+typo does not go unnoticed.
+
+`CallbackService` is the ACD's callbacks (`routing.callbacks`) in the controller: the
+scheduler polling for due callbacks, ``/api/callbacks``, and the menus' ``callbacks`` service
+(`ivr.menu.model.CallbackRequests`, the ``callback`` node).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.devices import DeviceWatcher
 from agents.http import add_operator_routes
@@ -38,14 +45,19 @@ from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.ami.client import AmiClient
 from hotline.store.state import redis_client
 from routing.acd import Acd
-from routing.connect import ConnectResult, connect_call, operator_answered
+from routing.callbacks import CallbackRefused, CallbackScheduler, CallbackSettings, CallbackStore
+from routing.callbacks_http import add_callback_routes
+from routing.connect import Announce, ConnectResult, connect_call, operator_answered
 from routing.groups import Group, load_groups
 from routing.metrics import AcdCollector, register
 from routing.node import AcdNode, wall_clock
 from routing.settings import RoutingSettings
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 
-__all__ = ["ANSWERED_SCRIPT", "AcdService", "queue_status", "schedule_checker"]
+if TYPE_CHECKING:
+    from ivr.schedule import OpenHours
+
+__all__ = ["ANSWERED_SCRIPT", "AcdService", "CallbackService", "queue_status", "schedule_checker"]
 
 log = logging.getLogger("hotline.routing")
 
@@ -67,12 +79,13 @@ def queue_status(result: ConnectResult) -> str:
     return result.outcome  # answered | caller_gone
 
 
-def schedule_checker(groups: Mapping[str, Group], directory: Path) -> IsOpen:
-    """`Acd`'s ``is_open``: each group's schedule file through `ivr.schedule`. Broken hours or
-    calendar files raise `ivr.schedule.ScheduleError` (every problem at file:line)."""
+def load_group_hours(groups: Mapping[str, Group], directory: Path) -> dict[str, OpenHours]:
+    """Each schedule name the groups use -> its opening hours (``<directory>/<name>.yaml``).
+    Broken hours or calendar files raise `ivr.schedule.ScheduleError` (every problem at
+    file:line); names with no file are logged and left out (always open)."""
     from ivr.schedule import load_calendar, load_hours
 
-    hours: dict[str, Any] = {}
+    hours: dict[str, OpenHours] = {}
     unnamed: set[str] = set()
     for group in groups.values():
         path = directory / f"{group.schedule}.yaml"
@@ -88,12 +101,56 @@ def schedule_checker(groups: Mapping[str, Group], directory: Path) -> IsOpen:
             ", ".join(sorted(unnamed)),
             directory,
         )
+    return hours
 
+
+def schedule_checker(groups: Mapping[str, Group], directory: Path) -> IsOpen:
+    """`Acd`'s ``is_open``: each group's schedule file through `ivr.schedule`."""
+    return _checker(load_group_hours(groups, directory))
+
+
+def _checker(hours: Mapping[str, OpenHours]) -> IsOpen:
     def is_open(group: Group, now: float) -> bool:
         schedule = hours.get(group.schedule)
         return schedule is None or bool(schedule.status(datetime.fromtimestamp(now, UTC)).open)
 
     return is_open
+
+
+class PromptPlayer(Protocol):
+    """What an announcement needs of the caller's session (`AgiSession.stream_file`)."""
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> Any: ...
+
+
+def announcer(session: PromptPlayer) -> Announce:
+    """`connect_call`'s ``announce``: the caller's place and the expected wait, in Russian
+    («Ваш номер в очереди: три. Примерное время ожидания: две минуты»), the wait rounded up
+    to whole minutes. The first in line hears that they are next instead of a number."""
+
+    async def announce(position: int, expected_wait: float | None) -> None:
+        for name in announcement(position, expected_wait):
+            await session.stream_file(name)
+
+    return announce
+
+
+def announcement(position: int, expected_wait: float | None) -> list[str]:
+    """The prompt files of one announcement (see `announcer`)."""
+    from ivr import say_ru
+
+    if position <= 1:
+        files = ["hotline/queue-next"]
+    else:
+        files = ["hotline/queue-position", *say_ru.number_files(position, "m")]
+    if expected_wait is not None and position > 1:
+        minutes = max(1, math.ceil(expected_wait / 60))
+        files += ["hotline/queue-wait", *say_ru.number_files(minutes, "f")]
+        files.append(say_ru.plural_form(minutes, *_MINUTE_FILES))
+    return files
+
+
+_MINUTE_FILES = ("hotline/say-minute", "hotline/say-minutes-few", "hotline/say-minutes-many")
 
 
 @dataclass
@@ -104,6 +161,7 @@ class AcdService:
     node: AcdNode
     operators: Mapping[str, OperatorSpec]
     collector: AcdCollector | None = None
+    hours: Mapping[str, OpenHours] = field(default_factory=dict)  # schedule name -> hours
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -111,8 +169,10 @@ class AcdService:
     def build(cls, settings: RoutingSettings, *, is_open: IsOpen | None = None) -> AcdService:
         groups = load_groups(locate(settings.groups_file))
         operators = load_operators(locate(settings.operators_file), set(groups))
+        hours: dict[str, OpenHours] = {}
         if is_open is None:
-            is_open = schedule_checker(groups, locate(settings.schedules_dir))
+            hours = load_group_hours(groups, locate(settings.schedules_dir))
+            is_open = _checker(hours)
         acd = Acd(
             groups,
             operators.values(),
@@ -121,7 +181,11 @@ class AcdService:
             settings=settings.acd(),
         )
         node = AcdNode(acd, _open_store(settings), node_id=settings.node_id or socket.gethostname())
-        return cls(settings, node, operators)
+        return cls(settings, node, operators, hours=hours)
+
+    def hours_for(self, group: Group) -> OpenHours | None:
+        """A group's opening hours (the callbacks' windows); None: round the clock."""
+        return self.hours.get(group.schedule)
 
     async def start(self, *, metrics: bool = True) -> None:
         await self.node.start()
@@ -161,6 +225,7 @@ class AcdService:
             number=number,
             priority=priority,
             data=dict(data),
+            announce=announcer(channel),
             announce_every=self.settings.announce_every_seconds,
             music_class=self.settings.music_class,
             hung_up=CallerHungUp,
@@ -195,6 +260,90 @@ class AcdService:
             REGISTRY.unregister(self.collector)
             self.collector = None
         await self.node.primary.close()
+
+
+@dataclass
+class CallbackService:
+    """The ACD's callbacks in a running controller: the scheduler, its polling task, the
+    ``/api/callbacks`` routes and the menus' ``callbacks`` service
+    (`ivr.menu.model.CallbackRequests`).
+
+    Without AMI (``[ami] enabled = false``) nothing can be dialled: requests from the menus
+    and the API are still accepted and kept pending (with a WARNING), and are placed once the
+    controller runs with AMI."""
+
+    scheduler: CallbackScheduler
+    dialling: bool
+    _stop: asyncio.Event | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        acd: AcdService,
+        engine: AsyncEngine,
+        ami: AmiClient,
+        settings: CallbackSettings,
+        *,
+        dialling: bool,
+    ) -> CallbackService:
+        """`ami` places the calls when `dialling`; otherwise it is a client never started."""
+        scheduler = CallbackScheduler(
+            CallbackStore(engine), acd.node, ami, settings=settings, hours_for=acd.hours_for
+        )
+        return cls(scheduler, dialling)
+
+    async def start(self) -> None:
+        """Take back this node's callbacks from before a restart, then poll for due ones."""
+        released = await self.scheduler.start()
+        if released:
+            log.info("callbacks taken back after a restart", extra={"callbacks": released})
+        if not self.dialling:
+            log.warning(_NO_DIALLING)
+            return
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.scheduler.run(self._stop))
+
+    def install(self, app: web.Application) -> None:
+        add_callback_routes(app, self.scheduler)
+
+    async def request(
+        self,
+        call_id: str,
+        *,
+        phone: str,
+        group: str,
+        number: str,
+        data: Mapping[str, str],
+    ) -> bool:
+        """The menu's ``callback`` node: book a callback keeping the caller's place."""
+        try:
+            callback = await self.scheduler.request_from_call(
+                call_id, phone=phone, group=group, data=data, caller_number=number
+            )
+        except CallbackRefused as refused:
+            log.info("callback refused: %s", refused, extra={"call": call_id, "group": group})
+            return False
+        except Exception:  # the database is away: the menu says so, the call goes on
+            log.exception("callback request failed", extra={"call": call_id, "group": group})
+            return False
+        log.info("callback booked", extra={"call": call_id, "callback": callback.id})
+        if not self.dialling:
+            log.warning(_NO_DIALLING, extra={"callback": callback.id})
+        return True
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.scheduler.close()
+
+
+_NO_DIALLING = (
+    "AMI is disabled: callbacks are accepted and kept pending, but nothing can be dialled "
+    "until [ami] is enabled"
+)
 
 
 def locate(path: str) -> Path:

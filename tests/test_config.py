@@ -317,3 +317,8 @@ def test_a_section_whose_name_has_an_underscore_is_reachable_from_the_environmen
     )
     assert settings.recorder_access.tokens_file == Path("/etc/hotline/tokens.yaml")
     assert settings.recorder.purge_interval == 60.0
+
+
+def test_a_part_s_own_checks_name_its_section() -> None:
+    with pytest.raises(ConfigError, match=r"\[callbacks\].*max_attempts"):
+        load_settings(None, {"HOTLINE_CALLBACKS_MAX_ATTEMPTS": "0"})

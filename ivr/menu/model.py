@@ -131,6 +131,26 @@ class OperatorQueue(Protocol):
     ) -> str: ...
 
 
+class CallbackRequests(Protocol):
+    """Callbacks as the ``callback`` node uses them (the controller provides them when routing
+    is on; `routing.callbacks` serves them, the menus do not import it).
+
+    `request` books a call back to `phone` for this call in `group`, keeping the place the
+    caller had in that group's queue (found by the call's id, or by `number`, its caller ID,
+    once the call has left the queue). True: booked (or already booked for that phone);
+    False: refused (a number that cannot be called, an unknown group, the store down)."""
+
+    async def request(
+        self,
+        call_id: str,
+        *,
+        phone: str,
+        group: str,
+        number: str,
+        data: Mapping[str, str],
+    ) -> bool: ...
+
+
 class CallerHistory(Protocol):
     async def seen_before(self, caller_id: str, call_id: str) -> bool: ...
 
@@ -151,6 +171,8 @@ class Services:
     recordings_dir: str = "/var/spool/asterisk/hotline-messages"
     queue_max_wait: int = 1800
     queue: OperatorQueue | None = None  # the ACD; None: Asterisk's Queue() serves groups
+    # The ACD's callbacks; None: a `callback` node only keeps the request in channel variables.
+    callbacks: CallbackRequests | None = None
 
 
 class SayFiles(Protocol):

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from ivr.menu.fields import Fields
 from ivr.menu.model import Node
 from ivr.nodes import (
+    callback,
     collect,
     condition,
     goto,
@@ -38,6 +39,7 @@ KINDS: Mapping[str, Parser] = MappingProxyType(
         "goto": goto.parse,
         "queue": queue.parse,
         "transfer": transfer.parse,
+        "callback": callback.parse,
         "record": record.parse,
         "rating": rating.parse,
         "hangup": hangup.parse,
