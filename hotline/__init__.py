@@ -2,6 +2,7 @@
 
 `hotline.agi` speaks FastAGI (one session per call), `hotline.ami` keeps the AMI link,
 `hotline.sim` is the protocol-level PBX simulator used in tests, demos and load,
-`hotline.store` holds persistence and shared call state, and `hotline.cli` is the single
-`hotline` command. Nothing here knows about menus, queues or recordings.
+`hotline.store` holds persistence and shared call state, `hotline.controller` starts and stops
+the parts of one node in order, and `hotline.cli` is the single `hotline` command. Nothing
+in the protocol, simulator or store code knows about menus, queues or recordings.
 """

@@ -14,12 +14,14 @@ CALLS_IN_PROGRESS = Gauge(
 AGI_SESSIONS = Counter(
     "hotline_agi_sessions_total",
     "FastAGI sessions by how they ended",
-    ["outcome"],  # completed | hangup | protocol_error | idle_timeout | rejected | handler_error
+    # completed | hangup | protocol_error | idle_timeout | rejected | handler_error | cancelled
+    ["outcome"],
 )
 AGI_COMMANDS = Counter(
     "hotline_agi_commands_total",
     "AGI commands sent, by command verb and reply kind",
-    ["command", "result"],  # result: ok | failure | invalid | usage | dead_channel | hangup
+    # result: ok | failure | invalid | usage | dead_channel | hangup | timeout | protocol_error
+    ["command", "result"],
 )
 AGI_COMMAND_SECONDS = Histogram(
     "hotline_agi_command_seconds",
