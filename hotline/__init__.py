@@ -4,5 +4,5 @@
 `hotline.sim` is the protocol-level PBX simulator used in tests, demos and load,
 `hotline.store` holds persistence and shared call state, `hotline.controller` starts and stops
 the parts of one node in order, and `hotline.cli` is the single `hotline` command. Nothing
-in the protocol, simulator or store code knows about menus, queues or recordings.
+in the protocol or store code knows about menus, queues or recordings.
 """
