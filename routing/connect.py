@@ -109,7 +109,11 @@ async def connect_call(
 
 
 async def _leave(node: AcdNode, call_id: str, answered: bool) -> None:
-    if answered:
+    # The answer hook may have marked the conversation although Dial's result never reached
+    # this session (the caller hung up during Dial): the ACD's own state decides.
+    caller = node.acd.callers.get(call_id)
+    in_conversation = caller is not None and caller.state == "talking"
+    if answered or in_conversation:
         await node.end_call(call_id)
     else:
         await node.abandon(call_id)
