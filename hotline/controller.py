@@ -77,6 +77,8 @@ class Controller:
             self.recordings.prepare()
             self.recordings.install(app)
             await self.recordings.start()
+            if self.acd is not None:  # recordings name the operator the ACD connected
+                self.acd.answer_listeners.append(self.recordings.note_operator)
         if self.settings.ami.enabled:
             self.ami = self._ami_client()
             if self.recordings is not None:

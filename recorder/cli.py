@@ -215,15 +215,17 @@ async def _ami_link(ami: AmiSettings | None, recorder: Recorder) -> AsyncIterato
         await client.close()
 
 
-def watch_ami(recorder: Recorder, ami: Any) -> None:
+def watch_ami(recorder: Recorder, ami: Any, operators: dict[str, str] | None = None) -> None:
     """Tell `recorder` when Asterisk finishes a recording: `MixMonitorStop` of a channel, or
     its `Hangup` (Asterisk 22 sends no MixMonitorStop when the channel simply hangs up).
 
     The operator who took the call comes from the queue's `AgentConnect` (its `MemberName`,
     else the member `Interface`), remembered per caller channel until that channel stops.
-    The number dialled and the times are filled from the controller's call log.
+    The number dialled and the times are filled from the controller's call log. `operators`
+    (call id -> name) may be shared with the ACD, which knows who took calls it connected.
     """
-    operators: dict[str, str] = {}
+    if operators is None:
+        operators = {}
 
     async def on_connect(event: AmiMessage) -> None:
         call_id = event.get("Uniqueid") or ""

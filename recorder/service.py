@@ -78,6 +78,7 @@ class RecorderService:
         self._policy: RetentionPolicy | None = None
         self._hook: StartRecording | None = None
         self._resources = contextlib.AsyncExitStack()  # the storage client, while started
+        self.operators: dict[str, str] = {}  # call id -> who took it, until the call ends
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -98,7 +99,11 @@ class RecorderService:
         """Let the embedded worker learn from `ami` (an AmiClient) when recordings finish;
         call after `start`."""
         if self.settings.embedded_worker and self.recorder is not None:
-            watch_ami(self.recorder, ami)
+            watch_ami(self.recorder, ami, self.operators)
+
+    def note_operator(self, call_id: str, operator: str) -> None:
+        """Who took a call the ACD connected (Dial raises no AgentConnect to learn it from)."""
+        self.operators[call_id] = operator
 
     def install(self, app: web.Application) -> None:
         """The `/recordings` API on the controller's HTTP application."""

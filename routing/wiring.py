@@ -162,6 +162,9 @@ class AcdService:
     operators: Mapping[str, OperatorSpec]
     collector: AcdCollector | None = None
     hours: Mapping[str, OpenHours] = field(default_factory=dict)  # schedule name -> hours
+    # Told (call id, operator's name) the moment an operator picks up, e.g. the recorder,
+    # which names the operator in the recording's metadata.
+    answer_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -244,6 +247,13 @@ class AcdService:
         call_id = session.request.query.get("call", "")
         if not call_id or not await operator_answered(self.node, call_id):
             log.warning("ACD answer hook for an offer that is over", extra={"call": call_id})
+            return
+        caller = self.node.acd.callers.get(call_id)
+        operator_id = caller.operator if caller is not None else None
+        if operator_id:
+            spec = self.operators.get(operator_id)
+            for listener in self.answer_listeners:
+                listener(call_id, spec.name if spec is not None else operator_id)
 
     def health(self) -> str:
         """For /healthz: "ok", or "degraded" while routing on in-process state (Redis down)."""

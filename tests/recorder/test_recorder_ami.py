@@ -115,3 +115,26 @@ async def _until(check: Callable[[], bool], what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_name_the_acd_reported_reaches_the_recording(
+    tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing, sample_wav: Path
+) -> None:
+    """Calls the ACD connects by Dial raise no AgentConnect: the ACD tells the recorder."""
+    settings = RecorderSettings(
+        spool_dir=tmp_path / "spool", work_dir=tmp_path / "work", settle_seconds=0.01,
+        idle_seconds=3600, spool_alarm_free_bytes=0, spool_alarm_free_percent=0,
+    )  # fmt: skip
+    async with LocalStorage(tmp_path / "store") as storage:
+        recorder = Recorder(settings, recording_store, storage, key_ring)
+        recorder.prepare_directories()
+        shutil.copy(sample_wav, settings.spool_dir / "1795563226.1.wav")
+        source, told = EventSource(), {"1795563226.1": "Борис"}
+        watch_ami(recorder, source, told)
+        hangup = AmiMessage.of(("Event", "Hangup"), ("Uniqueid", "1795563226.1"))
+        for handler in source.handlers["hangup"]:
+            await handler(hangup)
+        await recorder.run_until_idle()
+        row = await recording_store.get("1795563226.1")
+        assert row is not None and row.operator == "Борис"
+        assert told == {}  # forgotten once the recording is handed over

@@ -216,6 +216,10 @@ async def test_caller_reaches_operator_through_the_acd_then_rates(
     assert controller.acd is not None
     stats = controller.acd.node.acd.stats["help"]
     assert (stats.offered, stats.answered) == (1, 1)
+    # the recorder learned who took the call (Dial raises no AgentConnect to learn it from);
+    # without an AMI Hangup in this test the name is still waiting for the recording to end
+    assert controller.recordings is not None
+    assert controller.recordings.operators == {"1795563091.1": "Борис"}
 
 
 async def test_operator_who_does_not_answer_is_paused_and_the_next_one_rings(
