@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ivr.menu.fields import FieldError, Fields, scalar_text
+from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next
 from ivr.nodes.common import export_variables
-from ivr.nodes.queue import operator_data
+from ivr.nodes.queue import operator_data, parse_data_names
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,7 @@ class CallbackNode:
 
 
 def parse(node_id: str, fields: Fields) -> CallbackNode:
-    data: tuple[str, ...] | None = None
-    if fields.has("data"):
-        names = [scalar_text(item) for item in fields.sequence("data")]
-        if any(not name for name in names):
-            raise FieldError(fields.key_at("data"), f"node '{node_id}': data: variable names")
-        data = tuple(name for name in names if name)
+    data = parse_data_names(node_id, fields)
     return CallbackNode(
         id=node_id,
         at=fields.at,

@@ -113,13 +113,18 @@ def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:
     return {name: call.variables[name] for name in chosen if call.variables.get(name)}
 
 
+def parse_data_names(node_id: str, fields: Fields) -> tuple[str, ...] | None:
+    """The node's `data`: which of the caller's entries go with them to the operator."""
+    if not fields.has("data"):
+        return None
+    names = [scalar_text(item) for item in fields.sequence("data")]
+    if any(not name for name in names):
+        raise FieldError(fields.key_at("data"), f"node '{node_id}': data: variable names")
+    return tuple(names)
+
+
 def parse(node_id: str, fields: Fields) -> QueueNode:
-    data: tuple[str, ...] | None = None
-    if fields.has("data"):
-        names = [scalar_text(item) for item in fields.sequence("data")]
-        if any(not name for name in names):
-            raise FieldError(fields.key_at("data"), f"node '{node_id}': data: variable names")
-        data = tuple(name for name in names if name)
+    data = parse_data_names(node_id, fields)
     return QueueNode(
         id=node_id,
         at=fields.at,
