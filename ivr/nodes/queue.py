@@ -120,7 +120,7 @@ def parse_data_names(node_id: str, fields: Fields) -> tuple[str, ...] | None:
     names = [scalar_text(item) for item in fields.sequence("data")]
     if any(not name for name in names):
         raise FieldError(fields.key_at("data"), f"node '{node_id}': data: variable names")
-    return tuple(names)
+    return tuple(name for name in names if name)
 
 
 def parse(node_id: str, fields: Fields) -> QueueNode:
