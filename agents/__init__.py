@@ -6,4 +6,8 @@
   logout, state list) with Russian messages for the operator's screen
 - ``devices.py``   softphone registration from AMI (DeviceStateChange, ContactStatus): a
   phone that is not registered is never offered a call
+- ``feature_codes.py`` the same actions from the phone: *81 log in, *82[N] pause, *83 ready,
+  *84 log out
+- ``escalation.py`` sending a caller to an outside agency from the allow-list
+  ``dialplans/agencies.yaml`` (AMI Setvar + Redirect), data and history on the SIP headers
 """

@@ -22,11 +22,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from agents.operators import InvalidTransition
+from agents.operators import InvalidTransition, OperatorState
 from routing.acd import Offer
 from routing.node import AcdNode
 
-__all__ = ["add_operator_routes"]
+__all__ = ["OPERATOR_ACTIONS", "BadRequest", "add_operator_routes"]
 
 _NODE: Final = web.AppKey("acd_node", AcdNode)
 _MAX_REASON = 100
@@ -37,7 +37,7 @@ Handler = Callable[[AcdNode, str, dict[str, Any]], Awaitable[object]]
 def add_operator_routes(app: web.Application, node: AcdNode) -> None:
     app[_NODE] = node
     app.router.add_get("/api/operators", _list)
-    for action, handler in _ACTIONS.items():
+    for action, handler in OPERATOR_ACTIONS.items():
         app.router.add_post(f"/api/operators/{{op_id}}/{action}", _action(handler))
 
 
@@ -84,7 +84,7 @@ def _action(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]
             await handler(node, op_id, body)
         except InvalidTransition as refused:
             return _error(409, refused.message_ru)
-        except _BadRequest as bad:
+        except BadRequest as bad:
             return _error(400, str(bad))
         op = node.acd.operators[op_id]
         return web.json_response(
@@ -94,8 +94,9 @@ def _action(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]
     return handle
 
 
-class _BadRequest(ValueError):
-    """A request the operator's screen must correct; the message is Russian."""
+class BadRequest(ValueError):
+    """A request the operator must correct; the message is Russian. Raised by the
+    `OPERATOR_ACTIONS`, which the phone feature codes (agents.feature_codes) share."""
 
 
 def _reason(body: dict[str, Any], key: str, *, required: bool) -> str | None:
@@ -103,9 +104,9 @@ def _reason(body: dict[str, Any], key: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise _BadRequest("Укажите причину перерыва.")
+        raise BadRequest("Укажите причину перерыва.")
     if len(value) > _MAX_REASON or any(ch in value for ch in "\r\n\0"):
-        raise _BadRequest(f"Причина перерыва: одна строка, не длиннее {_MAX_REASON} символов.")
+        raise BadRequest(f"Причина перерыва: одна строка, не длиннее {_MAX_REASON} символов.")
     return value.strip()
 
 
@@ -118,6 +119,11 @@ async def _ready(node: AcdNode, op_id: str, body: dict[str, Any]) -> list[Offer]
 
 
 async def _pause(node: AcdNode, op_id: str, body: dict[str, Any]) -> None:
+    # The core lets a logged-out operator pause (that is how login with a pause reason works),
+    # but a pause asked for by someone not logged in is a mistake: log in first.
+    state = node.acd.operators[op_id].state
+    if state is OperatorState.LOGGED_OUT:
+        raise InvalidTransition(op_id, state, OperatorState.PAUSED)
     await node.pause(op_id, _reason(body, "reason", required=True) or "")
 
 
@@ -129,7 +135,8 @@ async def _logout(node: AcdNode, op_id: str, body: dict[str, Any]) -> None:
     await node.logout(op_id)
 
 
-_ACTIONS: dict[str, Handler] = {
+# Action name -> what it does to the node, for the API and the phone feature codes alike.
+OPERATOR_ACTIONS: dict[str, Handler] = {
     "login": _login,
     "ready": _ready,
     "pause": _pause,

@@ -3,7 +3,8 @@ order.
 
 Start: database migrations, call state, the ACD (when ``[routing] enabled``: operator states,
 its timer loop, metrics, the operator API, device state over AMI, the ``acd-answered`` FastAGI
-hook, and its callbacks: the scheduler, ``/api/callbacks`` and the menus' ``callback`` node),
+hook and the operators' ``operator-feature`` codes, and its callbacks: the scheduler,
+``/api/callbacks`` and the menus' ``callback`` node),
 the recorder (when enabled: MixMonitor on answer,
 the embedded pipeline worker, the retention purge, the `/recordings` API), the AMI link (when
 enabled), the FastAGI server, the operations endpoint. Stop (SIGTERM or Ctrl-C): stop taking
@@ -23,6 +24,8 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agents.escalation import add_escalation_routes, load_agencies
+from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from hotline.agi.server import FastAgiServer, Router
 from hotline.ami.client import AmiClient
 from hotline.config import Settings
@@ -34,9 +37,11 @@ from ivr.entry import AnsweredHook, CallEntry, base_services
 from ivr.menu.library import load_library
 from ivr.menu.watch import MenuWatcher
 from recorder.service import RecorderService
-from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService
+from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService, locate
 
 log = logging.getLogger(__name__)
+# The outside agencies operators may send a caller to (id -> name, number).
+AGENCIES_FILE = "dialplans/agencies.yaml"
 
 
 class Controller:
@@ -69,6 +74,10 @@ class Controller:
             self.acd = AcdService.build(self.settings.routing)
             await self.acd.start()
             self.acd.install(app)
+            # Only agencies on the allow-list can be dialled; a broken file stops start-up.
+            add_escalation_routes(
+                app, self.acd.node, lambda: self.ami, load_agencies(locate(AGENCIES_FILE))
+            )
         if self.settings.recorder.enabled:
             self.recordings = RecorderService(
                 self.settings.recorder, self.settings.recorder_access, self.engine
@@ -133,6 +142,7 @@ class Controller:
         router.add("hotline", entry)
         if acd is not None:
             router.add(ANSWERED_SCRIPT, acd.answered)
+            router.add(FEATURE_SCRIPT, FeatureCodes(acd.node))
         # Edited menu files reach new calls without a restart; calls in progress keep theirs.
         self.menus = MenuWatcher.from_settings(entry, self.settings.ivr)
         agi = self.settings.agi

@@ -330,3 +330,19 @@ async def test_controller_keeps_its_ami_link_to_the_simulated_asterisk(tmp_path:
         assert (await node.health())["ami"] == "down"
     finally:
         await node.stop()
+
+
+async def test_the_operator_desktop_can_escalate_only_to_listed_agencies(
+    controller: Controller,
+) -> None:
+    """The escalation API is mounted by the controller with the shipped allow-list."""
+    import aiohttp
+
+    port = controller.settings.http.port
+    url = f"http://127.0.0.1:{port}/api/operators/ivanova/escalate"
+    async with aiohttp.ClientSession() as client:
+        async with client.post(url, json={"agency": "anywhere"}) as reply:
+            assert reply.status == 400  # not on dialplans/agencies.yaml
+            assert "sfr" in (await reply.json())["error"]
+        async with client.post(url, json={"agency": "sfr"}) as reply:
+            assert reply.status == 409  # listed, but she is not in a conversation

@@ -8,8 +8,11 @@ Asterisk 22 with the transcripts' manager.conf (tests/data/asterisk/ami-*.txt, c
 * Ping, Command (Asterisk 22 form: ``Message: Command output follows`` and one ``Output:`` per
   line), QueueSummary, QueueStatus, CoreShowChannels (event lists), QueueAdd, QueuePause,
   QueueRemove, Originate (the call itself is run by an `Originator`, the AGI half), Events,
-  Logoff; anything else gets Asterisk's ``Invalid/unknown command`` error and a
-  ``RequestBadFormat`` security event.
+  Logoff, Setvar and Redirect on the channels the simulator's events announced (by name or
+  uniqueid, as Asterisk 22 looks channels up; Redirect takes the channel out of its bridge
+  with a ``BridgeLeave`` and moves it, but the simulator runs no dialplan at the target);
+  anything else gets Asterisk's ``Invalid/unknown command`` error and a ``RequestBadFormat``
+  security event.
 * `AmiServer.emit` is the simulator's `EventSink`: every event goes, with its ``Event`` and
   ``Privilege`` headers, to every logged-in client allowed to read its class.
 
@@ -108,6 +111,8 @@ _ACTION_CLASSES: Final[Mapping[str, str]] = MappingProxyType(
         "queueadd": "agent",
         "queueremove": "agent",
         "queuepause": "agent",
+        "setvar": "call",
+        "redirect": "call",
     }
 )
 
@@ -224,6 +229,8 @@ class _ChannelView:
     application: str = ""
     data: str = ""
     bridge: str = ""
+    bridge_headers: Headers | None = None  # the BridgeEnter's bridge block, for BridgeLeave
+    variables: dict[str, str] | None = None  # set with the Setvar action
 
 
 def channel_blocks(headers: Headers) -> Iterable[tuple[str, Headers]]:
@@ -256,6 +263,8 @@ class ChannelTracker:
             view.block = block
             if not prefix:
                 self._apply(event, view, dict(headers))
+                if event == "BridgeEnter":
+                    view.bridge_headers = headers[: headers.index(block[0])]
         if event == "Hangup":
             self._channels.pop(dict(headers).get("Channel", ""), None)
 
@@ -268,6 +277,16 @@ class ChannelTracker:
             view.bridge = values.get("BridgeUniqueid", "")
         elif event == "BridgeLeave":
             view.bridge = ""
+
+    def find(self, name_or_uniqueid: str) -> _ChannelView | None:
+        """A live channel by name, else by uniqueid (Asterisk's lookup order)."""
+        view = self._channels.get(name_or_uniqueid)
+        if view is not None or not name_or_uniqueid:
+            return view
+        for candidate in self._channels.values():
+            if dict(candidate.block).get("Uniqueid") == name_or_uniqueid:
+                return candidate
+        return None
 
     def listing(self, now_us: int) -> list[Headers]:
         """CoreShowChannel bodies (after ActionID), newest channel first (Asterisk's order
@@ -402,6 +421,8 @@ class AmiServer:
             "queueremove": self._queue_remove,
             "queuepause": self._queue_pause,
             "originate": self._originate,
+            "setvar": self._setvar,
+            "redirect": self._redirect,
         }
         if queues is not None:
             queues.sink = self  # the queues report their events through this server
@@ -777,6 +798,46 @@ class AmiServer:
         else:
             self._respond(session, message, "Error", ("Message", "Originate failed"))
 
+    async def _setvar(self, session: _Session, message: AmiMessage) -> None:
+        name, value = message.get("Variable") or "", message.get("Value") or ""
+        if not name:
+            self._respond(session, message, "Error", ("Message", "No variable specified"))
+            return
+        channel = message.get("Channel") or ""
+        view = self.channels.find(channel) if channel else None
+        if channel and view is None:
+            self._respond(session, message, "Error", ("Message", "No such channel"))
+            return
+        self._respond(session, message, "Success", ("Message", "Variable Set"))
+        if view is not None:
+            view.variables = {**(view.variables or {}), name.lstrip("_"): value}
+            self.emit("VarSet", [*view.block, ("Variable", name), ("Value", value)])
+
+    async def _redirect(self, session: _Session, message: AmiMessage) -> None:
+        channel = message.get("Channel") or ""
+        if not channel:
+            self._respond(session, message, "Error", ("Message", "Channel not specified"))
+            return
+        priority = message.get("Priority") or "1"
+        if not priority.isdigit():
+            self._respond(session, message, "Error", ("Message", "Invalid priority"))
+            return
+        view = self.channels.find(channel)
+        if view is None:
+            text = f"Channel does not exist: {channel}"
+            self._respond(session, message, "Error", ("Message", text))
+            return
+        self._respond(session, message, "Success", ("Message", "Redirect successful"))
+        if view.bridge and view.bridge_headers is not None:
+            self.emit("BridgeLeave", [*_one_less(view.bridge_headers), *view.block])
+        place = {
+            "Context": message.get("Context") or dict(view.block)["Context"],
+            "Exten": message.get("Exten") or dict(view.block)["Exten"],
+            "Priority": priority,
+        }
+        view.block = [(key, place.get(key, value)) for key, value in view.block]
+        view.application = view.data = ""
+
     async def _originate_async(self, request: OriginateRequest) -> None:
         result = await self._place_call(request)
         self.emit("OriginateResponse", _originate_response(request, result))
@@ -794,6 +855,14 @@ class AmiServer:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _one_less(bridge: Headers) -> Headers:
+    """A bridge block with one channel fewer (as BridgeLeave reports it)."""
+    return [
+        (key, str(max(0, _int(value, 1) - 1)) if key == "BridgeNumChannels" else value)
+        for key, value in bridge
+    ]
 
 
 def _safe(message: AmiMessage) -> bool:

@@ -68,6 +68,9 @@ async def test_errors_are_russian_and_clear(api: tuple[TestClient, AcdNode]) -> 
     assert reply.status == 404 and "Оператор не найден" in (await reply.json())["error"]
     reply = await client.post("/api/operators/anna/logout")
     assert reply.status == 409 and "войдите" in (await reply.json())["error"]
+    # a pause from someone not logged in is refused too (the phone's *82 says the same)
+    reply = await client.post("/api/operators/anna/pause", json={"reason": "обед"})
+    assert reply.status == 409 and "войдите" in (await reply.json())["error"]
     await client.post("/api/operators/anna/login")
     for body in ({}, {"reason": ""}, {"reason": 5}, {"reason": "a\r\nb"}, {"reason": "я" * 101}):
         reply = await client.post("/api/operators/anna/pause", json=body)

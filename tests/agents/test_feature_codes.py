@@ -1,0 +1,259 @@
+"""Phone feature codes (*81..*84) through the real FastAGI server, seen from the HTTP API."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from agi_peer import AsteriskPeer, env_bytes, serving
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
+from agents.http import add_operator_routes
+from agents.operators import InvalidTransition, OperatorState
+from hotline.config import load_settings
+from hotline.controller import Controller
+from ivr.prompts import load_prompt_texts
+from routing.acd import Acd
+from routing.node import AcdNode
+from routing.state import InMemoryAcdStore
+from routing.testing import ManualClock, group, op
+
+ROOT = Path(__file__).resolve().parents[2]
+ANNA = "PJSIP/anna-0000001a"
+
+
+@dataclass
+class Heard:
+    """What the server did on one feature-code call: its commands and the variables set."""
+
+    commands: list[str]
+    variables: dict[str, str]
+
+    @property
+    def prompts(self) -> list[str]:
+        return [c.split()[2] for c in self.commands if c.startswith("STREAM FILE")]
+
+
+@dataclass
+class Rig:
+    port: int
+    node: AcdNode
+    http: TestClient[web.Request, web.Application] | None = None  # the operator API
+
+    async def dial(self, query: str, channel: str = ANNA) -> Heard:
+        """Dial a feature code (``code=...``) from `channel`, answering like Asterisk."""
+        env = env_bytes(network_script=f"{FEATURE_SCRIPT}?{query}", channel=channel)
+        peer = await AsteriskPeer.connect(self.port, env)
+        commands: list[str] = []
+        variables: dict[str, str] = {}
+        try:
+            while line := await peer.read_line():
+                command = line.decode().rstrip("\n")
+                commands.append(command)
+                if command.startswith("SET VARIABLE"):
+                    _, _, name, value = command.split(" ", 3)
+                    variables[name] = value.strip('"')
+                await peer.reply(_REPLIES.get(command.split(" ")[0], "200 result=0"))
+        finally:
+            await peer.close()
+        return Heard(commands, variables)
+
+    async def listing(self) -> dict[str, tuple[str, str | None]]:
+        assert self.http is not None
+        reply = await self.http.get("/api/operators")
+        assert reply.status == 200
+        return by_id(await reply.json())
+
+
+def by_id(listing: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    return {row["id"]: (row["state"], row["pause_reason"]) for row in listing["operators"]}
+
+
+_REPLIES = {"STREAM": "200 result=0 endpos=8000", "SET": "200 result=1", "ANSWER": "200 result=0"}
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    groups = {"general": group("general")}
+    specs = [op("anna", general=5), op("boris", general=3)]
+    node = AcdNode(Acd(groups, specs, clock=ManualClock()), InMemoryAcdStore(), node_id="n1")
+    await node.start()
+    app = web.Application()
+    add_operator_routes(app, node)
+    async with (
+        TestClient(TestServer(app)) as http,
+        serving({FEATURE_SCRIPT: FeatureCodes(node)}) as server,
+    ):
+        yield Rig(server.port, node, http)
+
+
+def result(heard: Heard) -> tuple[str, str, list[str]]:
+    v = heard.variables
+    return v["OPERATOR_FEATURE_RESULT"], v["OPERATOR_STATE"], heard.prompts
+
+
+async def test_login_pause_with_reason_ready_logout(rig: Rig) -> None:
+    heard = await rig.dial("code=login")
+    assert heard.commands[0] == "ANSWER"
+    assert result(heard) == ("ok", "ready", ["hotline/operator-logged-in"])
+    assert (await rig.listing())["anna"] == ("ready", None)
+
+    heard = await rig.dial("code=pause&reason=1")
+    assert result(heard) == ("ok", "paused", ["hotline/operator-paused"])
+    assert (await rig.listing())["anna"] == ("paused", "обед")
+
+    assert result(await rig.dial("code=ready")) == ("ok", "ready", ["hotline/operator-ready"])
+    assert result(await rig.dial("code=pause"))[:2] == ("ok", "paused")
+    assert (await rig.listing())["anna"] == ("paused", "перерыв")
+    await rig.dial("code=ready")
+    await rig.dial("code=pause&reason=3")
+    assert (await rig.listing())["anna"] == ("paused", "обучение")
+
+    heard = await rig.dial("code=logout")
+    assert result(heard) == ("ok", "logged_out", ["hotline/operator-logged-out"])
+    assert await rig.listing() == {"anna": ("logged_out", None), "boris": ("logged_out", None)}
+
+
+async def test_ready_by_code_gets_a_waiting_caller_offered(rig: Rig) -> None:
+    await rig.dial("code=login", channel="PJSIP/boris-00000001")
+    await rig.dial("code=pause&reason=2", channel="PJSIP/boris-00000002")
+    await rig.node.enqueue("c1", "general")
+    assert rig.node.acd.operators["boris"].state is OperatorState.PAUSED
+    await rig.dial("code=ready", channel="PJSIP/boris-00000003")
+    assert (await rig.listing())["boris"] == ("ringing", None)
+
+
+async def test_invalid_transition_is_refused_with_the_screens_message(rig: Rig) -> None:
+    heard = await rig.dial("code=pause&reason=1")
+    assert result(heard) == ("refused", "logged_out", ["hotline/operator-refused-logged-out"])
+    assert (await rig.listing())["anna"] == ("logged_out", None)
+    await rig.dial("code=login")
+    heard = await rig.dial("code=login")
+    assert result(heard) == ("refused", "ready", ["hotline/operator-refused-ready"])
+    await rig.node.enqueue("c1", "general")  # anna's phone rings now
+    heard = await rig.dial("code=pause&reason=2")
+    assert result(heard) == ("refused", "ringing", ["hotline/operator-refused-ringing"])
+    assert (await rig.listing())["anna"] == ("ringing", None)
+
+
+def test_every_refusal_prompt_says_the_screens_message() -> None:
+    texts = load_prompt_texts(ROOT / "prompts")
+    for state in OperatorState:
+        refused = InvalidTransition("anna", state, state)
+        prompt_id = "operator-refused-" + state.value.replace("_", "-")
+        assert texts[prompt_id] == refused.message_ru, state
+
+
+async def test_unknown_code_or_reason_changes_nothing(rig: Rig) -> None:
+    await rig.dial("code=login")
+    for query in ("code=pause&reason=9", "code=pause&reason=", "code=sleep", "", "code=login;x"):
+        heard = await rig.dial(query)
+        assert result(heard) == ("bad-code", "ready", ["hotline/operator-bad-code"]), query
+    assert (await rig.listing())["anna"] == ("ready", None)
+
+
+async def test_phone_of_no_operator_is_refused(rig: Rig) -> None:
+    heard = await rig.dial("code=login", channel="PJSIP/1001-0000001a")
+    assert result(heard) == ("unknown-phone", "", ["hotline/operator-not-allowed"])
+    assert set((await rig.listing()).values()) == {("logged_out", None)}
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        "PJSIP/anna",  # no sequence number
+        "PJSIP/anna-0000001a;1",
+        "Local/anna@operators-0000001a;2",
+        "PJSIP/anna-0000001a-0000001b",  # another device's name in front
+        "PJSIP/../anna-0000001a",
+        'PJSIP/anna" 1-0000001a',
+        "PJSIP/анна-0000001a",
+        "PJSIP/" + "a" * 5000 + "-0000001a",
+        "",
+        "<drop>",
+    ],
+)
+async def test_hostile_or_odd_channel_names_log_nobody_in(rig: Rig, channel: str) -> None:
+    heard = await rig.dial("code=login", channel=channel)
+    assert result(heard) == ("unknown-phone", "", ["hotline/operator-not-allowed"])
+    assert (await rig.listing())["anna"] == ("logged_out", None)
+
+
+def test_device_of_channel() -> None:
+    assert device_of_channel("PJSIP/1001-0000001a") == "PJSIP/1001"
+    assert device_of_channel("PJSIP/op-1001-0000001a") == "PJSIP/op-1001"
+    assert device_of_channel("SIP/1001") is None
+    assert device_of_channel("PJSIP/1001-0000001a\nANSWER") is None
+
+
+def _context(name: str) -> str:
+    dialplan = (ROOT / "asterisk-conf" / "extensions.conf").read_text()
+    return dialplan.split(f"\n[{name}]\n")[1].split("\n[")[0]
+
+
+def test_dialplan_sends_each_code_to_the_controller() -> None:
+    operators = _context("operators")
+    codes: dict[str, Any] = dict(
+        re.findall(r"exten => _?(\*8[1-4]X?),1,Gosub\(operator-feature,s,1\(([^)]*)\)\)", operators)
+    )
+    assert codes == {
+        "*81": "login",
+        "*82": "pause",
+        "*82X": "pause&reason=${EXTEN:3}",
+        "*83": "ready",
+        "*84": "logout",
+    }
+    feature = _context("operator-feature")
+    assert f"AGI(agi://${{HOTLINE_CONTROLLER}}/{FEATURE_SCRIPT}?code=${{ARG1}})" in feature
+    assert "Playback(hotline/operator-feature-failed)" in feature
+
+
+def test_every_prompt_the_codes_play_exists() -> None:
+    texts = load_prompt_texts(ROOT / "prompts")
+    source = (ROOT / "agents" / "feature_codes.py").read_text()
+    used = set(re.findall(r'"(operator-[a-z-]*[a-z])"', source)) - {"operator-feature"}
+    assert used and used <= set(texts), used - set(texts)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path: Path) -> None:
+    """`hotline serve` routes operator-feature; PJSIP/1001 is ivanova in dialplans/."""
+    settings = load_settings(
+        None,
+        {
+            "HOTLINE_AGI_PORT": "0",
+            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+            "HOTLINE_RECORDER_ENABLED": "false",
+        },
+    )
+    controller = Controller(settings)
+    await controller.start()
+    try:
+        assert controller.agi is not None and controller.acd is not None
+        rig = Rig(controller.agi.port, controller.acd.node)
+        heard = await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000007")
+        assert result(heard)[:2] == ("refused", "logged_out")
+        assert result(await rig.dial("code=login", channel="PJSIP/1001-00000008"))[0] == "ok"
+        assert (
+            result(await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000009"))[0] == "ok"
+        )
+        url = f"http://127.0.0.1:{settings.http.port}/api/operators"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert by_id(await response.json())["ivanova"] == ("paused", "перерыв")
+    finally:
+        await controller.stop()
