@@ -26,10 +26,11 @@ How one callback is served (`CallbackScheduler`, one per controller node):
    ``Reason``) first to the **operator's** device. Not answered: the operator is paused "no
    answer" exactly as for a live call and the callback, still first, gets the next operator.
 4. Operator answered: Originate to the **caller**. Answered: state ``connected``; the operator
-   is "talking" until the operator leg's ``Hangup`` event. Not answered / busy / failed: the
-   operator leg is hung up, the operator released (wrap-up ends at once), and the callback
-   goes back to ``pending`` with ``next_attempt_at = now + retry_seconds * backoff^(n-1)``;
-   after ``max_attempts`` calls the citizen did not take it is ``failed``.
+   is "talking" until the operator leg's ``Hangup`` event. Not answered /
+   busy / failed: the operator leg is hung up, the operator released (wrap-up ends at
+   once), and the callback goes back to ``pending`` with
+   ``next_attempt_at = now + retry_seconds * backoff^(n-1)``; after ``max_attempts`` calls
+   the citizen did not take it is ``failed``.
 
 Why the operator first, then the caller: a citizen who picks up must hear a person at once. A
 caller-first order would make the citizen answer a government number and then wait (or hear
@@ -55,8 +56,14 @@ Asterisk dialplan the Originates need (the lead adds it to asterisk-conf)::
     exten => _7XXXXXXXXXX,1,Dial(PJSIP/${EXTEN}@trunk,,)
 
 Crash and restart: ``start()`` puts this node's reserved/dialing rows back to pending (the
-attempt in flight died with the process). Rows of a node that never comes back stay reserved:
-see the report's "left undone".
+attempt in flight died with the process). A node that never comes back: a claim carries a lease
+(``lease_until``, ``lease_seconds`` ahead) that the owning node renews on every pass while it
+works on the callback; any node's ``run_due`` puts reserved/dialing rows whose lease ran out
+back to pending (attempts unchanged: the dead node's attempt is not counted against the
+citizen). Every later state change of the owner is guarded by ``node = <me>``, so a node that
+was only cut off from the database for longer than the lease cannot overwrite the row another
+node took over. The lease is compared with each node's wall clock: keep it far above the clock
+skew between nodes (NTP keeps that well under a second).
 """
 
 from __future__ import annotations
@@ -122,10 +129,12 @@ class CallbackState(StrEnum):
 
 S = CallbackState
 ACTIVE: Final = (S.PENDING.value, S.RESERVED.value, S.DIALING.value)
+HELD: Final = (S.RESERVED.value, S.DIALING.value)  # claimed by a node, under its lease
 
 
 class Callback(Base):
-    """One callback request. Schema owned by migration ``0002_acd`` (branch "acd")."""
+    """One callback request. Schema owned by migrations ``0002_acd`` (branch "acd") and
+    ``0005_callback_lease``."""
 
     __tablename__ = "callbacks"
     __table_args__ = (
@@ -150,6 +159,8 @@ class Callback(Base):
     last_result: Mapped[str | None] = mapped_column(String, nullable=True)
     operator: Mapped[str | None] = mapped_column(String, nullable=True)
     node: Mapped[str | None] = mapped_column(String, nullable=True)  # the node holding the claim
+    # until when the claim holds without renewal (migration 0005_callback_lease)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)  # collected in the menu / from the app
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -187,18 +198,25 @@ class CallbackSettings:
     caller_context: str = "hotline-callback-caller"
     caller_id: str = "88001000001"  # the number the citizen's phone shows
     response_grace_seconds: float = 10.0  # OriginateResponse later than Timeout + this: lost
+    # A claimed callback's owner renews its lease every poll; a lease not renewed for this
+    # long (the node died) lets any node put the callback back to pending.
+    lease_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         # hotline.config turns these into a ConfigError naming the [callbacks] section
         if self.max_attempts < 1 or self.max_in_flight < 1:
             raise ValueError("max_attempts and max_in_flight must be at least 1")
         positive = ("retry_seconds", "caller_ring_seconds", "poll_seconds",
-                    "default_window_hours", "max_days_ahead", "response_grace_seconds")  # fmt: skip
+                    "default_window_hours", "max_days_ahead", "response_grace_seconds",
+                    "lease_seconds")  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be greater than 0")
         if self.retry_backoff < 1:
             raise ValueError("retry_backoff must be at least 1 (waits never shrink)")
+        if self.lease_seconds <= self.poll_seconds:
+            # renewed once per poll: a shorter lease would expire under a live node
+            raise ValueError("lease_seconds must be greater than poll_seconds")
 
 
 class CallbackRefused(ValueError):
@@ -275,21 +293,74 @@ class CallbackStore:
             return list((await session.execute(stmt)).scalars())
 
     async def move(
-        self, callback_id: int, expect: tuple[str, ...], state: str, now: datetime, **values: Any
+        self,
+        callback_id: int,
+        expect: tuple[str, ...],
+        state: str,
+        now: datetime,
+        *,
+        owner: str | None = None,
+        **values: Any,
     ) -> bool:
-        """Set `state` (and `values`) only if the row is in one of `expect`; True if it was."""
-        stmt = (
-            update(Callback)
-            .where(Callback.id == callback_id, Callback.state.in_(expect))
-            .values(state=state, updated_at=now, **values)
-        )
+        """Set `state` (and `values`) only if the row is in one of `expect` (and, with `owner`,
+        still held by that node); True if it was."""
+        stmt = update(Callback).where(Callback.id == callback_id, Callback.state.in_(expect))
+        if owner is not None:
+            stmt = stmt.where(Callback.node == owner)
+        stmt = stmt.values(state=state, updated_at=now, **values)
         async with self._sessions.begin() as session:
             result = await session.execute(stmt)
         return bool(getattr(result, "rowcount", 0))
 
-    async def claim(self, callback_id: int, node: str, now: datetime) -> bool:
+    async def claim(
+        self, callback_id: int, node: str, now: datetime, lease: timedelta = timedelta(minutes=1)
+    ) -> bool:
         """The at-most-once step: exactly one node moves a pending row to reserved."""
-        return await self.move(callback_id, (S.PENDING.value,), S.RESERVED.value, now, node=node)
+        return await self.move(
+            callback_id,
+            (S.PENDING.value,),
+            S.RESERVED.value,
+            now,
+            node=node,
+            lease_until=now + lease,
+        )
+
+    async def renew(
+        self, callback_ids: list[int], node: str, now: datetime, lease: timedelta
+    ) -> int:
+        """The owner is still working on these: push their leases forward."""
+        if not callback_ids:
+            return 0
+        stmt = (
+            update(Callback)
+            .where(
+                Callback.id.in_(callback_ids),
+                Callback.node == node,
+                Callback.state.in_(HELD),
+            )
+            .values(lease_until=now + lease)
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(stmt)
+        return int(getattr(result, "rowcount", 0))
+
+    async def take_back_expired(self, now: datetime) -> int:
+        """Rows whose owner stopped renewing (a dead node) go back to pending, attempts kept."""
+        stmt = (
+            update(Callback)
+            .where(Callback.state.in_(HELD), Callback.lease_until < now)
+            .values(
+                state=S.PENDING.value,
+                node=None,
+                operator=None,
+                lease_until=None,
+                last_result="node_lost",
+                updated_at=now,
+            )
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(stmt)
+        return int(getattr(result, "rowcount", 0))
 
     async def expire(self, now: datetime) -> int:
         stmt = (
@@ -305,11 +376,10 @@ class CallbackStore:
         """A restarted node gives back what it held: its attempts died with the process."""
         stmt = (
             update(Callback)
-            .where(
-                Callback.node == node,
-                Callback.state.in_((S.RESERVED.value, S.DIALING.value)),
+            .where(Callback.node == node, Callback.state.in_(HELD))
+            .values(
+                state=S.PENDING.value, node=None, operator=None, lease_until=None, updated_at=now
             )
-            .values(state=S.PENDING.value, node=None, operator=None, updated_at=now)
         )
         async with self._sessions.begin() as session:
             result = await session.execute(stmt)
@@ -411,6 +481,10 @@ class CallbackScheduler:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._talking: dict[str, str] = {}  # operator leg's uniqueid -> ACD call id
         ami.on("Hangup", self._on_hangup)
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
 
     # --- requests ---------------------------------------------------------------------
 
@@ -589,6 +663,11 @@ class CallbackScheduler:
         """One pass: expire, then claim due callbacks and start serving them. Returns the ids
         this node claimed."""
         now = self._now()
+        # Renew first: a slow pass must not let this node's own leases run out.
+        await self.store.renew(list(self._tasks), self.node.node_id, now, self._lease)
+        taken = await self.store.take_back_expired(now)
+        if taken:
+            log.warning("took back %s callback(s) of a node that stopped renewing", taken)
         await self.store.expire(now)
         free = self.settings.max_in_flight - len(self._tasks)
         if free <= 0:
@@ -607,7 +686,7 @@ class CallbackScheduler:
                 continue
             if self.node.acd.overflow_reason(row.group_id) is not None:
                 continue  # closed or nobody logged in: leave it for later (or another node)
-            if not await self.store.claim(row.id, self.node.node_id, now):
+            if not await self.store.claim(row.id, self.node.node_id, now, self._lease):
                 continue  # another node was quicker
             claimed.append(row.id)
             row.state, row.node = S.RESERVED.value, self.node.node_id
@@ -689,7 +768,12 @@ class CallbackScheduler:
                 await self.node.enqueue(call_id, row.group_id, priority=row.priority)
                 return
             await self.store.move(
-                row.id, (S.RESERVED.value,), S.RESERVED.value, self._now(), queue_seq=row.queue_seq
+                row.id,
+                (S.RESERVED.value,),
+                S.RESERVED.value,
+                self._now(),
+                owner=self.node.node_id,
+                queue_seq=row.queue_seq,
             )
         data = {
             **{k: str(v) for k, v in row.data.items()},
@@ -816,7 +900,12 @@ class CallbackScheduler:
         self, row: Callback, expect: tuple[CallbackState, ...], state: CallbackState, **values: Any
     ) -> bool:
         moved = await self.store.move(
-            row.id, tuple(s.value for s in expect), state.value, self._now(), **values
+            row.id,
+            tuple(s.value for s in expect),
+            state.value,
+            self._now(),
+            owner=self.node.node_id,  # a row taken back after a lost lease is no longer ours
+            **values,
         )
         if moved:
             row.state = state.value

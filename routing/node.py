@@ -21,6 +21,14 @@ Restart: waiting callers keep their place. Their records (arrival number, priori
 stay in the store; when Asterisk hands the same channel (same uniqueid) back over FastAGI,
 `enqueue` finds the record and reuses it. `start()` rebuilds operator states from the store.
 
+A node that never comes back: every node refreshes a heartbeat in the store (TTL
+``node_lost_seconds``, every ``heartbeat_seconds``, from `run`) and sweeps the store for
+callers whose node's heartbeat is gone (`sweep_lost_callers`): such a caller is removed
+(counted as abandoned, reason "node lost", its place remembered for its number so a call back
+resumes it) and an operator ringing for it goes back to ready. A caller who is *talking* is
+left alone: the bridge lives in Asterisk, not in the lost node. The check and the removal are
+one Lua script, so a node that comes back in between keeps its callers.
+
 Hooks for the FastAGI entry (the lead wires them): `enqueue` then
 ``offer = await node.wait_for_operator(call_id)``; the session EXECs ``Dial`` to
 ``offer.device`` (see routing/__init__.py), then reports `answer`, `end_call` or `no_answer`.
@@ -59,7 +67,13 @@ class AcdNode:
         *,
         node_id: str,
         on_degraded: Callable[[str], None] | None = None,
+        heartbeat_seconds: float = 5.0,
+        node_lost_seconds: float = 30.0,
     ) -> None:
+        if not 0 < heartbeat_seconds < node_lost_seconds:
+            raise ValueError("need 0 < heartbeat_seconds < node_lost_seconds")
+        self.heartbeat_seconds = heartbeat_seconds
+        self.node_lost_seconds = node_lost_seconds
         self.acd = acd
         self.node_id = node_id
         self.primary = store
@@ -170,6 +184,7 @@ class AcdNode:
 
     async def start(self) -> None:
         """Rebuild operator states from the store (restart); unknown operators are logged out."""
+        await self.beat()
         records = await self._do("start", lambda s: s.operators())
         for op_id in self.acd.operators:
             record = records.get(op_id)
@@ -441,6 +456,7 @@ class AcdNode:
         recovering: asyncio.Task[bool] | None = None
         following: asyncio.Task[None] | None = None
         last_try = float("-inf")
+        housekeeping = asyncio.create_task(self._housekeeping())
         while not stop.is_set():
             if not self.degraded and (following is None or following.done()):
                 following = asyncio.create_task(self.follow())
@@ -458,10 +474,63 @@ class AcdNode:
             idle = recovering is None or recovering.done()
             if self.degraded and idle and now - last_try >= recover_every:
                 last_try, recovering = now, asyncio.create_task(self.recover())
-        for task in (recovering, following):
+        for task in (recovering, following, housekeeping):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    async def beat(self) -> None:
+        """Tell the other nodes this one is alive for the next ``node_lost_seconds``."""
+        await self._call("beat", self.node_id, self.node_lost_seconds)
+
+    async def sweep_lost_callers(self) -> list[str]:
+        """Remove the callers of nodes whose heartbeat is gone; returns their call ids."""
+        records: dict[str, Fields] = await self._call("callers")
+        alive: dict[str, bool] = {self.node_id: True}
+        swept: list[str] = []
+        for call_id, record in records.items():
+            owner = record.get("node", "")
+            if not owner or call_id in self.acd.callers:
+                continue
+            if owner not in alive:
+                alive[owner] = bool(await self._call("node_alive", owner))
+            if alive[owner]:
+                continue
+            operator = record.get("operator", "")
+            dropped = await self._call("drop_lost_caller", call_id, owner, operator)
+            if dropped is not None:
+                swept.append(call_id)
+                await self._count_lost(call_id, owner, dropped)
+        return swept
+
+    async def _count_lost(self, call_id: str, owner: str, record: Fields) -> None:
+        group_id = record.get("group", "")
+        if group_id in self.acd.stats:
+            self.acd.stats[group_id].abandoned += 1
+        log.warning(
+            "caller %s of lost node %s removed from group %s: abandoned (node lost)",
+            call_id,
+            owner,
+            group_id,
+        )
+        number = record.get("number", "")
+        if number:
+            place = {k: v for k, v in record.items() if k not in ("state", "operator", "node")}
+            window = self.acd.settings.recall_window_seconds
+            await self._call("remember_place", number, place, window)
+
+    async def _housekeeping(self) -> None:
+        """Heartbeat and sweep every ``heartbeat_seconds``; a store error is the degraded
+        mode's business (`_call`), never the end of the loop."""
+        while True:
+            try:
+                await self.beat()
+                await self.sweep_lost_callers()
+            except StateUnavailable:
+                pass  # _call already degraded the node
+            except Exception:
+                log.exception("node %s: heartbeat/sweep failed; retrying", self.node_id)
+            await asyncio.sleep(self.heartbeat_seconds)
 
     async def _sync_quietly(self) -> None:
         try:

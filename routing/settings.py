@@ -27,6 +27,11 @@ class RoutingSettings:
     music_class: str = "default"  # MusicOnHold class while waiting
     timer_resolution_seconds: float = 0.05  # AcdNode.run's longest sleep
     recover_every_seconds: float = 5.0  # how often a degraded node re-tries Redis
+    # Each node refreshes its heartbeat in Redis this often, and then sweeps out the waiting
+    # callers of nodes whose heartbeat is older than node_lost_seconds (counted abandoned,
+    # reason "node lost"). node_lost_seconds must exceed heartbeat_seconds (AcdNode checks).
+    heartbeat_seconds: float = 5.0
+    node_lost_seconds: float = 30.0
 
     def acd(self) -> AcdSettings:
         """The routing core's share of these settings."""

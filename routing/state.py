@@ -10,7 +10,8 @@ nodes, an operator never holds two calls and a caller never rings two operators.
 
 Redis layout under ``prefix`` (default ``hotline:acd:``): ``op:<id>`` and ``caller:<id>``
 hashes, the ``ops`` and ``callers`` id sets, ``place:<number>`` (a recalled caller's place,
-with a TTL) and the ``seq`` counter that orders arrivals across nodes.
+with a TTL), the ``seq`` counter that orders arrivals across nodes, and ``node:<id>``, each
+node's heartbeat (a key with a TTL the node keeps refreshing; gone means the node is lost).
 Backend failures surface only as `hotline.store.state.StateUnavailable`.
 """
 
@@ -85,6 +86,18 @@ class AcdStore(Protocol):
     async def caller(self, call_id: str) -> Fields | None: ...
 
     async def callers(self) -> dict[str, Fields]: ...
+
+    async def beat(self, node: str, ttl_seconds: float) -> None:
+        """This node is alive for the next `ttl_seconds`."""
+        ...
+
+    async def node_alive(self, node: str) -> bool: ...
+
+    async def drop_lost_caller(self, call_id: str, node: str, op_id: str) -> Fields | None:
+        """Remove a caller of `node` if that node is (still) lost and the caller is not
+        talking; a ringing operator goes back to ready. Returns the removed record, or None
+        if it was not removed (another node swept it, the node came back, it is talking)."""
+        ...
 
     async def ping(self) -> bool: ...
 
@@ -188,6 +201,15 @@ class InMemoryAcdStore:
     async def callers(self) -> dict[str, Fields]:
         return {k: dict(v) for k, v in self._callers.items()}
 
+    async def beat(self, node: str, ttl_seconds: float) -> None:
+        """One node alone: nobody else reads its heartbeat."""
+
+    async def node_alive(self, node: str) -> bool:
+        return True  # every caller here is this node's own
+
+    async def drop_lost_caller(self, call_id: str, node: str, op_id: str) -> Fields | None:
+        return None
+
     async def ping(self) -> bool:
         return True
 
@@ -251,6 +273,23 @@ redis.call('PUBLISH', KEYS[#KEYS], KEYS[1])
 return 1
 """
 
+# KEYS: caller, callers set, the node's heartbeat, the caller's operator, channel;
+# ARGV: call id, node
+_DROP_LOST = """
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then return {} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
+if redis.call('HGET', KEYS[1], 'state') == 'talking' then return {} end
+if redis.call('HGET', KEYS[4], 'state') == 'ringing'
+   and redis.call('HGET', KEYS[4], 'call') == ARGV[1] then
+  redis.call('HSET', KEYS[4], 'state', 'ready', 'call', '', 'reason', '')
+  redis.call('PUBLISH', KEYS[5], KEYS[4])
+end
+local record = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return record
+"""
+
 _RECALL = """
 local place = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
@@ -271,6 +310,7 @@ class RedisAcdStore(RedisBacked):
         self._move = client.register_script(_MOVE)
         self._recall = client.register_script(_RECALL)
         self._finish = client.register_script(_FINISH)
+        self._drop_lost = client.register_script(_DROP_LOST)
 
     def _op(self, op_id: str) -> str:
         return f"{self._prefix}op:{op_id}"
@@ -404,6 +444,31 @@ class RedisAcdStore(RedisBacked):
 
     async def callers(self) -> dict[str, Fields]:
         return await self._all("callers", self._caller)
+
+    def _heartbeat(self, node: str) -> str:
+        return f"{self._prefix}node:{node}"
+
+    async def beat(self, node: str, ttl_seconds: float) -> None:
+        async with self._guard("beat"):
+            await self._redis.set(
+                self._heartbeat(node), "1", px=max(1, math.ceil(ttl_seconds * 1000))
+            )
+
+    async def node_alive(self, node: str) -> bool:
+        async with self._guard("node_alive"):
+            return bool(await self._redis.exists(self._heartbeat(node)))
+
+    async def drop_lost_caller(self, call_id: str, node: str, op_id: str) -> Fields | None:
+        keys = [
+            self._caller(call_id),
+            f"{self._prefix}callers",
+            self._heartbeat(node),
+            self._op(op_id),  # op_id "" names no operator: its checks simply fail
+            self._channel,
+        ]
+        async with self._guard("drop_lost_caller"):
+            flat = [_text(x) for x in await self._drop_lost(keys=keys, args=[call_id, node])]
+        return dict(zip(flat[::2], flat[1::2], strict=True)) or None
 
 
 def _text(value: object) -> str:

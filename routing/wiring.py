@@ -183,7 +183,13 @@ class AcdService:
             is_open=is_open,
             settings=settings.acd(),
         )
-        node = AcdNode(acd, _open_store(settings), node_id=settings.node_id or socket.gethostname())
+        node = AcdNode(
+            acd,
+            _open_store(settings),
+            node_id=settings.node_id or socket.gethostname(),
+            heartbeat_seconds=settings.heartbeat_seconds,
+            node_lost_seconds=settings.node_lost_seconds,
+        )
         return cls(settings, node, operators, hours=hours)
 
     def hours_for(self, group: Group) -> OpenHours | None:

@@ -398,6 +398,83 @@ async def test_a_restarted_node_takes_back_what_it_held(db_url: str) -> None:
         assert row.state == "pending" and row.node is None and row.queue_seq is not None
 
 
+async def test_a_dead_nodes_callback_is_placed_by_another_node_after_its_lease(
+    db_url: str,
+) -> None:
+    async with world(db_url) as w:
+        a = await w.add_node("node-a", ["anna"])
+        await w.node.pause("anna", "обед")  # node A holds the callback, waiting for anna
+        cb = await a.request(phone=PHONE, group="general")
+        assert await a.run_due() == [cb.id]
+        await eventually(lambda: f"callback-{cb.id}" in w.nodes[0].acd.callers)
+        await a.close()  # node A dies: nothing is written back, and it never restarts
+        row = await w.row(cb.id)
+        assert (row.state, row.node) == ("reserved", "node-a")
+
+        b = await w.add_node("node-b", ["boris"])
+        w.now.advance(SETTINGS.lease_seconds - 1)
+        assert await w.pass_(b) == []  # the lease still holds: B leaves it alone
+        assert (await w.row(cb.id)).node == "node-a"
+
+        w.now.advance(2)
+        assert await w.pass_(b) == [cb.id]
+        row = await w.row(cb.id)
+        assert (row.state, row.node, row.operator) == ("connected", "node-b", "boris")
+        assert row.attempts == 0  # the dead node's attempt is not the citizen's
+        assert w.originator.dialled() == ["PJSIP/boris", f"Local/{PHONE}@hotline-callback-out"]
+
+
+async def test_a_live_nodes_lease_is_never_taken(db_url: str) -> None:
+    async with world(db_url) as w:
+        a = await w.add_node("node-a", ["anna"])
+        b = await w.add_node("node-b", ["boris"])
+        await w.nodes[1].pause("boris", "обед")  # B could serve it, were it free to take
+        await w.node.pause("anna", "обед")
+        cb = await a.request(phone=PHONE, group="general")
+        assert await a.run_due() == [cb.id]
+        await eventually(lambda: f"callback-{cb.id}" in w.nodes[0].acd.callers)
+
+        for _ in range(5):  # far past one lease in total, renewed by A on every pass
+            w.now.advance(SETTINGS.lease_seconds - 1)
+            assert await a.run_due() == []
+            assert await b.run_due() == []
+            row = await w.row(cb.id)
+            assert (row.state, row.node) == ("reserved", "node-a")
+        assert w.originator.dialled() == []
+
+        await w.node.ready("anna")  # A still owns it: A places it
+        await asyncio.wait_for(a.drain(), 10)
+        row = await w.row(cb.id)
+        assert (row.state, row.node, row.operator) == ("connected", "node-a", "anna")
+
+
+async def test_a_node_cut_off_past_its_lease_cannot_overwrite_the_new_owner(
+    db_url: str,
+) -> None:
+    async with world(db_url) as w:
+        a = await w.add_node("node-a", ["anna"])
+        await w.node.pause("anna", "обед")
+        cb = await a.request(phone=PHONE, group="general")
+        assert await a.run_due() == [cb.id]
+        await eventually(lambda: f"callback-{cb.id}" in w.nodes[0].acd.callers)
+        b = await w.add_node("node-b", ["boris"])
+        await w.nodes[1].pause("boris", "обед")
+        w.now.advance(SETTINGS.lease_seconds + 1)  # A did not renew (cut off from the database)
+        assert await b.run_due() == [cb.id]
+        assert (await w.row(cb.id)).node == "node-b"
+
+        await w.node.ready("anna")  # A comes back and tries to go on with it
+        await asyncio.wait_for(a.drain(), 10)
+        row = await w.row(cb.id)
+        assert (row.state, row.node) == ("reserved", "node-b")  # A's moves did not apply
+        assert PHONE not in " ".join(w.originator.dialled())
+
+
+def test_a_lease_shorter_than_the_poll_is_refused() -> None:
+    with pytest.raises(ValueError, match="lease_seconds"):
+        CallbackSettings(poll_seconds=5.0, lease_seconds=5.0)
+
+
 @pytest.mark.parametrize("rounds", [3])
 async def test_two_schedulers_racing_call_each_citizen_once(db_url: str, rounds: int) -> None:
     async with world(db_url) as w:
@@ -410,8 +487,10 @@ async def test_two_schedulers_racing_call_each_citizen_once(db_url: str, rounds:
         attempts: list[bool] = []
         claim = w.store.claim
 
-        async def counted_claim(callback_id: int, node: str, now: datetime) -> bool:
-            won = await claim(callback_id, node, now)
+        async def counted_claim(
+            callback_id: int, node: str, now: datetime, lease: timedelta = timedelta(minutes=1)
+        ) -> bool:
+            won = await claim(callback_id, node, now, lease)
             attempts.append(won)
             return won
 

@@ -1,0 +1,143 @@
+"""A controller node that never comes back, on the real Redis: its waiting callers are swept
+out by another node (abandoned, "node lost"), an operator ringing for one of them is freed,
+and a live node's callers are never touched."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from agents.operators import OperatorState
+from hotline.store.state import redis_client
+from routing.acd import Acd
+from routing.node import AcdNode
+from routing.state import InMemoryAcdStore, RedisAcdStore
+from routing.testing import ManualClock, group, op
+
+S = OperatorState
+REDIS_URL = "redis://127.0.0.1:6379/0"
+GROUPS = {"general": group("general", ring_seconds=5.0, wrap_up_seconds=2.0)}
+LOST_AFTER = 0.3  # the heartbeat's TTL in these tests (real Redis expiry: keep it short)
+
+
+def make_node(prefix: str, name: str, operators: list[str]) -> AcdNode:
+    specs: list[Any] = [op(o, general=5) for o in operators]
+    store = RedisAcdStore(redis_client(REDIS_URL), prefix)
+    return AcdNode(
+        Acd(GROUPS, specs, clock=ManualClock()),
+        store,
+        node_id=name,
+        heartbeat_seconds=0.1,
+        node_lost_seconds=LOST_AFTER,
+    )
+
+
+async def gone(node: AcdNode, name: str) -> None:
+    """Wait until `name`'s heartbeat has expired in Redis."""
+    async with asyncio.timeout(5):
+        while await node.store.node_alive(name):  # noqa: ASYNC110 - Redis expires the key
+            await asyncio.sleep(0.05)
+
+
+async def test_a_lost_nodes_waiting_callers_are_swept_by_another(redis_prefix: str) -> None:
+    a = make_node(redis_prefix, "node-a", [])
+    b = make_node(redis_prefix, "node-b", ["o1"])
+    try:
+        await a.start()
+        await b.start()
+        await a.enqueue("c1", "general", number="79160000001")
+        await a.enqueue("c2", "general", number="79160000002")
+        assert await b.sweep_lost_callers() == []  # A is alive: nothing to sweep
+        # node A dies: no more heartbeats, its callers stay in Redis
+        await gone(b, "node-a")
+
+        assert sorted(await b.sweep_lost_callers()) == ["c1", "c2"]
+        assert await b.store.callers() == {}
+        assert b.acd.stats["general"].abandoned == 2
+        assert await b.sweep_lost_callers() == []  # swept once, counted once
+        # a citizen who calls back gets their old place, not the end of the queue
+        place = await b.store.recall_place("79160000001")
+        assert place is not None and place["group"] == "general"
+    finally:
+        await a.store.close()
+        await b.store.close()
+
+
+async def test_an_operator_ringing_for_a_lost_nodes_caller_is_freed(redis_prefix: str) -> None:
+    a = make_node(redis_prefix, "node-a", ["o1"])
+    b = make_node(redis_prefix, "node-b", ["o1"])
+    try:
+        await a.start()
+        await b.start()
+        await a.login("o1")
+        offers = await a.enqueue("c1", "general")
+        assert [o.operator_id for o in offers] == ["o1"]  # o1 rings for A's caller
+        assert (await b.store.operator("o1") or {})["state"] == "ringing"
+        await gone(b, "node-a")  # ... and node A dies with it
+
+        await b.refresh_operator("o1")  # B still believes o1 is ringing for someone
+        assert await b.sweep_lost_callers() == ["c1"]
+        record = await b.store.operator("o1") or {}
+        assert (record["state"], record["call"]) == ("ready", "")
+        await b.refresh_operator("o1")
+        # the freed operator takes B's next caller at once
+        offers = await b.enqueue("c2", "general")
+        assert [o.operator_id for o in offers] == ["o1"]
+    finally:
+        await a.store.close()
+        await b.store.close()
+
+
+async def test_a_live_nodes_callers_are_never_swept(redis_prefix: str) -> None:
+    a = make_node(redis_prefix, "node-a", ["o1"])
+    b = make_node(redis_prefix, "node-b", [])
+    stop = asyncio.Event()
+    try:
+        await a.start()
+        await b.start()
+        await a.login("o1")
+        await a.enqueue("ringing", "general")
+        await a.enqueue("waiting", "general")
+        running = asyncio.create_task(a.run(stop))  # A beats every 0.1 s
+        for _ in range(8):  # well past the heartbeat's TTL in total
+            await asyncio.sleep(LOST_AFTER / 2)
+            assert await b.sweep_lost_callers() == []
+        assert sorted(await b.store.callers()) == ["ringing", "waiting"]
+        assert (await b.store.operator("o1") or {})["state"] == "ringing"
+        stop.set()
+        await asyncio.wait_for(running, 5)
+    finally:
+        stop.set()
+        await a.store.close()
+        await b.store.close()
+
+
+async def test_a_talking_caller_of_a_lost_node_is_left_alone(redis_prefix: str) -> None:
+    a = make_node(redis_prefix, "node-a", ["o1"])
+    b = make_node(redis_prefix, "node-b", [])
+    try:
+        await a.start()
+        await b.start()
+        await a.login("o1")
+        await a.enqueue("c1", "general")
+        await a.answer("c1")  # the bridge lives in Asterisk, not in node A
+        await gone(b, "node-a")
+
+        assert await b.sweep_lost_callers() == []
+        assert (await b.store.operator("o1") or {})["state"] == "talking"
+    finally:
+        await a.store.close()
+        await b.store.close()
+
+
+def test_a_heartbeat_slower_than_its_expiry_is_refused() -> None:
+    with pytest.raises(ValueError, match="heartbeat_seconds"):
+        AcdNode(
+            Acd(GROUPS, [], clock=ManualClock()),
+            InMemoryAcdStore(),
+            node_id="n",
+            heartbeat_seconds=5.0,
+            node_lost_seconds=5.0,
+        )
