@@ -530,6 +530,9 @@ class AcdNode:
                 pass  # _call already degraded the node
             except Exception:
                 log.exception("node %s: heartbeat/sweep failed; retrying", self.node_id)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                return  # redis-py can turn our cancellation into a connection error
             await asyncio.sleep(self.heartbeat_seconds)
 
     async def _sync_quietly(self) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from ports import free_port
 from transcripts import load
 
 from hotline.config import load_settings
@@ -137,12 +137,6 @@ def recorder_environment(tmp_path: Path) -> dict[str, str]:
         f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / "recorder" / name)
         for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def call_outcome(node: Controller, call_id: str) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import TypeAlias
 
@@ -11,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from ports import free_port
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hotline.web import (
@@ -122,12 +122,6 @@ async def test_metrics_exposition(
     text = await response.text()
     assert "hotline_calls_in_progress" in text
     assert "# TYPE hotline_calls_in_progress gauge" in text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_start_web_serves_and_cleans_up() -> None:

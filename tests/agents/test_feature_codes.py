@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from ports import free_port
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
@@ -221,12 +221,6 @@ def test_every_prompt_the_codes_play_exists() -> None:
     source = (ROOT / "agents" / "feature_codes.py").read_text()
     used = set(re.findall(r'"(operator-[a-z-]*[a-z])"', source)) - {"operator-feature"}
     assert used and used <= set(texts), used - set(texts)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path: Path) -> None:

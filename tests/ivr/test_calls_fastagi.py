@@ -5,7 +5,6 @@ log is a real database (SQLite) and the status lookups go to the stand-in status
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
+from ports import free_port
 
 from hotline.agi.server import FastAgiServer, Router
 from hotline.sim.model import SimChannel
@@ -116,12 +116,6 @@ class Hotline:
         record = await self.log.get(outcome.uniqueid)
         assert record is not None, "the call was not logged"
         return outcome, commands.by_call[outcome.uniqueid], record.outcome
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from ports import free_port
 
 from ivr.menu.status import HttpStatusService
 from ivr.status_service import load_fixtures, serve
@@ -27,12 +27,6 @@ LOOKUP = """\
   missing: {{kind: queue, group: missing}}
   broken: {{kind: queue, group: broken}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ controller's token file and master key handling."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from ports import free_port
 from prometheus_client import REGISTRY
 
 from hotline.agi.server import FastAgiServer, Router
@@ -197,12 +197,6 @@ def test_an_unusable_master_key_is_not_replaced(tmp_path: Path) -> None:
 
 
 # --- the controller's token file ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def node_settings(tmp_path: Path) -> Settings:

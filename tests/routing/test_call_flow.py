@@ -5,7 +5,6 @@ and when the operator hangs up the menu goes on to its rating."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ports import free_port
 
 from hotline.config import load_settings
 from hotline.controller import Controller
@@ -77,12 +77,6 @@ operators:
     device: PJSIP/1002
     skills: {help: 5}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession
+from ports import free_port
 
 from hotline.agi.session import CallerHungUp
 from hotline.config import load_settings
@@ -73,12 +73,6 @@ def test_ordinary_groups_keep_the_hotlines_hours_and_the_on_duty_group_never_clo
 
 ON_DUTY_PHONE = "PJSIP/1007"  # morozova, the emergency group's operator (operators.yaml)
 PHONE = "79161234567"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager

@@ -20,7 +20,6 @@ import asyncio
 import math
 import random
 import shutil
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any, Final
 import aiohttp
 import pytest
 import yaml
+from ports import free_port
 
 from hotline.config import load_settings
 from hotline.controller import Controller
@@ -67,12 +67,6 @@ SCALED_TIMINGS: Final = (
     "max_wait_seconds",
     "widen_after_seconds",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the generated world -----------------------------------------------------------------
