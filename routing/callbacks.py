@@ -44,16 +44,13 @@ States: pending -> reserved (claimed by a node, waiting for / holding an operato
 -> connected; back to pending after a failed attempt or an overflow; failed, cancelled
 (DELETE or the caller), expired (window over) are final.
 
-Asterisk dialplan the Originates need (the lead adds it to asterisk-conf)::
-
-    [hotline-callback-operator]          ; the operator's leg, answered first
-    exten => s,1,Answer()
-     same => n,ConfBridge(${CALLBACK_BRIDGE},,hotline_callback_operator)  ; waits with MOH
-    [hotline-callback-caller]            ; the citizen's leg
-    exten => s,1,ConfBridge(${CALLBACK_BRIDGE},,hotline_callback_caller)  ; marked user:
-                                                                           ; leaving ends it
-    [hotline-callback-out]               ; Local/<phone>@hotline-callback-out
-    exten => _7XXXXXXXXXX,1,Dial(PJSIP/${EXTEN}@trunk,,)
+Asterisk dialplan the Originates need: asterisk-conf/extensions.conf, contexts
+``hotline-callback-operator``, ``hotline-callback-caller`` and ``hotline-callback-out``. Both
+legs meet in a ConfBridge as marked users with ``end_marked_any``: whoever hangs up first ends
+the other leg, so the controller only follows the operator leg's ``Hangup``. If the operator
+hangs up while the citizen's phone rings, the citizen's leg hears an apology and ends (its
+dialplan finds the conference empty); the controller notices the operator left, frees them and
+puts the callback back to pending without counting the attempt against the citizen.
 
 Crash and restart: ``start()`` puts this node's reserved/dialing rows back to pending (the
 attempt in flight died with the process). A node that never comes back: a claim carries a lease
@@ -74,7 +71,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol
@@ -452,7 +449,9 @@ class _Originator:
         try:
             await self._ami.action("Hangup", Channel=channel)
         except AmiError as exc:
-            log.warning("could not hang up %s: %s", channel, exc)
+            # "No such channel": it ended first (its own dialplan, or the other side left).
+            level = logging.DEBUG if "No such channel" in str(exc) else logging.WARNING
+            log.log(level, "could not hang up %s: %s", channel, exc)
 
 
 # --- the scheduler ----------------------------------------------------------------------------
@@ -479,7 +478,7 @@ class CallbackScheduler:
         self._originator = _Originator(ami, self.settings.response_grace_seconds)
         self._ami = ami
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._talking: dict[str, str] = {}  # operator leg's uniqueid -> ACD call id
+        self._operator_legs: dict[str, _OperatorLeg] = {}  # by uniqueid (or channel)
         ami.on("Hangup", self._on_hangup)
 
     @property
@@ -840,17 +839,50 @@ class CallbackScheduler:
             await self._originator.hang_up(operator_leg.channel)
             await self._move(row, (S.DIALING,), S.RESERVED, operator=None)
             return None
-        caller_leg = await self._originator.call(
-            f"cb{row.id}-caller", self._caller_headers(row), self.settings.caller_ring_seconds
-        )
+        # Follow the operator leg from now on: they may hang up while the citizen's phone rings.
+        leg = _OperatorLeg(call_id)
+        key = _leg_key(operator_leg)
+        self._operator_legs[key] = leg
+        try:
+            caller_leg = await self._originator.call(
+                f"cb{row.id}-caller", self._caller_headers(row), self.settings.caller_ring_seconds
+            )
+        except asyncio.CancelledError:
+            self._operator_legs.pop(key, None)
+            raise
+        if leg.gone.is_set():
+            return await self._operator_left(row, call_id, offer.operator_id, caller_leg)
         if caller_leg.answered:
-            self._talking[operator_leg.uniqueid] = call_id
+            leg.connected = True  # no await since the check above: a Hangup now ends the talk
             await self._move(row, (S.DIALING,), S.CONNECTED, last_result="answered")
             log.info("callback %s connected to operator %s", row.id, offer.operator_id)
             return "talking"
+        self._operator_legs.pop(key, None)
         await self._originator.hang_up(operator_leg.channel)
         await self._release(call_id, offer.operator_id)
         await self._retry_or_fail(row, caller_leg.result)
+        return "done"
+
+    async def _operator_left(
+        self, row: Callback, call_id: str, op_id: str, caller_leg: OriginateOutcome
+    ) -> str:
+        """The operator hung up before the citizen answered. The conversation never began:
+        the operator is ready again at once, and the citizen is called again soon, the attempt
+        not counted against them (their leg, if it answered, was ended by its dialplan; the
+        Hangup here is for a PBX without that guard)."""
+        if caller_leg.answered:
+            await self._originator.hang_up(caller_leg.channel)
+        await self._release(call_id, op_id)
+        log.warning("callback %s: operator %s hung up before the citizen answered", row.id, op_id)
+        await self._move(
+            row,
+            (S.DIALING,),
+            S.PENDING,
+            node=None,
+            operator=None,
+            last_result="operator_left",
+            next_attempt_at=self._now() + timedelta(seconds=self.settings.retry_seconds),
+        )
         return "done"
 
     async def _operator_missed(
@@ -942,13 +974,35 @@ class CallbackScheduler:
         ]
 
     async def _on_hangup(self, event: AmiMessage) -> None:
-        """The operator leg of a connected callback hung up: the conversation is over."""
-        call_id = self._talking.pop(event.get("Uniqueid") or "", None)
-        if call_id is None:
+        """An operator leg of a callback hung up: the conversation is over, or, during the
+        citizen's ring, never began (`_attempt` sees ``gone`` and cleans up)."""
+        leg = self._operator_legs.pop(event.get("Uniqueid") or "", None)
+        if leg is None:
+            leg = self._operator_legs.pop(event.get("Channel") or "", None)
+        if leg is None:
             return
-        caller = self.node.acd.callers.get(call_id)
+        if not leg.connected:
+            leg.gone.set()
+            return
+        caller = self.node.acd.callers.get(leg.call_id)
         if caller is not None and caller.state == "talking":
-            await self.node.end_call(call_id)  # the operator goes into wrap-up as usual
+            await self.node.end_call(leg.call_id)  # the operator goes into wrap-up as usual
+
+
+@dataclass
+class _OperatorLeg:
+    """An answered operator leg of a callback, followed until its Hangup."""
+
+    call_id: str
+    connected: bool = False  # the citizen answered too
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _leg_key(leg: OriginateOutcome) -> str:
+    """How a Hangup event names the leg: its uniqueid, or its channel if Asterisk gave none."""
+    if leg.uniqueid and leg.uniqueid != "<unknown>":
+        return leg.uniqueid
+    return leg.channel
 
 
 def _with_channel(outcome: OriginateOutcome, device: str) -> OriginateOutcome:

@@ -28,6 +28,7 @@ from hotline.sim.ami_server import (
 )
 from hotline.sim.clock import VirtualClock, seconds_to_us
 from hotline.sim.model import ChannelState, SimChannel
+from hotline.sim.originator import ScriptedOriginator
 from hotline.sim.queues import DeviceState, Queues, load_queues_conf
 
 TO_CLIENT = "asterisk->client"
@@ -594,6 +595,39 @@ async def test_originate_sync_and_errors(pbx: Pbx) -> None:
     no_channel = await client.action("Originate", "bad", ("Exten", "s"))
     assert (no_channel.name, no_channel["Message"]) == ("Error", "Channel not specified")
     assert client.find("OriginateResponse") is None
+
+
+async def test_hangup_ends_a_callback_conference_as_asterisk_answers(pbx: Pbx) -> None:
+    """manager.c's three answers; both legs of one ConfBridge end (end_marked_any)."""
+    originator = ScriptedOriginator(sink=pbx.server)
+    pbx.server.originator = originator
+    client = await logged_in(pbx)
+    bridge = ("Variable", "CALLBACK_BRIDGE=hotline-callback-7")
+    for n, (channel, context) in enumerate(
+        [
+            ("PJSIP/1001", "hotline-callback-operator"),
+            ("Local/79161234567@x", "hotline-callback-caller"),
+        ]
+    ):
+        legs = (("Channel", channel), ("Context", context), ("Exten", "s"), bridge)
+        await client.action("Originate", f"o{n}", *legs, ("Async", "true"))
+        await client.until(lambda n=n: len(client.events("OriginateResponse")) == n + 1)
+    operator, citizen = (e["Channel"] for e in client.events("OriginateResponse"))
+
+    missing = await client.action("Hangup", "h0")
+    assert (missing.name, missing["Message"]) == ("Error", "No channel specified")
+    unknown = await client.action("Hangup", "h1", ("Channel", "PJSIP/9999-00000001"))
+    assert (unknown.name, unknown["Message"]) == ("Error", "No such channel")
+    done = await client.action("Hangup", "h2", ("Channel", citizen))
+    assert done.headers == (
+        ("Response", "Success"),
+        ("ActionID", "h2"),
+        ("Message", "Channel Hungup"),
+    )
+    await client.until(lambda: len(client.events("Hangup")) == 2)
+    assert [e["Channel"] for e in client.events("Hangup")] == [citizen, operator]
+    again = await client.action("Hangup", "h3", ("Channel", citizen))
+    assert again["Message"] == "No such channel"
 
 
 async def test_core_show_channels_follows_the_events(pbx: Pbx) -> None:

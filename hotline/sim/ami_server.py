@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from hotline.ami.protocol import (
     AmiMessage,
@@ -113,6 +113,7 @@ _ACTION_CLASSES: Final[Mapping[str, str]] = MappingProxyType(
         "queuepause": "agent",
         "setvar": "call",
         "redirect": "call",
+        "hangup": "call",  # manager.c: system or call
     }
 )
 
@@ -211,6 +212,14 @@ class Originator(Protocol):
     outgoing channel is answered or has failed; the call then goes on in the background."""
 
     async def originate(self, request: OriginateRequest) -> OriginateResult: ...
+
+
+@runtime_checkable
+class HangsUp(Protocol):
+    """An `Originator` whose calls the AMI ``Hangup`` action can end: ``hang_up`` returns False
+    for a channel it does not know."""
+
+    def hang_up(self, channel: str) -> bool: ...
 
 
 # --- channels, as CoreShowChannels lists them --------------------------------------------------
@@ -423,6 +432,7 @@ class AmiServer:
             "originate": self._originate,
             "setvar": self._setvar,
             "redirect": self._redirect,
+            "hangup": self._hangup,
         }
         if queues is not None:
             queues.sink = self  # the queues report their events through this server
@@ -837,6 +847,19 @@ class AmiServer:
         }
         view.block = [(key, place.get(key, value)) for key, value in view.block]
         view.application = view.data = ""
+
+    async def _hangup(self, session: _Session, message: AmiMessage) -> None:
+        """Asterisk 22's manager.c: the three answers of a by-name Hangup (the /regex/ form is
+        not simulated). Only the Originator's calls can be hung up from here."""
+        channel = message.get("Channel") or ""
+        if not channel:
+            self._respond(session, message, "Error", ("Message", "No channel specified"))
+            return
+        originator = self.originator
+        if not isinstance(originator, HangsUp) or not originator.hang_up(channel):
+            self._respond(session, message, "Error", ("Message", "No such channel"))
+            return
+        self._respond(session, message, "Success", ("Message", "Channel Hungup"))
 
     async def _originate_async(self, request: OriginateRequest) -> None:
         result = await self._place_call(request)

@@ -13,6 +13,13 @@ the Reason codes Asterisk 22 puts in ``OriginateResponse``:
     fail       0  (the channel could not be created)
 
 Every request is kept in ``calls`` in order, so a test can check who was dialled first.
+
+Callback conferences: answered legs that carry the same ``CALLBACK_BRIDGE`` variable meet in
+one ConfBridge, configured as asterisk-conf/extensions.conf does it (every leg ``marked`` and
+``end_marked_any``): when one leg hangs up, by its own ``talk_seconds`` or by the AMI
+``Hangup`` action, the others are kicked and hang up too. A leg answered into a conference
+left empty (the operator hung up during the ring) in ``guarded_context`` (the citizen's) is
+hung up at once, as that context's guard does.
 """
 
 from __future__ import annotations
@@ -41,17 +48,32 @@ class EventSink(Protocol):
 
 
 @dataclass
+class _Leg:
+    """An answered outgoing channel, until it hangs up."""
+
+    channel: str
+    uniqueid: str
+    bridge: str
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
 class ScriptedOriginator:
     """Places simulated outgoing calls; plug it into ``AmiServer(originator=...)``."""
 
     script: dict[str, list[str]] = field(default_factory=dict)
     default: str = "answer"
     talk_seconds: float | None = None  # None: the answered call never hangs up by itself
+    # Per dial string fragment, overriding talk_seconds (e.g. the citizen hangs up first).
+    talk_seconds_for: dict[str, float] = field(default_factory=dict)
     ring_seconds: float = 0.0  # how long the phone rings before the outcome
     sink: EventSink | None = None  # where Hangup events go (the AmiServer)
     calls: list[OriginateRequest] = field(default_factory=list)
+    hung_up: list[str] = field(default_factory=list)  # channels, in the order they ended
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _legs: dict[str, _Leg] = field(default_factory=dict)  # live answered channels by name
+    # The context whose dialplan refuses to join an empty conference (the citizen's leg).
+    guarded_context: str = "hotline-callback-caller"
 
     def __post_init__(self) -> None:
         for fragment, outcomes in self.script.items():
@@ -65,6 +87,12 @@ class ScriptedOriginator:
                 return outcomes.pop(0)
         return self.default
 
+    def _talk_seconds(self, channel: str) -> float | None:
+        for fragment, seconds in self.talk_seconds_for.items():
+            if fragment in channel:
+                return seconds
+        return self.talk_seconds
+
     async def originate(self, request: OriginateRequest) -> OriginateResult:
         self.calls.append(request)
         outcome = self._outcome(request.channel)
@@ -73,26 +101,54 @@ class ScriptedOriginator:
         if outcome != "answer":
             return OriginateResult(answered=False, reason=OUTCOME_REASONS[outcome])
         n = next(self._ids)
-        uniqueid = f"1795600000.{n}"
-        channel = f"{request.channel.split('@')[0]}-{n:08x}"
-        if self.talk_seconds is not None and self.sink is not None:
-            task = asyncio.ensure_future(self._hang_up_later(channel, uniqueid))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return OriginateResult(answered=True, reason=4, channel=channel, uniqueid=uniqueid)
-
-    async def _hang_up_later(self, channel: str, uniqueid: str) -> None:
-        await asyncio.sleep(self.talk_seconds or 0.0)
-        assert self.sink is not None
-        self.sink.emit(
-            "Hangup",
-            [
-                ("Channel", channel),
-                ("Uniqueid", uniqueid),
-                ("Cause", "16"),
-                ("Cause-txt", "Normal Clearing"),
-            ],
+        leg = _Leg(
+            channel=f"{request.channel.split('@')[0]}-{n:08x}",
+            uniqueid=f"1795600000.{n}",
+            bridge=dict(request.variables).get("CALLBACK_BRIDGE", ""),
         )
+        loop = asyncio.get_running_loop()
+        alone = not any(other.bridge == leg.bridge for other in self._legs.values())
+        self._legs[leg.channel] = leg
+        if leg.bridge and alone and request.context == self.guarded_context:
+            # The dialplan's guard: nobody left to talk to, so the leg ends right after the
+            # answer (after the OriginateResponse, as the call_soon below orders it).
+            loop.call_soon(self.hang_up, leg.channel)
+        else:
+            talk = self._talk_seconds(request.channel)
+            if talk is not None:
+                leg.timer = loop.call_later(talk, self.hang_up, leg.channel)
+        return OriginateResult(answered=True, reason=4, channel=leg.channel, uniqueid=leg.uniqueid)
+
+    def hang_up(self, channel: str) -> bool:
+        """End an answered channel (its own hang-up or AMI Hangup); its conference ends too."""
+        leg = self._legs.pop(channel, None)
+        if leg is None:
+            return False
+        self._end(leg)
+        if leg.bridge:
+            for other in [o for o in self._legs.values() if o.bridge == leg.bridge]:
+                del self._legs[other.channel]
+                self._end(other)  # end_marked_any: a marked user left
+        return True
+
+    def _end(self, leg: _Leg) -> None:
+        if leg.timer is not None:
+            leg.timer.cancel()
+        self.hung_up.append(leg.channel)
+        if self.sink is not None:
+            self.sink.emit(
+                "Hangup",
+                [
+                    ("Channel", leg.channel),
+                    ("Uniqueid", leg.uniqueid),
+                    ("Cause", "16"),
+                    ("Cause-txt", "Normal Clearing"),
+                ],
+            )
+
+    def live_channels(self) -> list[str]:
+        """Answered channels that have not hung up yet."""
+        return list(self._legs)
 
     def dialled(self) -> list[str]:
         """The dial strings of every Originate so far, in order."""

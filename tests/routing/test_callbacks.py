@@ -187,7 +187,6 @@ async def eventually(check: Callable[[], bool]) -> None:
 
 async def test_answered_callback_rings_the_operator_first_then_the_citizen(db_url: str) -> None:
     async with world(db_url) as w:
-        w.originator.talk_seconds = 0.05  # both legs answer; the operator hangs up after that
         await w.add_node("n1", ["anna", "boris"])
         cb = await w.scheduler.request(phone="8 (916) 123-45-67", group="general")
         assert cb.phone == PHONE and cb.state == "pending"
@@ -204,9 +203,54 @@ async def test_answered_callback_rings_the_operator_first_then_the_citizen(db_ur
         assert caller_leg.context == "hotline-callback-caller"
         assert caller_leg.timeout_ms == 5000
         assert w.node.acd.operator("boris").state is S.TALKING
-        # the conversation ends (the operator leg's Hangup): the operator goes to wrap-up
+        # the citizen hangs up: the conference ends the operator's leg, the operator wraps up
+        citizen, operator = w.originator.live_channels()[::-1]
+        assert w.originator.hang_up(citizen)
         await eventually(lambda: w.node.acd.operator("boris").state is S.WRAP_UP)
+        assert w.originator.hung_up == [citizen, operator]
         assert f"callback-{cb.id}" not in w.node.acd.callers
+
+
+async def test_operator_hanging_up_first_never_leaves_the_citizen_alone(db_url: str) -> None:
+    async with world(db_url) as w:
+        await w.add_node("n1", ["anna"])
+        cb = await w.scheduler.request(phone=PHONE, group="general")
+        await w.pass_()
+        assert (await w.row(cb.id)).state == "connected"
+        operator, citizen = w.originator.live_channels()
+
+        # the controller hangs up the operator's leg the way an operator's softphone would,
+        # through the simulated PBX: AMI Hangup by channel name
+        await w.clients[0].action("Hangup", Channel=operator)
+
+        await eventually(lambda: w.node.acd.operator("anna").state is S.WRAP_UP)
+        assert w.originator.hung_up == [operator, citizen]  # end_marked_any kicked the citizen
+        assert w.originator.live_channels() == []
+
+
+async def test_operator_hanging_up_during_the_citizens_ring_calls_them_again(
+    db_url: str,
+) -> None:
+    async with world(db_url) as w:
+        w.originator.ring_seconds = 0.2  # each phone rings 0.2 s before it is answered
+        w.originator.talk_seconds_for = {"PJSIP/anna": 0.05}  # anna gives up during the ring
+        await w.add_node("n1", ["anna"])
+        cb = await w.scheduler.request(phone=PHONE, group="general")
+
+        await w.pass_()
+
+        row = await w.row(cb.id)
+        assert (row.state, row.attempts, row.last_result) == ("pending", 0, "operator_left")
+        assert row.next_attempt_at == T0 + timedelta(seconds=60)
+        assert w.node.acd.operator("anna").state is S.READY  # she talked to nobody
+        operator, citizen = w.originator.hung_up
+        assert operator.startswith("PJSIP/anna") and citizen.startswith(f"Local/{PHONE}")
+        assert w.originator.live_channels() == []  # the citizen's leg did not stay open
+
+        w.originator.talk_seconds_for = {}
+        w.now.advance(60)
+        await w.pass_()
+        assert (await w.row(cb.id)).state == "connected"  # the next try reaches them
 
 
 async def test_citizen_not_answering_is_retried_with_back_off_then_failed(db_url: str) -> None:

@@ -215,9 +215,17 @@ def test_the_dialplan_has_every_context_the_callbacks_originate_into() -> None:
     out = dialplan_context(settings.caller_channel.split("@", 1)[1])
     for leg in (operator, caller):
         assert "exten => s,1," in leg and "ConfBridge(${CALLBACK_BRIDGE})" in leg
-    # The citizen hanging up ends the operator's leg: that Hangup ends the call for the ACD.
-    assert "CONFBRIDGE(user,marked)=yes" in caller
-    assert "CONFBRIDGE(user,end_marked)=yes" in operator
+    # Whoever hangs up first ends the other leg (the simulator's conference does the same):
+    # the operator's Hangup ends the call for the ACD, and no citizen is left alone.
+    for leg in (operator, caller):
+        assert "CONFBRIDGE(user,marked)=yes" in leg
+        assert "CONFBRIDGE(user,end_marked_any)=yes" in leg
+    # An operator who left during the ring: the citizen hears an apology, not an empty room.
+    assert "CONFBRIDGE_INFO(parties,${CALLBACK_BRIDGE})} = 0]?operator-left" in caller
+    assert "Playback(hotline/callback-operator-left)" in caller
+    prompts = (ROOT / "prompts" / "ru.yaml").read_text(encoding="utf-8")
+    assert "\ncallback-operator-left: " in prompts
+    assert ScriptedOriginator().guarded_context == settings.caller_context
     assert "exten => _7XXXXXXXXXX,1," in out and "Dial(PJSIP/${EXTEN}@" in out
 
 
