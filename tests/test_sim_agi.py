@@ -774,3 +774,28 @@ async def test_scaled_clock_runs_in_real_time_scaled() -> None:
     )
     assert [r.result for r in talk.replies] == ["0", "52"]
     assert 1.2 <= clock.now() < 30.0
+
+
+async def test_music_on_hold_is_reported_as_asterisk_reports_it() -> None:
+    """ami-queue-call.txt: MusicOnHoldStart carries the channel block and Class; a stop with
+    nothing playing reports nothing."""
+    sink = RecordingSink()
+    replies = await run_commands(
+        "ANSWER",
+        "EXEC StopMusicOnHold",
+        "EXEC StartMusicOnHold",
+        "EXEC StopMusicOnHold",
+        "EXEC StartMusicOnHold hotline-hold",
+        sink=sink,
+    )
+    assert replies[1:] == [b"200 result=0\n"] * 4
+    moh = sink.named("MusicOnHoldStart", "MusicOnHoldStop")
+    assert [(event, h.get("Class")) for event, h in moh] == [
+        ("MusicOnHoldStart", "default"),
+        ("MusicOnHoldStop", None),
+        ("MusicOnHoldStart", "hotline-hold"),
+    ]
+    real = next(m for _, m in ami_messages("ami-queue-call.txt") if m.name == "MusicOnHoldStart")
+    ours = next(h for e, h in sink.events if e == "MusicOnHoldStart")
+    # the sink gets the headers that follow Event and Privilege
+    assert [key for key, _ in ours] == [key for key, _ in real.headers][2:]

@@ -56,13 +56,16 @@ class CallerScript:
 
     `hangup_at` is the caller's patience: they hang up then, whatever is playing.
     `hangup_after_commands` hangs up right after the reply to that many AGI commands;
-    `hangup_during_command` hangs up while that (1-based) command runs, shortly after it starts.
+    `hangup_during_command` hangs up while that (1-based) command runs, shortly after it starts;
+    `hangup_during_line` does the same for the first command line that starts with it (any
+    case), e.g. ``"EXEC Dial"``: the caller who gives up while the operator's phone rings.
     """
 
     presses: tuple[DtmfPress, ...] = ()
     hangup_at: float | None = None
     hangup_after_commands: int | None = None
     hangup_during_command: int | None = None
+    hangup_during_line: str | None = None
 
     def __post_init__(self) -> None:
         for press in self.presses:
@@ -77,7 +80,11 @@ class CallerScript:
         """The same script with the caller hanging up at `seconds` at the latest."""
         hangup = seconds if self.hangup_at is None else min(self.hangup_at, seconds)
         return CallerScript(
-            self.presses, hangup, self.hangup_after_commands, self.hangup_during_command
+            self.presses,
+            hangup,
+            self.hangup_after_commands,
+            self.hangup_during_command,
+            self.hangup_during_line,
         )
 
 

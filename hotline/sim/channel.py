@@ -440,6 +440,7 @@ class AgiChannel:
         self._autohangup: _Event | None = None
         self._hangup_cause = 0
         self._recordings: list[_MixMonitor] = []
+        self._music_on_hold = False  # StartMusicOnHold ran and no StopMusicOnHold since
         self._dials = 0
         # What Dial's U(name^args) runs on the operator's channel; the hotline dialplan's one
         # subroutine makes a FastAGI call (asterisk-conf/extensions.conf).
@@ -480,12 +481,16 @@ class AgiChannel:
     def variable(self, name: str) -> str | None:
         return self.channel.variables.get(name)
 
+    def _hangs_up_during(self, line: str) -> bool:
+        prefix = self._script.hangup_during_line
+        return bool(prefix) and line.lower().startswith(str(prefix).lower())
+
     async def execute(self, line: str) -> Execution:
         """Run one command line exactly as res_agi's agi_handle_command would."""
         command_id = str(self._rng.randrange(2**31))
         self._emit("AGIExecStart", ("CommandId", command_id), ("Command", line))
         self.stats.commands += 1
-        if self.stats.commands == self._script.hangup_during_command:
+        if self.stats.commands == self._script.hangup_during_command or self._hangs_up_during(line):
             self._schedule_hangup(self.clock.now() + self._mid_command_delay)
         status, reply = await self._dispatch(parse_command(line))
         code, text = _exec_end(status)
@@ -1077,6 +1082,20 @@ class AgiChannel:
     async def app_nothing(self, data: str) -> int:
         return 0
 
+    async def app_start_music_on_hold(self, data: str) -> int:
+        """res_musiconhold: MusicOnHoldStart (channel block + Class) as ami-queue-call.txt
+        shows it; the class is the argument, else the channel's, else "default"."""
+        music_class = data.split(",")[0] or self.channel.variables.get("MUSICCLASS") or "default"
+        self._music_on_hold = True
+        self._emit("MusicOnHoldStart", ("Class", music_class))
+        return 0
+
+    async def app_stop_music_on_hold(self, data: str) -> int:
+        if self._music_on_hold:  # nothing to stop, nothing reported
+            self._music_on_hold = False
+            self._emit("MusicOnHoldStop")
+        return 0
+
     async def app_mixmonitor(self, data: str) -> int:
         filename = data.split(",")[0]
         if filename and not filename.startswith("/"):
@@ -1442,6 +1461,8 @@ _APPS: Final[Mapping[str, App]] = MappingProxyType(
         "mixmonitor": AgiChannel.app_mixmonitor,
         "stopmixmonitor": AgiChannel.app_stopmixmonitor,
         "set": AgiChannel.app_set,
+        "startmusiconhold": AgiChannel.app_start_music_on_hold,
+        "stopmusiconhold": AgiChannel.app_stop_music_on_hold,
         **{
             name: AgiChannel.app_nothing
             for name in (
@@ -1450,8 +1471,6 @@ _APPS: Final[Mapping[str, App]] = MappingProxyType(
                 "log",
                 "progress",
                 "ringing",
-                "startmusiconhold",
-                "stopmusiconhold",
             )
         },
     }

@@ -255,7 +255,9 @@ async def test_caller_who_hangs_up_while_waiting_frees_nobody_and_is_abandoned(
     await operator_api(controller, "POST", "/anna/login")
     # anna's phone rings on and on; the caller gives up while it rings
     agi, events, _ = await place_call(
-        controller, {"PJSIP/1001": Operator(answers=False)}, CallerScript(hangup_at=0.6)
+        controller,
+        {"PJSIP/1001": Operator(answers=False)},
+        CallerScript(hangup_at=60, hangup_during_line="EXEC Dial"),
     )
 
     assert agi.caller_hung_up
