@@ -23,7 +23,13 @@ from hotline.agi.protocol import (
     parse_env_line,
 )
 from hotline.ami.protocol import AmiMessage, AmiParser
-from hotline.sim.callers import CallerScript, CallSpec, script_from_dialplan, send_dtmf
+from hotline.sim.callers import (
+    CallerScript,
+    CallerScriptError,
+    CallSpec,
+    script_from_dialplan,
+    send_dtmf,
+)
 from hotline.sim.channel import AgiChannel, ScaledClock, VirtualClock
 from hotline.sim.fastagi import (
     AgiRequestSpec,
@@ -799,3 +805,24 @@ async def test_music_on_hold_is_reported_as_asterisk_reports_it() -> None:
     ours = next(h for e, h in sink.events if e == "MusicOnHoldStart")
     # the sink gets the headers that follow Event and Privilege
     assert [key for key, _ in ours] == [key for key, _ in real.headers][2:]
+
+
+async def test_a_listening_caller_presses_each_key_when_a_menu_asks() -> None:
+    """menu_keys: the first key goes to the first prompt that accepts it (not to one that
+    does not), the next one only to a later command, whatever the prompts last."""
+    replies = await run_commands(
+        "ANSWER",
+        'STREAM FILE demo-congrats "5"',  # does not accept "2": the caller waits
+        'STREAM FILE demo-congrats "0123"',  # accepts: "2" pressed 0.5 s in, cuts it
+        "WAIT FOR DIGIT 5000",  # the next key, 0.5 s after this one asks
+        "WAIT FOR DIGIT 1000",  # nothing left to press
+        script=CallerScript(hangup_at=600, menu_keys="20", reaction=0.5),
+    )
+    assert replies[1].startswith(b"200 result=0 endpos=")
+    assert replies[2].startswith(b"200 result=50 endpos=")  # ord("2")
+    assert replies[3:] == [b"200 result=48\n", b"200 result=0\n"]  # "0", then a timeout
+
+
+def test_menu_keys_must_be_dtmf() -> None:
+    with pytest.raises(CallerScriptError, match="not DTMF digits"):
+        CallerScript(menu_keys="1x")

@@ -59,6 +59,11 @@ class CallerScript:
     `hangup_during_command` hangs up while that (1-based) command runs, shortly after it starts;
     `hangup_during_line` does the same for the first command line that starts with it (any
     case), e.g. ``"EXEC Dial"``: the caller who gives up while the operator's phone rings.
+
+    `menu_keys` is a caller who listens: each key is pressed `reaction` seconds after the
+    first command that reads a key it may be (a prompt with that escape digit, ``GET DATA``,
+    ``WAIT FOR DIGIT``) starts after the previous key was heard. The timing follows the menus
+    whatever their prompts last, as a person's would.
     """
 
     presses: tuple[DtmfPress, ...] = ()
@@ -66,6 +71,8 @@ class CallerScript:
     hangup_after_commands: int | None = None
     hangup_during_command: int | None = None
     hangup_during_line: str | None = None
+    menu_keys: str = ""
+    reaction: float = 0.5
 
     def __post_init__(self) -> None:
         for press in self.presses:
@@ -75,6 +82,10 @@ class CallerScript:
                 raise CallerScriptError(f"bad tone timing for {press.digit!r}")
         if self.hangup_at is not None and self.hangup_at < 0:
             raise CallerScriptError("hangup_at must not be negative")
+        if any(key not in DTMF_DIGITS for key in self.menu_keys):
+            raise CallerScriptError(f"not DTMF digits: {self.menu_keys!r}")
+        if self.reaction < 0:
+            raise CallerScriptError("reaction must not be negative")
 
     def with_patience(self, seconds: float) -> CallerScript:
         """The same script with the caller hanging up at `seconds` at the latest."""
@@ -85,6 +96,8 @@ class CallerScript:
             self.hangup_after_commands,
             self.hangup_during_command,
             self.hangup_during_line,
+            self.menu_keys,
+            self.reaction,
         )
 
 

@@ -52,7 +52,7 @@ from types import MappingProxyType
 from typing import Final, Literal, Protocol
 
 from hotline.agi.protocol import DEAD_CHANNEL_TEXT, AgiReply, parse_command
-from hotline.sim.callers import CallerScript
+from hotline.sim.callers import TONE_SECONDS, CallerScript, DtmfPress
 from hotline.sim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
 from hotline.sim.queues import Operator
 
@@ -436,6 +436,9 @@ class AgiChannel:
         self._timeline = _Timeline(script)
         self._digits: deque[str] = deque()
         self._unheard: set[int] = set()  # presses that began before the call was answered
+        self._presses: list[DtmfPress] = list(script.presses)  # and the menu keys pressed
+        self._menu_keys: deque[str] = deque(script.menu_keys)
+        self._menu_key_heard_at = 0.0  # when the last menu key's tone ends
         self._media_seen = 0
         self._autohangup: _Event | None = None
         self._hangup_cause = 0
@@ -492,7 +495,9 @@ class AgiChannel:
         self.stats.commands += 1
         if self.stats.commands == self._script.hangup_during_command or self._hangs_up_during(line):
             self._schedule_hangup(self.clock.now() + self._mid_command_delay)
-        status, reply = await self._dispatch(parse_command(line))
+        argv = parse_command(line)
+        self._press_when_asked(argv)
+        status, reply = await self._dispatch(argv)
         code, text = _exec_end(status)
         self._emit(
             "AGIExecEnd",
@@ -576,8 +581,23 @@ class AgiChannel:
         self._media_seen += 1
         self._emit("DTMFBegin", ("Digit", event.digit), ("Direction", "Received"))
 
+    def _press_when_asked(self, argv: list[str]) -> None:
+        """The listening caller (`CallerScript.menu_keys`) presses their next key."""
+        if not self._menu_keys or self.clock.now() < self._menu_key_heard_at:
+            return
+        accepted = _keys_read_by(argv)
+        if accepted is None or (accepted and self._menu_keys[0] not in accepted):
+            return
+        begin = self.clock.now() + self._script.reaction
+        press = DtmfPress(self._menu_keys.popleft(), begin, begin + TONE_SECONDS)
+        self._presses.append(press)
+        n = len(self._presses) - 1
+        self._timeline.add(press.begin, _Kind.TONE_BEGIN, digit=press.digit, press=n)
+        self._timeline.add(press.end, _Kind.TONE_END, digit=press.digit, press=n)
+        self._menu_key_heard_at = press.end
+
     def _tone_ms(self, event: _Event) -> int:
-        press = self._script.presses[event.press]
+        press = self._presses[event.press]
         return round((press.end - press.begin) * 1000)
 
     def _hang_up(self, event: _Event) -> None:
@@ -1210,7 +1230,7 @@ class AgiChannel:
         self._emit_dial("DialEnd", callee, ("DialStatus", "ANSWER"))
         self._busy_device(device, True)
         try:
-            await self._wait(answered + operator.talk_time, _no_digit)
+            await self._wait(answered + operator.next_talk_time(), _no_digit)
         finally:
             self._busy_device(device, False)
         return self._dial_over(callee, "ANSWER", started, answered, go_on="g" in _flags(options))
@@ -1475,6 +1495,18 @@ _APPS: Final[Mapping[str, App]] = MappingProxyType(
         },
     }
 )
+
+
+def _keys_read_by(argv: Sequence[str]) -> str | None:
+    """The keys a command listens for: its escape digits, "" for any key, None for none."""
+    words = [word.lower() for word in argv[:3]]
+    if words[:2] == ["stream", "file"] or words[:2] == ["get", "option"]:
+        return (argv[3] if len(argv) > 3 else "") or None
+    if words == ["control", "stream", "file"]:
+        return (argv[4] if len(argv) > 4 else "") or None
+    if words[:2] == ["get", "data"] or words == ["wait", "for", "digit"]:
+        return ""
+    return None
 
 
 def find_command(argv: Sequence[str]) -> Command | None:

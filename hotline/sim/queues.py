@@ -28,7 +28,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
@@ -198,6 +198,11 @@ class Operator:
     answers: bool = True
     ring_delay: float = 0.0  # seconds from the ring to the answer
     talk_time: float = 4.9  # seconds from the answer to the operator hanging up
+    # A fresh talk time per call (a handle-time distribution); talk_time when None.
+    talk_times: Callable[[], float] | None = None
+
+    def next_talk_time(self) -> float:
+        return self.talk_time if self.talk_times is None else max(0.0, self.talk_times())
 
 
 @dataclass(eq=False)
@@ -480,6 +485,10 @@ class DeviceStates:
             return False
         self._states[device] = state
         return True
+
+    def known(self) -> list[tuple[str, DeviceState]]:
+        """Every cached (device, state), in the order first seen (``DeviceStateList``)."""
+        return list(self._states.items())
 
 
 # --- the service -------------------------------------------------------------------------------
@@ -969,7 +978,7 @@ class Queues:
 
     async def _talk(self, call: QueueCall, leg: MemberLeg) -> str:
         operator = self.operators.get(leg.member.interface, self.default_operator)
-        await self.clock.sleep(operator.talk_time)
+        await self.clock.sleep(operator.next_talk_time())
         self._operator_hung_up(call, leg)
         return "CONTINUE" if _CONTINUE in call.options else "ANSWERED"
 
