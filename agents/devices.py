@@ -55,6 +55,10 @@ class DeviceWatcher:
         self._known: dict[str, bool] = {}
         self._ask_list = True
 
+    def follow(self, operators: Iterable[OperatorSpec]) -> None:
+        """Operators edited while running (routing.admin): phones are matched anew."""
+        self._by_device = {spec.device.upper(): spec.id for spec in operators}
+
     def attach(self, ami: AmiClient) -> None:
         ami.on("DeviceStateChange", self.on_event)
         ami.on("ContactStatus", self.on_event)
@@ -64,10 +68,14 @@ class DeviceWatcher:
         if not self._ask_list:
             return
         try:
-            await ami.action("DeviceStateList")
+            listing = await ami.action("DeviceStateList")
         except AmiError as exc:
             self._ask_list = False
             log.warning("AMI DeviceStateList refused (%s); relying on live events", exc)
+            return
+        # The list's items come back in the reply, not through the event handlers.
+        for event in listing.events:
+            await self.on_event(event)
 
     async def on_event(self, event: AmiMessage) -> None:
         found = device_available(event)

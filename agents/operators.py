@@ -36,6 +36,7 @@ __all__ = [
     "OperatorState",
     "check_transition",
     "load_operators",
+    "parse_operators",
 ]
 
 MAX_LEVEL = 10
@@ -100,7 +101,11 @@ class OperatorSpec:
 
 def load_operators(path: str | Path, group_ids: set[str] | None = None) -> dict[str, OperatorSpec]:
     """Operators by id; with `group_ids`, every skill must name a known group."""
-    doc = Doc(path)
+    return parse_operators(Doc(path), group_ids)
+
+
+def parse_operators(doc: Doc, group_ids: set[str] | None = None) -> dict[str, OperatorSpec]:
+    """`load_operators` on a parsed file (the admin API checks would-be files with it)."""
     top = doc.mapping(doc.root, "the operators file")
     doc.check_keys(top, {"operators"}, {"operators"}, doc.root)
     operators: dict[str, OperatorSpec] = {}
@@ -124,6 +129,6 @@ def load_operators(path: str | Path, group_ids: set[str] | None = None) -> dict[
             skills[skill] = doc.integer(level_node, f"level of {skill}", low=1, high=MAX_LEVEL)
         if not skills:
             raise doc.error(fields["skills"][1], "an operator needs at least one skill")
-        name = doc.text(fields["name"][1], "name")
+        name = doc.line(fields["name"][1], "name")
         operators[op_id] = OperatorSpec(op_id, name, device, skills)
     return operators

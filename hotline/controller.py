@@ -19,6 +19,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import replace
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import text
@@ -36,7 +37,11 @@ from hotline.web import build_app, start_web
 from ivr.entry import AnsweredHook, CallEntry, base_services
 from ivr.menu.library import load_library
 from ivr.menu.watch import MenuWatcher
+from recorder.access import TokenFile
+from recorder.audit import AuditLog
 from recorder.service import RecorderService
+from routing.admin import AcdAdmin
+from routing.admin_http import add_admin_routes
 from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService, locate
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,7 @@ class Controller:
         self.menus: MenuWatcher | None = None
         self.acd: AcdService | None = None
         self.callbacks: CallbackService | None = None
+        self.acd_admin: AcdAdmin | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -78,6 +84,7 @@ class Controller:
             add_escalation_routes(
                 app, self.acd.node, lambda: self.ami, load_agencies(locate(AGENCIES_FILE))
             )
+            self._start_acd_admin(self.acd, self.engine, app)
         if self.settings.recorder.enabled:
             self.recordings = RecorderService(
                 self.settings.recorder, self.settings.recorder_access, self.engine
@@ -108,6 +115,21 @@ class Controller:
             "controller started",
             extra={"agi_port": self.agi.port, "http_port": http.port, "node": self.node},
         )
+
+    def _start_acd_admin(self, acd: AcdService, engine: AsyncEngine, app: web.Application) -> None:
+        # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors of the
+        # recordings' token file; hand edits of the files are picked up by the same path.
+        routing, ivr = self.settings.routing, self.settings.ivr
+        self.acd_admin = AcdAdmin.for_service(
+            acd,
+            versions_dir=Path(routing.versions_dir)
+            if routing.versions_dir
+            else ivr.versions_dir / "acd",
+            menus_dir=ivr.dialplans_dir,
+            audit=AuditLog(engine),
+        )
+        add_admin_routes(app, self.acd_admin, TokenFile(self.settings.recorder_access.tokens_file))
+        self.acd_admin.start()
 
     async def _start_callbacks(
         self, acd: AcdService, engine: AsyncEngine, app: web.Application
@@ -161,8 +183,10 @@ class Controller:
         return AmiClient.from_settings(ami)
 
     async def health(self) -> dict[str, str]:
-        """What /healthz reports: each part and whether it works."""
-        return {
+        """What /healthz reports: each part and whether it works (``acd_files: stale`` only
+        while a hand-edited ACD file is refused and its last good version serves)."""
+        stale = {"acd_files": "stale"} if self.acd_admin and self.acd_admin.broken else {}
+        return stale | {
             "agi": "listening" if self.agi is not None and self.agi.is_serving() else "down",
             "acd": "disabled" if self.acd is None else self.acd.health(),
             "ami": "disabled" if self.ami is None else ("up" if self.ami.connected else "down"),
@@ -207,6 +231,8 @@ class Controller:
             await self.agi.drain(self.settings.agi.drain_timeout)
         if self.menus is not None:
             await self.menus.close()
+        if self.acd_admin is not None:
+            await self.acd_admin.close()
         if self.web is not None:
             await self.web.cleanup()
         if self.recordings is not None:

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 # Component states that count as healthy.  "disabled" is healthy: a component switched off in
 # the configuration (AMI, say) must not take the node out of service.  Anything else -- "down",
 # "error: ...", "starting" -- answers 503.
-HEALTHY_STATES: Final = frozenset({"ok", "up", "listening", "disabled"})
+# "stale": a hand-edited file was refused and its last good version serves (routing.admin);
+# calls flow, so the node stays in service, and the log names the file:line to fix.
+HEALTHY_STATES: Final = frozenset({"ok", "up", "listening", "disabled", "stale"})
 DEFAULT_HEALTH_TIMEOUT: Final = 5.0
 
 

@@ -11,7 +11,7 @@
 
       users:
         - user: ivanova          # who the audit log will name
-          role: quality_auditor  # quality_auditor | supervisor | security_officer | operator
+          role: quality_auditor  # quality_auditor, supervisor, security_officer, operator, admin
           token_sha256: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
 
 * `RecordingAccess`: checks the policy, loads the recording, writes the audit entry (before any
@@ -87,6 +87,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     SECURITY_OFFICER = "security_officer"
     OPERATOR = "operator"
+    ADMIN = "admin"  # telecom admin: edits ACD groups and operators (routing.admin_http)
     SYSTEM = "system"  # the retention job and the admin CLI
 
 
@@ -111,12 +112,13 @@ PERMISSIONS: Final[Mapping[str, frozenset[Action]]] = MappingProxyType(
         Role.SUPERVISOR: _READERS | {Action.SAMPLE},
         Role.SECURITY_OFFICER: _READERS | {Action.HOLD, Action.RELEASE},
         Role.OPERATOR: frozenset(),
+        Role.ADMIN: frozenset(),  # configures the ACD; listening to calls is not their job
         Role.SYSTEM: frozenset(Action),
     }
 )
 # Roles a token file may grant; `system` is only ever the CLI acting on the server itself.
 TOKEN_ROLES: Final = frozenset(
-    {Role.QUALITY_AUDITOR, Role.SUPERVISOR, Role.SECURITY_OFFICER, Role.OPERATOR}
+    {Role.QUALITY_AUDITOR, Role.SUPERVISOR, Role.SECURITY_OFFICER, Role.OPERATOR, Role.ADMIN}
 )
 
 

@@ -222,6 +222,68 @@ class Acd:
         for group in spec.skills:
             self._members[group].add(spec.id)
 
+    def set_operator(self, spec: OperatorSpec) -> list[Offer]:
+        """Add an operator or replace one's name, phone and skills (an admin edit). A ringing
+        or talking operator keeps that call; the new skills count from the next offer."""
+        unknown = set(spec.skills) - self.groups.keys()
+        if unknown:
+            raise AcdError(f"operator {spec.id}: unknown skill(s) {sorted(unknown)}")
+        op = self.operators.get(spec.id)
+        if op is None:
+            self.add_operator(spec)
+            return []
+        for group in op.spec.skills:
+            self._members[group].discard(op.id)
+            self._ready[group].discard(op.id)
+        op.spec = spec
+        for group in spec.skills:
+            self._members[group].add(op.id)
+        self._index(op)
+        return self._serve_operator(op)
+
+    def remove_operator(self, op_id: str) -> None:
+        """Take a logged-out operator off the ACD (an admin edit)."""
+        op = self.operator(op_id)
+        if op.state is not S.LOGGED_OUT:
+            raise AcdError(f"operator {op_id!r} is {op.state}, not logged out")
+        for group in op.spec.skills:
+            self._members[group].discard(op_id)
+            self._ready[group].discard(op_id)
+        del self.operators[op_id]
+
+    def set_groups(self, groups: Mapping[str, Group]) -> list[Offer]:
+        """Replace the groups (an admin edit) without dropping anyone: waiting callers keep
+        their place and get timers from the new timings, calls in progress go on. A group
+        may only go when nobody is in it and no operator has it as a skill."""
+        gone = self.groups.keys() - groups.keys()
+        in_use = {c.group for c in self.callers.values()}
+        busy = sorted(g for g in gone if self._members[g] or g in in_use)
+        if busy:
+            raise AcdError(f"group(s) {busy} still have operators or callers")
+        for g in gone:
+            del self.stats[g], self._queues[g], self._waiting[g], self._handle_times[g]
+            del self._ready[g], self._members[g]
+        self.groups = dict(groups)
+        for g in self.groups.keys() - self.stats.keys():
+            self.stats[g], self._queues[g], self._waiting[g] = GroupStats(), [], 0
+            self._ready[g], self._members[g] = set(), set()
+            self._handle_times[g] = deque(maxlen=self.settings.handle_time_samples)
+        self._widened_from = {g: [] for g in self.groups}
+        for group in self.groups.values():
+            for target in group.widen_to:
+                self._widened_from[target].append(group.id)
+        offers: list[Offer] = []
+        for caller in list(self.callers.values()):
+            if caller.state == "waiting":  # timers from the new timings; stale ones no-op
+                group = self.groups[caller.group]
+                self._timer(caller.queued_at + group.max_wait_seconds, "max_wait", caller.call_id)
+                self._timer(caller.queued_at + group.widen_after_seconds, "widen", caller.call_id)
+        for group_id in self.groups:
+            head = self._head(group_id)
+            if head is not None:
+                offers.extend(self._serve_caller(head))
+        return offers
+
     def operator(self, op_id: str) -> Operator:
         try:
             return self.operators[op_id]
@@ -572,7 +634,9 @@ class Acd:
 
     def _timer_live(self, kind: str, ident: str) -> bool:
         if kind in ("ring", "wrap_up"):
-            op = self.operators[ident]
+            op = self.operators.get(ident)
+            if op is None:  # removed by an admin edit (only ever when logged out)
+                return False
             return op.until is not None and op.state is (S.RINGING if kind == "ring" else S.WRAP_UP)
         caller = self.callers.get(ident)
         return caller is not None and caller.state == "waiting"

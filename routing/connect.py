@@ -58,7 +58,9 @@ class ConnectResult:
     overflow_group: str | None = None
 
 
-Announce = Callable[[int, float | None], Awaitable[None]]
+# announce(position, expected_wait, stop): play the announcement, checking `stop` before each
+# prompt file: an operator picked while it plays must not wait for the whole of it.
+Announce = Callable[[int, float | None, asyncio.Event], Awaitable[None]]
 
 
 async def connect_call(
@@ -127,21 +129,37 @@ async def _wait(
     every: float,
     music_class: str,
 ) -> Offer | Overflow:
+    """Hold music until the ACD decides; every `every` seconds an announcement. An operator
+    picked during an announcement cuts it short at the end of the prompt file playing (a
+    FastAGI session cannot stop a file mid-way): the phone rings within a file's length."""
     await session.exec("StartMusicOnHold", music_class)
-    while True:
-        try:
-            picked = await asyncio.wait_for(node.wait_for_operator(call_id), timeout=every)
-        except TimeoutError:
-            if announce is not None:
-                position = node.acd.position(call_id)
-                await session.exec("StopMusicOnHold")
-                await announce(
-                    position, node.acd.expected_wait(node.acd.caller(call_id).group, position)
-                )
-                await session.exec("StartMusicOnHold", music_class)
-            continue
+    decision = asyncio.ensure_future(node.wait_for_operator(call_id))
+    try:
+        while True:
+            done, _ = await asyncio.wait({decision}, timeout=every)
+            if done:
+                break
+            if announce is None:
+                continue
+            await session.exec("StopMusicOnHold")
+            await _announce(node, call_id, announce, decision)
+            if decision.done():
+                return decision.result()  # hold music is off already
+            await session.exec("StartMusicOnHold", music_class)
         await session.exec("StopMusicOnHold")
-        return picked
+        return decision.result()
+    finally:
+        decision.cancel()  # a no-op once decided; the caller hung up otherwise
+
+
+async def _announce(
+    node: AcdNode, call_id: str, announce: Announce, decision: asyncio.Future[Offer | Overflow]
+) -> None:
+    position = node.acd.position(call_id)
+    expected = node.acd.expected_wait(node.acd.caller(call_id).group, position)
+    stop = asyncio.Event()
+    decision.add_done_callback(lambda _: stop.set())
+    await announce(position, expected, stop)
 
 
 async def operator_answered(node: AcdNode, call_id: str) -> bool:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from routing.yamlfile import Doc, FileError
 
-__all__ = ["FileError", "Group", "load_groups", "parse_groups"]
+__all__ = ["SCHEDULE_NAME", "FileError", "Group", "load_groups", "parse_groups"]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# A schedule names a file <schedules_dir>/<name>.yaml: no path separators, no dot files.
+SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _REQUIRED = {
     "name",
     "schedule",
@@ -98,10 +100,15 @@ def _group(doc: Doc, group_id: str, body: object) -> tuple[Group, list[tuple[obj
         node = fields["overflow_group"][1]
         overflow = doc.text(node, "overflow_group")
         refs.append((node, overflow, "overflow_group"))
+    schedule = doc.text(fields["schedule"][1], "schedule")
+    if not SCHEDULE_NAME.match(schedule):
+        raise doc.error(
+            fields["schedule"][1], f"schedule {schedule!r}: use A-Z, a-z, 0-9, '_' or '-'"
+        )
     group = Group(
         id=group_id,
-        name=doc.text(fields["name"][1], "name"),
-        schedule=doc.text(fields["schedule"][1], "schedule"),
+        name=doc.line(fields["name"][1], "name"),
+        schedule=schedule,
         wrap_up_seconds=seconds("wrap_up_seconds"),
         ring_seconds=seconds("ring_seconds", 1.0),
         max_wait_seconds=seconds("max_wait_seconds", 1.0),

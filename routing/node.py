@@ -43,8 +43,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from agents.operators import OperatorState
+from agents.operators import OperatorSpec, OperatorState
 from routing.acd import NO_ANSWER, Acd, AcdError, Offer, Overflow, TickEvents
+from routing.groups import Group
 from routing.metrics import ACD_CLAIMS, ACD_STATE_DEGRADED, ACD_STATE_ERRORS
 from routing.state import AcdStore, Fields, InMemoryAcdStore, StateUnavailable
 
@@ -336,6 +337,24 @@ class AcdNode:
         return await self._operator_change(
             op_id, lambda: self.acd.set_device_available(op_id, available)
         )
+
+    # --- admin edits (routing.admin): groups and operators replaced while calls go on ------
+
+    async def apply_groups(self, groups: Mapping[str, Group]) -> list[Offer]:
+        """New group settings for the core; offers they make possible are claimed as usual."""
+        return await self._confirm(self.acd.set_groups(groups))
+
+    async def apply_operator(self, spec: OperatorSpec) -> list[Offer]:
+        """A new or edited operator; a new one is written to shared state logged out."""
+        new = spec.id not in self.acd.operators
+        offers = self.acd.set_operator(spec)
+        if new:
+            await self._call("put_operator", spec.id, self._operator_fields(spec.id))
+        return await self._confirm(offers)
+
+    def remove_operator(self, op_id: str) -> None:
+        """A logged-out operator leaves the core (their shared record stays, unread)."""
+        self.acd.remove_operator(op_id)
 
     # --- callers --------------------------------------------------------------------------
 

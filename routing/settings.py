@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from routing.acd import AcdSettings
+from routing.groups import Group
+
+# The groups file's floor for ring_seconds and max_wait_seconds (routing.groups): Dial's
+# timeout is whole seconds, so an offer cannot ring for less than one.
+_MIN_RING_SECONDS = 1.0
+
+
+def _scale_problem(value: Any) -> str | None:
+    """What is wrong with a time_scale (hotline.config's check, and __post_init__'s)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, got {value!r}"
+    if not math.isfinite(value) or value <= 0:
+        return f"must be a number greater than 0, got {value}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,10 +49,59 @@ class RoutingSettings:
     # reason "node lost"). node_lost_seconds must exceed heartbeat_seconds (AcdNode checks).
     heartbeat_seconds: float = 5.0
     node_lost_seconds: float = 30.0
+    # Hand edits of the groups, operators and schedule files are looked for this often and
+    # applied live (routing.admin); 0 turns that off (the /api edits still apply at once).
+    reload_interval: float = 2.0
+    # Every accepted version of those files (``<versions_dir>/groups/...``, as the menus'
+    # versions); empty: the ``acd`` folder in [ivr] versions_dir.
+    versions_dir: str = ""
+    # Every ACD duration is multiplied by this, for compressed demos and simulated days
+    # (`hotline sim --time-scale`): the groups' wrap-up, ring, max wait and widening times as
+    # the files are loaded (ring and max wait stay >= 1 s), the recall window, service level,
+    # announcement interval and expected-wait guess. Not the timer resolution, heartbeats,
+    # Redis retries or file polling: those are the machinery's, not the callers' time.
+    time_scale: float = field(default=1.0, metadata={"check": _scale_problem})
+
+    def __post_init__(self) -> None:
+        problem = _scale_problem(self.time_scale)
+        if problem:
+            raise ValueError(f"time_scale {problem}")
+
+    def seconds(self, seconds: float) -> float:
+        """A duration of the ACD (a setting's, a group's) as it runs: times time_scale."""
+        return seconds * self.time_scale
 
     def acd(self) -> AcdSettings:
-        """The routing core's share of these settings."""
+        """The routing core's share of these settings, durations scaled."""
         return AcdSettings(
-            recall_window_seconds=self.recall_window_seconds,
-            service_level_seconds=self.service_level_seconds,
+            recall_window_seconds=self.seconds(self.recall_window_seconds),
+            service_level_seconds=self.seconds(self.service_level_seconds),
+            default_handle_seconds=self.seconds(AcdSettings.default_handle_seconds),
+        )
+
+    def timed_groups(self, groups: Mapping[str, Group]) -> dict[str, Group]:
+        """The groups as read from their file, with their timings scaled."""
+        return {group_id: self._timed(group) for group_id, group in groups.items()}
+
+    def _timed(self, group: Group) -> Group:
+        if self.time_scale == 1.0:
+            return group
+        return replace(
+            group,
+            wrap_up_seconds=self.seconds(group.wrap_up_seconds),
+            ring_seconds=max(_MIN_RING_SECONDS, self.seconds(group.ring_seconds)),
+            max_wait_seconds=max(_MIN_RING_SECONDS, self.seconds(group.max_wait_seconds)),
+            widen_after_seconds=self.seconds(group.widen_after_seconds),
+        )
+
+    def compression_note(self) -> str | None:
+        """The start-up warning of a scaled ACD clock; None at time_scale 1."""
+        if self.time_scale == 1.0:
+            return None
+        factor = 1 / self.time_scale
+        how = f"compressed x{factor:g}" if factor > 1 else f"stretched x{self.time_scale:g}"
+        return (
+            f"ACD time {how}: groups' wrap-up, ring, max wait and widening, the service "
+            f"level, announcements and the recall window are scaled by "
+            f"routing.time_scale = {self.time_scale:g} (ring and max wait at least 1 s)"
         )

@@ -128,8 +128,10 @@ def announcer(session: PromptPlayer) -> Announce:
     («Ваш номер в очереди: три. Примерное время ожидания: две минуты»), the wait rounded up
     to whole minutes. The first in line hears that they are next instead of a number."""
 
-    async def announce(position: int, expected_wait: float | None) -> None:
+    async def announce(position: int, expected_wait: float | None, stop: asyncio.Event) -> None:
         for name in announcement(position, expected_wait):
+            if stop.is_set():  # an operator is waiting for this caller: cut it short
+                return
             await session.stream_file(name)
 
     return announce
@@ -161,10 +163,13 @@ class AcdService:
     node: AcdNode
     operators: Mapping[str, OperatorSpec]
     collector: AcdCollector | None = None
-    hours: Mapping[str, OpenHours] = field(default_factory=dict)  # schedule name -> hours
+    # schedule name -> hours; the ACD's is_open reads this very dict, so admin edits
+    # (routing.admin) change it in place
+    hours: dict[str, OpenHours] = field(default_factory=dict)
     # Told (call id, operator's name) the moment an operator picks up, e.g. the recorder,
     # which names the operator in the recording's metadata.
     answer_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
+    devices: DeviceWatcher | None = None  # softphone registration, once `watch` ran
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -172,12 +177,15 @@ class AcdService:
     def build(cls, settings: RoutingSettings, *, is_open: IsOpen | None = None) -> AcdService:
         groups = load_groups(locate(settings.groups_file))
         operators = load_operators(locate(settings.operators_file), set(groups))
+        note = settings.compression_note()
+        if note:
+            log.warning(note)
         hours: dict[str, OpenHours] = {}
         if is_open is None:
             hours = load_group_hours(groups, locate(settings.schedules_dir))
             is_open = _checker(hours)
         acd = Acd(
-            groups,
+            settings.timed_groups(groups),
             operators.values(),
             clock=wall_clock,
             is_open=is_open,
@@ -216,7 +224,8 @@ class AcdService:
         add_operator_routes(app, self.node)
 
     def watch(self, ami: AmiClient) -> None:
-        DeviceWatcher(self.node, self.operators.values()).attach(ami)
+        self.devices = DeviceWatcher(self.node, self.operators.values())
+        self.devices.attach(ami)
 
     async def connect(
         self,
@@ -235,7 +244,7 @@ class AcdService:
             priority=priority,
             data=dict(data),
             announce=announcer(channel),
-            announce_every=self.settings.announce_every_seconds,
+            announce_every=self.settings.seconds(self.settings.announce_every_seconds),
             music_class=self.settings.music_class,
             hung_up=CallerHungUp,
         )

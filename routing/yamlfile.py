@@ -6,7 +6,10 @@ The files are parsed to PyYAML nodes (not plain objects) and checked node by nod
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from pathlib import Path
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -66,13 +69,24 @@ class Doc:
             raise self.error(node, f"{what} must not be empty")
         return value
 
+    def line(self, node: Node, what: str, *, max_chars: int = 200) -> str:
+        """`text` that fits one line of a screen: no control characters, not too long."""
+        value = self.text(node, what)
+        if len(value) > max_chars:
+            raise self.error(node, f"{what} must be at most {max_chars} characters")
+        if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+            raise self.error(node, f"{what} must be one line without control characters")
+        return value
+
     def number(self, node: Node, what: str, *, minimum: float = 0.0) -> float:
         if not isinstance(node, ScalarNode) or node.tag not in (
             "tag:yaml.org,2002:int",
             "tag:yaml.org,2002:float",
         ):
             raise self.error(node, f"{what} must be a number")
-        value = float(node.value)
+        value = float(_construct(node))
+        if not math.isfinite(value):
+            raise self.error(node, f"{what} must be a finite number")
         if value < minimum:
             raise self.error(node, f"{what} must be at least {minimum:g}, got {value:g}")
         return value
@@ -80,7 +94,7 @@ class Doc:
     def integer(self, node: Node, what: str, *, low: int, high: int) -> int:
         if not isinstance(node, ScalarNode) or node.tag != "tag:yaml.org,2002:int":
             raise self.error(node, f"{what} must be a whole number")
-        value = int(node.value, 0)
+        value = int(_construct(node))
         if not low <= value <= high:
             raise self.error(node, f"{what} must be between {low} and {high}, got {value}")
         return value
@@ -94,3 +108,9 @@ class Doc:
         missing = sorted(required - fields.keys())
         if missing:
             raise self.error(at, f"missing field(s): {', '.join(missing)}")
+
+
+def _construct(node: ScalarNode) -> Any:
+    """A scalar's value the way YAML 1.1 reads it (``.nan``, ``0x1f``, ``1_000``, ``017``),
+    which Python's float() and int() do not all accept."""
+    return yaml.SafeLoader("").construct_object(node)

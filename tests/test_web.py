@@ -107,7 +107,7 @@ async def test_healthz_503_when_check_hangs(
 
 
 def test_healthy_states_are_the_documented_ones() -> None:
-    assert {"ok", "up", "listening", "disabled"} == HEALTHY_STATES
+    assert {"ok", "up", "listening", "disabled", "stale"} == HEALTHY_STATES
     assert is_healthy({})
     assert not is_healthy({"ami": "down", "agi": "listening"})
 

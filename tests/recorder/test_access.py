@@ -215,7 +215,7 @@ def test_token_file_maps_tokens_to_users_and_roles(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "where", "says"),
     [
-        ("users:\n  - user: a\n    role: admin\n    token_sha256: " + "a" * 64, 3, "role `admin`"),
+        ("users:\n  - user: a\n    role: root\n    token_sha256: " + "a" * 64, 3, "role `root`"),
         ("users:\n  - user: a\n    role: supervisor\n    token_sha256: s3cret", 4, "64 hex"),
         ("users:\n  - user: a\n    role: supervisor\n", 2, "lacks `token_sha256`"),
         ("users:\n  - user: a\n    rol: supervisor\n", 3, "unknown key `rol`"),

@@ -126,3 +126,65 @@ async def test_hang_up_during_dial_is_an_abandon() -> None:
     result = await connect_call(channel, node, "general", hung_up=HungUp)
     assert result.outcome == "caller_gone"
     assert node.acd.operators["anna"].state is OperatorState.READY
+
+
+async def test_an_operator_freed_during_an_announcement_cuts_it_short() -> None:
+    """The waiting caller hears «your place: three...»; anna gets ready while the first file
+    plays: the rest is skipped and the next command is her Dial, not the other files."""
+    clock = ManualClock()
+    node = make_node(clock)
+    await node.login("anna", paused_reason="обед")
+    channel = ScriptedChannel(node, ["ANSWER"], clock)
+    played: list[str] = []
+    first_file = asyncio.Event()
+
+    async def announce(position: int, expected: float | None, stop: asyncio.Event) -> None:
+        for name in ("queue-position", "digits/3", "queue-wait"):
+            if stop.is_set():
+                return
+            played.append(name)
+            channel.commands.append(("STREAM FILE", name))
+            first_file.set()
+            await asyncio.sleep(0.05)  # the file plays; FastAGI cannot stop it
+
+    task = asyncio.create_task(
+        connect_call(channel, node, "general", announce=announce, announce_every=0.01)
+    )
+    await first_file.wait()
+    await node.ready("anna")
+    result = await asyncio.wait_for(task, 5)
+
+    assert result.outcome == "answered" and result.operator_id == "anna"
+    assert played == ["queue-position"]
+    names = [c[0] for c in channel.commands]
+    assert names[names.index("STREAM FILE") + 1] == "Dial"  # no hold music restarted between
+    assert names.count("StartMusicOnHold") == 1
+
+
+async def test_hold_music_and_announcements_take_turns_while_nobody_is_free() -> None:
+    clock = ManualClock()
+    node = make_node(clock)
+    await node.login("anna", paused_reason="обед")
+    channel = ScriptedChannel(node, ["ANSWER"], clock)
+    heard: list[tuple[int, float | None]] = []
+    three_heard = asyncio.Event()
+
+    async def announce(position: int, expected: float | None, stop: asyncio.Event) -> None:
+        heard.append((position, expected))
+        channel.commands.append(("STREAM FILE", "queue-next"))
+        if len(heard) == 3:
+            three_heard.set()
+
+    task = asyncio.create_task(
+        connect_call(channel, node, "general", announce=announce, announce_every=0.01)
+    )
+    await asyncio.wait_for(three_heard.wait(), 5)
+    await node.ready("anna")
+    await asyncio.wait_for(task, 5)
+    names = [c[0] for c in channel.commands]
+    assert names[:4] == ["StartMusicOnHold", "StopMusicOnHold", "STREAM FILE", "StartMusicOnHold"]
+    assert names[-3:] == ["StartMusicOnHold", "StopMusicOnHold", "Dial"] or names[-2:] == [
+        "STREAM FILE",
+        "Dial",
+    ]
+    assert heard[0][0] == 1  # first in line: "you are next"
