@@ -129,8 +129,10 @@ async def test_sqlite_engine_creates_directory_and_enables_wal_and_foreign_keys(
         async with engine.connect() as connection:
             journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
             foreign_keys = (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar()
+            busy = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar()
         assert journal == "wal"
         assert foreign_keys == 1
+        assert busy == 30_000  # writers wait their turn instead of failing after 5 s
     finally:
         await engine.dispose()
 
