@@ -45,9 +45,14 @@ async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
         from routing.staffing_cli import run_virtual
 
         return await run_virtual(args, settings)
+    if args.live_day:
+        from hotline.sim.day import run_live_day
+
+        return await run_live_day(args, settings)
     if args.scenario is None:
         print(
-            "hotline sim: give a scenario file, or --virtual for a simulated day", file=sys.stderr
+            "hotline sim: give a scenario file, --virtual or --live-day for a day of calls",
+            file=sys.stderr,
         )
         return 2
     from hotline.sim.main import run_simulator
@@ -114,6 +119,16 @@ def add_sim_parser(commands: Any) -> None:
         type=float,
         default=1.0,
         help="1 = real time, 0 = as fast as possible (default 1)",
+    )
+    sim.add_argument(
+        "--live-day",
+        action="store_true",
+        help="the traffic file's day (--traffic) played live against the running controller:"
+        " its menus, its ACD, operators on duty per the shifts through its operator API",
+    )
+    sim.add_argument(
+        "--window",
+        help="with --live-day: only this part of the day, HH:MM-HH:MM (e.g. 09:00-11:00)",
     )
     add_virtual_sim_options(sim)
     sim.set_defaults(run=cmd_sim)

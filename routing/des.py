@@ -284,7 +284,7 @@ def simulate_day(
         {g.name: g for g in plan.groups},
     )
     _schedule_shifts(run)
-    _play(run, _callers(plan, rng))
+    _play(run, day_callers(plan, rng))
     _close_books(run)
     return DayResult(plan, seed, router_name, seconds, run.groups, run.events)
 
@@ -307,8 +307,9 @@ def _play(run: _Run, callers: Iterator[SimCaller]) -> None:
         _connect(run, run.router.assign(now), now)
 
 
-def _callers(plan: TrafficPlan, rng: random.Random) -> Iterator[SimCaller]:
-    """All callers of the day in arrival order, each with its handle time and patience."""
+def day_callers(plan: TrafficPlan, rng: random.Random) -> Iterator[SimCaller]:
+    """All callers of the day in arrival order, each with its handle time and patience (the
+    live day of `hotline.sim.day` draws the same callers for the same seed)."""
     ids = itertools.count(1)
     drawn: list[SimCaller] = []
     for group in plan.groups:

@@ -58,9 +58,11 @@ def add_virtual_sim_options(parser: argparse.ArgumentParser) -> None:
         "--traffic",
         type=Path,
         default=DEFAULT_TRAFFIC,
-        help=f"traffic file for --virtual ({DEFAULT_TRAFFIC})",
+        help=f"traffic file for --virtual and --live-day ({DEFAULT_TRAFFIC})",
     )
-    parser.add_argument("--seed", type=int, default=1, help="random seed for --virtual (1)")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="random seed for --virtual and --live-day (1)"
+    )
     parser.add_argument(
         "--router",
         choices=("acd", "fifo"),

@@ -20,7 +20,8 @@ A scenario is a plain YAML file (examples in ``hotline/sim/scenarios/``)::
 
 Instead of ``dtmf`` a call may take ``random_dtmf`` ({digits, presses, start, min_gap,
 max_gap}), or a whole ``script`` of dialplan steps (``Wait(2)``, ``SendDTMF(1)``,
-``Hangup()``). ``hangup_after_commands`` and ``hangup_during_command`` hang up at a given AGI
+``Hangup()``). ``menu_keys: "20"`` is a caller who listens: each key is pressed when a menu
+asks for one. ``hangup_after_commands`` and ``hangup_during_command`` hang up at a given AGI
 command instead of a given time. ``agents`` and ``queues`` are for the queue half: ``queues``
 is kept as plain data (what `hotline.sim.queues.queues_from_dict` reads) and each agent maps
 onto a queue member and the operator behind it.
@@ -118,6 +119,7 @@ class CallGroup:
     hangup_after: float | None = None
     hangup_after_commands: int | None = None
     hangup_during_command: int | None = None
+    menu_keys: str = ""  # pressed one by one as the menus ask (CallerScript.menu_keys)
     count: int = 1
     arrival_rate: float | None = None
     arrivals: str = "uniform"
@@ -182,6 +184,7 @@ class Scenario:
             script.hangup_at,
             group.hangup_after_commands,
             group.hangup_during_command,
+            menu_keys=group.menu_keys,
         )
         return script.with_patience(self.pbx.max_call_seconds)
 
@@ -284,6 +287,7 @@ class _Reader:
             hangup_after=get(self.positive, "hangup_after", None),
             hangup_after_commands=get(self.count_from(0), "hangup_after_commands", None),
             hangup_during_command=get(self.count_from(1), "hangup_during_command", None),
+            menu_keys=get(self.digits, "menu_keys", ""),
             count=get(self.count_from(1), "count", 1),
             arrival_rate=get(self.positive, "arrival_rate", None),
             arrivals=get(self.choice("uniform", "poisson"), "arrivals", "uniform"),
