@@ -475,7 +475,8 @@ async def main(args: argparse.Namespace) -> int:
         "the raw hops are whole round trips: the HTTP reply and Dial's reply are not on the "
         "path, so the floor is generous and 'ACD adds' via HTTP can come out below zero.\n"
         "not measured: a caller hearing a position announcement (every "
-        "routing.announce_every_seconds) is rung only after the prompt ends"
+        "routing.announce_every_seconds) is rung when the prompt file playing ends (the rest "
+        "of the announcement is skipped): a FastAGI session cannot stop a file mid-way"
     )
     return 0 if worst < BUDGET_MS or not args.strict else 1
 
