@@ -242,8 +242,8 @@ class TokenFile:
         stamp = self._current_stamp()
         if stamp is None:
             log.error(
-                "token file %s does not exist: every recordings request is refused "
-                "until an admin creates it",
+                "token file %s does not exist: every request that needs a token (recordings, "
+                "ACD administration) is refused until an admin creates it",
                 self.path,
             )
         else:
