@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable
 
 from agents.operators import OperatorSpec
-from hotline.ami.client import AmiClient, AmiError
+from hotline.ami.client import AmiActionError, AmiClient, AmiError
 from hotline.ami.protocol import AmiMessage
 from routing.node import AcdNode
 
@@ -69,9 +69,12 @@ class DeviceWatcher:
             return
         try:
             listing = await ami.action("DeviceStateList")
-        except AmiError as exc:
+        except AmiActionError as exc:  # the PBX does not know or allow it: never ask again
             self._ask_list = False
             log.warning("AMI DeviceStateList refused (%s); relying on live events", exc)
+            return
+        except (AmiError, TimeoutError) as exc:  # the link failed: the next login asks again
+            log.warning("AMI DeviceStateList not answered (%s); asking at the next login", exc)
             return
         # The list's items come back in the reply, not through the event handlers.
         for event in listing.events:

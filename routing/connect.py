@@ -103,22 +103,30 @@ async def connect_call(
                 await node.end_call(call_id)
                 return ConnectResult("answered", operator_id=picked.operator_id)
     except hung_up:
-        await _leave(node, call_id, answered)
+        talked_to = await _leave(node, call_id, answered)
+        if talked_to is not None:
+            # The caller ended the conversation by hanging up: still an answered call (the
+            # ACD counts it so), not a caller who left before an operator took them.
+            return ConnectResult("answered", operator_id=talked_to)
         return ConnectResult("caller_gone")
     except asyncio.CancelledError:  # the session noticed the hang-up while we waited silently
         await asyncio.shield(_leave(node, call_id, answered))
         raise
 
 
-async def _leave(node: AcdNode, call_id: str, answered: bool) -> None:
+async def _leave(node: AcdNode, call_id: str, answered: bool) -> str | None:
+    """The caller hung up: end their conversation or abandon their place. Returns the
+    operator they talked to ("" if unknown), None if they never talked to one."""
     # The answer hook may have marked the conversation although Dial's result never reached
     # this session (the caller hung up during Dial): the ACD's own state decides.
     caller = node.acd.callers.get(call_id)
     in_conversation = caller is not None and caller.state == "talking"
     if answered or in_conversation:
+        operator = caller.operator if caller is not None else None
         await node.end_call(call_id)
-    else:
-        await node.abandon(call_id)
+        return operator or ""
+    await node.abandon(call_id)
+    return None
 
 
 async def _wait(

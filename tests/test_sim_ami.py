@@ -661,6 +661,36 @@ async def test_core_show_channels_follows_the_events(pbx: Pbx) -> None:
     assert client.events("CoreShowChannelsComplete")[1]["ListItems"] == "0"
 
 
+async def test_device_state_list_replays_the_cache_to_the_asker_only(pbx: Pbx) -> None:
+    """Asterisk 22's res_manager_devicestate.c: the list of the device-state cache, each item a
+    ``DeviceStateChange`` with the ActionID (and no Privilege); other clients see nothing."""
+    pbx.queues.devices.update("PJSIP/2001", DeviceState.UNAVAILABLE)  # a phone that left
+    bystander = await logged_in(pbx)
+    client = await logged_in(pbx)
+    answer = await client.action("DeviceStateList", "ds")
+    assert answer.headers[1:] == (
+        ("ActionID", "ds"),
+        ("EventList", "start"),
+        ("Message", "Device State Changes will follow"),
+    )
+    await client.until_event("DeviceStateListComplete")
+    items = client.events("DeviceStateChange")
+    assert {(m["Device"], m["State"]) for m in items} == {
+        (device, state.name) for device, state in pbx.queues.devices.known()
+    }
+    assert ("PJSIP/2001", "UNAVAILABLE") in {(m["Device"], m["State"]) for m in items}
+    assert all(keys(m)[:2] == ["Event", "ActionID"] and m["ActionID"] == "ds" for m in items)
+    complete = client.find("DeviceStateListComplete")
+    assert complete is not None and complete.headers == (
+        ("Event", "DeviceStateListComplete"),
+        ("ActionID", "ds"),
+        ("EventList", "Complete"),
+        ("ListItems", str(len(items))),
+    )
+    await bystander.sync()
+    assert bystander.events("DeviceStateChange") == []
+
+
 # --- hostile input -----------------------------------------------------------------------------
 
 

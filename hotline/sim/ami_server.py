@@ -10,7 +10,8 @@ Asterisk 22 with the transcripts' manager.conf (tests/data/asterisk/ami-*.txt, c
   QueueRemove, Originate (the call itself is run by an `Originator`, the AGI half), Events,
   Logoff, Setvar and Redirect on the channels the simulator's events announced (by name or
   uniqueid, as Asterisk 22 looks channels up; Redirect takes the channel out of its bridge
-  with a ``BridgeLeave`` and moves it, but the simulator runs no dialplan at the target);
+  with a ``BridgeLeave`` and moves it, but the simulator runs no dialplan at the target),
+  Hangup of the Originator's calls, DeviceStateList (the softphones' cached states);
   anything else gets Asterisk's ``Invalid/unknown command`` error and a ``RequestBadFormat``
   security event.
 * `AmiServer.emit` is the simulator's `EventSink`: every event goes, with its ``Event`` and
@@ -114,6 +115,7 @@ _ACTION_CLASSES: Final[Mapping[str, str]] = MappingProxyType(
         "setvar": "call",
         "redirect": "call",
         "hangup": "call",  # manager.c: system or call
+        "devicestatelist": "call",  # res_manager_devicestate.c: call or reporting
     }
 )
 
@@ -433,6 +435,7 @@ class AmiServer:
             "setvar": self._setvar,
             "redirect": self._redirect,
             "hangup": self._hangup,
+            "devicestatelist": self._device_state_list,
         }
         if queues is not None:
             queues.sink = self  # the queues report their events through this server
@@ -860,6 +863,17 @@ class AmiServer:
             self._respond(session, message, "Error", ("Message", "No such channel"))
             return
         self._respond(session, message, "Success", ("Message", "Channel Hungup"))
+
+    async def _device_state_list(self, session: _Session, message: AmiMessage) -> None:
+        """res_manager_devicestate.c: every state of the device-state cache as a
+        ``DeviceStateChange`` carrying the ActionID, then ``DeviceStateListComplete``."""
+        known = self.queues.devices.known() if self.queues is not None else []
+        items: list[tuple[str, Headers]] = [
+            ("DeviceStateChange", [*_action_id(message), ("Device", device), ("State", state.name)])
+            for device, state in known
+        ]
+        intro, complete = "Device State Changes will follow", "DeviceStateListComplete"
+        self._send_list(session, message, intro, complete, items)
 
     async def _originate_async(self, request: OriginateRequest) -> None:
         result = await self._place_call(request)

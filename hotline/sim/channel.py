@@ -1250,8 +1250,11 @@ class AgiChannel:
         from hotline.sim.queues import DeviceState
 
         devices = getattr(self.queues, "devices", None)
-        if devices is not None:
-            devices.update(device, DeviceState.INUSE if busy else DeviceState.NOT_INUSE)
+        if devices is None:
+            return
+        if devices.get(device) in (DeviceState.UNAVAILABLE, DeviceState.INVALID):
+            return  # unregistered during the call: hanging up does not register it again
+        devices.update(device, DeviceState.INUSE if busy else DeviceState.NOT_INUSE)
 
     def _operator(self, device: str) -> Operator:
         operators: Mapping[str, Operator] = getattr(self.queues, "operators", {})
