@@ -38,6 +38,7 @@ from prometheus_client import Counter, Gauge
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agents.operators import OperatorSpec, OperatorState, parse_operators
+from hotline.periodic import Periodic
 from ivr.menu.versions import VersionStore, digest, file_author, write_atomically
 from routing.groups import SCHEDULE_NAME, Group, parse_groups
 from routing.yamlfile import Doc, FileError
@@ -100,7 +101,7 @@ class AcdAdmin:
     _applied: dict[Path, str] = field(default_factory=dict)  # file -> SHA-256 in force
     _in_force: dict[Path, bytes] = field(default_factory=dict)  # file -> bytes in force
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _task: asyncio.Task[None] | None = None
+    _poll: Periodic | None = None
 
     @classmethod
     def for_service(
@@ -510,23 +511,13 @@ class AcdAdmin:
     # --- hand edits -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.create_task(self._run(), name="acd-file-watcher")
+        if self._poll is None:
+            self._poll = Periodic(self.check, self.interval, name="acd-file-watcher", log=log)
+        self._poll.start()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:  # a bug here must not stop later reloads, nor the calls
-                log.exception("ACD file reload failed")
-            await asyncio.sleep(self.interval)
+        if self._poll is not None:
+            await self._poll.close()
 
     async def check(self) -> list[str]:
         """Look once at the files; apply the ones changed by hand. Returns the files applied."""

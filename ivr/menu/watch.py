@@ -19,13 +19,13 @@ file takes the number out (the general menu serves it), as a restart would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from hotline.periodic import Periodic
 from ivr.menu.library import MenuLibrary, hours_loader, load_one, menu_files
 from ivr.menu.model import Location, Menu, MenuError, Problem
 from ivr.menu.validate import schedule_problems
@@ -73,13 +73,12 @@ class MenuWatcher:
         self.holder = holder
         self.directory = directory
         self.versions = versions
-        self.interval = interval
         self._author = author
         self._seen: dict[Path, str] = {}  # menu file -> SHA-256 of its content
         self._schedules_seen: dict[Path, str] = {}  # hours and calendar files
         self._numbers: dict[Path, str] = {}  # menu file -> the number it serves
         self._first = True
-        self._task: asyncio.Task[None] | None = None
+        self._poll = Periodic(self.check, interval, name="menu-watcher", log=log)
         self._looking = asyncio.Lock()
 
     @classmethod
@@ -92,23 +91,10 @@ class MenuWatcher:
         )
 
     def start(self) -> None:
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.create_task(self._run(), name="menu-watcher")
+        self._poll.start()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:  # a bug here must not stop later reloads, nor the calls
-                log.exception("menu reload failed")
-            await asyncio.sleep(self.interval)
+        await self._poll.close()
 
     async def check(self) -> Report:
         """Look once; a changed library is in the holder when this returns."""

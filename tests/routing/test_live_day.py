@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -18,13 +17,12 @@ from typing import Any, Final
 import aiohttp
 import pytest
 import yaml
-from ports import free_port
 
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.sim.day import run_live_day
+from tests.routing.test_live_hour import controller_environment, open_dialplans, started
 
-SHIPPED: Final = Path(__file__).resolve().parents[2] / "dialplans"
 SCALE: Final = 1 / 240  # one simulated hour lasts 15 s
 
 TRAFFIC: Final = """
@@ -71,38 +69,17 @@ def operators_yaml() -> str:
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[tuple[Controller, Settings]]:
-    dialplans = tmp_path / "dialplans"
-    shutil.copytree(SHIPPED, dialplans)
-    surge = tmp_path / "surge"
-    surge.write_text("on\n", encoding="utf-8")  # open whenever the test runs
-    hours = (dialplans / "hours.yaml").read_text(encoding="utf-8")
-    (dialplans / "hours.yaml").write_text(
-        hours.replace("surge_file: var/surge", f"surge_file: {surge}"), encoding="utf-8"
-    )
+    dialplans = open_dialplans(tmp_path)
     (tmp_path / "operators.yaml").write_text(operators_yaml(), encoding="utf-8")
     settings = load_settings(
         None,
         {
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(free_port()),
-            "HOTLINE_LOG_LEVEL": "WARNING",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_RECORDER_ENABLED": "false",
-            "HOTLINE_ROUTING_GROUPS_FILE": str(dialplans / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
+            **controller_environment(tmp_path, dialplans),
             "HOTLINE_ROUTING_TIME_SCALE": str(SCALE),
-            "HOTLINE_ROUTING_TIMER_RESOLUTION_SECONDS": "0.01",
         },
     )
-    node = Controller(settings)
-    await node.start()
-    try:
+    async with started(settings) as node:
         yield node, settings
-    finally:
-        await node.stop()
 
 
 async def test_a_live_hour_from_the_traffic_file(

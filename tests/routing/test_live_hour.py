@@ -32,7 +32,7 @@ import pytest
 import yaml
 from ports import free_port
 
-from hotline.config import load_settings
+from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.sim.clock import SystemClock
 from hotline.sim.model import EventSink
@@ -205,49 +205,70 @@ class DialWitness:
 # --- the run ----------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def running_controller(
-    tmp_path: Path, seats: list[Seat], environment: Mapping[str, str] | None = None
-) -> AsyncIterator[Controller]:
-    """The controller on the shipped menus and scaled groups, `seats` as its operators;
-    `environment` adds or overrides settings (e.g. the AMI link)."""
+def open_dialplans(tmp_path: Path) -> Path:
+    """A copy of the shipped dialplans whose surge switch is on: open whenever the run is."""
     dialplans = tmp_path / "dialplans"
     shutil.copytree(SHIPPED, dialplans)
     surge = tmp_path / "surge"
-    surge.write_text("on\n", encoding="utf-8")  # open round the clock, whenever the run is
+    surge.write_text("on\n", encoding="utf-8")
     hours = (dialplans / "hours.yaml").read_text(encoding="utf-8")
     (dialplans / "hours.yaml").write_text(
         hours.replace("surge_file: var/surge", f"surge_file: {surge}"), encoding="utf-8"
     )
-    (tmp_path / "groups.yaml").write_text(scaled_groups_yaml(), encoding="utf-8")
-    settings = load_settings(
-        None,
-        {
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(free_port()),
-            "HOTLINE_LOG_LEVEL": "WARNING",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_NODE_NAME": "live-hour",
-            "HOTLINE_RECORDER_ENABLED": "false",
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
-            "HOTLINE_ROUTING_SERVICE_LEVEL_SECONDS": str(20 * TIME_SCALE),
-            "HOTLINE_ROUTING_ANNOUNCE_EVERY_SECONDS": str(45 * TIME_SCALE),
-            "HOTLINE_ROUTING_RECALL_WINDOW_SECONDS": str(600 * TIME_SCALE),
-            "HOTLINE_ROUTING_TIMER_RESOLUTION_SECONDS": "0.01",
-            **(environment or {}),
-        },
-    )
-    (tmp_path / "operators.yaml").write_text(operators_yaml(seats), encoding="utf-8")
+    return dialplans
+
+
+def controller_environment(tmp_path: Path, dialplans: Path) -> dict[str, str]:
+    """A controller on `dialplans` with its data in `tmp_path`, operators in
+    ``tmp_path/operators.yaml``, no recorder, quiet logs."""
+    return {
+        "HOTLINE_AGI_PORT": "0",
+        "HOTLINE_HTTP_PORT": str(free_port()),
+        "HOTLINE_LOG_LEVEL": "WARNING",
+        "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
+        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+        "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
+        "HOTLINE_RECORDER_ENABLED": "false",
+        "HOTLINE_ROUTING_GROUPS_FILE": str(dialplans / "groups.yaml"),
+        "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
+        "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
+        "HOTLINE_ROUTING_TIMER_RESOLUTION_SECONDS": "0.01",
+    }
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[Controller]:
     node = Controller(settings)
     await node.start()
     try:
         yield node
     finally:
         await node.stop()
+
+
+@asynccontextmanager
+async def running_controller(
+    tmp_path: Path, seats: list[Seat], environment: Mapping[str, str] | None = None
+) -> AsyncIterator[Controller]:
+    """The controller on the shipped menus and scaled groups, `seats` as its operators;
+    `environment` adds or overrides settings (e.g. the AMI link)."""
+    dialplans = open_dialplans(tmp_path)
+    (tmp_path / "groups.yaml").write_text(scaled_groups_yaml(), encoding="utf-8")
+    (tmp_path / "operators.yaml").write_text(operators_yaml(seats), encoding="utf-8")
+    settings = load_settings(
+        None,
+        {
+            **controller_environment(tmp_path, dialplans),
+            "HOTLINE_NODE_NAME": "live-hour",
+            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
+            "HOTLINE_ROUTING_SERVICE_LEVEL_SECONDS": str(20 * TIME_SCALE),
+            "HOTLINE_ROUTING_ANNOUNCE_EVERY_SECONDS": str(45 * TIME_SCALE),
+            "HOTLINE_ROUTING_RECALL_WINDOW_SECONDS": str(600 * TIME_SCALE),
+            **(environment or {}),
+        },
+    )
+    async with started(settings) as node:
+        yield node
 
 
 def group_names() -> list[str]:
