@@ -169,7 +169,7 @@ def _softphones(
 
 # --- running it --------------------------------------------------------------------------------
 
-# (method, operator id, action) -> HTTP status; the controller's operator API.
+# (operator id, action) -> HTTP status: the controller's operator API.
 OperatorApi = Callable[[str, str], Awaitable[int]]
 RunCalls = Callable[[Scenario, KpiObserver], Awaitable[Any]]
 
@@ -179,7 +179,7 @@ class LiveDay:
     """Runs a `DayPlan`: duty changes through `operator_api`, calls through `run_calls`."""
 
     plan: DayPlan
-    operator_api: OperatorApi  # (operator id, "login" | "logout" | "pause") -> status
+    operator_api: OperatorApi  # (operator id, "login" | "logout") -> HTTP status
     sleep: Callable[[float], Awaitable[None]]  # simulated seconds
     staffed_seconds: float = 0.0
     refused: list[str] = field(default_factory=list)
@@ -284,28 +284,22 @@ async def run_live_day(args: argparse.Namespace, settings: Settings) -> int:
         print("hotline sim: --live-day runs on the controller's clock: --time-scale must be > 0")
         return 2
     try:
-        day = await _prepare(args, settings)
+        plan = await _prepare(args, settings)
     except (
         ValueError,
         RouteError,
     ) as error:  # FileError is a ValueError: its text is file:line: reason
         print(f"hotline sim: {error}")
         return 2
-    for warning in day.plan.warnings:
+    for warning in plan.warnings:
         log.warning("live day: %s", warning)
     _check_scales(args, settings)
-    result = await _run(day, args, settings)
+    result = await _run(plan, args, settings)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0 if result["lost"] == 0 else 1
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    plan: DayPlan
-    traffic: TrafficPlan
-
-
-async def _prepare(args: argparse.Namespace, settings: Settings) -> _Prepared:
+async def _prepare(args: argparse.Namespace, settings: Settings) -> DayPlan:
     from agents.operators import load_operators
     from ivr.cli import ivr_settings
     from ivr.menu.routes import find_routes
@@ -327,11 +321,10 @@ async def _prepare(args: argparse.Namespace, settings: Settings) -> _Prepared:
             " `hotline surge on`"
         )
     routes = {group: (route.number, "".join(route.keys)) for group, route in found.items()}
-    plan = plan_live_day(traffic, routes, operators, window=window, seed=args.seed)
-    return _Prepared(plan, traffic)
+    return plan_live_day(traffic, routes, operators, window=window, seed=args.seed)
 
 
-async def _run(day: _Prepared, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     import aiohttp
 
     from hotline.sim.ami_server import AmiServer, ManagerUser
@@ -349,7 +342,7 @@ async def _run(day: _Prepared, args: argparse.Namespace, settings: Settings) -> 
         port = args.ami_port if args.ami_port is not None else settings.ami.port
         ami = AmiServer(clock=clock, users={user.username: user}, port=port)
     observer = KpiObserver(lambda: (loop.time() - started) / scale, forward=ami)
-    queues = Queues({}, clock, sink=observer, operators=day.plan.softphones)
+    queues = Queues({}, clock, sink=observer, operators=plan.softphones)
     base = f"http://{settings.http.host}:{settings.http.port}/api/operators"
     async with aiohttp.ClientSession() as http:
 
@@ -375,7 +368,7 @@ async def _run(day: _Prepared, args: argparse.Namespace, settings: Settings) -> 
         if ami is not None:
             ami.queues = queues
             await ami.start()
-        live = LiveDay(day.plan, operator_api, sleep)
+        live = LiveDay(plan, operator_api, sleep)
         try:
             report = await live.run(args.seed, run_calls, observer)
         finally:
