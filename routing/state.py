@@ -341,7 +341,7 @@ class RedisAcdStore(RedisBacked):
                     if key.startswith(marker):
                         yield key[len(marker) :]
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     def _caller(self, call_id: str) -> str:
         return f"{self._prefix}caller:{call_id}"
