@@ -1,0 +1,23 @@
+"""What every test gets: its own working directory and no ``HOTLINE_*`` variables.
+
+The controller resolves relative paths (``var/surge``, ``var/hotline.sqlite3``, ``var/recorder``)
+against the working directory, and `load_settings` reads ``HOTLINE_*`` from the environment. A
+test run from a checkout where someone ran ``hotline surge on`` or exported the demo's
+``HOTLINE_AMI_ENABLED`` must see neither: each test starts in an empty directory of its own
+with those variables removed. Shipped files are reached through absolute paths (``ROOT``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_from_the_checkout(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    for name in [name for name in os.environ if name.startswith("HOTLINE_")]:
+        monkeypatch.delenv(name)
