@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.logs import configure_logging
@@ -33,11 +34,36 @@ async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    shown = dataclasses.asdict(settings)
-    if shown["ami"]["secret"]:
-        shown["ami"]["secret"] = "***"
-    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    print(json.dumps(shown_settings(settings), indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+def shown_settings(settings: Any) -> Any:
+    """Settings as plain data for people to read: secrets (fields marked ``secret``) and the
+    password of any URL (a database or Redis URL may carry one) replaced with ``***``."""
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        return {
+            field.name: "***"
+            if field.metadata.get("secret") and getattr(settings, field.name)
+            else shown_settings(getattr(settings, field.name))
+            for field in dataclasses.fields(settings)
+        }
+    if isinstance(settings, dict):
+        return {key: shown_settings(value) for key, value in settings.items()}
+    if isinstance(settings, str):
+        return _without_password(settings)
+    if isinstance(settings, tuple | list):
+        return [shown_settings(value) for value in settings]
+    return settings
+
+
+def _without_password(text: str) -> str:
+    parts = urlsplit(text)
+    if not parts.scheme or not parts.netloc or parts.password is None:
+        return text
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
