@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
+from hotline.hours import load_calendar, load_hours  # noqa: E402
+from hotline.validators import VALIDATORS  # noqa: E402
 from ivr import say_ru  # noqa: E402
 from ivr.menu.engine import Engine  # noqa: E402
 from ivr.menu.loader import parse_menu  # noqa: E402
 from ivr.menu.model import Services  # noqa: E402
-from ivr.schedule import load_calendar, load_hours  # noqa: E402
-from ivr.validators import VALIDATORS  # noqa: E402
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=ZoneInfo("Europe/Moscow"))
 SNILS = "11223344595"

@@ -1,5 +1,8 @@
 """Opening hours of the hotline in Moscow time: the holiday calendar, the hours, the surge switch.
 
+Shared by the menus (hour conditions, what a caller hears out of hours), the ACD (a group's
+schedule, when callbacks may be placed) and its admin API, so it lives in the core.
+
 Two admin-edited files, each validated with file:line errors (`validate_calendar_file`,
 `validate_hours_file`):
 
@@ -23,9 +26,7 @@ that `hotline surge on` takes effect for the next call without a reload.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -33,6 +34,16 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
+
+from hotline.yamldoc import (
+    Problem,
+    YamlFileError,
+    compose,
+    line_of,
+    mapping_items,
+    scalar,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,80 +64,6 @@ STATUTORY_HOLIDAYS: Final = (
     (6, 12),
     (11, 4),
 )
-
-
-# --- problems with file:line ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One error in an admin-edited file, located to its line (1-based)."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-class ScheduleError(ValueError):
-    """An admin file that cannot be used; `problems` lists every error found, file:line first."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(str(problem) for problem in problems))
-        self.problems = problems
-
-
-def compose_yaml(path: Path, problems: list[Problem]) -> yaml.Node | None:
-    """The node tree of a YAML file (nodes keep their line), or None with the problem recorded."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.append(Problem(str(path), 1, "файл не найден"))
-        return None
-    except (OSError, UnicodeDecodeError) as error:
-        problems.append(Problem(str(path), 1, f"файл не читается: {error}"))
-        return None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else 1
-        problems.append(Problem(str(path), line, f"ошибка синтаксиса YAML: {error.problem}"))
-        return None
-    if node is None:
-        problems.append(Problem(str(path), 1, "файл пуст"))
-    return node
-
-
-def line_of(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-def mapping_items(
-    node: yaml.Node, path: Path, problems: list[Problem], what: str
-) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
-    """(key, key node, value node) of a mapping; a non-mapping or a repeated key is a problem."""
-    if not isinstance(node, yaml.MappingNode):
-        problems.append(
-            Problem(str(path), line_of(node), f"{what}: ожидался словарь «ключ: значение»")
-        )
-        return
-    seen: set[str] = set()
-    for key_node, value_node in node.value:
-        key = str(key_node.value)
-        if key in seen:
-            problems.append(
-                Problem(str(path), line_of(key_node), f"{what}: ключ «{key}» повторяется")
-            )
-            continue
-        seen.add(key)
-        yield key, key_node, value_node
-
-
-def _scalar(node: yaml.Node) -> str | None:
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
 
 
 # --- the calendar -----------------------------------------------------------------------------
@@ -195,7 +132,7 @@ class _CalendarBuilder:
             value, self.path, self.problems, f"год {year}"
         ):
             if section == "status":
-                status = _scalar(section_value)
+                status = scalar(section_value)
                 if status not in ("official", "provisional"):
                     self.error(section_value, "status: допустимо official или provisional")
                 elif status == "provisional":
@@ -236,7 +173,7 @@ class _CalendarBuilder:
             self.add_date(year, section, date_node)
 
     def add_date(self, year: int, section: str, node: yaml.Node) -> None:
-        text = _scalar(node)
+        text = scalar(node)
         try:
             day = date.fromisoformat(text or "")
         except ValueError:
@@ -284,7 +221,7 @@ class _CalendarBuilder:
 def _parse_calendar(path: Path) -> tuple[Calendar, list[Problem]]:
     problems: list[Problem] = []
     builder = _CalendarBuilder(path, problems)
-    root = compose_yaml(path, problems)
+    root = compose(path, problems)
     if root is not None:
         for key, key_node, value in mapping_items(root, path, problems, "календарь"):
             if key != "years":
@@ -309,10 +246,10 @@ def validate_calendar_file(path: Path) -> list[Problem]:
 
 
 def load_calendar(path: Path) -> Calendar:
-    """The calendar from its file; raises ScheduleError listing every error with file:line."""
+    """The calendar from its file; raises YamlFileError listing every error with file:line."""
     calendar, problems = _parse_calendar(Path(path))
     if problems:
-        raise ScheduleError(problems)
+        raise YamlFileError(problems)
     return calendar
 
 
@@ -359,15 +296,7 @@ class SurgeSwitch:
         return content == "on"
 
     def _write(self, state: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".surge-")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(state + "\n")
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, (state + "\n").encode("utf-8"))
 
 
 # --- opening hours ----------------------------------------------------------------------------
@@ -479,7 +408,7 @@ class HoursFile:
 def _parse_hours(path: Path) -> tuple[HoursFile, list[Problem]]:
     problems: list[Problem] = []
     parsed = HoursFile({}, MOSCOW, DEFAULT_SURGE_PATH)
-    root = compose_yaml(path, problems)
+    root = compose(path, problems)
     if root is None:
         return parsed, problems
 
@@ -490,13 +419,13 @@ def _parse_hours(path: Path) -> tuple[HoursFile, list[Problem]]:
     for key, key_node, value in mapping_items(root, path, problems, "часы работы"):
         if key == "timezone":
             try:
-                parsed.timezone = ZoneInfo(_scalar(value) or "")
+                parsed.timezone = ZoneInfo(scalar(value) or "")
             except (ValueError, KeyError, OSError):
                 error(
-                    value, f"неизвестный часовой пояс «{_scalar(value)}» (например, Europe/Moscow)"
+                    value, f"неизвестный часовой пояс «{scalar(value)}» (например, Europe/Moscow)"
                 )
         elif key == "surge_file":
-            parsed.surge_file = Path(_scalar(value) or "")
+            parsed.surge_file = Path(scalar(value) or "")
         elif key == "hours":
             hours_node = value
         else:
@@ -508,7 +437,7 @@ def _parse_hours(path: Path) -> tuple[HoursFile, list[Problem]]:
         if kind not in DAY_KINDS:
             error(kind_node, f"неизвестный вид дня «{kind}» (допустимы {', '.join(DAY_KINDS)})")
             continue
-        window = _parse_window(_scalar(value))
+        window = _parse_window(scalar(value))
         if isinstance(window, str):
             error(value, f"hours.{kind}: {window}")
         else:
@@ -529,68 +458,14 @@ def validate_hours_file(path: Path) -> list[Problem]:
 def load_hours(
     path: Path, calendar: Calendar, surge: Callable[[], bool] | SurgeSwitch | None = None
 ) -> OpenHours:
-    """Opening hours from their file; raises ScheduleError listing every error with file:line.
+    """Opening hours from their file; raises YamlFileError listing every error with file:line.
 
     `surge` overrides where surge mode is read from (a SurgeSwitch or any callable returning a
     bool); by default it is the file named by `surge_file` (relative paths from the working dir).
     """
     parsed, problems = _parse_hours(Path(path))
     if problems:
-        raise ScheduleError(problems)
+        raise YamlFileError(problems)
     if surge is None:
         surge = SurgeSwitch(parsed.surge_file)
     return OpenHours(parsed.windows, calendar, surge, parsed.timezone)
-
-
-# --- what a caller hears ---------------------------------------------------------------------
-
-_KIND_PHRASES: Final[tuple[tuple[DayKind, str], ...]] = (
-    ("workday", "в будние дни"),
-    ("saturday", "в субботу"),
-    ("sunday", "в воскресенье"),
-    ("holiday", "в праздничные дни"),
-)
-
-
-_GENITIVE_UNITS: Final = (
-    "нуля", "одного", "двух", "трёх", "четырёх", "пяти", "шести", "семи", "восьми", "девяти",
-    "десяти", "одиннадцати", "двенадцати", "тринадцати", "четырнадцати", "пятнадцати",
-    "шестнадцати", "семнадцати", "восемнадцати", "девятнадцати",
-)  # fmt: skip
-_GENITIVE_TENS: Final = {20: "двадцати", 30: "тридцати", 40: "сорока", 50: "пятидесяти"}
-
-
-def genitive_ru(n: int) -> str:
-    """0..59 in the genitive, as after «с» and «до»: 8 -> «восьми», 21 -> «двадцати одного»."""
-    if not 0 <= n <= 59:
-        raise ValueError(f"{n}: ожидалось число от 0 до 59")
-    if n < 20:
-        return _GENITIVE_UNITS[n]
-    tens, unit = divmod(n, 10)
-    return _GENITIVE_TENS[tens * 10] + (f" {_GENITIVE_UNITS[unit]}" if unit else "")
-
-
-def _clock_ru(moment: time) -> str:
-    """«восьми», «восьми тридцати»: a time of day after «с»/«до», spelt out for speech synthesis."""
-    words = genitive_ru(moment.hour)
-    return words if moment.minute == 0 else f"{words} {genitive_ru(moment.minute)}"
-
-
-def _range_ru(window: Window) -> str:
-    """«с восьми до двадцати часов»; «часа» after one: «до двадцати одного часа»."""
-    unit = "часа" if window.closes.hour % 10 == 1 and window.closes.hour != 11 else "часов"
-    if window.opens.minute or window.closes.minute:
-        return f"с {_clock_ru(window.opens)} до {_clock_ru(window.closes)}"
-    return f"с {_clock_ru(window.opens)} до {_clock_ru(window.closes)} {unit}"
-
-
-def describe_hours_ru(hours: OpenHours) -> str:
-    """The hours as one Russian sentence, the text read to a caller out of hours."""
-    parts = []
-    for kind, phrase in _KIND_PHRASES:
-        window = hours.window_for(kind)
-        if window is None:
-            parts.append(f"{phrase} — выходной")
-        else:
-            parts.append(f"{phrase} {_range_ru(window)}")
-    return "Горячая линия работает по московскому времени: " + ", ".join(parts) + "."

@@ -1,5 +1,7 @@
 """Check digits of what callers key in: SNILS, INN, application numbers, phone numbers.
 
+Shared by the menus (what a caller keys in) and the ACD (callback numbers and applications).
+
 Callers use a keypad, so every validator takes a string of digits (a stray space, dash or the
 terminator `#` is tolerated and dropped) and answers with a `Validation`: truthy when the input is
 valid, with the normalised value to pass on to the operator and, when invalid, a reason in Russian

@@ -1,4 +1,6 @@
-"""Every accepted version of each menu file, with when it was accepted and by whom.
+"""Every accepted version of each admin-edited file, with when it was accepted and by whom.
+
+Used by the menus (per number) and by the ACD's files (groups, operators, schedules).
 
 Layout under the versions directory (``IvrSettings.versions_dir``)::
 
@@ -18,12 +20,13 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import pwd
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from hotline.yamldoc import write_atomically
 
 INDEX = "index.json"
 LOCK = ".lock"
@@ -65,16 +68,6 @@ def file_author(path: Path) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:  # a uid with no account on this host (a mounted volume)
         return f"uid {uid}"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a reader sees the old bytes or the new, never half."""
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with temporary.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
 
 
 class VersionStore:

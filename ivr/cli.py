@@ -16,6 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hotline.config import Settings
+from hotline.versions import VersionError, VersionStore, digest
+from hotline.yamldoc import write_atomically
 from ivr.graph import render_svg
 from ivr.menu.console import ConsoleChannel, ScriptedKeypad, terminal_keypad
 from ivr.menu.engine import CallResult, Engine
@@ -23,12 +25,6 @@ from ivr.menu.library import hours_loader, load_library, load_one
 from ivr.menu.lint import lint_paths
 from ivr.menu.loader import load_menu
 from ivr.menu.model import MenuError, Services, Step
-from ivr.menu.versions import (
-    VersionError,
-    VersionStore,
-    digest,
-    write_atomically,
-)
 from ivr.settings import IvrSettings
 
 

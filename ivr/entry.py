@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from hotline.agi.session import AgiSession
 from hotline.store.db import CallLog
+from hotline.validators import VALIDATORS
 from ivr import say_ru
 from ivr.menu.engine import Engine
 from ivr.menu.history import CallLogHistory
@@ -23,7 +24,6 @@ from ivr.menu.model import OperatorQueue, Services
 from ivr.menu.status import HttpStatusService
 from ivr.nodes.queue import asterisk_queue, queue_outcome
 from ivr.settings import IvrSettings
-from ivr.validators import VALIDATORS
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,14 @@ from typing import Final
 import yaml
 from pydub import AudioSegment
 
-from ivr.schedule import Problem, ScheduleError, compose_yaml, line_of, mapping_items
+from hotline.yamldoc import (
+    Problem,
+    YamlFileError,
+    compose,
+    line_of,
+    mapping_items,
+    write_atomically,
+)
 
 PROMPT_FILES: Final = ("ru.yaml", "ru-menus.yaml")
 HOURS_PROMPT_ID: Final = "hours-info"
@@ -45,7 +52,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _FORMAT_VERSION: Final = "1"
 
 
-class PromptError(ScheduleError):
+class PromptError(YamlFileError):
     """A prompt file that cannot be used, or a build that failed; lists every problem."""
 
 
@@ -62,7 +69,7 @@ class Voice:
 
 
 def _parse_prompt_file(path: Path, texts: dict[str, str], problems: list[Problem]) -> None:
-    root = compose_yaml(path, problems)
+    root = compose(path, problems)
     if root is None:
         return
     for prompt_id, key_node, value in mapping_items(root, path, problems, "подсказки"):
@@ -170,17 +177,6 @@ def _read_manifest(out_dir: Path) -> dict[str, str]:
     return {str(key): str(value) for key, value in data.items()}
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 async def synthesise(text: str, voice: Voice, wav_path: Path, espeak: str = "espeak-ng") -> None:
     """espeak-ng's own WAV (22.05 kHz) of the text; raises PromptError when it fails."""
     process = await asyncio.create_subprocess_exec(
@@ -213,7 +209,7 @@ def convert_for_asterisk(source: Path, target: Path) -> None:
         converted = Path(scratch) / "out.wav"
         parameters = ["-ar", str(SAMPLE_RATE), "-ac", "1", "-acodec", "pcm_s16le"]
         segment.export(str(converted), format="wav", parameters=parameters)
-        _write_atomically(target, converted.read_bytes())
+        write_atomically(target, converted.read_bytes())
 
 
 async def build_one(prompt_id: str, text: str, out_dir: Path, voice: Voice, espeak: str) -> None:
@@ -270,7 +266,7 @@ async def build_prompts(
             manifest[prompt_id] = wanted[prompt_id]
             report.built.append(prompt_id)
     report.removed = _remove_dropped(out_dir, old, wanted)
-    _write_atomically(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    write_atomically(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     if failures:
         raise PromptError(failures)
     report.built.sort()

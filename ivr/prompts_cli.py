@@ -7,22 +7,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from hotline.hours import (
+    DEFAULT_CALENDAR_PATH,
+    DEFAULT_HOURS_PATH,
+    DEFAULT_SURGE_PATH,
+    SurgeSwitch,
+    load_calendar,
+    load_hours,
+)
+from hotline.yamldoc import YamlFileError
+from ivr.hours_speech import describe_hours_ru
 from ivr.prompts import (
     DEFAULT_OUTPUT_DIR,
     DEFAULT_PROMPTS_DIR,
     PromptError,
     build_prompts,
     load_prompt_texts,
-)
-from ivr.schedule import (
-    DEFAULT_CALENDAR_PATH,
-    DEFAULT_HOURS_PATH,
-    DEFAULT_SURGE_PATH,
-    ScheduleError,
-    SurgeSwitch,
-    describe_hours_ru,
-    load_calendar,
-    load_hours,
 )
 from ivr.status_cli import add_status_command
 
@@ -33,7 +33,7 @@ async def cmd_prompts(args: argparse.Namespace, settings: Any) -> int:
         hours = load_hours(args.hours, calendar, lambda: False)
         texts = load_prompt_texts(args.prompts_dir, describe_hours_ru(hours))
         report = await build_prompts(texts, args.output, force=args.force, jobs=args.jobs)
-    except (ScheduleError, PromptError) as error:
+    except (YamlFileError, PromptError) as error:
         print(error)
         return 1
     print(

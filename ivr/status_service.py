@@ -26,7 +26,7 @@ from typing import Final
 import yaml
 from aiohttp import web
 
-from ivr.schedule import Problem, ScheduleError, compose_yaml, line_of, mapping_items
+from hotline.yamldoc import Problem, YamlFileError, compose, line_of, mapping_items
 
 DEFAULT_FIXTURES: Final = Path("dialplans/status-fixtures.yaml")
 _NUMBER = re.compile(r"^\d{10}$")
@@ -43,7 +43,7 @@ class Application:
     fail: int | None = None
 
 
-class FixtureError(ScheduleError):
+class FixtureError(YamlFileError):
     """A fixture file that cannot be used; lists every problem with file:line."""
 
 
@@ -88,7 +88,7 @@ def load_fixtures(path: Path) -> dict[str, Application]:
     path = Path(path)
     problems: list[Problem] = []
     applications: dict[str, Application] = {}
-    root = compose_yaml(path, problems)
+    root = compose(path, problems)
     if root is not None:
         for key, key_node, value in mapping_items(root, path, problems, "фикстуры"):
             if key != "applications":

@@ -4,7 +4,7 @@ Two ways in, one path through: the admin API (`routing.admin_http`) and hand edi
 files (`AcdAdmin.check`, polled like the menus' live reload, `ivr.menu.watch`). Either way the
 would-be file is checked by the very validator that reads it at start-up
 (`routing.groups.parse_groups`, `agents.operators.parse_operators`,
-`ivr.schedule.validate_hours_file`), then checked against what is running (a group with
+`hotline.hours.validate_hours_file`), then checked against what is running (a group with
 callers waiting, or named by a menu, an operator's skill or another group, cannot go; an
 operator who is logged in cannot go), then written atomically (temporary file, fsync, rename)
 and applied to the running ACD: waiting callers keep their place, calls in progress go on, an
@@ -12,7 +12,7 @@ operator ringing or talking keeps that call and new skills count from the next o
 
 API edits rewrite only the entry they change: the other entries keep their text and comments.
 Every accepted version of a file (and the one it replaced) is kept as the menus' versions are
-(`ivr.menu.versions.VersionStore`: ``<versions_dir>/groups/<UTC time>-<sha8>.yaml``).
+(`hotline.versions.VersionStore`: ``<versions_dir>/groups/<UTC time>-<sha8>.yaml``).
 
 A hand edit that fails is refused and the last good version stays in force: each problem is
 logged at ERROR as ``file:line: sentence``, ``hotline_acd_config_rejected_total{file}`` counts
@@ -39,12 +39,13 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agents.operators import OperatorSpec, OperatorState, parse_operators
 from hotline.periodic import Periodic
-from ivr.menu.versions import VersionStore, digest, file_author, write_atomically
+from hotline.versions import VersionStore, digest, file_author
+from hotline.yamldoc import write_atomically
 from routing.groups import SCHEDULE_NAME, Group, parse_groups
 from routing.yamlfile import Doc, FileError
 
 if TYPE_CHECKING:
-    from ivr.schedule import OpenHours
+    from hotline.hours import OpenHours
     from recorder.audit import Actor, AuditLog
     from routing.wiring import AcdService
 
@@ -285,12 +286,12 @@ class AcdAdmin:
                 raise EditRefused(409, f"Группу «{gone}» использует голосовое меню.", place)
 
     def _hours_for(self, groups: Mapping[str, Group], path: Path) -> dict[str, OpenHours]:
-        from ivr.schedule import ScheduleError
+        from hotline.yamldoc import YamlFileError
         from routing.wiring import load_group_hours
 
         try:
             return load_group_hours(groups, self.schedules_dir)
-        except ScheduleError as error:
+        except YamlFileError as error:
             raise EditRefused(
                 422, "Расписание группы содержит ошибки.", str(error.problems[0])
             ) from None
@@ -424,7 +425,8 @@ class AcdAdmin:
     def _check_hours(self, path: Path, text: str) -> OpenHours:
         """The IVR's own validator on the would-be file (in a scratch directory beside no one),
         with its problems reported against the real path."""
-        from ivr.schedule import ScheduleError, load_calendar, load_hours, validate_hours_file
+        from hotline.hours import load_calendar, load_hours, validate_hours_file
+        from hotline.yamldoc import YamlFileError
 
         with tempfile.TemporaryDirectory() as scratch:
             trial = Path(scratch) / path.name
@@ -441,7 +443,7 @@ class AcdAdmin:
                 )
             try:
                 return load_hours(trial, load_calendar(self.schedules_dir / "calendar.yaml"))
-            except ScheduleError as error:
+            except YamlFileError as error:
                 raise EditRefused(
                     422, "Календарь содержит ошибки.", str(error.problems[0])
                 ) from None

@@ -82,10 +82,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hotline.ami.client import AmiClient, AmiError
 from hotline.ami.protocol import AmiMessage
+from hotline.hours import HoursStatus
 from hotline.store.db import Base, UTCDateTime, require_utc, utc_now
 from hotline.store.state import StateUnavailable
-from ivr.schedule import HoursStatus
-from ivr.validators import validate_application, validate_phone
+from hotline.validators import validate_application, validate_phone
 from routing.acd import AcdError, Offer
 from routing.groups import Group
 from routing.node import AcdNode
@@ -225,7 +225,7 @@ class CallbackRefused(ValueError):
 
 
 class HoursLike(Protocol):
-    """`ivr.schedule.OpenHours` (what a group's schedule resolves to)."""
+    """`hotline.hours.OpenHours` (what a group's schedule resolves to)."""
 
     def status(self, at: datetime) -> HoursStatus: ...
 

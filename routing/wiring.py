@@ -55,7 +55,7 @@ from routing.settings import RoutingSettings
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 
 if TYPE_CHECKING:
-    from ivr.schedule import OpenHours
+    from hotline.hours import OpenHours
 
 __all__ = ["ANSWERED_SCRIPT", "AcdService", "CallbackService", "queue_status", "schedule_checker"]
 
@@ -81,9 +81,9 @@ def queue_status(result: ConnectResult) -> str:
 
 def load_group_hours(groups: Mapping[str, Group], directory: Path) -> dict[str, OpenHours]:
     """Each schedule name the groups use -> its opening hours (``<directory>/<name>.yaml``).
-    Broken hours or calendar files raise `ivr.schedule.ScheduleError` (every problem at
+    Broken hours or calendar files raise `hotline.hours.YamlFileError` (every problem at
     file:line); names with no file are logged and left out (always open)."""
-    from ivr.schedule import load_calendar, load_hours
+    from hotline.hours import load_calendar, load_hours
 
     hours: dict[str, OpenHours] = {}
     unnamed: set[str] = set()
@@ -105,7 +105,7 @@ def load_group_hours(groups: Mapping[str, Group], directory: Path) -> dict[str, 
 
 
 def schedule_checker(groups: Mapping[str, Group], directory: Path) -> IsOpen:
-    """`Acd`'s ``is_open``: each group's schedule file through `ivr.schedule`."""
+    """`Acd`'s ``is_open``: each group's schedule file through `hotline.hours`."""
     return _checker(load_group_hours(groups, directory))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ivr.schedule import DEFAULT_SURGE_PATH, SurgeSwitch
+from hotline.hours import DEFAULT_SURGE_PATH, SurgeSwitch
 
 ROOT = Path(__file__).resolve().parent.parent
 

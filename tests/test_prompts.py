@@ -114,13 +114,13 @@ def write_prompts(folder: Path, main: str, menus: str | None = None) -> Path:
     ("main", "menus", "where", "fragment"),
     [
         ("ok: Да\nBad_Id: Нет\n", None, "ru.yaml:2", "латинские строчные"),
-        ("ok: Да\nok: Нет\n", None, "ru.yaml:2", "повторяется"),
+        ("ok: Да\nok: Нет\n", None, "ru.yaml:2", "duplicate key"),
         ("ok: Да\n", "other: Нет\nok: Снова\n", "ru-menus.yaml:2", "уже задана"),
         ("ok: Да\nempty: ''\n", None, "ru.yaml:2", "непустой текст"),
         ("ok: Да\nlist: [1, 2]\n", None, "ru.yaml:2", "непустой текст"),
         (f"{HOURS_PROMPT_ID}: Часы\n", None, "ru.yaml:1", "hours.yaml"),
-        ("ok: Да\nbroken: [\n", None, "ru.yaml:3", "синтаксиса"),
-        ("- Да\n", None, "ru.yaml:1", "словарь"),
+        ("ok: Да\nbroken: [\n", None, "ru.yaml:3", "not valid YAML"),
+        ("- Да\n", None, "ru.yaml:1", "must be a mapping"),
     ],
 )
 def test_broken_prompt_files_point_at_line(

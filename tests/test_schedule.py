@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from ivr.schedule import (
+from hotline.hours import (
     MOSCOW,
     Calendar,
-    ScheduleError,
     SurgeSwitch,
-    describe_hours_ru,
-    genitive_ru,
     load_calendar,
     load_hours,
     validate_calendar_file,
     validate_hours_file,
 )
+from hotline.yamldoc import YamlFileError
+from ivr.hours_speech import describe_hours_ru, genitive_ru
 
 ROOT = Path(__file__).resolve().parent.parent
 CALENDAR = ROOT / "dialplans" / "calendar.yaml"
@@ -208,11 +207,11 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
         ("years:\n  2026:\n    holiday: []\n", 3, "неизвестный раздел"),
         ("years:\n  twenty:\n    holidays: []\n", 2, "не год"),
         ("years:\n  2026:\n    status: maybe\n", 3, "official"),
-        ("years:\n  2026:\n    holidays: [\n", 4, "синтаксиса"),
-        ("years:\n  2026: {}\n  2026: {}\n", 3, "повторяется"),
+        ("years:\n  2026:\n    holidays: [\n", 4, "not valid YAML"),
+        ("years:\n  2026: {}\n  2026: {}\n", 3, "duplicate key"),
         ("years:\n  2026:\n    days_off:\n      - note: без даты\n", 4, "нет поля date"),
-        ("", 1, "пуст"),
-        ("- 1\n", 1, "словарь"),
+        ("", 1, "the file is empty"),
+        ("- 1\n", 1, "must be a mapping"),
     ],
 )
 def test_broken_calendar_points_at_line(
@@ -223,15 +222,16 @@ def test_broken_calendar_points_at_line(
     assert problems, text
     assert problems[0].line == line
     assert fragment in problems[0].message
-    with pytest.raises(ScheduleError) as raised:
+    with pytest.raises(YamlFileError) as raised:
         load_calendar(path)
     assert str(raised.value).startswith(f"{path}:{line}: ")
 
 
 def test_calendar_file_missing_or_not_utf8(tmp_path: Path) -> None:
-    assert "не найден" in validate_calendar_file(tmp_path / "nope.yaml")[0].message
+    assert "does not exist" in validate_calendar_file(tmp_path / "nope.yaml")[0].message
     assert (
-        "не читается" in validate_calendar_file(write_bytes(tmp_path, b"\xff\xfe\x00"))[0].message
+        "cannot read the file"
+        in validate_calendar_file(write_bytes(tmp_path, b"\xff\xfe\x00"))[0].message
     )
 
 

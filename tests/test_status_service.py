@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from hotline.validators import VALIDATORS
 from ivr.status_service import FixtureError, load_fixtures, make_app, serve
-from ivr.validators import VALIDATORS
 
 Client = TestClient[web.Request, web.Application]
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,9 +105,9 @@ def test_fixture_numbers_pass_the_application_check() -> None:
             5,
             "5xx",
         ),
-        ("applications:\n  - 1\n", 2, "словарь"),
+        ("applications:\n  - 1\n", 2, "must be a mapping"),
         ("apps: {}\n", 1, "неизвестный ключ"),
-        ("applications: {\n", 2, "синтаксиса"),
+        ("applications: {\n", 2, "not valid YAML"),
     ],
 )
 def test_broken_fixtures_point_at_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:

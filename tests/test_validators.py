@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.validators import VALIDATORS, luhn_check_digit, snils_check_number
+from hotline.validators import VALIDATORS, luhn_check_digit, snils_check_number
 
 
 @pytest.mark.parametrize(

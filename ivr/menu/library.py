@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.menu.loader import load_menu, parse_menu
-from ivr.menu.model import Location, Menu, MenuError, Problem, Services
+from ivr.menu.model import Location, Menu, MenuError, MenuProblem, Services
 from ivr.menu.validate import schedule_problems
 from ivr.metrics import MENU_LOAD_ERRORS
 
@@ -31,8 +31,8 @@ def menu_files(directory: Path) -> list[Path]:
 
 
 def hours_loader(surge: Surge | None = None) -> Callable[[Path, Path], Any]:
-    """Load opening hours with `ivr.schedule`; `surge` overrides the surge switch file."""
-    from ivr.schedule import load_calendar, load_hours
+    """Load opening hours with `hotline.hours`; `surge` overrides the surge switch file."""
+    from hotline.hours import load_calendar, load_hours
 
     def load(hours: Path, calendar: Path) -> Any:
         return load_hours(hours, load_calendar(calendar), surge)
@@ -78,10 +78,10 @@ def load_one(
 
 def load_library(
     directory: Path, base: Services, general: str, surge: Surge | None = None
-) -> tuple[MenuLibrary, list[Problem]]:
+) -> tuple[MenuLibrary, list[MenuProblem]]:
     """Every good menu of `directory`, and the problems of the files left out."""
     menus: dict[str, tuple[Menu, Services]] = {}
-    problems: list[Problem] = []
+    problems: list[MenuProblem] = []
     for path in menu_files(directory):
         try:
             menu, services = load_one(path, base, surge)
@@ -95,12 +95,12 @@ def load_library(
     return MenuLibrary(menus, general, base, surge), problems
 
 
-def duplicate(menu: Menu, first: Menu) -> Problem:
+def duplicate(menu: Menu, first: Menu) -> MenuProblem:
     """The problem of a second file claiming a number another file already serves."""
-    return Problem(Location(menu.file, 1), f"number {menu.number} already has {first.file}")
+    return MenuProblem(Location(menu.file, 1), f"number {menu.number} already has {first.file}")
 
 
-def _reject(path: Path, found: list[Problem], into: list[Problem]) -> None:
+def _reject(path: Path, found: list[MenuProblem], into: list[MenuProblem]) -> None:
     MENU_LOAD_ERRORS.labels(path.name).inc()
     for problem in found:
         log.error("menu file rejected", extra={"problem": str(problem)})

@@ -8,7 +8,7 @@ from typing import Any
 
 from ivr.menu.library import menu_files
 from ivr.menu.loader import check_menu
-from ivr.menu.model import Location, Problem
+from ivr.menu.model import Location, MenuProblem
 from ivr.menu.validate import prompt_problems, schedule_problems
 
 
@@ -16,17 +16,17 @@ def lint_paths(
     target: Path,
     prompt_exists: Callable[[str], bool],
     load_hours: Callable[[Path, Path], Any],
-) -> list[Problem]:
+) -> list[MenuProblem]:
     """Check one menu file, or every menu file of a directory."""
     if target.is_dir():
         files = menu_files(target)
         if not files:
-            return [Problem(Location(str(target), 1), "no menu files (<number>.yaml) here")]
+            return [MenuProblem(Location(str(target), 1), "no menu files (<number>.yaml) here")]
     elif target.is_file():
         files = [target]
     else:
-        return [Problem(Location(str(target), 1), "no such file or directory")]
-    problems: list[Problem] = []
+        return [MenuProblem(Location(str(target), 1), "no such file or directory")]
+    problems: list[MenuProblem] = []
     numbers: dict[str, str] = {}
     for path in files:
         problems.extend(lint_file(path, prompt_exists, load_hours, numbers))
@@ -38,11 +38,11 @@ def lint_file(
     prompt_exists: Callable[[str], bool],
     load_hours: Callable[[Path, Path], Any],
     numbers: dict[str, str],
-) -> list[Problem]:
+) -> list[MenuProblem]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        return [Problem(Location(str(path), 1), f"cannot read the file: {error}")]
+        return [MenuProblem(Location(str(path), 1), f"cannot read the file: {error}")]
     menu, problems = check_menu(text, str(path))
     if menu is None:
         return problems
@@ -50,14 +50,14 @@ def lint_file(
     problems += schedule_problems(menu, load_hours)[0]
     if path.stem.isdigit() and path.stem != menu.number:
         problems.append(
-            Problem(
+            MenuProblem(
                 Location(str(path), 1),
                 f"the file is named {path.stem} but its number is {menu.number}",
             )
         )
     if menu.number in numbers:
         problems.append(
-            Problem(
+            MenuProblem(
                 Location(str(path), 1), f"number {menu.number} already has {numbers[menu.number]}"
             )
         )

@@ -22,11 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from hotline.yamldoc import YamlFileError, compose_text
 from ivr.menu.fields import FieldError, Fields, location
-from ivr.menu.model import Location, Menu, MenuError, Problem
+from ivr.menu.model import Location, Menu, MenuError, MenuProblem
 from ivr.menu.model import Node as MenuNode
 from ivr.nodes import KINDS
 
@@ -39,7 +39,7 @@ def load_menu(path: Path) -> Menu:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise MenuError(
-            [Problem(Location(str(path), 1), f"cannot read the file: {error}")]
+            [MenuProblem(Location(str(path), 1), f"cannot read the file: {error}")]
         ) from None
     return parse_menu(text, str(path))
 
@@ -52,7 +52,7 @@ def parse_menu(text: str, file: str) -> Menu:
     return menu
 
 
-def check_menu(text: str, file: str) -> tuple[Menu | None, list[Problem]]:
+def check_menu(text: str, file: str) -> tuple[Menu | None, list[MenuProblem]]:
     """The menu (None if it could not be read at all) and every problem found in it."""
     from ivr.menu.validate import graph_problems
 
@@ -63,27 +63,25 @@ def check_menu(text: str, file: str) -> tuple[Menu | None, list[Problem]]:
     return menu, problems
 
 
-def _parse(text: str, file: str) -> tuple[Menu | None, list[Problem]]:
+def _parse(text: str, file: str) -> tuple[Menu | None, list[MenuProblem]]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        return None, [Problem(Location(file, line), f"not valid YAML: {error.problem}")]
-    if root is None:
-        return None, [Problem(Location(file, 1), "the file is empty")]
+        root = compose_text(text, file)
+    except YamlFileError as error:
+        return None, [MenuProblem(Location(p.path, p.line), p.message) for p in error.problems]
     if not isinstance(root, MappingNode):
-        return None, [Problem(location(file, root), "a menu file is a mapping (number, nodes...)")]
+        return None, [
+            MenuProblem(location(file, root), "a menu file is a mapping (number, nodes...)")
+        ]
     try:
         top = Fields(file, "menu", root, reserved=())
         header = _header(top)
         node_pairs = top.mapping("nodes")
         top.done(TOP_KEYS)
     except FieldError as error:
-        return None, [Problem(error.at, _plain(str(error)))]
+        return None, [MenuProblem(error.at, _plain(str(error)))]
     nodes, problems = _nodes(file, node_pairs)
     if not node_pairs:
-        problems.append(Problem(top.key_at("nodes"), "the menu has no nodes"))
+        problems.append(MenuProblem(top.key_at("nodes"), "the menu has no nodes"))
     menu = Menu(nodes=nodes, file=file, **header)
     return menu, problems
 
@@ -110,9 +108,9 @@ def _ref(top: Fields, key: str) -> tuple[str, Location] | None:
 
 def _nodes(
     file: str, pairs: list[tuple[ScalarNode, Node]]
-) -> tuple[dict[str, MenuNode], list[Problem]]:
+) -> tuple[dict[str, MenuNode], list[MenuProblem]]:
     nodes: dict[str, MenuNode] = {}
-    problems: list[Problem] = []
+    problems: list[MenuProblem] = []
     for key, body in pairs:
         node_id = str(key.value)
         try:
@@ -120,7 +118,7 @@ def _nodes(
                 raise FieldError(location(file, key), f"node '{node_id}' is defined twice")
             nodes[node_id] = _node(file, node_id, body, location(file, key))
         except FieldError as error:
-            problems.append(Problem(error.at, str(error)))
+            problems.append(MenuProblem(error.at, str(error)))
     return nodes, problems
 
 

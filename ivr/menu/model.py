@@ -29,7 +29,7 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class MenuProblem:
     """One thing wrong with a menu file, as ``file:line: sentence``."""
 
     at: Location
@@ -42,7 +42,7 @@ class Problem:
 class MenuError(ValueError):
     """A menu that cannot be used; `problems` lists every error found, each with file:line."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[MenuProblem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.at.file, p.at.line, p.message))
         super().__init__("\n".join(str(p) for p in self.problems))
 
@@ -84,7 +84,7 @@ class Channel(Protocol):
 
 @runtime_checkable
 class HoursStatusLike(Protocol):
-    """The part of `ivr.schedule.HoursStatus` the menus read."""
+    """The part of `hotline.hours.HoursStatus` the menus read."""
 
     open: bool
     kind: str
@@ -94,7 +94,7 @@ class HoursStatusLike(Protocol):
 
 
 class Hours(Protocol):
-    """`ivr.schedule.OpenHours` as the engine uses it."""
+    """`hotline.hours.OpenHours` as the engine uses it."""
 
     def status(self, at: datetime) -> Any: ...
 

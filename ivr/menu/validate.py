@@ -13,22 +13,22 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ivr.menu.model import Location, Menu, Problem
+from ivr.menu.model import Location, Menu, MenuProblem
 from ivr.nodes import EXITS
 from ivr.nodes.condition import ConditionNode
 
 
-def graph_problems(menu: Menu) -> list[Problem]:
+def graph_problems(menu: Menu) -> list[MenuProblem]:
     problems = list(_dangling(menu))
     if menu.start not in menu.nodes:
         at = menu.start_at or Location(menu.file, 1)
-        problems.append(Problem(at, f"start '{menu.start}' is not a node of this menu"))
+        problems.append(MenuProblem(at, f"start '{menu.start}' is not a node of this menu"))
         return problems
     reached = _reach(menu.start, _successors(menu))
     for node_id, node in menu.nodes.items():
         if node_id not in reached:
             problems.append(
-                Problem(node.at, f"node '{node_id}' is unreachable from start '{menu.start}'")
+                MenuProblem(node.at, f"node '{node_id}' is unreachable from start '{menu.start}'")
             )
     problems.extend(_stuck_loops(menu, reached))
     return problems
@@ -41,11 +41,11 @@ def _successors(menu: Menu) -> dict[str, list[str]]:
     }
 
 
-def _dangling(menu: Menu) -> Iterable[Problem]:
+def _dangling(menu: Menu) -> Iterable[MenuProblem]:
     for node_id, node in menu.nodes.items():
         for target, at in node.targets():
             if target not in menu.nodes:
-                yield Problem(at, f"node '{node_id}' goes to '{target}', which is not a node")
+                yield MenuProblem(at, f"node '{node_id}' goes to '{target}', which is not a node")
 
 
 def _reach(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
@@ -59,7 +59,7 @@ def _reach(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
     return seen
 
 
-def _stuck_loops(menu: Menu, reached: set[str]) -> Iterable[Problem]:
+def _stuck_loops(menu: Menu, reached: set[str]) -> Iterable[MenuProblem]:
     """Reachable nodes from which no exit can be reached, reported once per loop."""
     edges = _successors(menu)
     backwards: dict[str, list[str]] = {n: [] for n in menu.nodes}
@@ -80,7 +80,7 @@ def _stuck_loops(menu: Menu, reached: set[str]) -> Iterable[Problem]:
             continue
         reported |= loop
         members = sorted(loop, key=lambda n: menu.nodes[n].at.line)
-        yield Problem(
+        yield MenuProblem(
             menu.nodes[node_id].at,
             f"loop with no exit: {' -> '.join(members)} never reaches a queue, transfer or hang-up",
         )
@@ -90,20 +90,20 @@ def _on_cycle(node_id: str, edges: Mapping[str, Iterable[str]]) -> bool:
     return any(node_id in _reach(nxt, edges) for nxt in edges.get(node_id, ()))
 
 
-def prompt_problems(menu: Menu, exists: Callable[[str], bool]) -> list[Problem]:
+def prompt_problems(menu: Menu, exists: Callable[[str], bool]) -> list[MenuProblem]:
     problems = []
     for node_id, node in menu.nodes.items():
         for name, at in node.prompts():
             if "${" not in name and not exists(name):
                 problems.append(
-                    Problem(at, f"node '{node_id}' plays '{name}', which is no prompt file")
+                    MenuProblem(at, f"node '{node_id}' plays '{name}', which is no prompt file")
                 )
     return problems
 
 
 def schedule_problems(
     menu: Menu, load: Callable[[Path, Path], Any]
-) -> tuple[list[Problem], Any | None]:
+) -> tuple[list[MenuProblem], Any | None]:
     """Check the menu's hours (and their calendar) by loading them with `load(hours,
     calendar)`; return the problems and the loaded hours (None if none or broken)."""
     users = [n.uses_hours for n in menu.nodes.values() if isinstance(n, ConditionNode)]
@@ -112,7 +112,7 @@ def schedule_problems(
         if first_use is None:
             return [], None
         return [
-            Problem(first_use, "bad schedule ref: hour conditions need 'hours:' in the menu")
+            MenuProblem(first_use, "bad schedule ref: hour conditions need 'hours:' in the menu")
         ], None
     base = Path(menu.file).parent
     hours_name, hours_at = menu.hours_ref
@@ -124,14 +124,14 @@ def schedule_problems(
     ):
         if not path.is_file():
             return [
-                Problem(at, f"bad schedule ref: {what} file '{path.name}' does not exist")
+                MenuProblem(at, f"bad schedule ref: {what} file '{path.name}' does not exist")
             ], None
     try:
         return [], load(hours_path, calendar_path)
     except ValueError as error:
         # The schedule's own errors already carry their file and line: pass them on as such.
         found = [
-            Problem(Location(p.path, p.line), f"bad schedule: {p.message}")
+            MenuProblem(Location(p.path, p.line), f"bad schedule: {p.message}")
             for p in getattr(error, "problems", ())
         ]
-        return found or [Problem(hours_at, f"bad schedule ref: '{hours_name}': {error}")], None
+        return found or [MenuProblem(hours_at, f"bad schedule ref: '{hours_name}': {error}")], None

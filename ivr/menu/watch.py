@@ -5,7 +5,7 @@ file and of the hours and calendars they use: no inotify, works on any filesyste
 A changed menu file is loaded and checked exactly as at start-up; if it passes, a new
 `MenuLibrary` with it replaces the holder's (the `CallEntry`), so new calls get it while calls
 in progress keep the `Menu` object they started with. The accepted bytes are kept as a new
-version (`ivr.menu.versions`) with the file owner as author.
+version (`hotline.versions`) with the file owner as author.
 
 A file that fails its checks never replaces the last good version: each problem is logged at
 ERROR as ``file:line: sentence``, ``hotline_ivr_menu_rejected_total{number}`` counts it and
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Protocol
 
 from hotline.periodic import Periodic
+from hotline.versions import Version, VersionError, VersionStore, digest, file_author
 from ivr.menu.library import MenuLibrary, hours_loader, load_one, menu_files
-from ivr.menu.model import Location, Menu, MenuError, Problem
+from ivr.menu.model import Location, Menu, MenuError, MenuProblem
 from ivr.menu.validate import schedule_problems
-from ivr.menu.versions import Version, VersionError, VersionStore, digest, file_author
 from ivr.metrics import MENU_BROKEN, MENU_REJECTED, MENU_VERSION
 from ivr.settings import IvrSettings
 
@@ -47,7 +47,7 @@ class Report:
     """What one look found and did."""
 
     accepted: list[Version] = field(default_factory=list)
-    rejected: list[Problem] = field(default_factory=list)
+    rejected: list[MenuProblem] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # numbers whose file went away
     rescheduled: list[str] = field(default_factory=list)  # numbers with new opening hours
 
@@ -167,10 +167,10 @@ class MenuWatcher:
     def _check_unique(self, menu: Menu, path: Path) -> None:
         for other, number in self._numbers.items():
             if number == menu.number and other != path and other.exists():
-                claim = Problem(Location(menu.file, 1), f"number {number} already has {other}")
+                claim = MenuProblem(Location(menu.file, 1), f"number {number} already has {other}")
                 raise MenuError([claim])
 
-    def _refuse(self, number: str, problems: list[Problem], report: Report) -> None:
+    def _refuse(self, number: str, problems: list[MenuProblem], report: Report) -> None:
         MENU_REJECTED.labels(number).inc()
         MENU_BROKEN.labels(number).set(1)
         report.rejected.extend(problems)
@@ -266,4 +266,4 @@ def _text(path: Path, data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise MenuError([Problem(Location(str(path), line), "not UTF-8 text")]) from None
+        raise MenuError([MenuProblem(Location(str(path), line), "not UTF-8 text")]) from None

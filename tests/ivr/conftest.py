@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hotline.agi.session import Playback
+from hotline.hours import load_calendar, load_hours
+from hotline.validators import VALIDATORS
 from ivr import say_ru
 from ivr.menu.console import ConsoleChannel, ScriptedKeypad
 from ivr.menu.engine import CallResult, Engine
 from ivr.menu.loader import parse_menu
 from ivr.menu.model import Services
-from ivr.schedule import load_calendar, load_hours
-from ivr.validators import VALIDATORS
 
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 MOSCOW = ZoneInfo("Europe/Moscow")

@@ -20,6 +20,7 @@ from hotline.sim.model import SimChannel
 from hotline.sim.runner import CallOutcome, run_scenario
 from hotline.sim.scenario import parse_scenario
 from hotline.store.db import Base, CallLog, create_engine
+from hotline.validators import VALIDATORS
 from ivr import say_ru
 from ivr.entry import CallEntry
 from ivr.menu.history import CallLogHistory
@@ -27,7 +28,6 @@ from ivr.menu.library import load_library
 from ivr.menu.model import Services
 from ivr.menu.status import HttpStatusService
 from ivr.status_service import load_fixtures, serve
-from ivr.validators import VALIDATORS
 
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 MOSCOW = ZoneInfo("Europe/Moscow")

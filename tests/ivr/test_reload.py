@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from agi_peer import AsteriskPeer, env_bytes, eventually, metric, serving
 
+from hotline.versions import VersionStore
 from ivr.cli import add_commands
 from ivr.entry import CallEntry
 from ivr.menu.library import load_library
 from ivr.menu.model import Services
-from ivr.menu.versions import VersionStore
 from ivr.menu.watch import MenuWatcher
 from ivr.settings import IvrSettings
 

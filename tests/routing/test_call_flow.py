@@ -24,7 +24,7 @@ from hotline.sim.fastagi import AgiRequestSpec, run_agi
 from hotline.sim.model import ChannelState, SimChannel
 from hotline.sim.queues import DeviceState, Operator, Queues
 from hotline.store.db import CallLog
-from ivr.schedule import ScheduleError
+from hotline.yamldoc import YamlFileError
 from routing.settings import RoutingSettings
 from routing.testing import group
 from routing.wiring import AcdService, schedule_checker
@@ -300,7 +300,7 @@ def test_group_schedule_names_an_hours_file(tmp_path: Path) -> None:
 def test_broken_group_schedule_stops_start_up_at_its_line(tmp_path: Path) -> None:
     (tmp_path / "calendar.yaml").write_bytes((SHIPPED / "calendar.yaml").read_bytes())
     (tmp_path / "bad.yaml").write_text("hours:\n  workday: 25:00-26:00\n")
-    with pytest.raises(ScheduleError, match=r"bad\.yaml:2"):
+    with pytest.raises(YamlFileError, match=r"bad\.yaml:2"):
         schedule_checker({"g": group("g", schedule="bad")}, tmp_path)
 
 

@@ -19,13 +19,13 @@ from databases import isolated_postgres
 
 from agents.operators import OperatorState
 from hotline.ami.client import AmiClient
+from hotline.hours import HoursStatus
 from hotline.sim.ami_server import AmiServer, ManagerUser
 from hotline.sim.clock import SystemClock
 from hotline.sim.originator import ScriptedOriginator
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
-from ivr.schedule import HoursStatus
-from ivr.validators import luhn_check_digit
+from hotline.validators import luhn_check_digit
 from routing.acd import Acd
 from routing.callbacks import (
     Callback,
@@ -86,7 +86,7 @@ class Now:
 
 
 class WorkingHours:
-    """A group open 09:00-18:00 UTC every day (the shape of ivr.schedule.OpenHours)."""
+    """A group open 09:00-18:00 UTC every day (the shape of hotline.hours.OpenHours)."""
 
     def status(self, at: datetime) -> HoursStatus:
         at = at.astimezone(UTC)

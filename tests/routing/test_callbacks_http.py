@@ -14,12 +14,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.ami.client import AmiClient
+from hotline.hours import HoursStatus
 from hotline.sim.ami_server import AmiServer, ManagerUser
 from hotline.sim.clock import SystemClock
 from hotline.sim.originator import ScriptedOriginator
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
-from ivr.schedule import HoursStatus
 from routing.acd import Acd
 from routing.callbacks import CallbackScheduler, CallbackSettings, CallbackStore
 from routing.callbacks_http import add_callback_routes

@@ -18,10 +18,10 @@ from ports import free_port
 from hotline.agi.session import CallerHungUp
 from hotline.config import load_settings
 from hotline.controller import Controller
+from hotline.hours import load_calendar, load_hours
 from hotline.sim.ami_server import AmiServer, ManagerUser
 from hotline.sim.clock import SystemClock
 from hotline.sim.originator import ScriptedOriginator
-from ivr.schedule import load_calendar, load_hours
 from routing.acd import Acd
 from routing.callbacks import CallbackSettings, window_overlaps_hours
 from routing.groups import load_groups
