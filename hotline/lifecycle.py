@@ -1,0 +1,76 @@
+"""How the composition root runs the parts of one controller: start, health, stop.
+
+Every part of a running controller (the database, the ACD, the recorder, the AMI link, the
+FastAGI server...) is a `Part`: the root builds it from settings and wires its ports, then
+`Lifecycle` starts the parts in order, reports their health together and stops them in the
+reverse order, like aiohttp's ``cleanup_ctx``. A part that fails to start stops the ones
+already started, so a broken file at start-up leaves no socket or task behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Part(Protocol):
+    """One piece of a running controller, as the composition root drives it."""
+
+    @property
+    def name(self) -> str:
+        """The key of its line in ``/healthz``."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def health(self) -> str:
+        """One word an operator reads: ``ok``, ``down``, ``disabled``, ``stale``..."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+class Lifecycle:
+    """The started parts of one controller, stopped in the reverse order of their start."""
+
+    def __init__(self) -> None:
+        self._parts: list[Part] = []
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        return tuple(self._parts)
+
+    async def start(self, part: Part) -> None:
+        """Start `part`; it will be stopped before every part started earlier."""
+        await part.start()
+        self._parts.append(part)
+        self._stack.push_async_callback(self._stop_one, part)
+
+    async def health(self) -> dict[str, str]:
+        words = await asyncio.gather(*(self._health_of(part) for part in self._parts))
+        return {part.name: word for part, word in zip(self._parts, words, strict=True)}
+
+    async def stop(self) -> None:
+        """Stop every started part, latest first; one that fails to stop does not keep the
+        others running (its error is logged)."""
+        self._parts.clear()
+        await self._stack.aclose()
+
+    @staticmethod
+    async def _health_of(part: Part) -> str:
+        try:
+            return await part.health()
+        except Exception as error:  # a health check must answer, whatever broke
+            return f"error: {type(error).__name__}"
+
+    @staticmethod
+    async def _stop_one(part: Part) -> None:
+        try:
+            await part.stop()
+        except Exception:
+            log.exception("part did not stop cleanly", extra={"part": part.name})
