@@ -223,8 +223,10 @@ async def _handle(state: _Escalation, request: web.Request) -> dict[str, Any]:
     state.in_flight.add(call_id)
     try:
         with bind_call(call_id):
-            await _move_caller(ami, call_id, agency, caller.data, caller.history)
+            # The agency sees the whole route, this move included (its INVITE carried an
+            # empty history when the entry was added after the move).
             entry = f"{caller.group}:{op_id}->agency:{agency.id}"
+            await _move_caller(ami, call_id, agency, caller.data, [*caller.history, entry])
             caller.history.append(entry)
             log.info(
                 "call escalated to an outside agency",

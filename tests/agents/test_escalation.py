@@ -154,7 +154,8 @@ async def test_caller_goes_to_the_agency_with_data_and_history(desk: Desk) -> No
     assert values["_HOTLINE_AGENCY"] == "sfr"
     data = json.loads(unquote(values["_HOTLINE_DATA"]))
     assert data == {"snils": "123-456-789 00", "topic": "пенсия"}
-    assert json.loads(unquote(values["_HOTLINE_HISTORY"])) == []  # nothing before this move
+    # this move is the whole history: the agency sees who sent the caller (issue 10, item 5)
+    assert json.loads(unquote(values["_HOTLINE_HISTORY"])) == ["general:anna->agency:sfr"]
     left = [e for e in desk.events if e.get("Event") == "BridgeLeave"]
     assert [(e.get("Channel"), e.get("BridgeNumChannels")) for e in left] == [(CHANNEL, "1")]
 
@@ -169,7 +170,8 @@ async def test_history_goes_along_and_records_the_escalation(desk: Desk) -> None
     await until(lambda: any(e.get("Variable") == "_HOTLINE_HISTORY" for e in desk.events))
     sent = next(e for e in desk.events if e.get("Variable") == "_HOTLINE_HISTORY")
     assert json.loads(unquote(sent.get("Value") or "")) == [
-        "tech1:boris->general перевод на 2-ю линию"
+        "tech1:boris->general перевод на 2-ю линию",
+        "general:anna->agency:mfc",
     ]
 
 
