@@ -86,3 +86,53 @@ def test_ami_user_and_music_on_hold() -> None:
     assert "[hotline]" in manager and "bindaddr = 127.0.0.1" in manager
     assert "musicclass=default" in (CONF / "queues.conf").read_text()
     assert "[default]" in (CONF / "musiconhold.conf").read_text()
+
+
+# Applications whose module does not load (or does nothing useful) without its own file.
+CONFIG_OF_APPLICATION = {
+    "ConfBridge": "confbridge.conf",
+    "Queue": "queues.conf",
+    "MusicOnHold": "musiconhold.conf",
+}
+
+
+def test_every_application_the_dialplan_runs_has_its_config_shipped() -> None:
+    dialplan = (CONF / "extensions.conf").read_text()
+    exten = re.findall(r"^\s*exten\s*=>\s*[^,]+,[^,]+,(\w+)\(", dialplan, re.M)
+    same = re.findall(r"^\s*same\s*=>\s*[^,]+,(\w+)\(", dialplan, re.M)
+    used = {*exten, *same}
+    assert "ConfBridge" in used
+    missing = [
+        f"{app} needs {conf}"
+        for app, conf in CONFIG_OF_APPLICATION.items()
+        if app in used and not (CONF / conf).is_file()
+    ]
+    assert missing == []
+    assert "[general]" in (CONF / "confbridge.conf").read_text()
+
+
+def test_the_ami_user_may_write_only_what_the_controller_uses() -> None:
+    manager = (CONF / "manager.conf").read_text().split("[hotline]")[1]
+    write = re.search(r"^write\s*=\s*(.+)$", manager, re.M)
+    assert write is not None
+    classes = {c.strip() for c in write.group(1).split(",")}
+    assert classes == {"call", "originate"}  # no system, command or config write
+
+
+def test_every_context_the_controller_dials_into_exists() -> None:
+    contexts = set(sections(CONF / "extensions.conf"))
+    example = (ROOT / "hotline.example.toml").read_text()
+    transfer = re.search(r'^transfer_channel = "Local/\{number\}@([\w-]+)"', example, re.M)
+    assert transfer is not None and transfer.group(1) in contexts
+    for context in ("hotline-callback-out", "hotline-escalate-out", "hotline-acd-answered"):
+        assert context in contexts
+
+
+def test_the_trunk_the_dialplan_dials_through_is_a_pjsip_endpoint() -> None:
+    dialplan = (CONF / "extensions.conf").read_text()
+    trunk = re.search(r"^HOTLINE_TRUNK=(\S+)", dialplan, re.M)
+    assert trunk is not None
+    pjsip = (CONF / "pjsip.conf").read_text()
+    blocks = re.findall(rf"^\[{trunk.group(1)}\]\n(.*?)(?=^\[|\Z)", pjsip, re.M | re.S)
+    types = {m for block in blocks for m in re.findall(r"^type = (\w+)", block, re.M)}
+    assert {"endpoint", "aor", "identify"} <= types
