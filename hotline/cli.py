@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hotline.config import ConfigError, Settings, load_settings
+from hotline.config import Settings, load_settings
 from hotline.logs import configure_logging
+from hotline.settings import ConfigError
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 

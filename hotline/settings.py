@@ -1,4 +1,9 @@
-"""Settings: a TOML file, then `HOTLINE_*` environment variables on top, then validation.
+"""The core's settings and the loader every settings file goes through.
+
+The core owns its own sections (`[agi]`, `[ami]`, `[http]`, `[store]`, `[log]`) and the generic
+machinery: a TOML file, then `HOTLINE_*` environment variables on top, then validation.  It
+does not know the whole configuration: whoever assembles it (the composition root) passes the
+top-level settings class and its table name -> section dataclass mapping to `read_settings`.
 
 The file is optional; every key has a default (see `hotline.example.toml`, which lists them all).
 An environment variable `HOTLINE_<SECTION>_<KEY>` (e.g. `HOTLINE_AGI_PORT=4600`) or, for the
@@ -7,7 +12,8 @@ systemd unit can change one value without editing it.  `HOTLINE_CONFIG` names th
 
 Mistakes fail at start-up with `ConfigError`, one plain sentence naming the file (or the
 variable) and the key: a typo in a key silently falling back to a default is how a hotline ends
-up listening on the wrong port at 3 a.m.
+up listening on the wrong port at 3 a.m.  A field's check is a function in its metadata
+(`{"check": ...}`) that returns what is wrong with a value of the right type, or None.
 """
 
 from __future__ import annotations
@@ -16,23 +22,21 @@ import contextlib
 import dataclasses
 import math
 import os
-import socket
 import tomllib
-import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-# The composition root: each part of the product owns its section and its defaults.
-from ivr.settings import IvrSettings
-from recorder.settings import AccessSettings, RecorderSettings
-from routing.callbacks import CallbackSettings
-from routing.settings import RoutingSettings
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 ENV_PREFIX = "HOTLINE_"
 ENV_CONFIG_FILE = "HOTLINE_CONFIG"
+
+# The whole settings class the composition root assembles (a dataclass).
+S = TypeVar("S", bound="DataclassInstance")
 
 # A check takes a value already of the right type and returns what is wrong with it, or None.
 Check = Callable[[Any], str | None]
@@ -53,12 +57,13 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else f"must be greater than 0, got {value}"
 
 
-def _not_empty(value: Any) -> str | None:
+def not_empty(value: Any) -> str | None:
+    """A check for text settings that must say something (a name, a URL)."""
     return None if value.strip() else "must not be empty"
 
 
 def _checked(default: Any, check: Check) -> Any:
-    """A dataclass field whose value `load_settings` validates with `check`."""
+    """A dataclass field whose value `read_settings` validates with `check`."""
     return field(default=default, metadata={"check": check})
 
 
@@ -109,9 +114,9 @@ class HttpSettings:
 class StoreSettings:
     """Persistence (SQLAlchemy URL) and where the shared per-call state lives."""
 
-    # `load_settings` makes a relative SQLite path absolute against the current directory, so
+    # `read_settings` makes a relative SQLite path absolute against the current directory, so
     # the database does not move if the process changes directory later.
-    database_url: str = _checked("sqlite+aiosqlite:///var/hotline.sqlite3", _not_empty)
+    database_url: str = _checked("sqlite+aiosqlite:///var/hotline.sqlite3", not_empty)
     state_backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
@@ -123,42 +128,6 @@ class LogSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["json", "text"] = "json"
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the controller is configured with."""
-
-    agi: AgiSettings = field(default_factory=AgiSettings)
-    ami: AmiSettings = field(default_factory=AmiSettings)
-    http: HttpSettings = field(default_factory=HttpSettings)
-    store: StoreSettings = field(default_factory=StoreSettings)
-    log: LogSettings = field(default_factory=LogSettings)
-    ivr: IvrSettings = field(default_factory=IvrSettings)
-    recorder: RecorderSettings = field(default_factory=RecorderSettings)
-    recorder_access: AccessSettings = field(default_factory=AccessSettings)
-    routing: RoutingSettings = field(default_factory=RoutingSettings)
-    callbacks: CallbackSettings = field(default_factory=CallbackSettings)
-    # Names this instance in logs and shared state, so several nodes can be told apart.
-    node_name: str = field(default_factory=socket.gethostname, metadata={"check": _not_empty})
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-
-
-# Read-only, so no module-level mutable state: table name -> the dataclass it fills.
-SECTIONS: Mapping[str, type] = types.MappingProxyType(
-    {
-        "agi": AgiSettings,
-        "ami": AmiSettings,
-        "http": HttpSettings,
-        "store": StoreSettings,
-        "log": LogSettings,
-        "ivr": IvrSettings,
-        "recorder": RecorderSettings,
-        "recorder_access": AccessSettings,
-        "routing": RoutingSettings,
-        "callbacks": CallbackSettings,
-    }
-)
-_TOP_LEVEL_KEYS = ("node_name", "event_loop")
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -177,22 +146,44 @@ class _Raw:
     from_env: bool
 
 
-def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the file (`path`, else `$HOTLINE_CONFIG`, else none) and the environment.
+@dataclass(frozen=True)
+class _Layout:
+    """What the loader fills: the whole settings class, its sections and its top-level keys."""
+
+    settings_class: type
+    sections: Mapping[str, type]
+    top_level_keys: tuple[str, ...]
+
+
+def read_settings(
+    settings_class: type[S],
+    sections: Mapping[str, type],
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> S:
+    """Fill `settings_class` from the file (`path`, else `$HOTLINE_CONFIG`, else none) and the
+    environment.
+
+    `settings_class` is a dataclass with one field per name in `sections` (table name -> the
+    dataclass it fills) and its own top-level keys (every other field).  The core's sections
+    (`agi`, `ami`, `store`, ...) get the core's own checks; the parts' sections bring theirs.
 
     Environment values are strings and are converted: whole numbers, numbers, and booleans
     from true/false, 1/0, yes/no (or on/off), case-insensitively.
     Raises `ConfigError` on any problem: unreadable file, TOML syntax (the message carries the
     line), unknown section or key, wrong type, value out of range, unknown choice.
     """
+    top_level = tuple(f.name for f in dataclasses.fields(settings_class) if f.name not in sections)
+    layout = _Layout(settings_class, sections, top_level)
     env = os.environ if environ is None else environ
     if path is None and env.get(ENV_CONFIG_FILE):
         path = Path(env[ENV_CONFIG_FILE])
-    raw: dict[str | None, dict[str, _Raw]] = {None: {}, **{name: {} for name in SECTIONS}}
+    raw: dict[str | None, dict[str, _Raw]] = {None: {}, **{name: {} for name in sections}}
     if path is not None:
-        _merge(raw, _read_file(path))
-    _merge(raw, _read_env(env))
-    return _build(raw)
+        _merge(raw, _read_file(path, layout))
+    _merge(raw, _read_env(env, layout))
+    settings: S = settings_class(**_build(raw, layout))
+    return settings
 
 
 def _merge(into: dict[str | None, dict[str, _Raw]], new: dict[str | None, dict[str, _Raw]]) -> None:
@@ -200,7 +191,7 @@ def _merge(into: dict[str | None, dict[str, _Raw]], new: dict[str | None, dict[s
         into[section].update(values)
 
 
-def _read_file(path: Path) -> dict[str | None, dict[str, _Raw]]:
+def _read_file(path: Path, layout: _Layout) -> dict[str | None, dict[str, _Raw]]:
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
@@ -211,29 +202,31 @@ def _read_file(path: Path) -> dict[str | None, dict[str, _Raw]]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         # tomllib's message ends with "(at line N, column M)".
         raise ConfigError(f"Configuration file {path} is not valid TOML: {exc}.") from None
-    return _split_document(document, path)
+    return _split_document(document, path, layout)
 
 
-def _split_document(document: dict[str, Any], path: Path) -> dict[str | None, dict[str, _Raw]]:
+def _split_document(
+    document: dict[str, Any], path: Path, layout: _Layout
+) -> dict[str | None, dict[str, _Raw]]:
     out: dict[str | None, dict[str, _Raw]] = {None: {}}
     for key, value in document.items():
-        if key in SECTIONS:
+        if key in layout.sections:
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: [{key}] must be a table, not a single value.")
             out[key] = {
                 k: _Raw(v, str(path), f"{path}: [{key}] {k}", False) for k, v in value.items()
             }
-        elif key in _TOP_LEVEL_KEYS:
+        elif key in layout.top_level_keys:
             out[None][key] = _Raw(value, str(path), f"{path}: {key}", False)
         elif isinstance(value, dict):
-            known = ", ".join(f"[{name}]" for name in SECTIONS)
+            known = ", ".join(f"[{name}]" for name in layout.sections)
             raise ConfigError(f"{path}: unknown section [{key}] (known: {known}).")
         else:
             raise ConfigError(f"{path}: unknown top-level key {key!r}.")
     return out
 
 
-def _read_env(env: Mapping[str, str]) -> dict[str | None, dict[str, _Raw]]:
+def _read_env(env: Mapping[str, str], layout: _Layout) -> dict[str | None, dict[str, _Raw]]:
     """Pick the `HOTLINE_*` variables that name a setting.
 
     A variable under a known section with an unknown key (`HOTLINE_AGI_PROT`) is an error, like
@@ -246,10 +239,10 @@ def _read_env(env: Mapping[str, str]) -> dict[str | None, dict[str, _Raw]]:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
         where: str | None = None
-        if rest in _TOP_LEVEL_KEYS:
+        if rest in layout.top_level_keys:
             where, key = None, rest
         else:
-            found = _env_section(rest)
+            found = _env_section(rest, layout.sections)
             if found is None:
                 continue
             where, key = found
@@ -258,32 +251,27 @@ def _read_env(env: Mapping[str, str]) -> dict[str | None, dict[str, _Raw]]:
     return out
 
 
-def _env_section(rest: str) -> tuple[str, str] | None:
+def _env_section(rest: str, sections: Mapping[str, type]) -> tuple[str, str] | None:
     """Split `recorder_access_tokens_file` into section and key. Section names may contain an
     underscore themselves, so the longest section that fits wins."""
-    for section in sorted(SECTIONS, key=len, reverse=True):
+    for section in sorted(sections, key=len, reverse=True):
         if rest.startswith(section + "_") and len(rest) > len(section) + 1:
             return section, rest[len(section) + 1 :]
     return None
 
 
-def _build(raw: dict[str | None, dict[str, _Raw]]) -> Settings:
-    sections = {name: _build_section(cls, raw[name], name) for name, cls in SECTIONS.items()}
-    top = _validate_values(Settings, raw[None], None, skip=set(SECTIONS))
-    settings = Settings(**sections, **top)
-    _check_cross_fields(settings, raw)
-    return dataclasses.replace(
-        settings,
-        store=dataclasses.replace(
-            settings.store, database_url=resolve_database_url(settings.store.database_url)
-        ),
-    )
+def _build(raw: dict[str | None, dict[str, _Raw]], layout: _Layout) -> dict[str, Any]:
+    """The keyword arguments of the settings class: every section built, then the top level."""
+    sections = {name: _build_section(cls, raw[name], name) for name, cls in layout.sections.items()}
+    top = _validate_values(layout.settings_class, raw[None], None, skip=set(layout.sections))
+    _check_core_sections(sections, raw)
+    return sections | top
 
 
 def _build_section(cls: type, values: dict[str, _Raw], section: str) -> Any:
     try:
         return cls(**_validate_values(cls, values, section))
-    except ValueError as error:  # a part's own check of its section (__post_init__)
+    except ValueError as error:  # a section's own check of itself (__post_init__)
         raise ConfigError(f"[{section}]: {error}.") from None
 
 
@@ -377,15 +365,20 @@ def _coerce_number(raw: _Raw, kind: type[int] | type[float], what: str) -> int |
     raise ConfigError(f"{raw.origin} must be {what}, got {raw.value!r}.")
 
 
-def _check_cross_fields(settings: Settings, raw: dict[str | None, dict[str, _Raw]]) -> None:
-    ami = settings.ami
-    if ami.reconnect_min > ami.reconnect_max:
+def _check_core_sections(sections: dict[str, Any], raw: dict[str | None, dict[str, _Raw]]) -> None:
+    """The core's checks across keys of one section, and its one rewrite (the database URL)."""
+    ami = sections.get("ami")
+    if isinstance(ami, AmiSettings) and ami.reconnect_min > ami.reconnect_max:
         given = raw["ami"].get("reconnect_min") or raw["ami"].get("reconnect_max")
         source = given.source if given else "Settings"
         raise ConfigError(
             f"{source}: [ami] reconnect_min ({ami.reconnect_min}) must not exceed "
             f"[ami] reconnect_max ({ami.reconnect_max})."
         )
+    store = sections.get("store")
+    if isinstance(store, StoreSettings):
+        database_url = resolve_database_url(store.database_url)
+        sections["store"] = dataclasses.replace(store, database_url=database_url)
 
 
 def resolve_database_url(url: str, cwd: Path | None = None) -> str:

@@ -1,0 +1,71 @@
+"""The whole configuration of one controller: the core's sections and every part's, assembled.
+
+This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` from
+the core, `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]` from the parts)
+and the top-level keys. Reading, converting and checking them is `hotline.settings`' job.
+"""
+
+from __future__ import annotations
+
+import socket
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from hotline.settings import (
+    AgiSettings,
+    AmiSettings,
+    HttpSettings,
+    LogSettings,
+    StoreSettings,
+    not_empty,
+    read_settings,
+)
+from ivr.settings import IvrSettings
+from recorder.settings import AccessSettings, RecorderSettings
+from routing.callbacks import CallbackSettings
+from routing.settings import RoutingSettings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the controller is configured with."""
+
+    agi: AgiSettings = field(default_factory=AgiSettings)
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    ivr: IvrSettings = field(default_factory=IvrSettings)
+    recorder: RecorderSettings = field(default_factory=RecorderSettings)
+    recorder_access: AccessSettings = field(default_factory=AccessSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)
+    # Names this instance in logs and shared state, so several nodes can be told apart.
+    node_name: str = field(default_factory=socket.gethostname, metadata={"check": not_empty})
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+
+# Read-only, so no module-level mutable state: table name -> the dataclass it fills.
+SECTIONS: Mapping[str, type] = types.MappingProxyType(
+    {
+        "agi": AgiSettings,
+        "ami": AmiSettings,
+        "http": HttpSettings,
+        "store": StoreSettings,
+        "log": LogSettings,
+        "ivr": IvrSettings,
+        "recorder": RecorderSettings,
+        "recorder_access": AccessSettings,
+        "routing": RoutingSettings,
+        "callbacks": CallbackSettings,
+    }
+)
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the whole configuration: the file (`path`, else `$HOTLINE_CONFIG`, else none), then
+    the `HOTLINE_*` environment; raises `hotline.settings.ConfigError` on any problem."""
+    return read_settings(Settings, SECTIONS, path, environ)
