@@ -219,9 +219,6 @@ class Controller:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self._stopping.set)
 
-    def request_stop(self) -> None:
-        self._stopping.set()
-
     async def wait_stopped(self) -> None:
         await self._stopping.wait()
 
