@@ -18,7 +18,8 @@ import logging
 from collections.abc import Iterable
 
 from agents.operators import OperatorSpec
-from hotline.ami.client import AmiActionError, AmiClient, AmiError
+from hotline.ami.client import AmiClient
+from hotline.ami.errors import AmiActionError, AmiError
 from hotline.ami.protocol import AmiMessage
 from routing.node import AcdNode
 

@@ -62,7 +62,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from agents.operators import OperatorState
-from hotline.ami.client import AmiActionError, AmiClient, AmiError
+from hotline.ami.client import AmiClient
+from hotline.ami.errors import AmiActionError, AmiError
 from hotline.logs import bind_call
 from routing.node import AcdNode
 from routing.yamlfile import Doc

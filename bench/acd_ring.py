@@ -54,7 +54,8 @@ import aiohttp
 import yaml
 
 from agents.operators import OperatorState
-from hotline.agi.server import FastAgiServer, Router
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
 from hotline.config import load_settings
 from hotline.controller import Controller

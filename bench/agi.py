@@ -54,7 +54,8 @@ def commands(count: int) -> list[str]:
 
 
 def serve_ours(port: int, count: int) -> asyncio.AbstractServer | object:
-    from hotline.agi.server import FastAgiServer, Router
+    from hotline.agi.router import Router
+    from hotline.agi.server import FastAgiServer
     from hotline.agi.session import AgiSession
 
     async def handler(session: AgiSession) -> None:

@@ -201,7 +201,8 @@ async def calls_per_core(
     handler: Callable[[Any], Awaitable[None]], calls: int
 ) -> tuple[float, int]:
     """(calls per CPU-second of the server, AGI commands in all)"""
-    from hotline.agi.server import FastAgiServer, Router
+    from hotline.agi.router import Router
+    from hotline.agi.server import FastAgiServer
 
     router = Router()
     router.add("hotline", handler)

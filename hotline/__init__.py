@@ -1,8 +1,16 @@
-"""The controller's core: the wire to Asterisk and the plumbing every part shares.
+"""The core: the wire to Asterisk and the plumbing every part of the product shares.
 
-`hotline.agi` speaks FastAGI (one session per call), `hotline.ami` keeps the AMI link,
-`hotline.sim` is the protocol-level PBX simulator used in tests, demos and load,
-`hotline.store` holds persistence and shared call state, `hotline.controller` starts and stops
-the parts of one node in order, and `hotline.cli` is the single `hotline` command. Nothing
-in the protocol or store code knows about menus, queues or recordings.
+It owns FastAGI (`hotline.agi`: the wire format, one session per call, the server) and the AMI
+link (`hotline.ami`: the wire format and the client that stays logged in), persistence and
+shared call state (`hotline.store`), structured logs with personal data masked
+(`hotline.logs`), the core's settings and the loader every settings file goes through
+(`hotline.settings`), the operations endpoint and its metrics (`hotline.web`,
+`hotline.metrics`) and the one polling loop for file watchers (`hotline.periodic`).
+
+The core knows no feature: it never imports the parts (`ivr`, `routing`, `agents`,
+`recorder`) nor the composition root that wires them together; the parts import the core.
+(`hotline.config`, `hotline.controller` and `hotline.cli` are the composition root's pieces
+still housed here, on their way to `controller/`.) The wire-format modules
+(`hotline.agi.protocol`, `hotline.ami.protocol`) need the standard library only, so the PBX
+simulator and tools can use them alone.
 """

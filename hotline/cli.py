@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from hotline.config import ConfigError, Settings, load_settings
+from hotline.config import Settings, load_settings
 from hotline.logs import configure_logging
+from hotline.settings import ConfigError
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 

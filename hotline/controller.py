@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.escalation import add_escalation_routes, load_agencies
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
-from hotline.agi.server import FastAgiServer, Router
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
 from hotline.ami.client import AmiClient
 from hotline.config import Settings
 from hotline.store.db import CallLog, create_engine
@@ -217,9 +218,6 @@ class Controller:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self._stopping.set)
-
-    def request_stop(self) -> None:
-        self._stopping.set()
 
     async def wait_stopped(self) -> None:
         await self._stopping.wait()

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
-from hotline.config import LogSettings
+from hotline.settings import LogSettings
 
 # The only module-level mutable state: the id of the call being handled in this context.
 _CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -23,7 +23,7 @@ from typing import Any
 
 from hotline.ami.client import AmiClient
 from hotline.ami.protocol import AmiMessage
-from hotline.config import AmiSettings
+from hotline.settings import AmiSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from recorder.access import AccessSettings

@@ -80,7 +80,8 @@ from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hotline.ami.client import AmiClient, AmiError
+from hotline.ami.client import AmiClient
+from hotline.ami.errors import AmiError
 from hotline.ami.protocol import AmiMessage
 from hotline.hours import HoursStatus
 from hotline.store.db import Base, UTCDateTime, require_utc, utc_now

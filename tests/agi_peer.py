@@ -20,7 +20,8 @@ from typing import Any
 from prometheus_client import REGISTRY
 from transcripts import Block, load
 
-from hotline.agi.server import FastAgiServer, Router
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
 
 PEER_TIMEOUT = 5.0

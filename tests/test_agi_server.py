@@ -15,7 +15,9 @@ from collections.abc import Iterator
 import pytest
 from agi_peer import AsteriskPeer, Outcomes, env_bytes, eventually, metric, serving
 
-from hotline.agi.server import MAX_ENV_LINES, FastAgiServer, Router, install_signal_handlers
+from hotline.agi.connection import MAX_ENV_LINES
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer, install_signal_handlers
 from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.logs import CallIdFilter
 

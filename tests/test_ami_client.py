@@ -20,18 +20,15 @@ from ami_replay import (
 from prometheus_client import REGISTRY
 from transcripts import Block, load, stream
 
-from hotline.ami import (
+from hotline.ami.client import AmiClient
+from hotline.ami.errors import (
     AmiActionError,
     AmiAuthError,
-    AmiClient,
     AmiConnectionError,
     AmiLinkLost,
-    AmiMessage,
-    AmiParser,
-    AmiProtocolError,
     AmiTimeout,
-    Greeting,
 )
+from hotline.ami.protocol import AmiMessage, AmiParser, AmiProtocolError, Greeting
 
 USER, SECRET = "ivr", "ivrsecret"
 VERSION = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-24 23:26:57 UTC"

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import (
-    AgiSettings,
-    ConfigError,
-    Settings,
-    load_settings,
-    resolve_database_url,
-)
+from hotline.config import Settings, load_settings
+from hotline.settings import AgiSettings, ConfigError, resolve_database_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import pytest
 
-from hotline.config import LogSettings
 from hotline.logs import (
     bind_call,
     configure_logging,
@@ -21,6 +20,7 @@ from hotline.logs import (
     reset_call_id,
     set_call_id,
 )
+from hotline.settings import LogSettings
 
 log = logging.getLogger("hotline.test")
 

@@ -1,7 +1,8 @@
 """FastAGI: the connection Asterisk opens for every call that runs ``AGI(agi://...)``.
 
 This package owns the AGI side of the controller and nothing above it (menus, queues and
-recordings live in their own packages and only see `AgiSession`):
+recordings live in their own packages and only see `AgiSession`). It imports nothing, so
+`hotline.agi.protocol` can be used alone (the simulator, tools) without the server's weight:
 
 * `hotline.agi.protocol`: the wire format, sans-IO (environment lines, quoting, replies);
 * `hotline.agi.session`: `AgiSession`, one call's commands, one at a time, with the rules of
@@ -11,50 +12,3 @@ recordings live in their own packages and only see `AgiSession`):
   the script to a handler registered on a `Router`, enforces the limits, closes the socket after
   the handler and drains on shutdown.
 """
-
-from hotline.agi.protocol import (
-    HANGUP,
-    AgiProtocolError,
-    AgiReply,
-    AgiRequest,
-    HangupNotice,
-    Quoted,
-)
-from hotline.agi.server import FastAgiServer, Handler, Router, install_signal_handlers
-from hotline.agi.session import (
-    NO_SUCH_APPLICATION,
-    AgiCommandError,
-    AgiConnectionLost,
-    AgiError,
-    AgiReplyTimeout,
-    AgiSession,
-    AgiUsageError,
-    CallerHungUp,
-    Digits,
-    Playback,
-    Recording,
-)
-
-__all__ = [
-    "HANGUP",
-    "NO_SUCH_APPLICATION",
-    "AgiCommandError",
-    "AgiConnectionLost",
-    "AgiError",
-    "AgiProtocolError",
-    "AgiReply",
-    "AgiReplyTimeout",
-    "AgiRequest",
-    "AgiSession",
-    "AgiUsageError",
-    "CallerHungUp",
-    "Digits",
-    "FastAgiServer",
-    "Handler",
-    "HangupNotice",
-    "Playback",
-    "Quoted",
-    "Recording",
-    "Router",
-    "install_signal_handlers",
-]

@@ -4,42 +4,5 @@ It owns the AMI wire format (`protocol`: parsing and encoding, no I/O) and the o
 keeps the controller logged in to Asterisk (`client.AmiClient`): actions with their replies and
 event lists, events dispatched by name, keepalive pings, reconnection with back-off and a
 resynchronisation hook. What the events mean for queues, agents and calls is decided elsewhere.
+This package imports nothing, so `hotline.ami.protocol` can be used alone.
 """
-
-from hotline.ami.client import (
-    AmiActionError,
-    AmiAuthError,
-    AmiClient,
-    AmiConnectionError,
-    AmiError,
-    AmiLinkLost,
-    AmiResponse,
-    AmiTimeout,
-    ConnectedCallback,
-    EventCallback,
-)
-from hotline.ami.protocol import (
-    AmiMessage,
-    AmiParser,
-    AmiProtocolError,
-    Greeting,
-    encode_message,
-)
-
-__all__ = [
-    "AmiActionError",
-    "AmiAuthError",
-    "AmiClient",
-    "AmiConnectionError",
-    "AmiError",
-    "AmiLinkLost",
-    "AmiMessage",
-    "AmiParser",
-    "AmiProtocolError",
-    "AmiResponse",
-    "AmiTimeout",
-    "ConnectedCallback",
-    "EventCallback",
-    "Greeting",
-    "encode_message",
-]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol
 
 from hotline.agi.session import Digits, Playback, Recording
 
@@ -80,17 +80,6 @@ class Channel(Protocol):
         silence_s: int | None = None,
         offset_samples: int = 0,
     ) -> Recording: ...
-
-
-@runtime_checkable
-class HoursStatusLike(Protocol):
-    """The part of `hotline.hours.HoursStatus` the menus read."""
-
-    open: bool
-    kind: str
-    surge: bool
-    opens_at: datetime | None
-    closes_at: datetime | None
 
 
 class Hours(Protocol):

@@ -57,7 +57,7 @@ class _Pbx:
 
 
 async def test_a_lost_link_asks_again_at_the_next_login_a_refusal_never() -> None:
-    from hotline.ami.client import AmiActionError, AmiLinkLost
+    from hotline.ami.errors import AmiActionError, AmiLinkLost
     from hotline.ami.protocol import AmiMessage
 
     node = AcdNode(

@@ -21,7 +21,8 @@ from agents.escalation import (
     escalation_variables,
     load_agencies,
 )
-from hotline.ami.client import AmiActionError, AmiClient
+from hotline.ami.client import AmiClient
+from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
 from hotline.sim.ami_server import AmiServer, ManagerUser
 from hotline.sim.clock import SystemClock

@@ -15,7 +15,8 @@ import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
 from ports import free_port
 
-from hotline.agi.server import FastAgiServer, Router
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
 from hotline.sim.model import SimChannel
 from hotline.sim.runner import CallOutcome, run_scenario
 from hotline.sim.scenario import parse_scenario

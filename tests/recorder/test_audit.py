@@ -24,7 +24,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import recorder.audit
-from hotline.config import Settings, StoreSettings
+from hotline.config import Settings
+from hotline.settings import StoreSettings
 from hotline.store.db import Base, create_engine
 from hotline.store.migrate import upgrade
 from recorder.access import TokenBook

@@ -13,7 +13,8 @@ import pytest
 from ports import free_port
 from prometheus_client import REGISTRY
 
-from hotline.agi.server import FastAgiServer, Router
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller

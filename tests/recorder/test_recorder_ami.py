@@ -11,7 +11,7 @@ from pathlib import Path
 from transcripts import load, stream
 
 from hotline.ami.protocol import AmiMessage, AmiParser
-from hotline.config import AmiSettings
+from hotline.settings import AmiSettings
 from hotline.sim.ami_server import AmiServer, ManagerUser
 from hotline.sim.clock import SystemClock
 from hotline.store.db import create_engine

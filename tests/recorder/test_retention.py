@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import Settings, StoreSettings
+from hotline.config import Settings
+from hotline.settings import StoreSettings
 from recorder import keys
 from recorder.access import AccessDenied, Action, RecordingAccess
 from recorder.audit import Actor, AuditLog

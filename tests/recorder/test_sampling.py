@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import Settings, StoreSettings
+from hotline.config import Settings
+from hotline.settings import StoreSettings
 from recorder import keys
 from recorder.audit import Actor, AuditLog
 from recorder.audit_cli import cmd_clip, cmd_sample

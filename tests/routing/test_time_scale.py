@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hotline.config import ConfigError, load_settings
+from hotline.config import load_settings
+from hotline.settings import ConfigError
 from routing.groups import load_groups
 from routing.settings import RoutingSettings
 from routing.wiring import AcdService

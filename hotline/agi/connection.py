@@ -1,0 +1,304 @@
+"""The bytes of one FastAGI connection: the environment, then the replies to the session.
+
+An `asyncio.Protocol` per connection (buffered on asyncio's own loop, see
+`BufferedAgiConnection`): lines are cut on ``b"\\n"`` in `data_received` and replies are
+handed straight to the session's waiting future, with no task or stream reader per command.
+Distinct reply and environment lines are parsed once per server and remembered (never those
+that may carry caller data). Whatever one connection sends (garbage, an endless line, half an
+environment and then silence) closes that connection and nothing else.
+
+The server (`hotline.agi.server.FastAgiServer`) admits the connection, runs the call's
+handler, sweeps the deadlines and counts how each connection ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from time import monotonic
+from typing import TYPE_CHECKING, Final, cast
+
+from hotline.agi.protocol import (
+    AgiProtocolError,
+    AgiReply,
+    AgiRequest,
+    HangupNotice,
+    ReplyReader,
+    parse_env_line,
+)
+from hotline.agi.session import AgiSession
+from hotline.logs import bind_call
+
+if TYPE_CHECKING:
+    from hotline.agi.server import FastAgiServer
+
+# One logger for the server and its connections: operators filter its lines by this name.
+log = logging.getLogger("hotline.agi.server")
+
+# Asterisk sends about 25 variables plus one per AGI argument; far more is not Asterisk.
+MAX_ENV_LINES: Final = 512
+_NO_CALL_ID: Final = "-"
+# Bound of each per-server parse cache (environment lines, reply lines).
+_CACHE_ENTRIES: Final = 1024
+# Environment lines that repeat from call to call and say nothing about the caller: the only
+# ones cached (a cache of caller numbers would be personal data kept for no reason). The
+# request URL is left out too: a dialplan may put caller data in its query string.
+_SHARED_ENV_KEYS: Final = frozenset(
+    {
+        "agi_network",
+        "agi_language",
+        "agi_type",
+        "agi_version",
+        "agi_callingpres",
+        "agi_callingani2",
+        "agi_callington",
+        "agi_callingtns",
+        "agi_dnid",
+        "agi_context",
+        "agi_extension",
+        "agi_priority",
+        "agi_enhanced",
+        "agi_accountcode",
+    }
+)
+
+
+class AgiConnection(asyncio.Protocol):
+    """The bytes of one FastAGI connection. Kept lean: this runs for every line of every call."""
+
+    __slots__ = (
+        "_accepted_at",
+        "_buffer",
+        "_done",
+        "_env",
+        "_in_usage",
+        "_limit",
+        "_loop",
+        "_reader",
+        "_replies",
+        "_server",
+        "_session",
+        "_task",
+        "_transport",
+    )
+
+    def __init__(self, server: FastAgiServer, loop: asyncio.AbstractEventLoop) -> None:
+        self._server = server
+        self._loop = loop
+        self._limit = server.max_line_bytes
+        self._replies = server.reply_cache
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._env: dict[str, str] = {}
+        self._accepted_at = 0.0
+        self._session: AgiSession | None = None
+        self._reader = ReplyReader()
+        self._in_usage = False  # the reader is inside a 520 block: no cached replies then
+        self._task: asyncio.Task[None] | None = None
+        self._done = False  # counted in the metrics and gone from the server's set
+
+    # --- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
+        self._transport = cast(asyncio.Transport, transport)
+        server = self._server
+        if not server.admit(self):
+            self._done = True
+            server.count_outcome("rejected")
+            log.warning(
+                "refusing a FastAGI connection: %s (%d calls in progress, max_sessions %d)",
+                "shutting down" if server.draining else "too many calls",
+                server.in_progress,
+                server.max_sessions,
+            )
+            transport.close()
+            return
+        self._accepted_at = monotonic()  # for the server's sweep: see `check_deadline`
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return
+        session = self._session
+        if session is None:
+            self._environment_data(data)
+            return
+        buffer = self._buffer + data if self._buffer else data
+        find, limit, start = buffer.find, self._limit, 0
+        replies, reader = self._replies, self._reader
+        try:
+            while (end := find(b"\n", start)) >= 0:
+                if end - start > limit:
+                    raise AgiProtocolError(f"line longer than {limit} bytes")
+                line = buffer[start:end]
+                start = end + 1
+                # Replies repeat ("200 result=0"): parse each distinct line once per server.
+                item = None if self._in_usage else replies.get(line)
+                if item is None:
+                    item = reader.feed(line.decode())
+                    self._in_usage = reader.in_usage_block
+                    if item is None:
+                        continue  # inside a 520 usage block
+                    if len(replies) < _CACHE_ENTRIES and _cacheable(item):
+                        replies[line] = item
+                if isinstance(item, AgiReply):
+                    session._deliver(item)
+                else:
+                    with bind_call(session.call_id):
+                        session._hangup_notice()
+        except (AgiProtocolError, UnicodeDecodeError) as exc:
+            self._protocol_error(exc)
+            return
+        if len(buffer) - start > limit:
+            self._protocol_error(AgiProtocolError(f"line longer than {limit} bytes"))
+            return
+        self._buffer = buffer[start:] if start else buffer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._session is not None:
+            self._session._connection_lost()  # the handler's task counts the outcome
+        elif not self._done:
+            with bind_call(self._env.get("agi_uniqueid") or _NO_CALL_ID):
+                log.warning("FastAGI connection closed in the middle of the AGI environment")
+            self.end("protocol_error")
+
+    # --- the environment -----------------------------------------------------------------
+
+    def _environment_data(self, data: bytes) -> None:
+        """Parse the complete environment lines received so far; start the call at the blank
+        line. The whole environment usually comes in one read, so it is split in one go."""
+        buffer = self._buffer + data if self._buffer else data
+        if buffer[:1] == b"\n":
+            block, rest, complete = b"", buffer[1:], True
+        elif (blank := buffer.find(b"\n\n")) >= 0:
+            block, rest, complete = buffer[:blank], buffer[blank + 2 :], True
+        else:
+            last = buffer.rfind(b"\n")
+            block, rest, complete = buffer[: max(last, 0)], buffer[last + 1 :], False
+        try:
+            if not complete and len(rest) > self._limit:
+                raise AgiProtocolError(f"line longer than {self._limit} bytes")
+            if block:
+                self._parse_env(block.split(b"\n"))
+        except (AgiProtocolError, UnicodeDecodeError) as exc:
+            self._protocol_error(exc)
+            return
+        if not complete:
+            self._buffer = rest
+            return
+        self._buffer = b""
+        if self._start_call() and rest:
+            self.data_received(rest)  # what came right after the environment (HANGUP, even)
+
+    def _parse_env(self, lines: list[bytes]) -> None:
+        if max(map(len, lines)) > self._limit:
+            raise AgiProtocolError(f"line longer than {self._limit} bytes")
+        env, cache = self._env, self._server.env_cache
+        for line in lines:
+            # Most lines are the same on every call (agi_language: ru, agi_type: Local, ...).
+            item = cache.get(line)
+            if item is None:
+                item = parse_env_line(line.decode())
+                if item[0] in _SHARED_ENV_KEYS and len(cache) < _CACHE_ENTRIES:
+                    cache[line] = item
+            env[item[0]] = item[1]
+        if len(env) > MAX_ENV_LINES:
+            raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
+
+    def _start_call(self) -> bool:
+        """Route the complete environment to a handler; False when the connection is closed."""
+        server, env, transport = self._server, self._env, self._transport
+        assert transport is not None
+        request = AgiRequest.from_env(env)
+        handler = server.router.resolve(request.script)
+        if handler is None:
+            with bind_call(env.get("agi_uniqueid") or _NO_CALL_ID):
+                log.warning(
+                    "no handler for AGI script %r: closing, the dialplan goes on", request.script
+                )
+            self.end("rejected")
+            transport.close()
+            return False
+        session = AgiSession(
+            env,
+            write=transport.write,
+            on_failure=transport.abort,
+            reply_timeout=server.reply_timeout,
+            support=server.support,
+            request=request,
+            loop=self._loop,
+        )
+        self._session = session
+        self._task = self._loop.create_task(server.run_call(self, session, handler))
+        return True
+
+    def check_deadline(self, now: float) -> None:
+        """The server's sweep: the environment must be complete `env_timeout` seconds after
+        the connection, and then each reply within `reply_timeout` of its command."""
+        if self._session is not None:
+            self._session.check_overdue(now)
+        elif not self._done and now - self._accepted_at >= self._server.env_timeout:
+            with bind_call(self._env.get("agi_uniqueid") or _NO_CALL_ID):
+                log.warning(
+                    "no complete AGI environment within %s s: closing", self._server.env_timeout
+                )
+            self.end("idle_timeout")
+            assert self._transport is not None
+            self._transport.abort()
+
+    # --- ending --------------------------------------------------------------------------
+
+    def _protocol_error(self, exc: Exception) -> None:
+        session = self._session
+        call_id = session.call_id if session is not None else self._env.get("agi_uniqueid")
+        with bind_call(call_id or _NO_CALL_ID):
+            log.warning("closing a FastAGI connection that is not speaking AGI: %s", exc)
+        if session is not None:
+            error = exc if isinstance(exc, AgiProtocolError) else AgiProtocolError(str(exc))
+            session._fail(error, notify=False)  # its task counts the outcome
+        else:
+            self.end("protocol_error")
+        assert self._transport is not None
+        self._transport.abort()
+
+    def close(self) -> None:
+        """Close after what was written is flushed (how every call ends)."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def cancel(self) -> None:
+        """Shutdown: cancel the handler, or drop a connection still sending its environment."""
+        if self._task is not None:
+            self._task.cancel()
+        elif self._transport is not None:
+            self.end("cancelled")
+            self._transport.close()
+
+    def end(self, outcome: str) -> None:
+        """Account for this connection once, however it ended."""
+        if not self._done:
+            self._done = True
+            self._server.finished(self, outcome)
+
+
+class BufferedAgiConnection(AgiConnection, asyncio.BufferedProtocol):
+    """The same, reading into the server's one read buffer: on asyncio's own loop a plain
+    Protocol gets a fresh 256 KiB bytes object per read, which glibc often serves with
+    mmap/mremap/munmap, three system calls per AGI reply. (uvloop reads into a buffer of its
+    own and hands over just the bytes read, so there the plain protocol is the faster one.)"""
+
+    __slots__ = ()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._server.read_buffer  # filled and consumed before any other read
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._server.read_buffer[:nbytes].tobytes())
+
+
+def _cacheable(item: AgiReply | HangupNotice) -> bool:
+    """Replies worth remembering: frequent, and carrying nothing a caller said or typed
+    (GET VARIABLE values and GET DATA digits may be personal data)."""
+    if isinstance(item, HangupNotice):
+        return True
+    return item.code != 520 and item.data is None and len(item.result) <= 2
