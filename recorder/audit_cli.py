@@ -17,19 +17,14 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+from hotline.audit import AuditLog, parse_anchor
+from hotline.auth import TOKEN_ROLES, Actor, new_token
 from hotline.config import Settings
 from hotline.store.db import create_engine
 from recorder import keys
-from recorder.access import (
-    TOKEN_ROLES,
-    AccessDenied,
-    AccessSettings,
-    Action,
-    RecordingAccess,
-    new_token,
-)
-from recorder.audit import Actor, AuditLog, parse_anchor
 from recorder.models import RecordingStore
+from recorder.permissions import AccessDenied, Action
+from recorder.playback import RecordingAccess
 from recorder.retention import (
     Purger,
     RetentionConfigError,
@@ -38,7 +33,7 @@ from recorder.retention import (
     shred_safely,
 )
 from recorder.sampling import ClipError, draw_sample, export_clip, parse_period
-from recorder.settings import RecorderSettings
+from recorder.settings import AccessSettings, RecorderSettings
 from recorder.storage import StorageError, open_storage
 
 __all__ = [

@@ -41,10 +41,11 @@ from sqlalchemy import and_, event, func, or_, select, text, true, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from hotline.audit import AuditLog
+from hotline.auth import Actor
 from hotline.store.db import require_utc, utc_now
-from recorder.access import Action, is_allowed
-from recorder.audit import Actor, AuditLog
 from recorder.models import Recording, State
+from recorder.permissions import Action, is_allowed
 from recorder.settings import RecorderSettings
 from recorder.storage import Storage, StorageError
 

@@ -20,7 +20,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from recorder.audit import Actor, AuditLog
+from hotline.audit import AuditLog
+from hotline.auth import Actor
 from recorder.models import Recording, State
 from recorder.settings import FORMATS
 

@@ -32,8 +32,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from recorder.access import TokenLookup
-from recorder.audit import Actor
+from hotline.auth import Actor, TokenLookup
 from routing.admin import AcdAdmin, EditRefused
 
 __all__ = ["EDITOR_ROLES", "add_admin_routes"]

@@ -15,12 +15,12 @@ from prometheus_client import REGISTRY
 
 from hotline.agi.server import FastAgiServer, Router
 from hotline.agi.session import AgiSession
+from hotline.auth import TokenFileError, new_token
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.sim.runner import run_scenario
 from hotline.sim.scenario import parse_scenario
 from recorder import keys
-from recorder.access import TokenFileError, new_token
 from recorder.agi import StartRecording
 from recorder.service import ensure_master_key
 from recorder.settings import RecorderSettings

@@ -24,6 +24,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from hotline.audit import AuditLog
+from hotline.auth import new_token
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.sim.ami_server import ManagerUser
@@ -33,8 +35,6 @@ from hotline.sim.runner import run_scenario
 from hotline.sim.scenario import parse_scenario
 from hotline.store.db import utc_now
 from recorder import keys
-from recorder.access import new_token
-from recorder.audit import AuditLog
 from recorder.models import Recording, RecordingStore, State
 from recorder.retention import Purger, RetentionPolicy
 from recorder.storage import LocalStorage

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from hotline.audit import AuditLog
+from hotline.auth import Actor
 from hotline.config import Settings, StoreSettings
 from recorder import keys
-from recorder.access import AccessDenied, Action, RecordingAccess
-from recorder.audit import Actor, AuditLog
 from recorder.audit_cli import cmd_hold, cmd_purge
 from recorder.models import Recording, RecordingStore, State
+from recorder.permissions import AccessDenied, Action
+from recorder.playback import RecordingAccess
 from recorder.retention import (
     Purger,
     RetentionConfigError,
