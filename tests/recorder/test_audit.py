@@ -32,11 +32,13 @@ from hotline.audit import (
     entry_hash,
     parse_anchor,
 )
+from hotline.audit_cli import add_commands, cmd_audit_verify
 from hotline.auth import Actor, TokenBook
 from hotline.config import Settings, StoreSettings
 from hotline.store.db import Base, create_engine
 from hotline.store.migrate import upgrade
-from recorder.audit_cli import add_commands, cmd_audit_verify, cmd_token
+from recorder import recordings_cli
+from recorder.recordings_cli import cmd_token
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 AUDITOR = Actor("ivanova", "quality_auditor")
@@ -388,6 +390,7 @@ def test_all_commands_parse_and_join_an_existing_recordings_group() -> None:
     other = commands.add_parser("recordings").add_subparsers(dest="x")  # as another part might
     other.add_parser("reprocess")
     add_commands(commands)
+    recordings_cli.add_commands(commands)
 
     lines = [
         ["audit", "verify"],

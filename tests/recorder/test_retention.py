@@ -21,10 +21,10 @@ from hotline.audit import AuditLog
 from hotline.auth import Actor
 from hotline.config import Settings, StoreSettings
 from recorder import keys
-from recorder.audit_cli import cmd_hold, cmd_purge
 from recorder.models import Recording, RecordingStore, State
 from recorder.permissions import AccessDenied, Action
 from recorder.playback import RecordingAccess
+from recorder.recordings_cli import cmd_hold, cmd_purge
 from recorder.retention import (
     Purger,
     RetentionConfigError,
