@@ -30,10 +30,11 @@ from recorder import keys
 from recorder.http import RangeNotSatisfiable, build_app, install, parse_range
 from recorder.models import Recording, RecordingStore, State
 from recorder.permissions import PERMISSIONS, Action, is_allowed
-from recorder.pipeline import CallInfo, Recorder, spool_path
+from recorder.pipeline import CallInfo, Recorder
 from recorder.playback import RecordingAccess, decrypt_chunks
 from recorder.retention import Purger, RetentionPolicy
 from recorder.settings import AccessSettings, RecorderSettings
+from recorder.spool import spool_path
 from recorder.storage import LocalStorage, Storage
 
 TOKENS = {

@@ -20,8 +20,9 @@ from hotline.store.db import CallLog, create_engine
 from hotline.store.migrate import upgrade
 from recorder.keys import KeyRing, decrypt_stream, wrapped_key_of
 from recorder.models import Recording, RecordingStore, State
-from recorder.pipeline import CallInfo, Recorder, mixmonitor_args
+from recorder.pipeline import CallInfo, Recorder
 from recorder.settings import RecorderSettings
+from recorder.spool import mixmonitor_args
 from recorder.storage import LocalStorage
 
 STARTED = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
