@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hotline.agi.hooks import AnsweredHook
 from hotline.audit import AuditLog
-from ivr.entry import AnsweredHook
 from recorder.agi import StartRecording
 from recorder.cli import watch_ami
 from recorder.http import install
