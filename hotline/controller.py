@@ -40,7 +40,7 @@ from hotline.web import build_app, start_web
 from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
 from ivr.menu.watch import MenuWatcher
-from recorder.service import RecorderService
+from recorder.part import RecorderService
 from routing.admin import AcdAdmin
 from routing.admin_http import add_admin_routes
 from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService, locate

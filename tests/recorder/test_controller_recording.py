@@ -22,7 +22,7 @@ from hotline.sim.runner import run_scenario
 from hotline.sim.scenario import parse_scenario
 from recorder import keys
 from recorder.agi import StartRecording
-from recorder.service import ensure_master_key
+from recorder.part import ensure_master_key
 from recorder.settings import RecorderSettings
 
 # --- the simulator's MixMonitor, driven through the runner as a real call -----------------
