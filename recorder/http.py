@@ -29,7 +29,7 @@ from hotline.audit import AuditLog
 from hotline.auth import Actor, TokenFile, TokenLookup, token_digest
 from hotline.store.db import require_utc
 from recorder import keys
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
 from recorder.permissions import AccessDenied, Action, is_allowed, refusal_for_role
 from recorder.playback import RecordingAccess
 from recorder.retention import set_hold
@@ -166,7 +166,7 @@ async def _caller(request: web.Request, action: Action) -> Actor:
 
 async def _authorized(
     request: web.Request, action: Action, detail: Mapping[str, Any] | None = None
-) -> tuple[Actor, Recording | None]:
+) -> tuple[Actor, RecordedCall | None]:
     actor = await _caller(request, action)
     recording = await request.app[ACCESS_KEY].authorize(
         actor,
@@ -219,7 +219,7 @@ async def _refuse_bad_request(request: web.Request, action: Action, problem: str
     raise AccessDenied(400, problem, "bad_request")
 
 
-def describe(recording: Recording) -> dict[str, Any]:
+def describe(recording: RecordedCall) -> dict[str, Any]:
     """What the API shows of a recording: no key material, no storage location."""
 
     def iso(value: datetime | None) -> str | None:
@@ -274,16 +274,16 @@ async def _list(request: web.Request) -> web.StreamResponse:
         await _refuse_bad_request(request, Action.LIST, str(problem))
     audited = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in filters.items()}
     await _authorized(request, Action.LIST, audited)
-    stmt = select(Recording).order_by(Recording.started_at.desc(), Recording.id.desc())
-    column_of = {"operator": Recording.operator, "category": Recording.retention_category}
-    column_of["state"] = Recording.state
+    stmt = select(RecordedCall).order_by(RecordedCall.started_at.desc(), RecordedCall.id.desc())
+    column_of = {"operator": RecordedCall.operator, "category": RecordedCall.retention_category}
+    column_of["state"] = RecordedCall.state
     for name, column in column_of.items():
         if name in filters:
             stmt = stmt.where(column == filters[name])
     if "since" in filters:
-        stmt = stmt.where(Recording.started_at >= filters["since"])
+        stmt = stmt.where(RecordedCall.started_at >= filters["since"])
     if "until" in filters:
-        stmt = stmt.where(Recording.started_at < filters["until"])
+        stmt = stmt.where(RecordedCall.started_at < filters["until"])
     stmt = stmt.limit(filters["limit"]).offset(filters["offset"])
     async with request.app[ACCESS_KEY].recordings.sessions() as session:
         rows = list((await session.execute(stmt)).scalars())
@@ -389,7 +389,7 @@ async def _first_chunk(
     request: web.Request,
     actor: Actor,
     action: Action,
-    recording: Recording,
+    recording: RecordedCall,
     chunks: AsyncIterator[bytes],
 ) -> bytes:
     """Open the object before answering, so a storage or key failure gets a proper status."""
@@ -421,7 +421,7 @@ async def _stream_slice(
     request: web.Request,
     actor: Actor,
     action: Action,
-    recording: Recording,
+    recording: RecordedCall,
     first_chunk: bytes,
     chunks: AsyncIterator[bytes],
     response: web.StreamResponse,

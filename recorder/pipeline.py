@@ -44,7 +44,7 @@ from recorder import metrics
 from recorder.alarms import Alarm, Backoff
 from recorder.audio import TranscodeFailed, transcode, wav_duration
 from recorder.keys import CipherSummary, KeyRing, encrypt_stream
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
 from recorder.settings import FORMATS, RecorderSettings
 from recorder.spool import SPOOL_SUFFIX, spool_path, spool_space, valid_call_id
 from recorder.storage import Storage, StorageUnavailable, VerificationFailed, verify
@@ -135,7 +135,7 @@ class Recorder:
         self._failures: dict[str, int] = {}
         self._warned_names: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
-        self._steps: dict[State, Callable[[Recording], Awaitable[None]]] = {
+        self._steps: dict[State, Callable[[RecordedCall], Awaitable[None]]] = {
             State.SPOOLED: self._transcode,
             State.TRANSCODED: self._encrypt,
             State.ENCRYPTED: self._upload,
@@ -284,7 +284,7 @@ class Recorder:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _transcode(self, row: Recording) -> None:
+    async def _transcode(self, row: RecordedCall) -> None:
         source = spool_path(self.spool_dir, row.call_id)
         if not source.exists():
             metrics.FAILURES.labels("transcode").inc()
@@ -309,7 +309,7 @@ class Recorder:
             format=format, duration_seconds=wav_duration(source),
         )  # fmt: skip
 
-    async def _encrypt(self, row: Recording) -> None:
+    async def _encrypt(self, row: RecordedCall) -> None:
         source = self._audio_path(row.call_id, row.format)
         if not source.exists():
             raise MissingInput(f"transcoded file {source.name} is missing")
@@ -336,7 +336,7 @@ class Recorder:
         os.replace(partial, target)
         return summary
 
-    async def _upload(self, row: Recording) -> None:
+    async def _upload(self, row: RecordedCall) -> None:
         source = self._cipher_path(row.call_id)
         if not source.exists() or row.storage_key is None or row.cipher_sha256 is None:
             raise MissingInput(f"encrypted file {source.name} is missing")
@@ -347,7 +347,7 @@ class Recorder:
         metrics.STAGE_SECONDS.labels("upload").observe(time.perf_counter() - started)
         await self.store.advance(row.call_id, State.ENCRYPTED, State.STORED)
 
-    async def _verify(self, row: Recording) -> None:
+    async def _verify(self, row: RecordedCall) -> None:
         if row.storage_key is None or row.cipher_size is None or row.cipher_sha256 is None:
             raise MissingInput("stored row lacks its object key or checksum")
         started = time.perf_counter()
@@ -371,7 +371,7 @@ class Recorder:
             ).inc()
             log.info("recording stored and verified as %s", row.storage_key)
 
-    async def _rewind(self, row: Recording, reason: str) -> None:
+    async def _rewind(self, row: RecordedCall, reason: str) -> None:
         """Go back to the latest step whose input still exists (work dir lost, etc.)."""
         state = State(row.state)
         if state is State.SPOOLED:  # pragma: no cover - SPOOLED raises FileNotFoundError
@@ -383,7 +383,7 @@ class Recorder:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _register(self, call_id: str) -> Recording:
+    async def _register(self, call_id: str) -> RecordedCall:
         info = self._notified.get(call_id) or CallInfo()
         existing = await self.store.get(call_id)
         if existing is not None:
@@ -405,7 +405,7 @@ class Recorder:
             retention_category=info.retention_category,
         )
 
-    async def _fill_metadata(self, row: Recording, info: CallInfo) -> None:
+    async def _fill_metadata(self, row: RecordedCall, info: CallInfo) -> None:
         """A late notification completes what the idle fallback could not know."""
         values: dict[str, object] = {}
         if info.operator and not row.operator:
@@ -462,12 +462,12 @@ class Recorder:
     def _cipher_path(self, call_id: str) -> Path:
         return self.work_dir / f"{call_id}.enc"
 
-    def _object_key(self, row: Recording) -> str:
+    def _object_key(self, row: RecordedCall) -> str:
         suffix = ".orig" if row.format == KEPT_ORIGINAL else FORMATS[row.format][0]
         day = row.started_at.strftime("%Y/%m/%d")
         return f"{self.settings.s3_prefix}{day}/{row.call_id}{suffix}.enc"
 
-    def _cleanup(self, row: Recording) -> None:
+    def _cleanup(self, row: RecordedCall) -> None:
         """Remove the spool file and the work files: only called once the row is verified."""
         call_id = row.call_id
         spooled = spool_path(self.spool_dir, call_id)

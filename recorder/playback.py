@@ -16,7 +16,7 @@ from typing import Any
 from hotline.audit import AuditLog
 from hotline.auth import Actor
 from recorder import keys
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
 from recorder.permissions import (
     READABLE_ACTIONS,
     AccessDenied,
@@ -110,7 +110,7 @@ class RecordingAccess:
         recording_id: str | None,
         source: str,
         detail: Mapping[str, Any] | None = None,
-    ) -> Recording | None:
+    ) -> RecordedCall | None:
         """Check role and recording state; audit the outcome either way.
 
         Returns the recording (None for actions without one, like `list`); raises
@@ -164,7 +164,7 @@ class RecordingAccess:
             detail=detail,
         )
 
-    async def plaintext(self, recording: Recording) -> AsyncIterator[bytes]:
+    async def plaintext(self, recording: RecordedCall) -> AsyncIterator[bytes]:
         """The decrypted audio, chunk by chunk (`keys.IntegrityError` if the object was altered,
         `StorageError` if it cannot be read, `keys.KeyError_` if its key is gone)."""
         data_key = self.key_ring.unwrap(recording.call_id, keys.wrapped_key_of(recording))
@@ -175,7 +175,7 @@ class RecordingAccess:
 
 
 def _state_refusal(
-    recording_id: str, recording: Recording | None, action: Action
+    recording_id: str, recording: RecordedCall | None, action: Action
 ) -> AccessDenied | None:
     if recording is None:
         return AccessDenied(404, f"Запись {recording_id} не найдена.", "not_found")

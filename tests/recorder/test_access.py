@@ -28,7 +28,7 @@ from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from recorder import keys
 from recorder.http import RangeNotSatisfiable, build_app, install, parse_range
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
 from recorder.permissions import PERMISSIONS, Action, is_allowed
 from recorder.pipeline import CallInfo, Recorder
 from recorder.playback import RecordingAccess, decrypt_chunks
@@ -90,7 +90,7 @@ async def store_recording(
     state: State = State.VERIFIED,
     chunk_size: int = 4096,
     duration: float | None = 6.0,
-) -> Recording:
+) -> RecordedCall:
     """What the pipeline leaves behind: an encrypted object and a verified row."""
     await store.register(
         call_id, format="opus", started_at=started_at, operator=operator, dialled_number="122"
