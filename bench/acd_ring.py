@@ -389,7 +389,7 @@ async def run_backend(
                 line
                 for line in (tmp / "controller.log").read_text(encoding="utf-8").splitlines()
                 # the recordings API's missing token file is logged at start and not used here
-                if '"level": "ERROR"' in line and '"logger": "recorder.access"' not in line
+                if '"level": "ERROR"' in line and '"logger": "hotline.auth"' not in line
             ]
             if errors:
                 print(f"  ! {len(errors)} ERROR lines in the controller's log, first: {errors[0]}")

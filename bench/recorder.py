@@ -38,9 +38,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 from hotline.store.db import create_engine  # noqa: E402
 from hotline.store.migrate import upgrade  # noqa: E402
+from recorder.audio import transcode  # noqa: E402
 from recorder.keys import KeyRing, MasterKeyStore  # noqa: E402
 from recorder.models import RecordingStore, State  # noqa: E402
-from recorder.pipeline import Recorder, transcode  # noqa: E402
+from recorder.pipeline import Recorder  # noqa: E402
 from recorder.settings import FORMATS, RecorderSettings  # noqa: E402
 from recorder.storage import LocalStorage  # noqa: E402
 

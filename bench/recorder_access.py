@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from hotline.audit import AuditLog, entry_hash  # noqa: E402
+from hotline.auth import Actor  # noqa: E402
 from hotline.store.db import create_engine  # noqa: E402
 from hotline.store.migrate import upgrade  # noqa: E402
 from recorder import keys  # noqa: E402
-from recorder.access import decrypt_chunks  # noqa: E402
-from recorder.audit import Actor, AuditLog, entry_hash  # noqa: E402
+from recorder.playback import decrypt_chunks  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ACTOR = Actor("ivanova", "quality_auditor")

@@ -111,10 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def part_commands() -> list[Callable[[Any], None]]:
     """Each part of the product contributes its own subcommands."""
+    from hotline import audit_cli
     from ivr import cli as ivr_cli
     from ivr import prompts_cli
-    from recorder import audit_cli
     from recorder import cli as recorder_cli
+    from recorder import recordings_cli
     from routing import staffing_cli
 
     return [
@@ -122,6 +123,7 @@ def part_commands() -> list[Callable[[Any], None]]:
         prompts_cli.add_commands,
         recorder_cli.add_commands,
         audit_cli.add_commands,
+        recordings_cli.add_commands,
         staffing_cli.add_commands,
     ]
 

@@ -27,20 +27,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.escalation import add_escalation_routes, load_agencies
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
+from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.ami.client import AmiClient
+from hotline.audit import AuditLog
+from hotline.auth import TokenFile
 from hotline.config import Settings
 from hotline.store.db import CallLog, create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
 from hotline.web import build_app, start_web
-from ivr.entry import AnsweredHook, CallEntry, base_services
+from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
 from ivr.menu.watch import MenuWatcher
-from recorder.access import TokenFile
-from recorder.audit import AuditLog
-from recorder.service import RecorderService
+from recorder.part import RecorderService
 from routing.admin import AcdAdmin
 from routing.admin_http import add_admin_routes
 from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService, locate

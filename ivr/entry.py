@@ -9,10 +9,11 @@ if no menu could be loaded at all, the caller is queued straight to the general 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from hotline.agi.hooks import AnsweredHook
 from hotline.agi.session import AgiSession
 from hotline.store.db import CallLog
 from hotline.validators import VALIDATORS
@@ -54,9 +55,6 @@ def base_services(
         queue_max_wait=settings.queue_max_wait,
         queue=queue,
     )
-
-
-AnsweredHook = Callable[[AgiSession], Awaitable[None]]
 
 
 class CallEntry:

@@ -1,7 +1,7 @@
 """The controller's half of recording: MixMonitor starts the moment a call is answered.
 
 `StartRecording(spool_dir)` is a `CallEntry` ``on_answered`` hook. It runs
-``EXEC MixMonitor "<spool_dir>/<call id>.wav"`` (see `recorder.pipeline.mixmonitor_args`), so
+``EXEC MixMonitor "<spool_dir>/<call id>.wav"`` (see `recorder.spool.mixmonitor_args`), so
 the menu and the conversation with the operator land in one file, both directions mixed, until
 the channel hangs up. Asterisk reports the end over AMI (``Hangup``, or ``MixMonitorStop``
 after StopMixMonitor) and the recorder worker takes the file from there.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hotline.agi.session import NO_SUCH_APPLICATION, AgiSession
 from recorder import metrics
-from recorder.pipeline import mixmonitor_args
+from recorder.spool import mixmonitor_args
 
 __all__ = ["StartRecording"]
 

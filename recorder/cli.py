@@ -26,12 +26,12 @@ from hotline.ami.protocol import AmiMessage
 from hotline.settings import AmiSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
-from recorder.access import AccessSettings
 from recorder.keys import KeyError_, KeyRing, MasterKeyStore, WrappedKey, wrapped_key_of
 from recorder.models import RecordingStore
-from recorder.pipeline import CallInfo, Recorder, valid_call_id
+from recorder.pipeline import CallInfo, Recorder
 from recorder.retention import RetentionConfigError, RetentionPolicy, shred_safely
-from recorder.settings import RecorderSettings
+from recorder.settings import AccessSettings, RecorderSettings
+from recorder.spool import valid_call_id
 from recorder.storage import S3Storage, StorageError, open_storage
 
 __all__ = [

@@ -12,7 +12,7 @@ How it fits together (for the pipeline, access, retention and audit modules):
 
 * **Data keys**: `KeyRing.new_data_key(recording_id)` returns a fresh random 256-bit key and
   its `WrappedKey` (master key id + version + the AES-256-GCM-wrapped bytes). Only the
-  `WrappedKey` is stored, in the recording's row (`Recording.key_id`, `.key_version`,
+  `WrappedKey` is stored, in the recording's row (`RecordedCall.key_id`, `.key_version`,
   `.wrapped_key`). The wrap binds the recording id as associated data, so a wrapped key copied
   onto another row does not unwrap. `KeyRing.unwrap(recording_id, wrapped)` gives the data key
   back; `KeyRing.rewrap` moves it under the current master key without touching the object.
@@ -226,7 +226,7 @@ def _check_key_id(key_id: str) -> None:
 
 
 class KeyedRecording(Protocol):
-    """What `destroy` needs of a recording row (satisfied by `recorder.models.Recording`)."""
+    """What `destroy` needs of a recording row (satisfied by `recorder.models.RecordedCall`)."""
 
     call_id: str
     key_id: str | None

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hotline.store.db import Base, UTCDateTime, require_utc, utc_now
 from recorder import keys
 
-__all__ = ["Recording", "RecordingStore", "State"]
+__all__ = ["RecordedCall", "RecordingStore", "State"]
 
 
 class State(StrEnum):
@@ -73,7 +73,7 @@ UNFINISHED_STATES: tuple[State, ...] = (
 )
 
 
-class Recording(Base):
+class RecordedCall(Base):
     """One recorded call. Text columns have no length limit: a long id must not lose a call."""
 
     __tablename__ = "recordings"
@@ -113,7 +113,7 @@ class Recording(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:  # no wrapped key, no dialled number in logs
-        return f"Recording(call_id={self.call_id!r}, state={self.state!r})"
+        return f"RecordedCall(call_id={self.call_id!r}, state={self.state!r})"
 
 
 class RecordingStore:
@@ -133,7 +133,7 @@ class RecordingStore:
         operator: str | None = None,
         ended_at: datetime | None = None,
         retention_category: str = "default",
-    ) -> Recording:
+    ) -> RecordedCall:
         """Create the row in state `spooled`, or return the existing one unchanged.
 
         Idempotent by call id: a repeated notification or a restarted worker never makes a
@@ -155,7 +155,9 @@ class RecordingStore:
             "updated_at": now,
         }
         insert = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
-        stmt = insert(Recording).values(**values).on_conflict_do_nothing(index_elements=["call_id"])
+        stmt = (
+            insert(RecordedCall).values(**values).on_conflict_do_nothing(index_elements=["call_id"])
+        )
         async with self.sessions.begin() as session:
             await session.execute(stmt)
         row = await self.get(call_id)
@@ -163,9 +165,9 @@ class RecordingStore:
             raise RuntimeError(f"recording {call_id!r} was not stored")
         return row
 
-    async def get(self, call_id: str) -> Recording | None:
+    async def get(self, call_id: str) -> RecordedCall | None:
         async with self.sessions() as session:
-            stmt = select(Recording).where(Recording.call_id == call_id)
+            stmt = select(RecordedCall).where(RecordedCall.call_id == call_id)
             return (await session.execute(stmt)).scalar_one_or_none()
 
     async def update(self, call_id: str, **values: Any) -> None:
@@ -173,7 +175,7 @@ class RecordingStore:
         values["updated_at"] = utc_now()
         async with self.sessions.begin() as session:
             await session.execute(
-                update(Recording).where(Recording.call_id == call_id).values(**values)
+                update(RecordedCall).where(RecordedCall.call_id == call_id).values(**values)
             )
 
     async def advance(self, call_id: str, expected: State, new: State, **values: Any) -> bool:
@@ -181,8 +183,8 @@ class RecordingStore:
         in `expected`, which means another worker (or an earlier run) already did the step."""
         values.update(state=new.value, updated_at=utc_now(), last_error=None)
         stmt = (
-            update(Recording)
-            .where(Recording.call_id == call_id, Recording.state == expected.value)
+            update(RecordedCall)
+            .where(RecordedCall.call_id == call_id, RecordedCall.state == expected.value)
             .values(**values)
         )
         async with self.sessions.begin() as session:
@@ -193,27 +195,27 @@ class RecordingStore:
         """Count a failed attempt and keep the latest reason (for the operator's eyes)."""
         async with self.sessions.begin() as session:
             await session.execute(
-                update(Recording)
-                .where(Recording.call_id == call_id)
+                update(RecordedCall)
+                .where(RecordedCall.call_id == call_id)
                 .values(
-                    attempts=Recording.attempts + 1,
+                    attempts=RecordedCall.attempts + 1,
                     last_error=error[:2000],
                     updated_at=utc_now(),
                 )
             )
 
-    async def in_states(self, states: Sequence[State], limit: int = 1000) -> list[Recording]:
+    async def in_states(self, states: Sequence[State], limit: int = 1000) -> list[RecordedCall]:
         """Rows in any of `states`, oldest first."""
         stmt = (
-            select(Recording)
-            .where(Recording.state.in_([s.value for s in states]))
-            .order_by(Recording.id)
+            select(RecordedCall)
+            .where(RecordedCall.state.in_([s.value for s in states]))
+            .order_by(RecordedCall.id)
             .limit(limit)
         )
         async with self.sessions() as session:
             return list((await session.execute(stmt)).scalars())
 
-    async def unfinished(self, limit: int = 1000) -> list[Recording]:
+    async def unfinished(self, limit: int = 1000) -> list[RecordedCall]:
         """Rows the pipeline still has work on (restart recovery starts from these)."""
         return await self.in_states(UNFINISHED_STATES, limit)
 
@@ -221,7 +223,7 @@ class RecordingStore:
         """Crypto-shred one recording (see `recorder.keys.destroy`) and commit; False if the
         call has no recording. Idempotent."""
         async with self.sessions.begin() as session:
-            stmt = select(Recording).where(Recording.call_id == call_id).with_for_update()
+            stmt = select(RecordedCall).where(RecordedCall.call_id == call_id).with_for_update()
             row = (await session.execute(stmt)).scalar_one_or_none()
             if row is None:
                 return False
@@ -231,16 +233,16 @@ class RecordingStore:
                 row.updated_at = row.key_destroyed_at
         return True
 
-    async def with_key_not(self, key_id: str, version: int, limit: int = 500) -> list[Recording]:
+    async def with_key_not(self, key_id: str, version: int, limit: int = 500) -> list[RecordedCall]:
         """Rows whose live data key is wrapped by something other than `key_id` v`version`
         (what `hotline recorder rewrap` must move)."""
         stmt = (
-            select(Recording)
+            select(RecordedCall)
             .where(
-                Recording.wrapped_key.is_not(None),
-                (Recording.key_id != key_id) | (Recording.key_version != version),
+                RecordedCall.wrapped_key.is_not(None),
+                (RecordedCall.key_id != key_id) | (RecordedCall.key_version != version),
             )
-            .order_by(Recording.id)
+            .order_by(RecordedCall.id)
             .limit(limit)
         )
         async with self.sessions() as session:
@@ -252,12 +254,12 @@ class RecordingStore:
         """Swap a row's wrapped key for its rewrap, only if it still holds `old` (a purge or
         another rewrap in between wins); True if swapped."""
         stmt = (
-            update(Recording)
+            update(RecordedCall)
             .where(
-                Recording.call_id == call_id,
-                Recording.wrapped_key == old.wrapped,
-                Recording.key_id == old.key_id,
-                Recording.key_version == old.key_version,
+                RecordedCall.call_id == call_id,
+                RecordedCall.wrapped_key == old.wrapped,
+                RecordedCall.key_id == old.key_id,
+                RecordedCall.key_version == old.key_version,
             )
             .values(
                 key_id=new.key_id,

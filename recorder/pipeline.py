@@ -3,8 +3,7 @@
 Conventions the controller relies on:
 
 * MixMonitor writes `<spool_dir>/<call id>.wav`, where the call id is the channel's Asterisk
-  uniqueid (`1795563226.1`). `mixmonitor_args(call_id, spool_dir)` gives the arguments for
-  `AgiSession.exec("MixMonitor", *args)` when the call is answered.
+  uniqueid (`1795563226.1`); `recorder.spool` owns those names and `mixmonitor_args`.
 * When Asterisk reports the recording finished (AMI `MixMonitorStop`, or `Hangup` of the
   recorded channel) the controller calls `Recorder.finished(call_id, CallInfo(...))` with what
   it knows (number dialled, operator, times). Without that notification a spool file unchanged
@@ -19,7 +18,8 @@ file is deleted only after the row reached `verified`.
 Storage being down raises `StorageUnavailable`: the worker backs off exponentially (up to
 `retry_max`) and, once failures have lasted `storage_alarm_after`, raises the storage alarm
 (an ERROR log line and `hotline_recorder_storage_alarm` = 1) while the spool grows. Each scan
-also checks the spool filesystem's free space and raises the spool alarm below the threshold.
+also checks the spool filesystem's free space and raises the spool alarm below the threshold
+(`recorder.alarms`). Transcoding is `recorder.audio`.
 """
 
 from __future__ import annotations
@@ -28,25 +28,25 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import shutil
 import time
-import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from prometheus_client import Gauge
 from sqlalchemy import select
 
 from hotline.logs import bind_call
 from hotline.store.db import CallRecord
 from recorder import metrics
+from recorder.alarms import Alarm, Backoff
+from recorder.audio import TranscodeFailed, transcode, wav_duration
 from recorder.keys import CipherSummary, KeyRing, encrypt_stream
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
 from recorder.settings import FORMATS, RecorderSettings
+from recorder.spool import SPOOL_SUFFIX, spool_path, spool_space, valid_call_id
 from recorder.storage import Storage, StorageUnavailable, VerificationFailed, verify
 
 
@@ -73,45 +73,16 @@ class SettingsRetention:
 
 __all__ = [
     "KEPT_ORIGINAL",
-    "SPOOL_SUFFIX",
-    "Alarm",
-    "Backoff",
     "CallInfo",
     "Recorder",
-    "SpoolSpace",
-    "mixmonitor_args",
-    "spool_path",
-    "spool_space",
-    "transcode",
-    "valid_call_id",
+    "RetentionTerms",
+    "SettingsRetention",
 ]
 
 log = logging.getLogger("recorder.pipeline")
 
-SPOOL_SUFFIX = ".wav"
 # format of a recording whose audio ffmpeg could not read: its bytes are kept as they were
 KEPT_ORIGINAL = "original"
-_CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def valid_call_id(call_id: str) -> bool:
-    """Asterisk uniqueids and similar: safe as a file name and an object key component."""
-    return bool(_CALL_ID.match(call_id)) and ".." not in call_id
-
-
-def spool_path(spool_dir: Path, call_id: str) -> Path:
-    if not valid_call_id(call_id):
-        raise ValueError(f"unusable call id {call_id!r}")
-    return Path(spool_dir) / f"{call_id}{SPOOL_SUFFIX}"
-
-
-def mixmonitor_args(call_id: str, spool_dir: Path) -> tuple[str, ...]:
-    """Arguments of `EXEC MixMonitor` for this call: the spool file's absolute path.
-
-    No options: both directions mixed, from the moment the call is answered to hang-up.
-    The path must be the spool directory as Asterisk sees it (same host or shared mount).
-    """
-    return (str(spool_path(Path(spool_dir).resolve(), call_id)),)
 
 
 @dataclass(frozen=True)
@@ -123,139 +94,6 @@ class CallInfo:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     retention_category: str = "default"
-
-
-# --- audio -------------------------------------------------------------------------------
-
-
-class TranscodeFailed(Exception):
-    """ffmpeg could not read or convert the input."""
-
-
-async def transcode(source: Path, target: Path, format: str) -> None:
-    """Convert `source` to `format` (a key of FORMATS) with one single-threaded ffmpeg.
-
-    ffmpeg runs as an asyncio subprocess (no thread, no blocking of the event loop); pydub
-    would shell out to the same ffmpeg after loading the whole call into memory.
-    """
-    _, container, codec, extra = FORMATS[format]
-    command = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-i", str(source), "-map_metadata", "-1", "-ac", "1", "-threads", "1",
-        "-c:a", codec, *extra, "-f", container, str(target),
-    ]  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        _, stderr = await process.communicate()
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
-    if process.returncode != 0:
-        detail = stderr.decode(errors="replace").strip()[-500:]
-        raise TranscodeFailed(f"ffmpeg exit {process.returncode}: {detail}")
-
-
-def wav_duration(path: Path) -> float | None:
-    """Duration of a WAV file from its header; from its size if the header was never finished
-    (Asterisk writes the sizes at close, so a crash leaves them zero); None if not a WAV."""
-    try:
-        with wave.open(str(path), "rb") as audio:
-            rate, width, channels = audio.getframerate(), audio.getsampwidth(), audio.getnchannels()
-            frames = audio.getnframes()
-    except (wave.Error, EOFError, OSError):
-        return None
-    if rate <= 0 or width <= 0 or channels <= 0:
-        return None
-    if frames == 0:
-        frames = max(0, path.stat().st_size - 44) // (width * channels)
-    return frames / rate
-
-
-# --- alarms and back-off -------------------------------------------------------------------
-
-
-class Alarm:
-    """A condition an operator must see: logged once when raised and once when cleared."""
-
-    def __init__(self, name: str, gauge: Gauge) -> None:
-        self.name = name
-        self.gauge = gauge
-        self.active = False
-        gauge.set(0)
-
-    def raise_(self, message: str) -> None:
-        if not self.active:
-            log.error("ALARM %s: %s", self.name, message, extra={"alarm": self.name})
-        self.active = True
-        self.gauge.set(1)
-
-    def clear(self, message: str) -> None:
-        if self.active:
-            log.warning("alarm %s cleared: %s", self.name, message, extra={"alarm": self.name})
-        self.active = False
-        self.gauge.set(0)
-
-
-class Backoff:
-    """Exponential back-off for one dependency, with the alarm raised after a grace period."""
-
-    def __init__(
-        self, initial: float, ceiling: float, alarm_after: float, alarm: Alarm,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
-        self.initial, self.ceiling, self.alarm_after = initial, ceiling, alarm_after
-        self.alarm = alarm
-        self.clock = clock
-        self.failures = 0
-        self.failing_since: float | None = None
-
-    def failed(self, reason: str, backlog: int) -> float:
-        """Record one failure; returns how long to wait before the next attempt."""
-        now = self.clock()
-        if self.failing_since is None:
-            self.failing_since = now
-        self.failures += 1
-        metrics.STORAGE_FAILURES.inc()
-        if now - self.failing_since >= self.alarm_after:
-            self.alarm.raise_(
-                f"storage failing for {now - self.failing_since:.0f} s, {backlog} recordings "
-                f"waiting in the spool: {reason}"
-            )
-        return float(min(self.ceiling, self.initial * 2 ** min(self.failures - 1, 30)))
-
-    def succeeded(self) -> None:
-        if self.failing_since is not None:
-            self.alarm.clear(f"storage back after {self.failures} failed attempts")
-        self.failures = 0
-        self.failing_since = None
-
-
-@dataclass(frozen=True)
-class SpoolSpace:
-    free_bytes: int
-    total_bytes: int
-    files: int
-    bytes: int
-
-    @property
-    def free_percent(self) -> float:
-        return 100.0 * self.free_bytes / self.total_bytes if self.total_bytes else 0.0
-
-
-def spool_space(spool_dir: Path) -> SpoolSpace:
-    """Free space (for unprivileged writers like Asterisk) and what waits in the spool."""
-    stats = os.statvfs(spool_dir)
-    files = size = 0
-    for entry in os.scandir(spool_dir):
-        if entry.is_file(follow_symlinks=False) and entry.name.endswith(SPOOL_SUFFIX):
-            files += 1
-            size += entry.stat(follow_symlinks=False).st_size
-    return SpoolSpace(stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize, files, size)
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -297,7 +135,7 @@ class Recorder:
         self._failures: dict[str, int] = {}
         self._warned_names: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
-        self._steps: dict[State, Callable[[Recording], Awaitable[None]]] = {
+        self._steps: dict[State, Callable[[RecordedCall], Awaitable[None]]] = {
             State.SPOOLED: self._transcode,
             State.TRANSCODED: self._encrypt,
             State.ENCRYPTED: self._upload,
@@ -446,7 +284,7 @@ class Recorder:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _transcode(self, row: Recording) -> None:
+    async def _transcode(self, row: RecordedCall) -> None:
         source = spool_path(self.spool_dir, row.call_id)
         if not source.exists():
             metrics.FAILURES.labels("transcode").inc()
@@ -471,7 +309,7 @@ class Recorder:
             format=format, duration_seconds=wav_duration(source),
         )  # fmt: skip
 
-    async def _encrypt(self, row: Recording) -> None:
+    async def _encrypt(self, row: RecordedCall) -> None:
         source = self._audio_path(row.call_id, row.format)
         if not source.exists():
             raise MissingInput(f"transcoded file {source.name} is missing")
@@ -498,7 +336,7 @@ class Recorder:
         os.replace(partial, target)
         return summary
 
-    async def _upload(self, row: Recording) -> None:
+    async def _upload(self, row: RecordedCall) -> None:
         source = self._cipher_path(row.call_id)
         if not source.exists() or row.storage_key is None or row.cipher_sha256 is None:
             raise MissingInput(f"encrypted file {source.name} is missing")
@@ -509,7 +347,7 @@ class Recorder:
         metrics.STAGE_SECONDS.labels("upload").observe(time.perf_counter() - started)
         await self.store.advance(row.call_id, State.ENCRYPTED, State.STORED)
 
-    async def _verify(self, row: Recording) -> None:
+    async def _verify(self, row: RecordedCall) -> None:
         if row.storage_key is None or row.cipher_size is None or row.cipher_sha256 is None:
             raise MissingInput("stored row lacks its object key or checksum")
         started = time.perf_counter()
@@ -533,7 +371,7 @@ class Recorder:
             ).inc()
             log.info("recording stored and verified as %s", row.storage_key)
 
-    async def _rewind(self, row: Recording, reason: str) -> None:
+    async def _rewind(self, row: RecordedCall, reason: str) -> None:
         """Go back to the latest step whose input still exists (work dir lost, etc.)."""
         state = State(row.state)
         if state is State.SPOOLED:  # pragma: no cover - SPOOLED raises FileNotFoundError
@@ -545,7 +383,7 @@ class Recorder:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _register(self, call_id: str) -> Recording:
+    async def _register(self, call_id: str) -> RecordedCall:
         info = self._notified.get(call_id) or CallInfo()
         existing = await self.store.get(call_id)
         if existing is not None:
@@ -567,7 +405,7 @@ class Recorder:
             retention_category=info.retention_category,
         )
 
-    async def _fill_metadata(self, row: Recording, info: CallInfo) -> None:
+    async def _fill_metadata(self, row: RecordedCall, info: CallInfo) -> None:
         """A late notification completes what the idle fallback could not know."""
         values: dict[str, object] = {}
         if info.operator and not row.operator:
@@ -624,12 +462,12 @@ class Recorder:
     def _cipher_path(self, call_id: str) -> Path:
         return self.work_dir / f"{call_id}.enc"
 
-    def _object_key(self, row: Recording) -> str:
+    def _object_key(self, row: RecordedCall) -> str:
         suffix = ".orig" if row.format == KEPT_ORIGINAL else FORMATS[row.format][0]
         day = row.started_at.strftime("%Y/%m/%d")
         return f"{self.settings.s3_prefix}{day}/{row.call_id}{suffix}.enc"
 
-    def _cleanup(self, row: Recording) -> None:
+    def _cleanup(self, row: RecordedCall) -> None:
         """Remove the spool file and the work files: only called once the row is verified."""
         call_id = row.call_id
         spooled = spool_path(self.spool_dir, call_id)

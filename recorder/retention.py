@@ -41,10 +41,11 @@ from sqlalchemy import and_, event, func, or_, select, text, true, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from hotline.audit import AuditLog
+from hotline.auth import Actor
 from hotline.store.db import require_utc, utc_now
-from recorder.access import Action, is_allowed
-from recorder.audit import Actor, AuditLog
-from recorder.models import Recording, State
+from recorder.models import RecordedCall, State
+from recorder.permissions import Action, is_allowed
 from recorder.settings import RecorderSettings
 from recorder.storage import Storage, StorageError
 
@@ -106,10 +107,10 @@ class RetentionPolicy:
         self, category: str, started_at: datetime, ended_at: datetime | None = None
     ) -> datetime:
         """The end of the term of a call in `category`: counted from its end, as the pipeline
-        does when it stores `Recording.retention_until`."""
+        does when it stores `RecordedCall.retention_until`."""
         return (ended_at or started_at) + timedelta(days=self.days_for(category))
 
-    def due_at(self, recording: Recording) -> datetime:
+    def due_at(self, recording: RecordedCall) -> datetime:
         """When `recording` may be purged: its stored date, else its category's term."""
         if recording.retention_until is not None:
             return recording.retention_until
@@ -228,37 +229,37 @@ class Purger:
         self._actor = actor
         self._source = source
 
-    async def due(self, now: datetime | None = None, limit: int = 1000) -> list[Recording]:
+    async def due(self, now: datetime | None = None, limit: int = 1000) -> list[RecordedCall]:
         """Rows to work on: past their term (held ones included, reported as such), plus any
         whose key was destroyed by an interrupted run."""
         when = require_utc(now or utc_now(), "now")
         stmt = (
-            select(Recording)
-            .where(Recording.state == State.VERIFIED.value, self._due_clause(when))
-            .order_by(Recording.id)
+            select(RecordedCall)
+            .where(RecordedCall.state == State.VERIFIED.value, self._due_clause(when))
+            .order_by(RecordedCall.id)
             .limit(limit)
         )
         async with async_sessionmaker(self._engine, expire_on_commit=False)() as session:
             return list((await session.execute(stmt)).scalars())
 
     def _due_clause(self, now: datetime) -> Any:
-        ended = func.coalesce(Recording.ended_at, Recording.started_at)
+        ended = func.coalesce(RecordedCall.ended_at, RecordedCall.started_at)
         by_category = []
         named = list(self._policy.categories)
         for name, days in self._policy.categories.items():
             by_category.append(
-                and_(Recording.retention_category == name, ended <= now - timedelta(days=days))
+                and_(RecordedCall.retention_category == name, ended <= now - timedelta(days=days))
             )
         by_category.append(
             and_(
-                Recording.retention_category.not_in(named) if named else true(),
+                RecordedCall.retention_category.not_in(named) if named else true(),
                 ended <= now - timedelta(days=self._policy.default_days),
             )
         )
         return or_(
-            Recording.wrapped_key.is_(None),
-            Recording.retention_until <= now,
-            and_(Recording.retention_until.is_(None), or_(*by_category)),
+            RecordedCall.wrapped_key.is_(None),
+            RecordedCall.retention_until <= now,
+            and_(RecordedCall.retention_until.is_(None), or_(*by_category)),
         )
 
     async def run(self, now: datetime | None = None, limit: int = 1000) -> PurgeReport:
@@ -299,7 +300,7 @@ class Purger:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
-    async def purge_one(self, recording: Recording) -> str:
+    async def purge_one(self, recording: RecordedCall) -> str:
         """ "purged" or "held"; storage errors propagate with the key already destroyed (the
         next run finishes the job)."""
         destroyed_now = await self._destroy_key(recording.call_id)
@@ -328,12 +329,12 @@ class Purger:
         """Crypto-shred unless held; True if this call destroyed the key just now."""
         now = utc_now()
         stmt = (
-            update(Recording)
+            update(RecordedCall)
             .where(
-                Recording.call_id == call_id,
-                Recording.state == State.VERIFIED.value,
-                Recording.legal_hold.is_(False),
-                Recording.wrapped_key.is_not(None),
+                RecordedCall.call_id == call_id,
+                RecordedCall.state == State.VERIFIED.value,
+                RecordedCall.legal_hold.is_(False),
+                RecordedCall.wrapped_key.is_not(None),
             )
             .values(wrapped_key=None, key_destroyed_at=now, updated_at=now)
         )
@@ -342,7 +343,7 @@ class Purger:
         return bool(result.rowcount)
 
     async def _key_is_gone(self, call_id: str) -> bool:
-        stmt = select(Recording.wrapped_key).where(Recording.call_id == call_id)
+        stmt = select(RecordedCall.wrapped_key).where(RecordedCall.call_id == call_id)
         async with self._engine.connect() as connection:
             row = (await connection.execute(stmt)).first()
         return row is not None and row.wrapped_key is None
@@ -350,8 +351,8 @@ class Purger:
     async def _mark_purged(self, call_id: str) -> None:
         now = utc_now()
         stmt = (
-            update(Recording)
-            .where(Recording.call_id == call_id, Recording.state == State.VERIFIED.value)
+            update(RecordedCall)
+            .where(RecordedCall.call_id == call_id, RecordedCall.state == State.VERIFIED.value)
             .values(state=State.PURGED.value, purged_at=now, updated_at=now, storage_key=None)
         )
         async with self._engine.begin() as connection:
@@ -396,18 +397,20 @@ async def set_hold(
 
 async def _apply_hold(engine: AsyncEngine, call_id: str, hold: bool) -> HoldResult:
     stmt = (
-        update(Recording)
+        update(RecordedCall)
         .where(
-            Recording.call_id == call_id,
-            Recording.state != State.PURGED.value,
-            Recording.wrapped_key.is_not(None) | (Recording.state != State.VERIFIED.value),
+            RecordedCall.call_id == call_id,
+            RecordedCall.state != State.PURGED.value,
+            RecordedCall.wrapped_key.is_not(None) | (RecordedCall.state != State.VERIFIED.value),
         )
         .values(legal_hold=hold, updated_at=utc_now())
     )
     async with engine.begin() as connection:
         changed = bool((await connection.execute(stmt)).rowcount)
         exists = (
-            await connection.execute(select(Recording.state).where(Recording.call_id == call_id))
+            await connection.execute(
+                select(RecordedCall.state).where(RecordedCall.call_id == call_id)
+            )
         ).first()
     if changed:
         verb = "установлен" if hold else "снят"

@@ -20,8 +20,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from recorder.audit import Actor, AuditLog
-from recorder.models import Recording, State
+from hotline.audit import AuditLog
+from hotline.auth import Actor
+from recorder.models import RecordedCall, State
 from recorder.settings import FORMATS
 
 __all__ = [
@@ -111,12 +112,12 @@ async def draw_sample(
     thing; pass another seed to draw a second, different sample for the same period.
     """
     seed = seed if seed is not None else period.name
-    stmt = select(Recording.operator, Recording.call_id).where(
-        Recording.state == State.VERIFIED.value,
-        Recording.wrapped_key.is_not(None),
-        Recording.operator.is_not(None),
-        Recording.started_at >= period.start,
-        Recording.started_at < period.end,
+    stmt = select(RecordedCall.operator, RecordedCall.call_id).where(
+        RecordedCall.state == State.VERIFIED.value,
+        RecordedCall.wrapped_key.is_not(None),
+        RecordedCall.operator.is_not(None),
+        RecordedCall.started_at >= period.start,
+        RecordedCall.started_at < period.end,
     )
     candidates: dict[str, list[str]] = {}
     async with engine.connect() as connection:

@@ -45,8 +45,9 @@ from routing.groups import SCHEDULE_NAME, Group, parse_groups
 from routing.yamlfile import Doc, FileError
 
 if TYPE_CHECKING:
+    from hotline.audit import AuditLog
+    from hotline.auth import Actor
     from hotline.hours import OpenHours
-    from recorder.audit import Actor, AuditLog
     from routing.wiring import AcdService
 
 __all__ = ["AcdAdmin", "EditRefused"]

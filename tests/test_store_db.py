@@ -20,10 +20,9 @@ from alembic.runtime.migration import MigrationContext
 from databases import isolated_postgres
 from sqlalchemy import Connection, inspect
 
-import hotline.store
-
 # Every part's models, so the drift check compares all tables with all migrations.
-import recorder.audit
+import hotline.audit
+import hotline.store
 import recorder.models  # noqa: F401
 import routing.callbacks  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine

@@ -22,30 +22,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 
+from hotline.audit import AuditLog, AuditRecord
+from hotline.auth import Actor, Role, TokenBook, TokenFileError, new_token
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from recorder import keys
-from recorder.access import (
-    PERMISSIONS,
-    AccessSettings,
-    Action,
-    RangeNotSatisfiable,
-    RecordingAccess,
-    Role,
-    TokenBook,
-    TokenFileError,
-    build_app,
-    decrypt_chunks,
-    install,
-    is_allowed,
-    new_token,
-    parse_range,
-)
-from recorder.audit import Actor, AuditLog, AuditRecord
-from recorder.models import Recording, RecordingStore, State
-from recorder.pipeline import CallInfo, Recorder, spool_path
+from recorder.http import RangeNotSatisfiable, build_app, install, parse_range
+from recorder.models import RecordedCall, RecordingStore, State
+from recorder.permissions import PERMISSIONS, Action, is_allowed
+from recorder.pipeline import CallInfo, Recorder
+from recorder.playback import RecordingAccess, decrypt_chunks
 from recorder.retention import Purger, RetentionPolicy
-from recorder.settings import RecorderSettings
+from recorder.settings import AccessSettings, RecorderSettings
+from recorder.spool import spool_path
 from recorder.storage import LocalStorage, Storage
 
 TOKENS = {
@@ -101,7 +90,7 @@ async def store_recording(
     state: State = State.VERIFIED,
     chunk_size: int = 4096,
     duration: float | None = 6.0,
-) -> Recording:
+) -> RecordedCall:
     """What the pipeline leaves behind: an encrypted object and a verified row."""
     await store.register(
         call_id, format="opus", started_at=started_at, operator=operator, dialled_number="122"

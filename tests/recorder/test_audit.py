@@ -23,22 +23,23 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import recorder.audit
-from hotline.config import Settings
-from hotline.settings import StoreSettings
-from hotline.store.db import Base, create_engine
-from hotline.store.migrate import upgrade
-from recorder.access import TokenBook
-from recorder.audit import (
+import hotline.audit
+from hotline.audit import (
     GENESIS_HASH,
-    Actor,
     AuditEntry,
     AuditLog,
     canonical_json,
     entry_hash,
     parse_anchor,
 )
-from recorder.audit_cli import add_commands, cmd_audit_verify, cmd_token
+from hotline.audit_cli import add_commands, cmd_audit_verify
+from hotline.auth import Actor, TokenBook
+from hotline.config import Settings
+from hotline.settings import StoreSettings
+from hotline.store.db import Base, create_engine
+from hotline.store.migrate import upgrade
+from recorder import recordings_cli
+from recorder.recordings_cli import cmd_token
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 AUDITOR = Actor("ivanova", "quality_auditor")
@@ -346,7 +347,7 @@ async def test_verify_of_an_empty_log_is_ok(db: Db) -> None:
 async def test_verify_reads_a_log_longer_than_one_batch(
     db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recorder.audit, "_VERIFY_BATCH", 3)
+    monkeypatch.setattr(hotline.audit, "_VERIFY_BATCH", 3)
     log = AuditLog(db.engine)
     await _fill(log, 11)  # several verification batches
     assert (await log.verify()).entries == 11
@@ -390,6 +391,7 @@ def test_all_commands_parse_and_join_an_existing_recordings_group() -> None:
     other = commands.add_parser("recordings").add_subparsers(dest="x")  # as another part might
     other.add_parser("reprocess")
     add_commands(commands)
+    recordings_cli.add_commands(commands)
 
     lines = [
         ["audit", "verify"],

@@ -16,14 +16,14 @@ from prometheus_client import REGISTRY
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
+from hotline.auth import TokenFileError, new_token
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.sim.runner import run_scenario
 from hotline.sim.scenario import parse_scenario
 from recorder import keys
-from recorder.access import TokenFileError, new_token
 from recorder.agi import StartRecording
-from recorder.service import ensure_master_key
+from recorder.part import ensure_master_key
 from recorder.settings import RecorderSettings
 
 # --- the simulator's MixMonitor, driven through the runner as a real call -----------------

@@ -24,6 +24,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from hotline.audit import AuditLog
+from hotline.auth import new_token
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.sim.ami_server import ManagerUser
@@ -33,9 +35,7 @@ from hotline.sim.runner import run_scenario
 from hotline.sim.scenario import parse_scenario
 from hotline.store.db import utc_now
 from recorder import keys
-from recorder.access import new_token
-from recorder.audit import AuditLog
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
 from recorder.retention import Purger, RetentionPolicy
 from recorder.storage import LocalStorage
 
@@ -114,7 +114,7 @@ def write_tokens(path: Path) -> dict[str, str]:
     return tokens
 
 
-async def wait_for_state(store: RecordingStore, call_id: str, state: State) -> Recording:
+async def wait_for_state(store: RecordingStore, call_id: str, state: State) -> RecordedCall:
     for _ in range(600):
         row = await store.get(call_id)
         if row is not None and row.state == state.value:
@@ -154,7 +154,7 @@ async def audit_verify(env: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.fixture
-async def recorded(tmp_path: Path) -> AsyncIterator[tuple[Node, Recording]]:
+async def recorded(tmp_path: Path) -> AsyncIterator[tuple[Node, RecordedCall]]:
     scenario = parse_scenario(SCENARIO, "recorded-call.yaml")
     async with simulated_pbx(scenario, time_scale=TIME_SCALE, ami_user=AMI_USER, ami_port=0) as pbx:
         assert pbx.ami is not None
@@ -204,7 +204,7 @@ def with_tokens(settings: Settings, tokens_file: Path) -> Settings:
 
 
 async def test_a_simulated_call_is_recorded_encrypted_played_audited_and_shredded(
-    recorded: tuple[Node, Recording],
+    recorded: tuple[Node, RecordedCall],
 ) -> None:
     node, row = recorded
     call_id = node.call_id

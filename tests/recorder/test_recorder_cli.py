@@ -112,7 +112,7 @@ async def test_the_worker_keeps_recordings_for_the_retention_file_s_term(
 ) -> None:
     """The worker and the purge job read one policy: dialplans/retention.yaml (here a copy
     with another default), not the settings' fallback of 365 days."""
-    from recorder.access import AccessSettings
+    from recorder.settings import AccessSettings
 
     settings = _settings(tmp_path, sqlite_url)
     settings.recorder = RecorderSettings(**{**vars(settings.recorder), "idle_seconds": 0.001})
@@ -136,7 +136,7 @@ async def test_the_worker_keeps_recordings_for_the_retention_file_s_term(
 async def test_the_worker_refuses_a_broken_retention_file(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from recorder.access import AccessSettings
+    from recorder.settings import AccessSettings
 
     settings = _settings(tmp_path, sqlite_url)
     broken = tmp_path / "retention.yaml"

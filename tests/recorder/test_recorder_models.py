@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from hotline.store.db import Base
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
 
 STARTED = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -76,7 +76,7 @@ async def test_destroy_key_shreds_and_rewrap_finds_old_versions(
     assert await recording_store.destroy_key("old")  # idempotent
     assert not await recording_store.destroy_key("missing")
     row = await recording_store.get("old")
-    assert isinstance(row, Recording)
+    assert isinstance(row, RecordedCall)
     assert row.wrapped_key is None and row.key_destroyed_at is not None
     assert row.key_version == 1  # which key it was under stays known
     assert await recording_store.with_key_not("recorder", 2) == []

@@ -19,9 +19,10 @@ import pytest
 from hotline.store.db import CallLog, create_engine
 from hotline.store.migrate import upgrade
 from recorder.keys import KeyRing, decrypt_stream, wrapped_key_of
-from recorder.models import Recording, RecordingStore, State
-from recorder.pipeline import CallInfo, Recorder, mixmonitor_args
+from recorder.models import RecordedCall, RecordingStore, State
+from recorder.pipeline import CallInfo, Recorder
 from recorder.settings import RecorderSettings
+from recorder.spool import mixmonitor_args
 from recorder.storage import LocalStorage
 
 STARTED = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -59,7 +60,7 @@ def _recorder(
     return recorder
 
 
-async def _decrypt(storage: LocalStorage, ring: KeyRing, row: Recording) -> bytes:
+async def _decrypt(storage: LocalStorage, ring: KeyRing, row: RecordedCall) -> bytes:
     assert row.storage_key is not None
     blob = b"".join([chunk async for chunk in storage.read(row.storage_key)])
     sink = io.BytesIO()

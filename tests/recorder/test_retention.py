@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from hotline.audit import AuditLog
+from hotline.auth import Actor
 from hotline.config import Settings
 from hotline.settings import StoreSettings
 from recorder import keys
-from recorder.access import AccessDenied, Action, RecordingAccess
-from recorder.audit import Actor, AuditLog
-from recorder.audit_cli import cmd_hold, cmd_purge
-from recorder.models import Recording, RecordingStore, State
+from recorder.models import RecordedCall, RecordingStore, State
+from recorder.permissions import AccessDenied, Action
+from recorder.playback import RecordingAccess
+from recorder.recordings_cli import cmd_hold, cmd_purge
 from recorder.retention import (
     Purger,
     RetentionConfigError,
@@ -49,7 +51,7 @@ async def store_recording(
     category: str = "default",
     retention_until: datetime | None = None,
     audio: bytes = b"OggS fake opus payload " * 100,
-) -> Recording:
+) -> RecordedCall:
     """What the pipeline leaves behind: an encrypted object and a verified row."""
     await store.register(
         call_id, format="opus", started_at=started_at, operator="op-1", retention_category=category
@@ -101,7 +103,7 @@ class World:
     def purger(self, policy: RetentionPolicy = POLICY) -> Purger:
         return Purger(self.store.engine, self.storage, self.audit, policy)
 
-    async def add(self, call_id: str, age_days: float, **extra: object) -> Recording:
+    async def add(self, call_id: str, age_days: float, **extra: object) -> RecordedCall:
         return await store_recording(
             self.store,
             self.storage,

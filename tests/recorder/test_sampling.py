@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from hotline.audit import AuditLog
+from hotline.auth import Actor
 from hotline.config import Settings
 from hotline.settings import StoreSettings
 from recorder import keys
-from recorder.audit import Actor, AuditLog
-from recorder.audit_cli import cmd_clip, cmd_sample
 from recorder.models import RecordingStore, State
+from recorder.recordings_cli import cmd_clip, cmd_sample
 from recorder.retention import Purger, RetentionPolicy
 from recorder.sampling import (
     ClipError,

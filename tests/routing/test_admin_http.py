@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.operators import load_operators
+from hotline.audit import AuditLog
+from hotline.auth import Actor, TokenBook
 from hotline.store.migrate import upgrade
-from recorder.access import TokenBook
-from recorder.audit import Actor, AuditLog
 from routing.admin import AcdAdmin
 from routing.admin_http import add_admin_routes
 from routing.groups import load_groups
@@ -375,9 +375,9 @@ async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: P
     from aiohttp import ClientSession
     from ports import free_port
 
+    from hotline.auth import token_digest
     from hotline.config import load_settings
     from hotline.controller import Controller
-    from recorder.access import token_digest
 
     files = tmp_path / "dialplans"
     shutil.copytree(DIALPLANS, files)

@@ -1,10 +1,13 @@
-"""The recordings audit log: append-only and hash-chained, checked by `hotline audit verify`.
+"""The audit log: append-only and hash-chained, checked by `hotline audit verify`.
 
-Every access to a recording and every refused attempt becomes one row of `recording_audit`:
-who (user id and role), what (action and recording id), when, from where, the outcome and a
-small JSON detail. Each row carries `hash = sha256(prev_hash + canonical JSON of the row)`, where
-`prev_hash` is the hash of the row before it (64 zeros for the first), so editing, deleting,
-reordering or inserting a row breaks the chain at that point.
+Shared by every part that must leave a trace of who did what (the recorder's accesses to
+recordings, the ACD administration API's edits); the table keeps its first name,
+`recording_audit` (migration 0004_audit). Every access to a recording and every refused
+attempt becomes one row of it: who (user id and role), what (action and recording id), when,
+from where, the outcome and a small JSON detail. Each row carries
+`hash = sha256(prev_hash + canonical JSON of the row)`, where `prev_hash` is the hash of the
+row before it (64 zeros for the first), so editing, deleting, reordering or inserting a row
+breaks the chain at that point.
 
 Append-only is enforced three times: this module has no update or delete path; the migration
 installs triggers refusing UPDATE/DELETE (and TRUNCATE on PostgreSQL); and the verifier finds
@@ -30,11 +33,11 @@ from sqlalchemy import BigInteger, Index, String, UniqueConstraint, insert, sele
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hotline.auth import Actor
 from hotline.store.db import Base, UTCDateTime, require_utc, utc_now
 
 __all__ = [
     "GENESIS_HASH",
-    "Actor",
     "AuditEntry",
     "AuditLog",
     "AuditRecord",
@@ -71,14 +74,6 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(String)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a user id and the role they act in ("" when no role could be established)."""
-
-    user_id: str
-    role: str
 
 
 @dataclass(frozen=True)

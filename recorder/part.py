@@ -3,7 +3,7 @@
 `RecorderService` owns, for one controller node:
 
 * the ``on_answered`` hook that starts MixMonitor (`recorder.agi.StartRecording`);
-* the `/recordings` API on the controller's aiohttp application (`recorder.access.install`);
+* the `/recordings` API on the controller's aiohttp application (`recorder.http.install`);
 * the retention purge, run every `purge_interval` seconds (`recorder.retention.Purger`);
 * with `embedded_worker` (the default), the pipeline worker (`recorder.pipeline.Recorder`)
   fed by the controller's own AMI link: one process records calls, as the embedded defaults
@@ -26,11 +26,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr.entry import AnsweredHook
-from recorder.access import install
+from hotline.agi.hooks import AnsweredHook
+from hotline.audit import AuditLog
 from recorder.agi import StartRecording
-from recorder.audit import AuditLog
 from recorder.cli import watch_ami
+from recorder.http import install
 from recorder.keys import KeyRing, MasterKeyStore
 from recorder.models import RecordingStore
 from recorder.pipeline import Recorder

@@ -1,6 +1,13 @@
-"""`hotline audit ...` and `hotline recordings ...`: the audit verifier and retention commands.
+"""`hotline recordings ...`: retention, legal holds, quality samples, clips and API tokens.
 
-`add_commands(commands)` takes the `hotline` parser's subparsers object. Every command here acts
+    hotline recordings purge [--dry-run]          crypto-shred recordings past their term
+    hotline recordings hold|release ID --reason   place or lift a legal hold
+    hotline recordings sample --period P          random recordings per operator for review
+    hotline recordings clip ID --from --to -o F   export seconds FROM-TO of a recording
+    hotline recordings token --user U --role R    a bearer token and its token-file entry
+
+`add_commands(commands)` takes the `hotline` parser's subparsers object (and joins a
+`recordings` group another part already made). Every command here acts
 as the person at the terminal (`cli:<login>` in the audit log, role `system`), and every one of
 them that touches a recording is audited like an API access.
 """
@@ -17,19 +24,15 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+from hotline.audit import AuditLog
+from hotline.auth import TOKEN_ROLES, Actor, new_token
 from hotline.config import Settings
 from hotline.store.db import create_engine
 from recorder import keys
-from recorder.access import (
-    TOKEN_ROLES,
-    AccessDenied,
-    AccessSettings,
-    Action,
-    RecordingAccess,
-    new_token,
-)
-from recorder.audit import Actor, AuditLog, parse_anchor
+from recorder.cli import recorder_settings
 from recorder.models import RecordingStore
+from recorder.permissions import AccessDenied, Action
+from recorder.playback import RecordingAccess
 from recorder.retention import (
     Purger,
     RetentionConfigError,
@@ -38,14 +41,13 @@ from recorder.retention import (
     shred_safely,
 )
 from recorder.sampling import ClipError, draw_sample, export_clip, parse_period
-from recorder.settings import RecorderSettings
+from recorder.settings import AccessSettings
 from recorder.storage import StorageError, open_storage
 
 __all__ = [
     "add_commands",
     "cli_actor",
     "cli_source",
-    "cmd_audit_verify",
     "cmd_clip",
     "cmd_hold",
     "cmd_purge",
@@ -70,18 +72,7 @@ def cli_source() -> str:
 
 
 def add_commands(commands: Any) -> None:
-    """Register `audit verify` and the `recordings` maintenance commands."""
-    audit = commands.add_parser("audit", help="the recordings audit log")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    verify = audit_commands.add_parser(
-        "verify", help="recompute the hash chain; exit 1 at the first broken entry"
-    )
-    verify.add_argument(
-        "--anchor",
-        type=_anchor,
-        help="SEQ:HASH printed by an earlier verify; proves nothing was cut off the end",
-    )
-    verify.set_defaults(run=cmd_audit_verify)
+    """Register the `recordings` maintenance commands."""
     _add_recordings_commands(_recordings_subparsers(commands))
 
 
@@ -124,39 +115,9 @@ def _add_recordings_commands(group: Any) -> None:
     token.set_defaults(run=cmd_token)
 
 
-def recorder_settings(settings: Settings) -> RecorderSettings:
-    """The `[recorder]` section once the lead wires it in; its defaults until then."""
-    found = getattr(settings, "recorder", None)
-    return found if isinstance(found, RecorderSettings) else RecorderSettings()
-
-
 def access_settings(settings: Settings) -> AccessSettings:
     found = getattr(settings, "recorder_access", None)
     return found if isinstance(found, AccessSettings) else AccessSettings()
-
-
-def _anchor(value: str) -> tuple[int, str]:
-    try:
-        return parse_anchor(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-async def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    engine = create_engine(settings.store.database_url)
-    try:
-        report = await AuditLog(engine).verify(anchor=args.anchor)
-    except (OperationalError, ProgrammingError, DBAPIError) as error:
-        print(
-            f"hotline audit verify: cannot read the audit log: {_first_line(error)}",
-            file=sys.stderr,
-        )
-        print("(is the database reachable and migrated? `hotline db upgrade`)", file=sys.stderr)
-        return 2
-    finally:
-        await engine.dispose()
-    print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 1
 
 
 def _first_line(error: BaseException) -> str:
