@@ -46,7 +46,7 @@ async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_virtual(args, settings)
     if args.live_day:
-        from hotline.sim.day import run_live_day
+        from controller.simdrive.day import run_live_day
 
         return await run_live_day(args, settings)
     if args.scenario is None:
@@ -55,7 +55,7 @@ async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    from hotline.sim.main import run_simulator
+    from controller.simdrive.scenario_cli import run_simulator
 
     return await run_simulator(args, settings)
 
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def part_commands() -> list[Callable[[Any], None]]:
     """Each part of the product contributes its own subcommands."""
+    from controller import status_cli
     from ivr import cli as ivr_cli
     from ivr import prompts_cli
     from recorder import audit_cli
@@ -93,6 +94,7 @@ def part_commands() -> list[Callable[[Any], None]]:
     return [
         ivr_cli.add_commands,
         prompts_cli.add_commands,
+        status_cli.add_status_command,
         recorder_cli.add_commands,
         audit_cli.add_commands,
         staffing_cli.add_commands,

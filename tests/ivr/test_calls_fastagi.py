@@ -16,9 +16,6 @@ from agi_peer import AsteriskPeer, env_bytes, serving
 from ports import free_port
 
 from hotline.agi.server import FastAgiServer, Router
-from hotline.sim.model import SimChannel
-from hotline.sim.runner import CallOutcome, run_scenario
-from hotline.sim.scenario import parse_scenario
 from hotline.store.db import Base, CallLog, create_engine
 from ivr import say_ru
 from ivr.entry import CallEntry
@@ -26,8 +23,11 @@ from ivr.menu.history import CallLogHistory
 from ivr.menu.library import load_library
 from ivr.menu.model import Services
 from ivr.menu.status import HttpStatusService
-from ivr.status_service import load_fixtures, serve
 from ivr.validators import VALIDATORS
+from pbxsim.model import SimChannel
+from pbxsim.runner import CallOutcome, run_scenario
+from pbxsim.scenario import parse_scenario
+from pbxsim.status_service import load_fixtures, serve
 
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 MOSCOW = ZoneInfo("Europe/Moscow")

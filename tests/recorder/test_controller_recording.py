@@ -17,8 +17,8 @@ from hotline.agi.server import FastAgiServer, Router
 from hotline.agi.session import AgiSession
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
-from hotline.sim.runner import run_scenario
-from hotline.sim.scenario import parse_scenario
+from pbxsim.runner import run_scenario
+from pbxsim.scenario import parse_scenario
 from recorder import keys
 from recorder.access import TokenFileError, new_token
 from recorder.agi import StartRecording

@@ -26,12 +26,12 @@ import pytest
 
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
-from hotline.sim.ami_server import ManagerUser
-from hotline.sim.channel import write_recording
-from hotline.sim.main import simulated_pbx
-from hotline.sim.runner import run_scenario
-from hotline.sim.scenario import parse_scenario
 from hotline.store.db import utc_now
+from pbxsim.ami_server import ManagerUser
+from pbxsim.channel import write_recording
+from pbxsim.main import simulated_pbx
+from pbxsim.runner import run_scenario
+from pbxsim.scenario import parse_scenario
 from recorder import keys
 from recorder.access import new_token
 from recorder.audit import AuditLog

@@ -14,7 +14,7 @@ presses and hang-up come from a `CallerScript`. The rules that decide the bytes 
 * A command that reads the channel consumes every digit it hears: escape digits end it, the
   rest are dropped (``SAY DIGITS 123 ""`` swallows what the caller types meanwhile).
 * A hang-up during a command ends it with ``result=-1``; the unsolicited ``HANGUP`` line is the
-  session's business (`hotline.sim.fastagi`), sent before the next command is read.
+  session's business (`pbxsim.fastagi`), sent before the next command is read.
 * ``EXEC MixMonitor(file)`` records: when the recording stops (the channel's ``Hangup``, or
   ``StopMixMonitor``) the file is written as Asterisk's ``.wav`` format writes it (RIFF WAVE,
   PCM 16-bit mono 8 kHz) with as much audio as simulated time passed, a quiet two-tone test
@@ -29,8 +29,9 @@ presses and hang-up come from a `CallerScript`. The rules that decide the bytes 
   ``GET``/``SET VARIABLE``, ``GET FULL VARIABLE``, ``VERBOSE``, ``NOOP``, ``DATABASE``...); the
   others answer ``511``.
 
-Time goes through a `SimClock`: `VirtualClock` (``time_scale`` 0) jumps straight to the next
-thing that happens, `ScaledClock` sleeps ``time_scale`` real seconds per simulated second.
+Time goes through a `hotline.clock.CallClock`: `InstantCallClock` (``time_scale`` 0) jumps
+straight to the next thing that happens, `ScaledCallClock` sleeps ``time_scale`` real seconds
+per simulated second.
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 from hotline.agi.protocol import DEAD_CHANNEL_TEXT, AgiReply, parse_command
-from hotline.sim.callers import TONE_SECONDS, CallerScript, DtmfPress
-from hotline.sim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
-from hotline.sim.queues import Operator
+from hotline.clock import CallClock
+from pbxsim.callers import TONE_SECONDS, CallerScript, DtmfPress
+from pbxsim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
+from pbxsim.queues import Operator
 
 SAMPLE_RATE: Final = 8000
 FRAME_SAMPLES: Final = 160  # one 20 ms frame at 8 kHz: the unit a file stream reads in
@@ -76,83 +78,6 @@ CAUSE_NORMAL: Final = 16
 MONITOR_DIR: Final = "/var/spool/asterisk/monitor"
 
 log = logging.getLogger(__name__)
-
-
-# --- time --------------------------------------------------------------------------------
-
-
-class SimClock(Protocol):
-    """Simulated seconds since the call arrived, and how to wait for them."""
-
-    @property
-    def instant(self) -> bool: ...
-
-    def now(self) -> float: ...
-
-    async def sleep_until(self, when: float) -> None: ...
-
-    def real_wait(self, until: float) -> float:
-        """Real seconds to wait for the controller before treating the silence as lasting
-        until `until`."""
-        ...
-
-
-class VirtualClock:
-    """``time_scale`` 0: simulated time only moves when the simulation waits, and then jumps.
-
-    The controller's thinking time counts as zero. When the controller stays silent for
-    `idle_grace` real seconds, the silence is taken to last until the next thing the
-    simulation expects (the caller's next key press or hang-up, a dead-session timeout).
-    """
-
-    def __init__(self, *, idle_grace: float = 0.5) -> None:
-        self.idle_grace = idle_grace
-        self._now = 0.0
-
-    @property
-    def instant(self) -> bool:
-        return True
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep_until(self, when: float) -> None:
-        self._now = max(self._now, when)
-        await asyncio.sleep(0)  # still let other calls run, as a real wait would
-
-    def real_wait(self, until: float) -> float:
-        return self.idle_grace
-
-
-class ScaledClock:
-    """``time_scale`` > 0: one simulated second takes `time_scale` real seconds (1 = live)."""
-
-    def __init__(self, time_scale: float, *, time: Callable[[], float] | None = None) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be greater than 0; use VirtualClock for 0")
-        self.time_scale = time_scale
-        self._time = time or asyncio.get_running_loop().time
-        self._origin = self._time()
-
-    @property
-    def instant(self) -> bool:
-        return False
-
-    def now(self) -> float:
-        return (self._time() - self._origin) / self.time_scale
-
-    async def sleep_until(self, when: float) -> None:
-        await asyncio.sleep(max(0.0, (when - self.now()) * self.time_scale))
-
-    def real_wait(self, until: float) -> float:
-        return max(0.0, (until - self.now()) * self.time_scale)
-
-
-def make_clock(time_scale: float, *, idle_grace: float = 0.5) -> SimClock:
-    """A clock for one call: virtual for ``time_scale`` 0, scaled real time otherwise."""
-    if time_scale == 0:
-        return VirtualClock(idle_grace=idle_grace)
-    return ScaledClock(time_scale)
 
 
 # --- MixMonitor ----------------------------------------------------------------------------
@@ -407,7 +332,7 @@ class AgiChannel:
         channel: SimChannel,
         script: CallerScript,
         *,
-        clock: SimClock,
+        clock: CallClock,
         sink: EventSink | None = None,
         sounds: SoundLibrary | None = None,
         queues: QueueService | None = None,
@@ -1236,7 +1161,7 @@ class AgiChannel:
         return self._dial_over(callee, "ANSWER", started, answered, go_on="g" in _flags(options))
 
     def _device_refusal(self, device: str) -> str | None:
-        from hotline.sim.queues import DeviceState
+        from pbxsim.queues import DeviceState
 
         devices = getattr(self.queues, "devices", None)
         state = devices.get(device) if devices is not None else None
@@ -1247,7 +1172,7 @@ class AgiChannel:
         return None
 
     def _busy_device(self, device: str, busy: bool) -> None:
-        from hotline.sim.queues import DeviceState
+        from pbxsim.queues import DeviceState
 
         devices = getattr(self.queues, "devices", None)
         if devices is None:
@@ -1819,7 +1744,7 @@ def agi_subroutine(script: str, param: str) -> DialSubroutine:
     async def run(caller: AgiChannel, callee: SimChannel, args: list[str]) -> None:
         from urllib.parse import quote
 
-        from hotline.sim.fastagi import AgiRequestSpec, run_agi
+        from pbxsim.fastagi import AgiRequestSpec, run_agi
 
         controller = caller.variable("HOTLINE_CONTROLLER") or DEFAULT_CONTROLLER
         host, _, port = controller.rpartition(":")

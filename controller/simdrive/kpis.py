@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.sim.model import EventSink
-from hotline.sim.runner import CallOutcome
+from pbxsim.model import EventSink
+from pbxsim.runner import CallOutcome
 
 __all__ = ["GroupKpis", "KpiObserver"]
 

@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Final
 
 from hotline.agi.protocol import format_env, format_reply
-from hotline.sim.channel import AgiChannel
+from pbxsim.channel import AgiChannel
 
 AGI_VERSION: Final = "22.10.1"
 HANGUP_BYTES: Final = b"HANGUP\n"

@@ -23,15 +23,16 @@ from hotline.agi.protocol import (
     parse_env_line,
 )
 from hotline.ami.protocol import AmiMessage, AmiParser
-from hotline.sim.callers import (
+from hotline.clock import InstantCallClock, ScaledCallClock
+from pbxsim.callers import (
     CallerScript,
     CallerScriptError,
     CallSpec,
     script_from_dialplan,
     send_dtmf,
 )
-from hotline.sim.channel import AgiChannel, ScaledClock, VirtualClock
-from hotline.sim.fastagi import (
+from pbxsim.channel import AgiChannel
+from pbxsim.fastagi import (
     AgiRequestSpec,
     AgiSessionResult,
     FastAgiConfig,
@@ -39,7 +40,7 @@ from hotline.sim.fastagi import (
     agi_environment,
     run_agi,
 )
-from hotline.sim.model import ChannelState, SimChannel
+from pbxsim.model import ChannelState, SimChannel
 
 # Only keeps a broken test from hanging; no test asserts how long anything took.
 GUARD = 10.0
@@ -154,13 +155,13 @@ def make_agi(
     *,
     sink: RecordingSink | None = None,
     caller: CallSpec | None = None,
-    clock: VirtualClock | ScaledClock | None = None,
+    clock: InstantCallClock | ScaledCallClock | None = None,
 ) -> AgiChannel:
     caller = caller or CallSpec("88001000001", "79161234567", "Иванов Иван")
     return AgiChannel(
         ivr_channel(),
         script,
-        clock=clock or VirtualClock(idle_grace=0.05),
+        clock=clock or InstantCallClock(idle_grace=0.05),
         sink=sink,
         caller_num=caller.caller_num,
         caller_name=caller.caller_name,
@@ -755,7 +756,7 @@ class SlowQueues:
 async def test_caller_hanging_up_in_a_queue_in_scaled_time_cancels_the_wait() -> None:
     queues = SlowQueues()
     # 20 simulated seconds are 0.2 s here: room for a loaded machine before EXEC Queue arrives
-    agi = make_agi(CallerScript(hangup_at=20.0), clock=ScaledClock(0.01))
+    agi = make_agi(CallerScript(hangup_at=20.0), clock=ScaledCallClock(0.01))
     agi.queues = queues
     _, talk = await session(agi, commands("ANSWER", "EXEC Queue info,,,,600", "NOOP"))
     assert queues.cancelled
@@ -773,7 +774,7 @@ async def test_answered_queue_call_ends_with_the_operator() -> None:
 
 
 async def test_scaled_clock_runs_in_real_time_scaled() -> None:
-    clock = ScaledClock(0.01)
+    clock = ScaledCallClock(0.01)
     script = CallerScript(send_dtmf(1.0, "4"), hangup_at=30.0)
     _, talk = await session(
         make_agi(script, clock=clock), commands("ANSWER", "WAIT FOR DIGIT 5000")

@@ -1,25 +1,26 @@
-"""`hotline sim`: one simulated Asterisk, both halves joined.
+"""One simulated Asterisk, both halves joined, and the entry that plays a scenario file on it.
 
 The AMI half (server, queues, softphones) and the AGI half (callers placing FastAGI calls) share
 one clock, so uniqueids come from one counter, and the AMI server is the event sink of every
 call. The controller under test connects to the AMI port with the credentials of its own
-configuration, exactly as it would log in to a real Asterisk.
+configuration, exactly as it would log in to a real Asterisk. The entry takes plain arguments
+(hosts, ports, time scale, the manager account); mapping a product's settings onto them is the
+caller's business.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from hotline.config import Settings
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import SystemClock
-from hotline.sim.queues import Operator, Queues, queues_from_dict
-from hotline.sim.runner import SimReport, run_scenario
-from hotline.sim.scenario import Scenario, ScenarioError, load_scenario
+from hotline.clock import SystemClock
+from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.queues import Operator, Queues, queues_from_dict
+from pbxsim.runner import SimReport, run_scenario
+from pbxsim.scenario import Scenario, ScenarioError, load_scenario
 
 
 @dataclass
@@ -107,24 +108,24 @@ def report_json(scenario: Scenario, report: SimReport) -> str:
     return json.dumps(summary, ensure_ascii=False)
 
 
-async def run_simulator(args: argparse.Namespace, settings: Settings) -> int:
-    """The `hotline sim` command: exit 0 when no call was lost."""
+async def run_scenario_file(
+    path: Path,
+    agi_host: str,
+    agi_port: int,
+    *,
+    time_scale: float,
+    ami_user: ManagerUser | None,
+    ami_port: int,
+) -> int:
+    """Play one scenario file and print its summary: exit 0 when no call was lost, 1 when some
+    were, 2 when the file cannot be used."""
     try:
-        scenario = load_scenario(args.scenario)
+        scenario = load_scenario(path)
     except (ScenarioError, OSError) as error:
         print(f"hotline sim: {error}")
         return 2
-    user = None
-    if not args.no_ami:
-        ami = settings.ami
-        user = ManagerUser(ami.username, ami.secret)
     report = await simulate(
-        scenario,
-        args.agi_host or settings.agi.host,
-        args.agi_port or settings.agi.port,
-        time_scale=args.time_scale,
-        ami_user=user,
-        ami_port=args.ami_port if args.ami_port is not None else settings.ami.port,
+        scenario, agi_host, agi_port, time_scale=time_scale, ami_user=ami_user, ami_port=ami_port
     )
     print(report_json(scenario, report))
     return 0 if not report.lost else 1

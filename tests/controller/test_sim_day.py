@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from agents.operators import OperatorSpec
-from hotline.sim.day import parse_window, plan_live_day
-from hotline.sim.kpis import KpiObserver
-from hotline.sim.runner import CallOutcome
+from controller.simdrive.day import parse_window, plan_live_day
+from controller.simdrive.kpis import KpiObserver
+from pbxsim.runner import CallOutcome
 from routing.traffic import load_traffic
 
 TRAFFIC = """

@@ -17,7 +17,8 @@ import pytest
 from transcripts import DATA, Block, load, stream
 
 from hotline.ami.protocol import AmiMessage, AmiParser, Greeting, encode_message
-from hotline.sim.ami_server import (
+from hotline.clock import SteppedClock, seconds_to_us
+from pbxsim.ami_server import (
     AmiServer,
     ManagerUser,
     OriginateRequest,
@@ -26,10 +27,9 @@ from hotline.sim.ami_server import (
     parse_manager_conf,
     privilege_of,
 )
-from hotline.sim.clock import VirtualClock, seconds_to_us
-from hotline.sim.model import ChannelState, SimChannel
-from hotline.sim.originator import ScriptedOriginator
-from hotline.sim.queues import DeviceState, Queues, load_queues_conf
+from pbxsim.model import ChannelState, SimChannel
+from pbxsim.originator import ScriptedOriginator
+from pbxsim.queues import DeviceState, Queues, load_queues_conf
 
 TO_CLIENT = "asterisk->client"
 TO_ASTERISK = "client->asterisk"
@@ -77,7 +77,7 @@ def actions_history(queues: Queues) -> None:
 
 @dataclass
 class Pbx:
-    clock: VirtualClock
+    clock: SteppedClock
     queues: Queues
     server: AmiServer
     clients: list[Client] = field(default_factory=list)
@@ -96,7 +96,7 @@ class Pbx:
 
 @pytest.fixture
 async def pbx() -> AsyncIterator[Pbx]:
-    clock = VirtualClock(BOOT, boot=BOOT)
+    clock = SteppedClock(BOOT, boot=BOOT)
     queues = Queues(load_queues_conf(CONF / "queues.conf"), clock)
     users = load_manager_conf(CONF / "manager.conf")
     server = AmiServer(clock=clock, users=users, queues=queues, port=0)
@@ -739,7 +739,7 @@ async def test_header_injection_is_refused(pbx: Pbx) -> None:
 
 
 async def test_a_client_that_does_not_read_is_dropped() -> None:
-    clock = VirtualClock(BOOT, boot=BOOT)
+    clock = SteppedClock(BOOT, boot=BOOT)
     users = load_manager_conf(CONF / "manager.conf")
     async with AmiServer(clock=clock, users=users, port=0, max_backlog_bytes=64 * 1024) as server:
         sleeper = await Client.connect(server)

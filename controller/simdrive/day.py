@@ -5,7 +5,7 @@
 on the controller, answering its real menus, queued by its real ACD, ringing simulated
 softphones, while operators come on and go off duty per the traffic file's shifts through the
 controller's operator API. The figures come from the simulator's own events
-(`hotline.sim.kpis`), not from the controller.
+(`controller.simdrive.kpis`), not from the controller.
 
 What it needs from the controller's files (the same configuration the controller reads):
 - how to reach each group: `routes`, a number and the keys a caller presses (found in the real
@@ -34,17 +34,17 @@ from pathlib import Path
 from typing import Any, Final
 
 from agents.operators import OperatorSpec
+from controller.simdrive.kpis import KpiObserver
 from hotline.config import Settings
-from hotline.sim.kpis import KpiObserver
-from hotline.sim.queues import Operator
-from hotline.sim.scenario import CallGroup, PbxSettings, Scenario
 from ivr.menu.routes import RouteError
+from pbxsim.queues import Operator
+from pbxsim.scenario import CallGroup, PbxSettings, Scenario
 from routing.des import day_callers
 from routing.traffic import GroupTraffic, TrafficPlan, format_clock
 
 __all__ = ["DayPlan", "Duty", "LiveDay", "parse_window", "plan_live_day", "run_live_day"]
 
-log = logging.getLogger("hotline.sim.day")
+log = logging.getLogger("controller.simdrive.day")
 
 # Seconds an operator takes to pick up: under 1 s because Dial's timeout is whole seconds of
 # the controller's clock, which a compressed run makes one simulated second at least.
@@ -327,10 +327,10 @@ async def _prepare(args: argparse.Namespace, settings: Settings) -> DayPlan:
 async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     import aiohttp
 
-    from hotline.sim.ami_server import AmiServer, ManagerUser
-    from hotline.sim.clock import SystemClock
-    from hotline.sim.queues import Queues
-    from hotline.sim.runner import run_scenario
+    from hotline.clock import SystemClock
+    from pbxsim.ami_server import AmiServer, ManagerUser
+    from pbxsim.queues import Queues
+    from pbxsim.runner import run_scenario
 
     scale = args.time_scale
     loop = asyncio.get_running_loop()

@@ -1,6 +1,6 @@
 """Scenario files: which calls the simulated PBX places, and the agents behind its queues.
 
-A scenario is a plain YAML file (examples in ``hotline/sim/scenarios/``)::
+A scenario is a plain YAML file (examples in ``pbxsim/scenarios/``)::
 
     name: smoke
     seed: 7                       # random DTMF and Poisson arrivals repeat run after run
@@ -23,7 +23,7 @@ max_gap}), or a whole ``script`` of dialplan steps (``Wait(2)``, ``SendDTMF(1)``
 ``Hangup()``). ``menu_keys: "20"`` is a caller who listens: each key is pressed when a menu
 asks for one. ``hangup_after_commands`` and ``hangup_during_command`` hang up at a given AGI
 command instead of a given time. ``agents`` and ``queues`` are for the queue half: ``queues``
-is kept as plain data (what `hotline.sim.queues.queues_from_dict` reads) and each agent maps
+is kept as plain data (what `pbxsim.queues.queues_from_dict` reads) and each agent maps
 onto a queue member and the operator behind it.
 
 Mistakes are reported as ``ScenarioError`` with the file, line and column of the offending
@@ -45,7 +45,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from hotline.sim.callers import (
+from pbxsim.callers import (
     DTMF_DIGITS,
     CallerScript,
     CallerScriptError,

@@ -34,8 +34,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Final
 
-from hotline.sim.clock import Clock, IdSource
-from hotline.sim.model import ChannelState, EventSink, NullSink, SimChannel
+from hotline.clock import EpochClock
+from pbxsim.model import ChannelState, EventSink, NullSink, SimChannel
+from pbxsim.stamps import IdSource
 
 Headers = list[tuple[str, str]]
 
@@ -495,13 +496,13 @@ class DeviceStates:
 
 
 class Queues:
-    """The simulated app_queue: implements `hotline.sim.model.QueueService` for the AGI half and
+    """The simulated app_queue: implements `pbxsim.model.QueueService` for the AGI half and
     the queue actions for the AMI half."""
 
     def __init__(
         self,
         configs: Mapping[str, QueueConfig] | Iterable[QueueConfig],
-        clock: Clock,
+        clock: EpochClock,
         *,
         sink: EventSink | None = None,
         operators: Mapping[str, Operator] | None = None,

@@ -13,15 +13,15 @@ import pytest
 from transcripts import load
 
 from hotline.ami.protocol import AmiMessage, AmiParser
-from hotline.sim.runner import SimReport, run_scenario
-from hotline.sim.scenario import (
+from pbxsim.runner import SimReport, run_scenario
+from pbxsim.scenario import (
     AgentSpec,
     ScenarioError,
     load_scenario,
     parse_scenario,
 )
 
-SCENARIOS = Path(__file__).parent.parent / "hotline" / "sim" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "pbxsim" / "scenarios"
 GUARD = 30.0  # only keeps a broken test from hanging
 
 

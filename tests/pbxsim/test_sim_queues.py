@@ -2,7 +2,7 @@
 
 The two transcript scenarios run the same situation as the recording (same queue, same members,
 callers entering and hanging up at the recorded times) through the simulator and its AMI server,
-on a `VirtualClock` set to the recording's times, and compare what a controller sees of the
+on a `SteppedClock` set to the recording's times, and compare what a controller sees of the
 queue: the sequence of app_queue's events with their header keys in order, and the values that
 do not depend on the timing of Asterisk's threads.
 """
@@ -28,10 +28,10 @@ from test_sim_ami import (
 from transcripts import load
 
 from hotline.ami.protocol import AmiMessage, AmiParser
-from hotline.sim.ami_server import AmiServer, load_manager_conf
-from hotline.sim.clock import SystemClock, VirtualClock, seconds_to_us
-from hotline.sim.model import ChannelState, SimChannel
-from hotline.sim.queues import (
+from hotline.clock import SteppedClock, SystemClock, seconds_to_us
+from pbxsim.ami_server import AmiServer, load_manager_conf
+from pbxsim.model import ChannelState, SimChannel
+from pbxsim.queues import (
     MemberConfig,
     Operator,
     QueueConfig,
@@ -152,7 +152,7 @@ class Scenario:
 @pytest.fixture
 async def fresh_pbx() -> AsyncIterator[Pbx]:
     """The recording Asterisk right after its restart at BOOT, with the agents' dialplan."""
-    clock = VirtualClock(BOOT, boot=BOOT)
+    clock = SteppedClock(BOOT, boot=BOOT)
     operators = {
         "Local/agent1@agents/n": Operator(talk_time=4.929),  # Answer, Playback(beep), Wait(4)
         "Local/agent2@agents/n": Operator(talk_time=4.930),
@@ -313,8 +313,8 @@ class Recorder:
 
 def make(
     members: str = "PJSIP/101,0,Alice;PJSIP/102,0,Bob", **settings: object
-) -> tuple[VirtualClock, Queues, Recorder]:
-    clock = VirtualClock("1800000000", boot="1800000000")
+) -> tuple[SteppedClock, Queues, Recorder]:
+    clock = SteppedClock("1800000000", boot="1800000000")
     data: dict[str, object] = {"strategy": "leastrecent", "timeout": 8, "retry": 1}
     data |= settings
     data["members"] = [m for m in members.split(";") if m]
@@ -323,7 +323,7 @@ def make(
     return clock, queues, recorder
 
 
-def caller(clock: VirtualClock, number: str = "79000000001") -> SimChannel:
+def caller(clock: SteppedClock, number: str = "79000000001") -> SimChannel:
     uniqueid = clock.uniqueid()
     return SimChannel(
         f"PJSIP/trunk-{clock.local_sequence()}",
@@ -463,7 +463,7 @@ async def test_instant_time_scale_runs_a_call_at_once() -> None:
     config = queues_from_dict({"q": {"members": ["PJSIP/101,0,Alice"]}})
     queues = Queues(config, clock, sink=recorder, default_operator=Operator(talk_time=600))
     started = time.monotonic()
-    result = await queues.enter(caller(VirtualClock("1800000000")), "q")
+    result = await queues.enter(caller(SteppedClock("1800000000")), "q")
     assert result == "ANSWERED" and time.monotonic() - started < 1
     assert [n for n, _ in recorder.events].count("AgentComplete") == 1
     await queues.close()

@@ -41,8 +41,9 @@ from hotline.ami.protocol import (
     encode_greeting,
     encode_message,
 )
-from hotline.sim.clock import Clock, format_event_tv, format_timestamp
-from hotline.sim.queues import Queue, Queues
+from hotline.clock import EpochClock
+from pbxsim.queues import Queue, Queues
+from pbxsim.stamps import format_event_tv, format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +393,7 @@ class AmiServer:
     def __init__(
         self,
         *,
-        clock: Clock,
+        clock: EpochClock,
         users: Mapping[str, ManagerUser],
         queues: Queues | None = None,
         originator: Originator | None = None,

@@ -1,4 +1,5 @@
-"""`hotline status-service`: runs the stand-in application-status service until stopped."""
+"""`hotline status-service`: runs the simulator's stand-in application-status service
+(`pbxsim.status_service`) until stopped."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from ivr.status_service import DEFAULT_FIXTURES, FixtureError, load_fixtures, serve
+from pbxsim.status_service import DEFAULT_FIXTURES, FixtureError, load_fixtures, serve
 
 
 async def cmd_status_service(args: argparse.Namespace, settings: Any) -> int:

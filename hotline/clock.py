@@ -1,17 +1,18 @@
-"""The simulated PBX's sense of time, and the counters Asterisk derives from it.
+"""The one clock module: every notion of "now" and "wait" the product and its simulator use.
 
-Everything the simulator prints that depends on time (``Timestamp``, ``EventTV``, ``Uptime``,
-``LoginTime``, ``HoldTime``, uniqueids ``<epoch>.<n>``) and every delay it waits (ring delay,
-talk time, queue timeouts) goes through one `Clock`, so that:
+Three families, for three jobs (stdlib only, so the simulator and the core share it):
 
-* a run against a real controller uses wall time, with delays optionally scaled
-  (`SystemClock`, ``time_scale=0`` makes every delay instant);
-* a test uses a `VirtualClock`: time stands still until the test moves it, so the bytes the
-  simulator sends are reproducible, and a 40-second queue scenario runs in milliseconds.
-
-The uniqueid and Local-channel counters live here too because, like Asterisk's, they are shared
-by every channel of the one simulated PBX (both the AGI and the AMI half) and a test must be able
-to reproduce them together with the epoch they embed.
+* Plain float clocks for code that only reads the time: `wall_clock` (what live nodes give
+  their core; wall time, comparable across nodes) and `ManualClock` (a test moves it by hand).
+* Epoch clocks (`EpochClock`): epoch microseconds, awaitable delays, and the process-wide
+  counters stamped with that epoch (``<epoch>.<n>`` uniqueids, Local channel numbers), shared
+  by everything one simulated PBX prints. `SystemClock` is wall time with delays optionally
+  scaled (``time_scale=0`` makes every delay instant); `SteppedClock` stands still until a
+  test steps it forward, waking timers in order, so bytes are reproducible and a 40-second
+  scenario runs in milliseconds.
+* Per-call clocks (`CallClock`): simulated seconds since one call arrived.
+  `InstantCallClock` (``time_scale`` 0) jumps straight to the next thing that happens;
+  `ScaledCallClock` sleeps ``time_scale`` real seconds per simulated second.
 """
 
 from __future__ import annotations
@@ -21,20 +22,30 @@ import heapq
 import itertools
 import time
 from abc import ABC, abstractmethod
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 _US = 1_000_000
 
 
-class IdSource(Protocol):
-    """Where channel identities come from; every `Clock` is one. Both halves of the simulator
-    must draw from the same source, or their uniqueids collide."""
+def wall_clock() -> float:
+    """The clock live nodes give their core: wall time, comparable across nodes (NTP)."""
+    return time.time()
 
-    def uniqueid(self) -> str: ...
 
-    def local_sequence(self) -> str: ...
+@dataclass
+class ManualClock:
+    """A float clock that only moves when told to: pass it as `Acd(clock=...)`."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def seconds_to_us(seconds: float | str | Decimal) -> int:
@@ -43,21 +54,8 @@ def seconds_to_us(seconds: float | str | Decimal) -> int:
     return int(Decimal(str(seconds)) * _US)
 
 
-def format_timestamp(us: int) -> str:
-    """``1795563319.843714``: the ``Timestamp`` of a Ping response."""
-    return f"{us // _US}.{us % _US:06d}"
-
-
-def format_event_tv(us: int) -> str:
-    """``2026-11-24T23:35:19.342+0000``: security events' ``EventTV``/``SessionTV``. Asterisk
-    prints local time; the simulator always runs in UTC so that its bytes do not depend on the
-    host's time zone."""
-    moment = datetime.fromtimestamp(us // _US, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{us % _US // 1000:03d}+0000"
-
-
-class Clock(ABC):
-    """Wall time, scaled delays and the PBX-wide counters."""
+class EpochClock(ABC):
+    """Epoch time in microseconds, awaitable delays, and the counters stamped with the epoch."""
 
     def __init__(self, boot_us: int) -> None:
         self.boot_us = boot_us
@@ -95,7 +93,7 @@ class Clock(ABC):
         return f"{next(self._local_channels):08x}"
 
 
-class SystemClock(Clock):
+class SystemClock(EpochClock):
     """Wall time. ``time_scale`` multiplies every delay: 1 is real time, 0.01 is a hundred times
     faster, 0 makes delays instant (useful to soak a controller; times printed stay real)."""
 
@@ -112,7 +110,7 @@ class SystemClock(Clock):
         await asyncio.sleep(max(seconds, 0.0) * self.time_scale)
 
 
-class VirtualClock(Clock):
+class SteppedClock(EpochClock):
     """Time that moves only when told to.
 
     `sleep` parks the caller on a timer; `advance` / `advance_to` move time forward, waking the
@@ -190,3 +188,77 @@ class VirtualClock(Clock):
         if us < self._now_us:
             raise ValueError("simulated time never goes back")
         self._now_us = us
+
+
+class CallClock(Protocol):
+    """Simulated seconds since the call arrived, and how to wait for them."""
+
+    @property
+    def instant(self) -> bool: ...
+
+    def now(self) -> float: ...
+
+    async def sleep_until(self, when: float) -> None: ...
+
+    def real_wait(self, until: float) -> float:
+        """Real seconds to wait for the controller before treating the silence as lasting
+        until `until`."""
+        ...
+
+
+class InstantCallClock:
+    """``time_scale`` 0: simulated time only moves when the simulation waits, and then jumps.
+
+    The controller's thinking time counts as zero. When the controller stays silent for
+    `idle_grace` real seconds, the silence is taken to last until the next thing the
+    simulation expects (the caller's next key press or hang-up, a dead-session timeout).
+    """
+
+    def __init__(self, *, idle_grace: float = 0.5) -> None:
+        self.idle_grace = idle_grace
+        self._now = 0.0
+
+    @property
+    def instant(self) -> bool:
+        return True
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, when: float) -> None:
+        self._now = max(self._now, when)
+        await asyncio.sleep(0)  # still let other calls run, as a real wait would
+
+    def real_wait(self, until: float) -> float:
+        return self.idle_grace
+
+
+class ScaledCallClock:
+    """``time_scale`` > 0: one simulated second takes `time_scale` real seconds (1 = live)."""
+
+    def __init__(self, time_scale: float, *, time: Callable[[], float] | None = None) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be greater than 0; use InstantCallClock for 0")
+        self.time_scale = time_scale
+        self._time = time or asyncio.get_running_loop().time
+        self._origin = self._time()
+
+    @property
+    def instant(self) -> bool:
+        return False
+
+    def now(self) -> float:
+        return (self._time() - self._origin) / self.time_scale
+
+    async def sleep_until(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, (when - self.now()) * self.time_scale))
+
+    def real_wait(self, until: float) -> float:
+        return max(0.0, (until - self.now()) * self.time_scale)
+
+
+def make_call_clock(time_scale: float, *, idle_grace: float = 0.5) -> CallClock:
+    """A clock for one call: virtual for ``time_scale`` 0, scaled real time otherwise."""
+    if time_scale == 0:
+        return InstantCallClock(idle_grace=idle_grace)
+    return ScaledCallClock(time_scale)

@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.status_service import FixtureError, load_fixtures, make_app, serve
 from ivr.validators import VALIDATORS
+from pbxsim.status_service import FixtureError, load_fixtures, make_app, serve
 
 Client = TestClient[web.Request, web.Application]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "dialplans" / "status-fixtures.yaml"
 
 
@@ -122,7 +122,7 @@ def test_broken_fixtures_point_at_line(tmp_path: Path, text: str, line: int, fra
 async def test_status_service_command_fails_cleanly_on_bad_fixture(tmp_path: Path) -> None:
     import argparse
 
-    from ivr.status_cli import add_status_command
+    from controller.status_cli import add_status_command
 
     parser = argparse.ArgumentParser()
     add_status_command(parser.add_subparsers())

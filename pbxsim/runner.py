@@ -24,10 +24,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from hotline.sim.channel import SAMPLE_RATE, AgiChannel, SoundLibrary, make_clock
-from hotline.sim.fastagi import AgiRequestSpec, FastAgiConfig, run_agi
-from hotline.sim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
-from hotline.sim.scenario import PbxSettings, PlannedCall, Scenario
+from hotline.clock import make_call_clock
+from pbxsim.channel import SAMPLE_RATE, AgiChannel, SoundLibrary
+from pbxsim.fastagi import AgiRequestSpec, FastAgiConfig, run_agi
+from pbxsim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
+from pbxsim.scenario import PbxSettings, PlannedCall, Scenario
 
 # pthread ids on x86-64 Linux sit one 8 MiB stack (plus a guard page) apart.
 _THREAD_BASE: Final = 140365331818176
@@ -152,7 +153,7 @@ async def run_scenario(
         ids=ids,
     )
     slots = asyncio.Semaphore(concurrency)
-    arrivals = make_clock(time_scale)
+    arrivals = make_call_clock(time_scale)
 
     async def one(plan: PlannedCall) -> CallOutcome:
         await arrivals.sleep_until(plan.arrival if time_scale else 0.0)
@@ -208,7 +209,7 @@ async def _place_call(run: _Run, plan: PlannedCall, channel: SimChannel) -> Call
     agi = AgiChannel(
         channel,
         plan.spec.script,
-        clock=make_clock(run.time_scale, idle_grace=run.idle_grace),
+        clock=make_call_clock(run.time_scale, idle_grace=run.idle_grace),
         sink=run.sink,
         sounds=run.sounds,
         queues=run.queues,

@@ -4,7 +4,7 @@ A caller is a `CallSpec` (the dialled number and the caller ID the PBX sees) and
 `CallerScript`, the caller's side of the call as a timeline measured in seconds from the moment
 the call arrives: key presses (`DtmfPress`, a tone with a begin and an end, as the AMI
 ``DTMFBegin``/``DTMFEnd`` events report it) and the moment the caller hangs up. The PBX side
-(`hotline.sim.channel`) plays that timeline against the AGI commands the controller sends.
+(`pbxsim.channel`) plays that timeline against the AGI commands the controller sends.
 
 Key presses follow Asterisk's own ``SendDTMF()`` timing, measured in ami-ivr-call.txt: a 100 ms
 pause, then per digit a 100 ms tone and a 250 ms gap. A channel hears a digit when its tone
