@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from hotline.clock import make_call_clock
-from pbxsim.channel import SAMPLE_RATE, AgiChannel, SoundLibrary
+from pbxsim.channel import AgiChannel
 from pbxsim.fastagi import AgiRequestSpec, FastAgiConfig, run_agi
 from pbxsim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
 from pbxsim.scenario import PbxSettings, PlannedCall, Scenario
+from pbxsim.sounds import SAMPLE_RATE, SoundLibrary
 
 # pthread ids on x86-64 Linux sit one 8 MiB stack (plus a guard page) apart.
 _THREAD_BASE: Final = 140365331818176

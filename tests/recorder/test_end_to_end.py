@@ -28,8 +28,8 @@ from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.store.db import utc_now
 from pbxsim.ami_server import ManagerUser
-from pbxsim.channel import write_recording
 from pbxsim.main import simulated_pbx
+from pbxsim.mixmonitor import write_recording
 from pbxsim.runner import run_scenario
 from pbxsim.scenario import parse_scenario
 from recorder import keys

@@ -21,10 +21,11 @@ from hotline.controller import Controller
 from hotline.store.db import CallLog
 from ivr.schedule import ScheduleError
 from pbxsim.callers import CallerScript
-from pbxsim.channel import AgiChannel, SoundLibrary
+from pbxsim.channel import AgiChannel
 from pbxsim.fastagi import AgiRequestSpec, run_agi
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queues import DeviceState, Operator, Queues
+from pbxsim.sounds import SoundLibrary
 from routing.settings import RoutingSettings
 from routing.testing import group
 from routing.wiring import AcdService, schedule_checker
