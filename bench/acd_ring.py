@@ -61,7 +61,8 @@ from hotline.config import load_settings
 from hotline.controller import Controller
 from hotline.logs import configure_logging
 from hotline.store.state import redis_client
-from pbxsim.queues import Operator, Queues
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
 from pbxsim.runner import SimReport, run_scenario
 from pbxsim.scenario import CallGroup, PbxSettings, Scenario
 

@@ -21,7 +21,7 @@ from pbxsim.agi_results import (
     smaller,
 )
 from pbxsim.model import ChannelState, SimChannel
-from pbxsim.queues import Operator
+from pbxsim.queue_state import Operator
 from pbxsim.timeline import (
     no_digit,
 )
@@ -135,7 +135,7 @@ class QueueAndDial(DialplanApplications):
         )
 
     def _device_refusal(self, device: str) -> str | None:
-        from pbxsim.queues import DeviceState
+        from pbxsim.queue_state import DeviceState
 
         devices = getattr(self.queues, "devices", None)
         state = devices.get(device) if devices is not None else None
@@ -146,7 +146,7 @@ class QueueAndDial(DialplanApplications):
         return None
 
     def _busy_device(self, device: str, busy: bool) -> None:
-        from pbxsim.queues import DeviceState
+        from pbxsim.queue_state import DeviceState
 
         devices = getattr(self.queues, "devices", None)
         if devices is None:

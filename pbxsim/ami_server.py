@@ -42,7 +42,8 @@ from hotline.ami.protocol import (
     encode_message,
 )
 from hotline.clock import EpochClock
-from pbxsim.queues import Queue, Queues
+from pbxsim.queue_state import Queue
+from pbxsim.queues import Queues
 from pbxsim.stamps import format_event_tv, format_timestamp
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from hotline.clock import SystemClock
 from pbxsim.ami_server import AmiServer, ManagerUser
-from pbxsim.queues import Operator, Queues, queues_from_dict
+from pbxsim.queue_config import queues_from_dict
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
 from pbxsim.runner import SimReport, run_scenario
 from pbxsim.scenario import Scenario, ScenarioError, load_scenario
 

@@ -37,7 +37,7 @@ from agents.operators import OperatorSpec
 from controller.simdrive.kpis import KpiObserver
 from hotline.config import Settings
 from ivr.menu.routes import RouteError
-from pbxsim.queues import Operator
+from pbxsim.queue_state import Operator
 from pbxsim.scenario import CallGroup, PbxSettings, Scenario
 from routing.des import day_callers
 from routing.traffic import GroupTraffic, TrafficPlan, format_clock

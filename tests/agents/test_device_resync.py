@@ -9,7 +9,8 @@ from agents.devices import DeviceWatcher
 from hotline.ami.client import AmiClient
 from hotline.clock import ManualClock, SteppedClock
 from pbxsim.ami_server import AmiServer, ManagerUser
-from pbxsim.queues import DeviceState, Queues
+from pbxsim.queue_state import DeviceState
+from pbxsim.queues import Queues
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore

@@ -29,7 +29,9 @@ from pbxsim.ami_server import (
 )
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.originator import ScriptedOriginator
-from pbxsim.queues import DeviceState, Queues, load_queues_conf
+from pbxsim.queue_config import load_queues_conf
+from pbxsim.queue_state import DeviceState
+from pbxsim.queues import Queues
 
 TO_CLIENT = "asterisk->client"
 TO_ASTERISK = "client->asterisk"

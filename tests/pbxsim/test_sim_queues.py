@@ -31,15 +31,15 @@ from hotline.ami.protocol import AmiMessage, AmiParser
 from hotline.clock import SteppedClock, SystemClock, seconds_to_us
 from pbxsim.ami_server import AmiServer, load_manager_conf
 from pbxsim.model import ChannelState, SimChannel
-from pbxsim.queues import (
+from pbxsim.queue_config import (
     MemberConfig,
-    Operator,
     QueueConfig,
-    Queues,
     load_queues_conf,
     parse_queues_conf,
     queues_from_dict,
 )
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
 
 Headers = list[tuple[str, str]]
 

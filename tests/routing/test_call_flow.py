@@ -24,7 +24,8 @@ from pbxsim.callers import CallerScript
 from pbxsim.channel import AgiChannel
 from pbxsim.fastagi import AgiRequestSpec, run_agi
 from pbxsim.model import ChannelState, SimChannel
-from pbxsim.queues import DeviceState, Operator, Queues
+from pbxsim.queue_state import DeviceState, Operator
+from pbxsim.queues import Queues
 from pbxsim.sounds import SoundLibrary
 from routing.settings import RoutingSettings
 from routing.testing import group

@@ -37,7 +37,8 @@ from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.store.db import CallLog
 from pbxsim.model import EventSink
-from pbxsim.queues import Operator, Queues
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
 from pbxsim.runner import SimReport, run_scenario
 from pbxsim.scenario import CallGroup, PbxSettings, PlannedCall, Scenario
 

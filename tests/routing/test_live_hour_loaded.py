@@ -48,7 +48,8 @@ import yaml
 from hotline.controller import Controller
 from hotline.store.db import CallLog
 from pbxsim.ami_server import AmiServer, ManagerUser, privilege_of
-from pbxsim.queues import DeviceState, Operator, Queues
+from pbxsim.queue_state import DeviceState, Operator
+from pbxsim.queues import Queues
 from pbxsim.runner import SimReport
 from pbxsim.scenario import CallGroup
 from tests.routing.test_live_hour import (
