@@ -32,7 +32,8 @@ from hotline.ami.client import AmiClient
 from hotline.clock import ManualClock, SystemClock
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import Callback, CallbackScheduler, CallbackSettings, CallbackStore

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.clock import SystemClock
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from pbxsim.queue_config import queues_from_dict
 from pbxsim.queue_state import Operator
 from pbxsim.queues import Queues

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from pbxsim.ami_server import OriginateRequest, OriginateResult
+from pbxsim.ami_originate import OriginateRequest, OriginateResult
 
 __all__ = ["OUTCOME_REASONS", "ScriptedOriginator"]
 

@@ -328,7 +328,8 @@ async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> d
     import aiohttp
 
     from hotline.clock import SystemClock
-    from pbxsim.ami_server import AmiServer, ManagerUser
+    from pbxsim.ami_accounts import ManagerUser
+    from pbxsim.ami_server import AmiServer
     from pbxsim.queues import Queues
     from pbxsim.runner import run_scenario
 

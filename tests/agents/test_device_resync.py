@@ -8,7 +8,8 @@ import asyncio
 from agents.devices import DeviceWatcher
 from hotline.ami.client import AmiClient
 from hotline.clock import ManualClock, SteppedClock
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from pbxsim.queue_state import DeviceState
 from pbxsim.queues import Queues
 from routing.acd import Acd

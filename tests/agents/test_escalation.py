@@ -24,7 +24,8 @@ from agents.escalation import (
 from hotline.ami.client import AmiActionError, AmiClient
 from hotline.ami.protocol import AmiMessage
 from hotline.clock import ManualClock, SystemClock
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore

@@ -14,7 +14,8 @@ from agents.devices import DeviceWatcher
 from agents.http import add_operator_routes
 from hotline.ami.client import AmiClient
 from hotline.clock import ManualClock, SteppedClock
-from pbxsim.ami_server import AmiServer, load_manager_conf
+from pbxsim.ami_accounts import load_manager_conf
+from pbxsim.ami_server import AmiServer
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore

@@ -18,15 +18,9 @@ from transcripts import DATA, Block, load, stream
 
 from hotline.ami.protocol import AmiMessage, AmiParser, Greeting, encode_message
 from hotline.clock import SteppedClock, seconds_to_us
-from pbxsim.ami_server import (
-    AmiServer,
-    ManagerUser,
-    OriginateRequest,
-    OriginateResult,
-    load_manager_conf,
-    parse_manager_conf,
-    privilege_of,
-)
+from pbxsim.ami_accounts import ManagerUser, load_manager_conf, parse_manager_conf, privilege_of
+from pbxsim.ami_originate import OriginateRequest, OriginateResult
+from pbxsim.ami_server import AmiServer
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.originator import ScriptedOriginator
 from pbxsim.queue_config import load_queues_conf

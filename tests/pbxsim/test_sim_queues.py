@@ -29,7 +29,8 @@ from transcripts import load
 
 from hotline.ami.protocol import AmiMessage, AmiParser
 from hotline.clock import SteppedClock, SystemClock, seconds_to_us
-from pbxsim.ami_server import AmiServer, load_manager_conf
+from pbxsim.ami_accounts import load_manager_conf
+from pbxsim.ami_server import AmiServer
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queue_config import (
     MemberConfig,

@@ -27,7 +27,7 @@ import pytest
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
 from hotline.store.db import utc_now
-from pbxsim.ami_server import ManagerUser
+from pbxsim.ami_accounts import ManagerUser
 from pbxsim.main import simulated_pbx
 from pbxsim.mixmonitor import write_recording
 from pbxsim.runner import run_scenario

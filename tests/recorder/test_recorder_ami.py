@@ -14,7 +14,8 @@ from hotline.ami.protocol import AmiMessage, AmiParser
 from hotline.clock import SystemClock
 from hotline.config import AmiSettings
 from hotline.store.db import create_engine
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from recorder.cli import run_worker, watch_ami
 from recorder.keys import KeyRing, MasterKeyStore
 from recorder.models import RecordingStore, State

@@ -24,7 +24,8 @@ from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from ivr.schedule import HoursStatus
 from ivr.validators import luhn_check_digit
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import (

@@ -18,7 +18,8 @@ from hotline.clock import ManualClock, SystemClock
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from ivr.schedule import HoursStatus
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import CallbackScheduler, CallbackSettings, CallbackStore

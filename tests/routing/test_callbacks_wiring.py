@@ -20,7 +20,8 @@ from hotline.clock import ManualClock, SystemClock
 from hotline.config import load_settings
 from hotline.controller import Controller
 from ivr.schedule import load_calendar, load_hours
-from pbxsim.ami_server import AmiServer, ManagerUser
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import CallbackSettings, window_overlaps_hours

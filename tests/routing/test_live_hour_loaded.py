@@ -47,7 +47,8 @@ import yaml
 
 from hotline.controller import Controller
 from hotline.store.db import CallLog
-from pbxsim.ami_server import AmiServer, ManagerUser, privilege_of
+from pbxsim.ami_accounts import ManagerUser, privilege_of
+from pbxsim.ami_server import AmiServer
 from pbxsim.queue_state import DeviceState, Operator
 from pbxsim.queues import Queues
 from pbxsim.runner import SimReport
