@@ -13,15 +13,22 @@ How the parts fit:
 * `callers` describes callers: the number dialled, the caller ID, a timeline of key presses
   and the moment they hang up. `scenario` reads those from YAML files, with the agents the
   queue half simulates, and reports mistakes by file and line.
-* `channel` is the Asterisk side of each AGI command on one channel: the reply res_agi would
-  write, the channel state it would change, the events it would raise, all timed by a clock
-  that runs in real, scaled or purely simulated time.
+* `channel` is the Asterisk side of each AGI command on one channel (`AgiChannel`), composed
+  of the ``agi_*`` modules (core, playback, input, variables, control, applications, Queue and
+  Dial), with `sounds`, `mixmonitor`, `timeline` and `dial_hooks` beside them; every call is
+  timed by a `hotline.clock.CallClock` that runs in real, scaled or purely simulated time.
 * `fastagi` is the FastAGI client: it connects, sends the ``agi_*`` environment, feeds
   commands to `channel` and writes replies, the unsolicited ``HANGUP`` and ``AGISTATUS``.
 * `runner` runs a whole scenario: one dialplan per call around the AGI, concurrency, and a
-  report of every call's fate.
-* The AMI half (`ami_server`, `queues`, `clock`) turns the events into manager-interface
-  bytes and simulates queues and agents; the AGI half only knows it through `EventSink`,
-  `QueueService` and, optionally, `clock`'s PBX-wide uniqueid counters (``run_scenario(...,
-  ids=clock)``). Each call's own timing stays in `channel`'s per-call clocks.
+  report of every call's fate; `main` joins both halves on one clock for a scenario file.
+* The AMI half (`ami_server` and the ``ami_*`` modules, `queues` and the ``queue_*`` modules,
+  `originator`) turns the events into manager-interface bytes and simulates queues and agents;
+  the AGI half only knows it through `EventSink`, `QueueService` and, optionally, the PBX-wide
+  uniqueid counters of its `hotline.clock.EpochClock` (``run_scenario(..., ids=clock)``);
+  `stamps` prints the AMI time formats.
+* `status_service` is the stand-in application-status service the demo menus query.
+
+The simulator knows nothing of the product: it imports only the standard library, PyYAML and
+the core's wire formats and clock (tests/pbxsim/test_pbxsim_imports.py checks it). What drives
+it with the product's settings lives in `controller.simdrive`.
 """

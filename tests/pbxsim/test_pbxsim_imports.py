@@ -14,6 +14,16 @@ ALLOWED_MODULES = frozenset(
 )
 # Importing a submodule imports its parents; these packages must stay free of side effects.
 ALLOWED_PARENTS = frozenset({"hotline", "hotline.agi", "hotline.ami"})
+# Known debts, listed one by one so that nothing else slips in: the stand-in status service
+# still serves HTTP with aiohttp and reads its fixtures with ivr.schedule's YAML helpers, until
+# it moves onto hotline.yamldoc and a standard-library HTTP server (issue 9). Remove the entries
+# as they are paid; the test fails on an entry that no longer matches anything.
+PENDING = frozenset(
+    {
+        "pbxsim/status_service.py: aiohttp",
+        "pbxsim/status_service.py: ivr.schedule",
+    }
+)
 
 
 def imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
@@ -52,7 +62,16 @@ def forbidden_imports(root: Path) -> list[str]:
 
 def test_pbxsim_imports_only_the_protocols_the_clock_and_the_stdlib() -> None:
     assert PBXSIM.is_dir()
-    assert forbidden_imports(PBXSIM) == []
+    found = forbidden_imports(PBXSIM)
+    debts = {_file_and_module(entry) for entry in found}
+    assert [entry for entry in found if _file_and_module(entry) not in PENDING] == []
+    assert sorted(PENDING - debts) == [], "a pending import is gone: drop it from PENDING"
+
+
+def _file_and_module(entry: str) -> str:
+    """``pbxsim/x.py:12: aiohttp`` -> ``pbxsim/x.py: aiohttp``."""
+    path, _, rest = entry.partition(":")
+    return f"{path}: {rest.partition(': ')[2]}"
 
 
 def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
