@@ -57,14 +57,15 @@ from agents.operators import OperatorState
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
+from hotline.clock import SystemClock
 from hotline.config import load_settings
 from hotline.controller import Controller
 from hotline.logs import configure_logging
-from hotline.sim.clock import SystemClock
-from hotline.sim.queues import Operator, Queues
-from hotline.sim.runner import SimReport, run_scenario
-from hotline.sim.scenario import CallGroup, PbxSettings, Scenario
 from hotline.store.state import redis_client
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
+from pbxsim.runner import SimReport, run_scenario
+from pbxsim.scenario import CallGroup, PbxSettings, Scenario
 
 SHIPPED: Final = Path(__file__).resolve().parents[1] / "dialplans"
 NUMBER: Final = "88005000005"  # the emergency line: greeting, then the `emergency` queue

@@ -29,16 +29,17 @@ import asyncpg
 from sqlalchemy import delete
 
 from hotline.ami.client import AmiClient
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import SystemClock
-from hotline.sim.originator import ScriptedOriginator
+from hotline.clock import ManualClock, SystemClock
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
+from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import Callback, CallbackScheduler, CallbackSettings, CallbackStore
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 

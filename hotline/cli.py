@@ -73,7 +73,7 @@ async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_virtual(args, settings)
     if args.live_day:
-        from hotline.sim.day import run_live_day
+        from controller.simdrive.day import run_live_day
 
         return await run_live_day(args, settings)
     if args.scenario is None:
@@ -82,7 +82,7 @@ async def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    from hotline.sim.main import run_simulator
+    from controller.simdrive.scenario_cli import run_simulator
 
     return await run_simulator(args, settings)
 
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def part_commands() -> list[Callable[[Any], None]]:
     """Each part of the product contributes its own subcommands."""
+    from controller import status_cli
     from hotline import audit_cli
     from ivr import cli as ivr_cli
     from ivr import prompts_cli
@@ -121,6 +122,7 @@ def part_commands() -> list[Callable[[Any], None]]:
     return [
         ivr_cli.add_commands,
         prompts_cli.add_commands,
+        status_cli.add_status_command,
         recorder_cli.add_commands,
         audit_cli.add_commands,
         recordings_cli.add_commands,

@@ -1,5 +1,4 @@
-"""Admin commands of the voice menus' resources: `hotline prompts`, `hotline surge`,
-`hotline status-service` (the last from ivr/status_cli.py)."""
+"""Admin commands of the voice menus' resources: `hotline prompts`, `hotline surge`."""
 
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ from ivr.prompts import (
     build_prompts,
     load_prompt_texts,
 )
-from ivr.status_cli import add_status_command
 
 
 async def cmd_prompts(args: argparse.Namespace, settings: Any) -> int:
@@ -75,5 +73,3 @@ def add_commands(commands: Any) -> None:
     surge.add_argument("action", choices=("on", "off", "status"))
     surge.add_argument("--surge-file", type=Path, default=DEFAULT_SURGE_PATH)
     surge.set_defaults(run=cmd_surge)
-
-    add_status_command(commands)

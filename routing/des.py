@@ -309,7 +309,7 @@ def _play(run: _Run, callers: Iterator[SimCaller]) -> None:
 
 def day_callers(plan: TrafficPlan, rng: random.Random) -> Iterator[SimCaller]:
     """All callers of the day in arrival order, each with its handle time and patience (the
-    live day of `hotline.sim.day` draws the same callers for the same seed)."""
+    live day of `controller.simdrive.day` draws the same callers for the same seed)."""
     ids = itertools.count(1)
     drawn: list[SimCaller] = []
     for group in plan.groups:

@@ -49,7 +49,7 @@ from routing.groups import Group
 from routing.metrics import ACD_CLAIMS, ACD_STATE_DEGRADED, ACD_STATE_ERRORS
 from routing.state import AcdStore, Fields, InMemoryAcdStore, StateUnavailable
 
-__all__ = ["AcdNode", "wall_clock"]
+__all__ = ["AcdNode"]
 
 # Writes whose effect the core already holds when the node copies its view to the
 # in-process store on degrading: retrying them there would test the copy against itself.
@@ -559,8 +559,3 @@ class AcdNode:
             await self.sync_operators()
         except StateUnavailable:
             pass  # _call already degraded the node
-
-
-def wall_clock() -> float:
-    """The clock live nodes give their core: wall time, comparable across nodes (NTP)."""
-    return time.time()

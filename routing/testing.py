@@ -1,25 +1,10 @@
-"""Building blocks for tests and what-if runs of the ACD: a hand-driven clock, terse groups and
-operators. Not used on the call path."""
+"""Building blocks for tests and what-if runs of the ACD: terse groups and operators (the
+hand-driven clock is `hotline.clock.ManualClock`). Not used on the call path."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from agents.operators import OperatorSpec
 from routing.groups import Group
-
-
-@dataclass
-class ManualClock:
-    """A clock that only moves when told to: pass it as `Acd(clock=...)`."""
-
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def group(gid: str, **overrides: object) -> Group:

@@ -43,6 +43,7 @@ from agents.http import add_operator_routes
 from agents.operators import OperatorSpec, load_operators
 from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.ami.client import AmiClient
+from hotline.clock import wall_clock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.callbacks import CallbackRefused, CallbackScheduler, CallbackSettings, CallbackStore
@@ -50,7 +51,7 @@ from routing.callbacks_http import add_callback_routes
 from routing.connect import Announce, ConnectResult, connect_call, operator_answered
 from routing.groups import Group, load_groups
 from routing.metrics import AcdCollector, register
-from routing.node import AcdNode, wall_clock
+from routing.node import AcdNode
 from routing.settings import RoutingSettings
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 

@@ -285,8 +285,9 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
 
 
 async def test_controller_keeps_its_ami_link_to_the_simulated_asterisk(tmp_path: Path) -> None:
-    from hotline.sim.ami_server import AmiServer, ManagerUser
-    from hotline.sim.clock import SystemClock
+    from hotline.clock import SystemClock
+    from pbxsim.ami_accounts import ManagerUser
+    from pbxsim.ami_server import AmiServer
 
     asterisk = AmiServer(
         clock=SystemClock(), users={"hotline": ManagerUser("hotline", "s3cret")}, port=0

@@ -7,13 +7,15 @@ import asyncio
 
 from agents.devices import DeviceWatcher
 from hotline.ami.client import AmiClient
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import VirtualClock
-from hotline.sim.queues import DeviceState, Queues
+from hotline.clock import ManualClock, SteppedClock
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
+from pbxsim.queue_state import DeviceState
+from pbxsim.queues import Queues
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 
 async def test_phone_unregistered_before_the_link_came_up_is_never_offered() -> None:
@@ -23,7 +25,7 @@ async def test_phone_unregistered_before_the_link_came_up_is_never_offered() -> 
         node_id="n1",
     )
     await node.start()
-    clock = VirtualClock("1795563209")
+    clock = SteppedClock("1795563209")
     queues = Queues({}, clock)
     queues.devices.seed("PJSIP/anna", DeviceState.UNAVAILABLE)  # before anyone listened
     server = AmiServer(

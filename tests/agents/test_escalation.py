@@ -24,12 +24,13 @@ from agents.escalation import (
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import SystemClock
+from hotline.clock import ManualClock, SystemClock
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 from routing.yamlfile import FileError
 
 ROOT = Path(__file__).resolve().parents[2]

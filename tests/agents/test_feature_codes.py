@@ -18,13 +18,14 @@ from ports import free_port
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
 from agents.operators import InvalidTransition, OperatorState
+from hotline.clock import ManualClock
 from hotline.config import load_settings
 from hotline.controller import Controller
 from ivr.prompts import load_prompt_texts
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 ROOT = Path(__file__).resolve().parents[2]
 ANNA = "PJSIP/anna-0000001a"

@@ -13,12 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from agents.devices import DeviceWatcher
 from agents.http import add_operator_routes
 from hotline.ami.client import AmiClient
-from hotline.sim.ami_server import AmiServer, load_manager_conf
-from hotline.sim.clock import VirtualClock
+from hotline.clock import ManualClock, SteppedClock
+from pbxsim.ami_accounts import load_manager_conf
+from pbxsim.ami_server import AmiServer
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 CONF = Path(__file__).resolve().parents[1] / "data" / "asterisk" / "conf"
 
@@ -93,7 +94,7 @@ async def test_unregistered_phone_from_ami_is_never_offered() -> None:
     node = make_node()
     await node.start()
     server = AmiServer(
-        clock=VirtualClock("1795563209"), users=load_manager_conf(CONF / "manager.conf"), port=0
+        clock=SteppedClock("1795563209"), users=load_manager_conf(CONF / "manager.conf"), port=0
     )
     await server.start()
     ami = AmiClient("127.0.0.1", server.port, "ivr", "ivrsecret", reconnect_min=0.05)

@@ -17,9 +17,6 @@ from ports import free_port
 
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
-from hotline.sim.model import SimChannel
-from hotline.sim.runner import CallOutcome, run_scenario
-from hotline.sim.scenario import parse_scenario
 from hotline.store.db import Base, CallLog, create_engine
 from hotline.validators import VALIDATORS
 from ivr import say_ru
@@ -28,7 +25,10 @@ from ivr.menu.history import CallLogHistory
 from ivr.menu.library import load_library
 from ivr.menu.model import Services
 from ivr.menu.status import HttpStatusService
-from ivr.status_service import load_fixtures, serve
+from pbxsim.model import SimChannel
+from pbxsim.runner import CallOutcome, run_scenario
+from pbxsim.scenario import parse_scenario
+from pbxsim.status_service import load_fixtures, serve
 
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 MOSCOW = ZoneInfo("Europe/Moscow")

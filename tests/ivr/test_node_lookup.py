@@ -11,7 +11,7 @@ from aiohttp import web
 from ports import free_port
 
 from ivr.menu.status import HttpStatusService
-from ivr.status_service import load_fixtures, serve
+from pbxsim.status_service import load_fixtures, serve
 
 FIXTURES = Path(__file__).resolve().parents[2] / "dialplans" / "status-fixtures.yaml"
 LOOKUP = """\

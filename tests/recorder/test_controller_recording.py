@@ -19,8 +19,8 @@ from hotline.agi.session import AgiSession
 from hotline.auth import TokenFileError, new_token
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
-from hotline.sim.runner import run_scenario
-from hotline.sim.scenario import parse_scenario
+from pbxsim.runner import run_scenario
+from pbxsim.scenario import parse_scenario
 from recorder import keys
 from recorder.agi import StartRecording
 from recorder.part import ensure_master_key

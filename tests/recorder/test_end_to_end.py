@@ -28,12 +28,12 @@ from hotline.audit import AuditLog
 from hotline.auth import new_token
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
-from hotline.sim.ami_server import ManagerUser
-from hotline.sim.channel import write_recording
-from hotline.sim.main import simulated_pbx
-from hotline.sim.runner import run_scenario
-from hotline.sim.scenario import parse_scenario
 from hotline.store.db import utc_now
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.main import simulated_pbx
+from pbxsim.mixmonitor import write_recording
+from pbxsim.runner import run_scenario
+from pbxsim.scenario import parse_scenario
 from recorder import keys
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.retention import Purger, RetentionPolicy

@@ -11,10 +11,11 @@ from pathlib import Path
 from transcripts import load, stream
 
 from hotline.ami.protocol import AmiMessage, AmiParser
+from hotline.clock import SystemClock
 from hotline.settings import AmiSettings
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import SystemClock
 from hotline.store.db import create_engine
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 from recorder.cli import run_worker, watch_ami
 from recorder.keys import KeyRing, MasterKeyStore
 from recorder.models import RecordingStore, State

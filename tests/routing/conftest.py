@@ -5,9 +5,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hotline.clock import ManualClock
 from hotline.store.state import redis_client
 from routing.acd import Acd
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 
 @pytest.fixture

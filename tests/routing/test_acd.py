@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agents.operators import InvalidTransition, OperatorState
+from hotline.clock import ManualClock
 from routing.acd import NO_ANSWER, Acd, AcdError
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 S = OperatorState
 

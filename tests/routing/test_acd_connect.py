@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Callable
 
 from agents.operators import OperatorState
+from hotline.clock import ManualClock
 from routing.acd import NO_ANSWER, Acd
 from routing.connect import ANSWERED_SUBROUTINE, connect_call, operator_answered
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 
 class HungUp(Exception):

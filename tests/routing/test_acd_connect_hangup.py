@@ -5,8 +5,8 @@ answered)."""
 from __future__ import annotations
 
 from agents.operators import OperatorState
+from hotline.clock import ManualClock
 from routing.connect import connect_call, operator_answered
-from routing.testing import ManualClock
 from tests.routing.test_acd_connect import HungUp, ScriptedChannel, make_node
 
 

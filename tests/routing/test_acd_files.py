@@ -93,8 +93,8 @@ def test_undecodable_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_shipped_files_drive_the_acd() -> None:
+    from hotline.clock import ManualClock
     from routing.acd import Acd
-    from routing.testing import ManualClock
 
     groups = load_groups(ROOT / "dialplans/groups.yaml")
     operators = load_operators(ROOT / "dialplans/operators.yaml", set(groups))

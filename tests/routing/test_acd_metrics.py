@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from hotline.clock import ManualClock
 from routing.acd import Acd
 from routing.metrics import register
-from routing.testing import ManualClock
 
 
 def value(text: str, name: str, **labels: str) -> float:

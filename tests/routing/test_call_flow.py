@@ -15,16 +15,18 @@ import aiohttp
 import pytest
 from ports import free_port
 
+from hotline.clock import ScaledCallClock, SystemClock
 from hotline.config import load_settings
 from hotline.controller import Controller
-from hotline.sim.callers import CallerScript
-from hotline.sim.channel import AgiChannel, ScaledClock, SoundLibrary
-from hotline.sim.clock import SystemClock
-from hotline.sim.fastagi import AgiRequestSpec, run_agi
-from hotline.sim.model import ChannelState, SimChannel
-from hotline.sim.queues import DeviceState, Operator, Queues
 from hotline.store.db import CallLog
 from hotline.yamldoc import YamlFileError
+from pbxsim.callers import CallerScript
+from pbxsim.channel import AgiChannel
+from pbxsim.fastagi import AgiRequestSpec, run_agi
+from pbxsim.model import ChannelState, SimChannel
+from pbxsim.queue_state import DeviceState, Operator
+from pbxsim.queues import Queues
+from pbxsim.sounds import SoundLibrary
 from routing.settings import RoutingSettings
 from routing.testing import group
 from routing.wiring import AcdService, schedule_checker
@@ -156,7 +158,7 @@ async def place_call(
     agi = AgiChannel(
         channel,
         script or CallerScript(hangup_at=60),
-        clock=ScaledClock(1.0),
+        clock=ScaledCallClock(1.0),
         sink=events,
         sounds=SoundLibrary(samples={}, default_samples=400),  # 50 ms per prompt
         queues=queues,

@@ -19,13 +19,14 @@ from databases import isolated_postgres
 
 from agents.operators import OperatorState
 from hotline.ami.client import AmiClient
+from hotline.clock import ManualClock, SystemClock
 from hotline.hours import HoursStatus
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import SystemClock
-from hotline.sim.originator import ScriptedOriginator
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from hotline.validators import luhn_check_digit
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
+from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import (
     Callback,
@@ -38,7 +39,7 @@ from routing.callbacks import (
 from routing.groups import Group
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 S = OperatorState
 GROUPS = {"general": group("general"), "payments": group("payments")}

@@ -14,18 +14,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.ami.client import AmiClient
+from hotline.clock import ManualClock, SystemClock
 from hotline.hours import HoursStatus
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import SystemClock
-from hotline.sim.originator import ScriptedOriginator
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
+from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import CallbackScheduler, CallbackSettings, CallbackStore
 from routing.callbacks_http import add_callback_routes
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 

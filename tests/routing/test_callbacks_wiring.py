@@ -16,19 +16,20 @@ from aiohttp import ClientSession
 from ports import free_port
 
 from hotline.agi.session import CallerHungUp
+from hotline.clock import ManualClock, SystemClock
 from hotline.config import load_settings
 from hotline.controller import Controller
 from hotline.hours import load_calendar, load_hours
-from hotline.sim.ami_server import AmiServer, ManagerUser
-from hotline.sim.clock import SystemClock
-from hotline.sim.originator import ScriptedOriginator
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
+from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
 from routing.callbacks import CallbackSettings, window_overlaps_hours
 from routing.groups import load_groups
 from routing.node import AcdNode
 from routing.settings import RoutingSettings
 from routing.state import InMemoryAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 from routing.wiring import AcdService, announcement, schedule_checker
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -32,14 +32,15 @@ import pytest
 import yaml
 from ports import free_port
 
+from hotline.clock import SystemClock
 from hotline.config import Settings, load_settings
 from hotline.controller import Controller
-from hotline.sim.clock import SystemClock
-from hotline.sim.model import EventSink
-from hotline.sim.queues import Operator, Queues
-from hotline.sim.runner import SimReport, run_scenario
-from hotline.sim.scenario import CallGroup, PbxSettings, PlannedCall, Scenario
 from hotline.store.db import CallLog
+from pbxsim.model import EventSink
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
+from pbxsim.runner import SimReport, run_scenario
+from pbxsim.scenario import CallGroup, PbxSettings, PlannedCall, Scenario
 
 SHIPPED: Final = Path(__file__).resolve().parents[2] / "dialplans"
 SIM_HOUR: Final = 3600.0

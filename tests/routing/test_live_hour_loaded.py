@@ -46,11 +46,13 @@ import pytest
 import yaml
 
 from hotline.controller import Controller
-from hotline.sim.ami_server import AmiServer, ManagerUser, privilege_of
-from hotline.sim.queues import DeviceState, Operator, Queues
-from hotline.sim.runner import SimReport
-from hotline.sim.scenario import CallGroup
 from hotline.store.db import CallLog
+from pbxsim.ami_accounts import ManagerUser, privilege_of
+from pbxsim.ami_server import AmiServer
+from pbxsim.queue_state import DeviceState, Operator
+from pbxsim.queues import Queues
+from pbxsim.runner import SimReport
+from pbxsim.scenario import CallGroup
 from tests.routing.test_live_hour import (
     ROUTES,
     SIM_HOUR,

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from agents.operators import OperatorState
+from hotline.clock import ManualClock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore, RedisAcdStore
-from routing.testing import ManualClock, group, op
+from routing.testing import group, op
 
 S = OperatorState
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -1,0 +1,298 @@
+"""Run a scenario: place its calls against the controller and report what happened to each.
+
+Each call runs the dialplan of tests/data/asterisk/conf/extensions.conf ``[from-pstn]``::
+
+    exten => _8800XXXXXXX,1,NoOp(Inbound call to ${EXTEN})
+     same => n,AGI(agi://127.0.0.1:4573/hotline?did=${EXTEN})
+     same => n,NoOp(AGISTATUS=${AGISTATUS})
+     same => n,Hangup()
+
+on a fresh `SimChannel`, reporting the channel's life (``Newchannel``, ``Newexten``,
+``SoftHangupRequest``, ``Hangup``) through the sink around what `run_agi` reports. A
+``HANGUP`` AGISTATUS ends the dialplan at once, as Asterisk does.
+
+With ``time_scale`` 0 every call runs in simulated time as soon as a concurrency slot is free;
+otherwise calls arrive at their planned time, scaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from hotline.clock import make_call_clock
+from pbxsim.channel import AgiChannel
+from pbxsim.fastagi import AgiRequestSpec, FastAgiConfig, run_agi
+from pbxsim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
+from pbxsim.scenario import PbxSettings, PlannedCall, Scenario
+from pbxsim.sounds import SAMPLE_RATE, SoundLibrary
+
+# pthread ids on x86-64 Linux sit one 8 MiB stack (plus a guard page) apart.
+_THREAD_BASE: Final = 140365331818176
+_THREAD_STEP: Final = 8392704
+
+
+class ChannelIds(Protocol):
+    """A PBX-wide source of channel identities (the AMI half's `Clock` is one): channels of
+    both halves must draw from one source, or their uniqueids collide."""
+
+    def uniqueid(self) -> str: ...
+
+    def local_sequence(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What happened to one call."""
+
+    index: int
+    group: int
+    number: str
+    caller_id: str | None
+    uniqueid: str
+    channel: str
+    agi_status: str  # SUCCESS | FAILURE | HANGUP; empty if the call was lost
+    connected: bool
+    ended_by: str
+    caller_hung_up: bool
+    commands: int
+    prompts: tuple[str, ...]
+    digits: str  # digits the controller's commands received
+    digits_discarded: str  # digits heard while a command ignored them
+    duration: float  # simulated seconds from arrival to the end of the dialplan
+    error: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """``completed`` (the controller finished with the caller on the line), ``hung_up``,
+        ``failed`` (AGISTATUS=FAILURE) or ``lost`` (the simulator itself broke)."""
+        if self.error is not None:
+            return "lost"
+        if self.agi_status == "FAILURE":
+            return "failed"
+        return "hung_up" if self.caller_hung_up else "completed"
+
+
+@dataclass(frozen=True)
+class SimReport:
+    calls: tuple[CallOutcome, ...]
+
+    @property
+    def lost(self) -> tuple[CallOutcome, ...]:
+        return tuple(c for c in self.calls if c.outcome == "lost")
+
+    def totals(self) -> dict[str, int]:
+        """Counts by outcome and by AGISTATUS, and the work done."""
+        outcomes = Counter(c.outcome for c in self.calls)
+        statuses = Counter(c.agi_status for c in self.calls if c.agi_status)
+        totals = {"calls": len(self.calls)}
+        totals |= {k: outcomes.get(k, 0) for k in ("completed", "hung_up", "failed", "lost")}
+        totals |= {f"agistatus_{k.lower()}": v for k, v in sorted(statuses.items())}
+        totals |= {
+            "commands": sum(c.commands for c in self.calls),
+            "prompts": sum(len(c.prompts) for c in self.calls),
+            "digits": sum(len(c.digits) for c in self.calls),
+        }
+        return totals
+
+
+@dataclass
+class _Run:
+    """What every call of one run shares."""
+
+    scenario: Scenario
+    host: str
+    port: int
+    sink: EventSink
+    queues: QueueService | None
+    time_scale: float
+    idle_grace: float
+    fastagi: FastAgiConfig
+    epoch: int
+    sounds: SoundLibrary
+    ids: ChannelIds | None
+    astdb: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    agi_host: str,
+    agi_port: int,
+    sink: EventSink | None = None,
+    queues: QueueService | None = None,
+    time_scale: float = 0.0,
+    concurrency: int = 100,
+    *,
+    idle_grace: float = 0.5,
+    fastagi: FastAgiConfig | None = None,
+    ids: ChannelIds | None = None,
+) -> SimReport:
+    """Place every call of `scenario` against the FastAGI server at agi_host:agi_port.
+
+    `sink` receives every event of every call; `queues` serves ``EXEC Queue``. Without `ids`,
+    call n gets uniqueid ``<epoch>.<n>`` and Local sequence n (``pbx.epoch`` or the time of
+    the run); pass the AMI half's clock to share its counters. In virtual time (`time_scale`
+    0) a controller silent for `idle_grace` real seconds is taken to wait for the caller.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    run = _Run(
+        scenario=scenario,
+        host=agi_host,
+        port=agi_port,
+        sink=sink or NullSink(),
+        queues=queues,
+        time_scale=time_scale,
+        idle_grace=idle_grace,
+        fastagi=fastagi or FastAgiConfig(),
+        epoch=scenario.pbx.epoch if scenario.pbx.epoch is not None else int(time.time()),
+        sounds=sound_library(scenario.pbx),
+        ids=ids,
+    )
+    slots = asyncio.Semaphore(concurrency)
+    arrivals = make_call_clock(time_scale)
+
+    async def one(plan: PlannedCall) -> CallOutcome:
+        await arrivals.sleep_until(plan.arrival if time_scale else 0.0)
+        async with slots:
+            return await _guarded_call(run, plan)
+
+    outcomes = await asyncio.gather(*(one(plan) for plan in scenario.plan()))
+    return SimReport(tuple(outcomes))
+
+
+def sound_library(pbx: PbxSettings) -> SoundLibrary:
+    """The scenario's sound lengths on top of the built-in ones."""
+    base = dict(SoundLibrary().samples)
+    base |= {name: round(seconds * SAMPLE_RATE) for name, seconds in pbx.sounds.items()}
+    return SoundLibrary(
+        samples=base,
+        default_samples=round(pbx.default_sound_seconds * SAMPLE_RATE),
+        missing=frozenset(pbx.missing_sounds),
+    )
+
+
+async def _guarded_call(run: _Run, plan: PlannedCall) -> CallOutcome:
+    channel = _new_channel(run, plan)
+    try:
+        return await _place_call(run, plan, channel)
+    except Exception as exc:  # one broken call must not take the run down; it is reported
+        return _lost(plan, channel, f"{type(exc).__name__}: {exc}")
+
+
+def _new_channel(run: _Run, plan: PlannedCall) -> SimChannel:
+    pbx = run.scenario.pbx
+    if run.ids is None:
+        uniqueid, seq = f"{run.epoch}.{plan.index}", plan.index
+    else:
+        uniqueid, seq = run.ids.uniqueid(), int(run.ids.local_sequence(), 16)
+    fields = {"number": plan.spec.number, "seq": seq, "index": plan.index, "uniqueid": uniqueid}
+    return SimChannel(
+        name=pbx.channel.format(**fields),
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
+        context=pbx.context,
+        exten=plan.spec.number,
+        state=ChannelState.RING,
+        language=pbx.language,
+        account_code=pbx.accountcode,
+        # extensions.conf's [globals]: where Dial's U() answer hook reaches the controller
+        variables={"HOTLINE_CONTROLLER": f"{run.host}:{run.port}"},
+    )
+
+
+async def _place_call(run: _Run, plan: PlannedCall, channel: SimChannel) -> CallOutcome:
+    pbx = run.scenario.pbx
+    agi = AgiChannel(
+        channel,
+        plan.spec.script,
+        clock=make_call_clock(run.time_scale, idle_grace=run.idle_grace),
+        sink=run.sink,
+        sounds=run.sounds,
+        queues=run.queues,
+        rng=random.Random(f"{run.scenario.seed}:{plan.index}"),
+        astdb=run.astdb,
+        caller_num=plan.spec.caller_num,
+        caller_name=plan.spec.caller_name,
+        epoch=run.epoch,
+    )
+    url = pbx.agi_url.format(
+        number=plan.spec.number,
+        seq=plan.index,
+        index=plan.index,
+        uniqueid=channel.uniqueid,
+        host=run.host,
+        port=run.port,
+    )
+    request = AgiRequestSpec(
+        url=url,
+        args=plan.agi_args,
+        channel_type=pbx.channel_type,
+        threadid=_THREAD_BASE - plan.index * _THREAD_STEP,
+    )
+    agi.sink.emit("Newchannel", channel.headers())
+    _newexten(agi, 1, "NoOp", f"Inbound call to {channel.exten}")
+    _newexten(agi, 2, "AGI", ",".join([url, *plan.agi_args]))
+    result = await run_agi(agi, request, run.host, run.port, run.fastagi)
+    if result.status != "HANGUP" and not agi.hung_up:
+        _newexten(agi, channel.priority + 1, "NoOp", f"AGISTATUS={result.status}")
+        _newexten(agi, channel.priority + 1, "Hangup", "")
+    _hang_up(agi)
+    return CallOutcome(
+        index=plan.index,
+        group=plan.group,
+        number=plan.spec.number,
+        caller_id=plan.spec.caller_num,
+        uniqueid=channel.uniqueid,
+        channel=channel.name,
+        agi_status=result.status,
+        connected=result.connected,
+        ended_by=result.ended_by,
+        caller_hung_up=agi.caller_hung_up,
+        commands=result.commands,
+        prompts=tuple(agi.stats.prompts),
+        digits="".join(agi.stats.digits_received),
+        digits_discarded="".join(agi.stats.digits_discarded),
+        duration=agi.clock.now(),
+    )
+
+
+def _newexten(agi: AgiChannel, priority: int, app: str, data: str) -> None:
+    channel = agi.channel
+    channel.priority = priority
+    agi.sink.emit(
+        "Newexten",
+        [*channel.headers(), ("Extension", channel.exten), ("Application", app), ("AppData", data)],
+    )
+
+
+def _hang_up(agi: AgiChannel) -> None:
+    """The end of the dialplan: the pbx hangs the channel up with Normal Clearing."""
+    headers = agi.channel.headers()
+    agi.sink.emit("SoftHangupRequest", [*headers, ("Cause", "16")])
+    agi.sink.emit("Hangup", [*headers, ("Cause", "16"), ("Cause-txt", "Normal Clearing")])
+
+
+def _lost(plan: PlannedCall, channel: SimChannel, error: str) -> CallOutcome:
+    return CallOutcome(
+        index=plan.index,
+        group=plan.group,
+        number=plan.spec.number,
+        caller_id=plan.spec.caller_num,
+        uniqueid=channel.uniqueid,
+        channel=channel.name,
+        agi_status="",
+        connected=False,
+        ended_by="error",
+        caller_hung_up=False,
+        commands=0,
+        prompts=(),
+        digits="",
+        digits_discarded="",
+        duration=0.0,
+        error=error,
+    )
