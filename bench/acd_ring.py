@@ -1,7 +1,7 @@
 """ACD ready-to-ringing benchmark: issue #4's promise "from 'an operator becomes ready' to 'the
 operator's phone rings' the ACD adds under 50 ms", measured end to end on the real path.
 
-Scene: the real `hotline.controller.Controller` (FastAGI server, operator HTTP API, the ACD's
+Scene: the real `controller.node.Controller` (FastAGI server, operator HTTP API, the ACD's
 timer loop; logging at INFO to a file, as `hotline serve` logs) and the PBX simulator in the
 same event loop. N callers dial the emergency line (88005000005: a greeting, then straight to
 the `emergency` group's queue) and wait there, their FastAGI sessions parked in the ACD's wait
@@ -54,12 +54,12 @@ import aiohttp
 import yaml
 
 from agents.operators import OperatorState
+from controller.node import Controller
+from controller.settings import load_settings
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
 from hotline.clock import SystemClock
-from hotline.config import load_settings
-from hotline.controller import Controller
 from hotline.logs import configure_logging
 from hotline.store.state import redis_client
 from pbxsim.queue_state import Operator

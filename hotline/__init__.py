@@ -10,7 +10,7 @@ loop for file watchers (`hotline.periodic`).
 
 The core knows no feature: it never imports the parts (`ivr`, `routing`, `agents`,
 `recorder`) nor the composition root that wires them together; the parts import the core.
-(`hotline.config`, `hotline.controller` and `hotline.cli` are the composition root's pieces
+(`controller.settings`, `controller.node` and `controller.cli` are the composition root's pieces
 still housed here, on their way to `controller/`.) The wire-format modules
 (`hotline.agi.protocol`, `hotline.ami.protocol`) need the standard library only, so the PBX
 simulator and tools can use them alone.

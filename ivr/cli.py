@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hotline.config import Settings
+from controller.settings import Settings
 from hotline.versions import VersionError, VersionStore, digest
 from hotline.yamldoc import write_atomically
 from ivr.graph import render_svg

@@ -1,4 +1,4 @@
-"""Settings of the voice menus (the ``[ivr]`` section the lead wires into hotline.config).
+"""Settings of the voice menus (the ``[ivr]`` section the lead wires into controller.settings).
 
 Every field has a default that works from a checkout: the menu files and prompts shipped in the
 repository, the stand-in status service on its default port.

@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+from controller.settings import Settings
 from hotline.audit import AuditLog
 from hotline.auth import TOKEN_ROLES, Actor, new_token
-from hotline.config import Settings
 from hotline.store.db import create_engine
 from recorder import keys
 from recorder.cli import recorder_settings

@@ -1,4 +1,4 @@
-"""`RecorderSettings`: the `[recorder]` section (wired into `hotline.config` by the lead).
+"""`RecorderSettings`: the `[recorder]` section (wired into `controller.settings` by the lead).
 
 Every key has a default that works on one machine with no servers (local storage under var/).
 S3 credentials are read from the environment, never from the file, so the TOML can be
@@ -125,7 +125,7 @@ class RecorderSettings:
 
 @dataclass(frozen=True)
 class AccessSettings:
-    """The `[recorder_access]` section (wired into `hotline.config` by the lead).
+    """The `[recorder_access]` section (wired into `controller.settings` by the lead).
 
     tokens_file: the bearer-token file described in this module's docstring (keep it out of
     the repository; it holds hashes only, but it decides who may listen to calls).

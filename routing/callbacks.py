@@ -201,7 +201,7 @@ class CallbackSettings:
     lease_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        # hotline.config turns these into a ConfigError naming the [callbacks] section
+        # controller.settings turns these into a ConfigError naming the [callbacks] section
         if self.max_attempts < 1 or self.max_in_flight < 1:
             raise ValueError("max_attempts and max_in_flight must be at least 1")
         positive = ("retry_seconds", "caller_ring_seconds", "poll_seconds",

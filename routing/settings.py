@@ -16,7 +16,7 @@ _MIN_RING_SECONDS = 1.0
 
 
 def _scale_problem(value: Any) -> str | None:
-    """What is wrong with a time_scale (hotline.config's check, and __post_init__'s)."""
+    """What is wrong with a time_scale (controller.settings's check, and __post_init__'s)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"must be a number, got {value!r}"
     if not math.isfinite(value) or value <= 0:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hotline.config import Settings
+from controller.settings import Settings
 from routing.des import FallbackFifoRouter, Router, simulate_day
 from routing.erlang import offered_load, required_agents
 from routing.traffic import TrafficPlan, format_clock, load_traffic

@@ -1,6 +1,6 @@
 """The ACD put into a running controller: built from its files, started, stopped.
 
-`AcdService` is what `hotline.controller.Controller` holds when ``[routing] enabled``:
+`AcdService` is what `controller.node.Controller` holds when ``[routing] enabled``:
 
 * `AcdService.build(settings)` reads the groups and operators files (errors at file:line stop
   start-up, like every admin-edited file) and the opening hours the groups' schedules name;

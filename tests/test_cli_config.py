@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hotline.cli import main
+from controller.cli import main
 
 
 def test_config_prints_json_with_secrets_and_url_passwords_hidden(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import Settings, load_settings
+from controller.settings import Settings, load_settings
 from hotline.settings import AgiSettings, ConfigError, resolve_database_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -20,8 +20,8 @@ import pytest
 from ports import free_port
 from transcripts import load
 
-from hotline.config import load_settings
-from hotline.controller import Controller
+from controller.node import Controller
+from controller.settings import load_settings
 
 ENVIRONMENT = next(b.data for b in load("agi-ivr-session.txt") if b.note == "environment")
 # The same call to the emergency line (dialplans/88005000005.yaml): its menu does not depend on
@@ -227,7 +227,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "hotline.cli", "serve"],
+        [sys.executable, "-m", "controller.cli", "serve"],
         env=env,
         stderr=subprocess.PIPE,
         cwd=tmp_path,

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from agents.operators import OperatorSpec
+from controller.settings import Settings
 from controller.simdrive.kpis import KpiObserver
-from hotline.config import Settings
 from ivr.menu.routes import RouteError
 from pbxsim.queue_state import Operator
 from pbxsim.scenario import CallGroup, PbxSettings, Scenario

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hotline.config import Settings
+from controller.settings import Settings
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.main import run_scenario_file
 

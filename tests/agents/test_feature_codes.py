@@ -18,9 +18,9 @@ from ports import free_port
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
 from agents.operators import InvalidTransition, OperatorState
+from controller.node import Controller
+from controller.settings import load_settings
 from hotline.clock import ManualClock
-from hotline.config import load_settings
-from hotline.controller import Controller
 from ivr.prompts import load_prompt_texts
 from routing.acd import Acd
 from routing.node import AcdNode

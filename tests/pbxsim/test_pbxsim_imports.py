@@ -77,11 +77,11 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
         "from pbxsim import model\n"
     )
     (package / "bad.py").write_text(
-        "from hotline.config import Settings\nfrom hotline import store\nimport routing.acd\n"
+        "from controller.settings import Settings\nfrom hotline import store\nimport routing.acd\n"
         "def f():\n    import aiohttp\n"
     )
     assert forbidden_imports(package) == [
-        "pbxsim/bad.py:1: hotline.config",
+        "pbxsim/bad.py:1: controller.settings",
         "pbxsim/bad.py:2: hotline.store",
         "pbxsim/bad.py:3: routing.acd",
         "pbxsim/bad.py:5: aiohttp",

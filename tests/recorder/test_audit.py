@@ -24,6 +24,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import hotline.audit
+from controller.audit_cli import add_commands, cmd_audit_verify
+from controller.settings import Settings
 from hotline.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -32,9 +34,7 @@ from hotline.audit import (
     entry_hash,
     parse_anchor,
 )
-from hotline.audit_cli import add_commands, cmd_audit_verify
 from hotline.auth import Actor, TokenBook
-from hotline.config import Settings
 from hotline.settings import StoreSettings
 from hotline.store.db import Base, create_engine
 from hotline.store.migrate import upgrade

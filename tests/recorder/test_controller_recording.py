@@ -13,12 +13,12 @@ import pytest
 from ports import free_port
 from prometheus_client import REGISTRY
 
+from controller.node import Controller
+from controller.settings import Settings, load_settings
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
 from hotline.auth import TokenFileError, new_token
-from hotline.config import Settings, load_settings
-from hotline.controller import Controller
 from pbxsim.runner import run_scenario
 from pbxsim.scenario import parse_scenario
 from recorder import keys

@@ -24,10 +24,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from controller.node import Controller
+from controller.settings import Settings, load_settings
 from hotline.audit import AuditLog
 from hotline.auth import new_token
-from hotline.config import Settings, load_settings
-from hotline.controller import Controller
 from hotline.store.db import utc_now
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.main import simulated_pbx
@@ -148,7 +148,7 @@ async def run_command(*argv: str, env: dict[str, str], stdin: bytes = b"") -> tu
 async def audit_verify(env: dict[str, str]) -> tuple[int, str]:
     """`hotline audit verify`, as an admin runs it."""
     code, output = await run_command(
-        sys.executable, "-m", "hotline.cli", "audit", "verify", env=env
+        sys.executable, "-m", "controller.cli", "audit", "verify", env=env
     )
     return code, output.decode()
 

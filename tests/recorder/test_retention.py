@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.settings import Settings
 from hotline.audit import AuditLog
 from hotline.auth import Actor
-from hotline.config import Settings
 from hotline.settings import StoreSettings
 from recorder import keys
 from recorder.models import RecordedCall, RecordingStore, State

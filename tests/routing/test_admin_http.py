@@ -375,9 +375,9 @@ async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: P
     from aiohttp import ClientSession
     from ports import free_port
 
+    from controller.node import Controller
+    from controller.settings import load_settings
     from hotline.auth import token_digest
-    from hotline.config import load_settings
-    from hotline.controller import Controller
 
     files = tmp_path / "dialplans"
     shutil.copytree(DIALPLANS, files)

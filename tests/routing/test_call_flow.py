@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from ports import free_port
 
+from controller.node import Controller
+from controller.settings import load_settings
 from hotline.clock import ScaledCallClock, SystemClock
-from hotline.config import load_settings
-from hotline.controller import Controller
 from hotline.store.db import CallLog
 from hotline.yamldoc import YamlFileError
 from pbxsim.callers import CallerScript

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import ClientSession
 from ports import free_port
 
+from controller.node import Controller
+from controller.settings import load_settings
 from hotline.agi.session import CallerHungUp
 from hotline.clock import ManualClock, SystemClock
-from hotline.config import load_settings
-from hotline.controller import Controller
 from hotline.hours import load_calendar, load_hours
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer

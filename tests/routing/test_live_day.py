@@ -18,9 +18,9 @@ import aiohttp
 import pytest
 import yaml
 
+from controller.node import Controller
+from controller.settings import Settings, load_settings
 from controller.simdrive.day import run_live_day
-from hotline.config import Settings, load_settings
-from hotline.controller import Controller
 from tests.routing.test_live_hour import controller_environment, open_dialplans, started
 
 SCALE: Final = 1 / 240  # one simulated hour lasts 15 s

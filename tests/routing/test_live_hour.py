@@ -32,9 +32,9 @@ import pytest
 import yaml
 from ports import free_port
 
+from controller.node import Controller
+from controller.settings import Settings, load_settings
 from hotline.clock import SystemClock
-from hotline.config import Settings, load_settings
-from hotline.controller import Controller
 from hotline.store.db import CallLog
 from pbxsim.model import EventSink
 from pbxsim.queue_state import Operator

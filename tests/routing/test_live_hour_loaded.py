@@ -45,7 +45,7 @@ import aiohttp
 import pytest
 import yaml
 
-from hotline.controller import Controller
+from controller.node import Controller
 from hotline.store.db import CallLog
 from pbxsim.ami_accounts import ManagerUser, privilege_of
 from pbxsim.ami_server import AmiServer

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hotline.config import load_settings
+from controller.settings import load_settings
 from hotline.settings import ConfigError
 from routing.groups import load_groups
 from routing.settings import RoutingSettings

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.escalation import add_escalation_routes, load_agencies
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
+from controller.settings import Settings
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.ami.client import AmiClient
 from hotline.audit import AuditLog
 from hotline.auth import TokenFile
-from hotline.config import Settings
 from hotline.store.db import CallLog, create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from hotline.config import Settings, load_settings
+from controller.settings import Settings, load_settings
 from hotline.logs import configure_logging
 from hotline.settings import ConfigError
 
@@ -20,7 +20,7 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.controller import serve
+    from controller.node import serve
 
     await serve(settings)
     return 0
@@ -111,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def part_commands() -> list[Callable[[Any], None]]:
     """Each part of the product contributes its own subcommands."""
-    from controller import status_cli
-    from hotline import audit_cli
+    from controller import audit_cli, status_cli
     from ivr import cli as ivr_cli
     from ivr import prompts_cli
     from recorder import cli as recorder_cli

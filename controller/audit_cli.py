@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+from controller.settings import Settings
 from hotline.audit import AuditLog, parse_anchor
-from hotline.config import Settings
 from hotline.store.db import create_engine
 
 __all__ = ["add_commands", "cmd_audit_verify"]
