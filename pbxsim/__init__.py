@@ -1,0 +1,1 @@
+"""The PBX simulator: Asterisk 22's side of FastAGI and AMI."""
