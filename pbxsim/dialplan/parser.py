@@ -131,9 +131,9 @@ def _strip_comment(line: str, in_block: bool) -> tuple[str, bool]:
 
 
 def _included_files(line: str, conf_dir: Path, source: SourceLine) -> list[Path]:
-    directive, _, argument = line[1:].partition(" ")
-    directive = directive.strip().lower()
-    name = argument.strip().strip('"').removeprefix("<").removesuffix(">").strip()
+    directive, *argument = line[1:].split(None, 1) or [""]
+    directive = directive.lower()
+    name = "".join(argument).strip().strip('"').removeprefix("<").removesuffix(">").strip()
     if directive not in ("include", "tryinclude"):
         raise DialplanSyntaxError(source, f"#{directive} is not supported")
     if not name:

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pbxsim.dialplan.arguments import priority_number, split_gosub, split_goto
 from pbxsim.dialplan.channel import DialplanChannel, DialplanStep
-from pbxsim.dialplan.errors import DialplanError, DialplanLoopError, SourceLine
+from pbxsim.dialplan.errors import (
+    DialplanError,
+    DialplanLoopError,
+    ExpressionError,
+    SourceLine,
+)
 from pbxsim.dialplan.model import Dialplan, ExtenAddress
 from pbxsim.dialplan.outcome import NEXT, DialplanEnd, Flow, JumpTo, StopRun
 from pbxsim.dialplan.substitute import substitute
@@ -198,8 +203,10 @@ class ChannelRun:
     def substitute(self, text: str) -> str:
         try:
             return substitute(text, self)
+        except ExpressionError as error:
+            raise ExpressionError(f"{self.where()}: {error}") from None
         except DialplanError as error:
-            raise type(error)(f"{self.where()}: {error}") from None
+            raise DialplanError(f"{self.where()}: {error}") from None
 
     def variable(self, name: str) -> str | None:
         """EXTEN, CONTEXT, PRIORITY, then the channel's variables, then the globals."""

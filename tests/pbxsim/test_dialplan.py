@@ -369,6 +369,7 @@ def _conf(tmp_path: Path, text: str, name: str = "extensions.conf") -> Path:
         ("[a]\nexten => 1/100,1,NoOp()\n", 2, "caller-ID"),
         ("[a]\nswitch => IAX2/x\n", 2, "not supported"),
         ("[a](!)\n", 1, "options"),
+        ("[a]\n#exec /bin/true\n", 2, "#exec is not supported"),
     ],
 )
 def test_syntax_errors_name_file_and_line(
