@@ -35,7 +35,10 @@ from hotline.sim.originator import ScriptedOriginator
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from routing.acd import Acd
-from routing.callbacks import Callback, CallbackScheduler, CallbackSettings, CallbackStore
+from routing.callbacks.model import Callback
+from routing.callbacks.scheduler import CallbackScheduler
+from routing.callbacks.settings import CallbackSettings
+from routing.callbacks.store import CallbackStore
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
 from routing.testing import ManualClock, group, op

@@ -28,7 +28,7 @@ from typing import Any, Literal
 # The composition root: each part of the product owns its section and its defaults.
 from ivr.settings import IvrSettings
 from recorder.settings import AccessSettings, RecorderSettings
-from routing.callbacks import CallbackSettings
+from routing.callbacks.settings import CallbackSettings
 from routing.settings import RoutingSettings
 
 ENV_PREFIX = "HOTLINE_"

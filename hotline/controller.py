@@ -42,7 +42,8 @@ from recorder.audit import AuditLog
 from recorder.service import RecorderService
 from routing.admin import AcdAdmin
 from routing.admin_http import add_admin_routes
-from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService, locate
+from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
+from routing.settings import locate
 
 log = logging.getLogger(__name__)
 # The outside agencies operators may send a caller to (id -> name, number).

@@ -10,8 +10,12 @@ What this package owns
 - ``node.py``        one controller node: the core + a store, claims, restart, degraded mode
 - ``connect.py``     the FastAGI hooks: ``connect_call`` and ``operator_answered``
 - ``metrics.py``     Prometheus figures per group (``register(acd)``) and the Redis alarm
-- ``wiring.py``      ``AcdService``: the ACD in a running controller (files, hooks, schedules)
-- ``settings.py``    ``RoutingSettings`` (the lead wires it in as ``[routing]``)
+- ``part.py``        ``AcdService``, ``CallbackService``: the ACD as a part of the running
+                     controller (what the composition root builds, starts and stops)
+- ``group_hours.py`` the groups' opening hours (``schedule: NAME`` -> ``NAME.yaml``)
+- ``announcements.py`` place-in-queue and expected-wait prompts for waiting callers
+- ``callbacks/``     calling a caller back (model, settings, store, originate, scheduler, http)
+- ``settings.py``    ``RoutingSettings`` (the lead wires it in as ``[routing]``), ``locate``
 - ``testing.py``     a hand-driven clock and terse groups/operators for tests and what-ifs
 - ``erlang.py``, ``des.py``, ``staffing_cli.py`` Erlang C staffing and the day simulator
 

@@ -46,7 +46,7 @@ from routing.yamlfile import Doc, FileError
 if TYPE_CHECKING:
     from ivr.schedule import OpenHours
     from recorder.audit import Actor, AuditLog
-    from routing.wiring import AcdService
+    from routing.part import AcdService
 
 __all__ = ["AcdAdmin", "EditRefused"]
 
@@ -113,7 +113,7 @@ class AcdAdmin:
         audit: AuditLog | None,
     ) -> AcdAdmin:
         """The admin of a service built from its settings (`AcdService.build`)."""
-        from routing.wiring import locate
+        from routing.settings import locate
 
         settings = service.settings
         return cls(
@@ -286,7 +286,7 @@ class AcdAdmin:
 
     def _hours_for(self, groups: Mapping[str, Group], path: Path) -> dict[str, OpenHours]:
         from ivr.schedule import ScheduleError
-        from routing.wiring import load_group_hours
+        from routing.group_hours import load_group_hours
 
         try:
             return load_group_hours(groups, self.schedules_dir)

@@ -25,7 +25,7 @@ import hotline.store
 # Every part's models, so the drift check compares all tables with all migrations.
 import recorder.audit
 import recorder.models  # noqa: F401
-import routing.callbacks  # noqa: F401
+import routing.callbacks.model  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine
 from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
 

@@ -21,8 +21,8 @@ from recorder.audit import Actor, AuditLog
 from routing.admin import AcdAdmin
 from routing.admin_http import add_admin_routes
 from routing.groups import load_groups
+from routing.part import AcdService
 from routing.settings import RoutingSettings
-from routing.wiring import AcdService
 
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 ADMIN = {"Authorization": "Bearer admin-token"}

@@ -25,9 +25,10 @@ from hotline.sim.model import ChannelState, SimChannel
 from hotline.sim.queues import DeviceState, Operator, Queues
 from hotline.store.db import CallLog
 from ivr.schedule import ScheduleError
+from routing.group_hours import schedule_checker
+from routing.part import AcdService
 from routing.settings import RoutingSettings
 from routing.testing import group
-from routing.wiring import AcdService, schedule_checker
 from routing.yamlfile import FileError
 
 REDIS_URL = "redis://127.0.0.1:6379/0"  # the real Redis every Redis test uses

@@ -21,8 +21,10 @@ from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from ivr.schedule import HoursStatus
 from routing.acd import Acd
-from routing.callbacks import CallbackScheduler, CallbackSettings, CallbackStore
-from routing.callbacks_http import add_callback_routes
+from routing.callbacks.http import add_callback_routes
+from routing.callbacks.scheduler import CallbackScheduler
+from routing.callbacks.settings import CallbackSettings
+from routing.callbacks.store import CallbackStore
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
 from routing.testing import ManualClock, group, op

@@ -14,8 +14,8 @@ import yaml
 
 from hotline.config import ConfigError, load_settings
 from routing.groups import load_groups
+from routing.part import AcdService
 from routing.settings import RoutingSettings
-from routing.wiring import AcdService
 
 SHIPPED = Path(__file__).resolve().parents[2] / "dialplans"
 GROUPS = """groups:
