@@ -40,8 +40,8 @@ from ivr.menu.watch import MenuWatcher
 from recorder.access import TokenFile
 from recorder.audit import AuditLog
 from recorder.service import RecorderService
-from routing.admin import AcdAdmin
-from routing.admin_http import add_admin_routes
+from routing.admin.http import add_admin_routes
+from routing.admin.service import AcdAdmin
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
 

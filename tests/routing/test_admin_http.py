@@ -18,8 +18,8 @@ from agents.operators import load_operators
 from hotline.store.migrate import upgrade
 from recorder.access import TokenBook
 from recorder.audit import Actor, AuditLog
-from routing.admin import AcdAdmin
-from routing.admin_http import add_admin_routes
+from routing.admin.http import add_admin_routes
+from routing.admin.service import AcdAdmin
 from routing.groups import load_groups
 from routing.part import AcdService
 from routing.settings import RoutingSettings
