@@ -44,9 +44,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from agents.operators import OperatorSpec, OperatorState
-from routing.acd import NO_ANSWER, Acd, AcdError, Offer, Overflow, TickEvents
+from routing.acd import Acd
 from routing.groups import Group
 from routing.metrics import ACD_CLAIMS, ACD_STATE_DEGRADED, ACD_STATE_ERRORS
+from routing.model import NO_ANSWER, AcdError, Offer, Overflow, TickEvents
 from routing.state import AcdStore, Fields, InMemoryAcdStore, StateUnavailable
 
 __all__ = ["AcdNode", "wall_clock"]

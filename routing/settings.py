@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from routing.acd import AcdSettings
 from routing.groups import Group
+from routing.model import AcdSettings
 
 _REPOSITORY = Path(__file__).resolve().parents[1]
 

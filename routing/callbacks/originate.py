@@ -53,11 +53,11 @@ from typing import Any, Final
 from hotline.ami.client import AmiClient, AmiError
 from hotline.ami.protocol import AmiMessage
 from hotline.store.state import StateUnavailable
-from routing.acd import AcdError, Offer
 from routing.callbacks.model import Callback, CallbackState
 from routing.callbacks.model import CallbackState as S
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
+from routing.model import AcdError, Offer
 from routing.node import AcdNode
 
 __all__ = ["CallbackDialler", "CallbackOriginator", "OriginateOutcome"]
