@@ -1,8 +1,10 @@
 """The ACD core's records: callers, operators as the ACD sees them, offers, timer outcomes,
-per-group totals, the core's settings and its error. Plain data, no behaviour beyond a key."""
+per-group totals, the core's settings and its error. Plain data, no behaviour beyond a key;
+`operator_fields` and `caller_fields` are how a node writes them to the shared store."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from agents.operators import OperatorSpec, OperatorState
@@ -18,6 +20,8 @@ __all__ = [
     "Offer",
     "Overflow",
     "TickEvents",
+    "caller_fields",
+    "operator_fields",
 ]
 
 NO_ANSWER = "no answer"  # the pause reason of an operator who let an offer ring out
@@ -130,3 +134,27 @@ class GroupStats:
     answered_within_sl: int = 0
     answer_wait_total: float = 0.0
     overflowed: int = 0
+
+
+def operator_fields(op: AcdOperator) -> dict[str, str]:
+    """An operator's record in the shared store (`routing.state`)."""
+    return {
+        "state": op.state.value,
+        "device": "1" if op.device_available else "0",
+        "reason": op.pause_reason or "",
+        "call": op.call_id or "",
+    }
+
+
+def caller_fields(caller: Caller, node_id: str) -> dict[str, str]:
+    """A caller's record in the shared store, held by node `node_id`."""
+    return {
+        "group": caller.group,
+        "seq": str(caller.seq),
+        "priority": str(caller.priority),
+        "number": caller.number,
+        "first_arrival": repr(caller.first_arrival),
+        "data": json.dumps(caller.data, ensure_ascii=False),
+        "history": json.dumps(caller.history, ensure_ascii=False),
+        "node": node_id,
+    }
