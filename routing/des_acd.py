@@ -1,4 +1,4 @@
-"""The production ACD (`routing.acd.Acd`) as a `routing.des.Router`: one code path, two clocks.
+"""The production ACD (`routing.acd.Acd`) as a `routing.des.SimRouter`: one code path, two clocks.
 
 The simulation's clock is injected into the ACD, so every decision (priority, skill level,
 longest idle, wrap-up and its timers) is the one the controller would make. What the DES does
