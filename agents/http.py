@@ -23,7 +23,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from agents.operators import InvalidTransition, OperatorState
-from routing.acd import Offer
+from routing.model import Offer
 from routing.node import AcdNode
 
 __all__ = ["OPERATOR_ACTIONS", "BadRequest", "add_operator_routes"]

@@ -42,9 +42,10 @@ from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
 from ivr.menu.watch import MenuWatcher
 from recorder.part import RecorderService
-from routing.admin import AcdAdmin
-from routing.admin_http import add_admin_routes
-from routing.wiring import ANSWERED_SCRIPT, AcdService, CallbackService, locate
+from routing.admin.http import add_admin_routes
+from routing.admin.service import AcdAdmin
+from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
+from routing.settings import locate
 
 log = logging.getLogger(__name__)
 # The outside agencies operators may send a caller to (id -> name, number).

@@ -25,7 +25,7 @@ from hotline.settings import (
 )
 from ivr.settings import IvrSettings
 from recorder.settings import AccessSettings, RecorderSettings
-from routing.callbacks import CallbackSettings
+from routing.callbacks.settings import CallbackSettings
 from routing.settings import RoutingSettings
 
 

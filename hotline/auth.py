@@ -15,7 +15,7 @@
   A broken file is refused with its file:line (`TokenFileError`).
 
 What each role may do is decided by the part that serves it (`recorder.permissions` for
-recordings, `routing.admin_http` for the ACD administration API).
+recordings, `routing.admin.http` for the ACD administration API).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     SECURITY_OFFICER = "security_officer"
     OPERATOR = "operator"
-    ADMIN = "admin"  # telecom admin: edits ACD groups and operators (routing.admin_http)
+    ADMIN = "admin"  # telecom admin: edits ACD groups and operators (routing.admin.http)
     SYSTEM = "system"  # the retention job and the admin CLI
 
 

@@ -3,17 +3,27 @@
 What this package owns
 ----------------------
 - ``groups.py``      skill groups from ``dialplans/groups.yaml`` (validated, errors at file:line)
-- ``acd.py``         the routing core: pure, synchronous, clock-injected (no I/O) - driven
-                     by the controller on the wall clock and by the simulator (``des.py``) on
-                     a simulated one. Its module docstring is the driver API.
+- ``acd.py``         the routing core's facade ``Acd``: pure, synchronous, clock-injected (no
+                     I/O) - driven by the controller on the wall clock and by the simulator
+                     (``des.py``) on a simulated one. Its module docstring is the driver API.
+                     Its parts: ``model.py`` (records), ``queue.py`` (waiting callers),
+                     ``selection.py`` (which operator takes whom), ``timers.py``
 - ``state.py``       shared ACD state: in process, or Redis with atomic Lua claims
-- ``node.py``        one controller node: the core + a store, claims, restart, degraded mode
-- ``connect.py``     the FastAGI hooks: ``connect_call`` and ``operator_answered``
+- ``node.py``        one controller node: the core + a store, claims, restart; degraded mode
+                     in ``failover.py``, lost nodes' callers in ``lost_nodes.py``
+- ``connect.py``     the FastAGI hooks: ``connect_call`` and ``operator_answered``;
+                     ``announcements.py`` what a waiting caller hears
 - ``metrics.py``     Prometheus figures per group (``register(acd)``) and the Redis alarm
-- ``wiring.py``      ``AcdService``: the ACD in a running controller (files, hooks, schedules)
-- ``settings.py``    ``RoutingSettings`` (the lead wires it in as ``[routing]``)
+- ``part.py``        ``AcdService``, ``CallbackService``: the ACD as a part of the running
+                     controller (what the composition root builds, starts and stops)
+- ``group_hours.py`` the groups' opening hours (``schedule: NAME`` -> ``NAME.yaml``)
+- ``callbacks/``     calling a caller back (model, settings, store, originate, scheduler, http)
+- ``admin/``         editing groups, operators and schedules while running (service,
+                     yaml_edit, errors, reload, http)
+- ``settings.py``    ``RoutingSettings`` (the lead wires it in as ``[routing]``), ``locate``
 - ``testing.py``     a hand-driven clock and terse groups/operators for tests and what-ifs
-- ``erlang.py``, ``des.py``, ``staffing_cli.py`` Erlang C staffing and the day simulator
+- ``erlang.py``, ``des.py``, ``des_acd.py``, ``traffic.py``, ``staffing_cli.py`` Erlang C
+                     staffing and the day simulator
 
 How a caller reaches an operator on a real Asterisk 22
 ------------------------------------------------------

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from routing.acd import Offer, Overflow
+from routing.model import Offer, Overflow
 from routing.node import AcdNode
 
 __all__ = [

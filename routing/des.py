@@ -5,7 +5,7 @@ each brings a handle time and a patience drawn when they arrive, so two routers 
 seed face exactly the same callers. Operators log in and out by shift, spend a wrap-up after
 each call, and leave at the end of their shift once their current call is done.
 
-Who answers whom is not decided here: the simulation tells a `Router` what happens (a caller
+Who answers whom is not decided here: the simulation tells a `SimRouter` what happens (a caller
 queues, an operator is ready, a caller gives up, a call ends) and asks it for assignments. The
 production ACD is plugged in through ``routing.des_acd``; `FallbackFifoRouter` below is a plain
 first-come first-served, longest-idle router used when the ACD is not wanted (and as the model
@@ -52,7 +52,7 @@ class Assignment:
     operator_id: str
 
 
-class Router(Protocol):
+class SimRouter(Protocol):
     """What the simulation needs from an ACD. `now` is simulated seconds from the day's start.
 
     The simulation calls `assign` after every event; a router returns the pairs it decides to
@@ -176,7 +176,7 @@ def _ratio(part: float, whole: float) -> float | None:
 
 
 @dataclass
-class GroupStats:
+class SimGroupStats:
     name: str
     intervals: list[IntervalStats]
 
@@ -195,7 +195,7 @@ class DayResult:
     seed: int
     router: str
     target_seconds: float
-    groups: dict[str, GroupStats]
+    groups: dict[str, SimGroupStats]
     events: int
 
     def total(self) -> IntervalStats:
@@ -215,7 +215,7 @@ class DayResult:
             "groups": {name: self._group_summary(stats) for name, stats in self.groups.items()},
         }
 
-    def _group_summary(self, stats: GroupStats) -> dict[str, Any]:
+    def _group_summary(self, stats: SimGroupStats) -> dict[str, Any]:
         intervals = [
             {"start": format_clock(self.plan.interval_start(n)), **one.figures()}
             for n, one in enumerate(stats.intervals)
@@ -250,9 +250,9 @@ class _OperatorState:
 @dataclass
 class _Run:
     plan: TrafficPlan
-    router: Router
+    router: SimRouter
     target_seconds: float
-    groups: dict[str, GroupStats]
+    groups: dict[str, SimGroupStats]
     traffic: dict[str, GroupTraffic]
     heap: list[tuple[float, int, int, Any]] = field(default_factory=list)
     order: Iterator[int] = field(default_factory=itertools.count)
@@ -264,7 +264,7 @@ class _Run:
 
 def simulate_day(
     plan: TrafficPlan,
-    router: Router,
+    router: SimRouter,
     *,
     seed: int = 1,
     target_seconds: float | None = None,
@@ -278,7 +278,7 @@ def simulate_day(
         router,
         seconds,
         {
-            g.name: GroupStats(g.name, [IntervalStats() for _ in range(plan.intervals)])
+            g.name: SimGroupStats(g.name, [IntervalStats() for _ in range(plan.intervals)])
             for g in plan.groups
         },
         {g.name: g for g in plan.groups},

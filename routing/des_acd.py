@@ -1,4 +1,4 @@
-"""The production ACD (`routing.acd.Acd`) as a `routing.des.Router`: one code path, two clocks.
+"""The production ACD (`routing.acd.Acd`) as a `routing.des.SimRouter`: one code path, two clocks.
 
 The simulation's clock is injected into the ACD, so every decision (priority, skill level,
 longest idle, wrap-up and its timers) is the one the controller would make. What the DES does
@@ -13,9 +13,10 @@ import math
 from collections.abc import Iterable
 
 from agents.operators import OperatorSpec, OperatorState
-from routing.acd import Acd, AcdSettings, Offer
+from routing.acd import Acd
 from routing.des import Assignment, SimCaller, SimOperator
 from routing.groups import Group
+from routing.model import AcdSettings, Offer
 from routing.traffic import TrafficPlan
 
 SKILL_LEVEL = 1  # every simulated operator serves its groups at the same level

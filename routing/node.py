@@ -10,24 +10,19 @@ on node B within a round trip. Callers live on the node whose FastAGI session ho
 across nodes, arrival order is kept per node and approximately between nodes (the node that
 hears of a free operator first claims it for its own best caller).
 
-Degraded mode: when the store raises `StateUnavailable` the node logs an error, sets the
-``hotline_acd_state_degraded`` gauge to 1, copies what its core knows into an in-process
-store and keeps routing on that for new and waiting calls. It never crashes a call for it.
-`recover()` (call it periodically) writes the node's view back to Redis once it answers and
-clears the alarm. While degraded, two nodes may offer the same operator: that is the price of
-staying up, and why the alarm exists.
+Degraded mode (`routing.failover`): when the store raises `StateUnavailable` the node copies
+what its core knows into an in-process store and keeps routing on that, raising an alarm;
+`recover()` (called periodically by `run`) goes back to Redis once it answers. While degraded,
+two nodes may offer the same operator: that is the price of staying up, and why the alarm
+exists.
 
 Restart: waiting callers keep their place. Their records (arrival number, priority, data)
 stay in the store; when Asterisk hands the same channel (same uniqueid) back over FastAGI,
 `enqueue` finds the record and reuses it. `start()` rebuilds operator states from the store.
 
-A node that never comes back: every node refreshes a heartbeat in the store (TTL
-``node_lost_seconds``, every ``heartbeat_seconds``, from `run`) and sweeps the store for
-callers whose node's heartbeat is gone (`sweep_lost_callers`): such a caller is removed
-(counted as abandoned, reason "node lost", its place remembered for its number so a call back
-resumes it) and an operator ringing for it goes back to ready. A caller who is *talking* is
-left alone: the bridge lives in Asterisk, not in the lost node. The check and the removal are
-one Lua script, so a node that comes back in between keeps its callers.
+A node that never comes back (`routing.lost_nodes`): every node refreshes a heartbeat in the
+store (from `run`) and sweeps the store for callers whose node's heartbeat is gone
+(`sweep_lost_callers`): they are removed as abandoned, their places remembered.
 
 Hooks for the FastAGI entry (the lead wires them): `enqueue` then
 ``offer = await node.wait_for_operator(call_id)``; the session EXECs ``Dial`` to
@@ -40,20 +35,27 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from agents.operators import OperatorSpec, OperatorState
-from routing.acd import NO_ANSWER, Acd, AcdError, Offer, Overflow, TickEvents
+from routing.acd import Acd
+from routing.failover import StoreFailover
 from routing.groups import Group
-from routing.metrics import ACD_CLAIMS, ACD_STATE_DEGRADED, ACD_STATE_ERRORS
-from routing.state import AcdStore, Fields, InMemoryAcdStore, StateUnavailable
+from routing.lost_nodes import LostNodeSweeper
+from routing.metrics import ACD_CLAIMS, ACD_STATE_ERRORS
+from routing.model import (
+    NO_ANSWER,
+    AcdError,
+    Offer,
+    Overflow,
+    TickEvents,
+    caller_fields,
+    operator_fields,
+)
+from routing.state import AcdStore, Fields, StateUnavailable
 
 __all__ = ["AcdNode"]
-
-# Writes whose effect the core already holds when the node copies its view to the
-# in-process store on degrading: retrying them there would test the copy against itself.
-_APPLIED_BY_COPY = frozenset({"move_operator", "answer", "finish", "unclaim"})
 
 log = logging.getLogger("hotline.routing")
 T = TypeVar("T")
@@ -77,111 +79,38 @@ class AcdNode:
         self.node_lost_seconds = node_lost_seconds
         self.acd = acd
         self.node_id = node_id
-        self.primary = store
-        self.store: AcdStore = store
-        self.degraded = False
-        self._on_degraded = on_degraded
-        self._waiters: dict[str, asyncio.Future[Offer | Overflow]] = {}
-        self._claimed: set[tuple[str, str]] = set()  # (call, operator) pairs the store holds
-
-    # --- shared-state plumbing ------------------------------------------------------------
-
-    async def _do(self, name: str, action: Callable[[AcdStore], Awaitable[T]]) -> T:
-        """Run a store operation; on a Redis failure switch to degraded mode and retry locally."""
-        try:
-            return await action(self.store)
-        except StateUnavailable as exc:
-            ACD_STATE_ERRORS.labels(name).inc()
-            await self._degrade(str(exc))
-            return await action(self.store)
-
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`_do` for a store method by name (loop bodies, where lambdas would capture late)."""
-        try:
-            result = await getattr(self.store, method)(*args, **kwargs)
-        except StateUnavailable as exc:
-            ACD_STATE_ERRORS.labels(method).inc()
-            await self._degrade(str(exc))
-            if method in _APPLIED_BY_COPY:
-                return True  # the in-process copy already holds what this write meant
-            result = await getattr(self.store, method)(*args, **kwargs)
-        self._track(method, args, result)
-        return result
-
-    def _track(self, method: str, args: tuple[Any, ...], result: Any) -> None:
-        """Remember which ringing pairs the store confirmed, so a copy of the core's view
-        (degraded mode) writes unconfirmed offers as still open, not as won."""
-        if method == "claim" and result:
-            self._claimed.add((args[0], args[1]))
-        elif method in ("unclaim", "finish"):
-            self._claimed.discard((args[0], args[1]))
-
-    async def _degrade(self, reason: str) -> None:
-        if self.degraded:
-            return
-        self.degraded = True
-        ACD_STATE_DEGRADED.set(1)
-        log.error(
-            "ACD shared state unavailable, node %s routes on in-process state: %s",
-            self.node_id,
-            reason,
+        self._failover = StoreFailover(store, acd, node_id, on_degraded)
+        self._do = self._failover.do
+        self._call = self._failover.call
+        self._lost = LostNodeSweeper(
+            acd,
+            node_id,
+            self._failover.call,
+            heartbeat_seconds=heartbeat_seconds,
+            node_lost_seconds=node_lost_seconds,
         )
-        local = InMemoryAcdStore()
-        await self._copy_view_to(local)
-        self.store = local
-        if self._on_degraded is not None:
-            self._on_degraded(reason)
+        self._waiters: dict[str, asyncio.Future[Offer | Overflow]] = {}
+
+    # --- shared state (routing.failover) ---------------------------------------------------
+
+    @property
+    def primary(self) -> AcdStore:
+        """The shared store (Redis, or in process for one node)."""
+        return self._failover.primary
+
+    @property
+    def store(self) -> AcdStore:
+        """The store in use: the primary, or its in-process copy while degraded."""
+        return self._failover.store
+
+    @property
+    def degraded(self) -> bool:
+        return self._failover.degraded
 
     async def recover(self) -> bool:
         """If degraded and Redis answers again, write this node's view back and leave degraded
         mode. Returns True when the node is (again) on shared state."""
-        if not self.degraded:
-            return True
-        if not await self.primary.ping():
-            return False
-        try:
-            await self._copy_view_to(self.primary)
-        except StateUnavailable:
-            return False
-        self.store, self.degraded = self.primary, False
-        ACD_STATE_DEGRADED.set(0)
-        log.warning("ACD shared state is back; node %s routes on Redis again", self.node_id)
-        return True
-
-    async def _copy_view_to(self, store: AcdStore) -> None:
-        for op in self.acd.operators.values():
-            fields = self._operator_fields(op.id)
-            if op.state is S.RINGING and (op.call_id, op.id) not in self._claimed:
-                fields.update(state="ready", call="")  # an offer whose claim is in flight
-            await store.put_operator(op.id, fields)
-        for caller in self.acd.callers.values():
-            fields = self._caller_fields(caller.call_id)
-            fields["state"], fields["operator"] = caller.state, caller.operator or ""
-            if caller.state == "ringing" and (caller.call_id, caller.operator) not in self._claimed:
-                fields.update(state="waiting", operator="")
-            await store.put_caller(caller.call_id, fields)
-
-    def _operator_fields(self, op_id: str) -> Fields:
-        op = self.acd.operators[op_id]
-        return {
-            "state": op.state.value,
-            "device": "1" if op.device_available else "0",
-            "reason": op.pause_reason or "",
-            "call": op.call_id or "",
-        }
-
-    def _caller_fields(self, call_id: str) -> Fields:
-        caller = self.acd.callers[call_id]
-        return {
-            "group": caller.group,
-            "seq": str(caller.seq),
-            "priority": str(caller.priority),
-            "number": caller.number,
-            "first_arrival": repr(caller.first_arrival),
-            "data": json.dumps(caller.data, ensure_ascii=False),
-            "history": json.dumps(caller.history, ensure_ascii=False),
-            "node": self.node_id,
-        }
+        return await self._failover.recover()
 
     async def start(self) -> None:
         """Rebuild operator states from the store (restart); unknown operators are logged out."""
@@ -190,7 +119,7 @@ class AcdNode:
         for op_id in self.acd.operators:
             record = records.get(op_id)
             if record is None:
-                await self._call("put_operator", op_id, self._operator_fields(op_id))
+                await self._call("put_operator", op_id, operator_fields(self.acd.operators[op_id]))
                 continue
             self._apply(op_id, record)
 
@@ -228,7 +157,7 @@ class AcdNode:
                     await self.refresh_operator(op_id)
         except StateUnavailable as exc:
             ACD_STATE_ERRORS.labels("follow").inc()
-            await self._degrade(str(exc))
+            await self._failover.degrade(str(exc))
 
     async def _confirm(self, offers: Iterable[Offer]) -> list[Offer]:
         """Claim each offer on the store; lost claims are revoked and retried for the caller."""
@@ -280,7 +209,7 @@ class AcdNode:
         for attempt in range(2):
             before = self.acd.operator(op_id).state.value
             offers = change() or []  # validates the transition before touching the store
-            fields = self._operator_fields(op_id)
+            fields = operator_fields(self.acd.operators[op_id])
             if offers:
                 # Publish "ready"; the claim that follows checks it like any node's would.
                 fields = {**fields, "state": "ready", "call": ""}
@@ -313,7 +242,7 @@ class AcdNode:
         return await self._confirm(offers)
 
     def _differs(self, op_id: str, record: Fields) -> bool:
-        mine = self._operator_fields(op_id)
+        mine = operator_fields(self.acd.operators[op_id])
         return any(mine[k] != record.get(k, "") for k in ("state", "device", "call"))
 
     async def login(self, op_id: str, *, paused_reason: str | None = None) -> list[Offer]:
@@ -349,7 +278,7 @@ class AcdNode:
         new = spec.id not in self.acd.operators
         offers = self.acd.set_operator(spec)
         if new:
-            await self._call("put_operator", spec.id, self._operator_fields(spec.id))
+            await self._call("put_operator", spec.id, operator_fields(self.acd.operators[spec.id]))
         return await self._confirm(offers)
 
     def remove_operator(self, op_id: str) -> None:
@@ -395,7 +324,7 @@ class AcdNode:
             history=history,
             place=place,
         )
-        fields = self._caller_fields(call_id)
+        fields = caller_fields(self.acd.callers[call_id], self.node_id)
         await self._do("enqueue", lambda s: s.put_caller(call_id, fields))
         return await self._confirm(offers)
 
@@ -423,14 +352,14 @@ class AcdNode:
         op_id = self.acd.caller(call_id).operator or ""
         self.acd.end_call(call_id)
         self._waiters.pop(call_id, None)
-        await self._call("finish", call_id, op_id, self._operator_fields(op_id))
+        await self._call("finish", call_id, op_id, operator_fields(self.acd.operators[op_id]))
 
     async def abandon(self, call_id: str) -> list[Offer]:
         caller = self.acd.callers.get(call_id)
         if caller is None:
             return []
         op_id = caller.operator if caller.state == "ringing" else None
-        place = {**self._caller_fields(call_id), "group": caller.group}
+        place = {**caller_fields(self.acd.callers[call_id], self.node_id), "group": caller.group}
         offers = self.acd.abandon(call_id)
         self._waiters.pop(call_id, None)
         if op_id is not None:
@@ -445,8 +374,10 @@ class AcdNode:
         op_id = self.acd.caller(call_id).operator or ""
         offers = self.acd.escalate(call_id, group_id, note=note)
         self._waiters[call_id] = asyncio.get_running_loop().create_future()
-        await self._call("finish", call_id, op_id, self._operator_fields(op_id))
-        await self._call("put_caller", call_id, self._caller_fields(call_id))
+        await self._call("finish", call_id, op_id, operator_fields(self.acd.operators[op_id]))
+        await self._call(
+            "put_caller", call_id, caller_fields(self.acd.callers[call_id], self.node_id)
+        )
         return await self._confirm(offers)
 
     async def tick(self) -> TickEvents:
@@ -461,7 +392,7 @@ class AcdNode:
                 future.set_result(overflow)
         for op_id in events.readied:
             # publish "ready" before claiming, so the claim checks it like any node's would
-            fields = {**self._operator_fields(op_id), "state": "ready", "call": ""}
+            fields = {**operator_fields(self.acd.operators[op_id]), "state": "ready", "call": ""}
             await self._call("move_operator", op_id, "ready", expect=("wrap_up",), fields=fields)
         events.offers = await self._confirm(events.offers)
         return events
@@ -475,7 +406,7 @@ class AcdNode:
         recovering: asyncio.Task[bool] | None = None
         following: asyncio.Task[None] | None = None
         last_try = float("-inf")
-        housekeeping = asyncio.create_task(self._housekeeping())
+        housekeeping = asyncio.create_task(self._lost.run())
         while not stop.is_set():
             if not self.degraded and (following is None or following.done()):
                 following = asyncio.create_task(self.follow())
@@ -500,59 +431,11 @@ class AcdNode:
 
     async def beat(self) -> None:
         """Tell the other nodes this one is alive for the next ``node_lost_seconds``."""
-        await self._call("beat", self.node_id, self.node_lost_seconds)
+        await self._lost.beat()
 
     async def sweep_lost_callers(self) -> list[str]:
         """Remove the callers of nodes whose heartbeat is gone; returns their call ids."""
-        records: dict[str, Fields] = await self._call("callers")
-        alive: dict[str, bool] = {self.node_id: True}
-        swept: list[str] = []
-        for call_id, record in records.items():
-            owner = record.get("node", "")
-            if not owner or call_id in self.acd.callers:
-                continue
-            if owner not in alive:
-                alive[owner] = bool(await self._call("node_alive", owner))
-            if alive[owner]:
-                continue
-            operator = record.get("operator", "")
-            dropped = await self._call("drop_lost_caller", call_id, owner, operator)
-            if dropped is not None:
-                swept.append(call_id)
-                await self._count_lost(call_id, owner, dropped)
-        return swept
-
-    async def _count_lost(self, call_id: str, owner: str, record: Fields) -> None:
-        group_id = record.get("group", "")
-        if group_id in self.acd.stats:
-            self.acd.stats[group_id].abandoned += 1
-        log.warning(
-            "caller %s of lost node %s removed from group %s: abandoned (node lost)",
-            call_id,
-            owner,
-            group_id,
-        )
-        number = record.get("number", "")
-        if number:
-            place = {k: v for k, v in record.items() if k not in ("state", "operator", "node")}
-            window = self.acd.settings.recall_window_seconds
-            await self._call("remember_place", number, place, window)
-
-    async def _housekeeping(self) -> None:
-        """Heartbeat and sweep every ``heartbeat_seconds``; a store error is the degraded
-        mode's business (`_call`), never the end of the loop."""
-        while True:
-            try:
-                await self.beat()
-                await self.sweep_lost_callers()
-            except StateUnavailable:
-                pass  # _call already degraded the node
-            except Exception:
-                log.exception("node %s: heartbeat/sweep failed; retrying", self.node_id)
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                return  # redis-py can turn our cancellation into a connection error
-            await asyncio.sleep(self.heartbeat_seconds)
+        return await self._lost.sweep()
 
     async def _sync_quietly(self) -> None:
         try:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from routing.acd import AcdSettings
 from routing.groups import Group
+from routing.model import AcdSettings
+
+_REPOSITORY = Path(__file__).resolve().parents[1]
 
 # The groups file's floor for ring_seconds and max_wait_seconds (routing.groups): Dial's
 # timeout is whole seconds, so an offer cannot ring for less than one.
@@ -105,3 +108,13 @@ class RoutingSettings:
             f"level, announcements and the recall window are scaled by "
             f"routing.time_scale = {self.time_scale:g} (ring and max wait at least 1 s)"
         )
+
+
+def locate(path: str) -> Path:
+    """A settings path: absolute as given; relative from the working directory when it is
+    there, else from the repository (where the shipped dialplans/ lives, as the IVR's
+    default), so `hotline serve` started from another directory still finds the files."""
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    return _REPOSITORY / given

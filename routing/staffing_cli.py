@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.settings import Settings
-from routing.des import FallbackFifoRouter, Router, simulate_day
+from routing.des import FallbackFifoRouter, SimRouter, simulate_day
 from routing.erlang import offered_load, required_agents
 from routing.traffic import TrafficPlan, format_clock, load_traffic
 from routing.yamlfile import FileError
@@ -211,7 +211,7 @@ async def run_virtual(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def make_router(name: str, plan: TrafficPlan) -> Router:
+def make_router(name: str, plan: TrafficPlan) -> SimRouter:
     if name == "fifo":
         return FallbackFifoRouter()
     from routing.des_acd import AcdRouter

@@ -304,8 +304,8 @@ async def _prepare(args: argparse.Namespace, settings: Settings) -> DayPlan:
     from ivr.cli import ivr_settings
     from ivr.menu.routes import find_routes
     from routing.groups import load_groups
+    from routing.settings import locate
     from routing.traffic import load_traffic
-    from routing.wiring import locate
 
     traffic = load_traffic(args.traffic)
     groups = load_groups(locate(settings.routing.groups_file))

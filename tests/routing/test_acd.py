@@ -6,7 +6,8 @@ import pytest
 
 from agents.operators import InvalidTransition, OperatorState
 from hotline.clock import ManualClock
-from routing.acd import NO_ANSWER, Acd, AcdError
+from routing.acd import Acd
+from routing.model import NO_ANSWER, AcdError
 from routing.testing import group, op
 
 S = OperatorState
@@ -119,7 +120,7 @@ def test_recall_within_window_gets_old_place(acd: Acd, clock: ManualClock) -> No
 
 
 def test_recall_after_window_goes_to_the_back(clock: ManualClock) -> None:
-    from routing.acd import AcdSettings
+    from routing.model import AcdSettings
 
     acd = Acd(
         {"general": group("general")},
@@ -279,4 +280,4 @@ def test_random_day_keeps_invariants(clock: ManualClock) -> None:
                 1 for c in acd.callers.values() if c.group == gid and c.state == "waiting"
             )
             # never a waiting caller beside a free primary operator
-            assert not (acd.waiting(gid) and acd._ready[gid])
+            assert not (acd.waiting(gid) and acd.select.ready_count(gid))

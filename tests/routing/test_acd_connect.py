@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from agents.operators import OperatorState
 from hotline.clock import ManualClock
-from routing.acd import NO_ANSWER, Acd
+from routing.acd import Acd
 from routing.connect import ANSWERED_SUBROUTINE, connect_call, operator_answered
+from routing.model import NO_ANSWER
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op

@@ -267,7 +267,7 @@ async def test_recovery_writes_view_back_to_redis(redis_prefix: str) -> None:
     n = node(store, clock, "n1")
     try:
         await n.start()
-        await n._degrade("test: Redis went away")
+        await n._failover.degrade("test: Redis went away")
         await n.login("o1")
         await n.enqueue("c1", "general")
         assert await n.recover() is True

@@ -18,11 +18,11 @@ from agents.operators import load_operators
 from hotline.audit import AuditLog
 from hotline.auth import Actor, TokenBook
 from hotline.store.migrate import upgrade
-from routing.admin import AcdAdmin
-from routing.admin_http import add_admin_routes
+from routing.admin.http import add_admin_routes
+from routing.admin.service import AcdAdmin
 from routing.groups import load_groups
+from routing.part import AcdService
 from routing.settings import RoutingSettings
-from routing.wiring import AcdService
 
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 ADMIN = {"Authorization": "Bearer admin-token"}

@@ -27,9 +27,10 @@ from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queue_state import DeviceState, Operator
 from pbxsim.queues import Queues
 from pbxsim.sounds import SoundLibrary
+from routing.group_hours import schedule_checker
+from routing.part import AcdService
 from routing.settings import RoutingSettings
 from routing.testing import group
-from routing.wiring import AcdService, schedule_checker
 from routing.yamlfile import FileError
 
 REDIS_URL = "redis://127.0.0.1:6379/0"  # the real Redis every Redis test uses

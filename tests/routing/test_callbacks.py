@@ -28,14 +28,10 @@ from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
-from routing.callbacks import (
-    Callback,
-    CallbackRefused,
-    CallbackScheduler,
-    CallbackSettings,
-    CallbackStore,
-    window_overlaps_hours,
-)
+from routing.callbacks.model import Callback, CallbackRefused, window_overlaps_hours
+from routing.callbacks.scheduler import CallbackScheduler
+from routing.callbacks.settings import CallbackSettings
+from routing.callbacks.store import CallbackStore
 from routing.groups import Group
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore

@@ -22,8 +22,10 @@ from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
-from routing.callbacks import CallbackScheduler, CallbackSettings, CallbackStore
-from routing.callbacks_http import add_callback_routes
+from routing.callbacks.http import add_callback_routes
+from routing.callbacks.scheduler import CallbackScheduler
+from routing.callbacks.settings import CallbackSettings
+from routing.callbacks.store import CallbackStore
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op

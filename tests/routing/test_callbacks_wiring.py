@@ -24,13 +24,16 @@ from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
-from routing.callbacks import CallbackSettings, window_overlaps_hours
+from routing.announcements import announcement
+from routing.callbacks.model import window_overlaps_hours
+from routing.callbacks.settings import CallbackSettings
+from routing.group_hours import schedule_checker
 from routing.groups import load_groups
 from routing.node import AcdNode
+from routing.part import AcdService
 from routing.settings import RoutingSettings
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op
-from routing.wiring import AcdService, announcement, schedule_checker
 
 ROOT = Path(__file__).resolve().parents[2]
 DIALPLANS = ROOT / "dialplans"

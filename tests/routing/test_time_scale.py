@@ -15,8 +15,8 @@ import yaml
 from controller.settings import load_settings
 from hotline.settings import ConfigError
 from routing.groups import load_groups
+from routing.part import AcdService
 from routing.settings import RoutingSettings
-from routing.wiring import AcdService
 
 SHIPPED = Path(__file__).resolve().parents[2] / "dialplans"
 GROUPS = """groups:

@@ -1,4 +1,5 @@
-"""The ACD put into a running controller: built from its files, started, stopped.
+"""The ACD as a part of the running controller: what the composition root builds, starts and
+stops (`AcdService`, `CallbackService`).
 
 `AcdService` is what `controller.node.Controller` holds when ``[routing] enabled``:
 
@@ -16,7 +17,7 @@ directory classifying days); the shipped groups use ``hours`` (the hotline's own
 ``round-the-clock``. The ACD refuses new callers of a closed group (the menu's overflow path
 runs with outcome ``closed``), and callbacks are placed only within those hours. A name with
 no such file leaves the group always open to the ACD; those names are logged at start-up so a
-typo does not go unnoticed.
+typo does not go unnoticed (`routing.group_hours`).
 
 `CallbackService` is the ACD's callbacks (`routing.callbacks`) in the controller: the
 scheduler polling for due callbacks, ``/api/callbacks``, and the menus' ``callbacks`` service
@@ -27,13 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,19 +44,24 @@ from hotline.ami.client import AmiClient
 from hotline.clock import wall_clock
 from hotline.store.state import redis_client
 from routing.acd import Acd
-from routing.callbacks import CallbackRefused, CallbackScheduler, CallbackSettings, CallbackStore
-from routing.callbacks_http import add_callback_routes
-from routing.connect import Announce, ConnectResult, connect_call, operator_answered
+from routing.announcements import announcer
+from routing.callbacks.http import add_callback_routes
+from routing.callbacks.model import CallbackRefused
+from routing.callbacks.scheduler import CallbackScheduler
+from routing.callbacks.settings import CallbackSettings
+from routing.callbacks.store import CallbackStore
+from routing.connect import ConnectResult, connect_call, operator_answered
+from routing.group_hours import IsOpen, hours_checker, load_group_hours
 from routing.groups import Group, load_groups
 from routing.metrics import AcdCollector, register
 from routing.node import AcdNode
-from routing.settings import RoutingSettings
+from routing.settings import RoutingSettings, locate
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 
 if TYPE_CHECKING:
     from hotline.hours import OpenHours
 
-__all__ = ["ANSWERED_SCRIPT", "AcdService", "CallbackService", "queue_status", "schedule_checker"]
+__all__ = ["ANSWERED_SCRIPT", "AcdService", "CallbackService", "queue_status"]
 
 log = logging.getLogger("hotline.routing")
 
@@ -69,91 +72,12 @@ ANSWERED_SCRIPT = "acd-answered"
 # Queue() (`otherwise` on anything but answered) branch the same way.
 _OVERFLOW_STATUS = {"max_wait": "timeout", "nobody_logged_in": "joinempty", "closed": "closed"}
 
-_REPOSITORY = Path(__file__).resolve().parents[1]
-IsOpen = Callable[[Group, float], bool]
-
 
 def queue_status(result: ConnectResult) -> str:
     """The `ivr.menu.model.OperatorQueue` outcome of one `connect_call`."""
     if result.outcome == "overflow":
         return _OVERFLOW_STATUS.get(result.overflow_reason or "", "timeout")
     return result.outcome  # answered | caller_gone
-
-
-def load_group_hours(groups: Mapping[str, Group], directory: Path) -> dict[str, OpenHours]:
-    """Each schedule name the groups use -> its opening hours (``<directory>/<name>.yaml``).
-    Broken hours or calendar files raise `hotline.hours.YamlFileError` (every problem at
-    file:line); names with no file are logged and left out (always open)."""
-    from hotline.hours import load_calendar, load_hours
-
-    hours: dict[str, OpenHours] = {}
-    unnamed: set[str] = set()
-    for group in groups.values():
-        path = directory / f"{group.schedule}.yaml"
-        if group.schedule in hours or group.schedule in unnamed:
-            continue
-        if path.is_file():
-            hours[group.schedule] = load_hours(path, load_calendar(directory / "calendar.yaml"))
-        else:
-            unnamed.add(group.schedule)
-    if unnamed:
-        log.warning(
-            "ACD schedules with no hours file are always open: %s (looked in %s)",
-            ", ".join(sorted(unnamed)),
-            directory,
-        )
-    return hours
-
-
-def schedule_checker(groups: Mapping[str, Group], directory: Path) -> IsOpen:
-    """`Acd`'s ``is_open``: each group's schedule file through `hotline.hours`."""
-    return _checker(load_group_hours(groups, directory))
-
-
-def _checker(hours: Mapping[str, OpenHours]) -> IsOpen:
-    def is_open(group: Group, now: float) -> bool:
-        schedule = hours.get(group.schedule)
-        return schedule is None or bool(schedule.status(datetime.fromtimestamp(now, UTC)).open)
-
-    return is_open
-
-
-class PromptPlayer(Protocol):
-    """What an announcement needs of the caller's session (`AgiSession.stream_file`)."""
-
-    async def stream_file(self, name: str, escape_digits: str = "") -> Any: ...
-
-
-def announcer(session: PromptPlayer) -> Announce:
-    """`connect_call`'s ``announce``: the caller's place and the expected wait, in Russian
-    («Ваш номер в очереди: три. Примерное время ожидания: две минуты»), the wait rounded up
-    to whole minutes. The first in line hears that they are next instead of a number."""
-
-    async def announce(position: int, expected_wait: float | None, stop: asyncio.Event) -> None:
-        for name in announcement(position, expected_wait):
-            if stop.is_set():  # an operator is waiting for this caller: cut it short
-                return
-            await session.stream_file(name)
-
-    return announce
-
-
-def announcement(position: int, expected_wait: float | None) -> list[str]:
-    """The prompt files of one announcement (see `announcer`)."""
-    from ivr import say_ru
-
-    if position <= 1:
-        files = ["hotline/queue-next"]
-    else:
-        files = ["hotline/queue-position", *say_ru.number_files(position, "m")]
-    if expected_wait is not None and position > 1:
-        minutes = max(1, math.ceil(expected_wait / 60))
-        files += ["hotline/queue-wait", *say_ru.number_files(minutes, "f")]
-        files.append(say_ru.plural_form(minutes, *_MINUTE_FILES))
-    return files
-
-
-_MINUTE_FILES = ("hotline/say-minute", "hotline/say-minutes-few", "hotline/say-minutes-many")
 
 
 @dataclass
@@ -184,7 +108,7 @@ class AcdService:
         hours: dict[str, OpenHours] = {}
         if is_open is None:
             hours = load_group_hours(groups, locate(settings.schedules_dir))
-            is_open = _checker(hours)
+            is_open = hours_checker(hours)
         acd = Acd(
             settings.timed_groups(groups),
             operators.values(),
@@ -370,16 +294,6 @@ _NO_DIALLING = (
     "AMI is disabled: callbacks are accepted and kept pending, but nothing can be dialled "
     "until [ami] is enabled"
 )
-
-
-def locate(path: str) -> Path:
-    """A settings path: absolute as given; relative from the working directory when it is
-    there, else from the repository (where the shipped dialplans/ lives, as the IVR's
-    default), so `hotline serve` started from another directory still finds the files."""
-    given = Path(path)
-    if given.is_absolute() or given.exists():
-        return given
-    return _REPOSITORY / given
 
 
 def _open_store(settings: RoutingSettings) -> AcdStore:

@@ -1,6 +1,6 @@
 """Editing the ACD's groups, operators and group schedules while it runs.
 
-Two ways in, one path through: the admin API (`routing.admin_http`) and hand edits of the
+Two ways in, one path through: the admin API (`routing.admin.http`) and hand edits of the
 files (`AcdAdmin.check`, polled like the menus' live reload, `ivr.menu.watch`). Either way the
 would-be file is checked by the very validator that reads it at start-up
 (`routing.groups.parse_groups`, `agents.operators.parse_operators`,
@@ -14,11 +14,11 @@ API edits rewrite only the entry they change: the other entries keep their text 
 Every accepted version of a file (and the one it replaced) is kept as the menus' versions are
 (`hotline.versions.VersionStore`: ``<versions_dir>/groups/<UTC time>-<sha8>.yaml``).
 
-A hand edit that fails is refused and the last good version stays in force: each problem is
-logged at ERROR as ``file:line: sentence``, ``hotline_acd_config_rejected_total{file}`` counts
-it, ``hotline_acd_config_broken{file}`` stays 1 and /healthz shows ``acd_files: stale`` until a
-good file arrives. API edits are serialised (one at a time, last writer wins); a hand edit not
-yet picked up is part of the file an API edit starts from, so it is checked too.
+A hand edit that fails is refused and the last good version stays in force
+(`routing.admin.reload`); /healthz shows ``acd_files: stale`` until a good file arrives. API
+edits are serialised (one at a time, last writer wins); a hand edit not yet picked up is part
+of the file an API edit starts from, so it is checked too. The text surgery of the files is
+`routing.admin.yaml_edit`; refusals are `routing.admin.errors.EditRefused`.
 """
 
 from __future__ import annotations
@@ -26,64 +26,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import yaml
-from prometheus_client import Counter, Gauge
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any
 
 from agents.operators import OperatorSpec, OperatorState, parse_operators
-from hotline.periodic import Periodic
 from hotline.versions import VersionStore, digest, file_author
 from hotline.yamldoc import write_atomically
+from routing.admin.errors import EditRefused, parse_or_refuse
+from routing.admin.reload import HandEditWatcher, mark_good
+from routing.admin.yaml_edit import (
+    check_depth,
+    check_hours,
+    hours_data,
+    menus_naming,
+    read_text,
+    render_hours,
+    with_entry,
+    without_entry,
+)
 from routing.groups import SCHEDULE_NAME, Group, parse_groups
-from routing.yamlfile import Doc, FileError
+from routing.settings import locate
 
 if TYPE_CHECKING:
     from hotline.audit import AuditLog
     from hotline.auth import Actor
     from hotline.hours import OpenHours
-    from routing.wiring import AcdService
+    from routing.part import AcdService
 
-__all__ = ["AcdAdmin", "EditRefused"]
+__all__ = ["AcdAdmin"]
 
 log = logging.getLogger("hotline.routing.admin")
-T = TypeVar("T")
-
-CONFIG_REJECTED = Counter(
-    "hotline_acd_config_rejected_total",
-    "Hand edits of ACD files refused (the last good version stays in force)",
-    ["file"],
-)
-CONFIG_BROKEN = Gauge(
-    "hotline_acd_config_broken", "1 while the ACD file on disk is refused", ["file"]
-)
-
-_MAX_DEPTH = 4  # JSON nesting an edit may carry (skills is the deepest: 2)
-_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
-_DAY_KINDS = ("workday", "saturday", "sunday", "holiday")
-
-
-class EditRefused(Exception):
-    """An edit not made; `message` is Russian, `where` a field or ``file:line``."""
-
-    def __init__(self, status: int, message: str, where: str = "", detail: str = "") -> None:
-        super().__init__(message)
-        self.status, self.message, self.where, self.detail = status, message, where, detail
-
-
-@dataclass
-class _Entry:
-    """Where one entry of a file's top mapping is written: lines first..last (0-based)."""
-
-    first: int
-    last: int
-    indent: int
 
 
 @dataclass
@@ -100,10 +74,10 @@ class AcdAdmin:
     interval: float = 2.0
     author: Callable[[Path], str] = file_author
     broken: dict[str, str] = field(default_factory=dict)  # file -> first problem
-    _applied: dict[Path, str] = field(default_factory=dict)  # file -> SHA-256 in force
+    applied: dict[Path, str] = field(default_factory=dict)  # file -> SHA-256 in force
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one edit at a time
     _in_force: dict[Path, bytes] = field(default_factory=dict)  # file -> bytes in force
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _poll: Periodic | None = None
+    _watcher: HandEditWatcher = field(init=False, repr=False)
 
     @classmethod
     def for_service(
@@ -115,8 +89,6 @@ class AcdAdmin:
         audit: AuditLog | None,
     ) -> AcdAdmin:
         """The admin of a service built from its settings (`AcdService.build`)."""
-        from routing.wiring import locate
-
         settings = service.settings
         return cls(
             service,
@@ -130,10 +102,11 @@ class AcdAdmin:
         )
 
     def __post_init__(self) -> None:
-        for path in (self.groups_file, self.operators_file, *self._schedule_files()):
+        for path in (self.groups_file, self.operators_file, *self.schedule_files()):
             with contextlib.suppress(OSError):
                 self._in_force[path] = path.read_bytes()
-                self._applied[path] = digest(self._in_force[path])
+                self.applied[path] = digest(self._in_force[path])
+        self._watcher = HandEditWatcher(self, self.interval)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -169,7 +142,7 @@ class AcdAdmin:
         path = self._schedule_path(name)
         if not path.is_file():
             raise EditRefused(404, f"Расписание «{name}» не найдено.", "name")
-        data = self._hours_data(path)
+        data = hours_data(path)
         return {
             "name": name,
             "file": str(path),
@@ -184,11 +157,11 @@ class AcdAdmin:
     async def put_group(
         self, group_id: str, body: Mapping[str, Any], actor: Actor, source: str
     ) -> Group:
-        _check_depth(body)
-        async with self._lock:
-            text = _read(self.groups_file)
-            new_text, block = _with_entry(self.groups_file, text, "groups", group_id, body)
-            groups = self._parse(
+        check_depth(body)
+        async with self.lock:
+            text = read_text(self.groups_file)
+            new_text, block = with_entry(self.groups_file, text, "groups", group_id, body)
+            groups = parse_or_refuse(
                 lambda doc: parse_groups(doc), self.groups_file, new_text, block, "Группа"
             )
             created = group_id not in self.groups
@@ -197,13 +170,13 @@ class AcdAdmin:
         return groups[group_id]
 
     async def delete_group(self, group_id: str, actor: Actor, source: str) -> None:
-        async with self._lock:
+        async with self.lock:
             if group_id not in self.groups:
                 raise EditRefused(404, f"Группа «{group_id}» не найдена.", "id")
-            text = _read(self.groups_file)
-            new_text = _without_entry(self.groups_file, text, "groups", group_id)
+            text = read_text(self.groups_file)
+            new_text = without_entry(self.groups_file, text, "groups", group_id)
             self._refuse_group_in_use(group_id)
-            groups = self._parse(
+            groups = parse_or_refuse(
                 lambda doc: parse_groups(doc), self.groups_file, new_text, None, "Группа"
             )
             await self._commit_groups(groups, new_text, actor, source, "group.delete", group_id)
@@ -232,24 +205,8 @@ class AcdAdmin:
                         f"На группу «{group_id}» ссылается группа «{other.id}» ({name}).",
                         f"groups.{other.id}.{name}",
                     )
-        for place in self._menus_naming(group_id):
+        for place in menus_naming(self.menus_dir, group_id):
             raise EditRefused(409, f"Группу «{group_id}» использует голосовое меню.", place)
-
-    def _menus_naming(self, group_id: str) -> Iterator[str]:
-        """``file:line`` of every ``group: <id>`` in the menu files (a queue, a callback, a
-        variable a later queue reads, the menu's group of last resort)."""
-        if self.menus_dir is None:
-            return
-        from ivr.menu.library import menu_files
-
-        for path in menu_files(self.menus_dir):
-            try:
-                root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue  # a broken menu serves nothing; the menu watcher reports it
-            for node in _scalars_under(root, "group"):
-                if node.value == group_id:
-                    yield f"{path}:{node.start_mark.line + 1}"
 
     async def _commit_groups(
         self,
@@ -283,12 +240,12 @@ class AcdAdmin:
                 raise EditRefused(
                     409, f"В группе «{gone}» есть абоненты: удалить её нельзя.", f"{path}: {gone}"
                 )
-            for place in self._menus_naming(gone):
+            for place in menus_naming(self.menus_dir, gone):
                 raise EditRefused(409, f"Группу «{gone}» использует голосовое меню.", place)
 
     def _hours_for(self, groups: Mapping[str, Group], path: Path) -> dict[str, OpenHours]:
         from hotline.yamldoc import YamlFileError
-        from routing.wiring import load_group_hours
+        from routing.group_hours import load_group_hours
 
         try:
             return load_group_hours(groups, self.schedules_dir)
@@ -302,15 +259,15 @@ class AcdAdmin:
     async def put_operator(
         self, op_id: str, body: Mapping[str, Any], actor: Actor, source: str
     ) -> OperatorSpec:
-        _check_depth(body)
-        async with self._lock:
+        check_depth(body)
+        async with self.lock:
             return await self._put_operator(op_id, body, actor, source, "operator.put")
 
     async def put_skills(
         self, op_id: str, skills: Mapping[str, Any], actor: Actor, source: str
     ) -> OperatorSpec:
-        _check_depth(skills)
-        async with self._lock:
+        check_depth(skills)
+        async with self.lock:
             spec = self.operators.get(op_id)
             if spec is None:
                 raise EditRefused(404, f"Оператор «{op_id}» не найден.", "id")
@@ -320,10 +277,10 @@ class AcdAdmin:
     async def _put_operator(
         self, op_id: str, body: Mapping[str, Any], actor: Actor, source: str, action: str
     ) -> OperatorSpec:
-        text = _read(self.operators_file)
-        new_text, block = _with_entry(self.operators_file, text, "operators", op_id, body)
+        text = read_text(self.operators_file)
+        new_text, block = with_entry(self.operators_file, text, "operators", op_id, body)
         known = set(self.groups)
-        operators = self._parse(
+        operators = parse_or_refuse(
             lambda doc: parse_operators(doc, known),
             self.operators_file,
             new_text,
@@ -334,13 +291,13 @@ class AcdAdmin:
         return operators[op_id]
 
     async def delete_operator(self, op_id: str, actor: Actor, source: str) -> None:
-        async with self._lock:
+        async with self.lock:
             if op_id not in self.operators:
                 raise EditRefused(404, f"Оператор «{op_id}» не найден.", "id")
-            text = _read(self.operators_file)
-            new_text = _without_entry(self.operators_file, text, "operators", op_id)
+            text = read_text(self.operators_file)
+            new_text = without_entry(self.operators_file, text, "operators", op_id)
             known = set(self.groups)
-            operators = self._parse(
+            operators = parse_or_refuse(
                 lambda doc: parse_operators(doc, known),
                 self.operators_file,
                 new_text,
@@ -388,16 +345,16 @@ class AcdAdmin:
     async def put_schedule(
         self, name: str, body: Mapping[str, Any], actor: Actor, source: str
     ) -> dict[str, Any]:
-        _check_depth(body)
+        check_depth(body)
         path = self._schedule_path(name)
-        async with self._lock:
-            current = self._hours_data(path) if path.is_file() else {}
+        async with self.lock:
+            current = hours_data(path) if path.is_file() else {}
             if body.get("surge_file", current.get("surge_file")) != current.get("surge_file"):
                 raise EditRefused(
                     422, "Файл режима «круглосуточно» через API не меняется.", "surge_file"
                 )
-            text = _render_hours(path, body, current)
-            hours = self._check_hours(path, text)
+            text = render_hours(path, body, current)
+            hours = check_hours(path, text, self.schedules_dir)
             await self._audit(actor, "schedule.put", name, source, text)
             self._write(path, text, actor, "schedule.put")
             if any(g.schedule == name for g in self.groups.values()):
@@ -413,61 +370,12 @@ class AcdAdmin:
             raise EditRefused(404, f"Расписание «{name}» не найдено.", "name")
         return path
 
-    def _hours_data(self, path: Path) -> dict[str, Any]:
-        """A file's content if it is an hours file (a mapping with ``hours``), else 404."""
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            data = None
-        if not isinstance(data, dict) or "hours" not in data:
-            raise EditRefused(404, f"Файл {path.name} не является расписанием.", "name")
-        return data
-
-    def _check_hours(self, path: Path, text: str) -> OpenHours:
-        """The IVR's own validator on the would-be file (in a scratch directory beside no one),
-        with its problems reported against the real path."""
-        from hotline.hours import load_calendar, load_hours, validate_hours_file
-        from hotline.yamldoc import YamlFileError
-
-        with tempfile.TemporaryDirectory() as scratch:
-            trial = Path(scratch) / path.name
-            trial.write_text(text, encoding="utf-8")
-            problems = validate_hours_file(trial)
-            if problems:
-                first = problems[0]
-                field_name = _hours_field(text, first.line)
-                raise EditRefused(
-                    422,
-                    f"Расписание не сохранено: {first.message}",
-                    field_name or f"{path}:{first.line}",
-                    str(first).replace(str(trial), str(path)),
-                )
-            try:
-                return load_hours(trial, load_calendar(self.schedules_dir / "calendar.yaml"))
-            except YamlFileError as error:
-                raise EditRefused(
-                    422, "Календарь содержит ошибки.", str(error.problems[0])
-                ) from None
-
-    def _schedule_files(self) -> list[Path]:
+    def schedule_files(self) -> list[Path]:
         names = {g.schedule for g in self.groups.values()}
         found = [self.schedules_dir / f"{n}.yaml" for n in sorted(names)]
         return [*found, self.schedules_dir / "calendar.yaml"]
 
     # --- shared steps -----------------------------------------------------------------------
-
-    def _parse(
-        self,
-        parse: Callable[[Doc], T],
-        path: Path,
-        text: str,
-        block: tuple[int, list[str]] | None,
-        what: str,
-    ) -> T:
-        try:
-            return parse(Doc(path, text))
-        except FileError as error:
-            raise _refusal(error, path, block, what) from None
 
     async def _audit(
         self, actor: Actor | None, action: str, target: str, source: str, text: str
@@ -502,8 +410,8 @@ class AcdAdmin:
             write_atomically(path, data)
         author = actor.user_id if actor is not None else self.author(path)
         self.versions.record(kind, data, author, action)
-        self._applied[path], self._in_force[path] = digest(data), data
-        self._mark_good(path)
+        self.applied[path], self._in_force[path] = digest(data), data
+        mark_good(self.broken, path)
         log.info(
             "ACD file %s: %s accepted",
             path.name,
@@ -511,268 +419,40 @@ class AcdAdmin:
             extra={"user": author, "role": actor.role if actor else "file", "action": action},
         )
 
-    # --- hand edits -------------------------------------------------------------------------
+    # --- hand edits (routing.admin.reload) -------------------------------------------------
 
     def start(self) -> None:
-        if self._poll is None:
-            self._poll = Periodic(self.check, self.interval, name="acd-file-watcher", log=log)
-        self._poll.start()
+        self._watcher.start()
 
     async def close(self) -> None:
-        if self._poll is not None:
-            await self._poll.close()
+        await self._watcher.close()
 
     async def check(self) -> list[str]:
         """Look once at the files; apply the ones changed by hand. Returns the files applied."""
-        applied: list[str] = []
-        async with self._lock:
-            for path, load in (
-                (self.groups_file, self._reload_groups),
-                (self.operators_file, self._reload_operators),
-            ):
-                if await self._reload(path, load):
-                    applied.append(str(path))
-            for path in self._schedule_files():
-                if await self._reload(path, self._reload_hours):
-                    applied.append(str(path))
-        return applied
+        return await self._watcher.check()
 
-    async def _reload(self, path: Path, load: Callable[[Path, str], Any]) -> bool:
-        try:
-            data = path.read_bytes()  # noqa: ASYNC240 - a few kilobytes, as the menu watcher
-        except OSError:
-            return False
-        if self._applied.get(path) == digest(data):
-            return False
-        try:
-            await load(path, data.decode("utf-8"))
-        except UnicodeDecodeError:
-            self._refuse(path, f"{path}:1: not UTF-8 text")
-            return False
-        except EditRefused as refused:
-            self._refuse(path, refused.detail or f"{refused.where}: {refused.message}")
-            return False
-        return True
-
-    async def _reload_groups(self, path: Path, text: str) -> None:
-        groups = self._parse(lambda doc: parse_groups(doc), path, text, None, "Группа")
+    async def apply_groups_file(self, path: Path, text: str) -> None:
+        """The groups file as edited by hand (the caller holds `lock`)."""
+        groups = parse_or_refuse(lambda doc: parse_groups(doc), path, text, None, "Группа")
         await self._commit_groups(groups, text, None, "file", "hand edit", "")
 
-    async def _reload_operators(self, path: Path, text: str) -> None:
+    async def apply_operators_file(self, path: Path, text: str) -> None:
+        """The operators file as edited by hand (the caller holds `lock`)."""
         known = set(self.groups)
-        operators = self._parse(
+        operators = parse_or_refuse(
             lambda doc: parse_operators(doc, known), path, text, None, "Оператор"
         )
         await self._commit_operators(operators, text, None, "file", "hand edit", "")
 
-    async def _reload_hours(self, path: Path, text: str) -> None:
+    async def apply_hours_file(self, path: Path, text: str) -> None:
+        """A schedule (or the calendar) as edited by hand (the caller holds `lock`)."""
         hours = self._hours_for(self.groups, path)  # also re-reads calendar.yaml
         self._write(path, text, None, "hand edit")
         self.service.hours.update(hours)
 
-    def _refuse(self, path: Path, problem: str) -> None:
-        if self.broken.get(str(path)) == problem:
-            return  # logged once per distinct problem, not every look
-        self.broken[str(path)] = problem
-        CONFIG_REJECTED.labels(path.name).inc()
-        CONFIG_BROKEN.labels(path.name).set(1)
-        log.error("ACD file refused, the last good version stays in force: %s", problem)
-
-    def _mark_good(self, path: Path) -> None:
-        if self.broken.pop(str(path), None) is not None:
-            CONFIG_BROKEN.labels(path.name).set(0)
-
     def health(self) -> str:
         """For /healthz: "ok", or "stale" while a refused hand edit waits on disk."""
         return "stale" if self.broken else "ok"
-
-
-# --- YAML text surgery: one entry replaced, the rest of the file kept as written -----------
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise EditRefused(500, f"Файл {path.name} не читается.", f"{path}:1", str(error)) from None
-
-
-def _entries(path: Path, text: str, top: str) -> tuple[dict[str, _Entry], int]:
-    """Entries of the block mapping under `top`, and the line after the last one."""
-    try:
-        root = Doc(path, text).root
-    except FileError as error:
-        raise _refusal(error, path, None, "Файл") from None
-    body = None
-    if isinstance(root, MappingNode):
-        for key, value in root.value:
-            if isinstance(key, ScalarNode) and key.value == top:
-                body = value
-    if not isinstance(body, MappingNode) or body.flow_style or not body.value:
-        raise EditRefused(
-            422, f"Файл {path.name}: раздел «{top}» должен быть непустым блоком.", f"{path}:1"
-        )
-    entries: dict[str, _Entry] = {}
-    for key, value in body.value:
-        end = _last_mark(value)
-        last = end.line - 1 if end.column == 0 and end.line > key.start_mark.line else end.line
-        entries[str(key.value)] = _Entry(key.start_mark.line, last, key.start_mark.column)
-    return entries, max(e.last for e in entries.values()) + 1
-
-
-def _last_mark(node: Node) -> Any:
-    if isinstance(node, MappingNode | SequenceNode) and not node.flow_style and node.value:
-        last = node.value[-1]
-        return _last_mark(last[1] if isinstance(node, MappingNode) else last)
-    return node.end_mark
-
-
-def _with_entry(
-    path: Path, text: str, top: str, entry_id: str, body: Mapping[str, Any]
-) -> tuple[str, tuple[int, list[str]]]:
-    """The file with `entry_id` replaced (or added at the end), and (first line, field names
-    by line) of the block written, to tell which field an error is in."""
-    entries, end = _entries(path, text, top)
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    indent = next(iter(entries.values())).indent
-    pad = " " * indent
-    block = [f"{pad}{_scalar(entry_id)}:\n"]
-    names = ["id"]
-    for key, value in body.items():
-        block.append(f"{pad}  {_scalar(str(key))}: {_flow(value)}\n")
-        names.append(str(key))
-    found = entries.get(entry_id)
-    first, stop = (found.first, found.last + 1) if found else (end, end)
-    new = lines[:first] + block + lines[stop:]
-    return "".join(new), (first, names)
-
-
-def _without_entry(path: Path, text: str, top: str, entry_id: str) -> str:
-    entries, _ = _entries(path, text, top)
-    found = entries[entry_id]
-    lines = text.splitlines(keepends=True)
-    return "".join(lines[: found.first] + lines[found.last + 1 :])
-
-
-def _scalar(text: str) -> str:
-    """A YAML scalar that reads back as exactly this text, plain when that is safe."""
-    if _PLAIN.match(text) and yaml.safe_load(text) == text:
-        return text
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable() and ch not in "\u2028\u2029\x85":
-            out.append(ch)
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return '"' + "".join(out) + '"'
-
-
-def _flow(value: Any) -> str:
-    """A JSON value as YAML flow text; the file's validator then judges it like any file."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if value == value and abs(value) != float("inf") else _scalar(str(value))
-    if isinstance(value, str):
-        return _scalar(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_flow(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_scalar(str(k))}: {_flow(v)}" for k, v in value.items()) + "}"
-    return _scalar(str(value))
-
-
-def _check_depth(value: Any, depth: int = 0) -> None:
-    if depth > _MAX_DEPTH:
-        raise EditRefused(400, "Слишком глубокая вложенность в запросе.", "body")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _check_depth(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_depth(item, depth + 1)
-
-
-_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<message>.*)$", re.S)
-
-
-def _refusal(
-    error: FileError, path: Path, block: tuple[int, list[str]] | None, what: str
-) -> EditRefused:
-    """The validator's file:line error, pointed at the request's field when it is in the
-    entry the request wrote."""
-    found = _LINE.match(str(error))
-    line = int(found["line"]) - 1 if found else -1
-    message = found["message"] if found else str(error)
-    where = f"{path}:{line + 1}"
-    if block is not None and 0 <= line - block[0] < len(block[1]):
-        where = block[1][line - block[0]]
-    missing = re.match(r"missing field\(s\): (.*)", message)
-    if missing and block is not None and where != f"{path}:{line + 1}":
-        where = missing[1]
-    return EditRefused(422, f"{what}: ошибка в «{where}»: {message}", where, str(error))
-
-
-def _render_hours(path: Path, body: Mapping[str, Any], current: Mapping[str, Any]) -> str:
-    """An hours file from the request: the old file's opening comments, then the values."""
-    header: list[str] = []
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-            if not line.startswith("#"):
-                break
-            header.append(line)
-    lines = list(header)
-    for key in ("timezone", "surge_file"):
-        value = body.get(key, current.get(key))
-        if value is not None:
-            lines.append(f"{key}: {_flow(value)}\n")
-    for key in body:
-        if key not in ("timezone", "surge_file", "hours"):
-            lines.append(f"{_scalar(str(key))}: {_flow(body[key])}\n")
-    hours = body.get("hours")
-    if isinstance(hours, Mapping):
-        lines.append("hours:\n")
-        lines.extend(f"  {_scalar(str(k))}: {_flow(v)}\n" for k, v in hours.items())
-    else:
-        lines.append(f"hours: {_flow(hours)}\n")
-    return "".join(lines)
-
-
-def _hours_field(text: str, line: int) -> str | None:
-    """The request field written on a line of a rendered hours file."""
-    lines = text.splitlines()
-    if not 1 <= line <= len(lines):
-        return None
-    written = lines[line - 1]
-    key = written.strip().split(":", 1)[0].strip('"')
-    if written.startswith("  "):
-        return f"hours.{key}"
-    return key if not written.startswith("#") else None
-
-
-def _scalars_under(node: Node | None, key_name: str) -> Iterator[ScalarNode]:
-    if isinstance(node, MappingNode):
-        for key, value in node.value:
-            if (
-                isinstance(key, ScalarNode)
-                and key.value == key_name
-                and isinstance(value, ScalarNode)
-            ):
-                yield value
-            yield from _scalars_under(value, key_name)
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            yield from _scalars_under(item, key_name)
 
 
 def _version_key(path: Path, groups_file: Path, operators_file: Path) -> str:

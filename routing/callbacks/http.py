@@ -25,7 +25,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from routing.callbacks import CallbackRefused, CallbackScheduler
+from routing.callbacks.model import CallbackRefused
+from routing.callbacks.scheduler import CallbackScheduler
 
 __all__ = ["add_callback_routes"]
 

@@ -1,0 +1,12 @@
+"""Callbacks: the ACD calls a caller back instead of keeping them on hold.
+
+- ``model.py``      the callback row (table ``callbacks``), its states, `CallbackRefused`
+- ``settings.py``   `CallbackSettings` (``[callbacks]``)
+- ``store.py``      `CallbackStore`: the table; claims, leases and take-backs
+- ``originate.py``  `CallbackDialler`: AMI Originate of the operator's leg, then the
+                    citizen's, following the operator's leg until it hangs up
+- ``scheduler.py``  `CallbackScheduler`: requests, due callbacks, claims, one per node
+- ``http.py``       ``/api/callbacks`` for the mobile app (`add_callback_routes`)
+
+How the whole works is in `routing.callbacks.scheduler`'s docstring.
+"""

@@ -1,0 +1,130 @@
+"""What a callback is: its database row, its states, and the checks every part of it shares.
+
+States: pending -> reserved (claimed by a node, waiting for / holding an operator) -> dialing
+-> connected; back to pending after a failed attempt or an overflow; failed, cancelled
+(DELETE or the caller), expired (window over) are final. `CallbackRefused` is a request that
+cannot be accepted (its message is Russian, for the app's screen); `window_overlaps_hours`
+and `is_open_at` read a group's opening hours for the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hotline.hours import HoursStatus
+from hotline.store.db import Base, UTCDateTime
+from routing.groups import Group
+
+__all__ = [
+    "ACTIVE",
+    "HELD",
+    "Callback",
+    "CallbackRefused",
+    "CallbackState",
+    "HoursFor",
+    "HoursLike",
+    "is_open_at",
+    "window_overlaps_hours",
+]
+
+
+class CallbackState(StrEnum):
+    PENDING = "pending"
+    RESERVED = "reserved"
+    DIALING = "dialing"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+S = CallbackState
+ACTIVE: Final = (S.PENDING.value, S.RESERVED.value, S.DIALING.value)
+HELD: Final = (S.RESERVED.value, S.DIALING.value)  # claimed by a node, under its lease
+
+
+class Callback(Base):
+    """One callback request. Schema owned by migrations ``0002_acd`` (branch "acd") and
+    ``0005_callback_lease``."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        Index("ix_callbacks_state_next", "state", "next_attempt_at"),
+        Index("ix_callbacks_phone", "phone"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    phone: Mapped[str] = mapped_column(String)  # 11 digits starting with 7 (validate_phone)
+    application_id: Mapped[str | None] = mapped_column(String, nullable=True)
+    group_id: Mapped[str] = mapped_column(String)
+    priority: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String)  # ivr | api
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    queue_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # ACD arrival no.
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first arrival: orders the queue
+    state: Mapped[str] = mapped_column(String)
+    attempts: Mapped[int] = mapped_column(Integer)  # calls to the citizen made so far
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_result: Mapped[str | None] = mapped_column(String, nullable=True)
+    operator: Mapped[str | None] = mapped_column(String, nullable=True)
+    node: Mapped[str | None] = mapped_column(String, nullable=True)  # the node holding the claim
+    # until when the claim holds without renewal (migration 0005_callback_lease)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # collected in the menu / from the app
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def as_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "id": self.id,
+            "state": self.state,
+            "group": self.group_id,
+            "application_id": self.application_id,
+            "window_start": iso(self.window_start),
+            "window_end": iso(self.window_end),
+            "attempts": self.attempts,
+            "next_attempt_at": iso(self.next_attempt_at),
+            "last_result": self.last_result,
+        }
+
+
+class CallbackRefused(ValueError):
+    """A request that cannot be accepted; the message is Russian, for the app's screen."""
+
+    def __init__(self, message: str, *, existing: int | None = None) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+class HoursLike(Protocol):
+    """`hotline.hours.OpenHours` (what a group's schedule resolves to)."""
+
+    def status(self, at: datetime) -> HoursStatus: ...
+
+
+HoursFor = Callable[[Group], HoursLike | None]
+"""A group's hours; None means round the clock. The lead maps ``group.schedule`` to hours."""
+
+
+def window_overlaps_hours(hours: HoursLike | None, start: datetime, end: datetime) -> bool:
+    """Is the group open at some moment in [start, end)?"""
+    if hours is None:
+        return True
+    status = hours.status(start)
+    if status.open:
+        return True
+    return status.opens_at is not None and status.opens_at < end
+
+
+def is_open_at(hours: HoursLike | None, at: datetime) -> bool:
+    return hours is None or hours.status(at).open
