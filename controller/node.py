@@ -1,15 +1,19 @@
-"""The running controller: the parts of `hotline serve` put together, started and stopped in
-order.
+"""The running controller: every part of `hotline serve` built from settings, wired through
+its ports, and run through one `hotline.lifecycle.Lifecycle`.
 
-Start: database migrations, call state, the ACD (when ``[routing] enabled``: operator states,
-its timer loop, metrics, the operator API, device state over AMI, the ``acd-answered`` FastAGI
-hook and the operators' ``operator-feature`` codes, and its callbacks: the scheduler,
-``/api/callbacks`` and the menus' ``callback`` node),
-the recorder (when enabled: MixMonitor on answer,
-the embedded pipeline worker, the retention purge, the `/recordings` API), the AMI link (when
-enabled), the FastAGI server, the operations endpoint. Stop (SIGTERM or Ctrl-C): stop taking
-calls, let calls in progress finish up to the drain timeout, then close the rest in reverse
-order.
+Start, in order: the database (migrations), call state, the ACD (when ``[routing] enabled``:
+operator states and their API, escalation to agencies, edits of its files), the recorder (when
+enabled), the AMI link (when enabled), callbacks, the HTTP server, the menus' file watcher and
+last the FastAGI server, so no call arrives before everything it needs is up. Stop (SIGTERM or
+Ctrl-C) runs the same list backwards: FastAGI first stops taking calls and lets those in
+progress finish (up to ``agi.drain_timeout``), then the rest closes.
+
+The ports between parts, wired here and nowhere else:
+* the menus' queue port (`ivr.menu.model.OperatorQueue`) is the ACD (`AcdService.connect`);
+* the menus' callback port is the callback scheduler (`CallbackService.request`);
+* the answer hooks of a call (`hotline.agi.hooks.AnsweredHook`) are the recorder's MixMonitor;
+* the ACD's answer listeners tell the recorder which operator took a call;
+* AMI events feed the recorder's worker and the ACD's softphone registration.
 """
 
 from __future__ import annotations
@@ -22,11 +26,22 @@ from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.escalation import add_escalation_routes, load_agencies
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
+from controller.parts import (
+    AcdFilesPart,
+    AcdPart,
+    AgiPart,
+    AmiPart,
+    CallbacksPart,
+    CallStatePart,
+    DatabasePart,
+    MenusPart,
+    RecorderPart,
+    WebPart,
+)
 from controller.settings import Settings
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
@@ -34,10 +49,10 @@ from hotline.agi.server import FastAgiServer
 from hotline.ami.client import AmiClient
 from hotline.audit import AuditLog
 from hotline.auth import TokenFile
-from hotline.store.db import CallLog, create_engine
-from hotline.store.migrate import upgrade
-from hotline.store.state import CallState, StateUnavailable, open_call_state
-from hotline.web import build_app, start_web
+from hotline.lifecycle import Lifecycle
+from hotline.store.db import CallLog
+from hotline.store.state import CallState
+from hotline.web import build_app
 from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
 from ivr.menu.watch import MenuWatcher
@@ -53,7 +68,7 @@ AGENCIES_FILE = "dialplans/agencies.yaml"
 
 
 class Controller:
-    """Owns every long-lived part of one controller node."""
+    """One controller node: its parts, the ports between them, their lifecycle."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -61,102 +76,108 @@ class Controller:
         self.state: CallState | None = None
         self.ami: AmiClient | None = None
         self.agi: FastAgiServer | None = None
-        self.web: web.AppRunner | None = None
         self.recordings: RecorderService | None = None
         self.menus: MenuWatcher | None = None
         self.acd: AcdService | None = None
         self.callbacks: CallbackService | None = None
         self.acd_admin: AcdAdmin | None = None
+        self._lifecycle = Lifecycle()
         self._stopping = asyncio.Event()
 
+    @property
+    def node(self) -> str:
+        return self.settings.node_name
+
     async def start(self) -> None:
-        store = self.settings.store
-        await upgrade(store.database_url)
-        self.engine = create_engine(store.database_url)
-        self.state = open_call_state(store.state_backend, store.redis_url)
-        if not await self.state.ping():
-            # Degraded, not dead: calls still flow; shared state comes back with Redis.
-            log.error("call state backend is unreachable", extra={"backend": store.state_backend})
+        """Build and start every part; a failure leaves the started ones for `stop`."""
+        parts = self._lifecycle
+        database = DatabasePart(self.settings.store)
+        await parts.start(database)
+        self.engine = database.engine
+        assert self.engine is not None
+        state = CallStatePart(self.settings.store)
+        await parts.start(state)
+        self.state = state.state
         app = build_app(self.health)
         if self.settings.routing.enabled:
-            # Broken groups, operators or hours files stop start-up here, with their file:line.
-            self.acd = AcdService.build(self.settings.routing)
-            await self.acd.start()
-            self.acd.install(app)
-            # Only agencies on the allow-list can be dialled; a broken file stops start-up.
-            add_escalation_routes(
-                app, self.acd.node, lambda: self.ami, load_agencies(locate(AGENCIES_FILE))
-            )
-            self._start_acd_admin(self.acd, self.engine, app)
+            await self._start_acd(self.engine, app)
         if self.settings.recorder.enabled:
-            self.recordings = RecorderService(
-                self.settings.recorder, self.settings.recorder_access, self.engine
-            )
-            # Broken retention or token files stop start-up here, with their file:line.
-            self.recordings.prepare()
-            self.recordings.install(app)
-            await self.recordings.start()
-            if self.acd is not None:  # recordings name the operator the ACD connected
-                self.acd.answer_listeners.append(self.recordings.note_operator)
+            await self._start_recorder(self.engine, app)
         if self.settings.ami.enabled:
-            self.ami = self._ami_client()
-            if self.recordings is not None:
-                self.recordings.watch(self.ami)
-            if self.acd is not None:
-                self.acd.watch(self.ami)
+            self.ami = AmiClient.from_settings(self.settings.ami)
+            self._watch_ami(self.ami)
+            await parts.start(AmiPart(self.ami))
         if self.acd is not None:
             await self._start_callbacks(self.acd, self.engine, app)
-        if self.ami is not None:
-            self.ami.start()
-        self.agi = self._agi_server(CallLog(self.engine))
-        await self.agi.start()
-        if self.menus is not None:
-            self.menus.start()
-        http = self.settings.http
-        self.web = await start_web(app, http.host, http.port)
+        await parts.start(WebPart(app, self.settings.http))
+        self.agi, self.menus = self._agi_server(CallLog(self.engine))
+        await parts.start(MenusPart(self.menus))
+        await parts.start(AgiPart(self.agi, self.settings.agi.drain_timeout))
         log.info(
             "controller started",
-            extra={"agi_port": self.agi.port, "http_port": http.port, "node": self.node},
+            extra={
+                "agi_port": self.agi.port,
+                "http_port": self.settings.http.port,
+                "node": self.node,
+            },
         )
 
-    def _start_acd_admin(self, acd: AcdService, engine: AsyncEngine, app: web.Application) -> None:
+    async def _start_acd(self, engine: AsyncEngine, app: web.Application) -> None:
+        # Broken groups, operators or hours files stop start-up here, with their file:line.
+        self.acd = AcdService.build(self.settings.routing)
+        await self._lifecycle.start(AcdPart(self.acd))
+        self.acd.install(app)
+        # Only agencies on the allow-list can be dialled; a broken file stops start-up.
+        agencies = load_agencies(locate(AGENCIES_FILE))
+        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies)
         # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors of the
-        # recordings' token file; hand edits of the files are picked up by the same path.
+        # token file; hand edits of the files are picked up by the same path.
         routing, ivr = self.settings.routing, self.settings.ivr
+        versions = Path(routing.versions_dir) if routing.versions_dir else ivr.versions_dir / "acd"
         self.acd_admin = AcdAdmin.for_service(
-            acd,
-            versions_dir=Path(routing.versions_dir)
-            if routing.versions_dir
-            else ivr.versions_dir / "acd",
-            menus_dir=ivr.dialplans_dir,
-            audit=AuditLog(engine),
+            self.acd, versions_dir=versions, menus_dir=ivr.dialplans_dir, audit=AuditLog(engine)
         )
-        add_admin_routes(app, self.acd_admin, TokenFile(self.settings.recorder_access.tokens_file))
-        self.acd_admin.start()
+        tokens = TokenFile(self.settings.recorder_access.tokens_file)
+        add_admin_routes(app, self.acd_admin, tokens)
+        await self._lifecycle.start(AcdFilesPart(self.acd_admin))
+
+    async def _start_recorder(self, engine: AsyncEngine, app: web.Application) -> None:
+        self.recordings = RecorderService(
+            self.settings.recorder, self.settings.recorder_access, engine
+        )
+        # Broken retention or token files stop start-up here, with their file:line.
+        self.recordings.prepare()
+        self.recordings.install(app)
+        await self._lifecycle.start(RecorderPart(self.recordings))
+        if self.acd is not None:  # recordings name the operator the ACD connected
+            self.acd.answer_listeners.append(self.recordings.note_operator)
+
+    def _watch_ami(self, ami: AmiClient) -> None:
+        """Subscribe the parts to AMI events before the link starts, so none is missed."""
+        if self.recordings is not None:
+            self.recordings.watch(ami)
+        if self.acd is not None:
+            self.acd.watch(ami)
 
     async def _start_callbacks(
         self, acd: AcdService, engine: AsyncEngine, app: web.Application
     ) -> None:
         # Without AMI the scheduler gets a client that is never started: requests are kept
         # pending (CallbackService warns) until a controller with AMI places them.
-        ami = self.ami or self._ami_client()
+        ami = self.ami or AmiClient.from_settings(self.settings.ami)
         self.callbacks = CallbackService.build(
             acd, engine, ami, self.settings.callbacks, dialling=self.ami is not None
         )
-        await self.callbacks.start()
+        await self._lifecycle.start(CallbacksPart(self.callbacks))
         self.callbacks.install(app)
 
-    @property
-    def node(self) -> str:
-        return self.settings.node_name
-
-    def _agi_server(self, call_log: CallLog) -> FastAgiServer:
-        router = Router()
+    def _agi_server(self, call_log: CallLog) -> tuple[FastAgiServer, MenuWatcher]:
+        """The FastAGI scripts: the menus' entry (with the ACD as its queue port, callbacks
+        and the recorder's answer hook), the ACD's answer hook and the phones' feature codes."""
         hooks: tuple[AnsweredHook, ...] = ()
         if self.recordings is not None:
             hooks = tuple(self.recordings.hooks)
-        acd = self.acd
-        ivr = self.settings.ivr
+        ivr, acd = self.settings.ivr, self.acd
         services = replace(base_services(ivr, call_log, acd), callbacks=self.callbacks)
         library, problems = load_library(ivr.dialplans_dir, services, ivr.general_number)
         if problems:
@@ -164,14 +185,13 @@ class Controller:
         entry = CallEntry(
             call_log, self.node, settings=ivr, library=library, on_answered=hooks, queue=acd
         )
+        router = Router()
         router.add("hotline", entry)
         if acd is not None:
             router.add(ANSWERED_SCRIPT, acd.answered)
             router.add(FEATURE_SCRIPT, FeatureCodes(acd.node))
-        # Edited menu files reach new calls without a restart; calls in progress keep theirs.
-        self.menus = MenuWatcher.from_settings(entry, self.settings.ivr)
         agi = self.settings.agi
-        return FastAgiServer(
+        server = FastAgiServer(
             router,
             host=agi.host,
             port=agi.port,
@@ -180,40 +200,18 @@ class Controller:
             reply_timeout=agi.reply_timeout,
             max_sessions=agi.max_sessions,
         )
-
-    def _ami_client(self) -> AmiClient:
-        ami = self.settings.ami
-        return AmiClient.from_settings(ami)
+        return server, MenuWatcher.from_settings(entry, ivr)
 
     async def health(self) -> dict[str, str]:
-        """What /healthz reports: each part and whether it works (``acd_files: stale`` only
-        while a hand-edited ACD file is refused and its last good version serves)."""
-        stale = {"acd_files": "stale"} if self.acd_admin and self.acd_admin.broken else {}
-        return stale | {
-            "agi": "listening" if self.agi is not None and self.agi.is_serving() else "down",
-            "acd": "disabled" if self.acd is None else self.acd.health(),
-            "ami": "disabled" if self.ami is None else ("up" if self.ami.connected else "down"),
-            "database": await self._database_health(),
-            "state": await self._state_health(),
+        """What /healthz reports: every started part, and the parts switched off."""
+        switched_off = {
+            "acd": not self.settings.routing.enabled,
+            "recorder": not self.settings.recorder.enabled,
+            "ami": not self.settings.ami.enabled,
         }
-
-    async def _database_health(self) -> str:
-        if self.engine is None:
-            return "down"
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as error:  # any driver error means the same to an operator
-            return f"error: {type(error).__name__}"
-        return "ok"
-
-    async def _state_health(self) -> str:
-        if self.state is None:
-            return "down"
-        try:
-            return "ok" if await self.state.ping() else "down"
-        except StateUnavailable:
-            return "down"
+        return {name: "disabled" for name, off in switched_off.items() if off} | (
+            await self._lifecycle.health()
+        )
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -225,28 +223,8 @@ class Controller:
         await self._stopping.wait()
 
     async def stop(self) -> None:
-        """Stop taking calls, drain the ones in progress, then close everything else."""
-        log.info("controller stopping", extra={"drain_timeout": self.settings.agi.drain_timeout})
-        if self.agi is not None:
-            await self.agi.drain(self.settings.agi.drain_timeout)
-        if self.menus is not None:
-            await self.menus.close()
-        if self.acd_admin is not None:
-            await self.acd_admin.close()
-        if self.web is not None:
-            await self.web.cleanup()
-        if self.recordings is not None:
-            await self.recordings.stop()
-        if self.callbacks is not None:
-            await self.callbacks.stop()
-        if self.acd is not None:
-            await self.acd.stop()
-        if self.ami is not None:
-            await self.ami.close()
-        if self.state is not None:
-            await self.state.close()
-        if self.engine is not None:
-            await self.engine.dispose()
+        """Stop every started part, the FastAGI server (which drains) first."""
+        await self._lifecycle.stop()
         log.info("controller stopped")
 
 

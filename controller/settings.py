@@ -12,7 +12,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hotline.settings import (
     AgiSettings,
@@ -23,8 +23,8 @@ from hotline.settings import (
     not_empty,
     read_settings,
 )
-from ivr.settings import IvrSettings
-from recorder.settings import AccessSettings, RecorderSettings
+from ivr.settings import IvrSettings, WithIvrSettings
+from recorder.settings import AccessSettings, RecorderSettings, WithRecorderSettings
 from routing.callbacks.settings import CallbackSettings
 from routing.settings import RoutingSettings
 
@@ -69,3 +69,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     """Read the whole configuration: the file (`path`, else `$HOTLINE_CONFIG`, else none), then
     the `HOTLINE_*` environment; raises `hotline.settings.ConfigError` on any problem."""
     return read_settings(Settings, SECTIONS, path, environ)
+
+
+if TYPE_CHECKING:  # checked by mypy, never run
+
+    def _part_views(settings: Settings) -> tuple[WithIvrSettings, WithRecorderSettings]:
+        """`Settings` has every section the parts' commands declare they read."""
+        return settings, settings

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from controller.settings import Settings
 from hotline.versions import VersionError, VersionStore, digest
 from hotline.yamldoc import write_atomically
 from ivr.graph import render_svg
@@ -25,13 +24,12 @@ from ivr.menu.library import hours_loader, load_library, load_one
 from ivr.menu.lint import lint_paths
 from ivr.menu.loader import load_menu
 from ivr.menu.model import MenuError, Services, Step
-from ivr.settings import IvrSettings
+from ivr.settings import IvrSettings, WithIvrSettings
 
 
-def ivr_settings(settings: Settings | None) -> IvrSettings:
-    """The ``[ivr]`` section once the lead wires it into Settings; the defaults until then."""
-    found = getattr(settings, "ivr", None)
-    return found if isinstance(found, IvrSettings) else IvrSettings()
+def ivr_settings(settings: WithIvrSettings | None) -> IvrSettings:
+    """The ``[ivr]`` section; its defaults when a command runs without settings."""
+    return IvrSettings() if settings is None else settings.ivr
 
 
 def add_commands(commands: Any) -> None:
@@ -90,7 +88,7 @@ def _add_menus(commands: Any) -> None:
     rollback.set_defaults(run=cmd_rollback)
 
 
-async def cmd_lint(args: argparse.Namespace, settings: Settings | None) -> int:
+async def cmd_lint(args: argparse.Namespace, settings: WithIvrSettings | None) -> int:
     ivr = ivr_settings(settings)
     from ivr.prompts import DEFAULT_CORE_SOUNDS_DIR, load_catalog
 
@@ -115,7 +113,7 @@ class _StaticHistory:
         return self.seen
 
 
-async def cmd_try(args: argparse.Namespace, settings: Settings | None) -> int:
+async def cmd_try(args: argparse.Namespace, settings: WithIvrSettings | None) -> int:
     ivr = ivr_settings(settings)
     try:
         at = moment(args.at, ivr.timezone)
@@ -189,7 +187,7 @@ def footer(result: CallResult, channel: ConsoleChannel) -> str:
     return "\n".join(lines)
 
 
-async def cmd_graph(args: argparse.Namespace, settings: Settings | None) -> int:
+async def cmd_graph(args: argparse.Namespace, settings: WithIvrSettings | None) -> int:
     ivr = ivr_settings(settings)
     path = (args.dialplans or ivr.dialplans_dir) / f"{args.number}.yaml"
     if not path.is_file():
@@ -209,7 +207,7 @@ async def cmd_graph(args: argparse.Namespace, settings: Settings | None) -> int:
     return 0
 
 
-async def cmd_versions(args: argparse.Namespace, settings: Settings | None) -> int:
+async def cmd_versions(args: argparse.Namespace, settings: WithIvrSettings | None) -> int:
     ivr = ivr_settings(settings)
     store = VersionStore(ivr.versions_dir)
     try:
@@ -229,7 +227,7 @@ async def cmd_versions(args: argparse.Namespace, settings: Settings | None) -> i
     return 0
 
 
-async def cmd_rollback(args: argparse.Namespace, settings: Settings | None) -> int:
+async def cmd_rollback(args: argparse.Namespace, settings: WithIvrSettings | None) -> int:
     ivr = ivr_settings(settings)
     store = VersionStore(ivr.versions_dir)
     target = (args.dialplans or ivr.dialplans_dir) / f"{args.number}.yaml"

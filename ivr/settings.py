@@ -1,4 +1,4 @@
-"""Settings of the voice menus (the ``[ivr]`` section the lead wires into controller.settings).
+"""Settings of the voice menus (the ``[ivr]`` section of the product's settings).
 
 Every field has a default that works from a checkout: the menu files and prompts shipped in the
 repository, the stand-in status service on its default port.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -45,3 +46,11 @@ class IvrSettings:
     recordings_dir: str = "/var/spool/asterisk/hotline-messages"
     reload_interval: float = 2.0
     versions_dir: Path = REPOSITORY / "var" / "dialplan-versions"
+
+
+class WithIvrSettings(Protocol):
+    """What the menus' commands read of the product's settings (the composition root's
+    `Settings` is one): the part names its section, not the whole."""
+
+    @property
+    def ivr(self) -> IvrSettings: ...

@@ -5,9 +5,8 @@
     hotline recorder rewrap         move every recording's data key under the current master key
 
 `add_commands(commands)` registers them on the `hotline` command's subparsers; each sets
-`run=coroutine(args, settings) -> exit code`. Settings come from `settings.recorder` once the
-lead wires `RecorderSettings` in as the `[recorder]` section (defaults until then) and the
-database from `settings.store.database_url`.
+`run=coroutine(args, settings) -> exit code`, with the `[recorder]`, `[recorder_access]`,
+`[ami]` and `[store]` sections of the settings (`recorder.settings.WithRecorderSettings`).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from recorder.keys import KeyError_, KeyRing, MasterKeyStore, WrappedKey, wrappe
 from recorder.models import RecordingStore
 from recorder.pipeline import CallInfo, Recorder
 from recorder.retention import RetentionConfigError, RetentionPolicy, shred_safely
-from recorder.settings import AccessSettings, RecorderSettings
+from recorder.settings import RecorderSettings, WithRecorderSettings
 from recorder.spool import valid_call_id
 from recorder.storage import S3Storage, StorageError, open_storage
 
@@ -48,10 +47,9 @@ __all__ = [
 log = logging.getLogger("recorder.cli")
 
 
-def recorder_settings(settings: Any) -> RecorderSettings:
-    """The `[recorder]` section, or the defaults while it is not wired into Settings."""
-    section = getattr(settings, "recorder", None)
-    return section if isinstance(section, RecorderSettings) else RecorderSettings()
+def recorder_settings(settings: WithRecorderSettings) -> RecorderSettings:
+    """The `[recorder]` section."""
+    return settings.recorder
 
 
 def add_commands(commands: Any) -> None:
@@ -69,10 +67,10 @@ def add_commands(commands: Any) -> None:
     rewrap.set_defaults(run=cmd_rewrap)
 
 
-async def cmd_run(args: argparse.Namespace, settings: Any) -> int:
-    ami = getattr(settings, "ami", None)
+async def cmd_run(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
+    ami = settings.ami
     rsettings = recorder_settings(settings)
-    access = getattr(settings, "recorder_access", None) or AccessSettings()
+    access = settings.recorder_access
     try:  # the same terms the purge job applies: dialplans/retention.yaml
         retention = RetentionPolicy.load(access.retention_file, rsettings)
     except RetentionConfigError as error:
@@ -82,12 +80,12 @@ async def cmd_run(args: argparse.Namespace, settings: Any) -> int:
         rsettings,
         settings.store.database_url,
         once=args.once,
-        ami=ami if ami is not None and ami.enabled and not args.once else None,
+        ami=ami if ami.enabled and not args.once else None,
         retention=retention,
     )
 
 
-async def cmd_keygen(args: argparse.Namespace, settings: Any) -> int:
+async def cmd_keygen(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
     rsettings = recorder_settings(settings)
     store = MasterKeyStore(rsettings.keys_dir)
     try:
@@ -102,7 +100,7 @@ async def cmd_keygen(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-async def cmd_rewrap(args: argparse.Namespace, settings: Any) -> int:
+async def cmd_rewrap(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
     rsettings = recorder_settings(settings)
     ring = KeyRing(MasterKeyStore(rsettings.keys_dir), rsettings.master_key_id)
     engine = create_engine(settings.store.database_url)

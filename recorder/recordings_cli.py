@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from controller.settings import Settings
 from hotline.audit import AuditLog
 from hotline.auth import TOKEN_ROLES, Actor, new_token
 from hotline.store.db import create_engine
@@ -41,7 +40,7 @@ from recorder.retention import (
     shred_safely,
 )
 from recorder.sampling import ClipError, draw_sample, export_clip, parse_period
-from recorder.settings import AccessSettings
+from recorder.settings import AccessSettings, WithRecorderSettings
 from recorder.storage import StorageError, open_storage
 
 __all__ = [
@@ -115,9 +114,8 @@ def _add_recordings_commands(group: Any) -> None:
     token.set_defaults(run=cmd_token)
 
 
-def access_settings(settings: Settings) -> AccessSettings:
-    found = getattr(settings, "recorder_access", None)
-    return found if isinstance(found, AccessSettings) else AccessSettings()
+def access_settings(settings: WithRecorderSettings) -> AccessSettings:
+    return settings.recorder_access
 
 
 def _first_line(error: BaseException) -> str:
@@ -129,7 +127,7 @@ def _fail(command: str, message: str, code: int = 2) -> int:
     return code
 
 
-async def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_purge(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
     recorder = recorder_settings(settings)
     try:
         policy = RetentionPolicy.load(access_settings(settings).retention_file, recorder)
@@ -156,7 +154,7 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
-async def cmd_hold(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_hold(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
     engine = create_engine(settings.store.database_url)
     try:
         result = await set_hold(
@@ -176,7 +174,7 @@ async def cmd_hold(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.outcome == "ok" else 1
 
 
-async def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_sample(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
     try:
         period = parse_period(args.period)
     except ValueError as error:
@@ -203,7 +201,7 @@ async def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_clip(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_clip(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
     if not 0 <= args.start < args.end:
         return _fail("clip", "--from must be >= 0 and less than --to")
     recorder = recorder_settings(settings)
@@ -251,7 +249,7 @@ async def _export(access: RecordingAccess, args: argparse.Namespace) -> bytes:
         raise
 
 
-async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_token(args: argparse.Namespace, settings: WithRecorderSettings) -> int:
     token, digest = new_token()
     tokens_file = access_settings(settings).tokens_file
     print(f"token (give it to {args.user}; it is not stored anywhere): {token}")

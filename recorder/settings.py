@@ -1,4 +1,4 @@
-"""`RecorderSettings`: the `[recorder]` section (wired into `controller.settings` by the lead).
+"""`RecorderSettings`: the `[recorder]` section .
 
 Every key has a default that works on one machine with no servers (local storage under var/).
 S3 credentials are read from the environment, never from the file, so the TOML can be
@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
+
+from hotline.settings import AmiSettings, StoreSettings
 
 __all__ = ["FORMATS", "RecorderSettings", "S3Credentials"]
 
@@ -125,7 +127,7 @@ class RecorderSettings:
 
 @dataclass(frozen=True)
 class AccessSettings:
-    """The `[recorder_access]` section (wired into `controller.settings` by the lead).
+    """The `[recorder_access]` section .
 
     tokens_file: the bearer-token file described in this module's docstring (keep it out of
     the repository; it holds hashes only, but it decides who may listen to calls).
@@ -134,3 +136,20 @@ class AccessSettings:
 
     tokens_file: Path = Path("var/recorder/tokens.yaml")
     retention_file: Path = Path("dialplans/retention.yaml")
+
+
+class WithRecorderSettings(Protocol):
+    """What the recorder's commands read of the product's settings (the composition root's
+    `Settings` is one)."""
+
+    @property
+    def store(self) -> StoreSettings: ...
+
+    @property
+    def ami(self) -> AmiSettings: ...
+
+    @property
+    def recorder(self) -> RecorderSettings: ...
+
+    @property
+    def recorder_access(self) -> AccessSettings: ...

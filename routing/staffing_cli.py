@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from controller.settings import Settings
 from routing.des import FallbackFifoRouter, SimRouter, simulate_day
 from routing.erlang import offered_load, required_agents
 from routing.traffic import TrafficPlan, format_clock, load_traffic
@@ -89,7 +88,7 @@ class IntervalPlan:
     occupancy: float
 
 
-async def run_staffing(args: argparse.Namespace, settings: Settings) -> int:
+async def run_staffing(args: argparse.Namespace, settings: object) -> int:
     try:
         plan = load_traffic(args.traffic)
         rows = staffing_rows(_with_overrides(plan, args), groups=args.group)
@@ -197,7 +196,7 @@ def _row_json(row: IntervalPlan) -> dict[str, Any]:
 # -- hotline sim --virtual -----------------------------------------------------------------
 
 
-async def run_virtual(args: argparse.Namespace, settings: Settings) -> int:
+async def run_virtual(args: argparse.Namespace, settings: object) -> int:
     """Simulate the traffic file's day and print the JSON summary; 2 on a bad file."""
     try:
         plan = load_traffic(args.traffic)

@@ -205,11 +205,16 @@ async def test_caller_hanging_up_ends_the_call_cleanly(controller: Controller) -
 
 async def test_health_reports_every_part(controller: Controller) -> None:
     assert await controller.health() == {
-        "agi": "listening",
-        "acd": "ok",
-        "ami": "disabled",
         "database": "ok",
         "state": "ok",
+        "acd": "ok",
+        "acd_files": "ok",
+        "recorder": "ok",
+        "ami": "disabled",
+        "callbacks": "disabled",  # accepted and kept pending: nothing dials without AMI
+        "http": "ok",
+        "menus": "ok",
+        "agi": "listening",
     }
 
 

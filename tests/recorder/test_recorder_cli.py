@@ -6,19 +6,23 @@ import argparse
 import io
 import shutil
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from controller.settings import Settings
+from hotline.settings import StoreSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from recorder.cli import add_commands
 from recorder.keys import KeyRing, MasterKeyStore, decrypt_stream, wrapped_key_of
 from recorder.models import RecordingStore, State
-from recorder.settings import RecorderSettings
+from recorder.settings import AccessSettings, RecorderSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -32,7 +36,9 @@ def _settings(tmp_path: Path, db_url: str) -> Any:
         spool_dir=tmp_path / "spool", work_dir=tmp_path / "work", keys_dir=tmp_path / "keys",
         local_dir=tmp_path / "store", spool_alarm_free_bytes=0, spool_alarm_free_percent=0,
     )  # fmt: skip
-    return SimpleNamespace(recorder=recorder, store=SimpleNamespace(database_url=db_url))
+    # the retention terms the worker applies: the shipped file, found from any directory
+    access = AccessSettings(retention_file=ROOT / "dialplans" / "retention.yaml")
+    return Settings(recorder=recorder, recorder_access=access, store=StoreSettings(db_url))
 
 
 async def _run(argv: list[str], settings: Any) -> int:
@@ -58,7 +64,7 @@ async def test_keygen_run_rotate_and_rewrap(
 
     (tmp_path / "spool").mkdir()
     shutil.copy(sample_wav, tmp_path / "spool" / "1795563226.1.wav")
-    settings.recorder = RecorderSettings(**{**vars(settings.recorder), "idle_seconds": 0.001})
+    settings = replace(settings, recorder=replace(settings.recorder, idle_seconds=0.001))
     assert await _run(["recorder", "run", "--once"], settings) == 0
 
     engine = create_engine(db_url)
@@ -115,10 +121,10 @@ async def test_the_worker_keeps_recordings_for_the_retention_file_s_term(
     from recorder.settings import AccessSettings
 
     settings = _settings(tmp_path, sqlite_url)
-    settings.recorder = RecorderSettings(**{**vars(settings.recorder), "idle_seconds": 0.001})
+    settings = replace(settings, recorder=replace(settings.recorder, idle_seconds=0.001))
     retention_file = tmp_path / "retention.yaml"
     retention_file.write_text("default_days: 42\ncategories:\n  complaint: 1095\n")
-    settings.recorder_access = AccessSettings(retention_file=retention_file)
+    settings = replace(settings, recorder_access=AccessSettings(retention_file=retention_file))
     assert await _run(["recorder", "keygen"], settings) == 0
     (tmp_path / "spool").mkdir()
     shutil.copy(sample_wav, tmp_path / "spool" / "1795563226.1.wav")
@@ -141,6 +147,6 @@ async def test_the_worker_refuses_a_broken_retention_file(
     settings = _settings(tmp_path, sqlite_url)
     broken = tmp_path / "retention.yaml"
     broken.write_text("default_days: 30\ncategories:\n  complaint: три года\n")
-    settings.recorder_access = AccessSettings(retention_file=broken)
+    settings = replace(settings, recorder_access=AccessSettings(retention_file=broken))
     assert await _run(["recorder", "run", "--once"], settings) == 2
     assert f"{broken}:3:" in capsys.readouterr().err
