@@ -1,4 +1,7 @@
-"""`hotline`: the one command. Each subcommand is a thin shell over a part of the package."""
+"""`hotline`: the one command, grouped by noun (`hotline menus lint`, `hotline acd staffing`,
+`hotline recordings purge`...). Each part adds its own nouns; this module adds the node's
+(`serve`, `config`, `db`, `sim`) and keeps the spellings of earlier releases working.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from controller.settings import Settings, load_settings
@@ -100,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply migrations").set_defaults(run=cmd_db_upgrade)
-    commands.add_parser("config", help="print the configuration in force").set_defaults(
-        run=cmd_config
-    )
+    config = commands.add_parser("config", help="the configuration in force")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_commands.add_parser(
+        "show", help="print it as JSON, secrets and passwords hidden"
+    ).set_defaults(run=cmd_config)
     add_sim_parser(commands)
     for add_commands in part_commands():
         add_commands(commands)
@@ -174,8 +180,40 @@ def run_with_loop(settings: Settings, main: Awaitable[int]) -> int:
     return asyncio.run(main)  # type: ignore[arg-type]
 
 
+# Spellings of earlier releases, kept working: first word -> the words that replace it.
+OLD_SPELLINGS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "lint": ("menus", "lint"),
+        "try": ("menus", "try"),
+        "graph": ("menus", "graph"),
+        "surge": ("hours", "surge"),
+        "staffing": ("acd", "staffing"),
+    }
+)
+# Nouns that were commands of their own: the verb they meant when given none.
+DEFAULT_VERBS: Final[Mapping[str, str]] = MappingProxyType({"prompts": "build", "config": "show"})
+
+
+def current_spelling(argv: Sequence[str]) -> list[str]:
+    """`argv` with an earlier release's spelling of the command rewritten to today's
+    (``hotline lint`` -> ``hotline menus lint``, ``hotline prompts`` -> ``prompts build``)."""
+    words = list(argv)
+    at = 2 if words[:1] == ["--config"] else 0
+    if at >= len(words):
+        return words
+    command = words[at]
+    if command in OLD_SPELLINGS:
+        return [*words[:at], *OLD_SPELLINGS[command], *words[at + 1 :]]
+    rest = words[at + 1 :]
+    if command in DEFAULT_VERBS and (not rest or rest[0].startswith("-")):
+        if rest[:1] not in (["-h"], ["--help"]):
+            return [*words[: at + 1], DEFAULT_VERBS[command], *rest]
+    return words
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(current_spelling(words))
     try:
         settings = load_settings(args.config)
     except ConfigError as error:

@@ -37,9 +37,11 @@ async def cmd_status_service(args: argparse.Namespace, settings: Any) -> int:
 
 
 def add_status_command(commands: Any) -> None:
-    parser = commands.add_parser("status-service", help="демо-сервис статусов заявлений (HTTP)")
+    parser = commands.add_parser(
+        "status-service", help="the stand-in application-status service the demo menus query (HTTP)"
+    )
     parser.add_argument(
-        "--fixtures", type=Path, default=DEFAULT_FIXTURES, help="файл с заявлениями"
+        "--fixtures", type=Path, default=DEFAULT_FIXTURES, help="the applications file"
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)

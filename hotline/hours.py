@@ -16,11 +16,11 @@ How a day is classified (`Calendar.day_kind`):
 - a Saturday or Sunday made a working day by a transfer -> "workday" (workday hours);
 - otherwise Mon-Fri -> "workday", Sat -> "saturday", Sun -> "sunday".
 A year the file does not list falls back to the fixed statutory holidays with no transfers, so
-the hotline keeps sensible hours on 1 January even if nobody updated the file (`hotline lint`
+the hotline keeps sensible hours on 1 January even if nobody updated the file (`hotline menus lint`
 reports the missing year: see `Calendar.missing_years`).
 
 Surge mode (24/7) is a file holding "on" or "off" (`SurgeSwitch`), read on every status check so
-that `hotline surge on` takes effect for the next call without a reload.
+that `hotline hours surge on` takes effect for the next call without a reload.
 """
 
 from __future__ import annotations
@@ -257,7 +257,8 @@ def load_calendar(path: Path) -> Calendar:
 
 
 class SurgeSwitch:
-    """24/7 surge mode, kept in a small file ("on"/"off") that admins flip with `hotline surge`.
+    """24/7 surge mode, kept in a small file ("on"/"off") that admins flip with
+    `hotline hours surge`.
 
     Written atomically (temporary file + rename) so a call reading it never sees half a word.
     Anything but "on" (a missing file, an unreadable or garbled one) means off: hours then apply

@@ -12,7 +12,7 @@ Two ways to report, for two kinds of file:
   fixes in one sitting (hours, calendars, prompts), reported all at once.
 
 `write_atomically` replaces a file so that a reader sees the old bytes or the new, never half:
-every writer of an admin file (the API, `hotline surge`, rollbacks) goes through it.
+every writer of an admin file (the API, `hotline hours surge`, rollbacks) goes through it.
 
 Standard library and PyYAML only: the PBX simulator reads its scenario files with it too.
 """

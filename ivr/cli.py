@@ -1,5 +1,4 @@
-"""The admin's tools for menu files: ``hotline lint``, ``hotline try``, ``hotline graph`` and
-``hotline menus versions|rollback``.
+"""The admin's tools for menu files: ``hotline menus lint|try|graph|versions|rollback``.
 
 `add_commands(commands)` adds them all to the ``hotline`` command's subparsers.
 """
@@ -33,12 +32,27 @@ def ivr_settings(settings: WithIvrSettings | None) -> IvrSettings:
 
 
 def add_commands(commands: Any) -> None:
-    lint = commands.add_parser(
+    """``hotline menus lint|try|graph|versions|rollback``."""
+    menus = commands.add_parser(
+        "menus", help="menu files: check, try, draw, their versions and rollback"
+    )
+    actions = menus.add_subparsers(dest="menus_action", metavar="ACTION", required=True)
+    _add_lint(actions)
+    _add_try(actions)
+    _add_graph(actions)
+    _add_versions(actions)
+
+
+def _add_lint(actions: Any) -> None:
+    lint = actions.add_parser(
         "lint", help="check menu files: every error as file:line (exit 1 on any)"
     )
     lint.add_argument("path", nargs="?", type=Path, help="a menu file or a directory of them")
     lint.set_defaults(run=cmd_lint)
-    trial = commands.add_parser(
+
+
+def _add_try(actions: Any) -> None:
+    trial = actions.add_parser(
         "try", help="run a number's menu with no PBX and print the path the call takes"
     )
     trial.add_argument("number", help="the dialled number, e.g. 88001000001")
@@ -59,21 +73,17 @@ def add_commands(commands: Any) -> None:
     )
     trial.add_argument("--dialplans", type=Path, help="menu directory (default: ivr settings)")
     trial.set_defaults(run=cmd_try)
-    _add_graph(commands)
-    _add_menus(commands)
 
 
-def _add_graph(commands: Any) -> None:
-    graph = commands.add_parser("graph", help="draw a number's menu as an SVG picture")
+def _add_graph(actions: Any) -> None:
+    graph = actions.add_parser("graph", help="draw a number's menu as an SVG picture")
     graph.add_argument("number", help="the number whose menu to draw, e.g. 88001000001")
     graph.add_argument("-o", "--output", type=Path, help="the SVG file (default: standard output)")
     graph.add_argument("--dialplans", type=Path, help="menu directory (default: ivr settings)")
     graph.set_defaults(run=cmd_graph)
 
 
-def _add_menus(commands: Any) -> None:
-    menus = commands.add_parser("menus", help="accepted versions of the menu files, and rollback")
-    actions = menus.add_subparsers(dest="menus_action", metavar="ACTION", required=True)
+def _add_versions(actions: Any) -> None:
     listing = actions.add_parser("versions", help="list a number's accepted menu versions")
     listing.add_argument("number")
     listing.add_argument("--dialplans", type=Path, help="menu directory (default: ivr settings)")

@@ -1,4 +1,4 @@
-"""``hotline graph``: a number's menu as an SVG picture for review, with no Graphviz.
+"""``hotline menus graph``: a number's menu as an SVG picture for review, with no Graphviz.
 
 The layout is layered, left to right: a node's column is its distance (in steps) from the
 start, so every drawn arrow goes exactly one column to the right. An edge back to an earlier

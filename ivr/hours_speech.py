@@ -1,5 +1,5 @@
 """The opening hours as a caller hears them: one Russian sentence for speech synthesis
-(`hotline prompts` renders it into the out-of-hours prompt)."""
+(`hotline prompts build` renders it into the out-of-hours prompt)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Admin commands of the voice menus' resources: `hotline prompts`, `hotline surge`."""
+"""Admin commands of the voice menus' resources: `hotline prompts build`,
+`hotline hours surge`."""
 
 from __future__ import annotations
 
@@ -59,17 +60,23 @@ async def cmd_surge(args: argparse.Namespace, settings: Any) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    """Register `prompts`, `surge` and `status-service` on the `hotline` command's subparsers."""
-    prompts = commands.add_parser("prompts", help="озвучить подсказки (espeak-ng -> WAV 8 кГц)")
-    prompts.add_argument("--prompts-dir", type=Path, default=DEFAULT_PROMPTS_DIR)
-    prompts.add_argument("--output", type=Path, default=DEFAULT_OUTPUT_DIR)
-    prompts.add_argument("--calendar", type=Path, default=DEFAULT_CALENDAR_PATH)
-    prompts.add_argument("--hours", type=Path, default=DEFAULT_HOURS_PATH)
-    prompts.add_argument("--force", action="store_true", help="пересобрать все подсказки")
-    prompts.add_argument("--jobs", type=int, default=None, help="сколько озвучивать сразу")
-    prompts.set_defaults(run=cmd_prompts)
+    """``hotline prompts build`` and ``hotline hours surge on|off|status``."""
+    prompts = commands.add_parser("prompts", help="the menus' Russian prompts")
+    prompt_actions = prompts.add_subparsers(dest="prompts_action", metavar="ACTION", required=True)
+    build = prompt_actions.add_parser(
+        "build", help="speak the prompts with espeak-ng into 8 kHz WAV files"
+    )
+    build.add_argument("--prompts-dir", type=Path, default=DEFAULT_PROMPTS_DIR)
+    build.add_argument("--output", type=Path, default=DEFAULT_OUTPUT_DIR)
+    build.add_argument("--calendar", type=Path, default=DEFAULT_CALENDAR_PATH)
+    build.add_argument("--hours", type=Path, default=DEFAULT_HOURS_PATH)
+    build.add_argument("--force", action="store_true", help="rebuild every prompt")
+    build.add_argument("--jobs", type=int, default=None, help="how many to speak at once")
+    build.set_defaults(run=cmd_prompts)
 
-    surge = commands.add_parser("surge", help="режим круглосуточной работы: on, off, status")
+    hours = commands.add_parser("hours", help="the hotline's opening hours")
+    hours_actions = hours.add_subparsers(dest="hours_action", metavar="ACTION", required=True)
+    surge = hours_actions.add_parser("surge", help="the 24/7 surge mode: on, off, status")
     surge.add_argument("action", choices=("on", "off", "status"))
     surge.add_argument("--surge-file", type=Path, default=DEFAULT_SURGE_PATH)
     surge.set_defaults(run=cmd_surge)

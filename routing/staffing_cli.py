@@ -1,4 +1,4 @@
-"""``hotline staffing`` (Erlang C per interval) and ``hotline sim --virtual`` (a day, simulated).
+"""``hotline acd staffing`` (Erlang C per interval), ``hotline sim --virtual`` (a simulated day).
 
 Both read the traffic file (``dialplans/traffic.yaml``); a mistake in it is printed as
 ``file:line: message`` with exit code 2.
@@ -23,8 +23,10 @@ DEFAULT_TRAFFIC = Path("dialplans/traffic.yaml")
 
 
 def add_commands(commands: Any) -> None:
-    """Add ``staffing`` to the ``hotline`` subcommands."""
-    staffing = commands.add_parser(
+    """``hotline acd staffing``."""
+    acd = commands.add_parser("acd", help="the ACD: operator groups and staffing")
+    actions = acd.add_subparsers(dest="acd_action", metavar="ACTION", required=True)
+    staffing = actions.add_parser(
         "staffing", help="Erlang C: operators needed per interval for a target service level"
     )
     staffing.add_argument(
@@ -70,7 +72,7 @@ def add_virtual_sim_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# -- hotline staffing ---------------------------------------------------------------------
+# -- hotline acd staffing ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The traffic file: a day's expected calls per group, handle times, patience and shifts.
 
-Supervisors edit it (example: ``dialplans/traffic.yaml``); ``hotline staffing`` turns it into
+Supervisors edit it (example: ``dialplans/traffic.yaml``); ``hotline acd staffing`` turns it into
 operators per interval and ``hotline sim --virtual`` plays it as a day of calls. Every mistake
 is reported as ``file:line: message`` (a `FileError`).
 

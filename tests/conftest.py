@@ -2,7 +2,7 @@
 
 The controller resolves relative paths (``var/surge``, ``var/hotline.sqlite3``, ``var/recorder``)
 against the working directory, and `load_settings` reads ``HOTLINE_*`` from the environment. A
-test run from a checkout where someone ran ``hotline surge on`` or exported the demo's
+test run from a checkout where someone ran ``hotline hours surge on`` or exported the demo's
 ``HOTLINE_AMI_ENABLED`` must see neither: each test starts in an empty directory of its own
 with those variables removed. Shipped files are reached through absolute paths (``ROOT``).
 """

@@ -16,7 +16,7 @@ def test_a_test_does_not_run_in_the_checkout() -> None:
 
 
 def test_surge_switched_on_in_the_checkout_is_not_seen_by_tests() -> None:
-    # `hotline surge on` in a checkout writes var/surge there; tests read their own var/.
+    # `hotline hours surge on` in a checkout writes var/surge there; tests read their own var/.
     assert not DEFAULT_SURGE_PATH.is_absolute()
     assert SurgeSwitch(DEFAULT_SURGE_PATH)() is False
 

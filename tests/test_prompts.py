@@ -195,12 +195,18 @@ def test_prompts_command_includes_hours_and_reports_errors(
         "--hours",
         str(ROOT / "dialplans/hours.yaml"),
     ]
-    assert run_command("prompts", "--prompts-dir", str(folder), "--output", str(out), *common) == 0
+    assert (
+        run_command("prompts", "build", "--prompts-dir", str(folder), "--output", str(out), *common)
+        == 0
+    )
     assert sorted(mtimes(out)) == ["hello", HOURS_PROMPT_ID]
     assert_asterisk_wav(out / f"{HOURS_PROMPT_ID}.wav")
     capsys.readouterr()
     write_prompts(folder, "hello: Здравствуйте\nbad id: x\n")
-    assert run_command("prompts", "--prompts-dir", str(folder), "--output", str(out), *common) == 1
+    assert (
+        run_command("prompts", "build", "--prompts-dir", str(folder), "--output", str(out), *common)
+        == 1
+    )
     assert f"{folder / 'ru.yaml'}:2:" in capsys.readouterr().out
 
 
@@ -212,7 +218,7 @@ def test_changed_hours_rebuild_only_the_hours_prompt(
     hours = tmp_path / "hours.yaml"
     hours.write_text((ROOT / "dialplans/hours.yaml").read_text())
     common = ["--calendar", str(ROOT / "dialplans/calendar.yaml"), "--hours", str(hours)]
-    command = ["prompts", "--prompts-dir", str(folder), "--output", str(out), *common]
+    command = ["prompts", "build", "--prompts-dir", str(folder), "--output", str(out), *common]
     assert run_command(*command) == 0
     before = mtimes(out)
     hours.write_text(hours.read_text().replace('"08:00-20:00"', '"09:00-21:00"'))

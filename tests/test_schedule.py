@@ -288,7 +288,7 @@ def test_surge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     surge_file = tmp_path / "surge"
 
     def run(*argv: str) -> int:
-        args = parser.parse_args(["surge", *argv, "--surge-file", str(surge_file)])
+        args = parser.parse_args(["hours", "surge", *argv, "--surge-file", str(surge_file)])
         return int(asyncio.run(args.run(args, None)))
 
     assert run("status") == 0

@@ -318,7 +318,7 @@ async def _prepare(args: argparse.Namespace, settings: Settings) -> DayPlan:
     if not found:
         raise ValueError(
             "no menu queues a caller right now (lines closed?): run in opening hours or with"
-            " `hotline surge on`"
+            " `hotline hours surge on`"
         )
     routes = {group: (route.number, "".join(route.keys)) for group, route in found.items()}
     return plan_live_day(traffic, routes, operators, window=window, seed=args.seed)

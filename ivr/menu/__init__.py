@@ -3,9 +3,9 @@
 * `loader`: a menu file (``dialplans/<number>.yaml``, schema in ``dialplans/schema.json``)
   read with its line numbers into a `model.Menu`; every mistake as ``file:line: sentence``.
 * `validate`: the checks beyond syntax (targets, reachability, loops with no exit, prompts,
-  opening-hours references); `lint` runs them all for ``hotline lint``.
+  opening-hours references); `lint` runs them all for ``hotline menus lint``.
 * `engine`: runs one call through one menu over a `model.Channel` (an `AgiSession` in
-  production, `console.ConsoleChannel` for ``hotline try``), never looping forever.
+  production, `console.ConsoleChannel` for ``hotline menus try``), never looping forever.
 * `library`: every menu of the dialplans directory with the services its nodes use.
 * `status`, `history`: the application-status service (HTTP) and the call log as nodes see them.
 

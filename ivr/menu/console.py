@@ -1,4 +1,4 @@
-"""A channel with no PBX behind it, for ``hotline try``: prompts are only named, keys come
+"""A channel with no PBX behind it, for ``hotline menus try``: prompts are only named, keys come
 from a script (``--digits 1,,12345678901``) or from the terminal.
 
 Each entry of the script answers one request for input, in order: a menu's key, a whole

@@ -1,4 +1,4 @@
-"""``hotline lint``: every problem of the menu files, as ``file:line: sentence``."""
+"""``hotline menus lint``: every problem of the menu files, as ``file:line: sentence``."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ class MenuError(ValueError):
 
 class Channel(Protocol):
     """What the engine needs of a call's channel. `AgiSession` is one; `ConsoleChannel` (for
-    ``hotline try``) is another."""
+    ``hotline menus try``) is another."""
 
     call_id: str
     env: Mapping[str, str]
@@ -194,7 +194,8 @@ class End:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One line of a call's path: what the caller heard or did, for ``hotline try`` and tests."""
+    """One line of a call's path: what the caller heard or did, for ``hotline menus try``
+    and tests."""
 
     kind: str  # play | input | timeout | invalid | set | lookup | queue | transfer | hangup ...
     detail: str

@@ -6,7 +6,7 @@ the real menus with the real engine (never written by hand, so a menu edit moves
 
 For every menu number a breadth-first search tries key sequences, one key per request for
 input as `ivr.menu.console.ScriptedKeypad` feeds them, on the console channel of
-``hotline try``, for a caller not seen before at the moment given. A sequence is a route when
+``hotline menus try``, for a caller not seen before at the moment given. A sequence is a route when
 every key is accepted and the caller is queued right after the last one, with no timeout,
 wrong key, fallback or step limit on the way: a simulated caller pressing those keys reaches
 that queue at once. So a group reached only by pressing nothing (a menu's fallback), by

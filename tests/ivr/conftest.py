@@ -1,5 +1,5 @@
 """Shared fixtures of the voice-menu tests: menus from YAML text, run on the console channel
-(the one `hotline try` uses) with the real engine, opening hours and validators."""
+(the one `hotline menus try` uses) with the real engine, opening hours and validators."""
 
 from __future__ import annotations
 

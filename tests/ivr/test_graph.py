@@ -1,4 +1,4 @@
-"""``hotline graph``: the SVG picture of a menu is well-formed, shows every node and every way
+"""``hotline menus graph``: the SVG picture of a menu is well-formed, shows every node and every way
 between them with what takes the caller there, and is the same bytes for the same file."""
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _cli(argv: list[str]) -> argparse.Namespace:
 
 async def test_graph_command_writes_the_svg_file(tmp_path: Path) -> None:
     out = tmp_path / "general.svg"
-    args = _cli(["graph", "88001000001", "-o", str(out), "--dialplans", str(DIALPLANS)])
+    args = _cli(["menus", "graph", "88001000001", "-o", str(out), "--dialplans", str(DIALPLANS)])
     assert await args.run(args, None) == 0
     menu: Menu = load_menu(DIALPLANS / "88001000001.yaml")
     assert out.read_bytes() == render_svg(menu).encode("utf-8")
@@ -143,9 +143,9 @@ async def test_graph_command_on_a_broken_or_missing_menu_says_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "1000.yaml").write_text('number: "1000"\nnodes: [\n', "utf-8")
-    args = _cli(["graph", "1000", "--dialplans", str(tmp_path)])
+    args = _cli(["menus", "graph", "1000", "--dialplans", str(tmp_path)])
     assert await args.run(args, None) == 1
     assert f"{tmp_path / '1000.yaml'}:3: not valid YAML" in capsys.readouterr().err
-    args = _cli(["graph", "2000", "--dialplans", str(tmp_path)])
+    args = _cli(["menus", "graph", "2000", "--dialplans", str(tmp_path)])
     assert await args.run(args, None) == 1
     assert "no menu file for 2000" in capsys.readouterr().err

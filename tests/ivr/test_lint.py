@@ -1,4 +1,4 @@
-"""``hotline lint``: each kind of broken menu file is rejected with file:line and a sentence;
+"""``hotline menus lint``: each kind of broken menu file is rejected with file:line and a sentence;
 the shipped menus pass; exit status 1 on any error."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 async def lint(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
-    args = parse(["lint", str(path)])
+    args = parse(["menus", "lint", str(path)])
     code = await args.run(args, None)
     return code, capsys.readouterr().out.splitlines()
 

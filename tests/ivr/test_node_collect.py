@@ -27,7 +27,7 @@ async def test_a_valid_number_is_stored_and_passed_to_the_operator(run_menu, pat
     assert result.variables["snils"] == GOOD_SNILS
     assert str(result.end) == "queue social"
     assert channel.variables["HOTLINE_SNILS"] == GOOD_SNILS
-    # the path (printed by `hotline try`, logged by the engine) masks the number
+    # the path (printed by `hotline menus try`, logged by the engine) masks the number
     assert GOOD_SNILS not in " ".join(path_of(result))
     assert path_of(result, "input") == ["input *********95"]
 

@@ -1,4 +1,4 @@
-"""``hotline try``: the real engine and the shipped menus on the console channel, printing the
+"""``hotline menus try``: the real engine and the shipped menus on the console channel, printing the
 path; scripted (``--digits``) and interactive (stdin)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 async def try_call(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
-    args = parse(["try", *argv])
+    args = parse(["menus", "try", *argv])
     code = await args.run(args, None)
     return code, capsys.readouterr().out.splitlines()
 
@@ -89,6 +89,6 @@ async def test_interactive_reads_the_keys_from_stdin(capsys, monkeypatch) -> Non
 
 
 async def test_a_bad_time_is_refused(capsys) -> None:
-    args = parse(["try", "88001000001", "--at", "tomorrow"])
+    args = parse(["menus", "try", "88001000001", "--at", "tomorrow"])
     assert await args.run(args, None) == 2
     assert "not an ISO date and time" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Erlang C figures, staffing, the traffic file's validator and the `hotline staffing` command.
+"""Erlang C figures, staffing, the traffic file's validator and the `hotline acd staffing` command.
 
 Expected values are computed here independently, from the textbook M/M/N formula in exact
 rational arithmetic (or in log space for large N), never by calling routing.erlang.
@@ -214,13 +214,13 @@ def test_a_missing_or_binary_traffic_file_is_a_clear_error(tmp_path: Path) -> No
         load_traffic(binary)
 
 
-# -- hotline staffing -------------------------------------------------------------------------
+# -- hotline acd staffing -------------------------------------------------------------------------
 
 
 async def staffing(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())
-    args = parser.parse_args(["staffing", *argv])
+    args = parser.parse_args(["acd", "staffing", *argv])
     result: int = await args.run(args, None)
     return result
 
@@ -286,5 +286,5 @@ def test_staffing_options_refuse_nonsense(capsys: pytest.CaptureFixture[str]) ->
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit):
-            parser.parse_args(["staffing", *argv])
+            parser.parse_args(["acd", "staffing", *argv])
         assert message in capsys.readouterr().err
