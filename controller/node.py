@@ -30,18 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.escalation import add_escalation_routes, load_agencies
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
-from controller.parts import (
-    AcdFilesPart,
-    AcdPart,
-    AgiPart,
-    AmiPart,
-    CallbacksPart,
-    CallStatePart,
-    DatabasePart,
-    MenusPart,
-    RecorderPart,
-    WebPart,
-)
+from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
@@ -106,12 +95,15 @@ class Controller:
         if self.settings.ami.enabled:
             self.ami = AmiClient.from_settings(self.settings.ami)
             self._watch_ami(self.ami)
-            await parts.start(AmiPart(self.ami))
+            link = self.ami  # it reconnects by itself: "down", not failed
+            await parts.start(
+                PartOf("ami", link.start, link.close, lambda: "up" if link.connected else "down")
+            )
         if self.acd is not None:
             await self._start_callbacks(self.acd, self.engine, app)
         await parts.start(WebPart(app, self.settings.http))
         self.agi, self.menus = self._agi_server(CallLog(self.engine))
-        await parts.start(MenusPart(self.menus))
+        await parts.start(PartOf("menus", self.menus.start, self.menus.close))
         await parts.start(AgiPart(self.agi, self.settings.agi.drain_timeout))
         log.info(
             "controller started",
@@ -125,7 +117,8 @@ class Controller:
     async def _start_acd(self, engine: AsyncEngine, app: web.Application) -> None:
         # Broken groups, operators or hours files stop start-up here, with their file:line.
         self.acd = AcdService.build(self.settings.routing)
-        await self._lifecycle.start(AcdPart(self.acd))
+        acd = self.acd
+        await self._lifecycle.start(PartOf("acd", acd.start, acd.stop, acd.health))
         self.acd.install(app)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
@@ -139,7 +132,10 @@ class Controller:
         )
         tokens = TokenFile(self.settings.recorder_access.tokens_file)
         add_admin_routes(app, self.acd_admin, tokens)
-        await self._lifecycle.start(AcdFilesPart(self.acd_admin))
+        # ``stale`` while a hand-edited file is refused and its last good version serves
+        admin = self.acd_admin
+        files = PartOf("acd_files", admin.start, admin.close, admin.health)
+        await self._lifecycle.start(files)
 
     async def _start_recorder(self, engine: AsyncEngine, app: web.Application) -> None:
         self.recordings = RecorderService(
@@ -148,7 +144,8 @@ class Controller:
         # Broken retention or token files stop start-up here, with their file:line.
         self.recordings.prepare()
         self.recordings.install(app)
-        await self._lifecycle.start(RecorderPart(self.recordings))
+        recorder = self.recordings
+        await self._lifecycle.start(PartOf("recorder", recorder.start, recorder.stop))
         if self.acd is not None:  # recordings name the operator the ACD connected
             self.acd.answer_listeners.append(self.recordings.note_operator)
 
@@ -168,7 +165,11 @@ class Controller:
         self.callbacks = CallbackService.build(
             acd, engine, ami, self.settings.callbacks, dialling=self.ami is not None
         )
-        await self._lifecycle.start(CallbacksPart(self.callbacks))
+        callbacks = self.callbacks  # without AMI: accepted and kept pending, none dialled
+        dialling = "ok" if callbacks.dialling else "disabled"
+        await self._lifecycle.start(
+            PartOf("callbacks", callbacks.start, callbacks.stop, lambda: dialling)
+        )
         self.callbacks.install(app)
 
     def _agi_server(self, call_log: CallLog) -> tuple[FastAgiServer, MenuWatcher]:

@@ -4,29 +4,26 @@
 The pieces keep their own interfaces (the ACD's `AcdService`, the recorder's
 `RecorderService`, the core's `FastAgiServer`...); these adapters only say how the
 composition root starts, checks and stops each, so `controller.node` can run them all through
-one `Lifecycle` in order.
+one `Lifecycle` in order. Most need no more than `PartOf`, which names their own methods.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.agi.server import FastAgiServer
-from hotline.ami.client import AmiClient
 from hotline.settings import HttpSettings, StoreSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
 from hotline.web import start_web
-from ivr.menu.watch import MenuWatcher
-from recorder.part import RecorderService
-from routing.admin.service import AcdAdmin
-from routing.part import AcdService, CallbackService
 
 log = logging.getLogger("controller.node")
 
@@ -87,89 +84,29 @@ class CallStatePart:
 
 
 @dataclass
-class AcdPart:
-    """The ACD: operator states, its timer loop, the operator API."""
+class PartOf:
+    """A part whose own methods already start and stop it (the ACD, its files' watcher, the
+    recorder, the AMI link, callbacks, the menus' watcher): the adapter only names them.
+    `start` and `stop` may be plain functions or coroutines; `health` answers in one word."""
 
-    service: AcdService
-    name: str = "acd"
-
-    async def start(self) -> None:
-        await self.service.start()
-
-    async def health(self) -> str:
-        return self.service.health()
-
-    async def stop(self) -> None:
-        await self.service.stop()
-
-
-@dataclass
-class AcdFilesPart:
-    """Edits of the ACD's files through the API and by hand; ``stale`` in ``/healthz`` while
-    a hand-edited file is refused and its last good version serves."""
-
-    admin: AcdAdmin
-    name: str = "acd_files"
+    name: str
+    start_with: Callable[[], object]
+    stop_with: Callable[[], object]
+    health_of: Callable[[], str] = field(default=lambda: "ok")
 
     async def start(self) -> None:
-        self.admin.start()
+        await _finished(self.start_with())
 
     async def health(self) -> str:
-        return "stale" if self.admin.broken else "ok"
+        return self.health_of()
 
     async def stop(self) -> None:
-        await self.admin.close()
+        await _finished(self.stop_with())
 
 
-@dataclass
-class RecorderPart:
-    """Recording: MixMonitor on answer, the embedded worker, the retention purge."""
-
-    service: RecorderService
-    name: str = "recorder"
-
-    async def start(self) -> None:
-        await self.service.start()
-
-    async def health(self) -> str:
-        return "ok"
-
-    async def stop(self) -> None:
-        await self.service.stop()
-
-
-@dataclass
-class AmiPart:
-    """The AMI link: it reconnects by itself, so it is ``down`` rather than failed."""
-
-    client: AmiClient
-    name: str = "ami"
-
-    async def start(self) -> None:
-        self.client.start()
-
-    async def health(self) -> str:
-        return "up" if self.client.connected else "down"
-
-    async def stop(self) -> None:
-        await self.client.close()
-
-
-@dataclass
-class CallbacksPart:
-    """The callback scheduler."""
-
-    service: CallbackService
-    name: str = "callbacks"
-
-    async def start(self) -> None:
-        await self.service.start()
-
-    async def health(self) -> str:
-        return "ok" if self.service.dialling else "disabled"
-
-    async def stop(self) -> None:
-        await self.service.stop()
+async def _finished(result: object) -> None:
+    if inspect.isawaitable(result):
+        await result
 
 
 @dataclass
@@ -190,23 +127,6 @@ class WebPart:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
-
-
-@dataclass
-class MenusPart:
-    """Edited menu files reach new calls without a restart."""
-
-    watcher: MenuWatcher
-    name: str = "menus"
-
-    async def start(self) -> None:
-        self.watcher.start()
-
-    async def health(self) -> str:
-        return "ok"
-
-    async def stop(self) -> None:
-        await self.watcher.close()
 
 
 @dataclass
