@@ -81,6 +81,7 @@ class LostNodeSweeper:
         number = record.get("number", "")
         if number:
             place = {k: v for k, v in record.items() if k not in ("state", "operator", "node")}
+            place["left_at"] = repr(self._acd.clock())  # noticed gone now: the window starts
             window = self._acd.settings.recall_window_seconds
             await self._call("remember_place", number, place, window)
 

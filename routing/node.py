@@ -302,7 +302,7 @@ class AcdNode:
         record = await self._do("enqueue", lambda s: s.caller(call_id))
         if record is None and number:
             record = await self._do("enqueue", lambda s: s.recall_place(number))
-            if record is not None and record.get("group") != group_id:
+            if record is not None and not self._may_resume(record, group_id):
                 record = None
         if record is not None:
             place = (
@@ -354,12 +354,28 @@ class AcdNode:
         self._waiters.pop(call_id, None)
         await self._call("finish", call_id, op_id, operator_fields(self.acd.operators[op_id]))
 
+    def _may_resume(self, place: Fields, group_id: str) -> bool:
+        """A remembered place is this caller's again only in the same group and within the
+        recall window. The stores keep places about that long (Redis expires them on its own
+        clock), but the window is the ACD's, on the ACD's clock, whichever store holds them."""
+        if place.get("group") != group_id:
+            return False
+        try:
+            left_at = float(place["left_at"])
+        except (KeyError, ValueError):
+            return False  # a place from before left_at was kept: its age is unknown
+        return self.acd.clock() - left_at <= self.acd.settings.recall_window_seconds
+
     async def abandon(self, call_id: str) -> list[Offer]:
         caller = self.acd.callers.get(call_id)
         if caller is None:
             return []
         op_id = caller.operator if caller.state == "ringing" else None
-        place = {**caller_fields(self.acd.callers[call_id], self.node_id), "group": caller.group}
+        place = {
+            **caller_fields(self.acd.callers[call_id], self.node_id),
+            "group": caller.group,
+            "left_at": repr(self.acd.clock()),  # the recall window runs from here
+        }
         offers = self.acd.abandon(call_id)
         self._waiters.pop(call_id, None)
         if op_id is not None:

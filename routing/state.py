@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -111,7 +112,7 @@ class InMemoryAcdStore:
         self._seq = 0
         self._ops: dict[str, Fields] = {}
         self._callers: dict[str, Fields] = {}
-        self._places: dict[str, Fields] = {}
+        self._places: dict[str, tuple[Fields, float]] = {}  # number -> (place, monotonic expiry)
 
     async def next_seq(self) -> int:
         self._seq += 1
@@ -177,10 +178,20 @@ class InMemoryAcdStore:
         return True
 
     async def remember_place(self, number: str, fields: Fields, ttl_seconds: float) -> None:
-        self._places[number] = dict(fields)  # expiry is the core's job in a single node
+        # Kept about as long as asked, like Redis's expiry, so places of callers who never
+        # call back do not pile up; whether a place may still be taken is the node's call.
+        self._forget_expired_places()
+        self._places[number] = (dict(fields), time.monotonic() + ttl_seconds)
 
     async def recall_place(self, number: str) -> Fields | None:
-        return self._places.pop(number, None)
+        self._forget_expired_places()
+        kept = self._places.pop(number, None)
+        return None if kept is None else kept[0]
+
+    def _forget_expired_places(self) -> None:
+        now = time.monotonic()
+        for number in [n for n, (_, until) in self._places.items() if until < now]:
+            del self._places[number]
 
     async def changes(self) -> AsyncIterator[str]:
         """One node sees all its own changes directly: nothing to follow."""
