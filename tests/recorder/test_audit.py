@@ -27,10 +27,8 @@ import hotline.audit
 from controller.audit_cli import add_commands, cmd_audit_verify
 from controller.settings import Settings
 from hotline.audit import (
-    GENESIS_HASH,
     AuditEntry,
     AuditLog,
-    canonical_json,
     entry_hash,
     parse_anchor,
 )
@@ -126,18 +124,19 @@ async def test_entries_chain_by_sha256_of_previous_hash_and_canonical_json(db: D
         Actor("", ""), "play", recording_id="x", source="10.9.9.9", outcome="refused", at=START
     )
 
-    fields = {
-        "at": "2026-11-27T09:00:00.000000+00:00",
-        "user_id": "петров",
-        "role": "supervisor",
-        "action": "download",
-        "recording_id": "1732701600.42",
-        "source": "10.1.2.3",
-        "outcome": "ok",
-        "detail": '{"bytes":1024,"format":"ogg"}',
-    }
-    expected = hashlib.sha256((GENESIS_HASH + canonical_json(fields)).encode()).hexdigest()
-    assert (first.seq, first.prev_hash, first.hash) == (1, GENESIS_HASH, expected)
+    # Pinned by value, not recomputed with the module's own helpers: a change of the chain's
+    # format would orphan every anchor already exported, so it must fail here. The hash is
+    # sha256 of 64 zeros (the genesis) followed by this exact JSON (sorted keys, no spaces):
+    canonical = (
+        '{"action":"download","at":"2026-11-27T09:00:00.000000+00:00",'
+        '"detail":"{\\"bytes\\":1024,\\"format\\":\\"ogg\\"}","outcome":"ok",'
+        '"recording_id":"1732701600.42","role":"supervisor","source":"10.1.2.3",'
+        '"user_id":"петров"}'
+    )
+    genesis = "0" * 64
+    expected = "aa819c78fb969b579954e86805f96948ccddd429eee1410c32a94b013303aa25"
+    assert hashlib.sha256((genesis + canonical).encode()).hexdigest() == expected
+    assert (first.seq, first.prev_hash, first.hash) == (1, genesis, expected)
     assert (second.seq, second.prev_hash) == (2, first.hash)
     stored = await log.entries()
     assert stored == [first, second]  # read back exactly, timestamps included
@@ -341,7 +340,7 @@ async def test_inserted_entry_with_a_made_up_link_is_reported(db: Db) -> None:
 
 async def test_verify_of_an_empty_log_is_ok(db: Db) -> None:
     report = await AuditLog(db.engine).verify()
-    assert report.ok and report.entries == 0 and report.head_hash == GENESIS_HASH
+    assert report.ok and report.entries == 0 and report.head_hash == "0" * 64
 
 
 async def test_verify_reads_a_log_longer_than_one_batch(

@@ -192,8 +192,11 @@ async def test_the_term_counts_from_the_end_of_the_call(world: World) -> None:
 
 
 async def test_purge_deletes_object_destroys_key_marks_row_and_audits(world: World) -> None:
-    await world.add("1732701600.5", 400)
+    kept = await world.add("1732701600.5", 400)
     ciphertext_copy = world.object_path("1732701600.5").read_bytes()  # e.g. a storage backup
+    # Control: while the key exists, the copy opens (so the failures below are the purge's).
+    data_key = world.key_ring.unwrap("1732701600.5", keys.wrapped_key_of(kept))
+    keys.decrypt_stream(data_key, io.BytesIO(ciphertext_copy), io.BytesIO())
 
     report = await world.purger().run(NOW)
 
@@ -211,13 +214,17 @@ async def test_purge_deletes_object_destroys_key_marks_row_and_audits(world: Wor
         "ok",
     )
     assert entry.detail_data["resumed"] is False
-    # The copy is now noise: the database holds no key for it, and no other row's key fits.
+    # The copy is now noise: the row's key is gone, and no data key left in the database
+    # opens it (every keyed row is tried, another recording kept alongside among them).
     with pytest.raises(keys.KeyError_):
         keys.wrapped_key_of(row)
-    other = await world.add("still-kept", 1)
-    other_key = world.key_ring.unwrap("still-kept", keys.wrapped_key_of(other))
-    with pytest.raises(keys.IntegrityError):
-        keys.decrypt_stream(other_key, io.BytesIO(ciphertext_copy), io.BytesIO())
+    await world.add("still-kept", 1)
+    keyed = [r for r in await world.store.in_states(list(State)) if r.wrapped_key is not None]
+    assert [r.call_id for r in keyed] == ["still-kept"]
+    for other in keyed:
+        other_key = world.key_ring.unwrap(other.call_id, keys.wrapped_key_of(other))
+        with pytest.raises(keys.IntegrityError):
+            keys.decrypt_stream(other_key, io.BytesIO(ciphertext_copy), io.BytesIO())
 
 
 async def test_purged_recording_is_refused_with_410(world: World) -> None:
