@@ -18,6 +18,7 @@ __all__ = [
     "GroupStats",
     "NoAnswer",
     "Offer",
+    "OfferWithdrawn",
     "Overflow",
     "TickEvents",
     "caller_fields",
@@ -30,6 +31,11 @@ S = OperatorState
 
 class AcdError(ValueError):
     """A request the ACD cannot carry out (unknown call, operator or group)."""
+
+
+class OfferWithdrawn(AcdError):
+    """An operator answered an offer another node had already taken back (the operator is
+    someone else's now): the expected outcome of a race between nodes, not a fault."""
 
 
 @dataclass(frozen=True)

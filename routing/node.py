@@ -48,6 +48,7 @@ from routing.model import (
     NO_ANSWER,
     AcdError,
     Offer,
+    OfferWithdrawn,
     Overflow,
     TickEvents,
     caller_fields,
@@ -345,7 +346,7 @@ class AcdNode:
             # The pairing is gone from shared state: take the operator's real state (the
             # caller goes back to their place) and tell the driver the offer is void.
             await self.refresh_operator(op_id)
-            raise AcdError(f"call {call_id!r}: the offer to {op_id} is no longer valid")
+            raise OfferWithdrawn(f"call {call_id!r}: the offer to {op_id} is no longer valid")
         self.acd.answer(call_id, at=at)
 
     async def end_call(self, call_id: str) -> None:
