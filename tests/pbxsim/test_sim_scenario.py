@@ -389,5 +389,7 @@ async def test_scaled_run_takes_scaled_time() -> None:
         elapsed = loop.time() - started
     assert report.totals()["lost"] == 0 and ctl.finished == 3
     assert [c.digits for c in report.calls] == ["1", "1", "1"]
-    # ANSWER 0.5 s + the digit at 1.2 s + the 20 s prompt, at 1/100: about 0.21 s
-    assert 0.15 < elapsed < 5.0
+    # ANSWER 0.5 s + the digit at 1.2 s + the 20 s prompt, at 1/100: about 0.21 s of real
+    # waits at least (a loaded machine only adds to them; how simulated seconds become real
+    # ones is checked with a hand-moved clock in test_sim_agi.py)
+    assert elapsed > 0.15
