@@ -243,7 +243,7 @@ class Bench:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.node.settings.http.port}"
+        return f"http://127.0.0.1:{self.node.http_port}"
 
     async def post(self, path: str, body: dict[str, str] | None = None) -> int:
         async with self.http.post(self.base + path, json=body) as response:
@@ -314,7 +314,7 @@ async def prepare(
 ) -> tuple[RingWitness, Queues, asyncio.Task[SimReport]]:
     """Operators logged in and paused; callers dialled in and waiting in the queue."""
     assert node.agi is not None and node.acd is not None
-    base = f"http://127.0.0.1:{node.settings.http.port}/api/operators"
+    base = f"http://127.0.0.1:{node.http_port}/api/operators"
     for op_id in devices:
         async with http.post(f"{base}/{op_id}/login", json={"paused_reason": "bench"}) as r:
             assert r.status == 200, await r.text()

@@ -71,11 +71,18 @@ class Controller:
         self.callbacks: CallbackService | None = None
         self.acd_admin: AcdAdmin | None = None
         self._lifecycle = Lifecycle()
+        self._web: WebPart | None = None
         self._stopping = asyncio.Event()
 
     @property
     def node(self) -> str:
         return self.settings.node_name
+
+    @property
+    def http_port(self) -> int:
+        """Where the HTTP server listens (the OS's pick when ``http.port`` is 0)."""
+        assert self._web is not None, "the controller is not started"
+        return self._web.port
 
     async def start(self) -> None:
         """Build and start every part; a failure leaves the started ones for `stop`."""
@@ -101,7 +108,8 @@ class Controller:
             )
         if self.acd is not None:
             await self._start_callbacks(self.acd, self.engine, app)
-        await parts.start(WebPart(app, self.settings.http))
+        self._web = WebPart(app, self.settings.http)
+        await parts.start(self._web)
         self.agi, self.menus = self._agi_server(CallLog(self.engine))
         await parts.start(PartOf("menus", self.menus.start, self.menus.close))
         await parts.start(AgiPart(self.agi, self.settings.agi.drain_timeout))
@@ -109,7 +117,7 @@ class Controller:
             "controller started",
             extra={
                 "agi_port": self.agi.port,
-                "http_port": self.settings.http.port,
+                "http_port": self.http_port,
                 "node": self.node,
             },
         )

@@ -121,6 +121,12 @@ class WebPart:
     async def start(self) -> None:
         self.runner = await start_web(self.app, self.settings.host, self.settings.port)
 
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one the OS picked when the settings say 0)."""
+        assert self.runner is not None, "not started"
+        return int(self.runner.addresses[0][1])
+
     async def health(self) -> str:
         return "ok"  # it is answering this very request
 

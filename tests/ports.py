@@ -1,11 +1,25 @@
-"""A free TCP port on 127.0.0.1, for servers a test starts where port 0 cannot be used."""
+"""Ports for tests without races: servers listen on port 0 and say which port they got
+(`bound_port`); a port that must refuse connections is held bound but not listening
+(`refusing_port`), so no other process can take it while the test relies on it."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
 
 
-def free_port() -> int:
+def bound_port(runner: web.AppRunner) -> int:
+    """The port an aiohttp runner started on port 0 listens on."""
+    return int(runner.addresses[0][1])
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where nothing listens, reserved for as long as the block runs:
+    a connection to it is refused at once, as to a service that is down."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        sock.bind(("127.0.0.1", 0))  # bound, never listening: the kernel refuses connections
+        yield int(sock.getsockname()[1])

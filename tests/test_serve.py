@@ -11,13 +11,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from ports import free_port
 from transcripts import load
 
 from controller.node import Controller
@@ -116,7 +117,7 @@ async def running_controller(tmp_path: Path, extra: dict[str, str]) -> AsyncIter
         {
             **extra,
             "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_HTTP_PORT": "0",
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
             "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_NODE_NAME": "test-node",
@@ -221,13 +222,44 @@ async def test_health_reports_every_part(controller: Controller) -> None:
 # --- the real command, as an admin starts it ---------------------------------------------
 
 
+class Served:
+    """`hotline serve` as a subprocess, where it said it listens, and its log as it comes
+    (a thread reads stderr line by line, so nothing the process writes is lost or waited
+    for twice)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.log: list[dict[str, Any]] = []
+        self._started = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.log.append(json.loads(raw))
+            if self.log[-1].get("event") == "controller started":
+                self._started.set()
+
+    def wait_started(self) -> None:
+        assert self._started.wait(timeout=30), f"hotline serve did not start: {self.log[-3:]}"
+        started = next(line for line in self.log if line.get("event") == "controller started")
+        self.agi_port, self.http_port = int(started["agi_port"]), int(started["http_port"])
+
+    def whole_log(self) -> list[dict[str, Any]]:
+        """Every line, once the process has ended."""
+        self._reader.join(timeout=30)
+        return self.log
+
+
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    agi_port, http_port = free_port(), free_port()
+def served(tmp_path: Path) -> Iterator[Served]:
+    # Port 0 for both: the OS picks free ports, and the start line of the log says which
+    # (a port picked by the test beforehand could be taken by another process meanwhile).
     env = {
         **os.environ,
-        "HOTLINE_AGI_PORT": str(agi_port),
-        "HOTLINE_HTTP_PORT": str(http_port),
+        "HOTLINE_AGI_PORT": "0",
+        "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
     }
@@ -238,8 +270,10 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]
         cwd=tmp_path,
     )
     try:
-        wait_healthy(http_port, process)
-        yield process, agi_port, http_port
+        serving = Served(process)
+        serving.wait_started()
+        wait_healthy(serving.http_port, process)
+        yield serving
     finally:
         if process.poll() is None:
             process.kill()
@@ -260,9 +294,9 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
-    served: tuple[subprocess.Popen[bytes], int, int], tmp_path: Path
+    served: Served, tmp_path: Path
 ) -> None:
-    process, agi_port, http_port = served
+    process, agi_port, http_port = served.process, served.agi_port, served.http_port
     login = f"http://127.0.0.1:{http_port}/api/operators/{ON_DUTY}/login"
     with urllib.request.urlopen(urllib.request.Request(login, method="POST"), timeout=5) as ok:
         assert json.load(ok)["state"] == "ready"  # the operator API of the served controller
@@ -278,7 +312,7 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
     asyncio.run(one_call())
     assert process.wait(timeout=30) == 0
     assert process.stderr is not None
-    lines = [json.loads(line) for line in process.stderr.read().decode().splitlines()]
+    lines = served.whole_log()
     events = [line["event"] for line in lines]
     assert "controller started" in events and "controller stopped" in events
     call_lines = [line for line in lines if line.get("call_id") == "1795563091.1"]
@@ -302,7 +336,7 @@ async def test_controller_keeps_its_ami_link_to_the_simulated_asterisk(tmp_path:
         None,
         {
             "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_HTTP_PORT": "0",
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
             "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_AMI_ENABLED": "true",
@@ -338,7 +372,7 @@ async def test_the_operator_desktop_can_escalate_only_to_listed_agencies(
     """The escalation API is mounted by the controller with the shipped allow-list."""
     import aiohttp
 
-    port = controller.settings.http.port
+    port = controller.http_port
     url = f"http://127.0.0.1:{port}/api/operators/ivanova/escalate"
     async with aiohttp.ClientSession() as client:
         async with client.post(url, json={"agency": "anywhere"}) as reply:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from ports import free_port
+from ports import bound_port
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hotline.web import (
@@ -125,8 +125,8 @@ async def test_metrics_exposition(
 
 
 async def test_start_web_serves_and_cleans_up() -> None:
-    port = free_port()
-    runner = await start_web(build_app(reporting(ALL_GOOD)), "127.0.0.1", port)
+    runner = await start_web(build_app(reporting(ALL_GOOD)), "127.0.0.1", 0)
+    port = bound_port(runner)
     try:
         async with (
             aiohttp.ClientSession() as session,

@@ -13,7 +13,6 @@ import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from ports import free_port
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
@@ -230,7 +229,7 @@ async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path
         None,
         {
             "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_HTTP_PORT": "0",
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
             "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_RECORDER_ENABLED": "false",
@@ -247,7 +246,7 @@ async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path
         assert (
             result(await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000009"))[0] == "ok"
         )
-        url = f"http://127.0.0.1:{settings.http.port}/api/operators"
+        url = f"http://127.0.0.1:{controller.http_port}/api/operators"
         async with aiohttp.ClientSession() as http, http.get(url) as response:
             assert by_id(await response.json())["ivanova"] == ("paused", "перерыв")
     finally:

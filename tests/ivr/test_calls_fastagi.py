@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
-from ports import free_port
+from ports import bound_port
 
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
@@ -124,10 +124,8 @@ async def hotline(tmp_path: Path) -> AsyncIterator[Hotline]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3")
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
-    status_port = free_port()
-    status = await serve(
-        load_fixtures(DIALPLANS / "status-fixtures.yaml"), "127.0.0.1", status_port
-    )
+    status = await serve(load_fixtures(DIALPLANS / "status-fixtures.yaml"), "127.0.0.1", 0)
+    status_port = bound_port(status)
     log = CallLog(engine)
     holder = Hotline(0, log)
     services = Services(

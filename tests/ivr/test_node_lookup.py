@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from ports import free_port
+from ports import bound_port, refusing_port
 
 from ivr.menu.status import HttpStatusService
 from pbxsim.status_service import load_fixtures, serve
@@ -31,10 +31,9 @@ LOOKUP = """\
 
 @pytest.fixture
 async def status_url() -> AsyncIterator[str]:
-    port = free_port()
-    runner = await serve(load_fixtures(FIXTURES), "127.0.0.1", port)
+    runner = await serve(load_fixtures(FIXTURES), "127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{bound_port(runner)}"
     finally:
         await runner.cleanup()
 
@@ -76,8 +75,9 @@ async def test_a_slow_service_is_a_failure_after_the_timeout(run_menu) -> None:
 
 
 async def test_a_service_that_is_down_is_a_failure(run_menu) -> None:
-    service = HttpStatusService(f"http://127.0.0.1:{free_port()}")
-    result, _ = await run_menu(LOOKUP.format(number="1234567897", timeout=1), status=service)
+    with refusing_port() as port:
+        service = HttpStatusService(f"http://127.0.0.1:{port}")
+        result, _ = await run_menu(LOOKUP.format(number="1234567897", timeout=1), status=service)
     assert str(result.end) == "queue broken"
 
 
@@ -89,8 +89,8 @@ async def test_garbage_from_the_service_is_a_failure(run_menu) -> None:
     app.router.add_get("/applications/{n}", garbage)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = bound_port(runner)
     try:
         result, _ = await run_menu(
             LOOKUP.format(number="1", timeout=1),

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from ports import free_port
 from prometheus_client import REGISTRY
 
 from controller.node import Controller
@@ -206,7 +205,7 @@ def test_an_unusable_master_key_is_not_replaced(tmp_path: Path) -> None:
 def node_settings(tmp_path: Path) -> Settings:
     env = {
         "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": str(free_port()),
+        "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
         **{
@@ -230,7 +229,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Controller]:
 
 
 async def list_status(controller: Controller, token: str) -> int:
-    url = f"http://127.0.0.1:{controller.settings.http.port}/recordings"
+    url = f"http://127.0.0.1:{controller.http_port}/recordings"
     async with aiohttp.ClientSession() as http:
         async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
             return response.status

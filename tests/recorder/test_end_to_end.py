@@ -69,18 +69,10 @@ class Node:
     call_id: str
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def node_environment(tmp_path: Path, ami_port: int) -> dict[str, str]:
     return {
         "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": str(free_port()),
+        "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
         "HOTLINE_NODE_NAME": "rec-node",
@@ -186,7 +178,7 @@ async def recorded(tmp_path: Path) -> AsyncIterator[tuple[Node, RecordedCall]]:
             )
             node = Node(
                 controller,
-                f"http://127.0.0.1:{settings.http.port}",
+                f"http://127.0.0.1:{controller.http_port}",
                 tokens,
                 env,
                 tmp_path / "store",

@@ -373,7 +373,6 @@ async def test_schedules_are_read_validated_and_written(env: Env) -> None:
 
 async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: Path) -> None:
     from aiohttp import ClientSession
-    from ports import free_port
 
     from controller.node import Controller
     from controller.settings import load_settings
@@ -385,12 +384,11 @@ async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: P
     tokens.write_text(
         f"users:\n  - {{user: sysadmin, role: admin, token_sha256: {token_digest('t0k')}}}\n"
     )
-    port = free_port()
     settings = load_settings(
         None,
         {
             "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(port),
+            "HOTLINE_HTTP_PORT": "0",
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
             "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_RECORDER_ENABLED": "false",
@@ -404,9 +402,9 @@ async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: P
         },
     )
     controller = Controller(settings)
-    base = f"http://127.0.0.1:{port}"
     try:
         await controller.start()
+        base = f"http://127.0.0.1:{controller.http_port}"
         async with ClientSession() as http:
             async with http.get(f"{base}/api/groups") as reply:
                 assert reply.status == 401

@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ports import free_port
 
 from controller.node import Controller
 from controller.settings import load_settings
@@ -93,7 +92,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
         None,
         {
             "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(free_port()),
+            "HOTLINE_HTTP_PORT": "0",
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
             "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
@@ -172,7 +171,7 @@ async def place_call(
 
 
 async def operator_api(controller: Controller, method: str, path: str) -> Any:
-    url = f"http://127.0.0.1:{controller.settings.http.port}/api/operators{path}"
+    url = f"http://127.0.0.1:{controller.http_port}/api/operators{path}"
     async with aiohttp.ClientSession() as http, http.request(method, url) as response:
         assert response.status == 200, await response.text()
         return await response.json()

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession
-from ports import free_port
 
 from controller.node import Controller
 from controller.settings import load_settings
@@ -83,12 +82,11 @@ PHONE = "79161234567"
 async def running(tmp_path: Path, **environment: str) -> AsyncIterator[tuple[Controller, str]]:
     """A controller on the shipped files with the ACD on and the recorder off; yields it
     and the base URL of its HTTP API."""
-    port = free_port()
     settings = load_settings(
         None,
         {
             "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": str(port),
+            "HOTLINE_HTTP_PORT": "0",
             "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
             "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_RECORDER_ENABLED": "false",
@@ -100,7 +98,7 @@ async def running(tmp_path: Path, **environment: str) -> AsyncIterator[tuple[Con
     controller = Controller(settings)
     try:
         await controller.start()
-        yield controller, f"http://127.0.0.1:{port}"
+        yield controller, f"http://127.0.0.1:{controller.http_port}"
     finally:
         await controller.stop()
 

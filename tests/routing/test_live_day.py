@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -79,7 +80,8 @@ async def controller(tmp_path: Path) -> AsyncIterator[tuple[Controller, Settings
         },
     )
     async with started(settings) as node:
-        yield node, settings
+        # the live day reaches the controller where its settings say, as `hotline sim` does
+        yield node, replace(settings, http=replace(settings.http, port=node.http_port))
 
 
 async def test_a_live_hour_from_the_traffic_file(

@@ -30,7 +30,6 @@ from typing import Any, Final
 import aiohttp
 import pytest
 import yaml
-from ports import free_port
 
 from controller.node import Controller
 from controller.settings import Settings, load_settings
@@ -224,7 +223,7 @@ def controller_environment(tmp_path: Path, dialplans: Path) -> dict[str, str]:
     ``tmp_path/operators.yaml``, no recorder, quiet logs."""
     return {
         "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": str(free_port()),
+        "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_LOG_LEVEL": "WARNING",
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
@@ -337,7 +336,7 @@ async def test_acceptance_live_hour_200_operators_no_lost_no_double_connected_ca
     controller, seats = live
     assert controller.acd is not None and controller.engine is not None
     groups = list(controller.acd.node.acd.groups)
-    port = controller.settings.http.port
+    port = controller.http_port
     async with aiohttp.ClientSession() as http:
         for seat in seats:
             await operator_api(http, port, "POST", f"/{seat.operator_id}/login")  # -> ready
@@ -418,7 +417,7 @@ async def test_caller_who_hangs_up_mid_conversation_frees_the_operator(
     controller, seats = live
     assert controller.agi is not None and controller.acd is not None
     seat = next(s for s in seats if "emergency" in s.skills and s.softphone.answers)
-    port = controller.settings.http.port
+    port = controller.http_port
     async with aiohttp.ClientSession() as http:
         await operator_api(http, port, "POST", f"/{seat.operator_id}/login")
         witness = DialWitness()

@@ -414,7 +414,7 @@ async def test_acceptance_loaded_hour_widening_overflow_and_registration(
 
     calls = hour_of_calls(random.Random(SEED + 1), calls_per_hour(seats))
     offered_load = len(calls) * (1 - IMPATIENT) * mean_handle_seconds(seats) / SIM_HOUR
-    port = controller.settings.http.port
+    port = controller.http_port
     async with aiohttp.ClientSession() as http:
         for seat in seats:
             await operator_api(http, port, "POST", f"/{seat.operator_id}/login")  # -> ready
