@@ -65,8 +65,8 @@ from agents.operators import OperatorState
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError, AmiError
 from hotline.logs import bind_call
+from hotline.yamldoc import YamlDoc
 from routing.node import AcdNode
-from routing.yamlfile import Doc
 
 __all__ = [
     "ESCALATION_CONTEXT",
@@ -96,9 +96,9 @@ class Agency:
 
 
 def load_agencies(path: str | Path) -> dict[str, Agency]:
-    """Agency id -> agency, from the allow-list file. Raises `routing.yamlfile.FileError`
+    """Agency id -> agency, from the allow-list file. Raises `hotline.yamldoc.YamlFileError`
     (``path:line: ...``) for anything malformed."""
-    doc = Doc(path)
+    doc = YamlDoc(path)
     top = doc.mapping(doc.root, "the agencies file")
     doc.check_keys(top, {"agencies"}, {"agencies"}, doc.root)
     _, node = top["agencies"]
