@@ -28,6 +28,7 @@ from controller.settings import Settings
 from hotline.audit import AuditLog
 from hotline.auth import TOKEN_ROLES, Actor, new_token
 from hotline.store.db import create_engine
+from hotline.yamldoc import YamlFileError
 from recorder import keys
 from recorder.cli import recorder_settings
 from recorder.models import RecordingStore
@@ -35,7 +36,6 @@ from recorder.permissions import AccessDenied, Action
 from recorder.playback import RecordingAccess
 from recorder.retention import (
     Purger,
-    RetentionConfigError,
     RetentionPolicy,
     set_hold,
     shred_safely,
@@ -133,7 +133,7 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     recorder = recorder_settings(settings)
     try:
         policy = RetentionPolicy.load(access_settings(settings).retention_file, recorder)
-    except RetentionConfigError as error:
+    except YamlFileError as error:
         return _fail("purge", str(error))
     engine = create_engine(settings.store.database_url)
     shred_safely(engine)
