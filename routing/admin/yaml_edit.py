@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from hotline.yamldoc import YamlDoc, YamlFileError, compose_file, construct
+from hotline.yamldoc import YamlDoc, YamlFileError, compose_file, construct, line_of
 from routing.admin.errors import EditRefused, refusal
 
 if TYPE_CHECKING:
@@ -264,4 +264,4 @@ def menus_naming(menus_dir: Path | None, group_id: str) -> Iterator[str]:
             continue  # a broken menu serves nothing; the menu watcher reports it
         for node in _scalars_under(root, "group"):
             if node.value == group_id:
-                yield f"{path}:{node.start_mark.line + 1}"
+                yield f"{path}:{line_of(node)}"
