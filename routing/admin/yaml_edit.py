@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from hotline.yamldoc import YamlDoc, YamlFileError, compose_file, construct, line_of
+from hotline.yamldoc import YamlDoc, YamlFileError, compose_file, compose_text, construct, line_of
 from routing.admin.errors import EditRefused, refusal
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ __all__ = [
 
 _MAX_DEPTH = 4  # JSON nesting an edit may carry (skills is the deepest: 2)
 _PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
-_RESOLVER = yaml.resolver.Resolver()  # what a plain scalar reads back as (true, 1, null...)
 _STR = "tag:yaml.org,2002:str"
 
 
@@ -118,7 +116,7 @@ def without_entry(path: Path, text: str, top: str, entry_id: str) -> str:
 
 def _scalar(text: str) -> str:
     """A YAML scalar that reads back as exactly this text, plain when that is safe."""
-    if _PLAIN.match(text) and _RESOLVER.resolve(ScalarNode, text, (True, False)) == _STR:
+    if _PLAIN.match(text) and compose_text(text, "<scalar>").tag == _STR:  # not true, 1, null
         return text
     out = []
     for ch in text:
