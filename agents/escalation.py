@@ -65,8 +65,8 @@ from agents.operators import OperatorState
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError, AmiError
 from hotline.logs import bind_call
+from hotline.yamldoc import YamlDoc, line_of
 from routing.node import AcdNode
-from routing.yamlfile import Doc
 
 __all__ = [
     "ESCALATION_CONTEXT",
@@ -96,9 +96,9 @@ class Agency:
 
 
 def load_agencies(path: str | Path) -> dict[str, Agency]:
-    """Agency id -> agency, from the allow-list file. Raises `routing.yamlfile.FileError`
+    """Agency id -> agency, from the allow-list file. Raises `hotline.yamldoc.YamlFileError`
     (``path:line: ...``) for anything malformed."""
-    doc = Doc(path)
+    doc = YamlDoc(path)
     top = doc.mapping(doc.root, "the agencies file")
     doc.check_keys(top, {"agencies"}, {"agencies"}, doc.root)
     _, node = top["agencies"]
@@ -119,7 +119,7 @@ def load_agencies(path: str | Path) -> dict[str, Agency]:
             raise doc.error(number_node, f"{agency_id}: same number as {numbers[number]!r}")
         numbers[number] = agency_id
         name = doc.text(fields["name"][1], f"{agency_id}: name")
-        agencies[agency_id] = Agency(agency_id, name, number, key.start_mark.line + 1)
+        agencies[agency_id] = Agency(agency_id, name, number, line_of(key))
     if not agencies:
         raise doc.error(node, "no agencies listed")
     return agencies

@@ -25,12 +25,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from routing.yamlfile import Doc, FileError
+from hotline.yamldoc import YamlDoc
 
 __all__ = [
     "MAX_LEVEL",
     "TRANSITIONS",
-    "FileError",
     "InvalidTransition",
     "OperatorSpec",
     "OperatorState",
@@ -101,10 +100,10 @@ class OperatorSpec:
 
 def load_operators(path: str | Path, group_ids: set[str] | None = None) -> dict[str, OperatorSpec]:
     """Operators by id; with `group_ids`, every skill must name a known group."""
-    return parse_operators(Doc(path), group_ids)
+    return parse_operators(YamlDoc(path), group_ids)
 
 
-def parse_operators(doc: Doc, group_ids: set[str] | None = None) -> dict[str, OperatorSpec]:
+def parse_operators(doc: YamlDoc, group_ids: set[str] | None = None) -> dict[str, OperatorSpec]:
     """`load_operators` on a parsed file (the admin API checks would-be files with it)."""
     top = doc.mapping(doc.root, "the operators file")
     doc.check_keys(top, {"operators"}, {"operators"}, doc.root)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from controller.settings import Settings, load_settings
 from hotline.logs import configure_logging
 from hotline.settings import ConfigError
+from hotline.yamldoc import YamlFileError
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -26,7 +27,11 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from controller.node import serve
 
-    await serve(settings)
+    try:
+        await serve(settings)
+    except YamlFileError as error:  # groups, operators, hours, agencies, retention, tokens...
+        print(f"hotline serve: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

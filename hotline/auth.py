@@ -12,7 +12,7 @@
           token_sha256: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
 
 * `TokenFile`: the token file as the controller serves it, re-read whenever it changes.
-  A broken file is refused with its file:line (`TokenFileError`).
+  A broken file is refused with its file:line (`hotline.yamldoc.YamlFileError`).
 
 What each role may do is decided by the part that serves it (`recorder.permissions` for
 recordings, `routing.admin.http` for the ACD administration API).
@@ -30,7 +30,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Protocol
 
-import yaml
+from yaml.nodes import Node
+
+from hotline.yamldoc import Problem, YamlDoc, YamlFileError, line_of, scalar
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,6 @@ __all__ = [
     "Role",
     "TokenBook",
     "TokenFile",
-    "TokenFileError",
     "TokenLookup",
     "new_token",
     "token_digest",
@@ -68,10 +69,6 @@ class Role(StrEnum):
 TOKEN_ROLES: Final = frozenset(
     {Role.QUALITY_AUDITOR, Role.SUPERVISOR, Role.SECURITY_OFFICER, Role.OPERATOR, Role.ADMIN}
 )
-
-
-class TokenFileError(Exception):
-    """The token file is unusable; the message starts with `file:line:`."""
 
 
 @dataclass(frozen=True)
@@ -111,13 +108,19 @@ class TokenBook:
 
     @classmethod
     def load(cls, path: Path) -> TokenBook:
+        """The grants of the token file; raises `YamlFileError` (``file:line: ...``) for a
+        missing, unreadable or broken file. A file with no entries yet grants nobody."""
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise TokenFileError(f"{path}:1: token file does not exist") from None
+            raise YamlFileError([Problem(str(path), 1, "token file does not exist")]) from None
         except (OSError, UnicodeDecodeError) as error:
-            raise TokenFileError(f"{path}:1: token file cannot be read: {error}") from None
-        return cls(tuple(_parse_tokens(path, text)))
+            raise YamlFileError(
+                [Problem(str(path), 1, f"token file cannot be read: {error}")]
+            ) from None
+        if _blank(text):
+            return cls()
+        return cls(tuple(_parse_tokens(YamlDoc(path, text))))
 
 
 class TokenLookup(Protocol):
@@ -132,7 +135,8 @@ class TokenFile:
     An admin adds or revokes a user without restarting the controller (and dropping calls).
     A missing file lets nobody in until it is created. A file that breaks while the
     controller runs also lets nobody in (fail closed: the edit may have been a revocation)
-    and is logged with its file:line; at construction a broken file raises `TokenFileError`.
+    and is logged with its file:line; at construction a broken file raises
+    `hotline.yamldoc.YamlFileError`.
     """
 
     def __init__(self, path: Path) -> None:
@@ -171,73 +175,57 @@ class TokenFile:
             return
         try:
             self._book = TokenBook.load(self.path)
-        except TokenFileError as error:
+        except YamlFileError as error:
             log.error("token file unusable, recordings access refused: %s", error)
             self._book = TokenBook()
         else:
             log.info("token file %s reloaded: %d users", self.path, len(self._book.grants))
 
 
-def _parse_tokens(path: Path, text: str) -> list[_Grant]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise TokenFileError(f"{path}:{line}: not valid YAML: {error}") from None
-    if root is None:
-        return []
-    users = _mapping(path, root, "the file").get("users")
-    if users is None:
-        raise TokenFileError(f"{path}:{_line(root)}: the file needs a `users:` list")
-    if not isinstance(users, yaml.SequenceNode):
-        raise TokenFileError(f"{path}:{_line(users)}: `users` must be a list")
+def _blank(text: str) -> bool:
+    """No entries yet: nothing but blank lines and comments (nobody is let in)."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def _parse_tokens(doc: YamlDoc) -> list[_Grant]:
+    fields = doc.mapping(doc.root, "the file")
+    if "users" not in fields:
+        raise doc.error(doc.root, "the file needs a `users:` list")
     grants: list[_Grant] = []
     seen: dict[str, int] = {}
-    for item in users.value:
-        grant = _parse_grant(path, item)
+    for item in doc.sequence(fields["users"][1], "`users`"):
+        grant = _parse_grant(doc, item)
         if grant.token_sha256 in seen:
-            raise TokenFileError(
-                f"{path}:{_line(item)}: the same token is already given on line "
-                f"{seen[grant.token_sha256]}"
+            raise doc.error(
+                item, f"the same token is already given on line {seen[grant.token_sha256]}"
             )
-        seen[grant.token_sha256] = _line(item)
+        seen[grant.token_sha256] = line_of(item)
         grants.append(grant)
     return grants
 
 
-def _parse_grant(path: Path, node: yaml.Node) -> _Grant:
-    fields = _mapping(path, node, "each user")
+def _parse_grant(doc: YamlDoc, node: Node) -> _Grant:
+    fields = doc.mapping(node, "each user")
     unknown = sorted(set(fields) - {"user", "role", "token_sha256"})
     if unknown:
-        raise TokenFileError(f"{path}:{_line(fields[unknown[0]])}: unknown key `{unknown[0]}`")
+        raise doc.error(fields[unknown[0]][0], f"unknown key `{unknown[0]}`")
     values = {}
     for key in ("user", "role", "token_sha256"):
-        value = fields.get(key)
-        if value is None:
-            raise TokenFileError(f"{path}:{_line(node)}: user entry lacks `{key}`")
-        if not isinstance(value, yaml.ScalarNode) or not str(value.value).strip():
-            raise TokenFileError(f"{path}:{_line(value)}: `{key}` must be a non-empty text")
-        values[key] = str(value.value).strip()
+        if key not in fields:
+            raise doc.error(node, f"user entry lacks `{key}`")
+        value = scalar(fields[key][1])
+        if value is None or not value.strip():
+            raise doc.error(fields[key][1], f"`{key}` must be a non-empty text")
+        values[key] = value.strip()
     if values["role"] not in TOKEN_ROLES:
-        raise TokenFileError(
-            f"{path}:{_line(fields['role'])}: role `{values['role']}` is not one of "
-            f"{', '.join(sorted(TOKEN_ROLES))}"
+        raise doc.error(
+            fields["role"][1],
+            f"role `{values['role']}` is not one of {', '.join(sorted(TOKEN_ROLES))}",
         )
     digest = values["token_sha256"].lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise TokenFileError(
-            f"{path}:{_line(fields['token_sha256'])}: token_sha256 must be 64 hex digits "
-            "(the SHA-256 of the token, never the token itself)"
+        raise doc.error(
+            fields["token_sha256"][1],
+            "token_sha256 must be 64 hex digits (the SHA-256 of the token, never the token itself)",
         )
     return _Grant(Actor(values["user"], values["role"]), digest)
-
-
-def _mapping(path: Path, node: yaml.Node, what: str) -> dict[str, yaml.Node]:
-    if not isinstance(node, yaml.MappingNode):
-        raise TokenFileError(f"{path}:{_line(node)}: {what} must be a mapping")
-    return {str(key.value): value for key, value in node.value}
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1

@@ -125,6 +125,12 @@ def construct_scalar(node: ScalarNode) -> Any:
     return yaml.SafeLoader("").construct_object(node)
 
 
+def construct(node: Node) -> Any:
+    """A node's plain value (dicts, lists, scalars), as ``yaml.safe_load`` would give it: for
+    data a part keeps as data once its lines have been checked."""
+    return yaml.SafeLoader("").construct_document(node)
+
+
 class YamlDoc:
     """One parsed YAML file and typed readers that fail at the right line."""
 

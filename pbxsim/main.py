@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.clock import SystemClock
+from hotline.yamldoc import YamlFileError
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.queue_config import queues_from_dict
 from pbxsim.queue_state import Operator
 from pbxsim.queues import Queues
 from pbxsim.runner import SimReport, run_scenario
-from pbxsim.scenario import Scenario, ScenarioError, load_scenario
+from pbxsim.scenario import Scenario, load_scenario
 
 
 @dataclass
@@ -124,7 +125,7 @@ async def run_scenario_file(
     were, 2 when the file cannot be used."""
     try:
         scenario = load_scenario(path)
-    except (ScenarioError, OSError) as error:
+    except YamlFileError as error:
         print(f"hotline sim: {error}")
         return 2
     report = await simulate(

@@ -26,8 +26,9 @@ command instead of a given time. ``agents`` and ``queues`` are for the queue hal
 is kept as plain data (what `pbxsim.queues.queues_from_dict` reads) and each agent maps
 onto a queue member and the operator behind it.
 
-Mistakes are reported as ``ScenarioError`` with the file, line and column of the offending
-node and the key path: ``load.yaml:12:7: calls[0].dtmf[1].at: expected a number, got 'soon'``.
+The file is read with `hotline.yamldoc`; a mistake is a `YamlFileError` naming the file, the
+line of the offending node and the key path:
+``load.yaml:12: calls[0].dtmf[1].at: expected a number, got 'soon'``.
 """
 
 from __future__ import annotations
@@ -41,10 +42,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
-import yaml
-from yaml.constructor import SafeConstructor
+from yaml import YAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from hotline.yamldoc import (
+    Problem,
+    YamlFileError,
+    compose_file,
+    compose_text,
+    construct,
+    construct_scalar,
+    line_of,
+)
 from pbxsim.callers import (
     DTMF_DIGITS,
     CallerScript,
@@ -61,10 +70,6 @@ T = TypeVar("T")
 
 CHANNEL_FIELDS: Final = frozenset({"number", "seq", "index", "uniqueid"})
 URL_FIELDS: Final = frozenset({"number", "seq", "index", "uniqueid", "host", "port"})
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be run; the message starts with ``file:line:column:``."""
 
 
 # --- the model ---------------------------------------------------------------------------
@@ -222,28 +227,13 @@ def _arrivals(group: CallGroup, rng: random.Random) -> list[float]:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and check a scenario file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read the scenario: {exc}") from None
-    return parse_scenario(text, source=str(path))
+    """Read and check a scenario file; raises `YamlFileError` (``file:line: ...``)."""
+    return _Reader(str(path)).scenario(compose_file(path))
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Check a scenario given as YAML text; `source` names it in error messages."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ScenarioError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
-    if root is None:
-        raise ScenarioError(f"{source}:1:1: the scenario is empty")
-    return _Reader(source).scenario(root)
+    return _Reader(source).scenario(compose_text(text, source))
 
 
 class _Reader:
@@ -251,7 +241,6 @@ class _Reader:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self._constructor = SafeConstructor()
 
     # -- the sections -------------------------------------------------------------------
 
@@ -354,7 +343,7 @@ class _Reader:
             name = self.text(key_node, "queues")
             if not isinstance(value_node, MappingNode):
                 raise self.error(value_node, f"queues.{name}", "expected a mapping of settings")
-            settings = self._constructor.construct_mapping(value_node, deep=True)
+            settings = construct(value_node)
             result[name] = {str(key): value for key, value in settings.items()}
         return result
 
@@ -433,8 +422,8 @@ class _Reader:
         if not isinstance(node, ScalarNode):
             raise self.error(node, path, "expected a single value, not a list or mapping")
         try:
-            return self._constructor.construct_object(node)
-        except yaml.YAMLError as exc:  # an unsafe or unknown tag such as !!python/name
+            return construct_scalar(node)
+        except YAMLError as exc:  # an unsafe or unknown tag such as !!python/name
             problem = getattr(exc, "problem", None) or str(exc)
             raise self.error(node, path, problem) from None
 
@@ -523,9 +512,8 @@ class _Reader:
 
         return read
 
-    def error(self, node: Node, path: str, message: str) -> ScenarioError:
-        mark = node.start_mark
-        return ScenarioError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {path}: {message}")
+    def error(self, node: Node, path: str, message: str) -> YamlFileError:
+        return YamlFileError([Problem(self.source, line_of(node), f"{path}: {message}")])
 
 
 class _Getter:

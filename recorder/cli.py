@@ -25,10 +25,11 @@ from hotline.ami.protocol import AmiMessage
 from hotline.settings import AmiSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
+from hotline.yamldoc import YamlFileError
 from recorder.keys import KeyError_, KeyRing, MasterKeyStore, WrappedKey, wrapped_key_of
 from recorder.models import RecordingStore
 from recorder.pipeline import CallInfo, Recorder
-from recorder.retention import RetentionConfigError, RetentionPolicy, shred_safely
+from recorder.retention import RetentionPolicy, shred_safely
 from recorder.settings import RecorderSettings, WithRecorderSettings
 from recorder.spool import valid_call_id
 from recorder.storage import S3Storage, StorageError, open_storage
@@ -73,7 +74,7 @@ async def cmd_run(args: argparse.Namespace, settings: WithRecorderSettings) -> i
     access = settings.recorder_access
     try:  # the same terms the purge job applies: dialplans/retention.yaml
         retention = RetentionPolicy.load(access.retention_file, rsettings)
-    except RetentionConfigError as error:
+    except YamlFileError as error:
         print(f"hotline recorder run: {error}", file=sys.stderr)
         return 2
     return await run_worker(

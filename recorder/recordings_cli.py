@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from hotline.audit import AuditLog
 from hotline.auth import TOKEN_ROLES, Actor, new_token
 from hotline.store.db import create_engine
+from hotline.yamldoc import YamlFileError
 from recorder import keys
 from recorder.cli import recorder_settings
 from recorder.models import RecordingStore
@@ -34,7 +35,6 @@ from recorder.permissions import AccessDenied, Action
 from recorder.playback import RecordingAccess
 from recorder.retention import (
     Purger,
-    RetentionConfigError,
     RetentionPolicy,
     set_hold,
     shred_safely,
@@ -131,7 +131,7 @@ async def cmd_purge(args: argparse.Namespace, settings: WithRecorderSettings) ->
     recorder = recorder_settings(settings)
     try:
         policy = RetentionPolicy.load(access_settings(settings).retention_file, recorder)
-    except RetentionConfigError as error:
+    except YamlFileError as error:
         return _fail("purge", str(error))
     engine = create_engine(settings.store.database_url)
     shred_safely(engine)

@@ -1,6 +1,7 @@
 """Retention: how long each category of recording is kept, legal holds, and the purge job.
 
-Terms come from `dialplans/retention.yaml` (validated, errors point at file:line):
+Terms come from `dialplans/retention.yaml`, read with `hotline.yamldoc` (a mistake is a
+`YamlFileError` pointing at file:line):
 
     default_days: 365          # any category not listed below
     categories:
@@ -36,14 +37,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
 from sqlalchemy import and_, event, func, or_, select, text, true, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from yaml.nodes import MappingNode, Node
 
 from hotline.audit import AuditLog
 from hotline.auth import Actor
 from hotline.store.db import require_utc, utc_now
+from hotline.yamldoc import YamlDoc, scalar
 from recorder.models import RecordedCall, State
 from recorder.permissions import Action, is_allowed
 from recorder.settings import RecorderSettings
@@ -54,7 +56,6 @@ __all__ = [
     "HoldResult",
     "PurgeReport",
     "Purger",
-    "RetentionConfigError",
     "RetentionPolicy",
     "set_hold",
     "shred_safely",
@@ -89,10 +90,6 @@ def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-class RetentionConfigError(Exception):
-    """The retention file is unusable; the message starts with `file:line:`."""
-
-
 @dataclass(frozen=True)
 class RetentionPolicy:
     """Days to keep recordings, per category, with a default for the rest."""
@@ -124,66 +121,48 @@ class RetentionPolicy:
 
     @classmethod
     def load(cls, path: Path, fallback: RecorderSettings | None = None) -> RetentionPolicy:
-        """The policy in `path`; the settings' terms when the file does not exist."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        """The policy in `path`; the settings' terms when the file does not exist.
+        A broken file raises `YamlFileError` (``file:line: ...``)."""
+        if not path.exists():
             return cls.from_settings(fallback or RecorderSettings())
-        except (OSError, UnicodeDecodeError) as error:
-            raise RetentionConfigError(f"{path}:1: cannot be read: {error}") from None
-        return _parse_policy(path, text)
+        return _parse_policy(YamlDoc(path))
 
 
-def _parse_policy(path: Path, text: str) -> RetentionPolicy:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise RetentionConfigError(
-            f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {error}"
-        ) from None
-    if not isinstance(root, yaml.MappingNode):
-        line = root.start_mark.line + 1 if root is not None else 1
-        raise RetentionConfigError(f"{path}:{line}: expected `default_days:` and `categories:`")
+def _parse_policy(doc: YamlDoc) -> RetentionPolicy:
+    root = doc.root
+    if not isinstance(root, MappingNode):
+        raise doc.error(root, "expected `default_days:` and `categories:`")
     top = {str(key.value): (key, value) for key, value in root.value}
     for name, (key, _) in top.items():
         if name not in ("default_days", "categories"):
-            raise RetentionConfigError(f"{path}:{key.start_mark.line + 1}: unknown key `{name}`")
+            raise doc.error(key, f"unknown key `{name}`")
     if "default_days" not in top:
-        raise RetentionConfigError(f"{path}:{root.start_mark.line + 1}: `default_days` is missing")
-    default_days = _days(path, top["default_days"][1], "default_days")
+        raise doc.error(root, "`default_days` is missing")
+    default_days = _days(doc, top["default_days"][1], "default_days")
     categories: dict[str, int] = {}
     if "categories" in top:
         node = top["categories"][1]
-        if not isinstance(node, yaml.MappingNode):
-            raise RetentionConfigError(
-                f"{path}:{node.start_mark.line + 1}: `categories` must map names to days"
-            )
+        if not isinstance(node, MappingNode):
+            raise doc.error(node, "`categories` must map names to days")
         for key, value in node.value:
             name = str(key.value)
             if not name or set(name) - _CATEGORY_CHARS:
-                raise RetentionConfigError(
-                    f"{path}:{key.start_mark.line + 1}: category `{name}` must be lower-case "
-                    "latin letters, digits, - or _"
+                raise doc.error(
+                    key, f"category `{name}` must be lower-case latin letters, digits, - or _"
                 )
             if name in categories:
-                raise RetentionConfigError(
-                    f"{path}:{key.start_mark.line + 1}: category `{name}` is given twice"
-                )
-            categories[name] = _days(path, value, f"categories.{name}")
+                raise doc.error(key, f"category `{name}` is given twice")
+            categories[name] = _days(doc, value, f"categories.{name}")
     return RetentionPolicy(default_days, MappingProxyType(categories))
 
 
-def _days(path: Path, node: yaml.Node, name: str) -> int:
-    text = str(getattr(node, "value", ""))
-    if (
-        not isinstance(node, yaml.ScalarNode)
-        or not text.isdigit()
-        or not 1 <= int(text) <= MAX_DAYS
-    ):
-        raise RetentionConfigError(
-            f"{path}:{node.start_mark.line + 1}: `{name}` must be a whole number of days "
-            f"from 1 to {MAX_DAYS}, got {text or 'nothing'!r}"
+def _days(doc: YamlDoc, node: Node, name: str) -> int:
+    text = scalar(node) or ""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+        raise doc.error(
+            node,
+            f"`{name}` must be a whole number of days from 1 to {MAX_DAYS}, "
+            f"got {text or 'nothing'!r}",
         )
     return int(text)
 

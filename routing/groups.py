@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from routing.yamlfile import Doc, FileError
+from hotline.yamldoc import YamlDoc
 
-__all__ = ["SCHEDULE_NAME", "FileError", "Group", "load_groups", "parse_groups"]
+__all__ = ["SCHEDULE_NAME", "Group", "load_groups", "parse_groups"]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # A schedule names a file <schedules_dir>/<name>.yaml: no path separators, no dot files.
@@ -55,11 +55,11 @@ class Group:
 
 
 def load_groups(path: str | Path) -> dict[str, Group]:
-    """Groups by id from a file; raises `FileError` (``path:line: ...``) on any mistake."""
-    return parse_groups(Doc(path))
+    """Groups by id from a file; raises `YamlFileError` (``path:line: ...``) on any mistake."""
+    return parse_groups(YamlDoc(path))
 
 
-def parse_groups(doc: Doc) -> dict[str, Group]:
+def parse_groups(doc: YamlDoc) -> dict[str, Group]:
     top = doc.mapping(doc.root, "the groups file")
     doc.check_keys(top, {"groups"}, {"groups"}, doc.root)
     groups_node = top["groups"][1]
@@ -79,7 +79,9 @@ def parse_groups(doc: Doc) -> dict[str, Group]:
     return groups
 
 
-def _group(doc: Doc, group_id: str, body: object) -> tuple[Group, list[tuple[object, str, str]]]:
+def _group(
+    doc: YamlDoc, group_id: str, body: object
+) -> tuple[Group, list[tuple[object, str, str]]]:
     fields = doc.mapping(body, f"group {group_id!r}")  # type: ignore[arg-type]
     doc.check_keys(fields, _ALLOWED, _REQUIRED, body)  # type: ignore[arg-type]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hotline.yamldoc import YamlFileError
 from routing.des import FallbackFifoRouter, SimRouter, simulate_day
 from routing.erlang import offered_load, required_agents
 from routing.traffic import TrafficPlan, format_clock, load_traffic
-from routing.yamlfile import FileError
 
 DEFAULT_TRAFFIC = Path("dialplans/traffic.yaml")
 
@@ -94,7 +94,7 @@ async def run_staffing(args: argparse.Namespace, settings: object) -> int:
     try:
         plan = load_traffic(args.traffic)
         rows = staffing_rows(_with_overrides(plan, args), groups=args.group)
-    except (FileError, ValueError) as error:
+    except (YamlFileError, ValueError) as error:
         print(f"hotline: {error}", file=sys.stderr)
         return 2
     if args.json:
@@ -202,7 +202,7 @@ async def run_virtual(args: argparse.Namespace, settings: object) -> int:
     """Simulate the traffic file's day and print the JSON summary; 2 on a bad file."""
     try:
         plan = load_traffic(args.traffic)
-    except FileError as error:
+    except YamlFileError as error:
         print(f"hotline: {error}", file=sys.stderr)
         return 2
     result = simulate_day(

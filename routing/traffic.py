@@ -2,7 +2,7 @@
 
 Supervisors edit it (example: ``dialplans/traffic.yaml``); ``hotline acd staffing`` turns it into
 operators per interval and ``hotline sim --virtual`` plays it as a day of calls. Every mistake
-is reported as ``file:line: message`` (a `FileError`).
+is reported as ``file:line: message`` (a `YamlFileError`).
 
 Times of day are ``"HH:MM"`` text, seconds everywhere else. Calls are given per interval from a
 start time; intervals outside the list expect no calls.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from yaml.nodes import Node, ScalarNode
 
+from hotline.yamldoc import YamlDoc
 from routing.erlang import StaffingTarget
-from routing.yamlfile import Doc, FileError
 
 DAY_SECONDS = 24 * 3600
 DISTRIBUTIONS = ("exponential", "lognormal", "fixed")
@@ -102,12 +102,12 @@ def format_clock(seconds: float) -> str:
 
 
 def load_traffic(path: str | Path, text: str | None = None) -> TrafficPlan:
-    """Read and check a traffic file; raises `FileError` pointing at the offending line."""
-    return _TrafficReader(Doc(path, text)).plan()
+    """Read and check a traffic file; raises `YamlFileError` pointing at the offending line."""
+    return _TrafficReader(YamlDoc(path, text)).plan()
 
 
 class _TrafficReader:
-    def __init__(self, doc: Doc) -> None:
+    def __init__(self, doc: YamlDoc) -> None:
         self.doc = doc
 
     def plan(self) -> TrafficPlan:
@@ -268,15 +268,8 @@ class _TrafficReader:
         return value
 
     def finite(self, node: Node, what: str) -> float:
-        try:
-            value = self.doc.number(node, what)
-        except ValueError as exc:
-            if isinstance(exc, FileError):
-                raise
-            raise self.doc.error(node, f"{what} must be a finite number") from None
-        if not math.isfinite(value):
-            raise self.doc.error(node, f"{what} must be a finite number")
-        return value
+        """A finite number, at least 0 (`YamlDoc.number` refuses .nan, .inf and text)."""
+        return self.doc.number(node, what)
 
 
 def _is_null(node: Node) -> bool:

@@ -13,6 +13,8 @@ from hotline.yamldoc import (
     YamlDoc,
     YamlFileError,
     compose,
+    compose_text,
+    construct,
     mapping_items,
     write_atomically,
 )
@@ -70,6 +72,11 @@ def test_typed_readers_fail_at_the_value_line(tmp_path: Path) -> None:
         doc.integer(fields["ring"][1], "ring", low=20, high=60)
     with pytest.raises(YamlFileError, match=r":3: name must not be empty"):
         doc.text(fields["name"][1], "name")
+
+
+def test_construct_gives_the_plain_data_yaml_would() -> None:
+    root = compose_text("hours: {mon: 09:00-18:00}\nlimit: 0x1f\ntags: [a, 1_000]\n", "x.yaml")
+    assert construct(root) == {"hours": {"mon": "09:00-18:00"}, "limit": 31, "tags": ["a", 1000]}
 
 
 def test_write_atomically_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:

@@ -288,7 +288,7 @@ async def run_live_day(args: argparse.Namespace, settings: Settings) -> int:
     except (
         ValueError,
         RouteError,
-    ) as error:  # FileError is a ValueError: its text is file:line: reason
+    ) as error:  # YamlFileError is a ValueError: its text is file:line: reason
         print(f"hotline sim: {error}")
         return 2
     for warning in plan.warnings:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from hotline.yamldoc import line_of
 from ivr.menu.model import Location
 
 DTMF_KEYS = frozenset("0123456789*#")
@@ -20,7 +21,7 @@ class FieldError(ValueError):
 
 
 def location(file: str, node: Node) -> Location:
-    return Location(file, node.start_mark.line + 1)
+    return Location(file, line_of(node))
 
 
 class Fields:

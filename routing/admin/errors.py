@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from routing.yamlfile import Doc, FileError
+from hotline.yamldoc import YamlDoc, YamlFileError
 
 __all__ = ["EditRefused", "parse_or_refuse", "refusal"]
 
@@ -23,17 +23,13 @@ class EditRefused(Exception):
         self.status, self.message, self.where, self.detail = status, message, where, detail
 
 
-_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<message>.*)$", re.S)
-
-
 def refusal(
-    error: FileError, path: Path, block: tuple[int, list[str]] | None, what: str
+    error: YamlFileError, path: Path, block: tuple[int, list[str]] | None, what: str
 ) -> EditRefused:
     """The validator's file:line error, pointed at the request's field when it is in the
     entry the request wrote."""
-    found = _LINE.match(str(error))
-    line = int(found["line"]) - 1 if found else -1
-    message = found["message"] if found else str(error)
+    first = error.problems[0]
+    line, message = first.line - 1, first.message
     where = f"{path}:{line + 1}"
     if block is not None and 0 <= line - block[0] < len(block[1]):
         where = block[1][line - block[0]]
@@ -44,13 +40,13 @@ def refusal(
 
 
 def parse_or_refuse(
-    parse: Callable[[Doc], T],
+    parse: Callable[[YamlDoc], T],
     path: Path,
     text: str,
     block: tuple[int, list[str]] | None,
     what: str,
 ) -> T:
     try:
-        return parse(Doc(path, text))
-    except FileError as error:
+        return parse(YamlDoc(path, text))
+    except YamlFileError as error:
         raise refusal(error, path, block, what) from None

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from hotline.yamldoc import YamlDoc, YamlFileError, compose_file, compose_text, construct, line_of
 from routing.admin.errors import EditRefused, refusal
-from routing.yamlfile import Doc, FileError
 
 if TYPE_CHECKING:
     from hotline.hours import OpenHours
@@ -37,6 +36,7 @@ __all__ = [
 
 _MAX_DEPTH = 4  # JSON nesting an edit may carry (skills is the deepest: 2)
 _PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+_STR = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -58,8 +58,8 @@ def read_text(path: Path) -> str:
 def _entries(path: Path, text: str, top: str) -> tuple[dict[str, _Entry], int]:
     """Entries of the block mapping under `top`, and the line after the last one."""
     try:
-        root = Doc(path, text).root
-    except FileError as error:
+        root = YamlDoc(path, text).root
+    except YamlFileError as error:
         raise refusal(error, path, None, "Файл") from None
     body = None
     if isinstance(root, MappingNode):
@@ -116,7 +116,7 @@ def without_entry(path: Path, text: str, top: str, entry_id: str) -> str:
 
 def _scalar(text: str) -> str:
     """A YAML scalar that reads back as exactly this text, plain when that is safe."""
-    if _PLAIN.match(text) and yaml.safe_load(text) == text:
+    if _PLAIN.match(text) and compose_text(text, "<scalar>").tag == _STR:  # not true, 1, null
         return text
     out = []
     for ch in text:
@@ -216,8 +216,8 @@ def _scalars_under(node: Node | None, key_name: str) -> Iterator[ScalarNode]:
 def hours_data(path: Path) -> dict[str, Any]:
     """A file's content if it is an hours file (a mapping with ``hours``), else 404."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = construct(compose_file(path))
+    except YamlFileError:
         data = None
     if not isinstance(data, dict) or "hours" not in data:
         raise EditRefused(404, f"Файл {path.name} не является расписанием.", "name")
@@ -228,7 +228,6 @@ def check_hours(path: Path, text: str, schedules_dir: Path) -> OpenHours:
     """The IVR's own validator on the would-be file (in a scratch directory beside no one),
     with its problems reported against the real path."""
     from hotline.hours import load_calendar, load_hours, validate_hours_file
-    from hotline.yamldoc import YamlFileError
 
     with tempfile.TemporaryDirectory() as scratch:
         trial = Path(scratch) / path.name
@@ -258,9 +257,9 @@ def menus_naming(menus_dir: Path | None, group_id: str) -> Iterator[str]:
 
     for path in menu_files(menus_dir):
         try:
-            root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            root = compose_file(path)
+        except YamlFileError:
             continue  # a broken menu serves nothing; the menu watcher reports it
         for node in _scalars_under(root, "group"):
             if node.value == group_id:
-                yield f"{path}:{node.start_mark.line + 1}"
+                yield f"{path}:{line_of(node)}"

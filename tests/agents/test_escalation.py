@@ -25,13 +25,13 @@ from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
 from hotline.clock import ManualClock, SystemClock
+from hotline.yamldoc import YamlFileError
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from routing.acd import Acd
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op
-from routing.yamlfile import FileError
 
 ROOT = Path(__file__).resolve().parents[2]
 CALL = "1795563226.0"  # the caller's agi_uniqueid: the ACD's call id
@@ -268,7 +268,7 @@ def test_broken_agencies_file_points_at_the_line(
 ) -> None:
     path = tmp_path / "agencies.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(FileError) as error:
+    with pytest.raises(YamlFileError) as error:
         load_agencies(path)
     assert str(error.value).startswith(f"{path}:{line}:"), error.value
     assert words in str(error.value)

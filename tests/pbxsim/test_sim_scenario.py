@@ -13,10 +13,10 @@ import pytest
 from transcripts import load
 
 from hotline.ami.protocol import AmiMessage, AmiParser
+from hotline.yamldoc import YamlFileError
 from pbxsim.runner import SimReport, run_scenario
 from pbxsim.scenario import (
     AgentSpec,
-    ScenarioError,
     load_scenario,
     parse_scenario,
 )
@@ -116,73 +116,73 @@ def test_every_call_hangs_up_by_max_call_seconds() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("calls: [{number: '1'}\n", "x.yaml:2:1: not valid YAML"),
+        ("calls: [{number: '1'}\n", "x.yaml:2: not valid YAML"),
         (
             "calls:\n  - number: '1'\n    hangup_afer: 3\n",
-            "x.yaml:3:5: calls[0].hangup_afer: unknown key (did you mean 'hangup_after'?)",
+            "x.yaml:3: calls[0].hangup_afer: unknown key (did you mean 'hangup_after'?)",
         ),
         (
             "calls:\n  - number: '1'\n    dtmf: [{at: soon, digits: '1'}]\n",
-            "x.yaml:3:17: calls[0].dtmf[0].at: expected a number, got 'soon'",
+            "x.yaml:3: calls[0].dtmf[0].at: expected a number, got 'soon'",
         ),
         (
             "calls:\n  - number: '1'\n    count: 2.5\n",
-            "x.yaml:3:12: calls[0].count: expected a whole number, got '2.5'",
+            "x.yaml:3: calls[0].count: expected a whole number, got '2.5'",
         ),
         (
             "calls:\n  - number: '1'\n    count: 0\n",
-            "x.yaml:3:12: calls[0].count: must be at least 1, got 0",
+            "x.yaml:3: calls[0].count: must be at least 1, got 0",
         ),
-        ("calls:\n  - caller_id: '1'\n", "x.yaml:2:5: calls[0]: missing required key 'number'"),
+        ("calls:\n  - caller_id: '1'\n", "x.yaml:2: calls[0]: missing required key 'number'"),
         (
             "calls:\n  - number: '1'\n    number: '2'\n",
-            "x.yaml:3:5: calls[0].number: duplicate key",
+            "x.yaml:3: calls[0].number: duplicate key",
         ),
-        ("calls: []\n", "x.yaml:1:8: calls: must not be empty"),
-        ("calls: {number: '1'}\n", "x.yaml:1:8: calls: expected a list"),
-        ("- 1\n", "x.yaml:1:1: scenario: expected a mapping"),
-        ("", "x.yaml:1:1: the scenario is empty"),
+        ("calls: []\n", "x.yaml:1: calls: must not be empty"),
+        ("calls: {number: '1'}\n", "x.yaml:1: calls: expected a list"),
+        ("- 1\n", "x.yaml:1: scenario: expected a mapping"),
+        ("", "x.yaml:1: the file is empty"),
         (
             "calls:\n  - number: '1'\n    dtmf: [{at: 1, digits: '12x'}]\n",
-            "x.yaml:3:28: calls[0].dtmf[0].digits: not DTMF digits: 'x'",
+            "x.yaml:3: calls[0].dtmf[0].digits: not DTMF digits: 'x'",
         ),
         (
             "calls:\n  - number: '1'\n    script: [Wait(1)]\n    hangup_after: 3\n",
-            "x.yaml:4:19: calls[0].hangup_after: cannot be combined with 'script'",
+            "x.yaml:4: calls[0].hangup_after: cannot be combined with 'script'",
         ),
         (
             "calls:\n  - number: '1'\n    script: [Dial(SIP/x)]\n",
-            "x.yaml:3:13: calls[0].script: a caller script cannot run 'Dial(SIP/x)'",
+            "x.yaml:3: calls[0].script: a caller script cannot run 'Dial(SIP/x)'",
         ),
         (
             "pbx: {channel: 'SIP/{nope}'}\ncalls: [{number: '1'}]\n",
-            "x.yaml:1:16: pbx.channel: unknown field {nope}",
+            "x.yaml:1: pbx.channel: unknown field {nope}",
         ),
         (
             "pbx: {channel: 'SIP/{number.__class__}'}\ncalls: [{number: '1'}]\n",
-            "x.yaml:1:16: pbx.channel: unknown field {number.__class__}",
+            "x.yaml:1: pbx.channel: unknown field {number.__class__}",
         ),
         (
             "calls: [{number: '1', hangup_after: -2}]\n",
-            "x.yaml:1:37: calls[0].hangup_after: must be greater than 0, got -2",
+            "x.yaml:1: calls[0].hangup_after: must be greater than 0, got -2",
         ),
         (
             "agents: [{name: a, interface: Local/a@agents/n, answers: maybe}]\n"
             "calls: [{number: 1}]",
-            "x.yaml:1:58: agents[0].answers: expected true or false, got 'maybe'",
+            "x.yaml:1: agents[0].answers: expected true or false, got 'maybe'",
         ),
         (
             "calls: [{number: '1', name: [a, b]}]\n",
-            "x.yaml:1:29: calls[0].name: expected a single value, not a list or mapping",
+            "x.yaml:1: calls[0].name: expected a single value, not a list or mapping",
         ),
         (
             "calls: [{number: !!python/name:os.system '1'}]\n",
-            "x.yaml:1:18: calls[0].number: could not determine a constructor",
+            "x.yaml:1: calls[0].number: could not determine a constructor",
         ),
     ],
 )
 def test_errors_point_at_the_line(text: str, expected: str) -> None:
-    with pytest.raises(ScenarioError) as caught:
+    with pytest.raises(YamlFileError) as caught:
         parse_scenario(text, source="x.yaml")
     assert str(caught.value).startswith(expected), str(caught.value)
 
@@ -190,9 +190,9 @@ def test_errors_point_at_the_line(text: str, expected: str) -> None:
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: x\ncalls:\n  - number: '1'\n    patience: 3\n", encoding="utf-8")
-    with pytest.raises(ScenarioError, match=rf"^{path}:4:5: calls\[0\]\.patience: unknown key"):
+    with pytest.raises(YamlFileError, match=rf"^{path}:4: calls\[0\]\.patience: unknown key"):
         load_scenario(path)
-    with pytest.raises(ScenarioError, match="cannot read"):
+    with pytest.raises(YamlFileError, match="cannot read"):
         load_scenario(tmp_path / "missing.yaml")
 
 

@@ -23,9 +23,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 
 from hotline.audit import AuditLog, AuditRecord
-from hotline.auth import Actor, Role, TokenBook, TokenFileError, new_token
+from hotline.auth import Actor, Role, TokenBook, new_token
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
+from hotline.yamldoc import YamlFileError
 from recorder import keys
 from recorder.http import RangeNotSatisfiable, build_app, install, parse_range
 from recorder.models import RecordedCall, RecordingStore, State
@@ -211,6 +212,7 @@ def test_token_file_maps_tokens_to_users_and_roles(tmp_path: Path) -> None:
         ("users: [\n  {user: a\n", 3, "not valid YAML"),
         ("users: {a: 1}\n", 1, "must be a list"),
         ("- user: a\n", 1, "must be a mapping"),
+        ("users:\n  - user: a\n    user: b\n", 3, "duplicate key 'user'"),
         (
             f"users:\n  - {{user: a, role: supervisor, token_sha256: {'b' * 64}}}\n"
             f"  - {{user: b, role: operator, token_sha256: {'b' * 64}}}\n",
@@ -224,15 +226,21 @@ def test_token_file_mistakes_point_at_file_and_line(
 ) -> None:
     path = tmp_path / "tokens.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(TokenFileError) as error:
+    with pytest.raises(YamlFileError) as error:
         TokenBook.load(path)
     assert str(error.value).startswith(f"{path}:{where}:")
     assert says in str(error.value)
 
 
 def test_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(TokenFileError, match="does not exist"):
+    with pytest.raises(YamlFileError, match="does not exist"):
         TokenBook.load(tmp_path / "absent.yaml")
+
+
+def test_a_token_file_with_no_entries_yet_lets_nobody_in(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text("# users: added with `hotline recordings token`\n\n", encoding="utf-8")
+    assert TokenBook.load(path).grants == ()
 
 
 # --- streaming decryption -----------------------------------------------------------------
@@ -615,7 +623,7 @@ async def test_install_serves_the_api_from_the_settings(
             assert response.status == 200 and await response.read() == tone
         broken = tmp_path / "broken.yaml"
         broken.write_text("users:\n  - user: x\n")
-        with pytest.raises(TokenFileError, match=r"broken.yaml:2:"):
+        with pytest.raises(YamlFileError, match=r"broken.yaml:2:"):
             install(web.Application(), engine, recorder, AccessSettings(tokens_file=broken))
     finally:
         await engine.dispose()

@@ -17,7 +17,8 @@ from controller.settings import Settings, load_settings
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
-from hotline.auth import TokenFileError, new_token
+from hotline.auth import new_token
+from hotline.yamldoc import YamlFileError
 from pbxsim.runner import run_scenario
 from pbxsim.scenario import parse_scenario
 from recorder import keys
@@ -254,7 +255,7 @@ async def test_a_broken_token_file_stops_start_up_with_its_line(tmp_path: Path) 
     (tmp_path / "tokens.yaml").write_text("users:\n  - {user: x, role: pilot}\n")
     controller = Controller(node_settings(tmp_path))
     try:
-        with pytest.raises(TokenFileError, match=r"tokens.yaml:2:"):
+        with pytest.raises(YamlFileError, match=r"tokens.yaml:2:"):
             await controller.start()
         assert controller.agi is None  # no call was taken under a broken configuration
     finally:

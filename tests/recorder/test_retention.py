@@ -21,6 +21,7 @@ from controller.settings import Settings
 from hotline.audit import AuditLog
 from hotline.auth import Actor
 from hotline.settings import StoreSettings
+from hotline.yamldoc import YamlFileError
 from recorder import keys
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.permissions import AccessDenied, Action
@@ -28,7 +29,6 @@ from recorder.playback import RecordingAccess
 from recorder.recordings_cli import cmd_hold, cmd_purge
 from recorder.retention import (
     Purger,
-    RetentionConfigError,
     RetentionPolicy,
     set_hold,
 )
@@ -161,7 +161,7 @@ def test_retention_file_mistakes_point_at_file_and_line(
 ) -> None:
     path = tmp_path / "retention.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(RetentionConfigError) as error:
+    with pytest.raises(YamlFileError) as error:
         RetentionPolicy.load(path)
     assert str(error.value).startswith(f"{path}:{line}:") and says in str(error.value)
 

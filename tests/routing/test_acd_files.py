@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from agents.operators import load_operators
+from hotline.yamldoc import YamlFileError
 from routing.groups import load_groups
-from routing.yamlfile import FileError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def test_group_file_errors_point_at_the_line(
 ) -> None:
     path = tmp_path / "groups.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(FileError) as error:
+    with pytest.raises(YamlFileError) as error:
         load_groups(path)
     assert str(error.value).startswith(f"{path}:{line}:")
     assert words in str(error.value)
@@ -71,7 +71,7 @@ def test_group_file_errors_point_at_the_line(
 def test_operator_file_errors(tmp_path: Path, body: str, line: int, words: str) -> None:
     path = tmp_path / "operators.yaml"
     path.write_text(f"operators:\n  anna:\n    name: Анна\n{body}", encoding="utf-8")
-    with pytest.raises(FileError) as error:
+    with pytest.raises(YamlFileError) as error:
         load_operators(path, {"a"})
     assert str(error.value).startswith(f"{path}:{line}:"), error.value
     assert words in str(error.value)
@@ -81,14 +81,14 @@ def test_same_device_twice_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "operators.yaml"
     one = "    name: X\n    device: PJSIP/1\n    skills: {a: 1}\n"
     path.write_text(f"operators:\n  x:\n{one}  y:\n{one}", encoding="utf-8")
-    with pytest.raises(FileError, match=r":8: device PJSIP/1 is already used by x"):
+    with pytest.raises(YamlFileError, match=r":8: device PJSIP/1 is already used by x"):
         load_operators(path, {"a"})
 
 
 def test_undecodable_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "groups.yaml"
     path.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(FileError, match=":1: "):
+    with pytest.raises(YamlFileError, match=":1: "):
         load_groups(path)
 
 

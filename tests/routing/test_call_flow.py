@@ -30,7 +30,6 @@ from routing.group_hours import schedule_checker
 from routing.part import AcdService
 from routing.settings import RoutingSettings
 from routing.testing import group
-from routing.yamlfile import FileError
 
 REDIS_URL = "redis://127.0.0.1:6379/0"  # the real Redis every Redis test uses
 SHIPPED = Path(__file__).resolve().parents[2] / "dialplans"
@@ -317,7 +316,7 @@ async def test_broken_groups_file_stops_the_controller_at_its_line(tmp_path: Pat
     )
     node = Controller(settings)
     try:
-        with pytest.raises(FileError, match=r"groups\.yaml:3"):
+        with pytest.raises(YamlFileError, match=r"groups\.yaml:3"):
             await node.start()
     finally:
         await node.stop()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hotline.yamldoc import YamlFileError
 from routing.erlang import (
     StaffingTarget,
     erlang_b,
@@ -24,7 +25,6 @@ from routing.erlang import (
 )
 from routing.staffing_cli import add_commands
 from routing.traffic import load_traffic
-from routing.yamlfile import FileError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "dialplans" / "traffic.yaml"
 
@@ -199,18 +199,18 @@ def test_mistakes_in_the_traffic_file_point_at_their_line(
     assert old in GOOD
     path = tmp_path / "traffic.yaml"
     path.write_text(GOOD.replace(old, new, 1), encoding="utf-8")
-    with pytest.raises(FileError) as caught:
+    with pytest.raises(YamlFileError) as caught:
         load_traffic(path)
     assert str(caught.value).startswith(f"{path}:{line}:"), caught.value
     assert message in str(caught.value)
 
 
 def test_a_missing_or_binary_traffic_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileError, match="cannot read"):
+    with pytest.raises(YamlFileError, match="cannot read"):
         load_traffic(tmp_path / "absent.yaml")
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(FileError, match="cannot read"):
+    with pytest.raises(YamlFileError, match="cannot read"):
         load_traffic(binary)
 
 
