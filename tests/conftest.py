@@ -21,3 +21,16 @@ def isolated_from_the_checkout(
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for name in [name for name in os.environ if name.startswith("HOTLINE_")]:
         monkeypatch.delenv(name)
+
+
+# Tests that need a service, found by the fixtures they use, get its marker, so
+# `pytest -m "not redis"` really leaves out every test that talks to Redis.
+MARKER_OF_FIXTURE = {"redis_prefix": "redis", "redis": "redis"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            marker = MARKER_OF_FIXTURE.get(fixture)
+            if marker is not None:
+                item.add_marker(getattr(pytest.mark, marker))
