@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from agents.operators import OperatorSpec
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError, AmiError
 from hotline.ami.protocol import AmiMessage
 from routing.node import AcdNode
+from routing.operators import OperatorSpec
 
 __all__ = ["DeviceWatcher", "device_available"]
 

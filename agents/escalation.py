@@ -61,12 +61,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from agents.operators import OperatorState
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError, AmiError
 from hotline.logs import bind_call
 from hotline.yamldoc import YamlDoc, line_of
 from routing.node import AcdNode
+from routing.operators import OperatorState
 
 __all__ = [
     "ESCALATION_CONTEXT",

@@ -17,7 +17,7 @@ so both paths validate and store it the same way.
 
 The operator hears a Russian prompt (``hotline/operator-*``, prompts/ru.yaml): the confirmation,
 or why not; a refused move plays ``operator-refused-<state>``, whose text is the one
-`agents.operators.InvalidTransition` shows on the operator's screen. The outcome is left in
+`routing.operators.InvalidTransition` shows on the operator's screen. The outcome is left in
 channel variables for the dialplan and Asterisk's logs: ``OPERATOR_FEATURE_RESULT`` (``ok``,
 ``refused``, ``unknown-phone``, ``bad-code`` or ``error``) and ``OPERATOR_STATE`` (the state
 after the code; empty when the phone is unknown).
@@ -30,9 +30,9 @@ import re
 from collections.abc import Mapping
 
 from agents.http import OPERATOR_ACTIONS, BadRequest
-from agents.operators import InvalidTransition
 from hotline.agi.session import AgiSession
 from routing.node import AcdNode
+from routing.operators import InvalidTransition
 
 __all__ = ["FEATURE_SCRIPT", "PAUSE_REASONS", "FeatureCodes", "device_of_channel"]
 

@@ -22,9 +22,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from agents.operators import InvalidTransition, OperatorState
 from routing.model import Offer
 from routing.node import AcdNode
+from routing.operators import InvalidTransition, OperatorState
 
 __all__ = ["OPERATOR_ACTIONS", "BadRequest", "add_operator_routes"]
 

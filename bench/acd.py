@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.operators import OperatorSpec
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.node import AcdNode
+from routing.operators import OperatorSpec
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 from routing.testing import group
 

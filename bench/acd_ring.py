@@ -53,7 +53,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 import yaml
 
-from agents.operators import OperatorState
 from controller.node import Controller
 from controller.settings import load_settings
 from hotline.agi.router import Router
@@ -66,6 +65,7 @@ from pbxsim.queue_state import Operator
 from pbxsim.queues import Queues
 from pbxsim.runner import SimReport, run_scenario
 from pbxsim.scenario import CallGroup, PbxSettings, Scenario
+from routing.operators import OperatorState
 
 SHIPPED: Final = Path(__file__).resolve().parents[1] / "dialplans"
 NUMBER: Final = "88005000005"  # the emergency line: greeting, then the `emergency` queue

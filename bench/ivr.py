@@ -30,10 +30,10 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hotline import say_ru  # noqa: E402
 from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
 from hotline.hours import load_calendar, load_hours  # noqa: E402
 from hotline.validators import VALIDATORS  # noqa: E402
-from ivr import say_ru  # noqa: E402
 from ivr.menu.engine import Engine  # noqa: E402
 from ivr.menu.loader import parse_menu  # noqa: E402
 from ivr.menu.model import Services  # noqa: E402

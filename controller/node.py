@@ -28,8 +28,10 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agents.devices import DeviceWatcher
 from agents.escalation import add_escalation_routes, load_agencies
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
+from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
 from hotline.agi.hooks import AnsweredHook
@@ -43,7 +45,7 @@ from hotline.store.db import CallLog
 from hotline.store.state import CallState
 from hotline.web import build_app
 from ivr.entry import CallEntry, base_services
-from ivr.menu.library import load_library
+from ivr.menu.library import load_library, menu_files
 from ivr.menu.watch import MenuWatcher
 from recorder.part import RecorderService
 from routing.admin.http import add_admin_routes
@@ -127,7 +129,7 @@ class Controller:
         self.acd = AcdService.build(self.settings.routing)
         acd = self.acd
         await self._lifecycle.start(PartOf("acd", acd.start, acd.stop, acd.health))
-        self.acd.install(app)
+        add_operator_routes(app, acd.node)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
         add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies)
@@ -136,7 +138,10 @@ class Controller:
         routing, ivr = self.settings.routing, self.settings.ivr
         versions = Path(routing.versions_dir) if routing.versions_dir else ivr.versions_dir / "acd"
         self.acd_admin = AcdAdmin.for_service(
-            self.acd, versions_dir=versions, menus_dir=ivr.dialplans_dir, audit=AuditLog(engine)
+            self.acd,
+            versions_dir=versions,
+            menu_files=lambda: menu_files(ivr.dialplans_dir),
+            audit=AuditLog(engine),
         )
         tokens = TokenFile(self.settings.recorder_access.tokens_file)
         add_admin_routes(app, self.acd_admin, tokens)
@@ -161,8 +166,10 @@ class Controller:
         """Subscribe the parts to AMI events before the link starts, so none is missed."""
         if self.recordings is not None:
             self.recordings.watch(ami)
-        if self.acd is not None:
-            self.acd.watch(ami)
+        if self.acd is not None:  # softphone registration, following the operators' edits
+            devices = DeviceWatcher(self.acd.node, self.acd.operators.values())
+            devices.attach(ami)
+            self.acd.operators_changed.append(devices.follow)
 
     async def _start_callbacks(
         self, acd: AcdService, engine: AsyncEngine, app: web.Application

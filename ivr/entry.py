@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from hotline import say_ru
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.session import AgiSession
 from hotline.store.db import CallLog
 from hotline.validators import VALIDATORS
-from ivr import say_ru
 from ivr.menu.engine import Engine
 from ivr.menu.history import CallLogHistory
 from ivr.menu.library import MenuLibrary, Surge, load_library

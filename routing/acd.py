@@ -44,7 +44,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
-from agents.operators import InvalidTransition, OperatorSpec, OperatorState, check_transition
 from routing.groups import Group
 from routing.model import (
     AcdError,
@@ -56,6 +55,7 @@ from routing.model import (
     Offer,
     TickEvents,
 )
+from routing.operators import InvalidTransition, OperatorSpec, OperatorState, check_transition
 from routing.queue import CallerQueue
 from routing.selection import OperatorSelection
 from routing.timers import AcdTimers

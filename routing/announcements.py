@@ -34,7 +34,7 @@ def announcer(session: PromptPlayer) -> Announce:
 
 def announcement(position: int, expected_wait: float | None) -> list[str]:
     """The prompt files of one announcement (see `announcer`)."""
-    from ivr import say_ru
+    from hotline import say_ru
 
     if position <= 1:
         files = ["hotline/queue-next"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from agents.operators import OperatorSpec, OperatorState
 from routing.acd import Acd
 from routing.des import Assignment, SimCaller, SimOperator
 from routing.groups import Group
 from routing.model import AcdSettings, Offer
+from routing.operators import OperatorSpec, OperatorState
 from routing.traffic import TrafficPlan
 
 SKILL_LEVEL = 1  # every simulated operator serves its groups at the same level

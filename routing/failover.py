@@ -14,9 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agents.operators import OperatorState
 from routing.metrics import ACD_STATE_DEGRADED, ACD_STATE_ERRORS
 from routing.model import caller_fields, operator_fields
+from routing.operators import OperatorState
 from routing.state import AcdStore, InMemoryAcdStore, StateUnavailable
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from agents.operators import OperatorState
 from routing.acd import Acd
+from routing.operators import OperatorState
 
 ACD_STATE_DEGRADED = Gauge(
     "hotline_acd_state_degraded",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from agents.operators import OperatorSpec, OperatorState
+from routing.operators import OperatorSpec, OperatorState
 
 __all__ = [
     "NO_ANSWER",

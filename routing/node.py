@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
-from agents.operators import OperatorSpec, OperatorState
 from routing.acd import Acd
 from routing.failover import StoreFailover
 from routing.groups import Group
@@ -54,6 +53,7 @@ from routing.model import (
     caller_fields,
     operator_fields,
 )
+from routing.operators import OperatorSpec, OperatorState
 from routing.state import AcdStore, Fields, StateUnavailable
 
 __all__ = ["AcdNode"]

@@ -29,16 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agents.devices import DeviceWatcher
-from agents.http import add_operator_routes
-from agents.operators import OperatorSpec, load_operators
 from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.ami.client import AmiClient
 from hotline.clock import wall_clock
@@ -55,6 +52,7 @@ from routing.group_hours import IsOpen, hours_checker, load_group_hours
 from routing.groups import Group, load_groups
 from routing.metrics import AcdCollector, register
 from routing.node import AcdNode
+from routing.operators import OperatorSpec, load_operators
 from routing.settings import RoutingSettings, locate
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 
@@ -94,7 +92,8 @@ class AcdService:
     # Told (call id, operator's name) the moment an operator picks up, e.g. the recorder,
     # which names the operator in the recording's metadata.
     answer_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
-    devices: DeviceWatcher | None = None  # softphone registration, once `watch` ran
+    # Told the operators anew when an admin edits them (the softphone watcher follows).
+    operators_changed: list[Callable[[Iterable[OperatorSpec]], None]] = field(default_factory=list)
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -144,13 +143,6 @@ class AcdService:
                 recover_every=self.settings.recover_every_seconds,
             )
         )
-
-    def install(self, app: web.Application) -> None:
-        add_operator_routes(app, self.node)
-
-    def watch(self, ami: AmiClient) -> None:
-        self.devices = DeviceWatcher(self.node, self.operators.values())
-        self.devices.attach(ami)
 
     async def connect(
         self,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from agents.operators import OperatorState, check_transition
 from routing.groups import Group
 from routing.model import AcdOperator, Caller
+from routing.operators import OperatorState, check_transition
 from routing.queue import CallerQueue
 
 __all__ = ["OperatorSelection"]

@@ -33,7 +33,7 @@ class RoutingSettings:
     # False: they run Asterisk's own Queue(hotline-<group>) as before.
     enabled: bool = True
     groups_file: str = "dialplans/groups.yaml"  # skill groups (routing.groups)
-    operators_file: str = "dialplans/operators.yaml"  # operators (agents.operators)
+    operators_file: str = "dialplans/operators.yaml"  # operators (routing.operators)
     state_backend: str = "memory"  # "memory" (one node) or "redis" (shared by all nodes)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "hotline:acd:"

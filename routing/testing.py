@@ -3,8 +3,8 @@ hand-driven clock is `hotline.clock.ManualClock`). Not used on the call path."""
 
 from __future__ import annotations
 
-from agents.operators import OperatorSpec
 from routing.groups import Group
+from routing.operators import OperatorSpec
 
 
 def group(gid: str, **overrides: object) -> Group:

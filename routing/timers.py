@@ -12,8 +12,8 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING
 
-from agents.operators import OperatorState
 from routing.model import NO_ANSWER, NoAnswer, Overflow, TickEvents
+from routing.operators import OperatorState
 
 if TYPE_CHECKING:
     from routing.acd import Acd

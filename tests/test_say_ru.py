@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.prompts import DEFAULT_CORE_SOUNDS_DIR, load_prompt_texts
-from ivr.say_ru import (
+from hotline.say_ru import (
     PROJECT,
     date_files,
     digit_files,
@@ -17,6 +16,7 @@ from ivr.say_ru import (
     project_say_ids,
     time_files,
 )
+from ivr.prompts import DEFAULT_CORE_SOUNDS_DIR, load_prompt_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_IDS = set(load_prompt_texts(ROOT / "prompts"))

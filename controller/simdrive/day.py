@@ -33,13 +33,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from agents.operators import OperatorSpec
 from controller.settings import Settings
 from controller.simdrive.kpis import KpiObserver
 from ivr.menu.routes import RouteError
 from pbxsim.queue_state import Operator
 from pbxsim.scenario import CallGroup, PbxSettings, Scenario
 from routing.des import day_callers
+from routing.operators import OperatorSpec
 from routing.traffic import GroupTraffic, TrafficPlan, format_clock
 
 __all__ = ["DayPlan", "Duty", "LiveDay", "parse_window", "plan_live_day", "run_live_day"]
@@ -300,10 +300,10 @@ async def run_live_day(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _prepare(args: argparse.Namespace, settings: Settings) -> DayPlan:
-    from agents.operators import load_operators
     from ivr.cli import ivr_settings
     from ivr.menu.routes import find_routes
     from routing.groups import load_groups
+    from routing.operators import load_operators
     from routing.settings import locate
     from routing.traffic import load_traffic
 

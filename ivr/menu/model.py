@@ -165,7 +165,7 @@ class Services:
 
 
 class SayFiles(Protocol):
-    """`ivr.say_ru` as a value: sound files for numbers, digits, dates and times."""
+    """`hotline.say_ru` as a value: sound files for numbers, digits, dates and times."""
 
     def number_files(self, n: int, gender: Any = "m") -> list[str]: ...
 

@@ -3,7 +3,7 @@
 Two ways in, one path through: the admin API (`routing.admin.http`) and hand edits of the
 files (`AcdAdmin.check`, polled like the menus' live reload, `ivr.menu.watch`). Either way the
 would-be file is checked by the very validator that reads it at start-up
-(`routing.groups.parse_groups`, `agents.operators.parse_operators`,
+(`routing.groups.parse_groups`, `routing.operators.parse_operators`,
 `hotline.hours.validate_hours_file`), then checked against what is running (a group with
 callers waiting, or named by a menu, an operator's skill or another group, cannot go; an
 operator who is logged in cannot go), then written atomically (temporary file, fsync, rename)
@@ -26,12 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.operators import OperatorSpec, OperatorState, parse_operators
 from hotline.versions import VersionStore, digest, file_author
 from hotline.yamldoc import write_atomically
 from routing.admin.errors import EditRefused, parse_or_refuse
@@ -47,6 +46,7 @@ from routing.admin.yaml_edit import (
     without_entry,
 )
 from routing.groups import SCHEDULE_NAME, Group, parse_groups
+from routing.operators import OperatorSpec, OperatorState, parse_operators
 from routing.settings import locate
 
 if TYPE_CHECKING:
@@ -69,7 +69,9 @@ class AcdAdmin:
     operators_file: Path
     schedules_dir: Path
     versions: VersionStore
-    menus_dir: Path | None = None  # menus naming groups (a group they name cannot go)
+    # The menu files, which may name groups (a group a menu names cannot go); the
+    # composition root knows which files are menus.
+    menu_files: Callable[[], Iterable[Path]] = tuple
     audit: AuditLog | None = None  # accepted API edits are appended here (who, what)
     interval: float = 2.0
     author: Callable[[Path], str] = file_author
@@ -85,7 +87,7 @@ class AcdAdmin:
         service: AcdService,
         *,
         versions_dir: Path,
-        menus_dir: Path | None,
+        menu_files: Callable[[], Iterable[Path]],
         audit: AuditLog | None,
     ) -> AcdAdmin:
         """The admin of a service built from its settings (`AcdService.build`)."""
@@ -96,7 +98,7 @@ class AcdAdmin:
             operators_file=locate(settings.operators_file),
             schedules_dir=locate(settings.schedules_dir),
             versions=VersionStore(versions_dir),
-            menus_dir=menus_dir,
+            menu_files=menu_files,
             audit=audit,
             interval=settings.reload_interval,
         )
@@ -205,7 +207,7 @@ class AcdAdmin:
                         f"На группу «{group_id}» ссылается группа «{other.id}» ({name}).",
                         f"groups.{other.id}.{name}",
                     )
-        for place in menus_naming(self.menus_dir, group_id):
+        for place in menus_naming(self.menu_files(), group_id):
             raise EditRefused(409, f"Группу «{group_id}» использует голосовое меню.", place)
 
     async def _commit_groups(
@@ -240,7 +242,7 @@ class AcdAdmin:
                 raise EditRefused(
                     409, f"В группе «{gone}» есть абоненты: удалить её нельзя.", f"{path}: {gone}"
                 )
-            for place in menus_naming(self.menus_dir, gone):
+            for place in menus_naming(self.menu_files(), gone):
                 raise EditRefused(409, f"Группу «{gone}» использует голосовое меню.", place)
 
     def _hours_for(self, groups: Mapping[str, Group], path: Path) -> dict[str, OpenHours]:
@@ -329,8 +331,8 @@ class AcdAdmin:
             if current is None or current.spec != spec:
                 await node.apply_operator(spec)
         self.service.operators = dict(operators)
-        if self.service.devices is not None:
-            self.service.devices.follow(operators.values())
+        for listener in self.service.operators_changed:
+            listener(operators.values())
 
     def _check_operators_fit(self, operators: Mapping[str, OperatorSpec]) -> None:
         acd = self.service.node.acd

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,14 +248,10 @@ def check_hours(path: Path, text: str, schedules_dir: Path) -> OpenHours:
             raise EditRefused(422, "Календарь содержит ошибки.", str(error.problems[0])) from None
 
 
-def menus_naming(menus_dir: Path | None, group_id: str) -> Iterator[str]:
+def menus_naming(menu_files: Iterable[Path], group_id: str) -> Iterator[str]:
     """``file:line`` of every ``group: <id>`` in the menu files (a queue, a callback, a
     variable a later queue reads, the menu's group of last resort)."""
-    if menus_dir is None:
-        return
-    from ivr.menu.library import menu_files
-
-    for path in menu_files(menus_dir):
+    for path in menu_files:
         try:
             root = compose_file(path)
         except YamlFileError:

@@ -16,13 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
-from agents.operators import InvalidTransition, OperatorState
 from controller.node import Controller
 from controller.settings import load_settings
 from hotline.clock import ManualClock
 from ivr.prompts import load_prompt_texts
 from routing.acd import Acd
 from routing.node import AcdNode
+from routing.operators import InvalidTransition, OperatorState
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op
 

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hotline import say_ru
 from hotline.agi.session import Playback
 from hotline.hours import load_calendar, load_hours
 from hotline.validators import VALIDATORS
-from ivr import say_ru
 from ivr.menu.console import ConsoleChannel, ScriptedKeypad
 from ivr.menu.engine import CallResult, Engine
 from ivr.menu.loader import parse_menu

@@ -15,11 +15,11 @@ import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
 from ports import bound_port
 
+from hotline import say_ru
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.store.db import Base, CallLog, create_engine
 from hotline.validators import VALIDATORS
-from ivr import say_ru
 from ivr.entry import CallEntry
 from ivr.menu.history import CallLogHistory
 from ivr.menu.library import load_library

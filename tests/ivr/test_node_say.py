@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr import say_ru
+from hotline import say_ru
 
 SAY = """\
   a: {{kind: set, values: {{value: "{value}"}}, next: b}}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents.operators import InvalidTransition, OperatorState
 from hotline.clock import ManualClock
 from routing.acd import Acd
 from routing.model import NO_ANSWER, AcdError
+from routing.operators import InvalidTransition, OperatorState
 from routing.testing import group, op
 
 S = OperatorState

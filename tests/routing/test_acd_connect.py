@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from agents.operators import OperatorState
 from hotline.clock import ManualClock
 from routing.acd import Acd
 from routing.connect import ANSWERED_SUBROUTINE, connect_call, operator_answered
 from routing.model import NO_ANSWER
 from routing.node import AcdNode
+from routing.operators import OperatorState
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op
 

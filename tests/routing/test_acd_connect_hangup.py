@@ -4,9 +4,9 @@ answered)."""
 
 from __future__ import annotations
 
-from agents.operators import OperatorState
 from hotline.clock import ManualClock
 from routing.connect import connect_call, operator_answered
+from routing.operators import OperatorState
 from tests.routing.test_acd_connect import HungUp, ScriptedChannel, make_node
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.operators import load_operators
 from hotline.yamldoc import YamlFileError
 from routing.groups import load_groups
+from routing.operators import load_operators
 
 ROOT = Path(__file__).resolve().parents[2]
 

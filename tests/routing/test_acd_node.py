@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from agents.operators import InvalidTransition, OperatorState
 from hotline.clock import ManualClock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.metrics import ACD_STATE_DEGRADED
 from routing.model import OfferWithdrawn
 from routing.node import AcdNode
+from routing.operators import InvalidTransition, OperatorState
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 from routing.testing import group, op
 

@@ -14,13 +14,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from agents.operators import load_operators
 from hotline.audit import AuditLog
 from hotline.auth import Actor, TokenBook
 from hotline.store.migrate import upgrade
+from ivr.menu.library import menu_files
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
 from routing.groups import load_groups
+from routing.operators import load_operators
 from routing.part import AcdService
 from routing.settings import RoutingSettings
 
@@ -96,7 +97,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     engine = create_engine(url)
     audit = AuditLog(engine)
     admin = AcdAdmin.for_service(
-        service, versions_dir=tmp_path / "versions", menus_dir=files, audit=audit
+        service,
+        versions_dir=tmp_path / "versions",
+        menu_files=lambda: menu_files(files),
+        audit=audit,
     )
     app = web.Application()
     add_admin_routes(app, admin, TOKENS)

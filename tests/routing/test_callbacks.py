@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from databases import isolated_postgres
 
-from agents.operators import OperatorState
 from hotline.ami.client import AmiClient
 from hotline.clock import ManualClock, SystemClock
 from hotline.hours import HoursStatus
@@ -34,6 +33,7 @@ from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
 from routing.groups import Group
 from routing.node import AcdNode
+from routing.operators import OperatorState
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from agents.operators import OperatorState
 from hotline.clock import ManualClock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.node import AcdNode
+from routing.operators import OperatorState
 from routing.state import InMemoryAcdStore, RedisAcdStore
 from routing.testing import group, op
 

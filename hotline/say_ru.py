@@ -1,5 +1,7 @@
 """Russian numbers, digits, dates and times as the sound files Asterisk plays, in order.
 
+Shared by the menus (what they say) and the ACD (position and wait announcements).
+
 Built on asterisk-core-sounds-ru (ru_RU_f_IvrvoiceRU). Its `digits/` folder has 0-20, the tens,
 `hundred` (сто), `thousand` (тысяча), `million`, `billion`, the feminine forms `1n` (одна) and
 `2n` (две), the neuter nominative ordinals `h-1`..`h-20`, `h-30`..`h-90` (первое, ..., тридцатое),
