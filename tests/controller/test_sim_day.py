@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents.operators import OperatorSpec
 from controller.simdrive.day import parse_window, plan_live_day
 from controller.simdrive.kpis import KpiObserver
 from pbxsim.runner import CallOutcome
+from routing.operators import OperatorSpec
 from routing.traffic import load_traffic
 
 TRAFFIC = """
