@@ -18,7 +18,7 @@ from pbxsim.queue_config import (
 Headers = list[tuple[str, str]]
 
 
-CAUSE_TEXT: Final = {0: "Unknown", 16: "Normal Clearing"}
+CAUSE_TEXT: Final = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 21: "Call Rejected"}
 
 
 PENALTY_WEIGHT: Final = 1_000_000  # app_queue adds penalty * 1000000 to every metric
