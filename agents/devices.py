@@ -10,6 +10,11 @@
 Only changes are passed on (``AcdNode.set_device_available``), so a chatty AMI costs nothing.
 On every (re)login it asks for ``DeviceStateList`` so a restarted node learns the current
 states; a PBX that does not know the action is simply not asked again.
+
+Asterisk lists every device it knows, registered or not (an unregistered PJSIP seat is
+UNAVAILABLE). A seat missing from the list does not exist on the PBX (a typo in
+``operators.yaml``, a seat not yet added to pjsip.conf): it cannot ring, so it is marked down
+and logged, until an event about it says otherwise.
 """
 
 from __future__ import annotations
@@ -78,8 +83,26 @@ class DeviceWatcher:
             log.warning("AMI DeviceStateList not answered (%s); asking at the next login", exc)
             return
         # The list's items come back in the reply, not through the event handlers.
+        listed: set[str] = set()
         for event in listing.events:
+            found = device_available(event)
+            if found is not None:
+                listed.add(found[0].upper())
             await self.on_event(event)
+        await self._mark_unknown_down(listed)
+
+    async def _mark_unknown_down(self, listed: set[str]) -> None:
+        for device, op_id in self._by_device.items():
+            if device in listed or self._known.get(op_id) is False:
+                continue
+            self._known[op_id] = False
+            log.warning(
+                "operator %s phone %s is unknown to Asterisk (not in DeviceStateList):"
+                " no calls are offered to it; check the seat in operators.yaml and pjsip.conf",
+                op_id,
+                device,
+            )
+            await self._node.set_device_available(op_id, False)
 
     async def on_event(self, event: AmiMessage) -> None:
         found = device_available(event)

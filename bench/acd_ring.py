@@ -199,7 +199,7 @@ class RawAgi:
     def __init__(self) -> None:
         self.requests: asyncio.Queue[asyncio.Future[float] | None] = asyncio.Queue()
         router = Router()
-        router.add("raw", self._handler)
+        router.add("hotline", self._handler)  # the shipped dialplan's AGI() script
         self.server = FastAgiServer(router, host="127.0.0.1", port=0)
         self.call: asyncio.Task[SimReport] | None = None
 
@@ -211,7 +211,7 @@ class RawAgi:
 
     async def start(self) -> None:
         await self.server.start()
-        pbx = PbxSettings(agi_url="agi://{host}:{port}/raw", max_call_seconds=10**9)
+        pbx = PbxSettings(max_call_seconds=10**9)
         scenario = Scenario(calls=(CallGroup(number=NUMBER),), pbx=pbx, name="raw-agi")
         self.call = asyncio.create_task(
             run_scenario(scenario, "127.0.0.1", self.server.port, time_scale=TIME_SCALE)

@@ -15,12 +15,16 @@ How the parts fit:
   queue half simulates, and reports mistakes by file and line.
 * `channel` is the Asterisk side of each AGI command on one channel (`AgiChannel`), composed
   of the ``agi_*`` modules (core, playback, input, variables, control, applications, Queue and
-  Dial), with `sounds`, `mixmonitor`, `timeline` and `dial_hooks` beside them; every call is
-  timed by a `hotline.clock.CallClock` that runs in real, scaled or purely simulated time.
+  Dial), with `sounds`, `mixmonitor` and `timeline` beside them; every call is timed by a
+  `hotline.clock.CallClock` that runs in real, scaled or purely simulated time.
+* `dialplan` reads and runs extensions.conf; `call_dialplan` lets it drive an `AgiChannel`
+  (``Newexten`` per priority, ``AGI()`` as a FastAGI session, Dial's ``U()``/``b()``
+  subroutines on the dialled channel).
 * `fastagi` is the FastAGI client: it connects, sends the ``agi_*`` environment, feeds
   commands to `channel` and writes replies, the unsolicited ``HANGUP`` and ``AGISTATUS``.
-* `runner` runs a whole scenario: one dialplan per call around the AGI, concurrency, and a
-  report of every call's fate; `main` joins both halves on one clock for a scenario file.
+* `runner` runs a whole scenario: each call through extensions.conf (the shipped file unless
+  the run names another), concurrency, and a report of every call's fate; `main` joins both
+  halves on one clock for a scenario file.
 * The AMI half (`ami_server` and the ``ami_*`` modules, `queues` and the ``queue_*`` modules,
   `originator`) turns the events into manager-interface bytes and simulates queues and agents;
   the AGI half only knows it through `EventSink`, `QueueService` and, optionally, the PBX-wide

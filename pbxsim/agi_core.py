@@ -15,13 +15,13 @@ import random
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from hotline.clock import CallClock
 from pbxsim.agi_results import (
     CallStats,
 )
 from pbxsim.callers import TONE_SECONDS, CallerScript, DtmfPress
-from pbxsim.dial_hooks import DialSubroutine, agi_subroutine
 from pbxsim.mixmonitor import MixMonitorRun
 from pbxsim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
 from pbxsim.sounds import (
@@ -38,6 +38,15 @@ from pbxsim.timeline import (
     any_digit,
     escape_digits,
 )
+
+
+class CalleeDialplan(Protocol):
+    """Runs the dialplan subroutines Dial's options name on the dialled channel: ``U()`` at
+    answer, ``b()`` before it rings (`pbxsim.call_dialplan.DialplanSubroutines`)."""
+
+    async def run_gosub(self, caller: ChannelCore, callee: SimChannel, gosub: str) -> None:
+        """Run the Gosub `gosub` on `callee`, dialled by `caller`, until its Return."""
+        ...
 
 
 def keys_read_by(argv: Sequence[str]) -> str | None:
@@ -76,6 +85,7 @@ class ChannelCore:
         caller_name: str | None = None,
         epoch: int = 0,
         mid_command_delay: float = 0.2,
+        callee_dialplan: CalleeDialplan | None = None,
     ) -> None:
         self.channel = channel
         self.clock = clock
@@ -104,11 +114,8 @@ class ChannelCore:
         self._recordings: list[MixMonitorRun] = []
         self._music_on_hold = False  # StartMusicOnHold ran and no StopMusicOnHold since
         self._dials = 0
-        # What Dial's U(name^args) runs on the operator's channel; the hotline dialplan's one
-        # subroutine makes a FastAGI call (asterisk-conf/extensions.conf).
-        self.dial_subroutines: dict[str, DialSubroutine] = {
-            "hotline-acd-answered": agi_subroutine("acd-answered", "call")
-        }
+        # What Dial's U()/b() run on the dialled channel: the dialplan's subroutines.
+        self.callee_dialplan = callee_dialplan
         self.caller_num = caller_num
         self.caller_name = caller_name
         self._sync_caller_id()

@@ -2,8 +2,9 @@
 ``Dial()`` to a simulated softphone.
 
 ``EXEC Dial(PJSIP/<seat>,<ring>,gU(sub^args))`` rings the queue half's `Operator` for that
-interface and sets DIALSTATUS/DIALEDTIME/ANSWEREDTIME, with ``DialBegin``/``DialEnd``; at answer
-``U()`` runs the subroutine (`pbxsim.dial_hooks`) the way the hotline's dialplan does.
+interface and sets DIALSTATUS/DIALEDTIME/ANSWEREDTIME, with ``DialBegin``/``DialEnd``; ``b()``
+runs its dialplan subroutine on the dialled channel before it rings and ``U()`` at answer
+(through the channel's `CalleeDialplan`, which runs extensions.conf).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Mapping
 
 from pbxsim.agi_apps import DialplanApplications
@@ -20,6 +20,7 @@ from pbxsim.agi_results import (
     c_float,
     smaller,
 )
+from pbxsim.dialplan.arguments import app_args, app_options, callee_gosub, predial_gosub
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queue_state import Operator
 from pbxsim.timeline import (
@@ -95,20 +96,23 @@ class QueueAndDial(DialplanApplications):
         """Dial(device,timeout,options) to a simulated softphone (the queue half's `Operator`
         for that interface: ring delay, answers or not, talk time). Sets DIALSTATUS (ANSWER,
         NOANSWER, BUSY, CHANUNAVAIL, CANCEL), ANSWEREDTIME and DIALEDTIME, and prints
-        DialBegin/DialEnd. Option ``U(sub^args)`` runs the subroutine on the operator's channel
-        at answer; `dial_subroutines` says what it does (`agi_subroutine`: a FastAGI call, as
-        the hotline's dialplan makes). Option ``g``: the call goes on after the operator hangs
-        up; without it the caller is hung up too, as Asterisk does."""
+        DialBegin/DialEnd. Option ``b(...)`` runs its dialplan subroutine on the operator's
+        channel before it rings, ``U(sub^args)`` at answer (`callee_dialplan`). Option ``g``:
+        the call goes on after the operator hangs up; without it the caller is hung up too, as
+        Asterisk does."""
         if self.hung_up:
             return -1
-        args = data.split(",")
-        device, options = args[0], arg_at(args, 2)
+        args = app_args(data)
+        device = arg_at(args, 0)
+        options = app_options(arg_at(args, 2))
         timeout = c_float(arg_at(args, 1)) or None
         refused = self._device_refusal(device)
         if refused is not None:
             self.set_variable("DIALSTATUS", refused)
             return 0
         callee = self._callee_channel(device)
+        if "b" in options:
+            await self._run_callee_gosub(callee, predial_gosub(options["b"]))
         started = self.clock.now()
         self._emit_dial("DialBegin", callee, ("DialString", device.partition("/")[2] or device))
         operator = self._operator(device)
@@ -122,7 +126,8 @@ class QueueAndDial(DialplanApplications):
             return self._dial_over(callee, "CANCEL", started, None)
         callee.state = ChannelState.UP
         self.sink.emit("Newstate", callee.headers())
-        await self._run_answer_hook(callee, options)
+        if "U" in options:
+            await self._run_callee_gosub(callee, callee_gosub(options["U"]))
         answered = self.clock.now()
         self._emit_dial("DialEnd", callee, ("DialStatus", "ANSWER"))
         self._busy_device(device, True)
@@ -130,9 +135,7 @@ class QueueAndDial(DialplanApplications):
             await self._wait(answered + operator.next_talk_time(), no_digit)
         finally:
             self._busy_device(device, False)
-        return self._dial_over(
-            callee, "ANSWER", started, answered, go_on="g" in dial_flags(options)
-        )
+        return self._dial_over(callee, "ANSWER", started, answered, go_on="g" in options)
 
     def _device_refusal(self, device: str) -> str | None:
         from pbxsim.queue_state import DeviceState
@@ -184,16 +187,11 @@ class QueueAndDial(DialplanApplications):
     def _emit_dial(self, event: str, callee: SimChannel, extra: tuple[str, str]) -> None:
         self.sink.emit(event, [*self.channel.headers(), *callee.headers("Dest"), extra])
 
-    async def _run_answer_hook(self, callee: SimChannel, options: str) -> None:
-        hook = re.search(r"U\(([^)]*)\)", options)
-        if hook is None:
+    async def _run_callee_gosub(self, callee: SimChannel, gosub: str) -> None:
+        if self.callee_dialplan is None:
+            log.warning("simulated Dial without a dialplan: %s skipped", gosub)
             return
-        name, _, raw_args = hook[1].partition("^")
-        subroutine = self.dial_subroutines.get(name)
-        if subroutine is None:
-            log.warning("simulated Dial: no subroutine %r; U() skipped", name)
-            return
-        await subroutine(self, callee, raw_args.split("^") if raw_args else [])
+        await self.callee_dialplan.run_gosub(self, callee, gosub)
 
     def _dial_over(
         self,
@@ -219,8 +217,3 @@ class QueueAndDial(DialplanApplications):
         if answered is not None and not go_on:
             return -1  # Dial without g: the bridge's end ends the call
         return 0
-
-
-def dial_flags(options: str) -> str:
-    """Dial's single-letter options, without the arguments in parentheses."""
-    return re.sub(r"\([^)]*\)", "", options)

@@ -22,7 +22,7 @@ class VariableCommands(ChannelCore):
         if len(argv) != 3:
             return RESULT_SHOWUSAGE, None
         name = argv[2]
-        value = self._read_function(name) if name.endswith(")") else self._lookup(name)
+        value = self.function_value(name) if name.endswith(")") else self.variable_value(name)
         return RESULT_SUCCESS, ok(0) if value is None else ok(1, value)
 
     async def h_get_full_variable(self, argv: list[str]) -> Handled:
@@ -38,7 +38,7 @@ class VariableCommands(ChannelCore):
         self.set_variable(argv[2], argv[3])
         return RESULT_SUCCESS, ok(1)
 
-    def _lookup(self, name: str) -> str | None:
+    def variable_value(self, name: str) -> str | None:
         """pbx_retrieve_variable: a few builtins, then the channel's variables."""
         builtin = {
             "EXTEN": self.channel.exten,
@@ -51,7 +51,7 @@ class VariableCommands(ChannelCore):
         }.get(name)
         return builtin if builtin is not None else self.channel.variables.get(name)
 
-    def _read_function(self, expression: str) -> str | None:
+    def function_value(self, expression: str) -> str | None:
         """ast_func_read for the functions a hotline controller uses; None if unknown."""
         match = re.fullmatch(r"([A-Z_]+)\((.*)\)", expression.strip())
         if match is None:
@@ -93,8 +93,10 @@ class VariableCommands(ChannelCore):
                 break
             out.append(text[pos:start])
             inner = self.substitute(text[start + 2 : end])
-            value = self._read_function(inner) if inner.endswith(")") else self._lookup(inner)
-            out.append(value or "")
+            if inner.endswith(")"):
+                out.append(self.function_value(inner) or "")
+            else:
+                out.append(self.variable_value(inner) or "")
             pos = end + 1
         out.append(text[pos:])
         return "".join(out)

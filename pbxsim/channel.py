@@ -22,9 +22,9 @@ presses and hang-up come from a `CallerScript`. The rules that decide the bytes 
   ends the recording without a ``MixMonitorStop``; only ``StopMixMonitor`` reports one.
 * ``EXEC Dial(PJSIP/<seat>,<ring>,gU(sub^args))`` rings a simulated softphone (the queue half's
   `Operator` for that interface) and sets DIALSTATUS/DIALEDTIME/ANSWEREDTIME, with
-  ``DialBegin``/``DialEnd``; at answer ``U()`` runs the subroutine the way the hotline's
-  dialplan does: a second FastAGI session, from the operator's channel, to the controller
-  named by HOTLINE_CONTROLLER (the dialplan global; a channel variable here).
+  ``DialBegin``/``DialEnd``; ``b()`` and, at answer, ``U()`` run their dialplan subroutine on
+  the operator's channel (the channel's `CalleeDialplan`: `pbxsim.call_dialplan` runs
+  extensions.conf, whose answer hook makes a second FastAGI session to the controller).
 * After the hang-up only the commands res_agi marks as safe on a dead channel run (``EXEC``,
   ``GET``/``SET VARIABLE``, ``GET FULL VARIABLE``, ``VERBOSE``, ``NOOP``, ``DATABASE``...); the
   others answer ``511``.
@@ -111,6 +111,12 @@ class AgiChannel(
         if status == RESULT_SHOWUSAGE or reply is None:
             return RESULT_SHOWUSAGE, usage_reply(command.words)
         return status, reply
+
+    async def run_application(self, app: str, data: str) -> int | None:
+        """Run dialplan application `app` as ``EXEC`` does: its result (0 go on, -1 the
+        channel hung up), None for an application the simulator does not know."""
+        run = APPS.get(app.lower())
+        return None if run is None else await run(self, data)
 
     async def h_exec(self, argv: list[str]) -> Handled:
         if len(argv) < 2:

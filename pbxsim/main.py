@@ -87,6 +87,7 @@ async def simulate(
     time_scale: float,
     ami_user: ManagerUser | None,
     ami_port: int,
+    dialplan: Path | None = None,
 ) -> SimReport:
     async with simulated_pbx(
         scenario, time_scale=time_scale, ami_user=ami_user, ami_port=ami_port
@@ -99,6 +100,7 @@ async def simulate(
             queues=pbx.queues,
             time_scale=time_scale,
             ids=pbx.clock,
+            dialplan=dialplan,
         )
 
 
@@ -120,16 +122,24 @@ async def run_scenario_file(
     time_scale: float,
     ami_user: ManagerUser | None,
     ami_port: int,
+    dialplan: Path | None = None,
 ) -> int:
     """Play one scenario file and print its summary: exit 0 when no call was lost, 1 when some
-    were, 2 when the file cannot be used."""
+    were, 2 when the file cannot be used. The calls follow `dialplan` (extensions.conf; None:
+    the shipped one)."""
     try:
         scenario = load_scenario(path)
     except YamlFileError as error:
         print(f"hotline sim: {error}")
         return 2
     report = await simulate(
-        scenario, agi_host, agi_port, time_scale=time_scale, ami_user=ami_user, ami_port=ami_port
+        scenario,
+        agi_host,
+        agi_port,
+        time_scale=time_scale,
+        ami_user=ami_user,
+        ami_port=ami_port,
+        dialplan=dialplan,
     )
     print(report_json(scenario, report))
     return 0 if not report.lost else 1

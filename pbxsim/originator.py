@@ -28,9 +28,10 @@ import asyncio
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 
 from pbxsim.ami_originate import OriginateRequest, OriginateResult
+from pbxsim.model import EventSink
 
 __all__ = ["OUTCOME_REASONS", "ScriptedOriginator"]
 
@@ -41,10 +42,6 @@ OUTCOME_REASONS: Final[Mapping[str, int]] = {
     "congestion": 8,
     "fail": 0,
 }
-
-
-class EventSink(Protocol):
-    def emit(self, event: str, headers: list[tuple[str, str]]) -> None: ...
 
 
 @dataclass

@@ -83,6 +83,15 @@ class QueuesCore:
         items = configs.values() if isinstance(configs, Mapping) else configs
         for config in items:
             self._load(config)
+        for interface, operator in self.operators.items():
+            self.configure_seat(interface, operator)
+
+    def configure_seat(self, interface: str, operator: Operator) -> None:
+        """A softphone the PBX is configured with (a PJSIP endpoint): Asterisk knows its device
+        from the start, registered or not, and lists it in ``DeviceStateList``."""
+        device = device_of(interface)
+        if self.devices.get(device) is None:
+            self.devices.seed(device, operator.device_state)
 
     def _load(self, config: QueueConfig) -> None:
         queue = Queue(config)

@@ -18,7 +18,7 @@ from pbxsim.queue_config import (
 Headers = list[tuple[str, str]]
 
 
-CAUSE_TEXT: Final = {0: "Unknown", 16: "Normal Clearing"}
+CAUSE_TEXT: Final = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 21: "Call Rejected"}
 
 
 PENALTY_WEIGHT: Final = 1_000_000  # app_queue adds penalty * 1000000 to every metric
@@ -63,6 +63,13 @@ class Operator:
     talk_time: float = 4.9  # seconds from the answer to the operator hanging up
     # A fresh talk time per call (a handle-time distribution); talk_time when None.
     talk_times: Callable[[], float] | None = None
+    # A configured seat whose softphone has not registered: Asterisk lists it UNAVAILABLE.
+    registered: bool = True
+
+    @property
+    def device_state(self) -> DeviceState:
+        """The state Asterisk's cache holds for the idle seat (``DeviceStateList``)."""
+        return DeviceState.NOT_INUSE if self.registered else DeviceState.UNAVAILABLE
 
     def next_talk_time(self) -> float:
         return self.talk_time if self.talk_times is None else max(0.0, self.talk_times())

@@ -62,6 +62,7 @@ class Queues(MemberCalls):
 
     def set_operator(self, interface: str, operator: Operator) -> None:
         self.operators[interface] = operator
+        self.configure_seat(interface, operator)
 
     async def close(self) -> None:
         """Stop the wrap-up timers (calls in queues end with their callers' tasks)."""

@@ -1,15 +1,13 @@
 """Run a scenario: place its calls against the controller and report what happened to each.
 
-Each call runs the dialplan of tests/data/asterisk/conf/extensions.conf ``[from-pstn]``::
-
-    exten => _8800XXXXXXX,1,NoOp(Inbound call to ${EXTEN})
-     same => n,AGI(agi://127.0.0.1:4573/hotline?did=${EXTEN})
-     same => n,NoOp(AGISTATUS=${AGISTATUS})
-     same => n,Hangup()
-
-on a fresh `SimChannel`, reporting the channel's life (``Newchannel``, ``Newexten``,
-``SoftHangupRequest``, ``Hangup``) through the sink around what `run_agi` reports. A
-``HANGUP`` AGISTATUS ends the dialplan at once, as Asterisk does.
+Each call runs the dialplan (asterisk-conf/extensions.conf unless the run names another file,
+through `pbxsim.dialplan`) from the scenario's context (``[from-pstn]``) at the number dialled,
+on a fresh `SimChannel`: its ``AGI()`` reaches the controller (HOTLINE_CONTROLLER is the
+controller's address), and what follows it (the fallback to ``[controller-down]`` and its
+queue, or the hang-up) is whatever the file says. The channel's life is reported through the
+sink: ``Newchannel``, a ``Newexten`` per priority, what the applications report, then
+``SoftHangupRequest`` and ``Hangup`` with the dialplan's cause. A number the dialplan does not
+know is refused: the call is reported lost, with the reason.
 
 With ``time_scale`` 0 every call runs in simulated time as soon as a concurrency slot is free;
 otherwise calls arrive at their planned time, scaled.
@@ -22,14 +20,24 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Protocol
 
 from hotline.clock import make_call_clock
+from pbxsim.call_dialplan import (
+    AgiLaunch,
+    DialplanSubroutines,
+    SimDialplanChannel,
+    load_dialplan_interpreter,
+)
 from pbxsim.channel import AgiChannel
-from pbxsim.fastagi import AgiRequestSpec, FastAgiConfig, run_agi
+from pbxsim.dialplan import DialplanEnd, DialplanInterpreter, NoSuchExtension
+from pbxsim.fastagi import FastAgiConfig
 from pbxsim.model import ChannelState, EventSink, NullSink, QueueService, SimChannel
+from pbxsim.queue_state import CAUSE_TEXT
 from pbxsim.scenario import PbxSettings, PlannedCall, Scenario
 from pbxsim.sounds import SAMPLE_RATE, SoundLibrary
+from pbxsim.timeline import CAUSE_NORMAL
 
 # pthread ids on x86-64 Linux sit one 8 MiB stack (plus a guard page) apart.
 _THREAD_BASE: Final = 140365331818176
@@ -65,6 +73,7 @@ class CallOutcome:
     digits_discarded: str  # digits heard while a command ignored them
     duration: float  # simulated seconds from arrival to the end of the dialplan
     error: str | None = None
+    end: DialplanEnd | None = None  # where and why the dialplan stopped (None if lost)
 
     @property
     def outcome(self) -> str:
@@ -115,6 +124,7 @@ class _Run:
     epoch: int
     sounds: SoundLibrary
     ids: ChannelIds | None
+    dialplan: DialplanInterpreter
     astdb: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
@@ -130,6 +140,7 @@ async def run_scenario(
     idle_grace: float = 0.5,
     fastagi: FastAgiConfig | None = None,
     ids: ChannelIds | None = None,
+    dialplan: Path | None = None,
 ) -> SimReport:
     """Place every call of `scenario` against the FastAGI server at agi_host:agi_port.
 
@@ -137,6 +148,8 @@ async def run_scenario(
     call n gets uniqueid ``<epoch>.<n>`` and Local sequence n (``pbx.epoch`` or the time of
     the run); pass the AMI half's clock to share its counters. In virtual time (`time_scale`
     0) a controller silent for `idle_grace` real seconds is taken to wait for the caller.
+    `dialplan` is the extensions.conf the calls follow (None: the shipped one); its
+    HOTLINE_CONTROLLER is agi_host:agi_port.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -152,6 +165,7 @@ async def run_scenario(
         epoch=scenario.pbx.epoch if scenario.pbx.epoch is not None else int(time.time()),
         sounds=sound_library(scenario.pbx),
         ids=ids,
+        dialplan=load_dialplan_interpreter(dialplan, agi_host, agi_port),
     )
     slots = asyncio.Semaphore(concurrency)
     arrivals = make_call_clock(time_scale)
@@ -200,13 +214,13 @@ def _new_channel(run: _Run, plan: PlannedCall) -> SimChannel:
         state=ChannelState.RING,
         language=pbx.language,
         account_code=pbx.accountcode,
-        # extensions.conf's [globals]: where Dial's U() answer hook reaches the controller
-        variables={"HOTLINE_CONTROLLER": f"{run.host}:{run.port}"},
     )
 
 
 async def _place_call(run: _Run, plan: PlannedCall, channel: SimChannel) -> CallOutcome:
     pbx = run.scenario.pbx
+    if not run.dialplan.dialplan.exists(pbx.context, plan.spec.number):
+        return _lost(plan, channel, f"refused: no extension {plan.spec.number} in {pbx.context}")
     agi = AgiChannel(
         channel,
         plan.spec.script,
@@ -219,29 +233,21 @@ async def _place_call(run: _Run, plan: PlannedCall, channel: SimChannel) -> Call
         caller_num=plan.spec.caller_num,
         caller_name=plan.spec.caller_name,
         epoch=run.epoch,
+        callee_dialplan=DialplanSubroutines(run.dialplan),
     )
-    url = pbx.agi_url.format(
-        number=plan.spec.number,
-        seq=plan.index,
-        index=plan.index,
-        uniqueid=channel.uniqueid,
-        host=run.host,
-        port=run.port,
-    )
-    request = AgiRequestSpec(
-        url=url,
-        args=plan.agi_args,
+    launch = AgiLaunch(
         channel_type=pbx.channel_type,
         threadid=_THREAD_BASE - plan.index * _THREAD_STEP,
+        fastagi=run.fastagi,
     )
+    call = SimDialplanChannel(agi, launch)
     agi.sink.emit("Newchannel", channel.headers())
-    _newexten(agi, 1, "NoOp", f"Inbound call to {channel.exten}")
-    _newexten(agi, 2, "AGI", ",".join([url, *plan.agi_args]))
-    result = await run_agi(agi, request, run.host, run.port, run.fastagi)
-    if result.status != "HANGUP" and not agi.hung_up:
-        _newexten(agi, channel.priority + 1, "NoOp", f"AGISTATUS={result.status}")
-        _newexten(agi, channel.priority + 1, "Hangup", "")
-    _hang_up(agi)
+    try:
+        end = await run.dialplan.run(call, pbx.context, plan.spec.number)
+    except NoSuchExtension as refused:
+        return _lost(plan, channel, f"refused: {refused}")
+    _hang_up(agi, end)
+    result = call.agi_result
     return CallOutcome(
         index=plan.index,
         group=plan.group,
@@ -249,32 +255,27 @@ async def _place_call(run: _Run, plan: PlannedCall, channel: SimChannel) -> Call
         caller_id=plan.spec.caller_num,
         uniqueid=channel.uniqueid,
         channel=channel.name,
-        agi_status=result.status,
-        connected=result.connected,
-        ended_by=result.ended_by,
+        agi_status=result.status if result else "",
+        connected=result.connected if result else False,
+        ended_by=result.ended_by if result else end.reason,
         caller_hung_up=agi.caller_hung_up,
-        commands=result.commands,
+        commands=agi.stats.commands,
         prompts=tuple(agi.stats.prompts),
         digits="".join(agi.stats.digits_received),
         digits_discarded="".join(agi.stats.digits_discarded),
         duration=agi.clock.now(),
+        end=end,
     )
 
 
-def _newexten(agi: AgiChannel, priority: int, app: str, data: str) -> None:
-    channel = agi.channel
-    channel.priority = priority
-    agi.sink.emit(
-        "Newexten",
-        [*channel.headers(), ("Extension", channel.exten), ("Application", app), ("AppData", data)],
-    )
-
-
-def _hang_up(agi: AgiChannel) -> None:
-    """The end of the dialplan: the pbx hangs the channel up with Normal Clearing."""
+def _hang_up(agi: AgiChannel, end: DialplanEnd) -> None:
+    """The end of the dialplan: the pbx hangs the channel up with the cause Hangup() gave,
+    Normal Clearing by default."""
+    cause = end.cause or CAUSE_NORMAL
     headers = agi.channel.headers()
-    agi.sink.emit("SoftHangupRequest", [*headers, ("Cause", "16")])
-    agi.sink.emit("Hangup", [*headers, ("Cause", "16"), ("Cause-txt", "Normal Clearing")])
+    agi.sink.emit("SoftHangupRequest", [*headers, ("Cause", str(cause))])
+    text = CAUSE_TEXT.get(cause, "Unknown")
+    agi.sink.emit("Hangup", [*headers, ("Cause", str(cause)), ("Cause-txt", text)])
 
 
 def _lost(plan: PlannedCall, channel: SimChannel, error: str) -> CallOutcome:

@@ -330,6 +330,7 @@ async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> d
     from hotline.clock import SystemClock
     from pbxsim.ami_accounts import ManagerUser
     from pbxsim.ami_server import AmiServer
+    from pbxsim.call_dialplan import SHIPPED_DIALPLAN
     from pbxsim.queues import Queues
     from pbxsim.runner import run_scenario
 
@@ -364,6 +365,7 @@ async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> d
                 time_scale=scale,
                 concurrency=10_000,
                 ids=clock,
+                dialplan=SHIPPED_DIALPLAN,
             )
 
         if ami is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -43,9 +43,17 @@ class Events:
         return [name for name, _ in self.seen]
 
 
-async def call_with(handler: object, wav: Path, hangup_after: float | None = None) -> Events:
+async def call_with(
+    handler: Callable[[AgiSession], Awaitable[None]], wav: Path, hangup_after: float | None = None
+) -> Events:
+    async def tagged(session: AgiSession) -> None:
+        # The controller's entry tags the call first thing; without the tag the shipped
+        # dialplan would queue the caller in [controller-down] after the AGI.
+        await session.set_variable("HOTLINE_DID", "88001000001")
+        await handler(session)
+
     router = Router()
-    router.add("hotline", handler)  # type: ignore[arg-type]
+    router.add("hotline", tagged)
     server = FastAgiServer(router, host="127.0.0.1", port=0)
     await server.start()
     events = Events(wav)

@@ -19,6 +19,7 @@ from controller.settings import load_settings
 from hotline.clock import ScaledCallClock, SystemClock
 from hotline.store.db import CallLog
 from hotline.yamldoc import YamlFileError
+from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
 from pbxsim.callers import CallerScript
 from pbxsim.channel import AgiChannel
 from pbxsim.fastagi import AgiRequestSpec, run_agi
@@ -151,8 +152,6 @@ async def place_call(
         context="from-pstn",
         exten=NUMBER,
         state=ChannelState.RING,
-        # the dialplan's [globals] HOTLINE_CONTROLLER, read by the U() subroutine
-        variables={"HOTLINE_CONTROLLER": f"127.0.0.1:{port}"},
     )
     agi = AgiChannel(
         channel,
@@ -162,6 +161,8 @@ async def place_call(
         sounds=SoundLibrary(samples={}, default_samples=400),  # 50 ms per prompt
         queues=queues,
         caller_num="+79991234567",
+        # Dial's U() runs the shipped dialplan's answer hook against this controller
+        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", port)),
     )
     url = f"agi://127.0.0.1:{port}/hotline?did={NUMBER}"
     result = await run_agi(agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", port)

@@ -22,6 +22,8 @@ from hotline.hours import load_calendar, load_hours
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
 from routing.acd import Acd
 from routing.announcements import announcement
 from routing.callbacks.model import window_overlaps_hours
@@ -173,13 +175,17 @@ async def test_with_ami_a_callback_rings_the_on_duty_operator_then_the_citizen(
     tmp_path: Path,
 ) -> None:
     originator = ScriptedOriginator(talk_seconds=None)
+    clock = SystemClock()
     server = AmiServer(
-        clock=SystemClock(),
+        clock=clock,
         users={"ctl": ManagerUser("ctl", "secret")},
         originator=originator,
         port=0,
     )
     originator.sink = server
+    # The PBX knows the on-duty seat (a registered PJSIP endpoint): DeviceStateList lists it,
+    # so the controller offers it calls.
+    server.queues = Queues({}, clock, sink=server, operators={ON_DUTY_PHONE: Operator()})
     await server.start()
     ami = {
         "HOTLINE_AMI_ENABLED": "true",
