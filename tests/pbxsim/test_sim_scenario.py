@@ -4,13 +4,13 @@ against a trivial FastAGI server written here over raw sockets."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ports import refusing_port
 from transcripts import DATA, load
 
 from hotline.ami.protocol import AmiMessage, AmiParser
@@ -298,23 +298,20 @@ async def test_hostile_callers_run_to_the_end() -> None:
     assert by_index[3].caller_hung_up and by_index[3].duration == pytest.approx(3.3)
 
 
-async def test_server_down_run_follows_the_dialplan_like_asterisk() -> None:
+async def test_server_down_run_follows_the_dialplan_like_asterisk(tmp_path: Path) -> None:
     """Every call: AGISTATUS=FAILURE and the dialplan goes on, with the events of the IVR
     channel in ami-agi-server-down.txt: the run follows the transcripts' own extensions.conf,
-    whose AGI() names 127.0.0.1:4573 (held here, bound but not listening: refused)."""
-    port = 4573
-    with socket.socket() as held:
-        try:
-            held.bind(("127.0.0.1", port))
-        except OSError:
-            pytest.skip("127.0.0.1:4573 is in use: the transcripts' dialplan connects there")
+    its AGI() pointed at a port held here bound but not listening (refused), the one
+    difference from the transcript, taken out of the comparison below."""
+    with refusing_port() as port:
+        conf = (DATA / "conf" / "extensions.conf").read_text(encoding="utf-8")
+        dialplan = tmp_path / "extensions.conf"
+        dialplan.write_text(conf.replace("127.0.0.1:4573", f"127.0.0.1:{port}"), "utf-8")
         scenario = parse_scenario(
             "calls: [{number: '88001000002', caller_id: '79160000001', name: Down Test}]"
         )
         sink = RecordingSink()
-        report = await run_scenario(
-            scenario, "127.0.0.1", port, sink=sink, dialplan=DATA / "conf" / "extensions.conf"
-        )
+        report = await run_scenario(scenario, "127.0.0.1", port, sink=sink, dialplan=dialplan)
     (call,) = report.calls
     assert (call.agi_status, call.outcome, call.connected) == ("FAILURE", "failed", False)
 
@@ -351,7 +348,9 @@ async def test_server_down_run_follows_the_dialplan_like_asterisk() -> None:
         if m.get("Channel", "").endswith(";2") and m.get("Event") in wanted
     ]
     got = [
-        (e, [(k, v) for k, v in h if k not in channel_keys]) for e, h in sink.events if e in wanted
+        (e, [(k, v.replace(f":{port}/", ":4573/")) for k, v in h if k not in channel_keys])
+        for e, h in sink.events
+        if e in wanted
     ]
     assert got == expected
 
