@@ -49,13 +49,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
 
 async def operator(api: aiohttp.ClientSession, op_id: str) -> dict[str, Any]:
     async with api.get("/api/operators") as reply:
-        rows: list[dict[str, Any]] = await reply.json()
+        rows: list[dict[str, Any]] = (await reply.json())["operators"]
     return next(row for row in rows if row["id"] == op_id)
 
 
 async def make_ready(api: aiohttp.ClientSession, op_id: str) -> None:
-    for action in ("login", "ready"):
-        async with api.post(f"/api/operators/{op_id}/{action}", json={}) as reply:
+    async with api.post(f"/api/operators/{op_id}/login", json={}) as reply:
+        assert reply.status == 200, await reply.text()
+    if (await operator(api, op_id))["state"] != "ready":  # login may already make ready
+        async with api.post(f"/api/operators/{op_id}/ready", json={}) as reply:
             assert reply.status == 200, await reply.text()
 
 

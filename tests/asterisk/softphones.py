@@ -28,8 +28,6 @@ def _base(scenario: str, port: int) -> list[str]:
         "-mp",
         str(free_port()),
         "-nostdin",
-        "-m",
-        "1",
     ]
 
 
@@ -50,6 +48,8 @@ def register(seat: str, password: str, asterisk_sip: int, contact_port: int, exp
         "-key",
         "expires",
         str(expires),
+        "-m",
+        "1",
         "-timeout",
         "10s",
         "-timeout_error",
@@ -82,6 +82,10 @@ class Sipp:
                 self.process.kill()
                 self.process.wait()
 
+    def received(self, method: str) -> int:
+        """How many SIP requests of that method it received."""
+        return self.log().count(f"bytes :\n\n{method} ")
+
     def log(self) -> str:
         return self.messages.read_text(errors="replace") if self.messages.exists() else ""
 
@@ -90,7 +94,9 @@ def answering(
     scenario: str, workdir: Path, hold_ms: int = 0, name: str = "phone", port: int = 0
 ) -> Sipp:
     """A phone (``answer.xml``: hangs up itself after ``hold_ms``) or the carrier
-    (``carrier.xml``: waits for the BYE), answering OPTIONS too (``-aa``)."""
+    (``carrier.xml``: waits for the BYE), answering OPTIONS too (``-aa``). It takes calls
+    until stopped: sipp counts each qualify OPTIONS as a call of its own, so ``-m`` cannot
+    be used to stop it after one INVITE."""
     port = port or free_port()
     messages = workdir / f"{name}-{port}-messages.log"
     command = [

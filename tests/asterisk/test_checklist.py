@@ -79,7 +79,7 @@ async def test_the_acd_connects_a_queued_caller_to_a_registered_seat(
     assert dial is not None
     await state_becomes(api, "morozova", "state", "talking")
     assert any(c.startswith("EXEC Dial") and "U(hotline-acd-answered^" in c for c in agi_commands(ami))
-    phone.wait(timeout=20)
+    await eventually(lambda: _true(phone.received("ACK") >= 1))
     await state_becomes(api, "morozova", "state", "wrap_up")
 
 
@@ -111,3 +111,7 @@ async def test_a_seat_missing_from_pjsip_conf_is_not_offered_calls(
         return (await operator(api, "sidorova"))["phone_registered"] is False
 
     await eventually(missing)
+
+
+async def _true(value: bool) -> bool:
+    return value
