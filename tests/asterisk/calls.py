@@ -41,9 +41,9 @@ def agi_commands(ami: RecordingAmi) -> list[str]:
     return [event.get("Command") or "" for event in ami.named("AGIExecStart")]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - state in other processes (sipp, HTTP)
             await asyncio.sleep(0.2)
 
 

@@ -106,13 +106,13 @@ class RecordingAmi:
         await self.until(complete)
         return self.responses[action_id]
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = GUARD) -> None:
-        async with asyncio.timeout(timeout):
+    async def until(self, predicate: Callable[[], bool], within: float = GUARD) -> None:
+        async with asyncio.timeout(within):
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def event(self, name: str, timeout: float = GUARD, **match: str) -> AmiMessage:
+    async def event(self, name: str, within: float = GUARD, **match: str) -> AmiMessage:
         """The first event (seen so far or to come) named so whose headers match."""
 
         def found() -> AmiMessage | None:
@@ -121,7 +121,7 @@ class RecordingAmi:
                     return event
             return None
 
-        await self.until(lambda: found() is not None, timeout)
+        await self.until(lambda: found() is not None, within)
         event = found()
         assert event is not None
         return event
