@@ -23,3 +23,12 @@ def refusing_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))  # bound, never listening: the kernel refuses connections
         yield int(sock.getsockname()[1])
+
+
+def unused_port() -> int:
+    """A port free now, for a program that must be told its port before it starts (Asterisk,
+    sipp). Another process could take it meanwhile: only the opt-in real-Asterisk suite
+    uses it, where there is no port 0 to ask for."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from ports import free_port
+from ports import unused_port
 from real_pbx import ROOT, SEAT_PASSWORD, SECRET, Ports, RealAsterisk
 from softphones import Sipp, answering, register
 from wire_taps import AgiTap, RecordingAmi
@@ -73,7 +73,7 @@ def prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def asterisk(tmp_path_factory: pytest.TempPathFactory, prompts: Path) -> Iterator[RealAsterisk]:
-    ports = Ports(sip=free_port(), ami=free_port(), agi=free_port(), carrier=free_port())
+    ports = Ports(sip=unused_port(), ami=unused_port(), agi=unused_port(), carrier=unused_port())
     pbx = RealAsterisk(
         Path(os.environ["ASTERISK_PREFIX"]), tmp_path_factory.mktemp("asterisk"), ports
     )
@@ -110,7 +110,7 @@ async def ami(asterisk: RealAsterisk) -> AsyncIterator[RecordingAmi]:
 def controller_environment(asterisk: RealAsterisk, tmp_path: Path) -> dict[str, str]:
     return {
         "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": str(free_port()),
+        "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_AMI_ENABLED": "true",
         "HOTLINE_AMI_PORT": str(asterisk.ports.ami),
         "HOTLINE_AMI_SECRET": SECRET,
@@ -142,7 +142,7 @@ async def controller(
 
 @pytest.fixture
 async def api(controller: Controller) -> AsyncIterator[aiohttp.ClientSession]:
-    base = f"http://127.0.0.1:{controller.settings.http.port}"
+    base = f"http://127.0.0.1:{controller.http_port}"
     async with aiohttp.ClientSession(base_url=base) as session:
         yield session
 

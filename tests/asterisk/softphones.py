@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ports import free_port
+from ports import unused_port
 
 SCENARIOS = Path(__file__).parent / "sipp"
 SIPP = "sipp"
@@ -26,7 +26,7 @@ def _base(scenario: str, port: int) -> list[str]:
         "-mi",
         "127.0.0.1",
         "-mp",
-        str(free_port()),
+        str(unused_port()),
         "-nostdin",
     ]
 
@@ -35,7 +35,7 @@ def register(seat: str, password: str, asterisk_sip: int, contact_port: int, exp
     """REGISTER (or, with ``expires=0``, unregister) the seat; the contact is the answering
     phone's port. Raises if Asterisk did not answer 200."""
     command = [
-        *_base("register.xml", free_port()),
+        *_base("register.xml", unused_port()),
         "-s",
         seat,
         "-au",
@@ -97,7 +97,7 @@ def answering(
     (``carrier.xml``: waits for the BYE), answering OPTIONS too (``-aa``). It takes calls
     until stopped: sipp counts each qualify OPTIONS as a call of its own, so ``-m`` cannot
     be used to stop it after one INVITE."""
-    port = port or free_port()
+    port = port or unused_port()
     messages = workdir / f"{name}-{port}-messages.log"
     command = [
         *_base(scenario, port),

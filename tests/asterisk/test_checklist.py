@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
-import pytest
 from calls import agi_commands, eventually, make_ready, operator, place_call, state_becomes
 from capture import keep
 from real_pbx import RealAsterisk
@@ -113,11 +112,6 @@ async def test_unregistering_a_seat_marks_the_operator_unavailable(
     keep("ami-pjsip-registration.txt", ami.recording)
 
 
-@pytest.mark.xfail(
-    reason="the controller keeps a seat Asterisk never listed as registered; another change "
-    "(DeviceStateList: absent means unavailable) is expected to make this pass",
-    strict=False,
-)
 async def test_a_seat_missing_from_pjsip_conf_is_not_offered_calls(
     controller: Controller, ami: RecordingAmi, api: aiohttp.ClientSession
 ) -> None:
