@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
+from yamlfiles import assert_refused_at_line
 
 from hotline.audit import AuditLog, AuditRecord
 from hotline.auth import Actor, Role, TokenBook, new_token
@@ -224,12 +225,7 @@ def test_token_file_maps_tokens_to_users_and_roles(tmp_path: Path) -> None:
 def test_token_file_mistakes_point_at_file_and_line(
     tmp_path: Path, text: str, where: int, says: str
 ) -> None:
-    path = tmp_path / "tokens.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(YamlFileError) as error:
-        TokenBook.load(path)
-    assert str(error.value).startswith(f"{path}:{where}:")
-    assert says in str(error.value)
+    assert_refused_at_line(TokenBook.load, tmp_path / "tokens.yaml", text, where, says)
 
 
 def test_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:

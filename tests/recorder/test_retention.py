@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from yamlfiles import assert_refused_at_line
 
 from controller.settings import Settings
 from hotline.audit import AuditLog
 from hotline.auth import Actor
 from hotline.settings import StoreSettings
-from hotline.yamldoc import YamlFileError
 from recorder import keys
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.permissions import AccessDenied, Action
@@ -159,11 +159,7 @@ def test_without_a_file_the_settings_terms_apply(tmp_path: Path) -> None:
 def test_retention_file_mistakes_point_at_file_and_line(
     tmp_path: Path, text: str, line: int, says: str
 ) -> None:
-    path = tmp_path / "retention.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(YamlFileError) as error:
-        RetentionPolicy.load(path)
-    assert str(error.value).startswith(f"{path}:{line}:") and says in str(error.value)
+    assert_refused_at_line(RetentionPolicy.load, tmp_path / "retention.yaml", text, line, says)
 
 
 # --- purge --------------------------------------------------------------------------------
