@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from stored_recordings import store_encrypted
 from yamlfiles import assert_refused_at_line
 
 from controller.settings import Settings
@@ -56,28 +57,16 @@ async def store_recording(
     await store.register(
         call_id, format="opus", started_at=started_at, operator="op-1", retention_category=category
     )
-    data_key, wrapped = key_ring.new_data_key(call_id)
-    sink = io.BytesIO()
-    summary = keys.encrypt_stream(data_key, io.BytesIO(audio), sink, 256)
-    staged = storage.root.parent / f"{call_id}.staged"
-    staged.write_bytes(sink.getvalue())
-    await storage.put(f"recordings/{call_id}.enc", staged, summary.cipher_sha256)
-    await store.update(
+    return await store_encrypted(
+        store,
+        storage,
+        key_ring,
         call_id,
+        audio,
+        chunk_size=256,
         state=State.VERIFIED.value,
-        key_id=wrapped.key_id,
-        key_version=wrapped.key_version,
-        wrapped_key=wrapped.wrapped,
-        plain_size=summary.plain_size,
-        cipher_size=summary.cipher_size,
-        cipher_sha256=summary.cipher_sha256,
-        storage_backend="local",
-        storage_key=f"recordings/{call_id}.enc",
         retention_until=retention_until,
     )
-    row = await store.get(call_id)
-    assert row is not None
-    return row
 
 
 class FlakyStorage(LocalStorage):
