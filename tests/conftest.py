@@ -1,4 +1,5 @@
-"""What every test gets: its own working directory and no ``HOTLINE_*`` variables.
+"""What every test gets: its own working directory and no ``HOTLINE_*`` variables; and
+`agi_logs`, the FastAGI logs a test asks for.
 
 The controller resolves relative paths (``var/surge``, ``var/hotline.sqlite3``, ``var/recorder``)
 against the working directory, and `load_settings` reads ``HOTLINE_*`` from the environment. A
@@ -9,9 +10,13 @@ with those variables removed. Shipped files are reached through absolute paths (
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from hotline.logs import CallIdFilter
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +26,16 @@ def isolated_from_the_checkout(
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for name in [name for name in os.environ if name.startswith("HOTLINE_")]:
         monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def agi_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Capture hotline.agi records at INFO and up, each stamped with its call id."""
+    call_ids = CallIdFilter()
+    caplog.handler.addFilter(call_ids)
+    caplog.set_level(logging.INFO, logger="hotline.agi")
+    yield caplog
+    caplog.handler.removeFilter(call_ids)
 
 
 # Tests that need a service, found by the fixtures they use, get its marker, so

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 from agi_peer import AsteriskPeer, Outcomes, env_bytes, eventually, metric, serving
@@ -19,17 +18,6 @@ from hotline.agi.connection import MAX_ENV_LINES
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer, install_signal_handlers
 from hotline.agi.session import AgiSession, CallerHungUp
-from hotline.logs import CallIdFilter
-
-
-@pytest.fixture
-def agi_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture hotline.agi records at INFO and up, each stamped with its call id."""
-    call_ids = CallIdFilter()
-    caplog.handler.addFilter(call_ids)
-    caplog.set_level(logging.INFO, logger="hotline.agi")
-    yield caplog
-    caplog.handler.removeFilter(call_ids)
 
 
 async def answer_and_return(session: AgiSession) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import pytest
@@ -37,7 +37,6 @@ from hotline.agi.session import (
     Playback,
     Recording,
 )
-from hotline.logs import CallIdFilter
 
 T = TypeVar("T")
 CALL_ID = "1795563091.1"  # agi_uniqueid in the transcript
@@ -49,16 +48,6 @@ async def caught(awaitable: Awaitable[T]) -> T | BaseException:
         return await awaitable
     except Exception as exc:
         return exc
-
-
-@pytest.fixture
-def agi_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture hotline.agi records at INFO and up, each stamped with its call id."""
-    call_ids = CallIdFilter()
-    caplog.handler.addFilter(call_ids)
-    caplog.set_level(logging.INFO, logger="hotline.agi")
-    yield caplog
-    caplog.handler.removeFilter(call_ids)
 
 
 # --- the real session, replayed ------------------------------------------------------------------

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from controllers import controller_settings, recorder_environment, started
 from transcripts import load
 
 from controller.node import Controller
-from controller.settings import load_settings
+from controller.settings import Settings
 
 ENVIRONMENT = next(b.data for b in load("agi-ivr-session.txt") if b.note == "environment")
 # The same call to the emergency line (dialplans/88005000005.yaml): its menu does not depend on
@@ -101,43 +102,26 @@ class FakeAsterisk:
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    async for node in running_controller(tmp_path, {}):
+    async with started(serve_settings(tmp_path, {})) as node:
         yield node
 
 
 @pytest.fixture
 async def controller_without_acd(tmp_path: Path) -> AsyncIterator[Controller]:
-    async for node in running_controller(tmp_path, {"HOTLINE_ROUTING_ENABLED": "false"}):
+    async with started(serve_settings(tmp_path, {"HOTLINE_ROUTING_ENABLED": "false"})) as node:
         yield node
 
 
-async def running_controller(tmp_path: Path, extra: dict[str, str]) -> AsyncIterator[Controller]:
-    settings = load_settings(
-        None,
+def serve_settings(tmp_path: Path, extra: dict[str, str]) -> Settings:
+    """`hotline serve` on the shipped files, the recorder's directories in the test's own."""
+    return controller_settings(
+        tmp_path,
         {
             **extra,
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": "0",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_NODE_NAME": "test-node",
-            **recorder_environment(tmp_path),
+            **recorder_environment(tmp_path / "recorder"),
         },
     )
-    node = Controller(settings)
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
-def recorder_environment(tmp_path: Path) -> dict[str, str]:
-    """The recorder's directories inside the test's own directory (not the repository's var/)."""
-    return {
-        f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / "recorder" / name)
-        for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")
-    }
 
 
 async def call_outcome(node: Controller, call_id: str) -> str | None:
@@ -332,22 +316,16 @@ async def test_controller_keeps_its_ami_link_to_the_simulated_asterisk(tmp_path:
         clock=SystemClock(), users={"hotline": ManagerUser("hotline", "s3cret")}, port=0
     )
     await asterisk.start()
-    settings = load_settings(
-        None,
+    settings = controller_settings(
+        tmp_path,
         {
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": "0",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_AMI_ENABLED": "true",
             "HOTLINE_AMI_PORT": str(asterisk.port),
             "HOTLINE_AMI_SECRET": "s3cret",
-            **recorder_environment(tmp_path),
+            **recorder_environment(tmp_path / "recorder"),
         },
     )
-    node = Controller(settings)
-    await node.start()
-    try:
+    async with started(settings) as node:
         assert node.ami is not None
         await asyncio.wait_for(node.ami.wait_connected(), 10)
         assert (await node.health())["ami"] == "up"
@@ -362,8 +340,6 @@ async def test_controller_keeps_its_ami_link_to_the_simulated_asterisk(tmp_path:
                 break
             await asyncio.sleep(0.05)
         assert (await node.health())["ami"] == "down"
-    finally:
-        await node.stop()
 
 
 async def test_the_operator_desktop_can_escalate_only_to_listed_agencies(

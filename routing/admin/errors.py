@@ -10,9 +10,11 @@ from typing import TypeVar
 
 from hotline.yamldoc import YamlDoc, YamlFileError
 
-__all__ = ["EditRefused", "parse_or_refuse", "refusal"]
+__all__ = ["EditRefused", "EntryBlock", "parse_or_refuse", "refusal"]
 
 T = TypeVar("T")
+# The entry an edit wrote: its first line (0-based) and the field name of each of its lines.
+EntryBlock = tuple[int, list[str]]
 
 
 class EditRefused(Exception):
@@ -23,9 +25,7 @@ class EditRefused(Exception):
         self.status, self.message, self.where, self.detail = status, message, where, detail
 
 
-def refusal(
-    error: YamlFileError, path: Path, block: tuple[int, list[str]] | None, what: str
-) -> EditRefused:
+def refusal(error: YamlFileError, path: Path, block: EntryBlock | None, what: str) -> EditRefused:
     """The validator's file:line error, pointed at the request's field when it is in the
     entry the request wrote."""
     first = error.problems[0]
@@ -43,7 +43,7 @@ def parse_or_refuse(
     parse: Callable[[YamlDoc], T],
     path: Path,
     text: str,
-    block: tuple[int, list[str]] | None,
+    block: EntryBlock | None,
     what: str,
 ) -> T:
     try:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from hotline.versions import VersionStore, digest, file_author
 from hotline.yamldoc import write_atomically
-from routing.admin.errors import EditRefused, parse_or_refuse
+from routing.admin.errors import EditRefused, EntryBlock, parse_or_refuse
 from routing.admin.reload import HandEditWatcher, mark_good
 from routing.admin.yaml_edit import (
     check_depth,
@@ -163,9 +163,7 @@ class AcdAdmin:
         async with self.lock:
             text = read_text(self.groups_file)
             new_text, block = with_entry(self.groups_file, text, "groups", group_id, body)
-            groups = parse_or_refuse(
-                lambda doc: parse_groups(doc), self.groups_file, new_text, block, "Группа"
-            )
+            groups = self._parsed_groups(new_text, block)
             created = group_id not in self.groups
             await self._commit_groups(groups, new_text, actor, source, "group.put", group_id)
         log.info("ACD group %s %s", group_id, "created" if created else "replaced")
@@ -178,10 +176,14 @@ class AcdAdmin:
             text = read_text(self.groups_file)
             new_text = without_entry(self.groups_file, text, "groups", group_id)
             self._refuse_group_in_use(group_id)
-            groups = parse_or_refuse(
-                lambda doc: parse_groups(doc), self.groups_file, new_text, None, "Группа"
-            )
+            groups = self._parsed_groups(new_text, None)
             await self._commit_groups(groups, new_text, actor, source, "group.delete", group_id)
+
+    def _parsed_groups(self, text: str, block: EntryBlock | None) -> dict[str, Group]:
+        """The groups of `text` (the groups file as edited), or the edit refused at `block`."""
+        return parse_or_refuse(
+            lambda doc: parse_groups(doc), self.groups_file, text, block, "Группа"
+        )
 
     def _refuse_group_in_use(self, group_id: str) -> None:
         acd = self.service.node.acd
@@ -281,14 +283,7 @@ class AcdAdmin:
     ) -> OperatorSpec:
         text = read_text(self.operators_file)
         new_text, block = with_entry(self.operators_file, text, "operators", op_id, body)
-        known = set(self.groups)
-        operators = parse_or_refuse(
-            lambda doc: parse_operators(doc, known),
-            self.operators_file,
-            new_text,
-            block,
-            "Оператор",
-        )
+        operators = self._parsed_operators(new_text, block)
         await self._commit_operators(operators, new_text, actor, source, action, op_id)
         return operators[op_id]
 
@@ -298,17 +293,18 @@ class AcdAdmin:
                 raise EditRefused(404, f"Оператор «{op_id}» не найден.", "id")
             text = read_text(self.operators_file)
             new_text = without_entry(self.operators_file, text, "operators", op_id)
-            known = set(self.groups)
-            operators = parse_or_refuse(
-                lambda doc: parse_operators(doc, known),
-                self.operators_file,
-                new_text,
-                None,
-                "Оператор",
-            )
+            operators = self._parsed_operators(new_text, None)
             await self._commit_operators(
                 operators, new_text, actor, source, "operator.delete", op_id
             )
+
+    def _parsed_operators(self, text: str, block: EntryBlock | None) -> dict[str, OperatorSpec]:
+        """The operators of `text` (the operators file as edited), each skill a known group,
+        or the edit refused at `block`."""
+        known = set(self.groups)
+        return parse_or_refuse(
+            lambda doc: parse_operators(doc, known), self.operators_file, text, block, "Оператор"
+        )
 
     async def _commit_operators(
         self,

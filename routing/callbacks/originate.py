@@ -194,15 +194,7 @@ class CallbackDialler:
             log.exception("callback %s: serving failed", row.id)
             if queued:
                 await self._leave_queue(call_id)
-            await self._move(
-                row,
-                (S.RESERVED, S.DIALING),
-                S.PENDING,
-                node=None,
-                operator=None,
-                last_result=f"error: {type(exc).__name__}",
-                next_attempt_at=self._now() + timedelta(seconds=self.settings.retry_seconds),
-            )
+            await self._retry_later(row, (S.RESERVED, S.DIALING), f"error: {type(exc).__name__}")
 
     async def _queue(self, row: Callback, call_id: str) -> None:
         """Put the callback into the ACD's queue at its kept place."""
@@ -321,15 +313,7 @@ class CallbackDialler:
             await self._originator.hang_up(caller_leg.channel)
         await self._release(call_id, op_id)
         log.warning("callback %s: operator %s hung up before the citizen answered", row.id, op_id)
-        await self._move(
-            row,
-            (S.DIALING,),
-            S.PENDING,
-            node=None,
-            operator=None,
-            last_result="operator_left",
-            next_attempt_at=self._now() + timedelta(seconds=self.settings.retry_seconds),
-        )
+        await self._retry_later(row, (S.DIALING,), "operator_left")
         return "done"
 
     async def _operator_missed(
@@ -338,15 +322,7 @@ class CallbackDialler:
         if leg.result.startswith("ami_error"):
             # Not the operator's fault: free them, and try the callback again later.
             await self.node.abandon(call_id)
-            await self._move(
-                row,
-                (S.DIALING,),
-                S.PENDING,
-                node=None,
-                operator=None,
-                last_result=leg.result,
-                next_attempt_at=self._now() + timedelta(seconds=self.settings.retry_seconds),
-            )
+            await self._retry_later(row, (S.DIALING,), leg.result)
             return "done"
         # As for a live call: the operator is paused "no answer", the callback stays first.
         await self.node.no_answer(call_id)
@@ -373,6 +349,21 @@ class CallbackDialler:
             node=None,
             operator=None,
             next_attempt_at=self._now() + timedelta(seconds=wait),
+        )
+
+    async def _retry_later(
+        self, row: Callback, expect: tuple[CallbackState, ...], result: str
+    ) -> None:
+        """Back to pending, off this node and operator, tried again after `retry_seconds`:
+        for a failure that was not the citizen's, so the attempt does not count."""
+        await self._move(
+            row,
+            expect,
+            S.PENDING,
+            node=None,
+            operator=None,
+            last_result=result,
+            next_attempt_at=self._now() + timedelta(seconds=self.settings.retry_seconds),
         )
 
     async def _move(

@@ -41,6 +41,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from hotline.ami.client import AmiClient
 from hotline.store.db import require_utc, utc_now
@@ -119,23 +120,19 @@ class CallbackScheduler:
             raise CallbackRefused(
                 "Обратный звонок на этот номер уже заказан.", existing=existing.id
             )
-        now = self._now()
-        return await self.store.add(
+        return await self._add_pending(
+            self._now(),
             phone=number,
             application_id=app_id,
             group_id=group,
             priority=priority,
             source="api",
-            requested_at=now,
             window_start=start,
             window_end=end,
             queue_seq=None,
             arrived_at=start,
-            state=S.PENDING.value,
-            attempts=0,
             next_attempt_at=start,
             data=dict(data or {}),
-            updated_at=now,
         )
 
     async def request_from_call(
@@ -172,22 +169,25 @@ class CallbackScheduler:
         existing = await self.store.active_for(number, group_id)
         if existing is not None:
             return existing
-        return await self.store.add(
+        return await self._add_pending(
+            now,
             phone=number,
             application_id=collected.get("application_id"),
             group_id=group_id,
             priority=priority,
             source="ivr",
-            requested_at=now,
             window_start=None,
             window_end=None,
             queue_seq=seq,
             arrived_at=arrived,
-            state=S.PENDING.value,
-            attempts=0,
             next_attempt_at=now,
             data={**collected, "call_id": call_id},
-            updated_at=now,
+        )
+
+    async def _add_pending(self, now: datetime, **values: Any) -> Callback:
+        """A new callback requested `now`: pending, no attempt made yet."""
+        return await self.store.add(
+            requested_at=now, state=S.PENDING.value, attempts=0, updated_at=now, **values
         )
 
     async def _left_place(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from routing.callbacks.model import ACTIVE, HELD, Callback
@@ -74,9 +74,7 @@ class CallbackStore:
         if owner is not None:
             stmt = stmt.where(Callback.node == owner)
         stmt = stmt.values(state=state, updated_at=now, **values)
-        async with self._sessions.begin() as session:
-            result = await session.execute(stmt)
-        return bool(getattr(result, "rowcount", 0))
+        return bool(await self._changed(stmt))
 
     async def claim(
         self, callback_id: int, node: str, now: datetime, lease: timedelta = timedelta(minutes=1)
@@ -106,9 +104,7 @@ class CallbackStore:
             )
             .values(lease_until=now + lease)
         )
-        async with self._sessions.begin() as session:
-            result = await session.execute(stmt)
-        return int(getattr(result, "rowcount", 0))
+        return await self._changed(stmt)
 
     async def take_back_expired(self, now: datetime) -> int:
         """Rows whose owner stopped renewing (a dead node) go back to pending, attempts kept."""
@@ -124,9 +120,7 @@ class CallbackStore:
                 updated_at=now,
             )
         )
-        async with self._sessions.begin() as session:
-            result = await session.execute(stmt)
-        return int(getattr(result, "rowcount", 0))
+        return await self._changed(stmt)
 
     async def expire(self, now: datetime) -> int:
         stmt = (
@@ -134,9 +128,7 @@ class CallbackStore:
             .where(Callback.state == S.PENDING.value, Callback.window_end <= now)
             .values(state=S.EXPIRED.value, updated_at=now, last_result="window_over")
         )
-        async with self._sessions.begin() as session:
-            result = await session.execute(stmt)
-        return int(getattr(result, "rowcount", 0))
+        return await self._changed(stmt)
 
     async def release_node(self, node: str, now: datetime) -> int:
         """A restarted node gives back what it held: its attempts died with the process."""
@@ -147,6 +139,10 @@ class CallbackStore:
                 state=S.PENDING.value, node=None, operator=None, lease_until=None, updated_at=now
             )
         )
+        return await self._changed(stmt)
+
+    async def _changed(self, stmt: Update) -> int:
+        """Run an UPDATE in its own transaction; how many rows it changed."""
         async with self._sessions.begin() as session:
             result = await session.execute(stmt)
         return int(getattr(result, "rowcount", 0))

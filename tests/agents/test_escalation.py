@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yamlfiles import assert_refused_at_line
 
 from agents.escalation import (
     MAX_HEADER_VALUE,
@@ -25,7 +26,6 @@ from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
 from hotline.clock import ManualClock, SystemClock
-from hotline.yamldoc import YamlFileError
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from routing.acd import Acd
@@ -266,12 +266,7 @@ def test_shipped_agencies_load_as_examples() -> None:
 def test_broken_agencies_file_points_at_the_line(
     tmp_path: Path, text: str, line: int, words: str
 ) -> None:
-    path = tmp_path / "agencies.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(YamlFileError) as error:
-        load_agencies(path)
-    assert str(error.value).startswith(f"{path}:{line}:"), error.value
-    assert words in str(error.value)
+    assert_refused_at_line(load_agencies, tmp_path / "agencies.yaml", text, line, words)
 
 
 # --- the simulated PBX's Setvar and Redirect, as Asterisk answers them ------------------------

@@ -13,11 +13,10 @@ import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from controllers import WITHOUT_RECORDER, controller_settings, started
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
-from controller.node import Controller
-from controller.settings import load_settings
 from hotline.clock import ManualClock
 from ivr.prompts import load_prompt_texts
 from routing.acd import Acd
@@ -225,19 +224,7 @@ def test_every_prompt_the_codes_play_exists() -> None:
 
 async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path: Path) -> None:
     """`hotline serve` routes operator-feature; PJSIP/1001 is ivanova in dialplans/."""
-    settings = load_settings(
-        None,
-        {
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": "0",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
-            "HOTLINE_RECORDER_ENABLED": "false",
-        },
-    )
-    controller = Controller(settings)
-    await controller.start()
-    try:
+    async with started(controller_settings(tmp_path, WITHOUT_RECORDER)) as controller:
         assert controller.agi is not None and controller.acd is not None
         rig = Rig(controller.agi.port, controller.acd.node)
         heard = await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000007")
@@ -249,5 +236,3 @@ async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path
         url = f"http://127.0.0.1:{controller.http_port}/api/operators"
         async with aiohttp.ClientSession() as http, http.get(url) as response:
             assert by_id(await response.json())["ivanova"] == ("paused", "перерыв")
-    finally:
-        await controller.stop()

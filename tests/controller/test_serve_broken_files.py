@@ -9,17 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from controllers import controller_environment
 
 
 def serve(tmp_path: Path, **files: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": "0",
-        "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
-        **files,
-    }
+    env = {**os.environ, **controller_environment(tmp_path), **files}
     return subprocess.run(
         [sys.executable, "-m", "controller.cli", "serve"],
         env=env,

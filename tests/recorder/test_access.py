@@ -10,7 +10,6 @@ import asyncio
 import io
 import os
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
+from stored_recordings import duration_of, make_tone, store_encrypted
+from yamlfiles import assert_refused_at_line
 
 from hotline.audit import AuditLog, AuditRecord
 from hotline.auth import Actor, Role, TokenBook, new_token
@@ -47,17 +48,6 @@ TOKENS = {
 STARTED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
-def make_tone(path: Path, seconds: float) -> bytes:
-    """Real Opus-in-Ogg audio, as the pipeline stores it."""
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-         f"sine=frequency=440:duration={seconds}:sample_rate=8000", "-c:a", "libopus",
-         "-b:a", "16k", "-f", "ogg", "-y", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path.read_bytes()
-
-
 def make_wav(path: Path, seconds: float) -> None:
     """An 8 kHz mono 16-bit WAV as MixMonitor writes it."""
     subprocess.run(
@@ -68,15 +58,10 @@ def make_wav(path: Path, seconds: float) -> None:
     )  # fmt: skip
 
 
-def duration_of(data: bytes, tmp_path: Path) -> float:
+def duration_of_audio(data: bytes, tmp_path: Path) -> float:
     path = tmp_path / "probe.ogg"
     path.write_bytes(data)
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-         str(path)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return float(result.stdout.strip())
+    return duration_of(path)
 
 
 async def store_recording(
@@ -96,32 +81,18 @@ async def store_recording(
     await store.register(
         call_id, format="opus", started_at=started_at, operator=operator, dialled_number="122"
     )
-    data_key, wrapped = key_ring.new_data_key(call_id)
-    sink = io.BytesIO()
-    summary = keys.encrypt_stream(data_key, io.BytesIO(audio), sink, chunk_size)
-    object_key = f"recordings/{call_id}.ogg.enc"
-    with tempfile.TemporaryDirectory() as staging:
-        staged = Path(staging) / "object"
-        staged.write_bytes(sink.getvalue())
-        await storage.put(object_key, staged, summary.cipher_sha256)
-    await store.update(
+    return await store_encrypted(
+        store,
+        storage,
+        key_ring,
         call_id,
+        audio,
+        chunk_size=chunk_size,
+        object_key=f"recordings/{call_id}.ogg.enc",
         state=state.value,
-        key_id=wrapped.key_id,
-        key_version=wrapped.key_version,
-        wrapped_key=wrapped.wrapped,
-        plain_size=summary.plain_size,
-        plain_sha256=summary.plain_sha256,
-        cipher_size=summary.cipher_size,
-        cipher_sha256=summary.cipher_sha256,
-        storage_backend=storage.name,
-        storage_key=object_key,
         duration_seconds=duration,
         ended_at=started_at + timedelta(seconds=duration or 0),
     )
-    row = await store.get(call_id)
-    assert row is not None
-    return row
 
 
 @pytest.fixture(scope="session")
@@ -224,12 +195,7 @@ def test_token_file_maps_tokens_to_users_and_roles(tmp_path: Path) -> None:
 def test_token_file_mistakes_point_at_file_and_line(
     tmp_path: Path, text: str, where: int, says: str
 ) -> None:
-    path = tmp_path / "tokens.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(YamlFileError) as error:
-        TokenBook.load(path)
-    assert str(error.value).startswith(f"{path}:{where}:")
-    assert says in str(error.value)
+    assert_refused_at_line(TokenBook.load, tmp_path / "tokens.yaml", text, where, says)
 
 
 def test_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -483,7 +449,7 @@ async def test_clip_export_cuts_the_asked_seconds(api: Api, tmp_path: Path) -> N
     )
     clip = await response.read()
     assert clip.startswith(b"OggS")
-    assert duration_of(clip, tmp_path) == pytest.approx(2.5, abs=0.1)
+    assert duration_of_audio(clip, tmp_path) == pytest.approx(2.5, abs=0.1)
     entry = await api.last_audit()
     assert (entry.action, entry.outcome, entry.detail_data) == (
         "clip",
@@ -546,7 +512,7 @@ async def test_recorded_call_is_played_by_an_auditor_refused_to_an_operator_then
             played = await api.get(f"/recordings/{call_id}/audio")
             audio = await played.read()
             assert played.status == 200 and audio.startswith(b"OggS")
-            assert duration_of(audio, tmp_path) == pytest.approx(5.0, abs=0.1)
+            assert duration_of_audio(audio, tmp_path) == pytest.approx(5.0, abs=0.1)
             assert (await api.get(f"/recordings/{call_id}/audio", "tok-operator")).status == 403
 
             policy = RetentionPolicy.load(tmp_path / "no-file.yaml", settings)

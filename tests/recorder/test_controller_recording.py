@@ -3,17 +3,17 @@ controller's token file and master key handling."""
 
 from __future__ import annotations
 
-import dataclasses
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from controllers import controller_settings, recorder_environment, started, with_tokens_file
 from prometheus_client import REGISTRY
 
 from controller.node import Controller
-from controller.settings import Settings, load_settings
+from controller.settings import Settings
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
@@ -212,29 +212,14 @@ def test_an_unusable_master_key_is_not_replaced(tmp_path: Path) -> None:
 
 
 def node_settings(tmp_path: Path) -> Settings:
-    env = {
-        "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": "0",
-        "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
-        **{
-            f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / name)
-            for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")
-        },
-    }
-    settings = load_settings(None, env)
-    access = dataclasses.replace(settings.recorder_access, tokens_file=tmp_path / "tokens.yaml")
-    return dataclasses.replace(settings, recorder_access=access)
+    settings = controller_settings(tmp_path, recorder_environment(tmp_path))
+    return with_tokens_file(settings, tmp_path / "tokens.yaml")
 
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Controller]:
-    controller = Controller(node_settings(tmp_path))
-    await controller.start()
-    try:
+    async with started(node_settings(tmp_path)) as controller:
         yield controller
-    finally:
-        await controller.stop()
 
 
 async def list_status(controller: Controller, token: str) -> int:

@@ -11,7 +11,6 @@ leaves nothing that can be decrypted.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import shutil
 import sys
@@ -23,9 +22,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from controllers import controller_environment, started, with_tokens_file
 
 from controller.node import Controller
-from controller.settings import Settings, load_settings
+from controller.settings import load_settings
 from hotline.audit import AuditLog
 from hotline.auth import new_token
 from hotline.store.db import utc_now
@@ -71,10 +71,7 @@ class Node:
 
 def node_environment(tmp_path: Path, ami_port: int) -> dict[str, str]:
     return {
-        "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": "0",
-        "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+        **controller_environment(tmp_path),
         "HOTLINE_NODE_NAME": "rec-node",
         # This call is answered through Asterisk's Queue(): the recording is named after the
         # operator from the queue's AgentConnect, which is what is tested here.
@@ -152,11 +149,9 @@ async def recorded(tmp_path: Path) -> AsyncIterator[tuple[Node, RecordedCall]]:
         assert pbx.ami is not None
         tokens = write_tokens(tmp_path / "tokens.yaml")
         env = node_environment(tmp_path, pbx.ami.port)
-        settings = with_tokens(load_settings(None, env), tmp_path / "tokens.yaml")
+        settings = with_tokens_file(load_settings(None, env), tmp_path / "tokens.yaml")
         keys.MasterKeyStore(tmp_path / "keys").generate("recorder")
-        controller = Controller(settings)
-        await controller.start()
-        try:
+        async with started(settings) as controller:
             assert controller.ami is not None and controller.agi is not None
             await asyncio.wait_for(controller.ami.wait_connected(), 10)
             report = await run_scenario(
@@ -186,13 +181,6 @@ async def recorded(tmp_path: Path) -> AsyncIterator[tuple[Node, RecordedCall]]:
                 call.uniqueid,
             )
             yield node, row
-        finally:
-            await controller.stop()
-
-
-def with_tokens(settings: Settings, tokens_file: Path) -> Settings:
-    access = dataclasses.replace(settings.recorder_access, tokens_file=tokens_file)
-    return dataclasses.replace(settings, recorder_access=access)
 
 
 async def test_a_simulated_call_is_recorded_encrypted_played_audited_and_shredded(

@@ -44,13 +44,19 @@ class EventSource:
                     await handler(message)
 
 
-async def test_hangups_from_asterisk_finish_exactly_the_recorded_calls(
-    tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing, sample_wav: Path
-) -> None:
-    settings = RecorderSettings(
+def waiting_for_hangups(tmp_path: Path) -> RecorderSettings:
+    """A recorder that takes a recording as finished only when told of its hang-up (the
+    idle fallback an hour away), with no spool-space alarm."""
+    return RecorderSettings(
         spool_dir=tmp_path / "spool", work_dir=tmp_path / "work", settle_seconds=0.01,
         idle_seconds=3600, spool_alarm_free_bytes=0, spool_alarm_free_percent=0,
     )  # fmt: skip
+
+
+async def test_hangups_from_asterisk_finish_exactly_the_recorded_calls(
+    tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing, sample_wav: Path
+) -> None:
+    settings = waiting_for_hangups(tmp_path)
     async with LocalStorage(tmp_path / "store") as storage:
         recorder = Recorder(settings, recording_store, storage, key_ring)
         recorder.prepare_directories()
@@ -122,10 +128,7 @@ async def test_a_name_the_acd_reported_reaches_the_recording(
     tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing, sample_wav: Path
 ) -> None:
     """Calls the ACD connects by Dial raise no AgentConnect: the ACD tells the recorder."""
-    settings = RecorderSettings(
-        spool_dir=tmp_path / "spool", work_dir=tmp_path / "work", settle_seconds=0.01,
-        idle_seconds=3600, spool_alarm_free_bytes=0, spool_alarm_free_percent=0,
-    )  # fmt: skip
+    settings = waiting_for_hangups(tmp_path)
     async with LocalStorage(tmp_path / "store") as storage:
         recorder = Recorder(settings, recording_store, storage, key_ring)
         recorder.prepare_directories()

@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from stored_recordings import store_encrypted
+from yamlfiles import assert_refused_at_line
 
 from controller.settings import Settings
 from hotline.audit import AuditLog
 from hotline.auth import Actor
 from hotline.settings import StoreSettings
-from hotline.yamldoc import YamlFileError
 from recorder import keys
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.permissions import AccessDenied, Action
@@ -56,28 +57,16 @@ async def store_recording(
     await store.register(
         call_id, format="opus", started_at=started_at, operator="op-1", retention_category=category
     )
-    data_key, wrapped = key_ring.new_data_key(call_id)
-    sink = io.BytesIO()
-    summary = keys.encrypt_stream(data_key, io.BytesIO(audio), sink, 256)
-    staged = storage.root.parent / f"{call_id}.staged"
-    staged.write_bytes(sink.getvalue())
-    await storage.put(f"recordings/{call_id}.enc", staged, summary.cipher_sha256)
-    await store.update(
+    return await store_encrypted(
+        store,
+        storage,
+        key_ring,
         call_id,
+        audio,
+        chunk_size=256,
         state=State.VERIFIED.value,
-        key_id=wrapped.key_id,
-        key_version=wrapped.key_version,
-        wrapped_key=wrapped.wrapped,
-        plain_size=summary.plain_size,
-        cipher_size=summary.cipher_size,
-        cipher_sha256=summary.cipher_sha256,
-        storage_backend="local",
-        storage_key=f"recordings/{call_id}.enc",
         retention_until=retention_until,
     )
-    row = await store.get(call_id)
-    assert row is not None
-    return row
 
 
 class FlakyStorage(LocalStorage):
@@ -159,11 +148,7 @@ def test_without_a_file_the_settings_terms_apply(tmp_path: Path) -> None:
 def test_retention_file_mistakes_point_at_file_and_line(
     tmp_path: Path, text: str, line: int, says: str
 ) -> None:
-    path = tmp_path / "retention.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(YamlFileError) as error:
-        RetentionPolicy.load(path)
-    assert str(error.value).startswith(f"{path}:{line}:") and says in str(error.value)
+    assert_refused_at_line(RetentionPolicy.load, tmp_path / "retention.yaml", text, line, says)
 
 
 # --- purge --------------------------------------------------------------------------------

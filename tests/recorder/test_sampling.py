@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from stored_recordings import duration_of, make_tone, store_encrypted
 
 from controller.settings import Settings
 from hotline.audit import AuditLog
@@ -33,25 +32,6 @@ from recorder.storage import LocalStorage
 AUDITOR = Actor("ivanova", "quality_auditor")
 
 
-def make_tone(path: Path, seconds: float) -> bytes:
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-         f"sine=frequency=440:duration={seconds}:sample_rate=8000", "-c:a", "libopus",
-         "-b:a", "16k", "-f", "ogg", "-y", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path.read_bytes()
-
-
-def duration_of(path: Path) -> float:
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-         str(path)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return float(result.stdout.strip())
-
-
 @pytest.fixture(scope="session")
 def tone(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return make_tone(tmp_path_factory.mktemp("audio") / "tone.ogg", 8)
@@ -70,22 +50,8 @@ async def store_recording(
 ) -> None:
     """What the pipeline leaves behind: an encrypted object and a row in `state`."""
     await store.register(call_id, format="opus", started_at=started_at, operator=operator)
-    data_key, wrapped = key_ring.new_data_key(call_id)
-    sink = io.BytesIO()
-    summary = keys.encrypt_stream(data_key, io.BytesIO(audio), sink, 4096)
-    staged = storage.root.parent / f"{call_id}.staged"
-    staged.write_bytes(sink.getvalue())
-    await storage.put(f"recordings/{call_id}.enc", staged, summary.cipher_sha256)
-    await store.update(
-        call_id,
-        state=state.value,
-        key_id=wrapped.key_id,
-        key_version=wrapped.key_version,
-        wrapped_key=wrapped.wrapped,
-        plain_size=summary.plain_size,
-        storage_backend="local",
-        storage_key=f"recordings/{call_id}.enc",
-        duration_seconds=8.0,
+    await store_encrypted(
+        store, storage, key_ring, call_id, audio, state=state.value, duration_seconds=8.0
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from yamlfiles import assert_refused_at_line
 
 from hotline.yamldoc import YamlFileError
 from routing.groups import load_groups
@@ -51,12 +52,7 @@ GOOD = """groups:
 def test_group_file_errors_point_at_the_line(
     tmp_path: Path, text: str, line: int, words: str
 ) -> None:
-    path = tmp_path / "groups.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(YamlFileError) as error:
-        load_groups(path)
-    assert str(error.value).startswith(f"{path}:{line}:")
-    assert words in str(error.value)
+    assert_refused_at_line(load_groups, tmp_path / "groups.yaml", text, line, words)
 
 
 @pytest.mark.parametrize(
@@ -69,12 +65,9 @@ def test_group_file_errors_point_at_the_line(
     ],
 )
 def test_operator_file_errors(tmp_path: Path, body: str, line: int, words: str) -> None:
+    text = f"operators:\n  anna:\n    name: Анна\n{body}"
     path = tmp_path / "operators.yaml"
-    path.write_text(f"operators:\n  anna:\n    name: Анна\n{body}", encoding="utf-8")
-    with pytest.raises(YamlFileError) as error:
-        load_operators(path, {"a"})
-    assert str(error.value).startswith(f"{path}:{line}:"), error.value
-    assert words in str(error.value)
+    assert_refused_at_line(lambda p: load_operators(p, {"a"}), path, text, line, words)
 
 
 def test_same_device_twice_is_refused(tmp_path: Path) -> None:

@@ -377,9 +377,8 @@ async def test_schedules_are_read_validated_and_written(env: Env) -> None:
 
 async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: Path) -> None:
     from aiohttp import ClientSession
+    from controllers import WITHOUT_RECORDER, controller_settings, started
 
-    from controller.node import Controller
-    from controller.settings import load_settings
     from hotline.auth import token_digest
 
     files = tmp_path / "dialplans"
@@ -388,14 +387,10 @@ async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: P
     tokens.write_text(
         f"users:\n  - {{user: sysadmin, role: admin, token_sha256: {token_digest('t0k')}}}\n"
     )
-    settings = load_settings(
-        None,
+    settings = controller_settings(
+        tmp_path,
         {
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": "0",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
-            "HOTLINE_RECORDER_ENABLED": "false",
+            **WITHOUT_RECORDER,
             "HOTLINE_RECORDER_ACCESS_TOKENS_FILE": str(tokens),
             "HOTLINE_ROUTING_GROUPS_FILE": str(files / "groups.yaml"),
             "HOTLINE_ROUTING_OPERATORS_FILE": str(files / "operators.yaml"),
@@ -405,9 +400,7 @@ async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: P
             "HOTLINE_NODE_NAME": "admin-node",
         },
     )
-    controller = Controller(settings)
-    try:
-        await controller.start()
+    async with started(settings) as controller:
         base = f"http://127.0.0.1:{controller.http_port}"
         async with ClientSession() as http:
             async with http.get(f"{base}/api/groups") as reply:
@@ -427,5 +420,3 @@ async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: P
                 assert reply.status == 200  # the last good groups still serve calls
                 assert (await reply.json())["components"]["acd_files"] == "stale"
             assert controller.acd is not None and "pensions" in controller.acd.node.acd.groups
-    finally:
-        await controller.stop()

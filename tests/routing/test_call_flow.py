@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from controllers import controller_settings, recorder_environment, started
 
 from controller.node import Controller
-from controller.settings import load_settings
 from hotline.clock import ScaledCallClock, SystemClock
 from hotline.store.db import CallLog
 from hotline.yamldoc import YamlFileError
@@ -88,31 +88,20 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
     (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
     (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
     (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
-    settings = load_settings(
-        None,
+    settings = controller_settings(
+        tmp_path,
         {
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": "0",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
             "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
             "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
             "HOTLINE_NODE_NAME": "test-node",
             "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
             "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
             "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
-            **{
-                f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / "recorder" / name)
-                for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")
-            },
+            **recorder_environment(tmp_path / "recorder"),
         },
     )
-    node = Controller(settings)
-    await node.start()
-    try:
+    async with started(settings) as node:
         yield node
-    finally:
-        await node.stop()
 
 
 @dataclass
@@ -308,19 +297,12 @@ def test_broken_group_schedule_stops_start_up_at_its_line(tmp_path: Path) -> Non
 
 async def test_broken_groups_file_stops_the_controller_at_its_line(tmp_path: Path) -> None:
     (tmp_path / "groups.yaml").write_text("groups:\n  help:\n    name: Справка\n")
-    settings = load_settings(
-        None,
-        {
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-        },
+    settings = controller_settings(
+        tmp_path, {"HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml")}
     )
-    node = Controller(settings)
-    try:
-        with pytest.raises(YamlFileError, match=r"groups\.yaml:3"):
-            await node.start()
-    finally:
-        await node.stop()
+    with pytest.raises(YamlFileError, match=r"groups\.yaml:3"):
+        async with started(settings):
+            pass
 
 
 async def test_redis_backend_keeps_operator_states_across_a_restart(

@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.ami.client import AmiClient
 from hotline.clock import ManualClock, SystemClock
-from hotline.hours import HoursStatus
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from pbxsim.ami_accounts import ManagerUser
@@ -29,20 +28,9 @@ from routing.callbacks.store import CallbackStore
 from routing.node import AcdNode
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op
+from tests.routing.test_callbacks import WorkingHours
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-
-class WorkingHours:
-    """Open 09:00-18:00 UTC every day."""
-
-    def status(self, at: datetime) -> HoursStatus:
-        at = at.astimezone(UTC)
-        opens = at.replace(hour=9, minute=0, second=0, microsecond=0)
-        closes = at.replace(hour=18, minute=0, second=0, microsecond=0)
-        if opens <= at < closes:
-            return HoursStatus(True, "workday", False, opens, closes)
-        return HoursStatus(False, "workday", False, opens + timedelta(days=at >= opens), None)
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession
+from controllers import WITHOUT_RECORDER, controller_settings, started
 
 from controller.node import Controller
-from controller.settings import load_settings
 from hotline.agi.session import CallerHungUp
 from hotline.clock import ManualClock, SystemClock
 from hotline.hours import load_calendar, load_hours
@@ -84,25 +84,17 @@ PHONE = "79161234567"
 async def running(tmp_path: Path, **environment: str) -> AsyncIterator[tuple[Controller, str]]:
     """A controller on the shipped files with the ACD on and the recorder off; yields it
     and the base URL of its HTTP API."""
-    settings = load_settings(
-        None,
+    settings = controller_settings(
+        tmp_path,
         {
-            "HOTLINE_AGI_PORT": "0",
-            "HOTLINE_HTTP_PORT": "0",
-            "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-            "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
-            "HOTLINE_RECORDER_ENABLED": "false",
+            **WITHOUT_RECORDER,
             "HOTLINE_NODE_NAME": "test-node",
             "HOTLINE_ROUTING_NODE_ID": "test-node",
             **environment,
         },
     )
-    controller = Controller(settings)
-    try:
-        await controller.start()
+    async with started(settings) as controller:
         yield controller, f"http://127.0.0.1:{controller.http_port}"
-    finally:
-        await controller.stop()
 
 
 async def post(session: ClientSession, url: str, body: dict[str, str]) -> tuple[int, Any]:

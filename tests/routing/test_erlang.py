@@ -13,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from yamlfiles import assert_refused_at_line
 
 from hotline.yamldoc import YamlFileError
 from routing.erlang import (
@@ -197,12 +198,8 @@ def test_mistakes_in_the_traffic_file_point_at_their_line(
     old: str, new: str, line: int, message: str, tmp_path: Path
 ) -> None:
     assert old in GOOD
-    path = tmp_path / "traffic.yaml"
-    path.write_text(GOOD.replace(old, new, 1), encoding="utf-8")
-    with pytest.raises(YamlFileError) as caught:
-        load_traffic(path)
-    assert str(caught.value).startswith(f"{path}:{line}:"), caught.value
-    assert message in str(caught.value)
+    text = GOOD.replace(old, new, 1)
+    assert_refused_at_line(load_traffic, tmp_path / "traffic.yaml", text, line, message)
 
 
 def test_a_missing_or_binary_traffic_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -18,11 +18,12 @@ from typing import Any, Final
 import aiohttp
 import pytest
 import yaml
+from controllers import started
 
 from controller.node import Controller
 from controller.settings import Settings, load_settings
 from controller.simdrive.day import run_live_day
-from tests.routing.test_live_hour import controller_environment, open_dialplans, started
+from tests.routing.test_live_hour import live_environment, open_dialplans
 
 SCALE: Final = 1 / 240  # one simulated hour lasts 15 s
 
@@ -75,7 +76,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[tuple[Controller, Settings
     settings = load_settings(
         None,
         {
-            **controller_environment(tmp_path, dialplans),
+            **live_environment(tmp_path, dialplans),
             "HOTLINE_ROUTING_TIME_SCALE": str(SCALE),
         },
     )

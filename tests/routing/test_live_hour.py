@@ -30,9 +30,10 @@ from typing import Any, Final
 import aiohttp
 import pytest
 import yaml
+from controllers import WITHOUT_RECORDER, controller_environment, started
 
 from controller.node import Controller
-from controller.settings import Settings, load_settings
+from controller.settings import load_settings
 from hotline.clock import SystemClock
 from hotline.store.db import CallLog
 from pbxsim.model import EventSink
@@ -218,32 +219,19 @@ def open_dialplans(tmp_path: Path) -> Path:
     return dialplans
 
 
-def controller_environment(tmp_path: Path, dialplans: Path) -> dict[str, str]:
+def live_environment(tmp_path: Path, dialplans: Path) -> dict[str, str]:
     """A controller on `dialplans` with its data in `tmp_path`, operators in
     ``tmp_path/operators.yaml``, no recorder, quiet logs."""
     return {
-        "HOTLINE_AGI_PORT": "0",
-        "HOTLINE_HTTP_PORT": "0",
+        **controller_environment(tmp_path),
+        **WITHOUT_RECORDER,
         "HOTLINE_LOG_LEVEL": "WARNING",
-        "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
-        "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
         "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-        "HOTLINE_RECORDER_ENABLED": "false",
         "HOTLINE_ROUTING_GROUPS_FILE": str(dialplans / "groups.yaml"),
         "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
         "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
         "HOTLINE_ROUTING_TIMER_RESOLUTION_SECONDS": "0.01",
     }
-
-
-@asynccontextmanager
-async def started(settings: Settings) -> AsyncIterator[Controller]:
-    node = Controller(settings)
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 @asynccontextmanager
@@ -258,7 +246,7 @@ async def running_controller(
     settings = load_settings(
         None,
         {
-            **controller_environment(tmp_path, dialplans),
+            **live_environment(tmp_path, dialplans),
             "HOTLINE_NODE_NAME": "live-hour",
             "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
             "HOTLINE_ROUTING_SERVICE_LEVEL_SECONDS": str(20 * TIME_SCALE),
