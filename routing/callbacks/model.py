@@ -39,6 +39,7 @@ class CallbackState(StrEnum):
     RESERVED = "reserved"
     DIALING = "dialing"
     CONNECTED = "connected"
+    COMPLETED = "completed"  # the conversation took place and is over
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
@@ -50,8 +51,8 @@ HELD: Final = (S.RESERVED.value, S.DIALING.value)  # claimed by a node, under it
 
 
 class Callback(Base):
-    """One callback request. Schema owned by migrations ``0002_acd`` (branch "acd") and
-    ``0005_callback_lease``."""
+    """One callback request. Schema owned by migrations ``0002_acd`` (branch "acd"),
+    ``0005_callback_lease`` and ``0006_callback_talk``."""
 
     __tablename__ = "callbacks"
     __table_args__ = (
@@ -79,6 +80,9 @@ class Callback(Base):
     # until when the claim holds without renewal (migration 0005_callback_lease)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)  # collected in the menu / from the app
+    # the conversation: both legs answered, then the operator's leg hung up (0006_callback_talk)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     def as_json(self) -> dict[str, Any]:
@@ -95,7 +99,17 @@ class Callback(Base):
             "attempts": self.attempts,
             "next_attempt_at": iso(self.next_attempt_at),
             "last_result": self.last_result,
+            "connected_at": iso(self.connected_at),
+            "ended_at": iso(self.ended_at),
+            "talk_seconds": self.talk_seconds,
         }
+
+    @property
+    def talk_seconds(self) -> float | None:
+        """How long the citizen and the operator talked, once the call is over."""
+        if self.connected_at is None or self.ended_at is None:
+            return None
+        return round((self.ended_at - self.connected_at).total_seconds(), 1)
 
 
 class CallbackRefused(ValueError):

@@ -279,7 +279,7 @@ class CallbackDialler:
             await self._move(row, (S.DIALING,), S.RESERVED, operator=None)
             return None
         # Follow the operator leg from now on: they may hang up while the citizen's phone rings.
-        leg = _OperatorLeg(call_id)
+        leg = _OperatorLeg(call_id, row.id)
         key = leg_key(operator_leg)
         self._operator_legs[key] = leg
         try:
@@ -292,8 +292,15 @@ class CallbackDialler:
         if leg.gone.is_set():
             return await self._operator_left(row, call_id, offer.operator_id, caller_leg)
         if caller_leg.answered:
-            leg.connected = True  # no await since the check above: a Hangup now ends the talk
-            await self._move(row, (S.DIALING,), S.CONNECTED, last_result="answered")
+            # no await since the check above: from here a Hangup ends the talk
+            leg.connected, leg.connected_at = True, self._now()
+            await self._move(
+                row,
+                (S.DIALING,),
+                S.CONNECTED,
+                last_result="answered",
+                connected_at=leg.connected_at,
+            )
             log.info("callback %s connected to operator %s", row.id, offer.operator_id)
             return "talking"
         self._operator_legs.pop(key, None)
@@ -425,6 +432,26 @@ class CallbackDialler:
         caller = self.node.acd.callers.get(leg.call_id)
         if caller is not None and caller.state == "talking":
             await self.node.end_call(leg.call_id)  # the operator goes into wrap-up as usual
+        await self._completed(leg)
+
+    async def _completed(self, leg: _OperatorLeg) -> None:
+        """The conversation is over (the citizen's leg ends with the operator's: the
+        conference ends when either leaves): a final state, with how long they talked. From
+        dialing too: the Hangup can beat the write of ``connected``."""
+        now = self._now()
+        done = await self.store.move(
+            leg.callback_id,
+            (S.DIALING.value, S.CONNECTED.value),
+            S.COMPLETED.value,
+            now,
+            last_result="completed",
+            connected_at=leg.connected_at,
+            ended_at=now,
+            node=None,
+            lease_until=None,
+        )
+        if done:
+            log.info("callback %s completed", leg.callback_id)
 
 
 @dataclass
@@ -432,7 +459,9 @@ class _OperatorLeg:
     """An answered operator leg of a callback, followed until its Hangup."""
 
     call_id: str
+    callback_id: int
     connected: bool = False  # the citizen answered too
+    connected_at: datetime | None = None
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 

@@ -141,6 +141,13 @@ class World:
         assert row is not None
         return row
 
+    async def final_row(self, callback_id: int) -> Callback:
+        """The row once it left every state a call in progress can be in."""
+        async with asyncio.timeout(5):
+            while (row := await self.row(callback_id)).state in ("dialing", "connected"):  # noqa: ASYNC110 - the row is in the database
+                await asyncio.sleep(0.01)
+        return row
+
     async def pass_(self, scheduler: CallbackScheduler | None = None) -> list[int]:
         """One scheduling pass, and the calls it started carried out."""
         scheduler = scheduler or self.scheduler
@@ -206,6 +213,12 @@ async def test_answered_callback_rings_the_operator_first_then_the_citizen(db_ur
         await eventually(lambda: w.node.acd.operator("boris").state is S.WRAP_UP)
         assert w.originator.hung_up == [citizen, operator]
         assert f"callback-{cb.id}" not in w.node.acd.callers
+        # and the callback is over, with how long they talked (issue 10, item 6)
+        done = await w.final_row(cb.id)
+        assert (done.state, done.last_result, done.node) == ("completed", "completed", None)
+        assert done.connected_at is not None and done.ended_at is not None
+        assert done.connected_at <= done.ended_at
+        assert done.as_json()["talk_seconds"] == done.talk_seconds is not None
 
 
 async def test_operator_hanging_up_first_never_leaves_the_citizen_alone(db_url: str) -> None:
@@ -223,6 +236,7 @@ async def test_operator_hanging_up_first_never_leaves_the_citizen_alone(db_url: 
         await eventually(lambda: w.node.acd.operator("anna").state is S.WRAP_UP)
         assert w.originator.hung_up == [operator, citizen]  # end_marked_any kicked the citizen
         assert w.originator.live_channels() == []
+        assert (await w.final_row(cb.id)).state == "completed"
 
 
 async def test_operator_hanging_up_during_the_citizens_ring_calls_them_again(
