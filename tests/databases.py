@@ -59,3 +59,19 @@ async def _drop(name: str) -> None:
         await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
     finally:
         await admin.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def delete_redis_prefix(prefix: str) -> None:
+    """Delete every key a test wrote under its own `prefix` on the real Redis."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

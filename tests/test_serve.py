@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from controllers import controller_settings, recorder_environment, started
+from databases import delete_redis_prefix, isolated_postgres
 from transcripts import load
 
 from controller.node import Controller
@@ -100,10 +102,33 @@ class FakeAsterisk:
         return await asyncio.wait_for(self.reader.read(), 5) == b""
 
 
-@pytest.fixture
-async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    async with started(serve_settings(tmp_path, {})) as node:
-        yield node
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("postgres-redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
+)
+async def controller(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Controller]:
+    """The whole controller twice: on its embedded defaults (SQLite, state in process) and as
+    several nodes run it (PostgreSQL, call and ACD state in the real Redis)."""
+    if request.param == "embedded":
+        async with started(serve_settings(tmp_path, {})) as node:
+            yield node
+        return
+    prefix = f"hotline-test:serve:{uuid.uuid4().hex}:"
+    async with isolated_postgres("serve") as database_url:
+        shared = {
+            "HOTLINE_STORE_DATABASE_URL": database_url,
+            "HOTLINE_STORE_STATE_BACKEND": "redis",
+            "HOTLINE_ROUTING_STATE_BACKEND": "redis",
+            "HOTLINE_ROUTING_REDIS_PREFIX": prefix,
+        }
+        try:
+            async with started(serve_settings(tmp_path, shared)) as node:
+                assert node.acd is not None and node.acd.settings.state_backend == "redis"
+                yield node
+        finally:
+            await delete_redis_prefix(prefix)
 
 
 @pytest.fixture

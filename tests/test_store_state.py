@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from databases import delete_redis_prefix
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -48,16 +49,6 @@ async def _require_redis() -> None:
         await client.aclose()
 
 
-async def _delete_prefix(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def open_peer(request: pytest.FixtureRequest) -> AsyncIterator[OpenPeer]:
     """Opens views onto one shared store, as separate controller nodes would hold.
@@ -88,7 +79,7 @@ async def open_peer(request: pytest.FixtureRequest) -> AsyncIterator[OpenPeer]:
     finally:
         for peer in peers:
             await peer.close()
-        await _delete_prefix(prefix)
+        await delete_redis_prefix(prefix)
 
 
 @pytest.fixture
@@ -353,4 +344,4 @@ async def test_redis_going_away_mid_session_raises_state_unavailable() -> None:
             finally:
                 await state.close()
     finally:
-        await _delete_prefix(prefix)
+        await delete_redis_prefix(prefix)

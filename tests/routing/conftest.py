@@ -4,6 +4,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from databases import delete_redis_prefix
 
 from hotline.clock import ManualClock
 from hotline.store.state import redis_client
@@ -42,9 +43,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     client = redis_client(REDIS_URL)
     try:
         assert await client.ping(), "the tests need the real Redis at 127.0.0.1:6379"
-        yield prefix
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
     finally:
         await client.aclose()
+    yield prefix
+    await delete_redis_prefix(prefix)
