@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
@@ -44,9 +43,8 @@ from hotline.lifecycle import Lifecycle
 from hotline.store.db import CallLog
 from hotline.store.state import CallState
 from hotline.web import build_app
-from ivr.entry import CallEntry, base_services
-from ivr.menu.library import load_library, menu_files
-from ivr.menu.watch import MenuWatcher
+from ivr.menu.library import menu_files
+from ivr.part import ENTRY_SCRIPT, MenuService
 from recorder.part import RecorderService
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
@@ -68,7 +66,7 @@ class Controller:
         self.ami: AmiClient | None = None
         self.agi: FastAgiServer | None = None
         self.recordings: RecorderService | None = None
-        self.menus: MenuWatcher | None = None
+        self.menus: MenuService | None = None
         self.acd: AcdService | None = None
         self.callbacks: CallbackService | None = None
         self.acd_admin: AcdAdmin | None = None
@@ -112,8 +110,9 @@ class Controller:
             await self._start_callbacks(self.acd, self.engine, app)
         self._web = WebPart(app, self.settings.http)
         await parts.start(self._web)
-        self.agi, self.menus = self._agi_server(CallLog(self.engine))
-        await parts.start(PartOf("menus", self.menus.start, self.menus.close))
+        self.menus = self._menus(CallLog(self.engine))
+        await parts.start(PartOf("menus", self.menus.start, self.menus.stop))
+        self.agi = self._agi_server(self.menus)
         await parts.start(AgiPart(self.agi, self.settings.agi.drain_timeout))
         log.info(
             "controller started",
@@ -187,27 +186,31 @@ class Controller:
         )
         self.callbacks.install(app)
 
-    def _agi_server(self, call_log: CallLog) -> tuple[FastAgiServer, MenuWatcher]:
-        """The FastAGI scripts: the menus' entry (with the ACD as its queue port, callbacks
-        and the recorder's answer hook), the ACD's answer hook and the phones' feature codes."""
+    def _menus(self, call_log: CallLog) -> MenuService:
+        """The menus, with the ACD as their queue port, callbacks, and the recorder's answer
+        hook (without the ACD a menu's queue is Asterisk's Queue())."""
         hooks: tuple[AnsweredHook, ...] = ()
         if self.recordings is not None:
             hooks = tuple(self.recordings.hooks)
-        ivr, acd = self.settings.ivr, self.acd
-        services = replace(base_services(ivr, call_log, acd), callbacks=self.callbacks)
-        library, problems = load_library(ivr.dialplans_dir, services, ivr.general_number)
-        if problems:
-            log.error("some menus were rejected", extra={"rejected": len(problems)})
-        entry = CallEntry(
-            call_log, self.node, settings=ivr, library=library, on_answered=hooks, queue=acd
+        return MenuService.build(
+            self.settings.ivr,
+            call_log,
+            self.node,
+            queue=self.acd,
+            callbacks=self.callbacks,
+            on_answered=hooks,
         )
+
+    def _agi_server(self, menus: MenuService) -> FastAgiServer:
+        """The FastAGI scripts: the menus' entry, the ACD's answer hook and the phones'
+        feature codes."""
         router = Router()
-        router.add("hotline", entry)
-        if acd is not None:
-            router.add(ANSWERED_SCRIPT, acd.answered)
-            router.add(FEATURE_SCRIPT, FeatureCodes(acd.node))
+        router.add(ENTRY_SCRIPT, menus.entry)
+        if self.acd is not None:
+            router.add(ANSWERED_SCRIPT, self.acd.answered)
+            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node))
         agi = self.settings.agi
-        server = FastAgiServer(
+        return FastAgiServer(
             router,
             host=agi.host,
             port=agi.port,
@@ -216,7 +219,6 @@ class Controller:
             reply_timeout=agi.reply_timeout,
             max_sessions=agi.max_sessions,
         )
-        return server, MenuWatcher.from_settings(entry, ivr)
 
     async def health(self) -> dict[str, str]:
         """What /healthz reports: every started part, and the parts switched off."""

@@ -140,7 +140,7 @@ async def test_the_menus_callback_node_reaches_the_controllers_scheduler(tmp_pat
         assert controller.callbacks is not None and controller.menus is not None
         service = controller.callbacks
         for number in ("88001000001", "88005000005"):
-            picked = controller.menus.holder.library.pick(number)
+            picked = controller.menus.entry.library.pick(number)
             assert picked is not None and picked[1].callbacks is service
         booked = await service.request(
             "1795563091.1", phone="89031112233", group="general", number="", data={"topic": "x"}
