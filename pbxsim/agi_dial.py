@@ -178,6 +178,10 @@ class QueueAndDial(DialplanApplications):
             exten="s",
             state=ChannelState.RINGING,
             language=self.channel.language,
+            # app_dial's stored CallerID: the caller's extension and name (the confbridge
+            # capture's DialBegin to the trunk, agi-acd-answered-session.txt's agi_callerid)
+            caller_id_num=self.channel.exten,
+            caller_id_name=self.channel.caller_id_name,
             connected_num=self.channel.caller_id_num,
             connected_name=self.channel.caller_id_name,
         )

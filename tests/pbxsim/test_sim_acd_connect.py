@@ -1,0 +1,116 @@
+"""The ACD's connect path replayed against agi-acd-dial-session.txt and
+agi-acd-answered-session.txt (captured from a real Asterisk 22.10.1 by tests/asterisk/).
+
+A FastAGI server written here sends the controller's commands of the capture to the
+simulator, which runs ``Dial(PJSIP/1007,10,gU(hotline-acd-answered^<call>))`` to a simulated
+seat; the shipped extensions.conf runs the ``U()`` subroutine on the operator's channel, whose
+own FastAGI session comes back to the same server. Both sessions' bytes from the simulator must
+equal what Asterisk wrote, masking only what differs from run to run (listed in `masked`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from transcripts import load, stream
+
+from hotline.clock import InstantCallClock, SystemClock
+from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
+from pbxsim.callers import CallerScript
+from pbxsim.channel import AgiChannel
+from pbxsim.fastagi import AgiRequestSpec, run_agi
+from pbxsim.model import ChannelState, SimChannel
+from pbxsim.queue_state import Operator
+from pbxsim.queues import Queues
+from pbxsim.sounds import SoundLibrary
+
+GUARD = 10.0
+DIAL = "agi-acd-dial-session.txt"
+HOOK = "agi-acd-answered-session.txt"
+# The real run's MixMonitor file: a directory of that test run, not of this one.
+REAL_SPOOL = re.compile(rb"/tmp/astwork/\S+?/spool_dir/")
+
+
+def masked(data: bytes) -> bytes:
+    """What differs between two runs and is not the simulator's to copy: the FastAGI port of
+    the URL, the operator channel's sequence number and uniqueid, the MixMonitor spool."""
+    data = re.sub(rb"agi://127\.0\.0\.1:\d+/", b"agi://127.0.0.1:PORT/", data)
+    data = re.sub(rb"(agi_channel: PJSIP/1007-)[0-9a-f]{8}", rb"\1SEQ", data)
+    data = re.sub(rb"(agi_uniqueid: )(?!1796425902\.13\n)\S+", rb"\1ID", data)
+    return REAL_SPOOL.sub(b"SPOOL/", data)
+
+
+def caller_channel() -> SimChannel:
+    """The caller's half as the capture shows it (agi_channel, agi_uniqueid...)."""
+    return SimChannel(
+        name="Local/88005000005@from-pstn-00000005;2",
+        uniqueid="1796425902.13",
+        linkedid="1796425902.12",
+        context="from-pstn",
+        exten="88005000005",
+        priority=3,
+        state=ChannelState.RING,
+        language="ru",
+    )
+
+
+async def replay(tmp_path: Path) -> dict[str, bytes]:
+    """Run the capture's controller side against the simulator; what the simulator wrote,
+    per script name."""
+    commands = [b.data for b in load(DIAL) if b.direction == "server->asterisk"]
+    commands = [REAL_SPOOL.sub(f"{tmp_path}/".encode(), c) for c in commands]
+    received: dict[str, bytearray] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen = bytearray()
+        while (line := await reader.readline()) not in (b"\n", b""):
+            seen += line
+        seen += line
+        script = re.search(rb"agi_network_script: (\w[\w-]*)", seen)
+        assert script is not None
+        received[script[1].decode()] = seen
+        if script[1] == b"hotline":
+            for command in filter(None, commands):  # the last block is the close
+                writer.write(command)
+                await writer.drain()
+                seen += await reader.readline()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    queues = Queues(
+        {}, SystemClock(), operators={"PJSIP/1007": Operator(ring_delay=1.0, talk_time=5.0)}
+    )
+    agi = AgiChannel(
+        caller_channel(),
+        CallerScript(hangup_at=60),
+        clock=InstantCallClock(idle_grace=0.05),
+        sounds=SoundLibrary(samples={"hotline/greeting-emergency": 31364}),
+        queues=queues,
+        caller_num="79161234567",
+        caller_name="Тест",
+        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", port)),
+    )
+    url = f"agi://127.0.0.1:{port}/hotline?did=88005000005"
+    request = AgiRequestSpec(url=url, threadid=140419298203328)
+    try:
+        await asyncio.wait_for(run_agi(agi, request, "127.0.0.1", port), GUARD)
+    finally:
+        server.close()
+        await server.wait_closed()
+        await queues.close()
+    return {name: bytes(data) for name, data in received.items()}
+
+
+async def test_dial_session_replies_as_asterisk_did(tmp_path: Path) -> None:
+    sessions = await replay(tmp_path)
+    expected = stream(load(DIAL), "asterisk->server")
+    assert masked(sessions["hotline"]) == masked(expected)
+
+
+async def test_answer_hook_environment_is_asterisks(tmp_path: Path) -> None:
+    sessions = await replay(tmp_path)
+    expected = stream(load(HOOK), "asterisk->server")
+    assert masked(sessions["acd-answered"]) == masked(expected)
