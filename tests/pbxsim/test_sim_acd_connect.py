@@ -14,6 +14,7 @@ import asyncio
 import re
 from pathlib import Path
 
+from test_sim_agi import RecordingSink, ami_messages
 from transcripts import load, stream
 
 from hotline.clock import InstantCallClock, SystemClock
@@ -56,7 +57,7 @@ def caller_channel() -> SimChannel:
     )
 
 
-async def replay(tmp_path: Path) -> dict[str, bytes]:
+async def replay(tmp_path: Path, sink: RecordingSink | None = None) -> dict[str, bytes]:
     """Run the capture's controller side against the simulator; what the simulator wrote,
     per script name."""
     commands = [b.data for b in load(DIAL) if b.direction == "server->asterisk"]
@@ -80,13 +81,13 @@ async def replay(tmp_path: Path) -> dict[str, bytes]:
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    queues = Queues(
-        {}, SystemClock(), operators={"PJSIP/1007": Operator(ring_delay=1.0, talk_time=5.0)}
-    )
+    seat = {"PJSIP/1007": Operator(ring_delay=1.0, talk_time=5.0)}
+    queues = Queues({}, SystemClock(), sink=sink, operators=seat)
     agi = AgiChannel(
         caller_channel(),
         CallerScript(hangup_at=60),
         clock=InstantCallClock(idle_grace=0.05),
+        sink=sink,
         sounds=SoundLibrary(samples={"hotline/greeting-emergency": 31364}),
         queues=queues,
         caller_num="79161234567",
@@ -114,3 +115,62 @@ async def test_answer_hook_environment_is_asterisks(tmp_path: Path) -> None:
     sessions = await replay(tmp_path)
     expected = stream(load(HOOK), "asterisk->server")
     assert masked(sessions["acd-answered"]) == masked(expected)
+
+
+# --- the AMI side of Dial ------------------------------------------------------------------
+# No AMI was captured for the ACD call itself; ami-confbridge-callback.txt holds the same
+# application's events (app_dial on the citizen's Local leg dialling PJSIP/...@trunk), and the
+# simulator's Dial must print them in the same order with the same headers. Not simulated:
+# the dialled channel's NewCallerid/NewConnectedLine, its Newexten "AppDial (Outgoing Line)"
+# and DIALEDPEER*/RINGTIME VarSets, the basic bridge (BridgeCreate/Enter/Leave) and the
+# emptied DestExten Asterisk prints once the trunk answered.
+DIAL_EVENTS = ("Newchannel", "DialBegin", "Newstate", "DialState", "DialEnd", "Hangup")
+
+
+def real_dial() -> list[tuple[str, dict[str, str]]]:
+    trunk = "PJSIP/trunk-00000001"
+    return [
+        (m.name, m.as_dict())
+        for _, m in ami_messages("ami-confbridge-callback.txt")
+        if m.name in DIAL_EVENTS and trunk in (m.get("Channel"), m.get("DestChannel"))
+    ]
+
+
+async def sim_dial(tmp_path: Path) -> list[tuple[str, dict[str, str]]]:
+    sink = RecordingSink()
+    await replay(tmp_path, sink)
+    seat = next(h["Channel"] for e, h in sink.named("Newchannel"))
+    return [
+        (e, h)
+        for e, h in sink.named(*DIAL_EVENTS)
+        if seat in (h.get("Channel"), h.get("DestChannel"))
+    ]
+
+
+async def test_dial_prints_app_dials_events_in_order(tmp_path: Path) -> None:
+    ours = await sim_dial(tmp_path)
+    states = [(e, h.get("DestChannelState", h.get("ChannelState"))) for e, h in ours]
+    assert states == [(e, h.get("DestChannelState", h.get("ChannelState"))) for e, h in real_dial()]
+    assert states[:6] == [
+        ("Newchannel", "0"),
+        ("DialBegin", "0"),
+        ("Newstate", "5"),
+        ("DialState", "5"),
+        ("Newstate", "6"),
+        ("DialEnd", "6"),
+    ]
+
+
+async def test_dial_events_have_asterisks_headers(tmp_path: Path) -> None:
+    ours = dict(await sim_dial(tmp_path))
+    real = dict(real_dial())
+    for event in ("DialBegin", "DialState", "DialEnd", "Hangup"):
+        assert list(ours[event]) == [k for k in real[event] if k not in ("Event", "Privilege")]
+    begin = ours["DialBegin"]
+    # app_dial's stored CallerID and inherited extension; the seat endpoint's context
+    assert (begin["DestCallerIDNum"], begin["DestCallerIDName"]) == ("88005000005", "Тест")
+    assert begin["DestConnectedLineNum"] == begin["CallerIDNum"] == "79161234567"
+    assert (begin["DestContext"], begin["DestExten"]) == ("operators", "88005000005")
+    assert begin["DialString"] == "1007"
+    assert ours["DialEnd"]["DialStatus"] == "ANSWER"
+    assert (ours["Hangup"]["Cause"], ours["Hangup"]["Cause-txt"]) == ("16", "Normal Clearing")
