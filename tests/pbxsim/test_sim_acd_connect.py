@@ -174,3 +174,40 @@ async def test_dial_events_have_asterisks_headers(tmp_path: Path) -> None:
     assert begin["DialString"] == "1007"
     assert ours["DialEnd"]["DialStatus"] == "ANSWER"
     assert (ours["Hangup"]["Cause"], ours["Hangup"]["Cause-txt"]) == ("16", "Normal Clearing")
+
+
+async def test_server_closing_after_the_environment_is_agistatus_success() -> None:
+    """agi-server-closes-after-environment.txt: the same environment (Asterisk sent it in two
+    reads, which only the reader sees), then the close; AGISTATUS=SUCCESS as in its AMI
+    capture."""
+    capture = "agi-server-closes-after-environment.txt"
+    received = bytearray()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (line := await reader.readline()) not in (b"\n", b""):
+            received.extend(line)
+        received.extend(line)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    channel = caller_channel()
+    channel.name, channel.exten = "Local/88004000004@from-pstn-00000003;2", "88004000004"
+    channel.uniqueid = "1796426054.11"
+    agi = AgiChannel(
+        channel,
+        CallerScript(hangup_at=60),
+        clock=InstantCallClock(idle_grace=0.05),
+        caller_num="79161234567",
+        caller_name="Тест",
+    )
+    url = f"agi://127.0.0.1:{port}/hotline?did=88004000004"
+    request = AgiRequestSpec(url=url, threadid=140359571314368)
+    try:
+        result = await asyncio.wait_for(run_agi(agi, request, "127.0.0.1", port), GUARD)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert masked(bytes(received)) == masked(stream(load(capture), "asterisk->server"))
+    assert (result.status, result.commands) == ("SUCCESS", 0)
+    assert agi.variable_value("AGISTATUS") == "SUCCESS"
