@@ -118,6 +118,8 @@ class ChannelCore:
         self.callee_dialplan = callee_dialplan
         self.caller_num = caller_num
         self.caller_name = caller_name
+        # The thread of the AGI() running on the channel (agi_threadid), once one started.
+        self.threadid: int | None = None
         self._sync_caller_id()
         if script.hangup_after_commands == 0:
             self._schedule_hangup(0.0)

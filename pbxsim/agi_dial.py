@@ -30,6 +30,12 @@ from pbxsim.timeline import (
 log = logging.getLogger(__name__)
 
 
+def endpoint_context(device: str) -> str:
+    """The context of the PJSIP endpoint a device dials, as the shipped pjsip.conf sets it:
+    the carrier trunk's ``from-pstn``, the seats' ``operators``."""
+    return "from-pstn" if device.endswith("@trunk") else "operators"
+
+
 class QueueAndDial(DialplanApplications):
     """``Queue()`` and ``Dial()``: the applications that connect the caller to someone."""
 
@@ -115,6 +121,9 @@ class QueueAndDial(DialplanApplications):
             await self._run_callee_gosub(callee, predial_gosub(options["b"]))
         started = self.clock.now()
         self._emit_dial("DialBegin", callee, ("DialString", device.partition("/")[2] or device))
+        callee.state = ChannelState.RINGING  # the phone's 180 Ringing
+        self.sink.emit("Newstate", callee.headers())
+        self._emit_dial("DialState", callee, ("DialStatus", "RINGING"))
         operator = self._operator(device)
         ring = operator.ring_delay if operator.answers else None
         if ring is None or (timeout is not None and ring >= timeout):
@@ -126,10 +135,10 @@ class QueueAndDial(DialplanApplications):
             return self._dial_over(callee, "CANCEL", started, None)
         callee.state = ChannelState.UP
         self.sink.emit("Newstate", callee.headers())
+        answered = self.clock.now()
+        self._emit_dial("DialEnd", callee, ("DialStatus", "ANSWER"))  # app_dial: before U()
         if "U" in options:
             await self._run_callee_gosub(callee, callee_gosub(options["U"]))
-        answered = self.clock.now()
-        self._emit_dial("DialEnd", callee, ("DialStatus", "ANSWER"))
         self._busy_device(device, True)
         try:
             await self._wait(answered + operator.next_talk_time(), no_digit)
@@ -174,10 +183,14 @@ class QueueAndDial(DialplanApplications):
             name=f"{device}-{sequence}",
             uniqueid=uniqueid,
             linkedid=self.channel.linkedid,
-            context="default",
-            exten="s",
-            state=ChannelState.RINGING,
+            context=endpoint_context(device),
+            exten=self.channel.exten,  # app_dial: "inherit context and extension"
+            state=ChannelState.DOWN,
             language=self.channel.language,
+            # app_dial's stored CallerID: the caller's extension and name (the confbridge
+            # capture's DialBegin to the trunk, agi-acd-answered-session.txt's agi_callerid)
+            caller_id_num=self.channel.exten,
+            caller_id_name=self.channel.caller_id_name,
             connected_num=self.channel.caller_id_num,
             connected_name=self.channel.caller_id_name,
         )

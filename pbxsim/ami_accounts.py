@@ -46,7 +46,9 @@ EVENT_PRIVILEGES: Final[Mapping[str, str]] = MappingProxyType(
             ).split(),
             "agent,all",
         ),
-        **_classes(("FullyBooted", "Reload", "Shutdown"), "system,all"),
+        **_classes(
+            ("FullyBooted", "Reload", "Shutdown", "ContactStatus", "PeerStatus"), "system,all"
+        ),
         **_classes(
             (
                 "SuccessfulAuth RequestBadFormat RequestNotAllowed RequestNotSupported "

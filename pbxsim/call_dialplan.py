@@ -15,7 +15,7 @@ subroutine the option names, through the same interpreter (`CalleeDialplan`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -167,6 +167,7 @@ class DialplanSubroutines:
     launch: AgiLaunch = field(default_factory=lambda: AgiLaunch(channel_type="PJSIP"))
 
     async def run_gosub(self, caller: ChannelCore, callee: SimChannel, gosub: str) -> None:
+        connected = (callee.connected_num, callee.connected_name)
         leg = AgiChannel(
             callee,
             CallerScript(),
@@ -175,9 +176,15 @@ class DialplanSubroutines:
             sounds=caller.sounds,
             queues=caller.queues,
             callee_dialplan=self,
+            caller_num=_known(callee.caller_id_num),
+            caller_name=_known(callee.caller_id_name),
         )
+        callee.connected_num, callee.connected_name = connected  # the caller, not itself
         place = (callee.context, callee.exten, callee.priority)
-        channel = SimDialplanChannel(leg, self.launch)
+        launch = self.launch
+        if caller.threadid is not None:  # app_dial runs U() on the caller's thread
+            launch = replace(launch, threadid=caller.threadid)
+        channel = SimDialplanChannel(leg, launch)
         try:
             result = await self.interpreter.run_subroutine(channel, gosub)
         finally:
@@ -185,3 +192,8 @@ class DialplanSubroutines:
         status = channel.agi_result.status if channel.agi_result else None
         if not result.returned or status not in (None, "SUCCESS"):
             log.warning("simulated %s on %s: %s, AGISTATUS=%s", gosub, callee.name, result, status)
+
+
+def _known(value: str) -> str | None:
+    """A caller ID field as `AgiChannel` takes it: None where Asterisk prints ``<unknown>``."""
+    return None if value == "<unknown>" else value

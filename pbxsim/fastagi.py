@@ -335,6 +335,7 @@ async def run_agi(
     """Run ``AGI(request.url)`` on `agi`'s channel against the controller at host:port and
     leave ``AGISTATUS`` on the channel (reported as a ``VarSet``)."""
     config = config or FastAgiConfig()
+    agi.threadid = request.threadid  # Dial's U() runs its own AGI() on this thread
     link = await _connect(host, port, config)
     if link is None:
         agi.set_variable("AGISTATUS", "FAILURE")

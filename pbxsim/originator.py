@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from pbxsim.ami_originate import OriginateRequest, OriginateResult
-from pbxsim.model import EventSink
+from pbxsim.conference import Conferences
+from pbxsim.model import ChannelState, EventSink, SimChannel
 
 __all__ = ["OUTCOME_REASONS", "ScriptedOriginator"]
 
@@ -51,7 +52,9 @@ class _Leg:
     channel: str
     uniqueid: str
     bridge: str
+    block: SimChannel  # the channel as its events print it
     timer: asyncio.TimerHandle | None = None
+    joined: bool = False  # in its ConfBridge
 
 
 @dataclass
@@ -71,8 +74,10 @@ class ScriptedOriginator:
     _legs: dict[str, _Leg] = field(default_factory=dict)  # live answered channels by name
     # The context whose dialplan refuses to join an empty conference (the citizen's leg).
     guarded_context: str = "hotline-callback-caller"
+    _conferences: Conferences = field(default_factory=Conferences)
 
     def __post_init__(self) -> None:
+        self._conferences.sink = self.sink
         for fragment, outcomes in self.script.items():
             unknown = [o for o in outcomes if o not in OUTCOME_REASONS]
             if unknown or self.default not in OUTCOME_REASONS:
@@ -98,11 +103,7 @@ class ScriptedOriginator:
         if outcome != "answer":
             return OriginateResult(answered=False, reason=OUTCOME_REASONS[outcome])
         n = next(self._ids)
-        leg = _Leg(
-            channel=f"{request.channel.split('@')[0]}-{n:08x}",
-            uniqueid=f"1795600000.{n}",
-            bridge=dict(request.variables).get("CALLBACK_BRIDGE", ""),
-        )
+        leg = _new_leg(request, n)
         loop = asyncio.get_running_loop()
         alone = not any(other.bridge == leg.bridge for other in self._legs.values())
         self._legs[leg.channel] = leg
@@ -111,6 +112,10 @@ class ScriptedOriginator:
             # answer (after the OriginateResponse, as the call_soon below orders it).
             loop.call_soon(self.hang_up, leg.channel)
         else:
+            if leg.bridge:
+                self._conferences.sink = self.sink
+                self._conferences.join(leg.bridge, leg.block)
+                leg.joined = True
             talk = self._talk_seconds(request.channel)
             if talk is not None:
                 leg.timer = loop.call_later(talk, self.hang_up, leg.channel)
@@ -121,6 +126,9 @@ class ScriptedOriginator:
         leg = self._legs.pop(channel, None)
         if leg is None:
             return False
+        if leg.joined:  # ConfbridgeLeave of both, ConfbridgeEnd, then the Hangups
+            self._conferences.sink = self.sink
+            self._conferences.end_by(leg.bridge, leg.block)
         self._end(leg)
         if leg.bridge:
             for other in [o for o in self._legs.values() if o.bridge == leg.bridge]:
@@ -133,15 +141,8 @@ class ScriptedOriginator:
             leg.timer.cancel()
         self.hung_up.append(leg.channel)
         if self.sink is not None:
-            self.sink.emit(
-                "Hangup",
-                [
-                    ("Channel", leg.channel),
-                    ("Uniqueid", leg.uniqueid),
-                    ("Cause", "16"),
-                    ("Cause-txt", "Normal Clearing"),
-                ],
-            )
+            cause = [("Cause", "16"), ("Cause-txt", "Normal Clearing")]
+            self.sink.emit("Hangup", [*leg.block.headers(), *cause])
 
     def live_channels(self) -> list[str]:
         """Answered channels that have not hung up yet."""
@@ -150,3 +151,26 @@ class ScriptedOriginator:
     def dialled(self) -> list[str]:
         """The dial strings of every Originate so far, in order."""
         return [call.channel for call in self.calls]
+
+
+def _new_leg(request: OriginateRequest, n: int) -> _Leg:
+    """The answered channel of an Originate, in the place its dialplan reached. The legs'
+    dialplan is not run here: the block carries the Originate's context, extension and
+    priority (Asterisk's would show the ConfBridge() line's)."""
+    name = f"{request.channel.split('@')[0]}-{n:08x}"
+    uniqueid = f"1795600000.{n}"
+    block = SimChannel(
+        name=name,
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
+        context=request.context,
+        exten=request.exten,
+        priority=request.priority,
+        state=ChannelState.UP,
+        caller_id_num=request.caller_id_num or "<unknown>",
+        caller_id_name=request.caller_id_name or "<unknown>",
+        connected_num=request.caller_id_num or "<unknown>",
+        connected_name=request.caller_id_name or "<unknown>",
+    )
+    bridge = dict(request.variables).get("CALLBACK_BRIDGE", "")
+    return _Leg(channel=name, uniqueid=uniqueid, bridge=bridge, block=block)

@@ -148,8 +148,26 @@ class QueuesCore:
         self._calls[device_of(member.state_interface)] -= 1
         self._device_changed(device_of(member.state_interface))
 
-    def _device_changed(self, device: str) -> None:
-        state = self._device_status(device)
+    def register_seat(self, interface: str, contact: str, roundtrip_usec: int = 0) -> None:
+        """A softphone registering, as res_pjsip reports it (ami-pjsip-registration.txt): its
+        contact NonQualified, the peer Reachable, the contact Reachable after the first qualify
+        (`roundtrip_usec`), then the device NOT_INUSE (a change only if it was not)."""
+        device = device_of(interface)
+        self._emit("ContactStatus", contact_status(contact, "NonQualified", device, 0))
+        self._emit("PeerStatus", peer_status(device, "Reachable"))
+        self._emit("ContactStatus", contact_status(contact, "Reachable", device, roundtrip_usec))
+        self._device_changed(device, DeviceState.NOT_INUSE)
+
+    def unregister_seat(self, interface: str, contact: str) -> None:
+        """The softphone's REGISTER with ``Expires: 0``: the device UNAVAILABLE first, then
+        the peer Unreachable and the contact Removed."""
+        device = device_of(interface)
+        self._device_changed(device, DeviceState.UNAVAILABLE)
+        self._emit("PeerStatus", peer_status(device, "Unreachable"))
+        self._emit("ContactStatus", contact_status(contact, "Removed", device, 0))
+
+    def _device_changed(self, device: str, registration: DeviceState | None = None) -> None:
+        state = registration or self._device_status(device)
         self._device(device, state)
         for q in self._queues.values():
             for member in q.members.values():
@@ -218,3 +236,20 @@ class QueuesCore:
                 ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown")),
             ],
         )
+
+
+def contact_status(contact: str, status: str, device: str, roundtrip_usec: int) -> Headers:
+    """res_pjsip's ``ContactStatus`` of one contact of the AOR named like the endpoint."""
+    endpoint = device.partition("/")[2]
+    return [
+        ("URI", contact),
+        ("ContactStatus", status),
+        ("AOR", endpoint),
+        ("EndpointName", endpoint),
+        ("RoundtripUsec", str(roundtrip_usec)),
+    ]
+
+
+def peer_status(device: str, status: str) -> Headers:
+    """The ``PeerStatus`` chan_pjsip adds for an endpoint becoming (un)reachable."""
+    return [("ChannelType", "PJSIP"), ("Peer", device), ("PeerStatus", status)]
