@@ -21,7 +21,7 @@ Errors are ``{"error": "<Russian text>", "where": "<field or file:line>"}``: 400
 object, 401 no or unknown token, 403 a role that may not edit, 404 unknown id, 409 the
 running ACD still needs it (callers waiting, a skill, a menu, another group), 422 the file's
 validator refused it (nothing is written), 503 the audit log is unavailable. Every accepted
-edit is in the audit log (`recorder.audit`) with who made it. See `routing.admin.service`.
+edit is in the audit log (`hotline.audit`) with who made it. See `routing.admin.service`.
 """
 
 from __future__ import annotations
