@@ -28,20 +28,17 @@ from sqlalchemy import delete
 
 from bench.throwaway_postgres import PG_ADMIN, throwaway_schema
 from hotline.ami.client import AmiClient
-from hotline.clock import ManualClock, SystemClock
+from hotline.clock import SystemClock
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
-from routing.acd import Acd
 from routing.callbacks.model import Callback
 from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
-from routing.node import AcdNode
-from routing.state import InMemoryAcdStore
-from routing.testing import group, op
+from routing.testing import group, memory_node, op
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -88,11 +85,7 @@ async def scheduled(store: CallbackStore, count: int) -> float:
     ami = AmiClient("127.0.0.1", server.port, "b", "s", ping_interval=600)
     await ami.connect()
     operators = [op(f"o{i}", general=1 + i % 9) for i in range(count)]
-    node = AcdNode(
-        Acd({"general": group("general")}, operators, clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="bench",
-    )
+    node = memory_node({"general": group("general")}, operators, node_id="bench")
     await node.start()
     for spec in operators:
         await node.login(spec.id)
