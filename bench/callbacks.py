@@ -19,30 +19,26 @@ import asyncio
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg
 from sqlalchemy import delete
 
+from bench.throwaway_postgres import PG_ADMIN, throwaway_schema
 from hotline.ami.client import AmiClient
-from hotline.clock import ManualClock, SystemClock
+from hotline.clock import SystemClock
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
-from routing.acd import Acd
 from routing.callbacks.model import Callback
 from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
-from routing.node import AcdNode
-from routing.state import InMemoryAcdStore
-from routing.testing import group, op
+from routing.testing import group, memory_node, op
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -89,11 +85,7 @@ async def scheduled(store: CallbackStore, count: int) -> float:
     ami = AmiClient("127.0.0.1", server.port, "b", "s", ping_interval=600)
     await ami.connect()
     operators = [op(f"o{i}", general=1 + i % 9) for i in range(count)]
-    node = AcdNode(
-        Acd({"general": group("general")}, operators, clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="bench",
-    )
+    node = memory_node({"general": group("general")}, operators, node_id="bench")
     await node.start()
     for spec in operators:
         await node.login(spec.id)
@@ -131,26 +123,6 @@ async def measure(url: str, count: int) -> tuple[float, float]:
     return raw, full
 
 
-async def _pg_schema(dsn: str) -> tuple[str, str]:
-    name = f"hotline_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
-        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
-    finally:
-        await admin.close()
-    return name, f"postgresql+asyncpg://{name}@127.0.0.1:5432/test"
-
-
-async def _pg_drop(dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-    finally:
-        await admin.close()
-
-
 def _report(label: str, raw: float, full: float) -> None:
     print(
         f"{label:<10} raw claims {raw:8.0f}/s   callbacks scheduled and placed {full:7.0f}/s"
@@ -161,19 +133,16 @@ def _report(label: str, raw: float, full: float) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--callbacks", type=int, default=400)
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--postgres", default=PG_ADMIN)
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         raw, full = await measure(f"sqlite+aiosqlite:///{tmp}/bench.sqlite3", args.callbacks)
         _report("sqlite", raw, full)
     if not args.no_postgres:
-        name, url = await _pg_schema(args.postgres)
-        try:
+        async with throwaway_schema(args.postgres) as url:
             raw, full = await measure(url, args.callbacks)
             _report("postgres", raw, full)
-        finally:
-            await _pg_drop(args.postgres, name)
 
 
 if __name__ == "__main__":

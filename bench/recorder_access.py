@@ -22,17 +22,15 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from bench.throwaway_postgres import throwaway_schema  # noqa: E402
 from hotline.audit import AuditLog, entry_hash  # noqa: E402
 from hotline.auth import Actor  # noqa: E402
 from hotline.store.db import create_engine  # noqa: E402
@@ -40,7 +38,6 @@ from hotline.store.migrate import upgrade  # noqa: E402
 from recorder import keys  # noqa: E402
 from recorder.playback import decrypt_chunks  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ACTOR = Actor("ivanova", "quality_auditor")
 
 
@@ -109,29 +106,6 @@ async def _verify(url: str) -> tuple[float, float, float, int]:
         await engine.dispose()
 
 
-async def _pg_schema() -> tuple[str, str]:
-    name = f"hotline_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN, timeout=5)
-    try:
-        await admin.execute(f'CREATE ROLE "{name}" LOGIN')
-        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://{name}@127.0.0.1:5432/test", name
-
-
-async def _pg_drop(name: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN, timeout=5)
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
-        )
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-    finally:
-        await admin.close()
-
-
 async def _playback(megabytes: int) -> tuple[float, float]:
     """(decrypt_chunks MiB/s, iter_decrypt MiB/s) over the same object."""
     data_key = os.urandom(32)
@@ -156,29 +130,26 @@ async def _playback(megabytes: int) -> tuple[float, float]:
     return ours, raw
 
 
+async def _audit_report(label: str, url: str, count: int, writers: int) -> None:
+    """Print the appends and verify rates on the database at `url`."""
+    chained, plain = await _appends(url, count, writers)
+    print(f"  {label:<10}: chained {chained:8.0f}/s   plain insert {plain:8.0f}/s   "
+          f"ratio {chained / plain:.2f}")  # fmt: skip
+    verify, select, hashing, entries = await _verify(url)
+    print(f"  {label:<10}: verify {verify:9.0f} entries/s ({entries}); bare SELECT "
+          f"{select:9.0f} rows/s (ratio {verify / select:.2f}); hashing alone "
+          f"{hashing:9.0f}/s")  # fmt: skip
+
+
 async def main(quick: bool) -> None:
     count, writers, megabytes = (400, 4, 32) if quick else (2000, 4, 256)
     print(f"audit appends: {count} entries, {writers} concurrent writers, one transaction each")
     with tempfile.TemporaryDirectory() as directory:
-        sqlite = f"sqlite+aiosqlite:///{directory}/bench.sqlite3"
-        chained, plain = await _appends(sqlite, count, writers)
-        print(f"  sqlite    : chained {chained:8.0f}/s   plain insert {plain:8.0f}/s   "
-              f"ratio {chained / plain:.2f}")  # fmt: skip
-        verify, select, hashing, entries = await _verify(sqlite)
-        print(f"  sqlite    : verify {verify:9.0f} entries/s ({entries}); bare SELECT "
-              f"{select:9.0f} rows/s (ratio {verify / select:.2f}); hashing alone "
-              f"{hashing:9.0f}/s")  # fmt: skip
-    url, name = await _pg_schema()
-    try:
-        chained, plain = await _appends(url, count, writers)
-        print(f"  postgresql: chained {chained:8.0f}/s   plain insert {plain:8.0f}/s   "
-              f"ratio {chained / plain:.2f}")  # fmt: skip
-        verify, select, hashing, entries = await _verify(url)
-        print(f"  postgresql: verify {verify:9.0f} entries/s ({entries}); bare SELECT "
-              f"{select:9.0f} rows/s (ratio {verify / select:.2f}); hashing alone "
-              f"{hashing:9.0f}/s")  # fmt: skip
-    finally:
-        await _pg_drop(name)
+        await _audit_report(
+            "sqlite", f"sqlite+aiosqlite:///{directory}/bench.sqlite3", count, writers
+        )
+    async with throwaway_schema() as url:
+        await _audit_report("postgresql", url, count, writers)
     ours, raw = await _playback(megabytes)
     print(f"playback decrypt, {megabytes} MiB: streaming {ours:7.0f} MiB/s   raw iter_decrypt "
           f"{raw:7.0f} MiB/s   ratio {ours / raw:.2f}")  # fmt: skip

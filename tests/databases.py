@@ -1,4 +1,5 @@
-"""Databases for tests: an empty SQLite file, or a throwaway schema on the real PostgreSQL.
+"""Databases for tests: an empty SQLite file, or a throwaway schema on the real PostgreSQL, and
+an engine on one migrated to head.
 
 The PostgreSQL one is a role and a schema of the same name (PostgreSQL looks in a schema named
 after the user first, so the tables land there with no special code), dropped afterwards. The
@@ -10,12 +11,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hotline.store.db import create_engine
+from hotline.store.migrate import upgrade
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL_TEMPLATE = "postgresql+asyncpg://{user}@127.0.0.1:5432/test"
+# The kinds of database a fixture parametrised with these runs each test on.
+DATABASE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 async def pg_admin() -> asyncpg.Connection:
@@ -59,6 +67,29 @@ async def _drop(name: str) -> None:
         await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def empty_database(kind: str, sqlite_file: Path, prefix: str) -> AsyncIterator[str]:
+    """The URL of an empty database of `kind` (one of DATABASE_KINDS): the SQLite file
+    `sqlite_file`, not created yet, or an `isolated_postgres` schema named after `prefix`."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{sqlite_file}"
+        return
+    async with isolated_postgres(prefix) as url:
+        yield url
+
+
+@asynccontextmanager
+async def migrated_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the database at `url` migrated to head (the way production gets its
+    schema), disposed of on the way out."""
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from databases import isolated_postgres
+from databases import DATABASE_KINDS, empty_database, migrated_engine
 from sqlalchemy import Connection, inspect
 
 # Every part's models, so the drift check compares all tables with all migrations.
@@ -29,25 +29,19 @@ from hotline.store.db import Base, CallLog, CallRecord, create_engine
 from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_KINDS)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of each kind; the SQLite file sits in a directory not yet created."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'calls.sqlite3'}"
-        return
-    async with isolated_postgres("hotline_test") as url:
+    sqlite_file = tmp_path / "not" / "yet" / "calls.sqlite3"
+    async with empty_database(request.param, sqlite_file, "hotline_test") as url:
         yield url
 
 
 @pytest.fixture
 async def call_log(db_url: str) -> AsyncIterator[CallLog]:
     """A CallLog over a database migrated to head, the way production gets its schema."""
-    await upgrade(db_url)
-    engine = create_engine(db_url)
-    try:
+    async with migrated_engine(db_url) as engine:
         yield CallLog(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _start(

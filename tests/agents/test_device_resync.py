@@ -7,23 +7,16 @@ import asyncio
 
 from agents.devices import DeviceWatcher
 from hotline.ami.client import AmiClient
-from hotline.clock import ManualClock, SteppedClock
+from hotline.clock import SteppedClock
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.queue_state import DeviceState
 from pbxsim.queues import Queues
-from routing.acd import Acd
-from routing.node import AcdNode
-from routing.state import InMemoryAcdStore
-from routing.testing import group, op
+from routing.testing import group, memory_node, op
 
 
 async def test_phone_unregistered_before_the_link_came_up_is_never_offered() -> None:
-    node = AcdNode(
-        Acd({"general": group("general")}, [op("anna", general=5)], clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="n1",
-    )
+    node = memory_node({"general": group("general")}, [op("anna", general=5)])
     await node.start()
     clock = SteppedClock("1795563209")
     queues = Queues({}, clock)
@@ -62,11 +55,7 @@ async def test_a_lost_link_asks_again_at_the_next_login_a_refusal_never() -> Non
     from hotline.ami.errors import AmiActionError, AmiLinkLost
     from hotline.ami.protocol import AmiMessage
 
-    node = AcdNode(
-        Acd({"general": group("general")}, [op("anna", general=5)], clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="n1",
-    )
+    node = memory_node({"general": group("general")}, [op("anna", general=5)])
     watcher = DeviceWatcher(node, [o.spec for o in node.acd.operators.values()])
     lost = _Pbx(AmiLinkLost("AMI link lost"))
     await watcher._resync(lost)  # type: ignore[arg-type]

@@ -7,11 +7,8 @@ from dataclasses import dataclass
 
 from agents.devices import DeviceWatcher
 from hotline.ami.protocol import AmiMessage
-from hotline.clock import ManualClock
-from routing.acd import Acd
 from routing.node import AcdNode
-from routing.state import InMemoryAcdStore
-from routing.testing import group, op
+from routing.testing import group, memory_node, op
 
 
 @dataclass
@@ -37,11 +34,7 @@ class _Pbx:
 
 async def _node() -> AcdNode:
     operators = [op("anna", general=5), op("boris", general=5), op("vera", general=5)]
-    node = AcdNode(
-        Acd({"general": group("general")}, operators, clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="n1",
-    )
+    node = memory_node({"general": group("general")}, operators)
     await node.start()
     return node
 

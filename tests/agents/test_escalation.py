@@ -25,13 +25,11 @@ from agents.escalation import (
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
-from hotline.clock import ManualClock, SystemClock
+from hotline.clock import SystemClock
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
-from routing.acd import Acd
 from routing.node import AcdNode
-from routing.state import InMemoryAcdStore
-from routing.testing import group, op
+from routing.testing import group, memory_node, op
 
 ROOT = Path(__file__).resolve().parents[2]
 CALL = "1795563226.0"  # the caller's agi_uniqueid: the ACD's call id
@@ -92,11 +90,7 @@ async def desk() -> AsyncIterator[Desk]:
     for name in ("VarSet", "BridgeLeave"):
         watcher.on(name, events.append)
     await watcher.connect()
-    node = AcdNode(
-        Acd({"general": group("general")}, [op("anna", general=5)], clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="n1",
-    )
+    node = memory_node({"general": group("general")}, [op("anna", general=5)])
     await node.start()
     await node.login("anna")
     current: list[AmiClient | None] = [ami]

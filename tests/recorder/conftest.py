@@ -18,10 +18,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from databases import isolated_postgres
+from databases import DATABASE_KINDS, empty_database, migrated_engine
 
-from hotline.store.db import create_engine
-from hotline.store.migrate import upgrade
 from recorder.keys import KeyRing, MasterKeyStore
 from recorder.models import RecordingStore
 from recorder.storage import S3Storage
@@ -30,12 +28,10 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "recorder"
 SAMPLE_WAV = DATA_DIR / "mixmonitor-sample.wav"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_KINDS)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'db' / 'hotline.sqlite3'}"
-        return
-    async with isolated_postgres("hotline_rec") as url:
+    sqlite_file = tmp_path / "db" / "hotline.sqlite3"
+    async with empty_database(request.param, sqlite_file, "hotline_rec") as url:
         yield url
 
 
@@ -46,12 +42,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def recording_store(db_url: str) -> AsyncIterator[RecordingStore]:
-    await upgrade(db_url)
-    engine = create_engine(db_url)
-    try:
+    async with migrated_engine(db_url) as engine:
         yield RecordingStore(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from databases import migrated_engine
 from sqlalchemy.exc import OperationalError
 from stored_recordings import duration_of, make_tone, store_encrypted
 from yamlfiles import assert_refused_at_line
@@ -544,9 +545,7 @@ async def test_playback_with_ranges_streams_from_s3(
     seaweed: Any, sqlite_url: str, key_ring: keys.KeyRing, tone: bytes
 ) -> None:
     """The same API over the S3 backend (a real SeaweedFS): objects are read as a stream."""
-    await upgrade(sqlite_url)
-    engine = create_engine(sqlite_url)
-    try:
+    async with migrated_engine(sqlite_url) as engine:
         store = RecordingStore(engine)
         async with seaweed.bucket() as s3:
             await store_recording(store, s3, key_ring, "s3.1", tone, chunk_size=1024)
@@ -559,8 +558,6 @@ async def test_playback_with_ranges_streams_from_s3(
                 part = await api.get("/recordings/s3.1/audio", Range="bytes=3000-7000")
                 assert part.status == 206 and await part.read() == tone[3000:7001]
         assert (await access.audit.verify()).entries == 2
-    finally:
-        await engine.dispose()
 
 
 async def test_install_serves_the_api_from_the_settings(

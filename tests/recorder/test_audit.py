@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from databases import migrated_engine
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -35,7 +36,6 @@ from hotline.audit import (
 from hotline.auth import Actor, TokenBook
 from hotline.settings import StoreSettings
 from hotline.store.db import Base, create_engine
-from hotline.store.migrate import upgrade
 from recorder import recordings_cli
 from recorder.recordings_cli import cmd_token
 
@@ -78,13 +78,9 @@ class Db:
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Db]:
     """A migrated database of each kind (`db_url` comes from the recorder tests' conftest)."""
-    await upgrade(db_url)
-    engine = create_engine(db_url)
     schema = None if db_url.startswith("sqlite") else make_url(db_url).username
-    try:
+    async with migrated_engine(db_url) as engine:
         yield Db(db_url, engine, schema)
-    finally:
-        await engine.dispose()
 
 
 async def _fill(log: AuditLog, count: int) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from transcripts import load, stream
@@ -44,25 +45,30 @@ class EventSource:
                     await handler(message)
 
 
-def waiting_for_hangups(tmp_path: Path) -> RecorderSettings:
-    """A recorder that takes a recording as finished only when told of its hang-up (the
-    idle fallback an hour away), with no spool-space alarm."""
-    return RecorderSettings(
+@asynccontextmanager
+async def recorder_waiting_for_hangups(
+    tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing
+) -> AsyncIterator[Recorder]:
+    """A recorder storing locally under `tmp_path` that takes a recording as finished only
+    when told of its hang-up (the idle fallback an hour away), with no spool-space alarm."""
+    settings = RecorderSettings(
         spool_dir=tmp_path / "spool", work_dir=tmp_path / "work", settle_seconds=0.01,
         idle_seconds=3600, spool_alarm_free_bytes=0, spool_alarm_free_percent=0,
     )  # fmt: skip
+    async with LocalStorage(tmp_path / "store") as storage:
+        recorder = Recorder(settings, recording_store, storage, key_ring)
+        recorder.prepare_directories()
+        yield recorder
 
 
 async def test_hangups_from_asterisk_finish_exactly_the_recorded_calls(
     tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing, sample_wav: Path
 ) -> None:
-    settings = waiting_for_hangups(tmp_path)
-    async with LocalStorage(tmp_path / "store") as storage:
-        recorder = Recorder(settings, recording_store, storage, key_ring)
-        recorder.prepare_directories()
+    async with recorder_waiting_for_hangups(tmp_path, recording_store, key_ring) as recorder:
+        spool = recorder.settings.spool_dir
         for call_id in ("1795563226.1", "1795563247.5"):  # MixMonitor's AppData in the capture
-            shutil.copy(sample_wav, settings.spool_dir / f"{call_id}.wav")
-        shutil.copy(sample_wav, settings.spool_dir / "1795569999.9.wav")  # still in progress
+            shutil.copy(sample_wav, spool / f"{call_id}.wav")
+        shutil.copy(sample_wav, spool / "1795569999.9.wav")  # still in progress
         source = EventSource()
         watch_ami(recorder, source)
 
@@ -75,7 +81,7 @@ async def test_hangups_from_asterisk_finish_exactly_the_recorded_calls(
         # who took each call, from the queue's AgentConnect in the same capture
         operators = {row.call_id: row.operator for row in finished}
         assert operators == {"1795563226.1": "Agent Two", "1795563247.5": "Agent One"}
-        assert [p.name for p in settings.spool_dir.iterdir()] == ["1795569999.9.wav"]
+        assert [p.name for p in spool.iterdir()] == ["1795569999.9.wav"]
 
 
 async def test_worker_learns_finished_recordings_over_its_own_ami_link(
@@ -128,11 +134,8 @@ async def test_a_name_the_acd_reported_reaches_the_recording(
     tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing, sample_wav: Path
 ) -> None:
     """Calls the ACD connects by Dial raise no AgentConnect: the ACD tells the recorder."""
-    settings = waiting_for_hangups(tmp_path)
-    async with LocalStorage(tmp_path / "store") as storage:
-        recorder = Recorder(settings, recording_store, storage, key_ring)
-        recorder.prepare_directories()
-        shutil.copy(sample_wav, settings.spool_dir / "1795563226.1.wav")
+    async with recorder_waiting_for_hangups(tmp_path, recording_store, key_ring) as recorder:
+        shutil.copy(sample_wav, recorder.settings.spool_dir / "1795563226.1.wav")
         source, told = EventSource(), {"1795563226.1": "Борис"}
         watch_ami(recorder, source, told)
         hangup = AmiMessage.of(("Event", "Hangup"), ("Uniqueid", "1795563226.1"))

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import migrated_engine
 
 from controller.settings import Settings
 from hotline.settings import StoreSettings
 from hotline.store.db import create_engine
-from hotline.store.migrate import upgrade
 from recorder.cli import add_commands
 from recorder.keys import KeyRing, MasterKeyStore, decrypt_stream, wrapped_key_of
 from recorder.models import RecordingStore, State
@@ -95,9 +95,7 @@ async def test_rewrap_reports_keys_whose_master_key_is_gone(
 ) -> None:
     settings = _settings(tmp_path, sqlite_url)
     assert await _run(["recorder", "keygen"], settings) == 0
-    await upgrade(sqlite_url)
-    engine = create_engine(sqlite_url)
-    try:
+    async with migrated_engine(sqlite_url) as engine:
         store = RecordingStore(engine)
         ring = KeyRing(MasterKeyStore(tmp_path / "keys"), "recorder")
         _, wrapped = ring.new_data_key("c-1")
@@ -109,8 +107,6 @@ async def test_rewrap_reports_keys_whose_master_key_is_gone(
         assert "0 data keys re-wrapped, 1 could not" in capsys.readouterr().out
         row = await store.get("c-1")
         assert row is not None and row.wrapped_key == wrapped.wrapped  # left untouched
-    finally:
-        await engine.dispose()
 
 
 async def test_the_worker_keeps_recordings_for_the_retention_file_s_term(

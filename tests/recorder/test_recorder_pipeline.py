@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from databases import migrated_engine
 
-from hotline.store.db import CallLog, create_engine
-from hotline.store.migrate import upgrade
+from hotline.store.db import CallLog
 from recorder.keys import KeyRing, decrypt_stream, wrapped_key_of
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.pipeline import CallInfo, Recorder
@@ -120,9 +120,7 @@ async def test_idle_file_without_notification_uses_the_call_log(
     tmp_path: Path, sqlite_url: str, storage: LocalStorage, key_ring: KeyRing,
     speech: Callable[[Path, str], Path],
 ) -> None:  # fmt: skip
-    await upgrade(sqlite_url)
-    engine = create_engine(sqlite_url)
-    try:
+    async with migrated_engine(sqlite_url) as engine:
         await CallLog(engine).call_started(
             "1795563300.5", channel="PJSIP/trunk-1", dialled_number="88005553535",
             caller_id="79990001122", script="agi://x/main", node="n1", started_at=STARTED,
@@ -141,8 +139,6 @@ async def test_idle_file_without_notification_uses_the_call_log(
         assert _probe(await _decrypt(storage, key_ring, row), tmp_path)["codec_name"] == "mp3"
         assert await store.get("1795563301.6") is None  # still being written: untouched
         assert os.listdir(recorder.spool_dir) == [Path(fresh).name]
-    finally:
-        await engine.dispose()
 
 
 async def test_unreadable_audio_is_kept_as_it_was(

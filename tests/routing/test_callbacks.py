@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import isolated_postgres
+from databases import DATABASE_KINDS, empty_database
 
 from hotline.ami.client import AmiClient
 from hotline.clock import ManualClock, SystemClock
@@ -53,15 +53,11 @@ SETTINGS = CallbackSettings(
 # --- the database --------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_KINDS)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A migrated database of each kind (on PostgreSQL: a throwaway role and schema)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'callbacks.sqlite3'}"
-        await upgrade(url)
-        yield url
-        return
-    async with isolated_postgres("hotline_cb") as url:
+    sqlite_file = tmp_path / "callbacks.sqlite3"
+    async with empty_database(request.param, sqlite_file, "hotline_cb") as url:
         await upgrade(url)
         yield url
 

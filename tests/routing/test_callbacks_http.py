@@ -14,20 +14,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.ami.client import AmiClient
-from hotline.clock import ManualClock, SystemClock
+from hotline.clock import SystemClock
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
-from routing.acd import Acd
 from routing.callbacks.http import add_callback_routes
 from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
-from routing.node import AcdNode
-from routing.state import InMemoryAcdStore
-from routing.testing import group, op
+from routing.testing import group, memory_node, op
 from tests.routing.test_callbacks import WorkingHours
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -53,11 +50,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     ami = AmiClient("127.0.0.1", server.port, "ctl", "s", ping_interval=60)
     await ami.connect()
     groups = {"general": group("general"), "payments": group("payments")}
-    node = AcdNode(
-        Acd(groups, [op("anna", general=5)], clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="n1",
-    )
+    node = memory_node(groups, [op("anna", general=5)])
     await node.start()
     await node.login("anna")
     scheduler = CallbackScheduler(

@@ -17,24 +17,21 @@ from controllers import WITHOUT_RECORDER, controller_settings, started
 
 from controller.node import Controller
 from hotline.agi.session import CallerHungUp
-from hotline.clock import ManualClock, SystemClock
+from hotline.clock import SystemClock
 from hotline.hours import load_calendar, load_hours
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from pbxsim.queue_state import Operator
 from pbxsim.queues import Queues
-from routing.acd import Acd
 from routing.announcements import announcement
 from routing.callbacks.model import window_overlaps_hours
 from routing.callbacks.settings import CallbackSettings
 from routing.group_hours import schedule_checker
 from routing.groups import load_groups
-from routing.node import AcdNode
 from routing.part import AcdService
 from routing.settings import RoutingSettings
-from routing.state import InMemoryAcdStore
-from routing.testing import group, op
+from routing.testing import group, memory_node, op
 
 ROOT = Path(__file__).resolve().parents[2]
 DIALPLANS = ROOT / "dialplans"
@@ -284,11 +281,7 @@ class WaitingCaller:
 
 
 async def test_a_waiting_caller_hears_their_place_between_the_hold_music() -> None:
-    node = AcdNode(
-        Acd({"general": group("general")}, [op("anna", general=5)], clock=ManualClock()),
-        InMemoryAcdStore(),
-        node_id="n1",
-    )
+    node = memory_node({"general": group("general")}, [op("anna", general=5)])
     await node.start()
     await node.login("anna")
     await node.enqueue("first", "general")  # rings anna

@@ -21,7 +21,7 @@ import math
 import random
 import shutil
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,21 +92,40 @@ def staff(rng: random.Random, groups: list[str]) -> list[Seat]:
     for name, (_, _, share) in ROUTES.items():
         primaries += [name] * round(routed * share)
     primaries = (primaries + ["general"] * OPERATORS)[:OPERATORS]
-    silent = set(rng.sample(range(OPERATORS), 4))
-    seats = []
-    for n, primary in enumerate(primaries):
-        skills = {primary: rng.randint(5, 10)}
-        if rng.random() < 0.6:
-            second = rng.choice([g for g in groups if g != primary])
-            skills[second] = rng.randint(1, 4)
+
+    def softphone(answers: bool) -> Operator:
         # Dial's ring timeout is whole simulated seconds (at least 1) while the ACD's ring
         # timer is scaled: operators who answer do so within that first second.
-        softphone = Operator(
-            answers=n not in silent,
+        return Operator(
+            answers=answers,
             ring_delay=rng.uniform(0.1, 0.8),
             talk_time=min(900.0, rng.lognormvariate(math.log(270.0), 0.5)),
         )
-        seats.append(Seat(f"op{n:03d}", f"PJSIP/{2000 + n}", skills, softphone))
+
+    return seated(rng, primaries, 4, (0.6, groups), 2000, softphone)
+
+
+def seated(
+    rng: random.Random,
+    primaries: list[str],
+    silent: int,
+    second_skill: tuple[float, Sequence[str]],
+    first_device: int,
+    softphone: Callable[[bool], Operator],
+) -> list[Seat]:
+    """One operator per primary group, on PJSIP/<first_device + n>: a strong skill in it and,
+    with the chance of `second_skill`, a weak one in another of its groups; `silent` of them
+    chosen at random never answer."""
+    chance, second_groups = second_skill
+    never_answer = set(rng.sample(range(len(primaries)), silent))
+    seats = []
+    for n, primary in enumerate(primaries):
+        skills = {primary: rng.randint(5, 10)}
+        if rng.random() < chance:
+            second = rng.choice([g for g in second_groups if g != primary])
+            skills[second] = rng.randint(1, 4)
+        phone = softphone(n not in never_answer)
+        seats.append(Seat(f"op{n:03d}", f"PJSIP/{first_device + n}", skills, phone))
     return seats
 
 
@@ -349,18 +368,7 @@ async def test_acceptance_live_hour_200_operators_no_lost_no_double_connected_ca
         assert record.outcome is not None, call.uniqueid
         outcomes[record.outcome] += 1
 
-    # nobody double-connected, by the simulator's own Dial events
-    assert witness.violations == []
-    assert max(witness.answers.values()) == 1
-    assert witness.device_busy == {}  # every phone that rang has hung up
-
-    # operators are left ready, in wrap-up, or paused for not answering: none ringing or talking
-    silent = {seat.operator_id for seat in seats if not seat.softphone.answers}
-    for row in after["operators"]:
-        if row["id"] in silent and row["state"] == "paused":
-            assert row["pause_reason"] == "no answer"
-        else:
-            assert row["state"] in ("ready", "wrap_up"), row
+    assert_left_in_order(witness, seats, after)
 
     # the ACD's books balance, and every routed group took calls
     stats = controller.acd.node.acd.stats
@@ -373,6 +381,21 @@ async def test_acceptance_live_hour_200_operators_no_lost_no_double_connected_ca
     print(summary(report, stats, outcomes))
     simulated = max(c.duration + p.arrival for c, p in zip(report.calls, _plan(), strict=True))
     print(f"wall {wall:.1f} s for {simulated:.0f} simulated s: ratio {wall / simulated:.5f}")
+
+
+def assert_left_in_order(witness: DialWitness, seats: list[Seat], after: Mapping[str, Any]) -> None:
+    """Nobody double-connected, by the simulator's own Dial events, and every phone that rang
+    has hung up; operators are left ready, in wrap-up, or paused for not answering (`after`,
+    the operator API's list): none ringing or talking."""
+    assert witness.violations == []
+    assert max(witness.answers.values()) == 1
+    assert witness.device_busy == {}
+    silent = {seat.operator_id for seat in seats if not seat.softphone.answers}
+    for row in after["operators"]:
+        if row["id"] in silent and row["state"] == "paused":
+            assert row["pause_reason"] == "no answer"
+        else:
+            assert row["state"] in ("ready", "wrap_up"), row
 
 
 def _plan() -> list[PlannedCall]:

@@ -59,12 +59,14 @@ from tests.routing.test_live_hour import (
     TIME_SCALE,
     DialWitness,
     Seat,
+    assert_left_in_order,
     group_names,
     hour_of_calls,
     operator_api,
     run_calls,
     running_controller,
     scaled_groups_yaml,
+    seated,
     softphones,
     summary,
 )
@@ -140,20 +142,15 @@ def mean_talk_seconds() -> float:
 
 def loaded_staff(rng: random.Random) -> list[Seat]:
     primaries = [group for group, n in STAFFING.items() for _ in range(n)]
-    silent = set(rng.sample(range(len(primaries)), SILENT))
-    seats = []
-    for n, primary in enumerate(primaries):
-        skills = {primary: rng.randint(5, 10)}
-        if rng.random() < 0.5:
-            second = rng.choice([g for g in SECOND_SKILLS if g != primary])
-            skills[second] = rng.randint(1, 4)
-        softphone = Operator(
-            answers=n not in silent,
+
+    def softphone(answers: bool) -> Operator:
+        return Operator(
+            answers=answers,
             ring_delay=rng.uniform(0.1, 0.8),
             talk_times=TalkTimes(random.Random(rng.random())),
         )
-        seats.append(Seat(f"op{n:03d}", f"PJSIP/{3000 + n}", skills, softphone))
-    return seats
+
+    return seated(rng, primaries, SILENT, (0.5, SECOND_SKILLS), 3000, softphone)
 
 
 def wrap_up_seconds() -> dict[str, float]:
@@ -446,18 +443,9 @@ async def test_acceptance_loaded_hour_widening_overflow_and_registration(
     # they ended the conversation by hanging up
     assert {outcome_of[caller] for caller in witness.answers} == {"answered"}
 
-    # nobody double-connected, no phone dialled while the PBX had it unregistered
-    assert witness.violations == []
-    assert max(witness.answers.values()) == 1
-    assert witness.device_busy == {}
-
-    # operators: none ringing or talking at the end
-    silent = {s.operator_id for s in seats if not s.softphone.answers}
-    for row in after["operators"]:
-        if row["id"] in silent and row["state"] == "paused":
-            assert row["pause_reason"] == "no answer"
-        else:
-            assert row["state"] in ("ready", "wrap_up"), row
+    # nobody double-connected, no phone dialled while the PBX had it unregistered (the
+    # witness's violations), none ringing or talking at the end
+    assert_left_in_order(witness, seats, after)
 
     # the ACD's books balance
     for name, totals in stats.items():

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -36,6 +38,22 @@ def make_node(prefix: str, name: str, operators: list[str]) -> AcdNode:
     )
 
 
+@asynccontextmanager
+async def started_nodes(
+    prefix: str, a_operators: list[str], b_operators: list[str]
+) -> AsyncIterator[tuple[AcdNode, AcdNode]]:
+    """Nodes A and B, each with its operators, started on one Redis; their stores closed after."""
+    a = make_node(prefix, "node-a", a_operators)
+    b = make_node(prefix, "node-b", b_operators)
+    try:
+        await a.start()
+        await b.start()
+        yield a, b
+    finally:
+        await a.store.close()
+        await b.store.close()
+
+
 async def gone(node: AcdNode, name: str) -> None:
     """Wait until `name`'s heartbeat has expired in Redis."""
     async with asyncio.timeout(5):
@@ -44,11 +62,7 @@ async def gone(node: AcdNode, name: str) -> None:
 
 
 async def test_a_lost_nodes_waiting_callers_are_swept_by_another(redis_prefix: str) -> None:
-    a = make_node(redis_prefix, "node-a", [])
-    b = make_node(redis_prefix, "node-b", ["o1"])
-    try:
-        await a.start()
-        await b.start()
+    async with started_nodes(redis_prefix, [], ["o1"]) as (a, b):
         await a.enqueue("c1", "general", number="79160000001")
         await a.enqueue("c2", "general", number="79160000002")
         beat_at = time.monotonic()
@@ -66,17 +80,10 @@ async def test_a_lost_nodes_waiting_callers_are_swept_by_another(redis_prefix: s
         # a citizen who calls back gets their old place, not the end of the queue
         place = await b.store.recall_place("79160000001")
         assert place is not None and place["group"] == "general"
-    finally:
-        await a.store.close()
-        await b.store.close()
 
 
 async def test_an_operator_ringing_for_a_lost_nodes_caller_is_freed(redis_prefix: str) -> None:
-    a = make_node(redis_prefix, "node-a", ["o1"])
-    b = make_node(redis_prefix, "node-b", ["o1"])
-    try:
-        await a.start()
-        await b.start()
+    async with started_nodes(redis_prefix, ["o1"], ["o1"]) as (a, b):
         await a.login("o1")
         offers = await a.enqueue("c1", "general")
         assert [o.operator_id for o in offers] == ["o1"]  # o1 rings for A's caller
@@ -91,9 +98,6 @@ async def test_an_operator_ringing_for_a_lost_nodes_caller_is_freed(redis_prefix
         # the freed operator takes B's next caller at once
         offers = await b.enqueue("c2", "general")
         assert [o.operator_id for o in offers] == ["o1"]
-    finally:
-        await a.store.close()
-        await b.store.close()
 
 
 async def test_a_live_nodes_callers_are_never_swept(redis_prefix: str) -> None:
@@ -101,11 +105,7 @@ async def test_a_live_nodes_callers_are_never_swept(redis_prefix: str) -> None:
     The beats are driven here, not by A's timer, so only a stall longer than the whole TTL
     between one beat and the next sweep could make A look lost, and then sweeping would be
     right: that case is told apart instead of failing the test."""
-    a = make_node(redis_prefix, "node-a", ["o1"])
-    b = make_node(redis_prefix, "node-b", [])
-    try:
-        await a.start()
-        await b.start()
+    async with started_nodes(redis_prefix, ["o1"], []) as (a, b):
         await a.login("o1")
         await a.enqueue("ringing", "general")
         await a.enqueue("waiting", "general")
@@ -120,17 +120,10 @@ async def test_a_live_nodes_callers_are_never_swept(redis_prefix: str) -> None:
             await asyncio.sleep(LOST_AFTER / 2)
         assert sorted(await b.store.callers()) == ["ringing", "waiting"]
         assert (await b.store.operator("o1") or {})["state"] == "ringing"
-    finally:
-        await a.store.close()
-        await b.store.close()
 
 
 async def test_a_talking_caller_of_a_lost_node_is_left_alone(redis_prefix: str) -> None:
-    a = make_node(redis_prefix, "node-a", ["o1"])
-    b = make_node(redis_prefix, "node-b", [])
-    try:
-        await a.start()
-        await b.start()
+    async with started_nodes(redis_prefix, ["o1"], []) as (a, b):
         await a.login("o1")
         await a.enqueue("c1", "general")
         await a.answer("c1")  # the bridge lives in Asterisk, not in node A
@@ -138,9 +131,6 @@ async def test_a_talking_caller_of_a_lost_node_is_left_alone(redis_prefix: str) 
 
         assert await b.sweep_lost_callers() == []
         assert (await b.store.operator("o1") or {})["state"] == "talking"
-    finally:
-        await a.store.close()
-        await b.store.close()
 
 
 def test_a_heartbeat_slower_than_its_expiry_is_refused() -> None:
