@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from hotline.clock import make_call_clock
 from pbxsim.call_dialplan import (
@@ -248,13 +248,9 @@ async def _place_call(run: _Run, plan: PlannedCall, channel: SimChannel) -> Call
         return _lost(plan, channel, f"refused: {refused}")
     _hang_up(agi, end)
     result = call.agi_result
-    return CallOutcome(
-        index=plan.index,
-        group=plan.group,
-        number=plan.spec.number,
-        caller_id=plan.spec.caller_num,
-        uniqueid=channel.uniqueid,
-        channel=channel.name,
+    return _outcome(
+        plan,
+        channel,
         agi_status=result.status if result else "",
         connected=result.connected if result else False,
         ended_by=result.ended_by if result else end.reason,
@@ -278,7 +274,8 @@ def _hang_up(agi: AgiChannel, end: DialplanEnd) -> None:
     agi.sink.emit("Hangup", [*headers, ("Cause", str(cause)), ("Cause-txt", text)])
 
 
-def _lost(plan: PlannedCall, channel: SimChannel, error: str) -> CallOutcome:
+def _outcome(plan: PlannedCall, channel: SimChannel, **what_happened: Any) -> CallOutcome:
+    """A call's outcome: which call it was (from the plan and its channel), and the rest."""
     return CallOutcome(
         index=plan.index,
         group=plan.group,
@@ -286,6 +283,14 @@ def _lost(plan: PlannedCall, channel: SimChannel, error: str) -> CallOutcome:
         caller_id=plan.spec.caller_num,
         uniqueid=channel.uniqueid,
         channel=channel.name,
+        **what_happened,
+    )
+
+
+def _lost(plan: PlannedCall, channel: SimChannel, error: str) -> CallOutcome:
+    return _outcome(
+        plan,
+        channel,
         agi_status="",
         connected=False,
         ended_by="error",

@@ -217,16 +217,24 @@ def test_caller_hangs_up_when_the_transcript_says() -> None:
     assert extensions_conf_caller().hangup_at == pytest.approx(hangup - 0.804, abs=0.025)
 
 
-async def test_replays_agi_ivr_session_byte_for_byte() -> None:
-    blocks = load("agi-ivr-session.txt")
-    to_send = [b.data for b in blocks if b.direction == "server->asterisk"]
+async def replay_ivr_session(
+    sink: RecordingSink,
+) -> tuple[AgiSessionResult, Conversation, list[bytes]]:
+    """The controller's side of agi-ivr-session.txt sent to the simulator, line by line."""
+    to_send = [b.data for b in load("agi-ivr-session.txt") if b.direction == "server->asterisk"]
 
     async def script(peer: Peer) -> None:
         for line in to_send:
             await peer.send(line)
 
-    sink = RecordingSink()
     result, talk = await session(make_agi(extensions_conf_caller(), sink=sink), script)
+    return result, talk, to_send
+
+
+async def test_replays_agi_ivr_session_byte_for_byte() -> None:
+    blocks = load("agi-ivr-session.txt")
+    sink = RecordingSink()
+    result, talk, to_send = await replay_ivr_session(sink)
 
     assert bytes(talk.received) == stream(blocks, "asterisk->server")
     assert result.status == "HANGUP"
@@ -237,15 +245,8 @@ async def test_replays_agi_ivr_session_byte_for_byte() -> None:
 async def test_replay_reports_the_events_asterisk_reported() -> None:
     """AGIExec*, VarSet, DTMF*, Newstate and HangupRequest of the IVR channel, header for
     header as in ami-ivr-call.txt (CommandIds are random in both, so only paired up)."""
-    blocks = load("agi-ivr-session.txt")
-    to_send = [b.data for b in blocks if b.direction == "server->asterisk"]
-
-    async def script(peer: Peer) -> None:
-        for line in to_send:
-            await peer.send(line)
-
     sink = RecordingSink()
-    await session(make_agi(extensions_conf_caller(), sink=sink), script)
+    _, _, to_send = await replay_ivr_session(sink)
 
     kinds = {
         "AGIExecStart",

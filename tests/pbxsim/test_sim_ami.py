@@ -24,7 +24,7 @@ from pbxsim.ami_server import AmiServer
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.originator import ScriptedOriginator
 from pbxsim.queue_config import load_queues_conf
-from pbxsim.queue_state import DeviceState
+from pbxsim.queue_state import DeviceState, Operator
 from pbxsim.queues import Queues
 
 TO_CLIENT = "asterisk->client"
@@ -92,14 +92,23 @@ class Pbx:
 
 @pytest.fixture
 async def pbx() -> AsyncIterator[Pbx]:
+    async with recording_pbx({}) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def recording_pbx(operators: dict[str, Operator]) -> AsyncIterator[Pbx]:
+    """The recording Asterisk's queues and manager users at BOOT, serving AMI."""
     clock = SteppedClock(BOOT, boot=BOOT)
-    queues = Queues(load_queues_conf(CONF / "queues.conf"), clock)
+    queues = Queues(load_queues_conf(CONF / "queues.conf"), clock, operators=operators)
     users = load_manager_conf(CONF / "manager.conf")
     server = AmiServer(clock=clock, users=users, queues=queues, port=0)
     await server.start()
     pbx = Pbx(clock, queues, server)
-    yield pbx
-    await pbx.close()
+    try:
+        yield pbx
+    finally:
+        await pbx.close()
 
 
 @dataclass

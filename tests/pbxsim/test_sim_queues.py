@@ -15,21 +15,19 @@ from datetime import UTC, datetime
 
 import pytest
 from test_sim_ami import (
-    BOOT,
     CONF,
     TO_ASTERISK,
     TO_CLIENT,
     Client,
     Pbx,
     keys,
+    recording_pbx,
     transcript_messages,
 )
 from transcripts import load
 
 from hotline.ami.protocol import AmiMessage, AmiParser
 from hotline.clock import SteppedClock, SystemClock, seconds_to_us
-from pbxsim.ami_accounts import load_manager_conf
-from pbxsim.ami_server import AmiServer
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queue_config import (
     MemberConfig,
@@ -152,19 +150,13 @@ class Scenario:
 @pytest.fixture
 async def fresh_pbx() -> AsyncIterator[Pbx]:
     """The recording Asterisk right after its restart at BOOT, with the agents' dialplan."""
-    clock = SteppedClock(BOOT, boot=BOOT)
     operators = {
         "Local/agent1@agents/n": Operator(talk_time=4.929),  # Answer, Playback(beep), Wait(4)
         "Local/agent2@agents/n": Operator(talk_time=4.930),
         "Local/agent4@agents/n": Operator(answers=False),  # Wait(30): never answers
     }
-    queues = Queues(load_queues_conf(CONF / "queues.conf"), clock, operators=operators)
-    users = load_manager_conf(CONF / "manager.conf")
-    server = AmiServer(clock=clock, users=users, queues=queues, port=0)
-    await server.start()
-    pbx = Pbx(clock, queues, server)
-    yield pbx
-    await pbx.close()
+    async with recording_pbx(operators) as pbx:
+        yield pbx
 
 
 def transcript_bytes_between(name: str, start: float, end: float) -> bytes:
