@@ -12,7 +12,12 @@ the Reason codes Asterisk 22 puts in ``OriginateResponse``:
     congestion 8
     fail       0  (the channel could not be created)
 
-Every request is kept in ``calls`` in order, so a test can check who was dialled first.
+Every request is kept in ``calls`` in order, so a test can check who was dialled first. Each
+outgoing channel (but a ``fail``, which creates none) is announced with ``Newchannel`` when
+the Originate arrives, so AMI ``CoreShowChannels`` lists it while it rings; an answered one
+goes ``Up`` (``Newstate``) and into its conference (``Newexten`` ConfBridge with the
+conference's name, the ``ApplicationData`` CoreShowChannels shows), an unanswered one ends
+with a ``Hangup`` carrying its Q.850 cause.
 
 Callback conferences: answered legs that carry the same ``CALLBACK_BRIDGE`` variable meet in
 one ConfBridge, configured as asterisk-conf/extensions.conf does it (every leg ``marked`` and
@@ -42,6 +47,14 @@ OUTCOME_REASONS: Final[Mapping[str, int]] = {
     "busy": 5,
     "congestion": 8,
     "fail": 0,
+}
+
+
+# Q.850 causes of the Hangup of a channel that was not answered (Asterisk's causes.h).
+_UNANSWERED_CAUSES: Final[Mapping[str, tuple[str, str]]] = {
+    "no_answer": ("19", "User alerting, no answer"),
+    "busy": ("17", "User busy"),
+    "congestion": ("34", "Circuit/channel congestion"),
 }
 
 
@@ -98,12 +111,18 @@ class ScriptedOriginator:
     async def originate(self, request: OriginateRequest) -> OriginateResult:
         self.calls.append(request)
         outcome = self._outcome(request.channel)
+        if outcome == "fail":  # no channel was created
+            return OriginateResult(answered=False, reason=OUTCOME_REASONS[outcome])
+        leg = _new_leg(request, next(self._ids))
+        self._emit("Newchannel", leg.block.headers())  # rings from now on (CoreShowChannels)
         if self.ring_seconds:
             await asyncio.sleep(self.ring_seconds)
         if outcome != "answer":
+            cause, text = _UNANSWERED_CAUSES[outcome]
+            self._emit("Hangup", [*leg.block.headers(), ("Cause", cause), ("Cause-txt", text)])
             return OriginateResult(answered=False, reason=OUTCOME_REASONS[outcome])
-        n = next(self._ids)
-        leg = _new_leg(request, n)
+        leg.block.state = ChannelState.UP
+        self._emit("Newstate", leg.block.headers())
         loop = asyncio.get_running_loop()
         alone = not any(other.bridge == leg.bridge for other in self._legs.values())
         self._legs[leg.channel] = leg
@@ -113,6 +132,8 @@ class ScriptedOriginator:
             loop.call_soon(self.hang_up, leg.channel)
         else:
             if leg.bridge:
+                step = [("Extension", leg.block.exten), ("Application", "ConfBridge")]
+                self._emit("Newexten", [*leg.block.headers(), *step, ("AppData", leg.bridge)])
                 self._conferences.sink = self.sink
                 self._conferences.join(leg.bridge, leg.block)
                 leg.joined = True
@@ -140,9 +161,12 @@ class ScriptedOriginator:
         if leg.timer is not None:
             leg.timer.cancel()
         self.hung_up.append(leg.channel)
+        cause = [("Cause", "16"), ("Cause-txt", "Normal Clearing")]
+        self._emit("Hangup", [*leg.block.headers(), *cause])
+
+    def _emit(self, event: str, headers: list[tuple[str, str]]) -> None:
         if self.sink is not None:
-            cause = [("Cause", "16"), ("Cause-txt", "Normal Clearing")]
-            self.sink.emit("Hangup", [*leg.block.headers(), *cause])
+            self.sink.emit(event, headers)
 
     def live_channels(self) -> list[str]:
         """Answered channels that have not hung up yet."""
@@ -154,10 +178,13 @@ class ScriptedOriginator:
 
 
 def _new_leg(request: OriginateRequest, n: int) -> _Leg:
-    """The answered channel of an Originate, in the place its dialplan reached. The legs'
-    dialplan is not run here: the block carries the Originate's context, extension and
-    priority (Asterisk's would show the ConfBridge() line's)."""
-    name = f"{request.channel.split('@')[0]}-{n:08x}"
+    """The outgoing channel of an Originate, named as Asterisk names it (``PJSIP/1007-00000001``,
+    ``Local/79161234567@hotline-callback-out-00000002;1``: the Local channel's ;1 half; its ;2
+    half and the trunk channel behind it are not simulated). The legs' dialplan is not run
+    here: the block carries the Originate's context, extension and priority (Asterisk's would
+    show the ConfBridge() line's)."""
+    half = ";1" if request.channel.startswith("Local/") else ""
+    name = f"{request.channel}-{n:08x}{half}"
     uniqueid = f"1795600000.{n}"
     block = SimChannel(
         name=name,
@@ -166,7 +193,7 @@ def _new_leg(request: OriginateRequest, n: int) -> _Leg:
         context=request.context,
         exten=request.exten,
         priority=request.priority,
-        state=ChannelState.UP,
+        state=ChannelState.DOWN,
         caller_id_num=request.caller_id_num or "<unknown>",
         caller_id_name=request.caller_id_name or "<unknown>",
         connected_num=request.caller_id_num or "<unknown>",

@@ -5,6 +5,8 @@
 - ``store.py``      `CallbackStore`: the table; claims, leases and take-backs
 - ``originate.py``  `CallbackDialler`: AMI Originate of the operator's leg, then the
                     citizen's, following the operator's leg until it hangs up
+- ``live_legs.py``  `CallbackLegs`: before a citizen whose last call's result the AMI link
+                    lost is dialled again, is a leg of that call still up?
 - ``scheduler.py``  `CallbackScheduler`: requests, due callbacks, claims, one per node
 - ``http.py``       ``/api/callbacks`` for the mobile app (`add_callback_routes`)
 

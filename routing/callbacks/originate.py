@@ -35,6 +35,18 @@ hangs up while the citizen's phone rings, the citizen's leg hears an apology and
 dialplan finds the conference empty); the controller notices the operator left, frees them and
 puts the callback back to pending without counting the attempt against the citizen.
 
+At most once, when the AMI link fails: an Originate never sent (the link was already down)
+or refused by Asterisk is a plain ``ami_error``, retried later and not counted against the
+citizen. One that was sent but whose ``OriginateResponse`` was lost (the link dropped, the
+reply timed out) is *uncertain* (``last_result`` starts with ``uncertain``): Asterisk may be
+ringing the citizen, or they may be talking to the operator. For the citizen's leg the
+attempt is counted (retries stay bounded) and the next one is not before
+``caller_ring_seconds + response_grace_seconds`` (whatever Asterisk placed has stopped
+ringing by then) plus the usual back-off. Before any attempt on an uncertain row the dialler
+asks Asterisk for its channels (`routing.callbacks.live_legs`) and, while a leg of the
+callback is still up or Asterisk cannot be asked, puts the row back to pending, uncertain
+still, without dialling or counting.
+
 Every state change of the row is guarded by ``node = <me>`` (see `routing.callbacks.store`),
 so a node that lost its lease cannot overwrite the row another node took over.
 """
@@ -51,9 +63,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from hotline.ami.client import AmiClient
-from hotline.ami.errors import AmiError
+from hotline.ami.errors import AmiActionError, AmiError
 from hotline.ami.protocol import AmiMessage
 from hotline.store.state import StateUnavailable
+from routing.callbacks.live_legs import UNCERTAIN, CallbackLegs, bridge_name, is_uncertain
 from routing.callbacks.model import Callback, CallbackState
 from routing.callbacks.model import CallbackState as S
 from routing.callbacks.settings import CallbackSettings
@@ -79,7 +92,9 @@ REASONS: Final[Mapping[int, str]] = {
 @dataclass(frozen=True)
 class OriginateOutcome:
     answered: bool
-    result: str  # answered | no_answer | busy | failed | congestion | hung_up | ami_error...
+    # answered | no_answer | busy | failed | congestion | hung_up | ami_error... (not
+    # placed) | uncertain... (sent, its result lost with the AMI link)
+    result: str
     channel: str = ""
     uniqueid: str = ""
 
@@ -117,6 +132,10 @@ class CallbackOriginator:
     async def call(
         self, tag: str, headers: list[tuple[str, str]], timeout_seconds: float
     ) -> OriginateOutcome:
+        if not self._ami.connected:
+            # AmiClient.action would refuse it before writing a byte (it checks the same, and
+            # nothing awaits in between): certainly not placed
+            return OriginateOutcome(False, "ami_error: AMI link down, Originate not sent")
         action_id = f"{tag}-{uuid.uuid4().hex[:12]}"
         future: asyncio.Future[OriginateOutcome] = asyncio.get_running_loop().create_future()
         self._waiting[action_id] = future  # before sending: the event may beat our await
@@ -125,10 +144,12 @@ class CallbackOriginator:
             await self._ami.action("Originate", headers, ActionID=action_id, Async="true")
             async with asyncio.timeout(timeout_seconds + self._grace):
                 return await future
-        except TimeoutError:
-            return OriginateOutcome(False, "ami_error: no OriginateResponse")
-        except AmiError as exc:
+        except AmiActionError as exc:  # Asterisk answered Error: nothing was placed
             return OriginateOutcome(False, f"ami_error: {exc}"[:200])
+        except AmiError as exc:  # sent, then the link dropped or the reply never came
+            return OriginateOutcome(False, f"{UNCERTAIN}: {exc}"[:200])
+        except TimeoutError:  # queued, but the OriginateResponse was lost
+            return OriginateOutcome(False, f"{UNCERTAIN}: no OriginateResponse")
         finally:
             self._waiting.pop(action_id, None)
 
@@ -161,6 +182,7 @@ class CallbackDialler:
         self._now = now
         self._ami = ami
         self._originator = CallbackOriginator(ami, settings.response_grace_seconds)
+        self._legs = CallbackLegs(ami, settings.caller_channel)
         self._operator_legs: dict[str, _OperatorLeg] = {}  # by uniqueid (or channel)
         ami.on("Hangup", self._on_hangup)
 
@@ -174,6 +196,8 @@ class CallbackDialler:
         call_id = f"callback-{row.id}"
         queued = False
         try:
+            if is_uncertain(row.last_result) and await self._still_up(row):
+                return
             await self._queue(row, call_id)
             queued = True
             offer = await self._next_offer(call_id)
@@ -195,6 +219,22 @@ class CallbackDialler:
             if queued:
                 await self._leave_queue(call_id)
             await self._retry_later(row, (S.RESERVED, S.DIALING), f"error: {type(exc).__name__}")
+
+    async def _still_up(self, row: Callback) -> bool:
+        """The last call's result was lost: is a leg of it still up in Asterisk? If so, or if
+        Asterisk cannot be asked, the row goes back to pending (not counted, uncertain still,
+        so the next attempt asks again) and True is returned: nobody is dialled now."""
+        try:
+            channel = await self._legs.alive(row)
+        except AmiError as exc:
+            reason = f"{UNCERTAIN}: channels not known ({exc})"
+        else:
+            if channel is None:
+                return False
+            reason = f"{UNCERTAIN}: {channel} still up"
+        log.warning("callback %s not dialled: %s", row.id, reason)
+        await self._retry_later(row, (S.RESERVED,), reason[:200])
+        return True
 
     async def _queue(self, row: Callback, call_id: str) -> None:
         """Put the callback into the ACD's queue at its kept place."""
@@ -304,9 +344,16 @@ class CallbackDialler:
             log.info("callback %s connected to operator %s", row.id, offer.operator_id)
             return "talking"
         self._operator_legs.pop(key, None)
-        await self._originator.hang_up(operator_leg.channel)
+        await self._originator.hang_up(operator_leg.channel)  # best effort if AMI is down
         await self._release(call_id, offer.operator_id)
-        await self._retry_or_fail(row, caller_leg.result)
+        if caller_leg.result.startswith("ami_error"):  # not placed: not the citizen's
+            await self._retry_later(row, (S.DIALING,), caller_leg.result)
+        elif is_uncertain(caller_leg.result):
+            # counted; the next try waits until whatever Asterisk placed stopped ringing
+            ring_out = self.settings.caller_ring_seconds + self.settings.response_grace_seconds
+            await self._retry_or_fail(row, caller_leg.result, after=ring_out)
+        else:
+            await self._retry_or_fail(row, caller_leg.result)
         return "done"
 
     async def _operator_left(
@@ -326,8 +373,9 @@ class CallbackDialler:
     async def _operator_missed(
         self, row: Callback, call_id: str, leg: OriginateOutcome
     ) -> str | None:
-        if leg.result.startswith("ami_error"):
-            # Not the operator's fault: free them, and try the callback again later.
+        if leg.result.startswith("ami_error") or is_uncertain(leg.result):
+            # Not the operator's fault: free them, and try the callback again later (an
+            # uncertain leg keeps its result: the next try first checks it is gone).
             await self.node.abandon(call_id)
             await self._retry_later(row, (S.DIALING,), leg.result)
             return "done"
@@ -338,7 +386,9 @@ class CallbackDialler:
         )
         return None
 
-    async def _retry_or_fail(self, row: Callback, result: str) -> None:
+    async def _retry_or_fail(self, row: Callback, result: str, *, after: float = 0.0) -> None:
+        """A call the citizen did not take (or may have): counted; back to pending after the
+        back-off (plus `after` seconds), or failed after ``max_attempts``."""
         attempts = row.attempts + 1
         if attempts >= self.settings.max_attempts:
             await self._move(
@@ -346,7 +396,7 @@ class CallbackDialler:
             )
             log.info("callback %s failed after %s attempts (%s)", row.id, attempts, result)
             return
-        wait = self.settings.retry_seconds * self.settings.retry_backoff ** (attempts - 1)
+        wait = after + self.settings.retry_seconds * self.settings.retry_backoff ** (attempts - 1)
         await self._move(
             row,
             (S.DIALING,),
@@ -393,7 +443,7 @@ class CallbackDialler:
     def _variables(self, row: Callback) -> list[tuple[str, str]]:
         return [
             ("Variable", f"CALLBACK_ID={row.id}"),
-            ("Variable", f"CALLBACK_BRIDGE=hotline-callback-{row.id}"),
+            ("Variable", f"CALLBACK_BRIDGE={bridge_name(row.id)}"),
         ]
 
     def _operator_headers(self, row: Callback) -> list[tuple[str, str]]:

@@ -3,7 +3,8 @@
 This module owns `CallbackScheduler` (one per controller node): taking requests, and finding,
 claiming and handing over due callbacks. Its neighbours: `model` (the row and its states),
 `settings`, `store` (the table, claims and leases), `originate` (dialling one claimed
-callback), `http` (the mobile app's routes).
+callback), `live_legs` (is a call whose result the AMI link lost still up?), `http` (the
+mobile app's routes).
 
 Two ways in:
 
