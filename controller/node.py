@@ -13,7 +13,8 @@ The ports between parts, wired here and nowhere else:
 * the menus' callback port is the callback scheduler (`CallbackService.request`);
 * the answer hooks of a call (`hotline.agi.hooks.AnsweredHook`) are the recorder's MixMonitor;
 * the ACD's answer listeners tell the recorder which operator took a call;
-* AMI events feed the recorder's worker and the ACD's softphone registration.
+* AMI events feed the recorder's worker and the ACD's softphone registration;
+* edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from ivr.part import ENTRY_SCRIPT, MenuService
 from recorder.part import RecorderService
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
+from routing.asterisk_sync import AsteriskFilesSync
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
 
@@ -70,6 +72,7 @@ class Controller:
         self.acd: AcdService | None = None
         self.callbacks: CallbackService | None = None
         self.acd_admin: AcdAdmin | None = None
+        self.asterisk_files: AsteriskFilesSync | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
         self._stopping = asyncio.Event()
@@ -144,6 +147,10 @@ class Controller:
         )
         tokens = TokenFile(self.settings.recorder_access.tokens_file)
         add_admin_routes(app, self.acd_admin, tokens)
+        if routing.asterisk_files_dir:  # the fallback queues' members and the PJSIP seats
+            sync = AsteriskFilesSync.for_service(acd, Path(routing.asterisk_files_dir), self._ami)
+            self.asterisk_files = sync
+            await self._lifecycle.start(PartOf("asterisk_files", sync.start, sync.close))
         # ``stale`` while a hand-edited file is refused and its last good version serves
         admin = self.acd_admin
         files = PartOf("acd_files", admin.start, admin.close, admin.health)
@@ -161,6 +168,9 @@ class Controller:
         if self.acd is not None:  # recordings name the operator the ACD connected
             self.acd.answer_listeners.append(self.recordings.note_operator)
 
+    def _ami(self) -> AmiClient | None:
+        return self.ami
+
     def _watch_ami(self, ami: AmiClient) -> None:
         """Subscribe the parts to AMI events before the link starts, so none is missed."""
         if self.recordings is not None:
@@ -169,6 +179,8 @@ class Controller:
             devices = DeviceWatcher(self.acd.node, self.acd.operators.values())
             devices.attach(ami)
             self.acd.operators_changed.append(devices.follow)
+            if self.asterisk_files is not None:  # Asterisk may have read older files
+                ami.on_connected(self.asterisk_files.reload_queues)
 
     async def _start_callbacks(
         self, acd: AcdService, engine: AsyncEngine, app: web.Application

@@ -94,6 +94,8 @@ class AcdService:
     answer_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
     # Told the operators anew when an admin edits them (the softphone watcher follows).
     operators_changed: list[Callable[[Iterable[OperatorSpec]], None]] = field(default_factory=list)
+    # Told the groups anew when an admin edits them (the generated Asterisk files follow).
+    groups_changed: list[Callable[[Mapping[str, Group]], None]] = field(default_factory=list)
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
 

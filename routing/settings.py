@@ -55,6 +55,11 @@ class RoutingSettings:
     # Hand edits of the groups, operators and schedule files are looked for this often and
     # applied live (routing.admin); 0 turns that off (the /api edits still apply at once).
     reload_interval: float = 2.0
+    # Where the controller writes the Asterisk files generated from the groups and operators
+    # (routing.asterisk_files: hotline-queue-members.conf, hotline-seats.conf), at start and
+    # after every change of either; the folder asterisk-conf's queues.conf and pjsip.conf
+    # include them from (on the Asterisk host, or synced there). Empty: not written.
+    asterisk_files_dir: str = ""
     # Every accepted version of those files (``<versions_dir>/groups/...``, as the menus'
     # versions); empty: the ``acd`` folder in [ivr] versions_dir.
     versions_dir: str = ""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.yamldoc import YamlFileError
+from routing.asterisk_cli import add_asterisk_files_command
 from routing.des import FallbackFifoRouter, SimRouter, simulate_day
 from routing.erlang import offered_load, required_agents
 from routing.traffic import TrafficPlan, format_clock, load_traffic
@@ -23,7 +24,7 @@ DEFAULT_TRAFFIC = Path("dialplans/traffic.yaml")
 
 
 def add_commands(commands: Any) -> None:
-    """``hotline acd staffing``."""
+    """``hotline acd staffing`` and ``hotline acd asterisk-files`` (`routing.asterisk_cli`)."""
     acd = commands.add_parser("acd", help="the ACD: operator groups and staffing")
     actions = acd.add_subparsers(dest="acd_action", metavar="ACTION", required=True)
     staffing = actions.add_parser(
@@ -46,6 +47,7 @@ def add_commands(commands: Any) -> None:
     staffing.add_argument("--group", action="append", help="only this group (repeatable)")
     staffing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     staffing.set_defaults(run=run_staffing)
+    add_asterisk_files_command(actions)
 
 
 def add_virtual_sim_options(parser: argparse.ArgumentParser) -> None:

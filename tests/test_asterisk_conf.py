@@ -136,3 +136,18 @@ def test_the_trunk_the_dialplan_dials_through_is_a_pjsip_endpoint() -> None:
     blocks = re.findall(rf"^\[{trunk.group(1)}\]\n(.*?)(?=^\[|\Z)", pjsip, re.M | re.S)
     types = {m for block in blocks for m in re.findall(r"^type = (\w+)", block, re.M)}
     assert {"endpoint", "aor", "identify"} <= types
+
+
+def test_the_generated_files_are_included_after_what_they_extend() -> None:
+    """queues.conf ends with the generated members (their ``(+)`` adds to queues defined
+    before); pjsip.conf includes the generated seats and the host-only passwords after the
+    templates they use. ``#tryinclude``: a host without them yet still loads the rest."""
+    queues = (CONF / "queues.conf").read_text()
+    include = '#tryinclude "hotline-queue-members.conf"'
+    assert queues.rstrip().endswith(include)
+    assert queues.index("[hotline-emergency]") < queues.index(include)
+    pjsip = (CONF / "pjsip.conf").read_text()
+    seats = pjsip.index('#tryinclude "hotline-seats.conf"')
+    passwords = pjsip.index('#tryinclude "hotline-seats-auth.conf"')
+    assert pjsip.index("[operator-auth](!)") < seats < passwords
+    assert not re.search(r"(?m)^password", pjsip)

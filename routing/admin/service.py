@@ -228,6 +228,8 @@ class AcdAdmin:
         self._write(self.groups_file, text, actor, action)
         self.service.hours.update(hours)
         await self.service.node.apply_groups(self.service.settings.timed_groups(groups))
+        for listener in self.service.groups_changed:
+            listener(groups)
 
     def _check_groups_fit(self, groups: Mapping[str, Group], path: Path) -> None:
         """The running ACD can take these groups: none it still needs is gone."""

@@ -27,8 +27,9 @@ from controller.node import Controller
 from controller.settings import load_settings
 
 HERE = Path(__file__).parent
-# Seats of dialplans/operators.yaml added to pjsip.conf (README step 5): ivanova (general) and
-# morozova (emergency). sidorova's PJSIP/1003 is deliberately left out of pjsip.conf.
+# Seats whose passwords the host's hotline-seats-auth.conf holds (README step 5): ivanova
+# (general, documents) and morozova (emergency). Every operator's seat is generated, but the
+# others (sidorova's PJSIP/1003...) have no password on the host and cannot register.
 SEATS = ("1001", "1007")
 AMI_USER = "hotline"
 
@@ -118,6 +119,8 @@ def controller_environment(asterisk: RealAsterisk, tmp_path: Path) -> dict[str, 
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
         "HOTLINE_NODE_NAME": "asterisk-suite",
         "HOTLINE_CALLBACKS_POLL_SECONDS": "0.5",
+        # the controller rewrites the generated queue members and seats where Asterisk reads them
+        "HOTLINE_ROUTING_ASTERISK_FILES_DIR": str(asterisk.root / "etc"),
         **{
             f"HOTLINE_RECORDER_{name.upper()}": str(tmp_path / "recorder" / name)
             for name in ("spool_dir", "work_dir", "keys_dir", "local_dir")

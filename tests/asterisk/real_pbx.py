@@ -6,8 +6,10 @@ The admin's steps, applied to the copy (`admin_steps`):
 
 * ``[globals] HOTLINE_CONTROLLER`` -> the test's FastAGI port (README step 2);
 * the AMI secret and a free AMI port (step 3; ``bindaddr`` stays 127.0.0.1);
-* one PJSIP seat per test operator from the shipped templates (step 5), bound to 127.0.0.1
-  (transport and RTP: nothing of the test listens beyond this host);
+* the generated queue members and PJSIP seats of every operator of dialplans/ (``hotline acd
+  asterisk-files --out etc``), and the host-only passwords file ``hotline-seats-auth.conf``
+  for the test operators' seats only (step 5): the other seats exist but cannot register;
+* the transport and RTP bound to 127.0.0.1 (nothing of the test listens beyond this host);
 * the ``trunk`` endpoint's contact and match pointed at the sipp "carrier" (step 6);
 * the built prompts visible as ``sounds/ru/hotline/`` (step 4).
 
@@ -22,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,16 +87,27 @@ def admin_steps(etc: Path, ports: Ports, seats: tuple[str, ...], prompts: Path |
         (r"(?m)^contact = sip:127\.0\.0\.1:5070$", f"contact = sip:127.0.0.1:{ports.carrier}"),
         (r"(?m)^match = 127\.0\.0\.1:5070$", f"match = 127.0.0.1:{ports.carrier}"),
     )
-    with (etc / "pjsip.conf").open("a", encoding="utf-8") as conf:
-        conf.write("\n; the test operators' seats (README step 5)\n")
-        for seat in seats:
-            conf.write(
-                f"[{seat}](operator-endpoint)\nauth = {seat}\naors = {seat}\n"
-                f"[{seat}](operator-aor)\n"
-                f"[{seat}](operator-auth)\nusername = {seat}\npassword = {SEAT_PASSWORD}\n"
-            )
+    generate_files(etc)
+    (etc / "hotline-seats-auth.conf").write_text(
+        "".join(
+            f"[{seat}-auth](operator-auth)\nusername = {seat}\npassword = {SEAT_PASSWORD}\n"
+            for seat in seats
+        ),
+        encoding="utf-8",
+    )
     if prompts is not None:
         (etc.parent / "data" / "sounds" / "ru" / "hotline").symlink_to(prompts)
+
+
+def generate_files(etc: Path) -> None:
+    """``hotline acd asterisk-files --out <etc>`` on the shipped dialplans/ (README step 5)."""
+    hotline = Path(sys.executable).parent / "hotline"
+    subprocess.run(
+        [str(hotline), "acd", "asterisk-files", "--out", str(etc)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
 
 
 def _edit(path: Path, *changes: tuple[str, str]) -> None:

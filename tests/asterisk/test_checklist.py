@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 from calls import agi_commands, eventually, make_ready, operator, place_call, state_becomes
 from capture import keep
-from real_pbx import RealAsterisk
-from softphones import Sipp
+from ports import unused_port
+from real_pbx import SEAT_PASSWORD, RealAsterisk
+from softphones import Sipp, register
 from wire_taps import AgiTap, RecordingAmi
 
 from controller.node import Controller
@@ -112,13 +114,17 @@ async def test_unregistering_a_seat_marks_the_operator_unavailable(
     keep("ami-pjsip-registration.txt", ami.recording)
 
 
-async def test_a_seat_missing_from_pjsip_conf_is_not_offered_calls(
-    controller: Controller, ami: RecordingAmi, api: aiohttp.ClientSession
+async def test_a_seat_without_a_password_on_the_host_is_not_offered_calls(
+    asterisk: RealAsterisk, controller: Controller, ami: RecordingAmi, api: aiohttp.ClientSession
 ) -> None:
+    """Every operator's seat is generated; 1003 has no auth section on the host, so its
+    phone cannot register and sidorova is never offered a call."""
+    assert "1003" in asterisk.cli("pjsip show endpoints")
+    with pytest.raises(AssertionError):
+        register("1003", SEAT_PASSWORD, asterisk.ports.sip, unused_port(), expires=60)
     listing = await ami.listing("DeviceStateList")
-    devices = {item.get("Device") for item in listing if item.name == "DeviceStateChange"}
-    assert "PJSIP/1001" in devices and "PJSIP/1007" in devices
-    assert "PJSIP/1003" not in devices
+    states = {item.get("Device"): item.get("State") for item in listing}
+    assert states.get("PJSIP/1003", "UNAVAILABLE") == "UNAVAILABLE"
 
     async def missing() -> bool:
         return (await operator(api, "sidorova"))["phone_registered"] is False
