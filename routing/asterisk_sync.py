@@ -29,8 +29,6 @@ from routing.operators import OperatorSpec
 if TYPE_CHECKING:
     from routing.part import AcdService
 
-__all__ = ["AsteriskFilesSync"]
-
 log = logging.getLogger("hotline.routing.asterisk")
 
 

@@ -8,6 +8,7 @@ directory. Each test adds only what is specific to it (its files, its parts swit
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,3 +61,28 @@ def with_tokens_file(settings: Settings, tokens_file: Path) -> Settings:
     """`settings` with the recorder's access tokens read from `tokens_file`."""
     access = dataclasses.replace(settings.recorder_access, tokens_file=tokens_file)
     return dataclasses.replace(settings, recorder_access=access)
+
+
+ADMIN_TOKEN = "t0k"  # the bearer token of the admin `admin_environment` sets up
+
+
+def admin_environment(tmp_path: Path, dialplans: Path) -> tuple[dict[str, str], Path]:
+    """A controller whose ACD files an admin edits: a copy of `dialplans` in `tmp_path`
+    (returned), files re-read every 0.02 s, and a tokens file granting ADMIN_TOKEN the admin
+    role; the recorder switched off."""
+    from hotline.auth import token_digest
+
+    files = tmp_path / "dialplans"
+    shutil.copytree(dialplans, files)
+    tokens = tmp_path / "tokens.yaml"
+    digest = token_digest(ADMIN_TOKEN)
+    tokens.write_text(f"users:\n  - {{user: sysadmin, role: admin, token_sha256: {digest}}}\n")
+    environment = {
+        **WITHOUT_RECORDER,
+        "HOTLINE_RECORDER_ACCESS_TOKENS_FILE": str(tokens),
+        "HOTLINE_ROUTING_GROUPS_FILE": str(files / "groups.yaml"),
+        "HOTLINE_ROUTING_OPERATORS_FILE": str(files / "operators.yaml"),
+        "HOTLINE_ROUTING_SCHEDULES_DIR": str(files),
+        "HOTLINE_ROUTING_RELOAD_INTERVAL": "0.02",
+    }
+    return environment, files

@@ -90,6 +90,21 @@ class Pbx:
         await self.queues.close()
 
 
+def queue_entry_caller() -> SimChannel:
+    """The caller of the queue-call transcripts, answered in [queue-entry] and joining "info"."""
+    return SimChannel(
+        "Local/s@queue-entry-00000000;2",
+        "1795563209.1",
+        "1795563209.0",
+        "queue-entry",
+        "s",
+        4,
+        ChannelState.UP,
+        "79035550011",
+        "Петров Пётр",
+    )
+
+
 @pytest.fixture
 async def pbx() -> AsyncIterator[Pbx]:
     async with recording_pbx({}) as started:
@@ -430,17 +445,7 @@ async def test_queue_action_errors(pbx: Pbx) -> None:
 async def test_queue_status_lists_a_waiting_caller(pbx: Pbx) -> None:
     pbx.queues.pause_member("Local/agent1@agents/n", True)
     pbx.queues.pause_member("Local/agent2@agents/n", True)
-    caller = SimChannel(
-        "Local/s@queue-entry-00000000;2",
-        "1795563209.1",
-        "1795563209.0",
-        "queue-entry",
-        "s",
-        4,
-        ChannelState.UP,
-        "79035550011",
-        "Петров Пётр",
-    )
+    caller = queue_entry_caller()
     waiting = asyncio.create_task(pbx.queues.enter(caller, "info", "t", 40))
     await pbx.clock.advance(7)
     client = await logged_in(pbx)
@@ -764,17 +769,7 @@ async def test_a_client_that_does_not_read_is_dropped() -> None:
 
 async def test_many_clients_receive_the_same_events(pbx: Pbx) -> None:
     clients = await asyncio.gather(*(logged_in(pbx) for _ in range(30)))
-    caller = SimChannel(
-        "Local/s@queue-entry-00000000;2",
-        "1795563209.1",
-        "1795563209.0",
-        "queue-entry",
-        "s",
-        4,
-        ChannelState.UP,
-        "79035550011",
-        "Петров Пётр",
-    )
+    caller = queue_entry_caller()
     call = asyncio.create_task(pbx.queues.enter(caller, "info", "t", 40))
     await pbx.clock.run_until_complete(call)
     assert call.result() == "ANSWERED"

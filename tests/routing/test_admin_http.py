@@ -377,28 +377,12 @@ async def test_schedules_are_read_validated_and_written(env: Env) -> None:
 
 async def test_the_controller_serves_the_api_and_picks_up_hand_edits(tmp_path: Path) -> None:
     from aiohttp import ClientSession
-    from controllers import WITHOUT_RECORDER, controller_settings, started
+    from controllers import admin_environment, controller_settings, started
 
-    from hotline.auth import token_digest
-
-    files = tmp_path / "dialplans"
-    shutil.copytree(DIALPLANS, files)
-    tokens = tmp_path / "tokens.yaml"
-    tokens.write_text(
-        f"users:\n  - {{user: sysadmin, role: admin, token_sha256: {token_digest('t0k')}}}\n"
-    )
+    environment, files = admin_environment(tmp_path, DIALPLANS)
     settings = controller_settings(
         tmp_path,
-        {
-            **WITHOUT_RECORDER,
-            "HOTLINE_RECORDER_ACCESS_TOKENS_FILE": str(tokens),
-            "HOTLINE_ROUTING_GROUPS_FILE": str(files / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(files / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(files),
-            "HOTLINE_ROUTING_RELOAD_INTERVAL": "0.02",
-            "HOTLINE_ROUTING_NODE_ID": "admin-node",
-            "HOTLINE_NODE_NAME": "admin-node",
-        },
+        {**environment, "HOTLINE_ROUTING_NODE_ID": "admin-node", "HOTLINE_NODE_NAME": "admin-node"},
     )
     async with started(settings) as controller:
         base = f"http://127.0.0.1:{controller.http_port}"

@@ -5,7 +5,6 @@ rewriting them after an admin's edit."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from routing.asterisk_files import (
 )
 from routing.groups import load_groups
 from routing.operators import OperatorSpec, load_operators
+from tests.routing.test_admin_http import PENSIONS
 
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 
@@ -113,28 +113,12 @@ def test_the_command_writes_both_files(
 
 async def test_the_controller_rewrites_the_files_after_an_api_edit(tmp_path: Path) -> None:
     from aiohttp import ClientSession
-    from controllers import WITHOUT_RECORDER, controller_settings, started
+    from controllers import admin_environment, controller_settings, started
 
-    from hotline.auth import token_digest
-
-    files = tmp_path / "dialplans"
-    shutil.copytree(DIALPLANS, files)
-    tokens = tmp_path / "tokens.yaml"
-    tokens.write_text(
-        f"users:\n  - {{user: sysadmin, role: admin, token_sha256: {token_digest('t0k')}}}\n"
-    )
+    environment, files = admin_environment(tmp_path, DIALPLANS)
     out = tmp_path / "asterisk"
     settings = controller_settings(
-        tmp_path,
-        {
-            **WITHOUT_RECORDER,
-            "HOTLINE_RECORDER_ACCESS_TOKENS_FILE": str(tokens),
-            "HOTLINE_ROUTING_GROUPS_FILE": str(files / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(files / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(files),
-            "HOTLINE_ROUTING_RELOAD_INTERVAL": "0.02",
-            "HOTLINE_ROUTING_ASTERISK_FILES_DIR": str(out),
-        },
+        tmp_path, {**environment, "HOTLINE_ROUTING_ASTERISK_FILES_DIR": str(out)}
     )
     async with started(settings) as controller:
         members = out / MEMBERS_FILE
@@ -159,16 +143,8 @@ async def test_the_controller_rewrites_the_files_after_an_api_edit(tmp_path: Pat
                 assert reply.status == 200, await reply.text()
             assert "[1010](operator-endpoint)" in (out / SEATS_FILE).read_text("utf-8")
             members.unlink()  # a group edit rewrites the files too
-            pensions = {
-                "name": "Пенсии",
-                "schedule": "round-the-clock",
-                "wrap_up_seconds": 10,
-                "ring_seconds": 15,
-                "max_wait_seconds": 300,
-                "widen_after_seconds": 60,
-            }
             async with http.put(
-                f"{base}/api/groups/pensions", json=pensions, headers=auth
+                f"{base}/api/groups/pensions", json=PENSIONS, headers=auth
             ) as reply:
                 assert reply.status == 200, await reply.text()
             assert "hotline-pensions" not in members.read_text("utf-8")  # nobody has the skill
