@@ -83,7 +83,7 @@ class AgiSettings:
     env_timeout: float = _checked(5.0, _positive)  # to receive the whole AGI environment
     reply_timeout: float = _checked(300.0, _positive)  # per command; RECORD FILE runs long
     max_sessions: int = _checked(10000, _positive)  # calls beyond this are refused
-    drain_timeout: float = _checked(30.0, _positive)  # SIGTERM grace for calls in progress
+    drain_timeout: float = _checked(30.0, _positive)  # SIGTERM grace for calls with an operator
 
 
 @dataclass(frozen=True)

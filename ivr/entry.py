@@ -4,10 +4,17 @@ The entry answers, tags the call with its number (HOTLINE_DID, for the operator'
 the CDR), records the call's start and end in the call log, and runs the number's menu through
 the engine. A number with no menu of its own gets the general menu rather than being dropped;
 if no menu could be loaded at all, the caller is queued straight to the general group.
+
+When the menu has ended (hang-up node, transfer, queue and conversation, rating...) the entry
+sets ``HOTLINE_DONE=1``: the dialplan hangs such a call up. A call left any other way (the
+server cancelled the session because the controller is stopping, the controller crashed) is
+handed back: the dialplan retries the AGI with hold music, on this controller once restarted
+or another (``&reentry=N`` on the URL counts the tries), and the menu starts over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -15,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from hotline import say_ru
 from hotline.agi.hooks import AnsweredHook
-from hotline.agi.session import AgiSession
+from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.store.db import CallLog
 from hotline.validators import VALIDATORS
 from ivr.menu.engine import Engine
@@ -30,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # The operator group of last resort when no menu is available at all.
 FALLBACK_GROUP = "general"
+# The channel variable that tells the dialplan the controller has finished the call.
+DONE_VARIABLE = "HOTLINE_DONE"
 
 
 def dialled_number(session: AgiSession) -> str:
@@ -93,7 +102,11 @@ class CallEntry:
     async def __call__(self, session: AgiSession) -> None:
         number = dialled_number(session)
         picked = self.library.pick(number)
-        log.info("call entered", extra={"dialled": number, "menu": picked and picked[0].number})
+        reentry = session.request.query.get("reentry", "0")
+        log.info(
+            "call entered",
+            extra={"dialled": number, "menu": picked and picked[0].number, "reentry": reentry},
+        )
         await self._record_start(session, number)
         outcome = "hangup"
         try:
@@ -110,6 +123,11 @@ class CallEntry:
                     session, menu, services, self._clock(), caller_id=caller_id
                 )
                 outcome = result.outcome
+            await _say_done(session)
+        except asyncio.CancelledError:
+            log.info("call handed back to the dialplan")  # the server is stopping
+            outcome = "handed_back"
+            raise
         finally:
             await self._record_end(session, outcome)
 
@@ -140,3 +158,14 @@ class CallEntry:
     async def _record_end(self, session: AgiSession, outcome: str) -> None:
         if self._call_log is not None:
             await self._call_log.call_ended(session.call_id, outcome)
+
+
+async def _say_done(session: AgiSession) -> None:
+    """Tell the dialplan the call is finished (it hangs up rather than bringing the caller
+    back); a caller already gone has no channel left to tell."""
+    if session.hung_up:
+        return
+    try:
+        await session.set_variable(DONE_VARIABLE, "1")
+    except CallerHungUp:
+        pass

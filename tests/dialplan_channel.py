@@ -1,6 +1,7 @@
 """A scripted stand-in for the simulator's channel, for the dialplan interpreter's tests: its
 applications do what the test says (by default nothing), and it records every step, every
-application run, every function written and every variable set."""
+application run, every function written and every variable set. Its clock (``${EPOCH}``)
+stands still except in ``Wait()``, which moves it on by the seconds waited."""
 
 from __future__ import annotations
 
@@ -32,8 +33,11 @@ class ScriptedChannel:
         self.ran: list[tuple[str, str]] = []
         self.written: list[tuple[str, str, str]] = []
         self.varsets: list[tuple[str, str]] = []
+        self.epoch = 1_700_000_000
 
     def get_variable(self, name: str) -> str | None:
+        if name == "EPOCH":
+            return str(self.epoch)
         return self.name if name == "CHANNEL" else self.variables.get(name)
 
     def set_variable(self, name: str, value: str) -> None:
@@ -62,6 +66,8 @@ class ScriptedChannel:
     async def run_app(self, app: str, data: str) -> AppResult:
         self.ran.append((app, data))
         script = self.scripts.get(app)
+        if script is None and app == "Wait":
+            self.epoch += int(float(data or "0"))
         return script(self, data) if script else CONTINUE
 
     def trail(self) -> list[tuple[str, str, int, str, str]]:

@@ -272,13 +272,14 @@ async def test_every_session_log_line_carries_the_call_id(
 # --- shutdown ------------------------------------------------------------------------------------
 
 
-async def test_drain_lets_a_call_finish_and_refuses_new_ones() -> None:
+async def test_drain_lets_a_call_with_an_operator_finish_and_refuses_new_ones() -> None:
+    """A caller in Asterisk's Dial is bridged whatever the session does: the handler is left
+    to see the conversation's end (up to the drain timeout)."""
     outcomes = Outcomes()
-    release = asyncio.Event()
 
     async def hotline(session: AgiSession) -> None:
         await session.answer()
-        await release.wait()
+        await session.exec("Dial", "PJSIP/1001", "15")
         await session.set_variable("HOTLINE_RESULT", "done")  # still works while draining
 
     async with serving({"hotline": hotline}) as server:
@@ -286,17 +287,44 @@ async def test_drain_lets_a_call_finish_and_refuses_new_ones() -> None:
         peer = await AsteriskPeer.connect(port)
         assert await peer.command() == "ANSWER"
         await peer.reply("200 result=0")
+        assert await peer.command() == 'EXEC Dial "PJSIP/1001,15"'
         draining = asyncio.create_task(server.drain(30))
         await eventually(lambda: not server.is_serving())
         with pytest.raises(OSError):
             await AsteriskPeer.connect(port)
         assert not draining.done()
-        release.set()
+        await peer.reply("200 result=0")  # the conversation ended
         assert await peer.command() == "SET VARIABLE HOTLINE_RESULT done"
         await peer.reply("200 result=1")
         await peer.expect_eof()
         await draining
     assert outcomes.changed() == {"completed": 1}
+
+
+async def test_drain_hands_a_call_in_the_menu_back_at_once() -> None:
+    """SIGTERM does not wait for a caller in the menu: the handler is cancelled and the
+    socket closed, so the dialplan retries the AGI on another (or the restarted) controller."""
+    outcomes = Outcomes()
+    cancelled, listening = asyncio.Event(), asyncio.Event()
+
+    async def hotline(session: AgiSession) -> None:
+        await session.answer()
+        listening.set()
+        try:
+            await asyncio.Event().wait()  # the caller listens to the menu
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with serving({"hotline": hotline}) as server:
+        peer = await AsteriskPeer.connect(server.port)
+        assert await peer.command() == "ANSWER"
+        await peer.reply("200 result=0")
+        await asyncio.wait_for(listening.wait(), 5)
+        await asyncio.wait_for(server.drain(30), 5)
+        assert cancelled.is_set() and server.in_progress == 0
+        await peer.expect_eof()
+    assert outcomes.changed() == {"cancelled": 1}
 
 
 async def test_drain_cancels_calls_still_running_after_the_timeout() -> None:
@@ -306,7 +334,7 @@ async def test_drain_cancels_calls_still_running_after_the_timeout() -> None:
     async def stuck(session: AgiSession) -> None:
         await session.answer()
         try:
-            await asyncio.Event().wait()
+            await session.exec("Dial", "PJSIP/1001")  # a conversation longer than the drain
         except asyncio.CancelledError:
             cancelled.set()
             raise
@@ -315,8 +343,11 @@ async def test_drain_cancels_calls_still_running_after_the_timeout() -> None:
         peer = await AsteriskPeer.connect(server.port)
         await peer.command()
         await peer.reply("200 result=0")
+        assert await peer.command() == 'EXEC Dial "PJSIP/1001"'
         half = await AsteriskPeer.connect(server.port, env_bytes()[:50])
         await eventually(lambda: server.in_progress == 2)
+        # let the server read the half environment: closing on unread bytes would be a reset
+        await asyncio.sleep(0.1)
         await server.drain(0.2)
         assert cancelled.is_set()
         assert server.in_progress == 0

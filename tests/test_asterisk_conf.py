@@ -78,7 +78,9 @@ def test_fallback_covers_every_number_with_an_existing_queue() -> None:
     assert numbers <= set(fallback), f"no fallback queue for {numbers - set(fallback)}"
     assert "exten => _X.,1,Set(FALLBACK_QUEUE=hotline-general)" in controller_down
     inbound = dialplan.split("[from-pstn]")[1].split("\n[")[0]
-    assert '$["${AGISTATUS}" = "FAILURE"]?controller-down' in inbound
+    # An unreachable controller is retried within the budget, then the fallback queue.
+    assert '$["${AGISTATUS}" = "FAILURE"]?handback' in inbound
+    assert "$[${EPOCH} >= ${HOTLINE_REENTRY_UNTIL}]?controller-down" in inbound
 
 
 def test_ami_user_and_music_on_hold() -> None:

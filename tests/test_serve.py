@@ -15,7 +15,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +50,34 @@ async def expect_emergency_menu(asterisk: FakeAsterisk, queue_status: str) -> No
 ON_DUTY, ON_DUTY_PHONE = "morozova", "PJSIP/1007"
 
 
-async def expect_emergency_call_through_the_acd(asterisk: FakeAsterisk) -> None:
+async def expect_emergency_call_through_the_acd(
+    asterisk: FakeAsterisk, while_talking: Callable[[], None] | None = None
+) -> None:
     """The emergency line after ANSWER with the ACD on and the on-duty operator ready: the
     greeting, music on hold, then the caller's own session dials the operator's phone; the
-    operator picks up, talks and hangs up (Dial's g option hands the call back)."""
+    operator picks up, talks (`while_talking` runs then) and hangs up (Dial's g option hands
+    the call back)."""
     await asterisk.expect("SET VARIABLE HOTLINE_DID 88005000005", "200 result=1")
     await asterisk.expect('STREAM FILE hotline/greeting-emergency ""', "200 result=0 endpos=16000")
     await asterisk.expect("SET VARIABLE HOTLINE_GROUP emergency", "200 result=1")
     await asterisk.expect('EXEC StartMusicOnHold "default"', "200 result=0")
     await asterisk.expect("EXEC StopMusicOnHold", "200 result=0")
     dial = f'EXEC Dial "{ON_DUTY_PHONE},10,gU(hotline-acd-answered^1795563091.1)"'
-    await asterisk.expect(dial, "200 result=0")
+    if while_talking is None:
+        await asterisk.expect(dial, "200 result=0")
+    else:
+        assert await asyncio.wait_for(asterisk.reader.readline(), 5) == f"{dial}\n".encode()
+        while_talking()
+        await asyncio.sleep(1.0)  # the controller is stopping while the caller talks
+        await asterisk.send("200 result=0")
     await asterisk.expect("GET VARIABLE DIALSTATUS", "200 result=1 (ANSWER)")
     await asterisk.expect("GET VARIABLE DIALEDTIME", "200 result=1 (64)")
     await asterisk.expect("GET VARIABLE ANSWEREDTIME", "200 result=1 (60)")
+
+
+async def expect_done(asterisk: FakeAsterisk) -> None:
+    """The controller finished the call: the dialplan hangs up rather than hand it back."""
+    await asterisk.expect("SET VARIABLE HOTLINE_DONE 1", "200 result=1")
 
 
 async def expect_answer_and_recording(asterisk: FakeAsterisk, spool: Path) -> None:
@@ -165,6 +180,7 @@ async def test_call_is_answered_tagged_and_queued_to_its_group(controller: Contr
     await expect_answer_and_recording(asterisk, controller.settings.recorder.spool_dir)
     # the operator hung up and Dial(...,g) handed the call back: the menu ends there
     await expect_emergency_call_through_the_acd(asterisk)
+    await expect_done(asterisk)
     assert await asterisk.closed_by_server()
     assert await call_outcome(controller, "1795563091.1") == "answered"
     assert controller.acd is not None
@@ -180,6 +196,7 @@ async def test_with_the_acd_off_asterisk_queue_serves_the_group(
     await expect_answer_and_recording(asterisk, controller.settings.recorder.spool_dir)
     # the operator hung up and Queue(...,c) handed the call back: the menu ends there
     await expect_emergency_menu(asterisk, "200 result=1 (CONTINUE)")
+    await expect_done(asterisk)
     assert await asterisk.closed_by_server()
     assert await call_outcome(controller, "1795563091.1") == "answered"
 
@@ -313,9 +330,11 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
     async def one_call() -> None:
         asterisk = await FakeAsterisk.call(agi_port, EMERGENCY)
         await expect_answer_and_recording(asterisk, tmp_path / "var/recorder/spool")
-        # SIGTERM while the call is in progress: the call must still be able to finish.
-        process.send_signal(signal.SIGTERM)
-        await expect_emergency_call_through_the_acd(asterisk)
+        # SIGTERM while the caller talks to an operator (Asterisk's Dial, which goes on
+        # without the controller): the call must still be able to finish.
+        sigterm = partial(process.send_signal, signal.SIGTERM)
+        await expect_emergency_call_through_the_acd(asterisk, while_talking=sigterm)
+        await expect_done(asterisk)
         assert await asterisk.closed_by_server()
 
     asyncio.run(one_call())

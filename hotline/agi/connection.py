@@ -261,6 +261,11 @@ class AgiConnection(asyncio.Protocol):
         assert self._transport is not None
         self._transport.abort()
 
+    @property
+    def bridging(self) -> bool:
+        """The call's session waits for Asterisk's Dial or Queue (see `AgiSession.bridging`)."""
+        return self._session is not None and self._session.bridging
+
     def close(self) -> None:
         """Close after what was written is flushed (how every call ends)."""
         if self._transport is not None:

@@ -15,8 +15,13 @@ connections: admission (`max_sessions`), the parse caches and read buffer they s
 per call with its outcome counted, and the deadlines, enforced by one periodic sweep per server
 rather than a timer per call, so they fire up to 1/8 of the timeout late.
 
-Shutdown: `drain` stops accepting, lets calls in progress finish up to a timeout and cancels the
-rest; `install_signal_handlers` wires SIGTERM/SIGINT to it for the CLI:
+Shutdown: `drain` stops accepting and hands the calls in progress back to the dialplan at once
+(their handlers are cancelled, the socket closed: the session ends without the handler saying
+it finished, and the dialplan retries the AGI, on this controller restarted or another). Only
+calls whose caller is in Asterisk's Dial or Queue (with an operator, or waiting for one) are
+left to finish, up to a timeout: closing the socket would not end the conversation (res_agi
+reads nothing while EXEC runs), but the handler would miss its end; `install_signal_handlers`
+wires SIGTERM/SIGINT to it for the CLI:
 
     server = FastAgiServer(router, host=settings.host, port=settings.port, ...)
     await server.start()
@@ -147,11 +152,21 @@ class FastAgiServer:
 
     # `timeout` is the grace before cancelling, not a deadline for the whole call.
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Stop accepting, let the calls in progress finish for up to `timeout` seconds, then
-        cancel those still running and wait for them to end."""
+        """Stop accepting, hand back at once every call not in Asterisk's Dial or Queue (cancel
+        its handler), let those finish for up to `timeout` seconds, then cancel those still
+        running and wait for them to end."""
         self._stop_listening()
         if self._connections:
-            log.info("draining %d calls in progress (up to %s s)", len(self._connections), timeout)
+            bridged = [conn for conn in self._connections if conn.bridging]
+            log.info(
+                "handing %d calls back to the dialplan, draining %d with an operator (up to %s s)",
+                len(self._connections) - len(bridged),
+                len(bridged),
+                timeout,
+            )
+            for conn in list(self._connections):
+                if not conn.bridging:
+                    conn.cancel()
             if not await self._wait_all_done(timeout):
                 log.warning("cancelling %d calls still in progress", len(self._connections))
                 for conn in list(self._connections):
@@ -267,7 +282,8 @@ class FastAgiServer:
             log.info("call ended: Asterisk sent bytes that are not AGI (%s)", exc)
             outcome = "protocol_error"
         except asyncio.CancelledError:
-            log.info("call cancelled%s", ": the server is shutting down" if self._draining else "")
+            why = ": the server is shutting down, the call goes back to the dialplan"
+            log.info("call cancelled%s", why if self._draining else "")
             raise
         except Exception:
             log.exception("AGI handler for script %r failed", session.request.script)

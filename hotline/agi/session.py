@@ -45,6 +45,9 @@ _ANSWER: Final = format_command("ANSWER")
 _HANGUP: Final = format_command("HANGUP")
 _NOOP: Final = format_command("NOOP")
 _CHANNEL_STATUS: Final = format_command("CHANNEL STATUS")
+# Applications that connect the caller to a person: Asterisk runs them to their end whether or
+# not the FastAGI session is still there (res_agi reads no command while EXEC runs).
+_BRIDGING: Final = (b"exec dial ", b"exec queue ")
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -194,6 +197,7 @@ class AgiSession:
         "_failure",
         "_loop",
         "_on_failure",
+        "_on_wire",
         "_queue",
         "_reply_timeout",
         "_sent_at",
@@ -239,10 +243,17 @@ class AgiSession:
         self._queue: deque[asyncio.Future[None]] | None = None
         self._waiter: asyncio.Future[AgiReply] | None = None
         self._sent_at = 0.0
+        self._on_wire = b""  # the line of the command holding the turn
         self._failure: Exception | None = None
 
     def __repr__(self) -> str:
         return f"<AgiSession {self.call_id} script={self.request.script!r}>"
+
+    @property
+    def bridging(self) -> bool:
+        """True while Asterisk runs ``EXEC Dial`` or ``EXEC Queue`` for this session: the
+        caller is with (or waiting for) a person, and stays so if the session ends."""
+        return self._waiter is not None and self._on_wire.lower().startswith(_BRIDGING)
 
     @property
     def failure(self) -> Exception | None:
@@ -272,6 +283,7 @@ class AgiSession:
         waiter: asyncio.Future[AgiReply] = self._loop.create_future()
         self._waiter = waiter
         self._sent_at = sent_at = monotonic()  # for the owner's sweep: see `check_overdue`
+        self._on_wire = line
         self._write(line)
         try:
             reply = await waiter

@@ -500,13 +500,14 @@ async def test_transfer_dials_the_number_and_the_log_keeps_how_it_went(
         else "200 result=0",
     }
     commands = await raw_call(raw_hotline.port, replies, "1795563100.7")
-    assert commands[-3:] == [
+    assert commands[-4:] == [
         'STREAM FILE hotline/transferring ""',
         'EXEC Dial "Local/103@hotline-transfer,60"',
         "GET VARIABLE DIALSTATUS",
+        "SET VARIABLE HOTLINE_DONE 1",  # finished: the dialplan hangs up, no re-entry
     ]
     assert "HANGUP" not in commands  # the line belongs to the number it was transferred to
-    assert tagged(commands) == {"HOTLINE_DID": "88009000020"}
+    assert tagged(commands) == {"HOTLINE_DID": "88009000020", "HOTLINE_DONE": "1"}
     record = await raw_hotline.log.get("1795563100.7")
     assert record is not None and record.outcome == logged
 
@@ -529,6 +530,7 @@ async def test_record_keeps_the_message_with_what_the_caller_chose(
         f"SET VARIABLE HOTLINE_MESSAGE {path}.wav",
         'STREAM FILE hotline/goodbye ""',
         "HANGUP",
+        "SET VARIABLE HOTLINE_DONE 1",
     ]
     record = await raw_hotline.log.get("1795563100.8/../../etc/passwd")
     assert record is not None and record.outcome == "completed"

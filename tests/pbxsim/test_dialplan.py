@@ -25,6 +25,8 @@ from pbxsim.dialplan import (
 from pbxsim.dialplan.arguments import app_options, callee_gosub, predial_gosub
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+# A controller that finished the call: tagged it and said so.
+FINISHED = agi(AGISTATUS="SUCCESS", HOTLINE_DID="88001000001", HOTLINE_DONE="1")
 SHIPPED = ROOT / "asterisk-conf" / "extensions.conf"
 
 
@@ -39,32 +41,38 @@ def shipped() -> DialplanInterpreter:
 async def test_a_call_the_controller_handled_ends_with_hangup(
     shipped: DialplanInterpreter,
 ) -> None:
-    channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="SUCCESS", HOTLINE_DID="88001000001")})
+    channel = ScriptedChannel(apps={"AGI": FINISHED})
     end = await shipped.run(channel, "from-pstn", "88001000001")
     assert channel.trail() == [
         ("from-pstn", "88001000001", 1, "NoOp", f"Hotline call to 88001000001 from {CALLER}"),
         ("from-pstn", "88001000001", 2, "Set", "CHANNEL(language)=ru"),
-        ("from-pstn", "88001000001", 3, "AGI", "agi://127.0.0.1:4573/hotline?did=88001000001"),
+        ("from-pstn", "88001000001", 3, "Set", "HOTLINE_REENTRY=0"),
+        ("from-pstn", "88001000001", 4, "Set", "HOTLINE_DID="),
+        ("from-pstn", "88001000001", 5, "Set", "HOTLINE_DONE="),
         (
-            "from-pstn", "88001000001", 4, "NoOp",
-            "Controller done: AGISTATUS=SUCCESS HOTLINE_DID=88001000001",
+            "from-pstn", "88001000001", 6, "AGI",
+            "agi://127.0.0.1:4573/hotline?did=88001000001&reentry=0",
         ),
-        ("from-pstn", "88001000001", 5, "GotoIf", "0?controller-down,88001000001,1"),
-        ("from-pstn", "88001000001", 6, "GotoIf", "0?controller-down,88001000001,1"),
-        ("from-pstn", "88001000001", 7, "Hangup", ""),
+        (
+            "from-pstn", "88001000001", 7, "NoOp",
+            "Controller done: AGISTATUS=SUCCESS HOTLINE_DID=88001000001 HOTLINE_DONE=1",
+        ),
+        ("from-pstn", "88001000001", 8, "GotoIf", "0?handback"),
+        ("from-pstn", "88001000001", 9, "GotoIf", "1?done"),
+        ("from-pstn", "88001000001", 19, "Hangup", ""),
     ]  # fmt: skip
     assert channel.written == [("CHANNEL", "language", "ru")]
-    assert (end.reason, end.address.priority, end.cause, end.steps) == ("hangup", 7, None, 7)
-    assert channel.steps[0].source.line == 23 and channel.steps[0].source.file == str(SHIPPED)
+    assert (end.reason, end.address.priority, end.cause, end.steps) == ("hangup", 19, None, 10)
+    assert channel.steps[0].source.line == 31 and channel.steps[0].source.file == str(SHIPPED)
 
 
 async def test_the_controller_address_comes_from_the_globals_and_can_be_overridden() -> None:
     interpreter = DialplanInterpreter(
         load_dialplan(SHIPPED), globals_override={"HOTLINE_CONTROLLER": "10.0.0.5:4600"}
     )
-    channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="SUCCESS", HOTLINE_DID="x")})
+    channel = ScriptedChannel(apps={"AGI": FINISHED})
     await interpreter.run(channel, "from-pstn", "88002000002")
-    assert channel.ran == [("AGI", "agi://10.0.0.5:4600/hotline?did=88002000002")]
+    assert channel.ran == [("AGI", "agi://10.0.0.5:4600/hotline?did=88002000002&reentry=0")]
 
 
 async def test_a_caller_who_hangs_up_during_the_agi_ends_the_dialplan_there(
@@ -72,7 +80,7 @@ async def test_a_caller_who_hangs_up_during_the_agi_ends_the_dialplan_there(
 ) -> None:
     channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="HANGUP", HOTLINE_DID="88001000001")})
     end = await shipped.run(channel, "from-pstn", "88001000001")
-    assert (end.reason, end.address.priority) == ("app-hangup", 3)
+    assert (end.reason, end.address.priority) == ("app-hangup", 6)
     assert [app for app, _ in channel.ran] == ["AGI"]
 
 
@@ -91,15 +99,22 @@ async def test_an_unreachable_controller_sends_the_call_to_the_numbers_queue(
     shipped: DialplanInterpreter, number: str, queue: str
 ) -> None:
     channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="FAILURE")})
+    start = channel.epoch
     end = await shipped.run(channel, "from-pstn", number)
+    # Retried every 3 s with hold music for the 60 s budget, then the number's queue.
+    hold = [("StartMusicOnHold", ""), ("Wait", "3"), ("StopMusicOnHold", "")]
+    tries = [[("AGI", f"agi://127.0.0.1:4573/hotline?did={number}&reentry={n}")] for n in range(21)]
     assert channel.ran == [
-        ("AGI", f"agi://127.0.0.1:4573/hotline?did={number}"),
+        *[step for attempt in tries[:-1] for step in (*attempt, *hold)],
+        *tries[-1],
         ("Answer", ""),
         ("Playback", "pls-hold-while-try"),
         ("Queue", f"{queue},t,,,1800"),
     ]
-    assert channel.steps[4].data == f"1?controller-down,{number},1"
-    assert channel.steps[5].address == ExtenAddress("controller-down", number, 1)
+    assert channel.epoch - start == 60
+    down = next(i for i, step in enumerate(channel.steps) if step.address.context != "from-pstn")
+    assert channel.steps[down - 1].data == f"1?controller-down,{number},1"
+    assert channel.steps[down].address == ExtenAddress("controller-down", number, 1)
     assert channel.variables.get("FALLBACK_QUEUE") == queue
     assert channel.trail()[-1] == ("controller-down", "fallback", 8, "Hangup", "")
     assert end.reason == "hangup"
@@ -111,6 +126,48 @@ async def test_a_controller_that_failed_before_tagging_the_call_counts_as_down(
     channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="SUCCESS")})  # no HOTLINE_DID
     await shipped.run(channel, "from-pstn", "88002000002")
     assert ("Queue", "hotline-documents,t,,,1800") in channel.ran
+    # retried within the budget first, which an untagged call does not restart
+    assert [app for app, _ in channel.ran].count("AGI") == 21
+
+
+def handed_back_then(*later: App) -> App:
+    """An AGI whose controller goes away mid-call (tagged, not done), then runs `later`."""
+    runs = iter(later)
+
+    def run(channel: ScriptedChannel, data: str) -> AppResult:
+        return next(runs, HANDED_BACK)(channel, data)
+
+    return run
+
+
+HANDED_BACK = agi(AGISTATUS="SUCCESS", HOTLINE_DID="88001000001")
+
+
+async def test_a_call_the_controller_handed_back_re_enters_after_hold_music(
+    shipped: DialplanInterpreter,
+) -> None:
+    channel = ScriptedChannel(apps={"AGI": handed_back_then(HANDED_BACK, FINISHED)})
+    end = await shipped.run(channel, "from-pstn", "88001000001")
+    url = "agi://127.0.0.1:4573/hotline?did=88001000001&reentry="
+    hold = [("StartMusicOnHold", ""), ("Wait", "3"), ("StopMusicOnHold", "")]
+    assert channel.ran == [("AGI", f"{url}0"), *hold, ("AGI", f"{url}1")]
+    assert (end.reason, end.address.exten, end.address.priority) == ("hangup", "88001000001", 19)
+
+
+async def test_each_controller_that_took_the_call_restarts_the_budget(
+    shipped: DialplanInterpreter,
+) -> None:
+    """A controller that serves the call for a while, then goes away, every time: retried
+    past the 60 s budget, but at most HOTLINE_REENTRY_MAX (30) times, then the queue."""
+
+    def serves_a_while(channel: ScriptedChannel, data: str) -> AppResult:
+        channel.epoch += 50
+        return HANDED_BACK(channel, data)
+
+    channel = ScriptedChannel(apps={"AGI": serves_a_while})
+    await shipped.run(channel, "from-pstn", "88001000001")
+    assert [app for app, _ in channel.ran].count("AGI") == 31
+    assert channel.ran[-1] == ("Queue", "hotline-general,t,,,1800")
 
 
 @pytest.mark.parametrize(
@@ -133,11 +190,11 @@ async def test_the_fallback_queue_result_decides_the_apology(
 async def test_7800_and_plus_7800_are_normalised_to_8800(
     shipped: DialplanInterpreter, dialled: str
 ) -> None:
-    channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="SUCCESS", HOTLINE_DID="x")})
+    channel = ScriptedChannel(apps={"AGI": FINISHED})
     await shipped.run(channel, "from-pstn", dialled)
     assert channel.trail()[0] == ("from-pstn", dialled, 1, "Goto", "88002000002,1")
     assert channel.steps[1].address == ExtenAddress("from-pstn", "88002000002", 1)
-    assert channel.ran == [("AGI", "agi://127.0.0.1:4573/hotline?did=88002000002")]
+    assert channel.ran == [("AGI", "agi://127.0.0.1:4573/hotline?did=88002000002&reentry=0")]
 
 
 async def test_a_number_the_carrier_should_not_send_is_refused(

@@ -1,7 +1,8 @@
 """The simulated PBX follows extensions.conf from the file: calls run [from-pstn], and when the
-controller cannot be reached or returns without tagging the call (HOTLINE_DID) the file's
-[controller-down] queues them. Each test runs whole calls with `run_scenario`, on the shipped
-file or on a modified copy, and sees the simulator do what that file says."""
+controller cannot be reached or returns without saying it finished the call (HOTLINE_DONE) the
+call is retried with hold music within the budget, then the file's [controller-down] queues
+it. Each test runs whole calls with `run_scenario`, on the shipped file or on a modified copy,
+and sees the simulator do what that file says."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from pbxsim.runner import CallOutcome, run_scenario
 from pbxsim.scenario import parse_scenario
 
 DOCUMENTS = "88002000002"  # [controller-down]: FALLBACK_QUEUE=hotline-documents
-SECOND_GUARD = ' same => n,GotoIf($["${HOTLINE_DID}" = ""]?controller-down,${EXTEN},1)\n'
+DONE_GUARD = ' same => n,GotoIf($["${HOTLINE_DONE}" = "1"]?done)\n'
+RETRIES = 21  # the first try and one every 3 s of the 60 s budget
 
 
 @dataclass
@@ -106,14 +108,21 @@ async def test_controller_down_lands_in_the_numbers_fallback_queue() -> None:
         "from-pstn",
         DOCUMENTS,
         "AGI",
-        f"agi://127.0.0.1:{port}/hotline?did={DOCUMENTS}",
+        f"agi://127.0.0.1:{port}/hotline?did={DOCUMENTS}&reentry=0",
     ) in trail
-    # the first guard (AGISTATUS=FAILURE) sends the caller on; the second never runs
+    agis = [data for _, _, app, data in trail if app == "AGI"]
+    assert len(agis) == RETRIES and agis[-1].endswith(f"&reentry={RETRIES - 1}")
+    # the first guard (AGISTATUS=FAILURE) sends the caller on to the retries; the budget spent,
+    # the number's queue
     inbound = [(app, data) for context, _, app, data in trail if context == "from-pstn"]
-    assert inbound[3:] == [
-        ("NoOp", "Controller done: AGISTATUS=FAILURE HOTLINE_DID="),
+    assert inbound[-5:] == [
+        ("NoOp", "Controller done: AGISTATUS=FAILURE HOTLINE_DID= HOTLINE_DONE="),
+        ("GotoIf", "1?handback"),
+        ("ExecIf", "0?Set(HOTLINE_REENTRY_UNTIL=)"),
+        ("ExecIf", inbound[-2][1]),
         ("GotoIf", f"1?controller-down,{DOCUMENTS},1"),
     ]
+    assert ("from-pstn", DOCUMENTS, "StartMusicOnHold", "") in trail
     assert ("controller-down", "fallback", "Playback", "pls-hold-while-try") in trail
     assert ("controller-down", "fallback", "Queue", "hotline-documents,t,,,1800") in trail
 
@@ -130,19 +139,22 @@ async def test_the_simulator_follows_a_modified_copy_of_the_file(tmp_path: Path)
 
 
 async def test_a_controller_that_leaves_the_call_untagged_falls_back() -> None:
-    """AGISTATUS=SUCCESS without HOTLINE_DID: the second GotoIf sends the caller to
-    [controller-down] (issue 16 item 3)."""
+    """AGISTATUS=SUCCESS without HOTLINE_DID (nor HOTLINE_DONE): retried within the budget,
+    which an untagged call does not restart, then [controller-down] (issue 16 item 3)."""
     async with silent_controller() as port:
         outcome, queues, sink = await call(port)
     assert (outcome.agi_status, outcome.connected, outcome.commands) == ("SUCCESS", True, 0)
     trail = sink.trail()
-    assert ("from-pstn", DOCUMENTS, "GotoIf", f"0?controller-down,{DOCUMENTS},1") in trail
+    assert ("from-pstn", DOCUMENTS, "GotoIf", "0?handback") in trail
+    assert ("from-pstn", DOCUMENTS, "GotoIf", "0?done") in trail
     assert ("from-pstn", DOCUMENTS, "GotoIf", f"1?controller-down,{DOCUMENTS},1") in trail
+    assert [app for _, _, app, _ in trail].count("AGI") == RETRIES
     assert queues.joined == ["hotline-documents"]
 
 
-async def test_without_the_second_guard_the_untagged_caller_is_hung_up(tmp_path: Path) -> None:
-    copy = copy_of_dialplan(tmp_path, SECOND_GUARD, "")
+async def test_without_the_done_guard_the_handed_back_caller_is_hung_up(tmp_path: Path) -> None:
+    """The mutation: a dialplan that takes every return as finished hangs the caller up."""
+    copy = copy_of_dialplan(tmp_path, DONE_GUARD, " same => n,Goto(done)\n")
     async with silent_controller() as port:
         outcome, queues, sink = await call(port, copy)
     assert outcome.agi_status == "SUCCESS"
@@ -163,7 +175,9 @@ async def test_every_form_of_the_number_reaches_the_controller(number: str) -> N
         report = await run_scenario(scenario, "127.0.0.1", port, sink=sink, queues=QueueLog())
     assert report.calls[0].agi_status == "FAILURE"
     agi = [data for _, _, app, data in sink.trail() if app == "AGI"]
-    assert agi == [f"agi://127.0.0.1:{port}/hotline?did=88001000001"]
+    assert agi[0] == f"agi://127.0.0.1:{port}/hotline?did=88001000001&reentry=0"
+    assert len(agi) == RETRIES
+    assert all(url.startswith(f"agi://127.0.0.1:{port}/hotline?did=88001000001&") for url in agi)
 
 
 async def test_a_number_the_dialplan_does_not_know_is_refused() -> None:

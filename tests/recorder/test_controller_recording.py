@@ -47,10 +47,11 @@ async def call_with(
     handler: Callable[[AgiSession], Awaitable[None]], wav: Path, hangup_after: float | None = None
 ) -> Events:
     async def tagged(session: AgiSession) -> None:
-        # The controller's entry tags the call first thing; without the tag the shipped
-        # dialplan would queue the caller in [controller-down] after the AGI.
+        # The controller's entry tags the call first thing and says when it is done; without
+        # HOTLINE_DONE the shipped dialplan would hand the caller back to the controller.
         await session.set_variable("HOTLINE_DID", "88001000001")
         await handler(session)
+        await session.set_variable("HOTLINE_DONE", "1")
 
     router = Router()
     router.add("hotline", tagged)
