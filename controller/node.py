@@ -5,8 +5,9 @@ Start, in order: the database (migrations), call state, the ACD (when ``[routing
 operator states and their API, escalation to agencies, edits of its files), the recorder (when
 enabled), the AMI link (when enabled), callbacks, the HTTP server, the menus' file watcher and
 last the FastAGI server, so no call arrives before everything it needs is up. Stop (SIGTERM or
-Ctrl-C) runs the same list backwards: FastAGI first stops taking calls and lets those in
-progress finish (up to ``agi.drain_timeout``), then the rest closes.
+Ctrl-C) runs the same list backwards: FastAGI first stops taking calls, hands the callers in
+the menu back to the dialplan at once and lets those with an operator finish (up to
+``agi.drain_timeout``), then the rest closes.
 
 The ports between parts, wired here and nowhere else:
 * the menus' queue port (`ivr.menu.model.OperatorQueue`) is the ACD (`AcdService.connect`);

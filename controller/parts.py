@@ -137,8 +137,8 @@ class WebPart:
 
 @dataclass
 class AgiPart:
-    """The FastAGI server; on stop it stops taking calls and lets those in progress finish
-    up to the drain timeout."""
+    """The FastAGI server; on stop it stops taking calls, hands the callers in the menu back
+    to the dialplan at once and lets those with an operator finish up to the drain timeout."""
 
     server: FastAgiServer
     drain_timeout: float
