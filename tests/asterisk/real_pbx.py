@@ -63,11 +63,18 @@ class Ports:
     carrier: int
 
 
+REENTRY_SECONDS = 3
+
+
 def admin_steps(etc: Path, ports: Ports, seats: tuple[str, ...], prompts: Path | None) -> None:
     """Apply the README's per-host steps to the copied configuration in ``etc``."""
     _edit(
         etc / "extensions.conf",
         (r"(?m)^HOTLINE_CONTROLLER=.*$", f"HOTLINE_CONTROLLER=127.0.0.1:{ports.agi}"),
+        # the re-entry budget an admin tunes to their controllers' cold start; short here so
+        # the controller-down checks reach the fallback in seconds (3 tries, 1 s apart)
+        (r"(?m)^HOTLINE_REENTRY_SECONDS=.*$", f"HOTLINE_REENTRY_SECONDS={REENTRY_SECONDS}"),
+        (r"(?m)^HOTLINE_REENTRY_PAUSE=.*$", "HOTLINE_REENTRY_PAUSE=1"),
     )
     with (etc / "extensions.conf").open("a", encoding="utf-8") as conf:
         conf.write("\n#include extensions-test.conf\n")

@@ -15,6 +15,7 @@ from softphones import Sipp, register
 from wire_taps import AgiTap, RecordingAmi
 
 from controller.node import Controller
+from hotline.ami.protocol import AmiMessage
 
 
 async def test_the_trunk_identify_with_a_port_is_accepted(asterisk: RealAsterisk) -> None:
@@ -150,3 +151,48 @@ async def test_a_fastagi_server_that_closes_after_the_environment(
     keep("ami-agi-server-closes-after-environment.txt", ami.recording)
     keep("agi-server-closes-after-environment.txt", *tap.sessions)
     assert status.get("Value") == "SUCCESS"
+
+
+async def test_a_controller_restart_hands_the_caller_back_not_up(
+    tap: AgiTap, ami: RecordingAmi, controller: Controller
+) -> None:
+    """Issue 10: a routine restart used to hang up every caller in progress. Now the caller in
+    the menu hears hold music and re-enters the next controller, on the same channel."""
+    await place_call(ami, "88001000001", hold=40)
+    first = await ami.event("AGIExecStart", Command="SET VARIABLE HOTLINE_DID 88001000001")
+    channel = first.get("Channel") or ""
+    await controller.stop()  # what SIGTERM does; the caller is in the menu
+    await ami.event("MusicOnHoldStart", Channel=channel)
+    restarted = Controller(controller.settings)  # the same node, started again
+    await restarted.start()
+    assert restarted.agi is not None
+    tap.target = restarted.agi.port
+    try:
+        # the restarted controller runs the menu for the same channel: it tags the call again
+        await ami.until(lambda: len(tagged(ami, channel)) == 2, within=30)
+        tries = [run.get("AppData", "").rpartition("reentry=")[2] for run in agi_runs(ami, channel)]
+        assert tries == ["0", "1"]
+        hung_up = [e for e in ami.named("Hangup") if e.get("Channel") == channel]
+        assert hung_up == []  # the caller was never dropped
+    finally:
+        tap.target = None
+        await restarted.stop()
+
+
+def tagged(ami: RecordingAmi, channel: str) -> list[AmiMessage]:
+    """Each time a controller tagged the channel's call (its menu's first step)."""
+    command = "SET VARIABLE HOTLINE_DID 88001000001"
+    return [
+        event
+        for event in ami.named("AGIExecStart")
+        if event.get("Channel") == channel and event.get("Command") == command
+    ]
+
+
+def agi_runs(ami: RecordingAmi, channel: str) -> list[AmiMessage]:
+    """Every time the channel's dialplan ran AGI() (each try of the hand-back loop)."""
+    return [
+        event
+        for event in ami.named("Newexten")
+        if event.get("Channel") == channel and event.get("Application") == "AGI"
+    ]
