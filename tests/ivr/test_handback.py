@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from test_sim_dialplan import QueueLog
 
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
@@ -23,7 +24,6 @@ from hotline.store.db import Base, CallLog, create_engine
 from ivr.entry import CallEntry
 from ivr.menu.library import load_library
 from ivr.menu.model import Channel, Services
-from pbxsim.model import SimChannel
 from pbxsim.runner import CallOutcome, run_scenario
 from pbxsim.scenario import parse_scenario
 
@@ -79,19 +79,6 @@ class Sink:
 
     def agi_urls(self) -> list[str]:
         return [data for _, app, data in self.trail() if app == "AGI"]
-
-
-@dataclass
-class QueueLog:
-    """The simulator's Asterisk queues, reduced to who joined which; nobody answers."""
-
-    joined: list[str] = field(default_factory=list)
-
-    async def enter(
-        self, channel: SimChannel, queue: str, options: str = "", max_wait: float | None = None
-    ) -> str:
-        self.joined.append(queue)
-        return "TIMEOUT"
 
 
 @pytest.fixture
