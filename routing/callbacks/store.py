@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, select, update
+from sqlalchemy import Update, case, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from routing.callbacks.live_legs import UNCERTAIN
 from routing.callbacks.model import ACTIVE, HELD, Callback
 from routing.callbacks.model import CallbackState as S
 
@@ -107,7 +108,9 @@ class CallbackStore:
         return await self._changed(stmt)
 
     async def take_back_expired(self, now: datetime) -> int:
-        """Rows whose owner stopped renewing (a dead node) go back to pending, attempts kept."""
+        """Rows whose owner stopped renewing (a dead node) go back to pending, attempts kept.
+        One it was dialling may have a call still up: it is marked uncertain, so the next
+        attempt first makes sure no leg of it is alive (`routing.callbacks.live_legs`)."""
         stmt = (
             update(Callback)
             .where(Callback.state.in_(HELD), Callback.lease_until < now)
@@ -116,7 +119,7 @@ class CallbackStore:
                 node=None,
                 operator=None,
                 lease_until=None,
-                last_result="node_lost",
+                last_result=_dialling_or(f"{UNCERTAIN}: node lost while dialling", "node_lost"),
                 updated_at=now,
             )
         )
@@ -131,12 +134,19 @@ class CallbackStore:
         return await self._changed(stmt)
 
     async def release_node(self, node: str, now: datetime) -> int:
-        """A restarted node gives back what it held: its attempts died with the process."""
+        """A restarted node gives back what it held: its attempts died with the process (the
+        calls it was dialling may not have: those are marked uncertain, as above)."""
+        restarted = f"{UNCERTAIN}: node restarted while dialling"
         stmt = (
             update(Callback)
             .where(Callback.node == node, Callback.state.in_(HELD))
             .values(
-                state=S.PENDING.value, node=None, operator=None, lease_until=None, updated_at=now
+                state=S.PENDING.value,
+                node=None,
+                operator=None,
+                lease_until=None,
+                last_result=_dialling_or(restarted, Callback.last_result),
+                updated_at=now,
             )
         )
         return await self._changed(stmt)
@@ -146,3 +156,9 @@ class CallbackStore:
         async with self._sessions.begin() as session:
             result = await session.execute(stmt)
         return int(getattr(result, "rowcount", 0))
+
+
+def _dialling_or(if_dialling: str, otherwise: Any) -> Any:
+    """SQL for a row's new last_result: `if_dialling` for a row that was being dialled (its
+    state before the UPDATE), else `otherwise`."""
+    return case((Callback.state == S.DIALING.value, if_dialling), else_=otherwise)

@@ -590,3 +590,28 @@ async def test_requests_that_cannot_be_accepted(db_url: str) -> None:
         with pytest.raises(CallbackRefused, match="уже заказан") as dup:
             await request(phone="89161234567", group="general")
         assert dup.value.existing == ok.id
+
+
+async def test_a_node_gone_while_dialling_leaves_its_callbacks_uncertain(db_url: str) -> None:
+    """A node that dies or restarts while it dials may leave a call up on the PBX: what it
+    held in `dialing` comes back uncertain (the next attempt first checks no leg of it is
+    alive); what it only had reserved comes back as before."""
+    async with world(db_url) as w:
+        await w.add_node("n1", ["anna"])
+        at = w.now()
+        dialled = await w.scheduler.request(phone=PHONE, group="general")
+        reserved = await w.scheduler.request(phone="79161112233", group="general")
+        for row, state in ((dialled, "dialing"), (reserved, "reserved")):
+            assert await w.store.claim(row.id, "n-dead", at, timedelta(seconds=30))
+            assert await w.store.move(row.id, ("reserved",), state, at)
+        assert await w.store.take_back_expired(at + timedelta(seconds=31)) == 2
+        assert (await w.row(dialled.id)).last_result == "uncertain: node lost while dialling"
+        assert (await w.row(reserved.id)).last_result == "node_lost"
+
+        for row, state in ((dialled, "dialing"), (reserved, "reserved")):
+            assert await w.store.claim(row.id, "n1", at, timedelta(seconds=30))
+            assert await w.store.move(row.id, ("reserved",), state, at, last_result="kept")
+        assert await w.store.release_node("n1", at) == 2
+        assert (await w.row(dialled.id)).last_result == "uncertain: node restarted while dialling"
+        kept = await w.row(reserved.id)
+        assert (kept.state, kept.last_result, kept.node) == ("pending", "kept", None)
