@@ -82,11 +82,12 @@ class Sink:
 
 
 @pytest.fixture
-async def call_log(tmp_path: Path) -> CallLog:
+async def call_log(tmp_path: Path) -> AsyncIterator[CallLog]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3")
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
-    return CallLog(engine)
+    yield CallLog(engine)
+    await engine.dispose()  # its connections' threads end with the test, not after the loop
 
 
 @asynccontextmanager
