@@ -50,10 +50,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: a user id and the role they act in ("" when no role could be established)."""
+    """Who acts: a user id and the role they act in ("" when no role could be established).
+
+    `kind` says how they proved it: ``person`` (a staff account's session, or a personal token),
+    ``service`` (a service key, which carries `scopes` instead of a person's role) or
+    ``system`` (the CLI on the server itself). `csrf_token` is set when the proof was a session
+    cookie: a state-changing request must then echo it (`hotline.access`).
+    """
 
     user_id: str
     role: str
+    kind: str = "person"
+    scopes: frozenset[str] = frozenset()
+    csrf_token: str | None = None
 
 
 class Role(StrEnum):
