@@ -15,7 +15,9 @@ The ports between parts, wired here and nowhere else:
 * the answer hooks of a call (`hotline.agi.hooks.AnsweredHook`) are the recorder's MixMonitor;
 * the ACD's answer listeners tell the recorder which operator took a call;
 * AMI events feed the recorder's worker and the ACD's softphone registration;
-* edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`).
+* edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`);
+* the ACD's offers pop the call on the operator's desktop and its answers open the call's
+  contact in the registry (`workspace.part.WorkspaceService`).
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ from recorder.part import RecorderService
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
 from routing.asterisk_sync import AsteriskFilesSync
+from routing.model import Caller, Offer
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
+from workspace.part import WorkspaceService
+from workspace.pop import Ring
 
 log = logging.getLogger(__name__)
 # The outside agencies operators may send a caller to (id -> name, number).
@@ -74,6 +79,7 @@ class Controller:
         self.callbacks: CallbackService | None = None
         self.acd_admin: AcdAdmin | None = None
         self.asterisk_files: AsteriskFilesSync | None = None
+        self.workspace: WorkspaceService | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
         self._stopping = asyncio.Event()
@@ -101,6 +107,8 @@ class Controller:
         app = build_app(self.health)
         if self.settings.routing.enabled:
             await self._start_acd(self.engine, app)
+        if self.acd is not None:
+            await self._start_workspace(self.acd, self.engine, app)
         if self.settings.recorder.enabled:
             await self._start_recorder(self.engine, app)
         if self.settings.ami.enabled:
@@ -157,6 +165,18 @@ class Controller:
         files = PartOf("acd_files", admin.start, admin.close, admin.health)
         await self._lifecycle.start(files)
 
+    async def _start_workspace(
+        self, acd: AcdService, engine: AsyncEngine, app: web.Application
+    ) -> None:
+        """The desktop and the contact registry: offers pop, answers open contacts."""
+        workspace = WorkspaceService.build(engine)
+        self.workspace = workspace
+        await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
+        workspace.install(app)
+        clock = acd.node.acd.clock
+        acd.offer_listeners.append(lambda o, c: workspace.ring_soon(_ring_of(o, c, clock())))
+        acd.answer_listeners.append(lambda call_id, _name: workspace.answered_soon(call_id))
+
     async def _start_recorder(self, engine: AsyncEngine, app: web.Application) -> None:
         self.recordings = RecorderService(
             self.settings.recorder, self.settings.recorder_access, engine
@@ -212,6 +232,7 @@ class Controller:
             queue=self.acd,
             callbacks=self.callbacks,
             on_answered=hooks,
+            contacts=self.workspace,
         )
 
     def _agi_server(self, menus: MenuService) -> FastAgiServer:
@@ -257,6 +278,18 @@ class Controller:
         """Stop every started part, the FastAGI server (which drains) first."""
         await self._lifecycle.stop()
         log.info("controller stopped")
+
+
+def _ring_of(offer: Offer, caller: Caller, now: float) -> Ring:
+    """The ACD's offer as the desktop's pop needs it."""
+    return Ring(
+        call_id=offer.call_id,
+        operator_id=offer.operator_id,
+        group=offer.group,
+        caller_phone=caller.number,
+        entries=dict(caller.data),
+        waited_seconds=max(0.0, now - caller.first_arrival),
+    )
 
 
 async def serve(settings: Settings) -> None:

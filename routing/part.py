@@ -51,6 +51,7 @@ from routing.connect import ConnectResult, connect_call, operator_answered
 from routing.group_hours import IsOpen, hours_checker, load_group_hours
 from routing.groups import Group, load_groups
 from routing.metrics import AcdCollector, register
+from routing.model import Caller, Offer
 from routing.node import AcdNode
 from routing.operators import OperatorSpec, load_operators
 from routing.settings import RoutingSettings, locate
@@ -92,6 +93,9 @@ class AcdService:
     # Told (call id, operator's name) the moment an operator picks up, e.g. the recorder,
     # which names the operator in the recording's metadata.
     answer_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
+    # Told each offer with its caller just before the operator's phone rings: the desktop's
+    # screen pop. A listener must not block (it runs on the caller's session).
+    offer_listeners: list[Callable[[Offer, Caller], None]] = field(default_factory=list)
     # Told the operators anew when an admin edits them (the softphone watcher follows).
     operators_changed: list[Callable[[Iterable[OperatorSpec]], None]] = field(default_factory=list)
     # Told the groups anew when an admin edits them (the generated Asterisk files follow).
@@ -166,6 +170,7 @@ class AcdService:
             announce_every=self.settings.seconds(self.settings.announce_every_seconds),
             music_class=self.settings.music_class,
             hung_up=CallerHungUp,
+            on_offer=self._offered,
         )
         log.info(
             "ACD call %s in %s: %s",
@@ -175,6 +180,16 @@ class AcdService:
             extra={"operator": result.operator_id, "overflow": result.overflow_reason},
         )
         return queue_status(result)
+
+    def _offered(self, offer: Offer) -> None:
+        caller = self.node.acd.callers.get(offer.call_id)
+        if caller is None:
+            return
+        for listener in self.offer_listeners:
+            try:
+                listener(offer, caller)
+            except Exception:  # a broken pop must never keep the phone from ringing
+                log.exception("offer listener failed", extra={"call": offer.call_id})
 
     async def answered(self, session: AgiSession) -> None:
         """``acd-answered?call=ID``: the operator picked up (run on the operator's channel)."""

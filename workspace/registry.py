@@ -127,6 +127,14 @@ class ContactRegistry:
         await self._record(MENU, "contact.rate", number, "menu", outcome)
         return contact
 
+    async def of_call(self, call_id: str) -> Contact | None:
+        """The contact a call opened (the menu tells the caller its number); audited as the
+        menu's."""
+        contact = await self._store.by_call(call_id)
+        number = contact.number if contact is not None else None
+        await self._record(MENU, "contact.of_call", number, "menu", "ok" if contact else "none")
+        return contact
+
     async def repeat_route(self, number: ContactNumber, calling_phone: str) -> RepeatRoute | None:
         """Where a caller who keyed in `number` goes (None: no such contact; the menu must
         not say so, to reveal nothing)."""

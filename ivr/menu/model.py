@@ -162,6 +162,23 @@ class Services:
     queue: OperatorQueue | None = None  # the ACD; None: Asterisk's Queue() serves groups
     # The ACD's callbacks; None: a `callback` node only keeps the request in channel variables.
     callbacks: CallbackRequests | None = None
+    # The contact registry; None: the rating node says no contact number and keeps the mark
+    # on the channel only.
+    contacts: CallContacts | None = None
+
+
+class CallContacts(Protocol):
+    """The contact registry as the ``rating`` node uses it (the controller provides it when
+    the workspace runs; `workspace` serves it, the menus do not import it).
+
+    `contact_number` gives the twelve digits of the contact the call opened when an operator
+    answered (None: no contact, or the registry could not say); `rate` stores the caller's
+    mark (1 to 5) on that contact. Neither raises: a registry that is down costs the caller
+    nothing but the number."""
+
+    async def contact_number(self, call_id: str) -> str | None: ...
+
+    async def rate(self, call_id: str, mark: int) -> None: ...
 
 
 class SayFiles(Protocol):

@@ -94,7 +94,8 @@ async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | N
             group,
             number=call.caller_id,
             priority=priority,
-            data=operator_data(call, data),
+            # the line and menu path go with the entries to the operator's screen pop
+            data={**operator_data(call, data), **call_context(call)},
         )
         if outcome == "caller_gone":
             raise CallerHungUp()
@@ -111,6 +112,14 @@ def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:
     every entry that is not the engine's own)."""
     chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
     return {name: call.variables[name] for name in chosen if call.variables.get(name)}
+
+
+def call_context(call: Call) -> dict[str, str]:
+    """The line dialled and the menu path so far (node ids), never what the caller keyed."""
+    context = {"line": call.variables.get("did", "")}
+    nodes = [step.node for step in call.path if step.node]
+    context["menu_path"] = " > ".join(dict.fromkeys(nodes))
+    return {name: value for name, value in context.items() if value}
 
 
 def parse_data_names(node_id: str, fields: Fields) -> tuple[str, ...] | None:

@@ -331,3 +331,37 @@ async def test_redis_backend_keeps_operator_states_across_a_restart(
         assert again.health() == "ok"
     finally:
         await again.stop()
+
+
+async def test_an_answered_call_pops_on_the_desk_and_leaves_a_numbered_contact(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/boris/login")
+    assert controller.workspace is not None
+    desk = controller.workspace.desk
+    with desk.subscribe("boris") as boris_desk:
+        # the caller listens to the end and rates 4 when asked
+        agi, _, _ = await place_call(
+            controller,
+            {"PJSIP/1002": Operator(ring_delay=0.2, talk_time=0.3)},
+            CallerScript(hangup_at=60, menu_keys="4", reaction=0.1),
+        )
+        await desk.idle()
+        kinds = []
+        while not boris_desk.empty():
+            kinds.append(boris_desk.get_nowait())
+    assert [event.kind for event in kinds] == ["pop", "contact"]
+    pop, opened = kinds[0].data, kinds[1].data
+    # the caller ID +79991234567 is kept in the one form history is matched on
+    assert (pop["line"], pop["group"], pop["caller_phone"]) == (NUMBER, "help", "79991234567")
+    assert pop["menu_path"].startswith("welcome")
+    contact = await controller.workspace.registry.of_call("1795563091.1")
+    assert contact is not None and str(contact.number) == opened["number"]
+    assert (contact.line, contact.group, contact.operator_id) == (NUMBER, "help", "boris")
+    assert contact.rating == 4  # stored on the contact, not only on the channel
+    # the caller heard the number before the rating: year, sequence, check digit, in digits
+    prompts = list(agi.stats.prompts)
+    told = prompts.index("hotline/contact-number-is")
+    spoken = "".join(p.removeprefix("digits/") for p in prompts[told + 1 : told + 13])
+    assert spoken == contact.number.digits
+    assert prompts.index("hotline/rating-request") > told + 12
