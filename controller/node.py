@@ -170,6 +170,7 @@ class Controller:
     ) -> None:
         """The desktop and the contact registry: offers pop, answers open contacts."""
         workspace = WorkspaceService.build(engine)
+        workspace.known_group = lambda group: group in acd.node.acd.groups
         self.workspace = workspace
         await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
         workspace.install(app)

@@ -26,9 +26,10 @@ from typing import Any, Final
 
 from hotline.auth import Actor
 from hotline.validators import validate_phone
-from workspace.model import ContactChannel, ContactDraft
+from workspace.model import Contact, ContactChannel, ContactDraft
+from workspace.numbers import parse_contact_number
 from workspace.pop import Pop, Ring, masked_entries
-from workspace.registry import ContactRegistry
+from workspace.registry import MENU, ContactRegistry
 from workspace.store import REPEAT_WINDOW
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,18 @@ class Desk:
         application = entries.get("application") or None
         # +7..., 8... and 7... are one caller: history matches on the normalised form
         phone = validate_phone(ring.caller_phone).normalized or ring.caller_phone
-        history = await self._registry.history(
-            phone=phone,
-            application=application,
-            actor=Actor(ring.operator_id, "operator"),
-            source="pop",
-        )
+        history: list[Contact] = []
+        about = None
+        # History is read (and audited as seen) only when a desktop is open to show it: an
+        # operator on the phone alone sees nothing, and the call path stays light.
+        if self.connected(ring.operator_id):
+            history = await self._registry.history(
+                phone=phone,
+                application=application,
+                actor=Actor(ring.operator_id, "operator"),
+                source="pop",
+            )
+            about = await self._keyed_contact(entries.get("contact_number", ""), ring.operator_id)
         now = self._registry.now()
         return Pop(
             call_id=ring.call_id,
@@ -152,8 +159,16 @@ class Desk:
             entries=masked_entries(entries),
             waited_seconds=max(0, round(ring.waited_seconds)),
             history=history,
-            repeat=any(now - c.opened_at < REPEAT_WINDOW for c in history),
+            repeat=about is not None or any(now - c.opened_at < REPEAT_WINDOW for c in history),
+            about=about,
         )
+
+    async def _keyed_contact(self, printed: str, operator_id: str) -> Contact | None:
+        number = parse_contact_number(printed) if printed else None
+        if number is None:
+            return None
+        operator = Actor(operator_id, "operator")
+        return await self._registry.view(number, actor=operator, source="pop")
 
     async def answered(self, call_id: str) -> None:
         """The operator picked up: open the call's contact and show its number."""
@@ -171,7 +186,6 @@ class Desk:
             group=pop.group,
             operator_id=pop.operator_id,
         )
-        operator = Actor(pop.operator_id, "operator")
-        contact = await self._registry.open(draft, actor=operator, source="desk")
+        contact = await self._registry.open(draft, actor=MENU, source="desk")
         event = {"call_id": call_id, "number": str(contact.number), "repeat": contact.repeat}
         self.publish(pop.operator_id, DeskEvent("contact", event))

@@ -6,15 +6,17 @@
   answer listeners (the workspace does not know the ACD; the root turns an offer into a
   `Ring`);
 * `install(app)`: the desktop's routes on the controller's aiohttp application;
-* `contact_number(call_id)` and `rate(call_id, mark)`: the menus' contacts port
-  (`ivr.menu.model.CallContacts`): the number a caller hears before the rating, and the rating
-  stored on the contact. Neither raises: a registry that is down costs the caller the number
-  only, never the call.
+* `contact_number(call_id)`, `rate(call_id, mark)` and `route(digits, caller_id)`: the
+  menus' contacts port (`ivr.menu.model.CallContacts`): the number a caller hears before the
+  rating, the rating stored on the contact, and where a caller who keys in a contact number
+  goes. None of them raises: a registry that is down costs the caller the number or the
+  preference only, never the call.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -22,10 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.audit import AuditLog
+from hotline.validators import validate_phone
 from workspace.desk import Desk
 from workspace.http import add_desk_routes
+from workspace.numbers import parse_contact_number
 from workspace.pop import Ring
-from workspace.registry import ContactRegistry
+from workspace.registry import ContactRegistry, RepeatRoute
 from workspace.store import ContactStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,9 @@ __all__ = ["WorkspaceService"]
 class WorkspaceService:
     registry: ContactRegistry
     desk: Desk
+    # Which groups calls can be queued to (the root plugs in the ACD's); a contact whose
+    # group is gone routes like a number that names no contact.
+    known_group: Callable[[str], bool] = lambda group: True
 
     @classmethod
     def build(cls, engine: AsyncEngine) -> WorkspaceService:
@@ -62,11 +69,24 @@ class WorkspaceService:
 
     async def rate(self, call_id: str, mark: int) -> None:
         try:
-            contact = await self.registry.of_call(call_id)
-            if contact is not None:
-                await self.registry.rate(contact.number, mark)
+            await self.registry.rate_call(call_id, mark)
         except (SQLAlchemyError, OSError):
             log.exception("contact registry unavailable: the rating stays on the channel only")
+
+    async def route(self, digits: str, caller_id: str) -> RepeatRoute | None:
+        """The menus' repeat-contact port: where a keyed-in contact number leads."""
+        number = parse_contact_number(digits)
+        if number is None:
+            return None
+        phone = validate_phone(caller_id).normalized or caller_id
+        try:
+            route = await self.registry.repeat_route(number, phone)
+        except (SQLAlchemyError, OSError):
+            log.exception("contact registry unavailable: the caller is queued as usual")
+            return None
+        if route is None or not self.known_group(route.group):
+            return None
+        return route
 
     async def start(self) -> None:
         """Nothing to start: the registry is in the database the root already migrated."""

@@ -27,7 +27,16 @@ IDENTITY_ENTRIES: Final = frozenset(
 )
 # Entries shown apart from the rest (with titles of their own).
 _CONTEXT_ENTRIES: Final = frozenset(
-    {"line", "menu_path", "topic", "application", "status_status", "group"}
+    {
+        "line",
+        "menu_path",
+        "topic",
+        "application",
+        "status_status",
+        "group",
+        "contact_number",
+        "preferred_operator",
+    }
 )
 
 
@@ -59,6 +68,8 @@ class Pop:
     # this caller's (phone or application) contacts of the last 30 days, newest first
     history: list[Contact] = field(default_factory=list)
     repeat: bool = False  # one of them within the repeat window (7 days)
+    # the contact the caller keyed in the number of (a repeat contact by number)
+    about: Contact | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +85,7 @@ class Pop:
             "waited_seconds": self.waited_seconds,
             "repeat": self.repeat,
             "history": [_history_line(c) for c in self.history],
+            "about": _history_line(self.about) if self.about is not None else None,
         }
 
 

@@ -1,10 +1,12 @@
 """The contact registry as people and the menus use it: every view of a contact is audited.
 
-`ContactRegistry` wraps `workspace.store.ContactStore` with who asks: opening, viewing, listing
-a caller's history, searching and closing each leave one row in the audit chain
+`ContactRegistry` wraps `workspace.store.ContactStore` with who asks: viewing, listing a
+caller's history, searching and closing each leave one row in the audit chain
 (`hotline.audit.AuditLog`) naming the actor, the contact number (or the query's size, never its
-text: a search for a name is personal data itself) and the outcome. The menus act as the
-system actor `MENU`.
+text: a search for a name is personal data itself) and the outcome. What the system does on
+the call path without showing anything to a person (opening the call's contact, telling the
+caller its number, storing their rating, routing a keyed-in number) is not an access by a
+person and is not audited: it would put several serialised audit writes on every call.
 
 Repeat contacts: a contact is a repeat when the same phone or the same application number
 opened another one within `REPEAT_WINDOW` (7 days) before it; the desktop shows
@@ -44,6 +46,10 @@ class RepeatRoute:
     operator_id: str | None
     priority: bool
 
+    @property
+    def printed(self) -> str:
+        return str(self.number)
+
 
 class ContactRegistry:
     def __init__(
@@ -61,7 +67,8 @@ class ContactRegistry:
 
     async def open(self, draft: ContactDraft, *, actor: Actor, source: str) -> Contact:
         contact = await self._store.open(draft, self.now())
-        await self._record(actor, "contact.open", contact.number, source, "ok")
+        if actor.kind != "system" and actor.role != "system":  # a person typed it in
+            await self._record(actor, "contact.open", contact.number, source, "ok")
         return contact
 
     async def view(self, number: ContactNumber, *, actor: Actor, source: str) -> Contact | None:
@@ -122,25 +129,22 @@ class ContactRegistry:
         """The caller's rating (1 to 5) from the menu after the conversation."""
         if not 1 <= rating <= 5:
             raise ValueError(f"a rating is 1 to 5, not {rating}")
-        contact = await self._store.change(number, {"rating": rating})
-        outcome = "ok" if contact is not None else "not_found"
-        await self._record(MENU, "contact.rate", number, "menu", outcome)
-        return contact
+        return await self._store.change(number, {"rating": rating})
+
+    async def rate_call(self, call_id: str, rating: int) -> bool:
+        """`rate` by the call that opened the contact (one statement: the rating node's)."""
+        if not 1 <= rating <= 5:
+            raise ValueError(f"a rating is 1 to 5, not {rating}")
+        return await self._store.rate_call(call_id, rating)
 
     async def of_call(self, call_id: str) -> Contact | None:
-        """The contact a call opened (the menu tells the caller its number); audited as the
-        menu's."""
-        contact = await self._store.by_call(call_id)
-        number = contact.number if contact is not None else None
-        await self._record(MENU, "contact.of_call", number, "menu", "ok" if contact else "none")
-        return contact
+        """The contact a call opened (the menu tells the caller its number)."""
+        return await self._store.by_call(call_id)
 
     async def repeat_route(self, number: ContactNumber, calling_phone: str) -> RepeatRoute | None:
         """Where a caller who keyed in `number` goes (None: no such contact; the menu must
         not say so, to reveal nothing)."""
         contact = await self._store.get(number)
-        outcome = "ok" if contact is not None else "not_found"
-        await self._record(MENU, "contact.route", number, "menu", outcome)
         if contact is None:
             return None
         own = bool(calling_phone) and calling_phone == contact.caller_phone

@@ -182,6 +182,13 @@ class ContactStore:
             await connection.execute(statement)
         return await self.get(number)
 
+    async def rate_call(self, call_id: str, rating: int) -> bool:
+        """Store the rating on the contact `call_id` opened; False when it opened none."""
+        statement = update(contacts).where(contacts.c.call_id == call_id).values(rating=rating)
+        async with self._engine.begin() as connection:
+            result = await connection.execute(statement)
+        return bool(result.rowcount)
+
     async def history(
         self, *, phone: str, application: str | None, since: datetime, limit: int
     ) -> list[Contact]:

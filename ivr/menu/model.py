@@ -180,6 +180,26 @@ class CallContacts(Protocol):
 
     async def rate(self, call_id: str, mark: int) -> None: ...
 
+    async def route(self, digits: str, caller_id: str) -> ContactRoute | None: ...
+
+
+class ContactRoute(Protocol):
+    """Where a caller who keyed in a contact number goes: the contact's group, the operator
+    who owns it (rung first if ready), and whether the calling number is the contact's own
+    (only then the caller's priority rises, so a guessed number jumps no queue)."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def operator_id(self) -> str | None: ...
+
+    @property
+    def priority(self) -> bool: ...
+
+    @property
+    def printed(self) -> str: ...
+
 
 class SayFiles(Protocol):
     """`hotline.say_ru` as a value: sound files for numbers, digits, dates and times."""

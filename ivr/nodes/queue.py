@@ -21,7 +21,7 @@ knows it was answered and, with `then_rating`, the caller can rate the conversat
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -80,10 +80,19 @@ def asterisk_queue(group: str) -> str:
     return ASTERISK_QUEUE_PREFIX + group
 
 
-async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | None) -> str:
+async def enqueue(
+    call: Call,
+    group: str,
+    priority: int,
+    data: Iterable[str] | None,
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> str:
     """Tag the call for the operator's screen and wait for an operator: in the ACD when the
     controller provides one, else in Asterisk's Queue(). Returns the outcome
-    (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting."""
+    (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting.
+    `extra` goes to the ACD with the caller's entries (a contact number, a preferred
+    operator) without becoming channel variables."""
     channel = call.channel
     await export_variables(call, data)
     await channel.set_variable("HOTLINE_GROUP", group)
@@ -95,7 +104,7 @@ async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | N
             number=call.caller_id,
             priority=priority,
             # the line and menu path go with the entries to the operator's screen pop
-            data={**operator_data(call, data), **call_context(call)},
+            data={**operator_data(call, data), **call_context(call), **(extra or {})},
         )
         if outcome == "caller_gone":
             raise CallerHungUp()

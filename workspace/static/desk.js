@@ -53,6 +53,8 @@
     fill("pop-topic", pop.topic); fill("pop-path", pop.menu_path);
     fill("pop-application", pop.application_number); fill("pop-status", pop.application_status);
     fill("pop-waited", pop.waited_seconds + " с");
+    fill("pop-about", pop.about ? pop.about.number + " · " + pop.about.category +
+      (pop.about.resolution ? " · " + pop.about.resolution : "") : "");
     $("pop-repeat").hidden = !pop.repeat;
     const entries = $("pop-entries");
     entries.replaceChildren();
