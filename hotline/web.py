@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Mapping
 from typing import Final, Protocol
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 import hotline.metrics  # noqa: F401  (registers the hotline_* metrics, so /metrics always has them)
+from hotline.tls import add_secure_headers
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,10 @@ def build_app(
     registry: CollectorRegistry = REGISTRY,
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
 ) -> web.Application:
-    """The aiohttp application; `registry` and `health_timeout` exist for tests."""
+    """The aiohttp application; `registry` and `health_timeout` exist for tests. Every
+    response carries the secure headers (`hotline.tls.SECURE_HEADERS`, HSTS among them)."""
     app = web.Application()
+    add_secure_headers(app)
     app[_HEALTH_KEY] = health
     app[_TIMEOUT_KEY] = health_timeout
     app[_REGISTRY_KEY] = registry
@@ -92,8 +96,11 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve `app` on host:port; the caller stops it with `await runner.cleanup()`.
+async def start_web(
+    app: web.Application, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Serve `app` on host:port, HTTPS only when `ssl_context` is given (`hotline.tls`); the
+    caller stops it with `await runner.cleanup()`.
 
     Port 0 picks a free port; `runner.addresses` tells which.  Access logging is off: a scrape
     every few seconds would drown the call events.
@@ -101,7 +108,7 @@ async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except BaseException:
         await runner.cleanup()  # e.g. port in use: don't leave the runner half set up
         raise
