@@ -101,6 +101,16 @@ class AmiSettings:
     ping_interval: float = _checked(10.0, _positive)
     reconnect_min: float = _checked(0.5, _positive)  # first back-off delay after a lost link
     reconnect_max: float = _checked(30.0, _positive)  # back-off ceiling
+    # "challenge": Asterisk's MD5 challenge, the secret never crosses the wire. "plain" sends
+    # it in clear: only over TLS or a trusted network, and only if Asterisk refuses MD5.
+    login: Literal["challenge", "plain"] = "challenge"
+    # AMI over TLS (manager.conf tlsenable, port 5039 by default: set `port` too). The
+    # certificate is checked against tls_ca_file (empty: the system's CAs) and, unless
+    # tls_check_hostname is off, against tls_server_name (empty: `host`).
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_check_hostname: bool = True
+    tls_server_name: str = ""
 
 
 @dataclass(frozen=True)

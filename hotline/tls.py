@@ -1,6 +1,6 @@
 """Transport encryption the core's servers and links share: the TLS contexts of the HTTP
-server and of the AMI link, and the secure headers every HTTP response carries. (That a
-plain-HTTP server stays on loopback is a rule of the settings: `HttpSettings`.)
+server and of the AMI link. (That a plain-HTTP server stays on loopback is a rule of the
+settings, `HttpSettings`; the secure headers of every response are `hotline.web`'s.)
 
 TLS 1.2 is the floor and Python's default ciphers are kept (`ssl.create_default_context`
 already drops the weak ones); a private key that another user of the host can read is
@@ -14,21 +14,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from aiohttp import web
-
 from hotline.settings import ConfigError
-
-# One year; no includeSubDomains: the hotline's host name may share a parent domain with
-# services the project does not run, and HSTS there is theirs to decide.
-HSTS_MAX_AGE: Final = 31536000
-
-SECURE_HEADERS: Final = (
-    ("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE}"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Content-Security-Policy", "frame-ancestors 'none'"),
-    ("Referrer-Policy", "no-referrer"),
-)
 
 # Group and other bits: a key is for its owner (and root) alone.
 _SHARED_BITS: Final = stat.S_IRWXG | stat.S_IRWXO
@@ -78,14 +64,3 @@ def client_context(ca_file: Path | None, *, check_hostname: bool = True) -> ssl.
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = check_hostname
     return context
-
-
-def add_secure_headers(app: web.Application) -> None:
-    """Every response of `app`, errors included, gets `SECURE_HEADERS` (a handler that set
-    its own value of one keeps it)."""
-    app.on_response_prepare.append(_secure_headers)
-
-
-async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in SECURE_HEADERS:
-        response.headers.setdefault(name, value)

@@ -16,7 +16,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 import hotline.metrics  # noqa: F401  (registers the hotline_* metrics, so /metrics always has them)
-from hotline.tls import add_secure_headers
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +26,18 @@ log = logging.getLogger(__name__)
 # calls flow, so the node stays in service, and the log names the file:line to fix.
 HEALTHY_STATES: Final = frozenset({"ok", "up", "listening", "disabled", "stale"})
 DEFAULT_HEALTH_TIMEOUT: Final = 5.0
+
+# One year; no includeSubDomains: the hotline's host name may share a parent domain with
+# services the project does not run, and HSTS there is theirs to decide.
+HSTS_MAX_AGE: Final = 31536000
+
+SECURE_HEADERS: Final = (
+    ("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE}"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 class HealthCheck(Protocol):
@@ -56,7 +67,7 @@ def build_app(
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
 ) -> web.Application:
     """The aiohttp application; `registry` and `health_timeout` exist for tests. Every
-    response carries the secure headers (`hotline.tls.SECURE_HEADERS`, HSTS among them)."""
+    response carries the secure headers (`SECURE_HEADERS`, HSTS among them)."""
     app = web.Application()
     add_secure_headers(app)
     app[_HEALTH_KEY] = health
@@ -94,6 +105,17 @@ async def _metrics(request: web.Request) -> web.Response:
     # aiohttp refuses a charset inside `content_type=`, so the header is set verbatim.
     body = generate_latest(request.app[_REGISTRY_KEY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_secure_headers(app: web.Application) -> None:
+    """Every response of `app`, errors included, gets `SECURE_HEADERS` (a handler that set
+    its own value of one keeps it)."""
+    app.on_response_prepare.append(_secure_headers)
+
+
+async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURE_HEADERS:
+        response.headers.setdefault(name, value)
 
 
 async def start_web(
