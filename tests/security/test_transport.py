@@ -15,12 +15,15 @@ Certificates are made at test time (`certificates.make_certificates`); no key is
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -31,8 +34,15 @@ from controllers import WITHOUT_RECORDER, controller_settings, started
 from controller.cli import main
 from controller.parts import WebPart
 from controller.settings import load_settings
-from hotline.settings import ConfigError, HttpSettings
+from hotline.ami.client import AmiClient
+from hotline.ami.errors import AmiAuthError, AmiConnectionError
+from hotline.ami.protocol import AmiMessage, AmiParser, encode_greeting, encode_message
+from hotline.clock import SteppedClock
+from hotline.settings import AmiSettings, ConfigError, HttpSettings
+from hotline.tls import server_context
 from hotline.web import build_app
+from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_server import AmiServer
 
 __all__ = ["tls_files"]  # the fixture, imported for pytest
 
@@ -224,3 +234,220 @@ def test_test_certificates_are_made_fresh(tmp_path: Path) -> None:
     second = make_certificates(tmp_path / "b")
     assert first.key_file.read_bytes() != second.key_file.read_bytes()
     assert first.key_file.stat().st_mode & 0o777 == 0o600
+
+
+# --- AMI --------------------------------------------------------------------------------------
+
+AMI_USER, AMI_SECRET = "hotline", "Zq8-not-in-any-byte-3vX"
+
+
+@dataclass
+class Relay:
+    """A TCP relay between the AMI client and the server that keeps what the client sent and
+    what it received: what anyone on the path sees."""
+
+    target_port: int
+    sent: bytearray = field(default_factory=bytearray)
+    received: bytearray = field(default_factory=bytearray)
+    server: asyncio.Server | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> Relay:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        for source, sink, kept in (
+            (reader, up_writer, self.sent),
+            (up_reader, writer, self.received),
+        ):
+            task = asyncio.create_task(self._pipe(source, sink, kept))
+            self.tasks.add(task)
+
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, kept: bytearray
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                kept += data
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+
+@pytest.fixture
+async def asterisk() -> AsyncIterator[AmiServer]:
+    """The simulated Asterisk's manager interface with the controller's AMI user."""
+    clock = SteppedClock("1795563319", boot="1795563209")
+    users = {AMI_USER: ManagerUser(AMI_USER, AMI_SECRET)}
+    async with AmiServer(clock=clock, users=users, port=0, refusal_delay=0.0) as server:
+        yield server
+
+
+async def test_the_ami_secret_never_crosses_the_wire(asterisk: AmiServer) -> None:
+    async with Relay(asterisk.port) as relay:
+        client = AmiClient("127.0.0.1", relay.port, AMI_USER, AMI_SECRET, ping_interval=60)
+        async with client:
+            assert (await client.action("Ping"))["Ping"] == "Pong"
+    sent = bytes(relay.sent)
+    assert AMI_SECRET.encode() not in sent
+    assert b"Secret:" not in sent
+    challenge = re.search(rb"Challenge: (\d+)\r\n", bytes(relay.received))
+    assert challenge is not None
+    key = hashlib.md5(challenge.group(1) + AMI_SECRET.encode()).hexdigest()
+    assert f"AuthType: MD5\r\nUsername: {AMI_USER}\r\nKey: {key}\r\n".encode() in sent
+
+
+async def test_a_wrong_ami_secret_is_a_clear_refusal(asterisk: AmiServer) -> None:
+    client = AmiClient("127.0.0.1", asterisk.port, AMI_USER, "guessed", ping_interval=60)
+    with pytest.raises(AmiAuthError) as refused:
+        await client.connect()
+    assert str(refused.value) == (
+        f"AMI login refused for user {AMI_USER} at 127.0.0.1:{asterisk.port}: "
+        "wrong username or secret (Asterisk: Authentication failed)"
+    )
+    assert not client.connected
+    await client.close()
+
+
+async def downgrading_server(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, heard: bytearray
+) -> None:
+    """A man in the middle posing as Asterisk: refuses the challenge, hoping the client will
+    then send its secret in clear, and keeps whatever comes."""
+    writer.write(encode_greeting())
+    parser = AmiParser(expect_greeting=False)
+    try:
+        while data := await reader.read(65536):
+            heard += data
+            for message in parser.feed(data):
+                if isinstance(message, AmiMessage) and message.name == "Challenge":
+                    reply = [("Response", "Error"), ("ActionID", message.action_id or "")]
+                    writer.write(encode_message([*reply, ("Message", "Permission denied")]))
+    finally:
+        writer.close()
+
+
+async def test_a_refused_challenge_does_not_make_the_client_send_its_secret() -> None:
+    heard = bytearray()
+    server = await asyncio.start_server(
+        lambda r, w: downgrading_server(r, w, heard), "127.0.0.1", 0
+    )
+    port = int(server.sockets[0].getsockname()[1])
+    try:
+        client = AmiClient("127.0.0.1", port, AMI_USER, AMI_SECRET, ping_interval=60)
+        with pytest.raises(AmiAuthError, match="refused the challenge login") as refused:
+            await client.connect()
+        assert 'login = "plain"' in str(refused.value)
+        await client.close()
+    finally:
+        server.close()
+    assert b"Action: Challenge" in heard
+    assert AMI_SECRET.encode() not in bytes(heard)
+    assert b"Action: Login" not in bytes(heard)
+
+
+async def test_the_plain_login_only_when_the_settings_say_so(asterisk: AmiServer) -> None:
+    assert load_settings(None, {}).ami.login == "challenge"
+    plain = load_settings(None, {"HOTLINE_AMI_LOGIN": "plain"}).ami
+    assert plain.login == "plain"
+    settings = replace(
+        plain, host="127.0.0.1", port=asterisk.port, username=AMI_USER, secret=AMI_SECRET
+    )
+    async with Relay(asterisk.port) as relay:
+        async with AmiClient.from_settings(replace(settings, port=relay.port)) as client:
+            assert client.connected
+    assert f"Secret: {AMI_SECRET}".encode() in bytes(relay.sent)
+
+
+@pytest.fixture
+async def asterisk_tls(tls_files: TlsFiles) -> AsyncIterator[AmiServer]:
+    """The simulated Asterisk's manager TLS port (tlsenable=yes) with the test certificate."""
+    clock = SteppedClock("1795563319", boot="1795563209")
+    users = {AMI_USER: ManagerUser(AMI_USER, AMI_SECRET)}
+    context = server_context(tls_files.cert_file, tls_files.key_file)
+    async with AmiServer(
+        clock=clock, users=users, port=0, refusal_delay=0.0, ssl_context=context
+    ) as server:
+        yield server
+
+
+def ami_tls_settings(port: int, tls_files: TlsFiles, **changes: object) -> AmiSettings:
+    settings = AmiSettings(
+        enabled=True,
+        host="127.0.0.1",
+        port=port,
+        username=AMI_USER,
+        secret=AMI_SECRET,
+        ping_interval=60.0,
+        tls=True,
+        tls_ca_file=str(tls_files.ca_file),
+    )
+    return replace(settings, **changes)
+
+
+async def test_ami_over_tls_shows_an_eavesdropper_nothing(
+    asterisk_tls: AmiServer, tls_files: TlsFiles
+) -> None:
+    async with Relay(asterisk_tls.port) as relay:
+        settings = ami_tls_settings(relay.port, tls_files)
+        async with AmiClient.from_settings(settings) as client:
+            assert (await client.action("Ping"))["Ping"] == "Pong"
+            await client.action("Events", EventMask="on")
+    for wire in (bytes(relay.sent), bytes(relay.received)):
+        assert b"Action:" not in wire and b"Response:" not in wire
+        assert b"Asterisk Call Manager" not in wire
+        assert AMI_USER.encode() not in wire
+
+
+async def test_ami_tls_refuses_a_certificate_it_does_not_trust(
+    asterisk_tls: AmiServer, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    stranger = make_certificates(tmp_path / "stranger")  # another CA: a man in the middle's
+    settings = ami_tls_settings(asterisk_tls.port, tls_files, tls_ca_file=str(stranger.ca_file))
+    client = AmiClient.from_settings(settings)
+    with pytest.raises(AmiConnectionError, match="CERTIFICATE_VERIFY_FAILED") as refused:
+        await client.connect()
+    assert not isinstance(refused.value, AmiAuthError)
+    await client.close()
+
+
+async def test_ami_tls_checks_the_server_name(asterisk_tls: AmiServer, tls_files: TlsFiles) -> None:
+    wrong_name = ami_tls_settings(asterisk_tls.port, tls_files, tls_server_name="pbx.example.org")
+    client = AmiClient.from_settings(wrong_name)
+    with pytest.raises(AmiConnectionError, match=r"Hostname mismatch|doesn.t match"):
+        await client.connect()
+    await client.close()
+    # The operator who dials by an address the certificate does not name may turn it off.
+    unchecked = replace(wrong_name, tls_check_hostname=False)
+    async with AmiClient.from_settings(unchecked) as client:
+        assert client.connected
+
+
+async def test_plain_ami_to_the_tls_port_gets_no_greeting(asterisk_tls: AmiServer) -> None:
+    client = AmiClient("127.0.0.1", asterisk_tls.port, AMI_USER, AMI_SECRET, action_timeout=2)
+    with pytest.raises(AmiConnectionError, match="greeting"):
+        await client.connect()
+    await client.close()
+
+
+def test_an_unreadable_ca_file_is_a_clear_error(tmp_path: Path) -> None:
+    settings = AmiSettings(tls=True, tls_ca_file=str(tmp_path / "missing-ca.pem"))
+    with pytest.raises(ConfigError, match=r"TLS CA file .*missing-ca.pem cannot be used"):
+        AmiClient.from_settings(settings)
