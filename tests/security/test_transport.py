@@ -41,7 +41,7 @@ from hotline.clock import SteppedClock
 from hotline.settings import AmiSettings, ConfigError, HttpSettings
 from hotline.tls import server_context
 from hotline.web import build_app
-from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_accounts import ManagerUser, parse_manager_conf
 from pbxsim.ami_server import AmiServer
 
 __all__ = ["tls_files"]  # the fixture, imported for pytest
@@ -451,3 +451,100 @@ def test_an_unreadable_ca_file_is_a_clear_error(tmp_path: Path) -> None:
     settings = AmiSettings(tls=True, tls_ca_file=str(tmp_path / "missing-ca.pem"))
     with pytest.raises(ConfigError, match=r"TLS CA file .*missing-ca.pem cannot be used"):
         AmiClient.from_settings(settings)
+
+
+# --- asterisk-conf ----------------------------------------------------------------------------
+
+CONF = Path(__file__).resolve().parents[2] / "asterisk-conf"
+
+
+def conf_sections(text: str) -> dict[str, dict[str, str]]:
+    """``[name](options)`` -> its ``key = value`` lines, as Asterisk's config reader sees
+    them (comments after ``;`` dropped); the options are kept in the section's name."""
+    found: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("["):
+            current = found.setdefault(line, {})
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    return found
+
+
+def uncommented(text: str, first_line: str) -> str:
+    """The commented-out block that starts with `first_line`, as the admin uncomments it."""
+    lines = text.splitlines()
+    start = lines.index(first_line)
+    block = []
+    for line in lines[start:]:
+        if not line.startswith(";") or line.startswith("; "):
+            break
+        block.append(line[1:])
+    return "\n".join(block)
+
+
+def test_tls_seats_use_the_tls_and_srtp_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTLINE_ROUTING_SEATS_TRANSPORT", "tls")
+    assert main(["acd", "asterisk-files", "--out", str(tmp_path)]) == 0
+    seats = conf_sections((tmp_path / "hotline-seats.conf").read_text("utf-8"))
+    endpoints = [name for name in seats if name.endswith("(operator-endpoint-tls)")]
+    assert "[1001](operator-endpoint-tls)" in endpoints
+    assert not [name for name in seats if name.endswith("(operator-endpoint)")]
+    pjsip_text = (CONF / "pjsip.conf").read_text("utf-8")
+    pjsip = conf_sections(pjsip_text)
+    template = pjsip["[operator-endpoint-tls](!,operator-endpoint)"]
+    assert template == {
+        "transport": "transport-tls",
+        "media_encryption": "sdes",
+        "media_encryption_optimistic": "no",
+    }
+    assert pjsip["[operator-endpoint](!)"]["type"] == "endpoint"
+    # The transport, once the admin has put the certificate in place and uncommented it.
+    transport = conf_sections(uncommented(pjsip_text, ";[transport-tls]"))["[transport-tls]"]
+    assert transport["type"] == "transport" and transport["protocol"] == "tls"
+    assert transport["cert_file"].startswith("/etc/asterisk/keys/")
+    assert transport["priv_key_file"].startswith("/etc/asterisk/keys/")
+
+
+def test_udp_seats_stay_the_default(tmp_path: Path) -> None:
+    assert main(["acd", "asterisk-files", "--out", str(tmp_path)]) == 0
+    seats = conf_sections((tmp_path / "hotline-seats.conf").read_text("utf-8"))
+    assert "[1001](operator-endpoint)" in seats
+
+
+def test_a_seat_transport_asterisk_has_no_template_for_is_refused() -> None:
+    with pytest.raises(ConfigError, match="SEATS_TRANSPORT must be one of 'udp', 'tls', got 'wss'"):
+        load_settings(None, {"HOTLINE_ROUTING_SEATS_TRANSPORT": "wss"})
+
+
+def test_manager_conf_offers_the_tls_port_and_keeps_the_controller_user_narrow() -> None:
+    text = (CONF / "manager.conf").read_text("utf-8")
+    tls = conf_sections("[general]\n" + uncommented(text, ";tlsenable = yes"))["[general]"]
+    assert tls["tlsenable"] == "yes"
+    assert tls["tlsbindaddr"].endswith(":5039")
+    assert tls["tlscertfile"].startswith("/etc/asterisk/keys/")
+    assert tls["tlsprivatekey"].startswith("/etc/asterisk/keys/")
+    users = parse_manager_conf(text)
+    assert set(users) == {"hotline"}
+    assert users["hotline"].write == frozenset({"call", "originate"})
+    assert conf_sections(text)["[general]"]["bindaddr"] == "127.0.0.1"
+
+
+async def test_the_running_controller_writes_tls_seats(tmp_path: Path) -> None:
+    out = tmp_path / "asterisk"
+    settings = controller_settings(
+        tmp_path,
+        {
+            **WITHOUT_RECORDER,
+            "HOTLINE_ROUTING_ASTERISK_FILES_DIR": str(out),
+            "HOTLINE_ROUTING_SEATS_TRANSPORT": "tls",
+        },
+    )
+    async with started(settings):
+        seats = conf_sections((out / "hotline-seats.conf").read_text("utf-8"))
+    assert "[1001](operator-endpoint-tls)" in seats
+    assert not [name for name in seats if name.endswith("(operator-endpoint)")]
