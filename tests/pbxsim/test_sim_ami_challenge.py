@@ -81,7 +81,8 @@ async def test_challenge_then_md5_login_is_accepted(server: AmiServer) -> None:
         f"Action: Login\nActionID: l1\nAuthType: md5\nUsername: {USER}\n"
         f"Key: {key(challenge, SECRET)}\n"
     )
-    assert answer == b"Response: Success\r\nActionID: l1\r\nMessage: Authentication accepted\r\n\r\n"
+    accepted = b"Response: Success\r\nActionID: l1\r\nMessage: Authentication accepted\r\n\r\n"
+    assert answer == accepted
     booted = await raw.reply()
     assert booted.startswith(b"Event: FullyBooted\r\nPrivilege: system,all\r\n")
     assert await raw.ask("Action: Ping\nActionID: p1\n") != b""
