@@ -2,17 +2,19 @@
 
 Written against what panoramisk's ``Manager`` got wrong (see /work/shared/notes/dependencies.md):
 
-* a refused login raises `AmiAuthError`: Asterisk 22 answers a wrong secret by closing the
-  socket without a word, so an EOF while Login is in flight means "refused";
+* a refused login raises `AmiAuthError`: Asterisk 22 answers a wrong MD5 key with
+  ``Authentication failed`` and a wrong plain secret by closing the socket without a word, so
+  an EOF while Login is in flight means "refused" too (`login`: the challenge login, which
+  never sends the secret, is the default);
 * every keepalive Ping must be answered within ``action_timeout``, else the link is dead;
 * `close` cancels everything, including a reconnect waiting out its back-off;
 * bytes are decoded per complete message (by `AmiParser`), never per TCP read.
 
 `AmiClient` is the facade: connecting and logging in, actions, and closing. The jobs behind it
-live one per module: `link` (one TCP connection and its reader), `actions` (replies matched
-to actions), `events` (callbacks by event name), `upkeep` (pings and reconnection) and
-`errors`. One `AmiLink` is one TCP connection; the client replaces it after a drop when run
-with `start`.
+live one per module: `link` (one TCP or TLS connection and its reader), `login` (challenge or
+plain), `actions` (replies matched to actions), `events` (callbacks by event name), `upkeep`
+(pings and reconnection) and `errors`. One `AmiLink` is one connection; the client replaces it
+after a drop when run with `start`.
 """
 
 from __future__ import annotations
