@@ -29,7 +29,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         await serve(settings)
-    except YamlFileError as error:  # groups, operators, hours, agencies, retention, tokens...
+    # groups, operators, hours, agencies, retention, tokens...; a TLS key others can read
+    except (YamlFileError, ConfigError) as error:
         print(f"hotline serve: {error}", file=sys.stderr)
         return 2
     return 0

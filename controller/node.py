@@ -157,7 +157,8 @@ class Controller:
         tokens = TokenFile(self.settings.recorder_access.tokens_file)
         add_admin_routes(app, self.acd_admin, tokens)
         if routing.asterisk_files_dir:  # the fallback queues' members and the PJSIP seats
-            sync = AsteriskFilesSync.for_service(acd, Path(routing.asterisk_files_dir), self._ami)
+            folder = Path(routing.asterisk_files_dir)
+            sync = AsteriskFilesSync.for_service(acd, folder, self._ami, routing.seats_transport)
             self.asterisk_files = sync
             await self._lifecycle.start(PartOf("asterisk_files", sync.start, sync.close))
         # ``stale`` while a hand-edited file is refused and its last good version serves
