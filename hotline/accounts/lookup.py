@@ -39,9 +39,14 @@ def session_cookie_name(secure: bool) -> str:
     return "__Host-hotline-session" if secure else "hotline-session"
 
 
-def client_address(request: web.Request) -> str:
-    """The peer's address (the reverse proxy's own, if one is in front)."""
-    return request.remote or "unknown"
+def client_address(request: web.Request, trusted_proxies: frozenset[str] = frozenset()) -> str:
+    """The client's address: the peer's, or from a trusted reverse proxy the last address of
+    ``X-Forwarded-For`` (the one the proxy itself saw; earlier ones are the client's claims)."""
+    peer = request.remote or "unknown"
+    if peer not in trusted_proxies:
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+    return forwarded[:64] or peer
 
 
 class AccountsLookup:
@@ -54,18 +59,20 @@ class AccountsLookup:
         *,
         legacy: TokenLookup | None = None,
         cookie_name: str = session_cookie_name(True),
+        trusted_proxies: frozenset[str] = frozenset(),
     ) -> None:
         self._sessions = sessions
         self._keys = keys
         self._legacy = legacy
         self.cookie_name = cookie_name
+        self.trusted_proxies = trusted_proxies
         self._warned = False
 
     async def __call__(self, request: web.Request) -> Actor | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() == "bearer" and token:
-            return await self._bearer(token, client_address(request))
+            return await self._bearer(token, self.address_of(request))
         cookie = request.cookies.get(self.cookie_name)
         if not cookie:
             return None
@@ -73,6 +80,9 @@ class AccountsLookup:
         if view is None or view.stage is not Stage.FULL:
             return None
         return Actor(view.account.id, view.account.role, csrf_token=view.csrf_token)
+
+    def address_of(self, request: web.Request) -> str:
+        return client_address(request, self.trusted_proxies)
 
     async def _bearer(self, token: str, address: str) -> Actor | None:
         if token.startswith(KEY_PREFIX):

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import pyotp
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 RECOVERY_CODES: Final = 10
 _TOTP_STEP: Final = 30
 _WRONG: Final = "Неверное имя пользователя или пароль."
+_SECOND_FACTOR_LOST: Final = "Второй фактор недоступен. Обратитесь к администратору."
 _WRONG_CODE: Final = "Неверный код. Проверьте время на телефоне и введите новый код."
 
 
@@ -302,7 +304,7 @@ class Accounts:
             secret = pyotp.random_base32()
             await self._update_account(row.id, totp_secret=self._box.seal(secret, row.id))
         else:
-            secret = self._box.open(row.totp_secret, row.id)
+            secret = self._open_secret(row)
         uri = pyotp.TOTP(secret).provisioning_uri(name=row.id, issuer_name=self.issuer)
         return secret, uri
 
@@ -355,10 +357,23 @@ class Accounts:
         code = code.strip().replace(" ", "")
         step = None
         if row is not None and row.totp_secret and len(code) == 6 and code.isdigit():
-            step = self._matching_step(self._box.open(row.totp_secret, row.id), code)
+            step = self._matching_step(self._open_secret(row), code)
         if step is None or not await self._claim_step(account_id, step):
             self._failed(account_id, address, "second factor refused")
             raise LoginRefused(_WRONG_CODE)
+
+    def _open_secret(self, row: StaffAccountRow) -> str:
+        assert row.totp_secret is not None
+        try:
+            return self._box.open(row.totp_secret, row.id)
+        except (InvalidTag, ValueError):
+            log.error(
+                "the TOTP secret of %s cannot be opened: the key file is not the one it was "
+                "sealed with (restore it, or `hotline users reset %s`)",
+                row.id,
+                row.id,
+            )
+            raise LoginRefused(_SECOND_FACTOR_LOST) from None
 
     def _matching_step(self, secret: str, code: str) -> int | None:
         totp = pyotp.TOTP(secret)

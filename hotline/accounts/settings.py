@@ -30,6 +30,10 @@ class AccountsSettings:
     # the server is plain HTTP on a loopback address (`./scripts/run`): then browsers would
     # not send a Secure cookie back. Ignored (Secure kept) when [http] host is not loopback.
     plain_http_loopback: bool = False
+    # Reverse proxies in front of the server, comma-separated addresses: from them, the client's
+    # address is the last one of X-Forwarded-For (throttling is per address). Empty: none, the
+    # peer's address is the client's.
+    trusted_proxies: str = ""
     password_min_length: int = _setting(12, 8)
     # AES key sealing the TOTP secrets (created 0600 on first start); keep it out of the
     # database's backups, or in a separate one.

@@ -30,7 +30,6 @@ from aiohttp import web
 
 from hotline.access import PUBLIC, actor_of, allow, people
 from hotline.accounts.build import AccountsKit
-from hotline.accounts.lookup import client_address
 from hotline.accounts.records import LoginRefused, SessionView, Stage
 from hotline.auth import TOKEN_ROLES
 from hotline.security import SecurityCategory, security_event
@@ -122,6 +121,10 @@ def _without_cookie(response: web.Response, request: web.Request) -> web.Respons
     return response
 
 
+def _address(request: web.Request) -> str:
+    return request.app[_KIT].lookup.address_of(request)
+
+
 def _token(request: web.Request) -> str:
     return request.cookies.get(request.app[_KIT].cookie_name, "")
 
@@ -143,9 +146,7 @@ def _cross_site(request: web.Request) -> bool:
 
 
 def _refused_form(request: web.Request, why: str) -> web.Response:
-    security_event(
-        SecurityCategory.CSRF_REFUSED, why, path=request.path, address=client_address(request)
-    )
+    security_event(SecurityCategory.CSRF_REFUSED, why, path=request.path, address=_address(request))
     return _page(
         "base.html", "Запрос отклонён", status=403, error="Форма устарела. Откройте страницу снова."
     )
@@ -182,9 +183,7 @@ async def login_submit(request: web.Request) -> web.Response:
     account = _field(form, "account", 64)
     accounts = request.app[_KIT].accounts
     try:
-        token = await accounts.login_password(
-            account, _field(form, "password"), client_address(request)
-        )
+        token = await accounts.login_password(account, _field(form, "password"), _address(request))
     except LoginRefused as refused:
         return _refusal_page("login.html", "Вход", refused, account=account)
     old = _token(request)
@@ -290,7 +289,7 @@ async def enrol_submit(request: web.Request) -> web.Response:
     view, form = posted
     try:
         token, codes = await request.app[_KIT].accounts.confirm_enrolment(
-            _token(request), _field(form, "code", 20), client_address(request)
+            _token(request), _field(form, "code", 20), _address(request)
         )
     except LoginRefused as refused:
         status = 429 if refused.retry_after > 0 else 400
@@ -315,7 +314,7 @@ async def totp_submit(request: web.Request) -> web.Response:
     view, form = posted
     try:
         token = await request.app[_KIT].accounts.login_totp(
-            _token(request), _field(form, "code", 20), client_address(request)
+            _token(request), _field(form, "code", 20), _address(request)
         )
     except LoginRefused as refused:
         return _refusal_page("totp.html", "Код подтверждения", refused, csrf_token=view.csrf_token)
@@ -338,7 +337,7 @@ async def recovery_submit(request: web.Request) -> web.Response:
     view, form = posted
     try:
         token = await request.app[_KIT].accounts.login_recovery(
-            _token(request), _field(form, "code", 40), client_address(request)
+            _token(request), _field(form, "code", 40), _address(request)
         )
     except LoginRefused as refused:
         return _refusal_page(
