@@ -87,5 +87,12 @@ def build_accounts(
         clock=clock,
     )
     keys = ServiceKeys(engine, audit=audit, clock=clock)
-    lookup = AccountsLookup(sessions, keys, legacy=legacy, cookie_name=session_cookie_name(secure))
+    proxies = frozenset(p.strip() for p in settings.trusted_proxies.split(",") if p.strip())
+    lookup = AccountsLookup(
+        sessions,
+        keys,
+        legacy=legacy,
+        cookie_name=session_cookie_name(secure),
+        trusted_proxies=proxies,
+    )
     return AccountsKit(accounts, keys, lookup, secure)
