@@ -35,6 +35,7 @@ class AccountsKit:
     keys: ServiceKeys
     lookup: AccountsLookup
     secure_cookie: bool
+    engine: AsyncEngine
 
     @property
     def cookie_name(self) -> str:
@@ -95,4 +96,4 @@ def build_accounts(
         cookie_name=session_cookie_name(secure),
         trusted_proxies=proxies,
     )
-    return AccountsKit(accounts, keys, lookup, secure)
+    return AccountsKit(accounts, keys, lookup, secure, engine)
