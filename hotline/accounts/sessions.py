@@ -1,9 +1,11 @@
 """Server-side sessions: the browser holds a random token, the database only its SHA-256.
 
 A session ends when unused for `idle_timeout` seconds, `absolute_timeout` seconds after the
-login, at logout, or when its account is disabled or reset. Every step of the login that
-raises what a session may do (password, then second factor) replaces the token with a new one,
-so a token planted in a browser before the login (fixation) never becomes a logged-in one.
+login, at logout, or when its account is disabled or reset; a login left half-way (password
+given, code not yet) ends 15 minutes after it began. Each new login also deletes the rows of
+sessions that have ended without being presented again, so abandoned ones do not pile up.
+Every step of the login that raises what a session may do (password, then second factor)
+replaces the token with a new one, so a token planted in a browser before the login (fixation) never becomes a logged-in one.
 Each session carries its own CSRF token, which forms and scripts echo (`hotline.access`).
 """
 
@@ -13,8 +15,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from hotline.accounts.models import StaffAccountRow, StaffSessionRow
@@ -25,6 +28,8 @@ __all__ = ["SessionStore", "SessionTimeouts", "account_of_row"]
 
 # last_seen_at is written at most this often: not one write per API request.
 _TOUCH_EVERY = timedelta(seconds=15)
+# A login left half-way (password given, no code yet) ends sooner than a session.
+LOGIN_STEPS_TIMEOUT = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,24 @@ class SessionStore:
             last_seen_at=now,
         )
         async with self._sessions.begin() as db:
+            await db.execute(delete(StaffSessionRow).where(self._ended_by(now)))
             db.add(row)
         return token
+
+    def _ended_by(self, now: datetime) -> Any:
+        """SQL: the sessions that have ended by `now` (see `_expired`)."""
+        return or_(
+            StaffSessionRow.last_seen_at <= now - timedelta(seconds=self.timeouts.idle),
+            StaffSessionRow.created_at <= now - timedelta(seconds=self.timeouts.absolute),
+            and_(
+                StaffSessionRow.stage != Stage.FULL.value,
+                StaffSessionRow.created_at <= now - LOGIN_STEPS_TIMEOUT,
+            ),
+        )
+
+    async def count(self) -> int:
+        async with self._sessions() as db:
+            return len((await db.execute(select(StaffSessionRow.token_sha256))).all())
 
     async def get(self, token: str) -> SessionView | None:
         """The session of `token` if it is still alive (touching it), else None."""
@@ -108,9 +129,11 @@ class SessionStore:
             )
 
     def _expired(self, session: StaffSessionRow, now: datetime) -> bool:
+        age = now - session.created_at
         idle = now - session.last_seen_at >= timedelta(seconds=self.timeouts.idle)
-        over = now - session.created_at >= timedelta(seconds=self.timeouts.absolute)
-        return idle or over
+        over = age >= timedelta(seconds=self.timeouts.absolute)
+        half_way = session.stage != Stage.FULL.value and age >= LOGIN_STEPS_TIMEOUT
+        return idle or over or half_way
 
     async def promote(self, token: str, stage: Stage) -> str:
         """Move the session to `stage` under a new token (and CSRF token); returns the token.

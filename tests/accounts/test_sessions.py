@@ -163,3 +163,22 @@ async def test_reset_ends_sessions_and_enrols_again(site: Site) -> None:
     assert status == 400
     assert await site.browser().login("ivanova", one_time) == "/login/password"
     assert await site.kit.accounts.recovery_codes_left("ivanova") == 0
+
+
+async def test_a_login_left_half_way_ends_sooner(site: Site) -> None:
+    person = await first_login(site.browser(), site.kit, site.clock, "ivanova")
+    browser = site.browser()
+    await browser.login("ivanova", person.password)
+    site.clock.advance(15 * 60)
+    status, _, response = await browser.get("/login/totp")
+    assert status == 303 and response.headers["Location"] == "/login"
+
+
+async def test_abandoned_sessions_do_not_pile_up(site: Site) -> None:
+    person = await first_login(site.browser(), site.kit, site.clock, "ivanova")
+    for _ in range(5):  # password given, the browser closed
+        await site.browser().login("ivanova", person.password)
+    assert await site.kit.accounts.sessions.count() == 6
+    site.clock.advance(site.kit.accounts.sessions.timeouts.idle)
+    await site.browser().login("ivanova", person.password)
+    assert await site.kit.accounts.sessions.count() == 1
