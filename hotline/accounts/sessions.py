@@ -5,7 +5,8 @@ login, at logout, or when its account is disabled or reset; a login left half-wa
 given, code not yet) ends 15 minutes after it began. Each new login also deletes the rows of
 sessions that have ended without being presented again, so abandoned ones do not pile up.
 Every step of the login that raises what a session may do (password, then second factor)
-replaces the token with a new one, so a token planted in a browser before the login (fixation) never becomes a logged-in one.
+replaces the token with a new one, so a token planted in a browser before the login
+(fixation) never becomes a logged-in one.
 Each session carries its own CSRF token, which forms and scripts echo (`hotline.access`).
 """
 
