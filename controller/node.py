@@ -17,7 +17,10 @@ The ports between parts, wired here and nowhere else:
 * AMI events feed the recorder's worker and the ACD's softphone registration;
 * edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`);
 * the ACD's offers pop the call on the operator's desktop and its answers open the call's
-  contact in the registry (`workspace.part.WorkspaceService`).
+  contact in the registry (`workspace.part.WorkspaceService`);
+* the staff accounts (`hotline.accounts`): their login pages on the HTTP server, their
+  `AccountsLookup` (sessions, service keys, the legacy token file) as `actor_lookup` for the
+  access middleware, and their phone PINs as the feature codes' `OperatorPins`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from hotline.accounts.build import AccountsKit, build_accounts
+from hotline.accounts.lookup import AccountsLookup
+from hotline.accounts.web import install_accounts
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
@@ -80,6 +86,7 @@ class Controller:
         self.acd_admin: AcdAdmin | None = None
         self.asterisk_files: AsteriskFilesSync | None = None
         self.workspace: WorkspaceService | None = None
+        self.accounts: AccountsKit | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
         self._stopping = asyncio.Event()
@@ -105,6 +112,8 @@ class Controller:
         await parts.start(state)
         self.state = state.state
         app = build_app(self.health)
+        self.accounts = self._accounts(self.engine)
+        install_accounts(app, self.accounts)
         if self.settings.routing.enabled:
             await self._start_acd(self.engine, app)
         if self.acd is not None:
@@ -191,6 +200,25 @@ class Controller:
         if self.acd is not None:  # recordings name the operator the ACD connected
             self.acd.answer_listeners.append(self.recordings.note_operator)
 
+    def _accounts(self, engine: AsyncEngine) -> AccountsKit:
+        """Staff accounts and service keys; bearer tokens of the legacy token file still work
+        (with a deprecation warning) while a deployment moves to them."""
+        tokens_file = Path(self.settings.recorder_access.tokens_file)
+        legacy = TokenFile(tokens_file) if tokens_file.exists() else None
+        return build_accounts(
+            self.settings.accounts,
+            engine,
+            http_host=self.settings.http.host,
+            audit=AuditLog(engine),
+            legacy=legacy,
+        )
+
+    @property
+    def actor_lookup(self) -> AccountsLookup:
+        """Who sent a request (for `hotline.access.access_middleware`)."""
+        assert self.accounts is not None, "the controller is not started"
+        return self.accounts.lookup
+
     def _ami(self) -> AmiClient | None:
         return self.ami
 
@@ -244,7 +272,8 @@ class Controller:
         router.add(ENTRY_SCRIPT, menus.entry)
         if self.acd is not None:
             router.add(ANSWERED_SCRIPT, self.acd.answered)
-            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node))
+            assert self.accounts is not None
+            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node, self.accounts.accounts))
         agi = self.settings.agi
         return FastAgiServer(
             router,

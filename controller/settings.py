@@ -1,8 +1,9 @@
 """The whole configuration of one controller: the core's sections and every part's, assembled.
 
-This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` from
-the core, `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]` from the parts)
-and the top-level keys. Reading, converting and checking them is `hotline.settings`' job.
+This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` and
+`[accounts]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]`
+from the parts) and the top-level keys. Reading, converting and checking them is
+`hotline.settings`' job.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from hotline.accounts.settings import AccountsSettings
 from hotline.settings import (
     AgiSettings,
     AmiSettings,
@@ -38,6 +40,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    accounts: AccountsSettings = field(default_factory=AccountsSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
     recorder_access: AccessSettings = field(default_factory=AccessSettings)
@@ -56,6 +59,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "http": HttpSettings,
         "store": StoreSettings,
         "log": LogSettings,
+        "accounts": AccountsSettings,
         "ivr": IvrSettings,
         "recorder": RecorderSettings,
         "recorder_access": AccessSettings,

@@ -21,6 +21,7 @@ from databases import DATABASE_KINDS, empty_database, migrated_engine
 from sqlalchemy import Connection, inspect
 
 # Every part's models, so the drift check compares all tables with all migrations.
+import hotline.accounts.models
 import hotline.audit
 import hotline.store
 import recorder.models  # noqa: F401
