@@ -172,9 +172,7 @@ async def test_every_access_is_in_the_audit_log(api: Api) -> None:
     await api.call("GET", "/api/callbacks/" + "Q" * 22, "crm")
     await api.call("DELETE", path)
     await api.call("DELETE", path)
-    entries = [
-        (e.user_id, e.action, e.recording_id, e.outcome) for e in await api.audit.entries()
-    ]
+    entries = [(e.user_id, e.action, e.recording_id, e.outcome) for e in await api.audit.entries()]
     assert entries == [
         ("mobile-app", "callback.create", made["id"], "ok"),
         ("petrova", "callback.read", made["id"], "ok"),
