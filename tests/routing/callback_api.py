@@ -30,6 +30,7 @@ from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
 from routing.node import AcdNode
+from routing.operators import OperatorSpec
 from routing.testing import group, memory_node, op
 from tests.routing.test_callbacks import WorkingHours
 
@@ -78,8 +79,10 @@ async def callback_api(
     *,
     settings: CallbackSettings | None = None,
     groups: tuple[str, ...] = ("general", "payments"),
+    operators: tuple[OperatorSpec, ...] = (op("anna", general=5),),
 ) -> AsyncIterator[Api]:
-    """The API on a fresh database; operator ``anna`` (general) is logged in and ready."""
+    """The API on a fresh database; the `operators` (by default ``anna``, general) are logged
+    in and ready."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'cb.sqlite3'}"
     await upgrade(url)
     engine = create_engine(url)
@@ -90,9 +93,10 @@ async def callback_api(
     await server.start()
     ami = AmiClient("127.0.0.1", server.port, "ctl", "s", ping_interval=60)
     await ami.connect()
-    node = memory_node({g: group(g) for g in groups}, [op("anna", general=5)])
+    node = memory_node({g: group(g) for g in groups}, operators)
     await node.start()
-    await node.login("anna")
+    for operator in operators:
+        await node.login(operator.id)
     scheduler = CallbackScheduler(
         CallbackStore(engine),
         node,
