@@ -78,8 +78,13 @@ def requester_of(actor: Actor) -> str:
     return f"{actor.kind}:{actor.user_id}"
 
 
+def _answer(body: dict[str, Any], status: int = 200) -> web.Response:
+    """JSON no cache keeps: a callback holds a citizen's number and application."""
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
 def _error(status: int, text: str) -> web.Response:
-    return web.json_response({"error": text}, status=status, headers={"Cache-Control": "no-store"})
+    return _answer({"error": text}, status)
 
 
 class _BadRequest(ValueError):
@@ -192,7 +197,7 @@ async def _create(request: web.Request) -> web.Response:
     except _NoAudit:
         await scheduler.cancel(callback.id)  # no trace of who asked: not booked either
         return _error(503, _NO_AUDIT)
-    return web.json_response(callback.as_json(), status=201)
+    return _answer(callback.as_json(), 201)
 
 
 async def _visible(request: web.Request, actor: Actor) -> Callback | None:
@@ -222,7 +227,7 @@ async def _show(request: web.Request) -> web.Response:
         await _audit(request, actor, "read", callback.public_id, "ok")
     except _NoAudit:
         return _error(503, _NO_AUDIT)
-    return web.json_response(callback.as_json())
+    return _answer(callback.as_json())
 
 
 @allow(services("callbacks:cancel") | people(*_STAFF))
@@ -245,4 +250,4 @@ async def _cancel(request: web.Request) -> web.Response:
         return _error(409, "Звонок уже выполняется или завершён: отменить его нельзя.")
     shown = await scheduler.get(callback.id)
     assert shown is not None
-    return web.json_response(shown.as_json())
+    return _answer(shown.as_json())

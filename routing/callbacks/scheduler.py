@@ -16,9 +16,17 @@ Two ways in:
 - From the HTTP API (the mobile app, `routing.callbacks.http`): phone, application id, group
   and a preferred window; the callback joins the group's queue when its window opens.
 
+Both ways the number must be one callbacks may call (`routing.callbacks.numbers`), and the
+booking (`CallbackStore.book`) refuses a number with a callback pending in any group and
+requests over the rate limits of `CallbackSettings` (per number a day, per requester a minute
+and a day, per group an hour for the API), counted in the shared database. A rate-limited
+request is a security event (``rate_limited``); refusals name nothing of other requests.
+
 ``run_due`` (every ``poll_seconds``) expires callbacks whose window has ended, then picks
 pending ones that are due (``next_attempt_at`` reached, inside their window, group open by
-its hours, somebody logged in) in queue order (priority, then arrival), and *claims* each
+its hours, somebody logged in) in queue order (priority, then arrival), each group up to
+its own ``max_in_flight`` (so a flood in one group never holds another group's callbacks
+back from their ready operators), and *claims* each
 with ``UPDATE callbacks SET state='reserved', node=<me> WHERE id=? AND state='pending'``:
 one row, one winner, whatever number of nodes race for it (at-most-once). Each claimed row is
 then served by `routing.callbacks.originate.CallbackDialler` (operator first, then the
