@@ -9,7 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from hotline.access import routes_without_policy
+from routing.callbacks.http import add_callback_routes
 from tests.routing.callback_api import T0, Api, callback_api
 
 
@@ -196,3 +200,20 @@ async def test_without_the_audit_log_nothing_is_booked_or_shown(api: Api) -> Non
     refused = await api.order(phone="9035556677", group="general")
     assert refused.status == 503
     assert await api.scheduler.store.active_for("79035556677") is None
+
+
+async def test_every_callback_route_declares_its_policy(api: Api) -> None:
+    assert routes_without_policy(api.client.app) == []
+
+
+async def test_an_app_without_the_access_middleware_opens_nothing(tmp_path: Path) -> None:
+    async with callback_api(tmp_path) as api:
+        bare = web.Application()
+        add_callback_routes(bare, api.scheduler, api.audit)
+        async with TestClient(TestServer(bare)) as client:
+            made = await client.post(
+                "/api/callbacks", json={"phone": "9161234567", "group": "general"}
+            )
+            assert made.status == 401
+            assert (await client.get("/api/callbacks/" + "A" * 22)).status == 401
+        assert await api.scheduler.store.active_for("79161234567") is None
