@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from hotline.access import ACTOR_KEY, allow, people, services
+from hotline.access import actor_of, allow, people, services
 from hotline.audit import AuditLog
 from hotline.auth import Actor, Role
 from routing.callbacks.model import Callback, CallbackRefused, Refusal
@@ -98,8 +98,11 @@ class _NoAudit(Exception):
 def _actor(request: web.Request) -> Actor | None:
     """The actor `hotline.access.access_middleware` established; None when the app runs
     without it (then every request is refused: a route is never open by mistake)."""
-    actor = request.get(ACTOR_KEY)
-    return actor if isinstance(actor, Actor) else None
+    try:
+        return actor_of(request)
+    except RuntimeError:
+        log.error("%s %s: no access middleware on the app, refused", request.method, request.path)
+        return None
 
 
 async def _audit(request: web.Request, actor: Actor, action: str, target: str | None,
