@@ -55,7 +55,7 @@ HELD: Final = (S.RESERVED.value, S.DIALING.value)  # claimed by a node, under it
 
 class Callback(Base):
     """One callback request. Schema owned by migrations ``0002_acd`` (branch "acd"),
-    ``0005_callback_lease``, ``0006_callback_talk`` and ``0007_callback_public_id``.
+    ``0005_callback_lease``, ``0006_callback_talk`` and ``0008_callback_public_id``.
 
     `id` is internal (claims, the ACD's ``callback-<id>`` caller, the Originate's variables);
     the API shows `public_id` only, so nobody reaches a callback by counting."""

@@ -1,4 +1,4 @@
-"""Migration 0007_callback_public_id on a database that already holds callbacks: each row gets
+"""Migration 0008_callback_public_id on a database that already holds callbacks: each row gets
 its own random public id, and the API finds them by it (SQLite and PostgreSQL)."""
 
 from __future__ import annotations

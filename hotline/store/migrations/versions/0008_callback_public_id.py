@@ -1,6 +1,6 @@
 """Callbacks get an unguessable public id and remember who asked for them.
 
-Revision ID: 0007_callback_public_id
+Revision ID: 0008_callback_public_id
 Revises: 0006_callback_talk
 Create Date: 2026-12-05
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_callback_public_id"
+revision: str = "0008_callback_public_id"
 down_revision: str | Sequence[str] | None = "0006_callback_talk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
