@@ -38,12 +38,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.ami.client import AmiClient
+from hotline.audit import AuditLog
 from hotline.clock import wall_clock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.announcements import announcer
 from routing.callbacks.http import add_callback_routes
 from routing.callbacks.model import CallbackRefused
+from routing.callbacks.numbers import NumbersFile
 from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
@@ -233,6 +235,7 @@ class CallbackService:
 
     scheduler: CallbackScheduler
     dialling: bool
+    audit: AuditLog
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -246,11 +249,19 @@ class CallbackService:
         *,
         dialling: bool,
     ) -> CallbackService:
-        """`ami` places the calls when `dialling`; otherwise it is a client never started."""
+        """`ami` places the calls when `dialling`; otherwise it is a client never started.
+        Reads the numbers file (`routing.callbacks.numbers`): a broken one raises
+        `YamlFileError` with its file:line, which stops the start like every admin file."""
+        numbers = NumbersFile(locate(settings.numbers_file))
         scheduler = CallbackScheduler(
-            CallbackStore(engine), acd.node, ami, settings=settings, hours_for=acd.hours_for
+            CallbackStore(engine),
+            acd.node,
+            ami,
+            settings=settings,
+            hours_for=acd.hours_for,
+            numbers=lambda: numbers.rules,
         )
-        return cls(scheduler, dialling)
+        return cls(scheduler, dialling, AuditLog(engine))
 
     async def start(self) -> None:
         """Take back this node's callbacks from before a restart, then poll for due ones."""
@@ -264,7 +275,7 @@ class CallbackService:
         self._task = asyncio.create_task(self.scheduler.run(self._stop))
 
     def install(self, app: web.Application) -> None:
-        add_callback_routes(app, self.scheduler)
+        add_callback_routes(app, self.scheduler, self.audit)
 
     async def request(
         self,
