@@ -148,7 +148,7 @@ class AgiPart:
         await self.server.start()
 
     async def health(self) -> str:
-        return "listening" if self.server.is_serving() else "down"
+        return self.server.health()  # "listening", or "refusing: ..." / "down: ..." (503)
 
     async def stop(self) -> None:
         log.info("controller stopping", extra={"drain_timeout": self.drain_timeout})

@@ -26,6 +26,7 @@ import tomllib
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -62,6 +63,21 @@ def not_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _networks(value: Any) -> str | None:
+    """A check for a comma-separated list of IP addresses and networks (``10.0.0.0/24``)."""
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        return f"must list IP addresses or networks separated by commas ({exc})"
+    return None
+
+
+def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``"127.0.0.0/8, ::1"`` as networks; a bare address is a network of one. An empty list
+    is refused: a server nobody may reach is a mistake, not a setting."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(","))
+
+
 def _checked(default: Any, check: Check) -> Any:
     """A dataclass field whose value `read_settings` validates with `check`."""
     return field(default=default, metadata={"check": check})
@@ -84,6 +100,10 @@ class AgiSettings:
     reply_timeout: float = _checked(300.0, _positive)  # per command; RECORD FILE runs long
     max_sessions: int = _checked(10000, _positive)  # calls beyond this are refused
     drain_timeout: float = _checked(30.0, _positive)  # SIGTERM grace for calls with an operator
+    # Who may open FastAGI sessions: the PBXs' addresses or networks, comma-separated.
+    allowed_peers: str = _checked("127.0.0.0/8, ::1", _networks)
+    # Sessions one peer address may hold at once, so one client cannot take every slot.
+    max_sessions_per_peer: int = _checked(5000, _positive)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from agi_peer import AsteriskPeer, Outcomes, env_bytes, eventually, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from hotline.agi.protocol import AgiProtocolError, parse_reply_line
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
+from hotline.agi.session import AgiSession, Playback
 from hotline.jsonbody import BadJsonBody, json_depth, read_json_object
 from hotline.security import SECURITY_EVENTS
 
@@ -94,3 +99,137 @@ async def test_a_body_that_trickles_in_is_cut_with_408(
 def test_the_refusal_is_an_http_error_carrying_its_russian_text() -> None:
     refused = BadJsonBody(400, "Некорректный запрос.", "not JSON")
     assert refused.status_code == 400 and refused.text == '{"error": "Некорректный запрос."}'
+
+
+# --- AGI replies ---------------------------------------------------------------------------
+
+# Each was taken as a number before (int() reads "٣" as 3 and "1_0" as 10) or raised a bare
+# ValueError out of the protocol (int() refuses over 4,300 digits; "²".isdigit() is true).
+HOSTILE_REPLIES = [
+    "200 result=0 endpos=" + "9" * 5000,
+    "200 result=0 endpos=٣",
+    "200 result=٣",
+    "200 result=1_0",
+    "200 result=" + "4" * 5000,
+    "²00 result=0",
+    "٢٠٠ result=0",
+]
+
+
+@pytest.mark.parametrize("line", HOSTILE_REPLIES)
+def test_hostile_numbers_in_a_reply_are_a_protocol_error(line: str) -> None:
+    try:
+        reply = parse_reply_line(line)
+    except AgiProtocolError:
+        return
+    with pytest.raises(AgiProtocolError):
+        reply.value  # noqa: B018  (the number is what a session reads)
+
+
+@pytest.mark.parametrize("line", [*HOSTILE_REPLIES, "200 result=a", "200 result=0 (٣٣٣)x"])
+async def test_a_hostile_reply_ends_that_session_cleanly_and_is_counted(
+    line: str, agi_logs: pytest.LogCaptureFixture
+) -> None:
+    outcomes = Outcomes()
+    bad_before = bad_input_count()
+    results: list[object] = []
+
+    async def play(session: AgiSession) -> None:
+        results.append(await session.stream_file("hello", "0123456789"))
+
+    async with serving({"hotline": play}) as server:
+        peer = await AsteriskPeer.connect(server.port)
+        assert (await peer.command()).startswith("STREAM FILE hello")
+        await peer.reply(line)
+        await peer.expect_closed()
+        good = await AsteriskPeer.connect(server.port)  # the next call is served as usual
+        assert (await good.command()).startswith("STREAM FILE hello")
+        await good.reply("200 result=0 endpos=8000")
+        await good.expect_eof()
+    assert results == [Playback(None, 8000)]
+    assert outcomes.changed() == {"protocol_error": 1, "completed": 1}
+    assert bad_input_count() == bad_before + 1
+    assert not [r for r in agi_logs.records if r.exc_info]  # no traceback anywhere
+
+
+async def test_get_data_accepts_only_phone_keys() -> None:
+    typed: list[str] = []
+
+    async def collect(session: AgiSession) -> None:
+        typed.append(await session.get_data("enter", 3000, 4))
+        typed.append(await session.get_data("enter", 3000, 4))
+
+    async with serving({"hotline": collect}) as server:
+        peer = await AsteriskPeer.connect(server.port)
+        await peer.command()
+        await peer.reply("200 result=12*#")
+        await peer.command()
+        await peer.reply("200 result=١٢٣")  # Arabic-Indic digits: not a key on a phone
+        await peer.expect_closed()
+    assert typed == ["12*#"]
+
+
+# --- FastAGI peers -------------------------------------------------------------------------
+
+
+def peer_refused_count() -> float:
+    return SECURITY_EVENTS.labels(category="peer_refused")._value.get()
+
+
+async def open_session(port: int, source: str) -> AsteriskPeer:
+    """A session from `source` (a loopback address) that has sent its environment."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    peer = AsteriskPeer(reader, writer)
+    await peer.send(env_bytes())
+    return peer
+
+
+async def test_a_peer_not_on_the_allow_list_is_closed_at_once_and_counted() -> None:
+    calls: list[str] = []
+
+    async def note(session: AgiSession) -> None:
+        calls.append(session.env["agi_uniqueid"])
+
+    before = peer_refused_count()
+    async with serving({"hotline": note}, allowed_peers="127.0.0.1") as server:
+        stranger = await open_session(server.port, "127.0.0.2")
+        await stranger.expect_closed()
+        pbx = await open_session(server.port, "127.0.0.1")
+        await pbx.expect_eof()
+    assert len(calls) == 1  # only the allowed PBX's call ran
+    assert peer_refused_count() == before + 1
+
+
+async def test_one_peer_cannot_take_every_slot_and_healthz_says_when_calls_are_refused() -> None:
+    async def hold(session: AgiSession) -> None:
+        await session.noop()  # the idle "PBX" never answers: the session stays open
+
+    async with serving({"hotline": hold}, max_sessions=4, max_sessions_per_peer=3) as server:
+        hog = [await open_session(server.port, "127.0.0.1") for _ in range(3)]
+        for peer in hog:
+            assert await peer.command() == "NOOP"
+        assert server.health() == "listening"
+        over = await open_session(server.port, "127.0.0.1")  # the hog's fourth
+        await over.expect_closed()
+        real = await open_session(server.port, "127.0.0.2")  # the real PBX still gets through
+        assert await real.command() == "NOOP"
+        assert server.health() == "refusing: at max_sessions (4 calls)"
+        late = await open_session(server.port, "127.0.0.3")
+        await late.expect_closed()
+        await real.reply("200 result=0")
+        await real.expect_eof()
+        await eventually(lambda: server.in_progress == 3)
+        # one slot is free again, but a call was just refused: a probe must still see it
+        assert server.health().startswith("refusing: calls refused at max_sessions")
+        for peer in hog:
+            await peer.close()
+    assert server.health() == "down: shutting down"
+
+
+async def test_fastagi_health_says_down_when_not_listening() -> None:
+    server = FastAgiServer(Router(), port=0)
+    assert server.health() == "down: not listening"
+    await server.start()
+    assert server.health() == "listening"
+    await server.drain(0)
+    assert server.health() == "down: shutting down"
