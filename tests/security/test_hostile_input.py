@@ -20,6 +20,8 @@ from hotline.agi.protocol import AgiProtocolError, parse_reply_line
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession, Playback
+from hotline.ami.actions import PendingActions
+from hotline.ami.protocol import AmiMessage
 from hotline.jsonbody import BadJsonBody, json_depth, read_json_object
 from hotline.security import SECURITY_EVENTS
 
@@ -233,3 +235,20 @@ async def test_fastagi_health_says_down_when_not_listening() -> None:
     assert server.health() == "listening"
     await server.drain(0)
     assert server.health() == "down: shutting down"
+
+
+@pytest.mark.parametrize("items", ["²", "٣", "9" * 5000, "1_0"])
+async def test_an_ami_list_with_a_hostile_item_count_still_completes(items: str) -> None:
+    pending = PendingActions()
+    waiting = pending.open("a1", "QueueStatus")
+    pending.take_response(
+        AmiMessage.of(("Response", "Success"), ("ActionID", "a1"), ("EventList", "start"))
+    )
+    done = AmiMessage.of(
+        ("Event", "QueueStatusComplete"),
+        ("ActionID", "a1"),
+        ("EventList", "Complete"),
+        ("ListItems", items),
+    )
+    assert pending.take_event(done)
+    assert (await waiting.future).complete == done
