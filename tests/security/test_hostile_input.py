@@ -23,6 +23,7 @@ from hotline.agi.session import AgiSession, Playback
 from hotline.ami.actions import PendingActions
 from hotline.ami.protocol import AmiMessage
 from hotline.jsonbody import BadJsonBody, json_depth, read_json_object
+from hotline.logs import mask_field, mask_personal
 from hotline.security import SECURITY_EVENTS
 
 # --- JSON bodies ---------------------------------------------------------------------------
@@ -252,3 +253,43 @@ async def test_an_ami_list_with_a_hostile_item_count_still_completes(items: str)
     )
     assert pending.take_event(done)
     assert (await waiting.future).complete == done
+
+
+# --- log masking ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("звонит 8.916.123.45.67", "звонит *.***.***.**.67"),
+        ("звонит +7.916.123.45.67", "звонит +*.***.***.**.67"),
+        ("номер 916.123.45.67", "номер ***.***.**.67"),
+        ("номер 916  123  45  67", "номер ***  ***  **  67"),
+        ("номер 8 916 123.45.67", "номер * *** ***.**.67"),
+        ("паспорт 4510 123456", "паспорт **** ****56"),
+        ("паспорт 4510123456", "паспорт ********56"),
+        ("паспорт серия 4510 № 123456", "паспорт серия **** № ****56"),
+        ("серия 45 10 номер 123456", "серия ** ** номер ****56"),
+        ("паспорт 4510/123456", "паспорт ****/****56"),
+    ],
+)
+def test_numbers_the_masking_missed_are_masked(text: str, masked: str) -> None:
+    assert mask_personal(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-05T03:21:00.123Z FastAGI server listening on 127.0.0.1:4573",
+        "call 1714567890.42 ended after 12.5 s (3 commands, 1234 ms)",
+        "AMI link to 10.20.0.11:5038 up; Asterisk 22.1.0, Python 3.11.2",
+        "смена с 05.12.2026 09:00 до 05.12.2026 21:00, 35 звонков",
+        "peer 192.168.100.200 refused, retry in 0.25 s",
+    ],
+)
+def test_timestamps_addresses_ports_and_durations_are_left_alone(text: str) -> None:
+    assert mask_personal(text) == text
+
+
+def test_a_passport_in_an_extra_field_is_masked_by_its_name() -> None:
+    assert mask_field("passport", 4510123456) == "********56"
