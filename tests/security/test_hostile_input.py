@@ -9,12 +9,16 @@ requests whose headers never end.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from agi_peer import AsteriskPeer, Outcomes, env_bytes, eventually, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
 
 from hotline.agi.protocol import AgiProtocolError, parse_reply_line
 from hotline.agi.router import Router
@@ -24,7 +28,15 @@ from hotline.ami.actions import PendingActions
 from hotline.ami.protocol import AmiMessage
 from hotline.jsonbody import BadJsonBody, json_depth, read_json_object
 from hotline.logs import mask_field, mask_personal
+from hotline.private import open_private
 from hotline.security import SECURITY_EVENTS
+from hotline.store.db import create_engine
+from hotline.versions import VersionStore
+from recorder.keys import KeyRing, MasterKeyStore
+from recorder.models import RecordingStore
+from recorder.pipeline import Recorder
+from recorder.settings import RecorderSettings
+from recorder.storage import LocalStorage
 
 # --- JSON bodies ---------------------------------------------------------------------------
 
@@ -293,3 +305,82 @@ def test_timestamps_addresses_ports_and_durations_are_left_alone(text: str) -> N
 
 def test_a_passport_in_an_extra_field_is_masked_by_its_name() -> None:
     assert mask_field("passport", 4510123456) == "********56"
+
+
+# --- file modes ----------------------------------------------------------------------------
+
+
+def mode_of(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+async def test_the_sqlite_database_and_its_wal_are_for_the_service_only(tmp_path: Path) -> None:
+    database = tmp_path / "var" / "db" / "hotline.sqlite3"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE calls (caller TEXT)"))
+            await conn.execute(text("INSERT INTO calls VALUES ('79161234567')"))
+        wal = database.with_name(database.name + "-wal")
+        shm = database.with_name(database.name + "-shm")
+        assert wal.exists() and shm.exists()  # open while the engine holds a connection
+        assert [mode_of(p) for p in (database, wal, shm)] == [0o600, 0o600, 0o600]
+        assert mode_of(database.parent) == mode_of(database.parent.parent) == 0o700
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_left_world_readable_by_an_older_version_is_narrowed(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "hotline.sqlite3"
+    database.touch(mode=0o644)
+    os.chmod(database, 0o644)
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    await engine.dispose()
+    assert mode_of(database) == 0o600
+
+
+async def test_recorder_directories_keys_and_stored_objects_are_private(tmp_path: Path) -> None:
+    settings = RecorderSettings(
+        spool_dir=tmp_path / "rec" / "spool",
+        work_dir=tmp_path / "rec" / "work",
+        keys_dir=tmp_path / "rec" / "keys",
+        local_dir=tmp_path / "rec" / "store",
+    )
+    settings.keys_dir.mkdir(parents=True, mode=0o755)
+    os.chmod(settings.keys_dir, 0o755)  # as an older version left it
+    store = MasterKeyStore(settings.keys_dir)
+    store.generate("recorder")
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'rec.sqlite3'}")
+    storage = LocalStorage(settings.local_dir)
+    recorder = Recorder(settings, RecordingStore(engine), storage, KeyRing(store, "recorder"))
+    recorder.prepare_directories()
+    await engine.dispose()
+    assert mode_of(settings.keys_dir) == 0o700
+    assert [mode_of(p) for p in settings.keys_dir.iterdir()] == [0o600]
+    assert mode_of(settings.work_dir) == 0o700
+    assert mode_of(settings.spool_dir) == 0o770  # Asterisk's group writes; others nothing
+    source = tmp_path / "call.enc"
+    source.write_bytes(b"sealed audio")
+    async with LocalStorage(settings.local_dir) as storage:
+        await storage.put("2026/12/call.enc", source, hashlib.sha256(b"sealed audio").hexdigest())
+    assert mode_of(settings.local_dir) == 0o700
+    assert mode_of(settings.local_dir / "2026" / "12" / "call.enc") == 0o600
+
+
+def test_versions_of_admin_files_are_private(tmp_path: Path) -> None:
+    versions = VersionStore(tmp_path / "versions")
+    version = versions.record("operators", b"anna: {name: Anna Petrova}\n", "admin")
+    folder = tmp_path / "versions" / "operators"
+    assert mode_of(tmp_path / "versions") == mode_of(folder) == 0o700
+    assert mode_of(folder / version.file_name) == mode_of(folder / "index.json") == 0o600
+
+
+def test_an_exported_clip_is_written_for_its_requester_only(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.ogg"
+    clip.write_bytes(b"old")
+    os.chmod(clip, 0o644)
+    with open_private(clip) as out:
+        out.write(b"OggS")
+    assert mode_of(clip) == 0o600 and clip.read_bytes() == b"OggS"
