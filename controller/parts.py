@@ -23,7 +23,7 @@ from hotline.settings import HttpSettings, StoreSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
-from hotline.web import start_web
+from hotline.web import ConnectionLimits, start_web
 
 log = logging.getLogger("controller.node")
 
@@ -119,7 +119,13 @@ class WebPart:
     runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self.runner = await start_web(self.app, self.settings.host, self.settings.port)
+        http = self.settings
+        limits = ConnectionLimits(
+            header_timeout=http.header_timeout,
+            max_connections=http.max_connections,
+            max_connections_per_peer=http.max_connections_per_peer,
+        )
+        self.runner = await start_web(self.app, http.host, http.port, limits)
 
     @property
     def port(self) -> int:

@@ -9,13 +9,14 @@ requests whose headers never end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from agi_peer import AsteriskPeer, Outcomes, env_bytes, eventually, serving
+from agi_peer import PEER_TIMEOUT, AsteriskPeer, Outcomes, env_bytes, eventually, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
@@ -32,6 +33,7 @@ from hotline.private import open_private
 from hotline.security import SECURITY_EVENTS
 from hotline.store.db import create_engine
 from hotline.versions import VersionStore
+from hotline.web import ConnectionLimits, build_app, start_web
 from recorder.keys import KeyRing, MasterKeyStore
 from recorder.models import RecordingStore
 from recorder.pipeline import Recorder
@@ -384,3 +386,87 @@ def test_an_exported_clip_is_written_for_its_requester_only(tmp_path: Path) -> N
     with open_private(clip) as out:
         out.write(b"OggS")
     assert mode_of(clip) == 0o600 and clip.read_bytes() == b"OggS"
+
+
+# --- HTTP: slow headers and connection floods ----------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def web_server(limits: ConnectionLimits) -> AsyncIterator[int]:
+    """The operations endpoint with `limits`, on 127.0.0.1 and a free port."""
+
+    async def health() -> dict[str, str]:
+        return {"agi": "listening"}
+
+    runner = await start_web(build_app(health), "127.0.0.1", 0, limits)
+    try:
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+async def healthz(port: int, source: str = "127.0.0.1") -> bytes:
+    """A complete GET /healthz on a fresh connection from `source`: the raw response."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: hotline\r\nConnection: close\r\n\r\n")
+    async with asyncio.timeout(PEER_TIMEOUT):
+        response = await reader.read()
+    writer.close()
+    return response
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bytes:
+    """What the server sent before closing (waits, bounded, for the close)."""
+    async with asyncio.timeout(PEER_TIMEOUT * 6):
+        try:
+            return await reader.read()
+        except ConnectionResetError:
+            return b""
+
+
+async def test_a_request_head_that_never_ends_is_cut_while_others_are_served() -> None:
+    async with web_server(ConnectionLimits(header_timeout=0.5)) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: hotline\r\nX-Slow: ")
+
+        async def dribble() -> None:  # one byte of a header now and then, never its end
+            for _ in range(100_000):
+                await asyncio.sleep(0.05)
+                writer.write(b"x")
+                await writer.drain()
+
+        dribbling = asyncio.create_task(dribble())
+        try:
+            assert (await healthz(port)).startswith(b"HTTP/1.1 200")
+            assert await closed_by_server(reader) == b""  # closed, nothing answered
+        finally:
+            dribbling.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await dribbling
+            writer.close()
+
+
+async def test_one_address_cannot_hold_every_connection() -> None:
+    before = peer_refused_count()
+    limits = ConnectionLimits(max_connections=5, max_connections_per_peer=3)
+    async with web_server(limits) as port:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        refused = await healthz(port)  # a fourth from the same address
+        assert refused.startswith(b"HTTP/1.1 503")
+        assert "Сервер перегружен" in refused.decode()
+        assert (await healthz(port, "127.0.0.2")).startswith(b"HTTP/1.1 200")
+        idle += [await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0))]
+        idle += [await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.4", 0))]
+        await asyncio.sleep(0)  # let the server accept them
+        assert (await healthz(port, "127.0.0.5")).startswith(b"HTTP/1.1 503")  # 5 in all
+        assert peer_refused_count() == before + 2
+        for _, writer in idle:
+            writer.close()
+        await eventually_async(lambda: healthz(port))  # closed connections free their slots
+
+
+async def eventually_async(probe: Callable[[], Awaitable[bytes]]) -> None:
+    """Retry `probe` until it answers 200 (the server notices closed connections later)."""
+    async with asyncio.timeout(PEER_TIMEOUT):
+        while not (await probe()).startswith(b"HTTP/1.1 200"):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
