@@ -15,10 +15,12 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from agi_peer import PEER_TIMEOUT, AsteriskPeer, Outcomes, env_bytes, eventually, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from controllers import WITHOUT_RECORDER, controller_settings, started
 from sqlalchemy import text
 
 from hotline.agi.protocol import AgiProtocolError, parse_reply_line
@@ -470,3 +472,29 @@ async def eventually_async(probe: Callable[[], Awaitable[bytes]]) -> None:
     async with asyncio.timeout(PEER_TIMEOUT):
         while not (await probe()).startswith(b"HTTP/1.1 200"):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+# --- the controller, as the findings were made against `hotline serve` ---------------------
+
+
+async def test_the_controller_says_when_fastagi_refuses_calls_and_keeps_its_database_private(
+    tmp_path: Path,
+) -> None:
+    settings = controller_settings(tmp_path, {**WITHOUT_RECORDER, "HOTLINE_AGI_MAX_SESSIONS": "1"})
+    async with started(settings) as node:
+        assert node.agi is not None
+        database = tmp_path / "calls.sqlite3"
+        assert mode_of(database) == 0o600
+        url = f"http://127.0.0.1:{node.http_port}/healthz"
+        async with aiohttp.ClientSession() as client:
+            async with client.get(url) as healthy:
+                assert healthy.status == 200
+            idle = await AsteriskPeer.connect(node.agi.port)  # takes the one slot, then idles
+            assert await idle.command() == "ANSWER"
+            refused = await AsteriskPeer.connect(node.agi.port)
+            await refused.expect_closed()  # the next real call would fail...
+            async with client.get(url) as probe:  # ...and /healthz now says so
+                body = await probe.json()
+                assert probe.status == 503
+                assert body["components"]["agi"].startswith("refusing: at max_sessions")
+            await idle.close()
