@@ -129,8 +129,9 @@ class HttpSettings:
     host: str = "127.0.0.1"
     port: int = _checked(8080, _LISTEN_PORT)
     # Seconds a client has to send a complete request head; also how long an idle
-    # keep-alive connection stays open (see hotline.web).
-    header_timeout: float = _checked(15.0, _positive)
+    # keep-alive connection stays open (see hotline.web): longer than Prometheus's 15 s
+    # scrape interval, so a scrape never races the close of its idle connection.
+    header_timeout: float = _checked(20.0, _positive)
     max_connections: int = _checked(2048, _positive)  # beyond this: 503 and closed
     # Connections one address may hold; behind a reverse proxy or NAT every client shares one.
     max_connections_per_peer: int = _checked(512, _positive)

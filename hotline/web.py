@@ -117,7 +117,7 @@ class ConnectionLimits:
     """How long a client may take and how many connections it may hold (see the module's
     notes on slow clients). The defaults are `HttpSettings`'s."""
 
-    header_timeout: float = 15.0
+    header_timeout: float = 20.0
     max_connections: int = 2048
     max_connections_per_peer: int = 512
 

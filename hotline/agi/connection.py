@@ -167,13 +167,7 @@ class AgiConnection(asyncio.Protocol):
         self._done = True
         server.count_outcome("rejected")
         if why in ("peer not allowed", "too many calls from this peer"):
-            # Not Asterisk, or one client hogging the slots: an incident responder's business.
-            security_event(
-                SecurityCategory.PEER_REFUSED,
-                f"refusing a FastAGI connection: {why}",
-                peer=self.peer,
-                service="fastagi",
-            )
+            server.peer_refused(self.peer, why)  # not Asterisk, or one client hogging slots
         else:
             log.warning(
                 "refusing a FastAGI connection: %s (%d calls in progress, max_sessions %d)",

@@ -49,7 +49,7 @@ from hotline.agi.protocol import AgiProtocolError, AgiReply, HangupNotice
 from hotline.agi.router import Handler, Router
 from hotline.agi.session import AgiReplyTimeout, AgiSession, CallerHungUp, SessionSupport
 from hotline.logs import set_call_id
-from hotline.security import SecurityCategory, security_event
+from hotline.security import SECURITY_EVENTS, SecurityCategory, security_event
 from hotline.settings import parse_networks
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class FastAgiServer:
         self.allowed_peers = parse_networks(allowed_peers)
         self._per_peer: dict[str, int] = {}  # sessions in progress by peer address
         self._refused_full_at = -math.inf  # when a call was last refused at max_sessions
+        self._peer_refusal_logged: dict[str, float] = {}  # reason -> when last logged
         self._requested_port = port
         self._backlog = backlog
         self._listener: asyncio.Server | None = None
@@ -283,6 +284,23 @@ class FastAgiServer:
         if self._per_peer.get(peer, 0) >= self.max_sessions_per_peer:
             return "too many calls from this peer"
         return None
+
+    def peer_refused(self, peer: str, why: str) -> None:
+        """Count a connection refused for its peer as a ``PEER_REFUSED`` security event; log
+        it once per `REFUSED_RECENTLY` seconds and reason (a flood from a stranger must not
+        become a flood of log lines)."""
+        now = monotonic()
+        if now - self._peer_refusal_logged.get(why, -math.inf) < self.REFUSED_RECENTLY:
+            SECURITY_EVENTS.labels(category=SecurityCategory.PEER_REFUSED.value).inc()
+            return
+        self._peer_refusal_logged[why] = now
+        security_event(
+            SecurityCategory.PEER_REFUSED,
+            f"refusing FastAGI connections: {why} (further refusals counted, logged every "
+            f"{self.REFUSED_RECENTLY:g} s)",
+            peer=peer,
+            service="fastagi",
+        )
 
     def admit(self, conn: AgiConnection, peer: str) -> None:
         """Count `conn` in (after `refusal` said None)."""

@@ -203,7 +203,9 @@ async def open_session(port: int, source: str) -> AsteriskPeer:
     return peer
 
 
-async def test_a_peer_not_on_the_allow_list_is_closed_at_once_and_counted() -> None:
+async def test_a_peer_not_on_the_allow_list_is_closed_at_once_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     calls: list[str] = []
 
     async def note(session: AgiSession) -> None:
@@ -211,12 +213,15 @@ async def test_a_peer_not_on_the_allow_list_is_closed_at_once_and_counted() -> N
 
     before = peer_refused_count()
     async with serving({"hotline": note}, allowed_peers="127.0.0.1") as server:
-        stranger = await open_session(server.port, "127.0.0.2")
-        await stranger.expect_closed()
+        for stranger_address in ("127.0.0.2", "127.0.0.3", "127.0.0.2"):
+            stranger = await open_session(server.port, stranger_address)
+            await stranger.expect_closed()
         pbx = await open_session(server.port, "127.0.0.1")
         await pbx.expect_eof()
     assert len(calls) == 1  # only the allowed PBX's call ran
-    assert peer_refused_count() == before + 1
+    assert peer_refused_count() == before + 3  # every refusal counted...
+    lines = [r for r in caplog.records if "refusing FastAGI connections" in r.getMessage()]
+    assert len(lines) == 1  # ...but a flood is not a flood of log lines
 
 
 async def test_one_peer_cannot_take_every_slot_and_healthz_says_when_calls_are_refused() -> None:
