@@ -63,6 +63,7 @@ from aiohttp import web
 
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError, AmiError
+from hotline.jsonbody import BadJsonBody, read_json_object
 from hotline.logs import bind_call
 from hotline.yamldoc import YamlDoc, line_of
 from routing.node import AcdNode
@@ -251,10 +252,12 @@ _NO_PBX = "Нет связи с АТС: передать звонок сейча
 
 async def _agency_id(request: web.Request) -> str:
     try:
-        body = json.loads(await request.text()) if request.can_read_body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("agency"), str):
+        body = await read_json_object(request)
+    except BadJsonBody as refused:
+        if refused.status_code != 400:
+            raise _Refused(refused.status_code, refused.message) from None
+        body = {}  # the usage hint below says more than "not an object"
+    if not isinstance(body.get("agency"), str):
         raise _Refused(400, 'Некорректный запрос: ожидается {"agency": "<код ведомства>"}.')
     return str(body["agency"])
 

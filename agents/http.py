@@ -16,12 +16,12 @@ current state. Shared-state trouble never reaches the operator as a crash: the n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
 
+from hotline.jsonbody import read_json_object
 from routing.model import Offer
 from routing.node import AcdNode
 from routing.operators import InvalidTransition, OperatorState
@@ -61,25 +61,13 @@ async def _list(request: web.Request) -> web.Response:
     return web.json_response({"operators": rows, "degraded": node.degraded})
 
 
-async def _body(request: web.Request) -> dict[str, Any] | None:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _action(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         node = request.app[_NODE]
         op_id = request.match_info["op_id"]
         if op_id not in node.acd.operators:
             return _error(404, "Оператор не найден. Проверьте логин.")
-        body = await _body(request)
-        if body is None:
-            return _error(400, "Некорректный запрос: ожидается JSON-объект.")
+        body = await read_json_object(request, empty={})  # BadJsonBody is its own 400
         try:
             await handler(node, op_id, body)
         except InvalidTransition as refused:

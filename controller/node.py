@@ -283,6 +283,8 @@ class Controller:
             env_timeout=agi.env_timeout,
             reply_timeout=agi.reply_timeout,
             max_sessions=agi.max_sessions,
+            allowed_peers=agi.allowed_peers,
+            max_sessions_per_peer=agi.max_sessions_per_peer,
         )
 
     async def health(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
 from hotline.tls import server_context
-from hotline.web import start_web
+from hotline.web import ConnectionLimits, start_web
 
 log = logging.getLogger("controller.node")
 
@@ -137,7 +137,14 @@ class WebPart:
                 "tls_key_file to serve HTTPS to other machines",
                 extra={"host": settings.host},
             )
-        self.runner = await start_web(self.app, settings.host, settings.port, ssl_context=context)
+        limits = ConnectionLimits(
+            header_timeout=settings.header_timeout,
+            max_connections=settings.max_connections,
+            max_connections_per_peer=settings.max_connections_per_peer,
+        )
+        self.runner = await start_web(
+            self.app, settings.host, settings.port, limits, ssl_context=context
+        )
 
     @property
     def port(self) -> int:
@@ -166,7 +173,7 @@ class AgiPart:
         await self.server.start()
 
     async def health(self) -> str:
-        return "listening" if self.server.is_serving() else "down"
+        return self.server.health()  # "listening", or "refusing: ..." / "down: ..." (503)
 
     async def stop(self) -> None:
         log.info("controller stopping", extra={"drain_timeout": self.drain_timeout})

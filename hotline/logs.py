@@ -35,27 +35,45 @@ _CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # Extra fields whose value is personal whatever it looks like.  Keys are compared lower-cased
 # and without an `agi_` prefix, so the AGI environment and AMI events (CallerIDNum, ...) match.
 NUMBER_FIELDS: Final = frozenset(
-    {"caller_id", "callerid", "calleridnum", "connectedlinenum", "rdnis", "phone", "snils", "inn"}
+    {
+        "caller_id",
+        "callerid",
+        "calleridnum",
+        "connectedlinenum",
+        "rdnis",
+        "phone",
+        "snils",
+        "inn",
+        "passport",
+    }
 )
 NAME_FIELDS: Final = frozenset({"caller_name", "calleridname", "connectedlinename", "name"})
 SENSITIVE_FIELDS: Final = NUMBER_FIELDS | NAME_FIELDS
 
-# Digit sequences that may be personal: optional "+" or "(", digit groups joined by one
-# space, dash or parenthesis ("+7 916 123-45-67", "8 (916) 1234567", "112-233-445 95").  Every
-# repetition needs a non-digit separator, so matching stays linear.  Tried first, and left
-# alone: ISO dates/times and dotted numbers (decimals, Asterisk uniqueids "1714567890.42", IP
-# addresses), which are not personal and which diagnostics need.
+# Digit sequences that may be personal: optional "+" or "(", digit groups joined by up to two
+# blanks, a dash, a dot or parentheses ("+7 916 123-45-67", "8 (916) 1234567",
+# "916  123  45  67", "112-233-445 95", "8 916 123.45.67"), a run joined by dots only
+# ("8.916.123.45.67", matched alone so "22.1.0 3.11.2" stays two), and passports written with their
+# series ("4510 № 123456", "45 10 номер 123456", "4510/123456"). Every repetition needs a
+# non-digit separator, so matching stays linear. Tried first, and left alone: what
+# diagnostics need and is not personal: ISO dates and times, Russian dates (05.12.2026), IPv4
+# addresses, decimals and Asterisk uniqueids ("1714567890.42"): a dotted run of any other
+# shape (three groups or more) is a number written with dots.
 _NUMBERS: Final = re.compile(
     r"""
     (?P<keep>
         \d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?
-      | \d+(?:\.\d+)+
+      | (?<![\d.])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?![.\d])
+      | (?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![.\d])
+      | (?<![\d.])\d+\.\d+(?![.\d])
     )
     | (?P<number>
-        [+(]?\d+(?:(?:[ \-]?\(|\)[ \-]?|[ \-])\d+)*
+        (?<!\d)\d{2}[ \t]?\d{2}[ \t]*(?:№|N[o°]?\.?|номер|/)[ \t]*\d{6}(?!\d)
+      | \+?\d+(?:\.\d+){2,}
+      | [+(]?\d+(?:(?:[ \t]{0,2}\(|\)[ \t\-]{0,2}|[ \t]{0,2}[\-.][ \t]{0,2}|[ \t]{1,2})\d+)*
     )
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.IGNORECASE,
 )
 # Fewer digits than this are kept: extensions, menu choices, ports, counts, years.  Local
 # phone numbers have 7 digits, INN 10 or 12, SNILS and full phone numbers 11.
@@ -113,8 +131,9 @@ def mask_personal(text: str) -> str:
     """Mask phone numbers and other long digit runs, keeping only their last 2 digits.
 
     `79161234567` -> `*********67`; separators are kept: `+7 916 123-45-67` ->
-    `+* *** ***-**-67`.  Runs shorter than MIN_MASKED_DIGITS digits, ISO dates and dotted
-    numbers (uniqueids, IP addresses) are left alone.
+    `+* *** ***-**-67`, `8.916.123.45.67` -> `*.***.***.**.67`, `4510 № 123456` ->
+    `**** № ****56`.  Runs shorter than MIN_MASKED_DIGITS digits, ISO and Russian dates,
+    IPv4 addresses, decimals and uniqueids (`1714567890.42`) are left alone.
     """
     return _NUMBERS.sub(_mask_match, text)
 

@@ -27,6 +27,7 @@ import tomllib
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -63,6 +64,21 @@ def not_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _networks(value: Any) -> str | None:
+    """A check for a comma-separated list of IP addresses and networks (``10.0.0.0/24``)."""
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        return f"must list IP addresses or networks separated by commas ({exc})"
+    return None
+
+
+def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``"127.0.0.0/8, ::1"`` as networks; a bare address is a network of one. An empty list
+    is refused: a server nobody may reach is a mistake, not a setting."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(","))
+
+
 def _checked(default: Any, check: Check) -> Any:
     """A dataclass field whose value `read_settings` validates with `check`."""
     return field(default=default, metadata={"check": check})
@@ -85,6 +101,10 @@ class AgiSettings:
     reply_timeout: float = _checked(300.0, _positive)  # per command; RECORD FILE runs long
     max_sessions: int = _checked(10000, _positive)  # calls beyond this are refused
     drain_timeout: float = _checked(30.0, _positive)  # SIGTERM grace for calls with an operator
+    # Who may open FastAGI sessions: the PBXs' addresses or networks, comma-separated.
+    allowed_peers: str = _checked("127.0.0.0/8, ::1", _networks)
+    # Sessions one peer address may hold at once, so one client cannot take every slot.
+    max_sessions_per_peer: int = _checked(5000, _positive)
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,14 @@ class HttpSettings:
     tls_key_file: str = ""
     # Plain HTTP on a non-loopback address: only behind a TLS-terminating proxy.
     allow_plain_http: bool = False
+
+    # Seconds a client has to send a complete request head; also how long an idle
+    # keep-alive connection stays open (see hotline.web): longer than Prometheus's 15 s
+    # scrape interval, so a scrape never races the close of its idle connection.
+    header_timeout: float = _checked(20.0, _positive)
+    max_connections: int = _checked(2048, _positive)  # beyond this: 503 and closed
+    # Connections one address may hold; behind a reverse proxy or NAT every client shares one.
+    max_connections_per_peer: int = _checked(512, _positive)
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hotline.private import PRIVATE_FILE, private_dir
 from hotline.yamldoc import write_atomically
 
 INDEX = "index.json"
@@ -114,8 +115,7 @@ class VersionStore:
 
     def record(self, number: str, data: bytes, author: str, note: str = "") -> Version:
         """Keep `data` as the number's newest version; nothing new if it already is."""
-        folder = self.root / number
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(self.root / number)  # operators' files name staff: not for all
         sha = digest(data)
         with self._locked(folder):
             found = self.versions(number)
@@ -130,9 +130,9 @@ class VersionStore:
                 sha256=sha,
                 note=note,
             )
-            write_atomically(folder / version.file_name, data)
+            write_atomically(folder / version.file_name, data, mode=PRIVATE_FILE)
             index = json.dumps([asdict(v) for v in (*found, version)], ensure_ascii=False, indent=1)
-            write_atomically(folder / INDEX, index.encode("utf-8"))
+            write_atomically(folder / INDEX, index.encode("utf-8"), mode=PRIVATE_FILE)
         return version
 
     @contextlib.contextmanager

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.audit import AuditLog
 from hotline.auth import Actor, TokenFile, TokenLookup, token_digest
+from hotline.jsonbody import BadJsonBody, read_json_object
 from hotline.store.db import require_utc
 from recorder import keys
 from recorder.models import RecordedCall, RecordingStore, State
@@ -524,15 +525,14 @@ async def _hold(request: web.Request) -> web.StreamResponse:
     hold = request.method == "PUT"
     action = Action.HOLD if hold else Action.RELEASE
     actor = await _caller(request, action)
+    hint = 'Укажите основание: {"reason": "номер дела или распоряжения"}.'
     try:
-        body = await request.json()
-        reason = str(body.get("reason", "")).strip() if isinstance(body, dict) else ""
-    except ValueError:
-        reason = ""
+        body = await read_json_object(request)
+    except BadJsonBody as refused:  # too large, too deep, too slow: say so, audited
+        await _refuse_bad_request(request, action, refused.message)
+    reason = str(body.get("reason", "")).strip()
     if not reason:
-        await _refuse_bad_request(
-            request, action, 'Укажите основание: {"reason": "номер дела или распоряжения"}.'
-        )
+        await _refuse_bad_request(request, action, hint)
     access = request.app[ACCESS_KEY]
     result = await set_hold(
         access.recordings.engine,

@@ -46,6 +46,8 @@ from typing import BinaryIO, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hotline.private import private_dir
+
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "HEADER_SIZE",
@@ -130,7 +132,7 @@ class MasterKeyStore:
 
     def generate(self, key_id: str) -> MasterKey:
         """Write the next version of `key_id` (0600, never overwriting) and return it."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.directory)  # narrowed too if it existed wider
         version = max(self.versions(key_id), default=0) + 1
         secret = secrets.token_bytes(KEY_BYTES)
         path = self.path(key_id, version)

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.agi.hooks import AnsweredHook
 from hotline.audit import AuditLog
+from hotline.private import private_dir
 from recorder.agi import StartRecording
 from recorder.cli import watch_ami
 from recorder.http import install
@@ -36,6 +37,7 @@ from recorder.models import RecordingStore
 from recorder.pipeline import Recorder
 from recorder.retention import Purger, RetentionPolicy, shred_safely
 from recorder.settings import AccessSettings, RecorderSettings
+from recorder.spool import SPOOL_DIR_MODE
 from recorder.storage import LocalStorage, S3Storage, StorageError, open_storage
 
 __all__ = ["RecorderService", "ensure_master_key"]
@@ -87,7 +89,7 @@ class RecorderService:
         ensure_master_key(self.settings)
         self._policy = RetentionPolicy.load(self.access.retention_file, self.settings)
         # MixMonitor writes into the spool as soon as the first call is answered.
-        self.settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.spool_dir, SPOOL_DIR_MODE)
         self._hook = StartRecording(self.settings.spool_dir)  # ValueError: unusable path
 
     @property

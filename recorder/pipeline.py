@@ -39,6 +39,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from hotline.logs import bind_call
+from hotline.private import open_private, private_dir, tighten
 from hotline.store.db import CallRecord
 from recorder import metrics
 from recorder.alarms import Alarm, Backoff
@@ -46,7 +47,13 @@ from recorder.audio import TranscodeFailed, transcode, wav_duration
 from recorder.keys import CipherSummary, KeyRing, encrypt_stream
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.settings import FORMATS, RecorderSettings
-from recorder.spool import SPOOL_SUFFIX, spool_path, spool_space, valid_call_id
+from recorder.spool import (
+    SPOOL_DIR_MODE,
+    SPOOL_SUFFIX,
+    spool_path,
+    spool_space,
+    valid_call_id,
+)
 from recorder.storage import Storage, StorageUnavailable, VerificationFailed, verify
 
 
@@ -145,8 +152,8 @@ class Recorder:
     # -- entry points --------------------------------------------------------------------
 
     def prepare_directories(self) -> None:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.spool_dir, SPOOL_DIR_MODE)
+        private_dir(self.work_dir)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Recover, then scan the spool every `scan_interval` until `stop` is set."""
@@ -295,6 +302,7 @@ class Recorder:
         started = time.perf_counter()
         try:
             await transcode(source, partial, format)
+            tighten(partial)  # the transcoder made it with the umask: it is a call's audio
         except TranscodeFailed as error:
             # keep the evidence: the original bytes are encrypted and stored instead
             log.error("transcoding failed, storing the original file: %s", error)
@@ -329,7 +337,7 @@ class Recorder:
 
     def _encrypt_file(self, data_key: bytes, source: Path, target: Path) -> CipherSummary:
         partial = target.with_name(target.name + ".part")
-        with source.open("rb") as plain, partial.open("wb") as sealed:
+        with source.open("rb") as plain, open_private(partial) as sealed:
             summary = encrypt_stream(data_key, plain, sealed, self.settings.chunk_size)
             sealed.flush()
             os.fsync(sealed.fileno())

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from hotline.audit import AuditLog
 from hotline.auth import TOKEN_ROLES, Actor, new_token
+from hotline.private import open_private
 from hotline.store.db import create_engine
 from hotline.yamldoc import YamlFileError
 from recorder import keys
@@ -220,7 +221,8 @@ async def cmd_clip(args: argparse.Namespace, settings: WithRecorderSettings) -> 
     finally:
         await engine.dispose()
     temporary = args.output.with_name(f".{args.output.name}.partial")
-    temporary.write_bytes(clip)
+    with open_private(temporary) as out:  # a citizen's voice: for the requester only
+        out.write(clip)
     temporary.replace(args.output)
     print(f"{args.output}: {len(clip)} bytes, {args.start:g}-{args.end:g} s of {args.recording_id}")
     return 0

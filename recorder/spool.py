@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "SPOOL_DIR_MODE",
     "SPOOL_SUFFIX",
     "SpoolSpace",
     "mixmonitor_args",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 SPOOL_SUFFIX = ".wav"
+# Asterisk's MixMonitor writes here, as its own user when that is not ours: the group (shared
+# with Asterisk) may write, others may not even list the calls' audio.
+SPOOL_DIR_MODE = 0o770
 _CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from hotline.private import open_private, private_dir
 from recorder.settings import RecorderSettings
 
 __all__ = [
@@ -126,7 +127,7 @@ class LocalStorage:
         self.root = Path(root)
 
     async def __aenter__(self) -> Self:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.root)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -140,7 +141,7 @@ class LocalStorage:
         try:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             temporary = target.with_name(f".{target.name}.partial")
-            with path.open("rb") as source, temporary.open("wb") as sink:
+            with path.open("rb") as source, open_private(temporary) as sink:
                 while chunk := source.read(READ_CHUNK):
                     sink.write(chunk)
                 sink.flush()

@@ -317,3 +317,14 @@ def test_a_section_whose_name_has_an_underscore_is_reachable_from_the_environmen
 def test_a_part_s_own_checks_name_its_section() -> None:
     with pytest.raises(ConfigError, match=r"\[callbacks\].*max_attempts"):
         load_settings(None, {"HOTLINE_CALLBACKS_MAX_ATTEMPTS": "0"})
+
+
+@pytest.mark.parametrize("peers", ["", "10.0.0.0/33", "pbx.local", "10.0.0.1,,10.0.0.2"])
+def test_agi_allowed_peers_must_be_addresses_or_networks(tmp_path: Path, peers: str) -> None:
+    message = error_for(tmp_path, f'[agi]\nallowed_peers = "{peers}"\n')
+    assert "[agi] allowed_peers must list IP addresses or networks" in message
+
+
+def test_agi_allowed_peers_from_the_environment() -> None:
+    settings = load_settings(environ={"HOTLINE_AGI_ALLOWED_PEERS": "10.20.0.11, 10.30.0.0/24"})
+    assert settings.agi.allowed_peers == "10.20.0.11, 10.30.0.0/24"

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from hotline.access import PUBLIC, actor_of, allow, people
 from hotline.auth import Actor, Role
+from hotline.jsonbody import read_json_object
 from workspace.desk import Desk
 from workspace.model import CATEGORY_TITLES, Category, Contact
 from workspace.numbers import parse_contact_number
@@ -132,10 +133,7 @@ async def _contact(request: web.Request) -> web.Response:
 @allow(_STAFF)
 async def _wrap_up(request: web.Request) -> web.Response:
     number = _number(request)
-    try:
-        body = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
-        return _json({"error": "Тело запроса: JSON."}, 400)
+    body = await read_json_object(request)  # bounded size, depth and time; a 400 otherwise
     problem = _wrap_up_problem(body)
     if problem:
         return _json({"error": problem}, 400)

@@ -28,6 +28,7 @@ from hotline.agi.protocol import (
 )
 from hotline.agi.session import AgiSession
 from hotline.logs import bind_call
+from hotline.security import SecurityCategory, security_event
 
 if TYPE_CHECKING:
     from hotline.agi.server import FastAgiServer
@@ -80,6 +81,7 @@ class AgiConnection(asyncio.Protocol):
         "_session",
         "_task",
         "_transport",
+        "peer",
     )
 
     def __init__(self, server: FastAgiServer, loop: asyncio.AbstractEventLoop) -> None:
@@ -96,6 +98,7 @@ class AgiConnection(asyncio.Protocol):
         self._in_usage = False  # the reader is inside a 520 block: no cached replies then
         self._task: asyncio.Task[None] | None = None
         self._done = False  # counted in the metrics and gone from the server's set
+        self.peer = "unknown"  # the peer's IP address, from connection_made on
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -103,17 +106,13 @@ class AgiConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
         self._transport = cast(asyncio.Transport, transport)
         server = self._server
-        if not server.admit(self):
-            self._done = True
-            server.count_outcome("rejected")
-            log.warning(
-                "refusing a FastAGI connection: %s (%d calls in progress, max_sessions %d)",
-                "shutting down" if server.draining else "too many calls",
-                server.in_progress,
-                server.max_sessions,
-            )
-            transport.close()
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else "unknown"
+        refusal = server.refusal(self.peer)
+        if refusal is not None:
+            self._refuse(refusal)
             return
+        server.admit(self, self.peer)
         self._accepted_at = monotonic()  # for the server's sweep: see `check_deadline`
 
     def data_received(self, data: bytes) -> None:
@@ -146,7 +145,7 @@ class AgiConnection(asyncio.Protocol):
                 else:
                     with bind_call(session.call_id):
                         session._hangup_notice()
-        except (AgiProtocolError, UnicodeDecodeError) as exc:
+        except (AgiProtocolError, ValueError) as exc:  # ValueError: UnicodeDecodeError, int()
             self._protocol_error(exc)
             return
         if len(buffer) - start > limit:
@@ -161,6 +160,23 @@ class AgiConnection(asyncio.Protocol):
             with bind_call(self._env.get("agi_uniqueid") or _NO_CALL_ID):
                 log.warning("FastAGI connection closed in the middle of the AGI environment")
             self.end("protocol_error")
+
+    def _refuse(self, why: str) -> None:
+        """Close a connection the server will not serve, before reading a byte of it."""
+        server = self._server
+        self._done = True
+        server.count_outcome("rejected")
+        if why in ("peer not allowed", "too many calls from this peer"):
+            server.peer_refused(self.peer, why)  # not Asterisk, or one client hogging slots
+        else:
+            log.warning(
+                "refusing a FastAGI connection: %s (%d calls in progress, max_sessions %d)",
+                why,
+                server.in_progress,
+                server.max_sessions,
+            )
+        assert self._transport is not None
+        self._transport.close()  # at once: nothing was read or written
 
     # --- the environment -----------------------------------------------------------------
 
@@ -180,7 +196,7 @@ class AgiConnection(asyncio.Protocol):
                 raise AgiProtocolError(f"line longer than {self._limit} bytes")
             if block:
                 self._parse_env(block.split(b"\n"))
-        except (AgiProtocolError, UnicodeDecodeError) as exc:
+        except (AgiProtocolError, ValueError) as exc:
             self._protocol_error(exc)
             return
         if not complete:
@@ -252,7 +268,11 @@ class AgiConnection(asyncio.Protocol):
         session = self._session
         call_id = session.call_id if session is not None else self._env.get("agi_uniqueid")
         with bind_call(call_id or _NO_CALL_ID):
-            log.warning("closing a FastAGI connection that is not speaking AGI: %s", exc)
+            security_event(
+                SecurityCategory.BAD_INPUT,
+                f"closing a FastAGI connection that is not speaking AGI: {exc}",
+                peer=self.peer,
+            )
         if session is not None:
             error = exc if isinstance(exc, AgiProtocolError) else AgiProtocolError(str(exc))
             session._fail(error, notify=False)  # its task counts the outcome

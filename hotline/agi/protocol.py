@@ -28,9 +28,14 @@ DEAD_CHANNEL_TEXT: Final = "Command Not Permitted on a dead channel or intercept
 
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
 _VERB = re.compile(r"[A-Z][A-Z ]*[A-Z]|[A-Z]")
+# Numbers on the wire are ASCII digits, and short: Python's int() also takes "٣", "1_000" and
+# " 7", and raises ValueError past 4,300 digits, so every number is matched here first.
+# endpos is a sample offset (int64 in Asterisk); a longer one is not Asterisk talking.
 _REPLY_200 = re.compile(
-    r"result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?"
+    r"result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?[0-9]{1,19}))?"
 )
+_REPLY_CODE = re.compile(r"[0-9]{3}")
+_RESULT_NUMBER = re.compile(r"-?[0-9]{1,19}")
 # What Asterisk's argument splitter treats specially: blanks, quotes, backslashes, line ends.
 _NEEDS_QUOTES = re.compile(r'[\s"\\\x00]')  # NUL: not \s, but it must not go out raw
 _LINE_BREAKS = re.compile(r"[\r\n\x00]")
@@ -186,11 +191,11 @@ class AgiReply:
 
     @property
     def value(self) -> int:
-        """The result as a number; raises AgiProtocolError when it is not one."""
-        try:
-            return int(self.result)
-        except ValueError:
-            raise AgiProtocolError(f"result is not a number: {self.result!r}") from None
+        """The result as a number; raises AgiProtocolError when it is not one (ASCII digits,
+        at most 19 of them, an optional minus)."""
+        if not _RESULT_NUMBER.fullmatch(self.result):
+            raise AgiProtocolError(f"result is not a number: {self.result[:40]!r}")
+        return int(self.result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +208,7 @@ HANGUP: Final = HangupNotice()
 
 def parse_reply_line(line: str) -> AgiReply:
     """Parse a single-line reply (everything but a ``520-`` block)."""
-    if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] != " "):
+    if not _REPLY_CODE.fullmatch(line[:3]) or (len(line) > 3 and line[3] != " "):
         raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}")
     code, rest = int(line[:3]), line[4:]
     if code != 200:

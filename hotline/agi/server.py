@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import socket
 from collections.abc import Iterable
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from time import monotonic
 from typing import Final
 
@@ -47,6 +49,8 @@ from hotline.agi.protocol import AgiProtocolError, AgiReply, HangupNotice
 from hotline.agi.router import Handler, Router
 from hotline.agi.session import AgiReplyTimeout, AgiSession, CallerHungUp, SessionSupport
 from hotline.logs import set_call_id
+from hotline.security import SECURITY_EVENTS, SecurityCategory, security_event
+from hotline.settings import parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +68,17 @@ class FastAgiServer:
     receive the environment, `reply_timeout` seconds for Asterisk to answer one command (long
     enough for RECORD FILE), `max_sessions` connections at once (more are closed at once, and
     Asterisk falls back in the dialplan). Port 0 picks a free port (see `port`).
+
+    Peers: only addresses in `allowed_peers` (comma-separated addresses or networks; default
+    loopback) may open a session, and one address holds at most `max_sessions_per_peer` of
+    them (default `max_sessions`), so a flood from one client cannot take the slots of the
+    real PBX. Others are closed at once and counted as ``PEER_REFUSED`` security events.
     """
 
     CANCEL_GRACE: Final = 5.0
     """Seconds `drain` gives cancelled handlers to unwind before giving up on them."""
+    REFUSED_RECENTLY: Final = 10.0
+    """Seconds `health` keeps saying ``refusing`` after a call was refused at the cap."""
 
     def __init__(
         self,
@@ -80,13 +91,17 @@ class FastAgiServer:
         reply_timeout: float = 300.0,
         max_sessions: int = 10000,
         backlog: int = 4096,
+        allowed_peers: str = "127.0.0.0/8, ::1",
+        max_sessions_per_peer: int | None = None,
     ) -> None:
+        per_peer = max_sessions if max_sessions_per_peer is None else max_sessions_per_peer
         for name, value in [
             ("max_line_bytes", max_line_bytes),
             ("env_timeout", env_timeout),
             ("reply_timeout", reply_timeout),
             ("max_sessions", max_sessions),
             ("backlog", backlog),
+            ("max_sessions_per_peer", per_peer),
         ]:
             if value <= 0:
                 raise ValueError(f"{name} must be greater than 0, got {value}")
@@ -96,6 +111,11 @@ class FastAgiServer:
         self.env_timeout = env_timeout
         self.reply_timeout = reply_timeout
         self.max_sessions = max_sessions
+        self.max_sessions_per_peer = per_peer
+        self.allowed_peers = parse_networks(allowed_peers)
+        self._per_peer: dict[str, int] = {}  # sessions in progress by peer address
+        self._refused_full_at = -math.inf  # when a call was last refused at max_sessions
+        self._peer_refusal_logged: dict[str, float] = {}  # reason -> when last logged
         self._requested_port = port
         self._backlog = backlog
         self._listener: asyncio.Server | None = None
@@ -235,18 +255,64 @@ class FastAgiServer:
 
     def is_serving(self) -> bool:
         """True while the server accepts calls (started, not draining or closed)."""
-        return self._listener is not None and not self._draining
+        return self._listener is not None and not self._draining and self._listener.is_serving()
+
+    def health(self) -> str:
+        """``listening`` when the next call from Asterisk would be taken; otherwise why not:
+        ``down: ...`` when not listening, ``refusing: ...`` at `max_sessions` or when a call
+        was refused for it within the last `REFUSED_RECENTLY` seconds (a probe between two
+        refusals must not read healthy)."""
+        if not self.is_serving():
+            return "down: not listening" if not self._draining else "down: shutting down"
+        if len(self._connections) >= self.max_sessions:
+            return f"refusing: at max_sessions ({self.max_sessions} calls)"
+        if monotonic() - self._refused_full_at < self.REFUSED_RECENTLY:
+            return f"refusing: calls refused at max_sessions ({self.max_sessions})"
+        return "listening"
 
     # --- what connections call (see `hotline.agi.connection`) ----------------------------
 
-    def admit(self, conn: AgiConnection) -> bool:
-        if self._draining or len(self._connections) >= self.max_sessions:
-            return False
+    def refusal(self, peer: str) -> str | None:
+        """Why a connection from `peer` (an IP address) is refused, or None to admit it."""
+        if not _allowed(peer, self.allowed_peers):
+            return "peer not allowed"
+        if self._draining:
+            return "shutting down"
+        if len(self._connections) >= self.max_sessions:
+            self._refused_full_at = monotonic()
+            return "too many calls"
+        if self._per_peer.get(peer, 0) >= self.max_sessions_per_peer:
+            return "too many calls from this peer"
+        return None
+
+    def peer_refused(self, peer: str, why: str) -> None:
+        """Count a connection refused for its peer as a ``PEER_REFUSED`` security event; log
+        it once per `REFUSED_RECENTLY` seconds and reason (a flood from a stranger must not
+        become a flood of log lines)."""
+        now = monotonic()
+        if now - self._peer_refusal_logged.get(why, -math.inf) < self.REFUSED_RECENTLY:
+            SECURITY_EVENTS.labels(category=SecurityCategory.PEER_REFUSED.value).inc()
+            return
+        self._peer_refusal_logged[why] = now
+        security_event(
+            SecurityCategory.PEER_REFUSED,
+            f"refusing FastAGI connections: {why} (further refusals counted, logged every "
+            f"{self.REFUSED_RECENTLY:g} s)",
+            peer=peer,
+            service="fastagi",
+        )
+
+    def admit(self, conn: AgiConnection, peer: str) -> None:
+        """Count `conn` in (after `refusal` said None)."""
         self._connections.add(conn)
+        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         metrics.CALLS_IN_PROGRESS.inc()
-        return True
 
     def finished(self, conn: AgiConnection, outcome: str) -> None:
+        if conn in self._connections:
+            left = self._per_peer.pop(conn.peer, 1) - 1
+            if left:
+                self._per_peer[conn.peer] = left
         self._connections.discard(conn)
         metrics.CALLS_IN_PROGRESS.dec()
         self.count_outcome(outcome)
@@ -279,7 +345,15 @@ class FastAgiServer:
             log.warning("call ended: %s", exc)
             outcome = "idle_timeout"
         except AgiProtocolError as exc:
-            log.info("call ended: Asterisk sent bytes that are not AGI (%s)", exc)
+            if session.failure is None:  # a reply that parsed but holds no usable value
+                security_event(
+                    SecurityCategory.BAD_INPUT,
+                    f"call ended: Asterisk sent a reply that is not AGI ({exc})",
+                    level=logging.INFO,
+                    peer=conn.peer,
+                )
+            else:  # the connection already reported the bytes it could not parse
+                log.info("call ended: Asterisk sent bytes that are not AGI (%s)", exc)
             outcome = "protocol_error"
         except asyncio.CancelledError:
             why = ": the server is shutting down, the call goes back to the dialplan"
@@ -291,6 +365,16 @@ class FastAgiServer:
         finally:
             conn.close()
             conn.end(outcome)
+
+
+def _allowed(peer: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        address = ip_address(peer)
+    except ValueError:  # no address (a Unix socket, a closed transport): not a known PBX
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener sees IPv4 PBXs as ::ffff:a.b.c.d
+    return any(address in network for network in networks)
 
 
 def _finished_outcome(session: AgiSession) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from time import monotonic
@@ -45,6 +46,9 @@ _ANSWER: Final = format_command("ANSWER")
 _HANGUP: Final = format_command("HANGUP")
 _NOOP: Final = format_command("NOOP")
 _CHANNEL_STATUS: Final = format_command("CHANNEL STATUS")
+# The keys of a phone: what GET DATA returns and what a digit code may stand for.
+_DTMF: Final = frozenset("0123456789*#ABCD")
+_DTMF_RUN: Final = re.compile(r"[0-9*#A-D]*")
 # Applications that connect the caller to a person: Asterisk runs them to their end whether or
 # not the FastAGI session is still there (res_agi reads no command while EXEC runs).
 _BRIDGING: Final = (b"exec dial ", b"exec queue ")
@@ -415,6 +419,8 @@ class AgiSession:
         line = self._support.line("GET DATA", prompt, timeout_ms, max_digits)
         reply = await self._exchange("GET DATA", line)
         digits = "" if reply.result.startswith("-") else reply.result
+        if not _DTMF_RUN.fullmatch(digits):  # what menus compare and validate: DTMF only
+            raise AgiProtocolError(f"GET DATA result is not DTMF digits: {digits[:40]!r}")
         return Digits(digits, timed_out=reply.timed_out)
 
     async def say_digits(self, digits: str, escape: str = "") -> str | None:
@@ -506,7 +512,7 @@ def _digit(result: int) -> str | None:
     """Asterisk reports a pressed digit as its character code; 0 (none) and -1 give None."""
     if result <= 0:
         return None
-    if result < 128:
+    if result < 128 and chr(result) in _DTMF:
         return chr(result)
     raise AgiProtocolError(f"not a DTMF digit code: {result}")
 

@@ -163,8 +163,10 @@ def _header_text(value: HeaderValue) -> str:
 
 
 def _check_list_size(pending: PendingAction, complete: AmiMessage) -> None:
-    announced = complete.get("ListItems")
-    if announced is not None and announced.isdigit() and int(announced) != len(pending.events):
+    announced = complete.get("ListItems") or ""
+    # isdigit() alone passes "²" and "٣", which int() refuses or misreads: ASCII, and short.
+    wellformed = announced.isascii() and announced.isdigit() and len(announced) < 10
+    if wellformed and int(announced) != len(pending.events):
         log.warning(
             "AMI %s list announced %s items but carried %d",
             pending.action,

@@ -6,6 +6,7 @@ must match them (a test compares the two) and are never used to create tables.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime
+
+from hotline.private import create_parents, open_private, tighten
 
 __all__ = [
     "Base",
@@ -129,10 +132,17 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _ensure_sqlite_parent(database: str | None) -> None:
-    """Create the directory that will hold the SQLite file, unless the database is in memory."""
+    """Create the SQLite file 0600 (in private directories when they are missing), unless the
+    database is in memory. It holds callers' numbers: SQLite alone would create it 0644, and
+    its -wal, -shm and -journal files copy the database file's mode, so they follow."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = Path(database).expanduser()
+    create_parents(path)
+    with contextlib.suppress(FileExistsError):  # an empty file is a new SQLite database
+        open_private(path, exclusive=True).close()
+    for companion in ("", "-wal", "-shm", "-journal"):  # made 0644 by an older version
+        tighten(path.with_name(path.name + companion))
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -26,13 +26,13 @@ edit is in the audit log (`hotline.audit`) with who made it. See `routing.admin.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
 
 from hotline.auth import Actor, TokenLookup
+from hotline.jsonbody import BadJsonBody, read_json_object
 from routing.admin.errors import EditRefused
 from routing.admin.service import AcdAdmin
 
@@ -94,16 +94,10 @@ def _actor(request: web.Request) -> Actor:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.content.read(_MAX_BODY + 1)
-    if len(raw) > _MAX_BODY:
-        raise EditRefused(400, "Слишком большой запрос.", "body")
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        body = None
-    if not isinstance(body, dict):
-        raise EditRefused(400, "Некорректный запрос: ожидается JSON-объект.", "body")
-    return body
+        return await read_json_object(request, max_bytes=_MAX_BODY)
+    except BadJsonBody as refused:
+        raise EditRefused(refused.status_code, refused.message, "body") from None
 
 
 def _source(request: web.Request) -> str:

@@ -31,7 +31,6 @@ a zone; the window must lie in the future and overlap the group's working hours.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from typing import Any, Final
@@ -41,6 +40,7 @@ from aiohttp import web
 from hotline.access import actor_of, allow, people, services
 from hotline.audit import AuditLog
 from hotline.auth import Actor, Role
+from hotline.jsonbody import BadJsonBody, read_json_object
 from routing.callbacks.model import Callback, CallbackRefused, Refusal
 from routing.callbacks.scheduler import CallbackScheduler
 
@@ -122,18 +122,10 @@ async def _audit(request: web.Request, actor: Actor, action: str, target: str | 
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > _MAX_BODY:
-        raise _BadRequest("Слишком большой запрос.")
-    raw = await request.content.read(_MAX_BODY + 1)
-    if len(raw) > _MAX_BODY:
-        raise _BadRequest("Слишком большой запрос.")
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        body = None
-    if not isinstance(body, dict):
-        raise _BadRequest("Некорректный запрос: ожидается JSON-объект.")
-    return body
+        return await read_json_object(request, max_bytes=_MAX_BODY)
+    except BadJsonBody as refused:
+        raise _BadRequest(refused.message) from None
 
 
 def _text(body: dict[str, Any], key: str, what: str, *, required: bool) -> str | None:

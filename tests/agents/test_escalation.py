@@ -182,7 +182,8 @@ async def test_refusals_are_russian_and_change_nothing(desk: Desk) -> None:
         reply = await post("/api/operators/anna/escalate", json=bad)
         error = (await reply.json())["error"]
         assert reply.status == 400 and "нет в списке" in error and "sfr" in error
-    for raw in (b"\xff{", b"[]", b'{"agency": 5}', b""):
+    deep = b'{"agency": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"  # was a 500
+    for raw in (b"\xff{", b"[]", b'{"agency": 5}', b"", deep):
         reply = await post("/api/operators/anna/escalate", data=raw)
         assert reply.status == 400 and "agency" in (await reply.json())["error"]
     assert desk.node.acd.callers[CALL].state == "talking"

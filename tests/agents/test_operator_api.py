@@ -148,3 +148,17 @@ def test_device_events_are_parsed_defensively() -> None:
         )
         is None
     )
+
+
+async def test_deeply_nested_json_is_a_clear_400_not_a_crash(
+    api: tuple[TestClient, AcdNode],
+) -> None:
+    client, node = api
+    await client.post("/api/operators/anna/login")
+    nested = b'{"reason": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    reply = await client.post("/api/operators/anna/pause", data=nested)
+    assert reply.status == 400 and "вложенность" in (await reply.json())["error"]
+    too_big = b'{"reason": "' + b"x" * 100_000 + b'"}'
+    reply = await client.post("/api/operators/anna/pause", data=too_big)
+    assert reply.status == 413 and "Слишком большой" in (await reply.json())["error"]
+    assert node.acd.operators["anna"].state.value == "ready"  # nothing changed

@@ -608,6 +608,9 @@ async def test_security_officer_places_and_lifts_a_legal_hold(api: Api) -> None:
     assert "снятие запрета удаления" in (await auditor.json())["error"]
     no_reason = await api.client.delete(url, json={}, headers=security)
     assert no_reason.status == 400
+    deep = b'{"reason": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"  # was a 500
+    nested = await api.client.delete(url, data=deep, headers=security)
+    assert nested.status == 400 and "вложенность" in (await nested.json())["error"]
     unknown = await api.client.put("/recordings/nope/hold", json={"reason": "r"}, headers=security)
     assert unknown.status == 404
 
@@ -619,6 +622,7 @@ async def test_security_officer_places_and_lifts_a_legal_hold(api: Api) -> None:
     assert trail == [
         ("sidorova", "hold", "ok"),
         ("ivanova", "release", "refused"),
+        ("sidorova", "release", "bad_request"),
         ("sidorova", "release", "bad_request"),
         ("sidorova", "hold", "not_found"),
         ("sidorova", "release", "ok"),

@@ -255,6 +255,9 @@ async def test_hostile_ids_and_bodies_are_refused(env: Env) -> None:
         nested = [nested]
     status, reply = await env.put("/api/groups/x", {**PENSIONS, "widen_to": nested})
     assert status == 400
+    deep = b'{"widen_to": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    async with env.client.put("/api/groups/x", data=deep, headers=ADMIN) as raw:
+        assert raw.status == 400 and "вложенность" in (await raw.json())["error"]
     assert env.groups_file.read_bytes() == before
 
 

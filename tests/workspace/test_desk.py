@@ -203,7 +203,7 @@ async def test_a_pop_moved_to_another_operator_is_withdrawn_from_the_first(floor
             {"category": "other", "resolution": "x", "resolved": "yes"},
             "Укажите, решён ли вопрос на этом обращении.",
         ),
-        ([1, 2], "Тело запроса: объект JSON."),
+        ([1, 2], "Некорректный запрос: ожидается JSON-объект."),
     ],
 )
 async def test_a_bad_wrap_up_is_refused_and_changes_nothing(
@@ -292,3 +292,18 @@ async def test_an_answer_right_after_the_ring_waits_for_the_pop(floor: Floor) ->
     assert floor.desk.pop_of("fast") is None  # consumed by the answer
     contact = await floor.registry.of_call("fast")
     assert contact is not None and contact.operator_id == "ivanova"
+
+
+async def test_a_deeply_nested_wrap_up_body_is_a_clear_400(floor: Floor) -> None:
+    contact = await floor.registry.open(
+        ContactDraft(ContactChannel.CALL, operator_id="ivanova"),
+        actor=Actor("i", "operator"),
+        source="t",
+    )
+    answer = await floor.client.post(
+        f"/desk/api/contacts/{contact.number}/wrap-up",
+        data="[" * 5000 + "]" * 5000,
+        headers={**bearer("tok-ivanova"), "Content-Type": "application/json"},
+    )
+    assert answer.status == 400
+    assert "вложенность" in (await answer.json())["error"]
