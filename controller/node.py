@@ -16,6 +16,11 @@ The ports between parts, wired here and nowhere else:
 * the ACD's answer listeners tell the recorder which operator took a call;
 * AMI events feed the recorder's worker and the ACD's softphone registration;
 * edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`).
+
+Every HTTP route is guarded by `hotline.access.access_middleware`: the policy on its handler
+says who may call it, one `ActorLookup` (`Controller.access_lookup`: today the bearer tokens
+of ``[recorder_access] tokens_file``) says who is asking, and every 401/403 is a security
+event (`hotline.security`, ``access_denied``) with the method, path and source address.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from hotline.access import ActorLookup, BearerTokens, access_middleware
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
@@ -42,9 +48,10 @@ from hotline.ami.client import AmiClient
 from hotline.audit import AuditLog
 from hotline.auth import TokenFile
 from hotline.lifecycle import Lifecycle
+from hotline.security import SecurityCategory, security_event
 from hotline.store.db import CallLog
 from hotline.store.state import CallState
-from hotline.web import build_app
+from hotline.web import build_app, is_private_address
 from ivr.menu.library import menu_files
 from ivr.part import ENTRY_SCRIPT, MenuService
 from recorder.part import RecorderService
@@ -57,6 +64,20 @@ from routing.settings import locate
 log = logging.getLogger(__name__)
 # The outside agencies operators may send a caller to (id -> name, number).
 AGENCIES_FILE = "dialplans/agencies.yaml"
+# How much of a refused request's path a security event shows (ids can be long on purpose).
+REFUSED_PATH_SHOWN = 200
+
+
+def report_refusal(request: web.Request, status: int) -> None:
+    """The access middleware's `on_refused`: a 401 or 403 as a security event."""
+    security_event(
+        SecurityCategory.ACCESS_DENIED,
+        "HTTP request refused",
+        method=request.method,
+        path=request.path[:REFUSED_PATH_SHOWN],
+        source=request.remote or "unknown",
+        status=status,
+    )
 
 
 class Controller:
@@ -98,7 +119,13 @@ class Controller:
         state = CallStatePart(self.settings.store)
         await parts.start(state)
         self.state = state.state
-        app = build_app(self.health)
+        # A broken token file stops start-up here, with its file:line.
+        guard = access_middleware(self.access_lookup(), on_refused=report_refusal)
+        app = build_app(
+            self.health,
+            middlewares=[guard],
+            metrics_public=is_private_address(self.settings.http.host),
+        )
         if self.settings.routing.enabled:
             await self._start_acd(self.engine, app)
         if self.settings.recorder.enabled:
@@ -132,22 +159,22 @@ class Controller:
         self.acd = AcdService.build(self.settings.routing)
         acd = self.acd
         await self._lifecycle.start(PartOf("acd", acd.start, acd.stop, acd.health))
-        add_operator_routes(app, acd.node)
+        audit = AuditLog(engine)  # operators' actions and escalations, the admin API's edits
+        add_operator_routes(app, acd.node, audit)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
-        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies)
-        # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors of the
-        # token file; hand edits of the files are picked up by the same path.
+        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies, audit)
+        # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors; hand
+        # edits of the files are picked up by the same path.
         routing, ivr = self.settings.routing, self.settings.ivr
         versions = Path(routing.versions_dir) if routing.versions_dir else ivr.versions_dir / "acd"
         self.acd_admin = AcdAdmin.for_service(
             self.acd,
             versions_dir=versions,
             menu_files=lambda: menu_files(ivr.dialplans_dir),
-            audit=AuditLog(engine),
+            audit=audit,
         )
-        tokens = TokenFile(self.settings.recorder_access.tokens_file)
-        add_admin_routes(app, self.acd_admin, tokens)
+        add_admin_routes(app, self.acd_admin)
         if routing.asterisk_files_dir:  # the fallback queues' members and the PJSIP seats
             sync = AsteriskFilesSync.for_service(acd, Path(routing.asterisk_files_dir), self._ami)
             self.asterisk_files = sync
@@ -168,6 +195,11 @@ class Controller:
         await self._lifecycle.start(PartOf("recorder", recorder.start, recorder.stop))
         if self.acd is not None:  # recordings name the operator the ACD connected
             self.acd.answer_listeners.append(self.recordings.note_operator)
+
+    def access_lookup(self) -> ActorLookup:
+        """Who sent an HTTP request: for now the bearer tokens of the recordings' token file
+        (re-read when it changes; a missing file lets nobody in until it exists)."""
+        return BearerTokens(TokenFile(self.settings.recorder_access.tokens_file))
 
     def _ami(self) -> AmiClient | None:
         return self.ami

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from people import as_user, guarded_app, sqlite_audit
 from yamlfiles import assert_refused_at_line
 
 from agents.escalation import (
@@ -79,8 +80,12 @@ AGENCIES = {
 }
 
 
+# anna holds the call; "nobody" is a staff member who is not an operator of this ACD
+STAFF = {"anna": "operator", "nobody": "operator"}
+
+
 @pytest.fixture
-async def desk() -> AsyncIterator[Desk]:
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     server = AmiServer(clock=SystemClock(), users={"ctl": ManagerUser("ctl", "s")}, port=0)
     await server.start()
     ami = AmiClient("127.0.0.1", server.port, "ctl", "s", ping_interval=60)
@@ -94,10 +99,11 @@ async def desk() -> AsyncIterator[Desk]:
     await node.start()
     await node.login("anna")
     current: list[AmiClient | None] = [ami]
-    app = web.Application()
-    add_escalation_routes(app, node, lambda: current[0], AGENCIES)
-    async with TestClient(TestServer(app)) as client:
-        yield Desk(client, node, server, events, lambda c: current.__setitem__(0, c))
+    app = guarded_app(STAFF)
+    async with sqlite_audit(tmp_path) as audit:
+        add_escalation_routes(app, node, lambda: current[0], AGENCIES, audit)
+        async with TestClient(TestServer(app), headers=as_user("anna")) as client:
+            yield Desk(client, node, server, events, lambda c: current.__setitem__(0, c))
     await watcher.close()
     await ami.close()
     await server.close()
@@ -173,7 +179,9 @@ async def test_history_goes_along_and_records_the_escalation(desk: Desk) -> None
 
 async def test_refusals_are_russian_and_change_nothing(desk: Desk) -> None:
     post = desk.client.post
-    reply = await post("/api/operators/nobody/escalate", json={"agency": "sfr"})
+    reply = await post(
+        "/api/operators/nobody/escalate", json={"agency": "sfr"}, headers=as_user("nobody")
+    )
     assert reply.status == 404 and "Оператор не найден" in (await reply.json())["error"]
     reply = await post("/api/operators/anna/escalate", json={"agency": "sfr"})
     assert reply.status == 409 and "не в разговоре" in (await reply.json())["error"]

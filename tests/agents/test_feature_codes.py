@@ -14,6 +14,7 @@ from agi_peer import AsteriskPeer, env_bytes, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from controllers import WITHOUT_RECORDER, controller_settings, started
+from people import SUPERVISOR, as_user, guarded_app, people_environment, sqlite_audit
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
@@ -80,18 +81,19 @@ _REPLIES = {"STREAM": "200 result=0 endpos=8000", "SET": "200 result=1", "ANSWER
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     groups = {"general": group("general")}
     specs = [op("anna", general=5), op("boris", general=3)]
     node = AcdNode(Acd(groups, specs, clock=ManualClock()), InMemoryAcdStore(), node_id="n1")
     await node.start()
-    app = web.Application()
-    add_operator_routes(app, node)
-    async with (
-        TestClient(TestServer(app)) as http,
-        serving({FEATURE_SCRIPT: FeatureCodes(node)}) as server,
-    ):
-        yield Rig(server.port, node, http)
+    app = guarded_app({SUPERVISOR: "supervisor"})  # the listing is a supervisor's
+    async with sqlite_audit(tmp_path) as audit:
+        add_operator_routes(app, node, audit)
+        async with (
+            TestClient(TestServer(app), headers=as_user(SUPERVISOR)) as http,
+            serving({FEATURE_SCRIPT: FeatureCodes(node)}) as server,
+        ):
+            yield Rig(server.port, node, http)
 
 
 def result(heard: Heard) -> tuple[str, str, list[str]]:
@@ -224,7 +226,9 @@ def test_every_prompt_the_codes_play_exists() -> None:
 
 async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path: Path) -> None:
     """`hotline serve` routes operator-feature; PJSIP/1001 is ivanova in dialplans/."""
-    async with started(controller_settings(tmp_path, WITHOUT_RECORDER)) as controller:
+    supervisor = people_environment(tmp_path, {SUPERVISOR: "supervisor"})
+    settings = controller_settings(tmp_path, {**WITHOUT_RECORDER, **supervisor})
+    async with started(settings) as controller:
         assert controller.agi is not None and controller.acd is not None
         rig = Rig(controller.agi.port, controller.acd.node)
         heard = await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000007")
@@ -234,5 +238,8 @@ async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path
             result(await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000009"))[0] == "ok"
         )
         url = f"http://127.0.0.1:{controller.http_port}/api/operators"
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
+        async with (
+            aiohttp.ClientSession(headers=as_user(SUPERVISOR)) as http,
+            http.get(url) as response,
+        ):
             assert by_id(await response.json())["ivanova"] == ("paused", "перерыв")
