@@ -109,6 +109,12 @@ class Controller:
         assert self._web is not None, "the controller is not started"
         return self._web.port
 
+    @property
+    def app(self) -> web.Application:
+        """The HTTP application, every part's routes on it (the route-policy test reads it)."""
+        assert self._web is not None, "the controller is not started"
+        return self._web.app
+
     async def start(self) -> None:
         """Build and start every part; a failure leaves the started ones for `stop`."""
         parts = self._lifecycle

@@ -17,8 +17,8 @@ from hotline.access import BearerTokens, access_middleware
 from hotline.audit import AuditLog
 from hotline.auth import Actor, TokenBook, token_digest
 
-# The people most tests need: the ids match operators of routing.testing and the shipped files.
-SUPERVISOR = "smirnova"
+# The people most tests need besides the operators themselves.
+SUPERVISOR = "orlova"  # not an operator of the shipped files: a supervisor only
 ADMIN = "sysadmin"
 
 

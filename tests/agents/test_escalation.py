@@ -26,6 +26,7 @@ from agents.escalation import (
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
+from hotline.audit import AuditLog
 from hotline.clock import SystemClock
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
@@ -72,6 +73,7 @@ class Desk:
     server: AmiServer
     events: list[AmiMessage]
     set_ami: Callable[[AmiClient | None], None]
+    audit: AuditLog
 
 
 AGENCIES = {
@@ -103,7 +105,8 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     async with sqlite_audit(tmp_path) as audit:
         add_escalation_routes(app, node, lambda: current[0], AGENCIES, audit)
         async with TestClient(TestServer(app), headers=as_user("anna")) as client:
-            yield Desk(client, node, server, events, lambda c: current.__setitem__(0, c))
+            set_ami = current.__setitem__
+            yield Desk(client, node, server, events, lambda c: set_ami(0, c), audit)
     await watcher.close()
     await ami.close()
     await server.close()
@@ -138,6 +141,11 @@ async def test_caller_goes_to_the_agency_with_data_and_history(desk: Desk) -> No
         "agency_name": "Социальный фонд России",
     }
     assert CALL not in desk.node.acd.callers  # the conversation is over for the ACD
+    # who moved which call where is in the audit log
+    entries = await desk.audit.entries()
+    assert [(e.user_id, e.action, e.detail_data) for e in entries] == [
+        ("anna", "operator.escalate", {"operator": "anna", "call": CALL, "agency": "sfr"})
+    ]
 
     # The PBX has the caller at the agency's number in the escalation context.
     probe = AmiClient("127.0.0.1", desk.server.port, "ctl", "s", ping_interval=60)
