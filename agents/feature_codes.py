@@ -13,7 +13,9 @@ Who is asking comes from the calling channel, never from the dialled digits: ``a
 ``PJSIP/1001-0000001a`` is the device ``PJSIP/1001``, which dialplans/operators.yaml gives to one
 operator. A phone no operator has, or a channel name that is not a softphone's, is refused.
 The transition itself is the operator HTTP API's own action (`agents.http.OPERATOR_ACTIONS`),
-so both paths validate and store it the same way.
+so both paths validate and store it the same way, and, as there, every code is audited before
+it is done (the operator as actor and target, ``via: phone``, the device); an audit log that
+cannot take it makes the code fail (``error``) with nothing changed.
 
 The operator hears a Russian prompt (``hotline/operator-*``, prompts/ru.yaml): the confirmation,
 or why not; a refused move plays ``operator-refused-<state>``, whose text is the one
@@ -31,6 +33,8 @@ from collections.abc import Mapping
 
 from agents.http import OPERATOR_ACTIONS, BadRequest
 from hotline.agi.session import AgiSession
+from hotline.audit import AuditLog
+from hotline.auth import Actor, Role
 from routing.node import AcdNode
 from routing.operators import InvalidTransition
 
@@ -76,8 +80,9 @@ def refusal_prompt(refused: InvalidTransition) -> str:
 class FeatureCodes:
     """The ``operator-feature`` FastAGI script over one node's operators."""
 
-    def __init__(self, node: AcdNode) -> None:
+    def __init__(self, node: AcdNode, audit: AuditLog) -> None:
         self._node = node
+        self._audit = audit
         # Devices compared case-insensitively, as AMI's device states are (agents.devices).
         self._by_device = {op.spec.device.upper(): op.id for op in node.acd.operators.values()}
 
@@ -90,11 +95,11 @@ class FeatureCodes:
             log.warning("feature code from a phone no operator has: %r", channel[:100])
             await self._finish(session, "unknown-phone", "", "operator-not-allowed")
             return
-        result, prompt = await self._apply(op_id, session.request.query)
+        result, prompt = await self._apply(op_id, session.request.query, device or "")
         state = self._node.acd.operators[op_id].state.value
         await self._finish(session, result, state, prompt)
 
-    async def _apply(self, op_id: str, query: Mapping[str, str]) -> tuple[str, str]:
+    async def _apply(self, op_id: str, query: Mapping[str, str], device: str) -> tuple[str, str]:
         """(result, prompt) of one code for `op_id`, the state change done when "ok"."""
         code = query.get("code", "")
         if code not in _CODES:
@@ -107,6 +112,7 @@ class FeatureCodes:
                 return "bad-code", "operator-bad-code"
             body["reason"] = reason or DEFAULT_PAUSE_REASON
         try:
+            await self._record(op_id, action, device, body)
             await OPERATOR_ACTIONS[action](self._node, op_id, body)
         except InvalidTransition as refused:
             log.info("operator %s: %s refused (%s)", op_id, code, refused.message_ru)
@@ -118,6 +124,17 @@ class FeatureCodes:
             return "error", "operator-feature-failed"
         log.info("operator %s: %s by feature code", op_id, code)
         return "ok", confirmation
+
+    async def _record(self, op_id: str, action: str, device: str, body: dict[str, str]) -> None:
+        """The code in the audit log before it is done (raises if the log cannot take it)."""
+        await self._audit.record(
+            Actor(op_id, Role.OPERATOR),
+            f"operator.{action}",
+            recording_id=None,
+            source=device,
+            outcome="accepted",
+            detail={"operator": op_id, "via": "phone", **body},
+        )
 
     @staticmethod
     async def _finish(session: AgiSession, result: str, state: str, prompt: str) -> None:

@@ -259,7 +259,8 @@ class Controller:
         router.add(ENTRY_SCRIPT, menus.entry)
         if self.acd is not None:
             router.add(ANSWERED_SCRIPT, self.acd.answered)
-            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node))
+            assert self.engine is not None
+            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node, AuditLog(self.engine)))
         agi = self.settings.agi
         return FastAgiServer(
             router,

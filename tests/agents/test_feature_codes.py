@@ -18,7 +18,9 @@ from people import SUPERVISOR, as_user, guarded_app, people_environment, sqlite_
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
+from hotline.audit import AuditLog
 from hotline.clock import ManualClock
+from hotline.store.db import create_engine
 from ivr.prompts import load_prompt_texts
 from routing.acd import Acd
 from routing.node import AcdNode
@@ -47,6 +49,7 @@ class Rig:
     port: int
     node: AcdNode
     http: TestClient[web.Request, web.Application] | None = None  # the operator API
+    audit: AuditLog | None = None
 
     async def dial(self, query: str, channel: str = ANNA) -> Heard:
         """Dial a feature code (``code=...``) from `channel`, answering like Asterisk."""
@@ -91,9 +94,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         add_operator_routes(app, node, audit)
         async with (
             TestClient(TestServer(app), headers=as_user(SUPERVISOR)) as http,
-            serving({FEATURE_SCRIPT: FeatureCodes(node)}) as server,
+            serving({FEATURE_SCRIPT: FeatureCodes(node, audit)}) as server,
         ):
-            yield Rig(server.port, node, http)
+            yield Rig(server.port, node, http, audit)
 
 
 def result(heard: Heard) -> tuple[str, str, list[str]]:
@@ -121,6 +124,33 @@ async def test_login_pause_with_reason_ready_logout(rig: Rig) -> None:
     heard = await rig.dial("code=logout")
     assert result(heard) == ("ok", "logged_out", ["hotline/operator-logged-out"])
     assert await rig.listing() == {"anna": ("logged_out", None), "boris": ("logged_out", None)}
+
+
+async def test_every_code_is_audited_and_none_is_done_unaudited(rig: Rig, tmp_path: Path) -> None:
+    assert rig.audit is not None
+    await rig.dial("code=login")
+    await rig.dial("code=pause&reason=1")
+    entries = await rig.audit.entries()
+    assert [(e.user_id, e.role, e.action, e.source, e.detail_data) for e in entries] == [
+        ("anna", "operator", "operator.login", "PJSIP/anna", {"operator": "anna", "via": "phone"}),
+        (
+            "anna",
+            "operator",
+            "operator.pause",
+            "PJSIP/anna",
+            {"operator": "anna", "via": "phone", "reason": "обед"},
+        ),
+    ]
+    # an audit log that cannot take the entry (no tables there): the code fails, nothing moves
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/no-tables.sqlite3")
+    try:
+        codes = FeatureCodes(rig.node, AuditLog(engine))
+        async with serving({FEATURE_SCRIPT: codes}) as server:
+            heard = await Rig(server.port, rig.node).dial("code=ready")
+    finally:
+        await engine.dispose()
+    assert result(heard) == ("error", "paused", ["hotline/operator-feature-failed"])
+    assert rig.node.acd.operators["anna"].state is OperatorState.PAUSED
 
 
 async def test_ready_by_code_gets_a_waiting_caller_offered(rig: Rig) -> None:
