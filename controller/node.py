@@ -236,7 +236,7 @@ class Controller:
         """Staff accounts and service keys; bearer tokens of the legacy token file still work
         (with a deprecation warning) while a deployment moves to them."""
         tokens_file = Path(self.settings.recorder_access.tokens_file)
-        legacy = TokenFile(tokens_file) if tokens_file.exists() else None
+        legacy = TokenFile(tokens_file, optional=True)  # picked up when created later
         return build_accounts(
             self.settings.accounts,
             engine,
