@@ -75,11 +75,15 @@ async def connect_call(
     announce_every: float = 45.0,
     music_class: str = "default",
     hung_up: type[BaseException] = ConnectionError,
+    arrived_at: float | None = None,
+    on_queued: Callable[[float], Awaitable[None]] | None = None,
 ) -> ConnectResult:
     """Queue the caller in `group_id` and connect them; returns when they are done with the
     ACD. `hung_up` is the exception the session raises when the caller is gone
     (``hotline.agi.session.CallerHungUp``). Overflow (closed, nobody logged in, max wait)
-    is returned, not handled: the menu's overflow path runs it."""
+    is returned, not handled: the menu's overflow path runs it. `arrived_at`: the caller's
+    original arrival, carried from a controller that went away (`routing.arrival`);
+    `on_queued` is told the arrival the caller is queued with, to carry it on."""
     reason = node.acd.overflow_reason(group_id)
     if reason is not None:
         group = node.acd.groups[group_id]
@@ -87,9 +91,13 @@ async def connect_call(
             "overflow", overflow_reason=reason, overflow_group=group.overflow_group
         )
     call_id = session.call_id
-    await node.enqueue(call_id, group_id, number=number, priority=priority, data=data)
+    await node.enqueue(
+        call_id, group_id, number=number, priority=priority, data=data, arrived_at=arrived_at
+    )
     answered = False
     try:
+        if on_queued is not None:
+            await on_queued(node.acd.caller(call_id).first_arrival)
         while True:
             picked = await _wait(session, node, call_id, announce, announce_every, music_class)
             if isinstance(picked, Overflow):

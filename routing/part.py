@@ -42,6 +42,7 @@ from hotline.clock import wall_clock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.announcements import announcer
+from routing.arrival import carried_arrival, carry_arrival, forget_arrival
 from routing.callbacks.http import add_callback_routes
 from routing.callbacks.model import CallbackRefused
 from routing.callbacks.scheduler import CallbackScheduler
@@ -155,10 +156,22 @@ class AcdService:
         priority: int,
         data: Mapping[str, str],
     ) -> str:
+        """The menus' queue: the caller waits in `group` and is connected to an operator.
+        Their arrival travels on the channel (`routing.arrival`), so a caller handed back by
+        a controller that went away keeps their place in the next one."""
+        now = self.node.acd.clock()
+        oldest = now - self.node.acd.settings.recall_window_seconds
+        arrived = await carried_arrival(channel, group, now=now, oldest=oldest)
+
+        async def queued(at: float) -> None:
+            await carry_arrival(channel, group, at)
+
         result = await connect_call(
             channel,
             self.node,
             group,
+            arrived_at=arrived,
+            on_queued=queued,
             number=number,
             priority=priority,
             data=dict(data),
@@ -174,6 +187,8 @@ class AcdService:
             result.outcome,
             extra={"operator": result.operator_id, "overflow": result.overflow_reason},
         )
+        if result.outcome != "caller_gone":
+            await forget_arrival(channel)
         return queue_status(result)
 
     async def answered(self, session: AgiSession) -> None:
