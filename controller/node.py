@@ -53,6 +53,7 @@ from routing.admin.service import AcdAdmin
 from routing.asterisk_sync import AsteriskFilesSync
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
+from routing.snapshot import AcdSnapshots
 
 log = logging.getLogger(__name__)
 # The outside agencies operators may send a caller to (id -> name, number).
@@ -131,6 +132,8 @@ class Controller:
         # Broken groups, operators or hours files stop start-up here, with their file:line.
         self.acd = AcdService.build(self.settings.routing)
         acd = self.acd
+        if self.settings.routing.state_backend == "memory":  # Redis keeps its own state
+            acd.snapshots = AcdSnapshots(engine, acd.node.node_id)
         await self._lifecycle.start(PartOf("acd", acd.start, acd.stop, acd.health))
         add_operator_routes(app, acd.node)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.

@@ -25,7 +25,8 @@ from sqlalchemy import Connection, inspect
 import hotline.audit
 import hotline.store
 import recorder.models  # noqa: F401
-import routing.callbacks.model  # noqa: F401
+import routing.callbacks.model
+import routing.snapshot  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine
 from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
 

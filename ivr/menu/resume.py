@@ -65,7 +65,9 @@ class Resume:
 
     def fields(self, menu: Menu) -> dict[str, str]:
         """The checkpoint as carried fields; values dropped longest first past MAX_CARRIED."""
-        fields = {"menu": menu.number, "node": self.node, "personal": ",".join(self.personal)}
+        fields = {"menu": menu.number, "node": self.node}
+        if self.personal:
+            fields["personal"] = ",".join(sorted(self.personal))
         if self.queued is not None:
             fields["queued"] = f"{self.queued[0]}:{self.queued[1]}"
         carried = {_VAR + k: v for k, v in self.variables.items()}
