@@ -83,14 +83,27 @@ async def call_log(tmp_path: Path) -> AsyncIterator[CallLog]:
 
 
 async def place_call(
-    port: int, sink: Sink, queues: QueueLog, *, menu_keys: str = ""
+    port: int,
+    sink: Sink,
+    queues: QueueLog,
+    *,
+    menu_keys: str = "",
+    more_controllers: tuple[str, ...] = (),
 ) -> CallOutcome:
+    """One call to the general line through the shipped [from-pstn], whose HOTLINE_AGI_HOSTS
+    are the controller on `port`, then `more_controllers` (host:port)."""
     keys = f", menu_keys: '{menu_keys}'" if menu_keys else ""
     scenario = parse_scenario(
         f"pbx: {{epoch: {EPOCH}}}\ncalls: [{{number: '{GENERAL}', hangup_after: 3000{keys}}}]\n"
     )
     report = await run_scenario(
-        scenario, "127.0.0.1", port, sink=sink, queues=queues, time_scale=TIME_SCALE
+        scenario,
+        "127.0.0.1",
+        port,
+        sink=sink,
+        queues=queues,
+        time_scale=TIME_SCALE,
+        more_controllers=more_controllers,
     )
     (outcome,) = report.calls
     assert outcome.error is None, outcome.error

@@ -73,7 +73,7 @@ async def expect_emergency_call_through_the_acd(
     await asterisk.send("200 result=1")
     await asterisk.expect('EXEC StartMusicOnHold "default"', "200 result=0")
     await asterisk.expect("EXEC StopMusicOnHold", "200 result=0")
-    dial = f'EXEC Dial "{ON_DUTY_PHONE},10,gU(hotline-acd-answered^1795563091.1)"'
+    dial = f'EXEC Dial "{ON_DUTY_PHONE},10,gU(hotline-acd-answered^1795563091.1^127.0.0.1:4573)"'
     if while_talking is None:
         await asterisk.expect(dial, "200 result=0")
     else:

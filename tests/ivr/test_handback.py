@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from handback import GENERAL, HoldingAcd, Sink, call_log, place_call
-from test_sim_dialplan import QueueLog
+from test_sim_dialplan import QueueLog, nothing_listening
 
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
@@ -135,8 +135,32 @@ async def test_a_call_the_controller_finished_is_hung_up_without_re_entry(
         port = server.port
         outcome = await asyncio.wait_for(place_call(port, sink, queues), 30)
     assert sink.agi_urls() == [f"agi://127.0.0.1:{port}/hotline?did={GENERAL}&reentry=0"]
-    assert ("from-pstn", "NoOp", "Controller done: AGISTATUS=SUCCESS HOTLINE_DID=88001000001 "
-            "HOTLINE_DONE=1") in sink.trail()  # fmt: skip
+    assert ("from-pstn", "NoOp", f"Controller 127.0.0.1:{port} done: AGISTATUS=SUCCESS "
+            "HOTLINE_DID=88001000001 HOTLINE_DONE=1") in sink.trail()  # fmt: skip
     assert sink.trail()[-1] == ("from-pstn", "Hangup", "")
     assert "StartMusicOnHold" not in [app for _, app, _ in sink.trail()]
     assert queues.joined == [] and outcome.agi_status == "SUCCESS"
+
+
+async def test_the_first_controller_down_the_second_answers_and_the_caller_stays(
+    tmp_path: Path, call_log: CallLog
+) -> None:
+    """Several controller nodes (HOTLINE_AGI_HOSTS): the first refuses the connection, the
+    second takes the call at once, without hold music; the caller is never hung up on."""
+    sink, queues = Sink(), QueueLog()
+    with nothing_listening() as down:
+        async with controller(tmp_path, call_log, HoldingAcd(answer_at_once=True)) as second:
+            up = f"127.0.0.1:{second.port}"
+            outcome = await asyncio.wait_for(
+                place_call(down, sink, queues, more_controllers=(up,)), 30
+            )
+    assert sink.agi_urls() == [
+        f"agi://127.0.0.1:{down}/hotline?did={GENERAL}&reentry=0",
+        f"agi://{up}/hotline?did={GENERAL}&reentry=1",
+    ]
+    assert "StartMusicOnHold" not in [app for _, app, _ in sink.trail()]
+    assert sink.trail()[-1] == ("from-pstn", "Hangup", "")  # the second controller finished
+    assert [event for event, _ in sink.events].count("Hangup") == 1
+    assert queues.joined == [] and outcome.agi_status == "SUCCESS"
+    record = await call_log.get(sink.call_id)
+    assert record is not None and record.outcome == "answered"
