@@ -10,6 +10,12 @@ queues the caller with their original arrival, ahead of everyone who came later
 (answered, overflowed, gone) the value is cleared, so a later queue in the same call is a new
 arrival.
 
+A caller whose controller went away while their operator's phone rang may be answered all the
+same: Asterisk's Dial goes on without the controller, and the call comes back only after the
+conversation. So the value is written with DIALSTATUS cleared, and a returning caller whose
+channel says ``DIALSTATUS=ANSWER`` has talked to an operator since (`answered_meanwhile`): the
+menu goes on (rating...) instead of queueing them again.
+
 A carried arrival is believed only within bounds: not before the channel was created (the
 epoch seconds Asterisk puts in the uniqueid, ``[system-]<epoch>.<n>``), and not after now; a
 value outside them (forged, from a clock gone wrong, another group's) is ignored and the caller
@@ -27,7 +33,13 @@ from typing import Protocol
 
 from hotline.agi import carry
 
-__all__ = ["ARRIVAL_VARIABLE", "carried_arrival", "carry_arrival", "forget_arrival"]
+__all__ = [
+    "ARRIVAL_VARIABLE",
+    "answered_meanwhile",
+    "carried_arrival",
+    "carry_arrival",
+    "forget_arrival",
+]
 
 log = logging.getLogger("hotline.routing")
 
@@ -76,9 +88,17 @@ async def carried_arrival(
 
 
 async def carry_arrival(channel: ArrivalChannel, group: str, arrived: float) -> None:
-    """Leave the caller's arrival in `group` on the channel for the next controller."""
+    """Leave the caller's arrival in `group` on the channel for the next controller, with no
+    Dial answered since (DIALSTATUS cleared: Dial sets it again)."""
     carried = carry.encode({"group": group, "at": repr(arrived)})
     await channel.set_variable(ARRIVAL_VARIABLE, carried)
+    await channel.set_variable("DIALSTATUS", "")
+
+
+async def answered_meanwhile(channel: ArrivalChannel) -> bool:
+    """True if an operator's Dial was answered since the caller's arrival was carried: the
+    controller went away while it rang, the conversation took place without it."""
+    return (await channel.get_variable("DIALSTATUS") or "").upper() == "ANSWER"
 
 
 async def forget_arrival(channel: ArrivalChannel) -> None:

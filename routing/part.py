@@ -42,7 +42,7 @@ from hotline.clock import wall_clock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.announcements import announcer
-from routing.arrival import carried_arrival, carry_arrival, forget_arrival
+from routing.arrival import answered_meanwhile, carried_arrival, carry_arrival, forget_arrival
 from routing.callbacks.http import add_callback_routes
 from routing.callbacks.model import CallbackRefused
 from routing.callbacks.scheduler import CallbackScheduler
@@ -190,6 +190,10 @@ class AcdService:
         now = self.node.acd.clock()
         oldest = now - self.node.acd.settings.recall_window_seconds
         arrived = await carried_arrival(channel, group, now=now, oldest=oldest)
+        if arrived is not None and await answered_meanwhile(channel):
+            log.info("ACD call %s in %s: answered while handed back", channel.call_id, group)
+            await forget_arrival(channel)
+            return "answered"
 
         async def queued(at: float) -> None:
             await carry_arrival(channel, group, at)

@@ -71,6 +71,7 @@ async def expect_emergency_call_through_the_acd(
         "SET VARIABLE HOTLINE_QUEUED_AT v=1&group=emergency&at="
     )
     await asterisk.send("200 result=1")
+    await asterisk.expect('SET VARIABLE DIALSTATUS ""', "200 result=1")  # no Dial answered yet
     await asterisk.expect('EXEC StartMusicOnHold "default"', "200 result=0")
     await asterisk.expect("EXEC StopMusicOnHold", "200 result=0")
     dial = f'EXEC Dial "{ON_DUTY_PHONE},10,gU(hotline-acd-answered^1795563091.1^127.0.0.1:4573)"'

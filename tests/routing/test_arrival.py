@@ -11,6 +11,8 @@ from hotline.clock import ManualClock
 from routing.acd import Acd
 from routing.arrival import ARRIVAL_VARIABLE, carried_arrival, carry_arrival, forget_arrival
 from routing.node import AcdNode
+from routing.part import AcdService
+from routing.settings import RoutingSettings
 from routing.state import InMemoryAcdStore
 from routing.testing import group, op
 
@@ -85,3 +87,17 @@ async def test_without_a_creation_time_the_recall_window_bounds_the_arrival() ->
     assert await carried_arrival(channel, "general", now=now, oldest=now - 600) is None
     await carry_arrival(channel, "general", now - 300)
     assert await carried_arrival(channel, "general", now=now, oldest=now - 600) == now - 300
+
+
+async def test_a_caller_answered_while_handed_back_is_not_queued_again() -> None:
+    """The controller went away while the operator's phone rang; Asterisk's Dial went on, the
+    operator answered and talked, and only then did the call come back: the menu goes on."""
+    clock = ManualClock(CREATED + 100)
+    service = AcdService(RoutingSettings(), restarted_node(clock), {})
+    channel = Channel()
+    await carry_arrival(channel, "general", CREATED + 20)
+    channel.variables["DIALSTATUS"] = "ANSWER"  # what Dial left after the conversation
+    outcome = await service.connect(channel, "general", number="79160000001", priority=0, data={})
+    assert outcome == "answered"
+    assert service.node.acd.callers == {}  # not queued a second time
+    assert channel.variables[ARRIVAL_VARIABLE] == ""  # done with the queue
