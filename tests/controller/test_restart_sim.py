@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pbxsim.queue_state import Operator
 from pbxsim.queues import Queues
 from pbxsim.runner import SimReport, run_scenario
 from pbxsim.scenario import CallGroup, PbxSettings, Scenario
+from routing.snapshot import AFTER_RESTART
 
 SHIPPED = Path(__file__).resolve().parents[2] / "dialplans"
 GENERAL = "88001000001"
@@ -46,6 +48,7 @@ class Witness:
     in_menu: set[str] = field(default_factory=set)
     dialled: list[str] = field(default_factory=list)  # callers' uniqueids in DialBegin order
     answered: list[str] = field(default_factory=list)
+    agis: Counter[str] = field(default_factory=Counter)  # AGI() runs per caller
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
@@ -54,6 +57,7 @@ class Witness:
             self.on_hold.add(h["Uniqueid"])  # during the AGI: the ACD's hold music
         elif event == "Newexten" and h.get("Application") == "AGI":
             self.in_menu.add(h["Uniqueid"])
+            self.agis[h["Uniqueid"]] += 1
         elif event == "DialBegin":
             self.dialled.append(h["Uniqueid"])
         elif event == "DialEnd" and h.get("DialStatus") == "ANSWER":
@@ -196,4 +200,57 @@ async def test_a_restart_loses_nobody_and_keeps_the_arrival_order(
     assert witness.answered.index(c5) > 2  # the newcomer after everyone who waited before
     assert {uid: r.outcome if r else None for uid, r in outcomes.items()} == dict.fromkeys(
         (c1, c2, c3, c4, c5), "answered"
+    )
+
+
+async def test_a_caller_ringing_the_operator_when_the_controller_dies_talks_and_is_not_requeued(
+    tmp_path: Path,
+) -> None:
+    """kill -9 while the operator's phone rings for a caller: Asterisk's Dial goes on without
+    the controller, the operator answers and talks; the call comes back to the next controller
+    afterwards, which goes on with the menu (no second queue); the callers who were waiting
+    are answered next."""
+    environment = files(tmp_path)
+    witness = Witness()
+    phone = Operator(answers=True, ring_delay=8.0, talk_time=3.0)  # a slow hand: rings a while
+    phones = Queues({}, SystemClock(time_scale=TIME_SCALE), sink=witness,
+                    operators={"PJSIP/3001": phone})  # fmt: skip
+    before = calls(
+        EPOCH,
+        tuple(
+            CallGroup(GENERAL, caller_id=f"7916000000{n}", menu_keys="0", start=n) for n in range(3)
+        ),
+    )
+    c1, c2, c3 = (f"{EPOCH}.{n}" for n in range(3))
+    with serve(tmp_path, {**environment, "HOTLINE_AGI_PORT": "0"}) as first:
+        port = first.agi_port
+        operator_api(first.http_port, "solo/login")  # ready: the first caller rings solo
+        waiting = asyncio.create_task(place(port, before, witness, phones))
+        # one caller rings solo (the first to reach the queue), the other two wait
+        await witness.until(lambda: len(witness.on_hold) == 3 and len(witness.dialled) == 1)
+        assert witness.answered == []  # still ringing
+        ringing = witness.dialled[0]
+        first.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(first.process.wait, 30)
+    settings = controller_settings(tmp_path, {**environment, "HOTLINE_AGI_PORT": str(port)})
+    async with started(settings) as second:
+        assert second.acd is not None and second.engine is not None
+        solo = second.acd.node.acd.operators["solo"]
+        assert (solo.state.value, solo.pause_reason) == ("paused", AFTER_RESTART)
+        others = {c1, c2, c3} - {ringing}
+        await witness.until(lambda: others <= set(second.acd.node.acd.callers))
+        # the conversation over (Dial returned), the call came back to this controller
+        await witness.until(lambda: witness.agis[ringing] >= 2)
+        await second.acd.node.ready("solo")  # *83: free again
+        report = await asyncio.wait_for(waiting, 120)
+        log = CallLog(second.engine)
+        outcomes = {c.uniqueid: (await log.get(c.uniqueid)) for c in report.calls}
+    assert [(c.uniqueid, c.error, c.caller_hung_up) for c in report.calls] == [
+        (uid, None, False) for uid in (c1, c2, c3)
+    ]
+    assert witness.dialled.count(ringing) == 1  # not queued a second time
+    assert witness.answered[0] == ringing  # answered while no controller was there
+    assert sorted(witness.answered) == sorted(witness.dialled) == [c1, c2, c3]
+    assert {uid: r.outcome if r else None for uid, r in outcomes.items()} == dict.fromkeys(
+        (c1, c2, c3), "answered"
     )
