@@ -341,16 +341,23 @@ async def test_the_acd_answer_hook_runs_on_the_operators_channel_and_returns(
     operator = ScriptedChannel("PJSIP/1001-00000002", apps={"AGI": agi(AGISTATUS="SUCCESS")})
     result = await shipped.run_subroutine(operator, callee_gosub(options["U"]))
     assert operator.trail() == [
-        ("hotline-acd-answered", "s", 1, "NoOp",
-         "Operator PJSIP/1001-00000002 answered call 1700000000.42 held by 10.0.0.6:4573"),
-        ("hotline-acd-answered", "s", 2, "Set", "HOTLINE_HOST=10.0.0.6:4573"),
-        ("hotline-acd-answered", "s", 3, "ExecIf", "0?Set(HOTLINE_HOST=127.0.0.1:4573)"),
-        ("hotline-acd-answered", "s", 4, "AGI",
+        ("hotline-acd-answered", "s", 1, "ExecIf", "0?Set(LOCAL(ARG2)=127.0.0.1:4573)"),
+        ("hotline-acd-answered", "s", 2, "AGI",
          "agi://10.0.0.6:4573/acd-answered?call=1700000000.42"),
-        ("hotline-acd-answered", "s", 5, "Return", ""),
+        ("hotline-acd-answered", "s", 3, "Return", ""),
     ]  # fmt: skip
     assert result.returned and result.retval == "" and result.end.reason == "return"
     assert operator.variables.get("ARG1") is None
+
+
+async def test_an_older_controllers_hook_without_its_address_goes_to_hotline_controller(
+    shipped: DialplanInterpreter,
+) -> None:
+    """A controller of the previous version (rolling upgrade) names no host on U()."""
+    operator = ScriptedChannel("PJSIP/1001-00000002", apps={"AGI": agi(AGISTATUS="SUCCESS")})
+    result = await shipped.run_subroutine(operator, callee_gosub("hotline-acd-answered^7"))
+    assert operator.ran == [("AGI", "agi://127.0.0.1:4573/acd-answered?call=7")]
+    assert result.returned
 
 
 async def test_a_u_hook_whose_channel_hangs_up_does_not_return(
