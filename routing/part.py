@@ -192,7 +192,7 @@ class AcdService:
         arrived = await carried_arrival(channel, group, now=now, oldest=oldest)
         if arrived is not None and await answered_meanwhile(channel):
             log.info("ACD call %s in %s: answered while handed back", channel.call_id, group)
-            await forget_arrival(channel)
+            await _forget_arrival(channel)
             return "answered"
 
         async def queued(at: float) -> None:
@@ -224,7 +224,7 @@ class AcdService:
             extra={"operator": result.operator_id, "overflow": result.overflow_reason},
         )
         if result.outcome != "caller_gone":
-            await forget_arrival(channel)
+            await _forget_arrival(channel)
         return queue_status(result)
 
     async def answered(self, session: AgiSession) -> None:
@@ -337,6 +337,15 @@ class CallbackService:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.scheduler.close()
+
+
+async def _forget_arrival(channel: Any) -> None:
+    """Done with the queue; a caller who hung up (e.g. ending the conversation) has no channel
+    left to clear, and their call is still answered."""
+    try:
+        await forget_arrival(channel)
+    except CallerHungUp:
+        pass
 
 
 _NO_DIALLING = (
