@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from hotline.agi import carry
+from hotline.agi.session import CallerHungUp
 from hotline.clock import ManualClock
 from routing.acd import Acd
 from routing.arrival import ARRIVAL_VARIABLE, carried_arrival, carry_arrival, forget_arrival
+from routing.connect import operator_answered
 from routing.node import AcdNode
 from routing.part import AcdService
 from routing.settings import RoutingSettings
@@ -101,3 +103,37 @@ async def test_a_caller_answered_while_handed_back_is_not_queued_again() -> None
     assert outcome == "answered"
     assert service.node.acd.callers == {}  # not queued a second time
     assert channel.variables[ARRIVAL_VARIABLE] == ""  # done with the queue
+
+
+class HangsUpTalking(Channel):
+    """The operator answers, then the caller ends the conversation by hanging up."""
+
+    def __init__(self, node: AcdNode) -> None:
+        super().__init__()
+        self.node = node
+        self.gone = False
+
+    async def exec(self, application: str, *options: str) -> int:
+        if application == "Dial":
+            await operator_answered(self.node, self.call_id)  # Dial's U() hook
+            self.gone = True
+        return 0
+
+    async def get_variable(self, name: str) -> str | None:
+        if self.gone:
+            raise CallerHungUp()
+        return await super().get_variable(name)
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if self.gone:
+            raise CallerHungUp()
+        await super().set_variable(name, value)
+
+
+async def test_a_caller_who_hangs_up_to_end_the_conversation_is_answered() -> None:
+    node = restarted_node(ManualClock(CREATED + 100))
+    await node.login("anna")
+    service = AcdService(RoutingSettings(), node, {})
+    channel = HangsUpTalking(node)
+    outcome = await service.connect(channel, "general", number="79160000001", priority=0, data={})
+    assert outcome == "answered"  # not lost to the carried arrival's clean-up
