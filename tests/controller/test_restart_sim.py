@@ -160,11 +160,13 @@ async def test_a_restart_loses_nobody_and_keeps_the_arrival_order(
     before = calls(
         EPOCH,
         (
+            # far enough apart (2 s of real time) that they reach the queue in this order
+            # however loaded the machine
             *(
-                CallGroup(GENERAL, caller_id=f"7916000000{n}", menu_keys="0", start=n)
+                CallGroup(GENERAL, caller_id=f"7916000000{n}", menu_keys="0", start=40 * n)
                 for n in range(3)
             ),
-            CallGroup(GENERAL, caller_id="79160000003", start=4),  # listens to the menu
+            CallGroup(GENERAL, caller_id="79160000003", start=120),  # listens to the menu
         ),
     )
     c1, c2, c3, c4 = (f"{EPOCH}.{n}" for n in range(4))
