@@ -25,7 +25,7 @@ from ivr.menu.engine import Engine
 from ivr.menu.library import load_library
 from ivr.menu.loader import parse_menu
 from ivr.menu.model import LookupResult, Services
-from ivr.menu.resume import Resume, resume_from
+from ivr.menu.resume import MAX_CARRIED, Resume, resume_from
 
 __all__ = ["call_log"]  # a fixture
 
@@ -144,3 +144,17 @@ async def test_checkpoints_follow_the_safe_node_rule() -> None:
     assert [here.node for here in seen] == ["ask", "check", "operator"]
     assert seen[1].variables == {"application": "7"} and seen[1].personal == {"application"}
     assert "status_status" in seen[2].variables  # the lookup's answer goes with the call
+
+
+def test_a_checkpoint_too_long_for_one_agi_line_drops_the_longest_answers_not_entries() -> None:
+    menu = parse_menu(MENU, "test.yaml")
+    here = Resume(
+        "check",
+        {"application": "7", "status_text": "Заявление " * 60, "topic": "оплата"},
+        frozenset({"application"}),
+    )
+    carried = carry.encode(here.fields(menu))
+    assert len(carried) <= MAX_CARRIED  # res_agi reads 2 KiB a command line
+    back = resume_from(carry.decode(carried), menu)
+    assert back is not None and back.variables == {"application": "7", "topic": "оплата"}
+    assert back.personal == {"application"}
