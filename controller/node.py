@@ -69,6 +69,7 @@ from routing.asterisk_sync import AsteriskFilesSync
 from routing.model import Caller, Offer
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
+from routing.snapshot import AcdSnapshots
 from workspace.part import WorkspaceService
 from workspace.pop import Ring
 
@@ -180,6 +181,8 @@ class Controller:
         # Broken groups, operators or hours files stop start-up here, with their file:line.
         self.acd = AcdService.build(self.settings.routing)
         acd = self.acd
+        if self.settings.routing.state_backend == "memory":  # Redis keeps its own state
+            acd.snapshots = AcdSnapshots(engine, acd.node.node_id)
         await self._lifecycle.start(PartOf("acd", acd.start, acd.stop, acd.health))
         audit = AuditLog(engine)  # operators' actions and escalations, the admin API's edits
         add_operator_routes(app, acd.node, audit)

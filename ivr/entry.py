@@ -9,7 +9,9 @@ When the menu has ended (hang-up node, transfer, queue and conversation, rating.
 sets ``HOTLINE_DONE=1``: the dialplan hangs such a call up. A call left any other way (the
 server cancelled the session because the controller is stopping, the controller crashed) is
 handed back: the dialplan retries the AGI with hold music, on this controller once restarted
-or another (``&reentry=N`` on the URL counts the tries), and the menu starts over.
+or another (``&reentry=N`` on the URL counts the tries). The menu leaves checkpoints on the
+channel as the call goes (`ivr.menu.resume`): a handed-back call resumes at its last safe node
+with what the caller had entered, not at the greeting.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hotline import say_ru
+from hotline.agi import carry
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.store.db import CallLog
@@ -28,7 +31,8 @@ from hotline.validators import VALIDATORS
 from ivr.menu.engine import Engine
 from ivr.menu.history import CallLogHistory
 from ivr.menu.library import MenuLibrary, Surge, load_library
-from ivr.menu.model import OperatorQueue, Services
+from ivr.menu.model import Menu, OperatorQueue, Services
+from ivr.menu.resume import RESUME_VARIABLE, Resume, resume_from
 from ivr.menu.status import HttpStatusService
 from ivr.nodes.queue import asterisk_queue, queue_outcome
 from ivr.settings import IvrSettings
@@ -119,8 +123,19 @@ class CallEntry:
             else:
                 menu, services = picked
                 caller_id = session.env.get("agi_callerid", "")
+                resume = await _resume(session, menu) if reentry != "0" else None
+
+                async def checkpoint(here: Resume) -> None:
+                    await session.set_variable(RESUME_VARIABLE, carry.encode(here.fields(menu)))
+
                 result = await self._engine.run(
-                    session, menu, services, self._clock(), caller_id=caller_id
+                    session,
+                    menu,
+                    services,
+                    self._clock(),
+                    caller_id=caller_id,
+                    resume=resume,
+                    checkpoint=checkpoint,
                 )
                 outcome = result.outcome
             await _say_done(session)
@@ -158,6 +173,19 @@ class CallEntry:
     async def _record_end(self, session: AgiSession, outcome: str) -> None:
         if self._call_log is not None:
             await self._call_log.call_ended(session.call_id, outcome)
+
+
+async def _resume(session: AgiSession, menu: Menu) -> Resume | None:
+    """The checkpoint a previous controller left on this handed-back call, if any that this
+    controller understands and that fits the menu."""
+    text = await session.get_variable(RESUME_VARIABLE)
+    fields = carry.decode(text)
+    if text and fields is None:
+        log.warning("a checkpoint in a format this controller does not know: starting over")
+    resume = resume_from(fields, menu)
+    if resume is not None:
+        log.info("call resumed", extra={"dialled": menu.number, "node": resume.node})
+    return resume
 
 
 async def _say_done(session: AgiSession) -> None:

@@ -15,6 +15,7 @@ subroutine the option names, through the same interpreter (`CalleeDialplan`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
@@ -43,13 +44,21 @@ AGI_PORT: Final = 4573  # res_agi's default FastAGI port
 
 
 def load_dialplan_interpreter(
-    path: Path | str | None, controller_host: str, controller_port: int
+    path: Path | str | None,
+    controller_host: str,
+    controller_port: int,
+    more_controllers: Sequence[str] = (),
 ) -> DialplanInterpreter:
     """extensions.conf at `path` (None: the shipped one), its HOTLINE_CONTROLLER global set to
-    the controller the simulator talks to."""
+    the controller the simulator talks to, and HOTLINE_AGI_HOSTS to it and then
+    `more_controllers` (host:port each), tried in turn by [from-pstn]."""
+    first = f"{controller_host}:{controller_port}"
     return DialplanInterpreter.from_file(
         path or SHIPPED_DIALPLAN,
-        globals_override={"HOTLINE_CONTROLLER": f"{controller_host}:{controller_port}"},
+        globals_override={
+            "HOTLINE_CONTROLLER": first,
+            "HOTLINE_AGI_HOSTS": "&".join((first, *more_controllers)),
+        },
     )
 
 

@@ -19,6 +19,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -141,6 +142,7 @@ async def run_scenario(
     fastagi: FastAgiConfig | None = None,
     ids: ChannelIds | None = None,
     dialplan: Path | None = None,
+    more_controllers: Sequence[str] = (),
 ) -> SimReport:
     """Place every call of `scenario` against the FastAGI server at agi_host:agi_port.
 
@@ -149,7 +151,8 @@ async def run_scenario(
     the run); pass the AMI half's clock to share its counters. In virtual time (`time_scale`
     0) a controller silent for `idle_grace` real seconds is taken to wait for the caller.
     `dialplan` is the extensions.conf the calls follow (None: the shipped one); its
-    HOTLINE_CONTROLLER is agi_host:agi_port.
+    HOTLINE_CONTROLLER is agi_host:agi_port, its HOTLINE_AGI_HOSTS that and then
+    `more_controllers` (host:port each), tried in turn when one cannot be reached.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -165,7 +168,7 @@ async def run_scenario(
         epoch=scenario.pbx.epoch if scenario.pbx.epoch is not None else int(time.time()),
         sounds=sound_library(scenario.pbx),
         ids=ids,
-        dialplan=load_dialplan_interpreter(dialplan, agi_host, agi_port),
+        dialplan=load_dialplan_interpreter(dialplan, agi_host, agi_port, more_controllers),
     )
     slots = asyncio.Semaphore(concurrency)
     arrivals = make_call_clock(time_scale)

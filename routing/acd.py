@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
+from routing.grace import RestartGrace
 from routing.groups import Group
 from routing.model import (
     AcdError,
@@ -90,6 +91,8 @@ class Acd:
             g: deque(maxlen=self.settings.handle_time_samples) for g in self.groups
         }
         self.timers = AcdTimers(self)
+        self.grace = RestartGrace(clock, self.timers.add)  # after a restart (routing.grace)
+        self.select.holds = self.grace.holds
         for spec in operators:
             self.add_operator(spec)
 
@@ -271,10 +274,8 @@ class Acd:
         place: tuple[int, int, float] | None = None,
     ) -> list[Offer]:
         """Queue a caller; a caller back within the recall window gets their old place.
-
-        `place` = (seq, priority, first_arrival) is given by a multi-node driver that keeps
-        arrival numbers and remembered places in shared state; a single node leaves it out.
-        """
+        `place` = (seq, priority, first_arrival): given by a driver that keeps arrival numbers
+        and places in shared state, or a caller's carried arrival (routing.arrival)."""
         self._group(group_id)
         if call_id in self.callers:
             raise AcdError(f"call {call_id!r} is already queued")
@@ -291,6 +292,7 @@ class Acd:
         )
         self.callers[call_id] = caller
         self.stats[group_id].offered += 1
+        self.grace.arrived(call_id)
         self._queue(caller)
         return self._serve_caller(caller)
 
@@ -390,6 +392,10 @@ class Acd:
     def _serve_caller(self, caller: Caller) -> list[Offer]:
         op = self.select.operator_for(caller)
         return [] if op is None else [self._offer(caller, op)]
+
+    def serve_operator(self, op_id: str) -> list[Offer]:
+        op = self.operator(op_id)
+        return self._serve_operator(op) if op.offerable else []
 
     def _serve_operator(self, op: AcdOperator) -> list[Offer]:
         caller = self.select.caller_for(op)

@@ -17,9 +17,10 @@ call back) or, after an answer, the end of the conversation.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from routing.model import Offer, Overflow
 from routing.node import AcdNode
@@ -32,9 +33,10 @@ __all__ = [
     "operator_answered",
 ]
 
-# The dialplan subroutine Dial runs on the operator's channel at answer (asterisk-conf):
+# The dialplan subroutine Dial runs on the operator's channel at answer (asterisk-conf), with
+# the call id and this controller's host:port (ARG2) as arguments:
 #   [hotline-acd-answered]
-#   exten => s,1,AGI(agi://CONTROLLER:4573/acd-answered?call=${ARG1})
+#   exten => s,1,AGI(agi://${ARG2}/acd-answered?call=${ARG1})
 #    same => n,Return()
 ANSWERED_SUBROUTINE = "hotline-acd-answered"
 _RING_FAILURES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
@@ -44,6 +46,7 @@ class DialSession(Protocol):
     """The part of `hotline.agi.session.AgiSession` this module uses."""
 
     call_id: str
+    env: Mapping[str, str]
 
     async def exec(self, application: str, *options: str) -> int: ...
 
@@ -76,12 +79,16 @@ async def connect_call(
     music_class: str = "default",
     hung_up: type[BaseException] = ConnectionError,
     on_offer: Callable[[Offer], None] | None = None,
+    arrived_at: float | None = None,
+    on_queued: Callable[[float], Awaitable[None]] | None = None,
 ) -> ConnectResult:
     """Queue the caller in `group_id` and connect them; returns when they are done with the
     ACD. `hung_up` is the exception the session raises when the caller is gone
     (``hotline.agi.session.CallerHungUp``). Overflow (closed, nobody logged in, max wait)
-    is returned, not handled: the menu's overflow path runs it. `on_offer` is told each
-    offer just before the operator's phone is dialled (the desktop's screen pop)."""
+    is returned, not handled: the menu's overflow path runs it. `arrived_at`: the caller's
+    original arrival, carried from a controller that went away (`routing.arrival`);
+    `on_queued` is told the arrival the caller is queued with, to carry it on; `on_offer` is
+    told each offer just before the operator's phone is dialled (the desktop's screen pop)."""
     reason = node.acd.overflow_reason(group_id)
     if reason is not None:
         group = node.acd.groups[group_id]
@@ -89,9 +96,13 @@ async def connect_call(
             "overflow", overflow_reason=reason, overflow_group=group.overflow_group
         )
     call_id = session.call_id
-    await node.enqueue(call_id, group_id, number=number, priority=priority, data=data)
+    await node.enqueue(
+        call_id, group_id, number=number, priority=priority, data=data, arrived_at=arrived_at
+    )
     answered = False
     try:
+        if on_queued is not None:
+            await on_queued(node.acd.caller(call_id).first_arrival)
         while True:
             picked = await _wait(session, node, call_id, announce, announce_every, music_class)
             if isinstance(picked, Overflow):
@@ -176,7 +187,7 @@ async def _announce(
 
 async def operator_answered(node: AcdNode, call_id: str) -> bool:
     """The answer hook: Dial's ``U()`` subroutine runs on the operator's channel the moment
-    they pick up and calls the controller (``AGI(agi://CONTROLLER/acd-answered?call=ID)``);
+    they pick up and calls this controller (``AGI(agi://HOST/acd-answered?call=ID)``);
     the lead routes that to this function. Marks the operator talking, stopping the ring
     timer. False if the offer is already over (e.g. timed out a moment before)."""
     caller = node.acd.callers.get(call_id)
@@ -191,7 +202,10 @@ async def _dial(session: DialSession, node: AcdNode, offer: Offer) -> bool:
     started = node.acd.clock()
     # g: the caller's channel goes on after the operator hangs up (the survey, a transfer),
     # like Queue()'s c; without it Dial returns -1 and Asterisk ends the AGI session.
-    options = f"gU({ANSWERED_SUBROUTINE}^{offer.call_id})"
+    # The hook's second argument names this controller as the session reached it (one of the
+    # dialplan's HOTLINE_AGI_HOSTS): only this node knows the call.
+    host = urlsplit(session.env.get("agi_request", "")).netloc
+    options = f"gU({ANSWERED_SUBROUTINE}^{offer.call_id}^{host})"
     await session.exec("Dial", offer.device, str(ring), options)
     status = (await session.get_variable("DIALSTATUS") or "").upper()
     caller = node.acd.callers.get(offer.call_id)

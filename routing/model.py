@@ -66,8 +66,12 @@ class Caller:
     answered_at: float | None = None
 
     @property
-    def key(self) -> tuple[int, int]:
-        return (-self.priority, self.seq)
+    def key(self) -> tuple[int, float, int]:
+        """Queue order: higher priority first, then earlier first arrival. The arrival time
+        orders callers who re-entered after a controller restart (their arrival travels on
+        the channel, their arrival number died with the old controller) among newcomers;
+        the arrival number breaks ties (callers of the same instant, a hand-moved clock)."""
+        return (-self.priority, self.first_arrival, self.seq)
 
 
 @dataclass

@@ -297,11 +297,14 @@ class AcdNode:
         priority: int = 0,
         data: Mapping[str, str] | None = None,
         history: Iterable[str] = (),
+        arrived_at: float | None = None,
     ) -> list[Offer]:
-        """Queue a caller. A call already stored (its node restarted) or a number that left
-        within the recall window resumes its old place; otherwise it gets a new number."""
+        """Queue a caller. A call already stored (its node restarted, shared state) resumes
+        its old place; so does one whose arrival came with it (`arrived_at`: carried on the
+        channel from a controller that went away, `routing.arrival`), or a number that left
+        within the recall window; otherwise it arrives now with a new number."""
         record = await self._do("enqueue", lambda s: s.caller(call_id))
-        if record is None and number:
+        if record is None and number and arrived_at is None:
             record = await self._do("enqueue", lambda s: s.recall_place(number))
             if record is not None and not self._may_resume(record, group_id):
                 record = None
@@ -314,7 +317,8 @@ class AcdNode:
             data = data or json.loads(record.get("data", "{}"))
             history = history or json.loads(record.get("history", "[]"))
         else:
-            place = (await self._do("seq", lambda s: s.next_seq()), priority, self.acd.clock())
+            arrival = self.acd.clock() if arrived_at is None else arrived_at
+            place = (await self._do("seq", lambda s: s.next_seq()), priority, arrival)
         self._waiters[call_id] = asyncio.get_running_loop().create_future()
         offers = self.acd.enqueue(
             call_id,

@@ -43,6 +43,7 @@ from hotline.clock import wall_clock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.announcements import announcer
+from routing.arrival import answered_meanwhile, carried_arrival, carry_arrival, forget_arrival
 from routing.callbacks.http import add_callback_routes
 from routing.callbacks.model import CallbackRefused
 from routing.callbacks.numbers import NumbersFile
@@ -57,6 +58,7 @@ from routing.model import Caller, Offer
 from routing.node import AcdNode
 from routing.operators import OperatorSpec, load_operators
 from routing.settings import RoutingSettings, locate
+from routing.snapshot import AcdSnapshots, restore_operators, take
 from routing.state import AcdStore, InMemoryAcdStore, RedisAcdStore
 
 if TYPE_CHECKING:
@@ -102,8 +104,13 @@ class AcdService:
     operators_changed: list[Callable[[Iterable[OperatorSpec]], None]] = field(default_factory=list)
     # Told the groups anew when an admin edits them (the generated Asterisk files follow).
     groups_changed: list[Callable[[Mapping[str, Group]], None]] = field(default_factory=list)
+    # The embedded default's snapshot in the database (routing.snapshot); None with Redis.
+    snapshots: AcdSnapshots | None = None
+    # Calls the shutdown handed back to the dialplan from the queue: the next run waits for them.
+    handed_back: set[str] = field(default_factory=set)
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
+    _keeper: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: RoutingSettings, *, is_open: IsOpen | None = None) -> AcdService:
@@ -138,6 +145,8 @@ class AcdService:
 
     async def start(self, *, metrics: bool = True) -> None:
         await self.node.start()
+        if self.snapshots is not None:
+            await self._resume_last_run(self.snapshots)
         if metrics:
             try:
                 self.collector = register(self.node.acd)
@@ -151,6 +160,26 @@ class AcdService:
                 recover_every=self.settings.recover_every_seconds,
             )
         )
+        if self.snapshots is not None:
+            every = self.settings.snapshot_every_seconds
+            keeping = self.snapshots.keep(self.node, self.handed_back, self._stop, every)
+            self._keeper = asyncio.create_task(keeping)
+
+    async def _resume_last_run(self, snapshots: AcdSnapshots) -> None:
+        """Operators as the last run left them, and the grace window for the callers it held
+        (routing.snapshot, routing.grace)."""
+        loaded = await snapshots.load()
+        if loaded is None:
+            return
+        taken_at, snapshot = loaded
+        age = self.node.acd.clock() - taken_at
+        if age <= self.settings.recall_window_seconds:
+            restored = await restore_operators(self.node, snapshot)
+            log.info("operators restored from the last run", extra={"operators": restored})
+        calls = snapshot.get("calls", [])
+        if calls and age <= self.settings.handback_budget_seconds:
+            self.node.acd.grace.begin(self.settings.restart_grace_seconds, calls)
+            log.info("waiting for the callers of the last run", extra={"callers": len(calls)})
 
     async def connect(
         self,
@@ -161,19 +190,39 @@ class AcdService:
         priority: int,
         data: Mapping[str, str],
     ) -> str:
-        result = await connect_call(
-            channel,
-            self.node,
-            group,
-            number=number,
-            priority=priority,
-            data=dict(data),
-            announce=announcer(channel),
-            announce_every=self.settings.seconds(self.settings.announce_every_seconds),
-            music_class=self.settings.music_class,
-            hung_up=CallerHungUp,
-            on_offer=self._offered,
-        )
+        """The menus' queue: the caller waits in `group` and is connected to an operator.
+        Their arrival travels on the channel (`routing.arrival`), so a caller handed back by
+        a controller that went away keeps their place in the next one."""
+        now = self.node.acd.clock()
+        oldest = now - self.node.acd.settings.recall_window_seconds
+        arrived = await carried_arrival(channel, group, now=now, oldest=oldest)
+        if arrived is not None and await answered_meanwhile(channel):
+            log.info("ACD call %s in %s: answered while handed back", channel.call_id, group)
+            await _forget_arrival(channel)
+            return "answered"
+
+        async def queued(at: float) -> None:
+            await carry_arrival(channel, group, at)
+
+        try:
+            result = await connect_call(
+                channel,
+                self.node,
+                group,
+                arrived_at=arrived,
+                on_queued=queued,
+                number=number,
+                priority=priority,
+                data=dict(data),
+                announce=announcer(channel),
+                announce_every=self.settings.seconds(self.settings.announce_every_seconds),
+                music_class=self.settings.music_class,
+                hung_up=CallerHungUp,
+                on_offer=self._offered,
+            )
+        except asyncio.CancelledError:  # the controller stops: the caller is handed back
+            self.handed_back.add(channel.call_id)
+            raise
         log.info(
             "ACD call %s in %s: %s",
             channel.call_id,
@@ -181,6 +230,8 @@ class AcdService:
             result.outcome,
             extra={"operator": result.operator_id, "overflow": result.overflow_reason},
         )
+        if result.outcome != "caller_gone":
+            await _forget_arrival(channel)
         return queue_status(result)
 
     def _offered(self, offer: Offer) -> None:
@@ -215,6 +266,10 @@ class AcdService:
             self._stop.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._keeper is not None:
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        if self.snapshots is not None:  # the last word: who was queued or handed back
+            await self.snapshots.save(self.node.acd.clock(), take(self.node, self.handed_back))
         if self.collector is not None:
             from prometheus_client import REGISTRY
 
@@ -308,6 +363,15 @@ class CallbackService:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.scheduler.close()
+
+
+async def _forget_arrival(channel: Any) -> None:
+    """Done with the queue; a caller who hung up (e.g. ending the conversation) has no channel
+    left to clear, and their call is still answered."""
+    try:
+        await forget_arrival(channel)
+    except CallerHungUp:
+        pass
 
 
 _NO_DIALLING = (

@@ -1,9 +1,10 @@
 """The queue of waiting callers, per group, for the ACD core (`routing.acd.Acd`).
 
-Order: higher ``priority`` first, then arrival order (a global sequence number, kept by
-recalls and escalations): `Caller.key`. Each group's queue is a heap of (key, call id); an
-entry whose caller left, moved or changed key is dropped lazily when it reaches the top, so
-leaving is O(1) and only the count of waiting callers is kept exact.
+Order: higher ``priority`` first, then arrival order (the first arrival time, then a global
+sequence number, both kept by recalls, escalations and controller restarts): `Caller.key`.
+Each group's queue is a heap of (key, call id); an entry whose caller left, moved or changed
+key is dropped lazily when it reaches the top, so leaving is O(1) and only the count of
+waiting callers is kept exact.
 
 A caller who hangs up leaves their place behind for the recall window: the same number calling
 back into the same group within it resumes that place (`remember`, `take_place`).
@@ -37,7 +38,7 @@ class CallerQueue:
 
     def __init__(self, groups: Iterable[str]) -> None:
         self.callers: dict[str, Caller] = {}
-        self._heaps: dict[str, list[tuple[tuple[int, int], str]]] = {}
+        self._heaps: dict[str, list[tuple[tuple[int, float, int], str]]] = {}
         self._waiting: dict[str, int] = {}
         self._places: dict[str, _Place] = {}
         self._seq = itertools.count(1)

@@ -41,6 +41,8 @@ class OperatorSelection:
         self._operators = operators
         self._queue = queue
         self._clock = clock
+        # A newcomer held back while callers are on their way back (routing.grace).
+        self.holds: Callable[[Caller], bool] = lambda caller: False
         self._groups: Mapping[str, Group] = {}
         self._ready: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}
@@ -116,6 +118,8 @@ class OperatorSelection:
         """The operator to ring for a waiting caller, if they are first in line."""
         if caller.state != "waiting" or self._queue.head(caller.group) is not caller:
             return None  # someone ahead of them takes the next free operator
+        if self.holds(caller):
+            return None
         preferred = caller.data.get(PREFERRED_OPERATOR, "")
         if preferred in self._ready[caller.group]:  # the one who owns the caller's contact
             return self._operators[preferred]
@@ -143,7 +147,7 @@ class OperatorSelection:
                     continue
                 if best is None or head.key < best.key:
                     best = head
-        return best
+        return None if best is None or self.holds(best) else best
 
     def staffed(self, group_id: str) -> int:
         """Operators of the group logged in and not on a pause."""

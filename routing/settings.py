@@ -42,6 +42,13 @@ class RoutingSettings:
     # IVR's format, with calendar.yaml beside it); a name with no such file is always open.
     schedules_dir: str = "dialplans"
     recall_window_seconds: float = 600.0  # a caller back within this keeps their place
+    # After a restart on the embedded default (routing.snapshot, routing.grace): newcomers get
+    # no operator for up to restart_grace_seconds while callers the last run held are on
+    # their way back, if that run ended less than handback_budget_seconds ago (the dialplan's
+    # HOTLINE_REENTRY_SECONDS: older, they are in the fallback queue). 0 turns it off.
+    restart_grace_seconds: float = 15.0
+    handback_budget_seconds: float = 60.0
+    snapshot_every_seconds: float = 1.0  # how often the ACD's snapshot is rewritten if changed
     service_level_seconds: float = 20.0  # the "answered within" of the service level
     announce_every_seconds: float = 45.0  # position / expected wait announcements
     music_class: str = "default"  # MusicOnHold class while waiting

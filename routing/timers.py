@@ -12,6 +12,7 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING
 
+from routing.grace import GRACE_TIMER
 from routing.model import NO_ANSWER, NoAnswer, Overflow, TickEvents
 from routing.operators import OperatorState
 
@@ -32,7 +33,8 @@ class AcdTimers:
         self._n = itertools.count()
 
     def add(self, when: float, kind: str, ident: str) -> None:
-        """`kind` is ring or wrap_up (`ident` an operator), widen or max_wait (a call)."""
+        """`kind` is ring or wrap_up (`ident` an operator), widen or max_wait (a call), or
+        grace (the end of a restart's grace window, routing.grace)."""
         heapq.heappush(self._heap, (when, next(self._n), kind, ident))
 
     def next_deadline(self) -> float | None:
@@ -41,6 +43,8 @@ class AcdTimers:
         return self._heap[0][0] if self._heap else None
 
     def _live(self, kind: str, ident: str) -> bool:
+        if kind == GRACE_TIMER:
+            return True
         if kind in ("ring", "wrap_up"):
             op = self._acd.operators.get(ident)
             if op is None:  # removed by an admin edit (only ever when logged out)
@@ -81,6 +85,14 @@ class AcdTimers:
         if op.until is not None and op.until <= when:
             events.readied.append(op_id)
             events.offers.extend(self._acd.ready(op_id))
+
+    def _on_grace(self, _: str, when: float, events: TickEvents) -> None:
+        """The restart's grace window is over (`routing.grace`): free operators take the
+        newcomers it held."""
+        if self._acd.grace.active:
+            return  # a deadline moved on since
+        for op in self._acd.operators.values():
+            events.offers.extend(self._acd.serve_operator(op.id))
 
     def _on_widen(self, call_id: str, when: float, events: TickEvents) -> None:
         events.offers.extend(self._acd.serve(call_id))

@@ -40,11 +40,15 @@ async def expect_emergency_menu(asterisk: FakeAsterisk, queue_status: str) -> No
     queue, top priority."""
     await asterisk.expect("SET VARIABLE HOTLINE_DID 88005000005", "200 result=1")
     await asterisk.expect('STREAM FILE hotline/greeting-emergency ""', "200 result=0 endpos=16000")
+    await asterisk.expect(RESUME_AT_QUEUE, "200 result=1")
     await asterisk.expect("SET VARIABLE HOTLINE_GROUP emergency", "200 result=1")
     await asterisk.expect("SET VARIABLE QUEUE_PRIO 10", "200 result=1")
     await asterisk.expect('EXEC Queue "hotline-emergency,tc,,,1800"', "200 result=0")
     await asterisk.expect("GET VARIABLE QUEUESTATUS", queue_status)
 
+
+# The checkpoint a handed-back call would resume at (ivr.menu.resume): the queue node.
+RESUME_AT_QUEUE = "SET VARIABLE HOTLINE_RESUME v=1&menu=88005000005&node=on-duty"
 
 # The on-duty operator of dialplans/operators.yaml (emergency skill) and their softphone; the
 # emergency group of dialplans/groups.yaml rings for 10 s.
@@ -62,10 +66,18 @@ async def expect_emergency_call_through_the_acd(
     the call back)."""
     await asterisk.expect("SET VARIABLE HOTLINE_DID 88005000005", "200 result=1")
     await asterisk.expect('STREAM FILE hotline/greeting-emergency ""', "200 result=0 endpos=16000")
+    await asterisk.expect(RESUME_AT_QUEUE, "200 result=1")
     await asterisk.expect("SET VARIABLE HOTLINE_GROUP emergency", "200 result=1")
+    # the caller's arrival in the queue travels on the channel (routing.arrival): none yet
+    await asterisk.expect("GET VARIABLE HOTLINE_QUEUED_AT", "200 result=0")
+    assert (await asterisk.command()).startswith(
+        "SET VARIABLE HOTLINE_QUEUED_AT v=1&group=emergency&at="
+    )
+    await asterisk.send("200 result=1")
+    await asterisk.expect('SET VARIABLE DIALSTATUS ""', "200 result=1")  # no Dial answered yet
     await asterisk.expect('EXEC StartMusicOnHold "default"', "200 result=0")
     await asterisk.expect("EXEC StopMusicOnHold", "200 result=0")
-    dial = f'EXEC Dial "{ON_DUTY_PHONE},10,gU(hotline-acd-answered^1795563091.1)"'
+    dial = f'EXEC Dial "{ON_DUTY_PHONE},10,gU(hotline-acd-answered^1795563091.1^127.0.0.1:4573)"'
     if while_talking is None:
         await asterisk.expect(dial, "200 result=0")
     else:
@@ -76,6 +88,7 @@ async def expect_emergency_call_through_the_acd(
     await asterisk.expect("GET VARIABLE DIALSTATUS", "200 result=1 (ANSWER)")
     await asterisk.expect("GET VARIABLE DIALEDTIME", "200 result=1 (64)")
     await asterisk.expect("GET VARIABLE ANSWEREDTIME", "200 result=1 (60)")
+    await asterisk.expect('SET VARIABLE HOTLINE_QUEUED_AT ""', "200 result=1")  # done with it
 
 
 async def expect_done(asterisk: FakeAsterisk) -> None:
@@ -111,6 +124,10 @@ class FakeAsterisk:
         assert line.decode() == command + "\n"
         self.writer.write(reply.encode() + b"\n")
         await self.writer.drain()
+
+    async def command(self) -> str:
+        """The next command the controller sends (no reply yet)."""
+        return (await asyncio.wait_for(self.reader.readline(), 5)).decode().rstrip("\n")
 
     async def send(self, line: str) -> None:
         self.writer.write(line.encode() + b"\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +26,8 @@ import hotline.accounts.models
 import hotline.audit
 import hotline.store
 import recorder.models  # noqa: F401
-import routing.callbacks.model  # noqa: F401
+import routing.callbacks.model
+import routing.snapshot  # noqa: F401
 import workspace.store  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine
 from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
@@ -106,6 +108,23 @@ async def test_migrations_take_an_empty_database_to_head(
 async def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
     await upgrade(db_url)
     await upgrade(db_url)
+    assert await current_revision(db_url) == head_revision()
+
+
+async def test_two_nodes_starting_at_once_migrate_the_database_once(db_url: str) -> None:
+    """A rolling upgrade or a cluster's cold start: several controllers (processes: Alembic's
+    context is one per process) run the migrations of the same new version together; one does
+    the work, the others wait for it and find the schema at head; none fails."""
+    script = "import asyncio, sys; from hotline.store.migrate import upgrade; "
+    script += "asyncio.run(upgrade(sys.argv[1]))"
+    nodes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, db_url, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    errors = [(await node.communicate())[1].decode() for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0, 0], errors
     assert await current_revision(db_url) == head_revision()
 
 

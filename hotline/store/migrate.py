@@ -13,11 +13,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from hotline.store.db import create_engine
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "lock_migrations",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -57,8 +65,24 @@ async def upgrade(url: str) -> None:
         await engine.dispose()
 
 
+def lock_migrations(connection: Connection) -> None:
+    """Make concurrent upgrades of one database take turns, so the migrations run once
+    whichever node starts first: the others wait, then find the schema at head (a rolling
+    upgrade or a cold start of several controllers). PostgreSQL: an advisory lock held until
+    the migration's transaction ends, one per schema (the tables live in the current schema).
+    SQLite: the database's write lock, taken before Alembic reads its version (a second
+    process waits on the busy timeout). Other databases: no lock."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        key = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.hotline-migrations'))"
+        connection.execute(text(key))
+    elif dialect == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _upgrade_head(connection: Connection, config: Config) -> None:
-    """Hand the open connection to env.py and run `alembic upgrade heads` (every branch)."""
+    """Hand the open connection to env.py and run `alembic upgrade heads` (every branch),
+    holding the migration lock (env.py takes it)."""
     config.attributes["connection"] = connection
     command.upgrade(config, "heads")
 

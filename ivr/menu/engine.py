@@ -9,17 +9,22 @@ who hangs up ends the run with ``caller_hangup``; nothing else is raised for a h
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, Services, Step
+from ivr.menu.resume import SAFE_KINDS, Resume
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.queue import enqueue, queue_outcome
 
 log = logging.getLogger(__name__)
+
+# Told each checkpoint as the call reaches it (`ivr.menu.resume`: the entry carries it on the
+# channel so a handed-back call resumes there).
+Checkpoint = Callable[[Resume], Awaitable[None]]
 
 
 @dataclass
@@ -55,11 +60,21 @@ class Engine:
         *,
         caller_id: str = "",
         observer: Callable[[Step], None] | None = None,
+        resume: Resume | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> CallResult:
+        """Run the call through `menu` from its start, or from `resume` (a handed-back call:
+        its variables restored, its greeting not played again); `checkpoint` is told every
+        safe node the call reaches."""
         call = Call(channel, menu, services, now, caller_id=caller_id, observer=observer)
+        if resume is not None:
+            call.variables.update(resume.variables)
+            call.personal.update(resume.personal)
+            call.queued = resume.queued
+            call.note("resume", resume.node)
         _fill_system_variables(call)
         try:
-            end = await self._walk(call)
+            end = await self._walk(call, resume, checkpoint)
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
@@ -71,11 +86,16 @@ class Engine:
         )
         return result
 
-    async def _walk(self, call: Call) -> End:
+    async def _walk(self, call: Call, resume: Resume | None, checkpoint: Checkpoint | None) -> End:
         nodes = call.menu.nodes
-        node_id = call.menu.start
+        node_id = call.menu.start if resume is None else resume.node
+        # Nothing to carry before the call has a state of its own: a fresh call's greeting
+        # is not a checkpoint (a caller cut off during it hears it again).
+        last = resume or Resume(node_id, {}, frozenset())
         for _ in range(self.max_steps):
             call.node = node_id
+            if checkpoint is not None:
+                last = await _checkpoint(call, node_id, last, checkpoint)
             step_count = len(call.path)
             nxt = await nodes[node_id].run(call)
             _log_steps(call.path[step_count:])
@@ -93,6 +113,18 @@ class Engine:
         outcome = queue_outcome(await call.channel.get_variable("QUEUESTATUS"))
         call.queued = (menu.group, outcome)
         return End("queue", menu.group, outcome)
+
+
+async def _checkpoint(call: Call, node_id: str, last: Resume, checkpoint: Checkpoint) -> Resume:
+    """Tell `checkpoint` about `node_id` if it is a safe node (`ivr.menu.resume`): a node
+    that asks or queues, or any node once the call's state changed since the last one."""
+    here = Resume.of(call, node_id)
+    if last.node == node_id and here.same_state(last):
+        return last
+    if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
+        await checkpoint(here)
+        return here
+    return last
 
 
 def _fill_system_variables(call: Call) -> None:

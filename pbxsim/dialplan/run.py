@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, NoReturn
 
-from pbxsim.dialplan.arguments import priority_number, split_gosub, split_goto
+from pbxsim.dialplan.arguments import app_args, priority_number, split_gosub, split_goto
 from pbxsim.dialplan.channel import DialplanChannel, DialplanStep
 from pbxsim.dialplan.errors import (
     DialplanError,
@@ -219,9 +219,11 @@ class ChannelRun:
         return value if value is not None else self.interpreter.globals.get(name)
 
     def function(self, name: str, args: str) -> str:
-        """GLOBAL(), LOCAL() and LEN() here; every other function is the channel's."""
+        """GLOBAL(), LOCAL(), LEN() and CUT() here; every other function is the channel's."""
         if name == "GLOBAL":
             return self.interpreter.globals.get(args, "")
+        if name == "CUT":
+            return self._cut(args)
         if name == "LOCAL":
             return self.channel.get_variable(args) or ""
         if name == "LEN":
@@ -230,3 +232,19 @@ class ChannelRun:
         if value is None:
             raise DialplanError(f"function {name}() is not implemented by the simulator")
         return value
+
+    def _cut(self, args: str) -> str:
+        """``CUT(varname,delimiter,fields)`` (func_cut): fields N, N-M, N- or -M of the
+        variable's value split at the delimiter (1-based; none there: empty)."""
+        parts = app_args(args)
+        if len(parts) != 3 or not parts[1]:
+            raise DialplanError(f"CUT({args}): needs a variable, a delimiter and fields")
+        name, delimiter, spec = parts
+        fields = (self.variable(name) or "").split(delimiter[0])
+        low, dash, high = spec.partition("-")
+        try:
+            first = int(low) if low else 1
+            last = (int(high) if high else len(fields)) if dash else first
+        except ValueError:
+            raise DialplanError(f"CUT({args}): fields {spec!r} is not N, N-M, N- or -M") from None
+        return delimiter[0].join(fields[max(first, 1) - 1 : last])

@@ -154,9 +154,12 @@ def queued(commands: list[str]) -> list[str]:
 
 
 def tagged(commands: list[str]) -> dict[str, str]:
-    """The channel variables the menu set for the operator's screen."""
+    """The channel variables the menu set for the operator's screen (not the checkpoints it
+    leaves for a handed-back call, HOTLINE_RESUME)."""
     found = {}
     for command in commands:
+        if command.startswith("SET VARIABLE HOTLINE_RESUME "):
+            continue
         if command.startswith("SET VARIABLE HOTLINE_"):
             name, _, value = command.removeprefix("SET VARIABLE ").partition(" ")
             found[name] = value.strip('"')
@@ -526,8 +529,12 @@ async def test_record_keeps_the_message_with_what_the_caller_chose(
     record_at = commands.index(f'RECORD FILE {path} wav "#" 60000 0 BEEP s=4')
     # what the caller chose is on the channel before the recording starts
     assert commands[record_at - 1] == "SET VARIABLE HOTLINE_TOPIC жалоба"
+    # a call handed back now resumes after the recording (at "bye"), not recording again
+    resume = commands[record_at + 2]
+    assert resume.startswith("SET VARIABLE HOTLINE_RESUME v=1&menu=88009000020&node=bye&")
     assert commands[record_at + 1 :] == [
         f"SET VARIABLE HOTLINE_MESSAGE {path}.wav",
+        resume,
         'STREAM FILE hotline/goodbye ""',
         "HANGUP",
         "SET VARIABLE HOTLINE_DONE 1",

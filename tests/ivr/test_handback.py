@@ -10,84 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from test_sim_dialplan import QueueLog
+from handback import GENERAL, HoldingAcd, Sink, call_log, place_call
+from test_sim_dialplan import QueueLog, nothing_listening
 
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
-from hotline.store.db import Base, CallLog, create_engine
+from hotline.store.db import CallLog
 from ivr.entry import CallEntry
 from ivr.menu.library import load_library
-from ivr.menu.model import Channel, Services
-from pbxsim.runner import CallOutcome, run_scenario
-from pbxsim.scenario import parse_scenario
+from ivr.menu.model import Services
 
-GENERAL = "88001000001"  # [controller-down]: FALLBACK_QUEUE=hotline-general
-EPOCH = 1795564000
-TIME_SCALE = 0.05  # one simulated second is 50 ms: the 60 s budget is 3 real seconds
-
-
-class HoldingAcd:
-    """Stands in for the ACD: holds the caller with music until `answer` is set."""
-
-    def __init__(self, *, answer_at_once: bool = False) -> None:
-        self.holding = asyncio.Event()
-        self.answer = asyncio.Event()
-        if answer_at_once:
-            self.answer.set()
-
-    async def connect(
-        self,
-        channel: Channel,
-        group: str,
-        *,
-        number: str,
-        priority: int,
-        data: Mapping[str, str],
-    ) -> str:
-        await channel.exec("StartMusicOnHold", "default")
-        self.holding.set()
-        await self.answer.wait()
-        await channel.exec("StopMusicOnHold")
-        return "answered"
-
-
-@dataclass
-class Sink:
-    events: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-
-    def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
-        self.events.append((event, dict(headers)))
-
-    def trail(self) -> list[tuple[str, str, str]]:
-        """Every dialplan step as (context, application, data)."""
-        return [
-            (h["Context"], h["Application"], h["AppData"])
-            for event, h in self.events
-            if event == "Newexten"
-        ]
-
-    @property
-    def call_id(self) -> str:
-        """The simulated channel's uniqueid: the controller's call id."""
-        return next(h["Uniqueid"] for _, h in self.events if "Uniqueid" in h)
-
-    def agi_urls(self) -> list[str]:
-        return [data for _, app, data in self.trail() if app == "AGI"]
-
-
-@pytest.fixture
-async def call_log(tmp_path: Path) -> AsyncIterator[CallLog]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3")
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    yield CallLog(engine)
-    await engine.dispose()  # its connections' threads end with the test, not after the loop
+__all__ = ["call_log"]  # a fixture
 
 
 @asynccontextmanager
@@ -105,18 +43,6 @@ async def controller(
         yield server
     finally:
         server.close()
-
-
-async def place_call(port: int, sink: Sink, queues: QueueLog) -> CallOutcome:
-    scenario = parse_scenario(
-        f"pbx: {{epoch: {EPOCH}}}\ncalls: [{{number: '{GENERAL}', hangup_after: 3000}}]\n"
-    )
-    report = await run_scenario(
-        scenario, "127.0.0.1", port, sink=sink, queues=queues, time_scale=TIME_SCALE
-    )
-    (outcome,) = report.calls
-    assert outcome.error is None, outcome.error
-    return outcome
 
 
 def entries(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -209,8 +135,32 @@ async def test_a_call_the_controller_finished_is_hung_up_without_re_entry(
         port = server.port
         outcome = await asyncio.wait_for(place_call(port, sink, queues), 30)
     assert sink.agi_urls() == [f"agi://127.0.0.1:{port}/hotline?did={GENERAL}&reentry=0"]
-    assert ("from-pstn", "NoOp", "Controller done: AGISTATUS=SUCCESS HOTLINE_DID=88001000001 "
-            "HOTLINE_DONE=1") in sink.trail()  # fmt: skip
+    assert ("from-pstn", "NoOp", f"Controller 127.0.0.1:{port} done: AGISTATUS=SUCCESS "
+            "HOTLINE_DID=88001000001 HOTLINE_DONE=1") in sink.trail()  # fmt: skip
     assert sink.trail()[-1] == ("from-pstn", "Hangup", "")
     assert "StartMusicOnHold" not in [app for _, app, _ in sink.trail()]
     assert queues.joined == [] and outcome.agi_status == "SUCCESS"
+
+
+async def test_the_first_controller_down_the_second_answers_and_the_caller_stays(
+    tmp_path: Path, call_log: CallLog
+) -> None:
+    """Several controller nodes (HOTLINE_AGI_HOSTS): the first refuses the connection, the
+    second takes the call at once, without hold music; the caller is never hung up on."""
+    sink, queues = Sink(), QueueLog()
+    with nothing_listening() as down:
+        async with controller(tmp_path, call_log, HoldingAcd(answer_at_once=True)) as second:
+            up = f"127.0.0.1:{second.port}"
+            outcome = await asyncio.wait_for(
+                place_call(down, sink, queues, more_controllers=(up,)), 30
+            )
+    assert sink.agi_urls() == [
+        f"agi://127.0.0.1:{down}/hotline?did={GENERAL}&reentry=0",
+        f"agi://{up}/hotline?did={GENERAL}&reentry=1",
+    ]
+    assert "StartMusicOnHold" not in [app for _, app, _ in sink.trail()]
+    assert sink.trail()[-1] == ("from-pstn", "Hangup", "")  # the second controller finished
+    assert [event for event, _ in sink.events].count("Hangup") == 1
+    assert queues.joined == [] and outcome.agi_status == "SUCCESS"
+    record = await call_log.get(sink.call_id)
+    assert record is not None and record.outcome == "answered"

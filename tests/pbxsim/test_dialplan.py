@@ -47,32 +47,87 @@ async def test_a_call_the_controller_handled_ends_with_hangup(
         ("from-pstn", "88001000001", 1, "NoOp", f"Hotline call to 88001000001 from {CALLER}"),
         ("from-pstn", "88001000001", 2, "Set", "CHANNEL(language)=ru"),
         ("from-pstn", "88001000001", 3, "Set", "HOTLINE_REENTRY=0"),
-        ("from-pstn", "88001000001", 4, "Set", "HOTLINE_DID="),
-        ("from-pstn", "88001000001", 5, "Set", "HOTLINE_DONE="),
+        ("from-pstn", "88001000001", 4, "Set", "HOTLINE_HOST_N=1"),
+        ("from-pstn", "88001000001", 5, "Set", "HOTLINE_HOST=127.0.0.1:4573"),
+        ("from-pstn", "88001000001", 6, "Set", "HOTLINE_DID="),
+        ("from-pstn", "88001000001", 7, "Set", "HOTLINE_DONE="),
         (
-            "from-pstn", "88001000001", 6, "AGI",
+            "from-pstn", "88001000001", 8, "AGI",
             "agi://127.0.0.1:4573/hotline?did=88001000001&reentry=0",
         ),
         (
-            "from-pstn", "88001000001", 7, "NoOp",
-            "Controller done: AGISTATUS=SUCCESS HOTLINE_DID=88001000001 HOTLINE_DONE=1",
+            "from-pstn", "88001000001", 9, "NoOp",
+            "Controller 127.0.0.1:4573 done: AGISTATUS=SUCCESS HOTLINE_DID=88001000001 "
+            "HOTLINE_DONE=1",
         ),
-        ("from-pstn", "88001000001", 8, "GotoIf", "0?handback"),
-        ("from-pstn", "88001000001", 9, "GotoIf", "1?done"),
-        ("from-pstn", "88001000001", 19, "Hangup", ""),
+        ("from-pstn", "88001000001", 10, "GotoIf", "0?handback"),
+        ("from-pstn", "88001000001", 11, "GotoIf", "1?done"),
+        ("from-pstn", "88001000001", 24, "Hangup", ""),
     ]  # fmt: skip
     assert channel.written == [("CHANNEL", "language", "ru")]
-    assert (end.reason, end.address.priority, end.cause, end.steps) == ("hangup", 19, None, 10)
-    assert channel.steps[0].source.line == 31 and channel.steps[0].source.file == str(SHIPPED)
+    assert (end.reason, end.address.priority, end.cause, end.steps) == ("hangup", 24, None, 12)
+    assert channel.steps[0].source.line == 39 and channel.steps[0].source.file == str(SHIPPED)
 
 
 async def test_the_controller_address_comes_from_the_globals_and_can_be_overridden() -> None:
     interpreter = DialplanInterpreter(
-        load_dialplan(SHIPPED), globals_override={"HOTLINE_CONTROLLER": "10.0.0.5:4600"}
+        load_dialplan(SHIPPED), globals_override={"HOTLINE_AGI_HOSTS": "10.0.0.5:4600"}
     )
     channel = ScriptedChannel(apps={"AGI": FINISHED})
     await interpreter.run(channel, "from-pstn", "88002000002")
     assert channel.ran == [("AGI", "agi://10.0.0.5:4600/hotline?did=88002000002&reentry=0")]
+
+
+def several(*hosts: str) -> DialplanInterpreter:
+    return DialplanInterpreter(
+        load_dialplan(SHIPPED), globals_override={"HOTLINE_AGI_HOSTS": "&".join(hosts)}
+    )
+
+
+async def test_the_first_controller_down_the_second_one_answers_at_once() -> None:
+    def first_down(channel: ScriptedChannel, data: str) -> AppResult:
+        return (agi(AGISTATUS="FAILURE") if "10.0.0.5" in data else FINISHED)(channel, data)
+
+    channel = ScriptedChannel(apps={"AGI": first_down})
+    end = await several("10.0.0.5:4573", "10.0.0.6:4573").run(channel, "from-pstn", "88002000002")
+    assert channel.ran == [
+        ("AGI", "agi://10.0.0.5:4573/hotline?did=88002000002&reentry=0"),
+        ("AGI", "agi://10.0.0.6:4573/hotline?did=88002000002&reentry=1"),  # no hold music
+    ]
+    assert end.reason == "hangup"
+
+
+async def test_a_controller_gone_mid_call_hands_over_to_the_next_then_the_first_again() -> None:
+    """The first controller dies mid-call (tagged, not done), the second is down: hold music,
+    then the list from the top, where the first (restarted) takes the call back."""
+    tries = iter([HANDED_BACK, agi(AGISTATUS="FAILURE"), FINISHED])
+
+    def run(channel: ScriptedChannel, data: str) -> AppResult:
+        return next(tries)(channel, data)
+
+    channel = ScriptedChannel(apps={"AGI": run})
+    await several("10.0.0.5:4573", "10.0.0.6:4573").run(channel, "from-pstn", "88001000001")
+    url = "/hotline?did=88001000001&reentry="
+    assert channel.ran == [
+        ("AGI", f"agi://10.0.0.5:4573{url}0"),
+        ("AGI", f"agi://10.0.0.6:4573{url}1"),
+        ("StartMusicOnHold", ""),
+        ("Wait", "3"),
+        ("StopMusicOnHold", ""),
+        ("AGI", f"agi://10.0.0.5:4573{url}2"),
+    ]
+
+
+async def test_every_controller_down_the_budget_still_ends_in_the_queue() -> None:
+    channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="FAILURE")})
+    start = channel.epoch
+    await several("10.0.0.5:4573", "10.0.0.6:4573").run(channel, "from-pstn", "88001000001")
+    assert channel.ran[-1] == ("Queue", "hotline-general,t,,,1800")
+    hosts = [data.split("/")[2] for app, data in channel.ran if app == "AGI"]
+    # each round every host, in order; HOTLINE_REENTRY_MAX (30) counts the re-tries of every
+    # host: with two, 15 rounds of 3 s after the first try
+    assert hosts == (["10.0.0.5:4573", "10.0.0.6:4573"] * 16)[:31]
+    assert channel.epoch - start == 45
 
 
 async def test_a_caller_who_hangs_up_during_the_agi_ends_the_dialplan_there(
@@ -80,7 +135,7 @@ async def test_a_caller_who_hangs_up_during_the_agi_ends_the_dialplan_there(
 ) -> None:
     channel = ScriptedChannel(apps={"AGI": agi(AGISTATUS="HANGUP", HOTLINE_DID="88001000001")})
     end = await shipped.run(channel, "from-pstn", "88001000001")
-    assert (end.reason, end.address.priority) == ("app-hangup", 6)
+    assert (end.reason, end.address.priority) == ("app-hangup", 8)
     assert [app for app, _ in channel.ran] == ["AGI"]
 
 
@@ -151,7 +206,7 @@ async def test_a_call_the_controller_handed_back_re_enters_after_hold_music(
     url = "agi://127.0.0.1:4573/hotline?did=88001000001&reentry="
     hold = [("StartMusicOnHold", ""), ("Wait", "3"), ("StopMusicOnHold", "")]
     assert channel.ran == [("AGI", f"{url}0"), *hold, ("AGI", f"{url}1")]
-    assert (end.reason, end.address.exten, end.address.priority) == ("hangup", "88001000001", 19)
+    assert (end.reason, end.address.exten, end.address.priority) == ("hangup", "88001000001", 24)
 
 
 async def test_each_controller_that_took_the_call_restarts_the_budget(
@@ -230,9 +285,9 @@ async def test_feature_codes_run_the_subroutine_with_their_argument(
     end = await shipped.run(channel, "operators", code)
     assert channel.ran == [("AGI", f"agi://127.0.0.1:4573/operator-feature?code={query}")]
     assert channel.steps[0].app == "Gosub"
-    assert channel.steps[3].data == f"Feature code {query}: SUCCESS ok x"
+    assert channel.steps[6].data == f"Feature code {query}: SUCCESS ok x"
     assert channel.trail()[-2:] == [
-        ("operator-feature", "s", 5, "Return", ""),
+        ("operator-feature", "s", 10, "Return", ""),
         ("operators", code, 2, "Hangup", ""),
     ]
     assert ("LOCAL(ARG1)", query) in channel.varsets and ("LOCAL(ARGC)", "1") in channel.varsets
@@ -250,6 +305,23 @@ async def test_a_feature_code_the_controller_did_not_answer_plays_the_failure(
     assert channel.trail()[-1] == ("operators", "*83", 2, "Hangup", "")
 
 
+async def test_a_feature_code_goes_to_the_next_controller_when_the_first_is_down() -> None:
+    def first_down(channel: ScriptedChannel, data: str) -> AppResult:
+        if "10.0.0.5" in data:
+            return agi(AGISTATUS="FAILURE")(channel, data)
+        return agi(AGISTATUS="SUCCESS", OPERATOR_FEATURE_RESULT="ok", OPERATOR_STATE="ready")(
+            channel, data
+        )
+
+    channel = ScriptedChannel("PJSIP/1001-00000004", apps={"AGI": first_down})
+    await several("10.0.0.5:4573", "10.0.0.6:4573").run(channel, "operators", "*83")
+    assert channel.ran == [
+        ("AGI", "agi://10.0.0.5:4573/operator-feature?code=ready"),
+        ("AGI", "agi://10.0.0.6:4573/operator-feature?code=ready"),
+    ]  # and no failure prompt
+    assert channel.trail()[-2] == ("operator-feature", "s", 10, "Return", "")
+
+
 async def test_operators_dial_each_other(shipped: DialplanInterpreter) -> None:
     channel = ScriptedChannel("PJSIP/1001-00000004")
     await shipped.run(channel, "operators", "1002")
@@ -262,19 +334,30 @@ async def test_operators_dial_each_other(shipped: DialplanInterpreter) -> None:
 async def test_the_acd_answer_hook_runs_on_the_operators_channel_and_returns(
     shipped: DialplanInterpreter,
 ) -> None:
-    options = app_options("gU(hotline-acd-answered^1700000000.42)")
-    assert options == {"g": "", "U": "hotline-acd-answered^1700000000.42"}
+    # the controller holding the caller names itself: the hook goes there, whichever of
+    # HOTLINE_AGI_HOSTS it is
+    options = app_options("gU(hotline-acd-answered^1700000000.42^10.0.0.6:4573)")
+    assert options == {"g": "", "U": "hotline-acd-answered^1700000000.42^10.0.0.6:4573"}
     operator = ScriptedChannel("PJSIP/1001-00000002", apps={"AGI": agi(AGISTATUS="SUCCESS")})
     result = await shipped.run_subroutine(operator, callee_gosub(options["U"]))
     assert operator.trail() == [
-        ("hotline-acd-answered", "s", 1, "NoOp",
-         "Operator PJSIP/1001-00000002 answered call 1700000000.42"),
+        ("hotline-acd-answered", "s", 1, "ExecIf", "0?Set(LOCAL(ARG2)=127.0.0.1:4573)"),
         ("hotline-acd-answered", "s", 2, "AGI",
-         "agi://127.0.0.1:4573/acd-answered?call=1700000000.42"),
+         "agi://10.0.0.6:4573/acd-answered?call=1700000000.42"),
         ("hotline-acd-answered", "s", 3, "Return", ""),
     ]  # fmt: skip
     assert result.returned and result.retval == "" and result.end.reason == "return"
     assert operator.variables.get("ARG1") is None
+
+
+async def test_an_older_controllers_hook_without_its_address_goes_to_hotline_controller(
+    shipped: DialplanInterpreter,
+) -> None:
+    """A controller of the previous version (rolling upgrade) names no host on U()."""
+    operator = ScriptedChannel("PJSIP/1001-00000002", apps={"AGI": agi(AGISTATUS="SUCCESS")})
+    result = await shipped.run_subroutine(operator, callee_gosub("hotline-acd-answered^7"))
+    assert operator.ran == [("AGI", "agi://127.0.0.1:4573/acd-answered?call=7")]
+    assert result.returned
 
 
 async def test_a_u_hook_whose_channel_hangs_up_does_not_return(

@@ -116,7 +116,7 @@ async def test_controller_down_lands_in_the_numbers_fallback_queue() -> None:
     # the number's queue
     inbound = [(app, data) for context, _, app, data in trail if context == "from-pstn"]
     assert inbound[-5:] == [
-        ("NoOp", "Controller done: AGISTATUS=FAILURE HOTLINE_DID= HOTLINE_DONE="),
+        ("NoOp", f"Controller 127.0.0.1:{port} done: AGISTATUS=FAILURE HOTLINE_DID= HOTLINE_DONE="),
         ("GotoIf", "1?handback"),
         ("ExecIf", "0?Set(HOTLINE_REENTRY_UNTIL=)"),
         ("ExecIf", inbound[-2][1]),

@@ -24,6 +24,8 @@ class ScriptedChannel:
 
     def __init__(self, node: AcdNode, dial_outcomes: list[str], clock: ManualClock) -> None:
         self.call_id = "1795563226.7"
+        # the controller as this session reached it: the answer hook is sent back there
+        self.env = {"agi_request": "agi://10.0.0.6:4573/hotline?did=88001000001&reentry=0"}
         self.node, self.clock = node, clock
         self.outcomes = dial_outcomes
         self.commands: list[tuple[str, ...]] = []
@@ -62,7 +64,8 @@ async def test_dial_answered_from_the_callers_session() -> None:
     result = await connect_call(channel, node, "general", number="+79990001122")
     assert (result.outcome, result.operator_id) == ("answered", "anna")
     dial = [c for c in channel.commands if c[0] == "Dial"]
-    assert dial == [("Dial", "PJSIP/anna", "15", f"gU({ANSWERED_SUBROUTINE}^{channel.call_id})")]
+    hook = f"gU({ANSWERED_SUBROUTINE}^{channel.call_id}^10.0.0.6:4573)"
+    assert dial == [("Dial", "PJSIP/anna", "15", hook)]
     assert channel.commands[0] == ("StartMusicOnHold", "default")
     assert node.acd.operators["anna"].state is OperatorState.WRAP_UP
     stats = node.acd.stats["general"]

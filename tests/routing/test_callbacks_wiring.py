@@ -268,6 +268,8 @@ class WaitingCaller:
     patience: int
     played: list[str] = field(default_factory=list)
     applications: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
     async def stream_file(self, name: str, escape_digits: str = "") -> None:
         if len(self.played) >= self.patience:
@@ -279,7 +281,10 @@ class WaitingCaller:
         return 0
 
     async def get_variable(self, name: str) -> str | None:
-        return None
+        return self.variables.get(name)
+
+    async def set_variable(self, name: str, value: str) -> None:
+        self.variables[name] = value  # the arrival carried for a restart (routing.arrival)
 
 
 async def test_a_waiting_caller_hears_their_place_between_the_hold_music() -> None:

@@ -14,6 +14,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from hotline.store.db import Base, create_engine
+from hotline.store.migrate import lock_migrations
 
 config = context.config
 target_metadata = Base.metadata
@@ -35,7 +36,9 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
-    """Run the pending migrations on a synchronous view of an async connection."""
+    """Run the pending migrations on a synchronous view of an async connection, once: other
+    nodes migrating the same database wait for this one (`lock_migrations`)."""
+    lock_migrations(connection)
     context.configure(connection=connection, target_metadata=target_metadata)
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,41 @@
+"""Values a call carries on its Asterisk channel from one controller to the next.
+
+Asterisk keeps a channel's variables across the AGI() calls the dialplan makes when it hands a
+call back (asterisk-conf/extensions.conf), so what a controller must know to resume a caller
+travels there: the menu's checkpoint (``HOTLINE_RESUME``, `ivr.menu.resume`), the arrival in
+the ACD's queue (``HOTLINE_QUEUED_AT``, `routing.connect`). During a rolling upgrade the next
+controller may be older or newer than the one that wrote them, so every value names its
+format first: ``v=1&name=value&...`` (URL-encoded, one AGI argument, no blanks). A reader
+takes only the format it knows (`FORMAT`) and ignores anything else, as it would a missing
+value: the call is then served from scratch, never wrongly. Fields a format-1 reader does not
+know are ignored too, so a format may grow fields without a new number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode
+
+__all__ = ["FORMAT", "decode", "encode"]
+
+FORMAT = "1"
+_VERSION_FIELD = "v"
+
+
+def encode(fields: Mapping[str, str], *, version: str = FORMAT) -> str:
+    """``v=<version>&...``: the fields as one blank-free channel-variable value."""
+    return urlencode([(_VERSION_FIELD, version), *fields.items()])
+
+
+def decode(text: str | None) -> dict[str, str] | None:
+    """The fields of a value in `FORMAT`; None when there is none, it is of another format
+    (a newer or older controller's) or it is not a carried value at all."""
+    if not text:
+        return None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return None
+    if not pairs or pairs[0] != (_VERSION_FIELD, FORMAT):
+        return None
+    return dict(pairs[1:])

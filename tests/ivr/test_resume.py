@@ -1,0 +1,160 @@
+"""A handed-back caller resumes their menu (issue 10 item 1): on the simulated PBX running the
+shipped [from-pstn], a controller stopped while the caller's application number is being
+looked up; the next controller goes on from the lookup with the number the caller typed,
+without greeting them again or asking for it again, and the operator gets it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from handback import GENERAL, HoldingAcd, Sink, call_log, place_call
+from test_sim_dialplan import QueueLog
+
+from hotline.agi import carry
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
+from hotline.store.db import CallLog
+from ivr.entry import CallEntry
+from ivr.menu.console import ConsoleChannel, ScriptedKeypad
+from ivr.menu.engine import Engine
+from ivr.menu.library import load_library
+from ivr.menu.loader import parse_menu
+from ivr.menu.model import LookupResult, Services
+from ivr.menu.resume import MAX_CARRIED, Resume, resume_from
+
+__all__ = ["call_log"]  # a fixture
+
+MENU = f"""
+number: "{GENERAL}"
+title: test
+group: general
+start: welcome
+nodes:
+  welcome: {{kind: play, prompts: [hotline/greeting-general], next: ask}}
+  ask:
+    kind: collect
+    prompts: [hotline/enter-application]
+    store: application
+    length: 1
+    timeout: 5
+    next: check
+    fallback: operator
+  check:
+    kind: lookup
+    path: "/applications/${{application}}"
+    found: operator
+    not_found: operator
+    failure: operator
+  operator: {{kind: queue, group: general, data: [application]}}
+"""
+
+
+class StatusService:
+    """The application-status service: answers at once, or never (the controller stops
+    while the caller waits for it)."""
+
+    def __init__(self, *, answers: bool) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+        self.waiting = asyncio.Event()
+
+    async def get(self, path: str, seconds: float) -> LookupResult:
+        self.asked.append(path)
+        self.waiting.set()
+        if not self.answers:
+            await asyncio.Event().wait()
+        return LookupResult("found", {"status": "ok"})
+
+
+@asynccontextmanager
+async def menu_controller(
+    tmp_path: Path, log: CallLog, acd: HoldingAcd, status: StatusService, port: int = 0
+) -> AsyncIterator[FastAgiServer]:
+    (tmp_path / f"{GENERAL}.yaml").write_text(MENU)
+    library, problems = load_library(tmp_path, Services(queue=acd, status=status), GENERAL)
+    assert problems == []
+    router = Router()
+    router.add("hotline", CallEntry(log, "test-node", library=library, queue=acd))
+    server = FastAgiServer(router, host="127.0.0.1", port=port)
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def test_a_caller_handed_back_mid_menu_resumes_without_the_greeting_or_typing_again(
+    tmp_path: Path, call_log: CallLog
+) -> None:
+    sink, queues = Sink(), QueueLog()
+    first_status, acd = StatusService(answers=False), HoldingAcd(answer_at_once=True)
+    async with menu_controller(tmp_path, call_log, acd, first_status) as first:
+        port = first.port
+        call = asyncio.create_task(place_call(port, sink, queues, menu_keys="7"))
+        await asyncio.wait_for(first_status.waiting.wait(), 10)
+        await asyncio.wait_for(first.drain(30), 5)
+    assert not call.done()
+    second_status = StatusService(answers=True)
+    async with menu_controller(tmp_path, call_log, acd, second_status, port):
+        outcome = await asyncio.wait_for(call, 30)
+    assert first_status.asked == ["/applications/7"]
+    assert second_status.asked == ["/applications/7"]  # the number the caller typed before
+    assert outcome.prompts.count("hotline/greeting-general") == 1  # not greeted again
+    assert outcome.prompts.count("hotline/enter-application") == 1  # not asked again
+    assert acd.data == [{"application": "7"}]  # the operator's screen has it
+    assert sink.trail()[-1] == ("from-pstn", "Hangup", "")
+    record = await call_log.get(sink.call_id)
+    assert record is not None and record.outcome == "answered"
+
+
+@pytest.mark.parametrize(
+    ("carried", "why"),
+    [
+        ("v=2&menu=88001000001&node=check&var.application=7", "a newer controller's format"),
+        ("menu=88001000001&node=check", "no format named"),
+        ("v=1&menu=88002000002&node=check&var.application=7", "another number's menu"),
+        ("v=1&menu=88001000001&node=gone&var.application=7", "a node the menu no longer has"),
+        ("%%%&&=", "not a carried value"),
+    ],
+)
+async def test_a_checkpoint_this_controller_cannot_use_starts_the_call_over(
+    carried: str, why: str
+) -> None:
+    menu = parse_menu(MENU, "test.yaml")
+    assert resume_from(carry.decode(carried), menu) is None, why
+
+
+async def test_checkpoints_follow_the_safe_node_rule() -> None:
+    menu = parse_menu(MENU, "test.yaml")
+    channel = ConsoleChannel(ScriptedKeypad(["7"]))
+    seen: list[Resume] = []
+
+    async def checkpoint(here: Resume) -> None:
+        seen.append(here)
+
+    services = Services(queue=HoldingAcd(answer_at_once=True), status=StatusService(answers=True))
+    await Engine().run(channel, menu, services, datetime(2026, 12, 1), checkpoint=checkpoint)
+    # the greeting is no checkpoint; the question is; after the answer, the node it leads
+    # to; then the queue; and once the queue is over, where the call goes on from there
+    assert [here.node for here in seen] == ["ask", "check", "operator"]
+    assert seen[1].variables == {"application": "7"} and seen[1].personal == {"application"}
+    assert "status_status" in seen[2].variables  # the lookup's answer goes with the call
+
+
+def test_a_checkpoint_too_long_for_one_agi_line_drops_the_longest_answers_not_entries() -> None:
+    menu = parse_menu(MENU, "test.yaml")
+    here = Resume(
+        "check",
+        {"application": "7", "status_text": "Заявление " * 60, "topic": "оплата"},
+        frozenset({"application"}),
+    )
+    carried = carry.encode(here.fields(menu))
+    assert len(carried) <= MAX_CARRIED  # res_agi reads 2 KiB a command line
+    back = resume_from(carry.decode(carried), menu)
+    assert back is not None and back.variables == {"application": "7", "topic": "оплата"}
+    assert back.personal == {"application"}
