@@ -39,7 +39,10 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.ami.client import AmiClient
-from hotline.audit import AuditLog
+from hotline.audit import AuditLog, audit_log_for, ensure_audit_key
+from hotline.audit_anchors import anchor_bucket_for
+from hotline.audit_watch import AuditWatch, WatchedKey
+from hotline.keyfiles import MasterKeyStore
 from hotline.auth import TokenFile
 from hotline.lifecycle import Lifecycle
 from hotline.store.db import CallLog
@@ -74,6 +77,8 @@ class Controller:
         self.callbacks: CallbackService | None = None
         self.acd_admin: AcdAdmin | None = None
         self.asterisk_files: AsteriskFilesSync | None = None
+        self.audit: AuditLog | None = None
+        self.audit_watch: AuditWatch | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
         self._stopping = asyncio.Event()
@@ -95,6 +100,7 @@ class Controller:
         await parts.start(database)
         self.engine = database.engine
         assert self.engine is not None
+        await self._start_audit(self.engine)
         state = CallStatePart(self.settings.store)
         await parts.start(state)
         self.state = state.state
@@ -127,6 +133,26 @@ class Controller:
             },
         )
 
+    async def _start_audit(self, engine: AsyncEngine) -> None:
+        """The one audit log every part writes to (keyed from the first start on), and its
+        watch: anchors to the object-locked bucket, periodic verification, key ages."""
+        settings = self.settings.audit
+        self.audit = audit_log_for(engine, settings)
+        await ensure_audit_key(self.audit)
+        watched = [WatchedKey("audit", MasterKeyStore(settings.keys_dir), settings.key_id)]
+        if self.settings.recorder.enabled:
+            recorder = self.settings.recorder
+            store = MasterKeyStore(recorder.keys_dir)
+            watched.append(WatchedKey("recorder_master", store, recorder.master_key_id))
+        # a broken chain is an alert (hotline_audit_chain_ok), not a reason to refuse calls
+        watch = AuditWatch(self.audit, settings, anchor_bucket_for(settings), watched)
+        self.audit_watch = watch
+        await self._lifecycle.start(PartOf("audit", watch.start, watch.close))
+
+    def _audit_log(self) -> AuditLog:
+        assert self.audit is not None, "the audit log starts before the parts"
+        return self.audit
+
     async def _start_acd(self, engine: AsyncEngine, app: web.Application) -> None:
         # Broken groups, operators or hours files stop start-up here, with their file:line.
         self.acd = AcdService.build(self.settings.routing)
@@ -144,7 +170,7 @@ class Controller:
             self.acd,
             versions_dir=versions,
             menu_files=lambda: menu_files(ivr.dialplans_dir),
-            audit=AuditLog(engine),
+            audit=self._audit_log(),
         )
         tokens = TokenFile(self.settings.recorder_access.tokens_file)
         add_admin_routes(app, self.acd_admin, tokens)
@@ -159,7 +185,7 @@ class Controller:
 
     async def _start_recorder(self, engine: AsyncEngine, app: web.Application) -> None:
         self.recordings = RecorderService(
-            self.settings.recorder, self.settings.recorder_access, engine
+            self.settings.recorder, self.settings.recorder_access, engine, self._audit_log()
         )
         # Broken retention or token files stop start-up here, with their file:line.
         self.recordings.prepare()

@@ -1,7 +1,7 @@
 """The whole configuration of one controller: the core's sections and every part's, assembled.
 
 This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` from
-the core, `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]` from the parts)
+the core (and `[audit]`), `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]` from the parts)
 and the top-level keys. Reading, converting and checking them is `hotline.settings`' job.
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from hotline.settings import (
     AgiSettings,
     AmiSettings,
+    AuditSettings,
     HttpSettings,
     LogSettings,
     StoreSettings,
@@ -38,6 +39,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
     recorder_access: AccessSettings = field(default_factory=AccessSettings)
@@ -56,6 +58,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "http": HttpSettings,
         "store": StoreSettings,
         "log": LogSettings,
+        "audit": AuditSettings,
         "ivr": IvrSettings,
         "recorder": RecorderSettings,
         "recorder_access": AccessSettings,
