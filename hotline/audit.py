@@ -198,9 +198,9 @@ class AuditLog:
         detail: Mapping[str, Any] | None = None,
         at: datetime | None = None,
     ) -> AuditRecord | None:
-        """Record a refused request, aggregated per source and minute (`RefusalWindow`).
+        """Record a refused request, aggregated per source, action and minute (`RefusalWindow`).
 
-        The first refusal of a source in a minute is written now (and returned); the others
+        The first refusal of a source and action in a minute is written now (and returned); the others
         are counted and written as one `refusals_repeated` entry when the minute is over (at
         the next refusal or `flush_refusals`). Returns None for a counted one.
         """

@@ -8,11 +8,12 @@ or the rows many. Hence:
   SHA-256 prefix of the whole, so repeated values can still be told apart and matched;
 * the detail JSON is capped (`cap_detail`): strings inside it are capped, and a detail still
   too large is replaced by its size, digest and first keys;
-* refusals are aggregated (`RefusalWindow`): the first refusal from a source in a minute is
-  written at once with its detail; further ones from that source in the same minute are only
-  counted and written as one summary row when the minute is over. At most `max_sources`
-  sources are tracked per minute; the rest share one "other sources" summary. So a flood adds
-  at most about (2 * max_sources + 2) capped rows a minute, whatever its rate.
+* refusals are aggregated (`RefusalWindow`): the first refusal of an action from a source in
+  a minute is written at once with its detail; further ones of that source and action in the
+  same minute are only counted and written as one summary row when the minute is over. At
+  most `max_sources` (source, action) pairs are tracked per minute; the rest share one "other
+  sources" summary. So a flood adds at most about (2 * max_sources + 2) capped rows a minute,
+  whatever its rate and however many addresses it comes from.
 
 Counts still in memory when the process dies are lost (the first row of each source was
 written, so the flood itself is on record).
@@ -115,23 +116,22 @@ class RefusalWindow:
         self.window_seconds = window_seconds
         self.max_sources = max_sources
         self._window: int | None = None
-        self._seen: dict[str, RefusalSummary] = {}
+        self._seen: dict[tuple[str, str], RefusalSummary] = {}
         self._closed: list[RefusalSummary] = []
 
     def note(self, source: str, action: str, at: datetime) -> bool:
-        """Count one refusal; True if it is the first of its source this window (write it)."""
+        """Count one refusal; True if it is the first of its source and action this window
+        (write it now)."""
         self._roll(at)
-        summary = self._seen.get(source)
+        summary = self._seen.get((source, action))
         if summary is None and len(self._seen) >= self.max_sources:
-            source_set = source
-            source = OTHER_SOURCES
-            summary = self._seen.get(source)
+            summary = self._seen.get((OTHER_SOURCES, ""))
             if summary is None:
-                summary = self._seen[source] = RefusalSummary(source, at, at)
+                summary = self._seen[(OTHER_SOURCES, "")] = RefusalSummary(OTHER_SOURCES, at, at)
             if len(summary.sources) < 10 * self.max_sources:  # memory stays bounded too
-                summary.sources.add(source_set)
+                summary.sources.add(source)
         elif summary is None:
-            self._seen[source] = RefusalSummary(source, at, at)
+            self._seen[(source, action)] = RefusalSummary(source, at, at)
             return True
         summary.count += 1
         summary.last_at = at
