@@ -61,7 +61,7 @@ class Anchor:
                 "seq": self.seq,
                 "hash": self.hash,
                 "scheme": self.scheme,
-                "taken_at": self.taken_at.isoformat(timespec="seconds"),
+                "taken_at": self.taken_at.isoformat(timespec="microseconds"),
             },
             sort_keys=True,
         ).encode()
