@@ -119,4 +119,3 @@ def _unreadable(message: str, *, migrated: bool = False) -> int:
 
 def _first_line(error: BaseException) -> str:
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-

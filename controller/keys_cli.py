@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller.settings import Settings
 from hotline.audit import AuditLog, ChainKeys, VerifyReport, audit_log_for
-from hotline.key_escrow import EscrowError, EscrowedKey, open_backup, seal_backup
+from hotline.key_escrow import EscrowedKey, EscrowError, open_backup, seal_backup
 from hotline.keyfiles import KeyError_, MasterKeyStore
 from hotline.store.db import create_engine
 from recorder.keys import KeyRing, WrappedKey
@@ -80,7 +80,9 @@ def backup_keys(settings: Settings) -> list[EscrowedKey]:
         for key_file in store.files():
             if key_file.key_id == key_id:
                 key = store.get(key_id, key_file.version)
-                found.append(EscrowedKey(role, key_id, key.version, key.secret, key_file.created_at))
+                found.append(
+                    EscrowedKey(role, key_id, key.version, key.secret, key_file.created_at)
+                )
     return found
 
 
@@ -108,13 +110,15 @@ def restore_keys(keys: list[EscrowedKey], stores: dict[str, tuple[MasterKeyStore
 
 
 def _passphrase(args: argparse.Namespace) -> str:
-    if args.passphrase_file is not None:
-        return args.passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
-    if os.environ.get("HOTLINE_ESCROW_PASSPHRASE"):
-        return os.environ["HOTLINE_ESCROW_PASSPHRASE"]
+    source: Path | None = args.passphrase_file
+    if source is not None:
+        return source.read_text(encoding="utf-8").rstrip("\r\n")
+    from_environment = os.environ.get("HOTLINE_ESCROW_PASSPHRASE", "")
+    if from_environment:
+        return from_environment
     if not sys.stdin.isatty():
         raise EscrowError("no passphrase: use --passphrase-file or $HOTLINE_ESCROW_PASSPHRASE")
-    return getpass.getpass("escrow passphrase: ")
+    return str(getpass.getpass("escrow passphrase: "))
 
 
 def _fail(command: str, error: BaseException) -> int:
@@ -164,7 +168,9 @@ async def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
         key = store.generate(key_id)
     except (KeyError_, OSError) as error:
         return _fail("rotate", error)
-    print(f"{args.kind} key {key.key_id} v{key.version} written to {store.path(key_id, key.version)}")
+    print(
+        f"{args.kind} key {key.key_id} v{key.version} written to {store.path(key_id, key.version)}"
+    )
     if args.kind == "recorder":
         print("new recordings use it now; run `hotline recorder rewrap` to move the old ones")
         return 0

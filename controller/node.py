@@ -42,8 +42,8 @@ from hotline.ami.client import AmiClient
 from hotline.audit import AuditLog, audit_log_for, ensure_audit_key
 from hotline.audit_anchors import anchor_bucket_for
 from hotline.audit_watch import AuditWatch, WatchedKey
-from hotline.keyfiles import MasterKeyStore
 from hotline.auth import TokenFile
+from hotline.keyfiles import MasterKeyStore
 from hotline.lifecycle import Lifecycle
 from hotline.store.db import CallLog
 from hotline.store.state import CallState

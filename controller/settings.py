@@ -1,8 +1,9 @@
 """The whole configuration of one controller: the core's sections and every part's, assembled.
 
-This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` from
-the core (and `[audit]`), `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]` from the parts)
-and the top-level keys. Reading, converting and checking them is `hotline.settings`' job.
+This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` and
+`[audit]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]`
+from the parts) and the top-level keys. Reading, converting and checking them is
+`hotline.settings`' job.
 """
 
 from __future__ import annotations

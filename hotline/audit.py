@@ -66,8 +66,8 @@ __all__ = [
     "ChainKeys",
     "VerifyReport",
     "audit_log_for",
-    "ensure_audit_key",
     "canonical_json",
+    "ensure_audit_key",
     "entry_hash",
     "keyed_entry_hash",
     "parse_anchor",
@@ -200,9 +200,9 @@ class AuditLog:
     ) -> AuditRecord | None:
         """Record a refused request, aggregated per source, action and minute (`RefusalWindow`).
 
-        The first refusal of a source and action in a minute is written now (and returned); the others
-        are counted and written as one `refusals_repeated` entry when the minute is over (at
-        the next refusal or `flush_refusals`). Returns None for a counted one.
+        The first refusal of a source and action in a minute is written now (and returned);
+        the others are counted and written as one `refusals_repeated` entry when the minute is
+        over (at the next refusal or `flush_refusals`). Returns None for a counted one.
         """
         when = require_utc(at or utc_now(), "at")
         await self.flush_refusals(when)
@@ -288,7 +288,12 @@ class AuditLog:
 
     def _unkeyed_head(self, checker: ChainChecker) -> ChainBreak | None:
         """An audit key exists, yet the newest entry has a plain link: rewritten without it."""
-        if checker.count and checker.head_scheme == PLAIN_SCHEME and self.keys and self.keys.exists():
+        if (
+            checker.count
+            and checker.head_scheme == PLAIN_SCHEME
+            and self.keys
+            and self.keys.exists()
+        ):
             return ChainBreak(
                 checker.head_seq,
                 "unkeyed",

@@ -12,12 +12,23 @@ checks that each still names an entry of the chain with the same hash.
 
 Threat model: who can rewrite what, and what catches it.
 
-| who | can | cannot | caught by |
-| --- | --- | --- | --- |
-| the database's writer (the app's DB role, a DBA, SQL injection, a stolen DB backup restored elsewhere) | insert, edit, delete rows (after dropping the triggers), recompute plain SHA-256 links | compute HMAC links (the key is a file on the app host, never in the DB) | `verify`: an edited keyed row, a plain link after keyed ones (`downgraded`), a plain head while a key exists (`unkeyed`); a cut-off tail: the anchors |
-| root on the application host (has the DB credentials and the audit key) | forge a chain with valid HMAC links from any point, drop the newest rows | change or delete anchors already exported (compliance lock) | `verify` against the anchors: any entry at or before the newest anchor that changed or vanished; rows written after the newest anchor (at most `anchor_interval_minutes` of them) are not protected |
-| the storage admin (the S3 side) | read anchors; add objects; with root on the storage servers themselves, delete files beneath S3 | rewrite the database or compute HMAC links | alone, no harm to the chain; deleted anchors only weaken it, which `hotline_audit_anchor_age_seconds` shows |
-| app host root and storage admin together | everything | | separation of duties: keep these two roles with different people |
+* **The database's writer** (the application's DB role, a DBA, SQL injection, a stolen
+  database backup restored elsewhere) can insert, edit and delete rows (after dropping the
+  triggers) and recompute plain SHA-256 links; it cannot compute HMAC links, the key being a
+  file on the application host, never in the database. Caught by `verify`: an edited keyed
+  row (`edited`), a plain link after keyed ones (`downgraded`), a plain head while a key exists
+  (`unkeyed`); a cut-off tail by the anchors (`deleted`).
+* **Root on the application host** has the database credentials and the audit key: it can
+  forge a chain with valid HMAC links from any point and drop the newest rows, but cannot
+  change or delete anchors already exported (compliance lock). Caught by `verify` against the
+  anchors: any entry at or before the newest anchor that changed or vanished. Entries written
+  after the newest anchor (at most `anchor_interval_minutes` of them) are not protected.
+* **The storage admin** (the S3 side) can read anchors and add objects and, with root on the
+  storage servers themselves, delete files beneath S3; it cannot rewrite the database or
+  compute HMAC links. Alone it does the chain no harm: deleted anchors only weaken the
+  protection, which `hotline_audit_anchor_age_seconds` shows.
+* **Application host root and storage admin together** can do everything: keep these two
+  roles with different people (separation of duties).
 
 The exporter's S3 credentials (`HOTLINE_ANCHOR_S3_ACCESS_KEY`/`..._SECRET_KEY`) should allow
 `s3:PutObject` and `s3:PutObjectRetention` and reading, never `s3:BypassGovernanceRetention`
@@ -192,7 +203,9 @@ class AnchorBucket:
         try:
             paginator = self._client.get_paginator("list_object_versions")
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-                versions.extend((item["Key"], item["VersionId"]) for item in page.get("Versions", []))
+                versions.extend(
+                    (item["Key"], item["VersionId"]) for item in page.get("Versions", [])
+                )
         except Exception as error:
             raise AnchorError(f"cannot list the audit anchors: {error}") from None
         # Object names start with the zero-padded seq: the newest are the last names.

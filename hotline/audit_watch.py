@@ -1,10 +1,10 @@
 """The controller's audit watch: anchors out, verification in, key ages, refusal summaries.
 
-A part the composition root starts when the audit settings ask for it. Two periodic jobs
+A part the composition root always starts. Three periodic jobs
 (`hotline.periodic.Periodic`), each failing and retrying on its own:
 
-* every `anchor_interval_minutes`: write the refusal summaries whose minute has ended, export
-  the chain's head to the object-locked bucket (`hotline.audit_anchors`), and set the keys'
+* every minute: write the refusal summaries whose minute has ended (`AuditLog.refused`);
+* every `anchor_interval_minutes`: export the chain's head to the object-locked bucket (`hotline.audit_anchors`), and set the keys'
   time to expiry (`hotline_key_expiry_seconds{kind}`: newest version's age against
   `key_max_age_days`; a missing key counts as expired);
 * every `verify_interval_minutes`: verify the whole chain against the newest anchors and set
@@ -76,6 +76,7 @@ class AuditWatch:
         self._export = Periodic(
             self.export_once, settings.anchor_interval_minutes * 60, name="audit-anchor", log=log
         )
+        self._refusals = Periodic(self.audit.flush_refusals, 60.0, name="audit-refusals", log=log)
         self._verify = Periodic(
             self.verify_once, settings.verify_interval_minutes * 60, name="audit-verify", log=log
         )
@@ -84,10 +85,12 @@ class AuditWatch:
         if self.bucket is not None:
             await self.bucket.__aenter__()
             await self.bucket.check_lock()  # refuse to start on a bucket that would not protect
+        self._refusals.start()
         self._export.start()
         self._verify.start()
 
     async def close(self) -> None:
+        await self._refusals.close()
         await self._export.close()
         await self._verify.close()
         await self.audit.flush_refusals(everything=True)
@@ -95,8 +98,7 @@ class AuditWatch:
             await self.bucket.__aexit__(None, None, None)
 
     async def export_once(self) -> Anchor | None:
-        """Refusal summaries, key ages, then the head to the bucket (if one is configured)."""
-        await self.audit.flush_refusals()
+        """Key ages, then the head to the bucket (if one is configured)."""
         max_age = timedelta(days=self.settings.key_max_age_days)
         for key in self.keys:
             KEY_EXPIRY.labels(kind=key.kind).set(key_expiry_seconds(key, max_age))
@@ -128,7 +130,5 @@ class AuditWatch:
         elif self.bucket is not None:  # export configured, nothing exported: as old as can be
             AUDIT_ANCHOR_AGE.set(float("inf"))
         if not report.ok:
-            security_event(
-                SecurityCategory.AUDIT_BROKEN, report.describe(), level=logging.ERROR
-            )
+            security_event(SecurityCategory.AUDIT_BROKEN, report.describe(), level=logging.ERROR)
         return report

@@ -62,10 +62,13 @@ KEY_EXPIRY: Final = Gauge(
 AUDIT_CHAIN_OK: Final = Gauge(
     "hotline_audit_chain_ok", "1 if the last audit chain verification held, 0 if it broke"
 )
+# NaN until a verification has run: neither "ok" nor "broken" before there is an answer.
+AUDIT_CHAIN_OK.set(float("nan"))
 # Seconds since the newest anchor in the object-locked bucket was taken (export lagging or off).
 AUDIT_ANCHOR_AGE: Final = Gauge(
     "hotline_audit_anchor_age_seconds", "Age of the newest exported audit chain anchor"
 )
+AUDIT_ANCHOR_AGE.set(float("nan"))  # no export configured (or not yet checked): no alert
 
 
 def security_event(

@@ -110,9 +110,7 @@ def install(
 
     async def storage_lifetime(app: web.Application) -> AsyncIterator[None]:
         async with open_storage(recorder) as storage:
-            app[ACCESS_KEY] = RecordingAccess(
-                RecordingStore(engine), storage, key_ring, audit_log
-            )
+            app[ACCESS_KEY] = RecordingAccess(RecordingStore(engine), storage, key_ring, audit_log)
             yield
 
     app[TOKENS_KEY] = tokens

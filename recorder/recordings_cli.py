@@ -137,7 +137,9 @@ async def cmd_purge(args: argparse.Namespace, settings: WithRecorderSettings) ->
     shred_safely(engine)
     try:
         async with open_storage(recorder) as storage:
-            purger = Purger(engine, storage, audit_log_for(engine, settings.audit), policy, actor=cli_actor())
+            purger = Purger(
+                engine, storage, audit_log_for(engine, settings.audit), policy, actor=cli_actor()
+            )
             if args.dry_run:
                 for row in await purger.due(limit=args.limit):
                     state = "legal hold" if row.legal_hold else "due"
@@ -209,7 +211,9 @@ async def cmd_clip(args: argparse.Namespace, settings: WithRecorderSettings) -> 
     key_ring = keys.KeyRing(keys.MasterKeyStore(recorder.keys_dir), recorder.master_key_id)
     try:
         async with open_storage(recorder) as storage:
-            access = RecordingAccess(RecordingStore(engine), storage, key_ring, audit_log_for(engine, settings.audit))
+            access = RecordingAccess(
+                RecordingStore(engine), storage, key_ring, audit_log_for(engine, settings.audit)
+            )
             clip = await _export(access, args)
     except AccessDenied as denial:
         return _fail("clip", denial.message, 1)

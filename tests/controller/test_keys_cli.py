@@ -76,8 +76,13 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         site.ciphertext = sink.getvalue()
         log = audit_log_for(engine, settings.audit)
         await ensure_audit_key(log)
-        await log.record(Actor("ivanova", "quality_auditor"), "play", recording_id="1732701600.1",
-                         source="10.0.0.5", outcome="ok")
+        await log.record(
+            Actor("ivanova", "quality_auditor"),
+            "play",
+            recording_id="1732701600.1",
+            source="10.0.0.5",
+            outcome="ok",
+        )
         yield site
 
 
@@ -98,8 +103,12 @@ async def test_backup_wipe_restore_and_everything_still_opens(
     backup = tmp_path / "escrow" / "keys.json"
     backup.parent.mkdir()
     created = {p.name: p.stat().st_mtime for p in site.keys_dir.iterdir()}
-    assert await site.run("backup", "--out", str(backup), "--passphrase-file",
-                          str(site.passphrase_file)) == 0
+    assert (
+        await site.run(
+            "backup", "--out", str(backup), "--passphrase-file", str(site.passphrase_file)
+        )
+        == 0
+    )
     assert oct(backup.stat().st_mode & 0o777) == "0o600"
     assert "audit v1" in capsys.readouterr().out
     for name in created:  # no key in clear in the escrow file
@@ -111,8 +120,12 @@ async def test_backup_wipe_restore_and_everything_still_opens(
         await _decrypts(site)
     assert not (await audit_log_for(site.engine, site.settings.audit).verify()).ok
 
-    assert await site.run("restore", "--in", str(backup), "--passphrase-file",
-                          str(site.passphrase_file)) == 0
+    assert (
+        await site.run(
+            "restore", "--in", str(backup), "--passphrase-file", str(site.passphrase_file)
+        )
+        == 0
+    )
     assert await _decrypts(site) == AUDIO
     assert (await audit_log_for(site.engine, site.settings.audit).verify()).ok
     assert oct(site.keys_dir.stat().st_mode & 0o777) == "0o700"
@@ -125,10 +138,18 @@ async def test_a_wrong_passphrase_or_a_changed_file_restores_nothing(
     site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     backup = tmp_path / "keys.json"
-    assert await site.run("backup", "--out", str(backup), "--passphrase-file",
-                          str(site.passphrase_file)) == 0
-    assert await site.run("backup", "--out", str(backup), "--passphrase-file",
-                          str(site.passphrase_file)) == 2  # never over an existing backup
+    assert (
+        await site.run(
+            "backup", "--out", str(backup), "--passphrase-file", str(site.passphrase_file)
+        )
+        == 0
+    )
+    assert (
+        await site.run(
+            "backup", "--out", str(backup), "--passphrase-file", str(site.passphrase_file)
+        )
+        == 2
+    )  # never over an existing backup
     assert "exists: a backup is never written over another" in capsys.readouterr().err
     shutil.rmtree(site.keys_dir)
     wrong = tmp_path / "wrong"
@@ -139,8 +160,12 @@ async def test_a_wrong_passphrase_or_a_changed_file_restores_nothing(
     document["created_at"] = "2020-01-01T00:00:00+00:00"  # outside the ciphertext, still bound
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(document))
-    assert await site.run("restore", "--in", str(changed), "--passphrase-file",
-                          str(site.passphrase_file)) == 2
+    assert (
+        await site.run(
+            "restore", "--in", str(changed), "--passphrase-file", str(site.passphrase_file)
+        )
+        == 2
+    )
     assert "wrong passphrase, or the file was altered" in capsys.readouterr().err
     assert not site.keys_dir.exists()  # nothing written
 
@@ -149,14 +174,22 @@ async def test_restore_never_replaces_a_different_key_file(
     site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     backup = tmp_path / "keys.json"
-    assert await site.run("backup", "--out", str(backup), "--passphrase-file",
-                          str(site.passphrase_file)) == 0
+    assert (
+        await site.run(
+            "backup", "--out", str(backup), "--passphrase-file", str(site.passphrase_file)
+        )
+        == 0
+    )
     audit_key = site.keys_dir / "audit.v1.key"
     os.chmod(audit_key, 0o600)
     audit_key.write_text("00" * 32 + "\n")  # someone else's key under the same name
     (site.keys_dir / "recorder.v1.key").unlink()
-    assert await site.run("restore", "--in", str(backup), "--passphrase-file",
-                          str(site.passphrase_file)) == 2
+    assert (
+        await site.run(
+            "restore", "--in", str(backup), "--passphrase-file", str(site.passphrase_file)
+        )
+        == 2
+    )
     assert "exists with other bytes" in capsys.readouterr().err
     assert not (site.keys_dir / "recorder.v1.key").exists()  # checked before writing anything
 

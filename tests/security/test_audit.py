@@ -13,6 +13,7 @@ SQLite, `session_replication_role = replica` as superuser on PostgreSQL).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -27,7 +28,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from botocore.exceptions import ClientError
 from databases import DATABASE_KINDS, PG_ADMIN_DSN, empty_database, migrated_engine
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,6 +42,7 @@ from hotline.auth import Actor, TokenBook
 from hotline.keyfiles import MasterKeyStore
 from hotline.security import AUDIT_CHAIN_OK
 from hotline.settings import AuditSettings, StoreSettings
+from hotline.store.db import create_engine
 from recorder.http import build_app
 from recorder.keys import KeyRing
 from recorder.models import RecordingStore
@@ -245,6 +247,77 @@ async def test_a_rotated_key_continues_the_chain_and_old_entries_need_the_old_ke
     assert "audit v1 not found" in broken.message
 
 
+@pytest.mark.parametrize("kind", DATABASE_KINDS)
+async def test_migration_0007_keeps_old_links_and_the_chain_continues_keyed(
+    tmp_path: Path, kind: str
+) -> None:
+    """A database at 0004_audit with rows written by the old code, upgraded in place."""
+    async with empty_database(kind, tmp_path / "old.sqlite3", "hotline_mig") as url:
+        await _migrate(url, "0004_audit")
+        engine = create_engine(url)
+        try:
+            prev = "0" * 64
+            for index in range(3):  # what the old AuditLog wrote: plain SHA-256 links
+                at = START + timedelta(minutes=index)
+                fields = {
+                    "at": at.isoformat(timespec="microseconds"),
+                    "user_id": "ivanova",
+                    "role": "quality_auditor",
+                    "action": "play",
+                    "recording_id": str(index),
+                    "source": "10.0.0.5",
+                    "outcome": "ok",
+                    "detail": "{}",
+                }
+                digest = entry_hash(prev, fields)
+                async with engine.begin() as connection:
+                    await connection.execute(
+                        text(
+                            "INSERT INTO recording_audit VALUES (:seq, :at, 'ivanova', "
+                            "'quality_auditor', 'play', :rec, '10.0.0.5', 'ok', '{}', :prev, "
+                            ":hash)"
+                        ),
+                        {
+                            "seq": index + 1,
+                            "at": at,
+                            "rec": str(index),
+                            "prev": prev,
+                            "hash": digest,
+                        },
+                    )
+                prev = digest
+            await _migrate(url, "heads")
+            log = audit_log_for(engine, AuditSettings(keys_dir=tmp_path / "keys"))
+            old = await log.entries()
+            assert [entry.hash for entry in old][-1] == prev  # untouched by the migration
+            assert {entry.scheme for entry in old} == {"sha256"}
+            await ensure_audit_key(log)
+            await _fill(log, 1, first=3)
+            report = await log.verify()
+            assert report.ok and report.entries == 5
+            assert [e.scheme for e in await log.entries()][3:] == ["hmac-sha256"] * 2
+        finally:
+            await engine.dispose()
+
+
+async def _migrate(url: str, target: str) -> None:
+    from alembic import command
+
+    from hotline.store.migrate import alembic_config
+
+    def run(connection: Connection) -> None:
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, target)
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+    finally:
+        await engine.dispose()
+
+
 # --- bounded rows -------------------------------------------------------------------------
 
 
@@ -260,7 +333,9 @@ async def test_every_field_and_the_detail_are_capped(db: Db) -> None:
     )
     for value in (entry.user_id, entry.role, entry.action, entry.recording_id, entry.source):
         assert value is not None and len(value) <= FIELD_CAP
-        assert "truncated 7000 chars sha256:" + hashlib.sha256(huge.encode()).hexdigest()[:16] in value
+        assert (
+            "truncated 7000 chars sha256:" + hashlib.sha256(huge.encode()).hexdigest()[:16] in value
+        )
     assert len(entry.detail) <= 1024
     assert (await db.log().verify()).ok
 
@@ -303,8 +378,12 @@ async def test_a_flood_from_many_addresses_shares_one_summary_beyond_the_cap(db:
     log = db.log()
     for index in range(500):
         await log.refused(
-            None, "play", recording_id="x", source=f"10.1.{index // 250}.{index % 250}",
-            outcome="unauthenticated", at=START,
+            None,
+            "play",
+            recording_id="x",
+            source=f"10.1.{index // 250}.{index % 250}",
+            outcome="unauthenticated",
+            at=START,
         )
     await log.flush_refusals(START, everything=True)
     rows = await db.rows()
@@ -420,3 +499,34 @@ async def test_deleting_the_tail_is_caught_by_the_exported_anchors(
     }
     assert await _verify_cli(db, **seaweed_settings) == 1
     assert "entries at the end were deleted" in capsys.readouterr().err
+
+
+async def test_the_running_controller_keys_the_chain_and_exports_anchors_by_itself(
+    tmp_path: Path, anchors: AnchorBucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controllers import WITHOUT_RECORDER, controller_settings, started
+
+    monkeypatch.setenv("HOTLINE_ANCHOR_S3_ACCESS_KEY", "exporter")
+    monkeypatch.setenv("HOTLINE_ANCHOR_S3_SECRET_KEY", "exporter")
+    settings = controller_settings(
+        tmp_path,
+        {
+            **WITHOUT_RECORDER,
+            "HOTLINE_AUDIT_KEYS_DIR": str(tmp_path / "keys"),
+            "HOTLINE_AUDIT_ANCHOR_BUCKET": anchors.bucket,
+            "HOTLINE_AUDIT_ANCHOR_ENDPOINT": str(anchors._endpoint),
+            "HOTLINE_AUDIT_ANCHOR_INTERVAL_MINUTES": "0.002",  # every 0.12 s, for the test
+        },
+    )
+    async with started(settings) as node:
+        assert node.audit is not None
+        found: list[Anchor] = []
+        for _ in range(500):  # until the periodic export has run (no timing asserted)
+            found = await anchors.latest(1)
+            if found:
+                break
+            await asyncio.sleep(0.05)
+        seq, digest = await node.audit.head()
+    assert oct((tmp_path / "keys" / "audit.v1.key").stat().st_mode & 0o777) == "0o600"
+    assert found and (found[0].seq, found[0].hash) == (seq, digest)
+    assert found[0].scheme == "hmac-sha256"  # the first entry: the key's creation, signed
