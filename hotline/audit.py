@@ -60,6 +60,7 @@ from hotline.store.db import Base, UTCDateTime, require_utc, utc_now
 __all__ = [
     "GENESIS_HASH",
     "AuditEntry",
+    "AuditKeyMissing",
     "AuditLog",
     "AuditRecord",
     "ChainBreak",
@@ -78,6 +79,10 @@ log: Final = logging.getLogger(__name__)
 _PG_LOCK_KEY: Final = 0x4A7D1E0C
 _VERIFY_BATCH: Final = 1000
 SYSTEM_ACTOR: Final = Actor("hotline", "system", kind="system")
+
+
+class AuditKeyMissing(RuntimeError):
+    """A writer without the audit key was about to append to a keyed chain."""
 
 
 class AuditEntry(Base):
@@ -164,7 +169,12 @@ class AuditLog:
         key = self.keys.current() if self.keys is not None and self.keys.exists() else None
         async with self._engine.connect() as connection:
             await self._lock_chain(connection)
-            seq, prev_hash = await _head(connection)
+            seq, prev_hash, scheme = await _head_with_scheme(connection)
+            if key is None and scheme == KEYED_SCHEME:
+                raise AuditKeyMissing(
+                    f"the audit chain is keyed up to entry #{seq}, and this writer has no audit "
+                    "key: a plain entry would break it (pass the keys: `audit_log_for`)"
+                )
             values: dict[str, Any] = {
                 "seq": seq + 1,
                 "at": when,
@@ -337,9 +347,18 @@ async def ensure_audit_key(audit: AuditLog) -> None:
 
 
 async def _head(connection: AsyncConnection) -> tuple[int, str]:
-    stmt = select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    row = (await connection.execute(stmt)).first()
-    return (0, GENESIS_HASH) if row is None else (int(row.seq), str(row.hash))
+    seq, digest, _ = await _head_with_scheme(connection)
+    return seq, digest
+
+
+async def _head_with_scheme(connection: AsyncConnection) -> tuple[int, str, str]:
+    columns = (AuditEntry.seq, AuditEntry.hash, AuditEntry.scheme)
+    row = (
+        await connection.execute(select(*columns).order_by(AuditEntry.seq.desc()).limit(1))
+    ).first()
+    if row is None:
+        return 0, GENESIS_HASH, PLAIN_SCHEME
+    return int(row.seq), str(row.hash), str(row.scheme)
 
 
 async def _all_entries(connection: AsyncConnection) -> AsyncIterator[AuditRecord]:

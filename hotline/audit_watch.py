@@ -4,9 +4,10 @@ A part the composition root always starts. Three periodic jobs
 (`hotline.periodic.Periodic`), each failing and retrying on its own:
 
 * every minute: write the refusal summaries whose minute has ended (`AuditLog.refused`);
-* every `anchor_interval_minutes`: export the chain's head to the object-locked bucket (`hotline.audit_anchors`), and set the keys'
-  time to expiry (`hotline_key_expiry_seconds{kind}`: newest version's age against
-  `key_max_age_days`; a missing key counts as expired);
+* every `anchor_interval_minutes`: export the chain's head to the object-locked bucket
+  (`hotline.audit_anchors`), and set the keys' time to expiry
+  (`hotline_key_expiry_seconds{kind}`: the newest version's age against `key_max_age_days`;
+  a missing key counts as expired);
 * every `verify_interval_minutes`: verify the whole chain against the newest anchors and set
   `hotline_audit_chain_ok` and `hotline_audit_anchor_age_seconds`; a break is also a security
   event (`audit_broken`), so the alert and the log line name it.
@@ -84,7 +85,12 @@ class AuditWatch:
     async def start(self) -> None:
         if self.bucket is not None:
             await self.bucket.__aenter__()
-            await self.bucket.check_lock()  # refuse to start on a bucket that would not protect
+            try:
+                await self.bucket.check_lock()
+            except AnchorError as error:
+                # Calls go on: the exports fail and say why each time, and the anchors' age
+                # (infinite while there are none) raises HotlineAuditAnchorStale.
+                log.error("audit anchors: %s", error)
         self._refusals.start()
         self._export.start()
         self._verify.start()

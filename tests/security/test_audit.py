@@ -40,7 +40,7 @@ from hotline.audit_bounds import FIELD_CAP, OTHER_SOURCES
 from hotline.audit_watch import AuditWatch
 from hotline.auth import Actor, TokenBook
 from hotline.keyfiles import MasterKeyStore
-from hotline.security import AUDIT_CHAIN_OK
+from hotline.security import AUDIT_ANCHOR_AGE, AUDIT_CHAIN_OK
 from hotline.settings import AuditSettings, StoreSettings
 from hotline.store.db import create_engine
 from recorder.http import build_app
@@ -467,6 +467,27 @@ async def test_a_bucket_without_object_lock_is_refused(seaweed: Seaweed) -> None
         async with bucket:
             with pytest.raises(AnchorError, match="object lock"):
                 await bucket.check_lock()
+
+
+async def test_a_watch_on_a_bucket_without_lock_keeps_going_and_raises_the_stale_alert(
+    db: Db, seaweed: Seaweed, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = db.log()
+    await ensure_audit_key(log)
+    async with seaweed.bucket() as plain:
+        bucket = AnchorBucket(
+            bucket=plain.bucket, endpoint=seaweed.endpoint, access_key="t", secret_key="t"
+        )
+        watch = AuditWatch(log, db.settings().audit, bucket)
+        await watch.start()  # no exception: calls must not stop for a misconfigured bucket
+        try:
+            assert "has no object lock" in caplog.text
+            with pytest.raises(AnchorError):
+                await watch.export_once()
+            assert (await watch.verify_once()).ok
+            assert AUDIT_ANCHOR_AGE._value.get() == float("inf")
+        finally:
+            await watch.close()
 
 
 async def test_deleting_the_tail_is_caught_by_the_exported_anchors(
