@@ -203,6 +203,10 @@ async def test_rotate_continues_the_audit_chain_and_the_drill_passes(
     assert "audit key audit v2" in out and "hotline recorder rewrap" in out
     entries = await audit_log_for(site.engine, site.settings.audit).entries()
     assert (entries[-1].action, entries[-1].key_version) == ("audit_key_rotated", 2)
+    assert await site.run("list") == 0
+    listed = capsys.readouterr().out
+    for name in ("audit.v1.key", "audit.v2.key", "recorder.v1.key", "recorder.v2.key"):
+        assert name in listed
 
     assert await site.run("drill", "--passphrase-file", str(site.passphrase_file)) == 0
     out = capsys.readouterr().out

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -551,3 +552,55 @@ async def test_the_running_controller_keys_the_chain_and_exports_anchors_by_itse
     assert oct((tmp_path / "keys" / "audit.v1.key").stat().st_mode & 0o777) == "0o600"
     assert found and (found[0].seq, found[0].hash) == (seq, digest)
     assert found[0].scheme == "hmac-sha256"  # the first entry: the key's creation, signed
+
+
+async def test_the_anchor_command_exports_the_head_and_needs_a_bucket(
+    db: Db,
+    anchors: AnchorBucket,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from controller.audit_cli import cmd_audit_anchor
+
+    await ensure_audit_key(db.log())
+    await _fill(db.log(), 2)
+    args = argparse.Namespace(create_bucket=True)
+    assert await cmd_audit_anchor(args, db.settings()) == 2
+    assert "set [audit] anchor_bucket first" in capsys.readouterr().err
+
+    monkeypatch.setenv("HOTLINE_ANCHOR_S3_ACCESS_KEY", "admin")
+    monkeypatch.setenv("HOTLINE_ANCHOR_S3_SECRET_KEY", "admin")
+    settings = db.settings(anchor_bucket=anchors.bucket, anchor_endpoint=anchors._endpoint)
+    assert await cmd_audit_anchor(args, settings) == 0  # the bucket exists already: kept
+    seq, digest = await db.log().head()
+    assert f"anchored #{seq} {digest}" in capsys.readouterr().out
+    assert [(a.seq, a.hash) for a in await anchors.latest(5)] == [(seq, digest)]
+    assert (
+        await _verify_cli(db, anchor_bucket=anchors.bucket, anchor_endpoint=anchors._endpoint) == 0
+    )
+    assert "1 exported anchors match" in capsys.readouterr().out
+
+
+async def test_key_ages_become_the_expiry_gauge(db: Db, tmp_path: Path) -> None:
+    from hotline.audit_watch import WatchedKey
+    from hotline.security import KEY_EXPIRY
+
+    store = MasterKeyStore(db.keys_dir)
+    old = store.write("recorder", 1, bytes(32))
+    year_ago = (datetime.now(UTC) - timedelta(days=400)).timestamp()
+    os.utime(old, (year_ago, year_ago))
+    store.generate("audit")
+    watched = [
+        WatchedKey("audit", store, "audit"),
+        WatchedKey("recorder_master", store, "recorder"),
+        WatchedKey("missing", MasterKeyStore(tmp_path / "nowhere"), "audit"),
+    ]
+    watch = AuditWatch(db.log(), AuditSettings(key_max_age_days=365), None, watched)
+    await watch.export_once()
+
+    def gauge(kind: str) -> float:
+        return float(KEY_EXPIRY.labels(kind=kind)._value.get())
+
+    assert 364 * 86400 < gauge("audit") <= 365 * 86400  # fresh: about a year left
+    assert gauge("recorder_master") < 0  # overdue for rotation
+    assert gauge("missing") == 0  # no key at all counts as expired
