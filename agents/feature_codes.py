@@ -15,12 +15,18 @@ operator. A phone no operator has, or a channel name that is not a softphone's, 
 The transition itself is the operator HTTP API's own action (`agents.http.OPERATOR_ACTIONS`),
 so both paths validate and store it the same way.
 
+Logging in (*81) asks for the operator's PIN first (``GET DATA hotline/operator-enter-pin``,
+digits then #): the PIN the operator's web session shows at ``/me`` (`hotline.accounts`). A
+phone alone, or a forged FastAGI session naming a seat, logs nobody in. The check is the
+`OperatorPins` port the root wires to the accounts (throttled there like a password); a wrong
+or missing PIN changes nothing and is ``bad-pin``.
+
 The operator hears a Russian prompt (``hotline/operator-*``, prompts/ru.yaml): the confirmation,
 or why not; a refused move plays ``operator-refused-<state>``, whose text is the one
 `routing.operators.InvalidTransition` shows on the operator's screen. The outcome is left in
 channel variables for the dialplan and Asterisk's logs: ``OPERATOR_FEATURE_RESULT`` (``ok``,
-``refused``, ``unknown-phone``, ``bad-code`` or ``error``) and ``OPERATOR_STATE`` (the state
-after the code; empty when the phone is unknown).
+``refused``, ``unknown-phone``, ``bad-code``, ``bad-pin`` or ``error``) and ``OPERATOR_STATE``
+(the state after the code; empty when the phone is unknown).
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from typing import Final, Protocol
 
 from agents.http import OPERATOR_ACTIONS, BadRequest
 from hotline.agi.session import AgiSession
 from routing.node import AcdNode
 from routing.operators import InvalidTransition
 
-__all__ = ["FEATURE_SCRIPT", "PAUSE_REASONS", "FeatureCodes", "device_of_channel"]
+__all__ = ["FEATURE_SCRIPT", "PAUSE_REASONS", "FeatureCodes", "OperatorPins", "device_of_channel"]
 
 log = logging.getLogger("hotline.agents")
 
@@ -59,6 +66,9 @@ _CODES: Mapping[str, tuple[str, str]] = {
 _CHANNEL = re.compile(r"^(?P<device>[A-Za-z]+/[A-Za-z0-9_.@-]{1,80})-[0-9a-fA-F]{8}$")
 
 RESULT_VARIABLE = "OPERATOR_FEATURE_RESULT"
+# How long the phone waits for the PIN, and the most digits it takes (# ends it sooner).
+PIN_TIMEOUT_MS: Final = 10_000
+PIN_MAX_DIGITS: Final = 12
 STATE_VARIABLE = "OPERATOR_STATE"
 
 
@@ -73,11 +83,19 @@ def refusal_prompt(refused: InvalidTransition) -> str:
     return "operator-refused-" + refused.current.value.replace("_", "-")
 
 
+class OperatorPins(Protocol):
+    """Is `pin` the phone PIN of `operator_id`? (`where`: the phone's device, for throttling
+    and the log.) `hotline.accounts.service.Accounts` is one."""
+
+    async def check_pin(self, operator_id: str, pin: str, where: str) -> bool: ...
+
+
 class FeatureCodes:
     """The ``operator-feature`` FastAGI script over one node's operators."""
 
-    def __init__(self, node: AcdNode) -> None:
+    def __init__(self, node: AcdNode, pins: OperatorPins) -> None:
         self._node = node
+        self._pins = pins
         # Devices compared case-insensitively, as AMI's device states are (agents.devices).
         self._by_device = {op.spec.device.upper(): op.id for op in node.acd.operators.values()}
 
@@ -90,9 +108,28 @@ class FeatureCodes:
             log.warning("feature code from a phone no operator has: %r", channel[:100])
             await self._finish(session, "unknown-phone", "", "operator-not-allowed")
             return
-        result, prompt = await self._apply(op_id, session.request.query)
-        state = self._node.acd.operators[op_id].state.value
-        await self._finish(session, result, state, prompt)
+        query = session.request.query
+        if query.get("code") == "login" and not await self._pin_given(session, op_id, device):
+            await self._finish(session, "bad-pin", self._state(op_id), "operator-wrong-pin")
+            return
+        result, prompt = await self._apply(op_id, query)
+        await self._finish(session, result, self._state(op_id), prompt)
+
+    def _state(self, op_id: str) -> str:
+        return self._node.acd.operators[op_id].state.value
+
+    async def _pin_given(self, session: AgiSession, op_id: str, device: str | None) -> bool:
+        entered = await session.get_data(
+            "hotline/operator-enter-pin", PIN_TIMEOUT_MS, PIN_MAX_DIGITS
+        )
+        pin = str(entered)
+        if not (pin.isascii() and pin.isdigit()):
+            log.warning("operator %s: log-in code without a PIN", op_id)
+            return False
+        good = await self._pins.check_pin(op_id, pin, f"phone:{device}")
+        if not good:
+            log.warning("operator %s: log-in code with a wrong PIN", op_id)
+        return good
 
     async def _apply(self, op_id: str, query: Mapping[str, str]) -> tuple[str, str]:
         """(result, prompt) of one code for `op_id`, the state change done when "ok"."""

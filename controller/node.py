@@ -15,7 +15,12 @@ The ports between parts, wired here and nowhere else:
 * the answer hooks of a call (`hotline.agi.hooks.AnsweredHook`) are the recorder's MixMonitor;
 * the ACD's answer listeners tell the recorder which operator took a call;
 * AMI events feed the recorder's worker and the ACD's softphone registration;
-* edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`).
+* edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`);
+* the ACD's offers pop the call on the operator's desktop and its answers open the call's
+  contact in the registry (`workspace.part.WorkspaceService`);
+* the staff accounts (`hotline.accounts`): their login pages on the HTTP server, their
+  `AccountsLookup` (sessions, service keys, the legacy token file) as `actor_lookup` for the
+  access middleware, and their phone PINs as the feature codes' `OperatorPins`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from hotline.accounts.build import AccountsKit, build_accounts
+from hotline.accounts.lookup import AccountsLookup
+from hotline.accounts.web import install_accounts
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
@@ -54,8 +62,11 @@ from recorder.part import RecorderService
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
 from routing.asterisk_sync import AsteriskFilesSync
+from routing.model import Caller, Offer
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
+from workspace.part import WorkspaceService
+from workspace.pop import Ring
 
 log = logging.getLogger(__name__)
 # The outside agencies operators may send a caller to (id -> name, number).
@@ -79,6 +90,8 @@ class Controller:
         self.asterisk_files: AsteriskFilesSync | None = None
         self.audit: AuditLog | None = None
         self.audit_watch: AuditWatch | None = None
+        self.workspace: WorkspaceService | None = None
+        self.accounts: AccountsKit | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
         self._stopping = asyncio.Event()
@@ -105,8 +118,12 @@ class Controller:
         await parts.start(state)
         self.state = state.state
         app = build_app(self.health)
+        self.accounts = self._accounts(self.engine)
+        install_accounts(app, self.accounts)
         if self.settings.routing.enabled:
             await self._start_acd(self.engine, app)
+        if self.acd is not None:
+            await self._start_workspace(self.acd, self.engine, app)
         if self.settings.recorder.enabled:
             await self._start_recorder(self.engine, app)
         if self.settings.ami.enabled:
@@ -175,13 +192,27 @@ class Controller:
         tokens = TokenFile(self.settings.recorder_access.tokens_file)
         add_admin_routes(app, self.acd_admin, tokens)
         if routing.asterisk_files_dir:  # the fallback queues' members and the PJSIP seats
-            sync = AsteriskFilesSync.for_service(acd, Path(routing.asterisk_files_dir), self._ami)
+            folder = Path(routing.asterisk_files_dir)
+            sync = AsteriskFilesSync.for_service(acd, folder, self._ami, routing.seats_transport)
             self.asterisk_files = sync
             await self._lifecycle.start(PartOf("asterisk_files", sync.start, sync.close))
         # ``stale`` while a hand-edited file is refused and its last good version serves
         admin = self.acd_admin
         files = PartOf("acd_files", admin.start, admin.close, admin.health)
         await self._lifecycle.start(files)
+
+    async def _start_workspace(
+        self, acd: AcdService, engine: AsyncEngine, app: web.Application
+    ) -> None:
+        """The desktop and the contact registry: offers pop, answers open contacts."""
+        workspace = WorkspaceService.build(engine, self._audit_log())
+        workspace.known_group = lambda group: group in acd.node.acd.groups
+        self.workspace = workspace
+        await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
+        workspace.install(app)
+        clock = acd.node.acd.clock
+        acd.offer_listeners.append(lambda o, c: workspace.ring_soon(_ring_of(o, c, clock())))
+        acd.answer_listeners.append(lambda call_id, _name: workspace.answered_soon(call_id))
 
     async def _start_recorder(self, engine: AsyncEngine, app: web.Application) -> None:
         self.recordings = RecorderService(
@@ -194,6 +225,25 @@ class Controller:
         await self._lifecycle.start(PartOf("recorder", recorder.start, recorder.stop))
         if self.acd is not None:  # recordings name the operator the ACD connected
             self.acd.answer_listeners.append(self.recordings.note_operator)
+
+    def _accounts(self, engine: AsyncEngine) -> AccountsKit:
+        """Staff accounts and service keys; bearer tokens of the legacy token file still work
+        (with a deprecation warning) while a deployment moves to them."""
+        tokens_file = Path(self.settings.recorder_access.tokens_file)
+        legacy = TokenFile(tokens_file) if tokens_file.exists() else None
+        return build_accounts(
+            self.settings.accounts,
+            engine,
+            http_host=self.settings.http.host,
+            audit=self._audit_log(),
+            legacy=legacy,
+        )
+
+    @property
+    def actor_lookup(self) -> AccountsLookup:
+        """Who sent a request (for `hotline.access.access_middleware`)."""
+        assert self.accounts is not None, "the controller is not started"
+        return self.accounts.lookup
 
     def _ami(self) -> AmiClient | None:
         return self.ami
@@ -216,7 +266,12 @@ class Controller:
         # pending (CallbackService warns) until a controller with AMI places them.
         ami = self.ami or AmiClient.from_settings(self.settings.ami)
         self.callbacks = CallbackService.build(
-            acd, engine, ami, self.settings.callbacks, dialling=self.ami is not None
+            acd,
+            engine,
+            ami,
+            self.settings.callbacks,
+            dialling=self.ami is not None,
+            audit=self._audit_log(),
         )
         callbacks = self.callbacks  # without AMI: accepted and kept pending, none dialled
         dialling = "ok" if callbacks.dialling else "disabled"
@@ -238,6 +293,7 @@ class Controller:
             queue=self.acd,
             callbacks=self.callbacks,
             on_answered=hooks,
+            contacts=self.workspace,
         )
 
     def _agi_server(self, menus: MenuService) -> FastAgiServer:
@@ -247,7 +303,8 @@ class Controller:
         router.add(ENTRY_SCRIPT, menus.entry)
         if self.acd is not None:
             router.add(ANSWERED_SCRIPT, self.acd.answered)
-            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node))
+            assert self.accounts is not None
+            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node, self.accounts.accounts))
         agi = self.settings.agi
         return FastAgiServer(
             router,
@@ -283,6 +340,18 @@ class Controller:
         """Stop every started part, the FastAGI server (which drains) first."""
         await self._lifecycle.stop()
         log.info("controller stopped")
+
+
+def _ring_of(offer: Offer, caller: Caller, now: float) -> Ring:
+    """The ACD's offer as the desktop's pop needs it."""
+    return Ring(
+        call_id=offer.call_id,
+        operator_id=offer.operator_id,
+        group=offer.group,
+        caller_phone=caller.number,
+        entries=dict(caller.data),
+        waited_seconds=max(0.0, now - caller.first_arrival),
+    )
 
 
 async def serve(settings: Settings) -> None:

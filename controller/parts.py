@@ -13,6 +13,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import text
@@ -23,6 +24,7 @@ from hotline.settings import HttpSettings, StoreSettings
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from hotline.store.state import CallState, StateUnavailable, open_call_state
+from hotline.tls import server_context
 from hotline.web import start_web
 
 log = logging.getLogger("controller.node")
@@ -119,7 +121,23 @@ class WebPart:
     runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self.runner = await start_web(self.app, self.settings.host, self.settings.port)
+        """Start serving; a TLS key other users can read stops start-up (`ConfigError`)."""
+        settings = self.settings
+        context = None
+        if settings.tls:
+            context = server_context(Path(settings.tls_cert_file), Path(settings.tls_key_file))
+        elif settings.allow_plain_http:
+            log.warning(
+                "HTTP server is plain HTTP (allow_plain_http): a TLS proxy must encrypt it",
+                extra={"host": settings.host},
+            )
+        else:
+            log.info(
+                "HTTP server is plain HTTP, on loopback only: set [http] tls_cert_file and "
+                "tls_key_file to serve HTTPS to other machines",
+                extra={"host": settings.host},
+            )
+        self.runner = await start_web(self.app, settings.host, settings.port, ssl_context=context)
 
     @property
     def port(self) -> int:

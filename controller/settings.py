@@ -1,8 +1,8 @@
 """The whole configuration of one controller: the core's sections and every part's, assembled.
 
-This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` and
-`[audit]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]`
-from the parts) and the top-level keys. Reading, converting and checking them is
+This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]`,
+`[audit]` and `[accounts]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`,
+`[routing]`, `[callbacks]` from the parts) and the top-level keys. Reading, converting and checking them is
 `hotline.settings`' job.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from hotline.accounts.settings import AccountsSettings
 from hotline.settings import (
     AgiSettings,
     AmiSettings,
@@ -41,6 +42,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    accounts: AccountsSettings = field(default_factory=AccountsSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
     recorder_access: AccessSettings = field(default_factory=AccessSettings)
@@ -60,6 +62,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "store": StoreSettings,
         "log": LogSettings,
         "audit": AuditSettings,
+        "accounts": AccountsSettings,
         "ivr": IvrSettings,
         "recorder": RecorderSettings,
         "recorder_access": AccessSettings,

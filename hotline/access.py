@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-ACTOR_KEY: Final = "hotline.actor"
+ACTOR_KEY: Final = web.RequestKey("hotline_actor", Actor)
 _POLICY_ATTRIBUTE: Final = "__hotline_policy__"
 CSRF_HEADER: Final = "X-CSRF-Token"
 CSRF_FIELD: Final = "csrf_token"

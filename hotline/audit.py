@@ -2,7 +2,7 @@
 
 Shared by every part that must leave a trace of who did what (the recorder's accesses to
 recordings, the ACD administration API's edits); the table keeps its first name,
-`recording_audit` (migration 0004_audit, keyed by 0007_audit_keyed). Every access and every
+`recording_audit` (migration 0004_audit, keyed by 0009_audit_keyed). Every access and every
 refused attempt becomes one row: who (user id and role), what (action and recording id), when,
 from where, the outcome and a small JSON detail. Each row links to the one before it
 (`hotline.audit_chain`): rows written before the switch carry plain SHA-256 links, rows written
@@ -86,7 +86,7 @@ class AuditKeyMissing(RuntimeError):
 
 
 class AuditEntry(Base):
-    """One row of the audit log (schema owned by migrations 0004_audit and 0007_audit_keyed;
+    """One row of the audit log (schema owned by migrations 0004_audit and 0009_audit_keyed;
     a test compares them)."""
 
     __tablename__ = "recording_audit"

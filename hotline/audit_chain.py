@@ -5,7 +5,7 @@ Two link schemes, one chain:
 * `sha256` (every entry written before the switch to a key, migration 0004_audit):
   `hash = sha256(prev_hash + canonical JSON of the entry)`. Anyone who can write the table can
   recompute these, so alone they prove only that nobody edited the rows *by hand*.
-* `hmac-sha256` (from the first entry written with an audit key, migration 0007_audit_keyed):
+* `hmac-sha256` (from the first entry written with an audit key, migration 0009_audit_keyed):
   `hash = HMAC-SHA-256(key, prev_hash + canonical JSON of the entry + scheme + key id/version)`.
   The key lives in a file outside the database (`hotline.keyfiles`, `<keys_dir>/audit.vN.key`),
   so a writer of the database alone cannot produce a valid link. Each entry names the key

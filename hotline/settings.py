@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -100,14 +101,52 @@ class AmiSettings:
     ping_interval: float = _checked(10.0, _positive)
     reconnect_min: float = _checked(0.5, _positive)  # first back-off delay after a lost link
     reconnect_max: float = _checked(30.0, _positive)  # back-off ceiling
+    # "challenge": Asterisk's MD5 challenge, the secret never crosses the wire. "plain" sends
+    # it in clear: only over TLS or a trusted network, and only if Asterisk refuses MD5.
+    login: Literal["challenge", "plain"] = "challenge"
+    # AMI over TLS (manager.conf tlsenable, port 5039 by default: set `port` too). The
+    # certificate is checked against tls_ca_file (empty: the system's CAs) and, unless
+    # tls_check_hostname is off, against tls_server_name (empty: `host`).
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_check_hostname: bool = True
+    tls_server_name: str = ""
 
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """The operations endpoint (`/healthz`, `/metrics`)."""
+    """The controller's HTTP server (`/healthz`, `/metrics`, the parts' pages and APIs).
+
+    With a certificate and key it serves HTTPS only. Without, it serves plain HTTP and only on
+    a loopback address, unless `allow_plain_http` says a TLS proxy in front encrypts instead.
+    """
 
     host: str = "127.0.0.1"
     port: int = _checked(8080, _LISTEN_PORT)
+    # PEM files; the key must be readable by the controller's user alone (checked at start).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # Plain HTTP on a non-loopback address: only behind a TLS-terminating proxy.
+    allow_plain_http: bool = False
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if not self.tls and not self.allow_plain_http and not is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is reachable from other machines, but no certificate is "
+                "set: set tls_cert_file and tls_key_file, bind to 127.0.0.1, or (behind a TLS "
+                "proxy only) set allow_plain_http = true"
+            )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS."""
+        return bool(self.tls_cert_file)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
 
 @dataclass(frozen=True)
@@ -155,6 +194,16 @@ class LogSettings:
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["json", "text"] = "json"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``; an empty host or 0.0.0.0 is every interface."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything: treat it as reachable
 
 
 _TRUE = frozenset({"true", "1", "yes", "on"})

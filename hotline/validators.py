@@ -16,6 +16,8 @@ Formats:
   each check digit = (weighted sum mod 11) mod 10.
 - application: this hotline's own format: 10 digits, the last a Luhn check digit over the first
   nine, so one mistyped digit or two swapped neighbours are caught before the status lookup.
+- contact: a contact number of the registry as keyed in: 12 digits (year, 7-digit sequence, a
+  Luhn check digit over the eleven before it); `workspace.numbers` prints and parses it.
 - phone: a Russian number as 11 digits starting with 7 or 8, or 10 digits starting with 9 (a
   mobile number without the country code); normalised to 11 digits starting with 7.
 """
@@ -125,6 +127,15 @@ def validate_application(raw: str) -> Validation:
     return _valid(digits)
 
 
+def validate_contact(raw: str) -> Validation:
+    digits = _digits_of(raw)
+    if digits is None or len(digits) != 12:
+        return _invalid("номер обращения состоит из 12 цифр")
+    if luhn_check_digit(digits[:11]) != int(digits[11]) or int(digits[4:11]) == 0:
+        return _invalid("в номере обращения ошибка: контрольная цифра не совпадает")
+    return _valid(digits)
+
+
 def validate_phone(raw: str) -> Validation:
     digits = _digits_of(raw)
     if digits is None:
@@ -143,4 +154,5 @@ VALIDATORS: Mapping[str, Validator] = {
     "inn": validate_inn,
     "application": validate_application,
     "phone": validate_phone,
+    "contact": validate_contact,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Mapping
 from typing import Final, Protocol
 
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 # calls flow, so the node stays in service, and the log names the file:line to fix.
 HEALTHY_STATES: Final = frozenset({"ok", "up", "listening", "disabled", "stale"})
 DEFAULT_HEALTH_TIMEOUT: Final = 5.0
+
+# One year; no includeSubDomains: the hotline's host name may share a parent domain with
+# services the project does not run, and HSTS there is theirs to decide.
+HSTS_MAX_AGE: Final = 31536000
+
+SECURE_HEADERS: Final = (
+    ("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE}"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 class HealthCheck(Protocol):
@@ -53,8 +66,10 @@ def build_app(
     registry: CollectorRegistry = REGISTRY,
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
 ) -> web.Application:
-    """The aiohttp application; `registry` and `health_timeout` exist for tests."""
+    """The aiohttp application; `registry` and `health_timeout` exist for tests. Every
+    response carries the secure headers (`SECURE_HEADERS`, HSTS among them)."""
     app = web.Application()
+    add_secure_headers(app)
     app[_HEALTH_KEY] = health
     app[_TIMEOUT_KEY] = health_timeout
     app[_REGISTRY_KEY] = registry
@@ -92,8 +107,22 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve `app` on host:port; the caller stops it with `await runner.cleanup()`.
+def add_secure_headers(app: web.Application) -> None:
+    """Every response of `app`, errors included, gets `SECURE_HEADERS` (a handler that set
+    its own value of one keeps it)."""
+    app.on_response_prepare.append(_secure_headers)
+
+
+async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURE_HEADERS:
+        response.headers.setdefault(name, value)
+
+
+async def start_web(
+    app: web.Application, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Serve `app` on host:port, HTTPS only when `ssl_context` is given (`hotline.tls`); the
+    caller stops it with `await runner.cleanup()`.
 
     Port 0 picks a free port; `runner.addresses` tells which.  Access logging is off: a scrape
     every few seconds would drown the call events.
@@ -101,7 +130,7 @@ async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except BaseException:
         await runner.cleanup()  # e.g. port in use: don't leave the runner half set up
         raise

@@ -17,7 +17,7 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.store.db import CallLog
 from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
-from ivr.menu.model import CallbackRequests, OperatorQueue
+from ivr.menu.model import CallbackRequests, CallContacts, OperatorQueue
 from ivr.menu.watch import MenuWatcher
 from ivr.settings import IvrSettings
 
@@ -44,8 +44,11 @@ class MenuService:
         queue: OperatorQueue | None,
         callbacks: CallbackRequests | None,
         on_answered: Sequence[AnsweredHook],
+        contacts: CallContacts | None = None,
     ) -> MenuService:
-        services = replace(base_services(settings, call_log, queue), callbacks=callbacks)
+        services = replace(
+            base_services(settings, call_log, queue), callbacks=callbacks, contacts=contacts
+        )
         library, problems = load_library(settings.dialplans_dir, services, settings.general_number)
         if problems:
             log.error("some menus were rejected", extra={"rejected": len(problems)})

@@ -61,6 +61,17 @@ def keys_read_by(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _entry_length(argv: Sequence[str]) -> int:
+    """How many keys a listening caller types for a command: an entry's most digits for
+    ``GET DATA`` (Asterisk's default is 1024), one key for anything else."""
+    words = [word.lower() for word in argv[:2]]
+    if words != ["get", "data"]:
+        return 1
+    if len(argv) > 4 and argv[4].isascii() and argv[4].isdigit():
+        return max(1, int(argv[4]))
+    return 1024
+
+
 class ChannelCore:
     """One simulated channel's state and the primitives every AGI command is built from.
 
@@ -222,19 +233,27 @@ class ChannelCore:
         self._emit("DTMFBegin", ("Digit", event.digit), ("Direction", "Received"))
 
     def _press_when_asked(self, argv: list[str]) -> None:
-        """The listening caller (`CallerScript.menu_keys`) presses their next key."""
+        """The listening caller (`CallerScript.menu_keys`) presses their next key; asked for
+        an entry (``GET DATA``), they type it through: each next key `reaction` seconds after
+        the previous one, up to the command's most digits or a `#`, as a person keys in a
+        number."""
         if not self._menu_keys or self.clock.now() < self._menu_key_heard_at:
             return
         accepted = keys_read_by(argv)
         if accepted is None or (accepted and self._menu_keys[0] not in accepted):
             return
-        begin = self.clock.now() + self._script.reaction
-        press = DtmfPress(self._menu_keys.popleft(), begin, begin + TONE_SECONDS)
-        self._presses.append(press)
-        n = len(self._presses) - 1
-        self._timeline.add(press.begin, CallerEventKind.TONE_BEGIN, digit=press.digit, press=n)
-        self._timeline.add(press.end, CallerEventKind.TONE_END, digit=press.digit, press=n)
-        self._menu_key_heard_at = press.end
+        begin = self.clock.now()
+        for _ in range(_entry_length(argv)):
+            digit = self._menu_keys.popleft()
+            begin += self._script.reaction
+            press = DtmfPress(digit, begin, begin + TONE_SECONDS)
+            self._presses.append(press)
+            n = len(self._presses) - 1
+            self._timeline.add(press.begin, CallerEventKind.TONE_BEGIN, digit=digit, press=n)
+            self._timeline.add(press.end, CallerEventKind.TONE_END, digit=digit, press=n)
+            self._menu_key_heard_at = begin = press.end
+            if digit == "#" or not self._menu_keys:
+                break
 
     def _tone_ms(self, event: CallerEvent) -> int:
         press = self._presses[event.press]

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Mapping
 from typing import Final, Self
 
@@ -64,8 +65,14 @@ class AmiServerCore:
         version: str = ASTERISK_VERSION,
         max_message_bytes: int = 64 * 1024,
         max_backlog_bytes: int = 4 * 1024 * 1024,
+        refusal_delay: float = 1.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.clock = clock
+        # Asterisk sleeps a second before refusing a login, which slows a guessing attack.
+        self.refusal_delay = refusal_delay
+        # With a context the server speaks TLS only, as Asterisk's manager TLS port does.
+        self.ssl_context = ssl_context
         self.users = dict(users)
         self.queues = queues
         self.originator = originator
@@ -90,6 +97,7 @@ class AmiServerCore:
         """Action name (lower case) -> handler; each class of actions adds its own."""
         return {
             "login": self._login,
+            "challenge": self._challenge,
             "logoff": self._logoff,
             "ping": self._ping,
             "events": self._events,
@@ -107,7 +115,12 @@ class AmiServerCore:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._serve, self.host, self._port, family=socket.AF_INET, reuse_address=True
+            self._serve,
+            self.host,
+            self._port,
+            family=socket.AF_INET,
+            reuse_address=True,
+            ssl=self.ssl_context,
         )
 
     async def close(self) -> None:
@@ -197,14 +210,16 @@ class AmiServerCore:
         name = action.lower()
         if not action:
             self._respond(session, message, "Error", ("Message", "Missing action in request"))
-        elif session.user is None and name not in ("login", "logoff"):
+        elif session.user is None and name not in ("login", "logoff", "challenge"):
             self._respond(session, message, "Error", ("Message", "Permission denied"))
         elif name not in self._handlers:
             self._unknown_action(session, message, action)
         elif not self._may_write(session, name):
             self._respond(session, message, "Error", ("Message", "Permission denied"))
-        elif name == "originate":
-            await self._handlers[name](session, message)  # may wait for the call: never deferred
+        elif name in ("originate", "login"):
+            # Originate may wait for the call, a refused login waits out Asterisk's second:
+            # never deferred, or every other client's events would wait too.
+            await self._handlers[name](session, message)
         else:
             self._deferred = []
             try:
@@ -252,7 +267,11 @@ class AmiServerCore:
             self._respond(session, message, "Success", ("Message", "Already authenticated"))
             return
         user = self.users.get(message.get("Username") or "")
-        if user is None or message.get("Secret") != user.secret:
+        if (message.get("AuthType") or "").lower() == "md5":
+            if user is None or not session.key_matches(message.get("Key") or "", user.secret):
+                await self._refuse_key(session, message)
+                return
+        elif user is None or message.get("Secret") != user.secret:
             session.close()  # as ami-login-bad-secret.txt: no Response, the socket just closes
             return
         session.user = user
@@ -277,6 +296,20 @@ class AmiServerCore:
             ("UsingPassword", "0"),
             ("SessionTV", format_event_tv(session.started_us)),
         )
+
+    async def _challenge(self, session: AmiSession, message: AmiMessage) -> None:
+        """manager.c action_challenge: one challenge per session, kept until it closes."""
+        if (message.get("AuthType") or "").lower() != "md5":
+            self._respond(session, message, "Error", ("Message", "Must specify AuthType"))
+            return
+        self._respond(session, message, "Success", ("Challenge", session.challenge()))
+
+    async def _refuse_key(self, session: AmiSession, message: AmiMessage) -> None:
+        """manager.c action_login on a failed MD5 login: sleep(1), then ``Authentication
+        failed`` and the session ends."""
+        await asyncio.sleep(self.refusal_delay)  # nothing else is read from it meanwhile
+        self._respond(session, message, "Error", ("Message", "Authentication failed"))
+        session.close()
 
     def _unknown_action(self, session: AmiSession, message: AmiMessage, action: str) -> None:
         text = (

@@ -4,7 +4,12 @@ Asterisk 22 with the transcripts' manager.conf (tests/data/asterisk/ami-*.txt, c
 * Greeting ``Asterisk Call Manager/11.0.0`` with no empty line after it.
 * Login: the right secret gives ``Authentication accepted``, then ``FullyBooted`` to that client
   and a ``SuccessfulAuth`` security event; a wrong secret closes the socket with no answer at
-  all; any other action before login is refused with ``Permission denied``.
+  all; any other action before login but Challenge is refused with ``Permission denied``.
+* Challenge (``AuthType: MD5``) answers ``Challenge: <up to 9 digits>``, the same for the whole
+  session; a Login with ``AuthType: MD5`` and ``Key: md5(challenge + secret)`` logs in, a wrong
+  key is answered ``Authentication failed`` after Asterisk's one-second pause, then closed
+  (manager.c ``action_challenge``, ``authenticate``, ``action_login``).
+* With an ``ssl_context`` the server speaks TLS only, as Asterisk's manager TLS port.
 * Ping, Command (Asterisk 22 form: ``Message: Command output follows`` and one ``Output:`` per
   line), QueueSummary, QueueStatus, CoreShowChannels (event lists), QueueAdd, QueuePause,
   QueueRemove, Originate (the call itself is run by an `Originator`, the AGI half), Events,

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 
 from hotline.ami.protocol import (
@@ -43,6 +46,24 @@ class AmiSession:
         self.started_us = started_us
         self.closing = False
         self._max_backlog = max_backlog
+        self._challenge = ""
+
+    def challenge(self) -> str:
+        """The session's MD5 challenge, made on first demand: manager.c prints ast_random()
+        (0 .. 2**31-1) with %ld into a 10-byte buffer, so at most 9 digits."""
+        if not self._challenge:
+            self._challenge = str(secrets.randbelow(2**31))[:9]
+        return self._challenge
+
+    def key_matches(self, key: str, secret: str) -> bool:
+        """Whether an MD5 login's Key is md5(challenge + secret) in lower-case hex (manager.c
+        compares with strcmp); false before any Challenge or with no secret."""
+        if not key or not self._challenge or not secret:
+            return False
+        digest = hashlib.md5(usedforsecurity=False)
+        digest.update(self._challenge.encode())
+        digest.update(secret.encode())
+        return hmac.compare_digest(digest.hexdigest().encode(), key.encode())
 
     def wants(self, privilege: str) -> bool:
         if self.user is None or self.closing or self.event_classes is None:

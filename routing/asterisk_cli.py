@@ -43,7 +43,9 @@ async def run_asterisk_files(args: argparse.Namespace, settings: WithRoutingSett
     try:
         groups = load_groups(locate(routing.groups_file))
         operators = load_operators(locate(routing.operators_file), set(groups))
-        written = write_asterisk_files(args.out, groups, operators.values())
+        written = write_asterisk_files(
+            args.out, groups, operators.values(), routing.seats_transport
+        )
     except (YamlFileError, ValueError, OSError) as error:
         print(f"hotline: {error}", file=sys.stderr)
         return 2

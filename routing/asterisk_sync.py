@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiError
-from routing.asterisk_files import write_asterisk_files
+from routing.asterisk_files import SeatTransport, write_asterisk_files
 from routing.groups import Group
 from routing.operators import OperatorSpec
 
@@ -40,11 +40,16 @@ class AsteriskFilesSync:
     groups: Callable[[], Mapping[str, Group]]
     operators: Callable[[], Iterable[OperatorSpec]]
     ami: Callable[[], AmiClient | None] = lambda: None
+    seats_transport: SeatTransport = "udp"
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @classmethod
     def for_service(
-        cls, service: AcdService, folder: Path, ami: Callable[[], AmiClient | None]
+        cls,
+        service: AcdService,
+        folder: Path,
+        ami: Callable[[], AmiClient | None],
+        seats_transport: SeatTransport = "udp",
     ) -> AsteriskFilesSync:
         """Following `service`: plugged into its `operators_changed` and `groups_changed`."""
         sync = cls(
@@ -52,6 +57,7 @@ class AsteriskFilesSync:
             groups=lambda: service.node.acd.groups,
             operators=lambda: service.operators.values(),
             ami=ami,
+            seats_transport=seats_transport,
         )
         service.operators_changed.append(sync.refresh)
         service.groups_changed.append(sync.refresh)
@@ -60,7 +66,9 @@ class AsteriskFilesSync:
     def refresh(self, _changed: object = None) -> None:
         """Rewrite both files now; then reload the queue members if AMI is linked."""
         try:
-            written = write_asterisk_files(self.folder, self.groups(), self.operators())
+            written = write_asterisk_files(
+                self.folder, self.groups(), self.operators(), self.seats_transport
+            )
         except (OSError, ValueError) as error:
             log.error("Asterisk files not written to %s: %s", self.folder, error)
             return

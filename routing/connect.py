@@ -75,11 +75,13 @@ async def connect_call(
     announce_every: float = 45.0,
     music_class: str = "default",
     hung_up: type[BaseException] = ConnectionError,
+    on_offer: Callable[[Offer], None] | None = None,
 ) -> ConnectResult:
     """Queue the caller in `group_id` and connect them; returns when they are done with the
     ACD. `hung_up` is the exception the session raises when the caller is gone
     (``hotline.agi.session.CallerHungUp``). Overflow (closed, nobody logged in, max wait)
-    is returned, not handled: the menu's overflow path runs it."""
+    is returned, not handled: the menu's overflow path runs it. `on_offer` is told each
+    offer just before the operator's phone is dialled (the desktop's screen pop)."""
     reason = node.acd.overflow_reason(group_id)
     if reason is not None:
         group = node.acd.groups[group_id]
@@ -98,6 +100,8 @@ async def connect_call(
                     overflow_reason=picked.reason,
                     overflow_group=picked.overflow_group,
                 )
+            if on_offer is not None:
+                on_offer(picked)
             answered = await _dial(session, node, picked)
             if answered:
                 await node.end_call(call_id)

@@ -38,12 +38,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.ami.client import AmiClient
+from hotline.audit import AuditLog
 from hotline.clock import wall_clock
 from hotline.store.state import redis_client
 from routing.acd import Acd
 from routing.announcements import announcer
 from routing.callbacks.http import add_callback_routes
 from routing.callbacks.model import CallbackRefused
+from routing.callbacks.numbers import NumbersFile
 from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
@@ -51,6 +53,7 @@ from routing.connect import ConnectResult, connect_call, operator_answered
 from routing.group_hours import IsOpen, hours_checker, load_group_hours
 from routing.groups import Group, load_groups
 from routing.metrics import AcdCollector, register
+from routing.model import Caller, Offer
 from routing.node import AcdNode
 from routing.operators import OperatorSpec, load_operators
 from routing.settings import RoutingSettings, locate
@@ -92,6 +95,9 @@ class AcdService:
     # Told (call id, operator's name) the moment an operator picks up, e.g. the recorder,
     # which names the operator in the recording's metadata.
     answer_listeners: list[Callable[[str, str], None]] = field(default_factory=list)
+    # Told each offer with its caller just before the operator's phone rings: the desktop's
+    # screen pop. A listener must not block (it runs on the caller's session).
+    offer_listeners: list[Callable[[Offer, Caller], None]] = field(default_factory=list)
     # Told the operators anew when an admin edits them (the softphone watcher follows).
     operators_changed: list[Callable[[Iterable[OperatorSpec]], None]] = field(default_factory=list)
     # Told the groups anew when an admin edits them (the generated Asterisk files follow).
@@ -166,6 +172,7 @@ class AcdService:
             announce_every=self.settings.seconds(self.settings.announce_every_seconds),
             music_class=self.settings.music_class,
             hung_up=CallerHungUp,
+            on_offer=self._offered,
         )
         log.info(
             "ACD call %s in %s: %s",
@@ -175,6 +182,16 @@ class AcdService:
             extra={"operator": result.operator_id, "overflow": result.overflow_reason},
         )
         return queue_status(result)
+
+    def _offered(self, offer: Offer) -> None:
+        caller = self.node.acd.callers.get(offer.call_id)
+        if caller is None:
+            return
+        for listener in self.offer_listeners:
+            try:
+                listener(offer, caller)
+            except Exception:  # a broken pop must never keep the phone from ringing
+                log.exception("offer listener failed", extra={"call": offer.call_id})
 
     async def answered(self, session: AgiSession) -> None:
         """``acd-answered?call=ID``: the operator picked up (run on the operator's channel)."""
@@ -218,6 +235,7 @@ class CallbackService:
 
     scheduler: CallbackScheduler
     dialling: bool
+    audit: AuditLog
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -230,12 +248,22 @@ class CallbackService:
         settings: CallbackSettings,
         *,
         dialling: bool,
+        audit: AuditLog | None = None,
     ) -> CallbackService:
-        """`ami` places the calls when `dialling`; otherwise it is a client never started."""
+        """`ami` places the calls when `dialling`; otherwise it is a client never started.
+        `audit` is the controller's one (keyed) audit log; an unkeyed one on `engine` if None.
+        Reads the numbers file (`routing.callbacks.numbers`): a broken one raises
+        `YamlFileError` with its file:line, which stops the start like every admin file."""
+        numbers = NumbersFile(locate(settings.numbers_file))
         scheduler = CallbackScheduler(
-            CallbackStore(engine), acd.node, ami, settings=settings, hours_for=acd.hours_for
+            CallbackStore(engine),
+            acd.node,
+            ami,
+            settings=settings,
+            hours_for=acd.hours_for,
+            numbers=lambda: numbers.rules,
         )
-        return cls(scheduler, dialling)
+        return cls(scheduler, dialling, audit or AuditLog(engine))
 
     async def start(self) -> None:
         """Take back this node's callbacks from before a restart, then poll for due ones."""
@@ -249,7 +277,7 @@ class CallbackService:
         self._task = asyncio.create_task(self.scheduler.run(self._stop))
 
     def install(self, app: web.Application) -> None:
-        add_callback_routes(app, self.scheduler)
+        add_callback_routes(app, self.scheduler, self.audit)
 
     async def request(
         self,

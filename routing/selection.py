@@ -2,8 +2,9 @@
 which caller a freed operator takes. Every operator state change goes through `move`, so the
 index of ready operators per group is always in step.
 
-Among qualified ready operators: highest skill level, then the one idle longest. After the
-group's ``widen_after_seconds`` a caller may also go to operators of the groups in its
+Among qualified ready operators: the caller's preferred operator if they are ready (a repeat
+contact goes back to whoever handled it), else highest skill level, then the one idle longest.
+After the group's ``widen_after_seconds`` a caller may also go to operators of the groups in its
 ``widen_to`` (secondary skills), but only when no primary operator is free. A freed operator
 takes the best-placed head among their groups' queues and, for callers already widened to
 them, those groups' queues too.
@@ -18,7 +19,11 @@ from routing.model import AcdOperator, Caller
 from routing.operators import OperatorState, check_transition
 from routing.queue import CallerQueue
 
-__all__ = ["OperatorSelection"]
+__all__ = ["PREFERRED_OPERATOR", "OperatorSelection"]
+
+# A caller's data entry naming the operator to ring first when they are ready (the operator
+# who owns the contact the caller called back about); anyone else otherwise, never a wait.
+PREFERRED_OPERATOR = "preferred_operator"
 
 S = OperatorState
 
@@ -111,6 +116,9 @@ class OperatorSelection:
         """The operator to ring for a waiting caller, if they are first in line."""
         if caller.state != "waiting" or self._queue.head(caller.group) is not caller:
             return None  # someone ahead of them takes the next free operator
+        preferred = caller.data.get(PREFERRED_OPERATOR, "")
+        if preferred in self._ready[caller.group]:  # the one who owns the caller's contact
+            return self._operators[preferred]
         op = self.best_operator(caller.group)
         if op is None and self.widened(caller):
             candidates = [self.best_operator(g) for g in self._groups[caller.group].widen_to]

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from routing.groups import Group
 from routing.model import AcdSettings
@@ -60,6 +60,10 @@ class RoutingSettings:
     # after every change of either; the folder asterisk-conf's queues.conf and pjsip.conf
     # include them from (on the Asterisk host, or synced there). Empty: not written.
     asterisk_files_dir: str = ""
+    # The operators' seats in those files: "udp" (asterisk-conf/pjsip.conf operator-endpoint)
+    # or "tls" (operator-endpoint-tls: SIP over TLS and SRTP only; uncomment transport-tls
+    # there with its certificate first).
+    seats_transport: Literal["udp", "tls"] = "udp"
     # Every accepted version of those files (``<versions_dir>/groups/...``, as the menus'
     # versions); empty: the ``acd`` folder in [ivr] versions_dir.
     versions_dir: str = ""

@@ -38,10 +38,11 @@ FAST_RECONNECT = {"reconnect_min": 0.01, "reconnect_max": 0.05}
 def make_client(
     server: ReplayServer, secret: str = SECRET, *, fast: bool = False, **options: float
 ) -> AmiClient:
-    """A client for the replay server; ``fast`` makes its reconnect back-off tiny."""
+    """A client for the replay server, logging in with the plain secret as the transcripts
+    were recorded; ``fast`` makes its reconnect back-off tiny."""
     if fast:
         options = FAST_RECONNECT | options
-    return AmiClient("127.0.0.1", server.port, USER, secret, **options)
+    return AmiClient("127.0.0.1", server.port, USER, secret, login="plain", **options)
 
 
 def parse(data: bytes, *, expect_greeting: bool = False) -> list[AmiMessage]:

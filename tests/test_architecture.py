@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = "hotline"
-PARTS = ("ivr", "routing", "agents", "recorder")
+PARTS = ("ivr", "routing", "agents", "recorder", "workspace")
 ROOT_PACKAGE = "controller"  # the composition root
 SIMULATOR = "pbxsim"
 PRODUCT = (CORE, *PARTS, ROOT_PACKAGE, SIMULATOR)
@@ -69,7 +69,13 @@ def test_the_core_imports_no_part_no_root_and_no_simulator() -> None:
 
 # Which other parts a part may use: operators' features act on the ACD's node; nothing else
 # crosses between parts (ports wired by the composition root do instead).
-PARTS_A_PART_MAY_USE = {"ivr": (), "routing": (), "recorder": (), "agents": ("routing",)}
+PARTS_A_PART_MAY_USE = {
+    "ivr": (),
+    "routing": (),
+    "recorder": (),
+    "agents": ("routing",),
+    "workspace": (),
+}
 
 
 def test_parts_import_only_the_core_and_the_parts_the_map_allows() -> None:

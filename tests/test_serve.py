@@ -237,6 +237,7 @@ async def test_health_reports_every_part(controller: Controller) -> None:
         "audit": "ok",
         "acd": "ok",
         "acd_files": "ok",
+        "workspace": "ok",
         "recorder": "ok",
         "ami": "disabled",
         "callbacks": "disabled",  # accepted and kept pending: nothing dials without AMI

@@ -345,7 +345,7 @@ async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> d
         ami = AmiServer(clock=clock, users={user.username: user}, port=port)
     observer = KpiObserver(lambda: (loop.time() - started) / scale, forward=ami)
     queues = Queues({}, clock, sink=observer, operators=plan.softphones)
-    base = f"http://{settings.http.host}:{settings.http.port}/api/operators"
+    base = f"{settings.http.scheme}://{settings.http.host}:{settings.http.port}/api/operators"
     async with aiohttp.ClientSession() as http:
 
         async def operator_api(operator_id: str, action: str) -> int:

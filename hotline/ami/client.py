@@ -2,17 +2,19 @@
 
 Written against what panoramisk's ``Manager`` got wrong (see /work/shared/notes/dependencies.md):
 
-* a refused login raises `AmiAuthError`: Asterisk 22 answers a wrong secret by closing the
-  socket without a word, so an EOF while Login is in flight means "refused";
+* a refused login raises `AmiAuthError`: Asterisk 22 answers a wrong MD5 key with
+  ``Authentication failed`` and a wrong plain secret by closing the socket without a word, so
+  an EOF while Login is in flight means "refused" too (`login`: the challenge login, which
+  never sends the secret, is the default);
 * every keepalive Ping must be answered within ``action_timeout``, else the link is dead;
 * `close` cancels everything, including a reconnect waiting out its back-off;
 * bytes are decoded per complete message (by `AmiParser`), never per TCP read.
 
 `AmiClient` is the facade: connecting and logging in, actions, and closing. The jobs behind it
-live one per module: `link` (one TCP connection and its reader), `actions` (replies matched
-to actions), `events` (callbacks by event name), `upkeep` (pings and reconnection) and
-`errors`. One `AmiLink` is one TCP connection; the client replaces it after a drop when run
-with `start`.
+live one per module: `link` (one TCP or TLS connection and its reader), `login` (challenge or
+plain), `actions` (replies matched to actions), `events` (callbacks by event name), `upkeep`
+(pings and reconnection) and `errors`. One `AmiLink` is one connection; the client replaces it
+after a drop when run with `start`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import asyncio
 import itertools
 import logging
 import secrets
+import ssl
+from pathlib import Path
 from typing import Final, Protocol
 
 from hotline.ami.actions import AmiResponse, Headers, HeaderValue, encode_action, header_pairs
@@ -34,8 +38,10 @@ from hotline.ami.errors import (
 )
 from hotline.ami.events import ConnectedCallback, EventCallback, EventDispatcher
 from hotline.ami.link import AmiLink
+from hotline.ami.login import LoginMethod, log_in
 from hotline.ami.upkeep import Reconnector, keep_alive
 from hotline.metrics import AMI_ACTIONS, AMI_LINK_UP, AMI_RECONNECTS
+from hotline.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,29 @@ class LinkSettings(Protocol):
     @property
     def reconnect_max(self) -> float: ...
 
+    @property
+    def login(self) -> LoginMethod: ...
+
+    @property
+    def tls(self) -> bool: ...
+
+    @property
+    def tls_ca_file(self) -> str: ...
+
+    @property
+    def tls_check_hostname(self) -> bool: ...
+
+    @property
+    def tls_server_name(self) -> str: ...
+
+
+def _tls_of(settings: LinkSettings) -> ssl.SSLContext | None:
+    """The link's TLS context when the settings ask for TLS."""
+    if not settings.tls:
+        return None
+    ca_file = Path(settings.tls_ca_file) if settings.tls_ca_file else None
+    return client_context(ca_file, check_hostname=settings.tls_check_hostname)
+
 
 class AmiClient:
     """One AMI login to Asterisk: actions with correlated replies, events by name, and
@@ -85,7 +114,13 @@ class AmiClient:
         ping_interval: float = 10.0,
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
+        login: LoginMethod = "challenge",
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
+        """`login` "challenge" never sends the secret (`hotline.ami.login`); with
+        `ssl_context` the link is TLS (Asterisk's manager TLS port), the certificate checked
+        against `server_hostname` (default `host`)."""
         if not 0 < reconnect_min <= reconnect_max:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
         self.host = host
@@ -96,6 +131,9 @@ class AmiClient:
         self.ping_interval = ping_interval
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
+        self.login_method = login
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname
         self._link: AmiLink | None = None
         self._events = EventDispatcher()
         self._supervisor: asyncio.Task[None] | None = None
@@ -119,6 +157,9 @@ class AmiClient:
             ping_interval=settings.ping_interval,
             reconnect_min=settings.reconnect_min,
             reconnect_max=settings.reconnect_max,
+            login=settings.login,
+            ssl_context=_tls_of(settings),
+            server_hostname=settings.tls_server_name or None,
         )
 
     def __repr__(self) -> str:
@@ -246,7 +287,13 @@ class AmiClient:
                 return self._link
             AMI_RECONNECTS.inc()
             link = await AmiLink.open(
-                self.host, self.port, self.action_timeout, self._events.dispatch, self._lost
+                self.host,
+                self.port,
+                self.action_timeout,
+                self._events.dispatch,
+                self._lost,
+                ssl_context=self._ssl_context,
+                server_hostname=self._server_hostname,
             )
             try:
                 await self._handshake(link)
@@ -282,20 +329,14 @@ class AmiClient:
         await self._login(link)
 
     async def _login(self, link: AmiLink) -> None:
-        refused = AmiAuthError(
-            f"AMI login refused for user {self.username} at {self._where}: wrong username or secret"
+        await log_in(
+            link,
+            self._request,
+            username=self.username,
+            secret=self._secret,
+            method=self.login_method,
+            reply_timeout=self.action_timeout,
         )
-        credentials = [("Username", self.username), ("Secret", self._secret)]
-        try:
-            await self._request(link, "Login", credentials, self.action_timeout)
-        except AmiActionError:
-            raise refused from None  # older Asterisk versions answer before closing
-        except AmiLinkLost as exc:
-            if link.lost_by_eof:  # Asterisk 22: a wrong secret gets a close, no Response
-                raise refused from None
-            raise AmiConnectionError(f"AMI login at {self._where} failed: {exc}") from None
-        except AmiTimeout:
-            raise AmiConnectionError(f"no answer to AMI Login from {self._where}") from None
 
     def _lost(self, link: AmiLink, reason: str, was_up: bool) -> None:
         """A link dropped (see `AmiLink.drop`): forget it if it was ours, and say so."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -53,13 +54,21 @@ class AmiLink:
         connect_timeout: float,
         on_event: Callable[[AmiMessage], None],
         on_lost: LostCallback,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> AmiLink:
-        """Connect and start reading; raises `AmiConnectionError` if nobody answers."""
+        """Connect (over TLS with `ssl_context`, checking the certificate against
+        `server_hostname`, default `host`) and start reading; raises `AmiConnectionError` if
+        nobody answers or the certificate does not check out."""
         where = f"{host}:{port}"
+        tls_name = (server_hostname or host) if ssl_context is not None else None
         try:
             async with asyncio.timeout(connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port)
-        except (OSError, TimeoutError) as exc:
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=ssl_context, server_hostname=tls_name
+                )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             reason = str(exc) or type(exc).__name__
             raise AmiConnectionError(f"cannot connect to AMI at {where}: {reason}") from exc
         greeting = asyncio.get_running_loop().create_future()

@@ -162,6 +162,43 @@ class Services:
     queue: OperatorQueue | None = None  # the ACD; None: Asterisk's Queue() serves groups
     # The ACD's callbacks; None: a `callback` node only keeps the request in channel variables.
     callbacks: CallbackRequests | None = None
+    # The contact registry; None: the rating node says no contact number and keeps the mark
+    # on the channel only.
+    contacts: CallContacts | None = None
+
+
+class CallContacts(Protocol):
+    """The contact registry as the ``rating`` node uses it (the controller provides it when
+    the workspace runs; `workspace` serves it, the menus do not import it).
+
+    `contact_number` gives the twelve digits of the contact the call opened when an operator
+    answered (None: no contact, or the registry could not say); `rate` stores the caller's
+    mark (1 to 5) on that contact. Neither raises: a registry that is down costs the caller
+    nothing but the number."""
+
+    async def contact_number(self, call_id: str) -> str | None: ...
+
+    async def rate(self, call_id: str, mark: int) -> None: ...
+
+    async def route(self, digits: str, caller_id: str) -> ContactRoute | None: ...
+
+
+class ContactRoute(Protocol):
+    """Where a caller who keyed in a contact number goes: the contact's group, the operator
+    who owns it (rung first if ready), and whether the calling number is the contact's own
+    (only then the caller's priority rises, so a guessed number jumps no queue)."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def operator_id(self) -> str | None: ...
+
+    @property
+    def priority(self) -> bool: ...
+
+    @property
+    def printed(self) -> str: ...
 
 
 class SayFiles(Protocol):

@@ -12,6 +12,7 @@ from ivr.nodes import (
     callback,
     collect,
     condition,
+    contact_number,
     goto,
     hangup,
     lookup,
@@ -42,6 +43,7 @@ KINDS: Mapping[str, Parser] = MappingProxyType(
         "callback": callback.parse,
         "record": record.parse,
         "rating": rating.parse,
+        "contact_number": contact_number.parse,
         "hangup": hangup.parse,
     }
 )

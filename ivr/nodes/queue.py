@@ -21,7 +21,7 @@ knows it was answered and, with `then_rating`, the caller can rate the conversat
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -80,10 +80,19 @@ def asterisk_queue(group: str) -> str:
     return ASTERISK_QUEUE_PREFIX + group
 
 
-async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | None) -> str:
+async def enqueue(
+    call: Call,
+    group: str,
+    priority: int,
+    data: Iterable[str] | None,
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> str:
     """Tag the call for the operator's screen and wait for an operator: in the ACD when the
     controller provides one, else in Asterisk's Queue(). Returns the outcome
-    (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting."""
+    (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting.
+    `extra` goes to the ACD with the caller's entries (a contact number, a preferred
+    operator) without becoming channel variables."""
     channel = call.channel
     await export_variables(call, data)
     await channel.set_variable("HOTLINE_GROUP", group)
@@ -94,7 +103,8 @@ async def enqueue(call: Call, group: str, priority: int, data: Iterable[str] | N
             group,
             number=call.caller_id,
             priority=priority,
-            data=operator_data(call, data),
+            # the line and menu path go with the entries to the operator's screen pop
+            data={**operator_data(call, data), **call_context(call), **(extra or {})},
         )
         if outcome == "caller_gone":
             raise CallerHungUp()
@@ -111,6 +121,14 @@ def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:
     every entry that is not the engine's own)."""
     chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
     return {name: call.variables[name] for name in chosen if call.variables.get(name)}
+
+
+def call_context(call: Call) -> dict[str, str]:
+    """The line dialled and the menu path so far (node ids), never what the caller keyed."""
+    context = {"line": call.variables.get("did", "")}
+    nodes = [step.node for step in call.path if step.node]
+    context["menu_path"] = " > ".join(dict.fromkeys(nodes))
+    return {name: value for name, value in context.items() if value}
 
 
 def parse_data_names(node_id: str, fields: Fields) -> tuple[str, ...] | None:

@@ -8,8 +8,11 @@
       retries: 2
       next: goodbye
 
-Reached from a queue node's `then_rating`. The mark goes to the channel as HOTLINE_RATING (and
-into the call's variables as ``rating``); no mark after the retries is simply no rating.
+Reached from a queue node's `then_rating`. When the conversation opened a contact in the
+registry (the workspace), the caller first hears its number: `hotline/contact-number-is` and
+the twelve digits in three groups (year, sequence, check digit), so they can name it when they
+call again. The mark goes to the channel as HOTLINE_RATING (and into the call's variables as
+``rating``) and onto the contact; no mark after the retries is simply no rating.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ivr.menu.model import Call, Location, Next
 from ivr.nodes.common import Prompts, play, take_pending
 
 MARKS = "12345"
+CONTACT_NUMBER_PROMPT = "hotline/contact-number-is"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class RatingNode:
         return (*self.files, *self.thanks)
 
     async def run(self, call: Call) -> Next:
+        contacts = call.services.contacts
+        if contacts is not None:
+            await _say_contact_number(call, await contacts.contact_number(call.channel.call_id))
         for _ in range(self.retries):
             mark = take_pending(call) or await play(call, self.files, MARKS)
             if mark is None:
@@ -51,11 +58,25 @@ class RatingNode:
                 call.variables["rating"] = mark
                 await call.channel.set_variable("HOTLINE_RATING", mark)
                 call.note("rating", mark)
+                if contacts is not None:
+                    await contacts.rate(call.channel.call_id, int(mark))
                 await play(call, self.thanks)
                 return self.next[0]
             call.note("invalid" if mark else "timeout", mark or "")
         call.note("rating", "none")
         return self.next[0]
+
+
+async def _say_contact_number(call: Call, digits: str | None) -> None:
+    say = call.services.say
+    if not digits or say is None:
+        return
+    call.note("contact", "number told")  # never the number itself: the path is logged
+    files = [CONTACT_NUMBER_PROMPT]
+    for group in (digits[:4], digits[4:-1], digits[-1:]):
+        files += say.digit_files(group)
+    for name in files:
+        await call.channel.stream_file(name, "")
 
 
 def parse(node_id: str, fields: Fields) -> RatingNode:

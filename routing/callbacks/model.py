@@ -9,6 +9,7 @@ and `is_open_at` read a group's opening hours for the scheduler.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -29,7 +30,9 @@ __all__ = [
     "CallbackState",
     "HoursFor",
     "HoursLike",
+    "Refusal",
     "is_open_at",
+    "new_public_id",
     "window_overlaps_hours",
 ]
 
@@ -52,15 +55,24 @@ HELD: Final = (S.RESERVED.value, S.DIALING.value)  # claimed by a node, under it
 
 class Callback(Base):
     """One callback request. Schema owned by migrations ``0002_acd`` (branch "acd"),
-    ``0005_callback_lease`` and ``0006_callback_talk``."""
+    ``0005_callback_lease``, ``0006_callback_talk`` and ``0008_callback_public_id``.
+
+    `id` is internal (claims, the ACD's ``callback-<id>`` caller, the Originate's variables);
+    the API shows `public_id` only, so nobody reaches a callback by counting."""
 
     __tablename__ = "callbacks"
     __table_args__ = (
         Index("ix_callbacks_state_next", "state", "next_attempt_at"),
         Index("ix_callbacks_phone", "phone"),
+        Index("ux_callbacks_public_id", "public_id", unique=True),
+        Index("ix_callbacks_requested_by", "requested_by", "requested_at"),
+        Index("ix_callbacks_group_requested", "group_id", "requested_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32))  # new_public_id()
+    # "<actor kind>:<user id>" of an API request (its rate limits, who may see it); None: menu
+    requested_by: Mapped[str | None] = mapped_column(String, nullable=True)
     phone: Mapped[str] = mapped_column(String)  # 11 digits starting with 7 (validate_phone)
     application_id: Mapped[str | None] = mapped_column(String, nullable=True)
     group_id: Mapped[str] = mapped_column(String)
@@ -90,7 +102,7 @@ class Callback(Base):
             return value.isoformat() if value is not None else None
 
         return {
-            "id": self.id,
+            "id": self.public_id,
             "state": self.state,
             "group": self.group_id,
             "application_id": self.application_id,
@@ -112,12 +124,27 @@ class Callback(Base):
         return round((self.ended_at - self.connected_at).total_seconds(), 1)
 
 
-class CallbackRefused(ValueError):
-    """A request that cannot be accepted; the message is Russian, for the app's screen."""
+class Refusal(StrEnum):
+    """Why a request was refused; the HTTP API maps each to its status code."""
 
-    def __init__(self, message: str, *, existing: int | None = None) -> None:
+    INVALID = "invalid"  # the request itself is wrong (400)
+    NUMBER = "number"  # a number callbacks may not call (400)
+    DUPLICATE = "duplicate"  # the number already has a callback pending (409)
+    RATE_LIMITED = "rate_limited"  # over a rate limit (429)
+
+
+class CallbackRefused(ValueError):
+    """A request that cannot be accepted; the message is Russian, for the app's screen, and
+    names nothing of another request (no id, no group, no count)."""
+
+    def __init__(self, message: str, *, why: Refusal = Refusal.INVALID) -> None:
         super().__init__(message)
-        self.existing = existing
+        self.why = why
+
+
+def new_public_id() -> str:
+    """A callback's id as the API shows it: 128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
 
 
 class HoursLike(Protocol):

@@ -16,9 +16,17 @@ Two ways in:
 - From the HTTP API (the mobile app, `routing.callbacks.http`): phone, application id, group
   and a preferred window; the callback joins the group's queue when its window opens.
 
+Both ways the number must be one callbacks may call (`routing.callbacks.numbers`), and the
+booking (`CallbackStore.book`) refuses a number with a callback pending in any group and
+requests over the rate limits of `CallbackSettings` (per number a day, per requester a minute
+and a day, per group an hour for the API), counted in the shared database. A rate-limited
+request is a security event (``rate_limited``); refusals name nothing of other requests.
+
 ``run_due`` (every ``poll_seconds``) expires callbacks whose window has ended, then picks
 pending ones that are due (``next_attempt_at`` reached, inside their window, group open by
-its hours, somebody logged in) in queue order (priority, then arrival), and *claims* each
+its hours, somebody logged in) in queue order (priority, then arrival), each group up to
+its own ``max_in_flight`` (so a flood in one group never holds another group's callbacks
+back from their ready operators), and *claims* each
 with ``UPDATE callbacks SET state='reserved', node=<me> WHERE id=? AND state='pending'``:
 one row, one winner, whatever number of nodes race for it (at-most-once). Each claimed row is
 then served by `routing.callbacks.originate.CallbackDialler` (operator first, then the
@@ -40,11 +48,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from hotline.ami.client import AmiClient
+from hotline.security import SecurityCategory, security_event
 from hotline.store.db import require_utc, utc_now
 from hotline.store.state import StateUnavailable
 from hotline.validators import validate_application, validate_phone
@@ -52,13 +62,15 @@ from routing.callbacks.model import (
     Callback,
     CallbackRefused,
     HoursFor,
+    Refusal,
     is_open_at,
     window_overlaps_hours,
 )
 from routing.callbacks.model import CallbackState as S
+from routing.callbacks.numbers import DEFAULT_RULES, NumberRules, normalise_phone
 from routing.callbacks.originate import CallbackDialler
 from routing.callbacks.settings import CallbackSettings
-from routing.callbacks.store import CallbackStore
+from routing.callbacks.store import BookingRefused, CallbackStore, Quota
 from routing.groups import Group
 from routing.node import AcdNode
 
@@ -79,8 +91,10 @@ class CallbackScheduler:
         settings: CallbackSettings | None = None,
         hours_for: HoursFor | None = None,
         now: Callable[[], datetime] = utc_now,
+        numbers: Callable[[], NumberRules] = lambda: DEFAULT_RULES,
     ) -> None:
         self.store = store
+        self._numbers = numbers  # the allow-list in force (NumbersFile re-reads its file)
         self.node = node
         self.settings = settings or CallbackSettings()
         self._hours_for = hours_for or (lambda group: None)
@@ -88,6 +102,7 @@ class CallbackScheduler:
         # the dialler reads the clock through us: a test moving `_now` moves both
         self._dialler = CallbackDialler(store, node, ami, self.settings, lambda: self._now())
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._group_of: dict[int, str] = {}  # the group of each callback in _tasks
 
     @property
     def _lease(self) -> timedelta:
@@ -105,8 +120,11 @@ class CallbackScheduler:
         window_end: datetime | None = None,
         data: Mapping[str, str] | None = None,
         priority: int = 0,
+        requester: str | None = None,
     ) -> Callback:
-        """A callback asked for through the API; raises `CallbackRefused` (Russian)."""
+        """A callback asked for through the API by `requester` (``<kind>:<user id>`` of a
+        service key or a staff member; None: an internal caller, no per-requester limits);
+        raises `CallbackRefused` (Russian)."""
         number = self._phone(phone)
         group_def = self._group(group)
         app_id = None
@@ -116,18 +134,15 @@ class CallbackScheduler:
                 raise CallbackRefused(f"Номер заявления: {checked.reason}.")
             app_id = checked.normalized
         start, end = self._window(group_def, window_start, window_end)
-        existing = await self.store.active_for(number, group)
-        if existing is not None:
-            raise CallbackRefused(
-                "Обратный звонок на этот номер уже заказан.", existing=existing.id
-            )
-        return await self._add_pending(
-            self._now(),
+        now = self._now()
+        values = self._pending(
+            now,
             phone=number,
             application_id=app_id,
             group_id=group,
             priority=priority,
             source="api",
+            requested_by=requester,
             window_start=start,
             window_end=end,
             queue_seq=None,
@@ -135,6 +150,10 @@ class CallbackScheduler:
             next_attempt_at=start,
             data=dict(data or {}),
         )
+        try:
+            return await self.store.book(values, self._quotas(now, values))
+        except BookingRefused as refused:
+            raise self._refusal(refused, values) from None
 
     async def request_from_call(
         self,
@@ -151,12 +170,19 @@ class CallbackScheduler:
         call then leaves the queue. If the call already left the ACD, the place it left is
         taken from the ACD store's remembered places by `caller_number` (the ``number`` the
         call was queued with, its caller ID). Raises `CallbackRefused` for a number that cannot be
-        called back. If the number already has a callback pending in the group, that one is
+        called back, one pending in another group (one per number) or over the number's daily
+        limit. If the number already has a callback pending in the group, that one is
         returned (a caller pressing "1" twice gets one callback)."""
         number = self._phone(phone)
         caller = self.node.acd.callers.get(call_id)
         group_id = group or (caller.group if caller is not None else "")
         self._group(group_id)
+        booked = await self.store.active_for(number)  # checked again under the booking lock
+        if booked is not None and booked.group_id != group_id:
+            # refused before the caller leaves the queue: they keep waiting instead
+            raise CallbackRefused(
+                "Обратный звонок на этот номер уже заказан.", why=Refusal.DUPLICATE
+            )
         now = self._now()
         seq, priority, arrived, collected = None, 0, now, dict(data or {})
         if caller is not None and caller.group == group_id:
@@ -167,10 +193,7 @@ class CallbackScheduler:
             await self.node.abandon(call_id)  # the callback now holds the place
         elif caller is None and caller_number:
             seq, priority, arrived = await self._left_place(caller_number, group_id, seq, now)
-        existing = await self.store.active_for(number, group_id)
-        if existing is not None:
-            return existing
-        return await self._add_pending(
+        values = self._pending(
             now,
             phone=number,
             application_id=collected.get("application_id"),
@@ -184,11 +207,56 @@ class CallbackScheduler:
             next_attempt_at=now,
             data={**collected, "call_id": call_id},
         )
+        try:
+            return await self.store.book(values, self._quotas(now, values))
+        except BookingRefused as refused:
+            existing = refused.existing
+            if existing is not None and existing.group_id == group_id:
+                return existing  # pressed "1" twice: one callback
+            raise self._refusal(refused, values) from None
 
-    async def _add_pending(self, now: datetime, **values: Any) -> Callback:
-        """A new callback requested `now`: pending, no attempt made yet."""
-        return await self.store.add(
-            requested_at=now, state=S.PENDING.value, attempts=0, updated_at=now, **values
+    @staticmethod
+    def _pending(now: datetime, **values: Any) -> dict[str, Any]:
+        """A new callback's row requested `now`: pending, no attempt made yet."""
+        return {"requested_at": now, "state": S.PENDING.value, "attempts": 0,
+                "updated_at": now, **values}  # fmt: skip
+
+    def _quotas(self, now: datetime, values: Mapping[str, Any]) -> list[Quota]:
+        """The rate limits a new callback must fit in (see `CallbackSettings`)."""
+        s, day = self.settings, now - timedelta(days=1)
+        quotas = [Quota("phone_day", "phone", values["phone"], day, s.per_phone_per_day)]
+        if values["source"] == "api":
+            hour = now - timedelta(hours=1)
+            group = Quota("group_hour", "group_id", values["group_id"], hour,
+                          s.per_group_per_hour, api_only=True)  # fmt: skip
+            quotas.append(group)
+        requester = values.get("requested_by")
+        if requester is not None:
+            minute = now - timedelta(minutes=1)
+            quotas += [
+                Quota("requester_minute", "requested_by", requester, minute,
+                      s.per_requester_per_minute),
+                Quota("requester_day", "requested_by", requester, day, s.per_requester_per_day),
+            ]  # fmt: skip
+        return quotas
+
+    @staticmethod
+    def _refusal(refused: BookingRefused, values: Mapping[str, Any]) -> CallbackRefused:
+        """What the requester is told: nothing of the other request or of the counts."""
+        if refused.existing is not None:
+            return CallbackRefused(
+                "Обратный звонок на этот номер уже заказан.", why=Refusal.DUPLICATE
+            )
+        security_event(
+            SecurityCategory.RATE_LIMITED,
+            "callback refused: over its rate limit",
+            limit=refused.reason,
+            requester=values.get("requested_by") or values["source"],
+            group=values["group_id"],
+        )
+        return CallbackRefused(
+            "Слишком много заявок на обратный звонок. Попробуйте позже.",
+            why=Refusal.RATE_LIMITED,
         )
 
     async def _left_place(
@@ -205,10 +273,18 @@ class CallbackScheduler:
         return int(place["seq"]), int(place.get("priority", "0")), min(now, first)
 
     def _phone(self, phone: str) -> str:
-        checked = validate_phone(str(phone))
-        if not checked:
-            raise CallbackRefused(f"Неверный номер телефона: {checked.reason}.")
-        return checked.normalized
+        """The number as 11 digits starting with 7, if callbacks may call it."""
+        number = normalise_phone(str(phone))
+        if number is None:
+            reason = validate_phone(str(phone)).reason or "ожидается российский номер, +7..."
+            raise CallbackRefused(f"Неверный номер телефона: {reason}.")
+        if not self._numbers().permits(number):
+            raise CallbackRefused(
+                "На этот номер обратный звонок не заказать: мы перезваниваем только на "
+                "российские мобильные и городские номера.",
+                why=Refusal.NUMBER,
+            )
+        return number
 
     def _group(self, group_id: str) -> Group:
         group = self.node.acd.groups.get(group_id)
@@ -246,6 +322,10 @@ class CallbackScheduler:
     async def get(self, callback_id: int) -> Callback | None:
         return await self.store.get(callback_id)
 
+    async def get_public(self, public_id: str) -> Callback | None:
+        """The callback the API knows as `public_id`."""
+        return await self.store.get_public(public_id)
+
     async def cancel(self, callback_id: int) -> bool:
         """Cancel a callback not yet dialling; False if it is already placed or over."""
         now = self._now()
@@ -275,34 +355,45 @@ class CallbackScheduler:
         if taken:
             log.warning("took back %s callback(s) of a node that stopped renewing", taken)
         await self.store.expire(now)
-        free = self.settings.max_in_flight - len(self._tasks)
-        if free <= 0:
-            return []
+        # Each group has its own max_in_flight slots: a flood booked into one group fills
+        # only that group's, and another group's callback is claimed as soon as it is due.
+        held = Counter(self._group_of.values())
         claimed: list[int] = []
-        for row in await self.store.candidates(now, limit=free * 4):
-            if len(claimed) >= free:
-                break
-            group = self.node.acd.groups.get(row.group_id)
-            if group is None:
-                await self.store.move(
-                    row.id, (S.PENDING.value,), S.FAILED.value, now, last_result="unknown_group"
-                )
+        for row in await self.store.candidates(now, per_group=self.settings.max_in_flight * 2):
+            if held[row.group_id] >= self.settings.max_in_flight:
                 continue
-            if not is_open_at(self._hours_for(group), now):
+            if not await self._may_claim(row, now):
                 continue
-            if self.node.acd.overflow_reason(row.group_id) is not None:
-                continue  # closed or nobody logged in: leave it for later (or another node)
             if not await self.store.claim(row.id, self.node.node_id, now, self._lease):
                 continue  # another node was quicker
             claimed.append(row.id)
-            row.state, row.node = S.RESERVED.value, self.node.node_id
-            task = asyncio.create_task(self._dialler.serve(row))
-            self._tasks[row.id] = task
-            task.add_done_callback(functools.partial(self._forget, row.id))
+            held[row.group_id] += 1
+            self._serve(row)
         return claimed
+
+    async def _may_claim(self, row: Callback, now: datetime) -> bool:
+        """Is the row's group there, open and staffed? A row of a group gone is failed."""
+        group = self.node.acd.groups.get(row.group_id)
+        if group is None:
+            await self.store.move(
+                row.id, (S.PENDING.value,), S.FAILED.value, now, last_result="unknown_group"
+            )
+            return False
+        if not is_open_at(self._hours_for(group), now):
+            return False
+        # closed or nobody logged in: leave it for later (or another node)
+        return self.node.acd.overflow_reason(row.group_id) is None
+
+    def _serve(self, row: Callback) -> None:
+        row.state, row.node = S.RESERVED.value, self.node.node_id
+        task = asyncio.create_task(self._dialler.serve(row))
+        self._tasks[row.id] = task
+        self._group_of[row.id] = row.group_id
+        task.add_done_callback(functools.partial(self._forget, row.id))
 
     def _forget(self, callback_id: int, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(callback_id, None)
+        self._group_of.pop(callback_id, None)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll for due callbacks until `stop` is set; a database error is logged, not fatal."""

@@ -16,7 +16,9 @@ class CallbackSettings:
     retry_backoff: float = 2.0  # each further wait is this many times longer
     caller_ring_seconds: float = 30.0  # how long the citizen's phone rings
     poll_seconds: float = 5.0  # how often run() looks for due callbacks
-    max_in_flight: int = 10  # callbacks one node holds in the queue at once
+    # callbacks one node holds in one group's queue at once: each group has its own slots,
+    # so one group's backlog never keeps another group's callbacks from their operators
+    max_in_flight: int = 10
     default_window_hours: float = 24.0  # API request without window_end: start + this
     max_days_ahead: float = 14.0  # a window may not start later than this
     caller_channel: str = "Local/{phone}@hotline-callback-out"  # how the citizen is dialled
@@ -27,11 +29,26 @@ class CallbackSettings:
     # A claimed callback's owner renews its lease every poll; a lease not renewed for this
     # long (the node died) lets any node put the callback back to pending.
     lease_seconds: float = 60.0
+    # The numbers a callback may call (routing.callbacks.numbers); relative paths as the
+    # groups file's ([routing] locate).
+    numbers_file: str = "dialplans/callback-numbers.yaml"
+    # Rate limits, counted in the shared database so every controller node counts together.
+    # Callbacks ordered to one number (menus and API alike), in 24 hours:
+    per_phone_per_day: int = 3
+    # Callbacks one requester (a service key, a staff member) orders through the API:
+    per_requester_per_minute: int = 10
+    per_requester_per_day: int = 500
+    # Callbacks ordered through the API into one group, in an hour:
+    per_group_per_hour: int = 200
 
     def __post_init__(self) -> None:
         # controller.settings turns these into a ConfigError naming the [callbacks] section
-        if self.max_attempts < 1 or self.max_in_flight < 1:
-            raise ValueError("max_attempts and max_in_flight must be at least 1")
+        at_least_one = ("max_attempts", "max_in_flight", "per_phone_per_day",
+                        "per_requester_per_minute", "per_requester_per_day",
+                        "per_group_per_hour")  # fmt: skip
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
         positive = ("retry_seconds", "caller_ring_seconds", "poll_seconds",
                     "default_window_hours", "max_days_ahead", "response_grace_seconds",
                     "lease_seconds")  # fmt: skip

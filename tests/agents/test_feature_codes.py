@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,11 @@ from agi_peer import AsteriskPeer, env_bytes, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from controllers import WITHOUT_RECORDER, controller_settings, started
+from staff import ADMIN_CLI, staff_kit
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
+from hotline.accounts.service import Accounts
 from hotline.clock import ManualClock
 from ivr.prompts import load_prompt_texts
 from routing.acd import Acd
@@ -41,14 +43,23 @@ class Heard:
         return [c.split()[2] for c in self.commands if c.startswith("STREAM FILE")]
 
 
+OWN_PIN = "<the operator's own PIN>"
+
+
 @dataclass
 class Rig:
     port: int
     node: AcdNode
     http: TestClient[web.Request, web.Application] | None = None  # the operator API
+    pins: dict[str, str] = field(default_factory=dict)  # operator -> the PIN /me showed
+    pins_source: Accounts | None = None
 
-    async def dial(self, query: str, channel: str = ANNA) -> Heard:
-        """Dial a feature code (``code=...``) from `channel`, answering like Asterisk."""
+    async def dial(self, query: str, channel: str = ANNA, pin: str | None = OWN_PIN) -> Heard:
+        """Dial a feature code (``code=...``) from `channel`, answering like Asterisk; `pin`
+        is what the operator types when asked: by default the PIN the phone's operator got
+        at /me, None for nothing before the timeout."""
+        if pin is OWN_PIN:
+            pin = self.pins.get(channel.split("/")[-1].split("-")[0])
         env = env_bytes(network_script=f"{FEATURE_SCRIPT}?{query}", channel=channel)
         peer = await AsteriskPeer.connect(self.port, env)
         commands: list[str] = []
@@ -60,6 +71,9 @@ class Rig:
                 if command.startswith("SET VARIABLE"):
                     _, _, name, value = command.split(" ", 3)
                     variables[name] = value.strip('"')
+                if command.startswith("GET DATA"):
+                    await peer.reply(f"200 result={pin}" if pin else "200 result= (timeout)")
+                    continue
                 await peer.reply(_REPLIES.get(command.split(" ")[0], "200 result=0"))
         finally:
             await peer.close()
@@ -80,18 +94,24 @@ _REPLIES = {"STREAM": "200 result=0 endpos=8000", "SET": "200 result=1", "ANSWER
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     groups = {"general": group("general")}
     specs = [op("anna", general=5), op("boris", general=3)]
     node = AcdNode(Acd(groups, specs, clock=ManualClock()), InMemoryAcdStore(), node_id="n1")
     await node.start()
     app = web.Application()
     add_operator_routes(app, node)
-    async with (
-        TestClient(TestServer(app)) as http,
-        serving({FEATURE_SCRIPT: FeatureCodes(node)}) as server,
-    ):
-        yield Rig(server.port, node, http)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'accounts.sqlite3'}"
+    async with staff_kit(url, tmp_path) as kit:
+        pins = {}
+        for name in ("anna", "boris"):
+            await kit.accounts.add(name, "operator", name.title(), by=ADMIN_CLI)
+            pins[name] = await kit.accounts.new_pin(name, by=ADMIN_CLI)
+        async with (
+            TestClient(TestServer(app)) as http,
+            serving({FEATURE_SCRIPT: FeatureCodes(node, kit.accounts)}) as server,
+        ):
+            yield Rig(server.port, node, http, pins, kit.accounts)
 
 
 def result(heard: Heard) -> tuple[str, str, list[str]]:
@@ -101,7 +121,7 @@ def result(heard: Heard) -> tuple[str, str, list[str]]:
 
 async def test_login_pause_with_reason_ready_logout(rig: Rig) -> None:
     heard = await rig.dial("code=login")
-    assert heard.commands[0] == "ANSWER"
+    assert heard.commands[:2] == ["ANSWER", "GET DATA hotline/operator-enter-pin 10000 12"]
     assert result(heard) == ("ok", "ready", ["hotline/operator-logged-in"])
     assert (await rig.listing())["anna"] == ("ready", None)
 
@@ -119,6 +139,43 @@ async def test_login_pause_with_reason_ready_logout(rig: Rig) -> None:
     heard = await rig.dial("code=logout")
     assert result(heard) == ("ok", "logged_out", ["hotline/operator-logged-out"])
     assert await rig.listing() == {"anna": ("logged_out", None), "boris": ("logged_out", None)}
+
+
+async def test_login_needs_the_operators_own_pin(rig: Rig) -> None:
+    boris_pin = rig.pins["boris"]
+    for typed in ("0" * 6 if rig.pins["anna"] != "0" * 6 else "1" * 6, None, boris_pin, "1²3"):
+        heard = await rig.dial("code=login", pin=typed)
+        assert result(heard) == ("bad-pin", "logged_out", ["hotline/operator-wrong-pin"]), typed
+    assert (await rig.listing())["anna"] == ("logged_out", None)
+    # the forged-session finding: a FastAGI client naming anna's seat without her PIN got in
+    assert result(await rig.dial("code=login"))[:2] == ("ok", "ready")
+
+
+async def test_other_codes_ask_no_pin(rig: Rig) -> None:
+    await rig.dial("code=login")
+    heard = await rig.dial("code=pause", pin=None)
+    assert not [c for c in heard.commands if c.startswith("GET DATA")]
+    assert result(heard)[:2] == ("ok", "paused")
+
+
+async def test_a_new_pin_replaces_the_old_one(rig: Rig) -> None:
+    old = rig.pins["anna"]
+    kit_pins = rig.pins_source
+    assert kit_pins is not None
+    new = await kit_pins.new_pin("anna", by=ADMIN_CLI)
+    if new != old:  # one chance in a million that the new PIN is the old one
+        assert result(await rig.dial("code=login", pin=old))[0] == "bad-pin"
+    assert result(await rig.dial("code=login", pin=new))[0] == "ok"
+
+
+async def test_guessing_pins_backs_off_even_for_the_right_one(rig: Rig) -> None:
+    wrong = "0" * 6 if rig.pins["anna"] != "0" * 6 else "1" * 6
+    for _ in range(4):  # 3 free failures per account and phone, then a wait
+        assert result(await rig.dial("code=login", pin=wrong))[0] == "bad-pin"
+    assert result(await rig.dial("code=login"))[0] == "bad-pin"
+    # boris, on his own phone, is not held back by anna's guesser
+    heard = await rig.dial("code=login", channel="PJSIP/boris-00000001")
+    assert result(heard)[:2] == ("ok", "ready")
 
 
 async def test_ready_by_code_gets_a_waiting_caller_offered(rig: Rig) -> None:
@@ -223,12 +280,19 @@ def test_every_prompt_the_codes_play_exists() -> None:
 
 
 async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path: Path) -> None:
-    """`hotline serve` routes operator-feature; PJSIP/1001 is ivanova in dialplans/."""
+    """`hotline serve` routes operator-feature; PJSIP/1001 is ivanova in dialplans/, and her
+    account's PIN is what the phone asks for."""
     async with started(controller_settings(tmp_path, WITHOUT_RECORDER)) as controller:
         assert controller.agi is not None and controller.acd is not None
-        rig = Rig(controller.agi.port, controller.acd.node)
+        assert controller.accounts is not None
+        accounts = controller.accounts.accounts
+        await accounts.add("ivanova", "operator", "Иванова Анна", by=ADMIN_CLI)
+        pin = await accounts.new_pin("ivanova", by=ADMIN_CLI)
+        rig = Rig(controller.agi.port, controller.acd.node, pins={"1001": pin})
         heard = await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000007")
         assert result(heard)[:2] == ("refused", "logged_out")
+        heard = await rig.dial("code=login", channel="PJSIP/1001-00000008", pin=None)
+        assert result(heard)[0] == "bad-pin"
         assert result(await rig.dial("code=login", channel="PJSIP/1001-00000008"))[0] == "ok"
         assert (
             result(await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000009"))[0] == "ok"

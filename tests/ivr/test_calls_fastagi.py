@@ -261,7 +261,7 @@ async def test_a_caller_who_called_before_is_welcomed_back(hotline: Hotline) -> 
 
 
 async def test_only_wrong_keys_end_with_an_operator_not_a_loop(hotline: Hotline) -> None:
-    presses = [(3 + 2.5 * n, "8") for n in range(6)]
+    presses = [(3 + 2.5 * n, "7") for n in range(6)]
     outcome, commands, logged = await hotline.call("88001000001", presses, at=WORKDAY)
     assert outcome.prompts.count("hotline/invalid-input") == 3
     assert queued(commands) == ['EXEC Queue "hotline-general,tc,,,1800"']

@@ -58,6 +58,30 @@ nodes:
   busy: {{kind: hangup, prompts: [hotline/all-busy]}}
   goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
 """
+REPEAT_NUMBER = "88009000010"
+REPEAT_MENU = f"""\
+number: "{REPEAT_NUMBER}"
+title: повторное обращение
+group: help
+start: by-contact
+nodes:
+  by-contact:
+    kind: contact_number
+    prompts: [hotline/enter-contact-number]
+    group: help
+    timeout: 5
+    then_rating: rate
+    no_number: busy
+    otherwise: busy
+  rate:
+    kind: rating
+    prompts: [hotline/rating-request]
+    timeout: 1
+    retries: 1
+    next: goodbye
+  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
+  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
+"""
 GROUPS = """\
 groups:
   help:
@@ -86,6 +110,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
     dialplans = tmp_path / "dialplans"
     dialplans.mkdir()
     (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
+    (dialplans / f"{REPEAT_NUMBER}.yaml").write_text(REPEAT_MENU, encoding="utf-8")
     (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
     (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
     settings = controller_settings(
@@ -127,6 +152,10 @@ async def place_call(
     operators: dict[str, Operator],
     script: CallerScript | None = None,
     unavailable: tuple[str, ...] = (),
+    *,
+    uniqueid: str = "1795563091.1",
+    number: str = NUMBER,
+    caller: str = "+79991234567",
 ) -> tuple[AgiChannel, Events, str]:
     assert controller.agi is not None
     port = controller.agi.port
@@ -136,10 +165,10 @@ async def place_call(
         queues.devices.seed(device, DeviceState.UNAVAILABLE)
     channel = SimChannel(
         name="PJSIP/carrier-00000001",
-        uniqueid="1795563091.1",
-        linkedid="1795563091.1",
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
         context="from-pstn",
-        exten=NUMBER,
+        exten=number,
         state=ChannelState.RING,
     )
     agi = AgiChannel(
@@ -149,11 +178,11 @@ async def place_call(
         sink=events,
         sounds=SoundLibrary(samples={}, default_samples=400),  # 50 ms per prompt
         queues=queues,
-        caller_num="+79991234567",
+        caller_num=caller,
         # Dial's U() runs the shipped dialplan's answer hook against this controller
         callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", port)),
     )
-    url = f"agi://127.0.0.1:{port}/hotline?did={NUMBER}"
+    url = f"agi://127.0.0.1:{port}/hotline?did={number}"
     result = await run_agi(agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", port)
     await queues.close()
     return agi, events, result.status
@@ -331,3 +360,98 @@ async def test_redis_backend_keeps_operator_states_across_a_restart(
         assert again.health() == "ok"
     finally:
         await again.stop()
+
+
+async def test_an_answered_call_pops_on_the_desk_and_leaves_a_numbered_contact(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/boris/login")
+    assert controller.workspace is not None
+    desk = controller.workspace.desk
+    with desk.subscribe("boris") as boris_desk:
+        # the caller listens to the end and rates 4 when asked
+        agi, _, _ = await place_call(
+            controller,
+            {"PJSIP/1002": Operator(ring_delay=0.2, talk_time=0.3)},
+            CallerScript(hangup_at=60, menu_keys="4", reaction=0.1),
+        )
+        await desk.idle()
+        kinds = []
+        while not boris_desk.empty():
+            kinds.append(boris_desk.get_nowait())
+    assert [event.kind for event in kinds] == ["pop", "contact"]
+    pop, opened = kinds[0].data, kinds[1].data
+    # the caller ID +79991234567 is kept in the one form history is matched on
+    assert (pop["line"], pop["group"], pop["caller_phone"]) == (NUMBER, "help", "79991234567")
+    assert pop["menu_path"].startswith("welcome")
+    contact = await controller.workspace.registry.of_call("1795563091.1")
+    assert contact is not None and str(contact.number) == opened["number"]
+    assert (contact.line, contact.group, contact.operator_id) == (NUMBER, "help", "boris")
+    assert contact.rating == 4  # stored on the contact, not only on the channel
+    # the caller heard the number before the rating: year, sequence, check digit, in digits
+    prompts = list(agi.stats.prompts)
+    told = prompts.index("hotline/contact-number-is")
+    spoken = "".join(p.removeprefix("digits/") for p in prompts[told + 1 : told + 13])
+    assert spoken == contact.number.digits
+    assert prompts.index("hotline/rating-request") > told + 12
+
+
+async def test_a_caller_who_keys_their_contact_number_goes_back_to_its_operator(
+    controller: Controller,
+) -> None:
+    assert controller.workspace is not None
+    await operator_api(controller, "POST", "/boris/login")
+    await place_call(controller, {"PJSIP/1002": Operator(ring_delay=0.1, talk_time=0.2)})
+    await controller.workspace.desk.idle()
+    first = await controller.workspace.registry.of_call("1795563091.1")
+    assert first is not None and first.operator_id == "boris"
+    # anna (skill 9) would take the next caller of the group before boris (skill 5)...
+    await operator_api(controller, "POST", "/anna/login")
+    await operator_api(controller, "POST", "/boris/wrap-up-done")
+    phones = {
+        "PJSIP/1001": Operator(ring_delay=0.1, talk_time=0.2),
+        "PJSIP/1002": Operator(ring_delay=0.1, talk_time=0.2),
+    }
+    with controller.workspace.desk.subscribe("boris") as boris_desk:
+        # ...but the caller keys in the number they heard: boris's contact
+        _, events, _ = await place_call(
+            controller,
+            phones,
+            CallerScript(hangup_at=60, menu_keys=first.number.digits + "#", reaction=0.05),
+            uniqueid="1795563091.2",
+            number=REPEAT_NUMBER,
+        )
+        await controller.workspace.desk.idle()
+        pop = boris_desk.get_nowait()
+    assert events.dials() == [("DialBegin", "1002"), ("DialEnd", "ANSWER")]
+    assert pop.kind == "pop" and pop.data["about"]["number"] == str(first.number)
+    second = await controller.workspace.registry.of_call("1795563091.2")
+    assert second is not None and second.repeat and second.operator_id == "boris"
+
+
+async def test_a_number_that_names_no_contact_sounds_the_same_and_goes_to_the_group(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/anna/login")
+    # a well-formed number (its Luhn digit holds: 9,9,9,9 doubled stay 9, 2,2 doubled give
+    # 4,4, plus 9+9+9+6+0 = 77 -> 3) that the registry never issued
+    guessed = "202699999993"
+    heard = []
+    for uniqueid in ("1795563091.3", "1795563091.4"):
+        if heard:  # the second caller keys in the contact the first call's answer opened
+            assert controller.workspace is not None
+            await controller.workspace.desk.idle()
+            opened = await controller.workspace.registry.of_call("1795563091.3")
+            assert opened is not None
+            guessed = opened.number.digits
+        agi, events, _ = await place_call(
+            controller,
+            {"PJSIP/1001": Operator(ring_delay=0.1, talk_time=0.2)},
+            CallerScript(hangup_at=60, menu_keys=guessed + "#", reaction=0.05),
+            uniqueid=uniqueid,
+            number=REPEAT_NUMBER,
+        )
+        assert events.dials() == [("DialBegin", "1001"), ("DialEnd", "ANSWER")]
+        heard.append([p for p in agi.stats.prompts if not p.startswith("digits/")])
+        await operator_api(controller, "POST", "/anna/wrap-up-done")
+    assert heard[0] == heard[1]

@@ -27,7 +27,7 @@ from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
-from routing.callbacks.model import Callback, CallbackRefused, window_overlaps_hours
+from routing.callbacks.model import Callback, CallbackRefused, Refusal, window_overlaps_hours
 from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import CallbackStore
@@ -589,7 +589,8 @@ async def test_requests_that_cannot_be_accepted(db_url: str) -> None:
         assert ok.application_id == valid_application
         with pytest.raises(CallbackRefused, match="уже заказан") as dup:
             await request(phone="89161234567", group="general")
-        assert dup.value.existing == ok.id
+        assert dup.value.why is Refusal.DUPLICATE
+        assert str(ok.id) not in str(dup.value) and ok.public_id not in str(dup.value)
 
 
 async def test_a_node_gone_while_dialling_leaves_its_callbacks_uncertain(db_url: str) -> None:

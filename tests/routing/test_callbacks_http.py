@@ -5,72 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hotline.ami.client import AmiClient
-from hotline.clock import SystemClock
-from hotline.store.db import create_engine
-from hotline.store.migrate import upgrade
-from pbxsim.ami_accounts import ManagerUser
-from pbxsim.ami_server import AmiServer
-from pbxsim.originator import ScriptedOriginator
+from hotline.access import routes_without_policy
 from routing.callbacks.http import add_callback_routes
-from routing.callbacks.scheduler import CallbackScheduler
-from routing.callbacks.settings import CallbackSettings
-from routing.callbacks.store import CallbackStore
-from routing.testing import group, memory_node, op
-from tests.routing.test_callbacks import WorkingHours
-
-T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-
-@dataclass
-class Api:
-    client: TestClient[web.Request, web.Application]
-    scheduler: CallbackScheduler
-    originator: ScriptedOriginator
+from tests.routing.callback_api import T0, Api, callback_api
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cb.sqlite3'}"
-    await upgrade(url)
-    engine = create_engine(url)
-    originator = ScriptedOriginator()
-    server = AmiServer(
-        clock=SystemClock(), users={"ctl": ManagerUser("ctl", "s")}, originator=originator, port=0
-    )
-    await server.start()
-    ami = AmiClient("127.0.0.1", server.port, "ctl", "s", ping_interval=60)
-    await ami.connect()
-    groups = {"general": group("general"), "payments": group("payments")}
-    node = memory_node(groups, [op("anna", general=5)])
-    await node.start()
-    await node.login("anna")
-    scheduler = CallbackScheduler(
-        CallbackStore(engine),
-        node,
-        ami,
-        settings=CallbackSettings(caller_ring_seconds=5.0),
-        hours_for=lambda g: WorkingHours(),
-        now=lambda: T0,
-    )
-    app = web.Application()
-    add_callback_routes(app, scheduler)
-    try:
-        async with TestClient(TestServer(app)) as client:
-            yield Api(client, scheduler, originator)
-    finally:
-        await scheduler.close()
-        await ami.close()
-        await server.close()
-        await engine.dispose()
+    async with callback_api(tmp_path) as built:
+        yield built
 
 
 async def test_order_look_up_and_get_called(api: Api) -> None:
@@ -81,44 +31,42 @@ async def test_order_look_up_and_get_called(api: Api) -> None:
         "window_start": "2026-12-01T14:00:00+03:00",
         "window_end": "2026-12-01T16:00:00+03:00",
     }
-    response = await api.client.post("/api/callbacks", json=body)
+    response = await api.order(**body)
     assert response.status == 201, await response.text()
     created = await response.json()
+    row = await api.scheduler.get_public(created["id"])
+    assert row is not None and row.requested_by == "service:mobile-app"
     assert created["state"] == "pending"
     assert created["window_start"] == "2026-12-01T11:00:00+00:00"
     assert created["application_id"] == "1234567897"
 
-    shown = await (await api.client.get(f"/api/callbacks/{created['id']}")).json()
+    shown = await (await api.call("GET", f"/api/callbacks/{created['id']}")).json()
     assert shown["state"] == "pending" and shown["attempts"] == 0
 
     # before the window nothing happens; inside it the citizen is called
     assert await api.scheduler.run_due() == []
     api.scheduler._now = lambda: T0 + timedelta(hours=1)  # 11:00 UTC = 14:00 Moscow
-    assert await api.scheduler.run_due() == [created["id"]]
+    assert await api.scheduler.run_due() == [row.id]
     await asyncio.wait_for(api.scheduler.drain(), 10)
-    shown = await (await api.client.get(f"/api/callbacks/{created['id']}")).json()
+    shown = await (await api.call("GET", f"/api/callbacks/{created['id']}")).json()
     assert shown["state"] == "connected"
     assert api.originator.dialled()[-1] == "Local/79161234567@hotline-callback-out"
 
-    again = await api.client.post("/api/callbacks", json=body)
+    again = await api.order(**body)
     assert again.status == 201  # the first one is done: a new one may be ordered
 
 
 async def test_cancel(api: Api) -> None:
-    response = await api.client.post(
-        "/api/callbacks", json={"phone": "9161234567", "group": "general"}
-    )
+    response = await api.order(phone="9161234567", group="general")
     callback_id = (await response.json())["id"]
-    duplicate = await api.client.post(
-        "/api/callbacks", json={"phone": "89161234567", "group": "general"}
-    )
+    duplicate = await api.order(phone="89161234567", group="general")
     assert duplicate.status == 409
-    assert (await duplicate.json())["id"] == callback_id
+    assert await duplicate.json() == {"error": "Обратный звонок на этот номер уже заказан."}
 
-    cancelled = await api.client.delete(f"/api/callbacks/{callback_id}")
+    cancelled = await api.call("DELETE", f"/api/callbacks/{callback_id}")
     assert cancelled.status == 200
     assert (await cancelled.json())["state"] == "cancelled"
-    again = await api.client.delete(f"/api/callbacks/{callback_id}")
+    again = await api.call("DELETE", f"/api/callbacks/{callback_id}")
     assert again.status == 409
     assert "отменить его нельзя" in (await again.json())["error"]
     assert await api.scheduler.run_due() == []
@@ -159,17 +107,113 @@ async def test_cancel(api: Api) -> None:
     ],
 )
 async def test_bad_requests_are_refused_in_russian(api: Api, body: bytes, message: str) -> None:
-    response = await api.client.post(
-        "/api/callbacks", data=body, headers={"Content-Type": "application/json"}
+    response = await api.call(
+        "POST", "/api/callbacks", data=body, headers={"Content-Type": "application/json"}
     )
     assert response.status == 400
     assert message in (await response.json())["error"]
-    assert await api.scheduler.store.candidates(T0 + timedelta(days=30), 10) == []
+    assert await api.scheduler.store.candidates(T0 + timedelta(days=30), per_group=10) == []
 
 
 async def test_unknown_ids(api: Api) -> None:
-    for path in ("/api/callbacks/999", "/api/callbacks/abc", "/api/callbacks/" + "9" * 40):
-        response = await api.client.get(path)
+    made = await (await api.order(phone="9161234567", group="general")).json()
+    last = "y" if made["id"].endswith("x") else "x"
+    unknown = ("999", "abc", "9" * 40, "A" * 22, made["id"][:-1] + last, made["id"] * 2)
+    for callback_id in unknown:
+        path = f"/api/callbacks/{callback_id}"
+        response = await api.call("GET", path)
         assert response.status == 404
-        assert (await response.json())["error"] == "Заявка на обратный звонок не найдена."
-        assert (await api.client.delete(path)).status == 404
+        assert await response.json() == {"error": "Заявка на обратный звонок не найдена."}
+        assert (await api.call("DELETE", path)).status == 404
+    assert (await api.call("GET", f"/api/callbacks/{made['id']}")).status == 200
+
+
+# --- who may do what ---------------------------------------------------------------------
+
+
+async def test_each_route_admits_only_its_scope_or_staff(api: Api) -> None:
+    body = {"phone": "9161234567", "group": "general"}
+    assert (await api.order(who=None, **body)).status == 401  # nobody
+    assert (await api.call("POST", "/api/callbacks", "unknown-key", json=body)).status == 401
+    assert (await api.order(who="reader", **body)).status == 403  # read scope only
+    assert (await api.order(who="auditor", **body)).status == 403  # not a staff role for it
+    made = await (await api.order(who="creator", **body)).json()
+    path = f"/api/callbacks/{made['id']}"
+    assert (await api.call("GET", path, "creator")).status == 403  # create scope only
+    assert (await api.call("DELETE", path, "reader")).status == 403
+    assert (await api.call("GET", path, None)).status == 401
+    assert (await api.call("DELETE", path, None)).status == 401
+    row = await api.scheduler.get_public(made["id"])
+    assert row is not None and row.state == "pending"  # none of the refusals touched it
+
+
+async def test_a_service_sees_only_its_own_callbacks_and_staff_see_all(api: Api) -> None:
+    made = await (await api.order(phone="9161234567", group="general")).json()
+    path = f"/api/callbacks/{made['id']}"
+    missing = await api.call("GET", "/api/callbacks/" + "Q" * 22, "crm")
+    foreign = await api.call("GET", path, "crm")
+    assert (foreign.status, await foreign.json()) == (missing.status, await missing.json())
+    assert foreign.status == 404
+    assert (await api.call("DELETE", path, "crm")).status == 404
+    assert (await api.call("GET", path, "reader")).status == 404
+    assert (await (await api.call("GET", path, "operator")).json())["state"] == "pending"
+    cancelled = await api.call("DELETE", path, "supervisor")
+    assert (await cancelled.json())["state"] == "cancelled"
+
+
+async def test_operators_order_callbacks_for_callers(api: Api) -> None:
+    response = await api.order(who="operator", phone="8 495 123-45-67", group="general")
+    assert response.status == 201
+    row = await api.scheduler.get_public((await response.json())["id"])
+    assert row is not None and (row.phone, row.requested_by) == ("74951234567", "person:petrova")
+
+
+async def test_every_access_is_in_the_audit_log(api: Api) -> None:
+    made = await (await api.order(phone="9161234567", group="general")).json()
+    path = f"/api/callbacks/{made['id']}"
+    await api.call("GET", path, "operator")
+    await api.order(who="crm", phone="+7 916 123-45-67", group="payments")  # known number
+    await api.call("GET", "/api/callbacks/" + "Q" * 22, "crm")
+    await api.call("DELETE", path)
+    await api.call("DELETE", path)
+    entries = [(e.user_id, e.action, e.recording_id, e.outcome) for e in await api.audit.entries()]
+    assert entries == [
+        ("mobile-app", "callback.create", made["id"], "ok"),
+        ("petrova", "callback.read", made["id"], "ok"),
+        ("crm", "callback.create", None, "duplicate"),
+        ("crm", "callback.read", None, "not_found"),  # the guessed id is not kept
+        ("mobile-app", "callback.cancel", made["id"], "ok"),
+        ("mobile-app", "callback.cancel", made["id"], "too_late"),
+    ]
+    assert (await api.audit.verify()).ok
+
+
+async def test_without_the_audit_log_nothing_is_booked_or_shown(api: Api) -> None:
+    made = await (await api.order(phone="9161234567", group="general")).json()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("database is away")
+
+    api.audit.record = broken  # type: ignore[assignment,method-assign]
+    shown = await api.call("GET", f"/api/callbacks/{made['id']}")
+    assert shown.status == 503 and "state" not in await shown.json()
+    refused = await api.order(phone="9035556677", group="general")
+    assert refused.status == 503
+    assert await api.scheduler.store.active_for("79035556677") is None
+
+
+async def test_every_callback_route_declares_its_policy(api: Api) -> None:
+    assert routes_without_policy(api.client.app) == []
+
+
+async def test_an_app_without_the_access_middleware_opens_nothing(tmp_path: Path) -> None:
+    async with callback_api(tmp_path) as api:
+        bare = web.Application()
+        add_callback_routes(bare, api.scheduler, api.audit)
+        async with TestClient(TestServer(bare)) as client:
+            made = await client.post(
+                "/api/callbacks", json={"phone": "9161234567", "group": "general"}
+            )
+            assert made.status == 401
+            assert (await client.get("/api/callbacks/" + "A" * 22)).status == 401
+        assert await api.scheduler.store.active_for("79161234567") is None

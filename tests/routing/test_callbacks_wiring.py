@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import ClientSession
@@ -25,7 +24,8 @@ from pbxsim.originator import ScriptedOriginator
 from pbxsim.queue_state import Operator
 from pbxsim.queues import Queues
 from routing.announcements import announcement
-from routing.callbacks.model import window_overlaps_hours
+from routing.callbacks.model import CallbackRefused, window_overlaps_hours
+from routing.callbacks.scheduler import CallbackScheduler
 from routing.callbacks.settings import CallbackSettings
 from routing.group_hours import schedule_checker
 from routing.groups import load_groups
@@ -94,21 +94,19 @@ async def running(tmp_path: Path, **environment: str) -> AsyncIterator[tuple[Con
         yield controller, f"http://127.0.0.1:{controller.http_port}"
 
 
-async def post(session: ClientSession, url: str, body: dict[str, str]) -> tuple[int, Any]:
-    async with session.post(url, json=body) as response:
-        return response.status, await response.json()
+async def anonymous_order(url: str) -> int:
+    """POST /api/callbacks without credentials, as anyone reaching the port could."""
+    async with ClientSession() as http:
+        body = {"phone": PHONE, "group": "emergency"}
+        async with http.post(f"{url}/api/callbacks", json=body) as response:
+            assert "id" not in await response.json()
+            return response.status
 
 
-async def get(session: ClientSession, url: str) -> Any:
-    async with session.get(url) as response:
-        assert response.status == 200
-        return await response.json()
-
-
-async def until_state(http: ClientSession, url: str, state: str) -> None:
-    """Poll the API as the mobile app does until the callback reaches `state`."""
+async def until_state(scheduler: CallbackScheduler, public_id: str, state: str) -> None:
+    """Poll the callback as the mobile app does until it reaches `state`."""
     async with asyncio.timeout(5):
-        while (await get(http, url))["state"] != state:  # noqa: ASYNC110 - the app polls
+        while (row := await scheduler.get_public(public_id)) is None or row.state != state:  # noqa: ASYNC110 - the row is in the database
             await asyncio.sleep(0.02)
 
 
@@ -116,20 +114,21 @@ async def test_without_ami_callbacks_are_kept_pending_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="hotline.routing"):
-        async with running(tmp_path, HOTLINE_CALLBACKS_POLL_SECONDS="0.01") as (_, url):
+        async with running(tmp_path, HOTLINE_CALLBACKS_POLL_SECONDS="0.01") as (controller, url):
             assert "nothing can be dialled until [ami] is enabled" in caplog.text
-            async with ClientSession() as http:
-                status, made = await post(
-                    http, f"{url}/api/callbacks", {"phone": "8 916 123-45-67", "group": "emergency"}
-                )
-                assert status == 201 and made["state"] == "pending"
-                status, again = await post(
-                    http, f"{url}/api/callbacks", {"phone": PHONE, "group": "emergency"}
-                )
-                assert status == 409 and again["id"] == made["id"]
-                await asyncio.sleep(0.1)  # many poll intervals: nobody may pick it up
-                shown = await get(http, f"{url}/api/callbacks/{made['id']}")
-                assert shown["state"] == "pending" and shown["attempts"] == 0
+            assert controller.callbacks is not None
+            scheduler = controller.callbacks.scheduler
+            # the route is mounted and admits nobody without credentials
+            assert await anonymous_order(url) == 401
+            made = await scheduler.request(
+                phone="8 916 123-45-67", group="emergency", requester="service:app"
+            )
+            assert made.state == "pending"
+            with pytest.raises(CallbackRefused, match="уже заказан"):
+                await scheduler.request(phone=PHONE, group="emergency", requester="service:app")
+            await asyncio.sleep(0.1)  # many poll intervals: nobody may pick it up
+            shown = await scheduler.get_public(made.public_id)
+            assert shown is not None and shown.state == "pending" and shown.attempts == 0
 
 
 async def test_the_menus_callback_node_reaches_the_controllers_scheduler(tmp_path: Path) -> None:
@@ -146,8 +145,13 @@ async def test_the_menus_callback_node_reaches_the_controllers_scheduler(tmp_pat
         # A number nobody can call back, or a group that does not exist: refused, no row.
         assert not await service.request("c2", phone="12", group="general", number="", data={})
         assert not await service.request("c3", phone=PHONE, group="nope", number="", data={})
-        row = await service.scheduler.store.active_for("79031112233", "general")
-        assert row is not None and row.source == "ivr" and row.data["topic"] == "x"
+        row = await service.scheduler.store.active_for("79031112233")
+        assert (
+            row is not None
+            and row.group_id == "general"
+            and row.source == "ivr"
+            and row.data["topic"] == "x"
+        )
         assert row.data["call_id"] == "1795563091.1"
 
 
@@ -184,16 +188,14 @@ async def test_with_ami_a_callback_rings_the_on_duty_operator_then_the_citizen(
         "HOTLINE_CALLBACKS_POLL_SECONDS": "0.02",
     }
     try:
-        async with running(tmp_path, **ami) as (controller, url):
+        async with running(tmp_path, **ami) as (controller, _):
             assert controller.acd is not None and controller.ami is not None
+            assert controller.callbacks is not None
             await asyncio.wait_for(controller.ami.wait_connected(), 5)
             await controller.acd.node.login("morozova")
-            async with ClientSession() as http:
-                status, made = await post(
-                    http, f"{url}/api/callbacks", {"phone": PHONE, "group": "emergency"}
-                )
-                assert status == 201
-                await until_state(http, f"{url}/api/callbacks/{made['id']}", "connected")
+            scheduler = controller.callbacks.scheduler
+            made = await scheduler.request(phone=PHONE, group="emergency", requester="service:a")
+            await until_state(scheduler, made.public_id, "connected")
             assert originator.dialled() == [ON_DUTY_PHONE, f"Local/{PHONE}@hotline-callback-out"]
     finally:
         await server.close()

@@ -249,7 +249,7 @@ async def test_a_rotated_key_continues_the_chain_and_old_entries_need_the_old_ke
 
 
 @pytest.mark.parametrize("kind", DATABASE_KINDS)
-async def test_migration_0007_keeps_old_links_and_the_chain_continues_keyed(
+async def test_migration_0009_keeps_old_links_and_the_chain_continues_keyed(
     tmp_path: Path, kind: str
 ) -> None:
     """A database at 0004_audit with rows written by the old code, upgraded in place."""

@@ -1,7 +1,7 @@
 """Audit entries say how they are linked: plain SHA-256 (every row so far) or HMAC-SHA-256 with
 a named key version (every row written once an audit key exists).
 
-Revision ID: 0007_audit_keyed
+Revision ID: 0009_audit_keyed
 Revises: 0004_audit
 Create Date: 2026-12-05
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_audit_keyed"
+revision: str = "0009_audit_keyed"
 down_revision: str | Sequence[str] | None = "0004_audit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,170 @@
+"""One real browser (Debian's chromium through chromedriver, headless) through the login:
+password, the TOTP enrolment, the recovery codes, /me, log out; then password and code again.
+
+Only the keyboard is used (fields filled, forms sent with Enter, the log-out button reached
+with Tab), as an operator without a mouse would. Screenshots of each page are saved under the
+test's tmp_path. Skips only when chromium or chromedriver is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from ports import bound_port
+from staff import ADMIN_CLI, START, accounts_app, staff_kit, totp_code
+
+from hotline.accounts.build import AccountsKit
+from hotline.accounts.settings import AccountsSettings
+from hotline.clock import ManualClock
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "длинный пароль для браузера"
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="chromium/chromedriver absent"
+)
+
+
+@dataclass
+class LiveSite:
+    url: str
+    kit: AccountsKit
+    clock: ManualClock
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[LiveSite]:
+    settings = AccountsSettings(
+        totp_key_file=str(tmp_path / "keys" / "totp.key"), plain_http_loopback=True
+    )
+    clock = ManualClock(START)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.sqlite3'}"
+    async with staff_kit(url, tmp_path, clock=clock, settings=settings) as kit:
+        runner = web.AppRunner(accounts_app(kit))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            yield LiveSite(f"http://127.0.0.1:{bound_port(runner)}", kit, clock)
+        finally:
+            await runner.cleanup()
+
+
+def chromium(profile: Path) -> object:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,1100",
+        f"--user-data-dir={profile}",
+        "--lang=ru",
+    ):
+        options.add_argument(argument)
+    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
+    return webdriver.Chrome(options=options, service=service)
+
+
+def type_and_enter(driver: object, fields: dict[str, str]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    last = None
+    for name, value in fields.items():
+        last = driver.find_element(By.NAME, name)  # type: ignore[attr-defined]
+        last.clear()
+        last.send_keys(value)
+    assert last is not None
+    last.send_keys(Keys.ENTER)
+
+
+def log_out_by_keyboard(driver: object) -> None:
+    """Tab from the top of /me until the log-out button has the focus, then Enter."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    body = driver.find_element(By.TAG_NAME, "body")  # type: ignore[attr-defined]
+    body.send_keys(Keys.TAB)
+    for _ in range(10):
+        focused = driver.switch_to.active_element  # type: ignore[attr-defined]
+        if focused.get_attribute("id") == "logout":
+            focused.send_keys(Keys.ENTER)
+            return
+        focused.send_keys(Keys.TAB)
+    raise AssertionError("the log-out button cannot be reached with Tab")
+
+
+def browse(live: LiveSite, one_time: str, shots: Path, loop: asyncio.AbstractEventLoop) -> None:
+    """The whole visit, run in a worker thread while the server serves on the test's loop."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium(shots / "profile")
+    wait = WebDriverWait(driver, 20)
+    try:
+        driver.get(live.url + "/login")  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "1-login.png"))  # type: ignore[attr-defined]
+        assert "Вход" in driver.title  # type: ignore[attr-defined]
+        type_and_enter(driver, {"account": "ivanova", "password": one_time})
+        wait.until(EC.url_contains("/login/password"))
+        type_and_enter(driver, {"new_password": PASSWORD, "new_password_again": PASSWORD})
+        wait.until(EC.url_contains("/login/enrol"))
+        driver.save_screenshot(str(shots / "2-enrol.png"))  # type: ignore[attr-defined]
+        secret = driver.find_element(By.ID, "secret").text.replace(" ", "")  # type: ignore[attr-defined]
+        type_and_enter(driver, {"code": totp_code(secret, live.clock)})
+        wait.until(EC.presence_of_element_located((By.ID, "recovery-codes")))
+        codes = driver.find_elements(By.CSS_SELECTOR, "#recovery-codes li")  # type: ignore[attr-defined]
+        assert len(codes) == 10
+        driver.save_screenshot(str(shots / "3-recovery-codes.png"))  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "continue").click()  # type: ignore[attr-defined]
+        wait.until(EC.presence_of_element_located((By.ID, "account-id")))
+        assert driver.find_element(By.ID, "name").text == "Иванова Анна Петровна"  # type: ignore[attr-defined]
+        assert driver.find_element(By.ID, "role").text == "оператор"  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "4-me.png"))  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "new-pin-button").send_keys(Keys.ENTER)  # type: ignore[attr-defined]
+        pin = wait.until(EC.presence_of_element_located((By.ID, "new-pin"))).text
+        assert len(pin) == 6 and pin.isdigit()
+        driver.save_screenshot(str(shots / "4b-new-pin.png"))  # type: ignore[attr-defined]
+        log_out_by_keyboard(driver)
+        wait.until(EC.url_contains("/login"))
+        assert driver.get_cookies() == []  # type: ignore[attr-defined]
+        # the next shift: password, then the code the app shows 30 seconds later
+        driver.get(live.url + "/me")  # type: ignore[attr-defined]
+        assert "Требуется вход" in driver.page_source  # type: ignore[attr-defined]
+        driver.get(live.url + "/login")  # type: ignore[attr-defined]
+        type_and_enter(driver, {"account": "ivanova", "password": PASSWORD})
+        wait.until(EC.url_contains("/login/totp"))
+        driver.save_screenshot(str(shots / "5-totp.png"))  # type: ignore[attr-defined]
+        asyncio.run_coroutine_threadsafe(_advance(live.clock, 30), loop).result()
+        type_and_enter(driver, {"code": totp_code(secret, live.clock)})
+        wait.until(EC.presence_of_element_located((By.ID, "account-id")))
+        driver.save_screenshot(str(shots / "6-me-again.png"))  # type: ignore[attr-defined]
+        log_out_by_keyboard(driver)
+        wait.until(EC.url_contains("/login"))
+        driver.save_screenshot(str(shots / "7-logged-out.png"))  # type: ignore[attr-defined]
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+
+
+async def _advance(clock: ManualClock, seconds: float) -> None:
+    clock.advance(seconds)
+
+
+async def test_login_enrol_me_and_logout_in_chromium(live: LiveSite, tmp_path: Path) -> None:
+    one_time = await live.kit.accounts.add(
+        "ivanova", "operator", "Иванова Анна Петровна", by=ADMIN_CLI
+    )
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    await asyncio.to_thread(browse, live, one_time, shots, asyncio.get_running_loop())
+    assert len(list(shots.glob("*.png"))) == 8  # tmp_path/screenshots, to look at
