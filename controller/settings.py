@@ -2,8 +2,8 @@
 
 This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]`,
 `[audit]` and `[accounts]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`,
-`[routing]`, `[callbacks]` from the parts) and the top-level keys. Reading, converting and checking them is
-`hotline.settings`' job.
+`[routing]`, `[callbacks]` from the parts) and the top-level keys. Reading, converting and
+checking them is `hotline.settings`' job.
 """
 
 from __future__ import annotations
