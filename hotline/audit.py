@@ -27,6 +27,7 @@ reading the head. The unique `seq` primary key and unique `hash` would stop a fo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
@@ -147,6 +148,7 @@ class AuditLog:
         self._engine = engine
         self.keys = keys
         self._refusals = RefusalWindow()
+        self._pending: set[asyncio.Task[AuditRecord | None]] = set()
 
     async def record(
         self,
@@ -227,6 +229,35 @@ class AuditLog:
             detail=detail,
             at=when,
         )
+
+    def refused_soon(
+        self,
+        actor: Actor | None,
+        action: str,
+        *,
+        source: str,
+        outcome: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`refused` from synchronous code (`hotline.access.access_middleware`'s `on_refused`):
+        the row is written by a task of the running loop; a failure to write is logged."""
+        task = asyncio.get_running_loop().create_task(
+            self.refused(
+                actor, action, recording_id=None, source=source, outcome=outcome, detail=detail
+            )
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[AuditRecord | None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("audit of a refused request failed: %s", task.exception())
+
+    async def settle(self) -> None:
+        """Wait for the rows `refused_soon` scheduled (at shutdown, and in tests)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def flush_refusals(self, now: datetime | None = None, *, everything: bool = False) -> int:
         """Write the summaries of refusal windows that have ended; how many were written."""

@@ -99,6 +99,7 @@ class AuditWatch:
         await self._refusals.close()
         await self._export.close()
         await self._verify.close()
+        await self.audit.settle()
         await self.audit.flush_refusals(everything=True)
         if self.bucket is not None:
             await self.bucket.__aexit__(None, None, None)

@@ -395,6 +395,25 @@ async def test_a_flood_from_many_addresses_shares_one_summary_beyond_the_cap(db:
     assert '"distinct_sources":400' in str(others[0]["detail"])
 
 
+async def test_refusals_from_synchronous_code_are_aggregated_too(db: Db) -> None:
+    """What the access middleware's `on_refused` hook calls for each 401/403."""
+    log = db.log()
+    for _ in range(300):
+        log.refused_soon(
+            None,
+            "GET /api/operators",
+            source="203.0.113.9",
+            outcome="401",
+            detail={"path": "/api/operators/" + "9" * 7000},
+        )
+    await log.settle()
+    await log.flush_refusals(everything=True)
+    rows = await db.rows()
+    assert [row["action"] for row in rows] == ["GET /api/operators", "refusals_repeated"]
+    assert json.loads(str(rows[1]["detail"]))["count"] == 299
+    assert len(str(rows[0]["detail"])) <= 1024
+
+
 # --- anchors in an object-locked bucket ---------------------------------------------------
 
 
