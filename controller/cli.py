@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def part_commands() -> list[Callable[[Any], None]]:
     """Each part of the product contributes its own subcommands."""
-    from controller import audit_cli, status_cli, users_cli
+    from controller import audit_cli, keys_cli, status_cli, users_cli
     from ivr import cli as ivr_cli
     from ivr import prompts_cli
     from recorder import cli as recorder_cli
@@ -136,6 +136,7 @@ def part_commands() -> list[Callable[[Any], None]]:
         status_cli.add_status_command,
         recorder_cli.add_commands,
         audit_cli.add_commands,
+        keys_cli.add_commands,
         users_cli.add_commands,
         recordings_cli.add_commands,
         staffing_cli.add_commands,

@@ -53,8 +53,11 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.ami.client import AmiClient
-from hotline.audit import AuditLog
+from hotline.audit import AuditLog, audit_log_for, ensure_audit_key
+from hotline.audit_anchors import anchor_bucket_for
+from hotline.audit_watch import AuditWatch, WatchedKey
 from hotline.auth import TokenFile
+from hotline.keyfiles import MasterKeyStore
 from hotline.lifecycle import Lifecycle
 from hotline.security import SecurityCategory, security_event
 from hotline.store.db import CallLog
@@ -107,6 +110,8 @@ class Controller:
         self.callbacks: CallbackService | None = None
         self.acd_admin: AcdAdmin | None = None
         self.asterisk_files: AsteriskFilesSync | None = None
+        self.audit: AuditLog | None = None
+        self.audit_watch: AuditWatch | None = None
         self.workspace: WorkspaceService | None = None
         self.accounts: AccountsKit | None = None
         self._lifecycle = Lifecycle()
@@ -136,11 +141,12 @@ class Controller:
         await parts.start(database)
         self.engine = database.engine
         assert self.engine is not None
+        await self._start_audit(self.engine)
         state = CallStatePart(self.settings.store)
         await parts.start(state)
         self.state = state.state
         self.accounts = self._accounts(self.engine)
-        guard = access_middleware(self.actor_lookup, on_refused=report_refusal)
+        guard = access_middleware(self.actor_lookup, on_refused=self._refused)
         app = build_app(
             self.health,
             middlewares=[guard],
@@ -177,6 +183,39 @@ class Controller:
             },
         )
 
+    async def _start_audit(self, engine: AsyncEngine) -> None:
+        """The one audit log every part writes to (keyed from the first start on), and its
+        watch: anchors to the object-locked bucket, periodic verification, key ages."""
+        settings = self.settings.audit
+        self.audit = audit_log_for(engine, settings)
+        await ensure_audit_key(self.audit)
+        watched = [WatchedKey("audit", MasterKeyStore(settings.keys_dir), settings.key_id)]
+        if self.settings.recorder.enabled:
+            recorder = self.settings.recorder
+            store = MasterKeyStore(recorder.keys_dir)
+            watched.append(WatchedKey("recorder_master", store, recorder.master_key_id))
+        # a broken chain is an alert (hotline_audit_chain_ok), not a reason to refuse calls
+        watch = AuditWatch(self.audit, settings, anchor_bucket_for(settings), watched)
+        self.audit_watch = watch
+        await self._lifecycle.start(PartOf("audit", watch.start, watch.close))
+
+    def _refused(self, request: web.Request, status: int) -> None:
+        """A 401/403: a security event, and a bounded audit row (aggregated per source and
+        minute, fields capped: a flood cannot grow the chain)."""
+        report_refusal(request, status)
+        if self.audit is not None:
+            self.audit.refused_soon(
+                None,
+                "http.refused",
+                source=request.remote or "unknown",
+                outcome=str(status),
+                detail={"method": request.method, "path": request.path[:REFUSED_PATH_SHOWN]},
+            )
+
+    def _audit_log(self) -> AuditLog:
+        assert self.audit is not None, "the audit log starts before the parts"
+        return self.audit
+
     async def _start_acd(self, engine: AsyncEngine, app: web.Application) -> None:
         # Broken groups, operators or hours files stop start-up here, with their file:line.
         self.acd = AcdService.build(self.settings.routing)
@@ -184,7 +223,7 @@ class Controller:
         if self.settings.routing.state_backend == "memory":  # Redis keeps its own state
             acd.snapshots = AcdSnapshots(engine, acd.node.node_id)
         await self._lifecycle.start(PartOf("acd", acd.start, acd.stop, acd.health))
-        audit = AuditLog(engine)  # operators' actions and escalations, the admin API's edits
+        audit = self._audit_log()  # operators' actions and escalations, the admin API's edits
         add_operator_routes(app, acd.node, audit)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
@@ -214,7 +253,7 @@ class Controller:
         self, acd: AcdService, engine: AsyncEngine, app: web.Application
     ) -> None:
         """The desktop and the contact registry: offers pop, answers open contacts."""
-        workspace = WorkspaceService.build(engine)
+        workspace = WorkspaceService.build(engine, self._audit_log())
         workspace.known_group = lambda group: group in acd.node.acd.groups
         self.workspace = workspace
         await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
@@ -225,7 +264,7 @@ class Controller:
 
     async def _start_recorder(self, engine: AsyncEngine, app: web.Application) -> None:
         self.recordings = RecorderService(
-            self.settings.recorder, self.settings.recorder_access, engine
+            self.settings.recorder, self.settings.recorder_access, engine, self._audit_log()
         )
         # Broken retention or token files stop start-up here, with their file:line.
         self.recordings.prepare()
@@ -244,7 +283,7 @@ class Controller:
             self.settings.accounts,
             engine,
             http_host=self.settings.http.host,
-            audit=AuditLog(engine),
+            audit=self._audit_log(),
             legacy=legacy,
         )
 
@@ -275,7 +314,12 @@ class Controller:
         # pending (CallbackService warns) until a controller with AMI places them.
         ami = self.ami or AmiClient.from_settings(self.settings.ami)
         self.callbacks = CallbackService.build(
-            acd, engine, ami, self.settings.callbacks, dialling=self.ami is not None
+            acd,
+            engine,
+            ami,
+            self.settings.callbacks,
+            dialling=self.ami is not None,
+            audit=self._audit_log(),
         )
         callbacks = self.callbacks  # without AMI: accepted and kept pending, none dialled
         dialling = "ok" if callbacks.dialling else "disabled"
@@ -308,7 +352,7 @@ class Controller:
         if self.acd is not None:
             router.add(ANSWERED_SCRIPT, self.acd.answered)
             assert self.accounts is not None and self.engine is not None
-            features = FeatureCodes(self.acd.node, self.accounts.accounts, AuditLog(self.engine))
+            features = FeatureCodes(self.acd.node, self.accounts.accounts, self._audit_log())
             router.add(FEATURE_SCRIPT, features)
         agi = self.settings.agi
         return FastAgiServer(

@@ -41,6 +41,11 @@ class DatabasePart:
     async def start(self) -> None:
         await upgrade(self.settings.database_url)
         self.engine = create_engine(self.settings.database_url)
+        # SQLAlchemy runs its first-connect hooks once, on the first connection; two parts
+        # opening the first two connections at once raced there ("deque mutated during
+        # iteration"). One connection now, before any part starts, settles it.
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def health(self) -> str:
         if self.engine is None:

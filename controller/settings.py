@@ -1,9 +1,9 @@
 """The whole configuration of one controller: the core's sections and every part's, assembled.
 
-This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]` and
-`[accounts]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`, `[routing]`, `[callbacks]`
-from the parts) and the top-level keys. Reading, converting and checking them is
-`hotline.settings`' job.
+This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]`,
+`[audit]` and `[accounts]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`,
+`[routing]`, `[callbacks]` from the parts) and the top-level keys. Reading, converting and
+checking them is `hotline.settings`' job.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hotline.accounts.settings import AccountsSettings
 from hotline.settings import (
     AgiSettings,
     AmiSettings,
+    AuditSettings,
     HttpSettings,
     LogSettings,
     StoreSettings,
@@ -40,6 +41,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
@@ -59,6 +61,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "http": HttpSettings,
         "store": StoreSettings,
         "log": LogSettings,
+        "audit": AuditSettings,
         "accounts": AccountsSettings,
         "ivr": IvrSettings,
         "recorder": RecorderSettings,

@@ -32,7 +32,7 @@ from hotline.accounts.build import AccountsKit, build_accounts
 from hotline.accounts.keys import parse_lifetime
 from hotline.accounts.records import AccountError
 from hotline.accounts.secrets import BoxKeyError
-from hotline.audit import AuditLog
+from hotline.audit import audit_log_for
 from hotline.auth import TOKEN_ROLES, Actor, Role
 from hotline.store.db import create_engine
 
@@ -94,7 +94,10 @@ async def _with_accounts(
     engine: AsyncEngine = create_engine(settings.store.database_url)
     try:
         kit = build_accounts(
-            settings.accounts, engine, http_host=settings.http.host, audit=AuditLog(engine)
+            settings.accounts,
+            engine,
+            http_host=settings.http.host,
+            audit=audit_log_for(engine, settings.audit),
         )
         return await work(kit)
     except (AccountError, BoxKeyError) as error:

@@ -14,9 +14,16 @@ import logging
 from enum import StrEnum
 from typing import Any, Final
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
-__all__ = ["SECURITY_EVENTS", "SecurityCategory", "security_event"]
+__all__ = [
+    "AUDIT_ANCHOR_AGE",
+    "AUDIT_CHAIN_OK",
+    "KEY_EXPIRY",
+    "SECURITY_EVENTS",
+    "SecurityCategory",
+    "security_event",
+]
 
 _log: Final = logging.getLogger("hotline.security")
 
@@ -41,6 +48,27 @@ SECURITY_EVENTS: Final = Counter(
 )
 for _category in SecurityCategory:  # every series exists from the start, so rate() sees 0
     SECURITY_EVENTS.labels(category=_category.value)
+
+
+# Set by whoever knows a key's term: the audit watch for the audit and recorder master keys
+# (`hotline.audit_watch`), the accounts for service keys (kind="service_key", the soonest one).
+# Seconds left until the key should be replaced; 0 or less: overdue (or missing).
+KEY_EXPIRY: Final = Gauge(
+    "hotline_key_expiry_seconds",
+    "Seconds until the soonest key of this kind expires or is due for rotation",
+    ["kind"],
+)
+# 1 when the last verification of the audit chain (against the exported anchors) held, else 0.
+AUDIT_CHAIN_OK: Final = Gauge(
+    "hotline_audit_chain_ok", "1 if the last audit chain verification held, 0 if it broke"
+)
+# NaN until a verification has run: neither "ok" nor "broken" before there is an answer.
+AUDIT_CHAIN_OK.set(float("nan"))
+# Seconds since the newest anchor in the object-locked bucket was taken (export lagging or off).
+AUDIT_ANCHOR_AGE: Final = Gauge(
+    "hotline_audit_anchor_age_seconds", "Age of the newest exported audit chain anchor"
+)
+AUDIT_ANCHOR_AGE.set(float("nan"))  # no export configured (or not yet checked): no alert
 
 
 def security_event(

@@ -189,6 +189,34 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The audit chain's key and its anchors (`hotline.audit`, `hotline.audit_anchors`).
+
+    The key file `<keys_dir>/<key_id>.vN.key` keys the chain (`hotline keys rotate --kind
+    audit` creates it); keep the directory out of the database's backups. With
+    `anchor_bucket` set, the controller exports the chain's head every
+    `anchor_interval_minutes` to that S3 bucket (object lock, compliance mode, kept
+    `anchor_retention_days`) and verifies the chain every `verify_interval_minutes`;
+    credentials come from `HOTLINE_ANCHOR_S3_ACCESS_KEY` / `HOTLINE_ANCHOR_S3_SECRET_KEY`
+    (a key that may put objects, never delete them or change their retention).
+    """
+
+    keys_dir: Path = Path("var/keys")
+    key_id: str = "audit"
+    # keys older than this are reported as expiring (`hotline_key_expiry_seconds`): rotate them
+    key_max_age_days: int = _checked(365, _positive)
+    anchor_bucket: str = ""  # empty: no export (verify then relies on --anchor)
+    anchor_endpoint: str = ""  # e.g. http://127.0.0.1:8333; empty = AWS default
+    anchor_region: str = "us-east-1"
+    anchor_prefix: str = "audit-anchors/"
+    anchor_retention_days: int = _checked(1830, _positive)
+    anchor_interval_minutes: float = _checked(5.0, _positive)
+    verify_interval_minutes: float = _checked(60.0, _positive)
+    # how many of the newest anchors `verify` compares with the chain
+    anchor_check_count: int = _checked(100, _positive)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Log level and line format (see `hotline.logs`)."""
 

@@ -109,8 +109,12 @@ def install(
     engine: AsyncEngine,
     recorder: RecorderSettings,
     settings: AccessSettings,
+    audit: AuditLog | None = None,
 ) -> None:
     """Everything the controller needs to serve `/recordings` on its aiohttp `app`.
+
+    `audit` is the controller's one audit log (keyed, with its refusal windows); without it,
+    an unkeyed one on `engine` (tests of this module alone).
 
     The token file is read now, so a broken one stops start-up with its file:line; a missing
     one refuses every request until an admin creates it, and changes are picked up without a
@@ -118,12 +122,11 @@ def install(
     """
     tokens = TokenFile(settings.tokens_file)
     key_ring = keys.KeyRing(keys.MasterKeyStore(recorder.keys_dir), recorder.master_key_id)
+    audit_log = audit or AuditLog(engine)
 
     async def storage_lifetime(app: web.Application) -> AsyncIterator[None]:
         async with open_storage(recorder) as storage:
-            app[ACCESS_KEY] = RecordingAccess(
-                RecordingStore(engine), storage, key_ring, AuditLog(engine)
-            )
+            app[ACCESS_KEY] = RecordingAccess(RecordingStore(engine), storage, key_ring, audit_log)
             yield
 
     app[TOKENS_KEY] = tokens

@@ -2,7 +2,8 @@
 
 How it fits together (for the pipeline, access, retention and audit modules):
 
-* **Master keys** live in a directory outside the database (`RecorderSettings.keys_dir`,
+* **Master keys** (`hotline.keyfiles`, shared with the audit chain's key) live in a directory
+  outside the database (`RecorderSettings.keys_dir`,
   default `var/keys/`), one file per key version: `<key_id>.v<version>.key`, mode 0600,
   holding the 32 raw key bytes hex-encoded on one line. `hotline recorder keygen` writes the
   next version (`MasterKeyStore.generate`); the highest version of the configured key id is the
@@ -34,19 +35,16 @@ How it fits together (for the pipeline, access, retention and audit modules):
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 import secrets
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hotline.private import private_dir
+from hotline.keyfiles import KEY_BYTES, KeyError_, MasterKey, MasterKeyStore, check_key_id
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -67,36 +65,17 @@ __all__ = [
     "iter_decrypt",
 ]
 
-KEY_BYTES = 32
 MAGIC = b"HLREC01\n"
 _HEADER = struct.Struct(">8sI8s")
 HEADER_SIZE = _HEADER.size
 TAG_BYTES = 16
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
-_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_KEY_FILE = re.compile(r"^(?P<key_id>[A-Za-z0-9_-]{1,64})\.v(?P<version>[0-9]{1,9})\.key$")
 _WRAP_NONCE_BYTES = 12
-
-
-class KeyError_(Exception):  # not KeyError, the builtin with another meaning
-    """A master key is missing, malformed or unreadable, or a data key cannot be unwrapped."""
 
 
 class IntegrityError(Exception):
     """Ciphertext was altered, truncated, reordered or encrypted under another key."""
-
-
-@dataclass(frozen=True)
-class MasterKey:
-    """One version of a master key, as read from its file."""
-
-    key_id: str
-    version: int
-    secret: bytes
-
-    def __repr__(self) -> str:  # never print the secret by accident
-        return f"MasterKey(key_id={self.key_id!r}, version={self.version})"
 
 
 @dataclass(frozen=True)
@@ -108,75 +87,11 @@ class WrappedKey:
     wrapped: bytes
 
 
-class MasterKeyStore:
-    """The directory of master key files. Reads are fresh each time (keys rotate while running)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def path(self, key_id: str, version: int) -> Path:
-        _check_key_id(key_id)
-        return self.directory / f"{key_id}.v{version}.key"
-
-    def versions(self, key_id: str) -> list[int]:
-        """Versions of `key_id` present on disk, oldest first."""
-        _check_key_id(key_id)
-        if not self.directory.is_dir():
-            return []
-        found = []
-        for entry in self.directory.iterdir():
-            match = _KEY_FILE.match(entry.name)
-            if match and match["key_id"] == key_id:
-                found.append(int(match["version"]))
-        return sorted(found)
-
-    def generate(self, key_id: str) -> MasterKey:
-        """Write the next version of `key_id` (0600, never overwriting) and return it."""
-        private_dir(self.directory)  # narrowed too if it existed wider
-        version = max(self.versions(key_id), default=0) + 1
-        secret = secrets.token_bytes(KEY_BYTES)
-        path = self.path(key_id, version)
-        # O_EXCL: two concurrent keygens must not both believe they wrote the same version
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secret.hex() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        return MasterKey(key_id, version, secret)
-
-    def get(self, key_id: str, version: int) -> MasterKey:
-        path = self.path(key_id, version)
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            raise KeyError_(f"master key {key_id} v{version} not found at {path}") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise KeyError_(f"master key file {path} is unreadable: {error}") from None
-        try:
-            secret = bytes.fromhex(text)
-        except ValueError:
-            raise KeyError_(f"master key file {path} is not hex") from None
-        if len(secret) != KEY_BYTES:
-            raise KeyError_(f"master key file {path} holds {len(secret)} bytes, need 32")
-        if path.stat().st_mode & 0o077:
-            raise KeyError_(f"master key file {path} is readable by others: chmod 600 it")
-        return MasterKey(key_id, version, secret)
-
-    def current(self, key_id: str) -> MasterKey:
-        """The newest version of `key_id`, the one new recordings are wrapped with."""
-        versions = self.versions(key_id)
-        if not versions:
-            raise KeyError_(
-                f"no master key {key_id!r} in {self.directory}: run `hotline recorder keygen`"
-            )
-        return self.get(key_id, versions[-1])
-
-
 class KeyRing:
     """Makes, unwraps and rewraps data keys with the master keys of one `MasterKeyStore`."""
 
     def __init__(self, store: MasterKeyStore, key_id: str) -> None:
-        _check_key_id(key_id)
+        check_key_id(key_id)
         self.store = store
         self.key_id = key_id
 
@@ -220,11 +135,6 @@ class KeyRing:
 
 def _wrap_aad(master: MasterKey, recording_id: str) -> bytes:
     return f"hotline-recorder-dek|{master.key_id}|{master.version}|{recording_id}".encode()
-
-
-def _check_key_id(key_id: str) -> None:
-    if not _KEY_ID.match(key_id):
-        raise KeyError_(f"key id {key_id!r} must be 1-64 of A-Z a-z 0-9 _ -")
 
 
 class KeyedRecording(Protocol):

@@ -70,9 +70,15 @@ class RecorderService:
     """Recording for one controller: hook, API, purge and (optionally) the worker."""
 
     def __init__(
-        self, settings: RecorderSettings, access: AccessSettings, engine: AsyncEngine
+        self,
+        settings: RecorderSettings,
+        access: AccessSettings,
+        engine: AsyncEngine,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
+        # the controller's one (keyed) audit log; an unkeyed one when built alone in tests
+        self.audit = audit or AuditLog(engine)
         self.access = access
         self.engine = engine
         shred_safely(engine)  # before the engine's first connection
@@ -109,7 +115,7 @@ class RecorderService:
 
     def install(self, app: web.Application) -> None:
         """The `/recordings` API on the controller's HTTP application."""
-        install(app, self.engine, self.settings, self.access)
+        install(app, self.engine, self.settings, self.access, self.audit)
 
     async def start(self) -> None:
         """Open storage, start the purge and the embedded worker (call `prepare` first)."""
@@ -119,7 +125,7 @@ class RecorderService:
         storage = open_storage(self.settings)
         await self._resources.enter_async_context(storage)
         await _check_bucket(storage)
-        purger = Purger(self.engine, storage, AuditLog(self.engine), self._policy)
+        purger = Purger(self.engine, storage, self.audit, self._policy)
         interval = self.settings.purge_interval
         self._tasks.append(asyncio.create_task(purger.run_periodically(self._stop, interval)))
         if self.settings.embedded_worker:

@@ -143,8 +143,22 @@ class RecordingAccess:
         outcome: str,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a request that failed for a reason other than authorisation."""
-        await self._audit(actor or Actor("", ""), action, recording_id, source, outcome, detail)
+        """Record a request that failed for a reason other than authorisation.
+
+        An unauthenticated one goes through the refusal windows (`AuditLog.refused`): anyone
+        can send those, so a flood of them must add a bounded number of rows.
+        """
+        if actor is None:
+            await self.audit.refused(
+                None,
+                action.value,
+                recording_id=recording_id,
+                source=source,
+                outcome=outcome,
+                detail=detail,
+            )
+            return
+        await self._audit(actor, action, recording_id, source, outcome, detail)
 
     async def _audit(
         self,

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from hotline.audit import AuditLog
+from hotline.audit import audit_log_for
 from hotline.auth import TOKEN_ROLES, Actor, new_token
 from hotline.private import open_private
 from hotline.store.db import create_engine
@@ -138,7 +138,9 @@ async def cmd_purge(args: argparse.Namespace, settings: WithRecorderSettings) ->
     shred_safely(engine)
     try:
         async with open_storage(recorder) as storage:
-            purger = Purger(engine, storage, AuditLog(engine), policy, actor=cli_actor())
+            purger = Purger(
+                engine, storage, audit_log_for(engine, settings.audit), policy, actor=cli_actor()
+            )
             if args.dry_run:
                 for row in await purger.due(limit=args.limit):
                     state = "legal hold" if row.legal_hold else "due"
@@ -160,7 +162,7 @@ async def cmd_hold(args: argparse.Namespace, settings: WithRecorderSettings) -> 
     try:
         result = await set_hold(
             engine,
-            AuditLog(engine),
+            audit_log_for(engine, settings.audit),
             cli_actor(),
             args.recording_id,
             hold=args.hold,
@@ -186,7 +188,7 @@ async def cmd_sample(args: argparse.Namespace, settings: WithRecorderSettings) -
     try:
         sample = await draw_sample(
             engine,
-            AuditLog(engine),
+            audit_log_for(engine, settings.audit),
             cli_actor(),
             period=period,
             per_operator=args.per_operator,
@@ -210,7 +212,9 @@ async def cmd_clip(args: argparse.Namespace, settings: WithRecorderSettings) -> 
     key_ring = keys.KeyRing(keys.MasterKeyStore(recorder.keys_dir), recorder.master_key_id)
     try:
         async with open_storage(recorder) as storage:
-            access = RecordingAccess(RecordingStore(engine), storage, key_ring, AuditLog(engine))
+            access = RecordingAccess(
+                RecordingStore(engine), storage, key_ring, audit_log_for(engine, settings.audit)
+            )
             clip = await _export(access, args)
     except AccessDenied as denial:
         return _fail("clip", denial.message, 1)

@@ -37,14 +37,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import and_, event, func, or_, select, text, true, update
+from sqlalchemy import and_, func, or_, select, text, true, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from yaml.nodes import MappingNode, Node
 
 from hotline.audit import AuditLog
 from hotline.auth import Actor
-from hotline.store.db import require_utc, utc_now
+from hotline.store.db import require_utc, sqlite_zeroes_freed_space, utc_now
 from hotline.yamldoc import YamlDoc, scalar
 from recorder.models import RecordedCall, State
 from recorder.permissions import Action, is_allowed
@@ -72,22 +72,16 @@ def shred_safely(engine: AsyncEngine) -> None:
 
     SQLite leaves the bytes of updated and deleted rows in free space, and in WAL mode keeps
     old page images in the -wal file: a wrapped data key set to NULL could be read back from
-    the file (the end-to-end test found one). `secure_delete` zeroes freed space on every
-    connection of `engine`; call this before the engine first connects. After a purge,
-    `Purger.run` checkpoints and truncates the WAL. PostgreSQL has no equivalent: there the
-    old row versions last until VACUUM reuses their space, and in WAL archives and backups as
-    long as those are kept (see README, Recordings).
+    the file (the end-to-end test found one). Every SQLite connection the project opens has
+    `secure_delete` on (`hotline.store.db.create_engine`), which zeroes freed space; this
+    checks that `engine` is such an engine. After a purge, `Purger.run` checkpoints and
+    truncates the WAL. PostgreSQL has no equivalent: there the old row versions last until
+    VACUUM reuses their space, and in WAL archives and backups as long as those are kept
+    (see README, Recordings). (It used to add its own connect hook; adding one while another
+    part connects raced in SQLAlchemy's hook list.)
     """
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _secure_delete)
-
-
-def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA secure_delete=ON")
-    finally:
-        cursor.close()
+    if engine.dialect.name == "sqlite" and not sqlite_zeroes_freed_space(engine):
+        raise RuntimeError("this SQLite engine does not zero freed space: use create_engine")
 
 
 @dataclass(frozen=True)

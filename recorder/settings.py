@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from hotline.settings import AmiSettings, StoreSettings
+from hotline.settings import AmiSettings, AuditSettings, StoreSettings
 
 __all__ = ["FORMATS", "RecorderSettings", "S3Credentials"]
 
@@ -153,3 +153,6 @@ class WithRecorderSettings(Protocol):
 
     @property
     def recorder_access(self) -> AccessSettings: ...
+
+    @property
+    def audit(self) -> AuditSettings: ...

@@ -303,8 +303,10 @@ class CallbackService:
         settings: CallbackSettings,
         *,
         dialling: bool,
+        audit: AuditLog | None = None,
     ) -> CallbackService:
         """`ami` places the calls when `dialling`; otherwise it is a client never started.
+        `audit` is the controller's one (keyed) audit log; an unkeyed one on `engine` if None.
         Reads the numbers file (`routing.callbacks.numbers`): a broken one raises
         `YamlFileError` with its file:line, which stops the start like every admin file."""
         numbers = NumbersFile(locate(settings.numbers_file))
@@ -316,7 +318,7 @@ class CallbackService:
             hours_for=acd.hours_for,
             numbers=lambda: numbers.rules,
         )
-        return cls(scheduler, dialling, AuditLog(engine))
+        return cls(scheduler, dialling, audit or AuditLog(engine))
 
     async def start(self) -> None:
         """Take back this node's callbacks from before a restart, then poll for due ones."""

@@ -18,6 +18,9 @@ import pytest
 
 from hotline.logs import CallIdFilter
 
+# Fixtures of shared servers, usable from every test directory.
+pytest_plugins = ["seaweed"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_from_the_checkout(

@@ -255,6 +255,7 @@ async def test_health_reports_every_part(controller: Controller) -> None:
     assert await controller.health() == {
         "database": "ok",
         "state": "ok",
+        "audit": "ok",
         "acd": "ok",
         "acd_files": "ok",
         "workspace": "ok",

@@ -46,8 +46,9 @@ class WorkspaceService:
     known_group: Callable[[str], bool] = lambda group: True
 
     @classmethod
-    def build(cls, engine: AsyncEngine) -> WorkspaceService:
-        registry = ContactRegistry(ContactStore(engine), AuditLog(engine))
+    def build(cls, engine: AsyncEngine, audit: AuditLog | None = None) -> WorkspaceService:
+        """`audit`: the controller's one (keyed) audit log; an unkeyed one if None (tests)."""
+        registry = ContactRegistry(ContactStore(engine), audit or AuditLog(engine))
         return cls(registry, Desk(registry))
 
     def install(self, app: web.Application) -> None:

@@ -131,6 +131,12 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def sqlite_zeroes_freed_space(engine: AsyncEngine) -> bool:
+    """Whether `engine` (SQLite) was made by `create_engine`, whose connections zero freed
+    space (``secure_delete``)."""
+    return event.contains(engine.sync_engine, "connect", _sqlite_on_connect)
+
+
 def _ensure_sqlite_parent(database: str | None) -> None:
     """Create the SQLite file 0600 (in private directories when they are missing), unless the
     database is in memory. It holds callers' numbers: SQLite alone would create it 0644, and
@@ -155,6 +161,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         # 2-core machine during a 1,500-call hour ("database is locked": a call's outcome
         # lost); a write that waits longer than this has a real problem behind it.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Freed pages are zeroed: a deleted or overwritten value (a shredded data key, a
+        # purged phone number) cannot be read back from the file's free space.
+        cursor.execute("PRAGMA secure_delete=ON")
     finally:
         cursor.close()
 

@@ -243,7 +243,9 @@ async def test_a_simulated_call_is_recorded_encrypted_played_audited_and_shredde
     copy = node.store_dir.parent / "stolen.enc"
     shutil.copyfile(node.store_dir / row.storage_key, copy)
     async with LocalStorage(node.store_dir) as storage:
-        purger = Purger(engine, storage, AuditLog(engine), RetentionPolicy())
+        audit = node.controller.audit  # the controller's keyed log, as its own purge uses
+        assert audit is not None
+        purger = Purger(engine, storage, audit, RetentionPolicy())
         report = await purger.run(now=utc_now() + timedelta(days=366))  # past the term
     assert report.purged == [call_id]
     purged = await RecordingStore(engine).get(call_id)

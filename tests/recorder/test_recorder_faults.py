@@ -30,7 +30,7 @@ from recorder.settings import RecorderSettings
 from recorder.storage import LocalStorage
 
 if TYPE_CHECKING:
-    from conftest import Seaweed
+    from seaweed import Seaweed
 
 WORKER = """
 import asyncio, json, logging, sys

@@ -21,7 +21,7 @@ from recorder.storage import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Seaweed
+    from seaweed import Seaweed
 
 
 @pytest.fixture(params=["local", "s3"])

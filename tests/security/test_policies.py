@@ -69,7 +69,12 @@ class Hotline:
     async def audit(self) -> list[tuple[str, str, str, dict[str, Any]]]:
         assert self.controller.engine is not None
         entries = await AuditLog(self.controller.engine).entries()
-        return [(e.user_id, e.role, e.action, e.detail_data) for e in entries]
+        # the chain's own rows (its key, created at the first start) are not a person's acts
+        return [
+            (e.user_id, e.role, e.action, e.detail_data)
+            for e in entries
+            if not e.action.startswith("audit_")
+        ]
 
     async def talking(self, op_id: str) -> None:
         """A caller in `general` put through to `op_id`, who is the only one ready."""
