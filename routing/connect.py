@@ -11,15 +11,22 @@ talked to the caller; ``ANSWEREDTIME`` (talk seconds) and ``DIALEDTIME`` (ring +
 the moment of answer, recorded as such so ASA is exact. NOANSWER, BUSY, CHANUNAVAIL,
 CONGESTION: the operator is paused "no answer" and the caller, still first, waits for the
 next one. The caller hanging up at any point is an abandon (their place is remembered for a
-call back) or, after an answer, the end of the conversation.
+call back) or, after an answer, the end of the conversation. Asterisk tells of a hang-up at
+once, also while no command runs (``HANGUP``, the session's `gone`): a caller on hold music
+leaves the queue that moment, not at the next announcement.
+
+A call handed back to the dialplan (the server cancels the handler: the controller is
+stopping) is not an abandon: the caller comes back through the dialplan's re-entry and takes
+their place again (`AcdNode.abandon` with ``counted=False``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from routing.model import Offer, Overflow
 from routing.node import AcdNode
@@ -40,6 +47,10 @@ ANSWERED_SUBROUTINE = "hotline-acd-answered"
 _RING_FAILURES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
 
 
+class _CallerLeft(Exception):
+    """The session ended (``HANGUP`` notice, connection lost) while the caller waited."""
+
+
 class DialSession(Protocol):
     """The part of `hotline.agi.session.AgiSession` this module uses."""
 
@@ -48,6 +59,8 @@ class DialSession(Protocol):
     async def exec(self, application: str, *options: str) -> int: ...
 
     async def get_variable(self, name: str) -> str | None: ...
+
+    def gone(self) -> asyncio.Future[None]: ...
 
 
 @dataclass(frozen=True)
@@ -106,16 +119,26 @@ async def connect_call(
             if answered:
                 await node.end_call(call_id)
                 return ConnectResult("answered", operator_id=picked.operator_id)
-    except hung_up:
+    except (hung_up, _CallerLeft):
         talked_to = await _leave(node, call_id, answered)
         if talked_to is not None:
             # The caller ended the conversation by hanging up: still an answered call (the
             # ACD counts it so), not a caller who left before an operator took them.
             return ConnectResult("answered", operator_id=talked_to)
         return ConnectResult("caller_gone")
-    except asyncio.CancelledError:  # the session noticed the hang-up while we waited silently
-        await asyncio.shield(_leave(node, call_id, answered))
+    except asyncio.CancelledError:  # handed back to the dialplan: the caller is still there
+        await asyncio.shield(_hand_back(node, call_id, answered))
         raise
+
+
+async def _hand_back(node: AcdNode, call_id: str, answered: bool) -> None:
+    """The server handed the call back (shutting down): the caller did not hang up, so no
+    abandon is counted; their place waits for the dialplan's re-entry."""
+    caller = node.acd.callers.get(call_id)
+    if answered or (caller is not None and caller.state == "talking"):
+        await node.end_call(call_id)
+        return
+    await node.abandon(call_id, counted=False)  # place remembered, no abandon counted
 
 
 async def _leave(node: AcdNode, call_id: str, answered: bool) -> str | None:
@@ -146,10 +169,14 @@ async def _wait(
     FastAGI session cannot stop a file mid-way): the phone rings within a file's length."""
     await session.exec("StartMusicOnHold", music_class)
     decision = asyncio.ensure_future(node.wait_for_operator(call_id))
+    gone = session.gone()
+    either: set[asyncio.Future[Any]] = {decision, gone}
     try:
         while True:
-            done, _ = await asyncio.wait({decision}, timeout=every)
-            if done:
+            await asyncio.wait(either, timeout=every, return_when=FIRST_COMPLETED)
+            if gone.done():  # HANGUP while no command ran: leave the queue now
+                raise _CallerLeft(call_id)
+            if decision.done():
                 break
             if announce is None:
                 continue

@@ -7,8 +7,11 @@ the reply-matching rules in one place, testable without a network:
 * A command owns the wire from the moment its line is written until its reply arrives. The
   next command waits for that turn, so Asterisk never has two commands outstanding and every
   reply answers the command before it (concurrent callers are queued, not refused).
-* The unsolicited ``HANGUP`` line is never a reply: it only sets `hung_up`. panoramisk returns
-  it as the reply to the command in flight and is then one reply late for the rest of the call.
+* The unsolicited ``HANGUP`` line is never a reply: it sets `hung_up` and completes `gone`.
+  panoramisk returns it as the reply to the command in flight and is then one reply late for
+  the rest of the call. Asterisk sends it the moment the caller hangs up, also while no command
+  runs (a caller held between announcements), and leaves the socket open: a handler waiting
+  on something else learns of it only through `gone`.
 * A command whose awaiting task is cancelled keeps the turn until its reply arrives and that
   reply is dropped, so the next command gets its own reply and not the orphan's.
 """
@@ -199,6 +202,7 @@ class AgiSession:
     __slots__ = (
         "_busy",
         "_failure",
+        "_gone",
         "_loop",
         "_on_failure",
         "_on_wire",
@@ -249,6 +253,7 @@ class AgiSession:
         self._sent_at = 0.0
         self._on_wire = b""  # the line of the command holding the turn
         self._failure: Exception | None = None
+        self._gone: asyncio.Future[None] | None = None  # made on first ask: see `gone`
 
     def __repr__(self) -> str:
         return f"<AgiSession {self.call_id} script={self.request.script!r}>"
@@ -263,6 +268,24 @@ class AgiSession:
     def failure(self) -> Exception | None:
         """Why the session can no longer be used (connection lost, timeout, garbage), if so."""
         return self._failure
+
+    def gone(self) -> asyncio.Future[None]:
+        """A future done the moment the session ends under the handler: the caller hung up
+        (the ``HANGUP`` notice or a ``511``), Asterisk closed the connection, or the session
+        failed. For a handler that waits on something other than a command (the ACD holding a
+        caller on hold music between announcements) and must not learn of it only at its next
+        command: ``await asyncio.wait({work, session.gone()}, ...)``. A cancellation (the
+        server handing the call back to the dialplan) does not complete it. Never cancel it."""
+        if self._gone is None:
+            self._gone = self._loop.create_future()
+            if self.hung_up or self._failure is not None:
+                self._gone.set_result(None)
+        return self._gone
+
+    def _mark_gone(self) -> None:
+        gone = self._gone
+        if gone is not None and not gone.done():
+            gone.set_result(None)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -336,6 +359,7 @@ class AgiSession:
         code = reply.code
         if code == 511:
             self.hung_up = True
+            self._mark_gone()
             self._support.count(verb, "dead_channel")
             return CallerHungUp(f"caller hung up; {verb} answered {code} {reply.text}")
         if code == 520:
@@ -354,6 +378,7 @@ class AgiSession:
         self._waiter = None
         if reply.code == 511:
             self.hung_up = True  # so a command queued behind this one is not sent
+            self._mark_gone()
         if self._queue:
             self._pass_turn()
         else:
@@ -366,6 +391,7 @@ class AgiSession:
         if not self.hung_up:
             self.hung_up = True
             log.debug("HANGUP notice from Asterisk")
+            self._mark_gone()
 
     def _connection_lost(self) -> None:
         self._fail(AgiConnectionLost("Asterisk closed the connection"), notify=False)
@@ -375,6 +401,7 @@ class AgiSession:
         if self._failure is not None:
             return
         self._failure = exc
+        self._mark_gone()
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._pass_turn()

@@ -281,6 +281,10 @@ class WaitingCaller:
     async def get_variable(self, name: str) -> str | None:
         return None
 
+    def gone(self) -> asyncio.Future[None]:
+        """Never done: this caller's hang-up shows at a prompt, not as an idle notice."""
+        return asyncio.get_running_loop().create_future()
+
 
 async def test_a_waiting_caller_hears_their_place_between_the_hold_music() -> None:
     node = memory_node({"general": group("general")}, [op("anna", general=5)])
