@@ -113,7 +113,15 @@ class Playback(NamedTuple):
 
 class Recording(NamedTuple):
     """How RECORD FILE ended: the digit that stopped it, the sample position, and Asterisk's
-    reason in parentheses (``timeout``, ``dtmf``, ``hangup``, ``writefile``...) if any."""
+    reason in parentheses (``timeout``, ``dtmf``, ``hangup``, ``writefile``...) if any.
+
+    Asterisk 22's handle_recordfile (res/res_agi.c) answers ``200`` whatever happened:
+    ``result=<digit> (dtmf)``, ``result=<n> (timeout)`` (n is what was left of the last wait
+    for audio, not a digit), ``result=-1 (hangup)`` (the file keeps what was said until
+    then), and the failures ``result=-1 (writefile)`` (the file could not be opened: a
+    missing directory, an unknown format), ``result=-1 (waitfor)``, ``result=<d> (randomerror)``
+    (the beep failed, or a key cut it: nothing was recorded) and a bare ``result=-1``.
+    """
 
     digit: str | None
     endpos: int
@@ -122,6 +130,18 @@ class Recording(NamedTuple):
     @property
     def timed_out(self) -> bool:
         return self.reason == "timeout"
+
+    @property
+    def saved(self) -> bool:
+        """The file holds the caller's message: ended by a key, the time limit or silence,
+        or the caller hanging up. False for every failure form above."""
+        return self.reason in _SAVED_REASONS
+
+
+# RECORD FILE's reasons after which the file was written (see `Recording`).
+_SAVED_REASONS: Final = frozenset({"dtmf", "timeout", "hangup"})
+# RECORD FILE's reasons whose result is a key the caller pressed.
+_DIGIT_REASONS: Final = frozenset({"dtmf", "randomerror"})
 
 
 class Digits(str):
@@ -523,7 +543,8 @@ class AgiSession:
         if silence_s is not None:
             args.append(f"s={silence_s}")
         reply = await self.command("RECORD FILE", *args)
-        return Recording(_digit(reply.value), _endpos(reply), reply.data)
+        digit = _digit(reply.value) if reply.data in _DIGIT_REASONS else None
+        return Recording(digit, _endpos(reply), reply.data)
 
 
 def _failure_label(exc: Exception) -> str:

@@ -500,10 +500,13 @@ async def test_transfer_dials_the_number_and_the_log_keeps_how_it_went(
         else "200 result=0",
     }
     commands = await raw_call(raw_hotline.port, replies, "1795563100.7")
-    assert commands[-4:] == [
+    # a number that did not answer is said so, not left as silence before the line drops
+    told = [] if dial_status == "ANSWER" else ['STREAM FILE hotline/transfer-failed ""']
+    assert commands[-4 - len(told) :] == [
         'STREAM FILE hotline/transferring ""',
         'EXEC Dial "Local/103@hotline-transfer,60"',
         "GET VARIABLE DIALSTATUS",
+        *told,
         "SET VARIABLE HOTLINE_DONE 1",  # finished: the dialplan hangs up, no re-entry
     ]
     assert "HANGUP" not in commands  # the line belongs to the number it was transferred to
@@ -550,3 +553,34 @@ async def test_a_caller_hanging_up_during_the_recording_is_logged_as_hangup(
     assert commands[-1].startswith("SET VARIABLE HOTLINE_MESSAGE")
     record = await raw_hotline.log.get("1795563100.9")
     assert record is not None and record.outcome == "hangup"
+
+
+@pytest.mark.parametrize(
+    "failed",
+    [
+        "200 result=-1 (writefile)",  # the directory is missing on the PBX host
+        "200 result=-1 (waitfor) endpos=0",
+        "200 result=-1 (randomerror) endpos=0",  # the beep could not be played
+        "200 result=35 (randomerror) endpos=0",  # "#" during the beep: nothing recorded
+        "200 result=-1",  # the silence detector could not be set up
+    ],
+)
+async def test_a_message_asterisk_did_not_save_is_never_called_saved(
+    raw_hotline: RawHotline, failed: str
+) -> None:
+    """RECORD FILE's failure forms (Asterisk 22's handle_recordfile): the caller is told the
+    message could not be kept and to call later; the call is not tagged with a message."""
+    replies = {
+        **ASTERISK,
+        "STREAM FILE hotline/choose": "200 result=50 endpos=4000",
+        "RECORD FILE": failed,
+    }
+    commands = await raw_call(raw_hotline.port, replies, "1795563100.10")
+    record_at = next(n for n, c in enumerate(commands) if c.startswith("RECORD FILE"))
+    assert commands[record_at + 1 :] == [
+        'STREAM FILE hotline/message-not-saved ""',
+        'STREAM FILE hotline/call-later ""',
+        "SET VARIABLE HOTLINE_DONE 1",
+    ]
+    record = await raw_hotline.log.get("1795563100.10")
+    assert record is not None and record.outcome == "message_not_saved"

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from hotline.agi.session import Recording
 from ivr.menu.console import ConsoleChannel, ScriptedKeypad
 from ivr.menu.engine import Engine
-from ivr.menu.loader import parse_menu
+from ivr.menu.loader import check_menu, parse_menu
 from ivr.menu.model import Services
 
 RECORD = """\
@@ -51,3 +58,67 @@ def _now():
     from datetime import UTC, datetime
 
     return datetime(2026, 11, 27, 9, tzinfo=UTC)
+
+
+# --- what the caller hears when the message was not kept ------------------------------------
+
+EMERGENCY = Path(__file__).resolve().parents[2] / "dialplans" / "88005000005.yaml"
+
+
+class FailingRecorder(Recorder):
+    """RECORD FILE answered as Asterisk 22 does when it cannot open the file."""
+
+    def __init__(self, call_id: str, reason: str) -> None:
+        super().__init__(call_id)
+        self.reason = reason
+        self._queue_status = "JOINEMPTY"  # nobody on duty: the menu's message path
+
+    async def record_file(self, path: str, *args: object, **options: object):  # type: ignore[override]
+        self.recordings.append((path, 0))
+        return Recording(None, 0, self.reason)
+
+
+@dataclass
+class Booking:
+    accept: bool
+    phones: list[str] = field(default_factory=list)
+
+    async def request(
+        self, call_id: str, *, phone: str, group: str, number: str, data: Mapping[str, str]
+    ) -> bool:
+        self.phones.append(f"{group}:{phone}")
+        return self.accept
+
+
+def emergency_menu():
+    return parse_menu(EMERGENCY.read_text(encoding="utf-8"), str(EMERGENCY))
+
+
+@pytest.mark.parametrize("accept", [True, False])
+async def test_the_emergency_line_never_says_saved_for_a_message_that_was_not(
+    accept: bool,
+) -> None:
+    """Nobody on duty, the message cannot be written on the PBX (``(writefile)``): instead
+    of "message saved" the caller is offered a call back to their number, or, when that
+    cannot be booked either, asked to call later."""
+    channel = FailingRecorder("1795563091.8", "writefile")
+    booking = Booking(accept)
+    result = await Engine().run(
+        channel, emergency_menu(), Services(callbacks=booking), _now(), caller_id="79161234567"
+    )
+    assert "hotline/message-saved" not in channel.played
+    said = ["hotline/message-callback"] if accept else ["hotline/call-later"]
+    assert channel.played[-3:] == ["hotline/message-not-saved", *said, "hotline/goodbye"]
+    assert booking.phones == ["emergency:79161234567"]
+    assert "message" not in result.variables and "HOTLINE_MESSAGE" not in channel.variables
+
+
+async def test_a_saved_message_still_says_saved() -> None:
+    channel = FailingRecorder("1795563091.9", "dtmf")
+    await Engine().run(channel, emergency_menu(), Services(), _now(), caller_id="79161234567")
+    assert channel.played[-2:] == ["hotline/message-saved", "hotline/goodbye"]
+
+
+def test_the_shipped_emergency_menu_names_every_prompt_it_plays() -> None:
+    _, problems = check_menu(EMERGENCY.read_text(encoding="utf-8"), str(EMERGENCY))
+    assert problems == []
