@@ -29,7 +29,6 @@ from pbxsim.timeline import (
     escape_digits,
 )
 
-
 # The formats ast_writefile finds a writer for in a stock Asterisk 22 build (format_*.so).
 RECORD_FORMATS: Final = frozenset(
     {"wav", "WAV", "wav16", "gsm", "ulaw", "alaw", "sln", "sln16", "g722", "g729", "ilbc"}
