@@ -256,8 +256,8 @@ class Acd:
         group = self._group(group_id)
         if not self.is_open(group, self.clock()):
             return "closed"
-        if not self.select.logged_in(group_id):
-            return "nobody_logged_in"
+        if not any(map(self.select.logged_in, (group_id, *group.widen_to))):
+            return "nobody_logged_in"  # nor in the groups it widens to (at once, then)
         return None
 
     def enqueue(

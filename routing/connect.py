@@ -23,6 +23,7 @@ their place again (`AcdNode.abandon` with ``counted=False``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
 #   exten => s,1,AGI(agi://CONTROLLER:4573/acd-answered?call=${ARG1})
 #    same => n,Return()
 ANSWERED_SUBROUTINE = "hotline-acd-answered"
+log = logging.getLogger("hotline.routing")
 _RING_FAILURES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
 
 
@@ -95,7 +97,7 @@ async def connect_call(
     (``hotline.agi.session.CallerHungUp``). Overflow (closed, nobody logged in, max wait)
     is returned, not handled: the menu's overflow path runs it. `on_offer` is told each
     offer just before the operator's phone is dialled (the desktop's screen pop)."""
-    reason = node.acd.overflow_reason(group_id)
+    group_id, reason = _staffed_group(node, group_id)
     if reason is not None:
         group = node.acd.groups[group_id]
         return ConnectResult(
@@ -139,6 +141,23 @@ async def _hand_back(node: AcdNode, call_id: str, answered: bool) -> None:
         await node.end_call(call_id)
         return
     await node.abandon(call_id, counted=False)  # place remembered, no abandon counted
+
+
+def _staffed_group(node: AcdNode, group_id: str) -> tuple[str, str | None]:
+    """The group to queue in and why not, if so. An open group with nobody logged in (nor in
+    the groups it widens to) sends the caller on to its `overflow_group` when someone is
+    logged in there (one step, no chains), so "all busy" is the last resort."""
+    reason = node.acd.overflow_reason(group_id)
+    overflow = node.acd.groups[group_id].overflow_group
+    if reason == "nobody_logged_in" and overflow and node.acd.overflow_reason(overflow) is None:
+        log.warning(
+            "nobody logged in for %s: caller sent on to %s",
+            group_id,
+            overflow,
+            extra={"group": group_id, "overflow_group": overflow},
+        )
+        return overflow, None
+    return group_id, reason
 
 
 async def _leave(node: AcdNode, call_id: str, answered: bool) -> str | None:
