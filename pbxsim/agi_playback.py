@@ -45,7 +45,7 @@ def open_recording(path: str, fmt: str, *, append: bool) -> bool:
     target = Path(f"{path}.{fmt}")
     try:
         if fmt.lower() == "wav" and not append:
-            with wave.open(str(target), "wb") as audio:
+            with target.open("wb") as file, wave.open(file, "wb") as audio:
                 audio.setnchannels(1)
                 audio.setsampwidth(2)
                 audio.setframerate(SAMPLE_RATE)

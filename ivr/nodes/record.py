@@ -64,8 +64,9 @@ class RecordNode:
     async def run(self, call: Call) -> Next:
         await play(call, self.files)
         await export_variables(call)
-        # The call id comes from Asterisk; only safe characters go into a file name.
-        path = f"{call.services.recordings_dir}/{_UNSAFE.sub('_', call.channel.call_id)}"
+        # The call id comes from Asterisk; only safe characters go into a file name. The suffix
+        # keeps it apart from the call's own recording when both share the recorder's spool.
+        path = f"{call.services.recordings_dir}/{_UNSAFE.sub('_', call.channel.call_id)}-message"
         recording = await call.channel.record_file(
             path, "wav", "#", self.max_seconds * 1000, beep=True, silence_s=self.silence
         )

@@ -5,6 +5,7 @@ log is a real database (SQLite) and the status lookups go to the stand-in status
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +77,7 @@ class Hotline:
 
     port: int
     log: CallLog
+    messages: Path = Path("/nonexistent")  # where the menus record voice messages
     now: datetime = WORKDAY
     surge: bool = False
     runs: int = 0
@@ -127,12 +129,16 @@ async def hotline(tmp_path: Path) -> AsyncIterator[Hotline]:
     status = await serve(load_fixtures(DIALPLANS / "status-fixtures.yaml"), "127.0.0.1", 0)
     status_port = bound_port(status)
     log = CallLog(engine)
-    holder = Hotline(0, log)
+    messages = tmp_path / "messages"
+    messages.mkdir()
+    holder = Hotline(0, log, messages)
     services = Services(
         status=HttpStatusService(f"http://127.0.0.1:{status_port}"),
         history=CallLogHistory(engine),
         validators=VALIDATORS,
         say=say_ru,
+        # an existing directory: the simulator, like Asterisk, refuses to record elsewhere
+        recordings_dir=str(messages),
     )
     library, problems = load_library(DIALPLANS, services, "88001000001", lambda: holder.surge)
     assert problems == []
@@ -383,12 +389,35 @@ async def test_emergency_unanswered_caller_leaves_a_recorded_message(hotline: Ho
         "88005000005", [(30, "#")], at=NIGHT, queues=Queues("JOINEMPTY")
     )
     assert queued(commands) == ['EXEC Queue "hotline-emergency,tc,,,1800"']
-    path = f"/var/spool/asterisk/hotline-messages/{outcome.uniqueid}"
+    path = f"{hotline.messages}/{outcome.uniqueid}-message"
     records = [c for c in commands if c.startswith("RECORD FILE")]
     assert records == [f'RECORD FILE {path} wav "#" 120000 0 BEEP s=5']
     assert tagged(commands)["HOTLINE_MESSAGE"] == f"{path}.wav"
     assert outcome.prompts[-2:] == ("hotline/message-saved", "hotline/goodbye")
     assert commands[-1] == "HANGUP"
+    assert logged == "joinempty"  # the call log keeps what the queue said
+    # the simulator wrote it, as Asterisk would
+    assert os.listdir(hotline.messages) == [f"{outcome.uniqueid}-message.wav"]
+
+
+async def test_emergency_message_the_pbx_cannot_write_is_not_called_saved(
+    hotline: Hotline,
+) -> None:
+    """The issue's night on the emergency line: nobody on duty, and the messages directory
+    missing on the PBX host: RECORD FILE answers ``(writefile)``; the caller is told and a
+    call back is arranged instead of hearing "message saved"."""
+    hotline.messages.rmdir()
+    outcome, commands, logged = await hotline.call(
+        "88005000005", [(30, "#")], at=NIGHT, queues=Queues("JOINEMPTY")
+    )
+    assert any(c.startswith("RECORD FILE") for c in commands)
+    assert "hotline/message-saved" not in outcome.prompts
+    assert outcome.prompts[-3:] == (
+        "hotline/message-not-saved",
+        "hotline/message-callback",
+        "hotline/goodbye",
+    )
+    assert "HOTLINE_MESSAGE" not in tagged(commands)
     assert logged == "joinempty"  # the call log keeps what the queue said
 
 
@@ -525,7 +554,7 @@ async def test_record_keeps_the_message_with_what_the_caller_chose(
     }
     # a hostile unique id cannot steer where the message is written
     commands = await raw_call(raw_hotline.port, replies, "1795563100.8/../../etc/passwd")
-    path = "/var/spool/asterisk/hotline-messages/1795563100.8_.._.._etc_passwd"
+    path = "/var/spool/asterisk/hotline-messages/1795563100.8_.._.._etc_passwd-message"
     record_at = commands.index(f'RECORD FILE {path} wav "#" 60000 0 BEEP s=4')
     # what the caller chose is on the channel before the recording starts
     assert commands[record_at - 1] == "SET VARIABLE HOTLINE_TOPIC жалоба"

@@ -47,10 +47,10 @@ async def test_the_message_is_recorded_with_a_safe_name() -> None:
     result = await Engine().run(
         channel, parse_menu(RECORD, "r.yaml"), Services(recordings_dir="/spool"), _now()
     )
-    assert channel.recordings == [("/spool/1795563091.7_.._x", 60000)]
-    assert result.variables["message"] == "/spool/1795563091.7_.._x.wav"
+    assert channel.recordings == [("/spool/1795563091.7_.._x-message", 60000)]
+    assert result.variables["message"] == "/spool/1795563091.7_.._x-message.wav"
     assert channel.variables["HOTLINE_CALLBACK_PHONE"] == "79161234567"
-    assert channel.variables["HOTLINE_MESSAGE"] == "/spool/1795563091.7_.._x.wav"
+    assert channel.variables["HOTLINE_MESSAGE"] == "/spool/1795563091.7_.._x-message.wav"
     assert str(result.end) == "hangup"
 
 
@@ -122,3 +122,63 @@ async def test_a_saved_message_still_says_saved() -> None:
 def test_the_shipped_emergency_menu_names_every_prompt_it_plays() -> None:
     _, problems = check_menu(EMERGENCY.read_text(encoding="utf-8"), str(EMERGENCY))
     assert problems == []
+
+
+@dataclass
+class Messages:
+    """The controller's voice messages as the menu sees them."""
+
+    accept: bool
+    received_: list[dict[str, object]] = field(default_factory=list)
+
+    async def received(
+        self,
+        call_id: str,
+        *,
+        path: str,
+        group: str,
+        phone: str,
+        number: str,
+        data: Mapping[str, str],
+    ) -> bool:
+        self.received_.append({"path": path, "group": group, "phone": phone, "data": dict(data)})
+        return self.accept
+
+
+WITH_PHONE = """\
+number: "1000"
+group: emergency
+start: a
+nodes:
+  a: {kind: set, values: {callback_phone: "89161234567", topic: "авария"}, next: r}
+  r:
+    kind: record
+    prompts: [hotline/record-message]
+    phone: callback_phone
+    next: saved
+  saved: {kind: hangup, prompts: [hotline/message-saved]}
+"""
+
+
+@pytest.mark.parametrize("reason", ["dtmf", "timeout", "hangup"])
+async def test_a_saved_message_is_handed_over_with_the_number_to_call_back(reason: str) -> None:
+    channel = FailingRecorder("1795563091.10", reason)
+    messages = Messages(accept=True)
+    services = Services(recordings_dir="/spool", messages=messages)
+    await Engine().run(channel, parse_menu(WITH_PHONE, "m.yaml"), services, _now())
+    assert messages.received_ == [
+        {
+            "path": "/spool/1795563091.10-message.wav",
+            "group": "emergency",
+            "phone": "89161234567",
+            "data": {"callback_phone": "89161234567", "topic": "авария"},
+        }
+    ]
+
+
+async def test_a_message_nobody_took_is_not_called_saved() -> None:
+    channel = FailingRecorder("1795563091.11", "dtmf")
+    services = Services(recordings_dir="/spool", messages=Messages(accept=False))
+    result = await Engine().run(channel, parse_menu(WITH_PHONE, "m.yaml"), services, _now())
+    assert channel.played[-2:] == ["hotline/message-not-saved", "hotline/call-later"]
+    assert result.end is not None and result.end.outcome == "message_not_saved"

@@ -59,6 +59,30 @@ tests:
                 its callers go to its overflow group or hear "all busy".
   - interval: 1m
     input_series:
+      # two nodes export the same count; a message goes overdue at minute 3, is called back
+      # at minute 6
+      - series: 'hotline_voice_messages_overdue{{group="emergency",instance="a"}}'
+        values: '0 0 0 1 1 1 0 0'
+      - series: 'hotline_voice_messages_overdue{{group="emergency",instance="b"}}'
+        values: '0 0 0 1 1 1 0 0'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: HotlineVoiceMessageOverdue
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: HotlineVoiceMessageOverdue
+        exp_alerts:
+          - exp_labels: {{severity: critical, group: emergency}}
+            exp_annotations:
+              summary: "Голосовое сообщение в группе emergency ждёт обратного звонка дольше срока"
+              description: >-
+                1 voice message(s) of group emergency have waited past the
+                group's message_deadline_minutes for their call back: see /api/callbacks.
+      - eval_time: 7m
+        alertname: HotlineVoiceMessageOverdue
+        exp_alerts: []
+  - interval: 1m
+    input_series:
       - series: 'hotline_recorder_starts_total{{outcome="started"}}'
         values: '0+5x30'
       - series: 'hotline_recorder_starts_total{{outcome="failed"}}'
