@@ -45,6 +45,7 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from controller.voice_messages import MessageIntake, OverdueMessages
 from hotline.access import access_middleware
 from hotline.accounts.build import AccountsKit, build_accounts
 from hotline.accounts.lookup import AccountsLookup
@@ -59,6 +60,7 @@ from hotline.audit_watch import AuditWatch, WatchedKey
 from hotline.auth import TokenFile
 from hotline.keyfiles import MasterKeyStore
 from hotline.lifecycle import Lifecycle
+from hotline.periodic import Periodic
 from hotline.security import SecurityCategory, security_event
 from hotline.store.db import CallLog
 from hotline.store.state import CallState
@@ -77,6 +79,8 @@ from workspace.part import WorkspaceService
 from workspace.pop import Ring
 
 log = logging.getLogger(__name__)
+# How often voice messages' call backs are checked against their group's deadline.
+DEADLINE_CHECK_SECONDS = 30.0
 # The outside agencies operators may send a caller to (id -> name, number).
 AGENCIES_FILE = "dialplans/agencies.yaml"
 # How much of a refused request's path a security event shows (ids can be long on purpose).
@@ -327,13 +331,21 @@ class Controller:
             PartOf("callbacks", callbacks.start, callbacks.stop, lambda: dialling)
         )
         self.callbacks.install(app)
+        # voice messages whose call back waits past the group's deadline: the alarm metric
+        overdue = OverdueMessages(engine, lambda: acd.node.acd.groups)
+        watch = Periodic(overdue.check, DEADLINE_CHECK_SECONDS, name="message-deadline", log=log)
+        await self._lifecycle.start(PartOf("message-deadline", watch.start, watch.close))
 
     def _menus(self, call_log: CallLog) -> MenuService:
         """The menus, with the ACD as their queue port, callbacks, and the recorder's answer
         hook (without the ACD a menu's queue is Asterisk's Queue())."""
         hooks: tuple[AnsweredHook, ...] = ()
+        spool: str | None = None  # voice messages go into the recorder's spool when it is on
         if self.recordings is not None:
             hooks = tuple(self.recordings.hooks)
+            spool = str(Path(self.settings.recorder.spool_dir).resolve())
+        recorder = self.recordings.recorder if self.recordings is not None else None
+        takers = recorder is not None or self.callbacks is not None
         return MenuService.build(
             self.settings.ivr,
             call_log,
@@ -342,6 +354,8 @@ class Controller:
             callbacks=self.callbacks,
             on_answered=hooks,
             contacts=self.workspace,
+            messages=MessageIntake(recorder, self.callbacks) if takers else None,
+            recordings_dir=spool,
         )
 
     def _agi_server(self, menus: MenuService) -> FastAgiServer:

@@ -17,7 +17,7 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.store.db import CallLog
 from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
-from ivr.menu.model import CallbackRequests, CallContacts, OperatorQueue
+from ivr.menu.model import CallbackRequests, CallContacts, OperatorQueue, VoiceMessages
 from ivr.menu.watch import MenuWatcher
 from ivr.settings import IvrSettings
 
@@ -45,10 +45,19 @@ class MenuService:
         callbacks: CallbackRequests | None,
         on_answered: Sequence[AnsweredHook],
         contacts: CallContacts | None = None,
+        messages: VoiceMessages | None = None,
+        recordings_dir: str | None = None,
     ) -> MenuService:
+        """`messages` takes the voice messages in hand, written to `recordings_dir` (default:
+        ``[ivr] recordings_dir``; the controller names the recorder's spool when it is on)."""
         services = replace(
-            base_services(settings, call_log, queue), callbacks=callbacks, contacts=contacts
+            base_services(settings, call_log, queue),
+            callbacks=callbacks,
+            contacts=contacts,
+            messages=messages,
         )
+        if recordings_dir is not None:
+            services = replace(services, recordings_dir=recordings_dir)
         library, problems = load_library(settings.dialplans_dir, services, settings.general_number)
         if problems:
             log.error("some menus were rejected", extra={"rejected": len(problems)})

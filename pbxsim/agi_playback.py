@@ -4,6 +4,10 @@ SAY family and RECORD FILE.
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+from typing import Final
+
 from pbxsim.agi_core import ChannelCore
 from pbxsim.agi_results import (
     RESULT_FAILURE,
@@ -24,6 +28,32 @@ from pbxsim.sounds import (
 from pbxsim.timeline import (
     escape_digits,
 )
+
+# The formats ast_writefile finds a writer for in a stock Asterisk 22 build (format_*.so).
+RECORD_FORMATS: Final = frozenset(
+    {"wav", "WAV", "wav16", "gsm", "ulaw", "alaw", "sln", "sln16", "g722", "g729", "ilbc"}
+)
+
+
+def open_recording(path: str, fmt: str, *, append: bool) -> bool:
+    """What ast_writefile does before RECORD FILE records: open ``<path>.<fmt>`` with
+    O_CREAT|O_WRONLY in an existing directory (it creates none) and, for wav, write the
+    header. The simulated caller sends no audio, so the file keeps no samples. False when
+    Asterisk would fail: an unknown format, a missing or unwritable directory."""
+    if fmt not in RECORD_FORMATS:
+        return False
+    target = Path(f"{path}.{fmt}")
+    try:
+        if fmt.lower() == "wav" and not append:
+            with target.open("wb") as file, wave.open(file, "wb") as audio:
+                audio.setnchannels(1)
+                audio.setsampwidth(2)
+                audio.setframerate(SAMPLE_RATE)
+        else:
+            target.touch(mode=0o664)
+    except OSError:
+        return False
+    return True
 
 
 class PlaybackCommands(ChannelCore):
@@ -144,6 +174,11 @@ class PlaybackCommands(ChannelCore):
             res = played[0] if played else -1
             if res:
                 return RESULT_SUCCESS, ok(res, "randomerror", endpos)
+        if not open_recording(argv[2], argv[3], append=bool(offset)):
+            # ast_writefile failed (no such directory, not writable, unknown format): no
+            # endpos in this reply, and the handler's RESULT_FAILURE shows as AGIExecEnd's
+            # "Failure"
+            return RESULT_FAILURE, ok(-1, "writefile")
         if limit_ms == 0:  # the record loop does not run at all
             return RESULT_SUCCESS, ok(0, "timeout", endpos)
         deadline = None if limit_ms < 0 else self.clock.now() + limit_ms / 1000

@@ -17,6 +17,7 @@ API for a driver::
     acd.end_call(call_id)                       # conversation over         -> wrap_up (timed)
     offers = acd.wrap_up_done(op_id)            # early "ready" from the operator
     offers = acd.abandon(call_id)               # caller gave up / was cut off (place remembered)
+                                                # (counted=False: handed back, not given up)
     offers = acd.escalate(call_id, "tech2", note="...")   # keeps data, history and place
     events = acd.tick()                         # timers due now: ring timeouts, wrap-up ends,
                                                 # widening, max-wait overflows
@@ -258,8 +259,8 @@ class Acd:
         group = self._group(group_id)
         if not self.is_open(group, self.clock()):
             return "closed"
-        if not self.select.logged_in(group_id):
-            return "nobody_logged_in"
+        if not any(map(self.select.logged_in, (group_id, *group.widen_to))):
+            return "nobody_logged_in"  # nor in the groups it widens to (at once, then)
         return None
 
     def enqueue(
@@ -331,15 +332,16 @@ class Acd:
         )
         self.timers.add(op.until, "wrap_up", op.id)
 
-    def abandon(self, call_id: str) -> list[Offer]:
-        """The caller hung up or was cut off before talking; they may call back for their place."""
+    def abandon(self, call_id: str, *, counted: bool = True) -> list[Offer]:
+        """The caller hung up or was cut off before talking; they may call back for their place.
+        `counted=False`: they did not give up (the call was handed back to the dialplan)."""
         caller = self.callers.pop(call_id, None)
         if caller is None:
             return []
         if caller.state == "talking":
             self.callers[call_id] = caller
             raise AcdError(f"call {call_id!r} is in a conversation; use end_call")
-        self.stats[caller.group].abandoned += caller.state != "overflowed"
+        self.stats[caller.group].abandoned += counted and caller.state != "overflowed"
         if caller.number:
             now = self.clock()
             self.queue.remember(caller, now, now + self.settings.recall_window_seconds)

@@ -11,15 +11,23 @@ talked to the caller; ``ANSWEREDTIME`` (talk seconds) and ``DIALEDTIME`` (ring +
 the moment of answer, recorded as such so ASA is exact. NOANSWER, BUSY, CHANUNAVAIL,
 CONGESTION: the operator is paused "no answer" and the caller, still first, waits for the
 next one. The caller hanging up at any point is an abandon (their place is remembered for a
-call back) or, after an answer, the end of the conversation.
+call back) or, after an answer, the end of the conversation. Asterisk tells of a hang-up at
+once, also while no command runs (``HANGUP``, the session's `gone`): a caller on hold music
+leaves the queue that moment, not at the next announcement.
+
+A call handed back to the dialplan (the server cancels the handler: the controller is
+stopping) is not an abandon: the caller comes back through the dialplan's re-entry and takes
+their place again (`AcdNode.abandon` with ``counted=False``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from routing.model import Offer, Overflow
@@ -39,7 +47,12 @@ __all__ = [
 #   exten => s,1,AGI(agi://${ARG2}/acd-answered?call=${ARG1})
 #    same => n,Return()
 ANSWERED_SUBROUTINE = "hotline-acd-answered"
+log = logging.getLogger("hotline.routing")
 _RING_FAILURES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
+
+
+class _CallerLeft(Exception):
+    """The session ended (``HANGUP`` notice, connection lost) while the caller waited."""
 
 
 class DialSession(Protocol):
@@ -51,6 +64,8 @@ class DialSession(Protocol):
     async def exec(self, application: str, *options: str) -> int: ...
 
     async def get_variable(self, name: str) -> str | None: ...
+
+    def gone(self) -> asyncio.Future[None]: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,7 @@ async def connect_call(
     original arrival, carried from a controller that went away (`routing.arrival`);
     `on_queued` is told the arrival the caller is queued with, to carry it on; `on_offer` is
     told each offer just before the operator's phone is dialled (the desktop's screen pop)."""
-    reason = node.acd.overflow_reason(group_id)
+    group_id, reason = _staffed_group(node, group_id)
     if reason is not None:
         group = node.acd.groups[group_id]
         return ConnectResult(
@@ -117,16 +132,43 @@ async def connect_call(
             if answered:
                 await node.end_call(call_id)
                 return ConnectResult("answered", operator_id=picked.operator_id)
-    except hung_up:
+    except (hung_up, _CallerLeft):
         talked_to = await _leave(node, call_id, answered)
         if talked_to is not None:
             # The caller ended the conversation by hanging up: still an answered call (the
             # ACD counts it so), not a caller who left before an operator took them.
             return ConnectResult("answered", operator_id=talked_to)
         return ConnectResult("caller_gone")
-    except asyncio.CancelledError:  # the session noticed the hang-up while we waited silently
-        await asyncio.shield(_leave(node, call_id, answered))
+    except asyncio.CancelledError:  # handed back to the dialplan: the caller is still there
+        await asyncio.shield(_hand_back(node, call_id, answered))
         raise
+
+
+async def _hand_back(node: AcdNode, call_id: str, answered: bool) -> None:
+    """The server handed the call back (shutting down): the caller did not hang up, so no
+    abandon is counted; their place waits for the dialplan's re-entry."""
+    caller = node.acd.callers.get(call_id)
+    if answered or (caller is not None and caller.state == "talking"):
+        await node.end_call(call_id)
+        return
+    await node.abandon(call_id, counted=False)  # place remembered, no abandon counted
+
+
+def _staffed_group(node: AcdNode, group_id: str) -> tuple[str, str | None]:
+    """The group to queue in and why not, if so. An open group with nobody logged in (nor in
+    the groups it widens to) sends the caller on to its `overflow_group` when someone is
+    logged in there (one step, no chains), so "all busy" is the last resort."""
+    reason = node.acd.overflow_reason(group_id)
+    overflow = node.acd.groups[group_id].overflow_group
+    if reason == "nobody_logged_in" and overflow and node.acd.overflow_reason(overflow) is None:
+        log.warning(
+            "nobody logged in for %s: caller sent on to %s",
+            group_id,
+            overflow,
+            extra={"group": group_id, "overflow_group": overflow},
+        )
+        return overflow, None
+    return group_id, reason
 
 
 async def _leave(node: AcdNode, call_id: str, answered: bool) -> str | None:
@@ -157,10 +199,14 @@ async def _wait(
     FastAGI session cannot stop a file mid-way): the phone rings within a file's length."""
     await session.exec("StartMusicOnHold", music_class)
     decision = asyncio.ensure_future(node.wait_for_operator(call_id))
+    gone = session.gone()
+    either: set[asyncio.Future[Any]] = {decision, gone}
     try:
         while True:
-            done, _ = await asyncio.wait({decision}, timeout=every)
-            if done:
+            await asyncio.wait(either, timeout=every, return_when=FIRST_COMPLETED)
+            if gone.done():  # HANGUP while no command ran: leave the queue now
+                raise _CallerLeft(call_id)
+            if decision.done():
                 break
             if announce is None:
                 continue

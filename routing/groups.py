@@ -13,6 +13,8 @@ Each group is also a skill: an operator with skill ``payments`` at some level se
         widen_after_seconds: 60       # then operators of `widen_to` groups may answer too
         widen_to: [general]           # secondary skills (optional, default none)
         overflow_group: general       # where the overflow path sends the caller (optional)
+        message_deadline_minutes: 10  # a voice message left for the group waits no longer
+                                      # for its call back without an alarm (optional)
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from yaml.nodes import Node
 
 from hotline.yamldoc import YamlDoc
 
@@ -36,7 +40,7 @@ _REQUIRED = {
     "max_wait_seconds",
     "widen_after_seconds",
 }
-_ALLOWED = _REQUIRED | {"widen_to", "overflow_group"}
+_ALLOWED = _REQUIRED | {"widen_to", "overflow_group", "message_deadline_minutes"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Group:
     widen_after_seconds: float
     widen_to: tuple[str, ...] = ()
     overflow_group: str | None = None
+    message_deadline_minutes: float | None = None
 
 
 def load_groups(path: str | Path) -> dict[str, Group]:
@@ -117,5 +122,13 @@ def _group(
         widen_after_seconds=seconds("widen_after_seconds"),
         widen_to=tuple(widen),
         overflow_group=overflow,
+        message_deadline_minutes=_deadline(doc, fields),
     )
     return group, refs
+
+
+def _deadline(doc: YamlDoc, fields: dict[str, tuple[Node, Node]]) -> float | None:
+    """``message_deadline_minutes``: optional, at least a minute."""
+    if "message_deadline_minutes" not in fields:
+        return None
+    return doc.number(fields["message_deadline_minutes"][1], "message_deadline_minutes", minimum=1)

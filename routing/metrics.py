@@ -60,7 +60,15 @@ class AcdCollector(Collector):
             "Share of staffed operators busy (ringing, talking or wrap-up)",
             labels=["group"],
         )
+        unstaffed = GaugeMetricFamily(
+            "hotline_group_open_unstaffed",
+            "1 while the group is open and none of its operators is logged in",
+            labels=["group"],
+        )
+        now = acd.clock()
         for group_id in sorted(acd.groups):
+            open_now = acd.is_open(acd.groups[group_id], now)
+            unstaffed.add_metric([group_id], float(open_now and not acd.select.logged_in(group_id)))
             stats = acd.stats[group_id]
             waiting.add_metric([group_id], acd.waiting(group_id))
             longest.add_metric([group_id], acd.longest_wait(group_id))
@@ -77,6 +85,7 @@ class AcdCollector(Collector):
             staffed = busy + counts[OperatorState.READY]
             occupancy.add_metric([group_id], busy / staffed if staffed else 0.0)
         yield from (waiting, longest, answered, abandoned, asa, service_level, by_state, occupancy)
+        yield unstaffed
 
 
 def register(acd: Acd, registry: CollectorRegistry | None = None) -> AcdCollector:

@@ -371,7 +371,8 @@ class AcdNode:
             return False  # a place from before left_at was kept: its age is unknown
         return self.acd.clock() - left_at <= self.acd.settings.recall_window_seconds
 
-    async def abandon(self, call_id: str) -> list[Offer]:
+    async def abandon(self, call_id: str, *, counted: bool = True) -> list[Offer]:
+        """The caller hung up (`counted`) or was handed back: out of the queue, place kept."""
         caller = self.acd.callers.get(call_id)
         if caller is None:
             return []
@@ -381,7 +382,7 @@ class AcdNode:
             "group": caller.group,
             "left_at": repr(self.acd.clock()),  # the recall window runs from here
         }
-        offers = self.acd.abandon(call_id)
+        offers = self.acd.abandon(call_id, counted=counted)
         self._waiters.pop(call_id, None)
         if op_id is not None:
             await self._do("abandon", lambda s: s.unclaim(call_id, op_id, "ready"))

@@ -111,8 +111,12 @@ class OperatorSelection:
         return best
 
     def widened(self, caller: Caller) -> bool:
+        """May go to the `widen_to` groups' operators: after `widen_after_seconds`, or at
+        once while nobody of the caller's own group is logged in (no one to wait for)."""
         group = self._groups[caller.group]
-        return self._clock() - caller.queued_at >= group.widen_after_seconds
+        if self._clock() - caller.queued_at >= group.widen_after_seconds:
+            return True
+        return bool(group.widen_to) and not self.logged_in(caller.group)
 
     def operator_for(self, caller: Caller) -> AcdOperator | None:
         """The operator to ring for a waiting caller, if they are first in line."""

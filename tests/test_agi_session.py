@@ -503,3 +503,46 @@ async def test_a_bad_verb_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(ValueError):
         await wire.session.command("ANSWER\nEXEC System")
     assert wire.lines == []
+
+
+# --- gone: the hang-up seen while no command runs ------------------------------------------------
+
+
+async def test_gone_completes_on_a_hangup_notice_with_no_command_on_the_wire() -> None:
+    wire = Wire()
+    gone = wire.session.gone()
+    await settle()
+    assert not gone.done()
+    wire.answer("HANGUP")  # Asterisk: the caller left while the controller sent nothing
+    assert gone.done() and wire.session.hung_up
+    assert wire.lines == []  # nothing had to be sent to learn it
+    assert wire.session.gone() is gone
+
+
+async def test_gone_completes_on_511_and_on_a_lost_connection_but_not_on_cancel() -> None:
+    dead = Wire()
+    command = asyncio.create_task(dead.session.noop())
+    await settle()
+    dead.answer("511 Command Not Permitted on a dead channel or intercept routine")
+    with pytest.raises(CallerHungUp):
+        await command
+    assert dead.session.gone().done()
+
+    lost = Wire()
+    gone = lost.session.gone()
+    lost.session._connection_lost()
+    assert gone.done() and not lost.session.hung_up  # gone, though not by a notice
+
+    handed_back = Wire()  # the server cancels the handler: the caller is still there
+    gone = handed_back.session.gone()
+    waiting = asyncio.create_task(asyncio.wait({gone}))
+    await settle()
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert not gone.done()
+
+
+async def test_gone_asked_after_the_hangup_is_already_done() -> None:
+    wire = Wire()
+    wire.answer("HANGUP")
+    assert wire.session.gone().done()

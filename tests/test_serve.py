@@ -262,6 +262,7 @@ async def test_health_reports_every_part(controller: Controller) -> None:
         "recorder": "ok",
         "ami": "disabled",
         "callbacks": "disabled",  # accepted and kept pending: nothing dials without AMI
+        "message-deadline": "ok",  # voice messages' call backs checked against the deadline
         "http": "ok",
         "menus": "ok",
         "agi": "listening",

@@ -7,8 +7,11 @@ the reply-matching rules in one place, testable without a network:
 * A command owns the wire from the moment its line is written until its reply arrives. The
   next command waits for that turn, so Asterisk never has two commands outstanding and every
   reply answers the command before it (concurrent callers are queued, not refused).
-* The unsolicited ``HANGUP`` line is never a reply: it only sets `hung_up`. panoramisk returns
-  it as the reply to the command in flight and is then one reply late for the rest of the call.
+* The unsolicited ``HANGUP`` line is never a reply: it sets `hung_up` and completes `gone`.
+  panoramisk returns it as the reply to the command in flight and is then one reply late for
+  the rest of the call. Asterisk sends it the moment the caller hangs up, also while no command
+  runs (a caller held between announcements), and leaves the socket open: a handler waiting
+  on something else learns of it only through `gone`.
 * A command whose awaiting task is cancelled keeps the turn until its reply arrives and that
   reply is dropped, so the next command gets its own reply and not the orphan's.
 """
@@ -110,7 +113,15 @@ class Playback(NamedTuple):
 
 class Recording(NamedTuple):
     """How RECORD FILE ended: the digit that stopped it, the sample position, and Asterisk's
-    reason in parentheses (``timeout``, ``dtmf``, ``hangup``, ``writefile``...) if any."""
+    reason in parentheses (``timeout``, ``dtmf``, ``hangup``, ``writefile``...) if any.
+
+    Asterisk 22's handle_recordfile (res/res_agi.c) answers ``200`` whatever happened:
+    ``result=<digit> (dtmf)``, ``result=<n> (timeout)`` (n is what was left of the last wait
+    for audio, not a digit), ``result=-1 (hangup)`` (the file keeps what was said until
+    then), and the failures ``result=-1 (writefile)`` (the file could not be opened: a
+    missing directory, an unknown format), ``result=-1 (waitfor)``, ``result=<d> (randomerror)``
+    (the beep failed, or a key cut it: nothing was recorded) and a bare ``result=-1``.
+    """
 
     digit: str | None
     endpos: int
@@ -119,6 +130,18 @@ class Recording(NamedTuple):
     @property
     def timed_out(self) -> bool:
         return self.reason == "timeout"
+
+    @property
+    def saved(self) -> bool:
+        """The file holds the caller's message: ended by a key, the time limit or silence,
+        or the caller hanging up. False for every failure form above."""
+        return self.reason in _SAVED_REASONS
+
+
+# RECORD FILE's reasons after which the file was written (see `Recording`).
+_SAVED_REASONS: Final = frozenset({"dtmf", "timeout", "hangup"})
+# RECORD FILE's reasons whose result is a key the caller pressed.
+_DIGIT_REASONS: Final = frozenset({"dtmf", "randomerror"})
 
 
 class Digits(str):
@@ -199,6 +222,7 @@ class AgiSession:
     __slots__ = (
         "_busy",
         "_failure",
+        "_gone",
         "_loop",
         "_on_failure",
         "_on_wire",
@@ -249,6 +273,7 @@ class AgiSession:
         self._sent_at = 0.0
         self._on_wire = b""  # the line of the command holding the turn
         self._failure: Exception | None = None
+        self._gone: asyncio.Future[None] | None = None  # made on first ask: see `gone`
 
     def __repr__(self) -> str:
         return f"<AgiSession {self.call_id} script={self.request.script!r}>"
@@ -263,6 +288,24 @@ class AgiSession:
     def failure(self) -> Exception | None:
         """Why the session can no longer be used (connection lost, timeout, garbage), if so."""
         return self._failure
+
+    def gone(self) -> asyncio.Future[None]:
+        """A future done the moment the session ends under the handler: the caller hung up
+        (the ``HANGUP`` notice or a ``511``), Asterisk closed the connection, or the session
+        failed. For a handler that waits on something other than a command (the ACD holding a
+        caller on hold music between announcements) and must not learn of it only at its next
+        command: ``await asyncio.wait({work, session.gone()}, ...)``. A cancellation (the
+        server handing the call back to the dialplan) does not complete it. Never cancel it."""
+        if self._gone is None:
+            self._gone = self._loop.create_future()
+            if self.hung_up or self._failure is not None:
+                self._gone.set_result(None)
+        return self._gone
+
+    def _mark_gone(self) -> None:
+        gone = self._gone
+        if gone is not None and not gone.done():
+            gone.set_result(None)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -336,6 +379,7 @@ class AgiSession:
         code = reply.code
         if code == 511:
             self.hung_up = True
+            self._mark_gone()
             self._support.count(verb, "dead_channel")
             return CallerHungUp(f"caller hung up; {verb} answered {code} {reply.text}")
         if code == 520:
@@ -354,6 +398,7 @@ class AgiSession:
         self._waiter = None
         if reply.code == 511:
             self.hung_up = True  # so a command queued behind this one is not sent
+            self._mark_gone()
         if self._queue:
             self._pass_turn()
         else:
@@ -366,6 +411,7 @@ class AgiSession:
         if not self.hung_up:
             self.hung_up = True
             log.debug("HANGUP notice from Asterisk")
+            self._mark_gone()
 
     def _connection_lost(self) -> None:
         self._fail(AgiConnectionLost("Asterisk closed the connection"), notify=False)
@@ -375,6 +421,7 @@ class AgiSession:
         if self._failure is not None:
             return
         self._failure = exc
+        self._mark_gone()
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._pass_turn()
@@ -496,7 +543,8 @@ class AgiSession:
         if silence_s is not None:
             args.append(f"s={silence_s}")
         reply = await self.command("RECORD FILE", *args)
-        return Recording(_digit(reply.value), _endpos(reply), reply.data)
+        digit = _digit(reply.value) if reply.data in _DIGIT_REASONS else None
+        return Recording(digit, _endpos(reply), reply.data)
 
 
 def _failure_label(exc: Exception) -> str:

@@ -122,4 +122,4 @@ class ConsoleChannel:
         offset_samples: int = 0,
     ) -> Recording:
         self._alive()
-        return Recording(None, 0, "silence")
+        return Recording(None, 0, "timeout")  # what Asterisk says when silence ends it

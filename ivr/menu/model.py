@@ -140,6 +140,27 @@ class CallbackRequests(Protocol):
     ) -> bool: ...
 
 
+class VoiceMessages(Protocol):
+    """Where a voice message goes once recorded (the ``record`` node; the controller provides
+    it when routing and the recorder are on: the message is kept encrypted and becomes a work
+    item, a callback of `group`, for the operators).
+
+    `received` hands over the message Asterisk wrote at `path` for this call: `phone` is the
+    number to call back (the one the caller gave, else their own), `number` their caller ID.
+    True: taken in hand; False: refused (the caller then hears it was not saved)."""
+
+    async def received(
+        self,
+        call_id: str,
+        *,
+        path: str,
+        group: str,
+        phone: str,
+        number: str,
+        data: Mapping[str, str],
+    ) -> bool: ...
+
+
 class CallerHistory(Protocol):
     async def seen_before(self, caller_id: str, call_id: str) -> bool: ...
 
@@ -165,6 +186,8 @@ class Services:
     # The contact registry; None: the rating node says no contact number and keeps the mark
     # on the channel only.
     contacts: CallContacts | None = None
+    # Voice messages' work items; None: a `record` node only leaves the file on the PBX.
+    messages: VoiceMessages | None = None
 
 
 class CallContacts(Protocol):

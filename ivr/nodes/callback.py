@@ -8,7 +8,8 @@
                                   # (default, or when it is empty: the caller's own number)
       data: [topic]               # optional: entries shown on the operator's screen (default: all)
       next: callback-accepted     # the callback is booked
-      otherwise: callback-failed  # optional: it was refused (default: next)
+      otherwise: callback-failed  # optional: it was refused (default: the caller hears
+                                  # hotline/callback-failed and the call ends)
 
 With the ACD on (`Services.callbacks` set) the request goes to the controller's callback
 scheduler: the caller's place in the group's queue (arrival order, priority) is kept, and
@@ -25,9 +26,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ivr.menu.fields import Fields
-from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import export_variables
+from ivr.menu.model import Call, End, Location, Next
+from ivr.nodes.common import export_variables, play
 from ivr.nodes.queue import operator_data, parse_data_names
+
+# What the caller hears when the booking was refused and the node has no `otherwise`.
+FAILED_PROMPT = "hotline/callback-failed"
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class CallbackNode:
         return tuple(t for t in (self.next, self.otherwise) if t is not None)
 
     def prompts(self) -> Iterable[tuple[str, Location]]:
-        return ()
+        return () if self.otherwise else ((FAILED_PROMPT, self.at),)
 
     async def run(self, call: Call) -> Next:
         group = call.expand(self.group).strip() or call.menu.group
@@ -64,9 +68,13 @@ class CallbackNode:
             data=operator_data(call, self.data),
         )
         call.note("callback", f"{group}: {'booked' if booked else 'refused'}")
-        if booked or self.otherwise is None:
+        if booked:
             return self.next[0]
-        return self.otherwise[0]
+        if self.otherwise is not None:
+            return self.otherwise[0]
+        # `next` promises a call back: a refused booking must not go there.
+        await play(call, ((FAILED_PROMPT, self.at),))
+        return End("callback", group, "callback_refused")
 
 
 def parse(node_id: str, fields: Fields) -> CallbackNode:

@@ -5,6 +5,7 @@ log is a real database (SQLite) and the status lookups go to the stand-in status
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +77,7 @@ class Hotline:
 
     port: int
     log: CallLog
+    messages: Path = Path("/nonexistent")  # where the menus record voice messages
     now: datetime = WORKDAY
     surge: bool = False
     runs: int = 0
@@ -127,12 +129,16 @@ async def hotline(tmp_path: Path) -> AsyncIterator[Hotline]:
     status = await serve(load_fixtures(DIALPLANS / "status-fixtures.yaml"), "127.0.0.1", 0)
     status_port = bound_port(status)
     log = CallLog(engine)
-    holder = Hotline(0, log)
+    messages = tmp_path / "messages"
+    messages.mkdir()
+    holder = Hotline(0, log, messages)
     services = Services(
         status=HttpStatusService(f"http://127.0.0.1:{status_port}"),
         history=CallLogHistory(engine),
         validators=VALIDATORS,
         say=say_ru,
+        # an existing directory: the simulator, like Asterisk, refuses to record elsewhere
+        recordings_dir=str(messages),
     )
     library, problems = load_library(DIALPLANS, services, "88001000001", lambda: holder.surge)
     assert problems == []
@@ -386,12 +392,35 @@ async def test_emergency_unanswered_caller_leaves_a_recorded_message(hotline: Ho
         "88005000005", [(30, "#")], at=NIGHT, queues=Queues("JOINEMPTY")
     )
     assert queued(commands) == ['EXEC Queue "hotline-emergency,tc,,,1800"']
-    path = f"/var/spool/asterisk/hotline-messages/{outcome.uniqueid}"
+    path = f"{hotline.messages}/{outcome.uniqueid}-message"
     records = [c for c in commands if c.startswith("RECORD FILE")]
     assert records == [f'RECORD FILE {path} wav "#" 120000 0 BEEP s=5']
     assert tagged(commands)["HOTLINE_MESSAGE"] == f"{path}.wav"
     assert outcome.prompts[-2:] == ("hotline/message-saved", "hotline/goodbye")
     assert commands[-1] == "HANGUP"
+    assert logged == "joinempty"  # the call log keeps what the queue said
+    # the simulator wrote it, as Asterisk would
+    assert os.listdir(hotline.messages) == [f"{outcome.uniqueid}-message.wav"]
+
+
+async def test_emergency_message_the_pbx_cannot_write_is_not_called_saved(
+    hotline: Hotline,
+) -> None:
+    """The issue's night on the emergency line: nobody on duty, and the messages directory
+    missing on the PBX host: RECORD FILE answers ``(writefile)``; the caller is told and a
+    call back is arranged instead of hearing "message saved"."""
+    hotline.messages.rmdir()
+    outcome, commands, logged = await hotline.call(
+        "88005000005", [(30, "#")], at=NIGHT, queues=Queues("JOINEMPTY")
+    )
+    assert any(c.startswith("RECORD FILE") for c in commands)
+    assert "hotline/message-saved" not in outcome.prompts
+    assert outcome.prompts[-3:] == (
+        "hotline/message-not-saved",
+        "hotline/message-callback",
+        "hotline/goodbye",
+    )
+    assert "HOTLINE_MESSAGE" not in tagged(commands)
     assert logged == "joinempty"  # the call log keeps what the queue said
 
 
@@ -503,10 +532,13 @@ async def test_transfer_dials_the_number_and_the_log_keeps_how_it_went(
         else "200 result=0",
     }
     commands = await raw_call(raw_hotline.port, replies, "1795563100.7")
-    assert commands[-4:] == [
+    # a number that did not answer is said so, not left as silence before the line drops
+    told = [] if dial_status == "ANSWER" else ['STREAM FILE hotline/transfer-failed ""']
+    assert commands[-4 - len(told) :] == [
         'STREAM FILE hotline/transferring ""',
         'EXEC Dial "Local/103@hotline-transfer,60"',
         "GET VARIABLE DIALSTATUS",
+        *told,
         "SET VARIABLE HOTLINE_DONE 1",  # finished: the dialplan hangs up, no re-entry
     ]
     assert "HANGUP" not in commands  # the line belongs to the number it was transferred to
@@ -525,7 +557,7 @@ async def test_record_keeps_the_message_with_what_the_caller_chose(
     }
     # a hostile unique id cannot steer where the message is written
     commands = await raw_call(raw_hotline.port, replies, "1795563100.8/../../etc/passwd")
-    path = "/var/spool/asterisk/hotline-messages/1795563100.8_.._.._etc_passwd"
+    path = "/var/spool/asterisk/hotline-messages/1795563100.8_.._.._etc_passwd-message"
     record_at = commands.index(f'RECORD FILE {path} wav "#" 60000 0 BEEP s=4')
     # what the caller chose is on the channel before the recording starts
     assert commands[record_at - 1] == "SET VARIABLE HOTLINE_TOPIC жалоба"
@@ -557,3 +589,34 @@ async def test_a_caller_hanging_up_during_the_recording_is_logged_as_hangup(
     assert commands[-1].startswith("SET VARIABLE HOTLINE_MESSAGE")
     record = await raw_hotline.log.get("1795563100.9")
     assert record is not None and record.outcome == "hangup"
+
+
+@pytest.mark.parametrize(
+    "failed",
+    [
+        "200 result=-1 (writefile)",  # the directory is missing on the PBX host
+        "200 result=-1 (waitfor) endpos=0",
+        "200 result=-1 (randomerror) endpos=0",  # the beep could not be played
+        "200 result=35 (randomerror) endpos=0",  # "#" during the beep: nothing recorded
+        "200 result=-1",  # the silence detector could not be set up
+    ],
+)
+async def test_a_message_asterisk_did_not_save_is_never_called_saved(
+    raw_hotline: RawHotline, failed: str
+) -> None:
+    """RECORD FILE's failure forms (Asterisk 22's handle_recordfile): the caller is told the
+    message could not be kept and to call later; the call is not tagged with a message."""
+    replies = {
+        **ASTERISK,
+        "STREAM FILE hotline/choose": "200 result=50 endpos=4000",
+        "RECORD FILE": failed,
+    }
+    commands = await raw_call(raw_hotline.port, replies, "1795563100.10")
+    record_at = next(n for n, c in enumerate(commands) if c.startswith("RECORD FILE"))
+    assert commands[record_at + 1 :] == [
+        'STREAM FILE hotline/message-not-saved ""',
+        'STREAM FILE hotline/call-later ""',
+        "SET VARIABLE HOTLINE_DONE 1",
+    ]
+    record = await raw_hotline.log.get("1795563100.10")
+    assert record is not None and record.outcome == "message_not_saved"

@@ -84,10 +84,18 @@ async def test_no_phone_entered_calls_back_the_callers_own_number_in_the_menus_g
     assert booking.requests[0]["group"] == "general"  # the menu's own group
 
 
-async def test_a_refusal_without_otherwise_still_goes_on(run_menu) -> None:
-    nodes = "  a: {kind: callback, group: tech1, next: bye}\n  bye: {kind: hangup}\n"
-    result, _ = await run_menu(nodes, callbacks=Booking(accept=False))
-    assert str(result.end) == "hangup"
+async def test_a_refusal_without_otherwise_is_told_and_never_promised(run_menu) -> None:
+    """`next` promises a call back: a refused booking with no `otherwise` must not go there;
+    the caller hears it failed (call later) and the call ends."""
+    nodes = (
+        "  a: {kind: callback, group: tech1, next: promise}\n"
+        "  promise: {kind: hangup, prompts: [hotline/callback-accepted]}\n"
+    )
+    result, channel = await run_menu(nodes, callbacks=Booking(accept=False))
+    assert channel.played == ["hotline/callback-failed"]
+    assert (str(result.end), result.end.outcome) == ("callback tech1", "callback_refused")
+    booked, _ = await run_menu(nodes, callbacks=Booking(accept=True))
+    assert booked.end is not None and str(booked.end) == "hangup"
 
 
 async def test_without_the_acd_the_request_stays_in_channel_variables(run_menu) -> None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from transcripts import DATA, load, stream
@@ -627,6 +628,43 @@ async def test_record_file_dtmf_and_hangup() -> None:
     assert replies[1] == b"200 result=35 (dtmf) endpos=0\n"
     # the beep plays first (BEEP argument), then 4.5 s of recording until the hang-up
     assert replies[2] == b"200 result=-1 (hangup) endpos=0\n"
+
+
+async def test_record_file_failure_forms_are_asterisk_22s(tmp_path: Path) -> None:
+    """res_agi.c handle_recordfile: a file it cannot open is ``result=-1 (writefile)`` with
+    no endpos and AGIExecEnd "Failure" (the issue's emergency line: the directory did not
+    exist on the PBX host); an unknown format likewise; "#" during the beep is
+    ``(randomerror)`` with the digit, and nothing is written."""
+    sink = RecordingSink()
+    missing = tmp_path / "no-such-dir" / "msg"
+    replies = await run_commands(
+        "ANSWER",
+        f'RECORD FILE {missing} wav "#" 4000 0 BEEP s=2',
+        f'RECORD FILE {tmp_path}/msg nosuchformat "#" 4000',
+        f'RECORD FILE {tmp_path}/ok wav "#" 3000',
+        sink=sink,
+    )
+    assert replies[1:] == [
+        b"200 result=-1 (writefile)\n",
+        b"200 result=-1 (writefile)\n",
+        b"200 result=0 (timeout) endpos=0\n",
+    ]
+    ends = [dict(h) for e, h in sink.events if e == "AGIExecEnd"]
+    assert [(e["ResultCode"], e["Result"]) for e in ends[1:]] == [
+        ("-1", "Failure"),
+        ("-1", "Failure"),
+        ("200", "Success"),
+    ]
+    assert not missing.parent.exists()  # RECORD FILE creates no directory
+    assert (tmp_path / "ok.wav").exists()
+
+    cut = await run_commands(
+        "ANSWER",
+        f'RECORD FILE {tmp_path}/cut wav "#" 3000 0 BEEP',
+        script=CallerScript(send_dtmf(0.1, "#"), hangup_at=60),
+    )
+    assert cut[1] == b"200 result=35 (randomerror) endpos=0\n"
+    assert not (tmp_path / "cut.wav").exists()
 
 
 async def test_usage_blocks() -> None:

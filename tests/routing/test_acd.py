@@ -81,6 +81,7 @@ def test_wrap_up_is_timed(acd: Acd, clock: ManualClock) -> None:
 
 
 def test_widening_to_secondary_skills_only_after_the_wait(acd: Acd, clock: ManualClock) -> None:
+    acd.login("vera", paused_reason="обед")  # tech1 is staffed, just not free
     acd.ready("gleb")  # tech2 only
     assert acd.enqueue("c1", "tech1") == []
     clock.advance(59)
@@ -88,6 +89,18 @@ def test_widening_to_secondary_skills_only_after_the_wait(acd: Acd, clock: Manua
     clock.advance(1)
     offers = acd.tick().offers
     assert [(o.call_id, o.operator_id) for o in offers] == [("c1", "gleb")]
+
+
+def test_a_group_nobody_of_its_own_is_logged_in_to_widens_at_once(acd: Acd) -> None:
+    """tech1's only operator is logged out: there is no one to wait for, so its caller goes
+    to tech2 (its widen_to) at once, and the group is not "nobody logged in" for the menus."""
+    acd.ready("gleb")  # tech2 only
+    assert acd.overflow_reason("tech1") is None
+    offers = acd.enqueue("c1", "tech1")
+    assert [(o.call_id, o.operator_id) for o in offers] == [("c1", "gleb")]
+    acd.abandon("c1")
+    acd.logout("gleb")
+    assert acd.overflow_reason("tech1") == "nobody_logged_in"
 
 
 def test_widened_operator_takes_waiting_caller_when_ready(acd: Acd, clock: ManualClock) -> None:

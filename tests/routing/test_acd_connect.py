@@ -31,6 +31,18 @@ class ScriptedChannel:
         self.commands: list[tuple[str, ...]] = []
         self.variables: dict[str, str] = {}
         self.on_exec: Callable[[str], None] | None = None
+        self._gone: asyncio.Future[None] | None = None
+
+    def gone(self) -> asyncio.Future[None]:
+        """Done when Asterisk's ``HANGUP`` notice comes while no command runs (`hang_up`)."""
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+        return self._gone
+
+    def hang_up(self) -> None:
+        """The caller hangs up while the controller sends nothing."""
+        if not self.gone().done():
+            self.gone().set_result(None)
 
     async def exec(self, application: str, *options: str) -> int:
         self.commands.append((application, *options))
@@ -111,10 +123,50 @@ async def test_max_wait_overflow_and_hang_up_while_waiting() -> None:
     task = asyncio.create_task(connect_call(second, node, "general", number="+7000"))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    task.cancel()  # the FastAGI session saw the caller hang up
-    await asyncio.gather(task, return_exceptions=True)
+    second.hang_up()  # HANGUP while the caller hears hold music
+    result = await asyncio.wait_for(task, 1)
+    assert result.outcome == "caller_gone"
     assert "other" not in node.acd.callers
     assert node.acd.stats["general"].abandoned == 1
+
+
+async def queued(node: AcdNode, call_id: str) -> None:
+    """Let the connect task run until the ACD holds the caller."""
+    for _ in range(100):
+        if call_id in node.acd.callers:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{call_id} never reached the queue")
+
+
+async def test_a_call_handed_back_to_the_dialplan_is_not_an_abandon() -> None:
+    """The server cancels the handler (the controller is stopping): the caller is still on the
+    line and comes back through the dialplan's re-entry, into their old place."""
+    clock = ManualClock()
+    node = make_node(clock)
+    await node.login("anna", paused_reason="обучение")
+    early = ScriptedChannel(node, [], clock)
+    early.call_id = "early"
+    first = asyncio.create_task(connect_call(early, node, "general", number="+7001"))
+    await queued(node, "early")
+    channel = ScriptedChannel(node, [], clock)
+    task = asyncio.create_task(connect_call(channel, node, "general", number="+7000"))
+    await queued(node, channel.call_id)
+    place = node.acd.callers[channel.call_id].seq
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert channel.call_id not in node.acd.callers
+    assert node.acd.stats["general"].abandoned == 0
+    early.hang_up()  # the first caller gives up meanwhile: that one is an abandon
+    await asyncio.wait_for(first, 1)
+    assert node.acd.stats["general"].abandoned == 1
+
+    back = ScriptedChannel(node, [], clock)  # the re-entry: same caller, same place
+    again = asyncio.create_task(connect_call(back, node, "general", number="+7000"))
+    await queued(node, back.call_id)
+    assert node.acd.callers[back.call_id].seq == place
+    back.hang_up()
+    await asyncio.wait_for(again, 1)
 
 
 async def test_hang_up_during_dial_is_an_abandon() -> None:

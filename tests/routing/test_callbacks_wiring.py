@@ -286,6 +286,10 @@ class WaitingCaller:
     async def set_variable(self, name: str, value: str) -> None:
         self.variables[name] = value  # the arrival carried for a restart (routing.arrival)
 
+    def gone(self) -> asyncio.Future[None]:
+        """Never done: this caller's hang-up shows at a prompt, not as an idle notice."""
+        return asyncio.get_running_loop().create_future()
+
 
 async def test_a_waiting_caller_hears_their_place_between_the_hold_music() -> None:
     node = memory_node({"general": group("general")}, [op("anna", general=5)])

@@ -1,0 +1,87 @@
+"""A voice message on a line nobody answers, end to end: the simulated Asterisk (pbxsim)
+calls the whole controller (ACD, callbacks and recorder on), nobody is logged in, the menu
+records a message into the recorder's spool; the recorder's pipeline stores it encrypted
+under the voice_message category, and a call back carrying the message is booked for the
+group, where operators see it (the callbacks table behind /api/callbacks)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from controllers import controller_settings, recorder_environment, started
+from sqlalchemy import select
+
+from controller.node import Controller
+from pbxsim.callers import CallerScript, send_dtmf
+from recorder.models import RecordingStore, State
+from routing.callbacks.model import Callback
+from tests.routing.test_call_flow import GROUPS, NUMBER, OPERATORS, place_call
+
+GUARD = 20.0  # only keeps a broken build from hanging the suite
+MENU = f"""\
+number: "{NUMBER}"
+title: сообщение
+group: help
+start: to-operator
+nodes:
+  to-operator: {{kind: queue, group: help, otherwise: leave}}
+  leave:
+    kind: record
+    prompts: [hotline/all-busy, hotline/record-message]
+    next: saved
+  saved: {{kind: hangup, prompts: [hotline/message-saved, hotline/goodbye]}}
+"""
+
+
+@pytest.fixture
+async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    dialplans = tmp_path / "dialplans"
+    dialplans.mkdir()
+    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
+    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
+    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
+    settings = controller_settings(
+        tmp_path,
+        {
+            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
+            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
+            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
+            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
+            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
+            "HOTLINE_RECORDER_SETTLE_SECONDS": "0.05",
+            **recorder_environment(tmp_path / "recorder"),
+        },
+    )
+    async with started(settings) as node:
+        yield node
+
+
+async def test_a_message_nobody_answered_is_stored_encrypted_and_becomes_a_callback(
+    controller: Controller,
+) -> None:
+    # nobody logged in: the menu asks for a message; "#" ends it a moment after the beep
+    script = CallerScript(send_dtmf(1.5, "#"), hangup_at=60)
+    agi, _, _ = await asyncio.wait_for(place_call(controller, {}, script), GUARD)
+    assert agi.stats.prompts[-2:] == ["hotline/message-saved", "hotline/goodbye"]
+    message = f"{agi.channel.uniqueid}-message"
+
+    assert controller.engine is not None
+    recordings = RecordingStore(controller.engine)
+
+    async def verified() -> bool:
+        row = await recordings.get(message)
+        return row is not None and row.state == State.VERIFIED
+
+    async with asyncio.timeout(GUARD):
+        while not await verified():  # noqa: ASYNC110 - the pipeline runs in the background
+            await asyncio.sleep(0.05)
+    row = await recordings.get(message)
+    assert row is not None and row.retention_category == "voice_message"
+    assert row.storage_key is not None and row.storage_key.endswith(".enc")
+
+    async with controller.engine.connect() as connection:
+        booked = (await connection.execute(select(Callback.group_id, Callback.data))).all()
+    assert [(group, data.get("voice_message")) for group, data in booked] == [("help", message)]
