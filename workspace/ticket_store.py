@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -75,7 +76,9 @@ tickets = Table(
     Column("due_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime, nullable=True),
-    Column("notified_at", UTCDateTime, nullable=True),
+    Column("notified_at", UTCDateTime, nullable=True),  # the citizen's letter went out
+    Column("callback_at", UTCDateTime, nullable=True),  # the call back was booked (or refused)
+    Column("notify_email", String, nullable=True),  # where the citizen asked to be told
     Index("ix_tickets_state_due", "state", "due_at"),
     Index("ix_tickets_group_due", "group_name", "due_at"),
 )
@@ -121,6 +124,8 @@ class Ticket:
     row: TicketRow
     resolved_at: datetime | None
     notified_at: datetime | None
+    callback_at: datetime | None
+    notify_email: str | None
     comments: list[TicketComment]
 
 
@@ -202,7 +207,14 @@ class TicketStore:
 
     async def get(self, ticket_id: int) -> Ticket | None:
         statement = (
-            select(*_LISTED, tickets.c.resolved_at, tickets.c.notified_at)
+            select(
+                *_LISTED,
+                tickets.c.resolved_at,
+                tickets.c.notified_at,
+                tickets.c.callback_at,
+                tickets.c.notify_email,
+                tickets.c.contact_id,
+            )
             .join(contacts, contacts.c.id == tickets.c.contact_id)
             .where(tickets.c.id == ticket_id)
         )
@@ -212,7 +224,7 @@ class TicketStore:
             .order_by(ticket_comments.c.at, ticket_comments.c.id)
         )
         async with self._engine.connect() as connection:
-            row = (await connection.execute(statement)).first()
+            row: Any = (await connection.execute(statement)).first()
             if row is None:
                 return None
             comments = (await connection.execute(said)).all()
@@ -220,6 +232,8 @@ class TicketStore:
             _row(row),
             row.resolved_at,
             row.notified_at,
+            row.callback_at,
+            row.notify_email,
             [TicketComment(c.at, c.author, c.role, c.text) for c in comments],
         )
 
@@ -247,33 +261,35 @@ class TicketStore:
                 update(tickets).where(tickets.c.id == ticket_id).values(updated_at=comment.at)
             )
 
-    async def escalate(self, now: datetime, near_from: datetime, level: Escalation) -> list[int]:
-        """Mark open tickets due before `near_from` (NEAR) or before `now` (OVERDUE) that are
-        not marked so yet; the ids newly marked (each is told once)."""
-        deadline = now if level is Escalation.OVERDUE else near_from
-        below = (
-            [Escalation.NONE.value]
-            if level is Escalation.NEAR
-            else [Escalation.NONE.value, Escalation.NEAR.value]
-        )
-        where = (
+    async def escalate(
+        self, *, level: Escalation, deadline: datetime, now: datetime, group: str | None = None
+    ) -> list[int]:
+        """Mark `level` on open tickets (of `group`, None: all) due by `deadline` that are not
+        marked so yet; the ids newly marked, so each is told once."""
+        below = [Escalation.NONE.value]
+        if level is Escalation.OVERDUE:
+            below.append(Escalation.NEAR.value)
+        where = [
             tickets.c.state.in_([s.value for s in OPEN_STATES]),
             tickets.c.due_at <= require_utc(deadline, "deadline"),
             tickets.c.escalation.in_(below),
-        )
+        ]
+        if group is not None:
+            where.append(tickets.c.group_name == group)
         async with self._engine.begin() as connection:
-            ids = [int(i) for i in (await connection.execute(select(tickets.c.id).where(*where)))]
+            found = await connection.execute(select(tickets.c.id).where(*where).with_for_update())
+            ids = [int(i) for i in found.scalars()]
             if ids:
                 await connection.execute(
                     update(tickets)
-                    .where(tickets.c.id.in_(ids), *where)
+                    .where(tickets.c.id.in_(ids))
                     .values(escalation=level.value, updated_at=now)
                 )
         return ids
 
     async def overdue_by_group(self) -> dict[str, int]:
         statement = (
-            select(tickets.c.group_name, func.count())
+            select(tickets.c.group_name, func.count().label("overdue"))
             .where(
                 tickets.c.state.in_([s.value for s in OPEN_STATES]),
                 tickets.c.escalation == Escalation.OVERDUE.value,
@@ -282,7 +298,7 @@ class TicketStore:
         )
         async with self._engine.connect() as connection:
             rows: Sequence[Row[Any]] = (await connection.execute(statement)).all()
-        return {str(r[0]): int(r[1]) for r in rows}
+        return {str(r.group_name): int(r.overdue) for r in rows}
 
     async def unnotified(self, limit: int) -> list[int]:
         """Resolved tickets whose citizen has not been told yet (a failed try is retried)."""
@@ -290,7 +306,7 @@ class TicketStore:
             select(tickets.c.id)
             .where(
                 tickets.c.state == TicketState.RESOLVED.value,
-                tickets.c.notified_at.is_(None),
+                or_(tickets.c.notified_at.is_(None), tickets.c.callback_at.is_(None)),
             )
             .order_by(tickets.c.id)
             .limit(limit)

@@ -41,6 +41,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("callback_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("notify_email", sa.String(), nullable=True),
     )
     op.create_index("ix_tickets_state_due", "tickets", ["state", "due_at"])
     op.create_index("ix_tickets_group_due", "tickets", ["group_name", "due_at"])
