@@ -23,7 +23,7 @@ import aiosmtplib
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CitizenCallbacks", "Letter", "NotifyFailed", "Notifier", "SmtpNotifier", "SmtpSettings"]
+__all__ = ["CitizenCallbacks", "Letter", "Notifier", "NotifyFailed", "SmtpNotifier", "SmtpSettings"]
 
 
 @dataclass(frozen=True)
