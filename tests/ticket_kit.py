@@ -45,6 +45,7 @@ groups:
     members: [orlova]
 categories:
   technical_fault: technical
+  registration_login: technical
   default: tier2
 """
 OPERATOR = Actor("ivanova", "operator")
