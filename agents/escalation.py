@@ -56,7 +56,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 from aiohttp import web
@@ -72,6 +72,7 @@ from routing.operators import OperatorState
 __all__ = [
     "ESCALATION_CONTEXT",
     "Agency",
+    "AgencyTransfers",
     "add_escalation_routes",
     "escalation_variables",
     "load_agencies",
@@ -85,6 +86,7 @@ ESCALATION_CONTEXT: Final = "hotline-escalate-out"
 MAX_HEADER_VALUE: Final = 900
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
 _NUMBER_PUNCTUATION = re.compile(r"[\s()\-]")
 
 
@@ -94,6 +96,23 @@ class Agency:
     name: str
     number: str  # 7XXXXXXXXXX: what the dialplan context dials through the trunk
     line: int  # where it is defined, for messages
+    email: str | None = None  # where the letter with the caller's details goes
+
+
+class AgencyTransfers(Protocol):
+    """The registry entry and letter of a transfer (the root plugs in the workspace's
+    `AgencyLetters`; agents do not import the workspace). Returns the reference number the
+    operator reads to the caller, None when the registry could not give one. Never raises."""
+
+    async def transferred(
+        self,
+        *,
+        call_id: str,
+        agency: Agency,
+        operator_id: str,
+        caller_phone: str,
+        data: Mapping[str, str],
+    ) -> str | None: ...
 
 
 def load_agencies(path: str | Path) -> dict[str, Agency]:
@@ -109,7 +128,7 @@ def load_agencies(path: str | Path) -> dict[str, Agency]:
         if not _ID.match(agency_id):
             raise doc.error(key, f"agency id {agency_id!r}: latin letters, digits, - and _")
         fields = doc.mapping(value, f"agency {agency_id!r}")
-        doc.check_keys(fields, {"name", "number"}, {"name", "number"}, value)
+        doc.check_keys(fields, {"name", "number", "email"}, {"name", "number"}, value)
         number_node = fields["number"][1]
         number = normalise_number(doc.text(number_node, f"{agency_id}: number"))
         if number is None:
@@ -120,7 +139,12 @@ def load_agencies(path: str | Path) -> dict[str, Agency]:
             raise doc.error(number_node, f"{agency_id}: same number as {numbers[number]!r}")
         numbers[number] = agency_id
         name = doc.text(fields["name"][1], f"{agency_id}: name")
-        agencies[agency_id] = Agency(agency_id, name, number, line_of(key))
+        email = None
+        if "email" in fields:
+            email = doc.text(fields["email"][1], f"{agency_id}: email")
+            if not _EMAIL.match(email):
+                raise doc.error(fields["email"][1], f"{agency_id}: {email!r} is not an address")
+        agencies[agency_id] = Agency(agency_id, name, number, line_of(key), email)
     if not agencies:
         raise doc.error(node, "no agencies listed")
     return agencies
@@ -165,10 +189,12 @@ class _Escalation:
         node: AcdNode,
         ami: Callable[[], AmiClient | None],
         agencies: Mapping[str, Agency],
+        transfers: AgencyTransfers | None = None,
     ) -> None:
         self.node = node
         self.ami = ami
         self.agencies = dict(agencies)
+        self.transfers = transfers
         self.in_flight: set[str] = set()  # calls being moved: a second press is refused
 
 
@@ -180,10 +206,12 @@ def add_escalation_routes(
     node: AcdNode,
     ami_client_getter: Callable[[], AmiClient | None],
     agencies: Mapping[str, Agency],
+    transfers: AgencyTransfers | None = None,
 ) -> None:
     """Mount ``POST /api/operators/{id}/escalate``. `ami_client_getter` returns the
-    controller's AMI client (None when AMI is disabled)."""
-    app[_STATE] = _Escalation(node, ami_client_getter, agencies)
+    controller's AMI client (None when AMI is disabled); `transfers` registers each transfer
+    and sends the agency its letter (None: neither)."""
+    app[_STATE] = _Escalation(node, ami_client_getter, agencies, transfers)
     app.router.add_post("/api/operators/{op_id}/escalate", _escalate)
 
 
@@ -236,6 +264,15 @@ async def _handle(state: _Escalation, request: web.Request) -> dict[str, Any]:
             )
             if caller.state == "talking" and node.acd.callers.get(call_id) is caller:
                 await node.end_call(call_id)  # the session may have closed it already
+            reference = None
+            if state.transfers is not None:
+                reference = await state.transfers.transferred(
+                    call_id=call_id,
+                    agency=agency,
+                    operator_id=op_id,
+                    caller_phone=caller.number,
+                    data=caller.data,
+                )
     finally:
         state.in_flight.discard(call_id)
     return {
@@ -244,6 +281,7 @@ async def _handle(state: _Escalation, request: web.Request) -> dict[str, Any]:
         "call": call_id,
         "agency": agency.id,
         "agency_name": agency.name,
+        "reference": reference,  # the registry's number for the caller
     }
 
 
