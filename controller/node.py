@@ -40,6 +40,7 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from controller.ticket_ports import LateAgencyTransfers, TicketCallbacks
 from hotline.accounts.build import AccountsKit, build_accounts
 from hotline.accounts.lookup import AccountsLookup
 from hotline.accounts.web import install_accounts
@@ -152,7 +153,10 @@ class Controller:
         add_operator_routes(app, acd.node)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
-        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies)
+        transfers = LateAgencyTransfers(  # the workspace is built after the ACD
+            lambda: self.workspace.agency_letters if self.workspace else None
+        )
+        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies, transfers)
         # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors of the
         # token file; hand edits of the files are picked up by the same path.
         routing, ivr = self.settings.routing, self.settings.ivr
@@ -179,7 +183,11 @@ class Controller:
         self, acd: AcdService, engine: AsyncEngine, app: web.Application
     ) -> None:
         """The desktop and the contact registry: offers pop, answers open contacts."""
-        workspace = WorkspaceService.build(engine)
+        settings = self.settings.workspace
+        # A broken back-office file stops the start here, with its file:line.
+        workspace = WorkspaceService.build(
+            engine, settings, backoffice_file=locate(settings.backoffice_file)
+        )
         workspace.known_group = lambda group: group in acd.node.acd.groups
         self.workspace = workspace
         await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
@@ -248,6 +256,9 @@ class Controller:
             PartOf("callbacks", callbacks.start, callbacks.stop, lambda: dialling)
         )
         self.callbacks.install(app)
+        if self.workspace is not None and self.workspace.tickets is not None:
+            # a resolved ticket calls the citizen back through the callback scheduler
+            self.workspace.tickets.callbacks = TicketCallbacks(callbacks.scheduler)
 
     def _menus(self, call_log: CallLog) -> MenuService:
         """The menus, with the ACD as their queue port, callbacks, and the recorder's answer
