@@ -11,6 +11,10 @@ import pytest
 RULES = Path(__file__).resolve().parents[2] / "monitoring" / "rules.yml"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
+DESCRIPTION = (
+    "1 open ticket(s) of back-office group technical are past their due time; "
+    "the work queue (/backoffice) shows them first, highlighted."
+)
 TEST = """\
 rule_files: [{rules}]
 evaluation_interval: 1m
@@ -34,7 +38,7 @@ tests:
           - exp_labels: {{severity: warning, group: technical}}
             exp_annotations:
               summary: "Просроченные заявки: группа technical"
-              description: "1 open ticket(s) of back-office group technical are past their due time; the work queue (/backoffice) shows them first, highlighted."
+              description: "{description}"
       - eval_time: 11m  # resolved: the alert clears
         alertname: HotlineTicketsOverdue
         exp_alerts: []
@@ -44,7 +48,7 @@ tests:
 @pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="promtool (Debian prometheus) absent")
 def test_overdue_tickets_alert_fires_after_five_minutes_once_per_group(tmp_path: Path) -> None:
     test_file = tmp_path / "tickets_test.yml"
-    test_file.write_text(TEST.format(rules=RULES), encoding="utf-8")
+    test_file.write_text(TEST.format(rules=RULES, description=DESCRIPTION), encoding="utf-8")
     checked = subprocess.run(
         [PROMTOOL, "test", "rules", str(test_file)], capture_output=True, text=True, check=False
     )
