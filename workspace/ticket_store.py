@@ -79,7 +79,8 @@ tickets = Table(
     Column("notified_at", UTCDateTime, nullable=True),  # the citizen's letter went out
     Column("callback_at", UTCDateTime, nullable=True),  # the call back was booked (or refused)
     Column("notify_email", String, nullable=True),  # where the citizen asked to be told
-    Index("ix_tickets_state_due", "state", "due_at"),
+    # the supervisor's queue and the escalation job walk open tickets in due order
+    Index("ix_tickets_due", "due_at", "id"),
     Index("ix_tickets_group_due", "group_name", "due_at"),
 )
 ticket_comments = Table(

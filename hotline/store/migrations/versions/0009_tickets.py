@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("callback_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notify_email", sa.String(), nullable=True),
     )
-    op.create_index("ix_tickets_state_due", "tickets", ["state", "due_at"])
+    op.create_index("ix_tickets_due", "tickets", ["due_at", "id"])
     op.create_index("ix_tickets_group_due", "tickets", ["group_name", "due_at"])
     op.create_table(
         "ticket_comments",
