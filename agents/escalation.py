@@ -46,6 +46,10 @@ After a successful Redirect the escalation is appended to the caller's ACD histo
 logged against the call (``call escalated to an outside agency``), and the ACD ends the
 conversation: the operator goes into timed wrap-up as after any call. If AMI is down or
 refuses, nothing changes: the operator still has the caller.
+
+When the root plugs in the `AgencyTransfers` port (the workspace's registry), a moved caller
+also gets a registry entry: its number is the answer's ``reference`` (the operator's screen
+shows it for the caller), and the agency's optional ``email`` receives a letter with it.
 """
 
 from __future__ import annotations
