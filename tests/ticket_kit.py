@@ -39,6 +39,7 @@ groups:
     due_hours: 48
     members: [sidorov, kuznetsova]
     callback_group: general
+    email: techdept@example.org
   tier2:
     name: Вторая линия
     due_hours: 24

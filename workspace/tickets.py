@@ -238,22 +238,31 @@ class TicketDesk:
             for ticket_id in await self._store.escalate(
                 level=Escalation.NEAR, deadline=near_from, now=now, group=group.id
             ):
-                self._told(ticket_id, group.id, Escalation.NEAR)
+                await self._told(ticket_id, group.id, Escalation.NEAR)
         for ticket_id in await self._store.escalate(
             level=Escalation.OVERDUE, deadline=now, now=now
         ):
             ticket = await self._reread(ticket_id)
-            self._told(ticket_id, ticket.row.group, Escalation.OVERDUE)
+            await self._told(ticket_id, ticket.row.group, Escalation.OVERDUE)
         overdue = await self._store.overdue_by_group()
         for group_id in set(self.backoffice.groups) | set(overdue):
             TICKETS_OVERDUE.labels(group_id).set(overdue.get(group_id, 0))
         return overdue
 
-    @staticmethod
-    def _told(ticket_id: int, group: str, level: Escalation) -> None:
-        TICKETS_ESCALATED.labels(group, level.value).inc()
+    async def _told(self, ticket_id: int, group_id: str, level: Escalation) -> None:
+        """Log and count a new mark; mail the group when it has an address (best effort: the
+        mark, the queue's highlight and the alert do not depend on it)."""
+        TICKETS_ESCALATED.labels(group_id, level.value).inc()
         text = "ticket due time near" if level is Escalation.NEAR else "ticket overdue"
-        log.warning(text, extra={"ticket": ticket_id, "group": group})
+        log.warning(text, extra={"ticket": ticket_id, "group": group_id})
+        group = self.backoffice.groups.get(group_id)
+        if group is None or group.email is None or self.notifier is None:
+            return
+        ticket = await self._reread(ticket_id)
+        try:
+            await self.notifier.send(escalation_letter(ticket, group.email, level))
+        except NotifyFailed:
+            log.warning("escalation letter not sent", extra={"ticket": ticket_id})
 
     async def notify_pending(self) -> None:
         for ticket_id in await self._store.unnotified(_BATCH):
@@ -312,6 +321,18 @@ class TicketDesk:
             outcome=outcome,
             detail=detail,
         )
+
+
+def escalation_letter(ticket: Ticket, to: str, level: Escalation) -> Letter:
+    """The group's reminder: the ticket and its due time, no citizen's data."""
+    number = str(ticket.row.number)
+    due = f"{ticket.row.due_at:%d.%m.%Y %H:%M} UTC"
+    what = "срок подходит к концу" if level is Escalation.NEAR else "срок истёк"
+    body = (
+        f"Заявка по обращению № {number}: {what} ({due}).\n"
+        f"Откройте её в очереди заявок: /backoffice/tickets/{ticket.row.id}\n"
+    )
+    return Letter(to, f"Заявка {number}: {what}", body)
 
 
 def citizen_letter(ticket: Ticket) -> Letter:

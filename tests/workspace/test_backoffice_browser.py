@@ -162,5 +162,5 @@ async def test_a_back_office_person_resolves_a_ticket_in_chromium(
     shots.mkdir()
     await asyncio.to_thread(work, live, one_time, shots)
     assert len(list(shots.glob("*.png"))) == 4  # tmp_path/screenshots, to look at
-    [letter] = live.office.mailbox.messages
-    assert letter["To"] == "citizen@example.org"
+    to_citizen = [m for m in live.office.mailbox.messages if m["To"] == "citizen@example.org"]
+    assert len(to_citizen) == 1  # the overdue mark went to the department's address

@@ -69,6 +69,15 @@ async def test_the_48_hour_clock_escalates_near_then_overdue_once_each(kit: Offi
     [row] = await kit.desk.queue(actor=SUPERVISOR, source="test")
     assert row.escalation is Escalation.OVERDUE
     assert overdue_gauge("technical") == 1
+    await kit.desk.escalate()  # each mark is told once
+    # the department's address was told at each mark, with no citizen's data
+    subjects = [m["Subject"] for m in kit.mailbox.messages]
+    assert subjects == [
+        f"Заявка {row.number}: срок подходит к концу",
+        f"Заявка {row.number}: срок истёк",
+    ]
+    assert all(m["To"] == "techdept@example.org" for m in kit.mailbox.messages)
+    assert not any("79161234567" in m.get_content() for m in kit.mailbox.messages)
 
     # resolving it takes it off the overdue count
     await kit.desk.move(row.id, TicketState.RESOLVED, actor=SIDOROV, source="test")
