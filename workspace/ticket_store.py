@@ -301,6 +301,25 @@ class TicketStore:
             rows: Sequence[Row[Any]] = (await connection.execute(statement)).all()
         return {str(r.group_name): int(r.overdue) for r in rows}
 
+    async def claim(self, ticket_id: int, column: str, at: datetime) -> bool:
+        """Set a notice's time (`callback_at`, `notified_at`) if no node has: True for the one
+        node that did, so two nodes never tell the citizen twice."""
+        assert column in ("callback_at", "notified_at")
+        statement = (
+            update(tickets)
+            .where(tickets.c.id == ticket_id, tickets.c[column].is_(None))
+            .values({column: require_utc(at, "at")})
+        )
+        async with self._engine.begin() as connection:
+            return bool((await connection.execute(statement)).rowcount)
+
+    async def release(self, ticket_id: int, column: str) -> None:
+        """Undo `claim` after a failed try, so the next tick tries again."""
+        assert column in ("callback_at", "notified_at")
+        statement = update(tickets).where(tickets.c.id == ticket_id).values({column: None})
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)
+
     async def unnotified(self, limit: int) -> list[int]:
         """Resolved tickets whose citizen has not been told yet (a failed try is retried)."""
         statement = (

@@ -277,6 +277,15 @@ class TicketDesk:
             await self._send_letter(ticket)
 
     async def _book_callback(self, ticket: Ticket) -> None:
+        if not await self._store.claim(ticket.row.id, "callback_at", self.now()):
+            return  # another node is booking it
+        try:
+            await self._book_claimed(ticket)
+        except BaseException:
+            await self._store.release(ticket.row.id, "callback_at")  # the next tick retries
+            raise
+
+    async def _book_claimed(self, ticket: Ticket) -> None:
         contact = await self._registry.view(ticket.row.number, actor=TICKET_JOB, source="tickets")
         if contact is None or self.callbacks is None or not contact.caller_phone:
             CITIZEN_NOTICES.labels("callback", "none").inc()
@@ -289,20 +298,24 @@ class TicketDesk:
             CITIZEN_NOTICES.labels("callback", "sent" if booked else "refused").inc()
             if not booked:  # a refusal is final (a number that may not be called)
                 log.warning("citizen's call back refused", extra={"ticket": ticket.row.id})
-        await self._store.change(ticket.row.id, self.now(), {"callback_at": self.now()})
 
     async def _send_letter(self, ticket: Ticket) -> None:
+        if not await self._store.claim(ticket.row.id, "notified_at", self.now()):
+            return  # another node is sending it
         if ticket.notify_email and self.notifier is not None:
             try:
                 await self.notifier.send(citizen_letter(ticket))
             except NotifyFailed:
                 CITIZEN_NOTICES.labels("email", "failed").inc()
-                return  # the periodic step tries again
+                await self._store.release(ticket.row.id, "notified_at")  # the next tick retries
+                return
+            except BaseException:  # stopped mid-send: the next start tries again
+                await self._store.release(ticket.row.id, "notified_at")
+                raise
             CITIZEN_NOTICES.labels("email", "sent").inc()
             await self._record(TICKET_JOB, "ticket.notify", ticket.row.id, "smtp", "ok")
         else:
             CITIZEN_NOTICES.labels("email", "none").inc()
-        await self._store.change(ticket.row.id, self.now(), {"notified_at": self.now()})
 
     async def _record(
         self,
