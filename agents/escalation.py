@@ -55,6 +55,10 @@ After a successful Redirect the escalation is appended to the caller's ACD histo
 logged against the call (``call escalated to an outside agency``), and the ACD ends the
 conversation: the operator goes into timed wrap-up as after any call. If AMI is down or
 refuses, nothing changes: the operator still has the caller.
+
+When the root plugs in the `AgencyTransfers` port (the workspace's registry), a moved caller
+also gets a registry entry: its number is the answer's ``reference`` (the operator's screen
+shows it for the caller), and the agency's optional ``email`` receives a letter with it.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 from aiohttp import web
@@ -85,6 +89,7 @@ from routing.operators import OperatorState
 __all__ = [
     "ESCALATION_CONTEXT",
     "Agency",
+    "AgencyTransfers",
     "add_escalation_routes",
     "escalation_variables",
     "load_agencies",
@@ -98,6 +103,7 @@ ESCALATION_CONTEXT: Final = "hotline-escalate-out"
 MAX_HEADER_VALUE: Final = 900
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
 _NUMBER_PUNCTUATION = re.compile(r"[\s()\-]")
 
 
@@ -107,6 +113,23 @@ class Agency:
     name: str
     number: str  # 7XXXXXXXXXX: what the dialplan context dials through the trunk
     line: int  # where it is defined, for messages
+    email: str | None = None  # where the letter with the caller's details goes
+
+
+class AgencyTransfers(Protocol):
+    """The registry entry and letter of a transfer (the root plugs in the workspace's
+    `AgencyLetters`; agents do not import the workspace). Returns the reference number the
+    operator reads to the caller, None when the registry could not give one. Never raises."""
+
+    async def transferred(
+        self,
+        *,
+        call_id: str,
+        agency: Agency,
+        operator_id: str,
+        caller_phone: str,
+        data: Mapping[str, str],
+    ) -> str | None: ...
 
 
 def load_agencies(path: str | Path) -> dict[str, Agency]:
@@ -122,7 +145,7 @@ def load_agencies(path: str | Path) -> dict[str, Agency]:
         if not _ID.match(agency_id):
             raise doc.error(key, f"agency id {agency_id!r}: latin letters, digits, - and _")
         fields = doc.mapping(value, f"agency {agency_id!r}")
-        doc.check_keys(fields, {"name", "number"}, {"name", "number"}, value)
+        doc.check_keys(fields, {"name", "number", "email"}, {"name", "number"}, value)
         number_node = fields["number"][1]
         number = normalise_number(doc.text(number_node, f"{agency_id}: number"))
         if number is None:
@@ -133,7 +156,12 @@ def load_agencies(path: str | Path) -> dict[str, Agency]:
             raise doc.error(number_node, f"{agency_id}: same number as {numbers[number]!r}")
         numbers[number] = agency_id
         name = doc.text(fields["name"][1], f"{agency_id}: name")
-        agencies[agency_id] = Agency(agency_id, name, number, line_of(key))
+        email = None
+        if "email" in fields:
+            email = doc.text(fields["email"][1], f"{agency_id}: email")
+            if not _EMAIL.match(email):
+                raise doc.error(fields["email"][1], f"{agency_id}: {email!r} is not an address")
+        agencies[agency_id] = Agency(agency_id, name, number, line_of(key), email)
     if not agencies:
         raise doc.error(node, "no agencies listed")
     return agencies
@@ -179,11 +207,13 @@ class _Escalation:
         ami: Callable[[], AmiClient | None],
         agencies: Mapping[str, Agency],
         audit: AuditLog,
+        transfers: AgencyTransfers | None = None,
     ) -> None:
         self.node = node
         self.ami = ami
         self.audit = audit
         self.agencies = dict(agencies)
+        self.transfers = transfers
         self.in_flight: set[str] = set()  # calls being moved: a second press is refused
 
 
@@ -196,10 +226,12 @@ def add_escalation_routes(
     ami_client_getter: Callable[[], AmiClient | None],
     agencies: Mapping[str, Agency],
     audit: AuditLog,
+    transfers: AgencyTransfers | None = None,
 ) -> None:
     """Mount ``POST /api/operators/{id}/escalate``. `ami_client_getter` returns the
-    controller's AMI client (None when AMI is disabled); escalations go to `audit`."""
-    app[_STATE] = _Escalation(node, ami_client_getter, agencies, audit)
+    controller's AMI client (None when AMI is disabled); escalations go to `audit`;
+    `transfers` registers each transfer and sends the agency its letter (None: neither)."""
+    app[_STATE] = _Escalation(node, ami_client_getter, agencies, audit, transfers)
     app.router.add_post("/api/operators/{op_id}/escalate", _escalate)
 
 
@@ -257,6 +289,15 @@ async def _handle(state: _Escalation, request: web.Request) -> dict[str, Any]:
             )
             if caller.state == "talking" and node.acd.callers.get(call_id) is caller:
                 await node.end_call(call_id)  # the session may have closed it already
+            reference = None
+            if state.transfers is not None:
+                reference = await state.transfers.transferred(
+                    call_id=call_id,
+                    agency=agency,
+                    operator_id=op_id,
+                    caller_phone=caller.number,
+                    data=caller.data,
+                )
     finally:
         state.in_flight.discard(call_id)
     return {
@@ -265,6 +306,7 @@ async def _handle(state: _Escalation, request: web.Request) -> dict[str, Any]:
         "call": call_id,
         "agency": agency.id,
         "agency_name": agency.name,
+        "reference": reference,  # the registry's number for the caller
     }
 
 

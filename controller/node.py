@@ -45,6 +45,7 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from controller.ticket_ports import LateAgencyTransfers, TicketCallbacks
 from controller.voice_messages import MessageIntake, OverdueMessages
 from hotline.access import access_middleware
 from hotline.accounts.build import AccountsKit, build_accounts
@@ -231,7 +232,10 @@ class Controller:
         add_operator_routes(app, acd.node, audit)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
-        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies, audit)
+        transfers = LateAgencyTransfers(  # the workspace is built after the ACD
+            lambda: self.workspace.agency_letters if self.workspace else None
+        )
+        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies, audit, transfers)
         # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors; hand
         # edits of the files are picked up by the same path.
         routing, ivr = self.settings.routing, self.settings.ivr
@@ -257,7 +261,14 @@ class Controller:
         self, acd: AcdService, engine: AsyncEngine, app: web.Application
     ) -> None:
         """The desktop and the contact registry: offers pop, answers open contacts."""
-        workspace = WorkspaceService.build(engine, self._audit_log())
+        settings = self.settings.workspace
+        # A broken back-office file stops the start here, with its file:line.
+        workspace = WorkspaceService.build(
+            engine,
+            settings,
+            backoffice_file=locate(settings.backoffice_file),
+            audit=self._audit_log(),
+        )
         workspace.known_group = lambda group: group in acd.node.acd.groups
         self.workspace = workspace
         await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
@@ -335,6 +346,9 @@ class Controller:
         overdue = OverdueMessages(engine, lambda: acd.node.acd.groups)
         watch = Periodic(overdue.check, DEADLINE_CHECK_SECONDS, name="message-deadline", log=log)
         await self._lifecycle.start(PartOf("message-deadline", watch.start, watch.close))
+        if self.workspace is not None and self.workspace.tickets is not None:
+            # a resolved ticket calls the citizen back through the callback scheduler
+            self.workspace.tickets.callbacks = TicketCallbacks(callbacks.scheduler)
 
     def _menus(self, call_log: CallLog) -> MenuService:
         """The menus, with the ACD as their queue port, callbacks, and the recorder's answer

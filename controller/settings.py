@@ -2,8 +2,8 @@
 
 This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]`,
 `[audit]` and `[accounts]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`,
-`[routing]`, `[callbacks]` from the parts) and the top-level keys. Reading, converting and
-checking them is `hotline.settings`' job.
+`[routing]`, `[callbacks]`, `[workspace]` from the parts) and the top-level keys. Reading,
+converting and checking them is `hotline.settings`' job.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ivr.settings import IvrSettings, WithIvrSettings
 from recorder.settings import AccessSettings, RecorderSettings, WithRecorderSettings
 from routing.callbacks.settings import CallbackSettings
 from routing.settings import RoutingSettings
+from workspace.settings import WorkspaceSettings
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Settings:
     recorder_access: AccessSettings = field(default_factory=AccessSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)
+    workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     # Names this instance in logs and shared state, so several nodes can be told apart.
     node_name: str = field(default_factory=socket.gethostname, metadata={"check": not_empty})
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -68,6 +70,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "recorder_access": AccessSettings,
         "routing": RoutingSettings,
         "callbacks": CallbackSettings,
+        "workspace": WorkspaceSettings,
     }
 )
 

@@ -8,7 +8,8 @@
 
       users:
         - user: ivanova          # who the audit log will name
-          role: quality_auditor  # quality_auditor, supervisor, security_officer, operator, admin
+          role: quality_auditor  # quality_auditor, supervisor, security_officer, operator, admin,
+                                 # back_office
           token_sha256: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
 
 * `TokenFile`: the token file as the controller serves it, re-read whenever it changes.
@@ -71,12 +72,20 @@ class Role(StrEnum):
     SECURITY_OFFICER = "security_officer"
     OPERATOR = "operator"
     ADMIN = "admin"  # telecom admin: edits ACD groups and operators (routing.admin.http)
+    BACK_OFFICE = "back_office"  # works tickets of their back-office groups (workspace.tickets)
     SYSTEM = "system"  # the retention job and the admin CLI
 
 
 # Roles a token file may grant; `system` is only ever the CLI acting on the server itself.
 TOKEN_ROLES: Final = frozenset(
-    {Role.QUALITY_AUDITOR, Role.SUPERVISOR, Role.SECURITY_OFFICER, Role.OPERATOR, Role.ADMIN}
+    {
+        Role.QUALITY_AUDITOR,
+        Role.SUPERVISOR,
+        Role.SECURITY_OFFICER,
+        Role.OPERATOR,
+        Role.ADMIN,
+        Role.BACK_OFFICE,
+    }
 )
 
 

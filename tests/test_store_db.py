@@ -28,7 +28,8 @@ import hotline.store
 import recorder.models  # noqa: F401
 import routing.callbacks.model
 import routing.snapshot  # noqa: F401
-import workspace.store  # noqa: F401
+import workspace.store
+import workspace.ticket_store  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine
 from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade
 

@@ -125,6 +125,22 @@ class ContactRegistry:
         await self._record(actor, "contact.close", number, source, outcome)
         return contact
 
+    async def hand_over(
+        self, number: ContactNumber, *, resolution: str, actor: Actor, source: str
+    ) -> Contact | None:
+        """Close a contact another body now carries (a transfer to an agency): resolved here
+        by handing over, not a first-contact resolution, and no ticket of ours."""
+        values = {
+            "resolution": resolution,
+            "first_contact_resolution": False,
+            "state": ContactState.RESOLVED.value,
+            "closed_at": self.now(),
+        }
+        contact = await self._store.change(number, values)
+        outcome = "ok" if contact is not None else "not_found"
+        await self._record(actor, "contact.hand_over", number, source, outcome)
+        return contact
+
     async def rate(self, number: ContactNumber, rating: int) -> Contact | None:
         """The caller's rating (1 to 5) from the menu after the conversation."""
         if not 1 <= rating <= 5:

@@ -65,6 +65,7 @@ ROLE_NAMES: Final = {
     "admin": "администратор",
     "quality_auditor": "аудитор качества",
     "security_officer": "офицер безопасности",
+    "back_office": "сотрудник бэк-офиса",
 }
 _STAFF: Final = people(*sorted(TOKEN_ROLES))
 

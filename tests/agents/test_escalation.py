@@ -13,7 +13,9 @@ from urllib.parse import unquote
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from databases import migrated_engine
 from people import as_user, guarded_app, sqlite_audit
+from ticket_kit import smtp_server
 from yamlfiles import assert_refused_at_line
 
 from agents.escalation import (
@@ -27,11 +29,18 @@ from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
 from hotline.audit import AuditLog
+from hotline.auth import Actor
 from hotline.clock import SystemClock
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
 from routing.node import AcdNode
 from routing.testing import group, memory_node, op
+from workspace.agency_letters import AgencyLetters
+from workspace.model import ContactChannel, ContactState
+from workspace.notify import SmtpNotifier, SmtpSettings
+from workspace.numbers import parse_contact_number
+from workspace.registry import ContactRegistry
+from workspace.store import ContactStore
 
 ROOT = Path(__file__).resolve().parents[2]
 CALL = "1795563226.0"  # the caller's agi_uniqueid: the ACD's call id
@@ -139,6 +148,7 @@ async def test_caller_goes_to_the_agency_with_data_and_history(desk: Desk) -> No
         "call": CALL,
         "agency": "sfr",
         "agency_name": "Социальный фонд России",
+        "reference": None,  # no registry wired here (test_agency_transfer_is_registered...)
     }
     assert CALL not in desk.node.acd.callers  # the conversation is over for the ACD
     # who moved which call where is in the audit log
@@ -271,6 +281,11 @@ def test_shipped_agencies_load_as_examples() -> None:
         ("agencies:\n  Bad Id:\n    name: A\n    number: '88000000001'\n", 2, "agency id"),
         ("agencies:\n  a: [\n", 3, "not valid YAML"),
         ("agencies: {}\n", 1, "no agencies"),
+        (
+            "agencies:\n  a:\n    name: A\n    number: '88000000001'\n    email: nope\n",
+            5,
+            "address",
+        ),
         ("", 1, "empty"),
     ],
 )
@@ -328,3 +343,52 @@ async def _reply(ami: AmiClient, action: str, headers: dict[str, str]) -> tuple[
     except AmiActionError as refused:
         return ("Error", refused.message)
     return (response.status, response.text or "")
+
+
+async def test_agency_transfer_is_registered_and_the_agency_gets_a_letter(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """With the workspace plugged into the port (as the root does): the transfer becomes a
+    registry entry whose number the operator reads out, and the agency's address receives a
+    letter with it and the caller's details, through a real SMTP server."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'registry.sqlite3'}"
+    async with migrated_engine(url) as engine, smtp_server() as (mailbox, port):
+        registry = ContactRegistry(ContactStore(engine), AuditLog(engine))
+        notifier = SmtpNotifier(SmtpSettings("127.0.0.1", port, sender="hotline@example.org"))
+        letters = AgencyLetters(registry, AuditLog(engine), notifier)
+        sfr = Agency("sfr", "Социальный фонд России", "78000000001", 1, "sfr@example.org")
+        ami = AmiClient("127.0.0.1", desk.server.port, "ctl", "s", ping_interval=60)
+        await ami.connect()
+        app = guarded_app(STAFF)
+        add_escalation_routes(app, desk.node, lambda: ami, {"sfr": sfr}, desk.audit, letters)
+        try:
+            async with TestClient(TestServer(app), headers=as_user("anna")) as client:
+                await desk.node.enqueue(
+                    CALL,
+                    "general",
+                    number="+79035550011",
+                    data={"application": "1234567897", "topic": "пенсия", "snils": "1122"},
+                )
+                await desk.node.answer(CALL)
+                desk.server.emit("Newchannel", channel_block(CHANNEL, CALL))
+                desk.server.emit("BridgeEnter", [*BRIDGE, *channel_block(CHANNEL, CALL)])
+                reply = await client.post("/api/operators/anna/escalate", json={"agency": "sfr"})
+                body = await reply.json()
+            await letters.idle()
+        finally:
+            await ami.close()
+        assert reply.status == 200, body
+        number = parse_contact_number(body["reference"])
+        assert number is not None
+        entry = await registry.view(number, actor=Actor("smirnova", "supervisor"), source="t")
+        assert entry is not None
+        assert entry.channel is ContactChannel.AGENCY_TRANSFER
+        assert entry.state is ContactState.RESOLVED
+        assert (entry.caller_phone, entry.application_number) == ("79035550011", "1234567897")
+        assert "Социальный фонд России" in entry.resolution
+        [letter] = mailbox.messages
+        assert letter["To"] == "sfr@example.org"
+        text = letter.get_content()
+        assert body["reference"] in letter["Subject"] and body["reference"] in text
+        assert "+79035550011" in text and "1234567897" in text and "пенсия" in text
+        assert "1122" not in text  # identity documents stay out of the letter

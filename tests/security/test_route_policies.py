@@ -48,6 +48,7 @@ ALLOWED_PUBLIC_ROUTES: Final = frozenset(
         # style sheets and scripts: fixed lists of files, no data
         "GET /accounts/static/accounts.css",
         "GET /desk/static/{name}",
+        "GET /backoffice/static/{name}",
     }
 )
 # Routes whose policy another part of issue 11's work decides: the callbacks API stays as open

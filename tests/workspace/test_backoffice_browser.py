@@ -1,0 +1,166 @@
+"""One real browser (Debian's chromium through chromedriver, headless) through the back office:
+a back-office person logs in (password, TOTP enrolment), opens the work queue, opens the
+overdue ticket with the keyboard (j, Enter), comments (c), and resolves it; the citizen's
+letter arrives at the local SMTP server. Screenshots of each page are saved under tmp_path.
+Skips only when chromium or chromedriver is not installed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from ports import bound_port
+from staff import ADMIN_CLI, START, accounts_app, staff_kit, totp_code
+from ticket_kit import HOUR, SIDOROV, Office, office
+
+from hotline.accounts.build import AccountsKit
+from hotline.accounts.settings import AccountsSettings
+from hotline.clock import ManualClock
+from workspace.backoffice_http import add_backoffice_routes
+from workspace.model import Category
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "длинный пароль сотрудника"
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="chromium/chromedriver absent"
+)
+
+
+@dataclass
+class LiveOffice:
+    url: str
+    kit: AccountsKit
+    clock: ManualClock
+    office: Office
+    ticket: int
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[LiveOffice]:
+    settings = AccountsSettings(
+        totp_key_file=str(tmp_path / "keys" / "totp.key"), plain_http_loopback=True
+    )
+    clock = ManualClock(START)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.sqlite3'}"
+    async with (
+        staff_kit(url, tmp_path, clock=clock, settings=settings) as kit,
+        office(url, tmp_path) as tickets,
+    ):
+        await tickets.unresolved_contact(Category.TECHNICAL_FAULT)
+        await tickets.desk.adopt()
+        [row] = await tickets.desk.queue(actor=SIDOROV, source="test")
+        await tickets.desk.set_email(row.id, "citizen@example.org", actor=SIDOROV, source="t")
+        tickets.clock.advance(49 * HOUR)  # past the technical department's 48 hours
+        await tickets.desk.escalate()
+        app = accounts_app(kit)
+        add_backoffice_routes(app, tickets.desk)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            yield LiveOffice(f"http://127.0.0.1:{bound_port(runner)}", kit, clock, tickets, row.id)
+        finally:
+            await runner.cleanup()
+
+
+def chromium(profile: Path) -> object:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1000",
+        f"--user-data-dir={profile}",
+        "--lang=ru",
+    ):
+        options.add_argument(argument)
+    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
+    return webdriver.Chrome(options=options, service=service)
+
+
+def type_and_enter(driver: object, fields: dict[str, str]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    last = None
+    for name, value in fields.items():
+        last = driver.find_element(By.NAME, name)  # type: ignore[attr-defined]
+        last.clear()
+        last.send_keys(value)
+    assert last is not None
+    last.send_keys(Keys.ENTER)
+
+
+def work(live: LiveOffice, one_time: str, shots: Path) -> None:
+    """The whole visit, run in a worker thread while the server serves on the test's loop."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver = chromium(shots / "profile")
+    wait = WebDriverWait(driver, 20)
+    d: object = driver
+    try:
+        d.get(live.url + "/login")  # type: ignore[attr-defined]
+        type_and_enter(d, {"account": "sidorov", "password": one_time})
+        wait.until(EC.url_contains("/login/password"))
+        type_and_enter(d, {"new_password": PASSWORD, "new_password_again": PASSWORD})
+        wait.until(EC.url_contains("/login/enrol"))
+        secret = d.find_element(By.ID, "secret").text.replace(" ", "")  # type: ignore[attr-defined]
+        type_and_enter(d, {"code": totp_code(secret, live.clock)})
+        wait.until(EC.presence_of_element_located((By.ID, "recovery-codes")))
+
+        d.get(live.url + "/backoffice")  # type: ignore[attr-defined]
+        wait.until(EC.presence_of_element_located((By.ID, "queue")))
+        row = d.find_element(By.CSS_SELECTOR, "#queue tbody tr")  # type: ignore[attr-defined]
+        assert "overdue" in row.get_attribute("class")
+        assert "просрочена" in row.text
+        d.save_screenshot(str(shots / "1-queue.png"))  # type: ignore[attr-defined]
+        body = d.find_element(By.TAG_NAME, "body")  # type: ignore[attr-defined]
+        body.send_keys("j")  # the first ticket, its link focused
+        d.switch_to.active_element.send_keys(Keys.ENTER)  # type: ignore[attr-defined]
+        wait.until(EC.url_contains(f"/backoffice/tickets/{live.ticket}"))
+        assert "Иванов Иван" in d.page_source  # type: ignore[attr-defined]
+        d.save_screenshot(str(shots / "2-ticket.png"))  # type: ignore[attr-defined]
+
+        d.find_element(By.TAG_NAME, "body").send_keys("c")  # type: ignore[attr-defined]
+        box = d.switch_to.active_element  # type: ignore[attr-defined]
+        assert box.get_attribute("id") == "comment"
+        box.send_keys("Сбой устранён, <b>проверено</b>")
+        box.send_keys(Keys.TAB)
+        d.switch_to.active_element.send_keys(Keys.ENTER)  # type: ignore[attr-defined]
+        wait.until(EC.text_to_be_present_in_element((By.ID, "comments"), "Сбой устранён"))
+        assert "<b>проверено</b>" in d.find_element(By.ID, "comments").text  # type: ignore[attr-defined]
+
+        Select(d.find_element(By.ID, "state")).select_by_value("resolved")  # type: ignore[attr-defined]
+        d.find_element(By.ID, "change-state").send_keys(Keys.ENTER)  # type: ignore[attr-defined]
+        wait.until(EC.text_to_be_present_in_element((By.ID, "ticket-state"), "Решена"))
+        assert "просрочена" not in d.find_element(By.ID, "ticket-title").text  # type: ignore[attr-defined]
+        d.save_screenshot(str(shots / "3-resolved.png"))  # type: ignore[attr-defined]
+        d.get(live.url + "/backoffice")  # type: ignore[attr-defined]
+        assert "Открытых заявок нет" in d.page_source  # type: ignore[attr-defined]
+        d.save_screenshot(str(shots / "4-queue-empty.png"))  # type: ignore[attr-defined]
+    finally:
+        d.quit()  # type: ignore[attr-defined]
+
+
+async def test_a_back_office_person_resolves_a_ticket_in_chromium(
+    live: LiveOffice, tmp_path: Path
+) -> None:
+    one_time = await live.kit.accounts.add("sidorov", "back_office", "Сидоров Семён", by=ADMIN_CLI)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    await asyncio.to_thread(work, live, one_time, shots)
+    assert len(list(shots.glob("*.png"))) == 4  # tmp_path/screenshots, to look at
+    to_citizen = [m for m in live.office.mailbox.messages if m["To"] == "citizen@example.org"]
+    assert len(to_citizen) == 1  # the overdue mark went to the department's address
