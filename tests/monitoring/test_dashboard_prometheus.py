@@ -107,23 +107,33 @@ async def query(http: aiohttp.ClientSession, base: str, promql: str) -> dict[str
         return dict(await response.json())
 
 
-async def until_scraped(http: aiohttp.ClientSession, base: str, samples: int) -> None:
-    """Wait until Prometheus holds `samples` scrapes of the controller (rates need several)."""
-    async with asyncio.timeout(25):
-        while True:
-            try:
-                answer = await query(http, base, "count_over_time(up[1m])")
-                result = answer["data"]["result"]
-                if result and float(result[0]["value"][1]) >= samples:
+async def until_ready(http: aiohttp.ClientSession, base: str) -> None:
+    """Wait until Prometheus listens and answers ready (it says 503 while its TSDB opens)."""
+    while True:
+        try:
+            async with http.get(f"{base}/-/ready") as response:
+                if response.status == 200:
                     return
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
+        except aiohttp.ClientConnectionError:
+            pass  # not listening yet
+        await asyncio.sleep(0.2)
+
+
+async def until_scraped(http: aiohttp.ClientSession, base: str, samples: int) -> None:
+    """Wait until Prometheus is ready and holds `samples` scrapes of the controller (rates
+    need several). Generous: a loaded machine starts Prometheus slowly."""
+    async with asyncio.timeout(60):
+        await until_ready(http, base)
+        while True:
+            result = (await query(http, base, "count_over_time(up[1m])"))["data"]["result"]
+            if result and float(result[0]["value"][1]) >= samples:
+                return
             await asyncio.sleep(0.2)
 
 
 async def until_present(http: aiohttp.ClientSession, base: str, promql: str) -> None:
     """Wait until `promql` returns series (Prometheus evaluates the rules every second)."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while True:
             if (await query(http, base, promql))["data"]["result"]:
                 return
