@@ -23,6 +23,17 @@ ACD_STATE_DEGRADED = Gauge(
 ACD_STATE_ERRORS = Counter(
     "hotline_acd_state_errors_total", "ACD shared-state operations that failed", ["operation"]
 )
+# Set by the callback scheduler on every pass (routing.callbacks.scheduler.count_backlog),
+# for every configured group, so a group with none shows 0 rather than no series. Every
+# controller node exports the same shared-database figures: aggregate them with max, not sum.
+CALLBACKS_PENDING = Gauge(
+    "hotline_callbacks_pending", "Callbacks booked and not yet placed", ["group"]
+)
+CALLBACKS_DUE = Gauge(
+    "hotline_callbacks_due",
+    "Pending callbacks whose time has come (next attempt reached, window open)",
+    ["group"],
+)
 ACD_CLAIMS = Counter(
     "hotline_acd_claims_total", "Operator claims on shared state, by result", ["result"]
 )  # result: won | lost
@@ -40,7 +51,22 @@ class AcdCollector(Collector):
         longest = GaugeMetricFamily(
             "hotline_acd_longest_wait_seconds", "Longest current wait", labels=["group"]
         )
+        offered = CounterMetricFamily(
+            "hotline_acd_offered", "Calls that joined the group's queue", labels=["group"]
+        )
         answered = CounterMetricFamily("hotline_acd_answered", "Calls answered", labels=["group"])
+        # Counters beside the since-start ASA and service level, so that PromQL can compute
+        # both over any window (increase(...[1h])) for dashboards and alerts.
+        within_sl = CounterMetricFamily(
+            "hotline_acd_answered_within_sl",
+            f"Calls answered within {acd.settings.service_level_seconds:g} s",
+            labels=["group"],
+        )
+        wait_total = CounterMetricFamily(
+            "hotline_acd_answer_wait_seconds",
+            "Sum of the waits of answered calls (queued to answer)",
+            labels=["group"],
+        )
         abandoned = CounterMetricFamily(
             "hotline_acd_abandoned", "Callers who hung up before an answer", labels=["group"]
         )
@@ -72,7 +98,10 @@ class AcdCollector(Collector):
             stats = acd.stats[group_id]
             waiting.add_metric([group_id], acd.waiting(group_id))
             longest.add_metric([group_id], acd.longest_wait(group_id))
+            offered.add_metric([group_id], stats.offered)
             answered.add_metric([group_id], stats.answered)
+            within_sl.add_metric([group_id], stats.answered_within_sl)
+            wait_total.add_metric([group_id], stats.answer_wait_total)
             abandoned.add_metric([group_id], stats.abandoned)
             done = stats.answered
             asa.add_metric([group_id], stats.answer_wait_total / done if done else 0.0)
@@ -84,7 +113,8 @@ class AcdCollector(Collector):
             busy += counts[OperatorState.WRAP_UP]
             staffed = busy + counts[OperatorState.READY]
             occupancy.add_metric([group_id], busy / staffed if staffed else 0.0)
-        yield from (waiting, longest, answered, abandoned, asa, service_level, by_state, occupancy)
+        yield from (waiting, longest, offered, answered, abandoned, within_sl, wait_total)
+        yield from (asa, service_level, by_state, occupancy)
         yield unstaffed
 
 

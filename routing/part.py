@@ -321,15 +321,17 @@ class CallbackService:
         return cls(scheduler, dialling, audit or AuditLog(engine))
 
     async def start(self) -> None:
-        """Take back this node's callbacks from before a restart, then poll for due ones."""
+        """Take back this node's callbacks from before a restart, then poll for due ones
+        (without dialling, only count the backlog, which then can only grow)."""
         released = await self.scheduler.start()
         if released:
             log.info("callbacks taken back after a restart", extra={"callbacks": released})
+        await self.scheduler.count_backlog()  # the gauges exist from the first scrape
         if not self.dialling:
             log.warning(_NO_DIALLING)
-            return
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(self.scheduler.run(self._stop))
+        run = self.scheduler.run(self._stop, place_calls=self.dialling)
+        self._task = asyncio.create_task(run)
 
     def install(self, app: web.Application) -> None:
         add_callback_routes(app, self.scheduler, self.audit)

@@ -72,6 +72,7 @@ from routing.callbacks.originate import CallbackDialler
 from routing.callbacks.settings import CallbackSettings
 from routing.callbacks.store import BookingRefused, CallbackStore, Quota
 from routing.groups import Group
+from routing.metrics import CALLBACKS_DUE, CALLBACKS_PENDING
 from routing.node import AcdNode
 
 __all__ = ["CallbackScheduler"]
@@ -395,11 +396,24 @@ class CallbackScheduler:
         self._tasks.pop(callback_id, None)
         self._group_of.pop(callback_id, None)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll for due callbacks until `stop` is set; a database error is logged, not fatal."""
+    async def count_backlog(self) -> dict[str, tuple[int, int]]:
+        """Publish (and return) each group's pending and due callbacks as gauges: a backlog
+        that grows (nobody logged in, AMI away, dialling off) is what the alert watches."""
+        backlog = await self.store.backlog(self._now())
+        for group_id in set(self.node.acd.groups) | set(backlog):
+            pending, due = backlog.get(group_id, (0, 0))
+            CALLBACKS_PENDING.labels(group=group_id).set(pending)
+            CALLBACKS_DUE.labels(group=group_id).set(due)
+        return backlog
+
+    async def run(self, stop: asyncio.Event, *, place_calls: bool = True) -> None:
+        """Poll until `stop` is set: place due callbacks (unless not `place_calls`: without
+        AMI), then count the backlog; a database error is logged, not fatal."""
         while not stop.is_set():
             try:
-                await self.run_due()
+                if place_calls:
+                    await self.run_due()
+                await self.count_backlog()
             except Exception:
                 log.exception("callback scheduling pass failed; retrying")
             try:

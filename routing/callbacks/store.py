@@ -152,6 +152,21 @@ class CallbackStore:
         async with self._sessions() as session:
             return list((await session.execute(stmt)).scalars())
 
+    async def backlog(self, now: datetime) -> dict[str, tuple[int, int]]:
+        """Per group: (pending callbacks, of which due now), for the metrics. Due means what
+        `candidates` would pick: next attempt reached and the window open."""
+        due = (Callback.next_attempt_at <= now) & (
+            Callback.window_start.is_(None) | (Callback.window_start <= now)
+        )
+        stmt = (
+            select(Callback.group_id, func.count(), func.sum(case((due, 1), else_=0)))
+            .where(Callback.state == S.PENDING.value)
+            .group_by(Callback.group_id)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return {group: (int(pending), int(due_now or 0)) for group, pending, due_now in rows}
+
     async def move(
         self,
         callback_id: int,

@@ -38,9 +38,15 @@ def test_group_metrics(acd: Acd, clock: ManualClock) -> None:
     assert value(text, "hotline_acd_operators", group="general", state="talking") == 1
     assert value(text, "hotline_acd_operators", group="general", state="logged_out") == 1
     assert value(text, "hotline_acd_occupancy", group="general") == 1.0
+    assert value(text, "hotline_acd_offered_total", group="general") == 3
+    assert value(text, "hotline_acd_answered_within_sl_total", group="general") == 1
+    assert value(text, "hotline_acd_answer_wait_seconds_total", group="general") == 10
     acd.ready("boris")
     acd.answer("slow")
     text = generate_latest(registry).decode()
     assert value(text, "hotline_acd_service_level", group="general") == 0.5
     assert value(text, "hotline_acd_asa_seconds", group="general") == 20
+    # slow waited 30 s, over the 20 s of the service level: the counters PromQL windows over
+    assert value(text, "hotline_acd_answered_within_sl_total", group="general") == 1
+    assert value(text, "hotline_acd_answer_wait_seconds_total", group="general") == 40
     assert value(text, "hotline_acd_waiting", group="tech1") == 0

@@ -129,6 +129,12 @@ async def test_without_ami_callbacks_are_kept_pending_with_a_warning(
             await asyncio.sleep(0.1)  # many poll intervals: nobody may pick it up
             shown = await scheduler.get_public(made.public_id)
             assert shown is not None and shown.state == "pending" and shown.attempts == 0
+            # ...and the backlog the alert watches still counts it (it can only grow)
+            async with ClientSession() as http, http.get(f"{url}/metrics") as response:
+                exported = await response.text()
+            assert 'hotline_callbacks_pending{group="emergency"} 1.0' in exported
+            assert 'hotline_callbacks_due{group="emergency"} 1.0' in exported
+            assert 'hotline_callbacks_due{group="general"} 0.0' in exported
 
 
 async def test_the_menus_callback_node_reaches_the_controllers_scheduler(tmp_path: Path) -> None:
