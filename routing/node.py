@@ -299,10 +299,9 @@ class AcdNode:
         history: Iterable[str] = (),
         arrived_at: float | None = None,
     ) -> list[Offer]:
-        """Queue a caller. A call already stored (its node restarted, shared state) resumes
-        its old place; so does one whose arrival came with it (`arrived_at`: carried on the
-        channel from a controller that went away, `routing.arrival`), or a number that left
-        within the recall window; otherwise it arrives now with a new number."""
+        """Queue a caller. A call already stored (its node restarted), one whose `arrived_at`
+        came on the channel (`routing.arrival`) or a number back within the recall window
+        resumes its old place; otherwise it arrives now with a new number."""
         record = await self._do("enqueue", lambda s: s.caller(call_id))
         if record is None and number and arrived_at is None:
             record = await self._do("enqueue", lambda s: s.recall_place(number))

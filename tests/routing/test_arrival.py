@@ -4,6 +4,8 @@ of callers who came later; an arrival that cannot be true is not believed."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hotline.agi import carry
@@ -32,6 +34,10 @@ class Channel:
 
     async def set_variable(self, name: str, value: str) -> None:
         self.variables[name] = value
+
+    def gone(self) -> asyncio.Future[None]:
+        """Never done: this caller's hang-up shows at a command, not as an idle notice."""
+        return asyncio.get_running_loop().create_future()
 
 
 def restarted_node(clock: ManualClock) -> AcdNode:
@@ -111,21 +117,21 @@ class HangsUpTalking(Channel):
     def __init__(self, node: AcdNode) -> None:
         super().__init__()
         self.node = node
-        self.gone = False
+        self.hung_up = False
 
     async def exec(self, application: str, *options: str) -> int:
         if application == "Dial":
             await operator_answered(self.node, self.call_id)  # Dial's U() hook
-            self.gone = True
+            self.hung_up = True
         return 0
 
     async def get_variable(self, name: str) -> str | None:
-        if self.gone:
+        if self.hung_up:
             raise CallerHungUp()
         return await super().get_variable(name)
 
     async def set_variable(self, name: str, value: str) -> None:
-        if self.gone:
+        if self.hung_up:
             raise CallerHungUp()
         await super().set_variable(name, value)
 

@@ -89,7 +89,7 @@ async def test_hangup_notice_while_on_hold_leaves_the_queue_at_once() -> None:
         assert await second.command() == "EXEC StopMusicOnHold"
         await second.reply("200 result=0")
         dial = await second.command()
-        assert dial.startswith('EXEC Dial "PJSIP/anna,') and dial.endswith('^100.2)"')
+        assert dial.startswith('EXEC Dial "PJSIP/anna,') and "^100.2^" in dial
         await second.send(b"HANGUP\n200 result=-1\n")  # the caller leaves during the ring
         await second.expect_closed()
         await first.close()
