@@ -179,7 +179,11 @@ class Controller:
         self, acd: AcdService, engine: AsyncEngine, app: web.Application
     ) -> None:
         """The desktop and the contact registry: offers pop, answers open contacts."""
-        workspace = WorkspaceService.build(engine)
+        workspace = WorkspaceService.build(
+            engine,
+            self.settings.workspace,
+            retention_file=str(self.settings.recorder_access.retention_file),
+        )
         workspace.known_group = lambda group: group in acd.node.acd.groups
         self.workspace = workspace
         await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
@@ -263,6 +267,7 @@ class Controller:
             callbacks=self.callbacks,
             on_answered=hooks,
             contacts=self.workspace,
+            intents=self.workspace,
         )
 
     def _agi_server(self, menus: MenuService) -> FastAgiServer:

@@ -29,6 +29,7 @@ from ivr.settings import IvrSettings, WithIvrSettings
 from recorder.settings import AccessSettings, RecorderSettings, WithRecorderSettings
 from routing.callbacks.settings import CallbackSettings
 from routing.settings import RoutingSettings
+from workspace.settings import WorkspaceSettings
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Settings:
     recorder_access: AccessSettings = field(default_factory=AccessSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)
+    workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     # Names this instance in logs and shared state, so several nodes can be told apart.
     node_name: str = field(default_factory=socket.gethostname, metadata={"check": not_empty})
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -65,6 +67,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "recorder_access": AccessSettings,
         "routing": RoutingSettings,
         "callbacks": CallbackSettings,
+        "workspace": WorkspaceSettings,
     }
 )
 

@@ -17,7 +17,7 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.store.db import CallLog
 from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
-from ivr.menu.model import CallbackRequests, CallContacts, OperatorQueue
+from ivr.menu.model import CallbackRequests, CallContacts, AppCodes, OperatorQueue
 from ivr.menu.watch import MenuWatcher
 from ivr.settings import IvrSettings
 
@@ -45,9 +45,13 @@ class MenuService:
         callbacks: CallbackRequests | None,
         on_answered: Sequence[AnsweredHook],
         contacts: CallContacts | None = None,
+        intents: AppCodes | None = None,
     ) -> MenuService:
         services = replace(
-            base_services(settings, call_log, queue), callbacks=callbacks, contacts=contacts
+            base_services(settings, call_log, queue),
+            callbacks=callbacks,
+            contacts=contacts,
+            intents=intents,
         )
         library, problems = load_library(settings.dialplans_dir, services, settings.general_number)
         if problems:

@@ -10,14 +10,19 @@
   menus' contacts port (`ivr.menu.model.CallContacts`): the number a caller hears before the
   rating, the rating stored on the contact, and where a caller who keys in a contact number
   goes. None of them raises: a registry that is down costs the caller the number or the
-  preference only, never the call.
+  preference only, never the call;
+* `redeem(caller_id, code)`: the menus' app-code port (`ivr.menu.model.CallIntents`): the
+  application number a one-time code from the app stands for, when that phone registered it;
+* `retention`: the purge job of contacts and attachments (`workspace.retention`), which the
+  root runs on its schedule.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,11 +30,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.audit import AuditLog
 from hotline.validators import validate_phone
+from hotline.clock import wall_clock
+from hotline.private import private_dir
+from workspace.attachments import AttachmentFiles, Attachments
 from workspace.desk import Desk
+from workspace.feedback import FeedbackDesk
+from workspace.feedback_http import add_feedback_routes
 from workspace.http import add_desk_routes
+from workspace.intents import CallIntents
 from workspace.numbers import parse_contact_number
 from workspace.pop import Ring
 from workspace.registry import ContactRegistry, RepeatRoute
+from workspace.retention import ContactRetention, ContactRetentionTerms
+from workspace.scanning import ClamScanner
+from workspace.sealing import MasterKeys
+from workspace.settings import WorkspaceSettings
 from workspace.store import ContactStore
 
 log = logging.getLogger(__name__)
@@ -41,17 +56,46 @@ __all__ = ["WorkspaceService"]
 class WorkspaceService:
     registry: ContactRegistry
     desk: Desk
+    feedback: FeedbackDesk
+    intents: CallIntents
+    retention: ContactRetention
     # Which groups calls can be queued to (the root plugs in the ACD's); a contact whose
     # group is gone routes like a number that names no contact.
     known_group: Callable[[str], bool] = lambda group: True
+    settings: WorkspaceSettings = field(default_factory=WorkspaceSettings)
 
     @classmethod
-    def build(cls, engine: AsyncEngine) -> WorkspaceService:
-        registry = ContactRegistry(ContactStore(engine), AuditLog(engine))
-        return cls(registry, Desk(registry))
+    def build(
+        cls,
+        engine: AsyncEngine,
+        settings: WorkspaceSettings | None = None,
+        *,
+        retention_file: str = "dialplans/retention.yaml",
+        clock: Callable[[], float] = wall_clock,
+    ) -> WorkspaceService:
+        """The registry, the desk, the feedback form with its attachments, the app's codes
+        and the retention job. A broken retention file stops here with its file:line."""
+        settings = settings or WorkspaceSettings()
+        audit = AuditLog(engine)
+        registry = ContactRegistry(ContactStore(engine), audit, clock)
+        attachments = Attachments(
+            engine,
+            audit,
+            AttachmentFiles(settings.attachments_dir),
+            MasterKeys(settings.attachments_keys_dir, settings.attachments_key_id),
+            ClamScanner(
+                settings.clamscan_command, settings.clamav_database, settings.scan_timeout_seconds
+            ),
+        )
+        intents = CallIntents(engine, settings, clock)
+        terms = ContactRetentionTerms.load(Path(retention_file))
+        retention = ContactRetention(engine, attachments, intents, audit, terms, clock)
+        feedback = FeedbackDesk(registry, attachments, settings)
+        return cls(registry, Desk(registry), feedback, intents, retention, settings=settings)
 
     def install(self, app: web.Application) -> None:
         add_desk_routes(app, self.desk, self.registry)
+        add_feedback_routes(app, self.feedback, self.intents)
 
     def ring_soon(self, ring: Ring) -> None:
         self.desk.ring_soon(ring)
@@ -88,8 +132,23 @@ class WorkspaceService:
             return None
         return route
 
+    async def redeem(self, caller_id: str, code: str) -> str | None:
+        """The menus' app-code port: the application number of a live code this phone
+        registered (spent now), else None (wrong, expired, spent, or the store is down)."""
+        phone = validate_phone(caller_id).normalized
+        if not phone:
+            return None  # no usable caller ID: no code can match
+        try:
+            return await self.intents.redeem(phone, code)
+        except (SQLAlchemyError, OSError):
+            log.exception("call intents unavailable: the menu asks as usual")
+            return None
+
     async def start(self) -> None:
-        """Nothing to start: the registry is in the database the root already migrated."""
+        """The attachments' private directory and a first master key on a fresh install;
+        the registry is in the database the root already migrated."""
+        private_dir(self.settings.attachments_dir)
+        self.feedback.attachments.keys.ensure()
 
     async def stop(self) -> None:
         await self.desk.idle()  # contacts of calls answered just before the stop are kept
