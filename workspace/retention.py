@@ -39,6 +39,7 @@ from hotline.clock import wall_clock
 from hotline.yamldoc import YamlDoc
 from workspace.attachments import Attachments, attachments_table
 from workspace.intents import CallIntents
+from workspace.numbers import ContactNumber
 from workspace.store import contacts
 
 __all__ = ["DEFAULT_DAYS", "ContactRetention", "RetentionRun", "ContactRetentionTerms"]
@@ -146,7 +147,7 @@ class ContactRetention:
                 await connection.execute(
                     update(contacts).where(contacts.c.id == row.id).values(**values)
                 )
-            done.anonymised.append(f"{row.year}-{row.sequence:07d}")
+            done.anonymised.append(str(ContactNumber(row.year, row.sequence)))
 
     async def _shred(self, now: datetime, done: RetentionRun) -> None:
         cutoff = now - timedelta(days=self.terms.attachments_days)
