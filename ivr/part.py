@@ -17,7 +17,7 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.store.db import CallLog
 from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
-from ivr.menu.model import CallbackRequests, CallContacts, AppCodes, OperatorQueue
+from ivr.menu.model import AppCodes, CallbackRequests, CallContacts, OperatorQueue
 from ivr.menu.watch import MenuWatcher
 from ivr.settings import IvrSettings
 

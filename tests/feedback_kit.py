@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from databases import migrated_engine
 
 from hotline.access import access_middleware
+from hotline.audit import AuditLog
 from hotline.auth import Actor
 from hotline.clock import ManualClock
 from workspace.part import WorkspaceService
@@ -66,13 +67,14 @@ class Office:
     service: WorkspaceService
     clock: ManualClock
     settings: WorkspaceSettings
+    audit: AuditLog
 
     def stored_files(self) -> list[Path]:
         root = self.settings.attachments_dir
         return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def test_settings(tmp_path: Path, **changes: object) -> WorkspaceSettings:
+def workspace_settings(tmp_path: Path, **changes: object) -> WorkspaceSettings:
     values: dict[str, object] = {
         "attachments_dir": tmp_path / "attachments",
         "attachments_keys_dir": tmp_path / "keys",
@@ -87,7 +89,7 @@ def test_settings(tmp_path: Path, **changes: object) -> WorkspaceSettings:
 async def office(
     tmp_path: Path, url: str | None = None, **changes: object
 ) -> AsyncIterator[Office]:
-    settings = test_settings(tmp_path, **changes)
+    settings = workspace_settings(tmp_path, **changes)
     clock = ManualClock(START)
     async with migrated_engine(url or f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}") as engine:
         service = WorkspaceService.build(
@@ -102,5 +104,5 @@ async def office(
         )
         service.install(app)
         async with TestClient(TestServer(app)) as client:
-            yield Office(client, service, clock, settings)
+            yield Office(client, service, clock, settings, AuditLog(engine))
         await service.stop()

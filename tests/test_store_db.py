@@ -26,8 +26,8 @@ import hotline.audit
 import hotline.store
 import recorder.models  # noqa: F401
 import routing.callbacks.model  # noqa: F401
-import workspace.attachments  # noqa: F401
-import workspace.intents  # noqa: F401
+import workspace.attachments
+import workspace.intents
 import workspace.store  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine
 from hotline.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade

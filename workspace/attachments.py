@@ -157,7 +157,9 @@ class Attachments:
             return None
         wrapped = WrappedDataKey(row["key_id"], row["key_version"], row["wrapped_key"])
         try:
-            plaintext = open_sealed(self.keys, attachment_id, wrapped, self.files.read(attachment_id))
+            plaintext = open_sealed(
+                self.keys, attachment_id, wrapped, self.files.read(attachment_id)
+            )
         except (SealError, FileNotFoundError):
             await self._record(actor, attachment_id, source, "error")
             raise

@@ -155,9 +155,7 @@ class FeedbackDesk:
     def check_files(self, files: Sequence[tuple[str, bytes]]) -> list[CheckedFile]:
         """Size, count and type of every file (`AttachmentRefused` at the first refused)."""
         if len(files) > self.settings.max_attachments:
-            raise AttachmentRefused(
-                f"Не больше {self.settings.max_attachments} файлов.", "count"
-            )
+            raise AttachmentRefused(f"Не больше {self.settings.max_attachments} файлов.", "count")
         return [check_file(n, c, self.settings.max_attachment_bytes) for n, c in files]
 
     async def submit(
@@ -183,5 +181,7 @@ class FeedbackDesk:
             expected_by=form.expected_by,
         )
         contact = await self.registry.open(draft, actor=actor, source=source)
-        kept = [await self.attachments.keep(contact.number, f, self.registry.now()) for f in checked]
+        kept = [
+            await self.attachments.keep(contact.number, f, self.registry.now()) for f in checked
+        ]
         return Submitted(contact, kept)

@@ -34,7 +34,7 @@ from hotline.validators import validate_application, validate_phone
 from workspace.feedback import FIELD_LIMITS, FeedbackDesk, FormProblems, read_form
 from workspace.intents import CallIntents, TooManyIntents
 from workspace.model import CATEGORY_TITLES, Contact
-from workspace.scanning import AttachmentRefused
+from workspace.scanning import AttachmentRefused, size_text
 
 __all__ = ["FEEDBACK_KEY", "INTENTS_KEY", "add_feedback_routes"]
 
@@ -51,9 +51,7 @@ _PAGES: Final = jinja2.Environment(
 )
 
 
-def add_feedback_routes(
-    app: web.Application, feedback: FeedbackDesk, intents: CallIntents
-) -> None:
+def add_feedback_routes(app: web.Application, feedback: FeedbackDesk, intents: CallIntents) -> None:
     app[FEEDBACK_KEY] = feedback
     app[INTENTS_KEY] = intents
     app.router.add_get("/desk/feedback", _form_page)
@@ -88,7 +86,7 @@ def _render(request: web.Request, status: int = 200, **page: Any) -> web.Respons
         categories=list(CATEGORY_TITLES.items()),
         limits=FIELD_LIMITS,
         max_files=settings.max_attachments,
-        max_mb=max(1, settings.max_attachment_bytes // (1024 * 1024)),
+        max_size=size_text(settings.max_attachment_bytes),
         values=values,
         problems={name: "" for name in _FORM_FIELDS} | page.pop("problems", {}),
         confirmed=page.pop("confirmed", ""),
@@ -119,9 +117,7 @@ async def _form_sent(request: web.Request) -> web.Response:
     ]
     try:
         form = read_form(fields, _today(feedback))
-        done = await feedback.submit(
-            form, files, actor=actor_of(request), source=_source(request)
-        )
+        done = await feedback.submit(form, files, actor=actor_of(request), source=_source(request))
     except FormProblems as problems:
         return _render(request, 400, values=shown, problems=problems.problems)
     except AttachmentRefused as refused:
@@ -147,7 +143,7 @@ async def _attachment(request: web.Request) -> web.Response:
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
             # always a download: a file is never rendered inside the desk's origin
-            "Content-Disposition": f"attachment; filename=\"attachment-{attachment.id[:8]}\"; "
+            "Content-Disposition": f'attachment; filename="attachment-{attachment.id[:8]}"; '
             f"filename*=UTF-8''{_quoted(attachment.name)}",
         },
     )
@@ -252,5 +248,3 @@ def _citizen_view(contact: Contact) -> dict[str, Any]:
         "resolved_at": contact.closed_at.isoformat() if contact.closed_at else None,
         "expected_by": contact.expected_by.isoformat() if contact.expected_by else None,
     }
-
-

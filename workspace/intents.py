@@ -22,9 +22,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Column, Index, Integer, String, Table, delete, func, insert, or_, select
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from hotline.clock import wall_clock
 from hotline.store.db import Base, UTCDateTime
@@ -125,13 +137,14 @@ class CallIntents:
             await self._count_wrong(connection, live, now)
         return None
 
-    async def _count_wrong(self, connection: object, live: tuple[object, ...], now: datetime) -> None:
+    async def _count_wrong(
+        self, connection: AsyncConnection, live: tuple[ColumnElement[bool], ...], now: datetime
+    ) -> None:
         limit = self._settings.intent_wrong_codes
         wrong = intents_table.c.wrong_codes + 1
-        bump = update(intents_table).where(*live).values(wrong_codes=wrong)
-        await connection.execute(bump)  # type: ignore[attr-defined]
+        await connection.execute(update(intents_table).where(*live).values(wrong_codes=wrong))
         burn = update(intents_table).where(*live, intents_table.c.wrong_codes >= limit)
-        await connection.execute(burn.values(used_at=now))  # type: ignore[attr-defined]
+        await connection.execute(burn.values(used_at=now))
 
     async def purge_spent(self) -> int:
         """Delete spent and expired codes (they are personal data and serve nothing more)."""

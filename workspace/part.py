@@ -20,18 +20,18 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.audit import AuditLog
-from hotline.validators import validate_phone
 from hotline.clock import wall_clock
 from hotline.private import private_dir
+from hotline.validators import validate_phone
 from workspace.attachments import AttachmentFiles, Attachments
 from workspace.desk import Desk
 from workspace.feedback import FeedbackDesk

@@ -42,7 +42,7 @@ from workspace.intents import CallIntents
 from workspace.numbers import ContactNumber
 from workspace.store import contacts
 
-__all__ = ["DEFAULT_DAYS", "ContactRetention", "RetentionRun", "ContactRetentionTerms"]
+__all__ = ["DEFAULT_DAYS", "ContactRetention", "ContactRetentionTerms", "RetentionRun"]
 
 DEFAULT_DAYS: Final = 365
 _MAX_DAYS: Final = 100 * 366

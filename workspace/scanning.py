@@ -30,6 +30,7 @@ __all__ = [
     "check_file",
     "clean_filename",
     "media_type_of",
+    "size_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,20 @@ def clean_filename(name: str) -> str:
     return printable.strip()[:_MAX_NAME] or "файл"
 
 
+def size_text(size: int) -> str:
+    """A byte count as a person reads it: "10 МБ", "64 КБ"."""
+    if size >= 1024 * 1024 and size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} МБ"
+    return f"{max(1, size // 1024)} КБ"
+
+
 def check_file(name: str, content: bytes, max_bytes: int) -> CheckedFile:
     """Size and type; `AttachmentRefused` with a Russian text otherwise."""
     shown = clean_filename(name)
     if not content:
         raise AttachmentRefused(f"Файл «{shown}» пуст.", "empty")
     if len(content) > max_bytes:
-        limit = max(1, max_bytes // (1024 * 1024))
-        raise AttachmentRefused(f"Файл «{shown}» больше {limit} МБ.", "size")
+        raise AttachmentRefused(f"Файл «{shown}» больше {size_text(max_bytes)}.", "size")
     media_type = media_type_of(content)
     if media_type is None:
         allowed = ", ".join(MEDIA_TITLES.values())

@@ -34,9 +34,7 @@ class Codes:
 
 async def test_a_valid_code_sets_the_application_and_skips_asking(run_menu, path_of) -> None:
     codes = Codes({("79161234567", "482913"): "1234567897"})
-    result, channel = await run_menu(
-        NODES, ["482913#"], caller_id="79161234567", intents=codes
-    )
+    result, channel = await run_menu(NODES, ["482913#"], caller_id="79161234567", intents=codes)
     assert result.variables["application"] == "1234567897"
     assert channel.variables["HOTLINE_APPLICATION"] == "1234567897"
     assert str(result.end) == "queue status"
@@ -62,5 +60,5 @@ def test_a_node_without_otherwise_is_refused_at_its_line() -> None:
 
     text = 'number: "1"\ngroup: g\nstart: a\nnodes:\n  a:\n    kind: app_code\n'
     text += "    prompts: [hotline/enter-app-code]\n    next: b\n  b: {kind: hangup}\n"
-    with pytest.raises(MenuError, match="x.yaml:5: node 'a' needs 'otherwise'"):
+    with pytest.raises(MenuError, match=r"x\.yaml:5: node 'a' needs 'otherwise'"):
         parse_menu(text, "x.yaml")

@@ -30,11 +30,15 @@ async def test_a_code_works_once_from_the_phone_that_asked_for_it(tmp_path: Path
 
 async def test_an_expired_code_and_guessed_codes_give_nothing(tmp_path: Path) -> None:
     async with office(tmp_path) as it:
-        first = await it.client.post("/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app"))
+        first = await it.client.post(
+            "/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app")
+        )
         code = (await first.json())["code"]
         it.clock.advance(301)
         assert await it.service.redeem("79161234567", code) is None
-        fresh = await it.client.post("/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app"))
+        fresh = await it.client.post(
+            "/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app")
+        )
         code = (await fresh.json())["code"]
         wrong = [c for c in ("000000", "111111", "222222", "333333") if c != code][:3]
         for guess in wrong:  # a forger with the citizen's caller ID tries codes
@@ -46,7 +50,9 @@ async def test_an_expired_code_and_guessed_codes_give_nothing(tmp_path: Path) ->
 async def test_codes_are_rate_limited_per_phone_and_need_the_scope(tmp_path: Path) -> None:
     async with office(tmp_path) as it:
         for _ in range(5):
-            ok = await it.client.post("/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app"))
+            ok = await it.client.post(
+                "/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app")
+            )
             assert ok.status == 201
         refused = await it.client.post(
             "/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app")
@@ -54,7 +60,9 @@ async def test_codes_are_rate_limited_per_phone_and_need_the_scope(tmp_path: Pat
         assert refused.status == 429
         assert (await refused.json())["error"].startswith("Слишком много кодов")
         it.clock.advance(3601)
-        again = await it.client.post("/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app"))
+        again = await it.client.post(
+            "/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app")
+        )
         assert again.status == 201
         bad = await it.client.post(
             "/api/app/call-intents", json={**CITIZEN, "application": "1234567890"},
@@ -83,16 +91,14 @@ async def test_the_apps_backend_reads_only_that_citizens_contacts_under_audit(
             ContactDraft(ContactChannel.CALL, caller_phone="79990000000", description="чужое"),
             actor=operator, source="test",
         )  # fmt: skip
-        answer = await it.client.get(
-            "/api/app/contacts", params=CITIZEN, headers=bearer("tok-app")
-        )
+        answer = await it.client.get("/api/app/contacts", params=CITIZEN, headers=bearer("tok-app"))
         body = await answer.json()
         assert answer.status == 200
         assert [c["number"] for c in body["contacts"]] == [str(mine.number)]
         shown = body["contacts"][0]
         assert shown["state"] == "open" and shown["category"] == "Другое"
         assert "operator_id" not in shown and "description" not in shown
-        last = (await registry._audit.entries())[-1]
+        last = (await it.audit.entries())[-1]
         assert (last.user_id, last.action) == ("app", "contact.history")
         missing = await it.client.get(
             "/api/app/contacts", params={"phone": "1"}, headers=bearer("tok-app")

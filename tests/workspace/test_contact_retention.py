@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from feedback_kit import DAY, PDF, REPOSITORY, bearer, b64, needs_clamav, office
+from feedback_kit import DAY, PDF, REPOSITORY, b64, bearer, needs_clamav, office
 
 from hotline.auth import Actor
 from hotline.yamldoc import YamlFileError
@@ -92,8 +92,12 @@ async def test_files_are_shredded_then_contacts_anonymised_keeping_statistics(
         assert (gone.channel, gone.category, gone.group, gone.operator_id) == (
             ContactChannel.CALL, Category.DOCUMENTS, "help", "ivanova",
         )  # fmt: skip
-        assert (gone.rating, gone.first_contact_resolution, gone.state.value) == (5, True, "resolved")
+        assert (gone.rating, gone.first_contact_resolution, gone.state.value) == (
+            5,
+            True,
+            "resolved",
+        )
         assert await registry.search("СНИЛС", actor=SYSTEM, source="t") == []
         assert (await retention.run()).anonymised == []  # done once
-        actions = [(e.user_id, e.action) for e in await registry._audit.entries()]
+        actions = [(e.user_id, e.action) for e in await it.audit.entries()]
         assert actions.count(("contacts-retention", "contact.retention")) == 2
