@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from databases import DATABASE_KINDS, empty_database
 from feedback_kit import bearer, office
 
 from hotline.auth import Actor
@@ -108,3 +110,32 @@ async def test_the_apps_backend_reads_only_that_citizens_contacts_under_audit(
             "/api/app/contacts", params=CITIZEN, headers=bearer("tok-portal")
         )
         assert denied.status == 403
+
+
+@pytest.mark.parametrize("kind", DATABASE_KINDS)
+async def test_codes_and_feedback_behave_alike_on_both_databases(tmp_path: Path, kind: str) -> None:
+    async with (
+        empty_database(kind, tmp_path / "w.sqlite3", "feedback") as url,
+        office(tmp_path, url) as it,
+    ):
+        answer = await it.client.post(
+            "/api/app/call-intents", json=CITIZEN, headers=bearer("tok-app")
+        )
+        code = (await answer.json())["code"]
+        assert (
+            await it.service.redeem("79161234567", "999999" if code != "999999" else "0" * 6)
+            is None
+        )
+        assert await it.service.redeem("79161234567", code) == "1234567897"
+        sent = await it.client.post(
+            "/api/feedback",
+            json={"name": "Иванов", "phone": CITIZEN["phone"], "description": "вопрос",
+                  "category": "other", "application": CITIZEN["application"]},
+            headers=bearer("tok-portal"),
+        )  # fmt: skip
+        assert sent.status == 201
+        listed = await it.client.get("/api/app/contacts", params=CITIZEN, headers=bearer("tok-app"))
+        numbers = [c["number"] for c in (await listed.json())["contacts"]]
+        assert numbers == [(await sent.json())["confirmation_number"]]
+        it.clock.advance(400)
+        assert (await it.service.retention.run()).codes_deleted == 1
