@@ -80,6 +80,7 @@ def workspace_settings(tmp_path: Path, **changes: object) -> WorkspaceSettings:
         "attachments_keys_dir": tmp_path / "keys",
         "clamav_database": SIGNATURES,
         "max_attachment_bytes": 64 * 1024,
+        "retention_interval_seconds": 0,  # the tests run the job by hand
     }
     values.update(changes)
     return WorkspaceSettings(**values)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.audit import AuditLog
 from hotline.clock import wall_clock
+from hotline.periodic import Periodic
 from hotline.private import private_dir
 from hotline.validators import validate_phone
 from workspace.attachments import AttachmentFiles, Attachments
@@ -63,6 +64,7 @@ class WorkspaceService:
     # group is gone routes like a number that names no contact.
     known_group: Callable[[str], bool] = lambda group: True
     settings: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    _purges: Periodic | None = None
 
     @classmethod
     def build(
@@ -149,6 +151,11 @@ class WorkspaceService:
         the registry is in the database the root already migrated."""
         private_dir(self.settings.attachments_dir)
         self.feedback.attachments.keys.ensure()
+        interval = self.settings.retention_interval_seconds
+        self._purges = Periodic(self.retention.run, interval, name="contacts-retention", log=log)
+        self._purges.start()
 
     async def stop(self) -> None:
+        if self._purges is not None:
+            await self._purges.close()
         await self.desk.idle()  # contacts of calls answered just before the stop are kept

@@ -31,12 +31,17 @@ class WorkspaceSettings:
     intents_per_phone_per_hour: int = 5
     # wrong codes keyed from one phone within the code's life before its codes are burnt
     intent_wrong_codes: int = 3
+    # seconds between runs of the contacts' and attachments' retention job (0: never; then
+    # run it from outside)
+    retention_interval_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in ("max_attachment_bytes", "max_attachments", "intents_per_phone_per_hour",
                      "intent_wrong_codes"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.retention_interval_seconds < 0:
+            raise ValueError("retention_interval_seconds must be 0 (never) or more")
         for name in ("scan_timeout_seconds", "intent_code_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be greater than 0")
