@@ -86,7 +86,10 @@ class WorkspaceService:
             AttachmentFiles(settings.attachments_dir),
             MasterKeys(settings.attachments_keys_dir, settings.attachments_key_id),
             ClamScanner(
-                settings.clamscan_command, settings.clamav_database, settings.scan_timeout_seconds
+                settings.clamscan_command,
+                # the settings reader leaves an optional path as the text it read
+                Path(settings.clamav_database) if settings.clamav_database else None,
+                settings.scan_timeout_seconds,
             ),
         )
         intents = CallIntents(engine, settings, clock)
