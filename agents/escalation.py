@@ -6,10 +6,19 @@ Route (JSON; errors are ``{"error": "<Russian text for the operator's screen>"}`
     POST /api/operators/{id}/escalate    {"agency": "sfr"}
 
 200: the caller is on their way to the agency and the operator is in wrap-up; 400: bad body
-or an agency not in the allow-list; 404: unknown operator; 409: the operator is not in a
-conversation, or the caller has already hung up; 503: no AMI link to Asterisk (the call
-stays with the operator). Tier 2 and other groups are `routing.node.AcdNode.escalate`; this
-module adds the one target the core cannot reach: a number outside the hotline.
+or an agency not in the allow-list; 401/403: no credentials, or not the operator `{id}`
+themselves; 404: unknown operator; 409: the operator is not in a conversation, or the caller
+has already hung up; 503: no AMI link to Asterisk, or the audit log unavailable (the call stays
+with the operator).
+
+Only the operator holding the call may move it: the route admits operators and supervisors
+(`hotline.access`), then only ``actor.user_id == {id}`` (`agents.acting.require_self`), and
+the ACD node says whom that operator is talking to (`operator.call_id`, state ``talking``).
+A supervisor cannot move someone else's caller. The escalation is audited (who, which call,
+which agency) before the caller is moved; no audit entry, no move.
+
+Tier 2 and other groups are `routing.node.AcdNode.escalate`; this module adds the one target
+the core cannot reach: a number outside the hotline.
 
 How the caller leaves the operator
 ----------------------------------
@@ -61,8 +70,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from agents.acting import ActingRefused, audit_act, require_self
+from hotline.access import actor_of, allow, people
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError, AmiError
+from hotline.audit import AuditLog
+from hotline.auth import Role
 from hotline.jsonbody import BadJsonBody, read_json_object
 from hotline.logs import bind_call
 from hotline.yamldoc import YamlDoc, line_of
@@ -165,9 +178,11 @@ class _Escalation:
         node: AcdNode,
         ami: Callable[[], AmiClient | None],
         agencies: Mapping[str, Agency],
+        audit: AuditLog,
     ) -> None:
         self.node = node
         self.ami = ami
+        self.audit = audit
         self.agencies = dict(agencies)
         self.in_flight: set[str] = set()  # calls being moved: a second press is refused
 
@@ -180,10 +195,11 @@ def add_escalation_routes(
     node: AcdNode,
     ami_client_getter: Callable[[], AmiClient | None],
     agencies: Mapping[str, Agency],
+    audit: AuditLog,
 ) -> None:
     """Mount ``POST /api/operators/{id}/escalate``. `ami_client_getter` returns the
-    controller's AMI client (None when AMI is disabled)."""
-    app[_STATE] = _Escalation(node, ami_client_getter, agencies)
+    controller's AMI client (None when AMI is disabled); escalations go to `audit`."""
+    app[_STATE] = _Escalation(node, ami_client_getter, agencies, audit)
     app.router.add_post("/api/operators/{op_id}/escalate", _escalate)
 
 
@@ -194,11 +210,12 @@ class _Refused(Exception):
         self.text = text
 
 
+@allow(people(Role.OPERATOR, Role.SUPERVISOR))
 async def _escalate(request: web.Request) -> web.Response:
     state = request.app[_STATE]
     try:
         reply = await _handle(state, request)
-    except _Refused as refused:
+    except (_Refused, ActingRefused) as refused:
         return web.json_response({"error": refused.text}, status=refused.status)
     return web.json_response(reply)
 
@@ -206,6 +223,8 @@ async def _escalate(request: web.Request) -> web.Response:
 async def _handle(state: _Escalation, request: web.Request) -> dict[str, Any]:
     node = state.node
     op_id = request.match_info["op_id"]
+    actor = actor_of(request)
+    require_self(request, actor, op_id)  # only the holder: checked before anything is told
     operator = node.acd.operators.get(op_id)
     if operator is None:
         raise _Refused(404, "Оператор не найден. Проверьте логин.")
@@ -224,6 +243,8 @@ async def _handle(state: _Escalation, request: web.Request) -> dict[str, Any]:
         raise _Refused(503, _NO_PBX)
     state.in_flight.add(call_id)
     try:
+        detail = {"call": call_id, "agency": agency.id}
+        await audit_act(state.audit, request, actor, "escalate", op_id, detail)
         with bind_call(call_id):
             # The agency sees the whole route, this move included (its INVITE carried an
             # empty history when the entry was added after the move).

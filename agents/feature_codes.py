@@ -13,7 +13,9 @@ Who is asking comes from the calling channel, never from the dialled digits: ``a
 ``PJSIP/1001-0000001a`` is the device ``PJSIP/1001``, which dialplans/operators.yaml gives to one
 operator. A phone no operator has, or a channel name that is not a softphone's, is refused.
 The transition itself is the operator HTTP API's own action (`agents.http.OPERATOR_ACTIONS`),
-so both paths validate and store it the same way.
+so both paths validate and store it the same way, and, as there, every code is audited before
+it is done (the operator as actor and target, ``via: phone``, the device); an audit log that
+cannot take it makes the code fail (``error``) with nothing changed.
 
 Logging in (*81) asks for the operator's PIN first (``GET DATA hotline/operator-enter-pin``,
 digits then #): the PIN the operator's web session shows at ``/me`` (`hotline.accounts`). A
@@ -38,6 +40,8 @@ from typing import Final, Protocol
 
 from agents.http import OPERATOR_ACTIONS, BadRequest
 from hotline.agi.session import AgiSession
+from hotline.audit import AuditLog
+from hotline.auth import Actor, Role
 from routing.node import AcdNode
 from routing.operators import InvalidTransition
 
@@ -93,9 +97,10 @@ class OperatorPins(Protocol):
 class FeatureCodes:
     """The ``operator-feature`` FastAGI script over one node's operators."""
 
-    def __init__(self, node: AcdNode, pins: OperatorPins) -> None:
+    def __init__(self, node: AcdNode, pins: OperatorPins, audit: AuditLog) -> None:
         self._node = node
         self._pins = pins
+        self._audit = audit
         # Devices compared case-insensitively, as AMI's device states are (agents.devices).
         self._by_device = {op.spec.device.upper(): op.id for op in node.acd.operators.values()}
 
@@ -112,7 +117,7 @@ class FeatureCodes:
         if query.get("code") == "login" and not await self._pin_given(session, op_id, device):
             await self._finish(session, "bad-pin", self._state(op_id), "operator-wrong-pin")
             return
-        result, prompt = await self._apply(op_id, query)
+        result, prompt = await self._apply(op_id, query, device or "")
         await self._finish(session, result, self._state(op_id), prompt)
 
     def _state(self, op_id: str) -> str:
@@ -131,7 +136,7 @@ class FeatureCodes:
             log.warning("operator %s: log-in code with a wrong PIN", op_id)
         return good
 
-    async def _apply(self, op_id: str, query: Mapping[str, str]) -> tuple[str, str]:
+    async def _apply(self, op_id: str, query: Mapping[str, str], device: str) -> tuple[str, str]:
         """(result, prompt) of one code for `op_id`, the state change done when "ok"."""
         code = query.get("code", "")
         if code not in _CODES:
@@ -144,6 +149,7 @@ class FeatureCodes:
                 return "bad-code", "operator-bad-code"
             body["reason"] = reason or DEFAULT_PAUSE_REASON
         try:
+            await self._record(op_id, action, device, body)
             await OPERATOR_ACTIONS[action](self._node, op_id, body)
         except InvalidTransition as refused:
             log.info("operator %s: %s refused (%s)", op_id, code, refused.message_ru)
@@ -155,6 +161,17 @@ class FeatureCodes:
             return "error", "operator-feature-failed"
         log.info("operator %s: %s by feature code", op_id, code)
         return "ok", confirmation
+
+    async def _record(self, op_id: str, action: str, device: str, body: dict[str, str]) -> None:
+        """The code in the audit log before it is done (raises if the log cannot take it)."""
+        await self._audit.record(
+            Actor(op_id, Role.OPERATOR),
+            f"operator.{action}",
+            recording_id=None,
+            source=device,
+            outcome="accepted",
+            detail={"operator": op_id, "via": "phone", **body},
+        )
 
     @staticmethod
     async def _finish(session: AgiSession, result: str, state: str, prompt: str) -> None:

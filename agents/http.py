@@ -2,16 +2,24 @@
 
 Routes (JSON in and out; errors are ``{"error": "<text for the operator's screen, Russian>"}``)::
 
-    GET  /api/operators                       every operator: state, pause reason, phone
+    GET  /api/operators                       operators: state, pause reason, phone
     POST /api/operators/{id}/login            {"paused_reason": "..."} optional
     POST /api/operators/{id}/ready
     POST /api/operators/{id}/pause            {"reason": "обед"} (required, up to 100 chars)
     POST /api/operators/{id}/wrap-up-done
     POST /api/operators/{id}/logout
 
-Status codes: 200 done, 400 bad request body, 404 unknown operator, 409 not allowed in the
-current state. Shared-state trouble never reaches the operator as a crash: the node degrades
-(see routing.node). Mount with ``add_operator_routes(app, node)``.
+Who may call them (`hotline.access` policies, then `agents.acting`): the actions, operators
+and supervisors; an operator acts only as themselves, a supervisor on someone else only with
+``"why"`` in the body; every accepted action is audited before it is done. The list,
+supervisors and admins (everyone) and operators (their own row only: colleagues' names and
+states are not theirs to see).
+
+Status codes: 200 done, 400 bad request body (or a supervisor without a reason), 401/403 no
+or wrong credentials, 404 unknown operator, 409 not allowed in the current state, 503 the
+audit log is unavailable (nothing changed). Shared-state trouble never reaches the operator as
+a crash: the node degrades (see routing.node). Mount with ``add_operator_routes(app, node,
+audit)`` on an app guarded by `hotline.access.access_middleware`.
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from agents.acting import ActingRefused, audit_act, check_acting
+from hotline.access import actor_of, allow, people
+from hotline.audit import AuditLog
+from hotline.auth import Role
 from hotline.jsonbody import read_json_object
 from routing.model import Offer
 from routing.node import AcdNode
@@ -29,24 +41,31 @@ from routing.operators import InvalidTransition, OperatorState
 __all__ = ["OPERATOR_ACTIONS", "BadRequest", "add_operator_routes"]
 
 _NODE: Final = web.AppKey("acd_node", AcdNode)
+_AUDIT: Final = web.AppKey("operator_audit", AuditLog)
 _MAX_REASON = 100
+# Roles that see every operator in the list; anyone else sees only their own row.
+SEE_ALL_ROLES: Final = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 Handler = Callable[[AcdNode, str, dict[str, Any]], Awaitable[object]]
 
 
-def add_operator_routes(app: web.Application, node: AcdNode) -> None:
+def add_operator_routes(app: web.Application, node: AcdNode, audit: AuditLog) -> None:
     app[_NODE] = node
+    app[_AUDIT] = audit
     app.router.add_get("/api/operators", _list)
     for action, handler in OPERATOR_ACTIONS.items():
-        app.router.add_post(f"/api/operators/{{op_id}}/{action}", _action(handler))
+        app.router.add_post(f"/api/operators/{{op_id}}/{action}", _action(action, handler))
 
 
 def _error(status: int, text: str) -> web.Response:
     return web.json_response({"error": text}, status=status)
 
 
+@allow(people(Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN))
 async def _list(request: web.Request) -> web.Response:
     node = request.app[_NODE]
+    actor = actor_of(request)
+    everyone = actor.role in SEE_ALL_ROLES
     rows = [
         {
             "id": op.id,
@@ -57,19 +76,30 @@ async def _list(request: web.Request) -> web.Response:
             "skills": op.spec.skills,
         }
         for op in sorted(node.acd.operators.values(), key=lambda o: o.id)
+        if everyone or op.id == actor.user_id
     ]
     return web.json_response({"operators": rows, "degraded": node.degraded})
 
 
-def _action(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _action(name: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @allow(people(Role.OPERATOR, Role.SUPERVISOR))
     async def handle(request: web.Request) -> web.Response:
         node = request.app[_NODE]
         op_id = request.match_info["op_id"]
-        if op_id not in node.acd.operators:
-            return _error(404, "Оператор не найден. Проверьте логин.")
+        actor = actor_of(request)
         body = await read_json_object(request, empty={})  # BadJsonBody is its own 400
         try:
+            # who may act is decided before anything about the operator is told
+            why = check_acting(request, actor, op_id, body)
+            if op_id not in node.acd.operators:
+                return _error(404, "Оператор не найден. Проверьте логин.")
+            detail: dict[str, str | None] = {"why": why} if why is not None else {}
+            if name == "pause":  # a malformed reason is refused before it is audited
+                detail["reason"] = _reason(body, "reason", required=True)
+            await audit_act(request.app[_AUDIT], request, actor, name, op_id, detail)
             await handler(node, op_id, body)
+        except ActingRefused as refused:
+            return _error(refused.status, refused.text)
         except InvalidTransition as refused:
             return _error(409, refused.message_ru)
         except BadRequest as bad:

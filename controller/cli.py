@@ -173,6 +173,12 @@ def add_sim_parser(commands: Any) -> None:
         "--window",
         help="with --live-day: only this part of the day, HH:MM-HH:MM (e.g. 09:00-11:00)",
     )
+    sim.add_argument(
+        "--token-file",
+        type=Path,
+        help="with --live-day: a file holding a supervisor's bearer token; the day logs the"
+        " operators in and out as that supervisor (audited, reason: the simulated day)",
+    )
     add_virtual_sim_options(sim)
     sim.set_defaults(run=cmd_sim)
 

@@ -21,6 +21,11 @@ The ports between parts, wired here and nowhere else:
 * the staff accounts (`hotline.accounts`): their login pages on the HTTP server, their
   `AccountsLookup` (sessions, service keys, the legacy token file) as `actor_lookup` for the
   access middleware, and their phone PINs as the feature codes' `OperatorPins`.
+
+Every HTTP route is guarded by `hotline.access.access_middleware`: the policy on its handler
+says who may call it, the accounts' `AccountsLookup` (`Controller.actor_lookup`) says who is
+asking, and every 401/403 is a security event (`hotline.security`, ``access_denied``) with the
+method, path and source address.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from hotline.access import access_middleware
 from hotline.accounts.build import AccountsKit, build_accounts
 from hotline.accounts.lookup import AccountsLookup
 from hotline.accounts.web import install_accounts
@@ -50,9 +56,10 @@ from hotline.ami.client import AmiClient
 from hotline.audit import AuditLog
 from hotline.auth import TokenFile
 from hotline.lifecycle import Lifecycle
+from hotline.security import SecurityCategory, security_event
 from hotline.store.db import CallLog
 from hotline.store.state import CallState
-from hotline.web import build_app
+from hotline.web import build_app, is_private_address
 from ivr.menu.library import menu_files
 from ivr.part import ENTRY_SCRIPT, MenuService
 from recorder.part import RecorderService
@@ -68,6 +75,20 @@ from workspace.pop import Ring
 log = logging.getLogger(__name__)
 # The outside agencies operators may send a caller to (id -> name, number).
 AGENCIES_FILE = "dialplans/agencies.yaml"
+# How much of a refused request's path a security event shows (ids can be long on purpose).
+REFUSED_PATH_SHOWN = 200
+
+
+def report_refusal(request: web.Request, status: int) -> None:
+    """The access middleware's `on_refused`: a 401 or 403 as a security event."""
+    security_event(
+        SecurityCategory.ACCESS_DENIED,
+        "HTTP request refused",
+        method=request.method,
+        path=request.path[:REFUSED_PATH_SHOWN],
+        source=request.remote or "unknown",
+        status=status,
+    )
 
 
 class Controller:
@@ -101,6 +122,12 @@ class Controller:
         assert self._web is not None, "the controller is not started"
         return self._web.port
 
+    @property
+    def app(self) -> web.Application:
+        """The HTTP application, every part's routes on it (the route-policy test reads it)."""
+        assert self._web is not None, "the controller is not started"
+        return self._web.app
+
     async def start(self) -> None:
         """Build and start every part; a failure leaves the started ones for `stop`."""
         parts = self._lifecycle
@@ -111,8 +138,13 @@ class Controller:
         state = CallStatePart(self.settings.store)
         await parts.start(state)
         self.state = state.state
-        app = build_app(self.health)
         self.accounts = self._accounts(self.engine)
+        guard = access_middleware(self.actor_lookup, on_refused=report_refusal)
+        app = build_app(
+            self.health,
+            middlewares=[guard],
+            metrics_public=is_private_address(self.settings.http.host),
+        )
         install_accounts(app, self.accounts)
         if self.settings.routing.enabled:
             await self._start_acd(self.engine, app)
@@ -149,22 +181,22 @@ class Controller:
         self.acd = AcdService.build(self.settings.routing)
         acd = self.acd
         await self._lifecycle.start(PartOf("acd", acd.start, acd.stop, acd.health))
-        add_operator_routes(app, acd.node)
+        audit = AuditLog(engine)  # operators' actions and escalations, the admin API's edits
+        add_operator_routes(app, acd.node, audit)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
-        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies)
-        # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors of the
-        # token file; hand edits of the files are picked up by the same path.
+        add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies, audit)
+        # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors; hand
+        # edits of the files are picked up by the same path.
         routing, ivr = self.settings.routing, self.settings.ivr
         versions = Path(routing.versions_dir) if routing.versions_dir else ivr.versions_dir / "acd"
         self.acd_admin = AcdAdmin.for_service(
             self.acd,
             versions_dir=versions,
             menu_files=lambda: menu_files(ivr.dialplans_dir),
-            audit=AuditLog(engine),
+            audit=audit,
         )
-        tokens = TokenFile(self.settings.recorder_access.tokens_file)
-        add_admin_routes(app, self.acd_admin, tokens)
+        add_admin_routes(app, self.acd_admin)
         if routing.asterisk_files_dir:  # the fallback queues' members and the PJSIP seats
             folder = Path(routing.asterisk_files_dir)
             sync = AsteriskFilesSync.for_service(acd, folder, self._ami, routing.seats_transport)
@@ -208,7 +240,7 @@ class Controller:
         """Staff accounts and service keys; bearer tokens of the legacy token file still work
         (with a deprecation warning) while a deployment moves to them."""
         tokens_file = Path(self.settings.recorder_access.tokens_file)
-        legacy = TokenFile(tokens_file) if tokens_file.exists() else None
+        legacy = TokenFile(tokens_file, optional=True)  # picked up when created later
         return build_accounts(
             self.settings.accounts,
             engine,
@@ -277,8 +309,9 @@ class Controller:
         router.add(ENTRY_SCRIPT, menus.entry)
         if self.acd is not None:
             router.add(ANSWERED_SCRIPT, self.acd.answered)
-            assert self.accounts is not None
-            router.add(FEATURE_SCRIPT, FeatureCodes(self.acd.node, self.accounts.accounts))
+            assert self.accounts is not None and self.engine is not None
+            features = FeatureCodes(self.acd.node, self.accounts.accounts, AuditLog(self.engine))
+            router.add(FEATURE_SCRIPT, features)
         agi = self.settings.agi
         return FastAgiServer(
             router,

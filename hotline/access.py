@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
 
-from hotline.auth import Actor
+from hotline.auth import Actor, TokenLookup
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ __all__ = [
     "PUBLIC",
     "SAFE_METHODS",
     "ActorLookup",
+    "BearerTokens",
     "Policy",
     "access_middleware",
     "actor_of",
@@ -119,6 +120,22 @@ class ActorLookup(Protocol):
     """Who sent a request (None: nobody could be established)."""
 
     def __call__(self, request: web.Request) -> Awaitable[Actor | None]: ...
+
+
+class BearerTokens:
+    """An `ActorLookup` over bearer tokens (``Authorization: Bearer <token>``): the legacy
+    recordings token file (`hotline.auth.TokenFile`) or any `TokenLookup`. Browsers never send
+    such a header on their own, so actors found here carry no CSRF token."""
+
+    def __init__(self, tokens: TokenLookup) -> None:
+        self.tokens = tokens
+
+    async def __call__(self, request: web.Request) -> Actor | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return self.tokens.lookup(token)
 
 
 def actor_of(request: web.Request) -> Actor:

@@ -148,12 +148,16 @@ class TokenFile:
     `hotline.yamldoc.YamlFileError`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, optional: bool = False) -> None:
+        """`optional`: the file is a legacy way in beside others (staff accounts, service
+        keys), so its absence is logged as information, not as an error."""
         self.path = Path(path)
         self._book = TokenBook()
         self._stamp: tuple[int, int, int] | None = None
         stamp = self._current_stamp()
-        if stamp is None:
+        if stamp is None and optional:
+            log.info("no token file at %s: bearer tokens are off until it exists", self.path)
+        elif stamp is None:
             log.error(
                 "token file %s does not exist: every request that needs a token (recordings, "
                 "ACD administration) is refused until an admin creates it",

@@ -3,6 +3,12 @@
 It binds to localhost by default (see `HttpSettings`) and serves no call data: health values
 are component states and metrics carry no caller numbers or call ids.
 
+Who may call them (`hotline.access`): `/healthz` is public (a load balancer has no key).
+`/metrics` needs a service key with scope ``metrics:read``, unless the server is bound to a
+loopback or private address (`is_private_address`), where it is public: only hosts inside the
+network can reach it then, and Prometheus scrapes without a key as it always has. A server
+bound to a public address or to every interface (``0.0.0.0``) keeps the key requirement.
+
 Slow and greedy clients (issue 11: ~20,000 half-sent requests starved FastAGI and /healthz).
 What aiohttp 3.14 offers, and what `start_web` uses:
 
@@ -23,18 +29,21 @@ What aiohttp 3.14 offers, and what `start_web` uses:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from time import monotonic
 from typing import Final, Protocol, cast
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 import hotline.metrics  # noqa: F401  (registers the hotline_* metrics, so /metrics always has them)
+from hotline.access import PUBLIC, allow, services
 from hotline.security import SECURITY_EVENTS, SecurityCategory, security_event
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,8 @@ class HealthCheck(Protocol):
 _HEALTH_KEY: Final[web.AppKey[HealthCheck]] = web.AppKey("health")
 _TIMEOUT_KEY: Final = web.AppKey("health_timeout", float)
 _REGISTRY_KEY: Final = web.AppKey("registry", CollectorRegistry)
+# The scope a service key needs to scrape /metrics when the server is not on a private address.
+METRICS_SCOPE: Final = "metrics:read"
 
 
 def is_healthy(components: Mapping[str, str]) -> bool:
@@ -80,24 +91,44 @@ def is_healthy(components: Mapping[str, str]) -> bool:
     return all(state in HEALTHY_STATES for state in components.values())
 
 
+def is_private_address(host: str) -> bool:
+    """True when a server bound to `host` is reachable only from this host or a private
+    network: ``localhost``, a loopback or a private (RFC 1918, ULA) address. Every interface
+    (``0.0.0.0``, ``::``, empty) and any other name are not (a name may resolve to anything)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_unspecified and (address.is_loopback or address.is_private)
+
+
 def build_app(
     health: HealthCheck,
     *,
     registry: CollectorRegistry = REGISTRY,
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+    middlewares: Iterable[Middleware] = (),
+    metrics_public: bool = False,
 ) -> web.Application:
     """The aiohttp application; `registry` and `health_timeout` exist for tests. Every
-    response carries the secure headers (`SECURE_HEADERS`, HSTS among them)."""
-    app = web.Application()
+    response carries the secure headers (`SECURE_HEADERS`, HSTS among them).
+
+    `middlewares` run before every route (the controller's `hotline.access.access_middleware`);
+    `metrics_public` makes `/metrics` public (see the module's text: a private address).
+    """
+    app = web.Application(middlewares=tuple(middlewares))
     add_secure_headers(app)
     app[_HEALTH_KEY] = health
     app[_TIMEOUT_KEY] = health_timeout
     app[_REGISTRY_KEY] = registry
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", _public_metrics if metrics_public else _keyed_metrics)
     return app
 
 
+@allow(PUBLIC)
 async def _healthz(request: web.Request) -> web.Response:
     components = await _components(request.app)
     healthy = is_healthy(components)
@@ -121,7 +152,17 @@ async def _components(app: web.Application) -> dict[str, str]:
         return {"healthcheck": f"error: {type(exc).__name__}"}
 
 
-async def _metrics(request: web.Request) -> web.Response:
+@allow(PUBLIC)
+async def _public_metrics(request: web.Request) -> web.Response:
+    return _exposition(request)
+
+
+@allow(services(METRICS_SCOPE))
+async def _keyed_metrics(request: web.Request) -> web.Response:
+    return _exposition(request)
+
+
+def _exposition(request: web.Request) -> web.Response:
     # aiohttp refuses a charset inside `content_type=`, so the header is set verbatim.
     body = generate_latest(request.app[_REGISTRY_KEY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

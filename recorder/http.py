@@ -8,6 +8,16 @@
 
 Who may do what is `recorder.permissions`; reading is `recorder.playback.RecordingAccess`,
 which audits every request before any byte is served; bearer tokens are `hotline.auth`.
+
+Two gates, each refusal recorded once. In the controller, the access middleware
+(`hotline.access`) lets through only staff members (every role a person can hold:
+`RECORDINGS_POLICY`) and refuses anyone else with 401/403, counted as a security event
+(`hotline_security_events_total{category="access_denied"}` and a log line), not as an audit
+row: an anonymous flood must not grow the undeletable audit chain. The staff member it
+established (`hotline.access.actor_of`) is the one this module then judges with
+`recorder.permissions` and writes to the audit log, allowed or refused (an operator asking for
+audio: one ``refused`` row). Served alone (`build_app`, no middleware), this module reads the
+bearer token itself and audits the anonymous refusals too.
 """
 
 from __future__ import annotations
@@ -25,8 +35,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hotline.access import ACTOR_KEY, allow, people
 from hotline.audit import AuditLog
-from hotline.auth import Actor, TokenFile, TokenLookup, token_digest
+from hotline.auth import TOKEN_ROLES, Actor, TokenFile, TokenLookup, token_digest
 from hotline.jsonbody import BadJsonBody, read_json_object
 from hotline.store.db import require_utc
 from recorder import keys
@@ -43,6 +54,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ACCESS_KEY",
     "MAX_LIST",
+    "RECORDINGS_POLICY",
     "TOKENS_KEY",
     "RangeNotSatisfiable",
     "add_routes",
@@ -55,6 +67,9 @@ __all__ = [
 ACCESS_KEY: Final = web.AppKey("recorder_access", RecordingAccess)
 TOKENS_KEY: Final = web.AppKey("recorder_tokens", TokenLookup)
 MAX_LIST: Final = 500
+# Who the access middleware lets reach these routes: any staff member; what each role may do
+# with recordings is `recorder.permissions`, judged and audited here (see the module's text).
+RECORDINGS_POLICY: Final = people(*TOKEN_ROLES)
 _MEDIA_TYPES: Final = MappingProxyType(
     {"opus": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav"}
 )
@@ -140,7 +155,11 @@ def _source(request: web.Request) -> str:
 
 
 async def _caller(request: web.Request, action: Action) -> Actor:
-    """The authenticated actor; a missing or unknown token is audited and raises AccessDenied."""
+    """The authenticated actor: the one the access middleware established, or (served alone)
+    the bearer token's; a missing or unknown token is audited and raises AccessDenied."""
+    established = request.get(ACTOR_KEY)
+    if isinstance(established, Actor):
+        return established
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -267,6 +286,7 @@ def _list_filters(request: web.Request) -> dict[str, Any]:
     return filters
 
 
+@allow(RECORDINGS_POLICY)
 @_handler
 async def _list(request: web.Request) -> web.StreamResponse:
     try:
@@ -295,6 +315,7 @@ async def _list(request: web.Request) -> web.StreamResponse:
     )
 
 
+@allow(RECORDINGS_POLICY)
 @_handler
 async def _metadata(request: web.Request) -> web.StreamResponse:
     _, recording = await _authorized(request, Action.METADATA)
@@ -335,11 +356,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
+@allow(RECORDINGS_POLICY)
 @_handler
 async def _audio(request: web.Request) -> web.StreamResponse:
     return await _serve_audio(request, Action.PLAY, "inline")
 
 
+@allow(RECORDINGS_POLICY)
 @_handler
 async def _download(request: web.Request) -> web.StreamResponse:
     return await _serve_audio(request, Action.DOWNLOAD, "attachment")
@@ -475,6 +498,7 @@ def _clip_bounds(request: web.Request, recording_duration: float | None) -> tupl
     return start, end
 
 
+@allow(RECORDINGS_POLICY)
 @_handler
 async def _clip(request: web.Request) -> web.StreamResponse:
     access = request.app[ACCESS_KEY]
@@ -520,6 +544,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 _HOLD_STATUS: Final = MappingProxyType({"not_found": 404, "purged": 410})
 
 
+@allow(RECORDINGS_POLICY)
 @_handler
 async def _hold(request: web.Request) -> web.StreamResponse:
     hold = request.method == "PUT"

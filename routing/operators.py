@@ -5,7 +5,7 @@ File layout::
     operators:
       ivanova:                        # login id: latin letters, digits, '_', '-' or '.'
         name: Иванова Анна            # shown to supervisors
-        device: PJSIP/1001            # the softphone the ACD dials
+        device: PJSIP/1001            # the softphone the ACD dials: PJSIP/<seat> only
         skills: {general: 5, payments: 3}   # group id -> level 1..10, higher is better
 
 States and the moves between them (anything else is refused with `InvalidTransition`):
@@ -16,6 +16,13 @@ States and the moves between them (anything else is refused with `InvalidTransit
 
 ``ringing -> paused`` is the "no answer" pause; ``ringing -> ready`` is a caller who hung up
 while the phone rang.
+
+Devices: the ACD dials an operator's device, so only an operator's own PJSIP seat is accepted
+(`is_seat_device`): ``PJSIP/<seat>``, the seat 1-40 latin letters, digits, ``_`` or ``-``.
+The seats Asterisk knows are generated from this very file (`routing.asterisk_files`), so
+there is no other list to be a member of; the pattern leaves out everything Asterisk's Dial
+would read as more than one seat: another technology (``Local/...``), a host or context
+(``@``), a second device (``&``), an option (``,``, ``(``) or a path (``/``).
 """
 
 from __future__ import annotations
@@ -34,13 +41,19 @@ __all__ = [
     "OperatorSpec",
     "OperatorState",
     "check_transition",
+    "is_seat_device",
     "load_operators",
     "parse_operators",
 ]
 
 MAX_LEVEL = 10
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_DEVICE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9_.@-]+$")
+_SEAT_DEVICE = re.compile(r"^PJSIP/[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+def is_seat_device(device: str) -> bool:
+    """True for ``PJSIP/<seat>`` with a plain seat name (see the module's text)."""
+    return _SEAT_DEVICE.fullmatch(device) is not None
 
 
 class OperatorState(enum.StrEnum):
@@ -116,8 +129,12 @@ def parse_operators(doc: YamlDoc, group_ids: set[str] | None = None) -> dict[str
         doc.check_keys(fields, {"name", "device", "skills"}, {"name", "device", "skills"}, body)
         device_node = fields["device"][1]
         device = doc.text(device_node, "device")
-        if not _DEVICE.match(device):
-            raise doc.error(device_node, f"device {device!r} must look like PJSIP/1001")
+        if not is_seat_device(device):
+            raise doc.error(
+                device_node,
+                f"device {device!r} must look like PJSIP/1001: an operator's own PJSIP seat "
+                "(latin letters, digits, '_' or '-' after PJSIP/, nothing else)",
+            )
         if device in devices:
             raise doc.error(device_node, f"device {device} is already used by {devices[device]}")
         devices[device] = op_id

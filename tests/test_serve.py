@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from controllers import controller_settings, recorder_environment, started
 from databases import delete_redis_prefix, isolated_postgres
+from people import as_user, staff_environment
 from transcripts import load
 
 from controller.node import Controller
@@ -48,6 +49,8 @@ async def expect_emergency_menu(asterisk: FakeAsterisk, queue_status: str) -> No
 # The on-duty operator of dialplans/operators.yaml (emergency skill) and their softphone; the
 # emergency group of dialplans/groups.yaml rings for 10 s.
 ON_DUTY, ON_DUTY_PHONE = "morozova", "PJSIP/1007"
+# The shipped operators: each acts through the HTTP API with their own token (tests/people.py).
+SHIPPED_OPERATORS = Path(__file__).resolve().parents[1] / "dialplans" / "operators.yaml"
 
 
 async def expect_emergency_call_through_the_acd(
@@ -160,6 +163,7 @@ def serve_settings(tmp_path: Path, extra: dict[str, str]) -> Settings:
             **extra,
             "HOTLINE_NODE_NAME": "test-node",
             **recorder_environment(tmp_path / "recorder"),
+            **staff_environment(tmp_path, SHIPPED_OPERATORS),
         },
     )
 
@@ -289,6 +293,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+        **staff_environment(tmp_path, SHIPPED_OPERATORS),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "serve"],
@@ -325,7 +330,8 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
 ) -> None:
     process, agi_port, http_port = served.process, served.agi_port, served.http_port
     login = f"http://127.0.0.1:{http_port}/api/operators/{ON_DUTY}/login"
-    with urllib.request.urlopen(urllib.request.Request(login, method="POST"), timeout=5) as ok:
+    request = urllib.request.Request(login, method="POST", headers=as_user(ON_DUTY))
+    with urllib.request.urlopen(request, timeout=5) as ok:
         assert json.load(ok)["state"] == "ready"  # the operator API of the served controller
 
     async def one_call() -> None:
@@ -395,7 +401,7 @@ async def test_the_operator_desktop_can_escalate_only_to_listed_agencies(
 
     port = controller.http_port
     url = f"http://127.0.0.1:{port}/api/operators/ivanova/escalate"
-    async with aiohttp.ClientSession() as client:
+    async with aiohttp.ClientSession(headers=as_user("ivanova")) as client:
         async with client.post(url, json={"agency": "anywhere"}) as reply:
             assert reply.status == 400  # not on dialplans/agencies.yaml
             assert "sfr" in (await reply.json())["error"]

@@ -294,7 +294,12 @@ async def run_live_day(args: argparse.Namespace, settings: Settings) -> int:
     for warning in plan.warnings:
         log.warning("live day: %s", warning)
     _check_scales(args, settings)
-    result = await _run(plan, args, settings)
+    try:
+        headers = _supervisor_headers(args.token_file)
+    except (OSError, UnicodeDecodeError, IndexError) as error:
+        print(f"hotline sim: --token-file {args.token_file}: no token to read ({error})")
+        return 2
+    result = await _run(plan, args, settings, headers)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0 if result["lost"] == 0 else 1
 
@@ -324,7 +329,9 @@ async def _prepare(args: argparse.Namespace, settings: Settings) -> DayPlan:
     return plan_live_day(traffic, routes, operators, window=window, seed=args.seed)
 
 
-async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+async def _run(
+    plan: DayPlan, args: argparse.Namespace, settings: Settings, headers: Mapping[str, str]
+) -> dict[str, Any]:
     import aiohttp
 
     from hotline.clock import SystemClock
@@ -346,10 +353,13 @@ async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> d
     observer = KpiObserver(lambda: (loop.time() - started) / scale, forward=ami)
     queues = Queues({}, clock, sink=observer, operators=plan.softphones)
     base = f"{settings.http.scheme}://{settings.http.host}:{settings.http.port}/api/operators"
-    async with aiohttp.ClientSession() as http:
+    # The day acts on every operator as one supervisor, so each act carries a reason that the
+    # controller's audit log keeps (agents.acting).
+    async with aiohttp.ClientSession(headers=headers) as http:
 
         async def operator_api(operator_id: str, action: str) -> int:
-            async with http.post(f"{base}/{operator_id}/{action}") as response:
+            url = f"{base}/{operator_id}/{action}"
+            async with http.post(url, json={"why": LIVE_DAY_WHY}) as response:
                 return response.status
 
         async def sleep(seconds: float) -> None:
@@ -380,6 +390,19 @@ async def _run(plan: DayPlan, args: argparse.Namespace, settings: Settings) -> d
                 await ami.close()
     # The promise is in the line's seconds; the observer's clock is simulated seconds too.
     return summary(live, report.calls, observer, settings.routing.service_level_seconds)
+
+
+# Why a supervisor's token logs operators in and out: what the audit log will say.
+LIVE_DAY_WHY = "hotline sim --live-day: simulated operators' shifts"
+
+
+def _supervisor_headers(token_file: Path | None) -> dict[str, str]:
+    """The Authorization header from `token_file` (the token on its first line); none without
+    one (the controller will answer 401 and the day reports lost shifts)."""
+    if token_file is None:
+        return {}
+    token = token_file.read_text(encoding="utf-8").strip().splitlines()[0].strip()
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _check_scales(args: argparse.Namespace, settings: Settings) -> None:

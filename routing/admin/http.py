@@ -1,8 +1,9 @@
 """Admin HTTP API of the ACD: skill groups, operators and group schedules, edited live.
 
-Routes (JSON in and out; every route needs ``Authorization: Bearer <token>`` of a user with
-role ``admin`` or ``supervisor`` in the recordings' token file, reads included: the lists name
-operators and their phones)::
+Routes (JSON in and out; every route, reads included, is for people in role ``admin`` or
+``supervisor``: the lists name operators and their phones. The controller's access middleware
+(`hotline.access`) checks it from the policy on each handler; the actor it established is the
+one the audit log names)::
 
     GET    /api/groups                   every group: settings, schedule, who has the skill
     GET    /api/groups/{id}
@@ -11,6 +12,7 @@ operators and their phones)::
                                           "widen_to": [...], "overflow_group": "..."}
     DELETE /api/groups/{id}
     PUT    /api/operators/{id}           {"name", "device": "PJSIP/1009", "skills": {"general": 5}}
+                                         (device: only PJSIP/<seat>, else 400)
     PUT    /api/operators/{id}/skills    {"general": 5, "payments": 3}
     DELETE /api/operators/{id}           only once the operator is logged out
     GET    /api/schedules/{name}         the hours file <schedules_dir>/<name>.yaml
@@ -18,7 +20,8 @@ operators and their phones)::
                                           "hours": {"workday": "08:00-20:00", "saturday": ...}}
 
 Errors are ``{"error": "<Russian text>", "where": "<field or file:line>"}``: 400 not a JSON
-object, 401 no or unknown token, 403 a role that may not edit, 404 unknown id, 409 the
+object or a device other than an operator's PJSIP seat, 401 no or unknown credentials, 403 a
+role that may not edit (those two answered by the middleware), 404 unknown id, 409 the
 running ACD still needs it (callers waiting, a skill, a menu, another group), 422 the file's
 validator refused it (nothing is written), 503 the audit log is unavailable. Every accepted
 edit is in the audit log (`hotline.audit`) with who made it. See `routing.admin.service`.
@@ -31,24 +34,24 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from hotline.auth import Actor, TokenLookup
+from hotline.access import actor_of, allow, people
+from hotline.auth import Actor, Role
 from hotline.jsonbody import BadJsonBody, read_json_object
 from routing.admin.errors import EditRefused
 from routing.admin.service import AcdAdmin
 
 __all__ = ["EDITOR_ROLES", "add_admin_routes"]
 
-EDITOR_ROLES: Final = frozenset({"admin", "supervisor"})
+EDITOR_ROLES: Final = frozenset({Role.ADMIN, Role.SUPERVISOR})
 _ADMIN: Final = web.AppKey("acd_admin", AcdAdmin)
-_TOKENS: Final = web.AppKey("acd_admin_tokens", TokenLookup)
 _MAX_BODY: Final = 64 * 1024
 
 Handler = Callable[[web.Request, AcdAdmin, Actor], Awaitable[Any]]
 
 
-def add_admin_routes(app: web.Application, admin: AcdAdmin, tokens: TokenLookup) -> None:
+def add_admin_routes(app: web.Application, admin: AcdAdmin) -> None:
+    """Mount the routes on `app`, which `hotline.access.access_middleware` must guard."""
     app[_ADMIN] = admin
-    app[_TOKENS] = tokens
     app.router.add_get("/api/groups", _route(_list_groups))
     app.router.add_get("/api/groups/{id}", _route(_show_group))
     app.router.add_put("/api/groups/{id}", _route(_put_group))
@@ -65,32 +68,15 @@ def _error(status: int, text: str, where: str = "") -> web.Response:
 
 
 def _route(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @allow(people(*EDITOR_ROLES))
     async def handle(request: web.Request) -> web.Response:
         try:
-            actor = _actor(request)
-            result = await handler(request, request.app[_ADMIN], actor)
+            result = await handler(request, request.app[_ADMIN], actor_of(request))
         except EditRefused as refused:
             return _error(refused.status, refused.message, refused.where)
         return web.json_response(result)
 
     return handle
-
-
-def _actor(request: web.Request) -> Actor:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    actor = None
-    if scheme.lower() == "bearer" and token:
-        actor = request.app[_TOKENS].lookup(token)
-    if actor is None:
-        text = "Требуется вход: передайте токен доступа." if not header else "Токен не распознан."
-        raise EditRefused(401, text, "Authorization")
-    if actor.role not in EDITOR_ROLES:
-        raise EditRefused(
-            403, f"Роли «{actor.role}» не разрешено менять настройки очередей.", "Authorization"
-        )
-    return actor
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

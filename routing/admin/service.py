@@ -46,7 +46,7 @@ from routing.admin.yaml_edit import (
     without_entry,
 )
 from routing.groups import SCHEDULE_NAME, Group, parse_groups
-from routing.operators import OperatorSpec, OperatorState, parse_operators
+from routing.operators import OperatorSpec, OperatorState, is_seat_device, parse_operators
 from routing.settings import locate
 
 if TYPE_CHECKING:
@@ -266,6 +266,7 @@ class AcdAdmin:
         self, op_id: str, body: Mapping[str, Any], actor: Actor, source: str
     ) -> OperatorSpec:
         check_depth(body)
+        _check_device(body.get("device"))
         async with self.lock:
             return await self._put_operator(op_id, body, actor, source, "operator.put")
 
@@ -453,6 +454,20 @@ class AcdAdmin:
     def health(self) -> str:
         """For /healthz: "ok", or "stale" while a refused hand edit waits on disk."""
         return "stale" if self.broken else "ok"
+
+
+def _check_device(device: object) -> None:
+    """A device the ACD would dial as something else than an operator's own PJSIP seat is a
+    bad request (400), refused before the file is touched; other shapes (no device, not a
+    text) are the file validator's to explain."""
+    if isinstance(device, str) and not is_seat_device(device):
+        raise EditRefused(
+            400,
+            "Устройство оператора: только его место PJSIP, например PJSIP/1001 (латинские "
+            "буквы, цифры, «_» и «-» после PJSIP/). Другие адреса набора "
+            "(Local/..., @, &, запятые, скобки) не допускаются.",
+            "device",
+        )
 
 
 def _version_key(path: Path, groups_file: Path, operators_file: Path) -> str:

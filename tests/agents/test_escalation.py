@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from people import as_user, guarded_app, sqlite_audit
 from yamlfiles import assert_refused_at_line
 
 from agents.escalation import (
@@ -25,6 +26,7 @@ from agents.escalation import (
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiActionError
 from hotline.ami.protocol import AmiMessage
+from hotline.audit import AuditLog
 from hotline.clock import SystemClock
 from pbxsim.ami_accounts import ManagerUser
 from pbxsim.ami_server import AmiServer
@@ -71,6 +73,7 @@ class Desk:
     server: AmiServer
     events: list[AmiMessage]
     set_ami: Callable[[AmiClient | None], None]
+    audit: AuditLog
 
 
 AGENCIES = {
@@ -79,8 +82,12 @@ AGENCIES = {
 }
 
 
+# anna holds the call; "nobody" is a staff member who is not an operator of this ACD
+STAFF = {"anna": "operator", "nobody": "operator"}
+
+
 @pytest.fixture
-async def desk() -> AsyncIterator[Desk]:
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     server = AmiServer(clock=SystemClock(), users={"ctl": ManagerUser("ctl", "s")}, port=0)
     await server.start()
     ami = AmiClient("127.0.0.1", server.port, "ctl", "s", ping_interval=60)
@@ -94,10 +101,12 @@ async def desk() -> AsyncIterator[Desk]:
     await node.start()
     await node.login("anna")
     current: list[AmiClient | None] = [ami]
-    app = web.Application()
-    add_escalation_routes(app, node, lambda: current[0], AGENCIES)
-    async with TestClient(TestServer(app)) as client:
-        yield Desk(client, node, server, events, lambda c: current.__setitem__(0, c))
+    app = guarded_app(STAFF)
+    async with sqlite_audit(tmp_path) as audit:
+        add_escalation_routes(app, node, lambda: current[0], AGENCIES, audit)
+        async with TestClient(TestServer(app), headers=as_user("anna")) as client:
+            set_ami = current.__setitem__
+            yield Desk(client, node, server, events, lambda c: set_ami(0, c), audit)
     await watcher.close()
     await ami.close()
     await server.close()
@@ -132,6 +141,11 @@ async def test_caller_goes_to_the_agency_with_data_and_history(desk: Desk) -> No
         "agency_name": "Социальный фонд России",
     }
     assert CALL not in desk.node.acd.callers  # the conversation is over for the ACD
+    # who moved which call where is in the audit log
+    entries = await desk.audit.entries()
+    assert [(e.user_id, e.action, e.detail_data) for e in entries] == [
+        ("anna", "operator.escalate", {"operator": "anna", "call": CALL, "agency": "sfr"})
+    ]
 
     # The PBX has the caller at the agency's number in the escalation context.
     probe = AmiClient("127.0.0.1", desk.server.port, "ctl", "s", ping_interval=60)
@@ -173,7 +187,9 @@ async def test_history_goes_along_and_records_the_escalation(desk: Desk) -> None
 
 async def test_refusals_are_russian_and_change_nothing(desk: Desk) -> None:
     post = desk.client.post
-    reply = await post("/api/operators/nobody/escalate", json={"agency": "sfr"})
+    reply = await post(
+        "/api/operators/nobody/escalate", json={"agency": "sfr"}, headers=as_user("nobody")
+    )
     assert reply.status == 404 and "Оператор не найден" in (await reply.json())["error"]
     reply = await post("/api/operators/anna/escalate", json={"agency": "sfr"})
     assert reply.status == 409 and "не в разговоре" in (await reply.json())["error"]

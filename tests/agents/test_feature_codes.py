@@ -14,12 +14,15 @@ from agi_peer import AsteriskPeer, env_bytes, serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from controllers import WITHOUT_RECORDER, controller_settings, started
+from people import SUPERVISOR, as_user, guarded_app, people_environment, sqlite_audit
 from staff import ADMIN_CLI, staff_kit
 
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes, device_of_channel
 from agents.http import add_operator_routes
 from hotline.accounts.service import Accounts
+from hotline.audit import AuditLog
 from hotline.clock import ManualClock
+from hotline.store.db import create_engine
 from ivr.prompts import load_prompt_texts
 from routing.acd import Acd
 from routing.node import AcdNode
@@ -53,6 +56,7 @@ class Rig:
     http: TestClient[web.Request, web.Application] | None = None  # the operator API
     pins: dict[str, str] = field(default_factory=dict)  # operator -> the PIN /me showed
     pins_source: Accounts | None = None
+    audit: AuditLog | None = None
 
     async def dial(self, query: str, channel: str = ANNA, pin: str | None = OWN_PIN) -> Heard:
         """Dial a feature code (``code=...``) from `channel`, answering like Asterisk; `pin`
@@ -99,19 +103,19 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     specs = [op("anna", general=5), op("boris", general=3)]
     node = AcdNode(Acd(groups, specs, clock=ManualClock()), InMemoryAcdStore(), node_id="n1")
     await node.start()
-    app = web.Application()
-    add_operator_routes(app, node)
+    app = guarded_app({SUPERVISOR: "supervisor"})  # the listing is a supervisor's
     url = f"sqlite+aiosqlite:///{tmp_path / 'accounts.sqlite3'}"
-    async with staff_kit(url, tmp_path) as kit:
+    async with staff_kit(url, tmp_path) as kit, sqlite_audit(tmp_path) as audit:
         pins = {}
         for name in ("anna", "boris"):
             await kit.accounts.add(name, "operator", name.title(), by=ADMIN_CLI)
             pins[name] = await kit.accounts.new_pin(name, by=ADMIN_CLI)
+        add_operator_routes(app, node, audit)
         async with (
-            TestClient(TestServer(app)) as http,
-            serving({FEATURE_SCRIPT: FeatureCodes(node, kit.accounts)}) as server,
+            TestClient(TestServer(app), headers=as_user(SUPERVISOR)) as http,
+            serving({FEATURE_SCRIPT: FeatureCodes(node, kit.accounts, audit)}) as server,
         ):
-            yield Rig(server.port, node, http, pins, kit.accounts)
+            yield Rig(server.port, node, http, pins, kit.accounts, audit)
 
 
 def result(heard: Heard) -> tuple[str, str, list[str]]:
@@ -143,9 +147,12 @@ async def test_login_pause_with_reason_ready_logout(rig: Rig) -> None:
 
 async def test_login_needs_the_operators_own_pin(rig: Rig) -> None:
     boris_pin = rig.pins["boris"]
-    for typed in ("0" * 6 if rig.pins["anna"] != "0" * 6 else "1" * 6, None, boris_pin, "1²3"):
+    for typed in ("0" * 6 if rig.pins["anna"] != "0" * 6 else "1" * 6, None, boris_pin):
         heard = await rig.dial("code=login", pin=typed)
         assert result(heard) == ("bad-pin", "logged_out", ["hotline/operator-wrong-pin"]), typed
+    # a reply with a non-ASCII digit is a broken AGI reply: the session ends, nobody logged in
+    heard = await rig.dial("code=login", pin="1²3")
+    assert "OPERATOR_FEATURE_RESULT" not in heard.variables
     assert (await rig.listing())["anna"] == ("logged_out", None)
     # the forged-session finding: a FastAGI client naming anna's seat without her PIN got in
     assert result(await rig.dial("code=login"))[:2] == ("ok", "ready")
@@ -176,6 +183,34 @@ async def test_guessing_pins_backs_off_even_for_the_right_one(rig: Rig) -> None:
     # boris, on his own phone, is not held back by anna's guesser
     heard = await rig.dial("code=login", channel="PJSIP/boris-00000001")
     assert result(heard)[:2] == ("ok", "ready")
+
+
+async def test_every_code_is_audited_and_none_is_done_unaudited(rig: Rig, tmp_path: Path) -> None:
+    assert rig.audit is not None
+    await rig.dial("code=login")
+    await rig.dial("code=pause&reason=1")
+    entries = await rig.audit.entries()
+    assert [(e.user_id, e.role, e.action, e.source, e.detail_data) for e in entries] == [
+        ("anna", "operator", "operator.login", "PJSIP/anna", {"operator": "anna", "via": "phone"}),
+        (
+            "anna",
+            "operator",
+            "operator.pause",
+            "PJSIP/anna",
+            {"operator": "anna", "via": "phone", "reason": "обед"},
+        ),
+    ]
+    # an audit log that cannot take the entry (no tables there): the code fails, nothing moves
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/no-tables.sqlite3")
+    try:
+        assert rig.pins_source is not None
+        codes = FeatureCodes(rig.node, rig.pins_source, AuditLog(engine))
+        async with serving({FEATURE_SCRIPT: codes}) as server:
+            heard = await Rig(server.port, rig.node).dial("code=ready")
+    finally:
+        await engine.dispose()
+    assert result(heard) == ("error", "paused", ["hotline/operator-feature-failed"])
+    assert rig.node.acd.operators["anna"].state is OperatorState.PAUSED
 
 
 async def test_ready_by_code_gets_a_waiting_caller_offered(rig: Rig) -> None:
@@ -282,7 +317,9 @@ def test_every_prompt_the_codes_play_exists() -> None:
 async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path: Path) -> None:
     """`hotline serve` routes operator-feature; PJSIP/1001 is ivanova in dialplans/, and her
     account's PIN is what the phone asks for."""
-    async with started(controller_settings(tmp_path, WITHOUT_RECORDER)) as controller:
+    supervisor = people_environment(tmp_path, {SUPERVISOR: "supervisor"})
+    settings = controller_settings(tmp_path, {**WITHOUT_RECORDER, **supervisor})
+    async with started(settings) as controller:
         assert controller.agi is not None and controller.acd is not None
         assert controller.accounts is not None
         accounts = controller.accounts.accounts
@@ -298,5 +335,8 @@ async def test_controller_takes_codes_from_the_shipped_operators_phones(tmp_path
             result(await rig.dial("code=pause&reason=2", channel="PJSIP/1001-00000009"))[0] == "ok"
         )
         url = f"http://127.0.0.1:{controller.http_port}/api/operators"
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
+        async with (
+            aiohttp.ClientSession(headers=as_user(SUPERVISOR)) as http,
+            http.get(url) as response,
+        ):
             assert by_id(await response.json())["ivanova"] == ("paused", "перерыв")

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from people import SUPERVISOR, as_user, guarded_app, sqlite_audit
 
 from agents.devices import DeviceWatcher
 from agents.http import add_operator_routes
@@ -37,56 +37,63 @@ def make_node() -> AcdNode:
     return AcdNode(Acd(groups, specs, clock=ManualClock()), InMemoryAcdStore(), node_id="n1")
 
 
+STAFF = {"anna": "operator", "boris": "operator", SUPERVISOR: "supervisor"}
+ANNA = as_user("anna")
+
+
 @pytest.fixture
-async def api() -> AsyncIterator[tuple[TestClient, AcdNode]]:
+async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient, AcdNode]]:
     node = make_node()
     await node.start()
-    app = web.Application()
-    add_operator_routes(app, node)
-    async with TestClient(TestServer(app)) as client:
-        yield client, node
+    app = guarded_app(STAFF)
+    async with sqlite_audit(tmp_path) as audit:
+        add_operator_routes(app, node, audit)
+        async with TestClient(TestServer(app)) as client:
+            yield client, node
 
 
 async def test_login_pause_ready_logout(api: tuple[TestClient, AcdNode]) -> None:
     client, node = api
-    reply = await client.post("/api/operators/anna/login")
+    reply = await client.post("/api/operators/anna/login", headers=ANNA)
     assert (reply.status, (await reply.json())["state"]) == (200, "ready")
-    reply = await client.post("/api/operators/anna/pause", json={"reason": "обед"})
+    reply = await client.post("/api/operators/anna/pause", json={"reason": "обед"}, headers=ANNA)
     assert await reply.json() == {"id": "anna", "state": "paused", "pause_reason": "обед"}
-    assert (await client.post("/api/operators/anna/ready")).status == 200
-    listing = await (await client.get("/api/operators")).json()
+    assert (await client.post("/api/operators/anna/ready", headers=ANNA)).status == 200
+    listing = await (await client.get("/api/operators", headers=as_user(SUPERVISOR))).json()
     assert [(o["id"], o["state"]) for o in listing["operators"]] == [
         ("anna", "ready"),
         ("boris", "logged_out"),
     ]
-    assert (await client.post("/api/operators/anna/logout")).status == 200
+    assert (await client.post("/api/operators/anna/logout", headers=ANNA)).status == 200
     assert node.acd.operators["anna"].state.value == "logged_out"
 
 
 async def test_errors_are_russian_and_clear(api: tuple[TestClient, AcdNode]) -> None:
     client, node = api
-    reply = await client.post("/api/operators/nobody/ready")
+    reply = await client.post(
+        "/api/operators/nobody/ready", json={"why": "проверка"}, headers=as_user(SUPERVISOR)
+    )
     assert reply.status == 404 and "Оператор не найден" in (await reply.json())["error"]
-    reply = await client.post("/api/operators/anna/logout")
+    reply = await client.post("/api/operators/anna/logout", headers=ANNA)
     assert reply.status == 409 and "войдите" in (await reply.json())["error"]
     # a pause from someone not logged in is refused too (the phone's *82 says the same)
-    reply = await client.post("/api/operators/anna/pause", json={"reason": "обед"})
+    reply = await client.post("/api/operators/anna/pause", json={"reason": "обед"}, headers=ANNA)
     assert reply.status == 409 and "войдите" in (await reply.json())["error"]
-    await client.post("/api/operators/anna/login")
+    await client.post("/api/operators/anna/login", headers=ANNA)
     for body in ({}, {"reason": ""}, {"reason": 5}, {"reason": "a\r\nb"}, {"reason": "я" * 101}):
-        reply = await client.post("/api/operators/anna/pause", json=body)
+        reply = await client.post("/api/operators/anna/pause", json=body, headers=ANNA)
         assert reply.status == 400, body
         assert "ричин" in (await reply.json())["error"]
-    reply = await client.post("/api/operators/anna/pause", data=b"\xff{not json")
+    reply = await client.post("/api/operators/anna/pause", data=b"\xff{not json", headers=ANNA)
     assert reply.status == 400 and "JSON" in (await reply.json())["error"]
     await node.enqueue("c1", "general")
-    reply = await client.post("/api/operators/anna/pause", json={"reason": "обед"})
+    reply = await client.post("/api/operators/anna/pause", json={"reason": "обед"}, headers=ANNA)
     assert reply.status == 409 and "звонит" in (await reply.json())["error"]
     await node.answer("c1")
-    reply = await client.post("/api/operators/anna/logout")
+    reply = await client.post("/api/operators/anna/logout", headers=ANNA)
     assert reply.status == 409 and "разговор" in (await reply.json())["error"]
     await node.end_call("c1")
-    reply = await client.post("/api/operators/anna/wrap-up-done")
+    reply = await client.post("/api/operators/anna/wrap-up-done", headers=ANNA)
     assert (reply.status, (await reply.json())["state"]) == (200, "ready")
 
 
@@ -154,11 +161,11 @@ async def test_deeply_nested_json_is_a_clear_400_not_a_crash(
     api: tuple[TestClient, AcdNode],
 ) -> None:
     client, node = api
-    await client.post("/api/operators/anna/login")
+    await client.post("/api/operators/anna/login", headers=ANNA)
     nested = b'{"reason": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
-    reply = await client.post("/api/operators/anna/pause", data=nested)
+    reply = await client.post("/api/operators/anna/pause", data=nested, headers=ANNA)
     assert reply.status == 400 and "вложенность" in (await reply.json())["error"]
     too_big = b'{"reason": "' + b"x" * 100_000 + b'"}'
-    reply = await client.post("/api/operators/anna/pause", data=too_big)
+    reply = await client.post("/api/operators/anna/pause", data=too_big, headers=ANNA)
     assert reply.status == 413 and "Слишком большой" in (await reply.json())["error"]
     assert node.acd.operators["anna"].state.value == "ready"  # nothing changed

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from people import acting
 from wire_taps import RecordingAmi
 
 from hotline.ami.protocol import AmiMessage
@@ -48,16 +49,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0)
 
 
 async def operator(api: aiohttp.ClientSession, op_id: str) -> dict[str, Any]:
-    async with api.get("/api/operators") as reply:
+    async with api.get("/api/operators", headers=acting("")) as reply:
         rows: list[dict[str, Any]] = (await reply.json())["operators"]
     return next(row for row in rows if row["id"] == op_id)
 
 
 async def make_ready(api: aiohttp.ClientSession, op_id: str) -> None:
-    async with api.post(f"/api/operators/{op_id}/login", json={}) as reply:
+    login = f"/{op_id}/login"
+    async with api.post(f"/api/operators{login}", json={}, headers=acting(login)) as reply:
         assert reply.status == 200, await reply.text()
     if (await operator(api, op_id))["state"] != "ready":  # login may already make ready
-        async with api.post(f"/api/operators/{op_id}/ready", json={}) as reply:
+        ready = f"/{op_id}/ready"
+        async with api.post(f"/api/operators{ready}", json={}, headers=acting(ready)) as reply:
             assert reply.status == 200, await reply.text()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from people import staff_environment
 from ports import unused_port
 from real_pbx import ROOT, SEAT_PASSWORD, SECRET, Ports, RealAsterisk
 from softphones import Sipp, answering, register
@@ -108,6 +109,9 @@ async def ami(asterisk: RealAsterisk) -> AsyncIterator[RecordingAmi]:
         await link.close()
 
 
+SHIPPED_OPERATORS = "dialplans/operators.yaml"
+
+
 def controller_environment(asterisk: RealAsterisk, tmp_path: Path) -> dict[str, str]:
     return {
         "HOTLINE_AGI_PORT": "0",
@@ -118,6 +122,8 @@ def controller_environment(asterisk: RealAsterisk, tmp_path: Path) -> dict[str, 
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
         "HOTLINE_NODE_NAME": "asterisk-suite",
+        # every shipped operator acts as themselves, the supervisor lists them
+        **staff_environment(tmp_path, ROOT / SHIPPED_OPERATORS),
         "HOTLINE_CALLBACKS_POLL_SECONDS": "0.5",
         # the controller rewrites the generated queue members and seats where Asterisk reads them
         "HOTLINE_ROUTING_ASTERISK_FILES_DIR": str(asterisk.root / "etc"),

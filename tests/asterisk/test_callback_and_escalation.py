@@ -10,6 +10,7 @@ from collections.abc import Callable
 import aiohttp
 from calls import eventually, make_ready, place_call, state_becomes
 from capture import keep
+from people import as_user
 from softphones import Sipp
 from wire_taps import RecordingAmi
 
@@ -59,7 +60,8 @@ async def test_escalation_reaches_the_carrier_with_the_hotline_headers(
     await make_ready(api, "morozova")
     await place_call(ami, "88005000005", hold=40)
     await state_becomes(api, "morozova", "state", "talking")
-    async with api.post("/api/operators/morozova/escalate", json={"agency": "sfr"}) as reply:
+    escalate = "/api/operators/morozova/escalate"  # by the operator holding the call
+    async with api.post(escalate, json={"agency": "sfr"}, headers=as_user("morozova")) as reply:
         assert reply.status == 200, await reply.text()
     await eventually(lambda: _seen(agency, "INVITE"), within=20)
     invite = agency.log().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]

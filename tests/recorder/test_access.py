@@ -24,13 +24,14 @@ from sqlalchemy.exc import OperationalError
 from stored_recordings import duration_of, make_tone, store_encrypted
 from yamlfiles import assert_refused_at_line
 
+from hotline.access import access_middleware
 from hotline.audit import AuditLog, AuditRecord
 from hotline.auth import Actor, Role, TokenBook, new_token
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from hotline.yamldoc import YamlFileError
 from recorder import keys
-from recorder.http import RangeNotSatisfiable, build_app, install, parse_range
+from recorder.http import RangeNotSatisfiable, add_routes, build_app, install, parse_range
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.permissions import PERMISSIONS, Action, is_allowed
 from recorder.pipeline import CallInfo, Recorder
@@ -303,6 +304,34 @@ async def test_auditor_plays_the_decrypted_recording_and_it_is_audited(api: Api)
         "ok",
     )
     assert entry.source == "127.0.0.1"
+
+
+async def test_behind_the_access_middleware_the_recorder_judges_the_actor_it_established(
+    api: Api,
+) -> None:
+    """In the controller the middleware says who is asking (a session cookie, say: no bearer
+    header at all); the recorder judges and audits that actor, not its own token file."""
+    session = {"sess-auditor": Actor("kozlova", Role.QUALITY_AUDITOR, csrf_token="c"),
+               "sess-operator": Actor("op-9", Role.OPERATOR, csrf_token="c")}  # fmt: skip
+
+    async def by_cookie(request: web.Request) -> Actor | None:
+        return session.get(request.cookies.get("session", ""))
+
+    app = web.Application(middlewares=[access_middleware(by_cookie)])
+    add_routes(app, api.access, TokenBook.of(TOKENS))
+    async with TestClient(TestServer(app)) as client:
+        url = "/recordings/1732701600.1/audio"
+        reply = await client.get(url, cookies={"session": "sess-auditor"})
+        assert reply.status == 200 and await reply.read() == api.audio
+        played = await api.last_audit()
+        assert (played.user_id, played.action, played.outcome) == ("kozlova", "play", "ok")
+        reply = await client.get(url, cookies={"session": "sess-operator"})
+        assert reply.status == 403 and "Операторам" in (await reply.json())["error"]
+        refused = await api.last_audit()
+        assert (refused.user_id, refused.action, refused.outcome) == ("op-9", "play", "refused")
+        # nobody: refused at the door (a security event), no audit row
+        assert (await client.get(url)).status == 401
+        assert (await api.last_audit()).seq == refused.seq
 
 
 @pytest.mark.parametrize("header", ["bytes=0-99", "bytes=4090-8200", "bytes=5000-", "bytes=-77"])

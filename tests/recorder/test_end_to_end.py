@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from controllers import controller_environment, started, with_tokens_file
+from prometheus_client import REGISTRY
 
 from controller.node import Controller
 from controller.settings import load_settings
@@ -101,6 +102,12 @@ def write_tokens(path: Path) -> dict[str, str]:
         lines.append(f"  - {{user: {user}, role: {role}, token_sha256: {digest}}}")
     path.write_text("\n".join(lines) + "\n")
     return tokens
+
+
+def denied_requests() -> float:
+    """hotline_security_events_total{category="access_denied"} as /metrics shows it."""
+    labels = {"category": "access_denied"}
+    return REGISTRY.get_sample_value("hotline_security_events_total", labels) or 0.0
 
 
 async def wait_for_state(store: RecordingStore, call_id: str, state: State) -> RecordedCall:
@@ -214,9 +221,12 @@ async def test_a_simulated_call_is_recorded_encrypted_played_audited_and_shredde
     )  # fmt: skip
     assert code == 0 and abs(len(pcm) / 16000 - row.duration_seconds) < 0.1  # the whole call
 
-    # An operator may not; nor may someone without a token.
+    # An operator may not; nor may someone without a token: the access middleware refuses
+    # them at the door, as a security event (counted and logged), not an audit row.
+    refusals = denied_requests()
     assert (await audio(node, "operator"))[0] == 403
     assert (await audio(node, None))[0] == 401
+    assert denied_requests() == refusals + 1
 
     # Every access, allowed or refused, is in the audit log, and the chain verifies.
     entries = await AuditLog(engine).entries(recording_id=call_id)
@@ -224,7 +234,7 @@ async def test_a_simulated_call_is_recorded_encrypted_played_audited_and_shredde
     assert ("ivanova", "quality_auditor", "play", "ok") in seen
     assert ("sidorov", "operator", "play", "ok") not in seen
     assert any(e[:3] == ("sidorov", "operator", "play") for e in seen)
-    assert any(e[0] == "" and e[3] == "unauthenticated" for e in seen)
+    assert not any(e[0] == "" for e in seen)  # no anonymous rows to grow the chain
     code, verdict = await audit_verify(node.settings_env)
     assert code == 0, verdict
     assert f"intact: {len(await AuditLog(engine).entries())} entries" in verdict

@@ -61,6 +61,16 @@ def test_group_file_errors_point_at_the_line(
         ("    device: PJSIP/1\n    skills: {nosuch: 3}\n", 5, "not a known group"),
         ("    device: PJSIP/1\n    skills: {a: 11}\n", 5, "between 1 and 10"),
         ("    device: 'PJSIP/1;evil'\n    skills: {a: 1}\n", 4, "must look like"),
+        # the ACD dials the device: nothing but the operator's own PJSIP seat
+        (
+            "    device: Local/78095050000@hotline-callback-out\n    skills: {a: 1}\n",
+            4,
+            "PJSIP/1001",
+        ),
+        ("    device: PJSIP/1@trunk\n    skills: {a: 1}\n", 4, "own PJSIP seat"),
+        ("    device: PJSIP/1&PJSIP/2\n    skills: {a: 1}\n", 4, "own PJSIP seat"),
+        ("    device: 'PJSIP/1,30'\n    skills: {a: 1}\n", 4, "own PJSIP seat"),
+        ("    device: PJSIP/1/sip:7809@trunk\n    skills: {a: 1}\n", 4, "own PJSIP seat"),
         ("    device: PJSIP/1\n    skills: {}\n", 5, "at least one skill"),
     ],
 )

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from controllers import controller_settings, recorder_environment, started
+from people import acting, staff_environment
 
 from controller.node import Controller
 from hotline.clock import ScaledCallClock, SystemClock
@@ -121,6 +122,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
             "HOTLINE_NODE_NAME": "test-node",
             "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
             "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
+            **staff_environment(tmp_path, tmp_path / "operators.yaml"),
             "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
             **recorder_environment(tmp_path / "recorder"),
         },
@@ -190,7 +192,10 @@ async def place_call(
 
 async def operator_api(controller: Controller, method: str, path: str) -> Any:
     url = f"http://127.0.0.1:{controller.http_port}/api/operators{path}"
-    async with aiohttp.ClientSession() as http, http.request(method, url) as response:
+    async with (
+        aiohttp.ClientSession(headers=acting(path)) as http,
+        http.request(method, url) as response,
+    ):
         assert response.status == 200, await response.text()
         return await response.json()
 

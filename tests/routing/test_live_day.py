@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 import yaml
 from controllers import started
+from people import SUPERVISOR, as_user, token_for
 
 from controller.node import Controller
 from controller.settings import Settings, load_settings
@@ -69,6 +70,13 @@ def operators_yaml() -> str:
     return yaml.safe_dump({"operators": seats}, allow_unicode=True)
 
 
+def supervisor_token_file(tmp_path: Path) -> Path:
+    """The file `hotline sim --live-day --token-file` reads: the SUPERVISOR's bearer token."""
+    path = tmp_path / "supervisor.token"
+    path.write_text(token_for(SUPERVISOR) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[tuple[Controller, Settings]]:
     dialplans = open_dialplans(tmp_path)
@@ -101,6 +109,7 @@ async def test_a_live_hour_from_the_traffic_file(
         ami_port=None,
         agi_host="127.0.0.1",
         agi_port=node.agi.port,
+        token_file=supervisor_token_file(tmp_path),
     )
 
     code = await run_live_day(args, settings)
@@ -123,7 +132,7 @@ async def test_a_live_hour_from_the_traffic_file(
     assert 0 < out["occupancy"] <= 1
     assert out["operators_on_duty"] == 10  # 7 of 7 for general, 3 for documents
     # the shifts are over: everybody logged off (after their last call)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=as_user(SUPERVISOR)) as http:
         url = f"http://127.0.0.1:{settings.http.port}/api/operators"
         async with http.get(url) as response:
             listing = await response.json()
@@ -149,6 +158,7 @@ async def test_a_bad_traffic_file_or_window_is_refused_with_the_reason(
         ami_port=None,
         agi_host=None,
         agi_port=None,
+        token_file=supervisor_token_file(tmp_path),
     )
     assert await run_live_day(args, settings) == 2
     assert f"{traffic}:" in capsys.readouterr().out  # file:line: reason

@@ -31,6 +31,7 @@ import aiohttp
 import pytest
 import yaml
 from controllers import WITHOUT_RECORDER, controller_environment, started
+from people import acting, staff_environment
 
 from controller.node import Controller
 from controller.settings import load_settings
@@ -240,9 +241,11 @@ def open_dialplans(tmp_path: Path) -> Path:
 
 def live_environment(tmp_path: Path, dialplans: Path) -> dict[str, str]:
     """A controller on `dialplans` with its data in `tmp_path`, operators in
-    ``tmp_path/operators.yaml``, no recorder, quiet logs."""
+    ``tmp_path/operators.yaml`` (written already: each operator gets a token), no recorder,
+    quiet logs."""
     return {
         **controller_environment(tmp_path),
+        **staff_environment(tmp_path, tmp_path / "operators.yaml"),
         **WITHOUT_RECORDER,
         "HOTLINE_LOG_LEVEL": "WARNING",
         "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
@@ -291,7 +294,7 @@ async def live(tmp_path: Path) -> AsyncIterator[tuple[Controller, list[Seat]]]:
 
 async def operator_api(http: aiohttp.ClientSession, port: int, method: str, path: str) -> Any:
     url = f"http://127.0.0.1:{port}/api/operators{path}"
-    async with http.request(method, url) as response:
+    async with http.request(method, url, headers=acting(path)) as response:
         assert response.status == 200, await response.text()
         return await response.json()
 
