@@ -5,13 +5,16 @@ and the operator's pop shows it; a wrong code changes nothing the caller hears."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from controllers import WITHOUT_RECORDER, controller_settings, started
+from people import as_user, staff_environment
 
 from controller.node import Controller
+from hotline.auth import Actor
 from hotline.clock import ScaledCallClock, SystemClock
 from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
 from pbxsim.callers import CallerScript
@@ -73,6 +76,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
             "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
             "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
             "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
+            **staff_environment(tmp_path, tmp_path / "operators.yaml"),
             **WITHOUT_RECORDER,
         },
     )
@@ -106,8 +110,23 @@ async def call_in(controller: Controller, keys: str, uniqueid: str) -> list[str]
 
 async def operator(controller: Controller, action: str) -> None:
     url = f"http://127.0.0.1:{controller.http_port}/api/operators/boris/{action}"
-    async with aiohttp.ClientSession() as http, http.post(url) as response:
-        assert response.status == 200, await response.text()
+    async with aiohttp.ClientSession(headers=as_user("boris")) as http, http.post(url) as r:
+        assert r.status == 200, await r.text()
+
+
+async def app_backend_registers(controller: Controller, phone: str, application: str) -> str:
+    """What the app's backend does when the citizen presses the button: a service key with
+    the scope app:intents, POST /api/app/call-intents; the code it shows the citizen."""
+    assert controller.accounts is not None
+    key, _ = await controller.accounts.keys.add(
+        "mobile-app", ["app:intents"], timedelta(days=1), by=Actor("cli:admin", "system", "system")
+    )
+    url = f"http://127.0.0.1:{controller.http_port}/api/app/call-intents"
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"phone": phone, "application": application}
+    async with aiohttp.ClientSession(headers=headers) as http, http.post(url, json=body) as r:
+        assert r.status == 201, await r.text()
+        return str((await r.json())["code"])
 
 
 async def test_the_code_from_the_app_puts_the_application_on_the_pop(
@@ -115,11 +134,10 @@ async def test_the_code_from_the_app_puts_the_application_on_the_pop(
 ) -> None:
     workspace = controller.workspace
     assert workspace is not None
-    # what POST /api/app/call-intents does for the app's backend (tested over HTTP apart)
-    issued = await workspace.intents.register("79991234567", "1234567897", requested_by="app")
+    code = await app_backend_registers(controller, "+7 999 123-45-67", "1234567897")
     await operator(controller, "login")
     with workspace.desk.subscribe("boris") as desk:
-        heard = await call_in(controller, issued.code + "#", "1795563091.1")
+        heard = await call_in(controller, code + "#", "1795563091.1")
         await workspace.desk.idle()
         pop = desk.get_nowait()
     assert pop.kind == "pop"
@@ -132,7 +150,7 @@ async def test_the_code_from_the_app_puts_the_application_on_the_pop(
     # and the operator's pop has no application
     await operator(controller, "wrap-up-done")
     with workspace.desk.subscribe("boris") as desk:
-        again = await call_in(controller, issued.code + "#", "1795563091.2")
+        again = await call_in(controller, code + "#", "1795563091.2")
         await workspace.desk.idle()
         pop = desk.get_nowait()
     assert pop.kind == "pop" and pop.data["application_number"] is None
