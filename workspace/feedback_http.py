@@ -106,7 +106,11 @@ async def _form_page(request: web.Request) -> web.Response:
 @allow(_OPERATORS)
 async def _form_sent(request: web.Request) -> web.Response:
     feedback = request.app[FEEDBACK_KEY]
-    posted = await request.post()  # bounded by the application's client_max_size
+    try:
+        posted = await request.post()  # bounded by the application's client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        limit = size_text(request.app._client_max_size)
+        return _render(request, 413, refusal=f"Слишком большой запрос: всё вместе до {limit}.")
     fields = {name: posted.get(name, "") for name in _FORM_FIELDS}
     shown = {k: v if isinstance(v, str) else "" for k, v in fields.items()}
     files = [

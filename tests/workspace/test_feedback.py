@@ -240,3 +240,14 @@ async def test_only_the_right_keys_and_people_reach_the_form(tmp_path: Path) -> 
         )
         assert missing.status == 404
         assert await contacts_of(it) == []
+
+
+async def test_a_form_larger_than_the_server_takes_is_refused_in_russian(tmp_path: Path) -> None:
+    async with office(tmp_path) as it:
+        huge = [("big.pdf", PDF + b"0" * (5 * 1024 * 1024), "application/pdf")]
+        page = await it.client.post(
+            "/desk/feedback", data=multipart(FORM, huge), headers=bearer("tok-ivanova")
+        )
+        assert page.status == 413
+        assert "Слишком большой запрос: всё вместе до 4 МБ." in await page.text()
+        assert await contacts_of(it) == [] and it.stored_files() == []
