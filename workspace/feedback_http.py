@@ -30,6 +30,7 @@ from aiohttp import web
 from hotline.access import actor_of, allow, people, services
 from hotline.auth import Role
 from hotline.jsonbody import read_json_object
+from hotline.security import SecurityCategory, security_event
 from hotline.validators import validate_application, validate_phone
 from workspace.feedback import FIELD_LIMITS, FeedbackDesk, FormProblems, read_form
 from workspace.intents import CallIntents, TooManyIntents
@@ -220,6 +221,7 @@ async def _call_intent(request: web.Request) -> web.Response:
     try:
         issued = await intents.register(*citizen, requested_by=actor_of(request).user_id)
     except TooManyIntents:
+        security_event(SecurityCategory.RATE_LIMITED, "call intents over the hourly limit")
         return _json({"error": "Слишком много кодов для этого номера: попробуйте позже."}, 429)
     valid = max(0, int((issued.expires_at - intents.now()).total_seconds()))
     return _json(

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from hotline.security import SecurityCategory, security_event
+
 __all__ = [
     "MEDIA_TITLES",
     "AttachmentRefused",
@@ -149,7 +151,9 @@ class ClamScanner:
             return
         if process.returncode == 1:
             found = out.decode(errors="replace").strip().removeprefix("stdin:").strip()
-            log.warning("antivirus refused an attachment: %s", found)
+            security_event(
+                SecurityCategory.BAD_INPUT, "antivirus refused an attachment", signature=found
+            )
             raise AttachmentRefused(
                 f"Файл «{checked.name}» не принят: антивирус обнаружил угрозу "
                 f"({found.removesuffix(' FOUND')}).",

@@ -10,6 +10,7 @@ import aiohttp
 from feedback_kit import EICAR, PDF, Office, b64, bearer, needs_clamav, office
 
 from hotline.auth import Actor
+from hotline.security import SECURITY_EVENTS
 from workspace.model import Category, ContactChannel
 from workspace.numbers import parse_contact_number
 
@@ -86,6 +87,8 @@ async def test_an_operator_registers_a_form_with_a_pdf_kept_encrypted(tmp_path: 
 async def test_the_eicar_file_is_refused_with_a_clear_message_and_nothing_is_stored(
     tmp_path: Path,
 ) -> None:
+    bad_input = SECURITY_EVENTS.labels(category="bad_input")
+    before = bad_input._value.get()
     async with office(tmp_path) as it:
         answer = await it.client.post(
             "/api/feedback",
@@ -96,6 +99,7 @@ async def test_the_eicar_file_is_refused_with_a_clear_message_and_nothing_is_sto
         assert answer.status == 400
         assert "антивирус обнаружил угрозу" in body["error"] and "счёт.txt" in body["error"]
         assert "EICAR" in body["error"]
+        assert bad_input._value.get() == before + 1  # a security event, on the dashboards
         page = await it.client.post(
             "/desk/feedback",
             data=multipart(FORM, [("eicar.com", EICAR, "text/plain")]),
