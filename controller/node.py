@@ -268,6 +268,7 @@ class Controller:
             settings,
             backoffice_file=locate(settings.backoffice_file),
             audit=self._audit_log(),
+            retention_file=str(self.settings.recorder_access.retention_file),
         )
         workspace.known_group = lambda group: group in acd.node.acd.groups
         self.workspace = workspace
@@ -370,6 +371,7 @@ class Controller:
             contacts=self.workspace,
             messages=MessageIntake(recorder, self.callbacks) if takers else None,
             recordings_dir=spool,
+            intents=self.workspace,
         )
 
     def _agi_server(self, menus: MenuService) -> FastAgiServer:

@@ -17,7 +17,13 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.store.db import CallLog
 from ivr.entry import CallEntry, base_services
 from ivr.menu.library import load_library
-from ivr.menu.model import CallbackRequests, CallContacts, OperatorQueue, VoiceMessages
+from ivr.menu.model import (
+    AppCodes,
+    CallbackRequests,
+    CallContacts,
+    OperatorQueue,
+    VoiceMessages,
+)
 from ivr.menu.watch import MenuWatcher
 from ivr.settings import IvrSettings
 
@@ -47,6 +53,7 @@ class MenuService:
         contacts: CallContacts | None = None,
         messages: VoiceMessages | None = None,
         recordings_dir: str | None = None,
+        intents: AppCodes | None = None,
     ) -> MenuService:
         """`messages` takes the voice messages in hand, written to `recordings_dir` (default:
         ``[ivr] recordings_dir``; the controller names the recorder's spool when it is on)."""
@@ -55,6 +62,7 @@ class MenuService:
             callbacks=callbacks,
             contacts=contacts,
             messages=messages,
+            intents=intents,
         )
         if recordings_dir is not None:
             services = replace(services, recordings_dir=recordings_dir)

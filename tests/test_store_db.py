@@ -28,6 +28,8 @@ import hotline.store
 import recorder.models  # noqa: F401
 import routing.callbacks.model
 import routing.snapshot  # noqa: F401
+import workspace.attachments
+import workspace.intents
 import workspace.store
 import workspace.ticket_store  # noqa: F401
 from hotline.store.db import Base, CallLog, CallRecord, create_engine

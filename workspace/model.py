@@ -9,7 +9,7 @@ identity documents, application number) is personal data: it is shown only throu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -95,6 +95,7 @@ class ContactDraft:
     description: str = ""
     group: str = ""
     operator_id: str | None = None
+    expected_by: date | None = None  # the feedback form's expected resolution date
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,4 @@ class Contact:
     rating: int | None
     repeat: bool
     closed_at: datetime | None
+    expected_by: date | None = None

@@ -15,14 +15,18 @@
   menus' contacts port (`ivr.menu.model.CallContacts`): the number a caller hears before the
   rating, the rating stored on the contact, and where a caller who keys in a contact number
   goes. None of them raises: a registry that is down costs the caller the number or the
-  preference only, never the call.
+  preference only, never the call;
+* `redeem(caller_id, code)`: the menus' app-code port (`ivr.menu.model.CallIntents`): the
+  application number a one-time code from the app stands for, when that phone registered it;
+* `retention`: the purge job of contacts and attachments (`workspace.retention`), which the
+  root runs on its schedule.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -30,17 +34,26 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.audit import AuditLog
+from hotline.clock import wall_clock
 from hotline.periodic import Periodic
+from hotline.private import private_dir
 from hotline.validators import validate_phone
 from workspace.agency_letters import AgencyLetters
+from workspace.attachments import AttachmentFiles, Attachments
 from workspace.backoffice import BackOfficeFile
 from workspace.backoffice_http import add_backoffice_routes
 from workspace.desk import Desk
+from workspace.feedback import FeedbackDesk
+from workspace.feedback_http import add_feedback_routes
 from workspace.http import add_desk_routes
+from workspace.intents import CallIntents
 from workspace.notify import Notifier, SmtpNotifier, SmtpSettings
 from workspace.numbers import parse_contact_number
 from workspace.pop import Ring
 from workspace.registry import ContactRegistry, RepeatRoute
+from workspace.retention import ContactRetention, ContactRetentionTerms
+from workspace.scanning import ClamScanner
+from workspace.sealing import MasterKeys
 from workspace.settings import WorkspaceSettings
 from workspace.store import ContactStore
 from workspace.ticket_store import TicketStore
@@ -55,12 +68,17 @@ __all__ = ["WorkspaceService"]
 class WorkspaceService:
     registry: ContactRegistry
     desk: Desk
+    feedback: FeedbackDesk
+    intents: CallIntents
+    retention: ContactRetention
     # Which groups calls can be queued to (the root plugs in the ACD's); a contact whose
     # group is gone routes like a number that names no contact.
     known_group: Callable[[str], bool] = lambda group: True
+    settings: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     tickets: TicketDesk | None = None
     agency_letters: AgencyLetters | None = None
     ticket_job: Periodic | None = None
+    _purges: Periodic | None = None
 
     @classmethod
     def build(
@@ -70,16 +88,41 @@ class WorkspaceService:
         *,
         backoffice_file: Path | None = None,
         audit: AuditLog | None = None,
+        retention_file: str = "dialplans/retention.yaml",
+        clock: Callable[[], float] = wall_clock,
     ) -> WorkspaceService:
-        """`backoffice_file`: the groups file (None: no tickets); a broken one raises
-        `hotline.yamldoc.YamlFileError` with its file:line, which stops the start. `audit`:
-        the controller's one (keyed) audit log; an unkeyed one if None (tests)."""
+        """The registry, the desk, the feedback form with its attachments, the app's codes,
+        the retention job and, with `backoffice_file` (None: no tickets), the tickets. A
+        broken back-office or retention file stops here with its file:line. `audit`: the
+        controller's one (keyed) audit log; an unkeyed one if None (tests)."""
         settings = settings or WorkspaceSettings()
         audit = audit or AuditLog(engine)
-        registry = ContactRegistry(ContactStore(engine), audit)
+        registry = ContactRegistry(ContactStore(engine), audit, clock)
+        attachments = Attachments(
+            engine,
+            audit,
+            AttachmentFiles(settings.attachments_dir),
+            MasterKeys(settings.attachments_keys_dir, settings.attachments_key_id),
+            ClamScanner(
+                settings.clamscan_command,
+                # the settings reader leaves an optional path as the text it read
+                Path(settings.clamav_database) if settings.clamav_database else None,
+                settings.scan_timeout_seconds,
+            ),
+        )
+        intents = CallIntents(engine, settings, clock)
+        terms = ContactRetentionTerms.load(Path(retention_file))
+        retention = ContactRetention(engine, attachments, intents, audit, terms, clock)
+        feedback = FeedbackDesk(registry, attachments, settings)
         notifier = _notifier(settings)
         service = cls(
-            registry, Desk(registry), agency_letters=AgencyLetters(registry, audit, notifier)
+            registry,
+            Desk(registry),
+            feedback,
+            intents,
+            retention,
+            settings=settings,
+            agency_letters=AgencyLetters(registry, audit, notifier),
         )
         if backoffice_file is not None:
             office = BackOfficeFile(backoffice_file)
@@ -94,6 +137,7 @@ class WorkspaceService:
 
     def install(self, app: web.Application) -> None:
         add_desk_routes(app, self.desk, self.registry)
+        add_feedback_routes(app, self.feedback, self.intents)
         if self.tickets is not None:
             add_backoffice_routes(app, self.tickets)
 
@@ -132,12 +176,32 @@ class WorkspaceService:
             return None
         return route
 
+    async def redeem(self, caller_id: str, code: str) -> str | None:
+        """The menus' app-code port: the application number of a live code this phone
+        registered (spent now), else None (wrong, expired, spent, or the store is down)."""
+        phone = validate_phone(caller_id).normalized
+        if not phone:
+            return None  # no usable caller ID: no code can match
+        try:
+            return await self.intents.redeem(phone, code)
+        except (SQLAlchemyError, OSError):
+            log.exception("call intents unavailable: the menu asks as usual")
+            return None
+
     async def start(self) -> None:
-        """The tickets' periodic job (the registry is in the database the root migrated)."""
+        """The attachments' private directory and a first master key on a fresh install, the
+        retention job and the tickets' job; the registry is in the database the root migrated."""
+        private_dir(self.settings.attachments_dir)
+        self.feedback.attachments.keys.ensure()
+        interval = self.settings.retention_interval_seconds
+        self._purges = Periodic(self.retention.run, interval, name="contacts-retention", log=log)
+        self._purges.start()
         if self.ticket_job is not None:
             self.ticket_job.start()
 
     async def stop(self) -> None:
+        if self._purges is not None:
+            await self._purges.close()
         if self.ticket_job is not None:
             await self.ticket_job.close()
         await self.desk.idle()  # contacts of calls answered just before the stop are kept

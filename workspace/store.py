@@ -16,6 +16,7 @@ from typing import Any, Final
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     Index,
     Integer,
     String,
@@ -87,6 +88,9 @@ contacts = Table(
     Column("rating", Integer, nullable=True),
     Column("repeat", Boolean, nullable=False),
     Column("search_text", String, nullable=False),
+    # set when the retention job cleared the personal fields (migration 0010_feedback)
+    Column("anonymised_at", UTCDateTime, nullable=True),
+    Column("expected_by", Date, nullable=True),  # the feedback form's date (0010_feedback)
     UniqueConstraint("year", "sequence", name="uq_contacts_number"),
     Index("ix_contacts_caller_phone", "caller_phone", "opened_at"),
     Index("ix_contacts_application_number", "application_number", "opened_at"),
@@ -265,6 +269,7 @@ def _draft_values(draft: ContactDraft, at: datetime, sequence: int, repeat: bool
         "rating": None,
         "repeat": repeat,
         "search_text": _search_text(draft.description, "", draft.topic),
+        "expected_by": draft.expected_by,
     }
 
 
@@ -292,4 +297,5 @@ def _contact(row: Row[Any]) -> Contact:
         rating=m["rating"],
         repeat=bool(m["repeat"]),
         closed_at=m["closed_at"],
+        expected_by=m["expected_by"],
     )

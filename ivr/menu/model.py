@@ -188,6 +188,18 @@ class Services:
     contacts: CallContacts | None = None
     # Voice messages' work items; None: a `record` node only leaves the file on the PBX.
     messages: VoiceMessages | None = None
+    # The app's one-time codes; None: an `app_code` node goes on as if no code was keyed.
+    intents: AppCodes | None = None
+
+
+class AppCodes(Protocol):
+    """The app's "call the hotline" codes as the ``app_code`` node uses them (the controller
+    provides them when the workspace runs; the menus do not import it).
+
+    `redeem` gives the application number a live code stands for when the calling number
+    registered it, spending the code; None for anything else (never raises)."""
+
+    async def redeem(self, caller_id: str, code: str) -> str | None: ...
 
 
 class CallContacts(Protocol):

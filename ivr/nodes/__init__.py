@@ -9,6 +9,7 @@ from types import MappingProxyType
 from ivr.menu.fields import Fields
 from ivr.menu.model import Node
 from ivr.nodes import (
+    app_code,
     callback,
     collect,
     condition,
@@ -44,6 +45,7 @@ KINDS: Mapping[str, Parser] = MappingProxyType(
         "record": record.parse,
         "rating": rating.parse,
         "contact_number": contact_number.parse,
+        "app_code": app_code.parse,
         "hangup": hangup.parse,
     }
 )
