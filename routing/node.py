@@ -53,6 +53,7 @@ from routing.model import (
     caller_fields,
     operator_fields,
 )
+from routing.operator_watch import OperatorWatch
 from routing.operators import OperatorSpec, OperatorState
 from routing.state import AcdStore, Fields, StateUnavailable
 
@@ -91,6 +92,7 @@ class AcdNode:
             node_lost_seconds=node_lost_seconds,
         )
         self._waiters: dict[str, asyncio.Future[Offer | Overflow]] = {}
+        self.watch = OperatorWatch(acd)  # operators' moves, told after each operation
 
     # --- shared state (routing.failover) ---------------------------------------------------
 
@@ -177,6 +179,7 @@ class AcdNode:
                 state = S.PAUSED  # ready but refused: phone unavailable; never offer it again
             self.acd.revoke(offer, state, record.get("reason") or None)
             pending.extend(self.acd.serve(offer.call_id))
+        self.watch.check()  # every path that moves operators ends here, or in answer/end_call
         return confirmed
 
     def _deliver(self, offer: Offer) -> None:
@@ -348,12 +351,14 @@ class AcdNode:
             await self.refresh_operator(op_id)
             raise OfferWithdrawn(f"call {call_id!r}: the offer to {op_id} is no longer valid")
         self.acd.answer(call_id, at=at)
+        self.watch.check()
 
     async def end_call(self, call_id: str) -> None:
         op_id = self.acd.caller(call_id).operator or ""
         self.acd.end_call(call_id)
         self._waiters.pop(call_id, None)
         await self._call("finish", call_id, op_id, operator_fields(self.acd.operators[op_id]))
+        self.watch.check()
 
     def _may_resume(self, place: Fields, group_id: str) -> bool:
         """A remembered place is this caller's again only in the same group and within the

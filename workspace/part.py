@@ -5,6 +5,8 @@
 * `ring_soon(Ring)` and `answered_soon(call_id)`: the root plugs them into the ACD's offer and
   answer listeners (the workspace does not know the ACD; the root turns an offer into a
   `Ring`);
+* `operator_state(StateBar)`: the root forwards the ACD's operator listeners here (the
+  state bar);
 * `install(app)`: the desktop's routes on the controller's aiohttp application;
 * `contact_number(call_id)`, `rate(call_id, mark)` and `route(digits, caller_id)`: the
   menus' contacts port (`ivr.menu.model.CallContacts`): the number a caller hears before the
@@ -25,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.audit import AuditLog
 from hotline.validators import validate_phone
-from workspace.desk import Desk
+from workspace.desk import Desk, StateBar
 from workspace.http import add_desk_routes
 from workspace.numbers import parse_contact_number
 from workspace.pop import Ring
@@ -58,6 +60,9 @@ class WorkspaceService:
 
     def answered_soon(self, call_id: str) -> None:
         self.desk.answered_soon(call_id)
+
+    def operator_state(self, status: StateBar) -> None:
+        self.desk.operator_state(status)
 
     async def contact_number(self, call_id: str) -> str | None:
         try:
