@@ -73,7 +73,8 @@ async def fill(dsn: str, count: int, now: datetime) -> float:
     try:
         started = time.perf_counter()
         definition = await connection.fetchval(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_contacts_search'"
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_contacts_search' "
+            "AND schemaname = current_schema()"
         )
         await connection.execute("DROP INDEX ix_contacts_search")
         await connection.execute(FILL, now, count)
@@ -127,9 +128,7 @@ async def measure(url: str, count: int, runs: int) -> bool:
         ),
         (
             "history of one phone, 30 days",
-            lambda: registry.history(
-                phone=phone, application=None, actor=OPERATOR, source="bench"
-            ),
+            lambda: registry.history(phone=phone, application=None, actor=OPERATOR, source="bench"),
             lambda: raw.fetch(RAW_HISTORY, phone, since),
         ),
     ]
