@@ -6,8 +6,9 @@ then filled with `--contacts` rows by one INSERT ... SELECT over generate_series
 GIN index is built after the load, with the migration's own definition). Each query runs
 `--runs` times through `workspace.registry.ContactRegistry` (what /desk/api/search and
 /desk/api/history call: the store's query plus the audit row every view writes) and as the
-same SQL sent straight over asyncpg. Prints p50/p99 of each and the ratio; exits 1 when a
-registry p99 misses the goal (200 ms).
+same SQL sent straight over asyncpg (the "naive" row: the one query the planner gets wrong
+for a rare word, which the registry's GIN probe avoids). Prints p50/p99 of each and the
+ratio; exits 1 when a registry p99 misses the goal (200 ms).
 
     .venv/bin/python bench/contact_search.py [--contacts 1000000] [--runs 30]
 """
@@ -58,12 +59,19 @@ LATERAL (SELECT CASE WHEN i % 20000 = 7 THEN 'материнский серти�
     'долго рассматривают', 'хочу уточнить сроки', 'сменил фамилию',
     'не загружается документ', 'списали дважды'])[1 + (i * 7) % 8] END AS words) AS d
 """
-RAW_SEARCH = """
-SELECT * FROM contacts WHERE to_tsvector('russian', search_text) @@ plainto_tsquery('russian', $1)
+COLUMNS = """id, year, sequence, opened_at, closed_at, channel, line, call_id, caller_phone,
+caller_name, identifiers, application_number, category, topic, description, group_name,
+operator_id, state, resolution, first_contact_resolution, rating, repeat, search_text"""
+RAW_SEARCH = f"""
+SELECT {COLUMNS} FROM contacts WHERE search_vector @@ plainto_tsquery('russian', $1)
 ORDER BY opened_at DESC, id DESC LIMIT 200
 """
-RAW_HISTORY = """
-SELECT * FROM contacts WHERE caller_phone = $1 AND opened_at >= $2
+RAW_PROBE = (
+    "SELECT id FROM contacts WHERE search_vector @@ plainto_tsquery('russian', $1) LIMIT 1001"
+)
+RAW_BY_IDS = f"SELECT {COLUMNS} FROM contacts WHERE id = any($1::int[])"
+RAW_HISTORY = f"""
+SELECT {COLUMNS} FROM contacts WHERE caller_phone = $1 AND opened_at >= $2
 ORDER BY opened_at DESC, id DESC LIMIT 200
 """
 
@@ -73,16 +81,26 @@ async def fill(dsn: str, count: int, now: datetime) -> float:
     try:
         started = time.perf_counter()
         definition = await connection.fetchval(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_contacts_search' "
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_contacts_search_vector' "
             "AND schemaname = current_schema()"
         )
-        await connection.execute("DROP INDEX ix_contacts_search")
+        await connection.execute("DROP INDEX ix_contacts_search_vector")
         await connection.execute(FILL, now, count)
         await connection.execute(definition)
         await connection.execute("ANALYZE contacts")
         return time.perf_counter() - started
     finally:
         await connection.close()
+
+
+async def raw_search(raw: asyncpg.Connection, words: str) -> list[Any]:
+    """The registry's plan by hand: the GIN probe, then the few by id sorted here, or the
+    newest-first walk when matches are many."""
+    ids = [row[0] for row in await raw.fetch(RAW_PROBE, words)]
+    if len(ids) > 1000:
+        return list(await raw.fetch(RAW_SEARCH, words))
+    rows = await raw.fetch(RAW_BY_IDS, ids)
+    return sorted(rows, key=lambda r: (r["opened_at"], r["id"]), reverse=True)[:200]
 
 
 async def timed(runs: int, call: Callable[[], Awaitable[Any]]) -> tuple[list[float], int]:
@@ -114,17 +132,22 @@ async def measure(url: str, count: int, runs: int) -> bool:
         (
             "search rare word «сертификат»",
             lambda: registry.search("сертификат", actor=OPERATOR, source="bench"),
-            lambda: raw.fetch(RAW_SEARCH, "сертификат"),
+            lambda: raw_search(raw, "сертификат"),
         ),
         (
             "search common word «паспорт»",
             lambda: registry.search("паспорт", actor=OPERATOR, source="bench"),
-            lambda: raw.fetch(RAW_SEARCH, "паспорт"),
+            lambda: raw_search(raw, "паспорт"),
         ),
         (
             "search two words «не приходит код»",
             lambda: registry.search("приходит код", actor=OPERATOR, source="bench"),
-            lambda: raw.fetch(RAW_SEARCH, "приходит код"),
+            lambda: raw_search(raw, "приходит код"),
+        ),
+        (
+            "naive single query «сертификат»",
+            lambda: raw.fetch(RAW_SEARCH, "сертификат"),
+            lambda: raw_search(raw, "сертификат"),
         ),
         (
             "history of one phone, 30 days",
@@ -137,7 +160,7 @@ async def measure(url: str, count: int, runs: int) -> bool:
         for label, product, plain in cases:
             ours, found = await timed(runs, product)
             base, raw_found = await timed(runs, plain)
-            ok = p(ours, 0.99) < GOAL_MS
+            ok = p(ours, 0.99) < GOAL_MS or label.startswith("naive")  # for comparison only
             met &= ok
             print(
                 f"{label:<36} found {found:>3} (raw {raw_found:>3})  registry p50 "
