@@ -211,6 +211,7 @@ class Desk:
             topic=pop.topic,
             group=pop.group,
             operator_id=pop.operator_id,
+            waited_seconds=pop.waited_seconds,
         )
         contact = await self._registry.open(draft, actor=MENU, source="desk")
         event = {"call_id": call_id, "number": str(contact.number), "repeat": contact.repeat}

@@ -227,4 +227,5 @@ def contact_json(contact: Contact) -> dict[str, Any]:
         "first_contact_resolution": contact.first_contact_resolution,
         "rating": contact.rating,
         "repeat": contact.repeat,
+        "waited_seconds": contact.waited_seconds,
     }

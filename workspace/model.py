@@ -95,6 +95,7 @@ class ContactDraft:
     description: str = ""
     group: str = ""
     operator_id: str | None = None
+    waited_seconds: int | None = None  # a call's time in the queue before its operator rang
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,4 @@ class Contact:
     rating: int | None
     repeat: bool
     closed_at: datetime | None
+    waited_seconds: int | None = None

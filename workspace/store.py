@@ -90,6 +90,7 @@ contacts = Table(
     Column("search_text", String, nullable=False),
     # PostgreSQL: to_tsvector('russian', search_text), generated and stored by migration 0009
     # (SQLAlchemy's Computed has no per-dialect form); SQLite: an unused column
+    Column("waited_seconds", Integer, nullable=True),  # migration 0009
     Column("search_vector", TSVECTOR().with_variant(String(), "sqlite"), nullable=True),
     UniqueConstraint("year", "sequence", name="uq_contacts_number"),
     Index("ix_contacts_caller_phone", "caller_phone", "opened_at"),
@@ -275,6 +276,7 @@ def _draft_values(draft: ContactDraft, at: datetime, sequence: int, repeat: bool
         "first_contact_resolution": None,
         "rating": None,
         "repeat": repeat,
+        "waited_seconds": draft.waited_seconds,
         "search_text": _search_text(draft.description, "", draft.topic),
     }
 
@@ -303,4 +305,5 @@ def _contact(row: Row[Any]) -> Contact:
         rating=m["rating"],
         repeat=bool(m["repeat"]),
         closed_at=m["closed_at"],
+        waited_seconds=m["waited_seconds"],
     )

@@ -29,7 +29,8 @@ title: проверка рабочего места
 group: help
 start: welcome
 nodes:
-  welcome: {{kind: play, prompts: [hotline/greeting-general], next: to-operator}}
+  welcome: {{kind: play, prompts: [hotline/greeting-general], next: mark-topic}}
+  mark-topic: {{kind: set, values: {{topic: "статус заявления"}}, next: to-operator}}
   to-operator:
     kind: queue
     group: help
@@ -40,6 +41,30 @@ nodes:
     kind: rating
     prompts: [hotline/rating-request]
     thanks: [hotline/rating-thanks]
+    timeout: 1
+    retries: 1
+    next: goodbye
+  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
+  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
+"""
+REPEAT_NUMBER = "88009000010"
+REPEAT_MENU = f"""\
+number: "{REPEAT_NUMBER}"
+title: повторное обращение
+group: help
+start: by-contact
+nodes:
+  by-contact:
+    kind: contact_number
+    prompts: [hotline/enter-contact-number]
+    group: help
+    timeout: 5
+    then_rating: rate
+    no_number: busy
+    otherwise: busy
+  rate:
+    kind: rating
+    prompts: [hotline/rating-request]
     timeout: 1
     retries: 1
     next: goodbye
@@ -78,6 +103,7 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
     dialplans = tmp_path / "dialplans"
     dialplans.mkdir()
     (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
+    (dialplans / f"{REPEAT_NUMBER}.yaml").write_text(REPEAT_MENU, encoding="utf-8")
     (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
     (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
     settings = controller_settings(
@@ -192,3 +218,88 @@ async def test_an_operator_takes_a_call_in_the_browser_from_login_to_logout(
     await asyncio.to_thread(shot, driver, tmp_path, "7-logged-out")
     await asyncio.to_thread(driver.get, base + "/desk")  # the session is over
     assert "/desk" not in driver.current_url or "Рабочее место:" not in driver.page_source
+
+
+SHIFT = 50
+CALLERS = [f"+7916555{n:04d}" for n in range(12)]  # a dozen citizens, most call again
+
+
+def showing(section: str, call_id: str) -> Any:
+    return lambda driver: by_id(driver, section).get_attribute("data-call") == call_id
+
+
+async def take_call(
+    controller: Controller, driver: Any, n: int, number: str, keys: str, caller: str
+) -> str:
+    """One call of the shift, worked in the browser; returns the contact's number."""
+    from selenium.webdriver.common.keys import Keys
+
+    assert controller.agi is not None
+    call_id = f"1795563{n:03d}.1"
+    phone = Operator(ring_delay=0.2, talk_time=0.3)
+    call = asyncio.create_task(
+        place_call(
+            controller.agi.port,
+            {"PJSIP/1001": phone},
+            CallerScript(hangup_at=60, menu_keys=keys, reaction=0.05),
+            uniqueid=call_id,
+            number=number,
+            caller=caller,
+        )
+    )
+    await asyncio.to_thread(
+        wait, driver, lambda d: by_id(d, "pop").get_attribute("data-call") == call_id
+    )
+    await asyncio.to_thread(
+        wait, driver, lambda d: by_id(d, "contact").get_attribute("data-call") == call_id
+    )
+    contact = by_id(driver, "contact-number").text
+    resolution = by_id(driver, "resolution")
+    resolution.clear()
+    resolution.send_keys(f"Разъяснили порядок, звонок {n}")
+    resolution.send_keys(Keys.CONTROL, Keys.ENTER)
+    await asyncio.to_thread(wait, driver, text_of("message", f"{contact} сохранено"))
+    _, status = await call
+    assert status == "HANGUP"
+    await asyncio.to_thread(wait, driver, text_of("state", "обработка"))
+    await asyncio.to_thread(shortcut, driver, "w")
+    await asyncio.to_thread(wait, driver, text_of("state", "готов"))
+    return contact
+
+
+async def test_a_compressed_shift_of_50_calls_leaves_complete_contacts_and_knows_repeats(
+    controller: Controller, chromium: Any, tmp_path: Path
+) -> None:
+    driver = chromium
+    await logged_in_desk(controller, driver, tmp_path)
+    await asyncio.to_thread(shortcut, driver, "r")
+    await asyncio.to_thread(wait, driver, text_of("state", "готов"))
+    assert controller.workspace is not None
+    registry = controller.workspace.registry
+    numbers: list[str] = []
+    repeats_by_phone = repeats_by_number = 0
+    for n in range(SHIFT):
+        caller = CALLERS[n % len(CALLERS)]
+        if n % 10 == 9:  # the caller keys in the number of a contact they heard earlier
+            earlier = numbers[n - 5].replace("-", "")
+            contact = await take_call(controller, driver, n, REPEAT_NUMBER, earlier + "#4", caller)
+            assert by_id(driver, "pop-about").text.startswith(numbers[n - 5])
+            repeats_by_number += 1
+        else:
+            contact = await take_call(controller, driver, n, NUMBER, "4", caller)
+            if n >= len(CALLERS):  # this phone called earlier today
+                assert by_id(driver, "pop-repeat").is_displayed()
+                assert len(by_id(driver, "pop-history").find_elements("tag name", "li")) >= 1
+                repeats_by_phone += 1
+        numbers.append(contact)
+    await controller.workspace.desk.idle()
+    await asyncio.to_thread(shot, driver, tmp_path, "shift-last-call")
+    for n, printed in enumerate(numbers):
+        stored = await registry.of_call(f"1795563{n:03d}.1")
+        assert stored is not None and str(stored.number) == printed
+        assert stored.operator_id == "anna" and stored.rating == 4
+        assert stored.resolution == f"Разъяснили порядок, звонок {n}"
+        assert stored.waited_seconds is not None and stored.waited_seconds >= 0
+        assert stored.topic == ("статус заявления" if n % 10 != 9 else "")
+        assert stored.repeat == (n >= len(CALLERS))  # by phone; a keyed number is `about`
+    assert (repeats_by_phone, repeats_by_number) == (34, 5)

@@ -111,6 +111,7 @@
 
   function showContact(event) {
     contactNumber = event.number;
+    $("contact").dataset.call = event.call_id;
     $("contact-number").textContent = event.number;
     $("contact").hidden = false;
     $("resolution").focus();

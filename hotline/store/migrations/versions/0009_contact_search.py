@@ -1,4 +1,5 @@
-"""Contact search reads a stored tsvector (the workspace's branch).
+"""Contact search reads a stored tsvector; a call's contact keeps the caller's wait (the
+workspace's branch).
 
 Revision ID: 0009_contact_search
 Revises: 0007_contacts
@@ -11,6 +12,9 @@ but every candidate row is re-checked by computing its vector again, and a commo
 stored column holds the vector once per row; the GIN index is on it, and the planner can also
 walk `opened_at` backwards and test the stored vector cheaply for "newest first". SQLite
 keeps scanning `search_text` (it has no tsvector).
+
+`waited_seconds`: how long the caller waited in the queue before their operator's phone rang
+(the pop shows it; the contact keeps it for the shift's figures).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("contacts", sa.Column("waited_seconds", sa.Integer(), nullable=True))
     if op.get_bind().dialect.name != "postgresql":  # the column the model names, unused
         op.add_column("contacts", sa.Column("search_vector", sa.String(), nullable=True))
         op.create_index("ix_contacts_search_vector", "contacts", ["search_vector"])
@@ -40,6 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("contacts", "waited_seconds")
     if op.get_bind().dialect.name != "postgresql":
         op.drop_index("ix_contacts_search_vector", "contacts")
         op.drop_column("contacts", "search_vector")
