@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,9 @@ operators:
 CALLER = "+79991234567"
 
 
-@pytest.fixture
-async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+@asynccontextmanager
+async def desk_controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    """A controller with the desk's menus, groups and one operator (anna) in `tmp_path`."""
     dialplans = tmp_path / "dialplans"
     dialplans.mkdir()
     (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
@@ -119,6 +121,12 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
         },
     )
     async with started(settings) as node:
+        yield node
+
+
+@pytest.fixture
+async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    async with desk_controller(tmp_path) as node:
         yield node
 
 
@@ -267,6 +275,10 @@ async def take_call(
     return contact
 
 
+# About six minutes on two shared cores (each call runs the whole menu, the contact number
+# told digit by digit and the rating): over the suite's one-minute budget, so it is run by
+# bench/desk_shift.py, which calls this very function.
+@pytest.mark.skip(reason="a six-minute shift: run bench/desk_shift.py")
 async def test_a_compressed_shift_of_50_calls_leaves_complete_contacts_and_knows_repeats(
     controller: Controller, chromium: Any, tmp_path: Path
 ) -> None:
