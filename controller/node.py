@@ -43,6 +43,7 @@ from agents.devices import DeviceWatcher
 from agents.escalation import add_escalation_routes, load_agencies
 from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
+from agents.transfer import add_transfer_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
 from controller.ticket_ports import LateAgencyTransfers, TicketCallbacks
@@ -73,9 +74,11 @@ from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
 from routing.asterisk_sync import AsteriskFilesSync
 from routing.model import Caller, Offer
+from routing.operator_watch import OperatorStatus
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
 from routing.snapshot import AcdSnapshots
+from workspace.desk import StateBar
 from workspace.part import WorkspaceService
 from workspace.pop import Ring
 
@@ -236,6 +239,7 @@ class Controller:
             lambda: self.workspace.agency_letters if self.workspace else None
         )
         add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies, audit, transfers)
+        add_transfer_routes(app, self.acd.node, lambda: self.ami, agencies, audit)
         # /api/groups, /api/operators/{id}, /api/schedules: admins and supervisors; hand
         # edits of the files are picked up by the same path.
         routing, ivr = self.settings.routing, self.settings.ivr
@@ -277,6 +281,8 @@ class Controller:
         clock = acd.node.acd.clock
         acd.offer_listeners.append(lambda o, c: workspace.ring_soon(_ring_of(o, c, clock())))
         acd.answer_listeners.append(lambda call_id, _name: workspace.answered_soon(call_id))
+        acd.operator_listeners.append(lambda status: workspace.operator_state(state_bar_of(status)))
+        acd.node.watch.check()  # every operator's state as it is now: desktops start right
 
     async def _start_recorder(self, engine: AsyncEngine, app: web.Application) -> None:
         self.recordings = RecorderService(
@@ -432,6 +438,16 @@ def _ring_of(offer: Offer, caller: Caller, now: float) -> Ring:
         caller_phone=caller.number,
         entries=dict(caller.data),
         waited_seconds=max(0.0, now - caller.first_arrival),
+    )
+
+
+def state_bar_of(status: OperatorStatus) -> StateBar:
+    """The ACD's operator state as the desktop's state bar needs it."""
+    return StateBar(
+        operator_id=status.operator_id,
+        state=status.state.value,
+        pause_reason=status.pause_reason,
+        seconds_left=status.seconds_left,
     )
 
 

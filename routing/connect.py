@@ -257,6 +257,8 @@ async def _dial(session: DialSession, node: AcdNode, offer: Offer) -> bool:
     caller = node.acd.callers.get(offer.call_id)
     if status == "ANSWER" and caller is not None and caller.state == "talking":
         return True  # the answer hook already recorded the moment of answer
+    if status == "ANSWER" and caller is not None and caller.state == "waiting":
+        return False  # transferred (agents.transfer): requeued, the operator's leg hung up
     if status == "ANSWER":
         dialed = _seconds(await session.get_variable("DIALEDTIME"))
         talked = _seconds(await session.get_variable("ANSWEREDTIME"))

@@ -53,6 +53,7 @@ from routing.model import (
     caller_fields,
     operator_fields,
 )
+from routing.operator_watch import OperatorWatch
 from routing.operators import OperatorSpec, OperatorState
 from routing.state import AcdStore, Fields, StateUnavailable
 
@@ -91,6 +92,7 @@ class AcdNode:
             node_lost_seconds=node_lost_seconds,
         )
         self._waiters: dict[str, asyncio.Future[Offer | Overflow]] = {}
+        self.watch = OperatorWatch(acd)  # operators' moves, told after each operation
 
     # --- shared state (routing.failover) ---------------------------------------------------
 
@@ -109,8 +111,7 @@ class AcdNode:
         return self._failover.degraded
 
     async def recover(self) -> bool:
-        """If degraded and Redis answers again, write this node's view back and leave degraded
-        mode. Returns True when the node is (again) on shared state."""
+        """Degraded and Redis answers again: write our view back; True once on shared state."""
         return await self._failover.recover()
 
     async def start(self) -> None:
@@ -144,14 +145,12 @@ class AcdNode:
         return await self._confirm(self._apply(op_id, record))
 
     def _busy_here(self, op_id: str) -> bool:
-        """Ringing or talking on one of our calls (confirmed or with the claim in flight):
-        no other node can change such an operator, so a read of it is ours or stale."""
+        """Ringing or talking on one of our calls: no other node changes them (reads stale)."""
         op = self.acd.operators[op_id]
         return op.call_id is not None and op.state in (S.RINGING, S.TALKING)
 
     async def follow(self) -> None:
-        """Apply operator changes other nodes publish, until the store fails (then degrade;
-        `run` starts following again after recovery)."""
+        """Apply other nodes' operator changes until the store fails (`run` resumes it)."""
         try:
             async for op_id in self.store.changes():
                 if op_id in self.acd.operators:
@@ -177,6 +176,7 @@ class AcdNode:
                 state = S.PAUSED  # ready but refused: phone unavailable; never offer it again
             self.acd.revoke(offer, state, record.get("reason") or None)
             pending.extend(self.acd.serve(offer.call_id))
+        self.watch.check()  # every path that moves operators ends here, or in answer/end_call
         return confirmed
 
     def _deliver(self, offer: Offer) -> None:
@@ -185,8 +185,7 @@ class AcdNode:
             future.set_result(offer)
 
     async def wait_for_operator(self, call_id: str) -> Offer | Overflow:
-        """The connect hook: resolves when an operator's phone is to ring for this caller, or
-        with an `Overflow` when the caller waited the group's max wait."""
+        """Resolves when an operator is to ring for this caller, or with an `Overflow`."""
         future = self._waiters.get(call_id)
         if future is None or future.done():
             future = asyncio.get_running_loop().create_future()
@@ -351,12 +350,14 @@ class AcdNode:
             await self.refresh_operator(op_id)
             raise OfferWithdrawn(f"call {call_id!r}: the offer to {op_id} is no longer valid")
         self.acd.answer(call_id, at=at)
+        self.watch.check()
 
     async def end_call(self, call_id: str) -> None:
         op_id = self.acd.caller(call_id).operator or ""
         self.acd.end_call(call_id)
         self._waiters.pop(call_id, None)
         await self._call("finish", call_id, op_id, operator_fields(self.acd.operators[op_id]))
+        self.watch.check()
 
     def _may_resume(self, place: Fields, group_id: str) -> bool:
         """A remembered place is this caller's again only in the same group and within the

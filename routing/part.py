@@ -56,6 +56,7 @@ from routing.groups import Group, load_groups
 from routing.metrics import AcdCollector, register
 from routing.model import Caller, Offer
 from routing.node import AcdNode
+from routing.operator_watch import OperatorStatus
 from routing.operators import OperatorSpec, load_operators
 from routing.settings import RoutingSettings, locate
 from routing.snapshot import AcdSnapshots, restore_operators, take
@@ -100,6 +101,10 @@ class AcdService:
     # Told each offer with its caller just before the operator's phone rings: the desktop's
     # screen pop. A listener must not block (it runs on the caller's session).
     offer_listeners: list[Callable[[Offer, Caller], None]] = field(default_factory=list)
+    # Told each operator's new state the moment this node moves them (ready, pause with its
+    # reason, ringing, talking, wrap-up with its countdown, logged out): the desktop's state
+    # bar. A listener must not block (it runs inside the ACD's operations).
+    operator_listeners: list[Callable[[OperatorStatus], None]] = field(default_factory=list)
     # Told the operators anew when an admin edits them (the softphone watcher follows).
     operators_changed: list[Callable[[Iterable[OperatorSpec]], None]] = field(default_factory=list)
     # Told the groups anew when an admin edits them (the generated Asterisk files follow).
@@ -138,6 +143,18 @@ class AcdService:
             node_lost_seconds=settings.node_lost_seconds,
         )
         return cls(settings, node, operators, hours=hours)
+
+    def __post_init__(self) -> None:
+        self.node.watch.listeners.append(self._operator_moved)
+
+    def _operator_moved(self, status: OperatorStatus) -> None:
+        for listener in self.operator_listeners:
+            listener(status)
+
+    def operator_status(self, op_id: str) -> OperatorStatus | None:
+        """An operator's state now (a desktop that just connected)."""
+        op = self.node.acd.operators.get(op_id)
+        return self.node.watch.status(op) if op is not None else None
 
     def hours_for(self, group: Group) -> OpenHours | None:
         """A group's opening hours (the callbacks' windows); None: round the clock."""

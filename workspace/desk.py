@@ -7,6 +7,9 @@ answered call opens.
   earlier pop of the same call on another operator's screen is withdrawn.
 * `answered(call_id)`: the operator picked up. The desk opens the call's contact in the
   registry (a number the caller will hear at the end) and pushes it.
+* `operator_state(StateBar)`: the ACD moved the operator (the root forwards its
+  operator listeners): pushed as a `state` event, and remembered so a desktop that connects
+  later starts with it. The state bar is never polled.
 
 Push is per operator, to every desktop they have open (`subscribe`). A desktop that does not
 read its events (a frozen tab) loses its oldest ones rather than holding memory: the page
@@ -34,15 +37,29 @@ from workspace.store import REPEAT_WINDOW
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Desk", "DeskEvent"]
+__all__ = ["Desk", "DeskEvent", "StateBar"]
 
 _QUEUE_LIMIT: Final = 64
 _REMEMBERED_POPS: Final = 5_000  # calls ringing at once on one node, with a wide margin
 
 
 @dataclass(frozen=True)
+class StateBar:
+    """An operator's state for the state bar (the root builds it from the ACD's)."""
+
+    operator_id: str
+    state: str  # logged_out | ready | paused | ringing | talking | wrap_up
+    pause_reason: str | None = None
+    seconds_left: float | None = None  # the wrap-up countdown (or the ring's)
+
+    def as_json(self) -> dict[str, Any]:
+        left = None if self.seconds_left is None else max(0, round(self.seconds_left))
+        return {"state": self.state, "pause_reason": self.pause_reason, "seconds_left": left}
+
+
+@dataclass(frozen=True)
 class DeskEvent:
-    kind: str  # pop | pop_withdrawn | contact
+    kind: str  # pop | pop_withdrawn | contact | state
     data: dict[str, Any]
 
     def sse(self) -> bytes:
@@ -57,6 +74,7 @@ class Desk:
         self._streams: defaultdict[str, set[asyncio.Queue[DeskEvent]]] = defaultdict(set)
         self._pops: OrderedDict[str, Pop] = OrderedDict()
         self._work: dict[str, asyncio.Task[None]] = {}  # per call: the last step scheduled
+        self._states: dict[str, StateBar] = {}  # per operator: the last state told
 
     def ring_soon(self, ring: Ring) -> None:
         """`ring` from code that must not wait (the ACD, on the caller's session)."""
@@ -97,6 +115,9 @@ class Desk:
     def subscribe(self, operator_id: str) -> Iterator[asyncio.Queue[DeskEvent]]:
         """A queue of this operator's events for as long as the desktop stays connected."""
         queue: asyncio.Queue[DeskEvent] = asyncio.Queue(_QUEUE_LIMIT)
+        known = self._states.get(operator_id)
+        if known is not None:  # the state bar starts right, without asking
+            queue.put_nowait(DeskEvent("state", known.as_json()))
         self._streams[operator_id].add(queue)
         try:
             yield queue
@@ -113,6 +134,11 @@ class Desk:
             if queue.full():  # a desktop that stopped reading: drop its oldest event
                 queue.get_nowait()
             queue.put_nowait(event)
+
+    def operator_state(self, status: StateBar) -> None:
+        """The ACD moved an operator: their open desktops' state bars follow at once."""
+        self._states[status.operator_id] = status
+        self.publish(status.operator_id, DeskEvent("state", status.as_json()))
 
     def pop_of(self, call_id: str) -> Pop | None:
         return self._pops.get(call_id)
@@ -185,6 +211,7 @@ class Desk:
             topic=pop.topic,
             group=pop.group,
             operator_id=pop.operator_id,
+            waited_seconds=pop.waited_seconds,
         )
         contact = await self._registry.open(draft, actor=MENU, source="desk")
         event = {"call_id": call_id, "number": str(contact.number), "repeat": contact.repeat}

@@ -81,7 +81,10 @@ async def _page(request: web.Request) -> web.Response:
         csrf_token=actor.csrf_token or "",
         categories=list(CATEGORY_TITLES.items()),
     )
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+    # same-origin, not the site's default no-referrer: with no-referrer browsers send
+    # `Origin: null` and the logout form would be refused as cross-site
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+    return web.Response(text=html, content_type="text/html", headers=headers)
 
 
 @allow(PUBLIC)
@@ -224,4 +227,5 @@ def contact_json(contact: Contact) -> dict[str, Any]:
         "first_contact_resolution": contact.first_contact_resolution,
         "rating": contact.rating,
         "repeat": contact.repeat,
+        "waited_seconds": contact.waited_seconds,
     }

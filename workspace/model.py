@@ -96,6 +96,7 @@ class ContactDraft:
     group: str = ""
     operator_id: str | None = None
     expected_by: date | None = None  # the feedback form's expected resolution date
+    waited_seconds: int | None = None  # a call's time in the queue before its operator rang
 
 
 @dataclass(frozen=True)
@@ -123,3 +124,4 @@ class Contact:
     repeat: bool
     closed_at: datetime | None
     expected_by: date | None = None
+    waited_seconds: int | None = None

@@ -5,6 +5,8 @@
 * `ring_soon(Ring)` and `answered_soon(call_id)`: the root plugs them into the ACD's offer and
   answer listeners (the workspace does not know the ACD; the root turns an offer into a
   `Ring`);
+* `operator_state(StateBar)`: the root forwards the ACD's operator listeners here (the
+  state bar);
 * `install(app)`: the desktop's routes on the controller's aiohttp application, and the back
   office's work queue (`/backoffice`) when the back-office file is given;
 * `tickets.callbacks` (`workspace.notify.CitizenCallbacks`): the root plugs in routing's
@@ -42,7 +44,7 @@ from workspace.agency_letters import AgencyLetters
 from workspace.attachments import AttachmentFiles, Attachments
 from workspace.backoffice import BackOfficeFile
 from workspace.backoffice_http import add_backoffice_routes
-from workspace.desk import Desk
+from workspace.desk import Desk, StateBar
 from workspace.feedback import FeedbackDesk
 from workspace.feedback_http import add_feedback_routes
 from workspace.http import add_desk_routes
@@ -146,6 +148,9 @@ class WorkspaceService:
 
     def answered_soon(self, call_id: str) -> None:
         self.desk.answered_soon(call_id)
+
+    def operator_state(self, status: StateBar) -> None:
+        self.desk.operator_state(status)
 
     async def contact_number(self, call_id: str) -> str | None:
         try:

@@ -25,16 +25,15 @@ from sqlalchemy import (
     and_,
     func,
     insert,
-    literal_column,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
 
 from hotline.store.db import Base, UTCDateTime, require_utc
 from workspace.model import (
@@ -53,6 +52,8 @@ __all__ = ["REPEAT_WINDOW", "ContactStore", "search_words"]
 # KPI reports use the same window.
 REPEAT_WINDOW: Final = timedelta(days=7)
 _MAX_SEARCH_WORDS: Final = 8
+# Up to this many matches a search sorts them itself (see ContactStore._search_postgres).
+_FEW_MATCHES: Final = 1000
 
 # On the call log's metadata, so the migrations' drift check compares them too.
 contact_tables = Base.metadata
@@ -91,19 +92,20 @@ contacts = Table(
     # set when the retention job cleared the personal fields (migration 0010_feedback)
     Column("anonymised_at", UTCDateTime, nullable=True),
     Column("expected_by", Date, nullable=True),  # the feedback form's date (0010_feedback)
+    # search_vector: on PostgreSQL to_tsvector('russian', search_text), generated and stored by
+    # migration 0011_contact_search (SQLAlchemy's Computed has no per-dialect form); on SQLite
+    # an unused column
+    Column("waited_seconds", Integer, nullable=True),  # migration 0011_contact_search
+    Column("search_vector", TSVECTOR().with_variant(String(), "sqlite"), nullable=True),
     UniqueConstraint("year", "sequence", name="uq_contacts_number"),
     Index("ix_contacts_caller_phone", "caller_phone", "opened_at"),
     Index("ix_contacts_application_number", "application_number", "opened_at"),
     Index("ix_contacts_opened_at", "opened_at"),
     Index("ix_contacts_call_id", "call_id"),
 )
-# The full-text index exists on PostgreSQL only (SQLite scans `search_text`).
-Index(
-    "ix_contacts_search",
-    func.to_tsvector(literal_column("'russian'"), contacts.c.search_text),
-    postgresql_using="gin",
-    _table=contacts,  # the literal 'russian' hides the table from the expression
-).ddl_if(dialect="postgresql")
+# The full-text index: GIN on PostgreSQL; on SQLite an index of the unused column (SQLite
+# scans `search_text`), kept so that models and migrations are one schema on both.
+Index("ix_contacts_search_vector", contacts.c.search_vector, postgresql_using="gin")
 
 
 def search_words(text: str) -> list[str]:
@@ -213,20 +215,31 @@ class ContactStore:
         words = search_words(text)
         if not words:
             return []
-        condition: ColumnElement[bool]
-        if self._engine.dialect.name == "postgresql":  # stems: "паспорт" finds "паспорта"
-            vector = func.to_tsvector("russian", contacts.c.search_text)
-            query = func.plainto_tsquery("russian", " ".join(words))
-            condition = vector.op("@@")(query)
-        else:
-            condition = and_(*(func.instr(contacts.c.search_text, w) > 0 for w in words))
-        statement = (
-            select(contacts)
-            .where(condition)
-            .order_by(contacts.c.opened_at.desc(), contacts.c.id.desc())
-            .limit(limit)
-        )
-        return await self._many(statement)
+        newest = (contacts.c.opened_at.desc(), contacts.c.id.desc())
+        if self._engine.dialect.name == "postgresql":
+            return await self._search_postgres(" ".join(words), limit)
+        condition = and_(*(func.instr(contacts.c.search_text, w) > 0 for w in words))
+        return await self._many(select(contacts).where(condition).order_by(*newest).limit(limit))
+
+    async def _search_postgres(self, words: str, limit: int) -> list[Contact]:
+        """Russian full text on the stored vector (migration 0009; stems: "паспорт" finds
+        "паспорта"), newest first. Left to itself the planner walks `opened_at` backwards
+        testing each row, which is quick for a common word and a scan of the whole table for
+        a rare one (it cannot tell them apart). So the GIN index is asked first for at most
+        `_FEW_MATCHES` ids: if that is all there is, they are sorted here (rare word);
+        otherwise matches are dense and the backward walk stops early (common word)."""
+        matching = contacts.c.search_vector.op("@@")(func.plainto_tsquery("russian", words))
+        newest = (contacts.c.opened_at.desc(), contacts.c.id.desc())
+        async with self._engine.connect() as connection:
+            probe = select(contacts.c.id).where(matching).limit(_FEW_MATCHES + 1)
+            ids = (await connection.execute(probe)).scalars().all()
+            if len(ids) > _FEW_MATCHES:
+                dense = select(contacts).where(matching).order_by(*newest).limit(limit)
+                return [_contact(row) for row in (await connection.execute(dense)).all()]
+            # a few: read them by primary key and sort here, no plan left to chance
+            rows = (await connection.execute(select(contacts).where(contacts.c.id.in_(ids)))).all()
+        found = sorted(rows, key=lambda row: (row.opened_at, row.id), reverse=True)
+        return [_contact(row) for row in found[:limit]]
 
     async def _many(self, statement: Any) -> list[Contact]:
         async with self._engine.connect() as connection:
@@ -268,6 +281,7 @@ def _draft_values(draft: ContactDraft, at: datetime, sequence: int, repeat: bool
         "first_contact_resolution": None,
         "rating": None,
         "repeat": repeat,
+        "waited_seconds": draft.waited_seconds,
         "search_text": _search_text(draft.description, "", draft.topic),
         "expected_by": draft.expected_by,
     }
@@ -298,4 +312,5 @@ def _contact(row: Row[Any]) -> Contact:
         repeat=bool(m["repeat"]),
         closed_at=m["closed_at"],
         expected_by=m["expected_by"],
+        waited_seconds=m["waited_seconds"],
     )

@@ -384,6 +384,8 @@ async def test_an_answered_call_pops_on_the_desk_and_leaves_a_numbered_contact(
         kinds = []
         while not boris_desk.empty():
             kinds.append(boris_desk.get_nowait())
+    # the state bar's moves (ringing, talking, wrap-up) come in between; the call's own events:
+    kinds = [event for event in kinds if event.kind != "state"]
     assert [event.kind for event in kinds] == ["pop", "contact"]
     pop, opened = kinds[0].data, kinds[1].data
     # the caller ID +79991234567 is kept in the one form history is matched on
@@ -428,6 +430,8 @@ async def test_a_caller_who_keys_their_contact_number_goes_back_to_its_operator(
         )
         await controller.workspace.desk.idle()
         pop = boris_desk.get_nowait()
+        while pop.kind == "state":  # the state bar's moves come before the pop
+            pop = boris_desk.get_nowait()
     assert events.dials() == [("DialBegin", "1002"), ("DialEnd", "ANSWER")]
     assert pop.kind == "pop" and pop.data["about"]["number"] == str(first.number)
     second = await controller.workspace.registry.of_call("1795563091.2")

@@ -26,24 +26,50 @@
     try {
       await send("POST", "/api/operators/" + encodeURIComponent(operator) + "/" + action, body || {});
       say("");
-      await refreshState();
     } catch (error) { say(error.message); }
   }
 
+  // The state bar follows the controller's pushed `state` events; only the wrap-up (and
+  // ring) countdown ticks here, from the seconds the controller sent.
   const STATES = {
     logged_out: "не в линии", ready: "готов", paused: "пауза", ringing: "звонок",
     talking: "разговор", wrap_up: "обработка",
   };
-  async function refreshState() {
+  let countdown = null;
+  function showState(data) {
+    if (countdown) { clearInterval(countdown); countdown = null; }
+    let text = "Состояние: " + (STATES[data.state] || data.state);
+    if (data.pause_reason) { text += " (" + data.pause_reason + ")"; }
+    document.body.dataset.state = data.state;
+    const left = data.seconds_left;
+    if (left === null || left === undefined || data.state !== "wrap_up") {
+      $("state").textContent = text;
+      return;
+    }
+    const ends = Date.now() + left * 1000;
+    const tick = () => {
+      const seconds = Math.max(0, Math.round((ends - Date.now()) / 1000));
+      $("state").textContent = text + ", осталось " + seconds + " с";
+      if (!seconds && countdown) { clearInterval(countdown); countdown = null; }
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
+  }
+
+  async function loadTargets() {
     try {
-      const data = await send("GET", "/api/operators");
-      const me = (data.operators || []).find((o) => o.id === operator);
-      if (me) {
-        let text = "Состояние: " + (STATES[me.state] || me.state);
-        if (me.pause_reason) { text += " (" + me.pause_reason + ")"; }
-        $("state").textContent = text;
-      }
-    } catch (error) { /* the state bar keeps its last value; actions still say why */ }
+      const data = await send("GET", "/api/operators/" + encodeURIComponent(operator) + "/targets");
+      const options = (select, items) => {
+        select.replaceChildren();
+        items.forEach((item) => {
+          const option = document.createElement("option");
+          option.value = item.id; option.textContent = item.name + " (" + item.id + ")";
+          select.append(option);
+        });
+      };
+      options($("transfer-group"), data.groups);
+      options($("agency"), data.agencies);
+    } catch (error) { say(error.message); }
   }
 
   function fill(id, value) { $(id).textContent = value || "—"; }
@@ -53,6 +79,7 @@
     fill("pop-topic", pop.topic); fill("pop-path", pop.menu_path);
     fill("pop-application", pop.application_number); fill("pop-status", pop.application_status);
     fill("pop-waited", pop.waited_seconds + " с");
+    $("callback-phone").value = pop.caller_phone || "";
     fill("pop-about", pop.about ? pop.about.number + " · " + pop.about.category +
       (pop.about.resolution ? " · " + pop.about.resolution : "") : "");
     $("pop-repeat").hidden = !pop.repeat;
@@ -84,18 +111,19 @@
 
   function showContact(event) {
     contactNumber = event.number;
+    $("contact").dataset.call = event.call_id;
     $("contact-number").textContent = event.number;
     $("contact").hidden = false;
     $("resolution").focus();
   }
 
   const events = new EventSource("/desk/events");
-  events.addEventListener("pop", (e) => { showPop(JSON.parse(e.data)); refreshState(); });
+  events.addEventListener("pop", (e) => { showPop(JSON.parse(e.data)); });
   events.addEventListener("pop_withdrawn", (e) => {
     if ($("pop").dataset.call === JSON.parse(e.data).call_id) { $("pop").hidden = true; }
-    refreshState();
   });
-  events.addEventListener("contact", (e) => { showContact(JSON.parse(e.data)); refreshState(); });
+  events.addEventListener("contact", (e) => { showContact(JSON.parse(e.data)); });
+  events.addEventListener("state", (e) => { showState(JSON.parse(e.data)); });
 
   $("ready").addEventListener("click", () => act("ready"));
   $("pause").addEventListener("click", () => act("pause", { reason: $("pause-reason").value }));
@@ -118,6 +146,28 @@
     if (e.key === "Enter" && e.ctrlKey) { $("wrap-up").requestSubmit(); }
   });
 
+  $("transfer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act("transfer", { group: $("transfer-group").value });
+  });
+  $("escalate").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act("escalate", { agency: $("agency").value });
+  });
+  $("callback").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const zoned = (value) => value ? new Date(value).toISOString() : undefined;
+    try {
+      await send("POST", "/api/callbacks", {
+        phone: $("callback-phone").value,
+        group: $("pop-group").textContent,
+        window_start: zoned($("callback-from").value),
+        window_end: zoned($("callback-to").value),
+      });
+      say("Перезвон заказан.");
+    } catch (error) { say(error.message); }
+  });
+
   $("search").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
@@ -127,14 +177,15 @@
     } catch (error) { say(error.message); }
   });
 
-  // Alt+R / Alt+P / Alt+W / Alt+F work in every browser, accesskey or not.
+  // Alt+R / Alt+P / Alt+W / Alt+T / Alt+F work in every browser, accesskey or not.
   document.addEventListener("keydown", (e) => {
     if (!e.altKey || e.ctrlKey) { return; }
     const key = e.key.toLowerCase();
     const target = { r: "ready", p: "pause", w: "wrap-up-done", "к": "ready", "з": "pause", "ц": "wrap-up-done" }[key];
     if (target) { e.preventDefault(); $(target).click(); }
+    if (key === "t" || key === "е") { e.preventDefault(); $("transfer").requestSubmit(); }
     if (key === "f" || key === "а") { e.preventDefault(); $("query").focus(); }
   });
 
-  refreshState();
+  loadTargets();
 })();

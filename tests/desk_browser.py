@@ -1,0 +1,142 @@
+"""A real headless Chromium (Debian's chromium and chromium-driver) driven by Selenium against
+a running controller, for the desktop's browser tests. Selenium is synchronous: every step
+runs in a thread (`asyncio.to_thread`) so the controller in the test's event loop keeps
+serving the page while the browser waits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+NEW_PASSWORD = "корректная лошадь батарея скрепка"
+
+
+def chromium_or_skip() -> Any:
+    """A headless Chromium, or the test is skipped when the browser is not installed."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("chromium and chromium-driver are not installed")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--window-size=1400,1000", "--lang=ru"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(
+        options=options,
+        service=Service(shutil.which(CHROMEDRIVER), env={**os.environ, "LANGUAGE": "ru"}),
+    )
+    driver.implicitly_wait(0)
+    return driver
+
+
+def wait_for(driver: Any, what: Callable[[Any], Any], seconds: float = 20) -> Any:
+    """Selenium's explicit wait (the limit only turns a hang into a failure)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, seconds, poll_frequency=0.05).until(what)
+    except TimeoutException:  # say where the browser was and what it showed
+        body = driver.find_element("tag name", "body").text[:1500]
+        raise AssertionError(f"{driver.current_url}:\n{body}") from None
+
+
+def by_id(driver: Any, element_id: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id)
+
+
+def text_of(element_id: str, contains: str) -> Callable[[Any], bool]:
+    return lambda driver: contains in by_id(driver, element_id).text
+
+
+def first_login(driver: Any, base: str, account: str, one_time: str) -> str:
+    """An account's first login through the pages: the one-time password, a new password,
+    the TOTP enrolment read off the page and confirmed with a code. Returns the TOTP secret."""
+    driver.get(base + "/login")
+    by_id(driver, "account").send_keys(account)
+    by_id(driver, "password").send_keys(one_time)
+    by_id(driver, "password").submit()
+    wait_for(driver, lambda d: d.current_url.endswith("/login/password"))
+    for name in ("new_password", "new_password_again"):
+        driver.find_element("name", name).send_keys(NEW_PASSWORD)
+    driver.find_element("name", "new_password").submit()
+    wait_for(driver, lambda d: d.current_url.endswith("/login/enrol"))
+    secret = by_id(driver, "secret").text.replace(" ", "")
+    by_id(driver, "code").send_keys(pyotp.TOTP(secret).now())
+    by_id(driver, "code").submit()
+    wait_for(driver, lambda d: "Резервные коды" in d.page_source)  # logged in, codes shown
+    return secret
+
+
+def shortcut(driver: Any, key: str) -> None:
+    """Alt+<key>, as the operator presses it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(driver).key_down(Keys.ALT).send_keys(key).key_up(Keys.ALT).perform()
+
+
+def shot(driver: Any, directory: Path, name: str) -> Path:
+    path = directory / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+# --- a caller placed by the simulated PBX against a running controller ---------------------
+
+
+async def place_call(
+    agi_port: int,
+    operators: dict[str, Any],
+    script: Any,
+    *,
+    uniqueid: str,
+    number: str,
+    caller: str,
+) -> tuple[Any, str]:
+    """One caller dialling `number`: the shipped dialplan's answer hook, the operators'
+    simulated phones; returns the channel and how the AGI session ended."""
+    from hotline.clock import ScaledCallClock, SystemClock
+    from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
+    from pbxsim.channel import AgiChannel
+    from pbxsim.fastagi import AgiRequestSpec, run_agi
+    from pbxsim.model import ChannelState, SimChannel
+    from pbxsim.queues import Queues
+    from pbxsim.sounds import SoundLibrary
+
+    queues = Queues({}, SystemClock(), sink=None, operators=operators)
+    channel = SimChannel(
+        name=f"PJSIP/carrier-{uniqueid.replace('.', '')}",
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
+        context="from-pstn",
+        exten=number,
+        state=ChannelState.RING,
+    )
+    agi = AgiChannel(
+        channel,
+        script,
+        clock=ScaledCallClock(1.0),
+        sink=None,
+        sounds=SoundLibrary(samples={}, default_samples=80),  # 10 ms per prompt
+        queues=queues,
+        caller_num=caller,
+        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", agi_port)),
+    )
+    url = f"agi://127.0.0.1:{agi_port}/hotline?did={number}"
+    result = await run_agi(
+        agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", agi_port
+    )
+    await queues.close()
+    return agi, result.status
