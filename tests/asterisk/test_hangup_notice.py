@@ -47,6 +47,7 @@ async def test_the_hangup_notice_while_idle_and_record_file_failures(
     channel = (await ami.event("AGIExecStart", Command="ANSWER")).get("Channel") or ""
     await ami.event("Hangup", Channel=channel, within=30)
     await ami.event("VarSet", Channel=channel, Variable="AGISTATUS", within=30)
+    await ami.until(lambda: "farewell" in replies)  # our side saw Asterisk close
     keep("agi-idle-hangup-and-record-failures.txt", *tap.sessions)
     keep("ami-idle-hangup-and-record-failures.txt", ami.recording)
 
