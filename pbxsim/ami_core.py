@@ -272,7 +272,9 @@ class AmiServerCore:
                 await self._refuse_key(session, message)
                 return
         elif user is None or message.get("Secret") != user.secret:
-            session.close()  # as ami-login-bad-secret.txt: no Response, the socket just closes
+            # Asterisk 22.10.1 answers a wrong plain secret as a wrong key: after the pause,
+            # "Authentication failed", then closes (ami-login-bad-plain-secret.txt)
+            await self._refuse_key(session, message)
             return
         session.user = user
         session.started_us = self.clock.now_us()  # SessionTV is the time of the login
@@ -305,8 +307,8 @@ class AmiServerCore:
         self._respond(session, message, "Success", ("Challenge", session.challenge()))
 
     async def _refuse_key(self, session: AmiSession, message: AmiMessage) -> None:
-        """manager.c action_login on a failed MD5 login: sleep(1), then ``Authentication
-        failed`` and the session ends."""
+        """manager.c action_login on a failed login (wrong key or secret, unknown user):
+        sleep(1), then ``Authentication failed`` and the session ends."""
         await asyncio.sleep(self.refusal_delay)  # nothing else is read from it meanwhile
         self._respond(session, message, "Error", ("Message", "Authentication failed"))
         session.close()

@@ -3,8 +3,9 @@ Asterisk 22 with the transcripts' manager.conf (tests/data/asterisk/ami-*.txt, c
 
 * Greeting ``Asterisk Call Manager/11.0.0`` with no empty line after it.
 * Login: the right secret gives ``Authentication accepted``, then ``FullyBooted`` to that client
-  and a ``SuccessfulAuth`` security event; a wrong secret closes the socket with no answer at
-  all; any other action before login but Challenge is refused with ``Permission denied``.
+  and a ``SuccessfulAuth`` security event; a wrong secret is answered ``Authentication failed``
+  after Asterisk's one-second pause, then closed (ami-login-bad-plain-secret.txt); any other
+  action before login but Challenge is refused with ``Permission denied``.
 * Challenge (``AuthType: MD5``) answers ``Challenge: <up to 9 digits>``, the same for the whole
   session; a Login with ``AuthType: MD5`` and ``Key: md5(challenge + secret)`` logs in, a wrong
   key is answered ``Authentication failed`` after Asterisk's one-second pause, then closed

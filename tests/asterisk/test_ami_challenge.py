@@ -10,7 +10,9 @@ import hashlib
 import re
 
 import pytest
+from capture import keep
 from real_pbx import SECRET, RealAsterisk
+from wire_taps import RecordingAmi
 
 from hotline.ami.client import AmiClient
 from hotline.ami.errors import AmiAuthError
@@ -55,3 +57,27 @@ async def test_the_controllers_client_logs_in_by_challenge(asterisk: RealAsteris
     with pytest.raises(AmiAuthError, match="Authentication failed"):
         await wrong.connect()
     await wrong.close()
+
+
+async def test_a_wrong_plain_secret_is_refused_after_a_pause_then_closed(
+    asterisk: RealAsterisk,
+) -> None:
+    """The plain Login (what an old client or a TLS link still sends): manager.c's
+    action_login sleeps, answers "Authentication failed" and closes. The pause is printed,
+    not asserted. Kept as ami-login-bad-plain-secret.txt (ASTERISK_CAPTURE_DIR)."""
+    link = RecordingAmi(asterisk.ports.ami)
+    try:
+        refused = await link.connect("hotline", "guessed")
+        await link.until(lambda: link.closed)
+    finally:
+        await link.close()
+    keep("ami-login-bad-plain-secret.txt", link.recording)
+    assert refused.get("Response") == "Error"
+    assert refused.get("Message") == "Authentication failed"
+    blocks = link.recording.blocks
+    asked = next(at for direction, at, _, _ in blocks if direction == "client->asterisk")
+    answered = next(at for _, at, data, _ in blocks if b"Authentication failed" in data)
+    assert blocks[-1][3]  # then Asterisk closed the connection
+    print(
+        f"\nwrong plain secret: 'Authentication failed' after {answered - asked:.2f} s, then closed"
+    )

@@ -5,7 +5,8 @@ transcript format of tests/data/asterisk/ (``### <direction> +<seconds>s`` then 
   sends actions, collects events, keeps the raw blocks.
 * `AgiTap`: listens where ``HOTLINE_CONTROLLER`` points and relays each FastAGI connection to
   the controller under test, keeping each session's blocks; or, in ``hang_up_after_env``
-  mode, reads the environment and closes without a command.
+  mode, reads the environment and closes without a command; or runs the test's own `script`
+  (a FastAGI server written out command by command, over a recording `AgiScript`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hotline.ami.protocol import AmiMessage, AmiParser, encode_message
@@ -154,6 +155,7 @@ class AgiTap:
         self.port = port
         self.target: int | None = None  # the controller's FastAGI port
         self.hang_up_after_env = False
+        self.script: Callable[[AgiScript], Awaitable[None]] | None = None
         self.sessions: list[Recording] = []
         self._server: asyncio.Server | None = None
 
@@ -170,6 +172,9 @@ class AgiTap:
         recording = Recording()
         self.sessions.append(recording)
         try:
+            if self.script is not None:
+                await self.script(AgiScript(reader, writer, recording))
+                return
             if self.hang_up_after_env or self.target is None:
                 await self._read_environment_and_close(reader, writer, recording)
                 return
@@ -211,3 +216,53 @@ async def _pump(
         recording.add(direction, b"", eof=True)
     finally:
         writer.close()
+
+
+class AgiScript:
+    """The server's side of one FastAGI session, driven line by line by a test; every read
+    and write is recorded as it crossed the socket."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, recording: Recording
+    ) -> None:
+        self.reader, self.writer, self.recording = reader, writer, recording
+        self._buffer = b""
+
+    async def _fill(self) -> bool:
+        async with asyncio.timeout(GUARD):
+            chunk = await self.reader.read(65536)
+        self.recording.add("asterisk->server", chunk, eof=not chunk)
+        self._buffer += chunk
+        return bool(chunk)
+
+    async def environment(self) -> bytes:
+        while b"\n\n" not in self._buffer:
+            if not await self._fill():
+                raise ConnectionError("Asterisk closed before the environment ended")
+        env, _, self._buffer = self._buffer.partition(b"\n\n")
+        return env + b"\n\n"
+
+    async def line(self) -> bytes:
+        """The next line Asterisk sends (a reply or the HANGUP notice)."""
+        while b"\n" not in self._buffer:
+            if not await self._fill():
+                raise ConnectionError("Asterisk closed the FastAGI socket")
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
+    async def command(self, line: str) -> bytes:
+        data = line.encode() + b"\n"
+        self.recording.add("server->asterisk", data)
+        self.writer.write(data)
+        await self.writer.drain()
+        return await self.line()
+
+    async def close(self) -> bytes:
+        """End the session as a server does (our side closes) and keep whatever Asterisk still
+        sends until it closes too."""
+        self.recording.add("server->asterisk", b"", eof=True)
+        self.writer.write_eof()
+        rest = self._buffer
+        while await self._fill():
+            rest = self._buffer
+        return rest

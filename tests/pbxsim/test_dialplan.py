@@ -60,12 +60,11 @@ async def test_a_call_the_controller_handled_ends_with_hangup(
             "Controller 127.0.0.1:4573 done: AGISTATUS=SUCCESS HOTLINE_DID=88001000001 "
             "HOTLINE_DONE=1",
         ),
-        ("from-pstn", "88001000001", 10, "GotoIf", "0?handback"),
-        ("from-pstn", "88001000001", 11, "GotoIf", "1?done"),
-        ("from-pstn", "88001000001", 24, "Hangup", ""),
+        ("from-pstn", "88001000001", 10, "GotoIf", "1?done"),
+        ("from-pstn", "88001000001", 23, "Hangup", ""),
     ]  # fmt: skip
     assert channel.written == [("CHANNEL", "language", "ru")]
-    assert (end.reason, end.address.priority, end.cause, end.steps) == ("hangup", 24, None, 12)
+    assert (end.reason, end.address.priority, end.cause, end.steps) == ("hangup", 23, None, 11)
     assert channel.steps[0].source.line == 39 and channel.steps[0].source.file == str(SHIPPED)
 
 
@@ -76,6 +75,19 @@ async def test_the_controller_address_comes_from_the_globals_and_can_be_overridd
     channel = ScriptedChannel(apps={"AGI": FINISHED})
     await interpreter.run(channel, "from-pstn", "88002000002")
     assert channel.ran == [("AGI", "agi://10.0.0.5:4600/hotline?did=88002000002&reentry=0")]
+
+
+async def test_a_finished_call_whose_command_failed_is_not_handed_back(
+    shipped: DialplanInterpreter,
+) -> None:
+    """Asterisk 22 ends a session with AGISTATUS=FAILURE when a command failed on the live
+    channel (agi-idle-hangup-and-record-failures.txt: RECORD FILE's writefile), also when the
+    controller then finished the call: HOTLINE_DONE decides, the call ends there."""
+    done_but_failed = agi(AGISTATUS="FAILURE", HOTLINE_DID="88001000001", HOTLINE_DONE="1")
+    channel = ScriptedChannel(apps={"AGI": done_but_failed})
+    end = await shipped.run(channel, "from-pstn", "88001000001")
+    assert [app for app, _ in channel.ran if app in ("AGI", "Queue", "Wait")] == ["AGI"]
+    assert end.reason == "hangup"
 
 
 def several(*hosts: str) -> DialplanInterpreter:
@@ -206,7 +218,7 @@ async def test_a_call_the_controller_handed_back_re_enters_after_hold_music(
     url = "agi://127.0.0.1:4573/hotline?did=88001000001&reentry="
     hold = [("StartMusicOnHold", ""), ("Wait", "3"), ("StopMusicOnHold", "")]
     assert channel.ran == [("AGI", f"{url}0"), *hold, ("AGI", f"{url}1")]
-    assert (end.reason, end.address.exten, end.address.priority) == ("hangup", "88001000001", 24)
+    assert (end.reason, end.address.exten, end.address.priority) == ("hangup", "88001000001", 23)
 
 
 async def test_each_controller_that_took_the_call_restarts_the_budget(

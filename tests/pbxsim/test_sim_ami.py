@@ -266,10 +266,13 @@ async def test_replay_ami_actions_byte_for_byte(pbx: Pbx) -> None:
     assert blocks[-1].eof and pbx.server.session_count == 0
 
 
-async def test_replay_bad_secret_closes_without_answer(pbx: Pbx) -> None:
-    blocks = load("ami-login-bad-secret.txt")
+async def test_replay_bad_plain_secret_is_refused_then_closed(pbx: Pbx) -> None:
+    """As Asterisk 22.10.1 did in the real-Asterisk suite: "Authentication failed" (after a
+    pause the simulator takes too), then the socket closes."""
+    blocks = load("ami-login-bad-plain-secret.txt")
     sent = await replay(pbx, blocks, seconds_to_us("1795563400"))
-    assert sent == stream(blocks, TO_CLIENT) == b"Asterisk Call Manager/11.0.0\r\n"
+    assert sent == stream(blocks, TO_CLIENT)
+    assert b"Message: Authentication failed\r\n" in sent
 
 
 def test_mask_touches_only_session_id_and_ports() -> None:

@@ -112,12 +112,11 @@ async def test_controller_down_lands_in_the_numbers_fallback_queue() -> None:
     ) in trail
     agis = [data for _, _, app, data in trail if app == "AGI"]
     assert len(agis) == RETRIES and agis[-1].endswith(f"&reentry={RETRIES - 1}")
-    # the first guard (AGISTATUS=FAILURE) sends the caller on to the retries; the budget spent,
-    # the number's queue
+    # no HOTLINE_DONE: the caller goes on to the retries; the budget spent, the number's queue
     inbound = [(app, data) for context, _, app, data in trail if context == "from-pstn"]
     assert inbound[-5:] == [
         ("NoOp", f"Controller 127.0.0.1:{port} done: AGISTATUS=FAILURE HOTLINE_DID= HOTLINE_DONE="),
-        ("GotoIf", "1?handback"),
+        ("GotoIf", "0?done"),
         ("ExecIf", "0?Set(HOTLINE_REENTRY_UNTIL=)"),
         ("ExecIf", inbound[-2][1]),
         ("GotoIf", f"1?controller-down,{DOCUMENTS},1"),
@@ -145,7 +144,6 @@ async def test_a_controller_that_leaves_the_call_untagged_falls_back() -> None:
         outcome, queues, sink = await call(port)
     assert (outcome.agi_status, outcome.connected, outcome.commands) == ("SUCCESS", True, 0)
     trail = sink.trail()
-    assert ("from-pstn", DOCUMENTS, "GotoIf", "0?handback") in trail
     assert ("from-pstn", DOCUMENTS, "GotoIf", "0?done") in trail
     assert ("from-pstn", DOCUMENTS, "GotoIf", f"1?controller-down,{DOCUMENTS},1") in trail
     assert [app for _, _, app, _ in trail].count("AGI") == RETRIES
