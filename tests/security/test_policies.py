@@ -69,11 +69,13 @@ class Hotline:
     async def audit(self) -> list[tuple[str, str, str, dict[str, Any]]]:
         assert self.controller.engine is not None
         entries = await AuditLog(self.controller.engine).entries()
-        # the chain's own rows (its key, created at the first start) are not a person's acts
+        # the chain's own rows (its key, created at the first start) are not a person's acts,
+        # nor are the refusals' bounded rows, written in the background (refusals are
+        # asserted on their own, through the security events)
         return [
             (e.user_id, e.role, e.action, e.detail_data)
             for e in entries
-            if not e.action.startswith("audit_")
+            if not e.action.startswith("audit_") and e.action != "http.refused"
         ]
 
     async def talking(self, op_id: str) -> None:
