@@ -409,7 +409,7 @@ class Acd:
         op.call_id = caller.call_id
         op.until = self.clock() + self.groups[caller.group].ring_seconds
         caller.state, caller.operator = "ringing", op.id
-        self.timers.add(op.until, "ring", op.id)
+        self.timers.add(op.until + self.settings.ring_timer_grace_seconds, "ring", op.id)
         return Offer(caller.call_id, op.id, op.spec.device, caller.group, op.until)
 
     # --- timers (routing.timers) ----------------------------------------------------------

@@ -46,6 +46,11 @@ class AcdSettings:
     service_level_seconds: float = 20.0  # "answered within 20 s"
     default_handle_seconds: float = 180.0  # expected-wait guess before any call was handled
     handle_time_samples: int = 50  # recent handle times kept per group
+    # The ring timer fires this long after the offer's ring time. Dial's own timeout, started
+    # a little after the offer, is the authority on "no answer" (routing.connect reports it);
+    # the timer only backs it up. Without the margin an operator who picks up in the ring's
+    # last instant is talking to the caller while the ACD has already moved on.
+    ring_timer_grace_seconds: float = 0.0
 
 
 @dataclass

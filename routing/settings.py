@@ -16,6 +16,8 @@ _REPOSITORY = Path(__file__).resolve().parents[1]
 # The groups file's floor for ring_seconds and max_wait_seconds (routing.groups): Dial's
 # timeout is whole seconds, so an offer cannot ring for less than one.
 _MIN_RING_SECONDS = 1.0
+# How long past its ring time an offer waits for Dial's answer hook (AcdSettings).
+_RING_TIMER_GRACE_SECONDS = 3.0
 
 
 def _scale_problem(value: Any) -> str | None:
@@ -96,6 +98,8 @@ class RoutingSettings:
             recall_window_seconds=self.seconds(self.recall_window_seconds),
             service_level_seconds=self.seconds(self.service_level_seconds),
             default_handle_seconds=self.seconds(AcdSettings.default_handle_seconds),
+            # network and FastAGI latency, not a duration of the day: never scaled
+            ring_timer_grace_seconds=_RING_TIMER_GRACE_SECONDS,
         )
 
     def timed_groups(self, groups: Mapping[str, Group]) -> dict[str, Group]:

@@ -65,6 +65,33 @@ def test_no_answer_pauses_operator_and_caller_keeps_head(acd: Acd, clock: Manual
     assert acd.ready("boris")[0].call_id == "first"
 
 
+def test_an_answer_in_the_rings_last_instant_is_not_lost_to_the_timer(
+    clock: ManualClock,
+) -> None:
+    """Dial's timeout starts after the offer (the AGI round trip), so its answer hook can
+    arrive just past the offer's ring time: the ring timer waits the grace before it gives
+    the caller to someone else, and the operator is then talking to them."""
+    from routing.model import AcdSettings
+
+    acd = Acd(
+        {"general": group("general")},  # ring_seconds 15
+        [op("anna", general=5), op("boris", general=8)],
+        clock=clock,
+        settings=AcdSettings(ring_timer_grace_seconds=3.0),
+    )
+    acd.ready("anna")
+    (offer,) = acd.enqueue("c1", "general")
+    clock.advance(15.5)  # Dial's 15 s began half a second after the offer
+    assert acd.tick().no_answer == []
+    acd.answer("c1")
+    assert acd.operators["anna"].state is S.TALKING
+    assert acd.ready("boris") == []  # nobody else rings for c1
+
+    (second,) = acd.enqueue("c2", "general")
+    clock.advance(18)  # past ring time and grace, no hook: Dial's report was lost
+    assert [(n.operator_id, n.call_id) for n in acd.tick().no_answer] == [("boris", "c2")]
+
+
 def test_wrap_up_is_timed(acd: Acd, clock: ManualClock) -> None:
     acd.ready("anna")
     acd.enqueue("c1", "general")
