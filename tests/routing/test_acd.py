@@ -80,14 +80,14 @@ def test_an_answer_in_the_rings_last_instant_is_not_lost_to_the_timer(
         settings=AcdSettings(ring_timer_grace_seconds=3.0),
     )
     acd.ready("anna")
-    (offer,) = acd.enqueue("c1", "general")
+    assert [o.operator_id for o in acd.enqueue("c1", "general")] == ["anna"]
     clock.advance(15.5)  # Dial's 15 s began half a second after the offer
     assert acd.tick().no_answer == []
     acd.answer("c1")
     assert acd.operators["anna"].state is S.TALKING
     assert acd.ready("boris") == []  # nobody else rings for c1
 
-    (second,) = acd.enqueue("c2", "general")
+    assert [o.operator_id for o in acd.enqueue("c2", "general")] == ["boris"]
     clock.advance(18)  # past ring time and grace, no hook: Dial's report was lost
     assert [(n.operator_id, n.call_id) for n in acd.tick().no_answer] == [("boris", "c2")]
 
