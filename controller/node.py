@@ -375,7 +375,7 @@ class Controller:
             callbacks=self.callbacks,
             on_answered=hooks,
             contacts=self.workspace,
-            messages=MessageIntake(recorder, self.callbacks) if takers else None,
+            messages=MessageIntake(recorder, self.callbacks, self.workspace) if takers else None,
             recordings_dir=spool,
             intents=self.workspace,
         )

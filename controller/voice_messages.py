@@ -6,10 +6,12 @@ spool as ``<call id>-message.wav`` (no clash with the call's own MixMonitor file
 `received` hands it to the recorder's pipeline at once, like a finished call recording:
 encrypted, shipped, verified, the spool file removed, kept for the ``voice_message``
 retention category of dialplans/retention.yaml and played back only through the recorder's
-audited access. It then becomes a work item of the group: a callback (`routing.callbacks`) to
-the number the caller gave or called from, within the callback rules, listed for operators
-with ``voice_message`` (the message's recording id) among its data. One still open past the
-group's ``message_deadline_minutes`` (groups.yaml) raises an alarm (`OverdueMessages`).
+audited access. It is a contact of its own in the workspace's registry (channel
+``voice_message``, with a number the operator can quote) and a work item of the group: a
+callback (`routing.callbacks`) to the number the caller gave or called from, within the
+callback rules, listed for operators with ``voice_message`` (the message's recording id) and
+``contact`` among its data. One still open past the group's ``message_deadline_minutes``
+(groups.yaml) raises an alarm (`OverdueMessages`).
 
 `received` returns False (the caller hears the message was not kept) when no part took it in
 hand: the callback was refused and the message reached no store either.
@@ -38,8 +40,9 @@ log = logging.getLogger("hotline.voice_messages")
 
 # The retention category of voice messages (dialplans/retention.yaml).
 MESSAGE_CATEGORY = "voice_message"
-# What the data of the message's callback names the recording by.
+# What the data of the message's callback names the recording by, and its contact.
 MESSAGE_DATA_KEY = "voice_message"
+CONTACT_DATA_KEY = "contact"
 
 
 class MessageRecorder(Protocol):
@@ -48,6 +51,14 @@ class MessageRecorder(Protocol):
     spool_dir: Path
 
     async def finished(self, call_id: str, info: CallInfo | None = None) -> None: ...
+
+
+class MessageContacts(Protocol):
+    """The workspace's contact registry (`workspace.part.WorkspaceService.voice_message`)."""
+
+    async def voice_message(
+        self, call_id: str, *, line: str, phone: str, group: str, topic: str, recording: str
+    ) -> str | None: ...
 
 
 class CallbackBooking(Protocol):
@@ -69,6 +80,7 @@ class MessageIntake:
 
     recorder: MessageRecorder | None
     callbacks: CallbackBooking | None
+    contacts: MessageContacts | None = None
 
     def __post_init__(self) -> None:
         # Resolved once, here: the menus write into the resolved spool path.
@@ -87,18 +99,31 @@ class MessageIntake:
     ) -> bool:
         recording = message_id(path)
         stored = await self._store(recording, path)
+        contact = await self._contact(call_id, recording, group=group, phone=phone, data=data)
         if self.callbacks is None:
             return stored
+        extra = {MESSAGE_DATA_KEY: recording} | ({CONTACT_DATA_KEY: contact} if contact else {})
         booked = await self.callbacks.request(
-            call_id,
-            phone=phone,
-            group=group,
-            number=number,
-            data={**data, MESSAGE_DATA_KEY: recording},
+            call_id, phone=phone, group=group, number=number, data={**data, **extra}
         )
         if not booked:
             log.error("voice message with no callback", extra={"call": call_id, "group": group})
         return booked or stored
+
+    async def _contact(
+        self, call_id: str, recording: str, *, group: str, phone: str, data: Mapping[str, str]
+    ) -> str | None:
+        """The message's contact number in the registry (None without a workspace)."""
+        if self.contacts is None:
+            return None
+        return await self.contacts.voice_message(
+            call_id,
+            line=data.get("line", ""),
+            phone=phone,
+            group=group,
+            topic=data.get("topic", ""),
+            recording=recording,
+        )
 
     async def _store(self, recording: str, path: str) -> bool:
         recorder = self.recorder

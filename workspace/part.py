@@ -49,10 +49,11 @@ from workspace.feedback import FeedbackDesk
 from workspace.feedback_http import add_feedback_routes
 from workspace.http import add_desk_routes
 from workspace.intents import CallIntents
+from workspace.model import ContactChannel, ContactDraft
 from workspace.notify import Notifier, SmtpNotifier, SmtpSettings
 from workspace.numbers import parse_contact_number
 from workspace.pop import Ring
-from workspace.registry import ContactRegistry, RepeatRoute
+from workspace.registry import MENU, ContactRegistry, RepeatRoute
 from workspace.retention import ContactRetention, ContactRetentionTerms
 from workspace.scanning import ClamScanner
 from workspace.sealing import MasterKeys
@@ -192,6 +193,28 @@ class WorkspaceService:
         except (SQLAlchemyError, OSError):
             log.exception("call intents unavailable: the menu asks as usual")
             return None
+
+    async def voice_message(
+        self, call_id: str, *, line: str, phone: str, group: str, topic: str, recording: str
+    ) -> str | None:
+        """The voice messages' registry port: the message becomes a contact of its own
+        (channel voice_message, open until the call back closes it); its number, or None
+        when the registry is down (the message and its call back are kept all the same)."""
+        draft = ContactDraft(
+            channel=ContactChannel.VOICE_MESSAGE,
+            line=line,
+            call_id=call_id,
+            caller_phone=validate_phone(phone).normalized or phone,
+            topic=topic,
+            description=f"Голосовое сообщение, запись {recording}",
+            group=group,
+        )
+        try:
+            contact = await self.registry.open(draft, actor=MENU, source="voice_message")
+        except (SQLAlchemyError, OSError):
+            log.exception("contact registry unavailable: the voice message has no contact")
+            return None
+        return str(contact.number)
 
     async def start(self) -> None:
         """The attachments' private directory and a first master key on a fresh install, the

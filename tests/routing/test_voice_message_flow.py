@@ -18,6 +18,7 @@ from controller.node import Controller
 from pbxsim.callers import CallerScript, send_dtmf
 from recorder.models import RecordingStore, State
 from routing.callbacks.model import Callback
+from workspace.model import ContactChannel, ContactState
 from tests.routing.test_call_flow import GROUPS, NUMBER, OPERATORS, place_call
 
 GUARD = 20.0  # only keeps a broken build from hanging the suite
@@ -85,3 +86,9 @@ async def test_a_message_nobody_answered_is_stored_encrypted_and_becomes_a_callb
     async with controller.engine.connect() as connection:
         booked = (await connection.execute(select(Callback.group_id, Callback.data))).all()
     assert [(group, data.get("voice_message")) for group, data in booked] == [("help", message)]
+    # and a contact of its own in the registry, whose number the call back carries
+    assert controller.workspace is not None
+    contact = await controller.workspace.registry.of_call(agi.channel.uniqueid)
+    assert contact is not None and contact.channel == ContactChannel.VOICE_MESSAGE
+    assert contact.group == "help" and contact.state == ContactState.OPEN
+    assert [data.get("contact") for _, data in booked] == [str(contact.number)]
