@@ -18,8 +18,8 @@ from controller.node import Controller
 from pbxsim.callers import CallerScript, send_dtmf
 from recorder.models import RecordingStore, State
 from routing.callbacks.model import Callback
-from workspace.model import ContactChannel, ContactState
 from tests.routing.test_call_flow import GROUPS, NUMBER, OPERATORS, place_call
+from workspace.model import ContactChannel, ContactState
 
 GUARD = 20.0  # only keeps a broken build from hanging the suite
 MENU = f"""\
