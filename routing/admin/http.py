@@ -9,7 +9,8 @@ one the audit log names)::
     GET    /api/groups/{id}
     PUT    /api/groups/{id}              {"name", "schedule", "wrap_up_seconds", "ring_seconds",
                                           "max_wait_seconds", "widen_after_seconds",
-                                          "widen_to": [...], "overflow_group": "..."}
+                                          "widen_to": [...], "overflow_group": "...",
+                                          "message_deadline_minutes": 10}
     DELETE /api/groups/{id}
     PUT    /api/operators/{id}           {"name", "device": "PJSIP/1009", "skills": {"general": 5}}
                                          (device: only PJSIP/<seat>, else 400)

@@ -136,6 +136,7 @@ class AcdAdmin:
             "widen_after_seconds": group.widen_after_seconds,
             "widen_to": list(group.widen_to),
             "overflow_group": group.overflow_group,
+            "message_deadline_minutes": group.message_deadline_minutes,
             "skilled": dict(sorted(members.items())),
             "waiting": self.service.node.acd.waiting(group.id),
         }

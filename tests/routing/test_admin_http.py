@@ -138,6 +138,17 @@ async def test_a_new_group_and_skill_route_the_next_caller_to_that_operator(env:
     assert (env.files.parent / "versions" / "groups" / "index.json").is_file()
 
 
+async def test_a_voice_message_deadline_is_set_shown_and_kept_in_the_file(env: Env) -> None:
+    status, group = await env.put(
+        "/api/groups/pensions", {**PENSIONS, "message_deadline_minutes": 15}
+    )
+    assert (status, group["message_deadline_minutes"]) == (200, 15)
+    assert load_groups(env.groups_file)["pensions"].message_deadline_minutes == 15
+    assert env.service.node.acd.groups["pensions"].message_deadline_minutes == 15
+    status, shown = await env.get("/api/groups/emergency")
+    assert (status, shown["message_deadline_minutes"]) == (200, 10)  # the shipped file's
+
+
 async def test_a_waiting_caller_and_a_talking_operator_survive_edits(env: Env) -> None:
     node = env.service.node
     await node.login("ivanova")
@@ -177,6 +188,8 @@ def _group_body(group_id: str) -> dict[str, Any]:
         body["widen_to"] = list(group.widen_to)
     if group.overflow_group:
         body["overflow_group"] = group.overflow_group
+    if group.message_deadline_minutes is not None:
+        body["message_deadline_minutes"] = group.message_deadline_minutes
     return body
 
 
@@ -219,6 +232,8 @@ async def test_a_group_still_in_use_cannot_be_deleted(env: Env) -> None:
         ({**PENSIONS, "widen_to": ["nowhere"]}, "widen_to"),
         ({**PENSIONS, "widen_to": "general"}, "widen_to"),
         ({**PENSIONS, "overflow_group": {"a": 1}}, "overflow_group"),
+        ({**PENSIONS, "message_deadline_minutes": 0}, "message_deadline_minutes"),
+        ({**PENSIONS, "message_deadline_minutes": "скоро"}, "message_deadline_minutes"),
         ({**PENSIONS, "name": "две\nстроки"}, "name"),
         ({**PENSIONS, "name": "x" * 500}, "name"),
         ({**PENSIONS, "name": 'a"\n  hacked: 1\n#'}, "name"),
