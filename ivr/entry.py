@@ -22,11 +22,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from hotline import say_ru
 from hotline.agi import carry
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.session import AgiSession, CallerHungUp
-from hotline.store.db import CallLog
+from hotline.store.db import CallLog, utc_now
 from hotline.validators import VALIDATORS
 from ivr.menu.engine import Engine
 from ivr.menu.history import CallLogHistory
@@ -111,7 +113,8 @@ class CallEntry:
             "call entered",
             extra={"dialled": number, "menu": picked and picked[0].number, "reentry": reentry},
         )
-        await self._record_start(session, number)
+        started_at = utc_now()
+        logged = await self._record_start(session, number, started_at)
         outcome = "hangup"
         try:
             await session.answer()
@@ -144,7 +147,7 @@ class CallEntry:
             outcome = "handed_back"
             raise
         finally:
-            await self._record_end(session, outcome)
+            await self._record_end(session, outcome, None if logged else (number, started_at))
 
     async def _queue_without_menu(self, session: AgiSession) -> str:
         log.error("no menu loaded: caller queued to the general group")
@@ -158,21 +161,44 @@ class CallEntry:
         await session.exec("Queue", asterisk_queue(FALLBACK_GROUP), "t", "", "", max_wait)
         return queue_outcome(await session.get_variable("QUEUESTATUS"))
 
-    async def _record_start(self, session: AgiSession, number: str) -> None:
+    async def _record_start(self, session: AgiSession, number: str, at: datetime) -> bool:
+        """The call's row, before anything else; False when the store could not take it
+        (busy or away): the caller goes on to the menu all the same, and the row is
+        written whole at the end (`_record_end`)."""
+        if self._call_log is None:
+            return True
+        try:
+            fields = self._call_fields(session, number)
+            await self._call_log.call_started(session.call_id, started_at=at, **fields)
+        except (SQLAlchemyError, OSError):
+            log.exception("call log unavailable at the start of a call: it goes on unlogged")
+            return False
+        return True
+
+    async def _record_end(
+        self, session: AgiSession, outcome: str, unlogged: tuple[str, datetime] | None
+    ) -> None:
+        """The call's outcome; with `unlogged` (the number dialled and when the call came in),
+        the row the start could not write comes first."""
         if self._call_log is None:
             return
-        await self._call_log.call_started(
-            session.call_id,
-            channel=session.env.get("agi_channel", ""),
-            dialled_number=number,
-            caller_id=session.env.get("agi_callerid", ""),
-            script=session.request.script,
-            node=self._node,
-        )
-
-    async def _record_end(self, session: AgiSession, outcome: str) -> None:
-        if self._call_log is not None:
+        try:
+            if unlogged is not None:
+                number, at = unlogged
+                fields = self._call_fields(session, number)
+                await self._call_log.call_started(session.call_id, started_at=at, **fields)
             await self._call_log.call_ended(session.call_id, outcome)
+        except (SQLAlchemyError, OSError):
+            log.exception("call log unavailable: the call's outcome is not logged")
+
+    def _call_fields(self, session: AgiSession, number: str) -> dict[str, str]:
+        return {
+            "channel": session.env.get("agi_channel", ""),
+            "dialled_number": number,
+            "caller_id": session.env.get("agi_callerid", ""),
+            "script": session.request.script,
+            "node": self._node,
+        }
 
 
 async def _resume(session: AgiSession, menu: Menu) -> Resume | None:

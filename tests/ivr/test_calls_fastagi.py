@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from agi_peer import AsteriskPeer, env_bytes, serving
 from ports import bound_port
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hotline import say_ru
 from hotline.agi.router import Router
@@ -210,6 +212,35 @@ async def test_general_evening_silent_caller_hears_the_hours_and_is_let_go(
     assert queued(commands) == []  # nobody to answer at 21:30
     assert commands[-1] == "HANGUP"
     assert logged == "completed"
+
+
+async def test_a_call_log_too_busy_when_the_call_comes_in_still_logs_the_whole_call(
+    hotline: Hotline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded 2-core CI saw the database pool time out at a call's first write: the call
+    failed back to the dialplan and its row was never written. Now the caller hears the
+    menu as usual and the row, with its outcome, is written at the end."""
+    real = hotline.log.call_started
+    refused: list[str] = []
+
+    async def busy_once(call_id: str, **fields: Any) -> Any:
+        if not refused:
+            refused.append(call_id)
+            raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+        return await real(call_id, **fields)
+
+    monkeypatch.setattr(hotline.log, "call_started", busy_once)
+    outcome, commands, logged = await hotline.call("88001000001", [], at=EVENING)
+    assert refused == [outcome.uniqueid]
+    # served by the session Asterisk opened: not failed back to the dialplan and re-entered
+    # (which, with the store still busy, would end in the fallback queue unlogged)
+    assert "GET VARIABLE HOTLINE_RESUME" not in commands
+    assert outcome.prompts[:2] == ("hotline/greeting-general", "hotline/closed-now")
+    assert outcome.prompts[-2:] == ("hotline/thank-you", "hotline/goodbye")
+    assert logged == "completed"
+    record = await hotline.log.get(outcome.uniqueid)
+    assert record is not None and record.dialled_number == "88001000001"
+    assert record.caller_id == "79035550011"
 
 
 async def test_general_evening_callback_request(hotline: Hotline) -> None:
