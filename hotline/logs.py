@@ -316,3 +316,12 @@ def configure_logging(settings: LogSettings, stream: IO[str] | None = None) -> l
     root.setLevel(settings.level)
     logging.captureWarnings(True)  # warnings become log events, one line each, masked
     return handler
+
+
+def unconfigure_logging() -> None:
+    """Remove what `configure_logging` installed (for a process that ran the command in
+    process, such as the test suite, whose streams it wrote to are then closed)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _HotlineHandler)]:
+        root.removeHandler(old)
+    logging.captureWarnings(False)

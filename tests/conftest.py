@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hotline.logs import CallIdFilter
+from hotline.logs import CallIdFilter, unconfigure_logging
 
 # Fixtures of shared servers, usable from every test directory.
 pytest_plugins = ["seaweed"]
@@ -29,6 +29,17 @@ def isolated_from_the_checkout(
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for name in [name for name in os.environ if name.startswith("HOTLINE_")]:
         monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def logging_left_as_found() -> Iterator[None]:
+    """A test that runs the command in process installs the product's log handler on the
+    stderr pytest captured for it; left behind, every later log line is a 'Logging error'
+    on a closed file (thousands of tracebacks in a CI log)."""
+    level = logging.getLogger().level
+    yield
+    unconfigure_logging()
+    logging.getLogger().setLevel(level)
 
 
 @pytest.fixture
