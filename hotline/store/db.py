@@ -113,6 +113,7 @@ class CallRecord(Base):
 
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_TIMEOUT_SECONDS = 120.0
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -126,7 +127,11 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         return _create_async_engine(url, pool_pre_ping=True)
     _ensure_sqlite_parent(parsed.database)
-    engine = _create_async_engine(url)
+    # SQLite takes one writer at a time, so under a burst the pool's connections all wait on
+    # the write lock (busy_timeout) and callers queue for a connection behind them; a loaded
+    # CI saw that queue pass the pool's default 30 s and a call's row was lost. A row written
+    # late is better than none.
+    engine = _create_async_engine(url, pool_timeout=SQLITE_POOL_TIMEOUT_SECONDS)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     return engine
 
@@ -203,9 +208,10 @@ class CallLog:
             "node": node,
             "started_at": require_utc(started_at or utc_now(), "started_at"),
         }
-        async with self._sessions.begin() as session:
+        async with self._sessions.begin() as session:  # one connection for both statements
             await self._insert_if_absent(session, values)
-        record = await self.get(call_id)
+            stmt = select(CallRecord).where(CallRecord.call_id == call_id)
+            record = (await session.execute(stmt)).scalar_one_or_none()
         if record is None:  # pragma: no cover - would mean the row vanished between statements
             raise RuntimeError(f"call {call_id!r} was not stored")
         return record
