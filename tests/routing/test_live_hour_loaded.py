@@ -60,6 +60,7 @@ from tests.routing.test_live_hour import (
     DialWitness,
     Seat,
     assert_left_in_order,
+    calls_settled,
     group_names,
     hour_of_calls,
     operator_api,
@@ -421,6 +422,7 @@ async def test_acceptance_loaded_hour_widening_overflow_and_registration(
         started = asyncio.get_running_loop().time()
         report, returned = await run_loaded_hour(controller, pbx, calls)
         wall = asyncio.get_running_loop().time() - started
+        await calls_settled(controller)
         wrap_up = max(float(g["wrap_up_seconds"]) for g in _groups(tmp_path))
         await asyncio.sleep(wrap_up + 0.2)
         after = await operator_api(http, port, "GET", "")
