@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 from controllers import controller_settings, recorder_environment, started
-from people import acting, staff_environment
+from people import acting
+from sim_rig import groups_yaml, operators_yaml, sim_controller
 
 from controller.node import Controller
 from hotline.clock import ScaledCallClock, SystemClock
@@ -83,51 +84,23 @@ nodes:
   busy: {{kind: hangup, prompts: [hotline/all-busy]}}
   goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
 """
-GROUPS = """\
-groups:
-  help:
-    name: Справка
-    schedule: round-the-clock
-    wrap_up_seconds: 60
-    ring_seconds: 1
-    max_wait_seconds: 30
-    widen_after_seconds: 30
-"""
-OPERATORS = """\
-operators:
-  anna:
-    name: Анна
-    device: PJSIP/1001
-    skills: {help: 9}
-  boris:
-    name: Борис
-    device: PJSIP/1002
-    skills: {help: 5}
-"""
+GROUPS = groups_yaml("help", ring_seconds=1, max_wait_seconds=30, widen_after_seconds=30)
+OPERATORS = operators_yaml(anna={"help": 9}, boris={"help": 5})
 
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    dialplans = tmp_path / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
-    (dialplans / f"{REPEAT_NUMBER}.yaml").write_text(REPEAT_MENU, encoding="utf-8")
-    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
-    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
-    settings = controller_settings(
+    async with sim_controller(
         tmp_path,
-        {
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
+        {NUMBER: MENU, REPEAT_NUMBER: REPEAT_MENU},
+        groups=GROUPS,
+        operators=OPERATORS,
+        staff=True,
+        environment={
             "HOTLINE_NODE_NAME": "test-node",
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            **staff_environment(tmp_path, tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
             **recorder_environment(tmp_path / "recorder"),
         },
-    )
-    async with started(settings) as node:
+    ) as node:
         yield node
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from controllers import WITHOUT_RECORDER, controller_settings, started
-from people import as_user, staff_environment
+from controllers import WITHOUT_RECORDER
+from people import as_user
+from sim_rig import groups_yaml, operators_yaml, sim_controller
 
 from controller.node import Controller
 from hotline.auth import Actor
@@ -41,46 +42,21 @@ nodes:
   to-operator: {{kind: queue, group: help, otherwise: busy}}
   busy: {{kind: hangup, prompts: [hotline/all-busy]}}
 """
-GROUPS = """\
-groups:
-  help:
-    name: Справка
-    schedule: round-the-clock
-    wrap_up_seconds: 60
-    ring_seconds: 1
-    max_wait_seconds: 30
-    widen_after_seconds: 30
-"""
-OPERATORS = """\
-operators:
-  boris:
-    name: Борис
-    device: PJSIP/1002
-    skills: {help: 5}
-"""
+GROUPS = groups_yaml("help", ring_seconds=1, max_wait_seconds=30, widen_after_seconds=30)
+OPERATORS = operators_yaml(boris={"help": 5})
 CALLER = "+79991234567"
 
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    dialplans = tmp_path / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
-    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
-    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
-    settings = controller_settings(
+    async with sim_controller(
         tmp_path,
-        {
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
-            **staff_environment(tmp_path, tmp_path / "operators.yaml"),
-            **WITHOUT_RECORDER,
-        },
-    )
-    async with started(settings) as node:
+        {NUMBER: MENU},
+        groups=GROUPS,
+        operators=OPERATORS,
+        staff=True,
+        environment=WITHOUT_RECORDER,
+    ) as node:
         yield node
 
 
