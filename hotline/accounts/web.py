@@ -19,7 +19,8 @@ more issues a new cookie. Pages are never cached and cannot be framed.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -299,52 +300,59 @@ async def enrol_submit(request: web.Request) -> web.Response:
     return _with_cookie(page, request, token)
 
 
-@allow(PUBLIC)
-async def totp_page(request: web.Request) -> web.Response:
+@dataclass(frozen=True)
+class _CodeForm:
+    """A page of the TOTP stage asking for one code: the authenticator's or a recovery code."""
+
+    template: str
+    title: str
+    longest: int  # characters of the code field read
+
+
+_TOTP_FORM: Final = _CodeForm("totp.html", "Код подтверждения", 20)
+_RECOVERY_FORM: Final = _CodeForm("recovery.html", "Вход по резервному коду", 40)
+
+
+async def _code_page(request: web.Request, page: _CodeForm) -> web.Response:
     view = await _at(request, Stage.TOTP)
     if isinstance(view, web.Response):
         return view
-    return _page("totp.html", "Код подтверждения", csrf_token=view.csrf_token)
+    return _page(page.template, page.title, csrf_token=view.csrf_token)
+
+
+async def _code_submit(
+    request: web.Request, page: _CodeForm, login: Callable[[str, str, str], Awaitable[str]]
+) -> web.Response:
+    """The code posted on `page` checked by `login(session token, code, address)`."""
+    posted = await _posted_at(request, Stage.TOTP)
+    if isinstance(posted, web.Response):
+        return posted
+    view, form = posted
+    try:
+        token = await login(_token(request), _field(form, "code", page.longest), _address(request))
+    except LoginRefused as refused:
+        return _refusal_page(page.template, page.title, refused, csrf_token=view.csrf_token)
+    return _with_cookie(_redirect("/me"), request, token)
+
+
+@allow(PUBLIC)
+async def totp_page(request: web.Request) -> web.Response:
+    return await _code_page(request, _TOTP_FORM)
 
 
 @allow(PUBLIC)
 async def totp_submit(request: web.Request) -> web.Response:
-    posted = await _posted_at(request, Stage.TOTP)
-    if isinstance(posted, web.Response):
-        return posted
-    view, form = posted
-    try:
-        token = await request.app[_KIT].accounts.login_totp(
-            _token(request), _field(form, "code", 20), _address(request)
-        )
-    except LoginRefused as refused:
-        return _refusal_page("totp.html", "Код подтверждения", refused, csrf_token=view.csrf_token)
-    return _with_cookie(_redirect("/me"), request, token)
+    return await _code_submit(request, _TOTP_FORM, request.app[_KIT].accounts.login_totp)
 
 
 @allow(PUBLIC)
 async def recovery_page(request: web.Request) -> web.Response:
-    view = await _at(request, Stage.TOTP)
-    if isinstance(view, web.Response):
-        return view
-    return _page("recovery.html", "Вход по резервному коду", csrf_token=view.csrf_token)
+    return await _code_page(request, _RECOVERY_FORM)
 
 
 @allow(PUBLIC)
 async def recovery_submit(request: web.Request) -> web.Response:
-    posted = await _posted_at(request, Stage.TOTP)
-    if isinstance(posted, web.Response):
-        return posted
-    view, form = posted
-    try:
-        token = await request.app[_KIT].accounts.login_recovery(
-            _token(request), _field(form, "code", 40), _address(request)
-        )
-    except LoginRefused as refused:
-        return _refusal_page(
-            "recovery.html", "Вход по резервному коду", refused, csrf_token=view.csrf_token
-        )
-    return _with_cookie(_redirect("/me"), request, token)
+    return await _code_submit(request, _RECOVERY_FORM, request.app[_KIT].accounts.login_recovery)
 
 
 @allow(PUBLIC)
