@@ -42,9 +42,9 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Unpack
 
-from hotline.s3 import S3Bucket
+from hotline.s3 import S3Bucket, S3Place
 from hotline.settings import AuditSettings
 
 __all__ = ["Anchor", "AnchorBucket", "AnchorError", "anchor_bucket_for"]
@@ -108,24 +108,12 @@ class AnchorBucket(S3Bucket):
     def __init__(
         self,
         *,
-        bucket: str,
-        endpoint: str | None,
-        access_key: str,
-        secret_key: str,
-        region: str = "us-east-1",
         prefix: str = "audit-anchors/",
         retention: timedelta = timedelta(days=1830),
         timeout: float = 10.0,
+        **place: Unpack[S3Place],
     ) -> None:
-        super().__init__(
-            bucket=bucket,
-            endpoint=endpoint,
-            access_key=access_key,
-            secret_key=secret_key,
-            region=region,
-            timeout=timeout,
-            attempts=2,
-        )
+        super().__init__(timeout=timeout, attempts=2, **place)
         self.prefix = prefix
         self.retention = retention
 

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, Unpack
 
 from hotline.private import open_private, private_dir
-from hotline.s3 import S3Bucket
+from hotline.s3 import S3Bucket, S3Place
 from recorder.settings import RecorderSettings
 
 __all__ = [
@@ -204,25 +204,8 @@ class S3Storage(S3Bucket):
 
     name = "s3"
 
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        endpoint: str | None,
-        access_key: str,
-        secret_key: str,
-        region: str = "us-east-1",
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(
-            bucket=bucket,
-            endpoint=endpoint,
-            access_key=access_key,
-            secret_key=secret_key,
-            region=region,
-            timeout=timeout,
-            attempts=1,
-        )
+    def __init__(self, *, timeout: float = 30.0, **place: Unpack[S3Place]) -> None:
+        super().__init__(timeout=timeout, attempts=1, **place)
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it is missing (first start of a fresh installation)."""
