@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from desk_browser import BROWSER_ABSENT, chromium_in, first_login, type_and_enter
-from ports import bound_port
-from staff import ADMIN_CLI, START, accounts_app, staff_kit, totp_code
+from ports import served
+from staff import ADMIN_CLI, accounts_app, browser_kit, totp_code
 
 from hotline.accounts.build import AccountsKit
-from hotline.accounts.settings import AccountsSettings
 from hotline.clock import ManualClock
 
 PASSWORD = "длинный пароль для браузера"
@@ -37,19 +35,9 @@ class LiveSite:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[LiveSite]:
-    settings = AccountsSettings(
-        totp_key_file=str(tmp_path / "keys" / "totp.key"), plain_http_loopback=True
-    )
-    clock = ManualClock(START)
     url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.sqlite3'}"
-    async with staff_kit(url, tmp_path, clock=clock, settings=settings) as kit:
-        runner = web.AppRunner(accounts_app(kit))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield LiveSite(f"http://127.0.0.1:{bound_port(runner)}", kit, clock)
-        finally:
-            await runner.cleanup()
+    async with browser_kit(url, tmp_path) as (kit, clock), served(accounts_app(kit)) as base:
+        yield LiveSite(base, kit, clock)
 
 
 def log_out_by_keyboard(driver: object) -> None:

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from desk_browser import BROWSER_ABSENT, chromium_in, first_login
-from ports import bound_port
-from staff import ADMIN_CLI, START, accounts_app, staff_kit, totp_code
+from ports import served
+from staff import ADMIN_CLI, accounts_app, browser_kit, totp_code
 from ticket_kit import HOUR, SIDOROV, Office, office
 
 from hotline.accounts.build import AccountsKit
-from hotline.accounts.settings import AccountsSettings
 from hotline.clock import ManualClock
 from workspace.backoffice_http import add_backoffice_routes
 from workspace.model import Category
@@ -40,15 +38,8 @@ class LiveOffice:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[LiveOffice]:
-    settings = AccountsSettings(
-        totp_key_file=str(tmp_path / "keys" / "totp.key"), plain_http_loopback=True
-    )
-    clock = ManualClock(START)
     url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.sqlite3'}"
-    async with (
-        staff_kit(url, tmp_path, clock=clock, settings=settings) as kit,
-        office(url, tmp_path) as tickets,
-    ):
+    async with browser_kit(url, tmp_path) as (kit, clock), office(url, tmp_path) as tickets:
         await tickets.unresolved_contact(Category.TECHNICAL_FAULT)
         await tickets.desk.adopt()
         [row] = await tickets.desk.queue(actor=SIDOROV, source="test")
@@ -57,13 +48,8 @@ async def live(tmp_path: Path) -> AsyncIterator[LiveOffice]:
         await tickets.desk.escalate()
         app = accounts_app(kit)
         add_backoffice_routes(app, tickets.desk)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield LiveOffice(f"http://127.0.0.1:{bound_port(runner)}", kit, clock, tickets, row.id)
-        finally:
-            await runner.cleanup()
+        async with served(app) as base:
+            yield LiveOffice(base, kit, clock, tickets, row.id)
 
 
 def work(live: LiveOffice, one_time: str, shots: Path) -> None:
