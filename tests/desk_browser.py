@@ -154,38 +154,21 @@ async def place_call(
     number: str,
     caller: str,
 ) -> tuple[Any, str]:
-    """One caller dialling `number`: the shipped dialplan's answer hook, the operators'
-    simulated phones; returns the channel and how the AGI session ended."""
-    from hotline.clock import ScaledCallClock, SystemClock
-    from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
-    from pbxsim.channel import AgiChannel
-    from pbxsim.fastagi import AgiRequestSpec, run_agi
-    from pbxsim.model import ChannelState, SimChannel
+    """One caller dialling `number` (`sim_rig.dial_in`), a channel named after `uniqueid`, 10 ms
+    per prompt, no AMI events kept; returns the channel and how the AGI session ended."""
+    from sim_rig import dial_in
+
+    from hotline.clock import SystemClock
     from pbxsim.queues import Queues
-    from pbxsim.sounds import SoundLibrary
 
     queues = Queues({}, SystemClock(), sink=None, operators=operators)
-    channel = SimChannel(
-        name=f"PJSIP/carrier-{uniqueid.replace('.', '')}",
-        uniqueid=uniqueid,
-        linkedid=uniqueid,
-        context="from-pstn",
-        exten=number,
-        state=ChannelState.RING,
-    )
-    agi = AgiChannel(
-        channel,
+    return await dial_in(
+        agi_port,
+        queues,
         script,
-        clock=ScaledCallClock(1.0),
-        sink=None,
-        sounds=SoundLibrary(samples={}, default_samples=80),  # 10 ms per prompt
-        queues=queues,
-        caller_num=caller,
-        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", agi_port)),
+        uniqueid=uniqueid,
+        number=number,
+        caller=caller,
+        channel_name=f"PJSIP/carrier-{uniqueid.replace('.', '')}",
+        prompt_samples=80,
     )
-    url = f"agi://127.0.0.1:{agi_port}/hotline?did={number}"
-    result = await run_agi(
-        agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", agi_port
-    )
-    await queues.close()
-    return agi, result.status

@@ -1,6 +1,6 @@
 """A whole controller for the end-to-end tests whose calls come from the simulated Asterisk
-(pbxsim): its menus, the ACD's groups and operators written into the test's directory, and
-the controller started on them.
+(pbxsim): its menus, the ACD's groups and operators written into the test's directory, the
+controller started on them, and a caller dialling in over FastAGI.
 
 What is a test's own stays at its call site: the menus, the groups' timings, the operators'
 skills and any further settings (the recorder on or off, the node's name, ...)."""
@@ -15,7 +15,40 @@ from controllers import controller_settings, started
 from people import staff_environment
 
 from controller.node import Controller
+from hotline.clock import ScaledCallClock
+from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
+from pbxsim.callers import CallerScript
+from pbxsim.channel import AgiChannel
+from pbxsim.fastagi import AgiRequestSpec, run_agi
+from pbxsim.model import ChannelState, EventSink, SimChannel
+from pbxsim.queues import Queues
+from pbxsim.sounds import SoundLibrary
 
+# A line where a caller keys the number of an earlier contact and is put to its group (help)
+REPEAT_NUMBER = "88009000010"
+REPEAT_MENU = f"""\
+number: "{REPEAT_NUMBER}"
+title: повторное обращение
+group: help
+start: by-contact
+nodes:
+  by-contact:
+    kind: contact_number
+    prompts: [hotline/enter-contact-number]
+    group: help
+    timeout: 5
+    then_rating: rate
+    no_number: busy
+    otherwise: busy
+  rate:
+    kind: rating
+    prompts: [hotline/rating-request]
+    timeout: 1
+    retries: 1
+    next: goodbye
+  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
+  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
+"""
 GROUP_NAMES = {"help": "Справка", "tier2": "Вторая линия"}
 SEATS = {"anna": ("Анна", "PJSIP/1001"), "boris": ("Борис", "PJSIP/1002")}  # name, softphone
 
@@ -94,3 +127,45 @@ async def sim_controller(
     )
     async with started(settings) as node:
         yield node
+
+
+async def dial_in(
+    agi_port: int,
+    queues: Queues,
+    script: CallerScript,
+    *,
+    uniqueid: str,
+    number: str,
+    caller: str,
+    sink: EventSink | None = None,
+    channel_name: str = "PJSIP/carrier-00000001",
+    prompt_samples: int = 400,
+) -> tuple[AgiChannel, str]:
+    """One caller dialling `number` on the controller listening for FastAGI at `agi_port`:
+    the operators' simulated phones in `queues` (closed afterwards), Dial's U() running the
+    shipped dialplan's answer hook against the same controller, each prompt `prompt_samples`
+    samples long (8 per ms). Returns the channel and how the AGI session ended."""
+    channel = SimChannel(
+        name=channel_name,
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
+        context="from-pstn",
+        exten=number,
+        state=ChannelState.RING,
+    )
+    agi = AgiChannel(
+        channel,
+        script,
+        clock=ScaledCallClock(1.0),
+        sink=sink,
+        sounds=SoundLibrary(samples={}, default_samples=prompt_samples),
+        queues=queues,
+        caller_num=caller,
+        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", agi_port)),
+    )
+    url = f"agi://127.0.0.1:{agi_port}/hotline?did={number}"
+    result = await run_agi(
+        agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", agi_port
+    )
+    await queues.close()
+    return agi, result.status

@@ -15,20 +15,16 @@ import aiohttp
 import pytest
 from controllers import controller_settings, recorder_environment, started
 from people import acting
-from sim_rig import groups_yaml, operators_yaml, sim_controller
+from sim_rig import REPEAT_MENU, REPEAT_NUMBER, dial_in, groups_yaml, operators_yaml, sim_controller
 
 from controller.node import Controller
-from hotline.clock import ScaledCallClock, SystemClock
+from hotline.clock import SystemClock
 from hotline.store.db import CallLog
 from hotline.yamldoc import YamlFileError
-from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
 from pbxsim.callers import CallerScript
 from pbxsim.channel import AgiChannel
-from pbxsim.fastagi import AgiRequestSpec, run_agi
-from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queue_state import DeviceState, Operator
 from pbxsim.queues import Queues
-from pbxsim.sounds import SoundLibrary
 from routing.group_hours import schedule_checker
 from routing.part import AcdService
 from routing.settings import RoutingSettings
@@ -54,30 +50,6 @@ nodes:
     kind: rating
     prompts: [hotline/rating-request]
     thanks: [hotline/rating-thanks]
-    timeout: 1
-    retries: 1
-    next: goodbye
-  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
-  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
-"""
-REPEAT_NUMBER = "88009000010"
-REPEAT_MENU = f"""\
-number: "{REPEAT_NUMBER}"
-title: повторное обращение
-group: help
-start: by-contact
-nodes:
-  by-contact:
-    kind: contact_number
-    prompts: [hotline/enter-contact-number]
-    group: help
-    timeout: 5
-    then_rating: rate
-    no_number: busy
-    otherwise: busy
-  rate:
-    kind: rating
-    prompts: [hotline/rating-request]
     timeout: 1
     retries: 1
     next: goodbye
@@ -133,34 +105,21 @@ async def place_call(
     caller: str = "+79991234567",
 ) -> tuple[AgiChannel, Events, str]:
     assert controller.agi is not None
-    port = controller.agi.port
     events = Events()
     queues = Queues({}, SystemClock(), sink=events, operators=operators)
     for device in unavailable:  # not registered: Asterisk's device state says so
         queues.devices.seed(device, DeviceState.UNAVAILABLE)
-    channel = SimChannel(
-        name="PJSIP/carrier-00000001",
-        uniqueid=uniqueid,
-        linkedid=uniqueid,
-        context="from-pstn",
-        exten=number,
-        state=ChannelState.RING,
-    )
-    agi = AgiChannel(
-        channel,
+    agi, status = await dial_in(
+        controller.agi.port,
+        queues,
         script or CallerScript(hangup_at=60),
-        clock=ScaledCallClock(1.0),
+        uniqueid=uniqueid,
+        number=number,
+        caller=caller,
         sink=events,
-        sounds=SoundLibrary(samples={}, default_samples=400),  # 50 ms per prompt
-        queues=queues,
-        caller_num=caller,
-        # Dial's U() runs the shipped dialplan's answer hook against this controller
-        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", port)),
+        prompt_samples=400,  # 50 ms per prompt
     )
-    url = f"agi://127.0.0.1:{port}/hotline?did={number}"
-    result = await run_agi(agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", port)
-    await queues.close()
-    return agi, events, result.status
+    return agi, events, status
 
 
 async def operator_api(controller: Controller, method: str, path: str) -> Any:

@@ -17,7 +17,7 @@ import pytest
 from controllers import recorder_environment
 from desk_browser import by_id, chromium_or_skip, first_login, place_call, shortcut, shot, text_of
 from desk_browser import wait_for as wait
-from sim_rig import groups_yaml, operators_yaml, sim_controller
+from sim_rig import REPEAT_MENU, REPEAT_NUMBER, groups_yaml, operators_yaml, sim_controller
 from staff import ADMIN_CLI
 
 from controller.node import Controller
@@ -43,30 +43,6 @@ nodes:
     kind: rating
     prompts: [hotline/rating-request]
     thanks: [hotline/rating-thanks]
-    timeout: 1
-    retries: 1
-    next: goodbye
-  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
-  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
-"""
-REPEAT_NUMBER = "88009000010"
-REPEAT_MENU = f"""\
-number: "{REPEAT_NUMBER}"
-title: повторное обращение
-group: help
-start: by-contact
-nodes:
-  by-contact:
-    kind: contact_number
-    prompts: [hotline/enter-contact-number]
-    group: help
-    timeout: 5
-    then_rating: rate
-    no_number: busy
-    otherwise: busy
-  rate:
-    kind: rating
-    prompts: [hotline/rating-request]
     timeout: 1
     retries: 1
     next: goodbye
