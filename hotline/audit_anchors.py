@@ -42,9 +42,9 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Final, Unpack
 
+from hotline.s3 import S3Bucket, S3Place
 from hotline.settings import AuditSettings
 
 __all__ = ["Anchor", "AnchorBucket", "AnchorError", "anchor_bucket_for"]
@@ -102,59 +102,20 @@ class Anchor:
         return f"{self.seq:020d}-{self.taken_at.strftime('%Y%m%dT%H%M%SZ')}.json"
 
 
-class AnchorBucket:
+class AnchorBucket(S3Bucket):
     """Puts and reads anchors in an S3 bucket with object lock (SeaweedFS, MinIO, AWS)."""
 
     def __init__(
         self,
         *,
-        bucket: str,
-        endpoint: str | None,
-        access_key: str,
-        secret_key: str,
-        region: str = "us-east-1",
         prefix: str = "audit-anchors/",
         retention: timedelta = timedelta(days=1830),
         timeout: float = 10.0,
+        **place: Unpack[S3Place],
     ) -> None:
-        self.bucket = bucket
+        super().__init__(timeout=timeout, attempts=2, **place)
         self.prefix = prefix
         self.retention = retention
-        self._endpoint = endpoint or None
-        self._credentials = (access_key, secret_key)
-        self._region = region
-        self._timeout = timeout
-        self._client: Any = None
-        self._client_context: Any = None
-
-    async def __aenter__(self) -> Self:
-        import aioboto3
-        from botocore.config import Config
-
-        session = aioboto3.Session(
-            aws_access_key_id=self._credentials[0] or None,
-            aws_secret_access_key=self._credentials[1] or None,
-            region_name=self._region,
-        )
-        config = Config(
-            connect_timeout=min(5.0, self._timeout),
-            read_timeout=self._timeout,
-            retries={"max_attempts": 2, "mode": "standard"},
-            s3={"addressing_style": "path"},
-        )
-        self._client_context = session.client("s3", endpoint_url=self._endpoint, config=config)
-        self._client = await self._client_context.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._client_context is not None:
-            await self._client_context.__aexit__(None, None, None)
-            self._client_context = self._client = None
 
     async def create(self) -> None:
         """Create the bucket with object lock enabled (only possible at creation on S3)."""

@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol, Self, Unpack
 
 from hotline.private import open_private, private_dir
+from hotline.s3 import S3Bucket, S3Place
 from recorder.settings import RecorderSettings
 
 __all__ = [
@@ -194,7 +195,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class S3Storage:
+class S3Storage(S3Bucket):
     """An S3-compatible bucket (AWS, SeaweedFS, MinIO, Ceph RGW) through aioboto3.
 
     botocore's own retries are turned off: the pipeline retries with its own back-off and
@@ -203,47 +204,8 @@ class S3Storage:
 
     name = "s3"
 
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        endpoint: str | None,
-        access_key: str,
-        secret_key: str,
-        region: str = "us-east-1",
-        timeout: float = 30.0,
-    ) -> None:
-        self.bucket = bucket
-        self._endpoint = endpoint or None
-        self._credentials = (access_key, secret_key)
-        self._region = region
-        self._timeout = timeout
-        self._client: Any = None
-        self._client_context: Any = None
-
-    async def __aenter__(self) -> Self:
-        import aioboto3
-        from botocore.config import Config
-
-        session = aioboto3.Session(
-            aws_access_key_id=self._credentials[0] or None,
-            aws_secret_access_key=self._credentials[1] or None,
-            region_name=self._region,
-        )
-        config = Config(
-            connect_timeout=min(5.0, self._timeout),
-            read_timeout=self._timeout,
-            retries={"max_attempts": 1, "mode": "standard"},
-            s3={"addressing_style": "path"},
-        )
-        self._client_context = session.client("s3", endpoint_url=self._endpoint, config=config)
-        self._client = await self._client_context.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client_context is not None:
-            await self._client_context.__aexit__(None, None, None)
-            self._client_context = self._client = None
+    def __init__(self, *, timeout: float = 30.0, **place: Unpack[S3Place]) -> None:
+        super().__init__(timeout=timeout, attempts=1, **place)
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it is missing (first start of a fresh installation)."""

@@ -17,11 +17,12 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 NEW_PASSWORD = "корректная лошадь батарея скрепка"
+BROWSER_ABSENT = not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists())
 
 
 def chromium_or_skip() -> Any:
     """A headless Chromium, or the test is skipped when the browser is not installed."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+    if BROWSER_ABSENT:
         pytest.skip("chromium and chromium-driver are not installed")
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
@@ -60,22 +61,70 @@ def text_of(element_id: str, contains: str) -> Callable[[Any], bool]:
     return lambda driver: contains in by_id(driver, element_id).text
 
 
-def first_login(driver: Any, base: str, account: str, one_time: str) -> str:
-    """An account's first login through the pages: the one-time password, a new password,
-    the TOTP enrolment read off the page and confirmed with a code. Returns the TOTP secret."""
+def chromium_in(profile: Path, window_size: str) -> Any:
+    """A headless Chromium keeping its profile in `profile`, its window `window_size`
+    ("width,height"); the test skips when Selenium is not installed."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={window_size}",
+        f"--user-data-dir={profile}",
+        "--lang=ru",
+    ):
+        options.add_argument(argument)
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    return webdriver.Chrome(options=options, service=service)
+
+
+def type_and_enter(driver: Any, fields: dict[str, str]) -> None:
+    """Each field (by name) cleared and typed into, then Enter in the last, as a person
+    without a mouse sends a form."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    last = None
+    for name, value in fields.items():
+        last = driver.find_element(By.NAME, name)
+        last.clear()
+        last.send_keys(value)
+    assert last is not None
+    last.send_keys(Keys.ENTER)
+
+
+def current_totp(secret: str) -> str:
+    """The code an authenticator app shows now."""
+    return str(pyotp.TOTP(secret).now())
+
+
+def first_login(
+    driver: Any,
+    base: str,
+    account: str,
+    one_time: str,
+    *,
+    new_password: str = NEW_PASSWORD,
+    code: Callable[[str], str] = current_totp,
+    enrol_shot: Path | None = None,
+) -> str:
+    """An account's first login through the pages, by keyboard: the one-time password, a new
+    password, the TOTP enrolment read off the page and confirmed with `code(secret)`, up to
+    the recovery codes shown. `enrol_shot`: where to save a screenshot of the enrolment page.
+    Returns the TOTP secret."""
     driver.get(base + "/login")
-    by_id(driver, "account").send_keys(account)
-    by_id(driver, "password").send_keys(one_time)
-    by_id(driver, "password").submit()
-    wait_for(driver, lambda d: d.current_url.endswith("/login/password"))
-    for name in ("new_password", "new_password_again"):
-        driver.find_element("name", name).send_keys(NEW_PASSWORD)
-    driver.find_element("name", "new_password").submit()
-    wait_for(driver, lambda d: d.current_url.endswith("/login/enrol"))
-    secret = by_id(driver, "secret").text.replace(" ", "")
-    by_id(driver, "code").send_keys(pyotp.TOTP(secret).now())
-    by_id(driver, "code").submit()
-    wait_for(driver, lambda d: "Резервные коды" in d.page_source)  # logged in, codes shown
+    type_and_enter(driver, {"account": account, "password": one_time})
+    wait_for(driver, lambda d: "/login/password" in d.current_url)
+    type_and_enter(driver, {"new_password": new_password, "new_password_again": new_password})
+    wait_for(driver, lambda d: "/login/enrol" in d.current_url)
+    if enrol_shot is not None:
+        driver.save_screenshot(str(enrol_shot))
+    secret = str(by_id(driver, "secret").text.replace(" ", ""))
+    type_and_enter(driver, {"code": code(secret)})
+    wait_for(driver, lambda d: d.find_elements("id", "recovery-codes"))  # logged in
     return secret
 
 
@@ -105,38 +154,21 @@ async def place_call(
     number: str,
     caller: str,
 ) -> tuple[Any, str]:
-    """One caller dialling `number`: the shipped dialplan's answer hook, the operators'
-    simulated phones; returns the channel and how the AGI session ended."""
-    from hotline.clock import ScaledCallClock, SystemClock
-    from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
-    from pbxsim.channel import AgiChannel
-    from pbxsim.fastagi import AgiRequestSpec, run_agi
-    from pbxsim.model import ChannelState, SimChannel
+    """One caller dialling `number` (`sim_rig.dial_in`), a channel named after `uniqueid`, 10 ms
+    per prompt, no AMI events kept; returns the channel and how the AGI session ended."""
+    from sim_rig import dial_in
+
+    from hotline.clock import SystemClock
     from pbxsim.queues import Queues
-    from pbxsim.sounds import SoundLibrary
 
     queues = Queues({}, SystemClock(), sink=None, operators=operators)
-    channel = SimChannel(
-        name=f"PJSIP/carrier-{uniqueid.replace('.', '')}",
-        uniqueid=uniqueid,
-        linkedid=uniqueid,
-        context="from-pstn",
-        exten=number,
-        state=ChannelState.RING,
-    )
-    agi = AgiChannel(
-        channel,
+    return await dial_in(
+        agi_port,
+        queues,
         script,
-        clock=ScaledCallClock(1.0),
-        sink=None,
-        sounds=SoundLibrary(samples={}, default_samples=80),  # 10 ms per prompt
-        queues=queues,
-        caller_num=caller,
-        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", agi_port)),
+        uniqueid=uniqueid,
+        number=number,
+        caller=caller,
+        channel_name=f"PJSIP/carrier-{uniqueid.replace('.', '')}",
+        prompt_samples=80,
     )
-    url = f"agi://127.0.0.1:{agi_port}/hotline?did={number}"
-    result = await run_agi(
-        agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", agi_port
-    )
-    await queues.close()
-    return agi, result.status

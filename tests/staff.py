@@ -60,6 +60,18 @@ async def staff_kit(
         )
 
 
+@asynccontextmanager
+async def browser_kit(url: str, tmp_path: Path) -> AsyncIterator[tuple[AccountsKit, ManualClock]]:
+    """The accounts over the database at `url` (migrated here) that a real browser logs in to
+    over plain HTTP on the loopback (so its cookies need no TLS), with the clock they run on."""
+    settings = AccountsSettings(
+        totp_key_file=str(tmp_path / "keys" / "totp.key"), plain_http_loopback=True
+    )
+    clock = ManualClock(START)
+    async with staff_kit(url, tmp_path, clock=clock, settings=settings) as kit:
+        yield kit, clock
+
+
 def totp_code(secret: str, clock: ManualClock) -> str:
     """The code an authenticator app shows at the clock's time."""
     return pyotp.TOTP(secret).at(clock())

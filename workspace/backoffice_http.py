@@ -17,25 +17,25 @@ the reason (400). Every text is escaped by Jinja2's autoescape: a comment is sho
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-import jinja2
 from aiohttp import web
 
-from hotline.access import PUBLIC, actor_of, allow, people
+from hotline.access import actor_of, allow, people
 from hotline.auth import Role
 from workspace.model import CATEGORY_TITLES, Category
 from workspace.ticket_store import Escalation, TicketState
 from workspace.tickets import TicketDesk, TicketRefused, TicketView
+from workspace.web_common import PAGES, source_of, static_files
 
 __all__ = ["STATE_TITLES", "TICKETS_KEY", "add_backoffice_routes"]
 
 TICKETS_KEY: Final = web.AppKey("workspace_tickets", TicketDesk)
 _WHO: Final = people(Role.BACK_OFFICE, Role.OPERATOR, Role.SUPERVISOR)
-_STATIC: Final = {"backoffice.js": "text/javascript", "backoffice.css": "text/css"}
-_STATIC_DIR: Final = Path(__file__).parent / "static"
+_static_files: Final = static_files(
+    {"backoffice.js": "text/javascript", "backoffice.css": "text/css"}
+)
 _MOSCOW: Final = ZoneInfo("Europe/Moscow")
 STATE_TITLES: Final = {
     TicketState.NEW: "Новая",
@@ -44,11 +44,6 @@ STATE_TITLES: Final = {
     TicketState.RESOLVED: "Решена",
     TicketState.CLOSED: "Закрыта",
 }
-_PAGES: Final = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 
 def add_backoffice_routes(app: web.Application, tickets: TicketDesk) -> None:
@@ -59,11 +54,7 @@ def add_backoffice_routes(app: web.Application, tickets: TicketDesk) -> None:
     app.router.add_post("/backoffice/tickets/{id}/state", _state)
     app.router.add_post("/backoffice/tickets/{id}/assign", _assign)
     app.router.add_post("/backoffice/tickets/{id}/email", _email)
-    app.router.add_get("/backoffice/static/{name}", _static)
-
-
-def _source(request: web.Request) -> str:
-    return request.remote or "unknown"
+    app.router.add_get("/backoffice/static/{name}", _static_files)
 
 
 def _moscow(at: datetime) -> str:
@@ -71,7 +62,7 @@ def _moscow(at: datetime) -> str:
 
 
 def _page(name: str, status: int = 200, **values: Any) -> web.Response:
-    html = _PAGES.get_template(name).render(
+    html = PAGES.get_template(name).render(
         moscow=_moscow, states=STATE_TITLES, categories=CATEGORY_TITLES, **values
     )
     headers = {"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'self'"}
@@ -82,7 +73,7 @@ def _page(name: str, status: int = 200, **values: Any) -> web.Response:
 async def _queue(request: web.Request) -> web.Response:
     desk = request.app[TICKETS_KEY]
     actor = actor_of(request)
-    rows = await desk.queue(actor=actor, source=_source(request))
+    rows = await desk.queue(actor=actor, source=source_of(request))
     now = desk.now()
     groups = desk.backoffice.groups
     return _page(
@@ -129,7 +120,7 @@ async def _render_ticket(
 @allow(_WHO)
 async def _ticket(request: web.Request) -> web.Response:
     desk = request.app[TICKETS_KEY]
-    view = await desk.view(_ticket_id(request), actor=actor_of(request), source=_source(request))
+    view = await desk.view(_ticket_id(request), actor=actor_of(request), source=source_of(request))
     if view is None:
         raise web.HTTPNotFound(text="Заявка не найдена.")
     return await _render_ticket(request, view)
@@ -138,7 +129,7 @@ async def _ticket(request: web.Request) -> web.Response:
 async def _change(request: web.Request, action: str) -> web.Response:
     desk = request.app[TICKETS_KEY]
     ticket_id = _ticket_id(request)
-    actor, source = actor_of(request), _source(request)
+    actor, source = actor_of(request), source_of(request)
     form = await request.post()
     value = form.get(action, "")
     text = value if isinstance(value, str) else ""
@@ -180,12 +171,3 @@ async def _assign(request: web.Request) -> web.Response:
 @allow(_WHO)
 async def _email(request: web.Request) -> web.Response:
     return await _change(request, "email")
-
-
-@allow(PUBLIC)
-async def _static(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    if name not in _STATIC:  # a fixed list: no path ever reaches the file system
-        raise web.HTTPNotFound()
-    body = (_STATIC_DIR / name).read_bytes()
-    return web.Response(body=body, content_type=_STATIC[name])

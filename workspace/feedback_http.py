@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
-import jinja2
 from aiohttp import web
 
 from hotline.access import actor_of, allow, people, services
@@ -36,6 +33,7 @@ from workspace.feedback import FIELD_LIMITS, FeedbackDesk, FormProblems, read_fo
 from workspace.intents import CallIntents, TooManyIntents
 from workspace.model import CATEGORY_TITLES, Contact
 from workspace.scanning import AttachmentRefused, size_text
+from workspace.web_common import PAGES, json_answer, source_of
 
 __all__ = ["FEEDBACK_KEY", "INTENTS_KEY", "add_feedback_routes"]
 
@@ -45,11 +43,6 @@ MOSCOW: Final = ZoneInfo("Europe/Moscow")
 _APP_HISTORY_DAYS: Final = 365
 _OPERATORS: Final = people(Role.OPERATOR, Role.SUPERVISOR)
 _FORM_FIELDS: Final = ("name", "phone", "application", "description", "category", "expected_by")
-_PAGES: Final = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 
 def add_feedback_routes(app: web.Application, feedback: FeedbackDesk, intents: CallIntents) -> None:
@@ -63,17 +56,6 @@ def add_feedback_routes(app: web.Application, feedback: FeedbackDesk, intents: C
     app.router.add_get("/api/app/contacts", _app_contacts)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(
-        data, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False),
-        headers={"Cache-Control": "no-store"},
-    )  # fmt: skip
-
-
-def _source(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 def _today(feedback: FeedbackDesk) -> Any:
     return feedback.registry.now().astimezone(MOSCOW).date()
 
@@ -82,7 +64,7 @@ def _render(request: web.Request, status: int = 200, **page: Any) -> web.Respons
     feedback = request.app[FEEDBACK_KEY]
     settings = feedback.settings
     values = {name: "" for name in _FORM_FIELDS} | page.pop("values", {})
-    html = _PAGES.get_template("feedback.html").render(
+    html = PAGES.get_template("feedback.html").render(
         csrf_token=actor_of(request).csrf_token or "",
         categories=list(CATEGORY_TITLES.items()),
         limits=FIELD_LIMITS,
@@ -122,7 +104,9 @@ async def _form_sent(request: web.Request) -> web.Response:
     ]
     try:
         form = read_form(fields, _today(feedback))
-        done = await feedback.submit(form, files, actor=actor_of(request), source=_source(request))
+        done = await feedback.submit(
+            form, files, actor=actor_of(request), source=source_of(request)
+        )
     except FormProblems as problems:
         return _render(request, 400, values=shown, problems=problems.problems)
     except AttachmentRefused as refused:
@@ -136,10 +120,10 @@ async def _form_sent(request: web.Request) -> web.Response:
 async def _attachment(request: web.Request) -> web.Response:
     feedback = request.app[FEEDBACK_KEY]
     found = await feedback.attachments.read(
-        request.match_info["id"], actor=actor_of(request), source=_source(request)
+        request.match_info["id"], actor=actor_of(request), source=source_of(request)
     )
     if found is None:
-        return _json({"error": "Вложение не найдено."}, 404)
+        return json_answer({"error": "Вложение не найдено."}, 404)
     attachment, content = found
     return web.Response(
         body=content,
@@ -186,12 +170,14 @@ async def _api_feedback(request: web.Request) -> web.Response:
     try:
         form = read_form(body, _today(feedback))
         files = _api_files(body, feedback)
-        done = await feedback.submit(form, files, actor=actor_of(request), source=_source(request))
+        done = await feedback.submit(
+            form, files, actor=actor_of(request), source=source_of(request)
+        )
     except FormProblems as problems:
-        return _json({"error": "Исправьте поля формы.", "fields": problems.problems}, 400)
+        return json_answer({"error": "Исправьте поля формы.", "fields": problems.problems}, 400)
     except AttachmentRefused as refused:
-        return _json({"error": refused.message}, 400)
-    return _json(
+        return json_answer({"error": refused.message}, 400)
+    return json_answer(
         {
             "confirmation_number": str(done.contact.number),
             "attachments": [{"id": a.id, "name": a.name} for a in done.attachments],
@@ -216,15 +202,17 @@ def _citizen(body: Any) -> tuple[str, str] | str:
 async def _call_intent(request: web.Request) -> web.Response:
     citizen = _citizen(await read_json_object(request))
     if isinstance(citizen, str):
-        return _json({"error": citizen}, 400)
+        return json_answer({"error": citizen}, 400)
     intents = request.app[INTENTS_KEY]
     try:
         issued = await intents.register(*citizen, requested_by=actor_of(request).user_id)
     except TooManyIntents:
         security_event(SecurityCategory.RATE_LIMITED, "call intents over the hourly limit")
-        return _json({"error": "Слишком много кодов для этого номера: попробуйте позже."}, 429)
+        return json_answer(
+            {"error": "Слишком много кодов для этого номера: попробуйте позже."}, 429
+        )
     valid = max(0, int((issued.expires_at - intents.now()).total_seconds()))
-    return _json(
+    return json_answer(
         {"code": issued.code, "expires_at": issued.expires_at.isoformat(), "valid_seconds": valid},
         201,
     )
@@ -234,13 +222,13 @@ async def _call_intent(request: web.Request) -> web.Response:
 async def _app_contacts(request: web.Request) -> web.Response:
     citizen = _citizen(dict(request.query))
     if isinstance(citizen, str):
-        return _json({"error": citizen}, 400)
+        return json_answer({"error": citizen}, 400)
     phone, application = citizen
     found = await request.app[FEEDBACK_KEY].registry.history(
         phone=phone, application=application, actor=actor_of(request),
-        source=_source(request), days=_APP_HISTORY_DAYS,
+        source=source_of(request), days=_APP_HISTORY_DAYS,
     )  # fmt: skip
-    return _json({"contacts": [_citizen_view(c) for c in found]})
+    return json_answer({"contacts": [_citizen_view(c) for c in found]})
 
 
 def _citizen_view(contact: Contact) -> dict[str, Any]:

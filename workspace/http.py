@@ -17,34 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any, Final
 
-import jinja2
 from aiohttp import web
 
-from hotline.access import PUBLIC, actor_of, allow, people
+from hotline.access import actor_of, allow, people
 from hotline.auth import Actor, Role
 from hotline.jsonbody import read_json_object
 from workspace.desk import Desk
 from workspace.model import CATEGORY_TITLES, Category, Contact
 from workspace.numbers import parse_contact_number
 from workspace.registry import ContactRegistry
+from workspace.web_common import PAGES, json_answer, source_of, static_files
 
 __all__ = ["DESK_KEY", "REGISTRY_KEY", "add_desk_routes"]
 
 DESK_KEY: Final = web.AppKey("workspace_desk", Desk)
 REGISTRY_KEY: Final = web.AppKey("workspace_registry", ContactRegistry)
 _STAFF: Final = people(Role.OPERATOR, Role.SUPERVISOR)
-_STATIC: Final = {"desk.js": "text/javascript", "desk.css": "text/css"}
-_STATIC_DIR: Final = Path(__file__).parent / "static"
+_static_files: Final = static_files({"desk.js": "text/javascript", "desk.css": "text/css"})
 _KEEPALIVE_SECONDS: Final = 15.0
 _MAX_TEXT: Final = 4000
-_PAGES: Final = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 
 def add_desk_routes(app: web.Application, desk: Desk, registry: ContactRegistry) -> None:
@@ -52,30 +45,17 @@ def add_desk_routes(app: web.Application, desk: Desk, registry: ContactRegistry)
     app[REGISTRY_KEY] = registry
     app.router.add_get("/desk", _page)
     app.router.add_get("/desk/events", _events)
-    app.router.add_get("/desk/static/{name}", _static)
+    app.router.add_get("/desk/static/{name}", _static_files)
     app.router.add_get("/desk/api/contacts/{number}", _contact)
     app.router.add_post("/desk/api/contacts/{number}/wrap-up", _wrap_up)
     app.router.add_get("/desk/api/history", _history)
     app.router.add_get("/desk/api/search", _search)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(
-        data,
-        status=status,
-        dumps=lambda v: json.dumps(v, ensure_ascii=False),
-        headers={"Cache-Control": "no-store"},
-    )
-
-
-def _source(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 @allow(_STAFF)
 async def _page(request: web.Request) -> web.Response:
     actor = actor_of(request)
-    html = _PAGES.get_template("desk.html").render(
+    html = PAGES.get_template("desk.html").render(
         operator_id=actor.user_id,
         role=actor.role,
         csrf_token=actor.csrf_token or "",
@@ -85,15 +65,6 @@ async def _page(request: web.Request) -> web.Response:
     # `Origin: null` and the logout form would be refused as cross-site
     headers = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
     return web.Response(text=html, content_type="text/html", headers=headers)
-
-
-@allow(PUBLIC)
-async def _static(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    if name not in _STATIC:  # a fixed list: no path ever reaches the file system
-        raise web.HTTPNotFound()
-    body = (_STATIC_DIR / name).read_bytes()
-    return web.Response(body=body, content_type=_STATIC[name])
 
 
 @allow(_STAFF)
@@ -127,10 +98,12 @@ def _number(request: web.Request) -> Any:
 @allow(_STAFF)
 async def _contact(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY_KEY]
-    found = await registry.view(_number(request), actor=actor_of(request), source=_source(request))
+    found = await registry.view(
+        _number(request), actor=actor_of(request), source=source_of(request)
+    )
     if found is None:
-        return _json({"error": "Обращение не найдено."}, 404)
-    return _json(contact_json(found))
+        return json_answer({"error": "Обращение не найдено."}, 404)
+    return json_answer(contact_json(found))
 
 
 @allow(_STAFF)
@@ -139,24 +112,24 @@ async def _wrap_up(request: web.Request) -> web.Response:
     body = await read_json_object(request)  # bounded size, depth and time; a 400 otherwise
     problem = _wrap_up_problem(body)
     if problem:
-        return _json({"error": problem}, 400)
+        return json_answer({"error": problem}, 400)
     actor = actor_of(request)
     registry = request.app[REGISTRY_KEY]
-    current = await registry.view(number, actor=actor, source=_source(request))
+    current = await registry.view(number, actor=actor, source=source_of(request))
     if current is None:
-        return _json({"error": "Обращение не найдено."}, 404)
+        return json_answer({"error": "Обращение не найдено."}, 404)
     if not _may_close(actor, current):
-        return _json({"error": "Это обращение ведёт другой оператор."}, 403)
+        return json_answer({"error": "Это обращение ведёт другой оператор."}, 403)
     closed = await registry.close(
         number,
         resolution=body["resolution"].strip(),
         category=Category(body["category"]),
         first_contact_resolution=body["resolved"],
         actor=actor,
-        source=_source(request),
+        source=source_of(request),
     )
     assert closed is not None
-    return _json(contact_json(closed))
+    return json_answer(contact_json(closed))
 
 
 def _wrap_up_problem(body: Any) -> str:
@@ -184,26 +157,26 @@ async def _history(request: web.Request) -> web.Response:
     phone = request.query.get("phone", "").strip()
     application = request.query.get("application", "").strip() or None
     if not phone and not application:
-        return _json({"error": "Укажите телефон или номер заявления."}, 400)
+        return json_answer({"error": "Укажите телефон или номер заявления."}, 400)
     found = await request.app[REGISTRY_KEY].history(
-        phone=phone, application=application, actor=actor_of(request), source=_source(request)
+        phone=phone, application=application, actor=actor_of(request), source=source_of(request)
     )
-    return _json({"contacts": [contact_json(c) for c in found]})
+    return json_answer({"contacts": [contact_json(c) for c in found]})
 
 
 @allow(_STAFF)
 async def _search(request: web.Request) -> web.Response:
     query = request.query.get("q", "").strip()
     if not query or len(query) > 200:
-        return _json({"error": "Строка поиска: от 1 до 200 знаков."}, 400)
+        return json_answer({"error": "Строка поиска: от 1 до 200 знаков."}, 400)
     number = parse_contact_number(query)
     registry = request.app[REGISTRY_KEY]
-    actor, source = actor_of(request), _source(request)
+    actor, source = actor_of(request), source_of(request)
     if number is not None:  # a contact number typed into the search box
         found = await registry.view(number, actor=actor, source=source)
-        return _json({"contacts": [contact_json(found)] if found else []})
+        return json_answer({"contacts": [contact_json(found)] if found else []})
     results = await registry.search(query, actor=actor, source=source)
-    return _json({"contacts": [contact_json(c) for c in results]})
+    return json_answer({"contacts": [contact_json(c) for c in results]})
 
 
 def contact_json(contact: Contact) -> dict[str, Any]:

@@ -19,7 +19,7 @@ more issues a new cookie. Pages are never cached and cannot be framed.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -31,6 +31,7 @@ from aiohttp import web
 from hotline.access import PUBLIC, actor_of, allow, people
 from hotline.accounts.build import AccountsKit
 from hotline.accounts.records import LoginRefused, SessionView, Stage
+from hotline.accounts.service import Accounts
 from hotline.auth import TOKEN_ROLES
 from hotline.security import SecurityCategory, security_event
 
@@ -299,52 +300,46 @@ async def enrol_submit(request: web.Request) -> web.Response:
     return _with_cookie(page, request, token)
 
 
-@allow(PUBLIC)
-async def totp_page(request: web.Request) -> web.Response:
-    view = await _at(request, Stage.TOTP)
-    if isinstance(view, web.Response):
-        return view
-    return _page("totp.html", "Код подтверждения", csrf_token=view.csrf_token)
+_Handler = Callable[[web.Request], Awaitable[web.Response]]
+_CodeCheck = Callable[[Accounts], Callable[[str, str, str], Awaitable[str]]]
 
 
-@allow(PUBLIC)
-async def totp_submit(request: web.Request) -> web.Response:
-    posted = await _posted_at(request, Stage.TOTP)
-    if isinstance(posted, web.Response):
-        return posted
-    view, form = posted
-    try:
-        token = await request.app[_KIT].accounts.login_totp(
-            _token(request), _field(form, "code", 20), _address(request)
-        )
-    except LoginRefused as refused:
-        return _refusal_page("totp.html", "Код подтверждения", refused, csrf_token=view.csrf_token)
-    return _with_cookie(_redirect("/me"), request, token)
+def _code_form(
+    template: str, title: str, longest: int, check: _CodeCheck
+) -> tuple[_Handler, _Handler]:
+    """The page and the submit of a TOTP-stage form asking for one code (the authenticator's
+    or a recovery code): `longest` characters of the field are read and the code checked by
+    `check(accounts)(session token, code, address)`."""
+
+    @allow(PUBLIC)
+    async def page(request: web.Request) -> web.Response:
+        view = await _at(request, Stage.TOTP)
+        if isinstance(view, web.Response):
+            return view
+        return _page(template, title, csrf_token=view.csrf_token)
+
+    @allow(PUBLIC)
+    async def submit(request: web.Request) -> web.Response:
+        posted = await _posted_at(request, Stage.TOTP)
+        if isinstance(posted, web.Response):
+            return posted
+        view, form = posted
+        login = check(request.app[_KIT].accounts)
+        try:
+            token = await login(_token(request), _field(form, "code", longest), _address(request))
+        except LoginRefused as refused:
+            return _refusal_page(template, title, refused, csrf_token=view.csrf_token)
+        return _with_cookie(_redirect("/me"), request, token)
+
+    return page, submit
 
 
-@allow(PUBLIC)
-async def recovery_page(request: web.Request) -> web.Response:
-    view = await _at(request, Stage.TOTP)
-    if isinstance(view, web.Response):
-        return view
-    return _page("recovery.html", "Вход по резервному коду", csrf_token=view.csrf_token)
-
-
-@allow(PUBLIC)
-async def recovery_submit(request: web.Request) -> web.Response:
-    posted = await _posted_at(request, Stage.TOTP)
-    if isinstance(posted, web.Response):
-        return posted
-    view, form = posted
-    try:
-        token = await request.app[_KIT].accounts.login_recovery(
-            _token(request), _field(form, "code", 40), _address(request)
-        )
-    except LoginRefused as refused:
-        return _refusal_page(
-            "recovery.html", "Вход по резервному коду", refused, csrf_token=view.csrf_token
-        )
-    return _with_cookie(_redirect("/me"), request, token)
+totp_page, totp_submit = _code_form(
+    "totp.html", "Код подтверждения", 20, lambda accounts: accounts.login_totp
+)
+recovery_page, recovery_submit = _code_form(
+    "recovery.html", "Вход по резервному коду", 40, lambda accounts: accounts.login_recovery
+)
 
 
 @allow(PUBLIC)

@@ -14,21 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from ports import bound_port
-from staff import ADMIN_CLI, START, accounts_app, staff_kit, totp_code
+from desk_browser import BROWSER_ABSENT, chromium_in, first_login, type_and_enter
+from ports import served
+from staff import ADMIN_CLI, accounts_app, browser_kit, totp_code
 
 from hotline.accounts.build import AccountsKit
-from hotline.accounts.settings import AccountsSettings
 from hotline.clock import ManualClock
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "длинный пароль для браузера"
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="chromium/chromedriver absent"
-)
+pytestmark = pytest.mark.skipif(BROWSER_ABSENT, reason="chromium/chromedriver absent")
 
 
 @dataclass
@@ -40,50 +35,9 @@ class LiveSite:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[LiveSite]:
-    settings = AccountsSettings(
-        totp_key_file=str(tmp_path / "keys" / "totp.key"), plain_http_loopback=True
-    )
-    clock = ManualClock(START)
     url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.sqlite3'}"
-    async with staff_kit(url, tmp_path, clock=clock, settings=settings) as kit:
-        runner = web.AppRunner(accounts_app(kit))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield LiveSite(f"http://127.0.0.1:{bound_port(runner)}", kit, clock)
-        finally:
-            await runner.cleanup()
-
-
-def chromium(profile: Path) -> object:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1000,1100",
-        f"--user-data-dir={profile}",
-        "--lang=ru",
-    ):
-        options.add_argument(argument)
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    return webdriver.Chrome(options=options, service=service)
-
-
-def type_and_enter(driver: object, fields: dict[str, str]) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    last = None
-    for name, value in fields.items():
-        last = driver.find_element(By.NAME, name)  # type: ignore[attr-defined]
-        last.clear()
-        last.send_keys(value)
-    assert last is not None
-    last.send_keys(Keys.ENTER)
+    async with browser_kit(url, tmp_path) as (kit, clock), served(accounts_app(kit)) as base:
+        yield LiveSite(base, kit, clock)
 
 
 def log_out_by_keyboard(driver: object) -> None:
@@ -109,51 +63,48 @@ def browse(live: LiveSite, one_time: str, shots: Path, loop: asyncio.AbstractEve
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = chromium(shots / "profile")
+    driver = chromium_in(shots / "profile", "1000,1100")
     wait = WebDriverWait(driver, 20)
     try:
-        driver.get(live.url + "/login")  # type: ignore[attr-defined]
-        driver.save_screenshot(str(shots / "1-login.png"))  # type: ignore[attr-defined]
-        assert "Вход" in driver.title  # type: ignore[attr-defined]
-        type_and_enter(driver, {"account": "ivanova", "password": one_time})
-        wait.until(EC.url_contains("/login/password"))
-        type_and_enter(driver, {"new_password": PASSWORD, "new_password_again": PASSWORD})
-        wait.until(EC.url_contains("/login/enrol"))
-        driver.save_screenshot(str(shots / "2-enrol.png"))  # type: ignore[attr-defined]
-        secret = driver.find_element(By.ID, "secret").text.replace(" ", "")  # type: ignore[attr-defined]
-        type_and_enter(driver, {"code": totp_code(secret, live.clock)})
-        wait.until(EC.presence_of_element_located((By.ID, "recovery-codes")))
-        codes = driver.find_elements(By.CSS_SELECTOR, "#recovery-codes li")  # type: ignore[attr-defined]
+        driver.get(live.url + "/login")
+        driver.save_screenshot(str(shots / "1-login.png"))
+        assert "Вход" in driver.title
+        secret = first_login(
+            driver, live.url, "ivanova", one_time,
+            new_password=PASSWORD, code=lambda secret: totp_code(secret, live.clock),
+            enrol_shot=shots / "2-enrol.png",
+        )  # fmt: skip
+        codes = driver.find_elements(By.CSS_SELECTOR, "#recovery-codes li")
         assert len(codes) == 10
-        driver.save_screenshot(str(shots / "3-recovery-codes.png"))  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "continue").click()  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "3-recovery-codes.png"))
+        driver.find_element(By.ID, "continue").click()
         wait.until(EC.presence_of_element_located((By.ID, "account-id")))
-        assert driver.find_element(By.ID, "name").text == "Иванова Анна Петровна"  # type: ignore[attr-defined]
-        assert driver.find_element(By.ID, "role").text == "оператор"  # type: ignore[attr-defined]
-        driver.save_screenshot(str(shots / "4-me.png"))  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "new-pin-button").send_keys(Keys.ENTER)  # type: ignore[attr-defined]
+        assert driver.find_element(By.ID, "name").text == "Иванова Анна Петровна"
+        assert driver.find_element(By.ID, "role").text == "оператор"
+        driver.save_screenshot(str(shots / "4-me.png"))
+        driver.find_element(By.ID, "new-pin-button").send_keys(Keys.ENTER)
         pin = wait.until(EC.presence_of_element_located((By.ID, "new-pin"))).text
         assert len(pin) == 6 and pin.isdigit()
-        driver.save_screenshot(str(shots / "4b-new-pin.png"))  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "4b-new-pin.png"))
         log_out_by_keyboard(driver)
         wait.until(EC.url_contains("/login"))
-        assert driver.get_cookies() == []  # type: ignore[attr-defined]
+        assert driver.get_cookies() == []
         # the next shift: password, then the code the app shows 30 seconds later
-        driver.get(live.url + "/me")  # type: ignore[attr-defined]
-        assert "Требуется вход" in driver.page_source  # type: ignore[attr-defined]
-        driver.get(live.url + "/login")  # type: ignore[attr-defined]
+        driver.get(live.url + "/me")
+        assert "Требуется вход" in driver.page_source
+        driver.get(live.url + "/login")
         type_and_enter(driver, {"account": "ivanova", "password": PASSWORD})
         wait.until(EC.url_contains("/login/totp"))
-        driver.save_screenshot(str(shots / "5-totp.png"))  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "5-totp.png"))
         asyncio.run_coroutine_threadsafe(_advance(live.clock, 30), loop).result()
         type_and_enter(driver, {"code": totp_code(secret, live.clock)})
         wait.until(EC.presence_of_element_located((By.ID, "account-id")))
-        driver.save_screenshot(str(shots / "6-me-again.png"))  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "6-me-again.png"))
         log_out_by_keyboard(driver)
         wait.until(EC.url_contains("/login"))
-        driver.save_screenshot(str(shots / "7-logged-out.png"))  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "7-logged-out.png"))
     finally:
-        driver.quit()  # type: ignore[attr-defined]
+        driver.quit()
 
 
 async def _advance(clock: ManualClock, seconds: float) -> None:

@@ -11,13 +11,13 @@ import asyncio
 import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from audit_kit import AUDITOR, START, fill_audit, tamper_audit
 from databases import migrated_engine
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
@@ -39,10 +39,6 @@ from hotline.store.db import Base, create_engine
 from recorder import recordings_cli
 from recorder.recordings_cli import cmd_token
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-AUDITOR = Actor("ivanova", "quality_auditor")
-START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-
 
 @dataclasses.dataclass
 class Db:
@@ -57,22 +53,7 @@ class Db:
 
     async def tamper(self, *statements: str) -> None:
         """Run raw SQL around the append-only triggers, as a DBA or a file editor could."""
-        if self.schema is None:
-            async with self.engine.begin() as connection:
-                await connection.exec_driver_sql("DROP TRIGGER IF EXISTS recording_audit_no_update")
-                await connection.exec_driver_sql("DROP TRIGGER IF EXISTS recording_audit_no_delete")
-                for statement in statements:
-                    await connection.exec_driver_sql(statement)
-            return
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-        try:
-            async with admin.transaction():
-                await admin.execute(f'SET LOCAL search_path TO "{self.schema}"')
-                await admin.execute("SET LOCAL session_replication_role = replica")
-                for statement in statements:
-                    await admin.execute(statement)
-        finally:
-            await admin.close()
+        await tamper_audit(self.engine, self.schema, *statements)
 
 
 @pytest.fixture
@@ -81,19 +62,6 @@ async def db(db_url: str) -> AsyncIterator[Db]:
     schema = None if db_url.startswith("sqlite") else make_url(db_url).username
     async with migrated_engine(db_url) as engine:
         yield Db(db_url, engine, schema)
-
-
-async def _fill(log: AuditLog, count: int) -> None:
-    for index in range(count):
-        await log.record(
-            AUDITOR,
-            "play",
-            recording_id=f"1732701600.{index}",
-            source="10.0.0.5",
-            outcome="ok",
-            detail={"range": f"bytes={index}-"},
-            at=START + timedelta(minutes=index),
-        )
 
 
 async def _verify_cli(url: str, anchor: str | None = None) -> int:
@@ -159,7 +127,7 @@ async def test_model_matches_the_migration(db: Db) -> None:
 )
 async def test_database_refuses_update_and_delete(db: Db, statement: str) -> None:
     log = AuditLog(db.engine)
-    await _fill(log, 2)
+    await fill_audit(log, 2)
 
     with pytest.raises(DBAPIError, match="append-only"):
         async with db.engine.begin() as connection:
@@ -169,7 +137,7 @@ async def test_database_refuses_update_and_delete(db: Db, statement: str) -> Non
 
 async def test_database_refuses_emptying_the_table(db: Db) -> None:
     log = AuditLog(db.engine)
-    await _fill(log, 2)
+    await fill_audit(log, 2)
     # PostgreSQL's TRUNCATE skips row triggers, so it has its own; SQLite has no TRUNCATE, and
     # its "truncate optimisation" of a bare DELETE is disabled by the DELETE trigger.
     statement = "DELETE FROM recording_audit" if db.schema is None else "TRUNCATE recording_audit"
@@ -204,7 +172,7 @@ async def test_concurrent_writers_on_two_engines_do_not_fork_the_chain(db: Db) -
 
 
 async def test_edited_entry_is_reported(db: Db, capsys: pytest.CaptureFixture[str]) -> None:
-    await _fill(AuditLog(db.engine), 5)
+    await fill_audit(AuditLog(db.engine), 5)
     await db.tamper("UPDATE recording_audit SET outcome = 'refused' WHERE seq = 3")
 
     report = await AuditLog(db.engine).verify()
@@ -217,7 +185,7 @@ async def test_edited_entry_is_reported(db: Db, capsys: pytest.CaptureFixture[st
 
 async def test_edited_and_rehashed_entry_is_reported_at_its_successor(db: Db) -> None:
     log = AuditLog(db.engine)
-    await _fill(log, 4)
+    await fill_audit(log, 4)
     entry = (await log.entries())[1]
     forged = dataclasses.replace(entry, user_id="someone-else")
     new_hash = entry_hash(forged.prev_hash, forged.hashed_fields())
@@ -232,7 +200,7 @@ async def test_edited_and_rehashed_entry_is_reported_at_its_successor(db: Db) ->
 
 
 async def test_deleted_entry_is_reported(db: Db) -> None:
-    await _fill(AuditLog(db.engine), 5)
+    await fill_audit(AuditLog(db.engine), 5)
     await db.tamper("DELETE FROM recording_audit WHERE seq = 2")
 
     report = await AuditLog(db.engine).verify()
@@ -243,7 +211,7 @@ async def test_deleted_entry_is_reported(db: Db) -> None:
 
 
 async def test_deleted_first_entry_is_reported(db: Db) -> None:
-    await _fill(AuditLog(db.engine), 3)
+    await fill_audit(AuditLog(db.engine), 3)
     await db.tamper("DELETE FROM recording_audit WHERE seq = 1")
 
     report = await AuditLog(db.engine).verify()
@@ -255,7 +223,7 @@ async def test_deleted_tail_is_caught_by_the_anchor(
     db: Db, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = AuditLog(db.engine)
-    await _fill(log, 5)
+    await fill_audit(log, 5)
     assert await _verify_cli(db.url) == 0
     printed = capsys.readouterr().out
     assert "intact: 5 entries" in printed
@@ -272,7 +240,7 @@ async def test_deleted_tail_is_caught_by_the_anchor(
 
 async def test_rewritten_log_is_caught_by_the_anchor(db: Db) -> None:
     log = AuditLog(db.engine)
-    await _fill(log, 3)
+    await fill_audit(log, 3)
     anchor = await log.head()
     await db.tamper("DELETE FROM recording_audit")
     for _ in range(4):  # a whole new, self-consistent chain without the awkward entries
@@ -284,7 +252,7 @@ async def test_rewritten_log_is_caught_by_the_anchor(db: Db) -> None:
 
 
 async def test_reordered_entries_are_reported(db: Db) -> None:
-    await _fill(AuditLog(db.engine), 5)
+    await fill_audit(AuditLog(db.engine), 5)
     await db.tamper(
         "UPDATE recording_audit SET seq = -1 WHERE seq = 3",
         "UPDATE recording_audit SET seq = 3 WHERE seq = 4",
@@ -299,7 +267,7 @@ async def test_reordered_entries_are_reported(db: Db) -> None:
 
 async def test_inserted_entry_with_a_valid_hash_is_reported(db: Db) -> None:
     log = AuditLog(db.engine)
-    await _fill(log, 4)
+    await fill_audit(log, 4)
     second = (await log.entries())[1]
     fields = dict(second.hashed_fields(), action="hold", recording_id="forged")
     forged_hash = entry_hash(second.hash, fields)
@@ -320,7 +288,7 @@ async def test_inserted_entry_with_a_valid_hash_is_reported(db: Db) -> None:
 
 async def test_inserted_entry_with_a_made_up_link_is_reported(db: Db) -> None:
     log = AuditLog(db.engine)
-    await _fill(log, 3)
+    await fill_audit(log, 3)
     await db.tamper(
         "UPDATE recording_audit SET seq = seq * 10",
         "INSERT INTO recording_audit (seq, at, user_id, role, action, recording_id, source, "
@@ -344,7 +312,7 @@ async def test_verify_reads_a_log_longer_than_one_batch(
 ) -> None:
     monkeypatch.setattr(hotline.audit, "_VERIFY_BATCH", 3)
     log = AuditLog(db.engine)
-    await _fill(log, 11)  # several verification batches
+    await fill_audit(log, 11)  # several verification batches
     assert (await log.verify()).entries == 11
     await db.tamper("UPDATE recording_audit SET source = 'elsewhere' WHERE seq = 8")
 

@@ -105,6 +105,13 @@ async def test_unreachable_s3_is_unavailable_not_a_crash(tmp_path: Path) -> None
             await storage.stat("k/f.enc")
 
 
+def test_a_misspelt_or_missing_s3_setting_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match=r"unknown \['regoin'\]"):
+        S3Storage(bucket="b", endpoint=None, access_key="a", secret_key="b", regoin="x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"missing \['endpoint'\]"):
+        S3Storage(bucket="b", access_key="a", secret_key="b")  # type: ignore[call-arg]
+
+
 async def test_local_storage_on_a_file_instead_of_a_directory(tmp_path: Path) -> None:
     (tmp_path / "blocked").write_text("not a directory")
     path, digest = _file(tmp_path, "f", b"x")

@@ -14,20 +14,17 @@ from typing import Any
 import aiohttp
 import pytest
 from controllers import controller_settings, recorder_environment, started
-from people import acting, staff_environment
+from people import acting
+from sim_rig import REPEAT_MENU, REPEAT_NUMBER, dial_in, groups_yaml, operators_yaml, sim_controller
 
 from controller.node import Controller
-from hotline.clock import ScaledCallClock, SystemClock
+from hotline.clock import SystemClock
 from hotline.store.db import CallLog
 from hotline.yamldoc import YamlFileError
-from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
 from pbxsim.callers import CallerScript
 from pbxsim.channel import AgiChannel
-from pbxsim.fastagi import AgiRequestSpec, run_agi
-from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queue_state import DeviceState, Operator
 from pbxsim.queues import Queues
-from pbxsim.sounds import SoundLibrary
 from routing.group_hours import schedule_checker
 from routing.part import AcdService
 from routing.settings import RoutingSettings
@@ -59,75 +56,23 @@ nodes:
   busy: {{kind: hangup, prompts: [hotline/all-busy]}}
   goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
 """
-REPEAT_NUMBER = "88009000010"
-REPEAT_MENU = f"""\
-number: "{REPEAT_NUMBER}"
-title: повторное обращение
-group: help
-start: by-contact
-nodes:
-  by-contact:
-    kind: contact_number
-    prompts: [hotline/enter-contact-number]
-    group: help
-    timeout: 5
-    then_rating: rate
-    no_number: busy
-    otherwise: busy
-  rate:
-    kind: rating
-    prompts: [hotline/rating-request]
-    timeout: 1
-    retries: 1
-    next: goodbye
-  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
-  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
-"""
-GROUPS = """\
-groups:
-  help:
-    name: Справка
-    schedule: round-the-clock
-    wrap_up_seconds: 60
-    ring_seconds: 1
-    max_wait_seconds: 30
-    widen_after_seconds: 30
-"""
-OPERATORS = """\
-operators:
-  anna:
-    name: Анна
-    device: PJSIP/1001
-    skills: {help: 9}
-  boris:
-    name: Борис
-    device: PJSIP/1002
-    skills: {help: 5}
-"""
+GROUPS = groups_yaml("help", ring_seconds=1, max_wait_seconds=30, widen_after_seconds=30)
+OPERATORS = operators_yaml(anna={"help": 9}, boris={"help": 5})
 
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    dialplans = tmp_path / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
-    (dialplans / f"{REPEAT_NUMBER}.yaml").write_text(REPEAT_MENU, encoding="utf-8")
-    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
-    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
-    settings = controller_settings(
+    async with sim_controller(
         tmp_path,
-        {
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
+        {NUMBER: MENU, REPEAT_NUMBER: REPEAT_MENU},
+        groups=GROUPS,
+        operators=OPERATORS,
+        staff=True,
+        environment={
             "HOTLINE_NODE_NAME": "test-node",
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            **staff_environment(tmp_path, tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
             **recorder_environment(tmp_path / "recorder"),
         },
-    )
-    async with started(settings) as node:
+    ) as node:
         yield node
 
 
@@ -160,34 +105,21 @@ async def place_call(
     caller: str = "+79991234567",
 ) -> tuple[AgiChannel, Events, str]:
     assert controller.agi is not None
-    port = controller.agi.port
     events = Events()
     queues = Queues({}, SystemClock(), sink=events, operators=operators)
     for device in unavailable:  # not registered: Asterisk's device state says so
         queues.devices.seed(device, DeviceState.UNAVAILABLE)
-    channel = SimChannel(
-        name="PJSIP/carrier-00000001",
-        uniqueid=uniqueid,
-        linkedid=uniqueid,
-        context="from-pstn",
-        exten=number,
-        state=ChannelState.RING,
-    )
-    agi = AgiChannel(
-        channel,
+    agi, status = await dial_in(
+        controller.agi.port,
+        queues,
         script or CallerScript(hangup_at=60),
-        clock=ScaledCallClock(1.0),
+        uniqueid=uniqueid,
+        number=number,
+        caller=caller,
         sink=events,
-        sounds=SoundLibrary(samples={}, default_samples=400),  # 50 ms per prompt
-        queues=queues,
-        caller_num=caller,
-        # Dial's U() runs the shipped dialplan's answer hook against this controller
-        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", port)),
+        prompt_samples=400,  # 50 ms per prompt
     )
-    url = f"agi://127.0.0.1:{port}/hotline?did={number}"
-    result = await run_agi(agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", port)
-    await queues.close()
-    return agi, events, result.status
+    return agi, events, status
 
 
 async def operator_api(controller: Controller, method: str, path: str) -> Any:

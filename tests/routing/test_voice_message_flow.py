@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from controllers import controller_settings, recorder_environment, started
+from controllers import recorder_environment
+from sim_rig import sim_controller
 from sqlalchemy import select
 
 from controller.node import Controller
@@ -39,24 +40,16 @@ nodes:
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    dialplans = tmp_path / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
-    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
-    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
-    settings = controller_settings(
+    async with sim_controller(
         tmp_path,
-        {
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
+        {NUMBER: MENU},
+        groups=GROUPS,
+        operators=OPERATORS,
+        environment={
             "HOTLINE_RECORDER_SETTLE_SECONDS": "0.05",
             **recorder_environment(tmp_path / "recorder"),
         },
-    )
-    async with started(settings) as node:
+    ) as node:
         yield node
 
 

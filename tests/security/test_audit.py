@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from audit_kit import START, fill_audit, tamper_audit
 from botocore.exceptions import ClientError
-from databases import DATABASE_KINDS, PG_ADMIN_DSN, empty_database, migrated_engine
+from databases import DATABASE_KINDS, empty_database, migrated_engine
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,9 +53,6 @@ from recorder.storage import LocalStorage
 if TYPE_CHECKING:
     from seaweed import Seaweed
 
-AUDITOR = Actor("ivanova", "quality_auditor")
-START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-
 
 @dataclasses.dataclass
 class Db:
@@ -76,22 +73,7 @@ class Db:
 
     async def tamper(self, *statements: str) -> None:
         """Raw SQL around the append-only triggers, as a DBA or a file editor could."""
-        if self.schema is None:
-            async with self.engine.begin() as connection:
-                await connection.exec_driver_sql("DROP TRIGGER IF EXISTS recording_audit_no_update")
-                await connection.exec_driver_sql("DROP TRIGGER IF EXISTS recording_audit_no_delete")
-                for statement in statements:
-                    await connection.exec_driver_sql(statement)
-            return
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-        try:
-            async with admin.transaction():
-                await admin.execute(f'SET LOCAL search_path TO "{self.schema}"')
-                await admin.execute("SET LOCAL session_replication_role = replica")
-                for statement in statements:
-                    await admin.execute(statement)
-        finally:
-            await admin.close()
+        await tamper_audit(self.engine, self.schema, *statements)
 
     async def rows(self) -> list[dict[str, object]]:
         async with self.engine.connect() as connection:
@@ -105,19 +87,6 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Db
         schema = None if url.startswith("sqlite") else make_url(url).username
         async with migrated_engine(url) as engine:
             yield Db(url, engine, schema, tmp_path / "keys")
-
-
-async def _fill(log: AuditLog, count: int, first: int = 0) -> None:
-    for index in range(first, first + count):
-        await log.record(
-            AUDITOR,
-            "play",
-            recording_id=f"1732701600.{index}",
-            source="10.0.0.5",
-            outcome="ok",
-            detail={"range": f"bytes={index}-"},
-            at=START + timedelta(minutes=index),
-        )
 
 
 async def _verify_cli(db: Db, **audit: object) -> int:
@@ -188,7 +157,7 @@ async def test_rewriting_rows_and_recomputing_sha256_fails_verify(
     db: Db, relabel: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await ensure_audit_key(db.log())  # the key file the controller creates on first start
-    await _fill(db.log(), 4)
+    await fill_audit(db.log(), 4)
     assert await _verify_cli(db) == 0
 
     await _rewrite_as_plain(db, 3, relabel=relabel, user="someone-else")
@@ -204,7 +173,7 @@ async def test_rewriting_rows_and_recomputing_sha256_fails_verify(
 
 async def test_rewriting_the_whole_chain_as_sha256_fails_while_the_key_exists(db: Db) -> None:
     await ensure_audit_key(db.log())
-    await _fill(db.log(), 3)
+    await fill_audit(db.log(), 3)
     await _rewrite_as_plain(db, 1, relabel=True, user="nobody")
     report = await db.log().verify()
     assert report.broken is not None and report.broken.kind == "unkeyed"
@@ -213,12 +182,12 @@ async def test_rewriting_the_whole_chain_as_sha256_fails_while_the_key_exists(db
 
 async def test_old_sha256_entries_stay_and_the_chain_continues_keyed(db: Db) -> None:
     unkeyed = AuditLog(db.engine)  # an installation before the switch
-    await _fill(unkeyed, 2)
+    await fill_audit(unkeyed, 2)
     legacy = await db.rows()
 
     log = db.log()
     await ensure_audit_key(log)  # the switch: key v1 and an entry saying so, signed with it
-    await _fill(log, 2, first=2)
+    await fill_audit(log, 2, first=2)
 
     rows = await db.rows()
     assert rows[:2] == legacy  # untouched: same links, scheme sha256
@@ -235,10 +204,10 @@ async def test_old_sha256_entries_stay_and_the_chain_continues_keyed(db: Db) -> 
 async def test_a_rotated_key_continues_the_chain_and_old_entries_need_the_old_key(db: Db) -> None:
     log = db.log()
     await ensure_audit_key(log)
-    await _fill(log, 2)
+    await fill_audit(log, 2)
     store = MasterKeyStore(db.keys_dir)
     await log.note_key_rotation(store.generate("audit").version)
-    await _fill(log, 2, first=2)
+    await fill_audit(log, 2, first=2)
 
     assert [row["key_version"] for row in await db.rows()] == [1, 1, 1, 2, 2, 2]
     assert (await log.verify()).ok
@@ -293,7 +262,7 @@ async def test_migration_0009_keeps_old_links_and_the_chain_continues_keyed(
             assert [entry.hash for entry in old][-1] == prev  # untouched by the migration
             assert {entry.scheme for entry in old} == {"sha256"}
             await ensure_audit_key(log)
-            await _fill(log, 1, first=3)
+            await fill_audit(log, 1, first=3)
             report = await log.verify()
             assert report.ok and report.entries == 5
             assert [e.scheme for e in await log.entries()][3:] == ["hmac-sha256"] * 2
@@ -518,7 +487,7 @@ async def test_deleting_the_tail_is_caught_by_the_exported_anchors(
 ) -> None:
     log = db.log()
     await ensure_audit_key(log)
-    await _fill(log, 5)
+    await fill_audit(log, 5)
     watch = AuditWatch(log, db.settings().audit, anchors)
     exported = await watch.export_once()  # what the controller does every few minutes
     assert exported is not None and exported.seq == 6
@@ -582,7 +551,7 @@ async def test_the_anchor_command_exports_the_head_and_needs_a_bucket(
     from controller.audit_cli import cmd_audit_anchor
 
     await ensure_audit_key(db.log())
-    await _fill(db.log(), 2)
+    await fill_audit(db.log(), 2)
     args = argparse.Namespace(create_bucket=True)
     assert await cmd_audit_anchor(args, db.settings()) == 2
     assert "set [audit] anchor_bucket first" in capsys.readouterr().err

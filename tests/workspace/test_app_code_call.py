@@ -10,20 +10,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from controllers import WITHOUT_RECORDER, controller_settings, started
-from people import as_user, staff_environment
+from controllers import WITHOUT_RECORDER
+from people import as_user
+from sim_rig import dial_in, groups_yaml, operators_yaml, sim_controller
 
 from controller.node import Controller
 from hotline.auth import Actor
-from hotline.clock import ScaledCallClock, SystemClock
-from pbxsim.call_dialplan import DialplanSubroutines, load_dialplan_interpreter
+from hotline.clock import SystemClock
 from pbxsim.callers import CallerScript
-from pbxsim.channel import AgiChannel
-from pbxsim.fastagi import AgiRequestSpec, run_agi
-from pbxsim.model import ChannelState, SimChannel
 from pbxsim.queue_state import Operator
 from pbxsim.queues import Queues
-from pbxsim.sounds import SoundLibrary
 
 NUMBER = "88009000020"
 MENU = f"""\
@@ -41,70 +37,32 @@ nodes:
   to-operator: {{kind: queue, group: help, otherwise: busy}}
   busy: {{kind: hangup, prompts: [hotline/all-busy]}}
 """
-GROUPS = """\
-groups:
-  help:
-    name: Справка
-    schedule: round-the-clock
-    wrap_up_seconds: 60
-    ring_seconds: 1
-    max_wait_seconds: 30
-    widen_after_seconds: 30
-"""
-OPERATORS = """\
-operators:
-  boris:
-    name: Борис
-    device: PJSIP/1002
-    skills: {help: 5}
-"""
+GROUPS = groups_yaml("help", ring_seconds=1, max_wait_seconds=30, widen_after_seconds=30)
+OPERATORS = operators_yaml(boris={"help": 5})
 CALLER = "+79991234567"
 
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    dialplans = tmp_path / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
-    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
-    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
-    settings = controller_settings(
+    async with sim_controller(
         tmp_path,
-        {
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
-            **staff_environment(tmp_path, tmp_path / "operators.yaml"),
-            **WITHOUT_RECORDER,
-        },
-    )
-    async with started(settings) as node:
+        {NUMBER: MENU},
+        groups=GROUPS,
+        operators=OPERATORS,
+        staff=True,
+        environment=WITHOUT_RECORDER,
+    ) as node:
         yield node
 
 
 async def call_in(controller: Controller, keys: str, uniqueid: str) -> list[str]:
     """One call from CALLER keying `keys` at the menu, answered by boris; the prompts heard."""
     assert controller.agi is not None
-    port = controller.agi.port
     queues = Queues({}, SystemClock(), operators={"PJSIP/1002": Operator(0.1, 0.2)})
-    channel = SimChannel(
-        name="PJSIP/carrier-00000001", uniqueid=uniqueid, linkedid=uniqueid,
-        context="from-pstn", exten=NUMBER, state=ChannelState.RING,
-    )  # fmt: skip
-    agi = AgiChannel(
-        channel,
-        CallerScript(hangup_at=60, menu_keys=keys, reaction=0.05),
-        clock=ScaledCallClock(1.0),
-        sounds=SoundLibrary(samples={}, default_samples=400),
-        queues=queues,
-        caller_num=CALLER,
-        callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", port)),
+    script = CallerScript(hangup_at=60, menu_keys=keys, reaction=0.05)
+    agi, _ = await dial_in(
+        controller.agi.port, queues, script, uniqueid=uniqueid, number=NUMBER, caller=CALLER
     )
-    url = f"agi://127.0.0.1:{port}/hotline?did={NUMBER}"
-    await run_agi(agi, AgiRequestSpec(url=url, channel_type="PJSIP"), "127.0.0.1", port)
-    await queues.close()
     return list(agi.stats.prompts)
 
 

@@ -12,24 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from ports import bound_port
-from staff import ADMIN_CLI, START, accounts_app, staff_kit, totp_code
+from desk_browser import BROWSER_ABSENT, chromium_in, first_login
+from ports import served
+from staff import ADMIN_CLI, accounts_app, browser_kit, totp_code
 from ticket_kit import HOUR, SIDOROV, Office, office
 
 from hotline.accounts.build import AccountsKit
-from hotline.accounts.settings import AccountsSettings
 from hotline.clock import ManualClock
 from workspace.backoffice_http import add_backoffice_routes
 from workspace.model import Category
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "длинный пароль сотрудника"
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="chromium/chromedriver absent"
-)
+pytestmark = pytest.mark.skipif(BROWSER_ABSENT, reason="chromium/chromedriver absent")
 
 
 @dataclass
@@ -43,15 +38,8 @@ class LiveOffice:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[LiveOffice]:
-    settings = AccountsSettings(
-        totp_key_file=str(tmp_path / "keys" / "totp.key"), plain_http_loopback=True
-    )
-    clock = ManualClock(START)
     url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.sqlite3'}"
-    async with (
-        staff_kit(url, tmp_path, clock=clock, settings=settings) as kit,
-        office(url, tmp_path) as tickets,
-    ):
+    async with browser_kit(url, tmp_path) as (kit, clock), office(url, tmp_path) as tickets:
         await tickets.unresolved_contact(Category.TECHNICAL_FAULT)
         await tickets.desk.adopt()
         [row] = await tickets.desk.queue(actor=SIDOROV, source="test")
@@ -60,44 +48,8 @@ async def live(tmp_path: Path) -> AsyncIterator[LiveOffice]:
         await tickets.desk.escalate()
         app = accounts_app(kit)
         add_backoffice_routes(app, tickets.desk)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield LiveOffice(f"http://127.0.0.1:{bound_port(runner)}", kit, clock, tickets, row.id)
-        finally:
-            await runner.cleanup()
-
-
-def chromium(profile: Path) -> object:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,1000",
-        f"--user-data-dir={profile}",
-        "--lang=ru",
-    ):
-        options.add_argument(argument)
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    return webdriver.Chrome(options=options, service=service)
-
-
-def type_and_enter(driver: object, fields: dict[str, str]) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    last = None
-    for name, value in fields.items():
-        last = driver.find_element(By.NAME, name)  # type: ignore[attr-defined]
-        last.clear()
-        last.send_keys(value)
-    assert last is not None
-    last.send_keys(Keys.ENTER)
+        async with served(app) as base:
+            yield LiveOffice(base, kit, clock, tickets, row.id)
 
 
 def work(live: LiveOffice, one_time: str, shots: Path) -> None:
@@ -107,18 +59,14 @@ def work(live: LiveOffice, one_time: str, shots: Path) -> None:
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    driver = chromium(shots / "profile")
+    driver = chromium_in(shots / "profile", "1200,1000")
     wait = WebDriverWait(driver, 20)
     d: object = driver
     try:
-        d.get(live.url + "/login")  # type: ignore[attr-defined]
-        type_and_enter(d, {"account": "sidorov", "password": one_time})
-        wait.until(EC.url_contains("/login/password"))
-        type_and_enter(d, {"new_password": PASSWORD, "new_password_again": PASSWORD})
-        wait.until(EC.url_contains("/login/enrol"))
-        secret = d.find_element(By.ID, "secret").text.replace(" ", "")  # type: ignore[attr-defined]
-        type_and_enter(d, {"code": totp_code(secret, live.clock)})
-        wait.until(EC.presence_of_element_located((By.ID, "recovery-codes")))
+        first_login(
+            driver, live.url, "sidorov", one_time,
+            new_password=PASSWORD, code=lambda secret: totp_code(secret, live.clock),
+        )  # fmt: skip
 
         d.get(live.url + "/backoffice")  # type: ignore[attr-defined]
         wait.until(EC.presence_of_element_located((By.ID, "queue")))

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controllers import controller_settings, recorder_environment, started
+from controllers import recorder_environment
 from desk_browser import by_id, chromium_or_skip, first_login, place_call, shortcut, shot, text_of
 from desk_browser import wait_for as wait
+from sim_rig import REPEAT_MENU, REPEAT_NUMBER, groups_yaml, operators_yaml, sim_controller
 from staff import ADMIN_CLI
 
 from controller.node import Controller
@@ -48,79 +49,24 @@ nodes:
   busy: {{kind: hangup, prompts: [hotline/all-busy]}}
   goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
 """
-REPEAT_NUMBER = "88009000010"
-REPEAT_MENU = f"""\
-number: "{REPEAT_NUMBER}"
-title: повторное обращение
-group: help
-start: by-contact
-nodes:
-  by-contact:
-    kind: contact_number
-    prompts: [hotline/enter-contact-number]
-    group: help
-    timeout: 5
-    then_rating: rate
-    no_number: busy
-    otherwise: busy
-  rate:
-    kind: rating
-    prompts: [hotline/rating-request]
-    timeout: 1
-    retries: 1
-    next: goodbye
-  busy: {{kind: hangup, prompts: [hotline/all-busy]}}
-  goodbye: {{kind: hangup, prompts: [hotline/goodbye]}}
-"""
-GROUPS = """\
-groups:
-  help:
-    name: Справка
-    schedule: round-the-clock
-    wrap_up_seconds: 60
-    ring_seconds: 5
-    max_wait_seconds: 60
-    widen_after_seconds: 60
-  tier2:
-    name: Вторая линия
-    schedule: round-the-clock
-    wrap_up_seconds: 60
-    ring_seconds: 5
-    max_wait_seconds: 60
-    widen_after_seconds: 60
-"""
-OPERATORS = """\
-operators:
-  anna:
-    name: Анна
-    device: PJSIP/1001
-    skills: {help: 9, tier2: 1}
-"""
+GROUPS = groups_yaml("help", "tier2", ring_seconds=5, max_wait_seconds=60, widen_after_seconds=60)
+OPERATORS = operators_yaml(anna={"help": 9, "tier2": 1})
 CALLER = "+79991234567"
 
 
 @asynccontextmanager
 async def desk_controller(tmp_path: Path) -> AsyncIterator[Controller]:
     """A controller with the desk's menus, groups and one operator (anna) in `tmp_path`."""
-    dialplans = tmp_path / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{NUMBER}.yaml").write_text(MENU, encoding="utf-8")
-    (dialplans / f"{REPEAT_NUMBER}.yaml").write_text(REPEAT_MENU, encoding="utf-8")
-    (tmp_path / "groups.yaml").write_text(GROUPS, encoding="utf-8")
-    (tmp_path / "operators.yaml").write_text(OPERATORS, encoding="utf-8")
-    settings = controller_settings(
+    async with sim_controller(
         tmp_path,
-        {
-            "HOTLINE_IVR_DIALPLANS_DIR": str(dialplans),
-            "HOTLINE_IVR_GENERAL_NUMBER": NUMBER,
+        {NUMBER: MENU, REPEAT_NUMBER: REPEAT_MENU},
+        groups=GROUPS,
+        operators=OPERATORS,
+        environment={
             "HOTLINE_NODE_NAME": "desk-node",
-            "HOTLINE_ROUTING_GROUPS_FILE": str(tmp_path / "groups.yaml"),
-            "HOTLINE_ROUTING_OPERATORS_FILE": str(tmp_path / "operators.yaml"),
-            "HOTLINE_ROUTING_SCHEDULES_DIR": str(dialplans),
             **recorder_environment(tmp_path / "recorder"),
         },
-    )
-    async with started(settings) as node:
+    ) as node:
         yield node
 
 

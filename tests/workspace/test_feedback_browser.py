@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from desk_browser import BROWSER_ABSENT, chromium_in
 from feedback_kit import EICAR, PDF, REPOSITORY, workspace_settings
 from staff import START, Browser, accounts_app, first_login, staff_kit
 
@@ -20,27 +21,10 @@ from hotline.store.db import create_engine
 from workspace.model import ContactChannel
 from workspace.part import WorkspaceService
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
 pytestmark = [
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="chromium/chromedriver absent"
-    ),
+    pytest.mark.skipif(BROWSER_ABSENT, reason="chromium/chromedriver absent"),
     pytest.mark.skipif(shutil.which("clamscan") is None, reason="ClamAV is not installed"),
 ]
-
-
-def chromium(profile: Path) -> object:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1000,1300",
-                     f"--user-data-dir={profile}", "--lang=ru"):  # fmt: skip
-        options.add_argument(argument)
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    return webdriver.Chrome(options=options, service=service)
 
 
 def fill_by_keyboard(driver: object, files: list[Path]) -> None:
@@ -73,27 +57,27 @@ def visit(base: str, cookie: tuple[str, str], shots: Path) -> tuple[str, str]:
     pdf, eicar = shots / "квитанция.pdf", shots / "eicar.txt"
     pdf.write_bytes(PDF)
     eicar.write_bytes(EICAR)
-    driver = chromium(shots / "profile")
+    driver = chromium_in(shots / "profile", "1000,1300")
     wait = WebDriverWait(driver, 20)
     try:
-        driver.get(base + "/login")  # type: ignore[attr-defined]
-        driver.add_cookie({"name": cookie[0], "value": cookie[1], "path": "/"})  # type: ignore[attr-defined]
-        driver.get(base + "/desk/feedback")  # type: ignore[attr-defined]
-        assert driver.title == "Форма обратной связи"  # type: ignore[attr-defined]
-        driver.save_screenshot(str(shots / "1-empty-form.png"))  # type: ignore[attr-defined]
+        driver.get(base + "/login")
+        driver.add_cookie({"name": cookie[0], "value": cookie[1], "path": "/"})
+        driver.get(base + "/desk/feedback")
+        assert driver.title == "Форма обратной связи"
+        driver.save_screenshot(str(shots / "1-empty-form.png"))
         fill_by_keyboard(driver, [pdf])
-        driver.save_screenshot(str(shots / "2-filled.png"))  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "phone").send_keys(Keys.ENTER)  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "2-filled.png"))
+        driver.find_element(By.ID, "phone").send_keys(Keys.ENTER)
         number = wait.until(EC.presence_of_element_located((By.ID, "confirmation"))).text
-        driver.save_screenshot(str(shots / "3-confirmed.png"))  # type: ignore[attr-defined]
+        driver.save_screenshot(str(shots / "3-confirmed.png"))
         fill_by_keyboard(driver, [eicar])
-        driver.find_element(By.ID, "phone").send_keys(Keys.ENTER)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "phone").send_keys(Keys.ENTER)
         refusal = wait.until(EC.presence_of_element_located((By.ID, "refusal"))).text
-        assert driver.find_element(By.ID, "name").get_attribute("value") == "Сидоров Пётр"  # type: ignore[attr-defined]
-        driver.save_screenshot(str(shots / "4-eicar-refused.png"))  # type: ignore[attr-defined]
+        assert driver.find_element(By.ID, "name").get_attribute("value") == "Сидоров Пётр"
+        driver.save_screenshot(str(shots / "4-eicar-refused.png"))
         return number, refusal
     finally:
-        driver.quit()  # type: ignore[attr-defined]
+        driver.quit()
 
 
 async def test_an_operator_sends_the_form_with_a_pdf_and_an_eicar_file_is_refused(
