@@ -18,6 +18,8 @@ The ports between parts, wired here and nowhere else:
 * edits of the operators and groups rewrite the Asterisk files (`routing.asterisk_sync`);
 * the ACD's offers pop the call on the operator's desktop and its answers open the call's
   contact in the registry (`workspace.part.WorkspaceService`);
+* every ACD event pushes the supervisors' wallboard (`supervision.part.SupervisionService`,
+  its floor and alarms from `controller.supervision_ports`);
 * the staff accounts (`hotline.accounts`): their login pages on the HTTP server, their
   `AccountsLookup` (sessions, service keys, the legacy token file) as `actor_lookup` for the
   access middleware, and their phone PINs as the feature codes' `OperatorPins`.
@@ -46,6 +48,7 @@ from agents.http import add_operator_routes
 from agents.transfer import add_transfer_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
 from controller.settings import Settings
+from controller.supervision_ports import recorder_alarms, start_supervision
 from controller.ticket_ports import LateAgencyTransfers, TicketCallbacks
 from controller.voice_messages import MessageIntake, OverdueMessages
 from hotline.access import access_middleware
@@ -78,6 +81,7 @@ from routing.operator_watch import OperatorStatus
 from routing.part import ANSWERED_SCRIPT, AcdService, CallbackService
 from routing.settings import locate
 from routing.snapshot import AcdSnapshots
+from supervision.part import SupervisionService
 from workspace.desk import StateBar
 from workspace.part import WorkspaceService
 from workspace.pop import Ring
@@ -121,6 +125,7 @@ class Controller:
         self.audit: AuditLog | None = None
         self.audit_watch: AuditWatch | None = None
         self.workspace: WorkspaceService | None = None
+        self.supervision: SupervisionService | None = None
         self.accounts: AccountsKit | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
@@ -165,6 +170,13 @@ class Controller:
             await self._start_acd(self.engine, app)
         if self.acd is not None:
             await self._start_workspace(self.acd, self.engine, app)
+            # the wallboard, pushed on every ACD event; listening through the AMI link
+            ami_on = self.settings.ami.enabled
+            board = start_supervision(
+                self.acd, self._audit_log(), app, self._ami, ami_enabled=ami_on
+            )
+            self.supervision = board
+            await parts.start(PartOf("supervision", board.start, board.stop))
         if self.settings.recorder.enabled:
             await self._start_recorder(self.engine, app)
         if self.settings.ami.enabled:
@@ -295,6 +307,8 @@ class Controller:
         await self._lifecycle.start(PartOf("recorder", recorder.start, recorder.stop))
         if self.acd is not None:  # recordings name the operator the ACD connected
             self.acd.answer_listeners.append(self.recordings.note_operator)
+        if self.supervision is not None:  # the storage and spool alarms on the wallboard
+            self.supervision.alarms.append(recorder_alarms(self.recordings))
 
     def _accounts(self, engine: AsyncEngine) -> AccountsKit:
         """Staff accounts and service keys; bearer tokens of the legacy token file still work

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Coroutine, Iterator
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hotline.auth import Actor
+from hotline.push import put_dropping_oldest, sse_frame
 from hotline.validators import validate_phone
 from workspace.model import Contact, ContactChannel, ContactDraft
 from workspace.numbers import parse_contact_number
@@ -64,8 +64,7 @@ class DeskEvent:
 
     def sse(self) -> bytes:
         """The event as a server-sent event frame."""
-        text = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
-        return f"event: {self.kind}\ndata: {text}\n\n".encode()
+        return sse_frame(self.kind, self.data)
 
 
 class Desk:
@@ -131,9 +130,7 @@ class Desk:
 
     def publish(self, operator_id: str, event: DeskEvent) -> None:
         for queue in self._streams.get(operator_id, ()):
-            if queue.full():  # a desktop that stopped reading: drop its oldest event
-                queue.get_nowait()
-            queue.put_nowait(event)
+            put_dropping_oldest(queue, event)  # a desktop that stopped reading loses its oldest
 
     def operator_state(self, status: StateBar) -> None:
         """The ACD moved an operator: their open desktops' state bars follow at once."""

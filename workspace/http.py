@@ -15,7 +15,6 @@ Answers are JSON with Russian error texts; nothing is ever fetched from outside 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Final
 
@@ -24,7 +23,8 @@ from aiohttp import web
 from hotline.access import actor_of, allow, people
 from hotline.auth import Actor, Role
 from hotline.jsonbody import read_json_object
-from workspace.desk import Desk
+from hotline.push import stream_events
+from workspace.desk import Desk, DeskEvent
 from workspace.model import CATEGORY_TITLES, Category, Contact
 from workspace.numbers import parse_contact_number
 from workspace.registry import ContactRegistry
@@ -36,7 +36,6 @@ DESK_KEY: Final = web.AppKey("workspace_desk", Desk)
 REGISTRY_KEY: Final = web.AppKey("workspace_registry", ContactRegistry)
 _STAFF: Final = people(Role.OPERATOR, Role.SUPERVISOR)
 _static_files: Final = static_files({"desk.js": "text/javascript", "desk.css": "text/css"})
-_KEEPALIVE_SECONDS: Final = 15.0
 _MAX_TEXT: Final = 4000
 
 
@@ -70,19 +69,8 @@ async def _page(request: web.Request) -> web.Response:
 @allow(_STAFF)
 async def _events(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
-    )
-    await response.prepare(request)
     with request.app[DESK_KEY].subscribe(actor.user_id) as events:
-        await response.write(b": connected\n\n")
-        while True:
-            try:
-                event = await asyncio.wait_for(events.get(), _KEEPALIVE_SECONDS)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")  # proxies close silent streams
-                continue
-            await response.write(event.sse())
+        return await stream_events(request, events, DeskEvent.sse)
 
 
 def _number(request: web.Request) -> Any:

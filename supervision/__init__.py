@@ -1,0 +1,1 @@
+"""Supervision: the supervisors' live wallboard and their listen, whisper and barge."""
