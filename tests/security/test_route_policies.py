@@ -49,6 +49,7 @@ ALLOWED_PUBLIC_ROUTES: Final = frozenset(
         "GET /accounts/static/accounts.css",
         "GET /desk/static/{name}",
         "GET /backoffice/static/{name}",
+        "GET /supervisor/static/{name}",
     }
 )
 # Routes whose policy another part of issue 11's work decides: the callbacks API stays as open
@@ -119,3 +120,15 @@ async def test_who_may_reach_the_operator_and_admin_routes(controller: Controlle
     for route in (r for r in found if " /recordings" in r):
         policy = found[route]
         assert policy is not None and not policy.public and not policy.scopes
+
+
+async def test_who_may_reach_the_wallboard_and_listen(controller: Controller) -> None:
+    found = policies(controller)
+    viewers = frozenset({Role.SUPERVISOR, Role.ADMIN})
+    for route in ("GET /supervisor/wallboard", "GET /supervisor/wallboard/events"):
+        policy = found[route]
+        assert policy is not None and (policy.roles, policy.scopes) == (viewers, frozenset())
+    for mode in ("listen", "whisper", "barge"):
+        policy = found[f"POST /api/supervisor/calls/{{call_id}}/{mode}"]
+        assert policy is not None
+        assert (policy.roles, policy.scopes) == (frozenset({Role.SUPERVISOR}), frozenset())
