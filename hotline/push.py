@@ -49,11 +49,14 @@ async def stream_events(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
-    await response.write(b": connected\n\n")
-    while True:
-        try:
-            item = await asyncio.wait_for(queue.get(), keepalive)
-        except TimeoutError:
-            await response.write(b": keepalive\n\n")
-            continue
-        await response.write(encode(item))
+    try:
+        await response.write(b": connected\n\n")
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), keepalive)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            await response.write(encode(item))
+    except ConnectionResetError:  # the page was closed or reloaded: nothing more to send
+        return response

@@ -57,33 +57,66 @@
     }
   }
 
+  // Rows are kept and updated in place (keyed by id), so a button or a selection survives
+  // the pushes; rows of groups or operators that are gone are removed.
+  function rowFor(body, id) {
+    let row = document.getElementById(id);
+    if (!row) {
+      row = el("tr");
+      row.id = id;
+      body.append(row);
+    }
+    row.dataset.seen = "1";
+    return row;
+  }
+  function cells(row, classes) {
+    if (row.cells.length !== classes.length) {
+      row.replaceChildren(...classes.map((cls) => el("td", null, cls)));
+    }
+    return row.cells;
+  }
+  function put(cell, text) {
+    const value = String(text);
+    if (cell.textContent !== value) cell.textContent = value;
+  }
+  function sweep(body) {
+    for (const row of Array.from(body.rows)) {
+      if (row.dataset.seen !== "1") row.remove();
+      delete row.dataset.seen;
+    }
+  }
+
+  const QUEUE_CELLS = ["name", "num waiting", "num longest", "num expected"]
+    .concat(STATES.map((s) => "num state-" + s))
+    .concat(["num answered", "num abandoned", "num asa", "num sl"]);
+
   function drawQueues(queues) {
     const body = $("queues").tBodies[0];
-    body.replaceChildren();
     for (const q of queues) {
-      const row = el("tr", null, q.open ? "" : "closed");
-      row.id = "queue-" + q.group;
-      row.append(el("td", q.name + (q.open ? "" : " (закрыта)"), "name"));
-      row.append(el("td", q.waiting, "num waiting"));
-      row.append(el("td", seconds(q.longest_wait), "num longest"));
-      row.append(el("td", q.expected_wait === null ? "нет операторов" : seconds(q.expected_wait), "num expected"));
-      for (const state of STATES) {
+      const row = rowFor(body, "queue-" + q.group);
+      row.className = q.open ? "" : "closed";
+      const c = cells(row, QUEUE_CELLS);
+      put(c[0], q.name + (q.open ? "" : " (закрыта)"));
+      put(c[1], q.waiting);
+      put(c[2], seconds(q.longest_wait));
+      put(c[3], q.expected_wait === null ? "нет операторов" : seconds(q.expected_wait));
+      STATES.forEach((state, i) => {
         let text = String(q.states[state] || 0);
         if (state === "paused") {
           const reasons = Object.entries(q.pause_reasons).map(([r, n]) => r + ": " + n);
           if (reasons.length) text += " (" + reasons.join(", ") + ")";
         }
-        row.append(el("td", text, "num state-" + state));
-      }
-      row.append(el("td", q.today.answered, "num answered"));
-      row.append(el("td", q.today.abandoned, "num abandoned"));
-      const asa = el("td", seconds(q.today.asa), "num asa");
-      verdict(asa, q.today.asa_ok);
-      const sl = el("td", percent(q.today.service_level), "num sl");
-      verdict(sl, q.today.service_level_ok);
-      row.append(asa, sl);
-      body.append(row);
+        put(c[4 + i], text);
+      });
+      const n = 4 + STATES.length;
+      put(c[n], q.today.answered);
+      put(c[n + 1], q.today.abandoned);
+      put(c[n + 2], seconds(q.today.asa));
+      verdict(c[n + 2], q.today.asa_ok);
+      put(c[n + 3], percent(q.today.service_level));
+      verdict(c[n + 3], q.today.service_level_ok);
     }
+    sweep(body);
   }
 
   function button(text, cls, action) {
@@ -120,37 +153,43 @@
     send("/api/operators/" + encodeURIComponent(opId) + "/" + action, Object.assign({ why: why }, extra || {}));
   }
 
+  function actionsOf(op) {
+    const list = [];
+    if (op.call_id && mayListen) list.push("listen", "whisper", "barge");
+    if (mayListen && (op.state === "ready" || op.state === "wrap_up")) list.push("pause");
+    if (mayListen && ["ready", "wrap_up", "paused"].includes(op.state)) list.push("logout");
+    return list;
+  }
+  const ACTIONS = {
+    listen: ["Слушать", (op) => spy(op.call_id, "listen")],
+    whisper: ["Подсказать", (op) => spy(op.call_id, "whisper")],
+    barge: ["Вмешаться", (op) => spy(op.call_id, "barge")],
+    pause: ["Пауза", (op) => act(op.id, "pause", { reason: "по решению руководителя" })],
+    logout: ["Вывести из линии", (op) => act(op.id, "logout")],
+  };
+
   function drawOperators(operators) {
     const body = $("operators").tBodies[0];
-    body.replaceChildren();
     for (const op of operators) {
-      const row = el("tr");
-      row.id = "op-" + op.id;
+      const row = rowFor(body, "op-" + op.id);
       row.dataset.state = op.state;
-      row.append(el("td", op.name + " (" + op.id + ")"));
+      const c = cells(row, ["name", "state", "groups", "call", "actions"]);
+      put(c[0], op.name + " (" + op.id + ")");
       let state = op.state_title;
       if (op.pause_reason) state += ": " + op.pause_reason;
       if (op.seconds_left !== null && op.state === "wrap_up") state += ", осталось " + op.seconds_left + " с";
-      row.append(el("td", state, "state state-" + op.state));
-      row.append(el("td", op.groups.join(", ")));
-      row.append(el("td", op.call_id || "", "call"));
-      const actions = el("td", null, "actions");
-      if (op.call_id && mayListen) {
-        actions.append(
-          button("Слушать", "listen", () => spy(op.call_id, "listen")),
-          button("Подсказать", "whisper", () => spy(op.call_id, "whisper")),
-          button("Вмешаться", "barge", () => spy(op.call_id, "barge")),
-        );
+      put(c[1], state);
+      c[1].className = "state state-" + op.state;
+      put(c[2], op.groups.join(", "));
+      put(c[3], op.call_id || "");
+      const wanted = actionsOf(op);
+      const signature = wanted.join(" ") + "|" + (op.call_id || "");
+      if (c[4].dataset.signature !== signature) {
+        c[4].dataset.signature = signature;
+        c[4].replaceChildren(...wanted.map((name) => button(ACTIONS[name][0], name, () => ACTIONS[name][1](op))));
       }
-      if (mayListen && (op.state === "ready" || op.state === "wrap_up")) {
-        actions.append(button("Пауза", "pause", () => act(op.id, "pause", { reason: "по решению руководителя" })));
-      }
-      if (mayListen && op.state !== "logged_out" && op.state !== "talking" && op.state !== "ringing") {
-        actions.append(button("Вывести из линии", "logout", () => act(op.id, "logout")));
-      }
-      row.append(actions);
-      body.append(row);
     }
+    sweep(body);
   }
 
   function draw(board) {
