@@ -2,8 +2,8 @@
 PBX: a supervisor logs in with password and TOTP and opens the wallboard; an operator goes
 into the line, a caller placed by the simulator waits, rings and talks, and the wallboard
 follows each step without being reloaded; the AMI link that cannot be reached is an alarm, and
-the listen button of a supervisor with no phone of her own says so. A screenshot is saved in the test's
-directory."""
+the listen button of a supervisor with no phone of her own says so. A screenshot is saved in
+the test's directory."""
 
 from __future__ import annotations
 
