@@ -25,6 +25,7 @@ from pbxsim.ami_session import (
     action_id_headers,
     ami_true,
 )
+from pbxsim.chanspy import ChanSpies, originate_app_permitted
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,36 @@ class CallActions(AmiServerCore):
         items = [("CoreShowChannel", [*action_id, *body]) for body in listing]
         self._send_list(session, message, "Channels will follow", "CoreShowChannelsComplete", items)
 
+    _spies: ChanSpies | None = None
+
+    @property
+    def spies(self) -> ChanSpies:
+        """ChanSpy on answered Originate legs (`pbxsim.chanspy`), made on first use."""
+        if self._spies is None:
+            self._spies = ChanSpies(self.channels, self.emit, self._hang_up_leg)
+        return self._spies
+
+    def _hang_up_leg(self, channel: str) -> bool:
+        originator = self.originator
+        return isinstance(originator, HangsUp) and originator.hang_up(channel)
+
+    def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
+        super().emit(event, headers)
+        if self._spies is not None:
+            self._spies.after(event, headers)
+
     async def _originate(self, session: AmiSession, message: AmiMessage) -> None:
         request, problem = originate_request(message)
         if request is None:
             self._respond(session, message, "Error", ("Message", problem))
+            return
+        user = session.user
+        may_write = (lambda c: True) if user is None else user.can_write
+        if request.application and not originate_app_permitted(
+            request.application, request.data, may_write
+        ):
+            text = "Originate Access Forbidden: app or data blacklisted"
+            self._respond(session, message, "Error", ("Message", text))
             return
         if ami_true(message.get("Async")):
             self._respond(session, message, "Success", ("Message", "Originate successfully queued"))
@@ -65,6 +92,7 @@ class CallActions(AmiServerCore):
         result = await self._place_call(request)
         if result.answered:
             self._respond(session, message, "Success", ("Message", "Originate successfully queued"))
+            self._run_application(request, result)
         else:
             self._respond(session, message, "Error", ("Message", "Originate failed"))
 
@@ -138,6 +166,12 @@ class CallActions(AmiServerCore):
     async def _originate_async(self, request: OriginateRequest) -> None:
         result = await self._place_call(request)
         self.emit("OriginateResponse", originate_response(request, result))
+        self._run_application(request, result)
+
+    def _run_application(self, request: OriginateRequest, result: OriginateResult) -> None:
+        """The application an answered leg runs (only ChanSpy is simulated)."""
+        if result.answered and request.application.lower() == "chanspy":
+            self.spies.start(result.channel, request.data)
 
     async def _place_call(self, request: OriginateRequest) -> OriginateResult:
         if self.originator is None:

@@ -87,6 +87,13 @@ class ChannelTracker:
                 return candidate
         return None
 
+    def first_named(self, prefix: str, *, besides: str) -> str | None:
+        """The first live channel whose name starts with `prefix` (ChanSpy's scan)."""
+        for name in self._channels:
+            if name.startswith(prefix) and name != besides:
+                return name
+        return None
+
     def listing(self, now_us: int) -> list[Headers]:
         """CoreShowChannel bodies (after ActionID), newest channel first (Asterisk's order
         follows its hash container and is not defined)."""

@@ -2,15 +2,18 @@
 
 How (Asterisk 22's app_chanspy): AMI ``Originate`` rings the supervisor's device
 (``PJSIP/<seat>``, from the operators file: `SupervisorDevices`); when they pick up, the
-channel runs ``ChanSpy(<operator's channel>,<options>)``:
+channel runs ``ChanSpy(<uniqueid of the operator's channel>,<options>)``:
 
     listen   qEu     q: no beep and no channel name spoken to the supervisor
     whisper  qwEu    w: the supervisor talks to the operator only
     barge    qBEu    B: the supervisor talks to both sides of the call
                      E: ChanSpy ends when the operator's channel hangs up (rather than
                         going on to spy on the next channel it finds)
-                     u: the first argument is that exact channel, not a name prefix (a
-                        channel that is gone ends ChanSpy at once, nobody else is heard)
+                     u: the first argument is that exact channel (its uniqueid), not a name
+                        prefix (a channel that is gone ends ChanSpy at once, nobody else is
+                        heard). The uniqueid, not the name: manager.c refuses an Originate
+                        whose Data holds ``DB``, ``FILE``, ``SHELL``... without the ``system``
+                        class, and a seat may well be named ``DB01``.
 
 The operator's channel is looked up at that moment in Asterisk's own list (AMI
 ``CoreShowChannels``): the channel of their seat that is up (``PJSIP/<seat>-<n>``). The
@@ -57,6 +60,8 @@ _MODE_RU: Final = {
 _RING_MS: Final = 30_000
 # What follows ``PJSIP/<seat>-`` in the name of that seat's channel (Asterisk's sequence).
 _SEQUENCE: Final = re.compile(r"[0-9a-f]+")
+# A uniqueid (``1795563300.8``, or ``<systemname>-1795563300.8``): one argument to ChanSpy.
+_UNIQUEID: Final = re.compile(r"[A-Za-z0-9_-]*[0-9]+\.[0-9]+")
 
 # user id -> their softphone (PJSIP/<seat>), or None: they have none
 SupervisorDevices = Callable[[str], str | None]
@@ -99,15 +104,22 @@ class Spying:
             raise SpyRefused(503, "Нет связи с АТС: подключиться к разговору сейчас нельзя.")
         seat = self.operator_device(operator.id)
         try:
-            channel = await _live_channel(ami, seat) if seat else None
+            found = await _live_channel(ami, seat) if seat else None
         except AmiError as error:
             log.warning("channel list unavailable: %s", error)
             raise SpyRefused(503, "АТС не ответила: попробуйте ещё раз.") from None
-        if channel is None:
+        if found is None:
             raise SpyRefused(409, "Канал оператора не найден на АТС: разговор уже закончился.")
-        detail = {"call": call_id, "operator": operator.id, "device": device, "channel": channel}
+        channel, uniqueid = found
+        detail = {
+            "call": call_id,
+            "operator": operator.id,
+            "device": device,
+            "channel": channel,
+            "uniqueid": uniqueid,
+        }
         await self._audit(actor, mode, source, "accepted", detail)
-        data = f"{channel},{CHANSPY_OPTIONS[mode]}"
+        data = f"{uniqueid},{CHANSPY_OPTIONS[mode]}"
         try:
             await ami.action(
                 "Originate",
@@ -151,13 +163,16 @@ class Spying:
             raise SpyRefused(503, "Журнал аудита недоступен: действие не выполнено.") from None
 
 
-async def _live_channel(ami: AmiClient, seat: str) -> str | None:
-    """The name of the seat's channel that is up now (``PJSIP/1001-0000000a``), or None."""
+async def _live_channel(ami: AmiClient, seat: str) -> tuple[str, str] | None:
+    """The name and uniqueid of the seat's channel that is up now (``PJSIP/1001-0000000a``),
+    or None."""
     listing = await ami.action("CoreShowChannels")
     prefix = seat + "-"
     for event in listing.events:
         name = event.get("Channel") or ""
         up = event.get("ChannelStateDesc") == "Up" or event.get("ChannelState") == "6"
-        if name.startswith(prefix) and up and _SEQUENCE.fullmatch(name[len(prefix) :]):
-            return name
+        uniqueid = event.get("Uniqueid") or ""
+        mine = name.startswith(prefix) and _SEQUENCE.fullmatch(name[len(prefix) :])
+        if mine and up and _UNIQUEID.fullmatch(uniqueid):
+            return name, uniqueid
     return None

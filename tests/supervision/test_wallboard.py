@@ -36,6 +36,7 @@ from supervision.targets import FloorTargets
 CALL = "1795563300.7"
 STAFF = {"anna": "operator", "orlova": "supervisor", "sysadmin": "admin", "kozlova": "supervisor"}
 OPERATOR_CHANNEL = "PJSIP/anna-0000000a"
+OPERATOR_UNIQUEID = "1795563300.8"
 
 
 @dataclass
@@ -204,7 +205,7 @@ async def test_listen_whisper_and_barge_ring_the_supervisors_phone_into_chanspy(
         assert originate.channel == "PJSIP/orlova"  # the supervisor's own seat
         assert (originate.application, originate.data) == (
             "ChanSpy",
-            f"{OPERATOR_CHANNEL},{options}",
+            f"{OPERATOR_UNIQUEID},{options}",
         )
     entries = await rig.audit.entries()
     assert [(e.user_id, e.action, e.outcome) for e in entries] == [
@@ -223,7 +224,7 @@ async def test_listen_whisper_and_barge_ring_the_supervisors_phone_into_chanspy(
 def operator_channel() -> SimChannel:
     return SimChannel(
         name=OPERATOR_CHANNEL,
-        uniqueid="1795563300.8",
+        uniqueid=OPERATOR_UNIQUEID,
         linkedid="1795563300.7",
         context="operators",
         exten="88001000001",
