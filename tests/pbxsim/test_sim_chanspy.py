@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -28,8 +29,28 @@ OPERATOR = SimChannel(
 )
 
 
+@dataclass
+class Pbx:
+    server: AmiServer
+    phones: ScriptedOriginator
+    ami: AmiClient
+    seen: asyncio.Queue[AmiMessage]
+
+    async def event(self, name: str) -> AmiMessage:
+        """The next event of that name the controller's AMI client receives."""
+        async with asyncio.timeout(10):
+            while True:
+                message = await self.seen.get()
+                if message.get("Event") == name:
+                    return message
+
+    async def spy_on(self, data: str) -> AmiMessage:
+        channel = [("Channel", "PJSIP/2001"), ("Application", "ChanSpy"), ("Data", data)]
+        return await self.ami.action("Originate", channel, Async="true")
+
+
 @pytest.fixture
-async def pbx() -> AsyncIterator[tuple[AmiServer, ScriptedOriginator, AmiClient, list[AmiMessage]]]:
+async def pbx() -> AsyncIterator[Pbx]:
     phones = ScriptedOriginator()
     # the shipped manager.conf's account: write = call,originate
     user = ManagerUser("hotline", "s", write=permission_set("call,originate"))
@@ -37,64 +58,44 @@ async def pbx() -> AsyncIterator[tuple[AmiServer, ScriptedOriginator, AmiClient,
     phones.sink = server
     await server.start()
     ami = AmiClient("127.0.0.1", server.port, "hotline", "s", ping_interval=60)
-    seen: list[AmiMessage] = []
-    ami.on("*", seen.append)
+    seen: asyncio.Queue[AmiMessage] = asyncio.Queue()
+    ami.on("*", seen.put_nowait)
     await ami.connect()
-    yield server, phones, ami, seen
+    yield Pbx(server, phones, ami, seen)
     await ami.close()
     await server.close()
 
 
-async def until(condition: object) -> None:
-    async with asyncio.timeout(10):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
-
-
-def events(seen: list[AmiMessage], name: str) -> list[AmiMessage]:
-    return [m for m in seen if m.get("Event") == name]
-
-
-async def test_the_spy_hears_the_operator_until_the_operator_hangs_up(pbx: object) -> None:
-    server, phones, ami, seen = pbx  # type: ignore[misc]
-    server.emit("Newchannel", OPERATOR.headers())
-    reply = await ami.action(
-        "Originate",
-        [("Channel", "PJSIP/2001"), ("Application", "ChanSpy"), ("Data", "1795563300.8,qwEu")],
-        Async="true",
-    )
-    assert reply.get("Response") == "Success"
-    await until(lambda: events(seen, "ChanSpyStart"))
-    start = events(seen, "ChanSpyStart")[0]
-    assert start.get("SpyerChannel", "").startswith("PJSIP/2001-")
+async def test_the_spy_hears_the_operator_until_the_operator_hangs_up(pbx: Pbx) -> None:
+    pbx.server.emit("Newchannel", OPERATOR.headers())
+    assert (await pbx.spy_on("1795563300.8,qwEu")).get("Response") == "Success"
+    start = await pbx.event("ChanSpyStart")
+    spyer = start.get("SpyerChannel", "")
+    assert spyer.startswith("PJSIP/2001-")
     assert start.get("SpyeeChannel") == "PJSIP/1001-0000000a"
-    assert server.spies.spying() == [(start.get("SpyerChannel"), "PJSIP/1001-0000000a")]
+    assert pbx.server.spies.spying() == [(spyer, "PJSIP/1001-0000000a")]
     cause = [("Cause", "16"), ("Cause-txt", "Normal Clearing")]
-    server.emit("Hangup", [*OPERATOR.headers(), *cause])  # E: the spy ends with the call
-    await until(lambda: events(seen, "ChanSpyStop"))
-    assert phones.hung_up == [start.get("SpyerChannel")]
-    assert server.spies.spying() == []
+    pbx.server.emit("Hangup", [*OPERATOR.headers(), *cause])  # E: the spy ends with the call
+    stop = await pbx.event("ChanSpyStop")
+    assert stop.get("SpyerChannel") == spyer
+    assert (await pbx.event("Hangup")).get("Channel") == spyer
+    assert pbx.phones.hung_up == [spyer] and pbx.server.spies.spying() == []
 
 
-async def test_a_uniqueid_nobody_has_ends_chanspy_at_once(pbx: object) -> None:
-    server, phones, ami, seen = pbx  # type: ignore[misc]
-    await ami.action(
-        "Originate",
-        [("Channel", "PJSIP/2001"), ("Application", "ChanSpy"), ("Data", "1795563399.1,qEu")],
-        Async="true",
-    )
-    await until(lambda: phones.hung_up)
-    assert events(seen, "ChanSpyStart") == [] and phones.live_channels() == []
+async def test_a_uniqueid_nobody_has_ends_chanspy_at_once(pbx: Pbx) -> None:
+    await pbx.spy_on("1795563399.1,qEu")
+    hangup = await pbx.event("Hangup")
+    assert hangup.get("Channel", "").startswith("PJSIP/2001-")
+    assert pbx.server.spies.spying() == [] and pbx.phones.live_channels() == []
 
 
-async def test_applications_that_reach_the_shell_need_the_system_class(pbx: object) -> None:
-    server, phones, ami, seen = pbx  # type: ignore[misc]
+async def test_applications_that_reach_the_shell_need_the_system_class(pbx: Pbx) -> None:
     for app, data in (("System", "rm -rf /"), ("ChanSpy", "PJSIP/DB01-00000001,q")):
         with pytest.raises(AmiActionError, match="Originate Access Forbidden"):
-            await ami.action(
+            await pbx.ami.action(
                 "Originate", [("Channel", "PJSIP/2001"), ("Application", app), ("Data", data)]
             )
-    assert phones.calls == []
+    assert pbx.phones.calls == []
 
 
 def none(action_class: str) -> bool:
