@@ -123,6 +123,7 @@ async def test_only_supervisors_and_admins_see_the_wallboard(rig: Rig) -> None:
 
 
 async def test_every_acd_event_pushes_the_board_without_asking(rig: Rig) -> None:
+    await rig.supervision.stop()  # no tick: each board below is pushed by the ACD's event
     async with rig.client.get("/supervisor/wallboard/events") as stream:
         first = await next_board(stream)
         assert operator(first, "anna")["state"] == "logged_out"
