@@ -35,6 +35,7 @@ class Wallboard:
         self._pending = False
         self._last: dict[str, Any] | None = None
         self._frame: bytes | None = None
+        self._pushed: bytes | None = None  # the last frame sent to every open wallboard
         self._task: asyncio.Task[None] | None = None
         self.pushes = 0  # frames built and sent (tests, the benchmark)
 
@@ -76,13 +77,13 @@ class Wallboard:
         if not self._streams:
             return
         try:
-            before = self._frame
             frame = self._current()
         except Exception:  # a board that cannot be built must not stop the ACD's listeners
             log.exception("wallboard not built")
             return
-        if only_if_changed and frame is before:
+        if only_if_changed and frame is self._pushed:
             return
+        self._pushed = frame
         self.pushes += 1
         for queue in self._streams:
             put_dropping_oldest(queue, frame)

@@ -260,3 +260,17 @@ def test_the_floor_reads_the_acd_as_it_is() -> None:
         ("anna", "logged_out", ("general",))
     ]
     assert floor.device("anna") == "PJSIP/anna" and floor.device("nobody") is None
+
+
+async def test_a_wallboard_opened_meanwhile_does_not_hold_the_others_back(rig: Rig) -> None:
+    await rig.supervision.stop()
+    wallboard = rig.supervision.wallboard
+    with wallboard.subscribe() as first:
+        assert b'"state":"logged_out"' in first.get_nowait()
+        wallboard.push()
+        first.get_nowait()
+        rig.acd.node.acd.login("anna")  # moved behind the listeners' back (no event)
+        with wallboard.subscribe() as second:  # the newcomer starts with the new board
+            assert b'"state":"ready"' in second.get_nowait()
+            wallboard.push(only_if_changed=True)  # the tick: the others get it too
+            assert b'"state":"ready"' in first.get_nowait()
