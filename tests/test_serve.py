@@ -259,6 +259,7 @@ async def test_health_reports_every_part(controller: Controller) -> None:
         "acd": "ok",
         "acd_files": "ok",
         "workspace": "ok",
+        "supervision": "ok",
         "recorder": "ok",
         "ami": "disabled",
         "callbacks": "disabled",  # accepted and kept pending: nothing dials without AMI

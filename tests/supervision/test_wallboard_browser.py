@@ -144,3 +144,17 @@ async def test_the_wallboard_follows_a_call_live_in_the_browser(
     await asyncio.to_thread(wait, driver, text_of("message", "не закреплён телефон"))
     call.cancel()
     await asyncio.gather(call, return_exceptions=True)
+    await asyncio.to_thread(wait, driver, text_of("op-anna", "обработка"))  # caller gone
+
+    # the supervisor pauses anna from the board: the reason typed goes to the audit log
+    pause = "#op-anna button.pause"
+    await asyncio.to_thread(wait, driver, lambda d: d.find_elements(By.CSS_SELECTOR, pause))
+    driver.find_element(By.CSS_SELECTOR, pause).click()
+    await asyncio.to_thread(wait, driver, text_of("message", "Укажите причину"))
+    by_id(driver, "why").send_keys("оператор ушла на консультацию")
+    driver.find_element(By.CSS_SELECTOR, pause).click()
+    await asyncio.to_thread(wait, driver, text_of("op-anna", "пауза: по решению руководителя"))
+    assert controller.audit is not None
+    acts = [e for e in await controller.audit.entries() if e.action == "operator.pause"]
+    assert [(e.user_id, e.role) for e in acts] == [("orlova", "supervisor")]
+    assert "оператор ушла на консультацию" in acts[0].detail
