@@ -21,6 +21,7 @@ from routing.operators import OperatorState
 from routing.part import AcdService
 from supervision.floor import AlarmSource, FloorAlarm, OperatorNow, QueueNow
 from supervision.part import SupervisionService
+from supervision.targets import TargetsSource, seed_targets
 
 __all__ = ["AcdFloor", "ami_alarm", "recorder_alarms", "start_supervision"]
 
@@ -114,8 +115,10 @@ def start_supervision(
     ami: Callable[[], AmiClient | None],
     *,
     ami_enabled: bool,
+    targets: TargetsSource = seed_targets,
 ) -> SupervisionService:
-    """The wallboard and listening, pushed on every ACD event (the caller starts it)."""
+    """The wallboard and listening, pushed on every ACD event (the caller starts it).
+    `targets`: the seed's until an admins' targets file is plugged in here."""
     floor = AcdFloor(acd)
     supervision = SupervisionService.build(
         floor,
@@ -124,6 +127,7 @@ def start_supervision(
         operator_device=floor.device,
         ami=ami,
         alarms=[ami_alarm(ami)] if ami_enabled else [],
+        targets=targets,
     )
     supervision.install(app)
     acd.operator_listeners.append(supervision.changed)

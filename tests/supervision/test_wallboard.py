@@ -274,3 +274,19 @@ async def test_a_wallboard_opened_meanwhile_does_not_hold_the_others_back(rig: R
             assert b'"state":"ready"' in second.get_nowait()
             wallboard.push(only_if_changed=True)  # the tick: the others get it too
             assert b'"state":"ready"' in first.get_nowait()
+
+
+def test_the_recorders_storage_and_spool_alarms_reach_the_board() -> None:
+    from types import SimpleNamespace
+
+    from controller.supervision_ports import recorder_alarms
+
+    worker = SimpleNamespace(
+        storage_alarm=SimpleNamespace(active=True), spool_alarm=SimpleNamespace(active=False)
+    )
+    recordings: Any = SimpleNamespace(recorder=worker)
+    assert [a.kind for a in recorder_alarms(recordings)()] == ["recorder_storage"]
+    worker.spool_alarm.active, worker.storage_alarm.active = True, False
+    assert [a.text for a in recorder_alarms(recordings)()] == ["Мало места для записей разговоров."]
+    recordings.recorder = None  # a separate recorder process: its alarms are its own
+    assert recorder_alarms(recordings)() == []
