@@ -17,16 +17,15 @@ supervisor for a reason and audits it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Final
 
-import jinja2
 from aiohttp import web
 
-from hotline.access import PUBLIC, actor_of, allow, people
+from hotline.access import actor_of, allow, people
 from hotline.auth import Role
 from hotline.push import stream_events
+from hotline.web_pages import json_answer, static_files, templates
 from supervision.spy import Spying, SpyMode, SpyRefused
 from supervision.wallboard import Wallboard
 
@@ -36,13 +35,11 @@ WALLBOARD_KEY: Final = web.AppKey("supervision_wallboard", Wallboard)
 SPYING_KEY: Final = web.AppKey("supervision_spying", Spying)
 _VIEWERS: Final = people(Role.SUPERVISOR, Role.ADMIN)
 _LISTENERS: Final = people(Role.SUPERVISOR)
-_STATIC: Final = {"wallboard.js": "text/javascript", "wallboard.css": "text/css"}
-_STATIC_DIR: Final = Path(__file__).parent / "static"
-_PAGES: Final = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
+_static: Final = static_files(
+    {"wallboard.js": "text/javascript", "wallboard.css": "text/css"},
+    Path(__file__).parent / "static",
 )
+_PAGES: Final = templates(Path(__file__).parent / "templates")
 
 
 def add_supervision_routes(app: web.Application, wallboard: Wallboard, spying: Spying) -> None:
@@ -53,15 +50,6 @@ def add_supervision_routes(app: web.Application, wallboard: Wallboard, spying: S
     app.router.add_get("/supervisor/static/{name}", _static)
     for mode in SpyMode:
         app.router.add_post(f"/api/supervisor/calls/{{call_id}}/{mode.value}", _spy(mode))
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(
-        data,
-        status=status,
-        dumps=lambda v: json.dumps(v, ensure_ascii=False),
-        headers={"Cache-Control": "no-store"},
-    )
 
 
 @allow(_VIEWERS)
@@ -75,14 +63,6 @@ async def _page(request: web.Request) -> web.Response:
     )
     headers = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
     return web.Response(text=html, content_type="text/html", headers=headers)
-
-
-@allow(PUBLIC)
-async def _static(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    if name not in _STATIC:  # a fixed list: no path ever reaches the file system
-        raise web.HTTPNotFound()
-    return web.Response(body=(_STATIC_DIR / name).read_bytes(), content_type=_STATIC[name])
 
 
 @allow(_VIEWERS)
@@ -100,7 +80,7 @@ def _spy(mode: SpyMode) -> Any:
         try:
             reply = await spying.start(actor_of(request), call_id, mode, source)
         except SpyRefused as refused:
-            return _json({"error": refused.text}, refused.status)
-        return _json(reply, 202)
+            return json_answer({"error": refused.text}, refused.status)
+        return json_answer(reply, 202)
 
     return handle
