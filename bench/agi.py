@@ -256,6 +256,7 @@ def measure(
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         env = "panoramisk" if kind == "panoramisk" else "asterisk"
+        cpu = cpu_seconds(server.pid)
         out = subprocess.run(
             [
                 *me,
@@ -278,10 +279,18 @@ def measure(
             cwd=ROOT,
             **pinned(1),  # type: ignore[call-overload]
         )
-        return json.loads(out.stdout)  # type: ignore[no-any-return]
+        result: dict[str, float] = json.loads(out.stdout)
+        result["server_cpu_s"] = cpu_seconds(server.pid) - cpu
+        return result
     finally:
         server.kill()
         server.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def use_loop(name: str) -> None:

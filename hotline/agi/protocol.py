@@ -96,8 +96,22 @@ class AgiRequest:
         args: list[str] = []
         while (arg := env.get(f"agi_arg_{len(args) + 1}")) is not None:
             args.append(arg)
-        query_args = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
-        return cls(script=script, query=query_args, args=tuple(args))
+        return cls(script=script, query=_parse_query(query), args=tuple(args))
+
+
+def _parse_query(query: str) -> dict[str, str]:
+    """``parse_qsl(query, keep_blank_values=True)`` as a dict; a query with nothing to unquote
+    (the usual ``did=88001000001``) is split directly, at a tenth of the cost."""
+    if not query:
+        return {}
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query, keep_blank_values=True))
+    pairs: dict[str, str] = {}
+    for piece in query.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            pairs[name] = value
+    return pairs
 
 
 # --- commands ----------------------------------------------------------------------------
