@@ -31,6 +31,7 @@ from hotline.agi.protocol import (
     AgiReply,
     AgiRequest,
     Quoted,
+    format_arg,
     format_command,
 )
 from hotline.agi.support import SessionSupport
@@ -298,11 +299,12 @@ class AgiSession:
         except (AgiError, AgiProtocolError) as exc:
             self._support.count(verb, _failure_label(exc))
             raise
-        self._support.observe(monotonic() - sent_at)
         self.last_reply = reply
         if reply.code == 200:
-            self._support.count(verb, "failure" if reply.result[:1] == "-" else "ok")
+            result = "failure" if reply.result[:1] == "-" else "ok"
+            self._support.answered(verb, result, monotonic() - sent_at)
             return reply
+        self._support.observe(monotonic() - sent_at)
         raise self._rejection(verb, reply)
 
     async def _wait_turn(self) -> None:
@@ -414,7 +416,7 @@ class AgiSession:
 
     async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
         """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
-        line = self._support.line("STREAM FILE", name, Quoted(escape_digits))
+        line = self._support.stream_line(name, escape_digits)
         reply = await self._exchange("STREAM FILE", line)
         return Playback(_digit(reply.value), _endpos(reply))
 
@@ -449,7 +451,7 @@ class AgiSession:
         """``SET VARIABLE HOTLINE_TOPIC "регистрация и вход"``: the value is quoted whenever it
         holds a blank, quote, backslash or line break (``HOTLINE_DID 88001000001`` is not), so
         caller-supplied text always stays one argument on one line."""
-        line = format_command("SET VARIABLE", name, value)
+        line = ("SET VARIABLE " + format_arg(name) + " " + format_arg(value) + "\n").encode()
         await self._exchange("SET VARIABLE", line)
 
     async def get_variable(self, name: str) -> str | None:

@@ -8,7 +8,7 @@ from typing import Final
 from prometheus_client import Counter, Histogram
 
 from hotline import metrics
-from hotline.agi.protocol import format_command
+from hotline.agi.protocol import Quoted, format_command
 
 __all__ = ["SessionSupport"]
 
@@ -35,6 +35,7 @@ class SessionSupport:
         "_histogram",
         "_immediate",
         "_lines",
+        "_streams",
         "_pending",
         "_seconds",
     )
@@ -46,6 +47,7 @@ class SessionSupport:
         self._pending: dict[tuple[str, str], int] = {}
         self._counters: dict[tuple[str, str], Counter] = {}
         self._lines: dict[tuple[str | int, ...], bytes] = {}
+        self._streams: dict[tuple[str, str], bytes] = {}
         self._histogram = histogram
         # The histogram's bucket bounds (+Inf last), as Histogram.observe walks them.
         self._bounds: list[float] = list(histogram._upper_bounds)
@@ -61,6 +63,15 @@ class SessionSupport:
     def observe(self, seconds: float) -> None:
         """One command's latency for ``hotline_agi_command_seconds``: counted in the bucket
         `Histogram.observe` would pick (the first bound >= `seconds`)."""
+        self._buckets[bisect_left(self._bounds, seconds)] += 1
+        self._seconds += seconds
+        if self._immediate:
+            self.flush()
+
+    def answered(self, verb: str, result: str, seconds: float) -> None:
+        """`count` and `observe` in one call: a command that got its ``200`` reply."""
+        key = (verb, result)
+        self._pending[key] = self._pending.get(key, 0) + 1
         self._buckets[bisect_left(self._bounds, seconds)] += 1
         self._seconds += seconds
         if self._immediate:
@@ -98,4 +109,17 @@ class SessionSupport:
             line = format_command(verb, *args)
             if len(self._lines) < _LINE_CACHE_ENTRIES:
                 self._lines[key] = line
+        return line
+
+    def stream_line(self, name: str, escape_digits: str) -> bytes:
+        """``STREAM FILE <name> "<escape_digits>"``, the most frequent command, remembered
+        (bounded) by its two plain arguments."""
+        if name.__class__ is not str or escape_digits.__class__ is not str:
+            return format_command("STREAM FILE", name, Quoted(escape_digits))  # no cache
+        key = (name, escape_digits)
+        line = self._streams.get(key)
+        if line is None:
+            line = format_command("STREAM FILE", name, Quoted(escape_digits))
+            if len(self._streams) < _LINE_CACHE_ENTRIES:
+                self._streams[key] = line
         return line
