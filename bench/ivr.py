@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hotline import say_ru  # noqa: E402
+from hotline.agi.protocol import AgiRequest  # noqa: E402
 from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
 from hotline.hours import load_calendar, load_hours  # noqa: E402
 from hotline.validators import VALIDATORS  # noqa: E402
@@ -227,14 +228,20 @@ async def calls_per_core(
     return calls / cpu, commands
 
 
-def recorded_sequence(menu: Any, services: Services) -> list[tuple[str, tuple[Any, ...]]]:
-    """The channel calls one engine call makes, to replay them with no engine."""
+def recorded_sequence(entry: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """The channel calls one whole call makes through the entry (answer, HOTLINE_DID, the
+    menu, its checkpoints, HOTLINE_DONE), to replay them with no engine."""
     calls: list[tuple[str, tuple[Any, ...]]] = []
 
     class Recorder(InstantChannel):
+        request = AgiRequest.from_env({"agi_network_script": "hotline?did=88001000001"})
+        hung_up = False
+
         def __getattribute__(self, name: str) -> Any:
             attribute = super().__getattribute__(name)
-            if name in ("digit", "call_id", "env") or not callable(attribute):
+            if name in ("digit", "call_id", "env", "request", "hung_up") or not callable(
+                attribute
+            ):
                 return attribute
 
             async def recorded(*args: Any) -> Any:
@@ -243,8 +250,8 @@ def recorded_sequence(menu: Any, services: Services) -> list[tuple[str, tuple[An
 
             return recorded
 
-    asyncio.run(Engine().run(Recorder("0"), menu, services, NOON))
-    return [("answer", ()), ("set_variable", ("HOTLINE_DID", "88001000001")), *calls]
+    asyncio.run(entry(Recorder("0")))
+    return calls
 
 
 def main() -> None:
@@ -273,9 +280,8 @@ def main() -> None:
 
     library, problems = load_library(ROOT / "dialplans", services, "88001000001", lambda: False)
     assert not problems, problems
-    menu, menu_services = library.menus["88001000001"]
     entry = CallEntry(None, "bench", library=library, clock=lambda: NOON)
-    sequence = recorded_sequence(menu, menu_services)
+    sequence = recorded_sequence(entry)
 
     async def raw_handler(session: Any) -> None:
         for name, call_args in sequence:

@@ -13,18 +13,29 @@ know are ignored too, so a format may grow fields without a new number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote_plus
 
 __all__ = ["FORMAT", "decode", "encode"]
 
 FORMAT = "1"
 _VERSION_FIELD = "v"
+# What quote_plus leaves as it is: a name or value made of these only needs no quoting.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def encode(fields: Mapping[str, str], *, version: str = FORMAT) -> str:
-    """``v=<version>&...``: the fields as one blank-free channel-variable value."""
-    return urlencode([(_VERSION_FIELD, version), *fields.items()])
+    """``v=<version>&...``: the fields as one blank-free channel-variable value (what
+    ``urlencode`` writes, with plain names and values, the usual case, taken as they are)."""
+    parts = [_VERSION_FIELD + "=" + _quote(version)]
+    parts += [_quote(name) + "=" + _quote(value) for name, value in fields.items()]
+    return "&".join(parts)
+
+
+def _quote(text: str) -> str:
+    text = str(text)  # as urlencode does: a str subclass goes out as its plain text
+    return text if _PLAIN.fullmatch(text) else quote_plus(text)
 
 
 def decode(text: str | None) -> dict[str, str] | None:
