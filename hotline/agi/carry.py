@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, quote_plus
+from urllib.parse import parse_qsl
 
 __all__ = ["FORMAT", "decode", "encode"]
 
@@ -23,6 +23,11 @@ FORMAT = "1"
 _VERSION_FIELD = "v"
 # What quote_plus leaves as it is: a name or value made of these only needs no quoting.
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+# quote_plus byte by byte: a plain byte as it is, a blank as "+", any other byte as %XX.
+_BYTES = [
+    chr(byte) if _PLAIN.fullmatch(chr(byte)) else "+" if byte == 0x20 else f"%{byte:02X}"
+    for byte in range(256)
+]
 
 
 def encode(fields: Mapping[str, str], *, version: str = FORMAT) -> str:
@@ -35,7 +40,9 @@ def encode(fields: Mapping[str, str], *, version: str = FORMAT) -> str:
 
 def _quote(text: str) -> str:
     text = str(text)  # as urlencode does: a str subclass goes out as its plain text
-    return text if _PLAIN.fullmatch(text) else quote_plus(text)
+    if _PLAIN.fullmatch(text):
+        return text
+    return "".join(map(_BYTES.__getitem__, text.encode()))
 
 
 def decode(text: str | None) -> dict[str, str] | None:

@@ -4,8 +4,9 @@ An `asyncio.Protocol` per connection (buffered on asyncio's own loop, see
 `BufferedAgiConnection`): lines are cut on ``b"\\n"`` in `data_received` and replies are
 handed straight to the session's waiting future, with no task or stream reader per command.
 Distinct reply lines are parsed once per server and remembered (never those that may carry
-caller data); the environment is decoded in one go and split with string methods. Whatever one connection sends (garbage, an endless line, half an
-environment and then silence) closes that connection and nothing else.
+caller data); the environment is decoded in one go and split with string methods. Whatever
+one connection sends (garbage, an endless line, half an environment and then silence) closes
+that connection and nothing else.
 
 The server (`hotline.agi.server.FastAgiServer`) admits the connection, runs the call's
 handler, sweeps the deadlines and counts how each connection ended.

@@ -134,7 +134,7 @@ def quote_arg(value: str) -> str:
 def format_arg(arg: str | int) -> str:
     """One argument: integers and plain words as they are, anything else quoted."""
     if arg.__class__ is str:  # the usual case first: a plain word goes as it is
-        return arg if arg and not _NEEDS_QUOTES.search(arg) else quote_arg(arg)  # type: ignore[arg-type]
+        return arg if arg and not _NEEDS_QUOTES.search(arg) else quote_arg(arg)
     if isinstance(arg, bool):
         raise TypeError("AGI arguments are text or integers, not booleans")
     if isinstance(arg, int):

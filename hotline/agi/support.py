@@ -35,9 +35,9 @@ class SessionSupport:
         "_histogram",
         "_immediate",
         "_lines",
-        "_streams",
         "_pending",
         "_seconds",
+        "_streams",
     )
 
     def __init__(
