@@ -10,6 +10,10 @@ close. Three measurements:
 3. 5,000 concurrent calls held open, each command answered after a pause as a real channel
    does while it plays a prompt: p50/p99 latency from a reply to the server's next command.
 
+Each figure is given per wall-clock second and per second of the server process's own CPU
+time (/proc/<pid>/stat): the latter is what one core of the server does, whatever else runs on
+the machine, and the goals are checked on it. Exits 1 when a goal is missed (GOALS).
+
 Usage: .venv/bin/python bench/agi.py [--quick]
 """
 
@@ -256,6 +260,7 @@ def measure(
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         env = "panoramisk" if kind == "panoramisk" else "asterisk"
+        cpu = cpu_seconds(server.pid)
         out = subprocess.run(
             [
                 *me,
@@ -278,10 +283,18 @@ def measure(
             cwd=ROOT,
             **pinned(1),  # type: ignore[call-overload]
         )
-        return json.loads(out.stdout)  # type: ignore[no-any-return]
+        result: dict[str, float] = json.loads(out.stdout)
+        result["server_cpu_s"] = cpu_seconds(server.pid) - cpu
+        return result
     finally:
         server.kill()
         server.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def use_loop(name: str) -> None:
@@ -296,10 +309,21 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def report(args: argparse.Namespace) -> None:
+# The goals (issue 14): ratios of the per-core figures, and the held calls' p99.
+GOALS = {
+    "ours_vs_raw_uvloop_sessions_per_core": 0.9,
+    "ours_vs_raw_uvloop_commands_per_core": 0.9,
+    "product_loop_vs_panoramisk_sessions_per_core": 1.8,
+    "product_loop_vs_panoramisk_commands_per_core": 1.8,
+}
+HELD_P99_MS = 10.0
+
+
+def report(args: argparse.Namespace) -> int:
     scale = 0.2 if args.quick else 1.0
     short_sessions, long_sessions = int(20_000 * scale), int(1_000 * scale)
     rows: dict[str, dict[str, float]] = {}
+    print(f"load average at start: {load_average()}")
     for kind, loop in [
         ("raw", "asyncio"),
         ("ours", "asyncio"),
@@ -313,37 +337,62 @@ def report(args: argparse.Namespace) -> None:
         rows[name] = {
             "sessions_per_s": short["sessions_per_s"],
             "commands_per_s": long["commands_per_s"],
+            # Per second of the server's own CPU time: what one core of the server does,
+            # whatever else runs on the machine (the wall-clock figures also measure the load
+            # generator and the neighbours). On a quiet machine, with the server saturated,
+            # both are the same.
+            "sessions_per_core": short_sessions / max(short["server_cpu_s"], 0.01),
+            "commands_per_core": long["commands"] / max(long["server_cpu_s"], 0.01),
             "p50_ms": long["p50_ms"],
             "p99_ms": long["p99_ms"],
         }
+        row = rows[name]
         print(
-            f"{name:18} {short['sessions_per_s']:9,.0f} sessions/s  "
-            f"{long['commands_per_s']:9,.0f} commands/s  p50 {long['p50_ms']:.3f} ms  "
-            f"p99 {long['p99_ms']:.3f} ms",
+            f"{name:18} {row['sessions_per_s']:9,.0f} sessions/s ({row['sessions_per_core']:7,.0f}"
+            f" per core)  {row['commands_per_s']:9,.0f} commands/s"
+            f" ({row['commands_per_core']:8,.0f} per core)  p50 {row['p50_ms']:.3f} ms"
+            f"  p99 {row['p99_ms']:.3f} ms",
             flush=True,
         )
-    ours, raw = rows["ours/asyncio"], rows["raw/asyncio"]
-    product, peer = rows["ours/uvloop"], rows["panoramisk/asyncio"]
-    ratios = {
-        "ours_vs_raw_same_loop_sessions": ours["sessions_per_s"] / raw["sessions_per_s"],
-        "ours_vs_raw_same_loop_commands": ours["commands_per_s"] / raw["commands_per_s"],
-        "ours_vs_raw_uvloop_sessions": product["sessions_per_s"]
-        / rows["raw/uvloop"]["sessions_per_s"],
-        "ours_vs_raw_uvloop_commands": product["commands_per_s"]
-        / rows["raw/uvloop"]["commands_per_s"],
-        "product_loop_vs_panoramisk_sessions": product["sessions_per_s"] / peer["sessions_per_s"],
-        "product_loop_vs_panoramisk_commands": product["commands_per_s"] / peer["commands_per_s"],
-    }
+    ratios: dict[str, float] = {}
+    for unit, per in [("", "_per_s"), ("_per_core", "_per_core")]:
+        ours, raw = rows["ours/asyncio"], rows["raw/asyncio"]
+        product, raw_uv, peer = rows["ours/uvloop"], rows["raw/uvloop"], rows["panoramisk/asyncio"]
+        for what in ("sessions", "commands"):
+            key = what + per
+            ratios[f"ours_vs_raw_same_loop_{what}{unit}"] = ours[key] / raw[key]
+            ratios[f"ours_vs_raw_uvloop_{what}{unit}"] = product[key] / raw_uv[key]
+            ratios[f"product_loop_vs_panoramisk_{what}{unit}"] = product[key] / peer[key]
+    missed = []
     for key, value in ratios.items():
-        print(f"{key:40} {value:.2f}x")
+        goal = GOALS.get(key)
+        verdict = ""
+        if goal is not None:
+            verdict = f"  goal >= {goal}x: " + ("met" if value >= goal else "MISSED")
+            if value < goal:
+                missed.append(key)
+        print(f"{key:46} {value:.2f}x{verdict}")
     calls = int(5_000 * (0.4 if args.quick else 1.0))
     held = measure("ours", "uvloop", 10, calls, calls, pause=1.0, ramp=1.0)
+    held_ok = held["p99_ms"] < HELD_P99_MS
+    if not held_ok:
+        missed.append("held_calls_p99")
     print(
         f"{calls} concurrent calls on one core (ours/uvloop, 1 s per command): "
         f"{held['commands_per_s']:,.0f} commands/s  p50 {held['p50_ms']:.3f} ms  "
-        f"p99 {held['p99_ms']:.3f} ms"
+        f"p99 {held['p99_ms']:.3f} ms  goal p99 < {HELD_P99_MS:g} ms: "
+        + ("met" if held_ok else "MISSED")
     )
-    print(json.dumps({"rows": rows, "ratios": ratios, "held_calls": held}))
+    print(f"load average at end: {load_average()}")
+    print(json.dumps({"rows": rows, "ratios": ratios, "held_calls": held, "missed": missed}))
+    return 1 if missed else 0
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def main() -> None:
@@ -372,7 +421,7 @@ def main() -> None:
         )
         print(json.dumps(result))
     else:
-        report(args)
+        sys.exit(report(args))
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ class CallEntry:
                 resume = await _resume(session, menu) if reentry != "0" else None
 
                 async def checkpoint(here: Resume) -> None:
-                    await session.set_variable(RESUME_VARIABLE, carry.encode(here.fields(menu)))
+                    await session.set_variable(RESUME_VARIABLE, here.carried(menu))
 
                 result = await self._engine.run(
                     session,

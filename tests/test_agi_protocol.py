@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from urllib.parse import parse_qsl
 
 import pytest
 from transcripts import load
@@ -87,6 +88,15 @@ def test_request_falls_back_to_agi_request_and_reads_args_in_order() -> None:
     assert request.script == "ivr/main"
     assert request.query == {"did": "88002000002", "lang": "ru"}
     assert request.args == ("first", "", "third, with comma")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["did=1&reentry=2", "a=1&&b=&c", "=x&y==z", "a=1&a=2", "topic=%D0%B0+b", "x+y=1", "a=1;b=2"],
+)
+def test_the_query_string_reads_as_parse_qsl_reads_it(query: str) -> None:
+    request = AgiRequest.from_env({"agi_network_script": f"hotline?{query}"})
+    assert request.query == dict(parse_qsl(query, keep_blank_values=True))
 
 
 def test_request_with_no_script_at_all() -> None:
@@ -261,3 +271,16 @@ def test_reply_garbage_raises(line: str) -> None:
 def test_a_non_numeric_result_raises_when_read_as_a_number() -> None:
     with pytest.raises(AgiProtocolError):
         _ = AgiReply(200, "abc").value
+
+
+@pytest.mark.parametrize("result", ["٣", "1_000", " 7", "7 ", "+7", "", "-", "1" * 20, "0x1"])
+def test_a_result_is_a_number_only_in_ascii_digits(result: str) -> None:
+    with pytest.raises(AgiProtocolError):
+        _ = AgiReply(200, result).value
+
+
+@pytest.mark.parametrize(
+    ("result", "value"), [("0", 0), ("-1", -1), ("48", 48), ("9" * 19, 10**19 - 1)]
+)
+def test_a_numeric_result(result: str, value: int) -> None:
+    assert AgiReply(200, result).value == value

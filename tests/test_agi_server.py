@@ -91,6 +91,10 @@ def test_router_refuses_empty_and_duplicate_scripts() -> None:
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # not AGI
         b"agi_network: yes\n\x00\x01\x02\n\n",  # AGI, then binary
         b"\n\n\n\n",  # an empty environment: no script
+        # A name Asterisk never sends, among those it does, is still checked...
+        b"agi_network_script: hotline\nAGI_LANGUAGE: ru\nagi_uniqueid: 1.1\n\n",
+        # ...and so is a name Asterisk sends, on a line that is not ``name: value``.
+        b"agi_network_script: hotline\nagi_network\nagi_uniqueid: 1.1\n\n",
     ],
 )
 async def test_garbage_closes_that_connection_only(garbage: bytes) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from agi_peer import TRANSCRIPT, AsteriskPeer, Outcomes, env_bytes, eventually, metric, serving
+from prometheus_client import CollectorRegistry, Histogram
 from transcripts import load
 
 from hotline.agi.protocol import (
@@ -36,6 +37,7 @@ from hotline.agi.session import (
     Digits,
     Playback,
     Recording,
+    SessionSupport,
 )
 
 T = TypeVar("T")
@@ -546,3 +548,21 @@ async def test_gone_asked_after_the_hangup_is_already_done() -> None:
     wire = Wire()
     wire.answer("HANGUP")
     assert wire.session.gone().done()
+
+
+def test_latencies_land_in_the_bucket_observe_would_pick() -> None:
+    registry = CollectorRegistry()
+    histogram = Histogram("probe_seconds", "probe", buckets=(0.001, 0.005, 1), registry=registry)
+    support = SessionSupport(immediate=False, histogram=histogram)
+    for seconds in (0.0005, 0.001, 0.005, 0.0051, 2.0):  # on a bound: in that bound's bucket
+        support.observe(seconds)
+    support.answered("NOOP", "ok", 0.003)
+    assert registry.get_sample_value("probe_seconds_count") == 0  # nothing before the flush
+    support.flush()
+
+    def bucket(bound: str) -> float | None:
+        return registry.get_sample_value("probe_seconds_bucket", {"le": bound})
+
+    assert [bucket(b) for b in ("0.001", "0.005", "1.0", "+Inf")] == [2, 4, 5, 6]
+    total = registry.get_sample_value("probe_seconds_sum")
+    assert total == pytest.approx(0.0005 + 0.001 + 0.005 + 0.0051 + 2 + 0.003)

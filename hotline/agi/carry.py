@@ -13,18 +13,36 @@ know are ignored too, so a format may grow fields without a new number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 __all__ = ["FORMAT", "decode", "encode"]
 
 FORMAT = "1"
 _VERSION_FIELD = "v"
+# What quote_plus leaves as it is: a name or value made of these only needs no quoting.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+# quote_plus byte by byte: a plain byte as it is, a blank as "+", any other byte as %XX.
+_BYTES = [
+    chr(byte) if _PLAIN.fullmatch(chr(byte)) else "+" if byte == 0x20 else f"%{byte:02X}"
+    for byte in range(256)
+]
 
 
 def encode(fields: Mapping[str, str], *, version: str = FORMAT) -> str:
-    """``v=<version>&...``: the fields as one blank-free channel-variable value."""
-    return urlencode([(_VERSION_FIELD, version), *fields.items()])
+    """``v=<version>&...``: the fields as one blank-free channel-variable value (what
+    ``urlencode`` writes, with plain names and values, the usual case, taken as they are)."""
+    parts = [_VERSION_FIELD + "=" + _quote(version)]
+    parts += [_quote(name) + "=" + _quote(value) for name, value in fields.items()]
+    return "&".join(parts)
+
+
+def _quote(text: str) -> str:
+    text = str(text)  # as urlencode does: a str subclass goes out as its plain text
+    if _PLAIN.fullmatch(text):
+        return text
+    return "".join(map(_BYTES.__getitem__, text.encode()))
 
 
 def decode(text: str | None) -> dict[str, str] | None:

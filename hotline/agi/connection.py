@@ -3,9 +3,10 @@
 An `asyncio.Protocol` per connection (buffered on asyncio's own loop, see
 `BufferedAgiConnection`): lines are cut on ``b"\\n"`` in `data_received` and replies are
 handed straight to the session's waiting future, with no task or stream reader per command.
-Distinct reply and environment lines are parsed once per server and remembered (never those
-that may carry caller data). Whatever one connection sends (garbage, an endless line, half an
-environment and then silence) closes that connection and nothing else.
+Distinct reply lines are parsed once per server and remembered (never those that may carry
+caller data); the environment is decoded in one go and split with string methods. Whatever
+one connection sends (garbage, an endless line, half an environment and then silence) closes
+that connection and nothing else.
 
 The server (`hotline.agi.server.FastAgiServer`) admits the connection, runs the call's
 handler, sweeps the deadlines and counts how each connection ended.
@@ -39,27 +40,34 @@ log = logging.getLogger("hotline.agi.server")
 # Asterisk sends about 25 variables plus one per AGI argument; far more is not Asterisk.
 MAX_ENV_LINES: Final = 512
 _NO_CALL_ID: Final = "-"
-# Bound of each per-server parse cache (environment lines, reply lines).
+# Bound of the per-server reply parse cache.
 _CACHE_ENTRIES: Final = 1024
-# Environment lines that repeat from call to call and say nothing about the caller: the only
-# ones cached (a cache of caller numbers would be personal data kept for no reason). The
-# request URL is left out too: a dialplan may put caller data in its query string.
-_SHARED_ENV_KEYS: Final = frozenset(
+# The variable names Asterisk 22 sends (res_agi.c's setup_env): a line ``name: value`` with one
+# of these names needs no further check; any other name is checked by `parse_env_line`.
+_ASTERISK_ENV_KEYS: Final = frozenset(
     {
         "agi_network",
+        "agi_network_script",
+        "agi_request",
+        "agi_channel",
         "agi_language",
         "agi_type",
+        "agi_uniqueid",
         "agi_version",
+        "agi_callerid",
+        "agi_calleridname",
         "agi_callingpres",
         "agi_callingani2",
         "agi_callington",
         "agi_callingtns",
         "agi_dnid",
+        "agi_rdnis",
         "agi_context",
         "agi_extension",
         "agi_priority",
         "agi_enhanced",
         "agi_accountcode",
+        "agi_threadid",
     }
 )
 
@@ -195,7 +203,7 @@ class AgiConnection(asyncio.Protocol):
             if not complete and len(rest) > self._limit:
                 raise AgiProtocolError(f"line longer than {self._limit} bytes")
             if block:
-                self._parse_env(block.split(b"\n"))
+                self._parse_env(block)
         except (AgiProtocolError, ValueError) as exc:
             self._protocol_error(exc)
             return
@@ -206,18 +214,18 @@ class AgiConnection(asyncio.Protocol):
         if self._start_call() and rest:
             self.data_received(rest)  # what came right after the environment (HANGUP, even)
 
-    def _parse_env(self, lines: list[bytes]) -> None:
-        if max(map(len, lines)) > self._limit:
-            raise AgiProtocolError(f"line longer than {self._limit} bytes")
-        env, cache = self._env, self._server.env_cache
-        for line in lines:
-            # Most lines are the same on every call (agi_language: ru, agi_type: Local, ...).
-            item = cache.get(line)
-            if item is None:
-                item = parse_env_line(line.decode())
-                if item[0] in _SHARED_ENV_KEYS and len(cache) < _CACHE_ENTRIES:
-                    cache[line] = item
-            env[item[0]] = item[1]
+    def _parse_env(self, block: bytes) -> None:
+        """Add the complete lines of `block` to the environment: decoded in one go, each line
+        split at ``": "``; only a name Asterisk does not send is checked further."""
+        limit = self._limit
+        if len(block) > limit and max(map(len, block.split(b"\n"))) > limit:
+            raise AgiProtocolError(f"line longer than {limit} bytes")
+        env, known = self._env, _ASTERISK_ENV_KEYS
+        for line in block.decode().split("\n"):
+            key, sep, value = line.partition(": ")
+            if not sep or key not in known:
+                key, value = parse_env_line(line)
+            env[key] = value
         if len(env) > MAX_ENV_LINES:
             raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
 

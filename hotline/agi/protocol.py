@@ -39,6 +39,9 @@ _RESULT_NUMBER = re.compile(r"-?[0-9]{1,19}")
 # What Asterisk's argument splitter treats specially: blanks, quotes, backslashes, line ends.
 _NEEDS_QUOTES = re.compile(r'[\s"\\\x00]')  # NUL: not \s, but it must not go out raw
 _LINE_BREAKS = re.compile(r"[\r\n\x00]")
+# Verbs that passed `_VERB` (plain str only), so that each is checked once.
+_CHECKED_VERBS: set[str] = set()
+_CHECKED_VERBS_MAX: Final = 256
 
 
 class AgiProtocolError(Exception):
@@ -96,8 +99,22 @@ class AgiRequest:
         args: list[str] = []
         while (arg := env.get(f"agi_arg_{len(args) + 1}")) is not None:
             args.append(arg)
-        query_args = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
-        return cls(script=script, query=query_args, args=tuple(args))
+        return cls(script=script, query=_parse_query(query), args=tuple(args))
+
+
+def _parse_query(query: str) -> dict[str, str]:
+    """``parse_qsl(query, keep_blank_values=True)`` as a dict; a query with nothing to unquote
+    (the usual ``did=88001000001``) is split directly, at a tenth of the cost."""
+    if not query:
+        return {}
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query, keep_blank_values=True))
+    pairs: dict[str, str] = {}
+    for piece in query.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            pairs[name] = value
+    return pairs
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -116,6 +133,8 @@ def quote_arg(value: str) -> str:
 
 def format_arg(arg: str | int) -> str:
     """One argument: integers and plain words as they are, anything else quoted."""
+    if arg.__class__ is str:  # the usual case first: a plain word goes as it is
+        return arg if arg and not _NEEDS_QUOTES.search(arg) else quote_arg(arg)
     if isinstance(arg, bool):
         raise TypeError("AGI arguments are text or integers, not booleans")
     if isinstance(arg, int):
@@ -127,10 +146,14 @@ def format_arg(arg: str | int) -> str:
 
 def format_command(verb: str, *args: str | int) -> bytes:
     """One command line, e.g. ``format_command("STREAM FILE", "beep", Quoted("12#"))``."""
-    if not _VERB.fullmatch(verb):
-        raise ValueError(f"not an AGI command verb: {verb!r}")
-    parts = [verb, *(format_arg(arg) for arg in args)]
-    return (" ".join(parts) + "\n").encode()
+    if verb not in _CHECKED_VERBS:
+        if not _VERB.fullmatch(verb):
+            raise ValueError(f"not an AGI command verb: {verb!r}")
+        if len(_CHECKED_VERBS) < _CHECKED_VERBS_MAX and verb.__class__ is str:
+            _CHECKED_VERBS.add(verb)
+    if not args:
+        return (verb + "\n").encode()
+    return (verb + " " + " ".join([format_arg(arg) for arg in args]) + "\n").encode()
 
 
 def parse_command(line: str) -> list[str]:
@@ -164,7 +187,9 @@ def parse_command(line: str) -> list[str]:
 
 
 def _single_line(value: str) -> str:
-    return _LINE_BREAKS.sub(" ", value)
+    if "\n" in value or "\r" in value or "\x00" in value:
+        return _LINE_BREAKS.sub(" ", value)
+    return value
 
 
 # --- replies -----------------------------------------------------------------------------
@@ -193,7 +218,10 @@ class AgiReply:
     def value(self) -> int:
         """The result as a number; raises AgiProtocolError when it is not one (ASCII digits,
         at most 19 of them, an optional minus)."""
-        if not _RESULT_NUMBER.fullmatch(self.result):
+        result = self.result
+        if result.isdigit() and result.isascii() and len(result) <= 19:  # what the pattern
+            return int(result)  # matches without a minus, checked without the regex engine
+        if not _RESULT_NUMBER.fullmatch(result):
             raise AgiProtocolError(f"result is not a number: {self.result[:40]!r}")
         return int(self.result)
 

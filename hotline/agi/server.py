@@ -36,6 +36,7 @@ import logging
 import math
 import signal
 import socket
+import weakref
 from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from time import monotonic
@@ -57,6 +58,14 @@ log = logging.getLogger(__name__)
 # How often, per the shorter timeout, the sweep checks deadlines: a deadline is enforced at
 # most 1/SWEEPS_PER_TIMEOUT of the timeout late.
 SWEEPS_PER_TIMEOUT: Final = 8
+# Every server's connections make up ``hotline_calls_in_progress``, counted when scraped rather
+# than by an inc() and a dec() per call.
+_SERVERS: weakref.WeakSet[FastAgiServer] = weakref.WeakSet()
+metrics.CALLS_IN_PROGRESS.set_function(
+    lambda: float(sum(server.in_progress for server in list(_SERVERS)))
+)
+# Bound of the per-server cache of peer addresses allowed or not.
+_PEER_VERDICTS: Final = 1024
 # The server's read buffer: lines are short; a longer read just takes two turns.
 READ_BUFFER_BYTES: Final = 65536
 
@@ -113,6 +122,11 @@ class FastAgiServer:
         self.max_sessions = max_sessions
         self.max_sessions_per_peer = per_peer
         self.allowed_peers = parse_networks(allowed_peers)
+        # Whether each peer address seen is allowed, for `allowed_peers` as it was then: the
+        # same few PBX addresses connect all day, and parsing one costs more than the rest of
+        # the admission. Bounded: past it, addresses are checked afresh each time.
+        self._peer_verdicts: dict[str, bool] = {}
+        self._verdicts_for = self.allowed_peers
         self._per_peer: dict[str, int] = {}  # sessions in progress by peer address
         self._refused_full_at = -math.inf  # when a call was last refused at max_sessions
         self._peer_refusal_logged: dict[str, float] = {}  # reason -> when last logged
@@ -122,10 +136,10 @@ class FastAgiServer:
         # Kept, not looked up per call: Python 3.11's get_running_loop() costs a getpid().
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[AgiConnection] = set()
+        _SERVERS.add(self)  # counted in ``hotline_calls_in_progress`` while it exists
         self.support = SessionSupport(immediate=False)  # flushed by `_sweep`
         self._outcome_counters: dict[str, Counter] = {}
-        # Parsed lines by their bytes; values are immutable, so connections share them.
-        self.env_cache: dict[bytes, tuple[str, str]] = {}
+        # Parsed reply lines by their bytes; values are immutable, so connections share them.
         self.reply_cache: dict[bytes, AgiReply | HangupNotice] = {}
         # Every connection reads into this, one read at a time (see `BufferedAgiConnection`).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))
@@ -274,7 +288,7 @@ class FastAgiServer:
 
     def refusal(self, peer: str) -> str | None:
         """Why a connection from `peer` (an IP address) is refused, or None to admit it."""
-        if not _allowed(peer, self.allowed_peers):
+        if not self._peer_allowed(peer):
             return "peer not allowed"
         if self._draining:
             return "shutting down"
@@ -284,6 +298,18 @@ class FastAgiServer:
         if self._per_peer.get(peer, 0) >= self.max_sessions_per_peer:
             return "too many calls from this peer"
         return None
+
+    def _peer_allowed(self, peer: str) -> bool:
+        verdicts = self._peer_verdicts
+        if self._verdicts_for is not self.allowed_peers:  # reconfigured: forget every verdict
+            verdicts.clear()
+            self._verdicts_for = self.allowed_peers
+        verdict = verdicts.get(peer)
+        if verdict is None:
+            verdict = _allowed(peer, self.allowed_peers)
+            if len(verdicts) < _PEER_VERDICTS:
+                verdicts[peer] = verdict
+        return verdict
 
     def peer_refused(self, peer: str, why: str) -> None:
         """Count a connection refused for its peer as a ``PEER_REFUSED`` security event; log
@@ -306,7 +332,6 @@ class FastAgiServer:
         """Count `conn` in (after `refusal` said None)."""
         self._connections.add(conn)
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
-        metrics.CALLS_IN_PROGRESS.inc()
 
     def finished(self, conn: AgiConnection, outcome: str) -> None:
         if conn in self._connections:
@@ -314,7 +339,6 @@ class FastAgiServer:
             if left:
                 self._per_peer[conn.peer] = left
         self._connections.discard(conn)
-        metrics.CALLS_IN_PROGRESS.dec()
         self.count_outcome(outcome)
         if self._draining and not self._connections:
             self._all_done.set()

@@ -26,24 +26,36 @@ from collections.abc import Callable, Mapping
 from time import monotonic
 from typing import Final, NamedTuple
 
-from prometheus_client import Counter
-
-from hotline import metrics
 from hotline.agi.protocol import (
     AgiProtocolError,
     AgiReply,
     AgiRequest,
     Quoted,
+    format_arg,
     format_command,
 )
+from hotline.agi.support import SessionSupport
+
+__all__ = [
+    "NO_SUCH_APPLICATION",
+    "AgiCommandError",
+    "AgiConnectionLost",
+    "AgiError",
+    "AgiReplyTimeout",
+    "AgiSession",
+    "AgiUsageError",
+    "CallerHungUp",
+    "Digits",
+    "Playback",
+    "Recording",
+    "SessionSupport",
+]
 
 log = logging.getLogger(__name__)
 
 NO_SUCH_APPLICATION: Final = -2
 """What `AgiSession.exec` returns when the dialplan application does not exist."""
 
-# Bound of `SessionSupport`'s formatted-line cache.
-_LINE_CACHE_ENTRIES: Final = 1024
 # The argument-less commands, formatted once.
 _ANSWER: Final = format_command("ANSWER")
 _HANGUP: Final = format_command("HANGUP")
@@ -155,56 +167,6 @@ class Digits(str):
         self = super().__new__(cls, digits)
         self.timed_out = timed_out
         return self
-
-
-class SessionSupport:
-    """What the sessions of one server share, to keep the per-command path short.
-
-    * Command counts are summed in a plain dict and pushed to Prometheus by `flush`, which the
-      server calls on every sweep tick and when it stops: `Counter.inc` takes a lock and goes
-      through several calls, too much for every command of every call. The counter therefore
-      lags by at most one tick. A session made without a server flushes at once.
-    * Latencies are observed at once (a histogram cannot be summed up front).
-    * Command lines whose arguments never carry caller data (prompt names, timeouts) are
-      formatted once: `line`.
-    """
-
-    __slots__ = ("_counters", "_immediate", "_lines", "_pending", "observe")
-
-    def __init__(self, *, immediate: bool = True) -> None:
-        self._immediate = immediate
-        self._pending: dict[tuple[str, str], int] = {}
-        self._counters: dict[tuple[str, str], Counter] = {}
-        self._lines: dict[tuple[str | int, ...], bytes] = {}
-        self.observe: Callable[[float], None] = metrics.AGI_COMMAND_SECONDS.observe
-
-    def count(self, verb: str, result: str) -> None:
-        key = (verb, result)
-        self._pending[key] = self._pending.get(key, 0) + 1
-        if self._immediate:
-            self.flush()
-
-    def flush(self) -> None:
-        """Add the counts gathered since the last flush to ``hotline_agi_commands_total``."""
-        pending, self._pending = self._pending, {}
-        for key, count in pending.items():
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = metrics.AGI_COMMANDS.labels(*key)
-            counter.inc(count)
-
-    def line(self, verb: str, *args: str | int) -> bytes:
-        """`format_command` for arguments that are not caller data, remembered (bounded).
-
-        Each call site passes the same types in the same places (``Quoted`` escape digits,
-        integer timeouts), so keys that compare equal format equally."""
-        key = (verb, *args)
-        line = self._lines.get(key)
-        if line is None:
-            line = format_command(verb, *args)
-            if len(self._lines) < _LINE_CACHE_ENTRIES:
-                self._lines[key] = line
-        return line
 
 
 # --- the session -------------------------------------------------------------------------
@@ -337,11 +299,12 @@ class AgiSession:
         except (AgiError, AgiProtocolError) as exc:
             self._support.count(verb, _failure_label(exc))
             raise
-        self._support.observe(monotonic() - sent_at)
         self.last_reply = reply
         if reply.code == 200:
-            self._support.count(verb, "failure" if reply.result[:1] == "-" else "ok")
+            result = "failure" if reply.result[:1] == "-" else "ok"
+            self._support.answered(verb, result, monotonic() - sent_at)
             return reply
+        self._support.observe(monotonic() - sent_at)
         raise self._rejection(verb, reply)
 
     async def _wait_turn(self) -> None:
@@ -453,7 +416,7 @@ class AgiSession:
 
     async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
         """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
-        line = self._support.line("STREAM FILE", name, Quoted(escape_digits))
+        line = self._support.stream_line(name, escape_digits)
         reply = await self._exchange("STREAM FILE", line)
         return Playback(_digit(reply.value), _endpos(reply))
 
@@ -488,7 +451,7 @@ class AgiSession:
         """``SET VARIABLE HOTLINE_TOPIC "регистрация и вход"``: the value is quoted whenever it
         holds a blank, quote, backslash or line break (``HOTLINE_DID 88001000001`` is not), so
         caller-supplied text always stays one argument on one line."""
-        line = format_command("SET VARIABLE", name, value)
+        line = ("SET VARIABLE " + format_arg(name) + " " + format_arg(value) + "\n").encode()
         await self._exchange("SET VARIABLE", line)
 
     async def get_variable(self, name: str) -> str | None:

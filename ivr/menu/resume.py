@@ -65,25 +65,34 @@ class Resume:
 
     def fields(self, menu: Menu) -> dict[str, str]:
         """The checkpoint as carried fields; values dropped longest first past MAX_CARRIED."""
+        return self._fitted(menu)[0]
+
+    def carried(self, menu: Menu) -> str:
+        """`fields` encoded (`hotline.agi.carry`): the value of ``HOTLINE_RESUME``."""
+        return self._fitted(menu)[1]
+
+    def _fitted(self, menu: Menu) -> tuple[dict[str, str], str]:
         fields = {"menu": menu.number, "node": self.node}
         if self.personal:
             fields["personal"] = ",".join(sorted(self.personal))
         if self.queued is not None:
             fields["queued"] = f"{self.queued[0]}:{self.queued[1]}"
         carried = {_VAR + k: v for k, v in self.variables.items()}
+        result = {**fields, **carried}
+        text = encode(result)
+        if len(text) <= MAX_CARRIED:
+            return result, text  # the usual case: encoded once
         droppable = sorted(
             (k for k in self.variables if k not in self.personal),
             key=lambda k: len(self.variables[k]),
         )
-        while droppable and _size({**fields, **carried}) > MAX_CARRIED:
+        while droppable and len(text) > MAX_CARRIED:
             dropped = droppable.pop()
             del carried[_VAR + dropped]
             log.warning("checkpoint too long: a variable is not carried", extra={"var": dropped})
-        return {**fields, **carried}
-
-
-def _size(fields: Mapping[str, str]) -> int:
-    return len(encode(fields))
+            result = {**fields, **carried}
+            text = encode(result)
+        return result, text
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:

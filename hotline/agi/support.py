@@ -1,0 +1,125 @@
+"""What the FastAGI sessions of one server share, to keep the per-command path short."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Final
+
+from prometheus_client import Counter, Histogram
+
+from hotline import metrics
+from hotline.agi.protocol import Quoted, format_command
+
+__all__ = ["SessionSupport"]
+
+# Bound of `SessionSupport`'s formatted-line cache.
+_LINE_CACHE_ENTRIES: Final = 1024
+
+
+class SessionSupport:
+    """What the sessions of one server share, to keep the per-command path short.
+
+    * Command counts and latencies are gathered in plain Python and pushed to Prometheus by
+      `flush`, which the server calls on every sweep tick and when it stops: `Counter.inc` and
+      `Histogram.observe` take a lock and go through several calls each, too much for every
+      command of every call. The metrics therefore lag by at most one tick. A session made
+      without a server flushes at once.
+    * Command lines whose arguments never carry caller data (prompt names, timeouts) are
+      formatted once: `line`.
+    """
+
+    __slots__ = (
+        "_bounds",
+        "_buckets",
+        "_counters",
+        "_histogram",
+        "_immediate",
+        "_lines",
+        "_pending",
+        "_seconds",
+        "_streams",
+    )
+
+    def __init__(
+        self, *, immediate: bool = True, histogram: Histogram = metrics.AGI_COMMAND_SECONDS
+    ) -> None:
+        self._immediate = immediate
+        self._pending: dict[tuple[str, str], int] = {}
+        self._counters: dict[tuple[str, str], Counter] = {}
+        self._lines: dict[tuple[str | int, ...], bytes] = {}
+        self._streams: dict[tuple[str, str], bytes] = {}
+        self._histogram = histogram
+        # The histogram's bucket bounds (+Inf last), as Histogram.observe walks them.
+        self._bounds: list[float] = list(histogram._upper_bounds)
+        self._buckets = [0] * len(self._bounds)  # observations per bucket since the flush
+        self._seconds = 0.0  # their sum
+
+    def count(self, verb: str, result: str) -> None:
+        key = (verb, result)
+        self._pending[key] = self._pending.get(key, 0) + 1
+        if self._immediate:
+            self.flush()
+
+    def observe(self, seconds: float) -> None:
+        """One command's latency for ``hotline_agi_command_seconds``: counted in the bucket
+        `Histogram.observe` would pick (the first bound >= `seconds`)."""
+        self._buckets[bisect_left(self._bounds, seconds)] += 1
+        self._seconds += seconds
+        if self._immediate:
+            self.flush()
+
+    def answered(self, verb: str, result: str, seconds: float) -> None:
+        """`count` and `observe` in one call: a command that got its ``200`` reply."""
+        key = (verb, result)
+        self._pending[key] = self._pending.get(key, 0) + 1
+        self._buckets[bisect_left(self._bounds, seconds)] += 1
+        self._seconds += seconds
+        if self._immediate:
+            self.flush()
+
+    def flush(self) -> None:
+        """Add what was gathered since the last flush to ``hotline_agi_commands_total`` and
+        ``hotline_agi_command_seconds``."""
+        pending, self._pending = self._pending, {}
+        for key, count in pending.items():
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = metrics.AGI_COMMANDS.labels(*key)
+            counter.inc(count)
+        buckets = self._buckets
+        if any(buckets):
+            # Histogram.observe adds to the sum and to one bucket's value; these are the same
+            # two values, added to in bulk (prometheus_client keeps them per bucket, not
+            # cumulated: the exposition sums them).
+            histogram, self._buckets = self._histogram, [0] * len(buckets)
+            histogram._sum.inc(self._seconds)
+            self._seconds = 0.0
+            for value, count in zip(histogram._buckets, buckets, strict=True):
+                if count:
+                    value.inc(count)
+
+    def line(self, verb: str, *args: str | int) -> bytes:
+        """`format_command` for arguments that are not caller data, remembered (bounded).
+
+        Each call site passes the same types in the same places (``Quoted`` escape digits,
+        integer timeouts), so keys that compare equal format equally."""
+        key = (verb, *args)
+        line = self._lines.get(key)
+        if line is None:
+            line = format_command(verb, *args)
+            if len(self._lines) < _LINE_CACHE_ENTRIES:
+                self._lines[key] = line
+        return line
+
+    def stream_line(self, name: str, escape_digits: str) -> bytes:
+        """``STREAM FILE <name> "<escape_digits>"``, the most frequent command, remembered
+        (bounded) by its two plain arguments."""
+        if name.__class__ is not str or escape_digits.__class__ is not str:
+            return format_command("STREAM FILE", name, Quoted(escape_digits))  # no cache
+        key = (name, escape_digits)
+        line = self._streams.get(key)
+        if line is None:
+            line = format_command("STREAM FILE", name, Quoted(escape_digits))
+            if len(self._streams) < _LINE_CACHE_ENTRIES:
+                self._streams[key] = line
+        return line
