@@ -238,7 +238,13 @@ class FactStore:
             await connection.execute(statement.values(wrap_seconds=total))
 
     async def operator_stay(
-        self, operator_id: str, state: str, started_at: datetime, day: date, hour: int, seconds: float
+        self,
+        operator_id: str,
+        state: str,
+        started_at: datetime,
+        day: date,
+        hour: int,
+        seconds: float,
     ) -> None:
         row = {
             "operator_id": operator_id,

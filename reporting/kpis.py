@@ -230,8 +230,7 @@ async def _grouping_sets(
         .where(*where)
         .group_by(
             text(
-                "GROUPING SETS ((), (line), (group_name), (operator_id), (local_hour), "
-                "(local_day))"
+                "GROUPING SETS ((), (line), (group_name), (operator_id), (local_hour), (local_day))"
             )
         )
     )

@@ -58,7 +58,9 @@ class Day:
         self.clock.now = at(text)
         action()
 
-    async def _end(self, call: str, line: str, caller: str, start: str, end: str, **kw: object) -> None:
+    async def _end(
+        self, call: str, line: str, caller: str, start: str, end: str, **kw: object
+    ) -> None:
         self.clock.now = at(end)
         started = datetime.fromtimestamp(at(start), UTC)
         ended = datetime.fromtimestamp(at(end), UTC)
@@ -80,9 +82,16 @@ class Day:
         self._at(d + "10:05:40", lambda: f.left_queue("A", "answered"))
         self._at(d + "10:05:50", lambda: f.rated("A", 5))
         await self._end(
-            "A", "88001000001", "79990000001", d + "10:00:00", d + "10:06:00",
-            outcome="answered", path=("start", "main", "queue"), exit="queue general",
-            topic="регистрация", group="general",
+            "A",
+            "88001000001",
+            "79990000001",
+            d + "10:00:00",
+            d + "10:06:00",
+            outcome="answered",
+            path=("start", "main", "queue"),
+            exit="queue general",
+            topic="регистрация",
+            group="general",
         )
         self._at(d + "10:06:30", lambda: f.contact_changed("A", fcr_operator=True))
         self._at(d + "10:06:40", lambda: f.operator_moved("op1", "ready", None))
@@ -93,8 +102,15 @@ class Day:
         self._at(d + "11:00:30", lambda: f.left_queue("B", "caller_gone"))
         self._at(d + "11:00:30", lambda: f.operator_moved("op2", "ready", None))
         await self._end(
-            "B", "88001000001", "79990000002", d + "11:00:00", d + "11:00:30",
-            outcome="hangup", path=("start", "queue"), exit="caller_hangup", group="general",
+            "B",
+            "88001000001",
+            "79990000002",
+            d + "11:00:00",
+            d + "11:00:30",
+            outcome="hangup",
+            path=("start", "queue"),
+            exit="caller_hangup",
+            group="general",
         )
         # C, transferred
         self._at(d + "12:00:10", lambda: f.queued("C", "general"))
@@ -112,8 +128,15 @@ class Day:
         self._at(d + "12:04:05", lambda: f.left_queue("C", "answered"))
         self._at(d + "12:04:06", lambda: f.rated("C", 4))
         await self._end(
-            "C", "88002000002", "79990000003", d + "12:00:00", d + "12:04:10",
-            outcome="answered", path=("start", "queue"), exit="queue general", group="general",
+            "C",
+            "88002000002",
+            "79990000003",
+            d + "12:00:00",
+            d + "12:04:10",
+            outcome="answered",
+            path=("start", "queue"),
+            exit="queue general",
+            group="general",
         )
         self._at(d + "12:04:20", lambda: f.contact_changed("C", fcr_operator=False))
         self._at(d + "12:04:25", lambda: f.operator_moved("op2", "ready", None))
@@ -122,14 +145,27 @@ class Day:
         self._at(d + "13:02:05", lambda: f.left_queue("D", "overflow", "max_wait"))
         self._at(d + "13:02:20", lambda: f.callback_booked("D"))
         await self._end(
-            "D", "88001000001", "79990000004", d + "13:00:00", d + "13:02:30",
-            outcome="timeout", path=("start", "queue", "callback"), exit="hangup",
+            "D",
+            "88001000001",
+            "79990000004",
+            d + "13:00:00",
+            d + "13:02:30",
+            outcome="timeout",
+            path=("start", "queue", "callback"),
+            exit="hangup",
             group="general",
         )
         # E: self-service
         await self._end(
-            "E", "88001000001", "79990000005", d + "14:00:00", d + "14:01:00",
-            outcome="hangup", path=("start", "status"), exit="hangup", topic="статус заявления",
+            "E",
+            "88001000001",
+            "79990000005",
+            d + "14:00:00",
+            d + "14:01:00",
+            outcome="hangup",
+            path=("start", "status"),
+            exit="hangup",
+            topic="статус заявления",
         )
         self._at(d + "18:00:00", lambda: f.operator_moved("op1", "logged_out", None))
         # G, across midnight
@@ -141,8 +177,15 @@ class Day:
         self._at("2026-12-02 00:10:05", lambda: f.operator_moved("op2", "wrap_up", "G"))
         self._at("2026-12-02 00:10:05", lambda: f.left_queue("G", "answered"))
         await self._end(
-            "G", "88001000001", "79990000007", d + "23:59:50", "2026-12-02 00:10:10",
-            outcome="answered", path=("start", "queue"), exit="queue general", group="general",
+            "G",
+            "88001000001",
+            "79990000007",
+            d + "23:59:50",
+            "2026-12-02 00:10:10",
+            outcome="answered",
+            path=("start", "queue"),
+            exit="queue general",
+            group="general",
         )
         self._at("2026-12-02 00:10:20", lambda: f.operator_moved("op2", "ready", None))
         self._at("2026-12-02 00:30:00", lambda: f.operator_moved("op2", "logged_out", None))
@@ -151,7 +194,13 @@ class Day:
     async def repeat_call(self) -> None:
         """F: A's caller again on 3 December."""
         await self._end(
-            "F", "88001000001", "+7 999 000-00-01", "2026-12-03 09:00:00", "2026-12-03 09:02:00",
-            outcome="hangup", path=("start", "status"), exit="hangup",
+            "F",
+            "88001000001",
+            "+7 999 000-00-01",
+            "2026-12-03 09:00:00",
+            "2026-12-03 09:02:00",
+            outcome="hangup",
+            path=("start", "status"),
+            exit="hangup",
         )
         await self.facts.idle()

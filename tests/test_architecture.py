@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = "hotline"
-PARTS = ("ivr", "routing", "agents", "recorder", "workspace")
+PARTS = ("ivr", "routing", "agents", "recorder", "workspace", "reporting")
 ROOT_PACKAGE = "controller"  # the composition root
 SIMULATOR = "pbxsim"
 PRODUCT = (CORE, *PARTS, ROOT_PACKAGE, SIMULATOR)
@@ -75,6 +75,7 @@ PARTS_A_PART_MAY_USE = {
     "recorder": (),
     "agents": ("routing",),
     "workspace": (),
+    "reporting": (),
 }
 
 

@@ -47,9 +47,17 @@ async def test_each_call_is_one_fact_with_its_timings(engine: AsyncEngine, day: 
     assert a is not None
     assert (a["outcome"], a["operator_id"], a["group_name"]) == ("answered", "op1", "general")
     assert (a["wait_seconds"], a["talk_seconds"], a["wrap_seconds"]) == (10.0, 300.0, 60.0)
-    assert (a["menu_seconds"], a["menu_path"], a["menu_exit"]) == (30.0, "start main queue", "queue general")
+    assert (a["menu_seconds"], a["menu_path"], a["menu_exit"]) == (
+        30.0,
+        "start main queue",
+        "queue general",
+    )
     assert (a["contact_number"], a["fcr_operator"], a["rating"]) == ("202600000017", True, 5)
-    assert (a["caller_number"], a["line"], a["topic"]) == ("79990000001", "88001000001", "регистрация")
+    assert (a["caller_number"], a["line"], a["topic"]) == (
+        "79990000001",
+        "88001000001",
+        "регистрация",
+    )
     b = await store.get("B")
     assert b is not None
     assert (b["outcome"], b["abandoned_ringing"], b["wait_seconds"]) == ("abandoned", True, 10.0)
@@ -61,7 +69,11 @@ async def test_each_call_is_one_fact_with_its_timings(engine: AsyncEngine, day: 
     assert (c["wait_seconds"], c["talk_seconds"], c["wrap_seconds"]) == (30.0, 180.0, 50.0)
     d = await store.get("D")
     assert d is not None
-    assert (d["outcome"], d["overflowed"], d["overflow_reason"]) == ("callback_booked", True, "max_wait")
+    assert (d["outcome"], d["overflowed"], d["overflow_reason"]) == (
+        "callback_booked",
+        True,
+        "max_wait",
+    )
     e = await store.get("E")
     assert e is not None and e["outcome"] == "self_service" and not e["queued"]
     g = await store.get("G")
@@ -69,7 +81,9 @@ async def test_each_call_is_one_fact_with_its_timings(engine: AsyncEngine, day: 
     assert (str(g["local_day"]), g["local_hour"], g["talk_seconds"]) == ("2026-12-01", 23, 600.0)
 
 
-async def test_the_day_s_kpis_match_the_hand_computed_figures(engine: AsyncEngine, day: Day) -> None:
+async def test_the_day_s_kpis_match_the_hand_computed_figures(
+    engine: AsyncEngine, day: Day
+) -> None:
     kpis = await compute_kpis(engine, DAY1, DAY1, Targets())
     total = kpis.total
     # calls A B C D E G; queued A B C D G; answered A C G; abandoned B
