@@ -64,7 +64,13 @@ def _figure_chart(report: KpiReport, name: str, title: str, unit: str) -> Figure
     axes = figure.subplots()
     labels = [_label(kind, row.key) for row in rows]
     values = [row.figure(name) for row in rows]
-    axes.bar(labels, [0.0 if v is None else v for v in values], color=_BARS, label=title)
+    target = report.kpis.targets.target(name)
+    # each bar green where the target is met, red where missed (blue without a target)
+    colours = [
+        _BARS if target is None or v is None else (_ANSWERED if target.met(v) else _ABANDONED)
+        for v in values
+    ]
+    axes.bar(labels, [0.0 if v is None else v for v in values], color=colours, label=title)
     _target_line(axes, name, report)
     axes.set_title(f"{title} по {'часам' if kind == 'час' else 'дням'}")
     axes.set_ylabel(unit)

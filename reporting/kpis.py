@@ -209,10 +209,11 @@ async def compute_kpis(
     return Kpis(first_day, last_day, group, targets, total, by)
 
 
-def _sort_key(breakdown: str, key: str) -> tuple[int, str]:
+def _sort_key(breakdown: str, key: str) -> tuple[int, int, str]:
+    """Hours in order, the rest by name; calls without a group or operator last."""
     if breakdown == "hour":
-        return (int(key) if key.isdigit() else 99, "")
-    return (0, key)
+        return (0, int(key) if key.isdigit() else 99, "")
+    return (0 if key else 1, 0, key)
 
 
 def _key_text(value: Any) -> str:

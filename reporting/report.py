@@ -38,7 +38,7 @@ VOLUMES: Final = (
     ("queued", "Поставлено в очередь"),
     ("answered", "Отвечено операторами"),
     ("abandoned", "Потеряно (абонент положил трубку)"),
-    ("abandoned_ringing", "  из них во время звонка оператору"),
+    ("abandoned_ringing", "в т. ч. во время звонка оператору"),
     ("self_service", "Обслужено голосовым меню"),
     ("overflowed", "Переполнение очереди"),
     ("callbacks", "Заказан обратный звонок"),
@@ -72,6 +72,14 @@ COLUMNS: Final = (
     ("handle_seconds", "AHT, с"),
     ("occupancy_percent", "Загрузка, %"),
 )
+# what a slice without a key holds (calls no group queued, no operator answered...)
+_NO_KEY: Final = {
+    "day": "—",
+    "hour": "—",
+    "group": "без очереди",
+    "line": "—",
+    "operator": "без ответа",
+}
 _COUNTS: Final = frozenset({"calls", "answered"})
 _MARKS: Final = {True: "✔ выполнено", False: "✘ не выполнено", None: "— нет данных"}
 
@@ -158,7 +166,10 @@ def build_report(kpis: Kpis) -> KpiReport:
             name,
             BREAKDOWN_TITLES[name],
             KEY_TITLES[name],
-            [[row.key or "—", *(_cell(row, col) for col, _ in COLUMNS)] for row in kpis.by[name]],
+            [
+                [row.key or _NO_KEY[name], *(_cell(row, col) for col, _ in COLUMNS)]
+                for row in kpis.by[name]
+            ],
         )
         for name in ("day", "hour", "group", "line", "operator")
     ]
