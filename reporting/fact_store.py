@@ -30,6 +30,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.db import Base, UTCDateTime, require_utc
@@ -91,11 +93,13 @@ operator_time = Table(
     Base.metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("operator_id", String, nullable=False),
-    Column("state", String, nullable=False),
-    Column("started_at", UTCDateTime, nullable=False),
     Column("local_day", Date, nullable=False),
     Column("local_hour", Integer, nullable=False),
+    Column("state", String, nullable=False),
     Column("seconds", Float, nullable=False),
+    UniqueConstraint(
+        "operator_id", "local_day", "local_hour", "state", name="uq_operator_time_slot"
+    ),
     Index("ix_operator_time_day", "local_day", "operator_id"),
 )
 
@@ -237,25 +241,30 @@ class FactStore:
             statement = update(call_facts).where(call_facts.c.call_id == call_id)
             await connection.execute(statement.values(wrap_seconds=total))
 
-    async def operator_stay(
-        self,
-        operator_id: str,
-        state: str,
-        started_at: datetime,
-        day: date,
-        hour: int,
-        seconds: float,
+    async def operator_time(
+        self, operator_id: str, state: str, slots: list[tuple[date, int, float]]
     ) -> None:
-        row = {
-            "operator_id": operator_id,
-            "state": state,
-            "started_at": started_at,
-            "local_day": day,
-            "local_hour": hour,
-            "seconds": seconds,
-        }
+        """Add an operator's stay in `state` to its (day, hour, seconds) slots."""
+        if not slots:
+            return
+        insert_of = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        rows = [
+            {
+                "operator_id": operator_id,
+                "local_day": d,
+                "local_hour": h,
+                "state": state,
+                "seconds": s,
+            }
+            for d, h, s in slots
+        ]
+        statement = insert_of(operator_time).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["operator_id", "local_day", "local_hour", "state"],
+            set_={"seconds": operator_time.c.seconds + statement.excluded.seconds},
+        )
         async with self.engine.begin() as connection:
-            await connection.execute(insert(operator_time).values(**row))
+            await connection.execute(statement)
 
     async def anonymise(self, before: datetime, at: datetime, batch: int = 5000) -> int:
         """Clear the caller's number and application of calls started before `before`;

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -207,13 +207,8 @@ class CallFacts:
             return
         seconds = max(0.0, now - stay.since)
         if stay.state not in _NOT_STAYS:
-            local = datetime.fromtimestamp(stay.since, UTC).astimezone(self._zone)
-            began = datetime.fromtimestamp(stay.since, UTC)
-            self._soon(
-                lambda: self.store.operator_stay(
-                    operator_id, stay.state, began, local.date(), local.hour, seconds
-                )
-            )
+            slots = hour_slots(stay.since, now, self._zone)
+            self._soon(lambda: self.store.operator_time(operator_id, stay.state, slots))
         if stay.call_id is None:
             return
         draft = self._drafts.get(stay.call_id)
@@ -297,6 +292,19 @@ class CallFacts:
             setattr(fact, name, value)
         fact.outcome = _outcome(fact)
         return fact
+
+
+def hour_slots(since: float, until: float, zone: ZoneInfo) -> list[tuple[date, int, float]]:
+    """(local day, local hour, seconds) of the span `since`..`until`, split at each hour."""
+    slots: list[tuple[date, int, float]] = []
+    at = since
+    while at < until:
+        local = datetime.fromtimestamp(at, UTC).astimezone(zone)
+        next_hour = local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        end = min(until, next_hour.timestamp())
+        slots.append((local.date(), local.hour, end - at))
+        at = end
+    return slots
 
 
 def _timings(fact: Fact, draft: _Draft, end: MenuEnd) -> None:

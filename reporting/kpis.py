@@ -276,24 +276,35 @@ _AT_WORK: Final = ("ready", "ringing", "talking", "wrap_up")
 async def _occupancy(
     connection: Any, first_day: date, last_day: date
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """(breakdown, key) -> (busy seconds, seconds at work), per operator, day, hour and all."""
+    """(breakdown, key) -> (busy seconds, seconds at work), per operator, day, hour and all
+    (one GROUPING SETS pass on PostgreSQL, a query each on SQLite)."""
     t = operator_time.c
     busy = func.coalesce(func.sum(case((t.state.in_(_BUSY), t.seconds), else_=0.0)), 0.0)
     work = func.coalesce(func.sum(case((t.state.in_(_AT_WORK), t.seconds), else_=0.0)), 0.0)
     where = (t.local_day >= first_day, t.local_day <= last_day)
+    slices = (("operator", t.operator_id), ("day", t.local_day), ("hour", t.local_hour))
     found: dict[tuple[str, str], tuple[float, float]] = {}
-    for breakdown, column in (
-        ("total", None),
-        ("operator", t.operator_id),
-        ("day", t.local_day),
-        ("hour", t.local_hour),
-    ):
-        key_column = literal("") if column is None else column
-        statement = select(key_column.label("slice"), busy.label("busy"), work.label("work"))
-        statement = statement.where(*where)
-        if column is not None:
-            statement = statement.group_by(column)
+    if connection.dialect.name == "postgresql":
+        columns = [column for _, column in slices]
+        grouping = func.grouping(*columns).label("grouping_id")
+        statement = (
+            select(*columns, grouping, busy.label("busy"), work.label("work"))
+            .where(*where)
+            .group_by(text("GROUPING SETS ((), (operator_id), (local_day), (local_hour))"))
+        )
+        names = {7: ("total", None), 3: slices[0], 5: slices[1], 6: slices[2]}
         for row in (await connection.execute(statement)).all():
+            breakdown, column = names[int(row.grouping_id)]
+            key = "" if column is None else _key_text(row._mapping[column.name])
+            found[(breakdown, key)] = (float(row.busy or 0), float(row.work or 0))
+        return found
+    for breakdown, column in (("total", None), *slices):
+        key_column = literal("") if column is None else column
+        one = select(key_column.label("slice"), busy.label("busy"), work.label("work"))
+        one = one.where(*where)
+        if column is not None:
+            one = one.group_by(column)
+        for row in (await connection.execute(one)).all():
             key = _key_text(row.slice)
             found[(breakdown, key)] = (float(row.busy or 0), float(row.work or 0))
     return found

@@ -129,7 +129,7 @@ def _browse(base: str, shots: Path) -> dict[str, str]:
         driver.get(base + "/supervisor/reports/none")  # a page of the site, to hold a cookie
         driver.add_cookie({"name": "who", "value": "smirnova", "path": "/"})
         driver.get(base + "/supervisor/reports")
-        wait_for(driver, lambda d: "отчёт за 01.12.2026 – 05.12.2026" in by_id(d, "title").text)
+        wait_for(driver, lambda d: "отчёт за 01.12.2026 – 05.12.2026" in d.title)
         by_id(driver, "from").send_keys("")  # the form: a period and a group
         driver.execute_script(
             "document.getElementById('from').value='2026-12-01';"
@@ -137,7 +137,7 @@ def _browse(base: str, shots: Path) -> dict[str, str]:
         )
         Select(by_id(driver, "group")).select_by_value("general")
         by_id(driver, "show").click()
-        wait_for(driver, lambda d: "группа general" in by_id(d, "title").text)
+        wait_for(driver, lambda d: "группа general" in d.title)  # the new page's
         driver.save_screenshot(str(shots / "report.png"))
         rows = driver.find_elements("css selector", "#kpis tr[data-kpi]")
         seen = {row.get_attribute("data-kpi"): row.text for row in rows}

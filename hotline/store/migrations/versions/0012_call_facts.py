@@ -16,7 +16,9 @@ the retention job walks `started_at`. `caller_number` and `application` are clea
 personal-data term (`anonymised_at`); the rest stays for statistics.
 
 `operator_time`: how long each operator spent in each state (ready, ringing, talking, wrap-up,
-paused), one row per stay, on the day and hour it began: occupancy's numerator and denominator.
+paused) in each local hour, one row per operator, day, hour and state, added to as stays end (a
+stay across an hour is split at the hour): occupancy's numerator and denominator, its size
+bounded by the staff and the calendar, not by the number of calls.
 """
 
 from __future__ import annotations
@@ -82,11 +84,13 @@ def upgrade() -> None:
         "operator_time",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("operator_id", sa.String(), nullable=False),
-        sa.Column("state", sa.String(), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("local_day", sa.Date(), nullable=False),
         sa.Column("local_hour", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(), nullable=False),
         sa.Column("seconds", sa.Float(), nullable=False),
+        sa.UniqueConstraint(
+            "operator_id", "local_day", "local_hour", "state", name="uq_operator_time_slot"
+        ),
     )
     op.create_index("ix_operator_time_day", "operator_time", ["local_day", "operator_id"])
 
