@@ -6,8 +6,8 @@ A throwaway schema (bench/throwaway_postgres.py) is migrated to the real tables 
 2026 and `--other` over November (so the month is a range of a bigger table), and a month of
 operators' stays; ANALYZE follows, as autovacuum would. Then, `--runs` times each:
 
-* the KPIs (`reporting.kpis.compute_kpis`: every breakdown in one GROUPING SETS pass, and
-  occupancy from `operator_time`) for the month;
+* the KPIs (`reporting.kpis.compute_kpis`: every breakdown from the rollups the recorder keeps,
+  `reporting.rollups`, rebuilt here once after the COPY; occupancy from `operator_time`);
 * the whole report (`reporting.output.produce`, HTML with its charts);
 * the raw limit: ``SELECT count(*)`` of the month's rows and of the whole table, straight over
   asyncpg: the least any query reading the month must do.
@@ -40,6 +40,7 @@ from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from reporting.kpis import compute_kpis
 from reporting.output import produce
+from reporting.rollups import rebuild
 from reporting.targets import Targets
 
 GOAL_SECONDS = 2.0
@@ -126,6 +127,19 @@ async def fill(dsn: str, calls: int, other: int) -> float:
         await connection.close()
 
 
+async def roll_up(url: str) -> float:
+    """The rollups of the bulk-loaded facts (the recorder keeps them as it writes; COPY does
+    not go through it): `reporting.rollups.rebuild`, November and December."""
+    engine = create_engine(url)
+    try:
+        began = time.perf_counter()
+        async with engine.begin() as connection:
+            await rebuild(connection, NOVEMBER, date(2026, 12, 31))
+        return time.perf_counter() - began
+    finally:
+        await engine.dispose()
+
+
 async def timed(runs: int, work: Callable[[], Awaitable[object]]) -> list[float]:
     seconds = []
     for _ in range(runs):
@@ -150,6 +164,7 @@ async def main() -> int:
         dsn = url.replace("postgresql+asyncpg://", "postgresql://")
         print(f"filling {args.calls:,} December facts and {args.other:,} November ones (COPY)")
         print(f"  loaded and analysed in {await fill(dsn, args.calls, args.other):.1f} s")
+        print(f"  rolled up (rebuild of two months) in {await roll_up(url):.1f} s")
         engine = create_engine(url)
         raw = await asyncpg.connect(dsn)
         last = date(2026, 12, 31)

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.db import Base, UTCDateTime, require_utc
+from reporting.rollups import apply_change
 
 __all__ = ["REPEAT_WINDOW", "Fact", "FactStore", "call_facts", "operator_time"]
 
@@ -184,6 +185,7 @@ class FactStore:
                 return
             fact.repeat = await self._came_back(connection, fact.call_id, fact) or fact.repeat
             await connection.execute(insert(call_facts).values(**fact.values()))
+            await apply_change(connection, None, fact.values())
 
     async def _came_back(self, connection: AsyncConnection, call_id: str, fact: Fact) -> bool:
         """Mark the earlier calls of this caller or application within the window as come
@@ -198,15 +200,24 @@ class FactStore:
             call_facts.c.started_at < started,
             call_facts.c.call_id != call_id,
         )
-        result = await connection.execute(update(call_facts).where(earlier).values(came_back=True))
-        return bool(result.rowcount)
+        rows = (await connection.execute(select(call_facts).where(earlier))).all()
+        for row in rows:
+            if row.came_back:
+                continue
+            before = dict(row._mapping)
+            this = call_facts.c.id == before["id"]
+            await connection.execute(update(call_facts).where(this).values(came_back=True))
+            await apply_change(connection, before, before | {"came_back": True})
+        return bool(rows)
 
     async def change(self, call_id: str, values: dict[str, Any]) -> bool:
         """Apply later news of a call (its wrap-up, its contact's number, resolution, rating,
         application); a new application number is checked against the repeat rule too."""
         async with self.engine.begin() as connection:
             row = (
-                await connection.execute(select(call_facts).where(call_facts.c.call_id == call_id))
+                await connection.execute(
+                    select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
+                )
             ).first()
             if row is None:
                 return False
@@ -225,6 +236,7 @@ class FactStore:
                     changes["repeat"] = True
             statement = update(call_facts).where(call_facts.c.call_id == call_id)
             await connection.execute(statement.values(**changes))
+            await apply_change(connection, dict(row._mapping), dict(row._mapping) | changes)
         return True
 
     async def add_wrap_up(self, call_id: str, seconds: float) -> None:
@@ -232,7 +244,7 @@ class FactStore:
         async with self.engine.begin() as connection:
             row = (
                 await connection.execute(
-                    select(call_facts.c.wrap_seconds).where(call_facts.c.call_id == call_id)
+                    select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
                 )
             ).first()
             if row is None:
@@ -240,6 +252,8 @@ class FactStore:
             total = (row.wrap_seconds or 0.0) + seconds
             statement = update(call_facts).where(call_facts.c.call_id == call_id)
             await connection.execute(statement.values(wrap_seconds=total))
+            after = dict(row._mapping) | {"wrap_seconds": total}
+            await apply_change(connection, dict(row._mapping), after)
 
     async def operator_time(
         self, operator_id: str, state: str, slots: list[tuple[date, int, float]]
@@ -298,6 +312,8 @@ class FactStore:
         """One call's fact as stored (tests, `hotline report` debugging)."""
         async with self.engine.connect() as connection:
             row = (
-                await connection.execute(select(call_facts).where(call_facts.c.call_id == call_id))
+                await connection.execute(
+                    select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
+                )
             ).first()
         return None if row is None else dict(row._mapping)

@@ -21,68 +21,39 @@ wrap-up the sum of both operators'.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select, text
+from sqlalchemy import case, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reporting.fact_store import call_facts, operator_time
+from reporting.fact_store import operator_time
+from reporting.rollups import MEASURES, SL_CHOICES, call_slices, operator_slices
 from reporting.targets import Targets
 
 __all__ = ["BREAKDOWNS", "KpiRow", "Kpis", "compute_kpis"]
 
-c = call_facts.c
-# breakdown -> the column it groups by (None: the whole period)
+c = call_slices.c
+o = operator_slices.c
+# breakdown -> the slice column it groups by (None: the whole period)
 BREAKDOWNS: Final[dict[str, Any]] = {
     "total": None,
     "line": c.line,
     "group": c.group_name,
-    "operator": c.operator_id,
     "hour": c.local_hour,
     "day": c.local_day,
 }
 _GROUPED: Final = ("line", "group", "operator", "hour", "day")
 
 
-def _count(condition: ColumnElement[Any]) -> Any:
-    return func.count().filter(condition)
-
-
-def _total(value: ColumnElement[Any], condition: ColumnElement[Any]) -> Any:
-    return func.coalesce(func.sum(value).filter(condition), 0.0)
-
-
-def _sums(sl_seconds: float) -> dict[str, Any]:
-    answered = c.answered.is_(True)
-    abandoned = c.outcome == "abandoned"
-    sums: dict[str, Any] = {
-        "calls": func.count(),
-        "queued": _count(c.queued.is_(True)),
-        "answered": _count(answered),
-        "answered_in_sl": _count(and_(answered, c.wait_seconds <= sl_seconds)),
-        "wait_total": _total(c.wait_seconds, answered),
-        "abandoned": _count(abandoned),
-        "abandoned_ringing": _count(and_(abandoned, c.abandoned_ringing.is_(True))),
-        "self_service": _count(c.outcome == "self_service"),
-        "overflowed": _count(c.overflowed.is_(True)),
-        "callbacks": _count(c.callback_booked.is_(True)),
-        "transferred": _count(c.transferred.is_(True)),
-        "escalated": _count(c.escalated.is_(True)),
-        "talk_total": _total(c.talk_seconds, answered),
-        "hold_total": _total(c.hold_seconds, answered),
-        "wrap_total": _total(c.wrap_seconds, answered),
-        "rated": _count(c.rating.is_not(None)),
-        "rating_total": _total(c.rating, c.rating.is_not(None)),
-        "fcr_known": _count(c.fcr_operator.is_not(None)),
-        "fcr_yes": _count(and_(c.fcr_operator.is_(True), c.came_back.is_(False))),
-        "repeats": _count(c.repeat.is_(True)),
-    }
-    for mark in range(1, 6):
-        sums[f"rating_{mark}"] = _count(c.rating == mark)
+def _sums(table: Any, sl_seconds: float) -> dict[str, Any]:
+    """Each measure summed over the slices; the service level's is the threshold's column."""
+    if int(sl_seconds) not in SL_CHOICES or sl_seconds != int(sl_seconds):
+        raise ValueError(f"the service level is counted at {SL_CHOICES} seconds only")
+    sums = {name: func.coalesce(func.sum(table.c[name]), 0.0) for name in MEASURES}
+    sums["answered_in_sl"] = sums[f"answered_in_{int(sl_seconds)}"]
     return sums
 
 
@@ -180,19 +151,27 @@ async def compute_kpis(
     group: str | None = None,
 ) -> Kpis:
     """The KPIs of the days `first_day`..`last_day` (the hotline's local days, both included),
-    of one group when `group` is given."""
+    of one group when `group` is given: sums of the rollups (`reporting.rollups`)."""
     if last_day < first_day:
         raise ValueError("the period ends before it starts")
     where = [c.local_day >= first_day, c.local_day <= last_day]
+    by_operator = [o.local_day >= first_day, o.local_day <= last_day]
     if group is not None:
         where.append(c.group_name == group)
-    sums = _sums(targets.service_level_seconds)
-    if engine.dialect.name == "postgresql":
-        rows = await _grouping_sets(engine, sums, where)
-    else:
-        async with engine.connect() as connection:
-            rows = await _one_by_one(connection, sums, where)
+        by_operator.append(o.group_name == group)
+    sums = _sums(call_slices, targets.service_level_seconds)
+    operator_sums = _sums(operator_slices, targets.service_level_seconds)
     async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            rows = await _grouping_sets(connection, sums, where)
+        else:
+            rows = await _one_by_one(connection, sums, where)
+        operators = select(o.operator_id, *(v.label(n) for n, v in operator_sums.items()))
+        operators = operators.where(*by_operator).group_by(o.operator_id)
+        for found in (await connection.execute(operators)).all():
+            m = found._mapping
+            values = {name: float(m[name] or 0) for name in operator_sums}
+            rows.append(("operator", str(m["operator_id"]), values))
         occupancy = await _occupancy(connection, first_day, last_day)
     by: dict[str, list[KpiRow]] = {name: [] for name in _GROUPED}
     total = KpiRow("total", {})
@@ -223,44 +202,25 @@ def _key_text(value: Any) -> str:
 
 
 async def _grouping_sets(
-    engine: AsyncEngine, sums: dict[str, Any], where: Sequence[Any]
+    connection: Any, sums: dict[str, Any], where: Sequence[Any]
 ) -> list[tuple[str, str, dict[str, float]]]:
-    """PostgreSQL: two scans of the period's rows at once, on two connections. One sums per
-    (day, hour, line, group), a few thousand slices, which GROUPING SETS then roll up into
-    the total, line, group, hour and day; the other sums per operator. (GROUPING SETS over
-    the rows themselves aggregate every row six times and cannot run in parallel.)"""
-    dims = [BREAKDOWNS[name] for name in ("line", "group", "hour", "day")]
-    sliced = select(*dims, *(value.label(name) for name, value in sums.items()))
-    base = sliced.where(*where).group_by(*dims).subquery("slices")
-    rolled = [base.c[column.name] for column in dims]
-    grouping = func.grouping(*rolled).label("grouping_id")
-    rollup = (
-        select(*rolled, grouping, *(func.sum(base.c[name]).label(name) for name in sums))
-        .select_from(base)
+    """PostgreSQL: every breakdown but the operators' in one pass over the slices."""
+    names = ("line", "group", "hour", "day")
+    columns = [BREAKDOWNS[name] for name in names]
+    grouping = func.grouping(*columns).label("grouping_id")
+    statement = (
+        select(*columns, grouping, *(value.label(name) for name, value in sums.items()))
+        .where(*where)
         .group_by(text("GROUPING SETS ((), (line), (group_name), (local_hour), (local_day))"))
     )
-    operator = BREAKDOWNS["operator"]
-    per_operator = select(operator, *(value.label(name) for name, value in sums.items()))
-    per_operator = per_operator.where(*where).group_by(operator)
-
-    async def rows_of(statement: Any) -> list[Any]:
-        async with engine.connect() as connection:
-            return list((await connection.execute(statement)).all())
-
-    rolled_rows, operator_rows = await asyncio.gather(rows_of(rollup), rows_of(per_operator))
-    names = ("line", "group", "hour", "day")
     bits = {15: "total"} | {15 ^ (1 << (3 - index)): name for index, name in enumerate(names)}
     found = []
-    for row in rolled_rows:
+    for row in (await connection.execute(statement)).all():
         m = row._mapping
         breakdown = bits[int(m["grouping_id"])]
         column = BREAKDOWNS[breakdown]
         key = "" if column is None else _key_text(m[column.name])
         found.append((breakdown, key, {name: float(m[name] or 0) for name in sums}))
-    for row in operator_rows:
-        m = row._mapping
-        values = {name: float(m[name] or 0) for name in sums}
-        found.append(("operator", _key_text(m[operator.name]), values))
     return found
 
 
@@ -278,8 +238,6 @@ async def _one_by_one(
         for row in (await connection.execute(statement)).all():
             m = row._mapping
             values = {name: float(m[name] or 0) for name in sums}
-            if breakdown == "total" and values["calls"] == 0:
-                values = {name: 0.0 for name in sums}
             found.append((breakdown, _key_text(m["slice"]), values))
     return found
 

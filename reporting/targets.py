@@ -2,7 +2,7 @@
 
     # every key is optional; a missing one keeps the built-in target, null removes it
     asa_seconds: 20              # average speed of answer, at most
-    service_level_seconds: 20    # "answered within" threshold of the service level
+    service_level_seconds: 20    # "answered within" threshold: 10, 15, 20, 30, 45, 60, 90 or 120
     service_level_percent: 80    # share answered within it, at least
     abandon_percent: 5           # abandoned of those who queued, at most
     fcr_percent: 85              # first-contact resolution, at least
@@ -25,6 +25,7 @@ from typing import Final
 from yaml.nodes import ScalarNode
 
 from hotline.yamldoc import YamlDoc
+from reporting.rollups import SL_CHOICES
 
 __all__ = ["Target", "Targets", "load_targets"]
 
@@ -93,6 +94,9 @@ def load_targets(path: Path) -> Targets:
             values[name] = None
             continue
         value = doc.number(node, name)
+        if name == "service_level_seconds" and value not in SL_CHOICES:
+            choices = ", ".join(str(seconds) for seconds in SL_CHOICES)
+            raise doc.error(node, f"service_level_seconds is one of {choices}, got {value:g}")
         if name in _PERCENTS and value > 100:
             raise doc.error(node, f"{name} is a percentage: at most 100, got {value:g}")
         if name == "csat_average" and not 1 <= value <= 5:

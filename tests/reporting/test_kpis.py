@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from databases import DATABASE_KINDS, empty_database, migrated_engine
 from report_kit import Day, HandClock
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.fact_store import FactStore
 from reporting.facts import CallFacts
 from reporting.kpis import compute_kpis
+from reporting.rollups import call_slices, operator_slices, rebuild
 from reporting.targets import Targets
 
 DAY1 = date(2026, 12, 1)
@@ -134,3 +136,25 @@ async def test_a_group_s_report_counts_its_calls_only(engine: AsyncEngine, day: 
     assert kpis.total.calls == 0
     general = await compute_kpis(engine, DAY1, DAY1, Targets(), group="general")
     assert general.total.calls == 5  # E never queued
+
+
+async def test_the_rollups_kept_as_facts_change_equal_a_rebuild_from_the_facts(
+    engine: AsyncEngine, day: Day
+) -> None:
+    """Every later change (wrap-ups after the end, the operator's flag, a repeat clearing an
+    earlier FCR) moved the slices as a recount from the facts would."""
+    await day.repeat_call()
+
+    async def slices() -> list[tuple[object, ...]]:
+        async with engine.connect() as connection:
+            found = []
+            for table in (call_slices, operator_slices):
+                rows = (await connection.execute(select(table))).all()
+                found += sorted(tuple(row)[1:] for row in rows if row.calls != 0)
+            return found
+
+    kept = await slices()
+    assert len(kept) > 5
+    async with engine.begin() as connection:
+        await rebuild(connection, DAY1, date(2026, 12, 3))
+    assert await slices() == kept

@@ -50,6 +50,7 @@ def test_no_file_keeps_the_built_in_targets_and_null_removes_one(tmp_path: Path)
         ("csat_average: 7\n", 1, "csat_average is a mark from 1 to 5"),
         ("abandon_percent: -1\n", 1, "abandon_percent must be at least 0"),
         ("- 20\n", 1, "the targets file must be a mapping"),
+        ("asa_seconds: 20\nservice_level_seconds: 25\n", 2, "service_level_seconds is one of 10"),
     ],
 )
 def test_a_broken_targets_file_names_its_line(

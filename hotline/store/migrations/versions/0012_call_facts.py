@@ -15,6 +15,10 @@ caller or an application up over 7 days (`ix_call_facts_caller`, `ix_call_facts_
 the retention job walks `started_at`. `caller_number` and `application` are cleared past the
 personal-data term (`anonymised_at`); the rest stays for statistics.
 
+`call_slices` and `operator_slices`: the facts' rollups (`reporting.rollups`), a row per local
+day, hour, line and group, and per day, group and answering operator, every measure a sum kept
+up to date as facts are written: a month's report reads these, not a million facts.
+
 `operator_time`: how long each operator spent in each state (ready, ringing, talking, wrap-up,
 paused) in each local hour, one row per operator, day, hour and state, added to as stays end (a
 stay across an hour is split at the hour): occupancy's numerator and denominator, its size
@@ -24,6 +28,7 @@ bounded by the staff and the calendar, not by the number of calls.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -32,6 +37,43 @@ revision: str = "0012_call_facts"
 down_revision: str | Sequence[str] | None = "0011_contact_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# The rollups' measures (reporting.rollups.MEASURES as of this migration), each a sum.
+SL_CHOICES = (10, 15, 20, 30, 45, 60, 90, 120)
+MEASURES = (
+    "calls",
+    "queued",
+    "answered",
+    *(f"answered_in_{seconds}" for seconds in SL_CHOICES),
+    "wait_total",
+    "abandoned",
+    "abandoned_ringing",
+    "self_service",
+    "overflowed",
+    "callbacks",
+    "transferred",
+    "escalated",
+    "talk_total",
+    "hold_total",
+    "wrap_total",
+    "rated",
+    "rating_total",
+    *(f"rating_{mark}" for mark in range(1, 6)),
+    "fcr_known",
+    "fcr_yes",
+    "repeats",
+)
+
+
+def _slices(name: str, keys: dict[str, Any]) -> None:
+    op.create_table(
+        name,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        *(sa.Column(key, kind, nullable=False) for key, kind in keys.items()),
+        *(sa.Column(measure, sa.Float(), nullable=False) for measure in MEASURES),
+        sa.UniqueConstraint(*keys, name=f"uq_{name}_slice"),
+    )
 
 
 def upgrade() -> None:
@@ -93,8 +135,13 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_operator_time_day", "operator_time", ["local_day", "operator_id"])
+    day, hour, text = sa.Date(), sa.Integer(), sa.String()
+    _slices("call_slices", {"local_day": day, "local_hour": hour, "line": text, "group_name": text})
+    _slices("operator_slices", {"local_day": day, "group_name": text, "operator_id": text})
 
 
 def downgrade() -> None:
+    op.drop_table("operator_slices")
+    op.drop_table("call_slices")
     op.drop_table("operator_time")
     op.drop_table("call_facts")
