@@ -99,10 +99,8 @@ def stays(first: date, days: int, seed: int) -> Iterator[tuple[Any, ...]]:
         day = first + timedelta(days=d)
         for operator in OPERATORS[:200]:
             for hour in range(8, 20):
-                for state, seconds in (("ready", 900 + rng.randrange(600)), ("ringing", 60),
-                                       ("talking", 1740), ("wrap_up", 300),
-                                       ("paused", 300)):  # fmt: skip
-                    yield (operator, day, hour, state, float(seconds))
+                ready = 900.0 + rng.randrange(600)
+                yield (operator, day, hour, 2100.0, 2100.0 + ready, 300.0)
 
 
 async def fill(dsn: str, calls: int, other: int) -> float:
@@ -118,7 +116,14 @@ async def fill(dsn: str, calls: int, other: int) -> float:
         await connection.copy_records_to_table(
             "operator_time",
             records=stays(DECEMBER, 31, 3),
-            columns=("operator_id", "local_day", "local_hour", "state", "seconds"),
+            columns=(
+                "operator_id",
+                "local_day",
+                "local_hour",
+                "busy_seconds",
+                "work_seconds",
+                "paused_seconds",
+            ),
         )
         await connection.execute("ANALYZE call_facts")
         await connection.execute("ANALYZE operator_time")

@@ -96,13 +96,21 @@ operator_time = Table(
     Column("operator_id", String, nullable=False),
     Column("local_day", Date, nullable=False),
     Column("local_hour", Integer, nullable=False),
-    Column("state", String, nullable=False),
-    Column("seconds", Float, nullable=False),
-    UniqueConstraint(
-        "operator_id", "local_day", "local_hour", "state", name="uq_operator_time_slot"
-    ),
+    Column("busy_seconds", Float, nullable=False),  # ringing, talking, wrap-up
+    Column("work_seconds", Float, nullable=False),  # ready or busy
+    Column("paused_seconds", Float, nullable=False),
+    UniqueConstraint("operator_id", "local_day", "local_hour", name="uq_operator_time_slot"),
     Index("ix_operator_time_day", "local_day", "operator_id"),
 )
+
+# state -> whether its time is (busy, at work, paused), for `operator_time`
+_STATE_COLUMNS: Final = {
+    "ready": (0, 1, 0),
+    "ringing": (1, 1, 0),
+    "talking": (1, 1, 0),
+    "wrap_up": (1, 1, 0),
+    "paused": (0, 0, 1),
+}
 
 # Outcomes, one per call (`reporting.facts` picks the first that applies, in this order).
 OUTCOMES: Final = (
@@ -259,23 +267,26 @@ class FactStore:
         self, operator_id: str, state: str, slots: list[tuple[date, int, float]]
     ) -> None:
         """Add an operator's stay in `state` to its (day, hour, seconds) slots."""
-        if not slots:
+        busy, work, paused = _STATE_COLUMNS.get(state, (0, 0, 0))
+        if not slots or not (busy or work or paused):
             return
         insert_of = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         rows = [
             {
                 "operator_id": operator_id,
-                "local_day": d,
-                "local_hour": h,
-                "state": state,
-                "seconds": s,
+                "local_day": day,
+                "local_hour": hour,
+                "busy_seconds": busy * seconds,
+                "work_seconds": work * seconds,
+                "paused_seconds": paused * seconds,
             }
-            for d, h, s in slots
+            for day, hour, seconds in slots
         ]
         statement = insert_of(operator_time).values(rows)
+        added = ("busy_seconds", "work_seconds", "paused_seconds")
         statement = statement.on_conflict_do_update(
-            index_elements=["operator_id", "local_day", "local_hour", "state"],
-            set_={"seconds": operator_time.c.seconds + statement.excluded.seconds},
+            index_elements=["operator_id", "local_day", "local_hour"],
+            set_={name: operator_time.c[name] + statement.excluded[name] for name in added},
         )
         async with self.engine.begin() as connection:
             await connection.execute(statement)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import case, func, literal, select, text
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.fact_store import operator_time
@@ -242,18 +242,14 @@ async def _one_by_one(
     return found
 
 
-_BUSY: Final = ("ringing", "talking", "wrap_up")
-_AT_WORK: Final = ("ready", "ringing", "talking", "wrap_up")
-
-
 async def _occupancy(
     connection: Any, first_day: date, last_day: date
 ) -> dict[tuple[str, str], tuple[float, float]]:
     """(breakdown, key) -> (busy seconds, seconds at work), per operator, day, hour and all
     (one GROUPING SETS pass on PostgreSQL, a query each on SQLite)."""
     t = operator_time.c
-    busy = func.coalesce(func.sum(case((t.state.in_(_BUSY), t.seconds), else_=0.0)), 0.0)
-    work = func.coalesce(func.sum(case((t.state.in_(_AT_WORK), t.seconds), else_=0.0)), 0.0)
+    busy = func.coalesce(func.sum(t.busy_seconds), 0.0)
+    work = func.coalesce(func.sum(t.work_seconds), 0.0)
     where = (t.local_day >= first_day, t.local_day <= last_day)
     slices = (("operator", t.operator_id), ("day", t.local_day), ("hour", t.local_hour))
     found: dict[tuple[str, str], tuple[float, float]] = {}

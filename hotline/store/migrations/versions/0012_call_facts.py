@@ -19,9 +19,9 @@ personal-data term (`anonymised_at`); the rest stays for statistics.
 day, hour, line and group, and per day, group and answering operator, every measure a sum kept
 up to date as facts are written: a month's report reads these, not a million facts.
 
-`operator_time`: how long each operator spent in each state (ready, ringing, talking, wrap-up,
-paused) in each local hour, one row per operator, day, hour and state, added to as stays end (a
-stay across an hour is split at the hour): occupancy's numerator and denominator, its size
+`operator_time`: how long each operator was busy (ringing, talking, wrap-up), at work (ready or
+busy) and paused in each local hour, one row per operator, day and hour, added to as stays end
+(a stay across an hour is split at the hour): occupancy's numerator and denominator, its size
 bounded by the staff and the calendar, not by the number of calls.
 """
 
@@ -128,11 +128,10 @@ def upgrade() -> None:
         sa.Column("operator_id", sa.String(), nullable=False),
         sa.Column("local_day", sa.Date(), nullable=False),
         sa.Column("local_hour", sa.Integer(), nullable=False),
-        sa.Column("state", sa.String(), nullable=False),
-        sa.Column("seconds", sa.Float(), nullable=False),
-        sa.UniqueConstraint(
-            "operator_id", "local_day", "local_hour", "state", name="uq_operator_time_slot"
-        ),
+        sa.Column("busy_seconds", sa.Float(), nullable=False),
+        sa.Column("work_seconds", sa.Float(), nullable=False),
+        sa.Column("paused_seconds", sa.Float(), nullable=False),
+        sa.UniqueConstraint("operator_id", "local_day", "local_hour", name="uq_operator_time_slot"),
     )
     op.create_index("ix_operator_time_day", "operator_time", ["local_day", "operator_id"])
     day, hour, text = sa.Date(), sa.Integer(), sa.String()
