@@ -4,7 +4,8 @@ table in the same run.
 A throwaway schema (bench/throwaway_postgres.py) is migrated to the real tables and indexes
 (migration 0012_call_facts), then filled by COPY with `--calls` facts spread over December
 2026 and `--other` over November (so the month is a range of a bigger table), and a month of
-operators' stays; ANALYZE follows, as autovacuum would. Then, `--runs` times each:
+operators' time (200 on duty 08:00-20:00, a row per operator and hour, as the recorder keeps
+it); ANALYZE follows, as autovacuum would. Then, `--runs` times each:
 
 * the KPIs (`reporting.kpis.compute_kpis`: every breakdown from the rollups the recorder keeps,
   `reporting.rollups`, rebuilt here once after the COPY; occupancy from `operator_time`);

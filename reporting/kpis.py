@@ -1,6 +1,8 @@
-"""The KPIs of a period, computed by the database: sums per line, group, operator, hour and
-day (one pass with GROUPING SETS on PostgreSQL, one query per breakdown on SQLite), turned
-into figures here from a few dozen rows, never from the calls themselves.
+"""The KPIs of a period, computed by the database from the facts' rollups
+(`reporting.rollups`: a row per day, hour, line and group, and per day, group and operator,
+kept as facts are written): sums per line, group, operator, hour and day (GROUPING SETS on
+PostgreSQL, a query per breakdown on SQLite) over a few thousand rows a month, turned into
+figures here; never a loop over calls.
 
 Definitions (the report's footnote says the same in Russian):
 
