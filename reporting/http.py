@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hotline.access import actor_of, allow, people
 from hotline.audit import AuditLog
 from hotline.auth import Role
+from hotline.yamldoc import YamlFileError
 from reporting.output import FORMATS, produce
 from reporting.targets import Targets
 
@@ -97,7 +98,10 @@ async def _reports(request: web.Request) -> web.Response:
     known = pages.groups()
     if group is not None and group not in known:
         raise web.HTTPBadRequest(text="нет такой группы")
-    targets = pages.targets()
+    try:
+        targets = pages.targets()
+    except YamlFileError as error:  # an edit broke the file: say where, judge nothing
+        raise web.HTTPServiceUnavailable(text=f"файл целевых значений с ошибкой: {error}") from None
     await pages.audit.record(
         actor,
         "report.viewed",

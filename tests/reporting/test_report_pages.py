@@ -25,8 +25,8 @@ from hotline.audit import AuditLog
 from hotline.auth import Actor
 from reporting.fact_store import FactStore
 from reporting.facts import CallFacts
-from reporting.http import ReportPages, add_report_routes
-from reporting.targets import Targets
+from reporting.http import PAGES_KEY, ReportPages, add_report_routes
+from reporting.targets import Targets, load_targets
 
 PEOPLE = {
     "smirnova": Actor("smirnova", "supervisor"),
@@ -165,3 +165,17 @@ async def test_a_supervisor_reads_the_report_in_chromium(
     assert "4,5" in seen["csat_average"] and "✘ не выполнено" in seen["csat_average"]
     assert seen["charts"] == "4"
     assert (shots / "report.png").stat().st_size > 0  # tmp_path/screenshots, to look at
+
+
+async def test_a_targets_file_broken_while_running_is_named_on_the_page(
+    app: tuple[web.Application, AuditLog], tmp_path: Path
+) -> None:
+    broken = tmp_path / "targets.yaml"
+    broken.write_text("fcr_percent: много\n", encoding="utf-8")
+    pages = app[0][PAGES_KEY]
+    pages.targets = lambda: load_targets(broken)
+    async with TestClient(TestServer(app[0])) as client:
+        reports = Reports(client, app[1])
+        status, body, _ = await reports.get("smirnova", "")
+    assert status == 503
+    assert f"{broken}:1: fcr_percent must be a number" in body.decode()
