@@ -93,13 +93,13 @@ class FactsOnCallbacks:
     """The menus' callback port: routing's, and a booked callback noted on the call."""
 
     def __init__(self, callbacks: CallbackRequests, facts: CallFacts) -> None:
-        self._callbacks = callbacks
+        self.callbacks = callbacks
         self._facts = facts
 
     async def request(
         self, call_id: str, *, phone: str, group: str, number: str, data: Mapping[str, str]
     ) -> bool:
-        booked = await self._callbacks.request(
+        booked = await self.callbacks.request(
             call_id, phone=phone, group=group, number=number, data=data
         )
         if booked:
