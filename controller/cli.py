@@ -128,6 +128,7 @@ def part_commands() -> list[Callable[[Any], None]]:
     from ivr import prompts_cli
     from recorder import cli as recorder_cli
     from recorder import recordings_cli
+    from reporting import cli as reporting_cli
     from routing import staffing_cli
 
     return [
@@ -140,6 +141,7 @@ def part_commands() -> list[Callable[[Any], None]]:
         users_cli.add_commands,
         recordings_cli.add_commands,
         staffing_cli.add_commands,
+        reporting_cli.add_commands,
     ]
 
 

@@ -20,6 +20,9 @@ The ports between parts, wired here and nowhere else:
   contact in the registry (`workspace.part.WorkspaceService`);
 * every ACD event pushes the supervisors' wallboard (`supervision.part.SupervisionService`,
   its floor and alarms from `controller.supervision_ports`);
+* the reports' call facts (`reporting.part.ReportingService.facts`) hear the ACD's queue,
+  offers, answers, results and operators' moves, the menus' end of each call, callbacks and
+  ratings, the agencies' transfers and the registry's contacts (`controller.report_ports`);
 * the staff accounts (`hotline.accounts`): their login pages on the HTTP server, their
   `AccountsLookup` (sessions, service keys, the legacy token file) as `actor_lookup` for the
   access middleware, and their phone PINs as the feature codes' `OperatorPins`.
@@ -47,8 +50,16 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from agents.transfer import add_transfer_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
+from controller.report_ports import (
+    FactsOnCallbacks,
+    FactsOnContacts,
+    FactsOnTransfers,
+    on_finished,
+    wire_acd,
+    wire_registry,
+)
 from controller.settings import Settings
-from controller.supervision_ports import recorder_alarms, start_supervision
+from controller.supervision_ports import FileTargets, recorder_alarms, start_supervision
 from controller.ticket_ports import LateAgencyTransfers, TicketCallbacks
 from controller.voice_messages import MessageIntake, OverdueMessages
 from hotline.access import access_middleware
@@ -73,6 +84,7 @@ from hotline.web import build_app, is_private_address
 from ivr.menu.library import menu_files
 from ivr.part import ENTRY_SCRIPT, MenuService
 from recorder.part import RecorderService
+from reporting.part import ReportingService
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
 from routing.asterisk_sync import AsteriskFilesSync
@@ -127,6 +139,7 @@ class Controller:
         self.workspace: WorkspaceService | None = None
         self.supervision: SupervisionService | None = None
         self.accounts: AccountsKit | None = None
+        self.reporting: ReportingService | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
         self._stopping = asyncio.Event()
@@ -166,14 +179,16 @@ class Controller:
             metrics_public=is_private_address(self.settings.http.host),
         )
         install_accounts(app, self.accounts)
+        await self._start_reporting(self.engine, app)
         if self.settings.routing.enabled:
             await self._start_acd(self.engine, app)
         if self.acd is not None:
             await self._start_workspace(self.acd, self.engine, app)
             # the wallboard, pushed on every ACD event; listening through the AMI link
             ami_on = self.settings.ami.enabled
+            targets = FileTargets(locate(self.settings.reporting.targets_file))
             board = start_supervision(
-                self.acd, self._audit_log(), app, self._ami, ami_enabled=ami_on
+                self.acd, self._audit_log(), app, self._ami, ami_enabled=ami_on, targets=targets
             )
             self.supervision = board
             await parts.start(PartOf("supervision", board.start, board.stop))
@@ -219,6 +234,26 @@ class Controller:
         self.audit_watch = watch
         await self._lifecycle.start(PartOf("audit", watch.start, watch.close))
 
+    async def _start_reporting(self, engine: AsyncEngine, app: web.Application) -> None:
+        """The call facts' recorder and retention, and the report's page; broken targets or
+        retention files stop start-up here, with their file:line."""
+
+        def serves(operator_id: str, group: str) -> bool:
+            op = self.acd.node.acd.operators.get(operator_id) if self.acd else None
+            return op is None or group in op.spec.skills
+
+        reporting = ReportingService.build(
+            engine, self.settings.reporting, self._audit_log(), serves=serves
+        )
+        reporting.groups = lambda: sorted(self.acd.node.acd.groups) if self.acd else []
+        reporting.install(app)
+        self.reporting = reporting
+        await self._lifecycle.start(PartOf("reporting", reporting.start, reporting.stop))
+
+    def _facts(self) -> ReportingService:
+        assert self.reporting is not None, "reporting starts before the parts it hears"
+        return self.reporting
+
     def _refused(self, request: web.Request, status: int) -> None:
         """A 401/403: a security event, and a bounded audit row (aggregated per source and
         minute, fields capped: a flood cannot grow the chain)."""
@@ -247,8 +282,11 @@ class Controller:
         add_operator_routes(app, acd.node, audit)
         # Only agencies on the allow-list can be dialled; a broken file stops start-up.
         agencies = load_agencies(locate(AGENCIES_FILE))
-        transfers = LateAgencyTransfers(  # the workspace is built after the ACD
-            lambda: self.workspace.agency_letters if self.workspace else None
+        facts = self._facts().facts
+        wire_acd(facts, acd)  # queue, offers, answers, results, operators' moves
+        transfers = FactsOnTransfers(  # the workspace is built after the ACD
+            LateAgencyTransfers(lambda: self.workspace.agency_letters if self.workspace else None),
+            facts,
         )
         add_escalation_routes(app, self.acd.node, lambda: self.ami, agencies, audit, transfers)
         add_transfer_routes(app, self.acd.node, lambda: self.ami, agencies, audit)
@@ -287,6 +325,7 @@ class Controller:
             retention_file=str(self.settings.recorder_access.retention_file),
         )
         workspace.known_group = lambda group: group in acd.node.acd.groups
+        wire_registry(self._facts().facts, workspace.registry)
         self.workspace = workspace
         await self._lifecycle.start(PartOf("workspace", workspace.start, workspace.stop))
         workspace.install(app)
@@ -381,17 +420,19 @@ class Controller:
             spool = str(Path(self.settings.recorder.spool_dir).resolve())
         recorder = self.recordings.recorder if self.recordings is not None else None
         takers = recorder is not None or self.callbacks is not None
+        facts = self._facts().facts
         return MenuService.build(
             self.settings.ivr,
             call_log,
             self.node,
             queue=self.acd,
-            callbacks=self.callbacks,
+            callbacks=FactsOnCallbacks(self.callbacks, facts) if self.callbacks else None,
             on_answered=hooks,
-            contacts=self.workspace,
+            contacts=FactsOnContacts(self.workspace, facts) if self.workspace else None,
             messages=MessageIntake(recorder, self.callbacks, self.workspace) if takers else None,
             recordings_dir=spool,
             intents=self.workspace,
+            on_finished=[on_finished(facts)],
         )
 
     def _agi_server(self, menus: MenuService) -> FastAgiServer:

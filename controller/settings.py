@@ -2,8 +2,8 @@
 
 This is the composition root's piece: it alone knows every section (`[agi]` ... `[log]`,
 `[audit]` and `[accounts]` from the core, `[ivr]`, `[recorder]`, `[recorder_access]`,
-`[routing]`, `[callbacks]`, `[workspace]` from the parts) and the top-level keys. Reading,
-converting and checking them is `hotline.settings`' job.
+`[routing]`, `[callbacks]`, `[workspace]`, `[reporting]` from the parts) and the top-level
+keys. Reading, converting and checking them is `hotline.settings`' job.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from hotline.settings import (
 )
 from ivr.settings import IvrSettings, WithIvrSettings
 from recorder.settings import AccessSettings, RecorderSettings, WithRecorderSettings
+from reporting.settings import ReportingSettings, WithReportingSettings
 from routing.callbacks.settings import CallbackSettings
 from routing.settings import RoutingSettings
 from workspace.settings import WorkspaceSettings
@@ -50,6 +51,7 @@ class Settings:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)
     workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    reporting: ReportingSettings = field(default_factory=ReportingSettings)
     # Names this instance in logs and shared state, so several nodes can be told apart.
     node_name: str = field(default_factory=socket.gethostname, metadata={"check": not_empty})
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -71,6 +73,7 @@ SECTIONS: Mapping[str, type] = types.MappingProxyType(
         "routing": RoutingSettings,
         "callbacks": CallbackSettings,
         "workspace": WorkspaceSettings,
+        "reporting": ReportingSettings,
     }
 )
 
@@ -83,6 +86,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
 
 if TYPE_CHECKING:  # checked by mypy, never run
 
-    def _part_views(settings: Settings) -> tuple[WithIvrSettings, WithRecorderSettings]:
+    def _part_views(
+        settings: Settings,
+    ) -> tuple[WithIvrSettings, WithRecorderSettings, WithReportingSettings]:
         """`Settings` has every section the parts' commands declare they read."""
-        return settings, settings
+        return settings, settings, settings

@@ -9,19 +9,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
 from hotline.ami.client import AmiClient
 from hotline.audit import AuditLog
+from hotline.yamldoc import YamlFileError
 from recorder.part import RecorderService
+from reporting.targets import Targets, load_targets
 from routing.operators import OperatorState
 from routing.part import AcdService
 from supervision.floor import AlarmSource, FloorAlarm, OperatorNow, QueueNow
 from supervision.part import SupervisionService
-from supervision.targets import TargetsSource, seed_targets
+from supervision.targets import FloorTargets, TargetsSource, seed_targets
+
+log = logging.getLogger("controller.supervision")
 
 __all__ = ["AcdFloor", "ami_alarm", "recorder_alarms", "start_supervision"]
 
@@ -106,6 +112,49 @@ def recorder_alarms(recordings: RecorderService) -> AlarmSource:
         return found
 
     return alarms
+
+
+@dataclass
+class FileTargets:
+    """The wallboard's targets from the reports' targets file (dialplans/targets.yaml), so the
+    floor and the month's report judge by the same figures. Read again when the file changes;
+    a file broken while running keeps the last good targets (the report page names its line).
+    A target the file removes (null) shows the seed's value on the board."""
+
+    path: Path
+    _stamp: int | None = None
+    _last: FloorTargets = field(default_factory=FloorTargets)
+
+    def __call__(self) -> FloorTargets:
+        try:
+            stamp: int | None = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp or self._stamp is None:
+            self._stamp = stamp
+            try:
+                self._last = floor_targets(load_targets(self.path))
+            except YamlFileError as error:
+                log.error("targets file broken: the wallboard keeps the last good: %s", error)
+        return self._last
+
+
+def floor_targets(targets: Targets) -> FloorTargets:
+    """The reports' targets in the wallboard's terms (percent -> share)."""
+    seed = FloorTargets()
+
+    def share(percent: float | None, default: float) -> float:
+        return default if percent is None else percent / 100
+
+    return FloorTargets(
+        asa_seconds=seed.asa_seconds if targets.asa_seconds is None else targets.asa_seconds,
+        service_level=share(targets.service_level_percent, seed.service_level),
+        service_level_seconds=targets.service_level_seconds,
+        abandon_rate=share(targets.abandon_percent, seed.abandon_rate),
+        first_contact_resolution=share(targets.fcr_percent, seed.first_contact_resolution),
+        csat=seed.csat if targets.csat_average is None else targets.csat_average,
+        repeat_rate=share(targets.repeat_percent, seed.repeat_rate),
+    )
 
 
 def start_supervision(

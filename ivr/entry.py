@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +31,7 @@ from hotline.agi.hooks import AnsweredHook
 from hotline.agi.session import AgiSession, CallerHungUp
 from hotline.store.db import CallLog, utc_now
 from hotline.validators import VALIDATORS
-from ivr.menu.engine import Engine
+from ivr.menu.engine import CallResult, Engine
 from ivr.menu.history import CallLogHistory
 from ivr.menu.library import MenuLibrary, Surge, load_library
 from ivr.menu.model import Menu, OperatorQueue, Services
@@ -45,6 +46,26 @@ log = logging.getLogger(__name__)
 FALLBACK_GROUP = "general"
 # The channel variable that tells the dialplan the controller has finished the call.
 DONE_VARIABLE = "HOTLINE_DONE"
+
+
+@dataclass(frozen=True)
+class FinishedCall:
+    """A call as the entry saw it when its log row was closed (the reports' call facts)."""
+
+    call_id: str
+    line: str
+    caller_id: str
+    started_at: datetime
+    ended_at: datetime
+    outcome: str  # the call log's; "handed_back" when the dialplan takes the call on
+    path: tuple[str, ...]  # the menu nodes the call went through, in order
+    exit: str  # where it left the menu: "queue general", "hangup", "transfer 112"...
+    topic: str | None  # the menu's `topic` variable, when a node set one
+    group: str | None  # the group the menu queued the caller to
+
+
+# Told each call as it ends (`CallEntry.on_finished`); must not raise.
+CallFinished = Callable[[FinishedCall], Awaitable[None]]
 
 
 def dialled_number(session: AgiSession) -> str:
@@ -86,8 +107,11 @@ class CallEntry:
         surge: Surge | None = None,
         on_answered: Sequence[AnsweredHook] = (),
         queue: OperatorQueue | None = None,
+        on_finished: Sequence[CallFinished] = (),
     ) -> None:
         self._call_log = call_log
+        # Told each call as it ends (the root plugs in the reports' call facts).
+        self.on_finished = list(on_finished)
         # What other parts start the moment the line connects (the recorder's MixMonitor).
         self._on_answered = tuple(on_answered)
         self._node = node
@@ -113,9 +137,10 @@ class CallEntry:
             "call entered",
             extra={"dialled": number, "menu": picked and picked[0].number, "reentry": reentry},
         )
-        started_at = utc_now()
-        logged = await self._record_start(session, number, started_at)
+        started = utc_now()
+        logged = await self._record_start(session, number, started)
         outcome = "hangup"
+        result: CallResult | None = None
         try:
             await session.answer()
             for hook in self._on_answered:
@@ -147,7 +172,41 @@ class CallEntry:
             outcome = "handed_back"
             raise
         finally:
-            await self._record_end(session, outcome, None if logged else (number, started_at))
+            await self._record_end(session, outcome, None if logged else (number, started))
+            await self._tell_finished(session, number, started, outcome, result)
+
+    async def _tell_finished(
+        self,
+        session: AgiSession,
+        number: str,
+        started: datetime,
+        outcome: str,
+        result: CallResult | None,
+    ) -> None:
+        if not self.on_finished:
+            return
+        path: list[str] = []
+        for step in result.path if result is not None else ():
+            if not path or path[-1] != step.node:
+                path.append(step.node)
+        variables = result.variables if result is not None else {}
+        call = FinishedCall(
+            call_id=session.call_id,
+            line=number,
+            caller_id=session.env.get("agi_callerid", ""),
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            outcome=outcome,
+            path=tuple(path),
+            exit=str(result.end) if result is not None else "",
+            topic=variables.get("topic") or None,
+            group=result.queued[0] if result is not None and result.queued else None,
+        )
+        for listener in self.on_finished:
+            try:
+                await listener(call)
+            except Exception:  # the reports' bookkeeping never costs the call
+                log.exception("call end listener failed")
 
     async def _queue_without_menu(self, session: AgiSession) -> str:
         log.error("no menu loaded: caller queued to the general group")

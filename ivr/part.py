@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from hotline.agi.hooks import AnsweredHook
 from hotline.store.db import CallLog
-from ivr.entry import CallEntry, base_services
+from ivr.entry import CallEntry, CallFinished, base_services
 from ivr.menu.library import load_library
 from ivr.menu.model import (
     AppCodes,
@@ -54,6 +54,7 @@ class MenuService:
         messages: VoiceMessages | None = None,
         recordings_dir: str | None = None,
         intents: AppCodes | None = None,
+        on_finished: Sequence[CallFinished] = (),
     ) -> MenuService:
         """`messages` takes the voice messages in hand, written to `recordings_dir` (default:
         ``[ivr] recordings_dir``; the controller names the recorder's spool when it is on)."""
@@ -70,7 +71,13 @@ class MenuService:
         if problems:
             log.error("some menus were rejected", extra={"rejected": len(problems)})
         entry = CallEntry(
-            call_log, node, settings=settings, library=library, on_answered=on_answered, queue=queue
+            call_log,
+            node,
+            settings=settings,
+            library=library,
+            on_answered=on_answered,
+            queue=queue,
+            on_finished=on_finished,
         )
         return cls(entry, MenuWatcher.from_settings(entry, settings))
 

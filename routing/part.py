@@ -105,6 +105,11 @@ class AcdService:
     # reason, ringing, talking, wrap-up with its countdown, logged out): the desktop's state
     # bar. A listener must not block (it runs inside the ACD's operations).
     operator_listeners: list[Callable[[OperatorStatus], None]] = field(default_factory=list)
+    # Told (call id, group, arrival) when a caller joins a group's queue, and (call id,
+    # result) when the ACD is done with them (answered, overflow, caller_gone): the reports'
+    # call facts. Listeners must not block.
+    queue_listeners: list[Callable[[str, str, float], None]] = field(default_factory=list)
+    result_listeners: list[Callable[[str, ConnectResult], None]] = field(default_factory=list)
     # Told the operators anew when an admin edits them (the softphone watcher follows).
     operators_changed: list[Callable[[Iterable[OperatorSpec]], None]] = field(default_factory=list)
     # Told the groups anew when an admin edits them (the generated Asterisk files follow).
@@ -219,6 +224,8 @@ class AcdService:
             return "answered"
 
         async def queued(at: float) -> None:
+            caller = self.node.acd.callers.get(channel.call_id)
+            self._tell(self.queue_listeners, channel.call_id, caller.group if caller else group, at)
             await carry_arrival(channel, group, at)
 
         try:
@@ -247,9 +254,18 @@ class AcdService:
             result.outcome,
             extra={"operator": result.operator_id, "overflow": result.overflow_reason},
         )
+        self._tell(self.result_listeners, channel.call_id, result)
         if result.outcome != "caller_gone":
             await _forget_arrival(channel)
         return queue_status(result)
+
+    @staticmethod
+    def _tell(listeners: list[Callable[..., None]], *args: Any) -> None:
+        for listener in listeners:
+            try:
+                listener(*args)
+            except Exception:  # the reports' bookkeeping never costs the call
+                log.exception("ACD listener failed")
 
     def _offered(self, offer: Offer) -> None:
         caller = self.node.acd.callers.get(offer.call_id)

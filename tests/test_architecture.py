@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = "hotline"
-PARTS = ("ivr", "routing", "agents", "recorder", "workspace", "supervision")
+PARTS = ("ivr", "routing", "agents", "recorder", "workspace", "supervision", "reporting")
 ROOT_PACKAGE = "controller"  # the composition root
 SIMULATOR = "pbxsim"
 PRODUCT = (CORE, *PARTS, ROOT_PACKAGE, SIMULATOR)
@@ -76,6 +76,7 @@ PARTS_A_PART_MAY_USE = {
     "agents": ("routing",),
     "workspace": (),
     "supervision": (),
+    "reporting": (),
 }
 
 

@@ -256,6 +256,7 @@ async def test_health_reports_every_part(controller: Controller) -> None:
         "database": "ok",
         "state": "ok",
         "audit": "ok",
+        "reporting": "ok",
         "acd": "ok",
         "acd_files": "ok",
         "workspace": "ok",

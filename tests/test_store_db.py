@@ -26,6 +26,7 @@ import hotline.accounts.models
 import hotline.audit
 import hotline.store
 import recorder.models  # noqa: F401
+import reporting.fact_store  # noqa: F401
 import routing.callbacks.model
 import routing.snapshot  # noqa: F401
 import workspace.attachments

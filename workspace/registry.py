@@ -15,6 +15,7 @@ opened another one within `REPEAT_WINDOW` (7 days) before it; the desktop shows
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from hotline.clock import wall_clock
 from workspace.model import Category, Contact, ContactDraft, ContactState
 from workspace.numbers import ContactNumber
 from workspace.store import ContactStore
+
+log = logging.getLogger(__name__)
 
 __all__ = ["HISTORY_DAYS", "MENU", "ContactRegistry", "RepeatRoute"]
 
@@ -61,12 +64,26 @@ class ContactRegistry:
         self._store = store
         self._audit = audit
         self._clock = clock
+        # Told each contact as it is opened, closed or handed over (the root plugs in the
+        # reports' call facts: contact number, first-contact resolution, application). A
+        # listener must not block and never raises into the registry.
+        self.listeners: list[Callable[[Contact], None]] = []
+
+    def _tell(self, contact: Contact | None) -> None:
+        if contact is None:
+            return
+        for listener in self.listeners:
+            try:
+                listener(contact)
+            except Exception:  # a report's bookkeeping never costs the contact
+                log.exception("contact listener failed")
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     async def open(self, draft: ContactDraft, *, actor: Actor, source: str) -> Contact:
         contact = await self._store.open(draft, self.now())
+        self._tell(contact)
         if actor.kind != "system" and actor.role != "system":  # a person typed it in
             await self._record(actor, "contact.open", contact.number, source, "ok")
         return contact
@@ -121,6 +138,7 @@ class ContactRegistry:
             "closed_at": self.now(),
         }
         contact = await self._store.change(number, values)
+        self._tell(contact)
         outcome = "ok" if contact is not None else "not_found"
         await self._record(actor, "contact.close", number, source, outcome)
         return contact
@@ -137,6 +155,7 @@ class ContactRegistry:
             "closed_at": self.now(),
         }
         contact = await self._store.change(number, values)
+        self._tell(contact)
         outcome = "ok" if contact is not None else "not_found"
         await self._record(actor, "contact.hand_over", number, source, outcome)
         return contact

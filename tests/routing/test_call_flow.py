@@ -396,3 +396,62 @@ async def test_a_number_that_names_no_contact_sounds_the_same_and_goes_to_the_gr
         heard.append([p for p in agi.stats.prompts if not p.startswith("digits/")])
         await operator_api(controller, "POST", "/anna/wrap-up-done")
     assert heard[0] == heard[1]
+
+
+# --- the reports' call facts, fed by the root's ports (controller.report_ports) ----------
+
+
+async def _fact(controller: Controller, call_id: str = "1795563091.1") -> dict[str, Any]:
+    assert controller.reporting is not None
+    await controller.reporting.facts.idle()
+    fact = await controller.reporting.facts.store.get(call_id)
+    assert fact is not None, "no call fact written"
+    return fact
+
+
+async def test_an_answered_and_rated_call_leaves_one_call_fact(controller: Controller) -> None:
+    await operator_api(controller, "POST", "/boris/login")
+    await place_call(
+        controller,
+        {"PJSIP/1002": Operator(ring_delay=0.2, talk_time=0.3)},
+        CallerScript(hangup_at=60, menu_keys="4", reaction=0.1),
+    )
+    assert controller.workspace is not None
+    await controller.workspace.desk.idle()  # the contact is opened on the answer
+    fact = await _fact(controller)
+    assert (fact["line"], fact["group_name"], fact["outcome"]) == (NUMBER, "help", "answered")
+    assert (fact["operator_id"], fact["ringing_operators"], fact["rating"]) == ("boris", "boris", 4)
+    assert fact["caller_number"] == "79991234567"
+    assert fact["menu_path"].startswith("welcome to-operator")
+    assert fact["wait_seconds"] is not None and fact["talk_seconds"] > 0
+    contact = await controller.workspace.registry.of_call("1795563091.1")
+    assert contact is not None and fact["contact_number"] == contact.number.digits
+    assert not fact["abandoned_ringing"] and not fact["repeat"]
+
+
+async def test_a_caller_gone_while_the_phone_rings_is_an_abandoned_fact(
+    controller: Controller,
+) -> None:
+    await operator_api(controller, "POST", "/anna/login")
+    await place_call(
+        controller,
+        {"PJSIP/1001": Operator(answers=False)},
+        CallerScript(hangup_at=60, hangup_during_line="EXEC Dial"),
+    )
+    fact = await _fact(controller)
+    assert (fact["outcome"], fact["abandoned_ringing"], fact["answered"]) == (
+        "abandoned",
+        True,
+        False,
+    )
+    assert fact["ringing_operators"] == "anna" and fact["abandoned_at"] is not None
+
+
+async def test_nobody_logged_in_is_an_overflowed_fact(controller: Controller) -> None:
+    await place_call(controller, {})
+    fact = await _fact(controller)
+    assert (fact["outcome"], fact["overflowed"], fact["overflow_reason"]) == (
+        "overflowed",
+        True,
+        "nobody_logged_in",
+    )

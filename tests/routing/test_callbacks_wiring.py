@@ -15,6 +15,7 @@ from aiohttp import ClientSession
 from controllers import WITHOUT_RECORDER, controller_settings, started
 
 from controller.node import Controller
+from controller.report_ports import FactsOnCallbacks
 from hotline.agi.session import CallerHungUp
 from hotline.clock import SystemClock
 from hotline.hours import load_calendar, load_hours
@@ -143,8 +144,11 @@ async def test_the_menus_callback_node_reaches_the_controllers_scheduler(tmp_pat
         service = controller.callbacks
         for number in ("88001000001", "88005000005"):
             picked = controller.menus.entry.library.pick(number)
-            assert picked is not None and picked[1].callbacks is service
-        booked = await service.request(
+            assert picked is not None
+            # the scheduler, seen on the way by the reports' call facts
+            port = picked[1].callbacks
+            assert isinstance(port, FactsOnCallbacks) and port.callbacks is service
+        booked = await port.request(
             "1795563091.1", phone="89031112233", group="general", number="", data={"topic": "x"}
         )
         assert booked

@@ -1,0 +1,60 @@
+"""`ReportingSettings`: the ``[reporting]`` section: the targets file, the report's time zone,
+the personal-data term of call facts and how often it is applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hotline.settings import StoreSettings
+
+__all__ = ["ReportingSettings", "WithReportingSettings", "locate"]
+
+_REPOSITORY: Final = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ReportingSettings:
+    # The KPI targets (reporting.targets); relative paths from the working directory, else
+    # the repository's shipped dialplans/.
+    targets_file: str = "dialplans/targets.yaml"
+    # The retention file the recorder and the workspace read; call facts use its category
+    # `call_facts` (else `contacts`, else `default_days`) as their personal-data term.
+    retention_file: str = "dialplans/retention.yaml"
+    # Days and hours of the reports are this zone's (the hotline's clock).
+    timezone: str = "Europe/Moscow"
+    # seconds between runs of the facts' anonymisation (0: never; then run it from outside)
+    retention_interval_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from error
+        if self.retention_interval_seconds < 0:
+            raise ValueError("retention_interval_seconds must be 0 (never) or more")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class WithReportingSettings(Protocol):
+    """What `hotline report` reads of the whole configuration."""
+
+    @property
+    def reporting(self) -> ReportingSettings: ...
+
+    @property
+    def store(self) -> StoreSettings: ...
+
+
+def locate(path: str) -> Path:
+    """A settings path: absolute as given; relative from the working directory when it is
+    there, else from the repository (the shipped dialplans/)."""
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    return _REPOSITORY / given
