@@ -59,6 +59,7 @@ from controller.report_ports import (
     wire_registry,
 )
 from controller.settings import Settings
+from controller.quality_ports import RecorderSamples
 from controller.supervision_ports import FileTargets, recorder_alarms, start_supervision
 from controller.ticket_ports import LateAgencyTransfers, TicketCallbacks
 from controller.voice_messages import MessageIntake, OverdueMessages
@@ -84,6 +85,7 @@ from hotline.web import build_app, is_private_address
 from ivr.menu.library import menu_files
 from ivr.part import ENTRY_SCRIPT, MenuService
 from recorder.part import RecorderService
+from quality.part import QualityService
 from reporting.part import ReportingService
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin
@@ -103,6 +105,7 @@ log = logging.getLogger(__name__)
 DEADLINE_CHECK_SECONDS = 30.0
 # The outside agencies operators may send a caller to (id -> name, number).
 AGENCIES_FILE = "dialplans/agencies.yaml"
+QUALITY_FILE = "dialplans/quality.yaml"
 # How much of a refused request's path a security event shows (ids can be long on purpose).
 REFUSED_PATH_SHOWN = 200
 
@@ -140,6 +143,7 @@ class Controller:
         self.supervision: SupervisionService | None = None
         self.accounts: AccountsKit | None = None
         self.reporting: ReportingService | None = None
+        self.quality: QualityService | None = None
         self._lifecycle = Lifecycle()
         self._web: WebPart | None = None
         self._stopping = asyncio.Event()
@@ -194,6 +198,7 @@ class Controller:
             await parts.start(PartOf("supervision", board.start, board.stop))
         if self.settings.recorder.enabled:
             await self._start_recorder(self.engine, app)
+        self._start_quality(self.engine, app)
         if self.settings.ami.enabled:
             self.ami = AmiClient.from_settings(self.settings.ami)
             self._watch_ami(self.ami)
@@ -249,6 +254,16 @@ class Controller:
         reporting.install(app)
         self.reporting = reporting
         await self._lifecycle.start(PartOf("reporting", reporting.start, reporting.stop))
+
+    def _start_quality(self, engine: AsyncEngine, app: web.Application) -> None:
+        """/quality: the recorder's sample scored by the criteria file (a broken one stops
+        start-up here, with its file:line); audio and clips are the recorder's audited URLs."""
+        samples = RecorderSamples(engine, self._audit_log())
+        zone = self.settings.reporting.zone
+        self.quality = QualityService.build(
+            engine, self._audit_log(), locate(QUALITY_FILE), samples, zone
+        )
+        self.quality.install(app)
 
     def _facts(self) -> ReportingService:
         assert self.reporting is not None, "reporting starts before the parts it hears"

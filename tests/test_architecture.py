@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = "hotline"
-PARTS = ("ivr", "routing", "agents", "recorder", "workspace", "supervision", "reporting")
+PARTS = ("ivr", "routing", "agents", "recorder", "workspace", "supervision", "reporting", "quality")
 ROOT_PACKAGE = "controller"  # the composition root
 SIMULATOR = "pbxsim"
 PRODUCT = (CORE, *PARTS, ROOT_PACKAGE, SIMULATOR)
@@ -77,6 +77,7 @@ PARTS_A_PART_MAY_USE = {
     "workspace": (),
     "supervision": (),
     "reporting": (),
+    "quality": (),
 }
 
 

@@ -1,0 +1,1 @@
+"""Quality control: sampled calls scored by criteria, the scores kept and averaged."""
