@@ -50,6 +50,7 @@ from agents.feature_codes import FEATURE_SCRIPT, FeatureCodes
 from agents.http import add_operator_routes
 from agents.transfer import add_transfer_routes
 from controller.parts import AgiPart, CallStatePart, DatabasePart, PartOf, WebPart
+from controller.quality_ports import RecorderSamples
 from controller.report_ports import (
     FactsOnCallbacks,
     FactsOnContacts,
@@ -59,7 +60,6 @@ from controller.report_ports import (
     wire_registry,
 )
 from controller.settings import Settings
-from controller.quality_ports import RecorderSamples
 from controller.supervision_ports import FileTargets, recorder_alarms, start_supervision
 from controller.ticket_ports import LateAgencyTransfers, TicketCallbacks
 from controller.voice_messages import MessageIntake, OverdueMessages
@@ -84,8 +84,8 @@ from hotline.store.state import CallState
 from hotline.web import build_app, is_private_address
 from ivr.menu.library import menu_files
 from ivr.part import ENTRY_SCRIPT, MenuService
-from recorder.part import RecorderService
 from quality.part import QualityService
+from recorder.part import RecorderService
 from reporting.part import ReportingService
 from routing.admin.http import add_admin_routes
 from routing.admin.service import AcdAdmin

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, inspect
 import hotline.accounts.models
 import hotline.audit
 import hotline.store
-import quality.scores
+import quality.scores  # noqa: F401
 import recorder.models  # noqa: F401
 import reporting.fact_store  # noqa: F401
 import routing.callbacks.model
