@@ -48,7 +48,7 @@ async def test_the_pages_sample_is_the_recorders_and_is_audited(tmp_path: Path) 
         assert sorted(picks) == ["op1", "op2"] and len(picks["op1"]) == 3
         assert set(picks["op1"]) <= {f"call-{n}" for n in range(6)}
         assert picks["op2"] == ["call-6", "call-7"]
-        first = [e for e in await audit.entries() if e.action == "sample"][0]
+        first = next(e for e in await audit.entries() if e.action == "sample")
         assert (first.user_id, first.source) == ("kozlova", "127.0.0.1")
         assert json.loads(first.detail)["picks"] == picks
         assert await port.operator_of("call-7") == "op2"
