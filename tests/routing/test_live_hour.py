@@ -453,7 +453,10 @@ async def test_caller_who_hangs_up_mid_conversation_frees_the_operator(
             sink=witness,
             operators={seat.device: Operator(ring_delay=0.2, talk_time=600.0)},
         )
-        caller = CallGroup(number="88005000005", caller_id="79161112233", hangup_after=60.0)
+        # The caller gives up 400 simulated seconds in (2.7 s): time for a loaded machine to
+        # bring them through the menu to the phone (60, 0.4 s, was not), and long before the
+        # operator would hang up.
+        caller = CallGroup(number="88005000005", caller_id="79161112233", hangup_after=400.0)
         scenario = Scenario(calls=(caller,), pbx=PbxSettings(default_sound_seconds=1.0))
         try:
             report = await run_scenario(
