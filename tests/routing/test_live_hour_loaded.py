@@ -97,6 +97,7 @@ STAFFING: Final = {
     "social": 12,
     "emergency": 10,
 }
+SHORT_GROUPS: Final = frozenset({"general", "business", "social", "emergency"})
 # Second skills only among these: the short groups are reached by widening alone.
 SECOND_SKILLS: Final = ("registration", "tech1", "payments", "documents")
 SILENT: Final = 2  # operators whose phone rings on and on (paused "no answer" on first offer)
@@ -280,13 +281,16 @@ class Registrar:
 
 def in_long_conversation(witness: RegistrationWitness, seats: list[Seat], count: int) -> list[str]:
     """Phones talking with at least a simulated minute of talk left: the unregistration
-    reaches the controller long before the phone is free again."""
+    reaches the controller long before the phone is free again. Only operators of the short
+    groups, whose callers always wait: one that comes back is rung as soon as its call is
+    over, whereas in a group with slack it may rightly sit idle to the end of the hour."""
     now = asyncio.get_running_loop().time()
     talk = {s.device: s.softphone.talk_times for s in seats}
+    short = {s.device for s in seats if set(s.skills) & SHORT_GROUPS}
     left: dict[str, float] = {}
     for device, since in witness.talking_since().items():
         drawn = talk[device]
-        if device not in witness.unregistered and isinstance(drawn, TalkTimes):
+        if device in short and device not in witness.unregistered and isinstance(drawn, TalkTimes):
             left[device] = drawn.last * TIME_SCALE - (now - since)
     chosen = sorted((d for d, t in left.items() if t > 60 * TIME_SCALE), key=lambda d: -left[d])
     return chosen[:count]
