@@ -1,4 +1,5 @@
-"""The manager actions on calls and channels: CoreShowChannels, Originate, Setvar, Redirect,
+"""The manager actions on calls and channels: CoreShowChannels, Status (every channel),
+Originate, Setvar, Redirect,
 Hangup and DeviceStateList.
 """
 
@@ -39,6 +40,7 @@ class CallActions(AmiServerCore):
         return {
             **super()._action_handlers(),
             "coreshowchannels": self._core_show_channels,
+            "status": self._status,
             "originate": self._originate,
             "setvar": self._setvar,
             "redirect": self._redirect,
@@ -51,6 +53,16 @@ class CallActions(AmiServerCore):
         listing = self.channels.listing(self.clock.now_us())
         items = [("CoreShowChannel", [*action_id, *body]) for body in listing]
         self._send_list(session, message, "Channels will follow", "CoreShowChannelsComplete", items)
+
+    async def _status(self, session: AmiSession, message: AmiMessage) -> None:
+        """``Status`` with no Channel: one ``Status`` event per channel, the channel's block
+        first and the ActionID last (manager.c's generate_status), then ``StatusComplete``."""
+        action_id = action_id_headers(message)
+        items = [
+            ("Status", [("Privilege", "Call"), *view.block, *action_id])
+            for view in self.channels.views()
+        ]
+        self._send_list(session, message, "Channel status will follow", "StatusComplete", items)
 
     _spies: ChanSpies | None = None
 

@@ -94,6 +94,10 @@ class ChannelTracker:
                 return name
         return None
 
+    def views(self) -> list[ChannelView]:
+        """Every live channel, newest first."""
+        return list(reversed(self._channels.values()))
+
     def listing(self, now_us: int) -> list[Headers]:
         """CoreShowChannel bodies (after ActionID), newest channel first (Asterisk's order
         follows its hash container and is not defined)."""
