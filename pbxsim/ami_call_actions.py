@@ -78,9 +78,10 @@ class CallActions(AmiServerCore):
         return isinstance(originator, HangsUp) and originator.hang_up(channel)
 
     def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
+        ended = self._spies.before(event, headers) if self._spies is not None else []
         super().emit(event, headers)
-        if self._spies is not None:
-            self._spies.after(event, headers)
+        for spyer in ended:
+            self._hang_up_leg(spyer)
 
     async def _originate(self, session: AmiSession, message: AmiMessage) -> None:
         request, problem = originate_request(message)
