@@ -11,7 +11,7 @@ import logging
 from hotline.ami.protocol import (
     AmiMessage,
 )
-from pbxsim.ami_channels import one_less
+from pbxsim.ami_channels import one_less, status_of
 from pbxsim.ami_core import AmiServerCore
 from pbxsim.ami_originate import (
     HangsUp,
@@ -55,14 +55,22 @@ class CallActions(AmiServerCore):
         self._send_list(session, message, "Channels will follow", "CoreShowChannelsComplete", items)
 
     async def _status(self, session: AmiSession, message: AmiMessage) -> None:
-        """``Status`` with no Channel: one ``Status`` event per channel, the channel's block
-        first and the ActionID last (manager.c's generate_status), then ``StatusComplete``."""
-        action_id = action_id_headers(message)
-        items = [
-            ("Status", [("Privilege", "Call"), *view.block, *action_id])
-            for view in self.channels.views()
-        ]
-        self._send_list(session, message, "Channel status will follow", "StatusComplete", items)
+        """``Status``: one ``Status`` event per channel (or the one ``Channel`` names, by name
+        or uniqueid), the headers of manager.c's generate_status with the ActionID last
+        (ami-chanspy.txt), then ``StatusComplete`` with ``Items``."""
+        wanted = message.get("Channel") or ""
+        views = self.channels.views()
+        if wanted:
+            one = self.channels.find(wanted)
+            if one is None:
+                self._respond(session, message, "Error", ("Message", "No such channel"))
+                return
+            views = [one]
+        now_us = self.clock.now_us()
+        items = [("Status", status_of(view, now_us, action_id_headers(message))) for view in views]
+        self._send_list(
+            session, message, "Channel status will follow", "StatusComplete", items, with_items=True
+        )
 
     _spies: ChanSpies | None = None
 

@@ -180,3 +180,25 @@ def test_manager_c_table() -> None:
     assert not originate_app_permitted("Queue", agi_queue, none)
     assert originate_app_permitted("Queue", "q,t,,,40", none)
     assert originate_app_permitted("Playback", "db-lower-case", none)
+
+
+async def test_the_shipped_user_lists_channels_with_status_not_coreshowchannels(pbx: Pbx) -> None:
+    """manager.c: CoreShowChannels needs system or reporting (Asterisk 22 answered the shipped
+    write = call,originate 'Permission denied'); Status needs call, and its events carry the
+    headers of ami-chanspy.txt's Status of the supervisor's channel."""
+    with pytest.raises(AmiActionError, match="Permission denied"):
+        await pbx.ami.action("CoreShowChannels")
+    pbx.server.emit("Newchannel", OPERATOR.headers())
+    listing = await pbx.ami.action("Status")
+    ours = [event.as_dict() for event in listing.events if event.get("Event") == "Status"]
+    assert [event["Uniqueid"] for event in ours] == ["1795563300.8"]
+    messages = [m for _, m in ami_messages("ami-chanspy.txt")]
+    real = next(m for m in messages if m.name == "Status").as_dict()
+    assert list(ours[0]) == list(real)
+    assert ours[0]["Privilege"] == real["Privilege"] == "Call"
+    one = await pbx.ami.action("Status", Channel=OPERATOR.name)
+    assert [event.get("Channel") for event in one.events if event.get("Event") == "Status"] == [
+        OPERATOR.name
+    ]
+    with pytest.raises(AmiActionError, match="No such channel"):
+        await pbx.ami.action("Status", Channel="PJSIP/1001-000000ff")
