@@ -67,7 +67,8 @@ EVENT_PRIVILEGES: Final[Mapping[str, str]] = MappingProxyType(
 _DEFAULT_PRIVILEGE: Final = "call,all"
 
 
-# The write class an action needs (manager.conf ``write``); actions not listed need none.
+# The write class an action needs (manager.conf ``write``; ``a|b`` either); actions not
+# listed need none.
 ACTION_CLASSES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "command": "command",
@@ -79,6 +80,9 @@ ACTION_CLASSES: Final[Mapping[str, str]] = MappingProxyType(
         "redirect": "call",
         "hangup": "call",  # manager.c: system or call
         "devicestatelist": "call",  # res_manager_devicestate.c: call or reporting
+        "status": "call",  # manager.c: system, call or reporting
+        # manager.c: system or reporting (Asterisk 22 says Permission denied to call,originate)
+        "coreshowchannels": "system|reporting",
     }
 )
 
@@ -100,7 +104,8 @@ class ManagerUser:
         return "all" in self.read or any(c in self.read for c in privilege.split(",")[:-1])
 
     def can_write(self, action_class: str) -> bool:
-        return "all" in self.write or action_class in self.write
+        """``a|b``: either class will do (an action manager.c registers for several)."""
+        return "all" in self.write or any(c in self.write for c in action_class.split("|"))
 
 
 def permission_set(value: str) -> frozenset[str]:

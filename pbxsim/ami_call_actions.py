@@ -1,4 +1,5 @@
-"""The manager actions on calls and channels: CoreShowChannels, Originate, Setvar, Redirect,
+"""The manager actions on calls and channels: CoreShowChannels, Status (every channel),
+Originate, Setvar, Redirect,
 Hangup and DeviceStateList.
 """
 
@@ -10,7 +11,7 @@ import logging
 from hotline.ami.protocol import (
     AmiMessage,
 )
-from pbxsim.ami_channels import one_less
+from pbxsim.ami_channels import one_less, status_of
 from pbxsim.ami_core import AmiServerCore
 from pbxsim.ami_originate import (
     HangsUp,
@@ -39,6 +40,7 @@ class CallActions(AmiServerCore):
         return {
             **super()._action_handlers(),
             "coreshowchannels": self._core_show_channels,
+            "status": self._status,
             "originate": self._originate,
             "setvar": self._setvar,
             "redirect": self._redirect,
@@ -51,6 +53,24 @@ class CallActions(AmiServerCore):
         listing = self.channels.listing(self.clock.now_us())
         items = [("CoreShowChannel", [*action_id, *body]) for body in listing]
         self._send_list(session, message, "Channels will follow", "CoreShowChannelsComplete", items)
+
+    async def _status(self, session: AmiSession, message: AmiMessage) -> None:
+        """``Status``: one ``Status`` event per channel (or the one ``Channel`` names, by name
+        or uniqueid), the headers of manager.c's generate_status with the ActionID last
+        (ami-chanspy.txt), then ``StatusComplete`` with ``Items``."""
+        wanted = message.get("Channel") or ""
+        views = self.channels.views()
+        if wanted:
+            one = self.channels.find(wanted)
+            if one is None:
+                self._respond(session, message, "Error", ("Message", "No such channel"))
+                return
+            views = [one]
+        now_us = self.clock.now_us()
+        items = [("Status", status_of(view, now_us, action_id_headers(message))) for view in views]
+        self._send_list(
+            session, message, "Channel status will follow", "StatusComplete", items, with_items=True
+        )
 
     _spies: ChanSpies | None = None
 
@@ -66,9 +86,10 @@ class CallActions(AmiServerCore):
         return isinstance(originator, HangsUp) and originator.hang_up(channel)
 
     def emit(self, event: str, headers: list[tuple[str, str]]) -> None:
+        ended = self._spies.before(event, headers) if self._spies is not None else []
         super().emit(event, headers)
-        if self._spies is not None:
-            self._spies.after(event, headers)
+        for spyer in ended:
+            self._hang_up_leg(spyer)
 
     async def _originate(self, session: AmiSession, message: AmiMessage) -> None:
         request, problem = originate_request(message)

@@ -94,6 +94,10 @@ class ChannelTracker:
                 return name
         return None
 
+    def views(self) -> list[ChannelView]:
+        """Every live channel, newest first."""
+        return list(reversed(self._channels.values()))
+
     def listing(self, now_us: int) -> list[Headers]:
         """CoreShowChannel bodies (after ActionID), newest channel first (Asterisk's order
         follows its hash container and is not defined)."""
@@ -118,4 +122,31 @@ def one_less(bridge: Headers) -> Headers:
     return [
         (key, str(max(0, int_header(value, 1) - 1)) if key == "BridgeNumChannels" else value)
         for key, value in bridge
+    ]
+
+
+def status_of(view: ChannelView, now_us: int, action_id: Headers) -> Headers:
+    """A ``Status`` event's body (manager.c generate_status, ami-chanspy.txt): the channel's
+    block, then its technology, application and media (the simulator's phones talk A-law)."""
+    block = dict(view.block)
+    return [
+        ("Privilege", "Call"),
+        *view.block,
+        ("Type", block.get("Channel", "").split("/", 1)[0]),
+        ("DNID", ""),
+        ("EffectiveConnectedLineNum", block.get("ConnectedLineNum", "<unknown>")),
+        ("EffectiveConnectedLineName", block.get("ConnectedLineName", "<unknown>")),
+        ("TimeToHangup", "0"),
+        ("BridgeID", view.bridge),
+        ("Application", view.application),
+        ("Data", view.data),
+        ("Nativeformats", "(alaw)"),
+        ("Readformat", "alaw"),
+        ("Readtrans", ""),
+        ("Writeformat", "alaw"),
+        ("Writetrans", ""),
+        ("Callgroup", "0"),
+        ("Pickupgroup", "0"),
+        ("Seconds", str((now_us - view.created_us) // 1_000_000)),
+        *action_id,
     ]

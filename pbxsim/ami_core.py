@@ -245,9 +245,12 @@ class AmiServerCore:
         intro: str,
         complete: str,
         items: list[tuple[str, Headers]],
+        *,
+        with_items: bool = False,
     ) -> None:
         """An event list: the response with ``EventList: start``, the items, then the
-        ``...Complete`` event, all in one write as Asterisk does."""
+        ``...Complete`` event (`with_items`: with manager.c's extra ``Items`` count, as
+        ``StatusComplete``), all in one write as Asterisk does."""
         action_id = action_id_headers(message)
         chunks = [
             encode_message(
@@ -256,7 +259,10 @@ class AmiServerCore:
         ]
         chunks += [encode_message([("Event", event), *body]) for event, body in items]
         closing = [("Event", complete), *action_id, ("EventList", "Complete")]
-        chunks.append(encode_message([*closing, ("ListItems", str(len(items)))]))
+        count = [("ListItems", str(len(items)))] + (
+            [("Items", str(len(items)))] if with_items else []
+        )
+        chunks.append(encode_message([*closing, *count]))
         session.send(b"".join(chunks))
 
     def _security_event(self, event: str, *extra: tuple[str, str]) -> None:

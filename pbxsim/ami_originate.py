@@ -105,14 +105,19 @@ def originate_request(message: AmiMessage) -> tuple[OriginateRequest | None, str
 
 
 def originate_response(request: OriginateRequest, result: OriginateResult) -> Headers:
-    """OriginateResponse's headers, with the ActionID first as ami-ivr-call.txt shows."""
+    """OriginateResponse's headers, with the ActionID first as ami-ivr-call.txt shows; an
+    application's Originate names it and its data instead of the dialplan place
+    (ami-chanspy.txt)."""
     headers: Headers = [("ActionID", request.action_id)] if request.action_id else []
+    if request.application:
+        target = [("Application", request.application), ("Data", request.data)]
+    else:
+        target = [("Context", request.context), ("Exten", request.exten)]
     return [
         *headers,
         ("Response", "Success" if result.answered else "Failure"),
         ("Channel", result.channel or request.channel),
-        ("Context", request.context),
-        ("Exten", request.exten),
+        *target,
         ("Reason", str(result.reason)),
         ("Uniqueid", result.uniqueid),
         ("CallerIDNum", request.caller_id_num or "<unknown>"),

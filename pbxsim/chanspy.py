@@ -7,9 +7,10 @@ such channel ends ChanSpy at once, and the pbx hangs the spying channel up. Othe
 first channel whose name starts with the prefix is spied on (a prefix nobody matches keeps
 ChanSpy scanning; not simulated beyond staying up). Spying starts with ``ChanSpyStart``
 (the spyer's channel block with the ``Spyer`` prefix, then the spyee's with ``Spyee``); it ends
-with ``ChanSpyStop`` when either side hangs up, and with option ``E`` the spyee's hang-up ends
-ChanSpy, so the spying channel hangs up too. An unknown option letter is ignored, as
-``ast_app_parse_options`` does (with a warning in Asterisk's log).
+with ``ChanSpyStop`` when either side hangs up (just before that side's ``Hangup``), and with
+option ``E`` the spyee's hang-up ends ChanSpy, so the spying channel hangs up after it
+(ami-chanspy.txt). An unknown option letter is ignored, as ``ast_app_parse_options`` does
+(with a warning in Asterisk's log).
 
 manager.c's ``is_originate_app_permitted``: an Originate whose Application contains one of
 ``agi dbdeltree exec externalivr mixmonitor originate reload system`` (case-insensitive), or
@@ -104,16 +105,21 @@ class ChanSpies:
                 headers += [(prefix + key, value) for key, value in view.block]
         return headers
 
-    def after(self, event: str, headers: Headers) -> None:
-        """Follows each event the PBX emitted: a hang-up of either side ends the spy."""
+    def before(self, event: str, headers: Headers) -> list[str]:
+        """Precedes each event the PBX emits: a hang-up of either side ends the spy, and
+        ``ChanSpyStop`` comes before that ``Hangup`` (the audiohook is detached while the
+        channel hangs up, ami-chanspy.txt). Returns the spying channels to hang up once the
+        spyee's Hangup is out (option E: after it, as Asterisk does)."""
         if event != "Hangup" or not self._spies:
-            return
+            return []
         channel = dict(headers).get("Channel", "")
+        ended = []
         for spy in [s for s in self._spies if channel in (s.spyer, s.spyee)]:
             self._spies.remove(spy)
             self._emit("ChanSpyStop", spy.blocks)
             if channel == spy.spyee and spy.exit_on_hangup:
-                self._hang_up(spy.spyer)
+                ended.append(spy.spyer)
+        return ended
 
     def spying(self) -> list[tuple[str, str]]:
         """(spyer, spyee) of every spy now."""

@@ -15,10 +15,12 @@ channel runs ``ChanSpy(<uniqueid of the operator's channel>,<options>)``:
                         whose Data holds ``DB``, ``FILE``, ``SHELL``... without the ``system``
                         class, and a seat may well be named ``DB01``.
 
-The operator's channel is looked up at that moment in Asterisk's own list (AMI
-``CoreShowChannels``): the channel of their seat that is up (``PJSIP/<seat>-<n>``). The
-manager user needs ``write = originate`` only: ChanSpy is none of the applications manager.c
-keeps for ``system`` (asterisk-conf/manager.conf).
+The operator's channel is looked up at that moment in Asterisk's own list (AMI ``Status``
+with no channel: one ``Status`` event per channel): the channel of their seat that is up
+(``PJSIP/<seat>-<n>``). Not ``CoreShowChannels``: manager.c registers it for the ``system`` or
+``reporting`` write class, and Asterisk 22 answers the shipped user (``write = call,originate``,
+asterisk-conf/manager.conf) ``Permission denied``; ``Status`` needs ``call``. The Originate
+needs ``originate`` only: ChanSpy is none of the applications manager.c keeps for ``system``.
 
 Every act is audited before the Originate is sent (``supervisor.<mode>``: who, which call,
 which operator, which device); one the PBX refused gets a second row with outcome
@@ -166,9 +168,11 @@ class Spying:
 async def _live_channel(ami: AmiClient, seat: str) -> tuple[str, str] | None:
     """The name and uniqueid of the seat's channel that is up now (``PJSIP/1001-0000000a``),
     or None."""
-    listing = await ami.action("CoreShowChannels")
+    listing = await ami.action("Status")
     prefix = seat + "-"
     for event in listing.events:
+        if event.get("Event") != "Status":
+            continue
         name = event.get("Channel") or ""
         up = event.get("ChannelStateDesc") == "Up" or event.get("ChannelState") == "6"
         uniqueid = event.get("Uniqueid") or ""

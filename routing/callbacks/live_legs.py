@@ -5,10 +5,13 @@ An Originate that was sent (or may have been) and whose ``OriginateResponse`` ne
 link dropped, the reply timed out) leaves the row's ``last_result`` starting with
 `UNCERTAIN`: Asterisk may well be ringing the citizen, or they may be talking to the operator
 in the callback's conference. Before the next attempt on such a row, `CallbackLegs.alive`
-lists Asterisk's channels (AMI ``CoreShowChannels``) and names one that still belongs to the
-callback: the citizen's leg (``Local/<phone>@hotline-callback-out-<n>;1`` or ``;2``, ringing
-or answered) or any channel in the callback's ConfBridge (``ApplicationData`` is
-``hotline-callback-<id>``: the operator's leg left behind when its Hangup could not be sent).
+lists Asterisk's channels (AMI ``Status`` with no channel: one ``Status`` event each) and names
+one that still belongs to the callback: the citizen's leg
+(``Local/<phone>@hotline-callback-out-<n>;1`` or ``;2``, ringing or answered) or any channel in
+the callback's ConfBridge (``Data`` is ``hotline-callback-<id>``: the operator's leg left
+behind when its Hangup could not be sent). Not ``CoreShowChannels``: Asterisk 22 refuses it to
+the shipped AMI user (``write = call,originate``; manager.c wants ``system`` or ``reporting``,
+tests/asterisk/test_supervisor_spy.py found it), ``Status`` needs ``call``.
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ class CallbackLegs:
     async def alive(self, row: Callback) -> str | None:
         """The name of a channel of this callback Asterisk still has, or None. Raises
         `hotline.ami.errors.AmiError` when Asterisk cannot be asked (the link is still down)."""
-        listing = await self._ami.action("CoreShowChannels")
+        listing = await self._ami.action("Status")
         citizen = self._caller_channel.format(phone=row.phone) + "-"
         bridge = bridge_name(row.id)
         for channel in listing.events:
+            if channel.get("Event") != "Status":
+                continue
             name = channel.get("Channel") or ""
-            conference = (channel.get("ApplicationData") or "").split(",")[0]
+            conference = (channel.get("Data") or "").split(",")[0]
             in_bridge = channel.get("Application") == "ConfBridge" and conference == bridge
             if name.startswith(citizen) or in_bridge:
                 return name

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from people import staff_environment
+from people import ADMIN, SUPERVISOR, people_environment, staff_environment
 from ports import unused_port
 from real_pbx import ROOT, SEAT_PASSWORD, SECRET, Ports, RealAsterisk
 from softphones import Sipp, answering, register
@@ -135,10 +135,20 @@ def controller_environment(asterisk: RealAsterisk, tmp_path: Path) -> dict[str, 
 
 
 @pytest.fixture
+def roles() -> dict[str, str]:
+    """Accounts whose role differs from `staff_environment`'s (user id -> role); a test module
+    overrides this fixture (test_supervisor_spy.py: an operator's seat used by a supervisor)."""
+    return {}
+
+
+@pytest.fixture
 async def controller(
-    asterisk: RealAsterisk, tap: AgiTap, tmp_path: Path
+    asterisk: RealAsterisk, tap: AgiTap, tmp_path: Path, roles: dict[str, str]
 ) -> AsyncIterator[Controller]:
-    node = Controller(load_settings(None, controller_environment(asterisk, tmp_path)))
+    environment = controller_environment(asterisk, tmp_path)
+    if roles:
+        environment |= people_environment(tmp_path, {**_staff(), **roles})
+    node = Controller(load_settings(None, environment))
     await node.start()
     assert node.agi is not None
     tap.target = node.agi.port
@@ -154,6 +164,13 @@ async def api(controller: Controller) -> AsyncIterator[aiohttp.ClientSession]:
     base = f"http://127.0.0.1:{controller.http_port}"
     async with aiohttp.ClientSession(base_url=base) as session:
         yield session
+
+
+def _staff() -> dict[str, str]:
+    from routing.operators import load_operators
+
+    users = {op_id: "operator" for op_id in load_operators(ROOT / SHIPPED_OPERATORS)}
+    return {**users, SUPERVISOR: "supervisor", ADMIN: "admin"}
 
 
 @pytest.fixture

@@ -118,7 +118,7 @@ class RecordingAmi:
 
         def found() -> AmiMessage | None:
             for event in self.events:
-                if event.name == name and all(_matches(event, k, v) for k, v in match.items()):
+                if event.name == name and all(matches(event, k, v) for k, v in match.items()):
                     return event
             return None
 
@@ -141,7 +141,7 @@ class RecordingAmi:
                 await self._task
 
 
-def _matches(event: AmiMessage, key: str, value: str) -> bool:
+def matches(event: AmiMessage, key: str, value: str) -> bool:
     """``Key=value`` is equality; ``Key_startswith=value`` a prefix."""
     if key.endswith("_startswith"):
         return (event.get(key.removesuffix("_startswith")) or "").startswith(value)

@@ -23,7 +23,7 @@ from hotline.hours import HoursStatus
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from hotline.validators import luhn_check_digit
-from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_accounts import ManagerUser, permission_set
 from pbxsim.ami_server import AmiServer
 from pbxsim.originator import ScriptedOriginator
 from routing.acd import Acd
@@ -158,7 +158,8 @@ async def world(db_url: str, **script: list[str]) -> AsyncIterator[World]:
     originator = ScriptedOriginator(script=dict(script), talk_seconds=None)
     server = AmiServer(
         clock=SystemClock(),
-        users={"ctl": ManagerUser("ctl", "secret")},
+        # asterisk-conf/manager.conf's classes: what Asterisk 22 lets the controller do
+        users={"ctl": ManagerUser("ctl", "secret", write=permission_set("call,originate"))},
         originator=originator,
         port=0,
     )

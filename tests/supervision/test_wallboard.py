@@ -21,7 +21,7 @@ from controller.supervision_ports import AcdFloor, ami_alarm, start_supervision
 from hotline.ami.client import AmiClient
 from hotline.audit import AuditLog
 from hotline.clock import SystemClock
-from pbxsim.ami_accounts import ManagerUser
+from pbxsim.ami_accounts import ManagerUser, permission_set
 from pbxsim.ami_server import AmiServer
 from pbxsim.model import ChannelState, SimChannel
 from pbxsim.originator import ScriptedOriginator
@@ -50,12 +50,14 @@ class Rig:
     ami: list[AmiClient | None]
 
 
+# asterisk-conf/manager.conf's account: what Asterisk 22 lets it do is what listening may use
+SHIPPED_AMI_USER = ManagerUser("ctl", "s", write=permission_set("call,originate"))
+
+
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     phones = ScriptedOriginator()
-    pbx = AmiServer(
-        clock=SystemClock(), users={"ctl": ManagerUser("ctl", "s")}, port=0, originator=phones
-    )
+    pbx = AmiServer(clock=SystemClock(), users={"ctl": SHIPPED_AMI_USER}, port=0, originator=phones)
     phones.sink = pbx
     await pbx.start()
     ami = AmiClient("127.0.0.1", pbx.port, "ctl", "s", ping_interval=60)
