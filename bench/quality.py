@@ -19,7 +19,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 
 from bench.throwaway_postgres import throwaway_schema
+from bench.timing import timed
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from quality.scores import ScoreStore
@@ -56,15 +57,6 @@ def scores(count: int) -> Iterator[tuple[Any, ...]]:
             "",
             start + timedelta(minutes=i),
         )
-
-
-async def timed(runs: int, work: Callable[[], Awaitable[object]]) -> list[float]:
-    seconds = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        await work()
-        seconds.append(time.perf_counter() - began)
-    return seconds
 
 
 def line(name: str, seconds: list[float]) -> str:

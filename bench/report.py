@@ -27,7 +27,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 
 from bench.throwaway_postgres import throwaway_schema
+from bench.timing import timed
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
 from reporting.kpis import compute_kpis
@@ -144,15 +145,6 @@ async def roll_up(url: str) -> float:
         return time.perf_counter() - began
     finally:
         await engine.dispose()
-
-
-async def timed(runs: int, work: Callable[[], Awaitable[object]]) -> list[float]:
-    seconds = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        await work()
-        seconds.append(time.perf_counter() - began)
-    return seconds
 
 
 def line(name: str, seconds: list[float]) -> str:
