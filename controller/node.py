@@ -76,7 +76,7 @@ from hotline.audit_anchors import anchor_bucket_for
 from hotline.audit_watch import AuditWatch, WatchedKey
 from hotline.auth import TokenFile
 from hotline.keyfiles import MasterKeyStore
-from hotline.lifecycle import Lifecycle
+from hotline.lifecycle import Lifecycle, settle_heap
 from hotline.periodic import Periodic
 from hotline.security import SecurityCategory, security_event
 from hotline.store.db import CallLog
@@ -528,6 +528,8 @@ async def serve(settings: Settings) -> None:
     try:
         # A failed start (port taken, broken token file...) still releases what it opened.
         await controller.start()
+        # Full garbage collections skip what start-up built (hotline.lifecycle.settle_heap).
+        log.info("start-up heap settled", extra={"frozen_objects": settle_heap()})
         await controller.wait_stopped()
     finally:
         await controller.stop()

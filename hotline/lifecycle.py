@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from typing import Protocol
 
@@ -74,3 +75,19 @@ class Lifecycle:
             await part.stop()
         except Exception:
             log.exception("part did not stop cleanly", extra={"part": part.name})
+
+
+def settle_heap() -> int:
+    """Collect once, then move every object still alive into the garbage collector's permanent
+    generation (`gc.freeze`); returns how many were frozen. Call once, when a long-running
+    process has finished starting.
+
+    Why: a started controller holds some 150,000 objects (modules, menus, routes, the ORM's
+    tables) that live as long as it does, and every full collection walked them all, about
+    50 ms here during which no call got its next command. Frozen, full collections walk only
+    what calls and requests create since. What start-up leaves frozen is never freed: fine for
+    objects that live as long as the process, which is why this runs once, after start-up,
+    and never in tests that start many controllers in one process."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

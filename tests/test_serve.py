@@ -371,6 +371,11 @@ def test_hotline_serve_answers_the_transcript_environment_and_drains_on_sigterm(
     lines = served.whole_log()
     events = [line["event"] for line in lines]
     assert "controller started" in events and "controller stopped" in events
+    # What start-up built is out of the full collections' way: a started controller holds
+    # well over 10,000 objects (about 150,000), frozen once it has started.
+    settled = next(line for line in lines if line["event"] == "start-up heap settled")
+    assert events.index("start-up heap settled") > events.index("controller started")
+    assert settled["frozen_objects"] > 10_000
     call_lines = [line for line in lines if line.get("call_id") == "1795563091.1"]
     assert call_lines, "no log line carried the call id"
     assert all("79161234567" not in json.dumps(line) for line in lines), "caller number leaked"

@@ -42,8 +42,6 @@ from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from time import monotonic
 from typing import Final
 
-from prometheus_client import Counter
-
 from hotline import metrics
 from hotline.agi.connection import AgiConnection, BufferedAgiConnection
 from hotline.agi.protocol import AgiProtocolError, AgiReply, HangupNotice
@@ -138,7 +136,6 @@ class FastAgiServer:
         self._connections: set[AgiConnection] = set()
         _SERVERS.add(self)  # counted in ``hotline_calls_in_progress`` while it exists
         self.support = SessionSupport(immediate=False)  # flushed by `_sweep`
-        self._outcome_counters: dict[str, Counter] = {}
         # Parsed reply lines by their bytes; values are immutable, so connections share them.
         self.reply_cache: dict[bytes, AgiReply | HangupNotice] = {}
         # Every connection reads into this, one read at a time (see `BufferedAgiConnection`).
@@ -346,10 +343,8 @@ class FastAgiServer:
             self.support.flush()  # stopped: no sweep left to push this call's counts
 
     def count_outcome(self, outcome: str) -> None:
-        counter = self._outcome_counters.get(outcome)
-        if counter is None:
-            counter = self._outcome_counters[outcome] = metrics.AGI_SESSIONS.labels(outcome)
-        counter.inc()
+        """Count one session's end in ``hotline_agi_sessions_total`` (on the next sweep)."""
+        self.support.session_ended(outcome)
 
     async def run_call(self, conn: AgiConnection, session: AgiSession, handler: Handler) -> None:
         """One call, from the routed environment to the server closing the socket; every log

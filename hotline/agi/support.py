@@ -19,8 +19,9 @@ _LINE_CACHE_ENTRIES: Final = 1024
 class SessionSupport:
     """What the sessions of one server share, to keep the per-command path short.
 
-    * Command counts and latencies are gathered in plain Python and pushed to Prometheus by
-      `flush`, which the server calls on every sweep tick and when it stops: `Counter.inc` and
+    * Command counts and latencies, and how sessions ended, are gathered in plain Python and
+      pushed to Prometheus by `flush`, which the server calls on every sweep tick and when it
+      stops: `Counter.inc` and
       `Histogram.observe` take a lock and go through several calls each, too much for every
       command of every call. The metrics therefore lag by at most one tick. A session made
       without a server flushes at once.
@@ -32,6 +33,8 @@ class SessionSupport:
         "_bounds",
         "_buckets",
         "_counters",
+        "_ended",
+        "_ended_counters",
         "_histogram",
         "_immediate",
         "_lines",
@@ -46,6 +49,8 @@ class SessionSupport:
         self._immediate = immediate
         self._pending: dict[tuple[str, str], int] = {}
         self._counters: dict[tuple[str, str], Counter] = {}
+        self._ended: dict[str, int] = {}  # sessions ended since the flush, by outcome
+        self._ended_counters: dict[str, Counter] = {}
         self._lines: dict[tuple[str | int, ...], bytes] = {}
         self._streams: dict[tuple[str, str], bytes] = {}
         self._histogram = histogram
@@ -77,9 +82,17 @@ class SessionSupport:
         if self._immediate:
             self.flush()
 
+    def session_ended(self, outcome: str) -> None:
+        """One session ended so (``completed``, ``hangup``...): ``hotline_agi_sessions_total``."""
+        self._ended[outcome] = self._ended.get(outcome, 0) + 1
+        if self._immediate:
+            self.flush()
+
     def flush(self) -> None:
-        """Add what was gathered since the last flush to ``hotline_agi_commands_total`` and
-        ``hotline_agi_command_seconds``."""
+        """Add what was gathered since the last flush to ``hotline_agi_commands_total``,
+        ``hotline_agi_command_seconds`` and ``hotline_agi_sessions_total``."""
+        if self._ended:
+            self._flush_ended()
         pending, self._pending = self._pending, {}
         for key, count in pending.items():
             counter = self._counters.get(key)
@@ -97,6 +110,14 @@ class SessionSupport:
             for value, count in zip(histogram._buckets, buckets, strict=True):
                 if count:
                     value.inc(count)
+
+    def _flush_ended(self) -> None:
+        ended, self._ended = self._ended, {}
+        for outcome, count in ended.items():
+            counter = self._ended_counters.get(outcome)
+            if counter is None:
+                counter = self._ended_counters[outcome] = metrics.AGI_SESSIONS.labels(outcome)
+            counter.inc(count)
 
     def line(self, verb: str, *args: str | int) -> bytes:
         """`format_command` for arguments that are not caller data, remembered (bounded).
