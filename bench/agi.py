@@ -21,7 +21,12 @@ Each figure is given per wall-clock second and per second of the server process'
 time (/proc/<pid>/stat): the latter is what one core of the server does, whatever else runs on
 the machine, and the goals are checked on it. Exits 1 when a goal is missed (GOALS).
 
+With --instructions, each server instead runs the same exchange in one process through a
+loopback transport under valgrind, which counts its user-space instructions per session and
+per command: exact figures whatever the machine's load (no kernel, no sockets).
+
 Usage: .venv/bin/python bench/agi.py [--quick] [--realtime]
+       .venv/bin/python bench/agi.py --instructions [--quick]
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -481,6 +489,111 @@ def report(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
+# --- instructions (valgrind): the same exchange in one process, counted exactly ------------
+
+
+class LoopbackTransport:
+    """Asterisk in the same process: every command is answered on the loop's next turn.
+    No socket and no kernel, so what is counted is each server's own user-space work (and
+    the loop's scheduling, the same for all)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
+        self.loop, self.done = loop, done
+        self.protocol: asyncio.Protocol | None = None
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        assert self.protocol is not None
+        self.loop.call_soon(self.protocol.data_received, REPLY)
+
+    def close(self) -> None:
+        if not self.done.done():
+            assert self.protocol is not None
+            self.loop.call_soon(self.protocol.connection_lost, None)
+            self.done.set_result(None)
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.done.done()
+
+
+async def in_process(kind: str, count: int, sessions: int) -> None:
+    """`sessions` calls of `count` commands, 50 at a time, through loopback transports."""
+    loop = asyncio.get_running_loop()
+    lines = [(line + "\n").encode() for line in commands(count)]
+    factory: Callable[[], asyncio.Protocol]
+    if kind == "ours":
+        from hotline.agi.connection import AgiConnection
+
+        server = serve_ours(0, count)
+        await server.start()  # type: ignore[attr-defined]  # listens, unused: sweeps run
+        factory = partial(AgiConnection, server, loop)  # type: ignore[arg-type]
+    elif kind == "floor":
+        factory = partial(TaskFloorProtocol, lines)
+    else:
+        factory = partial(RawAgiProtocol, lines)
+    remaining = sessions
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            done: asyncio.Future[None] = loop.create_future()
+            transport = LoopbackTransport(loop, done)
+            protocol = transport.protocol = factory()
+            protocol.connection_made(transport)  # type: ignore[arg-type]
+            protocol.data_received(ENV)
+            await done
+
+    await asyncio.gather(*(worker() for _ in range(50)))
+
+
+def instructions(kind: str, count: int, sessions: int) -> float:
+    """Instructions per session, by valgrind: two runs, `sessions` apart, so that start-up
+    and imports cancel out."""
+    totals = []
+    for extra in (0, sessions):
+        out = subprocess.run(
+            [
+                *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
+                *(sys.executable, __file__, "--in-process", kind, "--count", str(count)),
+                *("--sessions", str(20 + extra)),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        collected = [line for line in out.stderr.splitlines() if "Collected :" in line]
+        totals.append(int(collected[-1].split()[-1]))
+    return (totals[1] - totals[0]) / sessions
+
+
+def report_instructions(args: argparse.Namespace) -> int:
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        return 0
+    sessions = 200 if args.quick else 1000
+    print("user-space instructions (valgrind), uvloop, in one process; load is irrelevant")
+    per: dict[str, tuple[float, float]] = {}
+    for kind in ("raw", "floor", "ours"):
+        short = instructions(kind, 3, sessions)
+        per_command = instructions(kind, 100, max(sessions // 10, 20)) / 100
+        per[kind] = (short, per_command)
+        print(f"{kind:6} {short:10,.0f} per session (3 commands)  {per_command:8,.0f} per command")
+    for other in ("raw", "floor"):
+        session_ratio = per[other][0] / per["ours"][0]
+        command_ratio = per[other][1] / per["ours"][1]
+        print(
+            f"ours vs {other}: {session_ratio:.2f}x sessions, {command_ratio:.2f}x commands "
+            "(instructions of the other per instruction of ours)"
+        )
+    return 0
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -501,6 +614,13 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.0)
     parser.add_argument("--ramp", type=float, default=0.0)
     parser.add_argument("--env", default="asterisk")
+    parser.add_argument("--in-process", choices=["ours", "raw", "floor"], metavar="KIND")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count each server's user-space instructions per session and per command with "
+        "valgrind instead (exact, whatever the machine's load; no kernel, no sockets)",
+    )
     parser.add_argument(
         "--realtime",
         action="store_true",
@@ -522,6 +642,11 @@ def main() -> None:
             drive(args.drive, env, args.sessions, args.concurrency, args.pause, args.ramp)
         )
         print(json.dumps(result))
+    elif args.in_process:
+        use_loop("uvloop")
+        asyncio.run(in_process(args.in_process, args.count, args.sessions))
+    elif args.instructions:
+        sys.exit(report_instructions(args))
     else:
         sys.exit(report(args))
 

@@ -55,6 +55,44 @@ async def test_routes_on_the_script_with_the_query_string_split_off() -> None:
     assert seen == [("hotline", {"did": "88001000001"}), ("other", {})]
 
 
+async def test_each_call_gets_its_own_script_query_and_arguments() -> None:
+    """Requests are remembered by script (one parse serves the day's calls to a number): a
+    call still sees its own query and its own arguments, and cannot change another's."""
+    seen: list[tuple[str, dict[str, str], tuple[str, ...]]] = []
+    refused: list[str] = []
+
+    async def hotline(session: AgiSession) -> None:
+        request = session.request
+        seen.append((request.script, dict(request.query), request.args))
+        try:
+            request.query["did"] = "tampered"  # type: ignore[index]
+        except TypeError as exc:
+            refused.append(type(exc).__name__)
+
+    calls = [
+        env_bytes(network_script="hotline?did=88001000001", uniqueid="1.1"),
+        env_bytes(network_script="hotline?did=88002000002", uniqueid="1.2"),
+        env_bytes(network_script="hotline?did=88001000001", uniqueid="1.3"),
+        env_bytes(network_script="hotline?did=88001000001", uniqueid="1.4", arg_1="resume"),
+        env_bytes(network_script="hotline?did=88001000001", uniqueid="1.5", arg_1="again"),
+    ]
+    async with serving({"hotline": hotline}) as server:
+        for env in calls:
+            peer = await AsteriskPeer.connect(server.port, env)
+            await peer.expect_eof()
+            await peer.close()
+
+    first, second = {"did": "88001000001"}, {"did": "88002000002"}
+    assert seen == [
+        ("hotline", first, ()),
+        ("hotline", second, ()),
+        ("hotline", first, ()),
+        ("hotline", first, ("resume",)),
+        ("hotline", first, ("again",)),
+    ]
+    assert refused == ["TypeError"] * 5  # read-only: what one call sees, the next sees too
+
+
 async def test_unknown_script_is_closed_at_once(agi_logs: pytest.LogCaptureFixture) -> None:
     outcomes = Outcomes()
     async with serving({"hotline": answer_and_return}) as server:

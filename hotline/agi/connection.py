@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Final, cast
 from hotline.agi.protocol import (
     AgiProtocolError,
     AgiReply,
-    AgiRequest,
     HangupNotice,
     ReplyReader,
     parse_env_line,
@@ -233,7 +232,7 @@ class AgiConnection(asyncio.Protocol):
         """Route the complete environment to a handler; False when the connection is closed."""
         server, env, transport = self._server, self._env, self._transport
         assert transport is not None
-        request = AgiRequest.from_env(env)
+        request = server.request_for(env)
         handler = server.router.resolve(request.script)
         if handler is None:
             with bind_call(env.get("agi_uniqueid") or _NO_CALL_ID):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final
 from urllib.parse import parse_qsl, urlsplit
 
@@ -99,7 +100,8 @@ class AgiRequest:
         args: list[str] = []
         while (arg := env.get(f"agi_arg_{len(args) + 1}")) is not None:
             args.append(arg)
-        return cls(script=script, query=_parse_query(query), args=tuple(args))
+        # Read-only: one request may serve many calls (`FastAgiServer.request_for`).
+        return cls(script=script, query=MappingProxyType(_parse_query(query)), args=tuple(args))
 
 
 def _parse_query(query: str) -> dict[str, str]:

@@ -37,14 +37,14 @@ import math
 import signal
 import socket
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from time import monotonic
 from typing import Final
 
 from hotline import metrics
 from hotline.agi.connection import AgiConnection, BufferedAgiConnection
-from hotline.agi.protocol import AgiProtocolError, AgiReply, HangupNotice
+from hotline.agi.protocol import AgiProtocolError, AgiReply, AgiRequest, HangupNotice
 from hotline.agi.router import Handler, Router
 from hotline.agi.session import AgiReplyTimeout, AgiSession, CallerHungUp, SessionSupport
 from hotline.logs import set_call_id
@@ -64,6 +64,8 @@ metrics.CALLS_IN_PROGRESS.set_function(
 )
 # Bound of the per-server cache of peer addresses allowed or not.
 _PEER_VERDICTS: Final = 1024
+# Bound of the per-server cache of routed requests: past it, the cache starts afresh.
+_REQUESTS: Final = 1024
 # The server's read buffer: lines are short; a longer read just takes two turns.
 READ_BUFFER_BYTES: Final = 65536
 
@@ -136,6 +138,10 @@ class FastAgiServer:
         self._connections: set[AgiConnection] = set()
         _SERVERS.add(self)  # counted in ``hotline_calls_in_progress`` while it exists
         self.support = SessionSupport(immediate=False)  # flushed by `_sweep`
+        # Requests by their ``agi_network_script``, immutable and so shared by calls: the
+        # dialplan sends the same few scripts all day, and parsing one costs as much as
+        # the rest of the call's routing.
+        self._requests: dict[str, AgiRequest] = {}
         # Parsed reply lines by their bytes; values are immutable, so connections share them.
         self.reply_cache: dict[bytes, AgiReply | HangupNotice] = {}
         # Every connection reads into this, one read at a time (see `BufferedAgiConnection`).
@@ -295,6 +301,20 @@ class FastAgiServer:
         if self._per_peer.get(peer, 0) >= self.max_sessions_per_peer:
             return "too many calls from this peer"
         return None
+
+    def request_for(self, env: Mapping[str, str]) -> AgiRequest:
+        """`AgiRequest.from_env`, remembered by the script string for calls with no
+        ``agi_arg_N`` arguments (those vary per call)."""
+        script = env.get("agi_network_script")
+        if script is None or "agi_arg_1" in env:
+            return AgiRequest.from_env(env)
+        requests = self._requests
+        request = requests.get(script)
+        if request is None:
+            if len(requests) >= _REQUESTS:
+                requests.clear()  # per-call scripts (``acd-answered?call=...``) filled it
+            request = requests[script] = AgiRequest.from_env(env)
+        return request
 
     def _peer_allowed(self, peer: str) -> bool:
         verdicts = self._peer_verdicts
