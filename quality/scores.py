@@ -1,7 +1,10 @@
 """Quality scores: the table (`0013_quality_scores`), saving one and per-operator averages.
 
-Each scoring is a row (scoring a recording again adds a row; both count in the average, as two
-auditors' views of the same call). Averages are the database's, per operator of one period.
+Each scoring is a row, kept: a recording's history of scores stays readable. In the averages,
+two auditors' scores of one call both count (two views of it), but an auditor who scores the
+same recording again corrects their own: saving marks their earlier rows `superseded`
+(`0014_quality_superseded`), and only the others count. Averages are the database's, per
+operator of one period.
 """
 
 from __future__ import annotations
@@ -11,7 +14,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, func, insert, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.store.db import Base, UTCDateTime, require_utc
@@ -30,7 +47,9 @@ quality_scores = Table(
     Column("total_percent", Float, nullable=False),
     Column("comment", Text, nullable=False),
     Column("scored_at", UTCDateTime, nullable=False),
+    Column("superseded", Boolean, nullable=False, server_default=false()),
     Index("ix_quality_scores_period_operator", "period", "operator_id"),
+    Index("ix_quality_scores_recording_auditor", "recording_id", "auditor_id"),
 )
 
 
@@ -68,7 +87,14 @@ class ScoreStore:
             "comment": score.comment,
             "scored_at": require_utc(score.scored_at),
         }
-        async with self.engine.begin() as connection:
+        c = quality_scores.c
+        earlier = update(quality_scores).where(
+            c.recording_id == score.recording_id,
+            c.auditor_id == score.auditor_id,
+            c.superseded == false(),
+        )
+        async with self.engine.begin() as connection:  # both or neither
+            await connection.execute(earlier.values(superseded=True))
             result = await connection.execute(insert(quality_scores).values(**values))
         key = result.inserted_primary_key
         assert key is not None
@@ -97,11 +123,12 @@ class ScoreStore:
         ]
 
     async def averages(self, period: str) -> list[Average]:
-        """Per operator of `period`: how many scores and their mean total, by operator."""
+        """Per operator of `period`: how many scores and their mean total, by operator, each
+        auditor's latest score of a recording counted once."""
         c = quality_scores.c
         stmt = (
             select(c.operator_id, func.count(), func.avg(c.total_percent))
-            .where(c.period == period)
+            .where(c.period == period, c.superseded == false())
             .group_by(c.operator_id)
             .order_by(c.operator_id)
         )

@@ -161,6 +161,25 @@ async def test_the_sample_page_shows_each_operators_average(quality: Quality) ->
     assert rows == [("op1", "2", "94,5 %"), ("op2", "1", "0,0 %")]
 
 
+async def test_an_auditors_new_score_of_a_call_replaces_theirs_in_the_average(
+    quality: Quality,
+) -> None:
+    await quality.score("kozlova", "c1", dict.fromkeys(FULL, 0))  # a slip: 0 %
+    await quality.score("kozlova", "c1", FULL)  # corrected: 100 %
+    await quality.score("smirnova", "c1", {**FULL, "correctness": 5})  # another view: 85 %
+    # op1: kozlova's latest (100 %) and smirnova's (by hand: (1 + 1 + 1.5 + 2 + 3) / 10 = 85 %)
+    _, html = await quality.get("kozlova", "/quality?period=2026-11")
+    assert re.search(
+        r'data-operator="op1"><td>\w+</td><td>2</td>\s*<td class="average">92,5 %', html
+    )
+    history = await quality.scores.of_recording("c1")
+    assert [(s.auditor_id, s.total_percent) for s in history] == [
+        ("kozlova", 0.0),
+        ("kozlova", 100.0),
+        ("smirnova", 85.0),
+    ]
+
+
 @pytest.mark.parametrize(
     ("marks", "says"),
     [
