@@ -25,7 +25,7 @@ from aiohttp import web
 from hotline.access import CSRF_FIELD, actor_of, allow, people
 from hotline.audit import AuditLog
 from hotline.auth import Actor, Role
-from hotline.web_pages import templates
+from hotline.web_pages import add_staff_page, templates
 from hotline.yamldoc import YamlFileError
 from quality.criteria import Criterion, MarkError, total_percent
 from quality.scores import Score, ScoreStore
@@ -69,6 +69,7 @@ PAGES_KEY: Final = web.AppKey("quality_pages", QualityPages)
 def add_quality_routes(app: web.Application, pages: QualityPages) -> None:
     app[PAGES_KEY] = pages
     app.router.add_get("/quality", _sample)
+    add_staff_page(app, "/quality", "Контроль качества")
     app.router.add_get("/quality/recordings/{id}", _form)
     app.router.add_post("/quality/recordings/{id}", _score)
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hotline.access import actor_of, allow, people
 from hotline.audit import AuditLog
 from hotline.auth import Role
+from hotline.web_pages import add_staff_page
 from hotline.yamldoc import YamlFileError
 from reporting.output import FORMATS, produce
 from reporting.targets import Targets
@@ -73,6 +74,7 @@ def parse_period(
 def add_report_routes(app: web.Application, pages: ReportPages) -> None:
     app[PAGES_KEY] = pages
     app.router.add_get("/supervisor/reports", _reports)
+    add_staff_page(app, "/supervisor/reports", "Отчёт по показателям")
 
 
 def _link(first: date, last: date, group: str | None, fmt: str) -> str:

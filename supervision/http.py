@@ -25,7 +25,7 @@ from aiohttp import web
 from hotline.access import actor_of, allow, people
 from hotline.auth import Role
 from hotline.push import stream_events
-from hotline.web_pages import json_answer, static_files, templates
+from hotline.web_pages import add_staff_page, json_answer, static_files, templates
 from supervision.spy import Spying, SpyMode, SpyRefused
 from supervision.wallboard import Wallboard
 
@@ -46,6 +46,7 @@ def add_supervision_routes(app: web.Application, wallboard: Wallboard, spying: S
     app[WALLBOARD_KEY] = wallboard
     app[SPYING_KEY] = spying
     app.router.add_get("/supervisor/wallboard", _page)
+    add_staff_page(app, "/supervisor/wallboard", "Табло руководителя смены")
     app.router.add_get("/supervisor/wallboard/events", _events)
     app.router.add_get("/supervisor/static/{name}", _static)
     for mode in SpyMode:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from hotline.access import actor_of, allow, people
 from hotline.auth import Role
+from hotline.web_pages import add_staff_page
 from workspace.model import CATEGORY_TITLES, Category
 from workspace.ticket_store import Escalation, TicketState
 from workspace.tickets import TicketDesk, TicketRefused, TicketView
@@ -49,6 +50,7 @@ STATE_TITLES: Final = {
 def add_backoffice_routes(app: web.Application, tickets: TicketDesk) -> None:
     app[TICKETS_KEY] = tickets
     app.router.add_get("/backoffice", _queue)
+    add_staff_page(app, "/backoffice", "Заявки бэк-офиса")
     app.router.add_get("/backoffice/tickets/{id}", _ticket)
     app.router.add_post("/backoffice/tickets/{id}/comment", _comment)
     app.router.add_post("/backoffice/tickets/{id}/state", _state)

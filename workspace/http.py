@@ -24,6 +24,7 @@ from hotline.access import actor_of, allow, people
 from hotline.auth import Actor, Role
 from hotline.jsonbody import read_json_object
 from hotline.push import stream_events
+from hotline.web_pages import add_staff_page
 from workspace.desk import Desk, DeskEvent
 from workspace.model import CATEGORY_TITLES, Category, Contact
 from workspace.numbers import parse_contact_number
@@ -43,6 +44,7 @@ def add_desk_routes(app: web.Application, desk: Desk, registry: ContactRegistry)
     app[DESK_KEY] = desk
     app[REGISTRY_KEY] = registry
     app.router.add_get("/desk", _page)
+    add_staff_page(app, "/desk", "Рабочее место оператора")
     app.router.add_get("/desk/events", _events)
     app.router.add_get("/desk/static/{name}", _static_files)
     app.router.add_get("/desk/api/contacts/{number}", _contact)

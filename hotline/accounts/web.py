@@ -34,6 +34,7 @@ from hotline.accounts.records import LoginRefused, SessionView, Stage
 from hotline.accounts.service import Accounts
 from hotline.auth import TOKEN_ROLES
 from hotline.security import SecurityCategory, security_event
+from hotline.web_pages import staff_pages
 
 __all__ = ["ROLE_NAMES", "install_accounts"]
 
@@ -386,4 +387,5 @@ async def _me(request: web.Request, new_pin: str | None) -> web.Response:
         codes_left=await accounts.recovery_codes_left(account.id),
         csrf_token=view.csrf_token,
         new_pin=new_pin,
+        pages=staff_pages(request.app, actor),
     )
