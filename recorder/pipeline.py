@@ -140,6 +140,9 @@ class Recorder:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pending: set[str] = set()
         self._notified: dict[str, CallInfo] = {}
+        # rows just registered, so the worker starts without reading them again; a stale one is
+        # harmless: the first step only needs the call id and each step is a compare-and-set
+        self._registered: dict[str, RecordedCall] = {}
         self._failures: dict[str, int] = {}
         self._warned_names: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -277,7 +280,7 @@ class Recorder:
 
     async def process(self, call_id: str) -> None:
         """Run the remaining steps of one recording, each committed before the next."""
-        row = await self.store.get(call_id)
+        row = self._registered.pop(call_id, None) or await self.store.get(call_id)
         while row is not None:
             state = State(row.state)
             if state in (State.VERIFIED, State.PURGED):
@@ -410,6 +413,7 @@ class Recorder:
         existing = await self.store.get(call_id)
         if existing is not None:
             await self._fill_metadata(existing, info)
+            self._registered.pop(call_id, None)  # changed: the worker reads it afresh
             return existing
         logged = await self._call_log_entry(call_id)
         source = spool_path(self.spool_dir, call_id)
@@ -417,7 +421,7 @@ class Recorder:
         if started is None:
             started = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
             started -= timedelta(seconds=wav_duration(source) or 0)
-        return await self.store.register(
+        row = await self.store.register(
             call_id,
             format=self.settings.format,
             started_at=started,
@@ -426,6 +430,8 @@ class Recorder:
             operator=info.operator,
             retention_category=info.retention_category,
         )
+        self._registered[call_id] = row
+        return row
 
     async def _fill_metadata(self, row: RecordedCall, info: CallInfo) -> None:
         """A late notification completes what the idle fallback could not know."""
