@@ -44,7 +44,7 @@ from hotline.private import open_private, private_dir
 from hotline.store.db import CallRecord
 from recorder import metrics
 from recorder.alarms import Alarm, Backoff
-from recorder.audio import TranscodeFailed, encode_file, wav_duration
+from recorder.audio import TranscodeFailed, encode_file, encoder_threads, wav_duration
 from recorder.keys import CipherSummary, KeyRing, encrypt_stream
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.settings import FORMATS, RecorderSettings
@@ -107,6 +107,15 @@ class CallInfo:
 # --- the pipeline ---------------------------------------------------------------------------
 
 
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy the spool file kept as it was into a private work file, on disk before the row
+    says it is transcoded."""
+    with source.open("rb") as original, open_private(target) as copy:
+        shutil.copyfileobj(original, copy)
+        copy.flush()
+        os.fsync(copy.fileno())
+
+
 class MissingInput(Exception):
     """A step's input file is gone; the row is rewound to a step that can recreate it."""
 
@@ -137,6 +146,7 @@ class Recorder:
             settings.retry_initial, settings.retry_max, settings.storage_alarm_after,
             self.storage_alarm,
         )  # fmt: skip
+        self._encoder = encoder_threads(settings.workers)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pending: set[str] = set()
         self._notified: dict[str, CallInfo] = {}
@@ -309,7 +319,9 @@ class Recorder:
         failure = None
         try:
             # CPU-bound; the codec releases the GIL, so the event loop runs on meanwhile
-            duration = await asyncio.to_thread(encode_file, source, partial, format)
+            duration = await asyncio.get_running_loop().run_in_executor(
+                self._encoder, encode_file, source, partial, format
+            )
         except TranscodeFailed as error:
             # keep the evidence: the original bytes are encrypted and stored instead, and the
             # row says why (the spool file stays until that copy is verified in storage)
@@ -318,20 +330,13 @@ class Recorder:
             format, duration = KEPT_ORIGINAL, wav_duration(source)
             failure = f"transcode: {error}; original file kept"
             target = self._audio_path(row.call_id, format)
-            await asyncio.to_thread(self._copy_private, source, partial)
+            await asyncio.to_thread(_copy_private, source, partial)
         os.replace(partial, target)
         metrics.STAGE_SECONDS.labels("transcode").observe(time.perf_counter() - started)
         return await self.store.advance(
             row.call_id, State.SPOOLED, State.TRANSCODED,
             format=format, duration_seconds=duration, last_error=failure,
         )  # fmt: skip
-
-    @staticmethod
-    def _copy_private(source: Path, target: Path) -> None:
-        with source.open("rb") as original, open_private(target) as copy:
-            shutil.copyfileobj(original, copy)
-            copy.flush()
-            os.fsync(copy.fileno())
 
     async def _encrypt(self, row: RecordedCall) -> RecordedCall | None:
         source = self._audio_path(row.call_id, row.format)

@@ -42,9 +42,9 @@ class AudioFormat:
 # format name (the `format` setting and a recording's row) -> how it is encoded
 FORMATS: dict[str, AudioFormat] = {
     # 16 kbit/s VOIP-tuned Opus, ~2 kB/s of telephone speech. Complexity 0 and 60 ms frames:
-    # about 3x faster than libopus' default complexity 10 (bench/recorder.py), which is what lets
-    # one core keep up with 1,000 recorded calls; for 8 kHz G.711-grade input the audible
-    # difference is small. "opus-hq" keeps complexity 10.
+    # about 3x faster than libopus' default complexity 10 (PyAV, measured 2026-12-06), which is
+    # what lets one to two cores keep up with 1,000 recorded calls (bench/recorder.py); for
+    # 8 kHz G.711-grade input the audible difference is small. "opus-hq" keeps complexity 10.
     "opus": AudioFormat(
         ".ogg",
         "ogg",
