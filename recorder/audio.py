@@ -3,16 +3,13 @@
 The encoder is FFmpeg's own libraries (libavformat, libavcodec with libopus and LAME) through
 PyAV, inside this process: a process per recording cost about as much CPU as the encoding itself
 for a one-minute call. `encode_file` is CPU-bound and blocking; PyAV releases the GIL while the
-codec works, so the pipeline runs it in a thread of `encoder_threads` (niced: calls first) and
-the event loop keeps serving calls meanwhile. Used by the pipeline's transcode step
-(`recorder.pipeline`).
+codec works, so the pipeline runs it in a thread of `encoder_threads` and the event loop keeps
+serving calls meanwhile. Used by the pipeline's transcode step (`recorder.pipeline`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,27 +24,11 @@ from recorder.settings import FORMATS
 
 __all__ = ["TranscodeFailed", "encode_file", "encode_stream", "encoder_threads", "wav_duration"]
 
-# WAV bytes per demuxed packet (libavformat's default is 4096): 0.6 s of 8 kHz 16-bit mono per
-# packet measured ~15 % less CPU per audio-hour than the default, and much bigger was slower.
-_READ_BYTES = "9600"
-
-
-# nice added to the encoding threads: when the CPU is short, the event loop answering calls goes
-# first and recordings wait in the spool (which has its own alarm), never the other way round
-ENCODER_NICENESS = 10
-
 
 def encoder_threads(count: int) -> ThreadPoolExecutor:
-    """The pool the pipeline encodes in: `count` threads at a lower CPU priority."""
-    return ThreadPoolExecutor(count, "recorder-encode", initializer=_yield_cpu_to_calls)
-
-
-def _yield_cpu_to_calls() -> None:
-    """Lower this thread's priority (Linux nice is per thread; raising it needs no privilege)."""
-    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not on this platform
-        thread = threading.get_native_id()
-        niceness = os.getpriority(os.PRIO_PROCESS, thread) + ENCODER_NICENESS
-        os.setpriority(os.PRIO_PROCESS, thread, niceness)
+    """The pool the pipeline encodes in: at most `count` encodings at once, in threads of their
+    own (named, so a thread dump says what they are), not the event loop's default pool."""
+    return ThreadPoolExecutor(count, "recorder-encode")
 
 
 class TranscodeFailed(Exception):
@@ -69,7 +50,8 @@ def encode_stream(source: Path, sink: BinaryIO, format: str) -> float:
     """Encode the WAV `source` into `sink`; the seconds of audio encoded."""
     encoding = FORMATS[format]
     try:
-        with av.open(str(source), format="wav", options={"max_size": _READ_BYTES}) as wav:
+        # libavformat's own packet size (4,096 bytes) measured cheaper than 9,600 or 32,768
+        with av.open(str(source), format="wav") as wav:
             if not wav.streams.audio:
                 raise TranscodeFailed(f"{source.name} has no audio stream")
             heard = wav.streams.audio[0]
