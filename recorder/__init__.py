@@ -15,13 +15,15 @@ Modules, by job:
 * `models`: the `recordings` table (migration 0003_recordings), `RecordedCall` and
   `RecordingStore`.
 * `storage`: one interface, a local directory and S3-compatible object storage; `verify`.
-* `spool`: MixMonitor's spool files (`mixmonitor_args`); `audio`: ffmpeg transcoding;
+* `spool`: MixMonitor's spool files (`mixmonitor_args`); `audio`: encoding in process (PyAV:
+  FFmpeg's libraries, libopus), in a worker thread, no process per recording;
   `alarms`: the storage and spool alarms and the back-off.
 * `pipeline`: the spool watcher and the idempotent steps spool -> transcode -> encrypt ->
   upload -> verify -> delete spool file.
 * `agi`: `StartRecording`, the hook that runs MixMonitor when the controller answers a call.
 * `permissions`: who may do what with recordings; `playback`: authorised, audited, decrypted
-  reading; `sampling`: quality samples and clips; `retention`: the purge and legal holds.
+  reading; `sampling`: quality samples and clips (cut by an ffmpeg process); `retention`: the
+  purge and legal holds.
 
 Bearer tokens (`hotline.auth`) and the audit log (`hotline.audit`) are the core's.
 """

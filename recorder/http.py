@@ -71,7 +71,7 @@ MAX_LIST: Final = 500
 # with recordings is `recorder.permissions`, judged and audited here (see the module's text).
 RECORDINGS_POLICY: Final = people(*TOKEN_ROLES)
 _MEDIA_TYPES: Final = MappingProxyType(
-    {"opus": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav"}
+    {"opus": "audio/ogg", "opus-hq": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav"}
 )
 
 
@@ -409,7 +409,8 @@ async def _serve_audio(
 
 
 def _suffix(audio_format: str) -> str:
-    return FORMATS.get(audio_format, (".bin",))[0]
+    known = FORMATS.get(audio_format)
+    return known.suffix if known is not None else ".bin"
 
 
 async def _first_chunk(

@@ -156,11 +156,15 @@ class RecordingStore:
         }
         insert = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
         stmt = (
-            insert(RecordedCall).values(**values).on_conflict_do_nothing(index_elements=["call_id"])
+            insert(RecordedCall)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["call_id"])
+            .returning(RecordedCall)
         )
         async with self.sessions.begin() as session:
-            await session.execute(stmt)
-        row = await self.get(call_id)
+            created = (await session.execute(stmt)).scalar_one_or_none()
+        # a new row comes back from the INSERT itself; only an existing one is read again
+        row = created if created is not None else await self.get(call_id)
         if row is None:  # pragma: no cover - the row cannot vanish between two statements
             raise RuntimeError(f"recording {call_id!r} was not stored")
         return row
@@ -178,18 +182,22 @@ class RecordingStore:
                 update(RecordedCall).where(RecordedCall.call_id == call_id).values(**values)
             )
 
-    async def advance(self, call_id: str, expected: State, new: State, **values: Any) -> bool:
-        """Move a row from `expected` to `new` state (compare-and-set); False if it was not
-        in `expected`, which means another worker (or an earlier run) already did the step."""
-        values.update(state=new.value, updated_at=utc_now(), last_error=None)
+    async def advance(
+        self, call_id: str, expected: State, new: State, **values: Any
+    ) -> RecordedCall | None:
+        """Move a row from `expected` to `new` state (compare-and-set) and return it as it now
+        is (the pipeline goes on without reading it again); None if it was not in `expected`,
+        which means another worker (or an earlier run) already did the step. The last error is
+        cleared unless `values` sets it."""
+        values = {"last_error": None, **values, "state": new.value, "updated_at": utc_now()}
         stmt = (
             update(RecordedCall)
             .where(RecordedCall.call_id == call_id, RecordedCall.state == expected.value)
             .values(**values)
+            .returning(RecordedCall)
         )
         async with self.sessions.begin() as session:
-            result = await session.execute(stmt)
-        return bool(getattr(result, "rowcount", 0))
+            return (await session.execute(stmt)).scalar_one_or_none()
 
     async def note_failure(self, call_id: str, error: str) -> None:
         """Count a failed attempt and keep the latest reason (for the operator's eyes)."""

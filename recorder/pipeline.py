@@ -19,7 +19,8 @@ Storage being down raises `StorageUnavailable`: the worker backs off exponential
 `retry_max`) and, once failures have lasted `storage_alarm_after`, raises the storage alarm
 (an ERROR log line and `hotline_recorder_storage_alarm` = 1) while the spool grows. Each scan
 also checks the spool filesystem's free space and raises the spool alarm below the threshold
-(`recorder.alarms`). Transcoding is `recorder.audio`.
+(`recorder.alarms`). Transcoding is `recorder.audio`: in process, in a worker thread, so a
+recording costs no process and the event loop is not held while it encodes.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from typing import Protocol
 from sqlalchemy import select
 
 from hotline.logs import bind_call
-from hotline.private import open_private, private_dir, tighten
+from hotline.private import open_private, private_dir
 from hotline.store.db import CallRecord
 from recorder import metrics
 from recorder.alarms import Alarm, Backoff
-from recorder.audio import TranscodeFailed, transcode, wav_duration
+from recorder.audio import TranscodeFailed, encode_file, encoder_threads, wav_duration
 from recorder.keys import CipherSummary, KeyRing, encrypt_stream
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.settings import FORMATS, RecorderSettings
@@ -88,7 +89,7 @@ __all__ = [
 
 log = logging.getLogger("recorder.pipeline")
 
-# format of a recording whose audio ffmpeg could not read: its bytes are kept as they were
+# format of a recording whose audio the encoder could not read: its bytes are kept as they were
 KEPT_ORIGINAL = "original"
 
 
@@ -104,6 +105,15 @@ class CallInfo:
 
 
 # --- the pipeline ---------------------------------------------------------------------------
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy the spool file kept as it was into a private work file, on disk before the row
+    says it is transcoded."""
+    with source.open("rb") as original, open_private(target) as copy:
+        shutil.copyfileobj(original, copy)
+        copy.flush()
+        os.fsync(copy.fileno())
 
 
 class MissingInput(Exception):
@@ -136,13 +146,18 @@ class Recorder:
             settings.retry_initial, settings.retry_max, settings.storage_alarm_after,
             self.storage_alarm,
         )  # fmt: skip
+        self._encoder = encoder_threads(settings.workers)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pending: set[str] = set()
         self._notified: dict[str, CallInfo] = {}
+        # rows just registered, so the worker starts without reading them again; a stale one is
+        # harmless: the first step only needs the call id and each step is a compare-and-set
+        self._registered: dict[str, RecordedCall] = {}
         self._failures: dict[str, int] = {}
         self._warned_names: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
-        self._steps: dict[State, Callable[[RecordedCall], Awaitable[None]]] = {
+        # each step returns the row it advanced (None: not advanced by it, read it again)
+        self._steps: dict[State, Callable[[RecordedCall], Awaitable[RecordedCall | None]]] = {
             State.SPOOLED: self._transcode,
             State.TRANSCODED: self._encrypt,
             State.ENCRYPTED: self._upload,
@@ -275,23 +290,23 @@ class Recorder:
 
     async def process(self, call_id: str) -> None:
         """Run the remaining steps of one recording, each committed before the next."""
-        while True:
-            row = await self.store.get(call_id)
-            if row is None:
-                return
+        row = self._registered.pop(call_id, None) or await self.store.get(call_id)
+        while row is not None:
             state = State(row.state)
             if state in (State.VERIFIED, State.PURGED):
                 self._cleanup(row)
                 self._notified.pop(call_id, None)
                 return
+            advanced: RecordedCall | None = None
             try:
-                await self._steps[state](row)
+                advanced = await self._steps[state](row)
             except MissingInput as missing:
                 await self._rewind(row, str(missing))
+            row = advanced if advanced is not None else await self.store.get(call_id)
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _transcode(self, row: RecordedCall) -> None:
+    async def _transcode(self, row: RecordedCall) -> RecordedCall | None:
         source = spool_path(self.spool_dir, row.call_id)
         if not source.exists():
             metrics.FAILURES.labels("transcode").inc()
@@ -300,24 +315,30 @@ class Recorder:
         target = self._audio_path(row.call_id, format)
         partial = target.with_name(target.name + ".part")
         started = time.perf_counter()
+        duration: float | None
+        failure = None
         try:
-            await transcode(source, partial, format)
-            tighten(partial)  # the transcoder made it with the umask: it is a call's audio
+            # CPU-bound; the codec releases the GIL, so the event loop runs on meanwhile
+            duration = await asyncio.get_running_loop().run_in_executor(
+                self._encoder, encode_file, source, partial, format
+            )
         except TranscodeFailed as error:
-            # keep the evidence: the original bytes are encrypted and stored instead
+            # keep the evidence: the original bytes are encrypted and stored instead, and the
+            # row says why (the spool file stays until that copy is verified in storage)
             log.error("transcoding failed, storing the original file: %s", error)
             metrics.FAILURES.labels("transcode").inc()
-            format = KEPT_ORIGINAL
+            format, duration = KEPT_ORIGINAL, wav_duration(source)
+            failure = f"transcode: {error}; original file kept"
             target = self._audio_path(row.call_id, format)
-            await asyncio.to_thread(shutil.copyfile, source, partial)
+            await asyncio.to_thread(_copy_private, source, partial)
         os.replace(partial, target)
         metrics.STAGE_SECONDS.labels("transcode").observe(time.perf_counter() - started)
-        await self.store.advance(
+        return await self.store.advance(
             row.call_id, State.SPOOLED, State.TRANSCODED,
-            format=format, duration_seconds=wav_duration(source),
+            format=format, duration_seconds=duration, last_error=failure,
         )  # fmt: skip
 
-    async def _encrypt(self, row: RecordedCall) -> None:
+    async def _encrypt(self, row: RecordedCall) -> RecordedCall | None:
         source = self._audio_path(row.call_id, row.format)
         if not source.exists():
             raise MissingInput(f"transcoded file {source.name} is missing")
@@ -327,7 +348,7 @@ class Recorder:
         summary = await asyncio.to_thread(self._encrypt_file, data_key, source, target)
         metrics.STAGE_SECONDS.labels("encrypt").observe(time.perf_counter() - started)
         # the wrapped key is committed before any ciphertext leaves this machine
-        await self.store.advance(
+        return await self.store.advance(
             row.call_id, State.TRANSCODED, State.ENCRYPTED,
             key_id=wrapped.key_id, key_version=wrapped.key_version, wrapped_key=wrapped.wrapped,
             plain_size=summary.plain_size, plain_sha256=summary.plain_sha256,
@@ -344,7 +365,7 @@ class Recorder:
         os.replace(partial, target)
         return summary
 
-    async def _upload(self, row: RecordedCall) -> None:
+    async def _upload(self, row: RecordedCall) -> RecordedCall | None:
         source = self._cipher_path(row.call_id)
         if not source.exists() or row.storage_key is None or row.cipher_sha256 is None:
             raise MissingInput(f"encrypted file {source.name} is missing")
@@ -353,9 +374,9 @@ class Recorder:
         await self.storage.put(row.storage_key, source, row.cipher_sha256)
         self.backoff.succeeded()
         metrics.STAGE_SECONDS.labels("upload").observe(time.perf_counter() - started)
-        await self.store.advance(row.call_id, State.ENCRYPTED, State.STORED)
+        return await self.store.advance(row.call_id, State.ENCRYPTED, State.STORED)
 
-    async def _verify(self, row: RecordedCall) -> None:
+    async def _verify(self, row: RecordedCall) -> RecordedCall | None:
         if row.storage_key is None or row.cipher_size is None or row.cipher_sha256 is None:
             raise MissingInput("stored row lacks its object key or checksum")
         started = time.perf_counter()
@@ -364,20 +385,21 @@ class Recorder:
         except VerificationFailed as error:
             metrics.FAILURES.labels("verify").inc()
             log.error("stored object failed verification, uploading again: %s", error)
-            await self.store.advance(row.call_id, State.STORED, State.ENCRYPTED)
-            return
+            return await self.store.advance(row.call_id, State.STORED, State.ENCRYPTED)
         self.backoff.succeeded()
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
         retention_until = self.retention.retention_until(
             row.retention_category, row.started_at, row.ended_at
         )
-        if await self.store.advance(
+        verified = await self.store.advance(
             row.call_id, State.STORED, State.VERIFIED, retention_until=retention_until
-        ):
+        )
+        if verified is not None:
             metrics.RECORDINGS.labels(
                 "kept_original" if row.format == KEPT_ORIGINAL else "verified"
             ).inc()
             log.info("recording stored and verified as %s", row.storage_key)
+        return verified
 
     async def _rewind(self, row: RecordedCall, reason: str) -> None:
         """Go back to the latest step whose input still exists (work dir lost, etc.)."""
@@ -396,6 +418,7 @@ class Recorder:
         existing = await self.store.get(call_id)
         if existing is not None:
             await self._fill_metadata(existing, info)
+            self._registered.pop(call_id, None)  # changed: the worker reads it afresh
             return existing
         logged = await self._call_log_entry(call_id)
         source = spool_path(self.spool_dir, call_id)
@@ -403,7 +426,7 @@ class Recorder:
         if started is None:
             started = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
             started -= timedelta(seconds=wav_duration(source) or 0)
-        return await self.store.register(
+        row = await self.store.register(
             call_id,
             format=self.settings.format,
             started_at=started,
@@ -412,6 +435,8 @@ class Recorder:
             operator=info.operator,
             retention_category=info.retention_category,
         )
+        self._registered[call_id] = row
+        return row
 
     async def _fill_metadata(self, row: RecordedCall, info: CallInfo) -> None:
         """A late notification completes what the idle fallback could not know."""
@@ -464,14 +489,14 @@ class Recorder:
             log.error("spool entry %r is not a <call id>.wav file; left in place", name)
 
     def _audio_path(self, call_id: str, format: str) -> Path:
-        suffix = ".orig" if format == KEPT_ORIGINAL else FORMATS[format][0]
+        suffix = ".orig" if format == KEPT_ORIGINAL else FORMATS[format].suffix
         return self.work_dir / f"{call_id}{suffix}"
 
     def _cipher_path(self, call_id: str) -> Path:
         return self.work_dir / f"{call_id}.enc"
 
     def _object_key(self, row: RecordedCall) -> str:
-        suffix = ".orig" if row.format == KEPT_ORIGINAL else FORMATS[row.format][0]
+        suffix = ".orig" if row.format == KEPT_ORIGINAL else FORMATS[row.format].suffix
         day = row.started_at.strftime("%Y/%m/%d")
         return f"{self.settings.s3_prefix}{day}/{row.call_id}{suffix}.enc"
 

@@ -154,13 +154,10 @@ async def export_clip(
     the same format. ffmpeg reads the audio from a pipe and stops once it is past `end`."""
     if not 0 <= start < end:
         raise ValueError("clip needs 0 <= from < to")
-    suffix, container, codec, params = FORMATS.get(audio_format, FORMATS["opus"])
-    del suffix
+    encoding = FORMATS.get(audio_format, FORMATS["opus"])
     command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i", "pipe:0"]
     command += ["-ss", f"{start:.3f}", "-to", f"{end:.3f}", "-vn"]
-    if codec:
-        command += ["-c:a", codec, *params]
-    command += ["-f", container, "pipe:1"]
+    command += [*encoding.ffmpeg_args(), "-f", encoding.container, "pipe:1"]
     process = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.PIPE,

@@ -15,28 +15,52 @@ from typing import Literal, Protocol
 
 from hotline.settings import AmiSettings, AuditSettings, StoreSettings
 
-__all__ = ["FORMATS", "RecorderSettings", "S3Credentials"]
+__all__ = ["FORMATS", "AudioFormat", "RecorderSettings", "S3Credentials"]
 
-# output format -> (file suffix, ffmpeg/pydub format, codec, extra ffmpeg parameters)
-FORMATS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """How recordings of one format are encoded: one definition read by the in-process encoder
+    (`recorder.audio`), the clips' ffmpeg command (`recorder.sampling`) and bench/recorder.py."""
+
+    suffix: str  # of the stored file and object
+    container: str  # FFmpeg muxer
+    codec: str  # FFmpeg encoder
+    bit_rate: int | None = None  # bit/s; None: the encoder's default
+    options: tuple[tuple[str, str], ...] = ()  # the encoder's own options, as `-name value`
+
+    def ffmpeg_args(self) -> list[str]:
+        """The same encoder settings as an ffmpeg command line's output options."""
+        args = ["-c:a", self.codec]
+        if self.bit_rate is not None:
+            args += ["-b:a", str(self.bit_rate)]
+        for name, value in self.options:
+            args += [f"-{name}", value]
+        return args
+
+
+# format name (the `format` setting and a recording's row) -> how it is encoded
+FORMATS: dict[str, AudioFormat] = {
     # 16 kbit/s VOIP-tuned Opus, ~2 kB/s of telephone speech. Complexity 0 and 60 ms frames:
-    # measured ~600x real time per core on speech, vs ~175x at libopus' default complexity 10,
-    # which is what lets 2 cores keep up with 1,000 recorded calls (bench/recorder.py); for
+    # about 3x faster than libopus' default complexity 10 (PyAV, measured 2026-12-06), which is
+    # what lets one to two cores keep up with 1,000 recorded calls (bench/recorder.py); for
     # 8 kHz G.711-grade input the audible difference is small. "opus-hq" keeps complexity 10.
-    "opus": (
+    "opus": AudioFormat(
         ".ogg",
         "ogg",
         "libopus",
-        ("-b:a", "16k", "-application", "voip", "-compression_level", "0", "-frame_duration", "60"),
+        bit_rate=16_000,
+        options=(("application", "voip"), ("compression_level", "0"), ("frame_duration", "60")),
     ),
-    "opus-hq": (
+    "opus-hq": AudioFormat(
         ".ogg",
         "ogg",
         "libopus",
-        ("-b:a", "16k", "-application", "voip", "-compression_level", "10"),
+        bit_rate=16_000,
+        options=(("application", "voip"), ("compression_level", "10")),
     ),
-    "mp3": (".mp3", "mp3", "libmp3lame", ("-b:a", "32k")),
-    "wav": (".wav", "wav", "pcm_s16le", ()),
+    "mp3": AudioFormat(".mp3", "mp3", "libmp3lame", bit_rate=32_000),
+    "wav": AudioFormat(".wav", "wav", "pcm_s16le"),
 }
 
 
@@ -91,7 +115,7 @@ class RecorderSettings:
     # after Asterisk says the recording stopped, wait this long for the file to be closed
     settle_seconds: float = 1.0
     scan_interval: float = 2.0  # seconds between spool scans
-    workers: int = 2  # recordings processed at once (ffmpeg processes)
+    workers: int = 2  # recordings processed at once (each encodes in a thread of its own)
     retry_initial: float = 1.0  # first back-off after a storage failure, seconds
     retry_max: float = 300.0  # back-off ceiling
     # storage failing continuously this long raises the alarm (log + metric)

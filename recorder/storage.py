@@ -11,6 +11,7 @@ which the pipeline retries with back-off; anything else is a bug or a bad key an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -138,7 +139,11 @@ class LocalStorage:
         return self.root / check_object_key(key)
 
     async def put(self, key: str, path: Path, sha256: str) -> None:
-        target = self._path(key)
+        # in a thread: the two fsyncs can take tens of milliseconds on a busy disk, and the event
+        # loop they would hold is the one answering calls
+        await asyncio.to_thread(self._put_file, self._path(key), path)
+
+    def _put_file(self, target: Path, path: Path) -> None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             temporary = target.with_name(f".{target.name}.partial")
