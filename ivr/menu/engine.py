@@ -16,7 +16,7 @@ from datetime import datetime
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, Services, Step
-from ivr.menu.resume import SAFE_KINDS, Resume
+from ivr.menu.resume import Checkpoints, Resume
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.queue import enqueue, queue_outcome
 
@@ -88,17 +88,23 @@ class Engine:
 
     async def _walk(self, call: Call, resume: Resume | None, checkpoint: Checkpoint | None) -> End:
         nodes = call.menu.nodes
+        path = call.path
         node_id = call.menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
-        last = resume or Resume(node_id, {}, frozenset())
+        checkpoints = (
+            None
+            if checkpoint is None
+            else Checkpoints(call, checkpoint, resume or Resume(node_id, {}, frozenset()))
+        )
         for _ in range(self.max_steps):
             call.node = node_id
-            if checkpoint is not None:
-                last = await _checkpoint(call, node_id, last, checkpoint)
-            step_count = len(call.path)
+            if checkpoints is not None:
+                await checkpoints.reach(node_id)
+            step_count = len(path)
             nxt = await nodes[node_id].run(call)
-            _log_steps(call.path[step_count:])
+            if log.isEnabledFor(logging.DEBUG):
+                _log_steps(path[step_count:])
             if isinstance(nxt, End):
                 return nxt
             node_id = nxt
@@ -115,18 +121,6 @@ class Engine:
         return End("queue", menu.group, outcome)
 
 
-async def _checkpoint(call: Call, node_id: str, last: Resume, checkpoint: Checkpoint) -> Resume:
-    """Tell `checkpoint` about `node_id` if it is a safe node (`ivr.menu.resume`): a node
-    that asks or queues, or any node once the call's state changed since the last one."""
-    here = Resume.of(call, node_id)
-    if last.node == node_id and here.same_state(last):
-        return last
-    if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
-        await checkpoint(here)
-        return here
-    return last
-
-
 def _fill_system_variables(call: Call) -> None:
     """What menus may say or test besides the caller's entries."""
     call.variables["did"] = call.menu.number
@@ -141,6 +135,5 @@ def _fill_system_variables(call: Call) -> None:
 
 
 def _log_steps(steps: list[Step]) -> None:
-    if log.isEnabledFor(logging.DEBUG):
-        for step in steps:
-            log.debug("menu step", extra={"step": mask_personal(str(step))})
+    for step in steps:
+        log.debug("menu step", extra={"step": mask_personal(str(step))})

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hotline.agi.carry import encode
 from ivr.menu.model import Call, Menu
@@ -40,6 +41,8 @@ SAFE_KINDS = frozenset({"menu", "collect", "queue", "rating"})
 MAX_CARRIED = 1500
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _VAR = "var."  # a variable's field name: var.<name>
+# What `encode` writes before the fields: a checkpoint is this, its head, then its state.
+_FORMAT_ONLY = encode({})
 
 
 @dataclass(frozen=True)
@@ -63,13 +66,41 @@ class Resume:
             other.queued,
         )
 
+    def moved_to(self, node: str) -> Resume:
+        """The same state at another node; what it encodes to is shared, not encoded again."""
+        moved = Resume(node, self.variables, self.personal, self.queued)
+        state = self.__dict__.get("_state")
+        if state is not None:
+            moved.__dict__["_state"] = state
+        return moved
+
     def fields(self, menu: Menu) -> dict[str, str]:
         """The checkpoint as carried fields; values dropped longest first past MAX_CARRIED."""
         return self._fitted(menu)[0]
 
     def carried(self, menu: Menu) -> str:
-        """`fields` encoded (`hotline.agi.carry`): the value of ``HOTLINE_RESUME``."""
+        """`fields` encoded (`hotline.agi.carry`): the value of ``HOTLINE_RESUME``.
+
+        A call leaves a checkpoint at several nodes with one state, so the encoded state is
+        kept on the value (and handed on by `moved_to`) and the menu-and-node head is
+        encoded once per node: the text is the very one `encode(fields)` writes, since
+        `encode` joins its fields in order."""
+        state = self.__dict__.get("_state")
+        if state is None:
+            state = self.__dict__["_state"] = encode(self._state_fields())[len(_FORMAT_ONLY) :]
+        text = _head(menu.number, self.node) + state
+        if len(text) <= MAX_CARRIED:
+            return text
         return self._fitted(menu)[1]
+
+    def _state_fields(self) -> dict[str, str]:
+        fields = {}
+        if self.personal:
+            fields["personal"] = ",".join(sorted(self.personal))
+        if self.queued is not None:
+            fields["queued"] = f"{self.queued[0]}:{self.queued[1]}"
+        fields.update({_VAR + k: v for k, v in self.variables.items()})
+        return fields
 
     def _fitted(self, menu: Menu) -> tuple[dict[str, str], str]:
         fields = {"menu": menu.number, "node": self.node}
@@ -93,6 +124,61 @@ class Resume:
             result = {**fields, **carried}
             text = encode(result)
         return result, text
+
+
+@lru_cache(maxsize=4096)
+def _head(number: str, node: str) -> str:
+    """``v=1&menu=<number>&node=<node>``: what a checkpoint at that node starts with (menu
+    numbers and node ids only, never what a caller entered)."""
+    return encode({"menu": number, "node": node})
+
+
+Tell = Callable[[Resume], Awaitable[None]]
+
+
+class Checkpoints:
+    """The safe-node rule (above) as one call goes: `reach` is told each node the call enters
+    and tells `tell` the checkpoints to leave.
+
+    The rule compares the call's state at every node with the last checkpoint's; most nodes
+    change nothing, so the state is taken apart again only when the call's variables, their
+    personal marks or its queue outcome differ from when it was last taken apart (a plain
+    comparison of dicts, sets and tuples), and otherwise the last one is reused."""
+
+    __slots__ = ("_call", "_last", "_personal", "_queued", "_taken", "_tell", "_variables")
+
+    def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
+        self._call = call
+        self._tell = tell
+        self._last = last  # the last checkpoint left (or the one the call resumed from)
+        self._taken: Resume | None = None  # the call's state as last taken apart
+        self._variables: dict[str, str] = {}  # the call's variables then, and the rest
+        self._personal: set[str] = set()
+        self._queued: tuple[str, str] | None = None
+
+    async def reach(self, node_id: str) -> None:
+        call, last, taken = self._call, self._last, self._taken
+        if (
+            taken is not None
+            and call.variables == self._variables
+            and call.queued == self._queued
+            and call.personal == self._personal
+        ):
+            # Nothing changed since `taken`, and `last` had `taken`'s state then.
+            if last.node != node_id and call.menu.nodes[node_id].kind in SAFE_KINDS:
+                self._last = here = taken.moved_to(node_id)
+                await self._tell(here)
+            return
+        here = Resume.of(call, node_id)
+        self._taken = here
+        self._variables = dict(call.variables)
+        self._personal = set(call.personal)
+        self._queued = call.queued
+        if last.node == node_id and here.same_state(last):
+            return
+        if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
+            self._last = here
+            await self._tell(here)
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:
