@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
@@ -78,12 +79,13 @@ class Engine:
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
-        MENU_ENDS.labels(menu.number, end.kind).inc()
+        _ends(menu.number, end.kind).inc()
         result = CallResult(end, call.path, call.variables, call.queued)
-        log.info(
-            "menu finished",
-            extra={"dialled": menu.number, "end": str(end), "steps": len(call.path)},
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "menu finished",
+                extra={"dialled": menu.number, "end": str(end), "steps": len(call.path)},
+            )
         return result
 
     async def _walk(self, call: Call, resume: Resume | None, checkpoint: Checkpoint | None) -> End:
@@ -99,8 +101,8 @@ class Engine:
         )
         for _ in range(self.max_steps):
             call.node = node_id
-            if checkpoints is not None:
-                await checkpoints.reach(node_id)
+            if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
+                await checkpoints.tell(here)
             step_count = len(path)
             nxt = await nodes[node_id].run(call)
             if log.isEnabledFor(logging.DEBUG):
@@ -125,13 +127,40 @@ def _fill_system_variables(call: Call) -> None:
     """What menus may say or test besides the caller's entries."""
     call.variables["did"] = call.menu.number
     status = call.hours()
-    if status is None:
-        return
+    if status is not None:
+        call.variables.update(_hours_variables(status))
+
+
+# The last opening-hours status seen and its variables: the schedule hands every call of
+# the same stretch of the day the same status (`hotline.hours.OpenHours`), so its times are
+# written out once per stretch. The status is held, so its id cannot name another one.
+_last_hours: tuple[Any, dict[str, str]] = (None, {})
+
+
+def _hours_variables(status: Any) -> dict[str, str]:
+    global _last_hours
+    held, variables = _last_hours
+    if held is status:
+        return variables
+    variables = {}
     if status.opens_at is not None:
-        call.variables["opens_at"] = status.opens_at.isoformat()
-        call.variables["opens_date"] = status.opens_at.date().isoformat()
+        variables["opens_at"] = status.opens_at.isoformat()
+        variables["opens_date"] = status.opens_at.date().isoformat()
     if status.closes_at is not None:
-        call.variables["closes_at"] = status.closes_at.isoformat()
+        variables["closes_at"] = status.closes_at.isoformat()
+    _last_hours = (status, variables)
+    return variables
+
+
+# The counters' children by (number, end): `labels()` looks them up under a lock each time.
+_END_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def _ends(number: str, kind: str) -> Any:
+    counter = _END_COUNTERS.get((number, kind))
+    if counter is None:
+        counter = _END_COUNTERS[number, kind] = MENU_ENDS.labels(number, kind)
+    return counter
 
 
 def _log_steps(steps: list[Step]) -> None:

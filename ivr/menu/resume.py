@@ -87,20 +87,29 @@ class Resume:
         `encode` joins its fields in order."""
         state = self.__dict__.get("_state")
         if state is None:
-            state = self.__dict__["_state"] = encode(self._state_fields())[len(_FORMAT_ONLY) :]
+            state = self.__dict__["_state"] = self._state_text(menu)
         text = _head(menu.number, self.node) + state
         if len(text) <= MAX_CARRIED:
             return text
         return self._fitted(menu)[1]
 
-    def _state_fields(self) -> dict[str, str]:
-        fields = {}
+    def _state_text(self, menu: Menu) -> str:
+        """What follows the head: each field as `encode` writes it. Fields made only of the
+        menu's own texts (its set nodes' values, group names, variable names) come from a
+        cache; the rest (what callers entered, lookup answers) is encoded afresh and never
+        kept beyond the call."""
+        parts = []
         if self.personal:
-            fields["personal"] = ",".join(sorted(self.personal))
+            parts.append(_personal_field(self.personal))
         if self.queued is not None:
-            fields["queued"] = f"{self.queued[0]}:{self.queued[1]}"
-        fields.update({_VAR + k: v for k, v in self.variables.items()})
-        return fields
+            parts.append(_queued_field(*self.queued))
+        written = menu.written_values
+        for name, value in self.variables.items():
+            if (name, value) in written:
+                parts.append(_written_field(name, value))
+            else:
+                parts.append(_field(_VAR + name, value))
+        return "".join(parts)
 
     def _fitted(self, menu: Menu) -> tuple[dict[str, str], str]:
         fields = {"menu": menu.number, "node": self.node}
@@ -133,6 +142,28 @@ def _head(number: str, node: str) -> str:
     return encode({"menu": number, "node": node})
 
 
+def _field(name: str, value: str) -> str:
+    """``&name=value`` as `encode` writes that field among others."""
+    return encode({name: value})[len(_FORMAT_ONLY) :]
+
+
+@lru_cache(maxsize=4096)
+def _written_field(name: str, value: str) -> str:
+    """A variable's field, for a value written in a menu file (never a caller's entry)."""
+    return _field(_VAR + name, value)
+
+
+@lru_cache(maxsize=1024)
+def _queued_field(group: str, outcome: str) -> str:
+    return _field("queued", f"{group}:{outcome}")
+
+
+@lru_cache(maxsize=1024)
+def _personal_field(names: frozenset[str]) -> str:
+    """Which variables are personal: their names (the menus' own), never their values."""
+    return _field("personal", ",".join(sorted(names)))
+
+
 Tell = Callable[[Resume], Awaitable[None]]
 
 
@@ -145,11 +176,11 @@ class Checkpoints:
     personal marks or its queue outcome differ from when it was last taken apart (a plain
     comparison of dicts, sets and tuples), and otherwise the last one is reused."""
 
-    __slots__ = ("_call", "_last", "_personal", "_queued", "_taken", "_tell", "_variables")
+    __slots__ = ("_call", "_last", "_personal", "_queued", "_taken", "_variables", "tell")
 
     def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
         self._call = call
-        self._tell = tell
+        self.tell = tell
         self._last = last  # the last checkpoint left (or the one the call resumed from)
         self._taken: Resume | None = None  # the call's state as last taken apart
         self._variables: dict[str, str] = {}  # the call's variables then, and the rest
@@ -157,6 +188,13 @@ class Checkpoints:
         self._queued: tuple[str, str] | None = None
 
     async def reach(self, node_id: str) -> None:
+        here = self.due(node_id)
+        if here is not None:
+            await self.tell(here)
+
+    def due(self, node_id: str) -> Resume | None:
+        """The checkpoint to leave on entering `node_id`, if one is due (then it is the last
+        one left): what `reach` tells, for a caller that awaits it only when there is one."""
         call, last, taken = self._call, self._last, self._taken
         if (
             taken is not None
@@ -167,18 +205,19 @@ class Checkpoints:
             # Nothing changed since `taken`, and `last` had `taken`'s state then.
             if last.node != node_id and call.menu.nodes[node_id].kind in SAFE_KINDS:
                 self._last = here = taken.moved_to(node_id)
-                await self._tell(here)
-            return
+                return here
+            return None
         here = Resume.of(call, node_id)
         self._taken = here
         self._variables = dict(call.variables)
         self._personal = set(call.personal)
         self._queued = call.queued
         if last.node == node_id and here.same_state(last):
-            return
+            return None
         if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
             self._last = here
-            await self._tell(here)
+            return here
+        return None
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:
