@@ -74,8 +74,36 @@ class Engine:
             call.queued = resume.queued
             call.note("resume", resume.node)
         _fill_system_variables(call)
+        nodes = menu.nodes
+        path = call.path
+        node_id = menu.start if resume is None else resume.node
+        # Nothing to carry before the call has a state of its own: a fresh call's greeting
+        # is not a checkpoint (a caller cut off during it hears it again).
+        checkpoints = (
+            None
+            if checkpoint is None
+            else Checkpoints(call, checkpoint, resume or Resume(node_id, {}, frozenset()))
+        )
+        # Whether steps are logged is asked once a call: the level is set when logging is
+        # configured, before any call.
+        debug = log.isEnabledFor(logging.DEBUG)
+        # The walk is written here rather than in a method of its own: every command a node
+        # sends is awaited through each coroutine between it and the session, twice.
         try:
-            end = await self._walk(call, resume, checkpoint)
+            for _ in range(self.max_steps):
+                call.node = node_id
+                if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
+                    await checkpoints.tell(here)
+                step_count = len(path)
+                nxt = await nodes[node_id].run(call)
+                if debug:
+                    _log_steps(path[step_count:])
+                if isinstance(nxt, End):
+                    end = nxt
+                    break
+                node_id = nxt
+            else:
+                end = await self._step_limit(call)
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
@@ -87,30 +115,6 @@ class Engine:
                 extra={"dialled": menu.number, "end": str(end), "steps": len(call.path)},
             )
         return result
-
-    async def _walk(self, call: Call, resume: Resume | None, checkpoint: Checkpoint | None) -> End:
-        nodes = call.menu.nodes
-        path = call.path
-        node_id = call.menu.start if resume is None else resume.node
-        # Nothing to carry before the call has a state of its own: a fresh call's greeting
-        # is not a checkpoint (a caller cut off during it hears it again).
-        checkpoints = (
-            None
-            if checkpoint is None
-            else Checkpoints(call, checkpoint, resume or Resume(node_id, {}, frozenset()))
-        )
-        for _ in range(self.max_steps):
-            call.node = node_id
-            if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
-                await checkpoints.tell(here)
-            step_count = len(path)
-            nxt = await nodes[node_id].run(call)
-            if log.isEnabledFor(logging.DEBUG):
-                _log_steps(path[step_count:])
-            if isinstance(nxt, End):
-                return nxt
-            node_id = nxt
-        return await self._step_limit(call)
 
     async def _step_limit(self, call: Call) -> End:
         menu = call.menu

@@ -330,6 +330,7 @@ class Menu:
         return frozenset(pairs)
 
 
+_new_step = tuple.__new__
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
@@ -360,7 +361,7 @@ class Call:
     _hours: Any = None  # the opening-hours status, computed once per call
 
     def note(self, kind: str, detail: str = "") -> None:
-        step = Step(kind, detail, self.node)
+        step = _new_step(Step, (kind, detail, self.node))  # Step(...), without a Python frame
         self.path.append(step)
         if self.observer is not None:
             self.observer(step)

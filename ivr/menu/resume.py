@@ -58,7 +58,8 @@ class Resume:
     @classmethod
     def of(cls, call: Call, node: str) -> Resume:
         entered = {k: v for k, v in call.variables.items() if k not in SYSTEM_VARIABLES}
-        return cls(node, entered, frozenset(call.personal & entered.keys()), call.queued)
+        personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
+        return _resume(node, entered, personal, call.queued)
 
     def same_state(self, other: Resume | None) -> bool:
         return other is not None and (self.variables, self.queued) == (
@@ -68,7 +69,7 @@ class Resume:
 
     def moved_to(self, node: str) -> Resume:
         """The same state at another node; what it encodes to is shared, not encoded again."""
-        moved = Resume(node, self.variables, self.personal, self.queued)
+        moved = _resume(node, self.variables, self.personal, self.queued)
         state = self.__dict__.get("_state")
         if state is not None:
             moved.__dict__["_state"] = state
@@ -133,6 +134,19 @@ class Resume:
             result = {**fields, **carried}
             text = encode(result)
         return result, text
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _resume(
+    node: str, variables: dict[str, str], personal: frozenset[str], queued: tuple[str, str] | None
+) -> Resume:
+    """`Resume(...)` as the engine makes one at a node: its fields written straight into the
+    new value rather than one frozen-attribute call each (a call makes several a second)."""
+    here = object.__new__(Resume)
+    here.__dict__.update(node=node, variables=variables, personal=personal, queued=queued)
+    return here
 
 
 @lru_cache(maxsize=4096)

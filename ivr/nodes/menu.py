@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
@@ -45,8 +46,13 @@ class MenuNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return (*self.files, *self.invalid, *self.no_input)
 
+    @cached_property
+    def keys(self) -> str:
+        """The keys that choose an option (what a prompt lets the caller barge in with)."""
+        return "".join(self.options)
+
     async def run(self, call: Call) -> Next:
-        keys = "".join(self.options)
+        keys = self.keys
         for _ in range(self.retries):
             digit = take_pending(call)
             if digit is not None:
