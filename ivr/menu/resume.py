@@ -200,6 +200,18 @@ class Checkpoints:
         self._variables: dict[str, str] = {}  # the call's variables then, and the rest
         self._personal: set[str] = set()
         self._queued: tuple[str, str] | None = None
+        if (
+            not last.variables
+            and not last.personal
+            and last.queued is None
+            and not call.personal
+            and call.queued is None
+            and SYSTEM_VARIABLES.issuperset(call.variables)
+        ):
+            # A fresh call: nothing entered yet, which is `last`'s state; no need to take it
+            # apart at the first node to find that out.
+            self._taken = last
+            self._variables = dict(call.variables)
 
     async def reach(self, node_id: str) -> None:
         here = self.due(node_id)

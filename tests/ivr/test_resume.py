@@ -205,6 +205,9 @@ async def test_checkpoints_kept_between_nodes_are_those_the_rule_gives_at_every_
     picks = random.Random(14)
     for _ in range(200):
         call = Call(ConsoleChannel(ScriptedKeypad([])), menu, Services(), datetime(2026, 12, 1))
+        call.variables["did"] = "1000"
+        if picks.random() < 0.3:  # the caller's state is not the fresh one the rule starts from
+            picks.choice(changes)(call)
         told: list[Resume] = []
         expected: list[Resume] = []
         last = Resume(menu.start, {}, frozenset())
