@@ -156,8 +156,10 @@ class CallEntry:
                 caller_id = session.env.get("agi_callerid", "")
                 resume = await _resume(session, menu) if reentry != "0" else None
 
-                async def checkpoint(here: Resume) -> None:
-                    await session.set_variable(RESUME_VARIABLE, here.carried(menu))
+                def checkpoint(here: Resume) -> Awaitable[None]:
+                    # The command itself is awaited, not a coroutine of ours around it: one
+                    # level fewer between the engine and the session.
+                    return session.set_variable(RESUME_VARIABLE, here.carried(menu))
 
                 result = await self._engine.run(
                     session,

@@ -57,8 +57,12 @@ class MenuNode:
             digit = take_pending(call)
             if digit is not None:
                 call.note("input", digit)
-            else:
-                digit = await self._ask(call, keys)
+            else:  # ask (written out here: every command is awaited through each coroutine)
+                digit = await play(call, self.files, keys)
+                if digit is None:
+                    digit = await call.channel.wait_for_digit(int(self.timeout * 1000))
+                    if digit is not None:
+                        call.note("input", digit)
             if digit is None:
                 call.note("timeout")
                 await play(call, self.no_input)
@@ -69,14 +73,6 @@ class MenuNode:
             await play(call, self.invalid)
         call.note("fallback", self.fallback[0])
         return self.fallback[0]
-
-    async def _ask(self, call: Call, keys: str) -> str | None:
-        digit = await play(call, self.files, keys)
-        if digit is None:
-            digit = await call.channel.wait_for_digit(int(self.timeout * 1000))
-            if digit is not None:
-                call.note("input", digit)
-        return digit
 
 
 def parse(node_id: str, fields: Fields) -> MenuNode:
