@@ -330,7 +330,11 @@ class HoursStatus:
 
 
 class OpenHours:
-    """Opening hours per kind of day, the calendar that classifies days, and the surge switch."""
+    """Opening hours per kind of day, the calendar that classifies days, and the surge switch.
+
+    Every call asks for the status, and the answer stays the same for hours on end, so the
+    last answer with surge off and the last with surge on are kept, each with the stretch of
+    local time it holds for (`_decide`); the surge switch is still read on every check."""
 
     def __init__(
         self,
@@ -343,6 +347,9 @@ class OpenHours:
         self.calendar = calendar
         self.tz = tz
         self._surge_source = surge_source
+        # By surge switch: (from, until, status) with `status` the answer for any local
+        # time from <= t < until (compared as wall-clock times, as `_decide` compares).
+        self._held: dict[bool, tuple[datetime, datetime, HoursStatus]] = {}
 
     @property
     def surge(self) -> bool:
@@ -352,13 +359,32 @@ class OpenHours:
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("время без часового пояса: укажите его (например, +03:00)")
         local = at.astimezone(self.tz)
-        kind = self.calendar.day_kind(local.date())
-        if self.surge:
-            return HoursStatus(True, kind, True, None, None)
-        opens, closes = self._shift_on(local.date())
+        surge = self.surge
+        held = self._held.get(surge)
+        if held is not None and held[0] <= local < held[1]:
+            return held[2]
+        start, until, status = self._decide(local, surge)
+        self._held[surge] = (start, until, status)
+        return status
+
+    def _decide(self, local: datetime, surge: bool) -> tuple[datetime, datetime, HoursStatus]:
+        """The status at `local` (in `self.tz`) and the stretch [from, until) of the same day
+        it holds for: the shift while open; while closed, from midnight or the shift's end
+        to the next opening or midnight (the kind of day, the shift and the next opening
+        are all the same within it)."""
+        day = local.date()
+        kind = self.calendar.day_kind(day)
+        midnight = datetime.combine(day, time(), self.tz)
+        next_midnight = datetime.combine(day + timedelta(days=1), time(), self.tz)
+        if surge:
+            return midnight, next_midnight, HoursStatus(True, kind, True, None, None)
+        opens, closes = self._shift_on(day)
         if opens is not None and closes is not None and opens <= local < closes:
-            return HoursStatus(True, kind, False, opens, closes)
-        return HoursStatus(False, kind, False, self._next_opening(local), None)
+            return opens, closes, HoursStatus(True, kind, False, opens, closes)
+        next_opening = self._next_opening(local)
+        start = closes if closes is not None and closes <= local else midnight
+        until = next_midnight if next_opening is None else min(next_opening, next_midnight)
+        return start, until, HoursStatus(False, kind, False, next_opening, None)
 
     def window_for(self, kind: DayKind) -> Window | None:
         return self.windows.get(kind)

@@ -71,6 +71,8 @@ CallFinished = Callable[[FinishedCall], Awaitable[None]]
 def dialled_number(session: AgiSession) -> str:
     """The hotline number: the dialplan passes it as ``?did=``; the extension is the backup."""
     did = session.request.query.get("did") or session.env.get("agi_extension", "")
+    if did.isdigit():
+        return did  # the usual case: nothing to drop
     return "".join(ch for ch in did if ch.isdigit())
 
 
@@ -133,10 +135,11 @@ class CallEntry:
         number = dialled_number(session)
         picked = self.library.pick(number)
         reentry = session.request.query.get("reentry", "0")
-        log.info(
-            "call entered",
-            extra={"dialled": number, "menu": picked and picked[0].number, "reentry": reentry},
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "call entered",
+                extra={"dialled": number, "menu": picked and picked[0].number, "reentry": reentry},
+            )
         started = utc_now()
         logged = await self._record_start(session, number, started)
         outcome = "hangup"
@@ -153,8 +156,10 @@ class CallEntry:
                 caller_id = session.env.get("agi_callerid", "")
                 resume = await _resume(session, menu) if reentry != "0" else None
 
-                async def checkpoint(here: Resume) -> None:
-                    await session.set_variable(RESUME_VARIABLE, here.carried(menu))
+                def checkpoint(here: Resume) -> Awaitable[None]:
+                    # The command itself is awaited, not a coroutine of ours around it: one
+                    # level fewer between the engine and the session.
+                    return session.set_variable(RESUME_VARIABLE, here.carried(menu))
 
                 result = await self._engine.run(
                     session,

@@ -12,6 +12,7 @@ import pytest
 from hotline.hours import (
     MOSCOW,
     Calendar,
+    OpenHours,
     SurgeSwitch,
     load_calendar,
     load_hours,
@@ -126,6 +127,81 @@ def test_surge_opens_everything(calendar: Calendar, tmp_path: Path) -> None:
     assert (status.open, status.surge, status.kind) == (True, True, "holiday")
     switch.off()
     assert not hours.status(night).open
+
+
+def test_a_kept_answer_is_not_served_past_the_minute_it_changes(calendar: Calendar) -> None:
+    # One schedule asked again and again, as every call asks it: each answer is the one for
+    # its own moment, on both sides of an opening, a closing and a midnight into a holiday.
+    hours = hours_with(calendar)
+    just_before = timedelta(microseconds=1)
+    assert not hours.status(msk(2026, 11, 27, 7, 30)).open
+    early = hours.status(msk(2026, 11, 27, 8, 0) - just_before)
+    assert (early.open, early.opens_at) == (False, msk(2026, 11, 27, 8, 0))
+    assert hours.status(msk(2026, 11, 27, 8, 0)).open
+    late = hours.status(msk(2026, 11, 27, 20, 0) - just_before)
+    assert (late.open, late.closes_at) == (True, msk(2026, 11, 27, 20, 0))
+    closed = hours.status(msk(2026, 11, 27, 20, 0))
+    saturday = msk(2026, 11, 28, 9, 0)
+    assert (closed.open, closed.opens_at, closed.closes_at) == (False, saturday, None)
+    eve = hours.status(msk(2026, 11, 4, 0, 0) - just_before)
+    assert (eve.kind, eve.opens_at) == ("workday", msk(2026, 11, 4, 10, 0))
+    unity_day = hours.status(msk(2026, 11, 4, 0, 0))
+    assert (unity_day.open, unity_day.kind) == (False, "holiday")
+    # and back in time: an earlier moment is not answered with a later one's status
+    assert hours.status(msk(2026, 11, 27, 8, 0) - just_before).open is False
+
+
+def test_a_surge_switched_between_two_calls_counts_for_the_second(
+    calendar: Calendar, tmp_path: Path
+) -> None:
+    switch = SurgeSwitch(tmp_path / "surge")
+    hours = load_hours(HOURS, calendar, switch)
+    night = msk(2026, 11, 27, 23, 0)
+    assert (hours.status(night).open, hours.status(night).surge) == (False, False)
+    switch.on()
+    assert (hours.status(night).open, hours.status(night).surge) == (True, True)
+    switch.off()
+    assert (hours.status(night).open, hours.status(night).surge) == (False, False)
+    switch.on()
+    daytime = hours.status(msk(2026, 11, 27, 12, 0))
+    assert (daytime.open, daytime.surge, daytime.closes_at) == (True, True, None)
+
+
+SWEEP_HOURS = """\
+timezone: {zone}
+surge_file: surge
+hours:
+  workday: "08:00:30-20:00:15"
+  saturday: "00:00-03:30"
+  sunday: closed
+  holiday: "10:00-14:00"
+"""
+
+
+@pytest.mark.parametrize(
+    ("zone", "first"),
+    [
+        ("Europe/Moscow", datetime(2026, 12, 27, tzinfo=MOSCOW)),  # into the new year's days
+        # a zone with summer time, across the night its clocks go forward
+        ("Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),
+    ],
+)
+def test_kept_answers_match_a_fresh_schedule_at_every_moment(
+    calendar: Calendar, tmp_path: Path, zone: str, first: datetime
+) -> None:
+    path = write(tmp_path, "hours.yaml", SWEEP_HOURS.format(zone=zone))
+    surge = [False]
+    kept = load_hours(path, calendar, lambda: surge[0])
+    moments = [first + timedelta(seconds=433 * n) for n in range(4000)]  # ~20 days
+    # every second around each opening and closing the fresh schedule reports
+    fresh = load_hours(path, calendar, lambda: False)
+    edges = {t for at in moments for t in (fresh.status(at).opens_at, fresh.status(at).closes_at)}
+    moments += [t + timedelta(seconds=s) for t in edges if t is not None for s in (-1, 0, 1)]
+    moments += [t - timedelta(microseconds=1) for t in edges if t is not None]
+    for n, at in enumerate([*sorted(moments), *sorted(moments, reverse=True), *moments]):
+        surge[0] = n % 97 == 0
+        reference = OpenHours(kept.windows, calendar, lambda: surge[0], kept.tz).status(at)
+        assert kept.status(at) == reference, at
 
 
 def test_surge_garbled_or_missing_file_means_off(tmp_path: Path) -> None:

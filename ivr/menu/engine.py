@@ -12,11 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, Services, Step
-from ivr.menu.resume import SAFE_KINDS, Resume
+from ivr.menu.resume import Checkpoints, Resume
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.queue import enqueue, queue_outcome
 
@@ -73,36 +74,47 @@ class Engine:
             call.queued = resume.queued
             call.note("resume", resume.node)
         _fill_system_variables(call)
+        nodes = menu.nodes
+        path = call.path
+        node_id = menu.start if resume is None else resume.node
+        # Nothing to carry before the call has a state of its own: a fresh call's greeting
+        # is not a checkpoint (a caller cut off during it hears it again).
+        checkpoints = (
+            None
+            if checkpoint is None
+            else Checkpoints(call, checkpoint, resume or Resume(node_id, {}, frozenset()))
+        )
+        # Whether steps are logged is asked once a call: the level is set when logging is
+        # configured, before any call.
+        debug = log.isEnabledFor(logging.DEBUG)
+        # The walk is written here rather than in a method of its own: every command a node
+        # sends is awaited through each coroutine between it and the session, twice.
         try:
-            end = await self._walk(call, resume, checkpoint)
+            for _ in range(self.max_steps):
+                call.node = node_id
+                if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
+                    await checkpoints.tell(here)
+                step_count = len(path)
+                nxt = await nodes[node_id].run(call)
+                if debug:
+                    _log_steps(path[step_count:])
+                if isinstance(nxt, End):
+                    end = nxt
+                    break
+                node_id = nxt
+            else:
+                end = await self._step_limit(call)
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
-        MENU_ENDS.labels(menu.number, end.kind).inc()
+        _ends(menu.number, end.kind).inc()
         result = CallResult(end, call.path, call.variables, call.queued)
-        log.info(
-            "menu finished",
-            extra={"dialled": menu.number, "end": str(end), "steps": len(call.path)},
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "menu finished",
+                extra={"dialled": menu.number, "end": str(end), "steps": len(call.path)},
+            )
         return result
-
-    async def _walk(self, call: Call, resume: Resume | None, checkpoint: Checkpoint | None) -> End:
-        nodes = call.menu.nodes
-        node_id = call.menu.start if resume is None else resume.node
-        # Nothing to carry before the call has a state of its own: a fresh call's greeting
-        # is not a checkpoint (a caller cut off during it hears it again).
-        last = resume or Resume(node_id, {}, frozenset())
-        for _ in range(self.max_steps):
-            call.node = node_id
-            if checkpoint is not None:
-                last = await _checkpoint(call, node_id, last, checkpoint)
-            step_count = len(call.path)
-            nxt = await nodes[node_id].run(call)
-            _log_steps(call.path[step_count:])
-            if isinstance(nxt, End):
-                return nxt
-            node_id = nxt
-        return await self._step_limit(call)
 
     async def _step_limit(self, call: Call) -> End:
         menu = call.menu
@@ -115,32 +127,46 @@ class Engine:
         return End("queue", menu.group, outcome)
 
 
-async def _checkpoint(call: Call, node_id: str, last: Resume, checkpoint: Checkpoint) -> Resume:
-    """Tell `checkpoint` about `node_id` if it is a safe node (`ivr.menu.resume`): a node
-    that asks or queues, or any node once the call's state changed since the last one."""
-    here = Resume.of(call, node_id)
-    if last.node == node_id and here.same_state(last):
-        return last
-    if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
-        await checkpoint(here)
-        return here
-    return last
-
-
 def _fill_system_variables(call: Call) -> None:
     """What menus may say or test besides the caller's entries."""
     call.variables["did"] = call.menu.number
     status = call.hours()
-    if status is None:
-        return
+    if status is not None:
+        call.variables.update(_hours_variables(status))
+
+
+# The last opening-hours status seen and its variables: the schedule hands every call of
+# the same stretch of the day the same status (`hotline.hours.OpenHours`), so its times are
+# written out once per stretch. The status is held, so its id cannot name another one.
+_last_hours: tuple[Any, dict[str, str]] = (None, {})
+
+
+def _hours_variables(status: Any) -> dict[str, str]:
+    global _last_hours
+    held, variables = _last_hours
+    if held is status:
+        return variables
+    variables = {}
     if status.opens_at is not None:
-        call.variables["opens_at"] = status.opens_at.isoformat()
-        call.variables["opens_date"] = status.opens_at.date().isoformat()
+        variables["opens_at"] = status.opens_at.isoformat()
+        variables["opens_date"] = status.opens_at.date().isoformat()
     if status.closes_at is not None:
-        call.variables["closes_at"] = status.closes_at.isoformat()
+        variables["closes_at"] = status.closes_at.isoformat()
+    _last_hours = (status, variables)
+    return variables
+
+
+# The counters' children by (number, end): `labels()` looks them up under a lock each time.
+_END_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def _ends(number: str, kind: str) -> Any:
+    counter = _END_COUNTERS.get((number, kind))
+    if counter is None:
+        counter = _END_COUNTERS[number, kind] = MENU_ENDS.labels(number, kind)
+    return counter
 
 
 def _log_steps(steps: list[Step]) -> None:
-    if log.isEnabledFor(logging.DEBUG):
-        for step in steps:
-            log.debug("menu step", extra={"step": mask_personal(str(step))})
+    for step in steps:
+        log.debug("menu step", extra={"step": mask_personal(str(step))})

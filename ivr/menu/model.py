@@ -12,7 +12,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from functools import cached_property, lru_cache
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from hotline.agi.session import Digits, Playback, Recording
 
@@ -264,10 +265,10 @@ class End:
         return f"{self.kind} {self.detail}".strip()
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One line of a call's path: what the caller heard or did, for ``hotline menus try``
-    and tests."""
+    and tests. A named tuple: a call notes a dozen or more, and a tuple is the cheapest
+    immutable value to make."""
 
     kind: str  # play | input | timeout | invalid | set | lookup | queue | transfer | hangup ...
     detail: str
@@ -318,11 +319,30 @@ class Menu:
     calendar_ref: tuple[str, Location] | None = None
     start_at: Location | None = None
 
+    @cached_property
+    def written_values(self) -> frozenset[tuple[str, str]]:
+        """(variable, value) as the menu's set nodes write them, with no ``${...}`` in the
+        value: texts of the menu file, which may be kept beyond a call (`ivr.menu.resume`)."""
+        pairs: set[tuple[str, str]] = set()
+        for node in self.nodes.values():
+            values: Mapping[str, str] = getattr(node, "values", {}) if node.kind == "set" else {}
+            pairs.update((name, value) for name, value in values.items() if "${" not in value)
+        return frozenset(pairs)
 
+
+_new_step = tuple.__new__
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
-@dataclass
+@lru_cache(maxsize=1024)
+def _template(text: str) -> tuple[str, ...]:
+    """A menu's text with ``${name}`` in it, split once: text, name, text, ..., text. Only
+    menu texts are split (prompt names, values of set nodes, lookup paths), never what a
+    caller entered."""
+    return tuple(_VARIABLE.split(text))
+
+
+@dataclass(slots=True)
 class Call:
     """One call going through a menu: the channel, the moment it runs at, what was entered."""
 
@@ -341,7 +361,7 @@ class Call:
     _hours: Any = None  # the opening-hours status, computed once per call
 
     def note(self, kind: str, detail: str = "") -> None:
-        step = Step(kind, detail, self.node)
+        step = _new_step(Step, (kind, detail, self.node))  # Step(...), without a Python frame
         self.path.append(step)
         if self.observer is not None:
             self.observer(step)
@@ -350,7 +370,11 @@ class Call:
         """``${name}`` replaced by the variable's value (empty when unset)."""
         if "${" not in text:
             return text
-        return _VARIABLE.sub(lambda m: self.variables.get(m.group(1), ""), text)
+        parts = _template(text)
+        variables = self.variables
+        return "".join(
+            [part if i % 2 == 0 else variables.get(part, "") for i, part in enumerate(parts)]
+        )
 
     def hours(self) -> Any | None:
         """The opening-hours status at the call's moment, or None without a schedule."""

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hotline.agi.carry import encode
 from ivr.menu.model import Call, Menu
@@ -40,6 +41,8 @@ SAFE_KINDS = frozenset({"menu", "collect", "queue", "rating"})
 MAX_CARRIED = 1500
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _VAR = "var."  # a variable's field name: var.<name>
+# What `encode` writes before the fields: a checkpoint is this, its head, then its state.
+_FORMAT_ONLY = encode({})
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class Resume:
     @classmethod
     def of(cls, call: Call, node: str) -> Resume:
         entered = {k: v for k, v in call.variables.items() if k not in SYSTEM_VARIABLES}
-        return cls(node, entered, frozenset(call.personal & entered.keys()), call.queued)
+        personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
+        return _resume(node, entered, personal, call.queued)
 
     def same_state(self, other: Resume | None) -> bool:
         return other is not None and (self.variables, self.queued) == (
@@ -63,13 +67,50 @@ class Resume:
             other.queued,
         )
 
+    def moved_to(self, node: str) -> Resume:
+        """The same state at another node; what it encodes to is shared, not encoded again."""
+        moved = _resume(node, self.variables, self.personal, self.queued)
+        state = self.__dict__.get("_state")
+        if state is not None:
+            moved.__dict__["_state"] = state
+        return moved
+
     def fields(self, menu: Menu) -> dict[str, str]:
         """The checkpoint as carried fields; values dropped longest first past MAX_CARRIED."""
         return self._fitted(menu)[0]
 
     def carried(self, menu: Menu) -> str:
-        """`fields` encoded (`hotline.agi.carry`): the value of ``HOTLINE_RESUME``."""
+        """`fields` encoded (`hotline.agi.carry`): the value of ``HOTLINE_RESUME``.
+
+        A call leaves a checkpoint at several nodes with one state, so the encoded state is
+        kept on the value (and handed on by `moved_to`) and the menu-and-node head is
+        encoded once per node: the text is the very one `encode(fields)` writes, since
+        `encode` joins its fields in order."""
+        state = self.__dict__.get("_state")
+        if state is None:
+            state = self.__dict__["_state"] = self._state_text(menu)
+        text = _head(menu.number, self.node) + state
+        if len(text) <= MAX_CARRIED:
+            return text
         return self._fitted(menu)[1]
+
+    def _state_text(self, menu: Menu) -> str:
+        """What follows the head: each field as `encode` writes it. Fields made only of the
+        menu's own texts (its set nodes' values, group names, variable names) come from a
+        cache; the rest (what callers entered, lookup answers) is encoded afresh and never
+        kept beyond the call."""
+        parts = []
+        if self.personal:
+            parts.append(_personal_field(self.personal))
+        if self.queued is not None:
+            parts.append(_queued_field(*self.queued))
+        written = menu.written_values
+        for name, value in self.variables.items():
+            if (name, value) in written:
+                parts.append(_written_field(name, value))
+            else:
+                parts.append(_field(_VAR + name, value))
+        return "".join(parts)
 
     def _fitted(self, menu: Menu) -> tuple[dict[str, str], str]:
         fields = {"menu": menu.number, "node": self.node}
@@ -93,6 +134,116 @@ class Resume:
             result = {**fields, **carried}
             text = encode(result)
         return result, text
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _resume(
+    node: str, variables: dict[str, str], personal: frozenset[str], queued: tuple[str, str] | None
+) -> Resume:
+    """`Resume(...)` as the engine makes one at a node: its fields written straight into the
+    new value rather than one frozen-attribute call each (a call makes several a second)."""
+    here = object.__new__(Resume)
+    here.__dict__.update(node=node, variables=variables, personal=personal, queued=queued)
+    return here
+
+
+@lru_cache(maxsize=4096)
+def _head(number: str, node: str) -> str:
+    """``v=1&menu=<number>&node=<node>``: what a checkpoint at that node starts with (menu
+    numbers and node ids only, never what a caller entered)."""
+    return encode({"menu": number, "node": node})
+
+
+def _field(name: str, value: str) -> str:
+    """``&name=value`` as `encode` writes that field among others."""
+    return encode({name: value})[len(_FORMAT_ONLY) :]
+
+
+@lru_cache(maxsize=4096)
+def _written_field(name: str, value: str) -> str:
+    """A variable's field, for a value written in a menu file (never a caller's entry)."""
+    return _field(_VAR + name, value)
+
+
+@lru_cache(maxsize=1024)
+def _queued_field(group: str, outcome: str) -> str:
+    return _field("queued", f"{group}:{outcome}")
+
+
+@lru_cache(maxsize=1024)
+def _personal_field(names: frozenset[str]) -> str:
+    """Which variables are personal: their names (the menus' own), never their values."""
+    return _field("personal", ",".join(sorted(names)))
+
+
+Tell = Callable[[Resume], Awaitable[None]]
+
+
+class Checkpoints:
+    """The safe-node rule (above) as one call goes: `reach` is told each node the call enters
+    and tells `tell` the checkpoints to leave.
+
+    The rule compares the call's state at every node with the last checkpoint's; most nodes
+    change nothing, so the state is taken apart again only when the call's variables, their
+    personal marks or its queue outcome differ from when it was last taken apart (a plain
+    comparison of dicts, sets and tuples), and otherwise the last one is reused."""
+
+    __slots__ = ("_call", "_last", "_personal", "_queued", "_taken", "_variables", "tell")
+
+    def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
+        self._call = call
+        self.tell = tell
+        self._last = last  # the last checkpoint left (or the one the call resumed from)
+        self._taken: Resume | None = None  # the call's state as last taken apart
+        self._variables: dict[str, str] = {}  # the call's variables then, and the rest
+        self._personal: set[str] = set()
+        self._queued: tuple[str, str] | None = None
+        if (
+            not last.variables
+            and not last.personal
+            and last.queued is None
+            and not call.personal
+            and call.queued is None
+            and SYSTEM_VARIABLES.issuperset(call.variables)
+        ):
+            # A fresh call: nothing entered yet, which is `last`'s state; no need to take it
+            # apart at the first node to find that out.
+            self._taken = last
+            self._variables = dict(call.variables)
+
+    async def reach(self, node_id: str) -> None:
+        here = self.due(node_id)
+        if here is not None:
+            await self.tell(here)
+
+    def due(self, node_id: str) -> Resume | None:
+        """The checkpoint to leave on entering `node_id`, if one is due (then it is the last
+        one left): what `reach` tells, for a caller that awaits it only when there is one."""
+        call, last, taken = self._call, self._last, self._taken
+        if (
+            taken is not None
+            and call.variables == self._variables
+            and call.queued == self._queued
+            and call.personal == self._personal
+        ):
+            # Nothing changed since `taken`, and `last` had `taken`'s state then.
+            if last.node != node_id and call.menu.nodes[node_id].kind in SAFE_KINDS:
+                self._last = here = taken.moved_to(node_id)
+                return here
+            return None
+        here = Resume.of(call, node_id)
+        self._taken = here
+        self._variables = dict(call.variables)
+        self._personal = set(call.personal)
+        self._queued = call.queued
+        if last.node == node_id and here.same_state(last):
+            return None
+        if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
+            self._last = here
+            return here
+        return None
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:

@@ -4,6 +4,7 @@ entries on to Asterisk as channel variables."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from ivr.menu.model import Call, Location
 
@@ -31,8 +32,10 @@ def take_pending(call: Call) -> str | None:
     return digit
 
 
+@lru_cache(maxsize=1024)
 def channel_variable(name: str) -> str:
-    """``application`` -> ``HOTLINE_APPLICATION``: how the operator's screen reads an entry."""
+    """``application`` -> ``HOTLINE_APPLICATION``: how the operator's screen reads an entry.
+    (Names are the menus' variable names, a few dozen: each is worked out once.)"""
     return "HOTLINE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
@@ -45,14 +46,23 @@ class MenuNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return (*self.files, *self.invalid, *self.no_input)
 
+    @cached_property
+    def keys(self) -> str:
+        """The keys that choose an option (what a prompt lets the caller barge in with)."""
+        return "".join(self.options)
+
     async def run(self, call: Call) -> Next:
-        keys = "".join(self.options)
+        keys = self.keys
         for _ in range(self.retries):
             digit = take_pending(call)
             if digit is not None:
                 call.note("input", digit)
-            else:
-                digit = await self._ask(call, keys)
+            else:  # ask (written out here: every command is awaited through each coroutine)
+                digit = await play(call, self.files, keys)
+                if digit is None:
+                    digit = await call.channel.wait_for_digit(int(self.timeout * 1000))
+                    if digit is not None:
+                        call.note("input", digit)
             if digit is None:
                 call.note("timeout")
                 await play(call, self.no_input)
@@ -63,14 +73,6 @@ class MenuNode:
             await play(call, self.invalid)
         call.note("fallback", self.fallback[0])
         return self.fallback[0]
-
-    async def _ask(self, call: Call, keys: str) -> str | None:
-        digit = await play(call, self.files, keys)
-        if digit is None:
-            digit = await call.channel.wait_for_digit(int(self.timeout * 1000))
-            if digit is not None:
-                call.note("input", digit)
-        return digit
 
 
 def parse(node_id: str, fields: Fields) -> MenuNode:

@@ -6,7 +6,8 @@ without greeting them again or asking for it again, and the operator gets it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +25,8 @@ from ivr.menu.console import ConsoleChannel, ScriptedKeypad
 from ivr.menu.engine import Engine
 from ivr.menu.library import load_library
 from ivr.menu.loader import parse_menu
-from ivr.menu.model import LookupResult, Services
-from ivr.menu.resume import MAX_CARRIED, Resume, resume_from
+from ivr.menu.model import Call, LookupResult, Services
+from ivr.menu.resume import MAX_CARRIED, SAFE_KINDS, Checkpoints, Resume, resume_from
 
 __all__ = ["call_log"]  # a fixture
 
@@ -159,3 +160,68 @@ def test_a_checkpoint_too_long_for_one_agi_line_drops_the_longest_answers_not_en
     back = resume_from(carry.decode(carried), menu)
     assert back is not None and back.variables == {"application": "7", "topic": "оплата"}
     assert back.personal == {"application"}
+
+
+def told_to(told: list[Resume]) -> Callable[[Resume], Awaitable[None]]:
+    async def tell(here: Resume) -> None:
+        told.append(here)
+
+    return tell
+
+
+def reference_rule(call: Call, node_id: str, last: Resume) -> Resume | None:
+    """The safe-node rule taken word for word from the module's description, with the call's
+    state taken apart at every node: the checkpoint to leave at `node_id`, or None."""
+    here = Resume.of(call, node_id)
+    if last.node == node_id and here.same_state(last):
+        return None
+    if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
+        return here
+    return None
+
+
+async def test_checkpoints_kept_between_nodes_are_those_the_rule_gives_at_every_node() -> None:
+    # A call wandering a menu while its state changes now and then (an entry, the same
+    # entry again, a personal mark alone, the queue's outcome, a system variable): the
+    # checkpoints left, and the text each carries, are those of the rule applied afresh.
+    # a set node's texts are encoded once for all calls: a caller's entry or a personal
+    # variable with the same text must come out the same
+    marked = MENU.replace("general], next: ask}", "general], next: mark}") + (
+        '  mark: {kind: set, values: {topic: "оплата вопрос", x: "7"}, next: ask}\n'
+    )
+    menu = parse_menu(marked, "test.yaml")
+    nodes = list(menu.nodes)
+    changes: list[Callable[[Call], None]] = [
+        lambda call: call.variables.update(application="7"),
+        lambda call: call.variables.update(x="7"),
+        lambda call: call.personal.add("x"),
+        lambda call: call.variables.update(application="8", topic="оплата вопрос"),
+        lambda call: call.variables.update(topic="оплата вопрос"),  # the same value again
+        lambda call: call.personal.add("topic"),
+        lambda call: setattr(call, "queued", ("general", "answered")),
+        lambda call: call.variables.update(opens_at="2026-12-01T08:00:00+03:00"),
+        lambda call: call.variables.pop("application", None),
+    ]
+    picks = random.Random(14)
+    for _ in range(200):
+        call = Call(ConsoleChannel(ScriptedKeypad([])), menu, Services(), datetime(2026, 12, 1))
+        call.variables["did"] = "1000"
+        if picks.random() < 0.3:  # the caller's state is not the fresh one the rule starts from
+            picks.choice(changes)(call)
+        told: list[Resume] = []
+        expected: list[Resume] = []
+        last = Resume(menu.start, {}, frozenset())
+        checkpoints = Checkpoints(call, told_to(told), last)
+        for _ in range(12):
+            if picks.random() < 0.4:
+                picks.choice(changes)(call)
+            node_id = picks.choice(nodes)
+            here = reference_rule(call, node_id, last)
+            if here is not None:
+                expected.append(here)
+                last = here
+            await checkpoints.reach(node_id)
+        assert told == expected
+        assert [here.carried(menu) for here in told] == [
+            carry.encode(here.fields(menu)) for here in expected
+        ]
