@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from databases import commits_with_fsync, commits_without_fsync
+from databases import commits_without_fsync
 
 from hotline.logs import CallIdFilter, unconfigure_logging
 
@@ -25,18 +25,6 @@ pytest_plugins = ["seaweed"]
 
 @pytest.fixture(autouse=True, scope="session")
 def databases_commit_without_fsync() -> None:
-    commits_without_fsync()
-
-
-@pytest.fixture
-def sqlite_paced_as_in_production() -> Iterator[None]:
-    """SQLite commits wait for fsync during the test, as the product's own pragmas have it.
-    For the compressed live hours: paced by fsync, the call facts' writer falls behind during
-    the hour and catches up at the stop, as it has since these tests were tuned; without it
-    the writer keeps up and its statements (compiled on the event loop) add loop lag that a
-    loaded machine (load 9) turned into a ring timed out on an answering phone."""
-    commits_with_fsync()
-    yield
     commits_without_fsync()
 
 

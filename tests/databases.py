@@ -110,12 +110,6 @@ def commits_without_fsync() -> None:
         event.listen(Pool, "connect", _sqlite_without_fsync)
 
 
-def commits_with_fsync() -> None:
-    """Undo `commits_without_fsync`: SQLite commits wait for the disk again, as in production."""
-    if event.contains(Pool, "connect", _sqlite_without_fsync):
-        event.remove(Pool, "connect", _sqlite_without_fsync)
-
-
 def _sqlite_without_fsync(dbapi_connection: Any, _record: Any) -> None:
     if not type(dbapi_connection).__module__.startswith("sqlalchemy.dialects.sqlite"):
         return

@@ -30,9 +30,6 @@ from reporting.kpis import compute_kpis
 from reporting.targets import Targets
 from tests.routing.test_live_hour import live_environment, open_dialplans
 
-# Timing-sensitive under load: the database keeps its production pacing (conftest).
-pytestmark = pytest.mark.usefixtures("sqlite_paced_as_in_production")
-
 SCALE: Final = 1 / 240  # one simulated hour lasts 15 s
 
 TRAFFIC: Final = """

@@ -43,9 +43,6 @@ from pbxsim.queues import Queues
 from pbxsim.runner import SimReport, run_scenario
 from pbxsim.scenario import CallGroup, PbxSettings, PlannedCall, Scenario
 
-# Timing-sensitive under load: the database keeps its production pacing (conftest).
-pytestmark = pytest.mark.usefixtures("sqlite_paced_as_in_production")
-
 SHIPPED: Final = Path(__file__).resolve().parents[2] / "dialplans"
 SIM_HOUR: Final = 3600.0
 TIME_SCALE: Final = 1 / 150  # real seconds per simulated second: the hour lasts 24 s

@@ -72,9 +72,6 @@ from tests.routing.test_live_hour import (
     summary,
 )
 
-# Timing-sensitive under load: the database keeps its production pacing (conftest).
-pytestmark = pytest.mark.usefixtures("sqlite_paced_as_in_production")
-
 SEED: Final = 20261128
 OFFERED_LOAD: Final = 1.05  # of the staffed operators' time (see the module docstring)
 WARM_UP: Final = 900.0  # simulated seconds before occupancy counts (over one handle time)
