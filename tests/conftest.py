@@ -15,17 +15,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from databases import commits_without_fsync
 
 from hotline.logs import CallIdFilter, unconfigure_logging
 
 # Fixtures of shared servers, usable from every test directory.
 pytest_plugins = ["seaweed"]
-
-
-@pytest.fixture(autouse=True, scope="session")
-def databases_commit_without_fsync() -> None:
-    commits_without_fsync()
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import Pool
 
 from hotline.store.db import create_engine
 from hotline.store.migrate import upgrade
@@ -49,8 +46,6 @@ async def isolated_postgres(prefix: str) -> AsyncIterator[str]:
     try:
         await admin.execute(f'CREATE ROLE "{name}" LOGIN')
         await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
-        # A commit need not wait for the WAL to reach the disk (see `commits_without_fsync`).
-        await admin.execute(f'ALTER ROLE "{name}" SET synchronous_commit = off')
     except BaseException:
         await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
         raise
@@ -95,29 +90,6 @@ async def migrated_engine(url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
-
-
-def commits_without_fsync() -> None:
-    """From now on in this process, every SQLite connection any engine opens commits without
-    waiting for the disk (``synchronous=NORMAL``; the product's own pragmas, WAL among them,
-    are applied as ever). An fsync per commit cost 3-4 ms on the CI disk, more under load:
-    half a minute of a 1,500-call hour's teardown went to flushing its call facts. In WAL
-    mode a commit stays atomic and survives the process being killed (what the tests check:
-    `kill -9` restarts); only a power cut could lose the last ones, which no test simulates.
-    The PostgreSQL schemas of `isolated_postgres` get the same through their role
-    (``synchronous_commit = off``)."""
-    if not event.contains(Pool, "connect", _sqlite_without_fsync):
-        event.listen(Pool, "connect", _sqlite_without_fsync)
-
-
-def _sqlite_without_fsync(dbapi_connection: Any, _record: Any) -> None:
-    if not type(dbapi_connection).__module__.startswith("sqlalchemy.dialects.sqlite"):
-        return
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
