@@ -39,6 +39,17 @@ def chromium_or_skip() -> Any:
     return driver
 
 
+def streams_notice_a_closed_page_soon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live pages' event streams (`hotline.push.stream_events`) write a keepalive after
+    0.2 s of silence instead of 15 s. aiohttp does not cancel a handler whose client left: a
+    stream learns the page is gone at its next write, and stopping the controller waits for
+    it, so each browser test's teardown took 15 s once chromium had quit."""
+    from hotline.push import stream_events
+
+    assert stream_events.__kwdefaults__ is not None
+    monkeypatch.setitem(stream_events.__kwdefaults__, "keepalive", 0.2)
+
+
 def wait_for(driver: Any, what: Callable[[Any], Any], seconds: float = 20) -> Any:
     """Selenium's explicit wait (the limit only turns a hang into a failure)."""
     from selenium.common.exceptions import TimeoutException

@@ -129,6 +129,16 @@ async def sim_controller(
         yield node
 
 
+class EvenSounds(SoundLibrary):
+    """Every file lasts `default_samples`. The simulator's own library gives digits/, letters/
+    and phonetic/ files the measured length of a Russian digit (0.46 s), whatever the default:
+    the twelve digits of a contact number, told before the rating, made each answered call
+    5.6 s longer in real time while no test here is about how long a digit sounds."""
+
+    def length(self, name: str) -> int | None:
+        return None if name in self.missing else self.default_samples
+
+
 async def dial_in(
     agi_port: int,
     queues: Queues,
@@ -158,7 +168,7 @@ async def dial_in(
         script,
         clock=ScaledCallClock(1.0),
         sink=sink,
-        sounds=SoundLibrary(samples={}, default_samples=prompt_samples),
+        sounds=EvenSounds(samples={}, default_samples=prompt_samples),
         queues=queues,
         caller_num=caller,
         callee_dialplan=DialplanSubroutines(load_dialplan_interpreter(None, "127.0.0.1", agi_port)),

@@ -8,13 +8,21 @@ the test's directory."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from controllers import WITHOUT_RECORDER, controller_settings, started
-from desk_browser import by_id, chromium_or_skip, first_login, place_call, shot, text_of
+from desk_browser import (
+    by_id,
+    chromium_or_skip,
+    first_login,
+    place_call,
+    shot,
+    streams_notice_a_closed_page_soon,
+    text_of,
+)
 from desk_browser import wait_for as wait
 from ports import unused_port
 from staff import ADMIN_CLI
@@ -82,7 +90,8 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
 
 
 @pytest.fixture
-def chromium() -> Any:
+def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    streams_notice_a_closed_page_soon(monkeypatch)
     driver = chromium_or_skip()
     yield driver
     driver.quit()

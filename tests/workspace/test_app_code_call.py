@@ -58,7 +58,9 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
 async def call_in(controller: Controller, keys: str, uniqueid: str) -> list[str]:
     """One call from CALLER keying `keys` at the menu, answered by boris; the prompts heard."""
     assert controller.agi is not None
-    queues = Queues({}, SystemClock(), operators={"PJSIP/1002": Operator(0.1, 0.2)})
+    queues = Queues(
+        {}, SystemClock(), operators={"PJSIP/1002": Operator(ring_delay=0.1, talk_time=0.2)}
+    )
     script = CallerScript(hangup_at=60, menu_keys=keys, reaction=0.05)
     agi, _ = await dial_in(
         controller.agi.port, queues, script, uniqueid=uniqueid, number=NUMBER, caller=CALLER

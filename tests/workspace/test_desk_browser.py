@@ -8,14 +8,23 @@ screen are saved in the test's directory."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from controllers import recorder_environment
-from desk_browser import by_id, chromium_or_skip, first_login, place_call, shortcut, shot, text_of
+from desk_browser import (
+    by_id,
+    chromium_or_skip,
+    first_login,
+    place_call,
+    shortcut,
+    shot,
+    streams_notice_a_closed_page_soon,
+    text_of,
+)
 from desk_browser import wait_for as wait
 from sim_rig import REPEAT_MENU, REPEAT_NUMBER, groups_yaml, operators_yaml, sim_controller
 from staff import ADMIN_CLI
@@ -77,7 +86,8 @@ async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
 
 
 @pytest.fixture
-def chromium() -> Any:
+def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    streams_notice_a_closed_page_soon(monkeypatch)
     driver = chromium_or_skip()
     yield driver
     driver.quit()
