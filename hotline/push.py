@@ -7,6 +7,10 @@ wallboard).
 * `stream_events(request, queue, encode)`: the response of an events route: a comment on
   connect, then each queued item as `encode` makes it bytes, and a keepalive comment when the
   stream has been silent (proxies close silent streams).
+* `end_streams_on_shutdown(app)`: the streams of `app` end when it shuts down. A stream never
+  ends by itself, so without it stopping a controller with desks or wallboards open waited
+  aiohttp's whole shutdown timeout (60 s) before closing them; the pages reconnect to the
+  controller that takes over.
 """
 
 from __future__ import annotations
@@ -18,10 +22,32 @@ from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
-__all__ = ["KEEPALIVE_SECONDS", "put_dropping_oldest", "sse_frame", "stream_events"]
+__all__ = [
+    "KEEPALIVE_SECONDS",
+    "end_streams_on_shutdown",
+    "put_dropping_oldest",
+    "sse_frame",
+    "stream_events",
+]
 
 KEEPALIVE_SECONDS: Final = 15.0
 Item = TypeVar("Item")
+# The queues of the open streams of an app (see `end_streams_on_shutdown`), and what is put in
+# each to end its stream: the stream finishes its response, so the page sees a clean end.
+_OPEN_STREAMS: Final[web.AppKey[set[asyncio.Queue[Any]]]] = web.AppKey("hotline_open_streams")
+_END_OF_STREAM: Final = object()
+
+
+def end_streams_on_shutdown(app: web.Application) -> None:
+    """End every stream `stream_events` serves for `app` when `app` shuts down."""
+    streams: set[asyncio.Queue[Any]] = set()
+    app[_OPEN_STREAMS] = streams
+    app.on_shutdown.append(_end_open_streams)
+
+
+async def _end_open_streams(app: web.Application) -> None:
+    for queue in app[_OPEN_STREAMS]:
+        put_dropping_oldest(queue, _END_OF_STREAM)
 
 
 def sse_frame(kind: str, data: Any) -> bytes:
@@ -49,6 +75,9 @@ async def stream_events(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
+    open_streams = request.app.get(_OPEN_STREAMS)
+    if open_streams is not None:
+        open_streams.add(queue)
     try:
         await response.write(b": connected\n\n")
         while True:
@@ -57,6 +86,12 @@ async def stream_events(
             except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue
+            if item is _END_OF_STREAM:  # the server is stopping
+                await response.write_eof()
+                return response
             await response.write(encode(item))
     except ConnectionResetError:  # the page was closed or reloaded: nothing more to send
         return response
+    finally:
+        if open_streams is not None:
+            open_streams.discard(queue)

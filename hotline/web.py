@@ -44,6 +44,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 import hotline.metrics  # noqa: F401  (registers the hotline_* metrics, so /metrics always has them)
 from hotline.access import PUBLIC, allow, services
+from hotline.push import end_streams_on_shutdown
 from hotline.security import SECURITY_EVENTS, SecurityCategory, security_event
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def build_app(
     """
     app = web.Application(middlewares=tuple(middlewares))
     add_secure_headers(app)
+    end_streams_on_shutdown(app)  # live pages' streams must not hold up a stop
     app[_HEALTH_KEY] = health
     app[_TIMEOUT_KEY] = health_timeout
     app[_REGISTRY_KEY] = registry
