@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import socket
 import subprocess
 import sys
@@ -49,6 +48,9 @@ from typing import cast
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, bench/ comes first on sys.path, and bench/ivr.py would shadow the ivr package.
 sys.path.insert(0, str(ROOT))
+
+from bench.instructions import LoopbackAsterisk, instructions_per, valgrind_missing  # noqa: E402
+
 ENV = (
     "agi_network: yes\nagi_network_script: bench?did=88001000001\n"
     "agi_request: agi://127.0.0.1/bench?did=88001000001\n"
@@ -492,34 +494,6 @@ def report(args: argparse.Namespace) -> int:
 # --- instructions (valgrind): the same exchange in one process, counted exactly ------------
 
 
-class LoopbackTransport:
-    """Asterisk in the same process: every command is answered on the loop's next turn.
-    No socket and no kernel, so what is counted is each server's own user-space work (and
-    the loop's scheduling, the same for all)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
-        self.loop, self.done = loop, done
-        self.protocol: asyncio.Protocol | None = None
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def write(self, data: bytes) -> None:
-        assert self.protocol is not None
-        self.loop.call_soon(self.protocol.data_received, REPLY)
-
-    def close(self) -> None:
-        if not self.done.done():
-            assert self.protocol is not None
-            self.loop.call_soon(self.protocol.connection_lost, None)
-            self.done.set_result(None)
-
-    abort = close
-
-    def is_closing(self) -> bool:
-        return self.done.done()
-
-
 async def in_process(kind: str, count: int, sessions: int) -> None:
     """`sessions` calls of `count` commands, 50 at a time, through loopback transports."""
     loop = asyncio.get_running_loop()
@@ -542,7 +516,7 @@ async def in_process(kind: str, count: int, sessions: int) -> None:
         while remaining > 0:
             remaining -= 1
             done: asyncio.Future[None] = loop.create_future()
-            transport = LoopbackTransport(loop, done)
+            transport = LoopbackAsterisk(loop, done, lambda line: REPLY)
             protocol = transport.protocol = factory()
             protocol.connection_made(transport)  # type: ignore[arg-type]
             protocol.data_received(ENV)
@@ -552,29 +526,16 @@ async def in_process(kind: str, count: int, sessions: int) -> None:
 
 
 def instructions(kind: str, count: int, sessions: int) -> float:
-    """Instructions per session, by valgrind: two runs, `sessions` apart, so that start-up
-    and imports cancel out."""
-    totals = []
-    for extra in (0, sessions):
-        out = subprocess.run(
-            [
-                *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
-                *(sys.executable, __file__, "--in-process", kind, "--count", str(count)),
-                *("--sessions", str(20 + extra)),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        collected = [line for line in out.stderr.splitlines() if "Collected :" in line]
-        totals.append(int(collected[-1].split()[-1]))
-    return (totals[1] - totals[0]) / sessions
+    """Instructions per session of `count` commands (start-up and imports cancel out)."""
+    return instructions_per(
+        lambda n: [__file__, "--in-process", kind, "--count", str(count), "--sessions", str(n)],
+        20,
+        sessions,
+    )
 
 
 def report_instructions(args: argparse.Namespace) -> int:
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+    if valgrind_missing():
         return 0
     sessions = 200 if args.quick else 1000
     print("user-space instructions (valgrind), uvloop, in one process; load is irrelevant")

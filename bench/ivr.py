@@ -26,8 +26,6 @@ import asyncio
 import gc
 import multiprocessing
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,6 +37,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.instructions import LoopbackAsterisk, instructions_per, valgrind_missing  # noqa: E402
 from hotline import say_ru  # noqa: E402
 from hotline.agi.protocol import AgiRequest  # noqa: E402
 from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
@@ -299,34 +298,6 @@ def whole_call_handlers(services: Services) -> tuple[Handler, Handler]:
 # --- 3. instructions (valgrind): whole calls in one process, counted exactly ---------------
 
 
-class LoopbackAsterisk:
-    """Asterisk in the server's own process: each command answered (`reply_to`) on the
-    loop's next turn. No socket, no kernel, no second process: what valgrind counts is the
-    server's user-space work, the same for both handlers but for the handler itself."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
-        self.loop, self.done = loop, done
-        self.protocol: asyncio.Protocol | None = None
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def write(self, data: bytes) -> None:
-        assert self.protocol is not None
-        self.loop.call_soon(self.protocol.data_received, reply_to(data))
-
-    def close(self) -> None:
-        if not self.done.done():
-            assert self.protocol is not None
-            self.loop.call_soon(self.protocol.connection_lost, None)
-            self.done.set_result(None)
-
-    abort = close
-
-    def is_closing(self) -> bool:
-        return self.done.done()
-
-
 async def in_process(handler: Handler, calls: int) -> None:
     """`calls` whole calls through the FastAGI server, 50 at a time, on loopback transports."""
     from hotline.agi.connection import AgiConnection
@@ -345,7 +316,7 @@ async def in_process(handler: Handler, calls: int) -> None:
         while remaining > 0:
             remaining -= 1
             done: asyncio.Future[None] = loop.create_future()
-            transport = LoopbackAsterisk(loop, done)
+            transport = LoopbackAsterisk(loop, done, reply_to)
             protocol = transport.protocol = AgiConnection(server, loop)
             protocol.connection_made(transport)  # type: ignore[arg-type]
             protocol.data_received(ENV.format(n=f"1795563091.{remaining}").encode())
@@ -356,28 +327,14 @@ async def in_process(handler: Handler, calls: int) -> None:
 
 
 def instructions_per_call(kind: str, calls: int) -> float:
-    """Instructions per whole call, by valgrind: two runs `calls` apart, so that start-up,
-    imports and loading the menus cancel out."""
-    totals = []
-    for extra in (0, calls):
-        out = subprocess.run(
-            [
-                *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
-                *(sys.executable, __file__, "--in-process", kind, "--calls", str(50 + extra)),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        collected = [line for line in out.stderr.splitlines() if "Collected :" in line]
-        totals.append(int(collected[-1].split()[-1]))
-    return (totals[1] - totals[0]) / calls
+    """Instructions per whole call (start-up, imports and loading the menus cancel out)."""
+    return instructions_per(
+        lambda count: [__file__, "--in-process", kind, "--calls", str(count)], 50, calls
+    )
 
 
 def report_instructions(quick: bool) -> int:
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+    if valgrind_missing():
         return 0
     calls = 100 if quick else 500
     print(

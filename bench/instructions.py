@@ -1,0 +1,78 @@
+"""What the benchmarks that count instructions share (`bench/agi.py --instructions`,
+`bench/ivr.py --instructions`): Asterisk on a loopback transport in the server's own process,
+and valgrind's count of user-space instructions per unit of work.
+
+No socket, no kernel, no second process: the count is the server's own work, exact whatever
+the machine's load, where wall-clock and CPU-time ratios swing by 30 % on a shared machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class LoopbackAsterisk:
+    """Asterisk in the server's own process: each command answered by `answer` on the loop's
+    next turn, as a transport the server's protocol writes to."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        done: asyncio.Future[None],
+        answer: Callable[[bytes], bytes],
+    ) -> None:
+        self.loop, self.done, self.answer = loop, done, answer
+        self.protocol: asyncio.Protocol | None = None
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        assert self.protocol is not None
+        self.loop.call_soon(self.protocol.data_received, self.answer(data))
+
+    def close(self) -> None:
+        if not self.done.done():
+            assert self.protocol is not None
+            self.loop.call_soon(self.protocol.connection_lost, None)
+            self.done.set_result(None)
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.done.done()
+
+
+def valgrind_missing() -> bool:
+    """True (and says so) when valgrind is not installed."""
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        return True
+    return False
+
+
+def instructions_per(arguments: Callable[[int], list[str]], base: int, units: int) -> float:
+    """Instructions per unit of work: the script run under valgrind with `arguments(base)`
+    and `arguments(base + units)`, so that start-up and imports cancel out."""
+    totals = []
+    for count in (base, base + units):
+        out = subprocess.run(
+            [
+                *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
+                *(sys.executable, *arguments(count)),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        collected = [line for line in out.stderr.splitlines() if "Collected :" in line]
+        totals.append(int(collected[-1].split()[-1]))
+    return (totals[1] - totals[0]) / units
