@@ -9,6 +9,7 @@ import itertools
 import logging
 import math
 import os
+import stat
 import struct
 import wave
 from array import array
@@ -20,6 +21,7 @@ from pathlib import Path
 import av
 import pytest
 
+from recorder.audio import encode_file
 from recorder.keys import KeyRing, decrypt_stream, wrapped_key_of
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.pipeline import CallInfo, Recorder
@@ -192,3 +194,21 @@ async def test_a_wav_with_a_broken_header_is_kept_whole_with_the_reason(
     assert row is not None and row.state == State.VERIFIED
     assert await _stored_audio(storage, key_ring, row) == bytes(broken)
     assert not spooled.exists()  # gone only once its exact bytes were verified in storage
+
+
+def test_an_encoded_call_is_written_private_whatever_the_umask(tmp_path: Path) -> None:
+    """libavformat writes the file by its path, into a file made 0600 first: a call is never
+    readable by other users of the machine, not even for the time of the encoding."""
+    source = _plain_wav(tmp_path / "call.wav", 2.0, 440)
+    target = tmp_path / "call.opus.part"
+    target.write_bytes(b"left by a crash")
+    target.chmod(0o644)
+    previous = os.umask(0)
+    try:
+        seconds = encode_file(source, target, "opus")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    heard = _hear(target.read_bytes())
+    assert (heard.codec, heard.recorded_rate) == ("opus", 8000)
+    assert abs(heard.seconds - 2.0) <= 0.02 and abs(seconds - 2.0) <= 0.02
