@@ -1,5 +1,6 @@
 """Databases for tests: an empty SQLite file, or a throwaway schema on the real PostgreSQL, and
-an engine on one migrated to head.
+an engine on one migrated to head, or a database brought to an older revision (to test a
+migration on the rows of before).
 
 The PostgreSQL one is a role and a schema of the same name (PostgreSQL looks in a schema named
 after the user first, so the tables land there with no special code), dropped afterwards. The
@@ -15,10 +16,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic import command
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.store.db import create_engine
-from hotline.store.migrate import upgrade
+from hotline.store.migrate import alembic_config, upgrade
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL_TEMPLATE = "postgresql+asyncpg://{user}@127.0.0.1:5432/test"
@@ -106,3 +109,20 @@ async def delete_redis_prefix(prefix: str) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+async def migrate_to(url: str, revision: str) -> None:
+    """Bring the database at `url` to `revision` (not head): the schema a migration test fills
+    with rows of before, then upgrades."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+    finally:
+        await engine.dispose()

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
-from databases import DATABASE_KINDS, empty_database
-from sqlalchemy import Connection, text
+from databases import DATABASE_KINDS, empty_database, migrate_to
+from sqlalchemy import text
 
 from hotline.store.db import create_engine
-from hotline.store.migrate import alembic_config, upgrade
+from hotline.store.migrate import upgrade
 from quality.scores import Average, ScoreStore
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -26,17 +25,11 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield url
 
 
-def _to_0013(connection: Connection, url: str) -> None:
-    config = alembic_config(url)
-    config.attributes["connection"] = connection
-    command.upgrade(config, "0013_quality_scores")
-
-
 async def test_scores_from_before_count_each_auditors_latest(db_url: str) -> None:
+    await migrate_to(db_url, "0013_quality_scores")
     engine = create_engine(db_url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_to_0013, db_url)
             for auditor, total in [("kozlova", 0.0), ("kozlova", 100.0), ("smirnova", 85.0)]:
                 await connection.execute(
                     text(

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
-from databases import DATABASE_KINDS, empty_database
-from sqlalchemy import Connection, text
+from databases import DATABASE_KINDS, empty_database, migrate_to
+from sqlalchemy import text
 
 from hotline.store.db import create_engine
-from hotline.store.migrate import alembic_config, upgrade
+from hotline.store.migrate import upgrade
 from routing.callbacks.store import CallbackStore
 
 AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -26,17 +25,11 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield url
 
 
-def _to_0006(connection: Connection, url: str) -> None:
-    config = alembic_config(url)
-    config.attributes["connection"] = connection
-    command.upgrade(config, "0006_callback_talk")
-
-
 async def test_callbacks_from_before_get_their_own_random_public_ids(db_url: str) -> None:
+    await migrate_to(db_url, "0006_callback_talk")
     engine = create_engine(db_url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_to_0006, db_url)
             for phone in ("79161234567", "79031112233"):
                 await connection.execute(
                     text(

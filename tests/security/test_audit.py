@@ -28,8 +28,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from audit_kit import START, fill_audit, tamper_audit
 from botocore.exceptions import ClientError
-from databases import DATABASE_KINDS, empty_database, migrated_engine
-from sqlalchemy import Connection, text
+from databases import DATABASE_KINDS, empty_database, migrate_to, migrated_engine
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -223,7 +223,7 @@ async def test_migration_0009_keeps_old_links_and_the_chain_continues_keyed(
 ) -> None:
     """A database at 0004_audit with rows written by the old code, upgraded in place."""
     async with empty_database(kind, tmp_path / "old.sqlite3", "hotline_mig") as url:
-        await _migrate(url, "0004_audit")
+        await migrate_to(url, "0004_audit")
         engine = create_engine(url)
         try:
             prev = "0" * 64
@@ -256,7 +256,7 @@ async def test_migration_0009_keeps_old_links_and_the_chain_continues_keyed(
                         },
                     )
                 prev = digest
-            await _migrate(url, "heads")
+            await migrate_to(url, "heads")
             log = audit_log_for(engine, AuditSettings(keys_dir=tmp_path / "keys"))
             old = await log.entries()
             assert [entry.hash for entry in old][-1] == prev  # untouched by the migration
@@ -268,24 +268,6 @@ async def test_migration_0009_keeps_old_links_and_the_chain_continues_keyed(
             assert [e.scheme for e in await log.entries()][3:] == ["hmac-sha256"] * 2
         finally:
             await engine.dispose()
-
-
-async def _migrate(url: str, target: str) -> None:
-    from alembic import command
-
-    from hotline.store.migrate import alembic_config
-
-    def run(connection: Connection) -> None:
-        config = alembic_config(url)
-        config.attributes["connection"] = connection
-        command.upgrade(config, target)
-
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(run)
-    finally:
-        await engine.dispose()
 
 
 # --- bounded rows -------------------------------------------------------------------------
