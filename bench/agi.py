@@ -23,7 +23,10 @@ the machine, and the goals are checked on it. Exits 1 when a goal is missed (GOA
 
 With --instructions, each server instead runs the same exchange in one process through a
 loopback transport under valgrind, which counts its user-space instructions per session and
-per command: exact figures whatever the machine's load (no kernel, no sockets).
+per command: exact figures whatever the machine's load (no kernel, no sockets). Two more
+floors run there (`bench/agi_floors.py`): a coroutine per call resumed by the protocol itself
+(no task, no future), with and without reading the environment; against raw, they are the
+most any server with coroutine handlers can reach.
 
 Usage: .venv/bin/python bench/agi.py [--quick] [--realtime]
        .venv/bin/python bench/agi.py --instructions [--quick]
@@ -43,12 +46,16 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, bench/ comes first on sys.path, and bench/ivr.py would shadow the ivr package.
 sys.path.insert(0, str(ROOT))
 
+from bench.agi_floors import (  # noqa: E402
+    CoroutineFloorProtocol,
+    RawAgiProtocol,
+    TaskFloorProtocol,
+)
 from bench.instructions import LoopbackAsterisk, instructions_per, valgrind_missing  # noqa: E402
 
 ENV = (
@@ -107,85 +114,6 @@ async def serve_panoramisk(port: int, count: int) -> asyncio.AbstractServer:
     app = Application()
     app.add_route("bench", handler)
     return await asyncio.start_server(app.handler, "127.0.0.1", port, backlog=4096)
-
-
-class RawAgiProtocol(asyncio.Protocol):
-    """The least a correct-enough FastAGI server can do: the raw limit to compare against."""
-
-    def __init__(self, lines: list[bytes]) -> None:
-        self.lines = lines
-        self.buffer = b""
-        self.sent = 0
-        self.env_done = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.env_done:
-            end = self.buffer.find(b"\n\n")
-            if end < 0:
-                return
-            self.buffer = self.buffer[end + 2 :]
-            self.env_done = True
-            self.next()
-        while b"\n" in self.buffer:
-            _, self.buffer = self.buffer.split(b"\n", 1)
-            self.next()
-
-    def next(self) -> None:
-        if self.sent == len(self.lines):
-            self.transport.close()  # type: ignore[attr-defined]
-            return
-        self.transport.write(self.lines[self.sent])  # type: ignore[attr-defined]
-        self.sent += 1
-
-
-class TaskFloorProtocol(asyncio.Protocol):
-    """The least a server with a coroutine per call can do (the API every handler of this
-    project is written against): one task per connection, one future per command, resolved
-    by `data_received`. No environment parsing, routing, limits, deadlines, metrics or logs.
-    What separates it from `RawAgiProtocol` is asyncio's own task and future machinery; what
-    separates ours from it is what the product adds."""
-
-    def __init__(self, lines: list[bytes]) -> None:
-        self.lines = lines
-        self.buffer = b""
-        self.waiter: asyncio.Future[bytes] | None = None
-        self.env_done = False
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.env_done:
-            end = self.buffer.find(b"\n\n")
-            if end < 0:
-                return
-            self.buffer = self.buffer[end + 2 :]
-            self.env_done = True
-            asyncio.get_running_loop().create_task(self.call())
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            waiter, self.waiter = self.waiter, None
-            if waiter is not None:
-                waiter.set_result(line)
-
-    async def command(self, line: bytes) -> bytes:
-        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.waiter = waiter
-        assert self.transport is not None
-        self.transport.write(line)
-        return await waiter
-
-    async def call(self) -> None:
-        for line in self.lines:
-            await self.command(line)
-        assert self.transport is not None
-        self.transport.close()
 
 
 async def serve_floor(port: int, count: int) -> asyncio.AbstractServer:
@@ -507,6 +435,8 @@ async def in_process(kind: str, count: int, sessions: int) -> None:
         factory = partial(AgiConnection, server, loop)  # type: ignore[arg-type]
     elif kind == "floor":
         factory = partial(TaskFloorProtocol, lines)
+    elif kind in ("coroutine", "coroutine-env"):
+        factory = partial(CoroutineFloorProtocol, lines, kind == "coroutine-env")
     else:
         factory = partial(RawAgiProtocol, lines)
     remaining = sessions
@@ -540,19 +470,30 @@ def report_instructions(args: argparse.Namespace) -> int:
     sessions = 200 if args.quick else 1000
     print("user-space instructions (valgrind), uvloop, in one process; load is irrelevant")
     per: dict[str, tuple[float, float]] = {}
-    for kind in ("raw", "floor", "ours"):
+    for kind in IN_PROCESS_KINDS:
         short = instructions(kind, 3, sessions)
         per_command = instructions(kind, 100, max(sessions // 10, 20)) / 100
         per[kind] = (short, per_command)
-        print(f"{kind:6} {short:10,.0f} per session (3 commands)  {per_command:8,.0f} per command")
-    for other in ("raw", "floor"):
+        print(f"{kind:13} {short:10,.0f} per session (3 commands)  {per_command:8,.0f} per command")
+    for other in IN_PROCESS_KINDS[:-1]:
         session_ratio = per[other][0] / per["ours"][0]
         command_ratio = per[other][1] / per["ours"][1]
         print(
             f"ours vs {other}: {session_ratio:.2f}x sessions, {command_ratio:.2f}x commands "
             "(instructions of the other per instruction of ours)"
         )
+    # The goals' reach: how close to raw a server with coroutine handlers can be at all.
+    for floor in ("coroutine", "coroutine-env"):
+        print(
+            f"{floor} vs raw: {per['raw'][0] / per[floor][0]:.2f}x sessions, "
+            f"{per['raw'][1] / per[floor][1]:.2f}x commands: the most any server of its kind "
+            "can reach against the 0.9x goals"
+        )
     return 0
+
+
+# Raw first, ours last: each printed ratio is ours against one of the others.
+IN_PROCESS_KINDS = ("raw", "coroutine", "coroutine-env", "floor", "ours")
 
 
 def load_average() -> str:
@@ -575,7 +516,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.0)
     parser.add_argument("--ramp", type=float, default=0.0)
     parser.add_argument("--env", default="asterisk")
-    parser.add_argument("--in-process", choices=["ours", "raw", "floor"], metavar="KIND")
+    parser.add_argument("--in-process", choices=IN_PROCESS_KINDS, metavar="KIND")
     parser.add_argument(
         "--instructions",
         action="store_true",
