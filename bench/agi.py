@@ -14,8 +14,10 @@ close. Three measurements:
 
 The servers: raw (an asyncio.Protocol writing the lines, the limit), floor (one task per call
 and one future per command and nothing else: the least the coroutine API of the handlers can
-cost), ours (`hotline.agi`, in a process that has loaded the whole controller, as `hotline
-serve` has) and panoramisk. floor_vs_raw and ours_vs_floor say where the gap to raw lies.
+cost), coroutine-env (a coroutine per call resumed by the protocol itself, reading the
+environment: the most any server with coroutine handlers can reach), ours (`hotline.agi`, in a
+process that has loaded the whole controller, as `hotline serve` has) and panoramisk.
+floor_vs_raw and ours_vs_floor say where the gap to raw lies (`bench/agi_floors.py`).
 
 Each figure is given per wall-clock second and per second of the server process's own CPU
 time (/proc/<pid>/stat): the latter is what one core of the server does, whatever else runs on
@@ -116,12 +118,13 @@ async def serve_panoramisk(port: int, count: int) -> asyncio.AbstractServer:
     return await asyncio.start_server(app.handler, "127.0.0.1", port, backlog=4096)
 
 
-async def serve_floor(port: int, count: int) -> asyncio.AbstractServer:
+async def serve_floor(port: int, count: int, kind: str) -> asyncio.AbstractServer:
     lines = [(line + "\n").encode() for line in commands(count)]
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: TaskFloorProtocol(lines), "127.0.0.1", port, backlog=4096
-    )
+    factory: Callable[[], asyncio.Protocol] = partial(TaskFloorProtocol, lines)
+    if kind == "coroutine-env":
+        factory = partial(CoroutineFloorProtocol, lines, True)
+    return await loop.create_server(factory, "127.0.0.1", port, backlog=4096)
 
 
 async def serve_raw(port: int, count: int) -> asyncio.AbstractServer:
@@ -143,8 +146,8 @@ async def run_server(kind: str, port: int, count: int) -> None:
             settle_heap()  # as `hotline serve` does once started
     elif kind == "panoramisk":
         server = await serve_panoramisk(port, count)
-    elif kind == "floor":
-        server = await serve_floor(port, count)
+    elif kind in ("floor", "coroutine-env"):
+        server = await serve_floor(port, count, kind)
     else:
         server = await serve_raw(port, count)
     print("ready", flush=True)
@@ -348,6 +351,7 @@ def report(args: argparse.Namespace) -> int:
         ("panoramisk", "asyncio"),
         ("raw", "uvloop"),
         ("floor", "uvloop"),
+        ("coroutine-env", "uvloop"),
         ("ours", "uvloop"),
     ]:
         name = f"{kind}/{loop}"
@@ -387,6 +391,9 @@ def report(args: argparse.Namespace) -> int:
             floor = rows["floor/uvloop"]
             ratios[f"floor_vs_raw_uvloop_{what}{unit}"] = floor[key] / raw_uv[key]
             ratios[f"ours_vs_floor_uvloop_{what}{unit}"] = product[key] / floor[key]
+            # The most a server with coroutine handlers that reads the environment can reach.
+            reach = rows["coroutine-env/uvloop"]
+            ratios[f"coroutine_env_vs_raw_uvloop_{what}{unit}"] = reach[key] / raw_uv[key]
     missed = []
     for key, value in ratios.items():
         goal = GOALS.get(key)
@@ -506,7 +513,9 @@ def load_average() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the load")
-    parser.add_argument("--serve", choices=["ours", "ours-unsettled", "panoramisk", "raw", "floor"])
+    parser.add_argument(
+        "--serve", choices=["ours", "ours-unsettled", "panoramisk", "raw", "floor", "coroutine-env"]
+    )
     parser.add_argument("--drive", type=int, metavar="PORT")
     parser.add_argument("--port", type=int)
     parser.add_argument("--count", type=int, default=3)
