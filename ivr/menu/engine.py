@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # Told each checkpoint as the call reaches it (`ivr.menu.resume`: the entry carries it on the
 # channel so a handed-back call resumes there).
 Checkpoint = Callable[[Resume], Awaitable[None]]
+# What a node that does not wait returns from `run` (anything else is awaited).
+_DECIDED = (str, End)
 
 
 @dataclass
@@ -95,7 +97,9 @@ class Engine:
                 if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
                     await checkpoints.tell(here)
                 step_count = len(path)
-                nxt = await nodes[node_id].run(call)
+                nxt = nodes[node_id].run(call)
+                if not isinstance(nxt, _DECIDED):
+                    nxt = await nxt  # a node that waits for the caller or a service
                 if debug:
                     _log_steps(path[step_count:])
                 if isinstance(nxt, End):

@@ -17,7 +17,7 @@ number is in the call log from an earlier call), ``{variable, equals}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -63,22 +63,42 @@ class ConditionNode:
         """Where the first branch that needs the opening hours is written, if any."""
         return next((b.at for b in self.branches if b.test.name in HOURS_TESTS), None)
 
-    async def run(self, call: Call) -> Next:
-        for branch in self.branches:
-            if await holds(call, branch.test):
-                call.note("branch", describe(branch.test))
+    def run(self, call: Call) -> Next | Awaitable[Next]:
+        """Decided at once, unless a `seen_before` test has a call log to ask: from that
+        branch on the node waits for it (`_ask_from`)."""
+        for index, branch in enumerate(self.branches):
+            test = branch.test
+            if test.name == "seen_before":
+                if call.services.history is not None and call.caller_id:
+                    return self._ask_from(call, index)
+                continue  # no call log, or no caller number: never seen before
+            if holds(call, test):
+                call.note("branch", describe(test))
+                return branch.goto[0]
+        return self.otherwise[0]
+
+    async def _ask_from(self, call: Call, start: int) -> Next:
+        for branch in self.branches[start:]:
+            test = branch.test
+            passed = await seen_before(call) if test.name == "seen_before" else holds(call, test)
+            if passed:
+                call.note("branch", describe(test))
                 return branch.goto[0]
         return self.otherwise[0]
 
 
-async def holds(call: Call, test: Test) -> bool:
+async def seen_before(call: Call) -> bool:
+    """Whether the caller's number is in the call log from an earlier call."""
+    history = call.services.history
+    if history is None or not call.caller_id:
+        return False
+    return await history.seen_before(call.caller_id, call.channel.call_id)
+
+
+def holds(call: Call, test: Test) -> bool:
+    """A test that needs no waiting: a variable's value, or the opening hours."""
     if test.name == "variable":
         return call.variables.get(test.variable, "") == test.equals
-    if test.name == "seen_before":
-        history = call.services.history
-        if history is None or not call.caller_id:
-            return False
-        return await history.seen_before(call.caller_id, call.channel.call_id)
     status = call.hours()
     if status is None:  # no schedule: always open, never a holiday
         return test.name in ("open", "workday")

@@ -30,7 +30,7 @@ class SetNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return ()
 
-    async def run(self, call: Call) -> Next:
+    def run(self, call: Call) -> Next:
         for name, value in self.values.items():
             call.variables[name] = call.expand(value)
             call.note("set", f"{name}={call.variables[name]}")
