@@ -17,7 +17,7 @@ from typing import Any
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, Services, Step
-from ivr.menu.resume import Checkpoints, Resume
+from ivr.menu.resume import Checkpoints, Resume, fresh
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.queue import enqueue, queue_outcome
 
@@ -82,9 +82,7 @@ class Engine:
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
         checkpoints = (
-            None
-            if checkpoint is None
-            else Checkpoints(call, checkpoint, resume or Resume(node_id, {}, frozenset()))
+            None if checkpoint is None else Checkpoints(call, checkpoint, resume or fresh(node_id))
         )
         # Whether steps are logged is asked once a call: the level is set when logging is
         # configured, before any call.
