@@ -77,16 +77,16 @@ class Engine:
             call.note("resume", resume.node)
         _fill_system_variables(call)
         nodes = menu.nodes
-        path = call.path
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
         checkpoints = (
             None if checkpoint is None else Checkpoints(call, checkpoint, resume or fresh(node_id))
         )
-        # Whether steps are logged is asked once a call: the level is set when logging is
-        # configured, before any call.
-        debug = log.isEnabledFor(logging.DEBUG)
+        # Whether steps are logged is asked once a call (the level is set when logging is
+        # configured, before any call); they are logged as the call notes them.
+        if log.isEnabledFor(logging.DEBUG):
+            call.observer = _logging_steps(observer)
         # The walk is written here rather than in a method of its own: every command a node
         # sends is awaited through each coroutine between it and the session, twice.
         try:
@@ -94,12 +94,9 @@ class Engine:
                 call.node = node_id
                 if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
                     await checkpoints.tell(here)
-                step_count = len(path)
                 nxt = nodes[node_id].run(call)
                 if not isinstance(nxt, _DECIDED):
                     nxt = await nxt  # a node that waits for the caller or a service
-                if debug:
-                    _log_steps(path[step_count:])
                 if isinstance(nxt, End):
                     end = nxt
                     break
@@ -169,6 +166,12 @@ def _ends(number: str, kind: str) -> Any:
     return counter
 
 
-def _log_steps(steps: list[Step]) -> None:
-    for step in steps:
+def _logging_steps(observer: Callable[[Step], None] | None) -> Callable[[Step], None]:
+    """`observer`, and each step logged (masked: a step may hold what the caller typed)."""
+
+    def logged(step: Step) -> None:
         log.debug("menu step", extra={"step": mask_personal(str(step))})
+        if observer is not None:
+            observer(step)
+
+    return logged

@@ -57,7 +57,9 @@ class Resume:
 
     @classmethod
     def of(cls, call: Call, node: str) -> Resume:
-        entered = {k: v for k, v in call.variables.items() if k not in SYSTEM_VARIABLES}
+        entered = call.variables.copy()
+        for name in SYSTEM_VARIABLES.intersection(entered):
+            del entered[name]
         personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
         return _resume(node, entered, personal, call.queued)
 
@@ -97,6 +99,9 @@ class Resume:
         menu's own texts (its set nodes' values, group names, variable names) come from a
         cache; the rest (what callers entered, lookup answers) is encoded afresh and never
         kept beyond the call."""
+        items = tuple(self.variables.items())
+        if not self.personal and menu.written_values.issuperset(items):
+            return _written_state(items, self.queued)  # only the menu's own texts
         parts = []
         if self.personal:
             parts.append(_personal_field(self.personal))
@@ -176,6 +181,14 @@ def _field(name: str, value: str) -> str:
 def _written_field(name: str, value: str) -> str:
     """A variable's field, for a value written in a menu file (never a caller's entry)."""
     return _field(_VAR + name, value)
+
+
+@lru_cache(maxsize=4096)
+def _written_state(items: tuple[tuple[str, str], ...], queued: tuple[str, str] | None) -> str:
+    """A state made only of values written in menu files (and perhaps a queue outcome),
+    encoded as `Resume._state_text` encodes it: such states recur call after call."""
+    head = _queued_field(*queued) if queued is not None else ""
+    return head + "".join(_written_field(name, value) for name, value in items)
 
 
 @lru_cache(maxsize=1024)

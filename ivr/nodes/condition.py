@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from yaml.nodes import MappingNode, ScalarNode
 
@@ -66,13 +66,21 @@ class ConditionNode:
     def run(self, call: Call) -> Next | Awaitable[Next]:
         """Decided at once, unless a `seen_before` test has a call log to ask: from that
         branch on the node waits for it (`_ask_from`)."""
+        facts: frozenset[str] | None = None  # the hours tests that hold, once one is asked
         for index, branch in enumerate(self.branches):
             test = branch.test
-            if test.name == "seen_before":
+            name = test.name
+            if name == "variable":
+                passed = call.variables.get(test.variable, "") == test.equals
+            elif name == "seen_before":
                 if call.services.history is not None and call.caller_id:
                     return self._ask_from(call, index)
                 continue  # no call log, or no caller number: never seen before
-            if holds(call, test):
+            else:
+                if facts is None:
+                    facts = hours_facts(call.hours())
+                passed = name in facts
+            if passed:
                 call.note("branch", describe(test))
                 return branch.goto[0]
         return self.otherwise[0]
@@ -99,17 +107,31 @@ def holds(call: Call, test: Test) -> bool:
     """A test that needs no waiting: a variable's value, or the opening hours."""
     if test.name == "variable":
         return call.variables.get(test.variable, "") == test.equals
-    status = call.hours()
-    if status is None:  # no schedule: always open, never a holiday
-        return test.name in ("open", "workday")
-    name = test.name
-    if name == "open":
-        return bool(status.open)
-    if name == "closed":
-        return not status.open
-    if name == "surge":
-        return bool(status.surge)
-    return bool(status.kind == name)  # holiday, workday, saturday, sunday: the kind of day
+    return test.name in hours_facts(call.hours())
+
+
+# With no schedule the line is always open and every day a workday.
+_NO_SCHEDULE = frozenset({"open", "workday"})
+# The last opening-hours status seen and the hours tests that hold for it: every call of
+# the same stretch of the day gets the same status (`hotline.hours.OpenHours`), so the tests
+# are worked out once per stretch. The status is held, so its id cannot name another one.
+_last_facts: tuple[Any, frozenset[str]] = (None, _NO_SCHEDULE)
+
+
+def hours_facts(status: Any) -> frozenset[str]:
+    """The hours tests that hold for `status` (None: no schedule): ``open`` or ``closed``,
+    ``surge`` if on, and the kind of day (workday, saturday, sunday, holiday)."""
+    global _last_facts
+    if status is None:
+        return _NO_SCHEDULE
+    held, facts = _last_facts
+    if held is status:
+        return facts
+    facts = frozenset({status.kind, "open" if status.open else "closed"})
+    if status.surge:
+        facts |= {"surge"}
+    _last_facts = (status, facts)
+    return facts
 
 
 def describe(test: Test) -> str:

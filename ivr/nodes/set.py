@@ -31,9 +31,10 @@ class SetNode:
         return ()
 
     def run(self, call: Call) -> Next:
+        variables = call.variables
         for name, value in self.values.items():
-            call.variables[name] = call.expand(value)
-            call.note("set", f"{name}={call.variables[name]}")
+            variables[name] = text = call.expand(value)
+            call.note("set", f"{name}={text}")
         return self.next[0]
 
 
