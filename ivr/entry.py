@@ -141,7 +141,8 @@ class CallEntry:
                 extra={"dialled": number, "menu": picked and picked[0].number, "reentry": reentry},
             )
         started = utc_now()
-        logged = await self._record_start(session, number, started)
+        # Without a call log (tests, `hotline menus try`) nothing is written: no coroutine.
+        logged = self._call_log is None or await self._record_start(session, number, started)
         outcome = "hangup"
         result: CallResult | None = None
         try:
@@ -171,14 +172,22 @@ class CallEntry:
                     checkpoint=checkpoint,
                 )
                 outcome = result.outcome
-            await _say_done(session)
+            # Tell the dialplan the call is finished (it hangs up rather than bringing the
+            # caller back); a caller already gone has no channel left to tell.
+            if not session.hung_up:
+                try:
+                    await session.set_variable(DONE_VARIABLE, "1")
+                except CallerHungUp:
+                    pass
         except asyncio.CancelledError:
             log.info("call handed back to the dialplan")  # the server is stopping
             outcome = "handed_back"
             raise
         finally:
-            await self._record_end(session, outcome, None if logged else (number, started))
-            await self._tell_finished(session, number, started, outcome, result)
+            if self._call_log is not None:
+                await self._record_end(session, outcome, None if logged else (number, started))
+            if self.on_finished:
+                await self._tell_finished(session, number, started, outcome, result)
 
     async def _tell_finished(
         self,
@@ -188,8 +197,6 @@ class CallEntry:
         outcome: str,
         result: CallResult | None,
     ) -> None:
-        if not self.on_finished:
-            return
         path: list[str] = []
         for step in result.path if result is not None else ():
             if not path or path[-1] != step.node:
@@ -276,14 +283,3 @@ async def _resume(session: AgiSession, menu: Menu) -> Resume | None:
     if resume is not None:
         log.info("call resumed", extra={"dialled": menu.number, "node": resume.node})
     return resume
-
-
-async def _say_done(session: AgiSession) -> None:
-    """Tell the dialplan the call is finished (it hangs up rather than bringing the caller
-    back); a caller already gone has no channel left to tell."""
-    if session.hung_up:
-        return
-    try:
-        await session.set_variable(DONE_VARIABLE, "1")
-    except CallerHungUp:
-        pass

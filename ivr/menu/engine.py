@@ -17,7 +17,7 @@ from typing import Any
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, Services, Step
-from ivr.menu.resume import Checkpoints, Resume
+from ivr.menu.resume import Checkpoints, Resume, fresh
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.queue import enqueue, queue_outcome
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # Told each checkpoint as the call reaches it (`ivr.menu.resume`: the entry carries it on the
 # channel so a handed-back call resumes there).
 Checkpoint = Callable[[Resume], Awaitable[None]]
+# What a node that does not wait returns from `run` (anything else is awaited).
+_DECIDED = (str, End)
 
 
 @dataclass
@@ -75,18 +77,16 @@ class Engine:
             call.note("resume", resume.node)
         _fill_system_variables(call)
         nodes = menu.nodes
-        path = call.path
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
         checkpoints = (
-            None
-            if checkpoint is None
-            else Checkpoints(call, checkpoint, resume or Resume(node_id, {}, frozenset()))
+            None if checkpoint is None else Checkpoints(call, checkpoint, resume or fresh(node_id))
         )
-        # Whether steps are logged is asked once a call: the level is set when logging is
-        # configured, before any call.
-        debug = log.isEnabledFor(logging.DEBUG)
+        # Whether steps are logged is asked once a call (the level is set when logging is
+        # configured, before any call); they are logged as the call notes them.
+        if log.isEnabledFor(logging.DEBUG):
+            call.observer = _logging_steps(observer)
         # The walk is written here rather than in a method of its own: every command a node
         # sends is awaited through each coroutine between it and the session, twice.
         try:
@@ -94,10 +94,9 @@ class Engine:
                 call.node = node_id
                 if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
                     await checkpoints.tell(here)
-                step_count = len(path)
-                nxt = await nodes[node_id].run(call)
-                if debug:
-                    _log_steps(path[step_count:])
+                nxt = nodes[node_id].run(call)
+                if not isinstance(nxt, _DECIDED):
+                    nxt = await nxt  # a node that waits for the caller or a service
                 if isinstance(nxt, End):
                     end = nxt
                     break
@@ -167,6 +166,12 @@ def _ends(number: str, kind: str) -> Any:
     return counter
 
 
-def _log_steps(steps: list[Step]) -> None:
-    for step in steps:
+def _logging_steps(observer: Callable[[Step], None] | None) -> Callable[[Step], None]:
+    """`observer`, and each step logged (masked: a step may hold what the caller typed)."""
+
+    def logged(step: Step) -> None:
         log.debug("menu step", extra={"step": mask_personal(str(step))})
+        if observer is not None:
+            observer(step)
+
+    return logged

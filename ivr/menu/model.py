@@ -302,7 +302,11 @@ class Node(Protocol):
         """The prompt files this node plays."""
         ...
 
-    def run(self, call: Call) -> Awaitable[Next]: ...
+    def run(self, call: Call) -> Next | Awaitable[Next]:
+        """The next node or the end. A node that talks to the caller or a service returns
+        an awaitable (an ``async def run``); one that only decides (set, goto, most
+        conditions) returns its answer at once: no coroutine to make, start and finish."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,9 @@ class Resume:
 
     @classmethod
     def of(cls, call: Call, node: str) -> Resume:
-        entered = {k: v for k, v in call.variables.items() if k not in SYSTEM_VARIABLES}
+        entered = call.variables.copy()
+        for name in SYSTEM_VARIABLES.intersection(entered):
+            del entered[name]
         personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
         return _resume(node, entered, personal, call.queued)
 
@@ -69,10 +71,8 @@ class Resume:
 
     def moved_to(self, node: str) -> Resume:
         """The same state at another node; what it encodes to is shared, not encoded again."""
-        moved = _resume(node, self.variables, self.personal, self.queued)
-        state = self.__dict__.get("_state")
-        if state is not None:
-            moved.__dict__["_state"] = state
+        moved = _new(Resume)
+        _set(moved, "__dict__", {**self.__dict__, "node": node})
         return moved
 
     def fields(self, menu: Menu) -> dict[str, str]:
@@ -99,6 +99,9 @@ class Resume:
         menu's own texts (its set nodes' values, group names, variable names) come from a
         cache; the rest (what callers entered, lookup answers) is encoded afresh and never
         kept beyond the call."""
+        items = tuple(self.variables.items())
+        if not self.personal and menu.written_values.issuperset(items):
+            return _written_state(items, self.queued)  # only the menu's own texts
         parts = []
         if self.personal:
             parts.append(_personal_field(self.personal))
@@ -139,14 +142,27 @@ class Resume:
 _NONE: frozenset[str] = frozenset()
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 def _resume(
     node: str, variables: dict[str, str], personal: frozenset[str], queued: tuple[str, str] | None
 ) -> Resume:
     """`Resume(...)` as the engine makes one at a node: its fields written straight into the
     new value rather than one frozen-attribute call each (a call makes several a second)."""
-    here = object.__new__(Resume)
-    here.__dict__.update(node=node, variables=variables, personal=personal, queued=queued)
+    here = _new(Resume)
+    _set(
+        here,
+        "__dict__",
+        {"node": node, "variables": variables, "personal": personal, "queued": queued},
+    )
     return here
+
+
+def fresh(node: str) -> Resume:
+    """Where a call that was not handed back stands before its first node: nothing entered."""
+    return _resume(node, {}, _NONE, None)
 
 
 @lru_cache(maxsize=4096)
@@ -165,6 +181,14 @@ def _field(name: str, value: str) -> str:
 def _written_field(name: str, value: str) -> str:
     """A variable's field, for a value written in a menu file (never a caller's entry)."""
     return _field(_VAR + name, value)
+
+
+@lru_cache(maxsize=4096)
+def _written_state(items: tuple[tuple[str, str], ...], queued: tuple[str, str] | None) -> str:
+    """A state made only of values written in menu files (and perhaps a queue outcome),
+    encoded as `Resume._state_text` encodes it: such states recur call after call."""
+    head = _queued_field(*queued) if queued is not None else ""
+    return head + "".join(_written_field(name, value) for name, value in items)
 
 
 @lru_cache(maxsize=1024)
@@ -190,14 +214,17 @@ class Checkpoints:
     personal marks or its queue outcome differ from when it was last taken apart (a plain
     comparison of dicts, sets and tuples), and otherwise the last one is reused."""
 
-    __slots__ = ("_call", "_last", "_personal", "_queued", "_taken", "_variables", "tell")
+    __slots__ = ("_call", "_last", "_nodes", "_personal", "_queued", "_taken", "_variables", "tell")
 
     def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
         self._call = call
+        self._nodes = call.menu.nodes
         self.tell = tell
         self._last = last  # the last checkpoint left (or the one the call resumed from)
-        self._taken: Resume | None = None  # the call's state as last taken apart
-        self._variables: dict[str, str] = {}  # the call's variables then, and the rest
+        # The call's state as last taken apart, and what it was made of; None, which no
+        # call's variables equal, until it is first taken apart.
+        self._taken = last
+        self._variables: dict[str, str] | None = None
         self._personal: set[str] = set()
         self._queued: tuple[str, str] | None = None
         if (
@@ -210,7 +237,6 @@ class Checkpoints:
         ):
             # A fresh call: nothing entered yet, which is `last`'s state; no need to take it
             # apart at the first node to find that out.
-            self._taken = last
             self._variables = dict(call.variables)
 
     async def reach(self, node_id: str) -> None:
@@ -221,18 +247,21 @@ class Checkpoints:
     def due(self, node_id: str) -> Resume | None:
         """The checkpoint to leave on entering `node_id`, if one is due (then it is the last
         one left): what `reach` tells, for a caller that awaits it only when there is one."""
-        call, last, taken = self._call, self._last, self._taken
+        call = self._call
         if (
-            taken is not None
-            and call.variables == self._variables
-            and call.queued == self._queued
-            and call.personal == self._personal
+            call.variables != self._variables
+            or call.queued != self._queued
+            or call.personal != self._personal
         ):
-            # Nothing changed since `taken`, and `last` had `taken`'s state then.
-            if last.node != node_id and call.menu.nodes[node_id].kind in SAFE_KINDS:
-                self._last = here = taken.moved_to(node_id)
-                return here
+            return self._changed(node_id)
+        # Nothing changed since the state was taken apart, and the last checkpoint has it.
+        if self._last.node == node_id or self._nodes[node_id].kind not in SAFE_KINDS:
             return None
+        here = self._last = self._taken.moved_to(node_id)
+        return here
+
+    def _changed(self, node_id: str) -> Resume | None:
+        call, last = self._call, self._last
         here = Resume.of(call, node_id)
         self._taken = here
         self._variables = dict(call.variables)
@@ -240,7 +269,7 @@ class Checkpoints:
         self._queued = call.queued
         if last.node == node_id and here.same_state(last):
             return None
-        if call.menu.nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
+        if self._nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
             self._last = here
             return here
         return None

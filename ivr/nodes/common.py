@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
+from hotline.agi.session import Playback
 from ivr.menu.model import Call, Location
 
 Prompts = tuple[tuple[str, Location], ...]
@@ -15,13 +16,24 @@ SYSTEM_VARIABLES = frozenset({"did", "caller_id", "opens_at", "opens_date", "clo
 
 async def play(call: Call, prompts: Prompts, escape: str = "") -> str | None:
     """Play prompts in order; stop at the first escape digit pressed and return it."""
+    channel = call.channel
     for name, _ in prompts:
-        played = await call.channel.stream_file(call.expand(name), escape)
-        call.note("play", name)
-        if played.digit is not None:
-            call.note("input", played.digit)
-            return played.digit
+        digit = heard(call, name, await channel.stream_file(call.expand(name), escape))
+        if digit is not None:
+            return digit
     return None
+
+
+def heard(call: Call, name: str, played: Playback) -> str | None:
+    """Note that prompt `name` played, and the key that stopped it (returned), if any. The
+    nodes every call goes through (play, menu, rating, hangup) stream their prompts
+    themselves and note them with this: each command is awaited through every coroutine
+    between the node and the session, so `play` would be one more level on each."""
+    call.note("play", name)
+    digit = played.digit
+    if digit is not None:
+        call.note("input", digit)
+    return digit
 
 
 def take_pending(call: Call) -> str | None:

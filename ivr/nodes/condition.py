@@ -17,9 +17,9 @@ number is in the call log from an earlier call), ``{variable, equals}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from yaml.nodes import MappingNode, ScalarNode
 
@@ -63,33 +63,75 @@ class ConditionNode:
         """Where the first branch that needs the opening hours is written, if any."""
         return next((b.at for b in self.branches if b.test.name in HOURS_TESTS), None)
 
-    async def run(self, call: Call) -> Next:
-        for branch in self.branches:
-            if await holds(call, branch.test):
-                call.note("branch", describe(branch.test))
+    def run(self, call: Call) -> Next | Awaitable[Next]:
+        """Decided at once, unless a `seen_before` test has a call log to ask: from that
+        branch on the node waits for it (`_ask_from`)."""
+        facts: frozenset[str] | None = None  # the hours tests that hold, once one is asked
+        for index, branch in enumerate(self.branches):
+            test = branch.test
+            name = test.name
+            if name == "variable":
+                passed = call.variables.get(test.variable, "") == test.equals
+            elif name == "seen_before":
+                if call.services.history is not None and call.caller_id:
+                    return self._ask_from(call, index)
+                continue  # no call log, or no caller number: never seen before
+            else:
+                if facts is None:
+                    facts = hours_facts(call.hours())
+                passed = name in facts
+            if passed:
+                call.note("branch", describe(test))
+                return branch.goto[0]
+        return self.otherwise[0]
+
+    async def _ask_from(self, call: Call, start: int) -> Next:
+        for branch in self.branches[start:]:
+            test = branch.test
+            passed = await seen_before(call) if test.name == "seen_before" else holds(call, test)
+            if passed:
+                call.note("branch", describe(test))
                 return branch.goto[0]
         return self.otherwise[0]
 
 
-async def holds(call: Call, test: Test) -> bool:
+async def seen_before(call: Call) -> bool:
+    """Whether the caller's number is in the call log from an earlier call."""
+    history = call.services.history
+    if history is None or not call.caller_id:
+        return False
+    return await history.seen_before(call.caller_id, call.channel.call_id)
+
+
+def holds(call: Call, test: Test) -> bool:
+    """A test that needs no waiting: a variable's value, or the opening hours."""
     if test.name == "variable":
         return call.variables.get(test.variable, "") == test.equals
-    if test.name == "seen_before":
-        history = call.services.history
-        if history is None or not call.caller_id:
-            return False
-        return await history.seen_before(call.caller_id, call.channel.call_id)
-    status = call.hours()
-    if status is None:  # no schedule: always open, never a holiday
-        return test.name in ("open", "workday")
-    name = test.name
-    if name == "open":
-        return bool(status.open)
-    if name == "closed":
-        return not status.open
-    if name == "surge":
-        return bool(status.surge)
-    return bool(status.kind == name)  # holiday, workday, saturday, sunday: the kind of day
+    return test.name in hours_facts(call.hours())
+
+
+# With no schedule the line is always open and every day a workday.
+_NO_SCHEDULE = frozenset({"open", "workday"})
+# The last opening-hours status seen and the hours tests that hold for it: every call of
+# the same stretch of the day gets the same status (`hotline.hours.OpenHours`), so the tests
+# are worked out once per stretch. The status is held, so its id cannot name another one.
+_last_facts: tuple[Any, frozenset[str]] = (None, _NO_SCHEDULE)
+
+
+def hours_facts(status: Any) -> frozenset[str]:
+    """The hours tests that hold for `status` (None: no schedule): ``open`` or ``closed``,
+    ``surge`` if on, and the kind of day (workday, saturday, sunday, holiday)."""
+    global _last_facts
+    if status is None:
+        return _NO_SCHEDULE
+    held, facts = _last_facts
+    if held is status:
+        return facts
+    facts = frozenset({status.kind, "open" if status.open else "closed"})
+    if status.surge:
+        facts |= {"surge"}
+    _last_facts = (status, facts)
+    return facts
 
 
 def describe(test: Test) -> str:

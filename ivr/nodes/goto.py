@@ -28,7 +28,7 @@ class GotoNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return ()
 
-    async def run(self, call: Call) -> Next:
+    def run(self, call: Call) -> Next:
         return self.to[0]
 
 

@@ -13,7 +13,10 @@ from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, End, Location, Next
-from ivr.nodes.common import Prompts, play
+from ivr.nodes.common import Prompts, heard
+
+# Every call a menu hangs up ends the same way (an `End` is frozen: one serves them all).
+HUNG_UP = End("hangup", outcome="completed")
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,13 @@ class HangupNode:
         return self.files
 
     async def run(self, call: Call) -> Next:
-        await play(call, self.files)
-        await call.channel.hangup()
+        channel = call.channel
+        for name, _ in self.files:
+            if heard(call, name, await channel.stream_file(call.expand(name), "")) is not None:
+                break  # as `play`: a key pressed ends the goodbye
+        await channel.hangup()
         call.note("hangup")
-        return End("hangup", outcome="completed")
+        return HUNG_UP
 
 
 def parse(node_id: str, fields: Fields) -> HangupNode:

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Prompts, play, take_pending
+from ivr.nodes.common import Prompts, heard, play, take_pending
 
 DEFAULT_INVALID = "hotline/invalid-input"
 
@@ -58,7 +58,11 @@ class MenuNode:
             if digit is not None:
                 call.note("input", digit)
             else:  # ask (written out here: every command is awaited through each coroutine)
-                digit = await play(call, self.files, keys)
+                digit = None
+                for name, _ in self.files:
+                    played = await call.channel.stream_file(call.expand(name), keys)
+                    if (digit := heard(call, name, played)) is not None:
+                        break
                 if digit is None:
                     digit = await call.channel.wait_for_digit(int(self.timeout * 1000))
                     if digit is not None:

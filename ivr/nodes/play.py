@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Prompts, play
+from ivr.nodes.common import Prompts, heard
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,12 @@ class PlayNode:
     async def run(self, call: Call) -> Next:
         if call.pending and call.pending[0] in self.barge_in:
             return self.next[0]  # the caller already chose during an earlier prompt
-        digit = await play(call, self.files, self.barge_in)
-        if digit is not None:
-            call.pending = digit
+        channel, keys = call.channel, self.barge_in
+        for name, _ in self.files:
+            digit = heard(call, name, await channel.stream_file(call.expand(name), keys))
+            if digit is not None:
+                call.pending = digit
+                break
         return self.next[0]
 
 

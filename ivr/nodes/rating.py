@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Prompts, play, take_pending
+from ivr.nodes.common import Prompts, heard, play, take_pending
 
 MARKS = "12345"
 CONTACT_NUMBER_PROMPT = "hotline/contact-number-is"
@@ -50,10 +50,16 @@ class RatingNode:
         contacts = call.services.contacts
         if contacts is not None:
             await _say_contact_number(call, await contacts.contact_number(call.channel.call_id))
+        channel = call.channel
         for _ in range(self.retries):
-            mark = take_pending(call) or await play(call, self.files, MARKS)
+            mark = take_pending(call)
+            if mark is None:  # ask (written out, as in the menu node: no `play` level)
+                for name, _ in self.files:
+                    played = await channel.stream_file(call.expand(name), MARKS)
+                    if (mark := heard(call, name, played)) is not None:
+                        break
             if mark is None:
-                mark = await call.channel.wait_for_digit(int(self.timeout * 1000))
+                mark = await channel.wait_for_digit(int(self.timeout * 1000))
             if mark is not None and mark in MARKS:
                 call.variables["rating"] = mark
                 await call.channel.set_variable("HOTLINE_RATING", mark)

@@ -30,10 +30,11 @@ class SetNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return ()
 
-    async def run(self, call: Call) -> Next:
+    def run(self, call: Call) -> Next:
+        variables = call.variables
         for name, value in self.values.items():
-            call.variables[name] = call.expand(value)
-            call.note("set", f"{name}={call.variables[name]}")
+            variables[name] = text = call.expand(value)
+            call.note("set", f"{name}={text}")
         return self.next[0]
 
 

@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hotline.hours import load_calendar, load_hours
 from hotline.store.db import Base, CallLog, create_engine
 from ivr.menu.history import CallLogHistory
 
 MOSCOW = ZoneInfo("Europe/Moscow")
+DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 WORKDAY_NOON = datetime(2026, 11, 27, 12, 0, tzinfo=MOSCOW)  # Friday
 WORKDAY_EVENING = datetime(2026, 11, 27, 21, 30, tzinfo=MOSCOW)
 SATURDAY = datetime(2026, 11, 28, 11, 0, tzinfo=MOSCOW)
@@ -113,3 +115,89 @@ async def test_caller_seen_before_in_the_call_log(run_menu, tmp_path: Path) -> N
     assert str(again.end) == "queue returning"
     assert str(other.end) == "queue new"
     assert str(withheld.end) == "queue new"
+
+
+async def test_each_call_is_tested_against_the_hours_at_its_own_moment_and_switch(
+    run_menu,
+) -> None:
+    # One schedule serving call after call (as the controller's does): the surge switch
+    # flipped between two calls, and calls at other times of day, each go where their own
+    # moment says, whatever the call before them was told.
+    switch = {"surge": False}
+    hours = load_hours(
+        DIALPLANS / "hours.yaml",
+        load_calendar(DIALPLANS / "calendar.yaml"),
+        lambda: switch["surge"],
+    )
+    seen: list[str] = []
+    for at, surge in [
+        (WORKDAY_NOON, False),
+        (WORKDAY_NOON, True),
+        (WORKDAY_NOON, False),
+        (WORKDAY_EVENING, False),
+        (SATURDAY, False),
+        (HOLIDAY, False),
+        (WORKDAY_NOON, False),
+    ]:
+        switch["surge"] = surge
+        result, _ = await run_menu(HOURS, at=at, hours=hours)
+        seen.append(str(result.end))
+    assert seen == [
+        "queue open",
+        "queue surge",
+        "queue open",
+        "queue closed",
+        "queue saturday",
+        "queue holiday",
+        "queue open",
+    ]
+
+
+class _History:
+    """A call log that says whether callers were seen, and keeps who it was asked about."""
+
+    def __init__(self, seen: bool) -> None:
+        self.seen = seen
+        self.asked: list[str] = []
+
+    async def seen_before(self, caller_id: str, call_id: str) -> bool:
+        self.asked.append(caller_id)
+        return self.seen
+
+
+AMID = """\
+  a: {kind: set, values: {topic: "${caller_topic}"}, next: b}
+  b:
+    kind: condition
+    branches:
+      - {when: {variable: topic, equals: "оплата"}, goto: pay}
+      - {when: seen_before, goto: back}
+      - {when: closed, goto: closed}
+    otherwise: new
+  pay: {kind: queue, group: payments}
+  back: {kind: queue, group: returning}
+  closed: {kind: queue, group: closed}
+  new: {kind: queue, group: new}
+"""
+
+
+@pytest.mark.parametrize(
+    ("seen", "at", "topic", "expected", "asked"),
+    [
+        (True, WORKDAY_EVENING, "", "returning", True),  # asked, and it decides
+        (False, WORKDAY_EVENING, "", "closed", True),  # asked; the branches after it follow
+        (False, WORKDAY_NOON, "", "new", True),
+        (None, WORKDAY_EVENING, "", "closed", False),  # no call log: never seen before
+        (True, WORKDAY_EVENING, "оплата", "payments", False),  # decided before the log
+    ],
+)
+async def test_seen_before_among_other_branches(
+    run_menu, hours, seen: bool | None, at: datetime, topic: str, expected: str, asked: bool
+) -> None:
+    history = _History(bool(seen)) if seen is not None else None
+    nodes = AMID.replace("${caller_topic}", topic)
+    result, _ = await run_menu(
+        nodes, at=at, hours=hours(), caller_id="79161234567", history=history
+    )
+    assert str(result.end) == f"queue {expected}"
+    assert (history is not None and history.asked == ["79161234567"]) == asked
