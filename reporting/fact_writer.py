@@ -30,6 +30,9 @@ __all__ = ["BATCH_SECONDS", "BATCH_SIZE", "FactWriter"]
 
 log = logging.getLogger(__name__)
 
+# A burst's writes are mostly operators' stays and facts of the same hours and groups: the
+# bigger the batch, the more of them sum into one row (bench/fact_writer.py here: batches of
+# 500 wrote 5-6,000 facts/s, of 5000 about 10,000); 5000 writes commit in under a second.
 BATCH_SIZE: Final = 5000
 BATCH_SECONDS: Final = 0.2  # reports read facts at most this late; calls never wait on it
 RETRY_SECONDS: Final = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s while the database is away

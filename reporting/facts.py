@@ -11,7 +11,7 @@ through these methods, each a port it plugs another part's listener into:
 * `callback_booked`, `escalated`, `rated`, `contact_changed`: the menus' callback port, the
   agencies' transfers, the menus' rating and the workspace's contact registry;
 * `call_finished`: the menus' entry, as the call log's row is closed. The fact is written
-  then (`reporting.fact_store.FactStore.add`); news that comes later (the wrap-up ends, the
+  then (a `reporting.fact_store.NewFact`); news that comes later (the wrap-up ends, the
   operator marks the contact resolved) updates it.
 
 Listeners must not block: each method only notes the event; writes go, in order, to a

@@ -9,7 +9,8 @@ Two tables (migration 0012_call_facts), each a row per slice with every measure 
 
 Every write of a fact (`reporting.fact_store.FactStore`) applies the difference between the
 fact's measures before and after to its slices, in the same transaction (an upsert adding
-the difference, so nodes writing at once never lose one). `rebuild` recomputes the slices of
+the difference, so nodes writing at once never lose one); a batch of writes sums its
+differences per slice first (`SliceChanges`). `rebuild` recomputes the slices of
 a period from the facts themselves (after a bulk load, or to check them).
 
 The service level's threshold is one of `SL_CHOICES` (each is summed): the targets file may
