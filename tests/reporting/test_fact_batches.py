@@ -207,3 +207,25 @@ async def test_a_fact_the_database_refuses_costs_that_fact_only(
     assert await facts.store.get("X") is None
     assert_the_three_days(await compute_kpis(engine, DAY1, DAY3, Targets()))
     await facts.stop()
+
+
+@pytest.mark.postgres
+async def test_a_stop_while_the_database_is_away_says_how_many_writes_it_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    relay = CuttableRelay()
+    await relay.open()
+    async with isolated_postgres("batches") as url, migrated_engine(url):
+        engine = create_engine(url.replace(":5432/", f":{relay.port}/"))
+        try:
+            facts, clock = recorder(engine, **ONE_BURST, retry_seconds=(0.05,), stop_seconds=0.5)
+            relay.cut()
+            await Day(facts, clock).play(settle=False)
+            noted = facts.writer.waiting
+            with caplog.at_level(logging.ERROR, logger="reporting.fact_writer"):
+                await facts.stop()
+            assert noted > 6 and facts.lost == noted  # six facts, stays and wrap-ups
+            assert _logged(caplog, f"still away at stop, {noted} writes lost") == 1
+        finally:
+            relay.cut()
+            await engine.dispose()
