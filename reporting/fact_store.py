@@ -357,7 +357,7 @@ async def _add_facts(connection: AsyncConnection, facts: list[Fact], slices: Sli
     await connection.execute(insert(call_facts), rows)
     for row in rows:
         slices.note(None, row)
-    ids = list(marked)
+    ids = sorted(marked)  # one lock order for all nodes
     for first in range(0, len(ids), _CHUNK):
         await connection.execute(_CAME_BACK, {"ids": ids[first : first + _CHUNK]})
     for before in marked.values():
@@ -561,7 +561,7 @@ async def _add_operator_time(connection: AsyncConnection, stays: list[OperatorSt
     rows = [
         {"operator_id": operator, "local_day": day, "local_hour": hour}
         | dict(zip(_TIMES, total, strict=True))
-        for (operator, day, hour), total in sums.items()
+        for (operator, day, hour), total in sorted(sums.items())  # one lock order for all nodes
     ]
     keys = ("operator_id", "local_day", "local_hour")
     statement = upsert_adding(connection.dialect.name, operator_time, keys, _TIMES)

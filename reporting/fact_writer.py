@@ -7,7 +7,9 @@ written when `BATCH_SIZE` are waiting or the oldest has waited `BATCH_SECONDS`, 
 seeing the ones before it, the rollups' differences summed per slice).
 
 Nothing is lost to a database that goes away: a batch that fails for that (connection
-refused or dropped, a locked or unreadable SQLite file) is kept, in order, and tried again
+refused or dropped, a locked or unreadable SQLite file, a transaction PostgreSQL rolled back
+for another node's: the rows each batch upserts are taken in key order, so two nodes'
+batches should not deadlock, but a serialization failure may) is kept, in order, and tried again
 with growing pauses, each failure logged with how many writes wait. A batch the database
 refuses for what it holds (a bug, a constraint) is written one write at a time, so only the
 write it refuses is lost (logged, counted in `lost`). `stop` writes everything still waiting;
@@ -40,11 +42,15 @@ STOP_SECONDS: Final = 15.0
 
 
 def database_away(error: BaseException) -> bool:
-    """Whether `error` says the database could not be reached (worth trying again later), not
-    that it refused what was written."""
+    """Whether `error` says the database could not be reached or rolled the transaction back
+    for another's (a deadlock between nodes, a serialization failure: SQLSTATE class 40):
+    worth trying again later, not a refusal of what was written."""
     if isinstance(error, (OSError, TimeoutError, OperationalError, InterfaceError)):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if not isinstance(error, DBAPIError):
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return error.connection_invalidated or sqlstate.startswith("40")
 
 
 class FactWriter:
@@ -163,7 +169,7 @@ class FactWriter:
                 pause = self._retry[min(failures, len(self._retry) - 1)]
                 failures += 1
                 log.warning(
-                    "call facts: database away (%s), %d writes kept (%d more waiting), "
+                    "call facts: database away or busy (%s), %d writes kept (%d more waiting), "
                     "trying again in %.1f s",
                     type(error).__name__,
                     len(batch),

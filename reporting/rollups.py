@@ -191,9 +191,9 @@ class SliceChanges:
         """Add every slice's difference (an upsert each, so nodes writing at once never lose
         one); differences that sum to nothing are not written."""
         for table, keys in ((call_slices, CALL_KEYS), (operator_slices, OPERATOR_KEYS)):
-            rows = [
+            rows = [  # in key order: nodes committing at once lock the rows in one order
                 dict(zip(keys, slot, strict=True)) | dict(zip(MEASURES, delta, strict=True))
-                for slot, delta in self._deltas[table].items()
+                for slot, delta in sorted(self._deltas[table].items())
                 if any(delta)
             ]
             if rows:
