@@ -9,7 +9,9 @@ first-contact resolution no longer counts (`came_back`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
@@ -25,19 +27,29 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.db import Base, UTCDateTime, require_utc
-from reporting.rollups import apply_change
+from reporting.rollups import SliceChanges, upsert_adding
 
-__all__ = ["REPEAT_WINDOW", "Fact", "FactStore", "call_facts", "operator_time"]
+__all__ = [
+    "REPEAT_WINDOW",
+    "Fact",
+    "FactNews",
+    "FactStore",
+    "FactWrite",
+    "NewFact",
+    "OperatorStay",
+    "WrapUpAdded",
+    "call_facts",
+    "operator_time",
+]
 
 # The workspace's rule (issue 12): the same caller or application within 7 days is a repeat.
 REPEAT_WINDOW: Final = timedelta(days=7)
@@ -165,131 +177,123 @@ class Fact:
     application: str | None = None
 
     def values(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # not dataclasses.asdict: its deep copy of every value (all immutable here) was a
+        # third of a batch's time
+        return {name: getattr(self, name) for name in _FACT_FIELDS}
 
 
-def _same_caller(phone: str | None, application: str | None) -> Any:
-    conditions = []
-    if phone:
-        conditions.append(call_facts.c.caller_number == phone)
-    if application:
-        conditions.append(call_facts.c.application == application)
-    return or_(*conditions) if conditions else None
+_FACT_FIELDS: Final = tuple(field.name for field in dataclasses.fields(Fact))
+
+
+@dataclass(frozen=True)
+class NewFact:
+    """A finished call's fact (a second one for the same call is ignored: a retried end)."""
+
+    fact: Fact
+
+
+@dataclass(frozen=True)
+class FactNews:
+    """Later news of a call already written: its contact's number, resolution, rating,
+    application, topic."""
+
+    call_id: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WrapUpAdded:
+    """An operator's wrap-up that ended after the call's fact was written."""
+
+    call_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class OperatorStay:
+    """An operator's stay in a state, split into (local day, local hour, seconds) slots."""
+
+    operator_id: str
+    state: str
+    slots: tuple[tuple[date, int, float], ...]
+
+
+FactWrite = NewFact | FactNews | WrapUpAdded | OperatorStay
+
+# Rows a statement names at once: SQLite allows 32766 parameters a statement.
+_CHUNK: Final = 500
+# The batch's statements, built once: building them (and their cache keys) for every batch,
+# with hundreds of values in each, cost more than running them.
+_STORED: Final = select(call_facts.c.call_id).where(
+    call_facts.c.call_id.in_(bindparam("call_ids", expanding=True))
+)
+_EARLIER: Final = select(call_facts).where(
+    or_(
+        call_facts.c.caller_number.in_(bindparam("phones", expanding=True)),
+        call_facts.c.application.in_(bindparam("applications", expanding=True)),
+    ),
+    call_facts.c.started_at >= bindparam("since"),
+    call_facts.c.started_at < bindparam("until"),
+)
+_CAME_BACK: Final = (
+    update(call_facts)
+    .where(call_facts.c.id.in_(bindparam("ids", expanding=True)))
+    .values(came_back=True)
+)
 
 
 class FactStore:
     """Facts in SQL: one insert per call, the later updates (wrap-up, the contact's
-    resolution), operators' time and the retention's anonymisation."""
+    resolution), operators' time and the retention's anonymisation. `write` takes many of
+    them in one transaction (`reporting.fact_writer.FactWriter` batches them)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def add(self, fact: Fact) -> None:
-        """Store `fact` (a second fact for the same call is ignored: a retried end) with its
-        repeat flag, and clear the first-contact resolution of the calls it repeats."""
+    async def write(self, writes: Sequence[FactWrite]) -> None:
+        """Every write in one transaction, each as if after the ones before it: the new facts
+        go in by runs (one insert each), news of a fact not inserted yet is folded into it, a
+        caller's second call finds the first; the rollups' differences are summed per slice
+        and applied once at the end. The noted writes are not changed (a failed batch is
+        tried again as it was)."""
+        slices = SliceChanges()
+        new_ids = [w.fact.call_id for w in writes if isinstance(w, NewFact)]
         async with self.engine.begin() as connection:
-            found = select(call_facts.c.id).where(call_facts.c.call_id == fact.call_id)
-            if (await connection.execute(found)).first() is not None:
-                return
-            fact.repeat = await self._came_back(connection, fact.call_id, fact) or fact.repeat
-            await connection.execute(insert(call_facts).values(**fact.values()))
-            await apply_change(connection, None, fact.values())
+            stored = await _stored_calls(connection, new_ids)
+            run: dict[str, Fact] = {}  # new facts not inserted yet, by call
+            for write in writes:
+                if isinstance(write, NewFact):
+                    if write.fact.call_id not in stored:  # else a retried end: ignored
+                        stored.add(write.fact.call_id)
+                        run[write.fact.call_id] = copy.copy(write.fact)
+                elif isinstance(write, (FactNews, WrapUpAdded)) and not _folded(run, write):
+                    await _add_facts(connection, list(run.values()), slices)
+                    run = {}
+                    await _news(connection, write, slices)
+            await _add_facts(connection, list(run.values()), slices)
+            stays = [w for w in writes if isinstance(w, OperatorStay)]
+            await _add_operator_time(connection, stays)  # sums: their order does not matter
+            await slices.apply(connection)
 
-    async def _came_back(self, connection: AsyncConnection, call_id: str, fact: Fact) -> bool:
-        """Mark the earlier calls of this caller or application within the window as come
-        back; True when there was one (this call is a repeat)."""
-        same = _same_caller(fact.caller_number, fact.application)
-        if same is None:
-            return False
-        started = require_utc(fact.started_at, "started_at")
-        earlier = and_(
-            same,
-            call_facts.c.started_at >= started - REPEAT_WINDOW,
-            call_facts.c.started_at < started,
-            call_facts.c.call_id != call_id,
-        )
-        rows = (await connection.execute(select(call_facts).where(earlier))).all()
-        for row in rows:
-            if row.came_back:
-                continue
-            before = dict(row._mapping)
-            this = call_facts.c.id == before["id"]
-            await connection.execute(update(call_facts).where(this).values(came_back=True))
-            await apply_change(connection, before, before | {"came_back": True})
-        return bool(rows)
+    async def add(self, fact: Fact) -> None:
+        """Store `fact` (a second fact for the same call is ignored) with its repeat flag, and
+        clear the first-contact resolution of the calls it repeats."""
+        await self.write([NewFact(fact)])
 
-    async def change(self, call_id: str, values: dict[str, Any]) -> bool:
+    async def change(self, call_id: str, values: dict[str, Any]) -> None:
         """Apply later news of a call (its wrap-up, its contact's number, resolution, rating,
         application); a new application number is checked against the repeat rule too."""
-        async with self.engine.begin() as connection:
-            row = (
-                await connection.execute(
-                    select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
-                )
-            ).first()
-            if row is None:
-                return False
-            changes = dict(values)
-            application = changes.get("application")
-            if application and application != row.application:
-                probe = Fact(
-                    call_id,
-                    row.line,
-                    row.started_at,
-                    row.local_day,
-                    row.local_hour,
-                    application=application,
-                )
-                if await self._came_back(connection, call_id, probe):
-                    changes["repeat"] = True
-            statement = update(call_facts).where(call_facts.c.call_id == call_id)
-            await connection.execute(statement.values(**changes))
-            await apply_change(connection, dict(row._mapping), dict(row._mapping) | changes)
-        return True
+        await self.write([FactNews(call_id, values)])
 
     async def add_wrap_up(self, call_id: str, seconds: float) -> None:
         """Add an operator's wrap-up to the call (a transferred call has two)."""
-        async with self.engine.begin() as connection:
-            row = (
-                await connection.execute(
-                    select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
-                )
-            ).first()
-            if row is None:
-                return
-            total = (row.wrap_seconds or 0.0) + seconds
-            statement = update(call_facts).where(call_facts.c.call_id == call_id)
-            await connection.execute(statement.values(wrap_seconds=total))
-            after = dict(row._mapping) | {"wrap_seconds": total}
-            await apply_change(connection, dict(row._mapping), after)
+        await self.write([WrapUpAdded(call_id, seconds)])
 
     async def operator_time(
         self, operator_id: str, state: str, slots: list[tuple[date, int, float]]
     ) -> None:
         """Add an operator's stay in `state` to its (day, hour, seconds) slots."""
-        busy, work, paused = _STATE_COLUMNS.get(state, (0, 0, 0))
-        if not slots or not (busy or work or paused):
-            return
-        insert_of = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        rows = [
-            {
-                "operator_id": operator_id,
-                "local_day": day,
-                "local_hour": hour,
-                "busy_seconds": busy * seconds,
-                "work_seconds": work * seconds,
-                "paused_seconds": paused * seconds,
-            }
-            for day, hour, seconds in slots
-        ]
-        statement = insert_of(operator_time).values(rows)
-        added = ("busy_seconds", "work_seconds", "paused_seconds")
-        statement = statement.on_conflict_do_update(
-            index_elements=["operator_id", "local_day", "local_hour"],
-            set_={name: operator_time.c[name] + statement.excluded[name] for name in added},
-        )
-        async with self.engine.begin() as connection:
-            await connection.execute(statement)
+        await self.write([OperatorStay(operator_id, state, tuple(slots))])
 
     async def anonymise(self, before: datetime, at: datetime, batch: int = 5000) -> int:
         """Clear the caller's number and application of calls started before `before`;
@@ -328,3 +332,237 @@ class FactStore:
                 )
             ).first()
         return None if row is None else dict(row._mapping)
+
+
+async def _add_facts(connection: AsyncConnection, facts: list[Fact], slices: SliceChanges) -> None:
+    """Insert `facts` (new calls, one executemany) with their repeat flags: each is checked,
+    in order, against the calls stored before and the ones before it in `facts`, exactly as
+    if written one by one."""
+    if not facts:
+        return
+    earlier = await _repeat_candidates(connection, facts)
+    marked: dict[int, dict[str, Any]] = {}  # stored rows come back: id -> the row before
+    for fact in facts:
+        for row in earlier.repeated_by(fact):
+            if isinstance(row, Fact):
+                row.came_back = True  # not inserted yet: inserted as come back
+                fact.repeat = True
+            else:
+                fact.repeat = True
+                if not row["came_back"]:
+                    marked[row["id"]] = dict(row)
+                    row["came_back"] = True
+        earlier.keep(fact)
+    rows = [fact.values() for fact in facts]
+    await connection.execute(insert(call_facts), rows)
+    for row in rows:
+        slices.note(None, row)
+    ids = sorted(marked)  # one lock order for all nodes
+    for first in range(0, len(ids), _CHUNK):
+        await connection.execute(_CAME_BACK, {"ids": ids[first : first + _CHUNK]})
+    for before in marked.values():
+        slices.note(before, before | {"came_back": True})
+
+
+async def _stored_calls(connection: AsyncConnection, call_ids: list[str]) -> set[str]:
+    """Which of `call_ids` have a fact stored already."""
+    stored: set[str] = set()
+    for first in range(0, len(call_ids), _CHUNK):
+        chunk = call_ids[first : first + _CHUNK]
+        found = await connection.execute(_STORED, {"call_ids": chunk})
+        stored.update(found.scalars())
+    return stored
+
+
+_FIELDS: Final = frozenset(_FACT_FIELDS)
+
+
+def _folded(run: dict[str, Fact], write: FactNews | WrapUpAdded) -> bool:
+    """Fold news of a fact not inserted yet into it (what its update would have done); not
+    a new application number (the repeat rule checks it against the stored calls)."""
+    fact = run.get(write.call_id)
+    if fact is None:
+        return False
+    if isinstance(write, WrapUpAdded):
+        fact.wrap_seconds = (fact.wrap_seconds or 0.0) + write.seconds
+        return True
+    if "application" in write.values or not _FIELDS.issuperset(write.values):
+        return False
+    for name, value in write.values.items():
+        setattr(fact, name, value)
+    return True
+
+
+async def _news(
+    connection: AsyncConnection, write: FactNews | WrapUpAdded, slices: SliceChanges
+) -> None:
+    if isinstance(write, FactNews):
+        await _change(connection, write.call_id, write.values, slices)
+    else:
+        await _add_wrap_up(connection, write.call_id, write.seconds, slices)
+
+
+class _Earlier:
+    """The calls a batch's facts may repeat, by caller number and by application."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], list[dict[str, Any] | Fact]] = {}
+        self._stored: set[int] = set()  # ids of stored rows kept (two chunks may find one)
+
+    def keep(self, call: dict[str, Any] | Fact) -> None:
+        if isinstance(call, dict):
+            if call["id"] in self._stored:
+                return
+            self._stored.add(call["id"])
+        for key in _caller_keys(call):
+            self._by_key.setdefault(key, []).append(call)
+
+    def repeated_by(self, fact: Fact) -> list[dict[str, Any] | Fact]:
+        """The calls `fact` repeats (started within the window before it), each once."""
+        started = require_utc(fact.started_at, "started_at")
+        found: dict[int, dict[str, Any] | Fact] = {}
+        for key in _caller_keys(fact):
+            for call in self._by_key.get(key, ()):
+                at = call.started_at if isinstance(call, Fact) else call["started_at"]
+                if started - REPEAT_WINDOW <= at < started:
+                    found[id(call)] = call
+        return list(found.values())
+
+
+def _caller_keys(call: dict[str, Any] | Fact) -> list[tuple[str, str]]:
+    if isinstance(call, Fact):
+        phone, application = call.caller_number, call.application
+    else:
+        phone, application = call["caller_number"], call["application"]
+    keys = [("phone", phone)] if phone else []
+    return keys + ([("application", application)] if application else [])
+
+
+async def _repeat_candidates(connection: AsyncConnection, facts: list[Fact]) -> _Earlier:
+    """The stored calls of the facts' callers and applications within the window before the
+    earliest of them (one query a chunk)."""
+    earlier = _Earlier()
+    keyed = [fact for fact in facts if _caller_keys(fact)]
+    if not keyed:
+        return earlier
+    since = min(require_utc(f.started_at, "started_at") for f in keyed) - REPEAT_WINDOW
+    until = max(require_utc(f.started_at, "started_at") for f in keyed)
+    for first in range(0, len(keyed), _CHUNK):
+        chunk = keyed[first : first + _CHUNK]
+        values = {
+            "phones": sorted({f.caller_number for f in chunk if f.caller_number}),
+            "applications": sorted({f.application for f in chunk if f.application}),
+            "since": since,
+            "until": until,
+        }
+        for row in await connection.execute(_EARLIER, values):
+            earlier.keep(dict(row._mapping))
+    return earlier
+
+
+async def _change(
+    connection: AsyncConnection, call_id: str, values: dict[str, Any], slices: SliceChanges
+) -> None:
+    """News of a stored call (none stored: dropped, as the call's fact was never written); a
+    new application number is checked against the repeat rule."""
+    row = (
+        await connection.execute(
+            select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        return
+    changes = dict(values)
+    application = changes.get("application")
+    if application and application != row.application:
+        probe = Fact(
+            call_id,
+            row.line,
+            row.started_at,
+            row.local_day,
+            row.local_hour,
+            application=application,
+        )
+        if await _came_back(connection, call_id, probe, slices):
+            changes["repeat"] = True
+    statement = update(call_facts).where(call_facts.c.call_id == call_id)
+    await connection.execute(statement.values(**changes))
+    slices.note(dict(row._mapping), dict(row._mapping) | changes)
+
+
+async def _came_back(
+    connection: AsyncConnection, call_id: str, fact: Fact, slices: SliceChanges
+) -> bool:
+    """Mark the earlier calls of this caller or application within the window as come back;
+    True when there was one (this call is a repeat)."""
+    same = _same_caller(fact.caller_number, fact.application)
+    if same is None:
+        return False
+    started = require_utc(fact.started_at, "started_at")
+    earlier = and_(
+        same,
+        call_facts.c.started_at >= started - REPEAT_WINDOW,
+        call_facts.c.started_at < started,
+        call_facts.c.call_id != call_id,
+    )
+    rows = (await connection.execute(select(call_facts).where(earlier))).all()
+    for row in rows:
+        if row.came_back:
+            continue
+        before = dict(row._mapping)
+        this = call_facts.c.id == before["id"]
+        await connection.execute(update(call_facts).where(this).values(came_back=True))
+        slices.note(before, before | {"came_back": True})
+    return bool(rows)
+
+
+def _same_caller(phone: str | None, application: str | None) -> Any:
+    conditions = []
+    if phone:
+        conditions.append(call_facts.c.caller_number == phone)
+    if application:
+        conditions.append(call_facts.c.application == application)
+    return or_(*conditions) if conditions else None
+
+
+async def _add_wrap_up(
+    connection: AsyncConnection, call_id: str, seconds: float, slices: SliceChanges
+) -> None:
+    row = (
+        await connection.execute(
+            select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        return
+    total = (row.wrap_seconds or 0.0) + seconds
+    statement = update(call_facts).where(call_facts.c.call_id == call_id)
+    await connection.execute(statement.values(wrap_seconds=total))
+    slices.note(dict(row._mapping), dict(row._mapping) | {"wrap_seconds": total})
+
+
+_TIMES: Final = ("busy_seconds", "work_seconds", "paused_seconds")
+
+
+async def _add_operator_time(connection: AsyncConnection, stays: list[OperatorStay]) -> None:
+    """Add the stays to their operators' hours: summed per (operator, day, hour) first, then
+    one upsert each (nodes writing at once never lose one)."""
+    sums: dict[tuple[str, date, int], list[float]] = {}
+    for stay in stays:
+        shares = _STATE_COLUMNS.get(stay.state, (0, 0, 0))
+        if not any(shares):
+            continue
+        for day, hour, seconds in stay.slots:
+            total = sums.setdefault((stay.operator_id, day, hour), [0.0, 0.0, 0.0])
+            for i, share in enumerate(shares):
+                total[i] += share * seconds
+    if not sums:
+        return
+    rows = [
+        {"operator_id": operator, "local_day": day, "local_hour": hour}
+        | dict(zip(_TIMES, total, strict=True))
+        for (operator, day, hour), total in sorted(sums.items())  # one lock order for all nodes
+    ]
+    keys = ("operator_id", "local_day", "local_hour")
+    statement = upsert_adding(connection.dialect.name, operator_time, keys, _TIMES)
+    await connection.execute(statement, rows)

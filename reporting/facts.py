@@ -11,32 +11,29 @@ through these methods, each a port it plugs another part's listener into:
 * `callback_booked`, `escalated`, `rated`, `contact_changed`: the menus' callback port, the
   agencies' transfers, the menus' rating and the workspace's contact registry;
 * `call_finished`: the menus' entry, as the call log's row is closed. The fact is written
-  then (`reporting.fact_store.FactStore.add`); news that comes later (the wrap-up ends, the
+  then (a `reporting.fact_store.NewFact`); news that comes later (the wrap-up ends, the
   operator marks the contact resolved) updates it.
 
-Listeners must not block: each method only notes the event; writes go through one queue, in
-order, on a worker task. A database that is away costs facts (logged), never a call.
+Listeners must not block: each method only notes the event; writes go, in order, to a
+`reporting.fact_writer.FactWriter` that commits them in batches on its own task. A database
+that is away delays facts (kept and tried again, logged), never a call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from hotline.clock import wall_clock
 from hotline.validators import validate_phone
-from reporting.fact_store import Fact, FactStore
+from reporting.fact_store import Fact, FactNews, FactStore, NewFact, OperatorStay, WrapUpAdded
+from reporting.fact_writer import FactWriter
 
 __all__ = ["CallFacts", "MenuEnd"]
 
-log = logging.getLogger(__name__)
 
 # A call whose entry never reported its end (lost with a node) is forgotten after this.
 _FORGET_SECONDS: Final = 6 * 3600.0
@@ -93,9 +90,6 @@ class _Stay:
     call_id: str | None
 
 
-Write = Callable[[], Awaitable[object]]
-
-
 class CallFacts:
     """The reporting part's recorder of call facts."""
 
@@ -105,6 +99,7 @@ class CallFacts:
         zone: ZoneInfo,
         clock: Callable[[], float] = wall_clock,
         serves: Callable[[str, str], bool] | None = None,
+        writer: FactWriter | None = None,
     ) -> None:
         self.store = store
         self._zone = zone
@@ -113,44 +108,25 @@ class CallFacts:
         self._serves = serves
         self._drafts: dict[str, _Draft] = {}
         self._stays: dict[str, _Stay] = {}
-        self._writes: asyncio.Queue[Write] | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self.lost = 0  # writes that failed
+        self.writer = writer or FactWriter(store)
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._writes = asyncio.Queue()
-        self._worker = asyncio.create_task(self._write_all(self._writes))
+        self.writer.start()
 
     async def stop(self) -> None:
-        await self.idle()
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        """Write everything noted, then stop."""
+        await self.writer.stop()
 
     async def idle(self) -> None:
-        """Return once every noted write is done (tests, stop)."""
-        if self._writes is not None:
-            await self._writes.join()
+        """Return once every noted write is committed (tests, stop)."""
+        await self.writer.idle()
 
-    def _soon(self, write: Write) -> None:
-        if self._writes is None:
-            self.start()
-        assert self._writes is not None
-        self._writes.put_nowait(write)
-
-    async def _write_all(self, writes: asyncio.Queue[Write]) -> None:
-        while True:
-            write = await writes.get()
-            try:
-                await write()
-            except (SQLAlchemyError, OSError):
-                self.lost += 1
-                log.exception("call fact not written")
-            finally:
-                writes.task_done()
+    @property
+    def lost(self) -> int:
+        """Writes lost: refused by the database, or still waiting for it at stop."""
+        return self.writer.lost
 
     def _draft(self, call_id: str) -> _Draft:
         draft = self._drafts.get(call_id)
@@ -208,7 +184,7 @@ class CallFacts:
         seconds = max(0.0, now - stay.since)
         if stay.state not in _NOT_STAYS:
             slots = hour_slots(stay.since, now, self._zone)
-            self._soon(lambda: self.store.operator_time(operator_id, stay.state, slots))
+            self.writer.note(OperatorStay(operator_id, stay.state, tuple(slots)))
         if stay.call_id is None:
             return
         draft = self._drafts.get(stay.call_id)
@@ -218,8 +194,7 @@ class CallFacts:
             if draft is not None:
                 draft.wrap = (draft.wrap or 0.0) + seconds
             else:
-                call = stay.call_id
-                self._soon(lambda: self.store.add_wrap_up(call, seconds))
+                self.writer.note(WrapUpAdded(stay.call_id, seconds))
 
     # --- the menus, agencies, the registry --------------------------------------------------
 
@@ -242,7 +217,7 @@ class CallFacts:
         if draft is not None:
             draft.contact.update(news)
         else:
-            self._soon(lambda: self.store.change(call_id, news))
+            self.writer.note(FactNews(call_id, news))
 
     async def call_finished(self, end: MenuEnd) -> None:
         """The entry closed the call's log row: the fact is written (not for a call handed
@@ -252,11 +227,18 @@ class CallFacts:
         if end.outcome == "handed_back":
             return
         fact = self.fact_of(end, draft)
-        self._soon(lambda: self.store.add(fact))
+        self.writer.note(NewFact(fact))
 
     def _forget_old(self) -> None:
+        """Drop the drafts older than `_FORGET_SECONDS`: the oldest come first (a draft is
+        made when its call is first heard of), so this stops at the first young one instead
+        of reading every call in progress at every end (hundreds at a peak; a clock stepped
+        back only delays the forgetting)."""
         oldest = self._clock() - _FORGET_SECONDS
-        for call_id in [c for c, d in self._drafts.items() if d.seen < oldest]:
+        while self._drafts:
+            call_id, draft = next(iter(self._drafts.items()))
+            if draft.seen >= oldest:
+                return
             del self._drafts[call_id]
 
     def fact_of(self, end: MenuEnd, draft: _Draft) -> Fact:

@@ -9,7 +9,8 @@ Two tables (migration 0012_call_facts), each a row per slice with every measure 
 
 Every write of a fact (`reporting.fact_store.FactStore`) applies the difference between the
 fact's measures before and after to its slices, in the same transaction (an upsert adding
-the difference, so nodes writing at once never lose one). `rebuild` recomputes the slices of
+the difference, so nodes writing at once never lose one); a batch of writes sums its
+differences per slice first (`SliceChanges`). `rebuild` recomputes the slices of
 a period from the facts themselves (after a bulk load, or to check them).
 
 The service level's threshold is one of `SL_CHOICES` (each is summed): the targets file may
@@ -18,6 +19,8 @@ pick any of them, and a report for an old month answers with the threshold of to
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Final
@@ -40,17 +43,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 from hotline.store.db import Base
 
 __all__ = [
     "MEASURES",
     "SL_CHOICES",
+    "SliceChanges",
     "apply_change",
     "call_slices",
     "measures_of",
     "operator_slices",
     "rebuild",
+    "upsert_adding",
 ]
 
 SL_CHOICES: Final = (10, 15, 20, 30, 45, 60, 90, 120)
@@ -144,42 +150,81 @@ def measures_of(fact: Mapping[str, Any]) -> dict[str, float]:
     return m
 
 
-def _keys(fact: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {key: fact[key] if fact[key] is not None else "" for key in keys}
-
-
 async def apply_change(
     connection: AsyncConnection,
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
 ) -> None:
     """Move the slices from a fact as it was (`before`, None: new) to as it is (`after`)."""
-    for table, keys in ((call_slices, CALL_KEYS), (operator_slices, OPERATOR_KEYS)):
-        changes: dict[tuple[Any, ...], dict[str, float]] = {}
-        for fact, sign in ((before, -1.0), (after, 1.0)):
+    changes = SliceChanges()
+    changes.note(before, after)
+    await changes.apply(connection)
+
+
+class SliceChanges:
+    """The slices' differences of many fact writes, summed per slice, then applied as one
+    upsert per slice: a batch of a thousand facts of one hour and line moves a few rows once
+    each instead of two rows per fact (`reporting.fact_store.FactStore.write`)."""
+
+    def __init__(self) -> None:
+        # per table, per slice: the differences in `MEASURES`' order
+        self._deltas: dict[Table, dict[tuple[Any, ...], list[float]]] = {
+            call_slices: {},
+            operator_slices: {},
+        }
+
+    def note(self, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
+        """A fact moved from `before` (None: new) to `after` (None: gone)."""
+        for fact, add in ((before, operator.sub), (after, operator.add)):
             if fact is None:
                 continue
-            if table is operator_slices and not fact["operator_id"]:
-                continue  # the operator breakdown holds answered calls only
-            slot = tuple(_keys(fact, keys).values())
-            delta = changes.setdefault(slot, dict.fromkeys(MEASURES, 0.0))
-            for name, value in measures_of(fact).items():
-                delta[name] += sign * value
-        for slot, delta in changes.items():
-            if any(delta.values()):
-                await _add(connection, table, dict(zip(keys, slot, strict=True)), delta)
+            measures = measures_of(fact)  # once for both tables, summed in C: a batch's CPU
+            values = [measures[name] for name in MEASURES]
+            for table, keys in ((call_slices, CALL_KEYS), (operator_slices, OPERATOR_KEYS)):
+                if table is operator_slices and not fact["operator_id"]:
+                    continue  # the operator breakdown holds answered calls only
+                slot = tuple(fact[key] if fact[key] is not None else "" for key in keys)
+                delta = self._deltas[table].setdefault(slot, [0.0] * len(MEASURES))
+                delta[:] = map(add, delta, values)
+
+    async def apply(self, connection: AsyncConnection) -> None:
+        """Add every slice's difference (an upsert each, so nodes writing at once never lose
+        one); differences that sum to nothing are not written."""
+        for table, keys in ((call_slices, CALL_KEYS), (operator_slices, OPERATOR_KEYS)):
+            rows = [  # in key order: nodes committing at once lock the rows in one order
+                dict(zip(keys, slot, strict=True)) | dict(zip(MEASURES, delta, strict=True))
+                for slot, delta in sorted(self._deltas[table].items())
+                if any(delta)
+            ]
+            if rows:
+                await _add(connection, table, keys, rows)
+        for deltas in self._deltas.values():
+            deltas.clear()
 
 
 async def _add(
-    connection: AsyncConnection, table: Table, key: dict[str, Any], delta: dict[str, float]
+    connection: AsyncConnection,
+    table: Table,
+    keys: tuple[str, ...],
+    rows: list[dict[str, Any]],
 ) -> None:
-    insert_of = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert_of(table).values(**key, **delta)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(key),
-        set_={name: table.c[name] + statement.excluded[name] for name in MEASURES},
+    statement = upsert_adding(connection.dialect.name, table, keys, MEASURES)
+    await connection.execute(statement, rows)
+
+
+@functools.cache
+def upsert_adding(
+    dialect: str, table: Table, keys: tuple[str, ...], sums: tuple[str, ...]
+) -> Insert:
+    """An insert of a row per key that, where the key's row exists, adds to its `sums`: built
+    once per table (building it and its cache key again for every batch cost more than the
+    batch's SQL)."""
+    insert_of = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_of(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in sums},
     )
-    await connection.execute(statement)
 
 
 async def rebuild(connection: AsyncConnection, first_day: date, last_day: date) -> None:

@@ -67,7 +67,8 @@ class Day:
         menu_end = MenuEnd(call, line, caller, started, ended, **kw)  # type: ignore[arg-type]
         await self.facts.call_finished(menu_end)
 
-    async def play(self) -> None:
+    async def play(self, settle: bool = True) -> None:
+        """The 1 December script; `settle`: wait until every write is committed."""
         f, d = self.facts, "2026-12-01 "
         self._at(d + "09:00:00", lambda: f.operator_moved("op1", "ready", None))
         self._at(d + "10:30:00", lambda: f.operator_moved("op2", "ready", None))
@@ -189,9 +190,10 @@ class Day:
         )
         self._at("2026-12-02 00:10:20", lambda: f.operator_moved("op2", "ready", None))
         self._at("2026-12-02 00:30:00", lambda: f.operator_moved("op2", "logged_out", None))
-        await f.idle()
+        if settle:
+            await f.idle()
 
-    async def repeat_call(self) -> None:
+    async def repeat_call(self, settle: bool = True) -> None:
         """F: A's caller again on 3 December."""
         await self._end(
             "F",
@@ -203,4 +205,5 @@ class Day:
             path=("start", "status"),
             exit="hangup",
         )
-        await self.facts.idle()
+        if settle:
+            await self.facts.idle()

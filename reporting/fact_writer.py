@@ -1,0 +1,192 @@
+"""`FactWriter`: the call facts' writes gathered into batches, one transaction a batch.
+
+A hotline peak ends hundreds of calls at once; one transaction per fact (and two rollup
+upserts each) let the writer fall behind the calls. Writes are kept in the order noted and
+written when `BATCH_SIZE` are waiting or the oldest has waited `BATCH_SECONDS`, on
+`idle` and on `stop` (`reporting.fact_store.FactStore.write`: one transaction, each write
+seeing the ones before it, the rollups' differences summed per slice).
+
+Nothing is lost to a database that goes away: a batch that fails for that (connection
+refused or dropped, a locked or unreadable SQLite file, a transaction PostgreSQL rolled back
+for another node's: the rows each batch upserts are taken in key order, so two nodes'
+batches should not deadlock, but a serialization failure may) is kept, in order, and tried again
+with growing pauses, each failure logged with how many writes wait. A batch the database
+refuses for what it holds (a bug, a constraint) is written one write at a time, so only the
+write it refuses is lost (logged, counted in `lost`). `stop` writes everything still waiting;
+only a database still away after `stop_seconds` loses what waits, logged with the count.
+Logs name no call's data (the formatter masks what an exception's text holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from reporting.fact_store import FactStore, FactWrite
+
+__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "FactWriter"]
+
+log = logging.getLogger(__name__)
+
+# A burst's writes are mostly operators' stays and facts of the same hours and groups: the
+# bigger the batch, the more of them sum into one row (bench/fact_writer.py here: batches of
+# 500 wrote 5-6,000 facts/s, of 5000 about 10,000); 5000 writes commit in under a second.
+BATCH_SIZE: Final = 5000
+BATCH_SECONDS: Final = 0.2  # reports read facts at most this late; calls never wait on it
+RETRY_SECONDS: Final = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s while the database is away
+STOP_SECONDS: Final = 15.0
+
+
+def database_away(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached or rolled the transaction back
+    for another's (a deadlock between nodes, a serialization failure: SQLSTATE class 40):
+    worth trying again later, not a refusal of what was written."""
+    if isinstance(error, (OSError, TimeoutError, OperationalError, InterfaceError)):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return error.connection_invalidated or sqlstate.startswith("40")
+
+
+class FactWriter:
+    """One worker task writing the noted writes in batches, in order."""
+
+    def __init__(
+        self,
+        store: FactStore,
+        batch_size: int = BATCH_SIZE,
+        batch_seconds: float = BATCH_SECONDS,
+        retry_seconds: Sequence[float] = RETRY_SECONDS,
+        stop_seconds: float = STOP_SECONDS,
+    ) -> None:
+        self.store = store
+        self._size = batch_size
+        self._seconds = batch_seconds
+        self._retry = tuple(retry_seconds)
+        self._stop_seconds = stop_seconds
+        self._waiting: list[FactWrite] = []
+        self._writing: list[FactWrite] = []
+        self._noted = asyncio.Event()  # something waits
+        self._hurry = asyncio.Event()  # write now: a full batch, `idle` or `stop`
+        self._done = asyncio.Event()  # nothing waits, nothing is being written
+        self._done.set()
+        self._flushes = 0
+        self._first_at = 0.0  # when the oldest waiting write was noted (the loop's clock)
+        self._worker: asyncio.Task[None] | None = None
+        self.lost = 0  # writes the database refused, or still away at stop
+        self.batches = 0  # transactions committed
+
+    @property
+    def waiting(self) -> int:
+        """Writes noted and not yet committed."""
+        return len(self._waiting) + len(self._writing)
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name="call-facts-writer")
+
+    def note(self, write: FactWrite) -> None:
+        """Keep `write` for the next batch (never blocks: listeners call this)."""
+        if self._worker is None:
+            self.start()
+        if not self._waiting:
+            self._first_at = asyncio.get_running_loop().time()
+        self._waiting.append(write)
+        self._done.clear()
+        self._noted.set()
+        if len(self._waiting) >= self._size:
+            self._hurry.set()
+
+    async def idle(self) -> None:
+        """Return once every write noted so far is committed (written now, not in
+        `batch_seconds`)."""
+        self._flushes += 1
+        self._hurry.set()
+        try:
+            await self._done.wait()
+        finally:
+            self._flushes -= 1
+
+    async def stop(self) -> None:
+        """Write everything waiting, then end the worker; a database away for `stop_seconds`
+        loses what still waits (logged with the count)."""
+        if self._worker is None:
+            return
+        try:
+            await asyncio.wait_for(self.idle(), self._stop_seconds)
+        except TimeoutError:
+            left = self.waiting
+            self.lost += left
+            log.error("call facts: the database is still away at stop, %d writes lost", left)
+        self._worker.cancel()
+        await asyncio.gather(self._worker, return_exceptions=True)
+        self._worker = None
+        self._waiting.clear()
+        self._writing.clear()
+        self._done.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._noted.wait()
+            delay = self._first_at + self._seconds - asyncio.get_running_loop().time()
+            if delay > 0 and not self._hurry.is_set():
+                try:  # gather for a while: one transaction for the whole burst
+                    await asyncio.wait_for(self._hurry.wait(), delay)
+                except TimeoutError:
+                    pass
+            self._writing = self._waiting[: self._size]
+            del self._waiting[: self._size]
+            if not self._waiting:
+                self._noted.clear()
+            if len(self._waiting) < self._size and not self._flushes:
+                self._hurry.clear()
+            await self._write(self._writing)
+            self._writing = []
+            if not self._waiting:
+                self._done.set()
+
+    async def _write(self, batch: list[FactWrite]) -> None:
+        """Commit `batch`, trying again while the database is away."""
+        failures = 0
+        while True:
+            try:
+                await self.store.write(batch)
+                self.batches += 1
+                if failures:
+                    log.warning(
+                        "call facts: the database is back, %d kept writes written", len(batch)
+                    )
+                return
+            except Exception as error:  # a refused batch is split, not lost
+                if not database_away(error):
+                    await self._write_each(batch)
+                    return
+                pause = self._retry[min(failures, len(self._retry) - 1)]
+                failures += 1
+                log.warning(
+                    "call facts: database away or busy (%s), %d writes kept (%d more waiting), "
+                    "trying again in %.1f s",
+                    type(error).__name__,
+                    len(batch),
+                    len(self._waiting),
+                    pause,
+                )
+                await asyncio.sleep(pause)
+
+    async def _write_each(self, batch: list[FactWrite]) -> None:
+        """A refused batch one write at a time: only what the database refuses is lost."""
+        for index, write in enumerate(batch):
+            try:
+                await self.store.write([write])
+                self.batches += 1
+            except Exception as error:
+                if database_away(error):  # gone meanwhile: keep the rest, in order
+                    await self._write(batch[index:])
+                    return
+                self.lost += 1
+                log.exception("call facts: the database refused a %s", type(write).__name__)
