@@ -27,6 +27,7 @@ from typing import Final
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from reporting.fact_store import FactStore, FactWrite
+from reporting.metrics import CALL_FACTS_LOST, watch_fact_writer
 
 __all__ = ["BATCH_SECONDS", "BATCH_SIZE", "FactWriter"]
 
@@ -79,6 +80,9 @@ class FactWriter:
         self._first_at = 0.0  # when the oldest waiting write was noted (the loop's clock)
         self._worker: asyncio.Task[None] | None = None
         self.lost = 0  # writes the database refused, or still away at stop
+        # True while the batch in hand is kept until the database is back (`/metrics`)
+        self.waiting_for_database = False
+        watch_fact_writer(self)
         self.batches = 0  # transactions committed
 
     @property
@@ -122,12 +126,14 @@ class FactWriter:
         except TimeoutError:
             left = self.waiting
             self.lost += left
+            CALL_FACTS_LOST.labels("away_at_stop").inc(left)
             log.error("call facts: the database is still away at stop, %d writes lost", left)
         self._worker.cancel()
         await asyncio.gather(self._worker, return_exceptions=True)
         self._worker = None
         self._waiting.clear()
         self._writing.clear()
+        self.waiting_for_database = False  # what it kept is lost and counted
         self._done.set()
 
     async def _run(self) -> None:
@@ -157,6 +163,7 @@ class FactWriter:
             try:
                 await self.store.write(batch)
                 self.batches += 1
+                self.waiting_for_database = False
                 if failures:
                     log.warning(
                         "call facts: the database is back, %d kept writes written", len(batch)
@@ -168,6 +175,7 @@ class FactWriter:
                     return
                 pause = self._retry[min(failures, len(self._retry) - 1)]
                 failures += 1
+                self.waiting_for_database = True
                 log.warning(
                     "call facts: database away or busy (%s), %d writes kept (%d more waiting), "
                     "trying again in %.1f s",
@@ -189,4 +197,5 @@ class FactWriter:
                     await self._write(batch[index:])
                     return
                 self.lost += 1
+                CALL_FACTS_LOST.labels("refused").inc()
                 log.exception("call facts: the database refused a %s", type(write).__name__)

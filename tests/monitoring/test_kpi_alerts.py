@@ -1,7 +1,7 @@
-"""The KPI, floor and recorder alerts of monitoring/rules.yml as an on-call engineer meets
-them: the file loads in Prometheus (`promtool check rules`), each alert fires for the group
-or node in trouble and stays silent for the healthy one (`promtool test rules` with
-kpi_alerts_test.yml), and each says how long, how bad and what, in Russian and English.
+"""The KPI, floor, recorder and call-facts alerts of monitoring/rules.yml as an on-call
+engineer meets them: the file loads in Prometheus (`promtool check rules`), each alert fires
+for the group or node in trouble and stays silent for the healthy one (`promtool test rules`
+with kpi_alerts_test.yml), and each says how long, how bad and what, in Russian and English.
 Skipped only where Debian's `prometheus` package is not installed."""
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def test_the_issues_alerts_are_in_their_groups_and_unit_tested() -> None:
         "HotlineRecorderStorageAlarm": "hotline-recorder",
         "HotlineRecorderSpoolAlarm": "hotline-recorder",
         "HotlineRecorderBacklogGrowing": "hotline-recorder",
+        "HotlineCallFactsDatabaseAway": "hotline-reporting",
+        "HotlineCallFactsLost": "hotline-reporting",
     }
     assert {name: alerts[name][0] for name in wanted if name in alerts} == wanted
     assert set(wanted) <= unit_tested_alerts()

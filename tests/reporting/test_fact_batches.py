@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from databases import DATABASE_KINDS, empty_database, isolated_postgres, migrated_engine
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from report_kit import Day, HandClock
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -129,6 +131,15 @@ class CuttableRelay:
         writer.close()
 
 
+def scraped(name: str, **labels: str) -> float:
+    """A sample of the controller's `/metrics` text, as Prometheus would read it."""
+    for family in text_string_to_metric_families(generate_latest(REGISTRY).decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0  # a labelled counter not incremented yet has no sample
+
+
 def _logged(caplog: pytest.LogCaptureFixture, text: str) -> int:
     return sum(text in record.getMessage() for record in caplog.records)
 
@@ -167,9 +178,14 @@ async def test_a_database_that_drops_mid_batch_and_comes_back_loses_no_fact(
                 # dropped mid-batch, then refused at least once more while away
                 await _until(lambda: _logged(caplog, "database away") >= 2)
                 assert cuts == 1 and not settled.done()
+                # what the on-call engineer's alert reads meanwhile
+                assert scraped("hotline_call_facts_database_away") == 1.0
+                assert scraped("hotline_call_facts_waiting") >= 7  # the seven calls' facts
                 await relay.open()  # back
                 await asyncio.wait_for(settled, 20)
             assert facts.lost == 0
+            assert scraped("hotline_call_facts_database_away") == 0.0
+            assert scraped("hotline_call_facts_waiting") == 0.0
             assert_the_three_days(await compute_kpis(engine, DAY1, DAY3, Targets()))
             async with engine.connect() as connection:
                 stored = await connection.scalar(select(func.count()).select_from(call_facts))
@@ -200,9 +216,11 @@ async def test_a_fact_the_database_refuses_costs_that_fact_only(
     broken = Fact("X", no_line, datetime(2026, 12, 1, 9, 0, tzinfo=UTC), DAY1, 12)
     facts.writer.note(NewFact(broken))
     await day.repeat_call(settle=False)
+    refused_before = scraped("hotline_call_facts_lost_total", reason="refused")
     with caplog.at_level(logging.ERROR, logger="reporting.fact_writer"):
         await facts.idle()
     assert facts.lost == 1
+    assert scraped("hotline_call_facts_lost_total", reason="refused") == refused_before + 1
     assert _logged(caplog, "refused a NewFact") == 1
     assert await facts.store.get("X") is None
     assert_the_three_days(await compute_kpis(engine, DAY1, DAY3, Targets()))
@@ -222,9 +240,14 @@ async def test_a_stop_while_the_database_is_away_says_how_many_writes_it_lost(
             relay.cut()
             await Day(facts, clock).play(settle=False)
             noted = facts.writer.waiting
+            lost_before = scraped("hotline_call_facts_lost_total", reason="away_at_stop")
             with caplog.at_level(logging.ERROR, logger="reporting.fact_writer"):
                 await facts.stop()
             assert noted > 6 and facts.lost == noted  # six facts, stays and wrap-ups
+            assert scraped("hotline_call_facts_lost_total", reason="away_at_stop") == (
+                lost_before + noted
+            )
+            assert scraped("hotline_call_facts_database_away") == 0.0  # stopped: not waiting
             assert _logged(caplog, f"still away at stop, {noted} writes lost") == 1
         finally:
             relay.cut()
