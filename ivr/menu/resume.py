@@ -214,11 +214,11 @@ class Checkpoints:
     personal marks or its queue outcome differ from when it was last taken apart (a plain
     comparison of dicts, sets and tuples), and otherwise the last one is reused."""
 
-    __slots__ = ("_call", "_last", "_nodes", "_personal", "_queued", "_taken", "_variables", "tell")
+    __slots__ = ("_call", "_last", "_personal", "_queued", "_safe", "_taken", "_variables", "tell")
 
     def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
         self._call = call
-        self._nodes = call.menu.nodes
+        self._safe = safe_nodes(call.menu)
         self.tell = tell
         self._last = last  # the last checkpoint left (or the one the call resumed from)
         # The call's state as last taken apart, and what it was made of; None, which no
@@ -249,16 +249,17 @@ class Checkpoints:
         one left): what `reach` tells, for a caller that awaits it only when there is one."""
         call = self._call
         if (
-            call.variables != self._variables
-            or call.queued != self._queued
-            or call.personal != self._personal
+            call.variables == self._variables
+            and call.queued == self._queued
+            and call.personal == self._personal
         ):
-            return self._changed(node_id)
-        # Nothing changed since the state was taken apart, and the last checkpoint has it.
-        if self._last.node == node_id or self._nodes[node_id].kind not in SAFE_KINDS:
+            # Nothing changed since the state was taken apart, and the last checkpoint has
+            # it: one is due only on entering another node that asks or queues.
+            if node_id in self._safe and node_id != self._last.node:
+                here = self._last = self._taken.moved_to(node_id)
+                return here
             return None
-        here = self._last = self._taken.moved_to(node_id)
-        return here
+        return self._changed(node_id)
 
     def _changed(self, node_id: str) -> Resume | None:
         call, last = self._call, self._last
@@ -267,12 +268,26 @@ class Checkpoints:
         self._variables = dict(call.variables)
         self._personal = set(call.personal)
         self._queued = call.queued
-        if last.node == node_id and here.same_state(last):
+        same = here.same_state(last)
+        if same and last.node == node_id:
             return None
-        if self._nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
+        if not same or node_id in self._safe:
             self._last = here
             return here
         return None
+
+
+def safe_nodes(menu: Menu) -> frozenset[str]:
+    """The menu's nodes that ask or queue (`SAFE_KINDS`): worked out once per menu, when it
+    is loaded (`ivr.menu.library`), not at every node of every call."""
+    safe: frozenset[str] | None = menu.__dict__.get(_SAFE_NODES)
+    if safe is None:
+        safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
+        menu.__dict__[_SAFE_NODES] = safe  # kept with the menu, as its cached properties are
+    return safe
+
+
+_SAFE_NODES = "_safe_nodes"
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:
