@@ -214,19 +214,18 @@ class Checkpoints:
     personal marks or its queue outcome differ from when it was last taken apart (a plain
     comparison of dicts, sets and tuples), and otherwise the last one is reused."""
 
-    __slots__ = ("_call", "_last", "_personal", "_queued", "_safe", "_taken", "_variables", "tell")
+    __slots__ = ("_call", "_last", "_safe", "_seen", "_taken", "tell")
 
     def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
         self._call = call
         self._safe = safe_nodes(call.menu)
         self.tell = tell
         self._last = last  # the last checkpoint left (or the one the call resumed from)
-        # The call's state as last taken apart, and what it was made of; None, which no
-        # call's variables equal, until it is first taken apart.
+        # The call's state as last taken apart, and what it was made of (variables, queue
+        # outcome, personal marks); (), which no call's state equals, until it is first
+        # taken apart.
         self._taken = last
-        self._variables: dict[str, str] | None = None
-        self._personal: set[str] = set()
-        self._queued: tuple[str, str] | None = None
+        self._seen: tuple[object, ...] = ()
         if (
             not last.variables
             and not last.personal
@@ -237,7 +236,7 @@ class Checkpoints:
         ):
             # A fresh call: nothing entered yet, which is `last`'s state; no need to take it
             # apart at the first node to find that out.
-            self._variables = dict(call.variables)
+            self._seen = (dict(call.variables), call.queued, set(call.personal))
 
     async def reach(self, node_id: str) -> None:
         here = self.due(node_id)
@@ -248,11 +247,7 @@ class Checkpoints:
         """The checkpoint to leave on entering `node_id`, if one is due (then it is the last
         one left): what `reach` tells, for a caller that awaits it only when there is one."""
         call = self._call
-        if (
-            call.variables == self._variables
-            and call.queued == self._queued
-            and call.personal == self._personal
-        ):
+        if (call.variables, call.queued, call.personal) == self._seen:
             # Nothing changed since the state was taken apart, and the last checkpoint has
             # it: one is due only on entering another node that asks or queues.
             if node_id in self._safe and node_id != self._last.node:
@@ -265,10 +260,8 @@ class Checkpoints:
         call, last = self._call, self._last
         here = Resume.of(call, node_id)
         self._taken = here
-        self._variables = dict(call.variables)
-        self._personal = set(call.personal)
-        self._queued = call.queued
-        same = here.same_state(last)
+        self._seen = (dict(call.variables), call.queued, set(call.personal))
+        same = here.variables == last.variables and here.queued == last.queued
         if same and last.node == node_id:
             return None
         if not same or node_id in self._safe:
