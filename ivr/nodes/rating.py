@@ -40,9 +40,11 @@ class RatingNode:
     retries: int
     next: tuple[str, Location]
     _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
+    _timeout_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
+        object.__setattr__(self, "_timeout_ms", int(self.timeout * 1000))
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (self.next,)
@@ -66,7 +68,7 @@ class RatingNode:
                         call.note("input", mark)
                         break
             if mark is None:
-                mark = await channel.wait_for_digit(int(self.timeout * 1000))
+                mark = await channel.wait_for_digit(self._timeout_ms)
             if mark is not None and mark in MARKS:
                 call.variables["rating"] = mark
                 await call.channel.set_variable("HOTLINE_RATING", mark)
