@@ -19,6 +19,7 @@ from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
 from ivr.menu.resume import Checkpoints, Resume, fresh
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
+from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue, queue_outcome
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def _fill_system_variables(call: Call) -> None:
     """What menus may say or test besides the caller's entries."""
     call.variables["did"] = call.menu.number
     status = call.hours()
+    call.facts = hours_facts(status)  # what condition nodes test, once for the whole call
     if status is not None:
         call.variables.update(_hours_variables(status))
 

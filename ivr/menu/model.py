@@ -379,6 +379,9 @@ class Call:
     node: str = ""
     queued: tuple[str, str] | None = None  # (group, outcome) once the caller was queued
     _hours: Any = None  # the opening-hours status, computed once per call
+    # The hours tests that hold at the call's moment (`ivr.nodes.condition.hours_facts`),
+    # filled in by the engine as the call starts; None until then.
+    facts: frozenset[str] | None = None
 
     def note(self, kind: str, detail: str = "") -> None:
         self.path.append(_new_step(Step, (kind, detail, self.node)))  # Step(...), no frame

@@ -78,7 +78,9 @@ class ConditionNode:
         """Decided at once, unless a `seen_before` test has a call log to ask: from that
         branch on the node waits for it (`_ask_from`)."""
         if self._needs_hours:
-            facts = hours_facts(call.hours())
+            facts = call.facts
+            if facts is None:  # a call the engine did not start (the facts are its to fill)
+                facts = hours_facts(call.hours())
             program = self._programs.get(facts)
             if program is None:
                 program = self._learn(facts)
