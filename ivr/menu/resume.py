@@ -61,7 +61,13 @@ class Resume:
         for name in SYSTEM_VARIABLES.intersection(entered):
             del entered[name]
         personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
-        return _resume(node, entered, personal, call.queued)
+        here = _new(Resume)  # as `_resume` makes one, written out: made at every new state
+        _set(
+            here,
+            "__dict__",
+            {"node": node, "variables": entered, "personal": personal, "queued": call.queued},
+        )
+        return here
 
     def same_state(self, other: Resume | None) -> bool:
         return other is not None and (self.variables, self.queued) == (
@@ -251,7 +257,9 @@ class Checkpoints:
             # Nothing changed since the state was taken apart, and the last checkpoint has
             # it: one is due only on entering another node that asks or queues.
             if node_id in self._safe and node_id != self._last.node:
-                here = self._last = self._taken.moved_to(node_id)
+                # `self._taken.moved_to(node_id)`, written out: the usual checkpoint
+                here = self._last = _new(Resume)
+                _set(here, "__dict__", {**self._taken.__dict__, "node": node_id})
                 return here
             return None
         return self._changed(node_id)

@@ -47,14 +47,6 @@ def heard(call: Call, name: str, played: Playback) -> str | None:
     return digit
 
 
-def take_pending(call: Call) -> str | None:
-    """The first key pressed during an earlier prompt, if any (the rest is dropped)."""
-    if not call.pending:
-        return None
-    digit, call.pending = call.pending[0], ""
-    return digit
-
-
 @lru_cache(maxsize=1024)
 def channel_variable(name: str) -> str:
     """``application`` -> ``HOTLINE_APPLICATION``: how the operator's screen reads an entry.

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Cue, Prompts, cues, play, take_pending
+from ivr.nodes.common import Cue, Prompts, cues, play
 
 MARKS = "12345"
 CONTACT_NUMBER_PROMPT = "hotline/contact-number-is"
@@ -58,8 +58,10 @@ class RatingNode:
             await _say_contact_number(call, await contacts.contact_number(call.channel.call_id))
         channel = call.channel
         for _ in range(self.retries):
-            mark = take_pending(call)
-            if mark is None:  # ask (written out, as in the menu node: no `play` level)
+            mark = None
+            if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
+                mark, call.pending = call.pending[0], ""
+            else:  # ask (written out, as in the menu node: no `play` level)
                 for cue in self._cues:
                     name = cue.name if cue.fixed else call.expand(cue.name)
                     played = await channel.stream_file(name, MARKS)
