@@ -16,9 +16,10 @@ from typing import Any
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
-from ivr.menu.model import Call, Channel, End, Menu, Services, Step
+from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
 from ivr.menu.resume import Checkpoints, Resume, fresh
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
+from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue, queue_outcome
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,12 @@ class Engine:
         """Run the call through `menu` from its start, or from `resume` (a handed-back call:
         its variables restored, its greeting not played again); `checkpoint` is told every
         safe node the call reaches."""
-        call = Call(channel, menu, services, now, caller_id=caller_id, observer=observer)
+        # Whether steps are logged is asked once a call (the level is set when logging is
+        # configured, before any call); they are logged as the call notes them.
+        if log.isEnabledFor(logging.DEBUG):
+            observer = _logging_steps(observer)
+        path = [] if observer is None else ObservedPath(observer)
+        call = Call(channel, menu, services, now, caller_id=caller_id, path=path)
         if resume is not None:
             call.variables.update(resume.variables)
             call.personal.update(resume.personal)
@@ -83,10 +89,6 @@ class Engine:
         checkpoints = (
             None if checkpoint is None else Checkpoints(call, checkpoint, resume or fresh(node_id))
         )
-        # Whether steps are logged is asked once a call (the level is set when logging is
-        # configured, before any call); they are logged as the call notes them.
-        if log.isEnabledFor(logging.DEBUG):
-            call.observer = _logging_steps(observer)
         # The walk is written here rather than in a method of its own: every command a node
         # sends is awaited through each coroutine between it and the session, twice.
         try:
@@ -130,6 +132,7 @@ def _fill_system_variables(call: Call) -> None:
     """What menus may say or test besides the caller's entries."""
     call.variables["did"] = call.menu.number
     status = call.hours()
+    call.facts = hours_facts(status)  # what condition nodes test, once for the whole call
     if status is not None:
         call.variables.update(_hours_variables(status))
 

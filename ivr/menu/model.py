@@ -334,6 +334,22 @@ class Menu:
         return frozenset(pairs)
 
 
+class ObservedPath(list[Step]):
+    """A call's path that tells `observer` each step as it is noted (``hotline menus try``,
+    debug logging): nodes note a step with a plain `append`, which only a watched call pays
+    for, and append steps worked out when the menu was loaded (`ivr.nodes.common.Cue`)."""
+
+    __slots__ = ("observer",)
+
+    def __init__(self, observer: Callable[[Step], None]) -> None:
+        super().__init__()
+        self.observer = observer
+
+    def append(self, step: Step) -> None:
+        super().append(step)
+        self.observer(step)
+
+
 _new_step = tuple.__new__
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -358,17 +374,17 @@ class Call:
     variables: dict[str, str] = field(default_factory=dict)
     personal: set[str] = field(default_factory=set)  # variables holding personal data
     pending: str = ""  # digits pressed during a prompt, for the node that reads next
+    # The steps so far; an `ObservedPath` when someone watches them (nodes simply append).
     path: list[Step] = field(default_factory=list)
     node: str = ""
-    observer: Callable[[Step], None] | None = None
     queued: tuple[str, str] | None = None  # (group, outcome) once the caller was queued
     _hours: Any = None  # the opening-hours status, computed once per call
+    # The hours tests that hold at the call's moment (`ivr.nodes.condition.hours_facts`),
+    # filled in by the engine as the call starts; None until then.
+    facts: frozenset[str] | None = None
 
     def note(self, kind: str, detail: str = "") -> None:
-        step = _new_step(Step, (kind, detail, self.node))  # Step(...), without a Python frame
-        self.path.append(step)
-        if self.observer is not None:
-            self.observer(step)
+        self.path.append(_new_step(Step, (kind, detail, self.node)))  # Step(...), no frame
 
     def expand(self, text: str) -> str:
         """``${name}`` replaced by the variable's value (empty when unset)."""

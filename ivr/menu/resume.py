@@ -61,7 +61,13 @@ class Resume:
         for name in SYSTEM_VARIABLES.intersection(entered):
             del entered[name]
         personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
-        return _resume(node, entered, personal, call.queued)
+        here = _new(Resume)  # as `_resume` makes one, written out: made at every new state
+        _set(
+            here,
+            "__dict__",
+            {"node": node, "variables": entered, "personal": personal, "queued": call.queued},
+        )
+        return here
 
     def same_state(self, other: Resume | None) -> bool:
         return other is not None and (self.variables, self.queued) == (
@@ -214,19 +220,18 @@ class Checkpoints:
     personal marks or its queue outcome differ from when it was last taken apart (a plain
     comparison of dicts, sets and tuples), and otherwise the last one is reused."""
 
-    __slots__ = ("_call", "_last", "_nodes", "_personal", "_queued", "_taken", "_variables", "tell")
+    __slots__ = ("_call", "_last", "_safe", "_seen", "_taken", "tell")
 
     def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
         self._call = call
-        self._nodes = call.menu.nodes
+        self._safe = safe_nodes(call.menu)
         self.tell = tell
         self._last = last  # the last checkpoint left (or the one the call resumed from)
-        # The call's state as last taken apart, and what it was made of; None, which no
-        # call's variables equal, until it is first taken apart.
+        # The call's state as last taken apart, and what it was made of (variables, queue
+        # outcome, personal marks); (), which no call's state equals, until it is first
+        # taken apart.
         self._taken = last
-        self._variables: dict[str, str] | None = None
-        self._personal: set[str] = set()
-        self._queued: tuple[str, str] | None = None
+        self._seen: tuple[object, ...] = ()
         if (
             not last.variables
             and not last.personal
@@ -237,7 +242,7 @@ class Checkpoints:
         ):
             # A fresh call: nothing entered yet, which is `last`'s state; no need to take it
             # apart at the first node to find that out.
-            self._variables = dict(call.variables)
+            self._seen = (dict(call.variables), call.queued, set(call.personal))
 
     async def reach(self, node_id: str) -> None:
         here = self.due(node_id)
@@ -248,31 +253,42 @@ class Checkpoints:
         """The checkpoint to leave on entering `node_id`, if one is due (then it is the last
         one left): what `reach` tells, for a caller that awaits it only when there is one."""
         call = self._call
-        if (
-            call.variables != self._variables
-            or call.queued != self._queued
-            or call.personal != self._personal
-        ):
-            return self._changed(node_id)
-        # Nothing changed since the state was taken apart, and the last checkpoint has it.
-        if self._last.node == node_id or self._nodes[node_id].kind not in SAFE_KINDS:
+        if (call.variables, call.queued, call.personal) == self._seen:
+            # Nothing changed since the state was taken apart, and the last checkpoint has
+            # it: one is due only on entering another node that asks or queues.
+            if node_id in self._safe and node_id != self._last.node:
+                # `self._taken.moved_to(node_id)`, written out: the usual checkpoint
+                here = self._last = _new(Resume)
+                _set(here, "__dict__", {**self._taken.__dict__, "node": node_id})
+                return here
             return None
-        here = self._last = self._taken.moved_to(node_id)
-        return here
+        return self._changed(node_id)
 
     def _changed(self, node_id: str) -> Resume | None:
         call, last = self._call, self._last
         here = Resume.of(call, node_id)
         self._taken = here
-        self._variables = dict(call.variables)
-        self._personal = set(call.personal)
-        self._queued = call.queued
-        if last.node == node_id and here.same_state(last):
+        self._seen = (dict(call.variables), call.queued, set(call.personal))
+        same = here.variables == last.variables and here.queued == last.queued
+        if same and last.node == node_id:
             return None
-        if self._nodes[node_id].kind in SAFE_KINDS or not here.same_state(last):
+        if not same or node_id in self._safe:
             self._last = here
             return here
         return None
+
+
+def safe_nodes(menu: Menu) -> frozenset[str]:
+    """The menu's nodes that ask or queue (`SAFE_KINDS`): worked out once per menu, when it
+    is loaded (`ivr.menu.library`), not at every node of every call."""
+    safe: frozenset[str] | None = menu.__dict__.get(_SAFE_NODES)
+    if safe is None:
+        safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
+        menu.__dict__[_SAFE_NODES] = safe  # kept with the menu, as its cached properties are
+    return safe
+
+
+_SAFE_NODES = "_safe_nodes"
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:

@@ -5,13 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import NamedTuple
 
 from hotline.agi.session import Playback
-from ivr.menu.model import Call, Location
+from ivr.menu.model import Call, Location, Step
 
 Prompts = tuple[tuple[str, Location], ...]
 # Variables the engine fills in itself; they are not the caller's entries.
 SYSTEM_VARIABLES = frozenset({"did", "caller_id", "opens_at", "opens_date", "closes_at"})
+
+
+class Cue(NamedTuple):
+    """A prompt as a node plays it, worked out when the menu is loaded: the nodes every call
+    goes through (play, menu, rating, hangup) stream their prompts from these."""
+
+    name: str  # as written in the menu
+    fixed: bool  # no ``${...}`` in it: streamed as written, nothing to expand
+    step: Step  # what the call's path notes once it has played
+
+
+def cues(node_id: str, prompts: Prompts) -> tuple[Cue, ...]:
+    return tuple(Cue(name, "${" not in name, Step("play", name, node_id)) for name, _ in prompts)
 
 
 async def play(call: Call, prompts: Prompts, escape: str = "") -> str | None:
@@ -25,22 +39,11 @@ async def play(call: Call, prompts: Prompts, escape: str = "") -> str | None:
 
 
 def heard(call: Call, name: str, played: Playback) -> str | None:
-    """Note that prompt `name` played, and the key that stopped it (returned), if any. The
-    nodes every call goes through (play, menu, rating, hangup) stream their prompts
-    themselves and note them with this: each command is awaited through every coroutine
-    between the node and the session, so `play` would be one more level on each."""
+    """Note that prompt `name` played, and the key that stopped it (returned), if any."""
     call.note("play", name)
     digit = played.digit
     if digit is not None:
         call.note("input", digit)
-    return digit
-
-
-def take_pending(call: Call) -> str | None:
-    """The first key pressed during an earlier prompt, if any (the rest is dropped)."""
-    if not call.pending:
-        return None
-    digit, call.pending = call.pending[0], ""
     return digit
 
 

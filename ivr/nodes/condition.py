@@ -18,7 +18,7 @@ number is in the call log from an earlier call), ``{variable, equals}``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from yaml.nodes import MappingNode, ScalarNode
@@ -51,6 +51,10 @@ class ConditionNode:
     at: Location
     branches: tuple[Branch, ...]
     otherwise: tuple[str, Location]
+    _programs: dict[frozenset[str], tuple[_Step, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    _needs_hours: bool = field(init=False, repr=False, compare=False)
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (*(b.goto for b in self.branches), self.otherwise)
@@ -63,27 +67,47 @@ class ConditionNode:
         """Where the first branch that needs the opening hours is written, if any."""
         return next((b.at for b in self.branches if b.test.name in HOURS_TESTS), None)
 
+    def __post_init__(self) -> None:
+        # Worked out once, when the menu is loaded: the node's branches for each set of
+        # opening-hours facts a day can have (`_program`), and whether it needs the hours.
+        programs = {facts: _program(self.branches, facts) for facts in _DAY_FACTS}
+        object.__setattr__(self, "_programs", programs)
+        object.__setattr__(self, "_needs_hours", self.uses_hours is not None)
+
     def run(self, call: Call) -> Next | Awaitable[Next]:
         """Decided at once, unless a `seen_before` test has a call log to ask: from that
         branch on the node waits for it (`_ask_from`)."""
-        facts: frozenset[str] | None = None  # the hours tests that hold, once one is asked
-        for index, branch in enumerate(self.branches):
-            test = branch.test
-            name = test.name
-            if name == "variable":
-                passed = call.variables.get(test.variable, "") == test.equals
-            elif name == "seen_before":
+        if self._needs_hours:
+            facts = call.facts
+            if facts is None:  # a call the engine did not start (the facts are its to fill)
+                facts = hours_facts(call.hours())
+            program = self._programs.get(facts)
+            if program is None:
+                program = self._learn(facts)
+        else:
+            program = self._programs[_NO_SCHEDULE]
+        variables = call.variables
+        for step in program:
+            if isinstance(step, _ByValue):
+                taken = step.gotos.get(variables.get(step.variable, ""))
+                if taken is None:
+                    continue
+            elif isinstance(step, _SeenBefore):
                 if call.services.history is not None and call.caller_id:
-                    return self._ask_from(call, index)
+                    return self._ask_from(call, step.index)
                 continue  # no call log, or no caller number: never seen before
             else:
-                if facts is None:
-                    facts = hours_facts(call.hours())
-                passed = name in facts
-            if passed:
-                call.note("branch", describe(test))
-                return branch.goto[0]
+                taken = step.taken
+            call.note("branch", taken[1])
+            return taken[0]
         return self.otherwise[0]
+
+    def _learn(self, facts: frozenset[str]) -> tuple[_Step, ...]:
+        """The program for facts no usual day has (a schedule of another kind, in tests)."""
+        program = _program(self.branches, facts)
+        if len(self._programs) < _MAX_PROGRAMS:
+            self._programs[facts] = program
+        return program
 
     async def _ask_from(self, call: Call, start: int) -> Next:
         for branch in self.branches[start:]:
@@ -132,6 +156,71 @@ def hours_facts(status: Any) -> frozenset[str]:
         facts |= {"surge"}
     _last_facts = (status, facts)
     return facts
+
+
+# --- a node's branches with the opening hours already decided ------------------------------
+#
+# What a condition decides depends on the hours (the same all day for every call), the
+# variables and the call log. So for each set of hours facts its branches are boiled down
+# once: an hours test that fails is dropped, the first that holds ends the list (it is taken
+# whenever reached), and tests of one variable in a row become one look-up of its value.
+# A call then only looks up its variables and, if reached, asks the call log.
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """An hours test that holds: its branch is taken when reached."""
+
+    taken: tuple[str, str]  # (the node to go to, the step noted)
+
+
+@dataclass(frozen=True, slots=True)
+class _ByValue:
+    """Tests of one variable in a row: its value picks the branch (the first written wins)."""
+
+    variable: str
+    gotos: dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _SeenBefore:
+    """A `seen_before` test, the `index`-th branch: from there on the node waits."""
+
+    index: int
+
+
+_Step = _Taken | _ByValue | _SeenBefore
+_KINDS_OF_DAY = ("workday", "saturday", "sunday", "holiday")
+# Every set of facts `hours_facts` gives for the schedules of `hotline.hours` (and none).
+_DAY_FACTS = frozenset(
+    {_NO_SCHEDULE}
+    | {
+        frozenset({kind, state, *surge})
+        for kind in _KINDS_OF_DAY
+        for state in ("open", "closed")
+        for surge in ((), ("surge",))
+    }
+)
+_MAX_PROGRAMS = 64
+
+
+def _program(branches: tuple[Branch, ...], facts: frozenset[str]) -> tuple[_Step, ...]:
+    steps: list[_Step] = []
+    for index, branch in enumerate(branches):
+        test = branch.test
+        taken = (branch.goto[0], describe(test))
+        if test.name == "variable":
+            last = steps[-1] if steps else None
+            if isinstance(last, _ByValue) and last.variable == test.variable:
+                last.gotos.setdefault(test.equals, taken)
+            else:
+                steps.append(_ByValue(test.variable, {test.equals: taken}))
+        elif test.name == "seen_before":
+            steps.append(_SeenBefore(index))
+        elif test.name in facts:
+            steps.append(_Taken(taken))
+            break  # the branches after it are never reached
+    return tuple(steps)
 
 
 def describe(test: Test) -> str:

@@ -8,12 +8,12 @@ goodbye:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, End, Location, Next
-from ivr.nodes.common import Prompts, heard
+from ivr.nodes.common import Cue, Prompts, cues
 
 # Every call a menu hangs up ends the same way (an `End` is frozen: one serves them all).
 HUNG_UP = End("hangup", outcome="completed")
@@ -25,6 +25,10 @@ class HangupNode:
     id: str
     at: Location
     files: Prompts
+    _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return ()
@@ -33,9 +37,12 @@ class HangupNode:
         return self.files
 
     async def run(self, call: Call) -> Next:
-        channel = call.channel
-        for name, _ in self.files:
-            if heard(call, name, await channel.stream_file(call.expand(name), "")) is not None:
+        channel, path = call.channel, call.path
+        for cue in self._cues:
+            played = await channel.stream_file(cue.name if cue.fixed else call.expand(cue.name), "")
+            path.append(cue.step)
+            if played.digit is not None:
+                call.note("input", played.digit)
                 break  # as `play`: a key pressed ends the goodbye
         await channel.hangup()
         call.note("hangup")

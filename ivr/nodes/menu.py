@@ -16,13 +16,13 @@ A caller who presses nothing or only wrong keys goes to `fallback` after `retrie
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
 
 from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Prompts, heard, play, take_pending
+from ivr.nodes.common import Cue, Prompts, cues, play
 
 DEFAULT_INVALID = "hotline/invalid-input"
 
@@ -39,6 +39,12 @@ class MenuNode:
     invalid: Prompts
     no_input: Prompts
     fallback: tuple[str, Location]
+    _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
+    _timeout_ms: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
+        object.__setattr__(self, "_timeout_ms", int(self.timeout * 1000))
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (*self.options.values(), self.fallback)
@@ -52,19 +58,22 @@ class MenuNode:
         return "".join(self.options)
 
     async def run(self, call: Call) -> Next:
-        keys = self.keys
+        keys, channel = self.keys, call.channel
         for _ in range(self.retries):
-            digit = take_pending(call)
-            if digit is not None:
+            if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
+                digit, call.pending = call.pending[0], ""
                 call.note("input", digit)
             else:  # ask (written out here: every command is awaited through each coroutine)
                 digit = None
-                for name, _ in self.files:
-                    played = await call.channel.stream_file(call.expand(name), keys)
-                    if (digit := heard(call, name, played)) is not None:
+                for cue in self._cues:
+                    name = cue.name if cue.fixed else call.expand(cue.name)
+                    played = await channel.stream_file(name, keys)
+                    call.path.append(cue.step)
+                    if (digit := played.digit) is not None:
+                        call.note("input", digit)
                         break
                 if digit is None:
-                    digit = await call.channel.wait_for_digit(int(self.timeout * 1000))
+                    digit = await channel.wait_for_digit(self._timeout_ms)
                     if digit is not None:
                         call.note("input", digit)
             if digit is None:

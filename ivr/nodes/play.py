@@ -12,12 +12,12 @@ welcome:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Prompts, heard
+from ivr.nodes.common import Cue, Prompts, cues
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class PlayNode:
     files: Prompts
     barge_in: str
     next: tuple[str, Location]
+    _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (self.next,)
@@ -38,11 +42,15 @@ class PlayNode:
     async def run(self, call: Call) -> Next:
         if call.pending and call.pending[0] in self.barge_in:
             return self.next[0]  # the caller already chose during an earlier prompt
-        channel, keys = call.channel, self.barge_in
-        for name, _ in self.files:
-            digit = heard(call, name, await channel.stream_file(call.expand(name), keys))
-            if digit is not None:
-                call.pending = digit
+        channel, keys, path = call.channel, self.barge_in, call.path
+        for cue in self._cues:
+            played = await channel.stream_file(
+                cue.name if cue.fixed else call.expand(cue.name), keys
+            )
+            path.append(cue.step)
+            if played.digit is not None:
+                call.note("input", played.digit)
+                call.pending = played.digit
                 break
         return self.next[0]
 

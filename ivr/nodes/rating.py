@@ -18,12 +18,12 @@ call again. The mark goes to the channel as HOTLINE_RATING (and into the call's 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Prompts, heard, play, take_pending
+from ivr.nodes.common import Cue, Prompts, cues, play
 
 MARKS = "12345"
 CONTACT_NUMBER_PROMPT = "hotline/contact-number-is"
@@ -39,6 +39,12 @@ class RatingNode:
     timeout: float
     retries: int
     next: tuple[str, Location]
+    _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
+    _timeout_ms: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
+        object.__setattr__(self, "_timeout_ms", int(self.timeout * 1000))
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (self.next,)
@@ -52,14 +58,19 @@ class RatingNode:
             await _say_contact_number(call, await contacts.contact_number(call.channel.call_id))
         channel = call.channel
         for _ in range(self.retries):
-            mark = take_pending(call)
-            if mark is None:  # ask (written out, as in the menu node: no `play` level)
-                for name, _ in self.files:
-                    played = await channel.stream_file(call.expand(name), MARKS)
-                    if (mark := heard(call, name, played)) is not None:
+            mark = None
+            if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
+                mark, call.pending = call.pending[0], ""
+            else:  # ask (written out, as in the menu node: no `play` level)
+                for cue in self._cues:
+                    name = cue.name if cue.fixed else call.expand(cue.name)
+                    played = await channel.stream_file(name, MARKS)
+                    call.path.append(cue.step)
+                    if (mark := played.digit) is not None:
+                        call.note("input", mark)
                         break
             if mark is None:
-                mark = await channel.wait_for_digit(int(self.timeout * 1000))
+                mark = await channel.wait_for_digit(self._timeout_ms)
             if mark is not None and mark in MARKS:
                 call.variables["rating"] = mark
                 await call.channel.set_variable("HOTLINE_RATING", mark)

@@ -9,11 +9,11 @@ mark-topic:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ivr.menu.fields import FieldError, Fields, scalar_text
-from ivr.menu.model import Call, Location, Next
+from ivr.menu.model import Call, Location, Next, Step
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,17 @@ class SetNode:
     at: Location
     values: Mapping[str, str]
     next: tuple[str, Location]
+    # Each value as the node writes it, worked out when the menu is loaded: (name, value,
+    # the path's step) for a value written out in full, (name, template, None) for one with
+    # ``${...}`` in it, expanded and noted as each call runs the node.
+    _writes: tuple[tuple[str, str, Step | None], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        writes = tuple(
+            (name, value, None if "${" in value else Step("set", f"{name}={value}", self.id))
+            for name, value in self.values.items()
+        )
+        object.__setattr__(self, "_writes", writes)
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (self.next,)
@@ -31,10 +42,14 @@ class SetNode:
         return ()
 
     def run(self, call: Call) -> Next:
-        variables = call.variables
-        for name, value in self.values.items():
-            variables[name] = text = call.expand(value)
-            call.note("set", f"{name}={text}")
+        variables, path = call.variables, call.path
+        for name, value, step in self._writes:
+            if step is not None:
+                variables[name] = value
+                path.append(step)
+            else:
+                variables[name] = text = call.expand(value)
+                call.note("set", f"{name}={text}")
         return self.next[0]
 
 

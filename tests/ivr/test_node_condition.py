@@ -201,3 +201,45 @@ async def test_seen_before_among_other_branches(
     )
     assert str(result.end) == f"queue {expected}"
     assert (history is not None and history.asked == ["79161234567"]) == asked
+
+
+ORDERED = """\
+  a: {kind: set, values: {group: "${chosen}"}, next: b}
+  b:
+    kind: condition
+    branches:
+      - {when: {variable: group, equals: tech}, goto: first-tech}
+      - {when: {variable: group, equals: tech}, goto: second-tech}
+      - {when: {variable: group, equals: pay}, goto: pay}
+      - {when: closed, goto: closed}
+      - {when: {variable: group, equals: late}, goto: late}
+      - {when: {variable: group, equals: pay}, goto: pay-again}
+    otherwise: other
+  first-tech: {kind: queue, group: first-tech}
+  second-tech: {kind: queue, group: second-tech}
+  pay: {kind: queue, group: pay}
+  closed: {kind: queue, group: closed}
+  late: {kind: queue, group: late}
+  pay-again: {kind: queue, group: pay-again}
+  other: {kind: queue, group: other}
+"""
+
+
+@pytest.mark.parametrize(
+    ("chosen", "at", "expected", "noted"),
+    [
+        ("tech", WORKDAY_NOON, "first-tech", ["group = tech"]),  # the first one written wins
+        ("tech", WORKDAY_EVENING, "first-tech", ["group = tech"]),  # before the hours test
+        ("pay", WORKDAY_EVENING, "pay", ["group = pay"]),
+        ("late", WORKDAY_NOON, "late", ["group = late"]),  # the hours test fails: on it goes
+        ("late", WORKDAY_EVENING, "closed", ["closed"]),  # it holds: nothing after it counts
+        ("", WORKDAY_EVENING, "closed", ["closed"]),
+        ("", WORKDAY_NOON, "other", []),
+    ],
+)
+async def test_branches_decide_in_the_order_written_among_variables_and_hours(
+    run_menu, hours, path_of, chosen: str, at: datetime, expected: str, noted: list[str]
+) -> None:
+    result, _ = await run_menu(ORDERED.replace("${chosen}", chosen), at=at, hours=hours())
+    assert str(result.end) == f"queue {expected}"
+    assert path_of(result, "branch") == [f"branch {test}" for test in noted]
