@@ -47,22 +47,22 @@ from typing import Protocol
 from sqlalchemy import select
 
 from hotline.logs import bind_call
-from hotline.private import open_private, private_dir
+from hotline.private import private_dir
 from hotline.store.db import CallRecord
 from recorder import metrics
-from recorder.alarms import Alarm, Backoff
+from recorder.alarms import Alarm, Backoff, check_spool_space
 from recorder.audio import TranscodeFailed, encode_file, encoder_threads, wav_duration
-from recorder.keys import CipherSummary, KeyRing, encrypt_stream
+from recorder.keys import KeyRing
 from recorder.models import RecordedCall, RecordingStore, State
-from recorder.settings import FORMATS, RecorderSettings
+from recorder.settings import RecorderSettings
 from recorder.spool import (
     SPOOL_DIR_MODE,
     SPOOL_SUFFIX,
     spool_path,
-    spool_space,
     valid_call_id,
 )
 from recorder.storage import Storage, StorageUnavailable, VerificationFailed, verify
+from recorder.workfiles import KEPT_ORIGINAL, WorkFiles, seal_file
 
 
 class RetentionTerms(Protocol):
@@ -95,9 +95,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("recorder.pipeline")
-
-# format of a recording whose audio the encoder could not read: its bytes are kept as they were
-KEPT_ORIGINAL = "original"
 
 
 @dataclass(frozen=True)
@@ -138,6 +135,7 @@ class Recorder:
         self.key_ring = key_ring
         self.spool_dir = Path(settings.spool_dir)
         self.work_dir = Path(settings.work_dir)
+        self.files = WorkFiles(self.spool_dir, self.work_dir, settings.s3_prefix)
         self.storage_alarm = Alarm("recorder_storage", metrics.STORAGE_ALARM)
         self.spool_alarm = Alarm("recorder_spool_space", metrics.SPOOL_ALARM)
         self.backoff = Backoff(
@@ -230,7 +228,7 @@ class Recorder:
 
     async def scan(self) -> None:
         """Check free space, then queue finished spool files not yet in the pipeline."""
-        self._check_spool_space()
+        check_spool_space(self.spool_dir, self.settings, self.spool_alarm)
         now = time.time()
         for entry in os.scandir(self.spool_dir):
             if not entry.name.endswith(SPOOL_SUFFIX) or entry.name.startswith("."):
@@ -296,7 +294,7 @@ class Recorder:
         while row is not None:
             state = State(row.state)
             if state in (State.VERIFIED, State.PURGED):
-                self._cleanup(row)
+                self.files.clean_up(row)
                 self._notified.pop(call_id, None)
                 return
             advanced: RecordedCall | None = None
@@ -320,7 +318,7 @@ class Recorder:
             metrics.FAILURES.labels("transcode").inc()
             raise FileNotFoundError(f"spool file {source.name} is missing; recording lost")
         format = self.settings.format
-        audio = self._audio_path(row.call_id, format)
+        audio = self.files.audio_path(row.call_id, format)
         audio = audio.with_name(audio.name + ".part")  # never taken for a finished transcode
         started = time.perf_counter()
         duration: float | None
@@ -349,7 +347,7 @@ class Recorder:
 
     async def _encrypt(self, row: RecordedCall) -> RecordedCall | None:
         """Encrypt the durable transcoded file of a `transcoded` row."""
-        source = self._audio_path(row.call_id, row.format)
+        source = self.files.audio_path(row.call_id, row.format)
         if not source.exists():
             raise MissingInput(f"transcoded file {source.name} is missing")
         return await self._seal(row, source, State.TRANSCODED, format=row.format)
@@ -359,11 +357,13 @@ class Recorder:
     ) -> RecordedCall | None:
         """Encrypt `audio` under a new data key into the work file and move the row from
         `expected` to `encrypted` with the key and the object's name."""
-        target = self._cipher_path(row.call_id)
+        target = self.files.cipher_path(row.call_id)
         sealing = target.with_name(target.name + ".part")
         started = time.perf_counter()
         data_key, wrapped = self.key_ring.new_data_key(row.call_id)
-        summary = await asyncio.to_thread(self._encrypt_file, data_key, audio, sealing)
+        summary = await asyncio.to_thread(
+            seal_file, data_key, audio, sealing, self.settings.chunk_size
+        )
         metrics.STAGE_SECONDS.labels("encrypt").observe(time.perf_counter() - started)
         # the wrapped key is committed before any ciphertext leaves this machine
         advanced = await self.store.advance(
@@ -372,7 +372,7 @@ class Recorder:
             plain_size=summary.plain_size, plain_sha256=summary.plain_sha256,
             cipher_size=summary.cipher_size, cipher_sha256=summary.cipher_sha256,
             storage_backend=self.storage.name,
-            storage_key=self._object_key(row.call_id, format, row.started_at), **values,
+            storage_key=self.files.object_key(row.call_id, format, row.started_at), **values,
         )  # fmt: skip
         # Named as the row's ciphertext only once the row holds its key: a step run on a stale
         # row (its compare-and-set fails) must not replace the file a committed row describes.
@@ -383,20 +383,12 @@ class Recorder:
             os.replace(sealing, target)
         return advanced
 
-    def _encrypt_file(self, data_key: bytes, source: Path, target: Path) -> CipherSummary:
-        # fsynced: the `encrypted` row about to commit describes these bytes
-        with source.open("rb") as plain, open_private(target) as sealed:
-            summary = encrypt_stream(data_key, plain, sealed, self.settings.chunk_size)
-            sealed.flush()
-            os.fsync(sealed.fileno())
-        return summary
-
     async def _store(self, row: RecordedCall) -> RecordedCall | None:
         """Upload the ciphertext, verify it, and move the row from `encrypted` to `verified`
         in one update. A worker killed between the upload and that update uploads again on
         restart, which replaces the object (its key is the call's): a `stored` row would only
         save that upload after a crash, for a transaction on every recording."""
-        source = self._cipher_path(row.call_id)
+        source = self.files.cipher_path(row.call_id)
         if not source.exists() or row.storage_key is None or row.cipher_sha256 is None:
             raise MissingInput(f"encrypted file {source.name} is missing")
         started = time.perf_counter()
@@ -450,7 +442,7 @@ class Recorder:
         state = State(row.state)
         if state is State.SPOOLED:  # pragma: no cover - SPOOLED raises FileNotFoundError
             raise FileNotFoundError(reason)
-        audio_ok = self._audio_path(row.call_id, row.format).exists()
+        audio_ok = self.files.audio_path(row.call_id, row.format).exists()
         target = State.TRANSCODED if audio_ok and state is not State.TRANSCODED else State.SPOOLED
         log.warning("%s: going back from %s to %s", reason, state.value, target.value)
         await self.store.advance(row.call_id, state, target)
@@ -516,51 +508,7 @@ class Recorder:
         except Exception:  # the database itself may be what failed
             log.warning("could not record the failure in the database", exc_info=True)
 
-    def _check_spool_space(self) -> None:
-        space = spool_space(self.spool_dir)
-        metrics.SPOOL_FILES.set(space.files)
-        metrics.SPOOL_BYTES.set(space.bytes)
-        metrics.SPOOL_FREE_BYTES.set(space.free_bytes)
-        low = (
-            space.free_bytes < self.settings.spool_alarm_free_bytes
-            or space.free_percent < self.settings.spool_alarm_free_percent
-        )
-        if low:
-            self.spool_alarm.raise_(
-                f"spool {self.spool_dir} has {space.free_bytes} bytes "
-                f"({space.free_percent:.1f} %) free, {space.files} recordings waiting"
-            )
-        else:
-            self.spool_alarm.clear(f"spool {self.spool_dir} has {space.free_bytes} bytes free")
-
     def _warn_name(self, name: str) -> None:
         if name not in self._warned_names:
             self._warned_names.add(name)
             log.error("spool entry %r is not a <call id>.wav file; left in place", name)
-
-    def _audio_path(self, call_id: str, format: str) -> Path:
-        suffix = ".orig" if format == KEPT_ORIGINAL else FORMATS[format].suffix
-        return self.work_dir / f"{call_id}{suffix}"
-
-    def _cipher_path(self, call_id: str) -> Path:
-        return self.work_dir / f"{call_id}.enc"
-
-    def _object_key(self, call_id: str, format: str, started_at: datetime) -> str:
-        suffix = ".orig" if format == KEPT_ORIGINAL else FORMATS[format].suffix
-        day = started_at.strftime("%Y/%m/%d")
-        return f"{self.settings.s3_prefix}{day}/{call_id}{suffix}.enc"
-
-    def _cleanup(self, row: RecordedCall) -> None:
-        """Remove the spool file and the work files: only called once the row is verified."""
-        call_id = row.call_id
-        spooled = spool_path(self.spool_dir, call_id)
-        with contextlib.suppress(FileNotFoundError):
-            if spooled.stat().st_mtime > row.updated_at.timestamp():
-                # written after the row was finished: a reused call id, never delete unseen audio
-                log.error("spool file %s is newer than its finished recording; left", spooled)
-                spooled = self._cipher_path(call_id)
-        paths = [spooled, self._cipher_path(call_id)]
-        paths += [self._audio_path(call_id, f) for f in (*FORMATS, KEPT_ORIGINAL)]
-        for path in paths:
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".part").unlink(missing_ok=True)
