@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import Gauge
 
 from recorder import metrics
+from recorder.settings import RecorderSettings
+from recorder.spool import spool_space
 
-__all__ = ["Alarm", "Backoff"]
+__all__ = ["Alarm", "Backoff", "check_spool_space"]
 
 # The logger the alarm lines have always come from: alerting rules match on it.
 log = logging.getLogger("recorder.pipeline")
@@ -75,3 +78,22 @@ class Backoff:
             self.alarm.clear(f"storage back after {self.failures} failed attempts")
         self.failures = 0
         self.failing_since = None
+
+
+def check_spool_space(spool_dir: Path, settings: RecorderSettings, alarm: Alarm) -> None:
+    """Export what waits in the spool and its free space; raise `alarm` below the threshold."""
+    space = spool_space(spool_dir)
+    metrics.SPOOL_FILES.set(space.files)
+    metrics.SPOOL_BYTES.set(space.bytes)
+    metrics.SPOOL_FREE_BYTES.set(space.free_bytes)
+    low = (
+        space.free_bytes < settings.spool_alarm_free_bytes
+        or space.free_percent < settings.spool_alarm_free_percent
+    )
+    if low:
+        alarm.raise_(
+            f"spool {spool_dir} has {space.free_bytes} bytes "
+            f"({space.free_percent:.1f} %) free, {space.files} recordings waiting"
+        )
+    else:
+        alarm.clear(f"spool {spool_dir} has {space.free_bytes} bytes free")

@@ -34,12 +34,16 @@ class TranscodeFailed(Exception):
     """The spool file is not audio the encoder can read (not a WAV, or its header is broken)."""
 
 
-def encode_file(source: Path, target: Path, format: str) -> float:
+def encode_file(source: Path, target: Path, format: str, *, durable: bool = True) -> float:
     """Encode the WAV `source` into the new private file `target` as `format` (a key of
-    FORMATS), on disk (fsync) before returning: the row then says the step is done. Returns the
-    seconds of audio encoded. Raises TranscodeFailed when `source` is not readable audio."""
+    FORMATS); with `durable`, on disk (fsync) before returning, for a row that will say the
+    step is done. The pipeline passes durable=False: it encrypts the file at once and only the
+    ciphertext must survive a crash. Returns the seconds of audio encoded. Raises
+    TranscodeFailed when `source` is not readable audio."""
     open_private(target).close()  # created 0600 first: libavformat then writes into it
     seconds = encode_stream(source, target, format)
+    if not durable:
+        return seconds
     descriptor = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         os.fsync(descriptor)

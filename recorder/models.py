@@ -21,6 +21,10 @@ States advance in this order, each step idempotent and keyed by call id:
 
     spooled -> transcoded -> encrypted -> stored -> verified -> purged
 
+The pipeline goes spooled -> encrypted -> verified (one update per step: see
+`recorder.pipeline`); `transcoded` and `stored` are states an older version committed, still
+resumed, and where a rewind may put a row.
+
 `verified` is the only state where the spool file may already be gone and the object is
 known good; retention purges `verified` rows only (and never with `legal_hold`).
 """
@@ -173,6 +177,16 @@ class RecordingStore:
         async with self.sessions() as session:
             stmt = select(RecordedCall).where(RecordedCall.call_id == call_id)
             return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def registered(self, call_ids: Sequence[str], batch: int = 500) -> list[str]:
+        """Those of `call_ids` that have a row, in one query per `batch` ids."""
+        found: list[str] = []
+        async with self.sessions() as session:
+            for first in range(0, len(call_ids), batch):
+                wanted = call_ids[first : first + batch]
+                stmt = select(RecordedCall.call_id).where(RecordedCall.call_id.in_(wanted))
+                found += (await session.execute(stmt)).scalars()
+        return found
 
     async def update(self, call_id: str, **values: Any) -> None:
         """Set columns of one row (and `updated_at`)."""

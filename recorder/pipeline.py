@@ -15,6 +15,13 @@ call id. A crash anywhere therefore resumes on restart with the same step, and t
 is a function of the call id, so a repeated upload replaces rather than duplicates. The spool
 file is deleted only after the row reached `verified`.
 
+A recording takes two steps and two row updates: encode and encrypt (spooled -> encrypted),
+then upload and verify (encrypted -> verified). The row's fixed cost (transactions, fsyncs) is
+what makes a short call dearer per audio-hour than a long one, so no state is committed that
+recovery does not need: until `encrypted` commits the spool file is still there to encode
+again, and until `verified` commits the ciphertext is still there to upload again. Rows an
+older version left `transcoded` or `stored` are resumed from there.
+
 Storage being down raises `StorageUnavailable`: the worker backs off exponentially (up to
 `retry_max`) and, once failures have lasted `storage_alarm_after`, raises the storage alarm
 (an ERROR log line and `hotline_recorder_storage_alarm` = 1) while the spool grows. Each scan
@@ -29,33 +36,33 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
 
 from hotline.logs import bind_call
-from hotline.private import open_private, private_dir
+from hotline.private import private_dir
 from hotline.store.db import CallRecord
 from recorder import metrics
-from recorder.alarms import Alarm, Backoff
+from recorder.alarms import Alarm, Backoff, check_spool_space
 from recorder.audio import TranscodeFailed, encode_file, encoder_threads, wav_duration
-from recorder.keys import CipherSummary, KeyRing, encrypt_stream
+from recorder.keys import KeyRing
 from recorder.models import RecordedCall, RecordingStore, State
-from recorder.settings import FORMATS, RecorderSettings
+from recorder.settings import RecorderSettings
 from recorder.spool import (
     SPOOL_DIR_MODE,
     SPOOL_SUFFIX,
     spool_path,
-    spool_space,
     valid_call_id,
 )
 from recorder.storage import Storage, StorageUnavailable, VerificationFailed, verify
+from recorder.workfiles import KEPT_ORIGINAL, WorkFiles, seal_file
 
 
 class RetentionTerms(Protocol):
@@ -89,9 +96,6 @@ __all__ = [
 
 log = logging.getLogger("recorder.pipeline")
 
-# format of a recording whose audio the encoder could not read: its bytes are kept as they were
-KEPT_ORIGINAL = "original"
-
 
 @dataclass(frozen=True)
 class CallInfo:
@@ -105,15 +109,6 @@ class CallInfo:
 
 
 # --- the pipeline ---------------------------------------------------------------------------
-
-
-def _copy_private(source: Path, target: Path) -> None:
-    """Copy the spool file kept as it was into a private work file, on disk before the row
-    says it is transcoded."""
-    with source.open("rb") as original, open_private(target) as copy:
-        shutil.copyfileobj(original, copy)
-        copy.flush()
-        os.fsync(copy.fileno())
 
 
 class MissingInput(Exception):
@@ -140,6 +135,7 @@ class Recorder:
         self.key_ring = key_ring
         self.spool_dir = Path(settings.spool_dir)
         self.work_dir = Path(settings.work_dir)
+        self.files = WorkFiles(self.spool_dir, self.work_dir, settings.s3_prefix)
         self.storage_alarm = Alarm("recorder_storage", metrics.STORAGE_ALARM)
         self.spool_alarm = Alarm("recorder_spool_space", metrics.SPOOL_ALARM)
         self.backoff = Backoff(
@@ -156,11 +152,13 @@ class Recorder:
         self._failures: dict[str, int] = {}
         self._warned_names: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
-        # each step returns the row it advanced (None: not advanced by it, read it again)
+        # each step returns the row it advanced (None: not advanced by it, read it again). A
+        # recording takes two steps, spooled -> encrypted -> verified; `transcoded` and `stored`
+        # are only resumed (rows an older version left there, a rewind)
         self._steps: dict[State, Callable[[RecordedCall], Awaitable[RecordedCall | None]]] = {
-            State.SPOOLED: self._transcode,
+            State.SPOOLED: self._encode_and_encrypt,
             State.TRANSCODED: self._encrypt,
-            State.ENCRYPTED: self._upload,
+            State.ENCRYPTED: self._store,
             State.STORED: self._verify,
         }
 
@@ -220,15 +218,17 @@ class Recorder:
         every spool file that already has a row (finished, but killed before cleaning up)."""
         for row in await self.store.unfinished(limit=100_000):
             self._enqueue(row.call_id)
+        spooled = []
         for entry in os.scandir(self.spool_dir):
             call_id = entry.name.removesuffix(SPOOL_SUFFIX)
             if call_id != entry.name and valid_call_id(call_id) and call_id not in self._pending:
-                if await self.store.get(call_id) is not None:
-                    self._enqueue(call_id)
+                spooled.append(call_id)
+        for call_id in await self.store.registered(spooled):  # one query, not one per file
+            self._enqueue(call_id)
 
     async def scan(self) -> None:
         """Check free space, then queue finished spool files not yet in the pipeline."""
-        self._check_spool_space()
+        check_spool_space(self.spool_dir, self.settings, self.spool_alarm)
         now = time.time()
         for entry in os.scandir(self.spool_dir):
             if not entry.name.endswith(SPOOL_SUFFIX) or entry.name.startswith("."):
@@ -294,7 +294,7 @@ class Recorder:
         while row is not None:
             state = State(row.state)
             if state in (State.VERIFIED, State.PURGED):
-                self._cleanup(row)
+                self.files.clean_up(row)
                 self._notified.pop(call_id, None)
                 return
             advanced: RecordedCall | None = None
@@ -306,67 +306,89 @@ class Recorder:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _transcode(self, row: RecordedCall) -> RecordedCall | None:
+    async def _encode_and_encrypt(self, row: RecordedCall) -> RecordedCall | None:
+        """Encode the spool file into a scratch file, encrypt that, and commit both in one row
+        update (spooled -> encrypted). Until that update commits the spool file is still there,
+        so a worker killed in between simply does the step again (a new data key, the same
+        object key): a `transcoded` row would only save that encoding after a crash, for a
+        transaction and an fsync on every recording. Only the ciphertext must survive a crash,
+        so the scratch audio is not fsynced and goes as soon as it is encrypted."""
         source = spool_path(self.spool_dir, row.call_id)
         if not source.exists():
             metrics.FAILURES.labels("transcode").inc()
             raise FileNotFoundError(f"spool file {source.name} is missing; recording lost")
         format = self.settings.format
-        target = self._audio_path(row.call_id, format)
-        partial = target.with_name(target.name + ".part")
+        audio = self.files.audio_path(row.call_id, format)
+        audio = audio.with_name(audio.name + ".part")  # never taken for a finished transcode
         started = time.perf_counter()
         duration: float | None
         failure = None
         try:
             # CPU-bound; the codec releases the GIL, so the event loop runs on meanwhile
             duration = await asyncio.get_running_loop().run_in_executor(
-                self._encoder, encode_file, source, partial, format
+                self._encoder, partial(encode_file, source, audio, format, durable=False)
             )
         except TranscodeFailed as error:
             # keep the evidence: the original bytes are encrypted and stored instead, and the
             # row says why (the spool file stays until that copy is verified in storage)
             log.error("transcoding failed, storing the original file: %s", error)
             metrics.FAILURES.labels("transcode").inc()
-            format, duration = KEPT_ORIGINAL, wav_duration(source)
+            format, duration, audio = KEPT_ORIGINAL, wav_duration(source), source
             failure = f"transcode: {error}; original file kept"
-            target = self._audio_path(row.call_id, format)
-            await asyncio.to_thread(_copy_private, source, partial)
-        os.replace(partial, target)
         metrics.STAGE_SECONDS.labels("transcode").observe(time.perf_counter() - started)
-        return await self.store.advance(
-            row.call_id, State.SPOOLED, State.TRANSCODED,
-            format=format, duration_seconds=duration, last_error=failure,
-        )  # fmt: skip
+        try:
+            return await self._seal(
+                row, audio, State.SPOOLED, format=format, duration_seconds=duration,
+                last_error=failure,
+            )  # fmt: skip
+        finally:
+            if audio != source:
+                audio.unlink(missing_ok=True)
 
     async def _encrypt(self, row: RecordedCall) -> RecordedCall | None:
-        source = self._audio_path(row.call_id, row.format)
+        """Encrypt the durable transcoded file of a `transcoded` row."""
+        source = self.files.audio_path(row.call_id, row.format)
         if not source.exists():
             raise MissingInput(f"transcoded file {source.name} is missing")
-        target = self._cipher_path(row.call_id)
+        return await self._seal(row, source, State.TRANSCODED, format=row.format)
+
+    async def _seal(
+        self, row: RecordedCall, audio: Path, expected: State, *, format: str, **values: object
+    ) -> RecordedCall | None:
+        """Encrypt `audio` under a new data key into the work file and move the row from
+        `expected` to `encrypted` with the key and the object's name."""
+        target = self.files.cipher_path(row.call_id)
+        sealing = target.with_name(target.name + ".part")
         started = time.perf_counter()
         data_key, wrapped = self.key_ring.new_data_key(row.call_id)
-        summary = await asyncio.to_thread(self._encrypt_file, data_key, source, target)
+        summary = await asyncio.to_thread(
+            seal_file, data_key, audio, sealing, self.settings.chunk_size
+        )
         metrics.STAGE_SECONDS.labels("encrypt").observe(time.perf_counter() - started)
         # the wrapped key is committed before any ciphertext leaves this machine
-        return await self.store.advance(
-            row.call_id, State.TRANSCODED, State.ENCRYPTED,
+        advanced = await self.store.advance(
+            row.call_id, expected, State.ENCRYPTED, format=format,
             key_id=wrapped.key_id, key_version=wrapped.key_version, wrapped_key=wrapped.wrapped,
             plain_size=summary.plain_size, plain_sha256=summary.plain_sha256,
             cipher_size=summary.cipher_size, cipher_sha256=summary.cipher_sha256,
-            storage_backend=self.storage.name, storage_key=self._object_key(row),
+            storage_backend=self.storage.name,
+            storage_key=self.files.object_key(row.call_id, format, row.started_at), **values,
         )  # fmt: skip
+        # Named as the row's ciphertext only once the row holds its key: a step run on a stale
+        # row (its compare-and-set fails) must not replace the file a committed row describes.
+        # Should the rename not survive a crash, the missing file rewinds the row to `spooled`.
+        if advanced is None:
+            sealing.unlink(missing_ok=True)
+        else:
+            os.replace(sealing, target)
+        return advanced
 
-    def _encrypt_file(self, data_key: bytes, source: Path, target: Path) -> CipherSummary:
-        partial = target.with_name(target.name + ".part")
-        with source.open("rb") as plain, open_private(partial) as sealed:
-            summary = encrypt_stream(data_key, plain, sealed, self.settings.chunk_size)
-            sealed.flush()
-            os.fsync(sealed.fileno())
-        os.replace(partial, target)
-        return summary
-
-    async def _upload(self, row: RecordedCall) -> RecordedCall | None:
-        source = self._cipher_path(row.call_id)
+    async def _store(self, row: RecordedCall) -> RecordedCall | None:
+        """Upload the ciphertext, verify it, and move the row from `encrypted` to `verified`
+        in one update. A worker killed between the upload and that update uploads again on
+        restart, which replaces the object (its key is the call's): a `stored` row would only
+        save that upload after a crash, for a transaction on every recording."""
+        source = self.files.cipher_path(row.call_id)
         if not source.exists() or row.storage_key is None or row.cipher_sha256 is None:
             raise MissingInput(f"encrypted file {source.name} is missing")
         started = time.perf_counter()
@@ -374,29 +396,43 @@ class Recorder:
         await self.storage.put(row.storage_key, source, row.cipher_sha256)
         self.backoff.succeeded()
         metrics.STAGE_SECONDS.labels("upload").observe(time.perf_counter() - started)
-        return await self.store.advance(row.call_id, State.ENCRYPTED, State.STORED)
+        try:
+            await self._check_stored(row)
+        except VerificationFailed as error:
+            # the row stays `encrypted`: the worker uploads again after its back-off
+            metrics.FAILURES.labels("verify").inc()
+            log.error("stored object failed verification, uploading again: %s", error)
+            raise
+        return await self._mark_verified(row, State.ENCRYPTED)
 
     async def _verify(self, row: RecordedCall) -> RecordedCall | None:
-        if row.storage_key is None or row.cipher_size is None or row.cipher_sha256 is None:
-            raise MissingInput("stored row lacks its object key or checksum")
-        started = time.perf_counter()
+        """Verify the object of a `stored` row; upload again if it differs."""
         try:
-            await verify(self.storage, row.storage_key, row.cipher_size, row.cipher_sha256)
+            await self._check_stored(row)
         except VerificationFailed as error:
             metrics.FAILURES.labels("verify").inc()
             log.error("stored object failed verification, uploading again: %s", error)
             return await self.store.advance(row.call_id, State.STORED, State.ENCRYPTED)
+        return await self._mark_verified(row, State.STORED)
+
+    async def _check_stored(self, row: RecordedCall) -> None:
+        if row.storage_key is None or row.cipher_size is None or row.cipher_sha256 is None:
+            raise MissingInput("stored row lacks its object key or checksum")
+        started = time.perf_counter()
+        await verify(self.storage, row.storage_key, row.cipher_size, row.cipher_sha256)
         self.backoff.succeeded()
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
+
+    async def _mark_verified(self, row: RecordedCall, expected: State) -> RecordedCall | None:
         retention_until = self.retention.retention_until(
             row.retention_category, row.started_at, row.ended_at
         )
         verified = await self.store.advance(
-            row.call_id, State.STORED, State.VERIFIED, retention_until=retention_until
+            row.call_id, expected, State.VERIFIED, retention_until=retention_until
         )
         if verified is not None:
             metrics.RECORDINGS.labels(
-                "kept_original" if row.format == KEPT_ORIGINAL else "verified"
+                "kept_original" if verified.format == KEPT_ORIGINAL else "verified"
             ).inc()
             log.info("recording stored and verified as %s", row.storage_key)
         return verified
@@ -406,7 +442,7 @@ class Recorder:
         state = State(row.state)
         if state is State.SPOOLED:  # pragma: no cover - SPOOLED raises FileNotFoundError
             raise FileNotFoundError(reason)
-        audio_ok = self._audio_path(row.call_id, row.format).exists()
+        audio_ok = self.files.audio_path(row.call_id, row.format).exists()
         target = State.TRANSCODED if audio_ok and state is not State.TRANSCODED else State.SPOOLED
         log.warning("%s: going back from %s to %s", reason, state.value, target.value)
         await self.store.advance(row.call_id, state, target)
@@ -415,12 +451,11 @@ class Recorder:
 
     async def _register(self, call_id: str) -> RecordedCall:
         info = self._notified.get(call_id) or CallInfo()
-        existing = await self.store.get(call_id)
+        existing, logged = await self._row_or_call_log_entry(call_id)
         if existing is not None:
             await self._fill_metadata(existing, info)
             self._registered.pop(call_id, None)  # changed: the worker reads it afresh
             return existing
-        logged = await self._call_log_entry(call_id)
         source = spool_path(self.spool_dir, call_id)
         started = info.started_at or (logged.started_at if logged else None)
         if started is None:
@@ -450,15 +485,22 @@ class Recorder:
         if values and row.state != State.PURGED:
             await self.store.update(row.call_id, **values)
 
-    async def _call_log_entry(self, call_id: str) -> CallRecord | None:
-        """The call log's row for this call, if the controller logged it (same database)."""
-        try:
-            async with self.store.sessions() as session:
-                stmt = select(CallRecord).where(CallRecord.call_id == call_id)
-                return (await session.execute(stmt)).scalar_one_or_none()
-        except Exception:  # the calls table may live elsewhere; the recording matters more
-            log.debug("call log lookup failed", exc_info=True)
-            return None
+    async def _row_or_call_log_entry(
+        self, call_id: str
+    ) -> tuple[RecordedCall | None, CallRecord | None]:
+        """The recording's row if it has one, else the call log's row for the call if the
+        controller logged it (same database): one session for both reads."""
+        async with self.store.sessions() as session:
+            stmt = select(RecordedCall).where(RecordedCall.call_id == call_id)
+            existing = (await session.execute(stmt)).scalar_one_or_none()
+            if existing is not None:
+                return existing, None
+            try:
+                logged = select(CallRecord).where(CallRecord.call_id == call_id)
+                return None, (await session.execute(logged)).scalar_one_or_none()
+            except Exception:  # the calls table may live elsewhere; the recording matters more
+                log.debug("call log lookup failed", exc_info=True)
+                return None, None
 
     async def _note_failure(self, call_id: str, reason: str) -> None:
         try:
@@ -466,51 +508,7 @@ class Recorder:
         except Exception:  # the database itself may be what failed
             log.warning("could not record the failure in the database", exc_info=True)
 
-    def _check_spool_space(self) -> None:
-        space = spool_space(self.spool_dir)
-        metrics.SPOOL_FILES.set(space.files)
-        metrics.SPOOL_BYTES.set(space.bytes)
-        metrics.SPOOL_FREE_BYTES.set(space.free_bytes)
-        low = (
-            space.free_bytes < self.settings.spool_alarm_free_bytes
-            or space.free_percent < self.settings.spool_alarm_free_percent
-        )
-        if low:
-            self.spool_alarm.raise_(
-                f"spool {self.spool_dir} has {space.free_bytes} bytes "
-                f"({space.free_percent:.1f} %) free, {space.files} recordings waiting"
-            )
-        else:
-            self.spool_alarm.clear(f"spool {self.spool_dir} has {space.free_bytes} bytes free")
-
     def _warn_name(self, name: str) -> None:
         if name not in self._warned_names:
             self._warned_names.add(name)
             log.error("spool entry %r is not a <call id>.wav file; left in place", name)
-
-    def _audio_path(self, call_id: str, format: str) -> Path:
-        suffix = ".orig" if format == KEPT_ORIGINAL else FORMATS[format].suffix
-        return self.work_dir / f"{call_id}{suffix}"
-
-    def _cipher_path(self, call_id: str) -> Path:
-        return self.work_dir / f"{call_id}.enc"
-
-    def _object_key(self, row: RecordedCall) -> str:
-        suffix = ".orig" if row.format == KEPT_ORIGINAL else FORMATS[row.format].suffix
-        day = row.started_at.strftime("%Y/%m/%d")
-        return f"{self.settings.s3_prefix}{day}/{row.call_id}{suffix}.enc"
-
-    def _cleanup(self, row: RecordedCall) -> None:
-        """Remove the spool file and the work files: only called once the row is verified."""
-        call_id = row.call_id
-        spooled = spool_path(self.spool_dir, call_id)
-        with contextlib.suppress(FileNotFoundError):
-            if spooled.stat().st_mtime > row.updated_at.timestamp():
-                # written after the row was finished: a reused call id, never delete unseen audio
-                log.error("spool file %s is newer than its finished recording; left", spooled)
-                spooled = self._cipher_path(call_id)
-        paths = [spooled, self._cipher_path(call_id)]
-        paths += [self._audio_path(call_id, f) for f in (*FORMATS, KEPT_ORIGINAL)]
-        for path in paths:
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".part").unlink(missing_ok=True)

@@ -181,9 +181,9 @@ async def test_a_wav_with_a_broken_header_is_kept_whole_with_the_reason(
     assert row is not None
 
     with caplog.at_level(logging.ERROR, logger="recorder.pipeline"):
-        await recorder._steps[State.SPOOLED](row)  # the transcode step alone
+        await recorder._steps[State.SPOOLED](row)  # the encoding and encryption step alone
     row = await recording_store.get("1795563402.1")
-    assert row is not None and (row.state, row.format) == (State.TRANSCODED, "original")
+    assert row is not None and (row.state, row.format) == (State.ENCRYPTED, "original")
     assert "1795563402.1.wav is not readable audio" in str(row.last_error)
     assert "original file kept" in str(row.last_error)
     assert "1795563402.1.wav is not readable audio" in caplog.text

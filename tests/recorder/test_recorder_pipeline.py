@@ -3,6 +3,7 @@ spool, including bad input and recovery from every intermediate state."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 from databases import migrated_engine
 
 from hotline.store.db import CallLog
+from recorder.audio import encode_file
 from recorder.keys import KeyRing, decrypt_stream, wrapped_key_of
 from recorder.models import RecordedCall, RecordingStore, State
 from recorder.pipeline import CallInfo, Recorder
@@ -162,35 +164,145 @@ async def test_unreadable_audio_is_kept_as_it_was(
     assert sorted(os.listdir(recorder.spool_dir)) == ["bad name;rm.wav", "c-9.wav"]
 
 
-@pytest.mark.parametrize("stop_after", [State.SPOOLED, State.TRANSCODED, State.ENCRYPTED,
-                                        State.STORED])  # fmt: skip
-async def test_restart_after_any_step_finishes_once(
+class Killed(Exception):
+    """The worker dies here (the step's database update never commits)."""
+
+
+class KilledBeforeCommit(RecordingStore):
+    """A store whose worker is killed just before a step's row update commits."""
+
+    async def advance(self, call_id: str, expected: State, new: State, **values: object) -> None:
+        raise Killed(f"killed before {expected.value} -> {new.value} committed")
+
+
+async def _one_step(recorder: Recorder, store: RecordingStore, call_id: str) -> RecordedCall:
+    """Run the row's next step alone, as a worker killed right after it would."""
+    row = await store.get(call_id)
+    assert row is not None
+    await recorder._steps[State(row.state)](row)
+    row = await store.get(call_id)
+    assert row is not None
+    return row
+
+
+async def _older_version_left(
+    recorder: Recorder, store: RecordingStore, storage: LocalStorage, call_id: str, state: State
+) -> None:
+    """Leave the row where the older pipeline, one step and one commit per state, stopped:
+    `transcoded` (the encoded file on disk) or `stored` (the object uploaded, not verified)."""
+    if state is State.TRANSCODED:
+        audio = recorder.work_dir / f"{call_id}.ogg"
+        seconds = encode_file(recorder.spool_dir / f"{call_id}.wav", audio, "opus")
+        await store.advance(call_id, State.SPOOLED, state, duration_seconds=seconds)
+        return
+    row = await _one_step(recorder, store, call_id)
+    assert row.storage_key is not None and row.cipher_sha256 is not None
+    await storage.put(row.storage_key, recorder.work_dir / f"{call_id}.enc", row.cipher_sha256)
+    await store.advance(call_id, State.ENCRYPTED, state)
+
+
+KILL_POINTS = [
+    "registered", "encrypted but not committed", "encrypted", "mid-upload",
+    "uploaded but not committed", "older version: transcoded", "older version: stored",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("killed", KILL_POINTS)
+async def test_restart_after_a_kill_anywhere_finishes_once(
     tmp_path: Path, recording_store: RecordingStore, storage: LocalStorage, key_ring: KeyRing,
-    tone: Callable[[Path, float], Path], stop_after: State,
+    tone: Callable[[Path, float], Path], killed: str,
 ) -> None:  # fmt: skip
     first = _recorder(tmp_path, recording_store, storage, key_ring)
+    dying = Recorder(first.settings, KilledBeforeCommit(recording_store.engine), storage, key_ring)
     tone(first.spool_dir / "c-2.wav", 3.0)
     await first.finished("c-2", CallInfo(started_at=STARTED))
     row = await recording_store.get("c-2")
     assert row is not None
-    for state in (State.SPOOLED, State.TRANSCODED, State.ENCRYPTED, State.STORED):
-        await first._steps[state](row)  # one step, as a worker killed right after it would
-        row = await recording_store.get("c-2")
-        assert row is not None
-        if state == stop_after:
-            break
-    if stop_after is State.ENCRYPTED:  # killed mid-upload: a partial object is left behind
-        (tmp_path / "store" / str(row.storage_key)).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "store" / str(row.storage_key)).write_bytes(b"partial")
+    if killed == "encrypted but not committed":  # ciphertext and scratch audio left behind
+        with pytest.raises(Killed):
+            await dying._steps[State.SPOOLED](row)
+        (tmp_path / "work" / "c-2.ogg.part").write_bytes(b"half an encoding")
+        assert (tmp_path / "work" / "c-2.enc.part").exists()  # sealed, not yet named
+    elif killed != "registered" and not killed.startswith("older"):
+        row = await _one_step(first, recording_store, "c-2")
+        assert row.state == State.ENCRYPTED and row.storage_key is not None
+        if killed == "mid-upload":  # a partial object is left behind
+            (tmp_path / "store" / row.storage_key).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "store" / row.storage_key).write_bytes(b"partial")
+        if killed == "uploaded but not committed":
+            with pytest.raises(Killed):
+                await dying._steps[State.ENCRYPTED](row)
+            assert await storage.list_keys() == [row.storage_key]
+    elif killed.startswith("older"):
+        state = State.TRANSCODED if killed.endswith("transcoded") else State.STORED
+        await _older_version_left(first, recording_store, storage, "c-2", state)
 
     restarted = _recorder(tmp_path, recording_store, storage, key_ring)
     await restarted.run_until_idle()
 
     row = await recording_store.get("c-2")
-    assert row is not None and row.state == State.VERIFIED
+    assert row is not None and row.state == State.VERIFIED and row.last_error is None
     assert await storage.list_keys() == [row.storage_key]
-    assert _probe(await _decrypt(storage, key_ring, row), tmp_path)["codec_name"] == "opus"
+    heard = _probe(await _decrypt(storage, key_ring, row), tmp_path)
+    assert heard["codec_name"] == "opus"
+    assert float(str(heard["duration"])) == pytest.approx(3.0, abs=0.05)
     assert not (restarted.spool_dir / "c-2.wav").exists()
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+class DamagesFirstUpload(LocalStorage):
+    """Storage that flips a byte of the first object it keeps (a disk or a network fault)."""
+
+    damaged = False
+
+    async def put(self, key: str, path: Path, sha256: str) -> None:
+        await super().put(key, path, sha256)
+        if not self.damaged:
+            self.damaged = True
+            stored = self.root / key
+            data = bytearray(stored.read_bytes())
+            data[100] ^= 0xFF
+            stored.write_bytes(bytes(data))
+
+
+async def test_an_object_damaged_on_upload_is_sent_again_before_the_spool_file_goes(
+    tmp_path: Path, recording_store: RecordingStore, key_ring: KeyRing,
+    tone: Callable[[Path, float], Path], caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    async with DamagesFirstUpload(tmp_path / "store") as storage:
+        recorder = _recorder(tmp_path, recording_store, storage, key_ring)
+        tone(recorder.spool_dir / "c-5.wav", 2.0)
+        await recorder.finished("c-5", CallInfo(started_at=STARTED))
+        await recorder.run_until_idle()
+
+        row = await recording_store.get("c-5")
+        assert storage.damaged and row is not None and row.state == State.VERIFIED
+        assert row.attempts == 1  # the damaged upload counted as a failed attempt
+        assert "reads back differently" in caplog.text
+        assert _probe(await _decrypt(storage, key_ring, row), tmp_path)["codec_name"] == "opus"
+        assert not (recorder.spool_dir / "c-5.wav").exists()
+
+
+async def test_restart_removes_the_spool_files_of_finished_recordings_only(
+    tmp_path: Path, recording_store: RecordingStore, storage: LocalStorage, key_ring: KeyRing,
+    tone: Callable[[Path, float], Path],
+) -> None:  # fmt: skip
+    """Killed after verifying, before removing the spool files: the restart removes those,
+    and leaves the files of calls never registered (still being written) to the scan."""
+    first = _recorder(tmp_path, recording_store, storage, key_ring)
+    for n in range(3):
+        tone(first.spool_dir / f"c-{n}.wav", 1.0)
+        await first.finished(f"c-{n}", CallInfo(started_at=STARTED))
+        while (await _one_step(first, recording_store, f"c-{n}")).state != State.VERIFIED:
+            pass
+    tone(first.spool_dir / "c-9.wav", 1.0)  # written just now: not idle, not notified
+
+    restarted = _recorder(tmp_path, recording_store, storage, key_ring)
+    await restarted.run_until_idle()
+
+    assert os.listdir(restarted.spool_dir) == ["c-9.wav"]
+    assert len(await storage.list_keys()) == 3
+    assert await recording_store.get("c-9") is None
 
 
 async def test_lost_work_files_and_a_corrupted_object_are_redone(
@@ -200,25 +312,18 @@ async def test_lost_work_files_and_a_corrupted_object_are_redone(
     recorder = _recorder(tmp_path, recording_store, storage, key_ring)
     tone(recorder.spool_dir / "c-3.wav", 2.0)
     await recorder.finished("c-3", CallInfo(started_at=STARTED))
-    row = await recording_store.get("c-3")
-    assert row is not None
-    for state in (State.SPOOLED, State.TRANSCODED):
-        await recorder._steps[state](row)
-        row = await recording_store.get("c-3")
-        assert row is not None
+    row = await _one_step(recorder, recording_store, "c-3")
+    assert row.state == State.ENCRYPTED
     for leftover in (tmp_path / "work").iterdir():  # work dir wiped while ENCRYPTED
         leftover.unlink()
     await recorder.run_until_idle()
     row = await recording_store.get("c-3")
     assert row is not None and row.state == State.VERIFIED
 
-    # an object damaged between upload and verification is found and sent again
+    # an object an older version uploaded is damaged before it verified it: sent again
     tone(recorder.spool_dir / "c-4.wav", 2.0)
     await recorder.finished("c-4", CallInfo(started_at=STARTED))
-    for _ in range(3):  # transcode, encrypt, upload
-        row = await recording_store.get("c-4")
-        assert row is not None
-        await recorder._steps[State(row.state)](row)
+    await _older_version_left(recorder, recording_store, storage, "c-4", State.STORED)
     row = await recording_store.get("c-4")
     assert row is not None and row.state == State.STORED
     path = tmp_path / "store" / str(row.storage_key)
@@ -227,5 +332,29 @@ async def test_lost_work_files_and_a_corrupted_object_are_redone(
     path.write_bytes(bytes(damaged))
     await recorder.process("c-4")
     row = await recording_store.get("c-4")
+    assert row is not None and row.state == State.VERIFIED
+    assert _probe(await _decrypt(storage, key_ring, row), tmp_path)["codec_name"] == "opus"
+
+
+async def test_a_step_run_again_on_a_stale_row_keeps_the_committed_ciphertext(
+    tmp_path: Path, recording_store: RecordingStore, storage: LocalStorage, key_ring: KeyRing,
+    tone: Callable[[Path, float], Path],
+) -> None:  # fmt: skip
+    """A second run of the first step (a stale row, another worker) loses its compare-and-set:
+    the ciphertext on disk stays the one whose key the committed row holds."""
+    recorder = _recorder(tmp_path, recording_store, storage, key_ring)
+    tone(recorder.spool_dir / "c-6.wav", 2.0)
+    await recorder.finished("c-6", CallInfo(started_at=STARTED))
+    stale = await recording_store.get("c-6")
+    assert stale is not None
+    await _one_step(recorder, recording_store, "c-6")
+    assert await recorder._steps[State.SPOOLED](stale) is None  # lost the compare-and-set
+
+    row = await recording_store.get("c-6")
+    assert row is not None and row.state == State.ENCRYPTED
+    sealed = (tmp_path / "work" / "c-6.enc").read_bytes()
+    assert hashlib.sha256(sealed).hexdigest() == row.cipher_sha256
+    await recorder.run_until_idle()
+    row = await recording_store.get("c-6")
     assert row is not None and row.state == State.VERIFIED
     assert _probe(await _decrypt(storage, key_ring, row), tmp_path)["codec_name"] == "opus"
