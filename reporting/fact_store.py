@@ -23,6 +23,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    Row,
     String,
     Table,
     UniqueConstraint,
@@ -326,11 +327,8 @@ class FactStore:
     async def get(self, call_id: str) -> dict[str, Any] | None:
         """One call's fact as stored (tests, `hotline report` debugging)."""
         async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
-                )
-            ).first()
+            statement = select(call_facts).where(call_facts.c.call_id == call_id)
+            row = (await connection.execute(statement)).first()
         return None if row is None else dict(row._mapping)
 
 
@@ -460,16 +458,18 @@ async def _repeat_candidates(connection: AsyncConnection, facts: list[Fact]) -> 
     return earlier
 
 
+async def _locked_fact(connection: AsyncConnection, call_id: str) -> Row[Any] | None:
+    """A stored call's fact, locked until the batch commits (another node may write it)."""
+    statement = select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
+    return (await connection.execute(statement)).first()
+
+
 async def _change(
     connection: AsyncConnection, call_id: str, values: dict[str, Any], slices: SliceChanges
 ) -> None:
     """News of a stored call (none stored: dropped, as the call's fact was never written); a
     new application number is checked against the repeat rule."""
-    row = (
-        await connection.execute(
-            select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
-        )
-    ).first()
+    row = await _locked_fact(connection, call_id)
     if row is None:
         return
     changes = dict(values)
@@ -528,11 +528,7 @@ def _same_caller(phone: str | None, application: str | None) -> Any:
 async def _add_wrap_up(
     connection: AsyncConnection, call_id: str, seconds: float, slices: SliceChanges
 ) -> None:
-    row = (
-        await connection.execute(
-            select(call_facts).where(call_facts.c.call_id == call_id).with_for_update()
-        )
-    ).first()
+    row = await _locked_fact(connection, call_id)
     if row is None:
         return
     total = (row.wrap_seconds or 0.0) + seconds

@@ -151,49 +151,56 @@ async def _until(condition: Any, seconds: float = 20.0) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.postgres
-async def test_a_database_that_drops_mid_batch_and_comes_back_loses_no_fact(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+@pytest.fixture
+async def relayed() -> AsyncIterator[tuple[CuttableRelay, AsyncEngine]]:
+    """A migrated PostgreSQL database reached through a relay the test can cut."""
     relay = CuttableRelay()
     await relay.open()
     async with isolated_postgres("batches") as url, migrated_engine(url):
         engine = create_engine(url.replace(":5432/", f":{relay.port}/"))
-        cuts = 0
-
-        def drop_before_the_rollups(*args: Any) -> None:
-            nonlocal cuts
-            if args[2].startswith("INSERT INTO call_slices") and not cuts:
-                cuts += 1  # the facts are in, the transaction not committed
-                relay.cut()
-
-        event.listen(engine.sync_engine, "before_cursor_execute", drop_before_the_rollups)
         try:
-            facts, clock = recorder(engine, **ONE_BURST, retry_seconds=(0.05,))
-            day = Day(facts, clock)
-            await day.play(settle=False)
-            await day.repeat_call(settle=False)
-            with caplog.at_level(logging.WARNING, logger="reporting.fact_writer"):
-                settled = asyncio.create_task(facts.idle())
-                # dropped mid-batch, then refused at least once more while away
-                await _until(lambda: _logged(caplog, "database away") >= 2)
-                assert cuts == 1 and not settled.done()
-                # what the on-call engineer's alert reads meanwhile
-                assert scraped("hotline_call_facts_database_away") == 1.0
-                assert scraped("hotline_call_facts_waiting") >= 7  # the seven calls' facts
-                await relay.open()  # back
-                await asyncio.wait_for(settled, 20)
-            assert facts.lost == 0
-            assert scraped("hotline_call_facts_database_away") == 0.0
-            assert scraped("hotline_call_facts_waiting") == 0.0
-            assert_the_three_days(await compute_kpis(engine, DAY1, DAY3, Targets()))
-            async with engine.connect() as connection:
-                stored = await connection.scalar(select(func.count()).select_from(call_facts))
-            assert stored == 7  # each once: the dropped transaction left nothing behind
-            await facts.stop()
+            yield relay, engine
         finally:
             relay.cut()
             await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_database_that_drops_mid_batch_and_comes_back_loses_no_fact(
+    caplog: pytest.LogCaptureFixture, relayed: tuple[CuttableRelay, AsyncEngine]
+) -> None:
+    relay, engine = relayed
+    cuts = 0
+
+    def drop_before_the_rollups(*args: Any) -> None:
+        nonlocal cuts
+        if args[2].startswith("INSERT INTO call_slices") and not cuts:
+            cuts += 1  # the facts are in, the transaction not committed
+            relay.cut()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", drop_before_the_rollups)
+    facts, clock = recorder(engine, **ONE_BURST, retry_seconds=(0.05,))
+    day = Day(facts, clock)
+    await day.play(settle=False)
+    await day.repeat_call(settle=False)
+    with caplog.at_level(logging.WARNING, logger="reporting.fact_writer"):
+        settled = asyncio.create_task(facts.idle())
+        # dropped mid-batch, then refused at least once more while away
+        await _until(lambda: _logged(caplog, "database away") >= 2)
+        assert cuts == 1 and not settled.done()
+        # what the on-call engineer's alert reads meanwhile
+        assert scraped("hotline_call_facts_database_away") == 1.0
+        assert scraped("hotline_call_facts_waiting") >= 7  # the seven calls' facts
+        await relay.open()  # back
+        await asyncio.wait_for(settled, 20)
+    assert facts.lost == 0
+    assert scraped("hotline_call_facts_database_away") == 0.0
+    assert scraped("hotline_call_facts_waiting") == 0.0
+    assert_the_three_days(await compute_kpis(engine, DAY1, DAY3, Targets()))
+    async with engine.connect() as connection:
+        stored = await connection.scalar(select(func.count()).select_from(call_facts))
+    assert stored == 7  # each once: the dropped transaction left nothing behind
+    await facts.stop()
 
 
 async def test_stop_writes_everything_noted(engine: AsyncEngine) -> None:
@@ -229,26 +236,17 @@ async def test_a_fact_the_database_refuses_costs_that_fact_only(
 
 @pytest.mark.postgres
 async def test_a_stop_while_the_database_is_away_says_how_many_writes_it_lost(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, relayed: tuple[CuttableRelay, AsyncEngine]
 ) -> None:
-    relay = CuttableRelay()
-    await relay.open()
-    async with isolated_postgres("batches") as url, migrated_engine(url):
-        engine = create_engine(url.replace(":5432/", f":{relay.port}/"))
-        try:
-            facts, clock = recorder(engine, **ONE_BURST, retry_seconds=(0.05,), stop_seconds=0.5)
-            relay.cut()
-            await Day(facts, clock).play(settle=False)
-            noted = facts.writer.waiting
-            lost_before = scraped("hotline_call_facts_lost_total", reason="away_at_stop")
-            with caplog.at_level(logging.ERROR, logger="reporting.fact_writer"):
-                await facts.stop()
-            assert noted > 6 and facts.lost == noted  # six facts, stays and wrap-ups
-            assert scraped("hotline_call_facts_lost_total", reason="away_at_stop") == (
-                lost_before + noted
-            )
-            assert scraped("hotline_call_facts_database_away") == 0.0  # stopped: not waiting
-            assert _logged(caplog, f"still away at stop, {noted} writes lost") == 1
-        finally:
-            relay.cut()
-            await engine.dispose()
+    relay, engine = relayed
+    facts, clock = recorder(engine, **ONE_BURST, retry_seconds=(0.05,), stop_seconds=0.5)
+    relay.cut()
+    await Day(facts, clock).play(settle=False)
+    noted = facts.writer.waiting
+    lost_before = scraped("hotline_call_facts_lost_total", reason="away_at_stop")
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_writer"):
+        await facts.stop()
+    assert noted > 6 and facts.lost == noted  # six facts, stays and wrap-ups
+    assert scraped("hotline_call_facts_lost_total", reason="away_at_stop") == lost_before + noted
+    assert scraped("hotline_call_facts_database_away") == 0.0  # stopped: not waiting
+    assert _logged(caplog, f"still away at stop, {noted} writes lost") == 1
