@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hotline.store.db import CallRecord, require_utc, utc_now
 from recorder.audio import wav_duration
@@ -36,6 +36,14 @@ log = logging.getLogger("recorder.pipeline")
 # recordings per registration transaction: a spool full after an outage must not hold SQLite's
 # one write lock for long
 BATCH = 200
+
+# Core on a bare connection, not the ORM session: its statement path cost as much CPU as the
+# statements themselves (see `RecordingStore.advance`)
+RECORDINGS = cast(Table, RecordedCall.__table__)
+LOGGED = select(CallRecord.call_id, CallRecord.started_at, CallRecord.ended_at,
+                CallRecord.dialled_number)  # fmt: skip
+# what the call log tells of a call: its id, start, end and dialled number
+Logged = Row[str, datetime, datetime | None, str]
 
 
 @dataclass(frozen=True)
@@ -96,9 +104,10 @@ class Registrar:
     async def _in_one_transaction(self, wanted: Mapping[str, CallInfo]) -> dict[str, Registered]:
         ids = list(wanted)
         done: dict[str, Registered] = {}
-        async with self.store.sessions.begin() as session:
-            stmt = select(RecordedCall).where(RecordedCall.call_id.in_(ids))
-            for row in (await session.execute(stmt)).scalars():
+        async with self.store.engine.begin() as session:
+            stmt = select(*RECORDINGS.c).where(RECORDINGS.c.call_id.in_(ids))
+            for found in await session.execute(stmt):
+                row = RecordedCall(**found._mapping)
                 await self._fill_metadata(session, row, wanted[row.call_id])
                 done[row.call_id] = Registered(row, existed=True)
             missing = [call_id for call_id in ids if call_id not in done]
@@ -108,22 +117,22 @@ class Registrar:
                 done[call_id] = await self._insert(session, values)
         return done
 
-    async def _call_log(self, session: AsyncSession, ids: Sequence[str]) -> dict[str, CallRecord]:
+    async def _call_log(self, session: AsyncConnection, ids: Sequence[str]) -> dict[str, Logged]:
         """The call log's rows for `ids` when the controller logged them (same database). The
         calls table may live elsewhere, and the recording matters more: a failed read is
         passed over, in a savepoint where a failed statement aborts the whole transaction
         (PostgreSQL; SQLite goes on after one)."""
-        stmt = select(CallRecord).where(CallRecord.call_id.in_(ids))
+        stmt = LOGGED.where(CallRecord.call_id.in_(ids))
         try:
             if self.store.engine.dialect.name == "sqlite":
-                return {r.call_id: r for r in (await session.execute(stmt)).scalars()}
+                return {r.call_id: r for r in await session.execute(stmt)}
             async with session.begin_nested():
-                return {r.call_id: r for r in (await session.execute(stmt)).scalars()}
+                return {r.call_id: r for r in await session.execute(stmt)}
         except Exception:
             log.debug("call log lookup failed", exc_info=True)
             return {}
 
-    def _values(self, call_id: str, info: CallInfo, logged: CallRecord | None) -> dict[str, Any]:
+    def _values(self, call_id: str, info: CallInfo, logged: Logged | None) -> dict[str, Any]:
         started = info.started_at or (logged.started_at if logged else None)
         if started is None:  # neither told nor logged: the file's end less its length
             source = spool_path(self.spool_dir, call_id)
@@ -146,24 +155,25 @@ class Registrar:
             "updated_at": now,
         }
 
-    async def _insert(self, session: AsyncSession, values: dict[str, Any]) -> Registered:
+    async def _insert(self, session: AsyncConnection, values: dict[str, Any]) -> Registered:
         """INSERT ... ON CONFLICT DO NOTHING: a registration racing this one cannot make a
         second row or an error; its row is read instead."""
         insert = sqlite_insert if self.store.engine.dialect.name == "sqlite" else pg_insert
         stmt = (
-            insert(RecordedCall)
+            insert(RECORDINGS)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["call_id"])
-            .returning(RecordedCall)
+            .returning(*RECORDINGS.c)
         )
-        created = (await session.execute(stmt)).scalar_one_or_none()
+        created = (await session.execute(stmt)).one_or_none()
         if created is not None:
-            return Registered(created, existed=False)
-        again = select(RecordedCall).where(RecordedCall.call_id == values["call_id"])
-        return Registered((await session.execute(again)).scalar_one(), existed=True)
+            return Registered(RecordedCall(**created._mapping), existed=False)
+        again = select(*RECORDINGS.c).where(RECORDINGS.c.call_id == values["call_id"])
+        row = (await session.execute(again)).one()
+        return Registered(RecordedCall(**row._mapping), existed=True)
 
     async def _fill_metadata(
-        self, session: AsyncSession, row: RecordedCall, info: CallInfo
+        self, session: AsyncConnection, row: RecordedCall, info: CallInfo
     ) -> None:
         """A late notification completes what the idle fallback could not know."""
         values: dict[str, object] = {}
@@ -175,5 +185,5 @@ class Registrar:
             values["ended_at"] = info.ended_at
         if values and row.state != State.PURGED:
             values["updated_at"] = utc_now()
-            stmt = update(RecordedCall).where(RecordedCall.call_id == row.call_id)
+            stmt = update(RECORDINGS).where(RECORDINGS.c.call_id == row.call_id)
             await session.execute(stmt.values(**values))
