@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -43,6 +43,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
     select,
     update,
@@ -204,14 +205,18 @@ class RecordingStore:
         which means another worker (or an earlier run) already did the step. The last error is
         cleared unless `values` sets it."""
         values = {"last_error": None, **values, "state": new.value, "updated_at": utc_now()}
+        table = cast(Table, RecordedCall.__table__)
         stmt = (
-            update(RecordedCall)
-            .where(RecordedCall.call_id == call_id, RecordedCall.state == expected.value)
+            update(table)
+            .where(table.c.call_id == call_id, table.c.state == expected.value)
             .values(**values)
-            .returning(RecordedCall)
+            .returning(*table.c)
         )
-        async with self.sessions.begin() as session:
-            return (await session.execute(stmt)).scalar_one_or_none()
+        # Core on a bare connection: the ORM session's update path (key resolution, identity
+        # map) cost ~0.7 ms of CPU per call, and every recording takes two of these
+        async with self.engine.begin() as connection:
+            advanced = (await connection.execute(stmt)).one_or_none()
+        return None if advanced is None else RecordedCall(**advanced._mapping)
 
     async def note_failure(self, call_id: str, error: str) -> None:
         """Count a failed attempt and keep the latest reason (for the operator's eyes)."""

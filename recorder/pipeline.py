@@ -15,12 +15,13 @@ call id. A crash anywhere therefore resumes on restart with the same step, and t
 is a function of the call id, so a repeated upload replaces rather than duplicates. The spool
 file is deleted only after the row reached `verified`.
 
-A recording takes two steps and two row updates: encode and encrypt (spooled -> encrypted),
-then upload and verify (encrypted -> verified). The row's fixed cost (transactions, fsyncs) is
-what makes a short call dearer per audio-hour than a long one, so no state is committed that
-recovery does not need: until `encrypted` commits the spool file is still there to encode
-again, and until `verified` commits the ciphertext is still there to upload again. Rows an
-older version left `transcoded` or `stored` are resumed from there.
+Its `spooled` row is made by `recorder.registration`: one transaction per notification, one
+per batch of files a scan finds. A recording then takes two steps and two row updates: encode
+and encrypt (spooled -> encrypted), then upload and verify (encrypted -> verified). The row's
+fixed cost (transactions, fsyncs) is what makes a short call dearer per audio-hour than a long
+one, so no state is committed that recovery does not need: until `encrypted` commits the spool
+file is still there to encode again, and until `verified` commits the ciphertext is still there
+to upload again. Rows an older version left `transcoded` or `stored` are resumed from there.
 
 Storage being down raises `StorageUnavailable`: the worker backs off exponentially (up to
 `retry_max`) and, once failures have lasted `storage_alarm_after`, raises the storage alarm
@@ -44,16 +45,14 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
-
 from hotline.logs import bind_call
 from hotline.private import private_dir
-from hotline.store.db import CallRecord
 from recorder import metrics
 from recorder.alarms import Alarm, Backoff, check_spool_space
 from recorder.audio import TranscodeFailed, encode_file, encoder_threads, wav_duration
 from recorder.keys import KeyRing
 from recorder.models import RecordedCall, RecordingStore, State
+from recorder.registration import CallInfo, Registered, Registrar
 from recorder.settings import RecorderSettings
 from recorder.spool import (
     SPOOL_DIR_MODE,
@@ -97,17 +96,6 @@ __all__ = [
 log = logging.getLogger("recorder.pipeline")
 
 
-@dataclass(frozen=True)
-class CallInfo:
-    """What the controller knows about a recorded call when its recording finishes."""
-
-    dialled_number: str = ""
-    operator: str | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    retention_category: str = "default"
-
-
 # --- the pipeline ---------------------------------------------------------------------------
 
 
@@ -136,6 +124,7 @@ class Recorder:
         self.spool_dir = Path(settings.spool_dir)
         self.work_dir = Path(settings.work_dir)
         self.files = WorkFiles(self.spool_dir, self.work_dir, settings.s3_prefix)
+        self.registrar = Registrar(store, self.spool_dir, settings.format)
         self.storage_alarm = Alarm("recorder_storage", metrics.STORAGE_ALARM)
         self.spool_alarm = Alarm("recorder_spool_space", metrics.SPOOL_ALARM)
         self.backoff = Backoff(
@@ -230,6 +219,7 @@ class Recorder:
         """Check free space, then queue finished spool files not yet in the pipeline."""
         check_spool_space(self.spool_dir, self.settings, self.spool_alarm)
         now = time.time()
+        found: dict[str, CallInfo] = {}
         for entry in os.scandir(self.spool_dir):
             if not entry.name.endswith(SPOOL_SUFFIX) or entry.name.startswith("."):
                 continue
@@ -244,8 +234,13 @@ class Recorder:
                 continue
             idle = now - entry.stat().st_mtime >= self.settings.idle_seconds
             if idle or call_id in self._notified:
-                await self._register(call_id)
-                self._enqueue(call_id)
+                found[call_id] = self._notified.get(call_id) or CallInfo()
+        # all found at once in one transaction: a short call's registration costs a row, not
+        # a commit; one that cannot be registered stays in the spool for the next scan
+        done = await self.registrar.register_many(found)
+        self._keep_registered(done)
+        for call_id in done:
+            self._enqueue(call_id)
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -449,58 +444,18 @@ class Recorder:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _register(self, call_id: str) -> RecordedCall:
-        info = self._notified.get(call_id) or CallInfo()
-        existing, logged = await self._row_or_call_log_entry(call_id)
-        if existing is not None:
-            await self._fill_metadata(existing, info)
-            self._registered.pop(call_id, None)  # changed: the worker reads it afresh
-            return existing
-        source = spool_path(self.spool_dir, call_id)
-        started = info.started_at or (logged.started_at if logged else None)
-        if started is None:
-            started = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
-            started -= timedelta(seconds=wav_duration(source) or 0)
-        row = await self.store.register(
-            call_id,
-            format=self.settings.format,
-            started_at=started,
-            ended_at=info.ended_at or (logged.ended_at if logged else None),
-            dialled_number=info.dialled_number or (logged.dialled_number if logged else ""),
-            operator=info.operator,
-            retention_category=info.retention_category,
+    async def _register(self, call_id: str) -> None:
+        registered = await self.registrar.register(
+            call_id, self._notified.get(call_id) or CallInfo()
         )
-        self._registered[call_id] = row
-        return row
+        self._keep_registered({call_id: registered})
 
-    async def _fill_metadata(self, row: RecordedCall, info: CallInfo) -> None:
-        """A late notification completes what the idle fallback could not know."""
-        values: dict[str, object] = {}
-        if info.operator and not row.operator:
-            values["operator"] = info.operator
-        if info.dialled_number and not row.dialled_number:
-            values["dialled_number"] = info.dialled_number
-        if info.ended_at and not row.ended_at:
-            values["ended_at"] = info.ended_at
-        if values and row.state != State.PURGED:
-            await self.store.update(row.call_id, **values)
-
-    async def _row_or_call_log_entry(
-        self, call_id: str
-    ) -> tuple[RecordedCall | None, CallRecord | None]:
-        """The recording's row if it has one, else the call log's row for the call if the
-        controller logged it (same database): one session for both reads."""
-        async with self.store.sessions() as session:
-            stmt = select(RecordedCall).where(RecordedCall.call_id == call_id)
-            existing = (await session.execute(stmt)).scalar_one_or_none()
-            if existing is not None:
-                return existing, None
-            try:
-                logged = select(CallRecord).where(CallRecord.call_id == call_id)
-                return None, (await session.execute(logged)).scalar_one_or_none()
-            except Exception:  # the calls table may live elsewhere; the recording matters more
-                log.debug("call log lookup failed", exc_info=True)
-                return None, None
+    def _keep_registered(self, done: dict[str, Registered]) -> None:
+        for call_id, registered in done.items():
+            if registered.existed:  # may have changed since: the worker reads it afresh
+                self._registered.pop(call_id, None)
+            else:
+                self._registered[call_id] = registered.row
 
     async def _note_failure(self, call_id: str, reason: str) -> None:
         try:

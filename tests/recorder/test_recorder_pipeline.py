@@ -358,3 +358,79 @@ async def test_a_step_run_again_on_a_stale_row_keeps_the_committed_ciphertext(
     row = await recording_store.get("c-6")
     assert row is not None and row.state == State.VERIFIED
     assert _probe(await _decrypt(storage, key_ring, row), tmp_path)["codec_name"] == "opus"
+
+
+REFUSE_ONE_ROW = {  # the database refuses one recording's row (a fault in that row alone)
+    "sqlite": [
+        "CREATE TRIGGER refuse_c_bad BEFORE INSERT ON recordings WHEN NEW.call_id = 'c-bad' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_c_bad() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.call_id = 'c-bad' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_c_bad BEFORE INSERT ON recordings "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_c_bad()",
+    ],
+}
+ACCEPT_EVERY_ROW = {
+    "sqlite": ["DROP TRIGGER refuse_c_bad"],
+    "postgresql": ["DROP TRIGGER refuse_c_bad ON recordings"],
+}
+
+
+async def _execute(store: RecordingStore, statements: dict[str, list[str]]) -> None:
+    async with store.engine.begin() as connection:
+        for statement in statements[store.engine.dialect.name]:
+            await connection.exec_driver_sql(statement)
+
+
+async def test_a_recording_the_database_refuses_holds_back_none_of_those_found_with_it(
+    tmp_path: Path, recording_store: RecordingStore, storage: LocalStorage, key_ring: KeyRing,
+    tone: Callable[[Path, float], Path],
+) -> None:  # fmt: skip
+    recorder = _recorder(tmp_path, recording_store, storage, key_ring, idle_seconds=0.001)
+    found_together = ["c-a", "c-bad", "c-z"]
+    for call_id in found_together:
+        tone(recorder.spool_dir / f"{call_id}.wav", 0.5)
+    await _execute(recording_store, REFUSE_ONE_ROW)
+
+    await recorder.run_until_idle()
+
+    for call_id in ("c-a", "c-z"):
+        row = await recording_store.get(call_id)
+        assert row is not None and row.state == State.VERIFIED
+    assert await recording_store.get("c-bad") is None
+    assert os.listdir(recorder.spool_dir) == ["c-bad.wav"]  # kept, not lost
+
+    await _execute(recording_store, ACCEPT_EVERY_ROW)
+    await _recorder(
+        tmp_path, recording_store, storage, key_ring, idle_seconds=0.001
+    ).run_until_idle()
+
+    row = await recording_store.get("c-bad")
+    assert row is not None and row.state == State.VERIFIED
+    heard = _probe(await _decrypt(storage, key_ring, row), tmp_path)
+    assert float(str(heard["duration"])) == pytest.approx(0.5, abs=0.05)
+    assert os.listdir(recorder.spool_dir) == []
+    assert len(await storage.list_keys()) == 3
+
+
+async def test_recordings_are_kept_when_the_call_log_cannot_be_read(
+    tmp_path: Path, recording_store: RecordingStore, storage: LocalStorage, key_ring: KeyRing,
+    tone: Callable[[Path, float], Path],
+) -> None:  # fmt: skip
+    async with recording_store.engine.begin() as connection:  # the call log lives elsewhere
+        await connection.exec_driver_sql("ALTER TABLE calls RENAME TO calls_elsewhere")
+    recorder = _recorder(tmp_path, recording_store, storage, key_ring, idle_seconds=0.001)
+    tone(recorder.spool_dir / "c-told.wav", 0.5)
+    tone(recorder.spool_dir / "c-idle.wav", 0.5)
+
+    await recorder.finished("c-told", CallInfo("88001234567", started_at=STARTED))
+    await recorder.run_until_idle()
+
+    told = await recording_store.get("c-told")
+    assert told is not None and told.state == State.VERIFIED
+    assert (told.dialled_number, told.started_at) == ("88001234567", STARTED)
+    idle = await recording_store.get("c-idle")
+    assert idle is not None and idle.state == State.VERIFIED and idle.dialled_number == ""
+    assert os.listdir(recorder.spool_dir) == []
