@@ -115,7 +115,7 @@ class Engine:
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
-        _ends(menu.number, end.kind).inc()
+        MENU_ENDS.count(menu.number, end.kind)
         result = CallResult(end, call.path, call.variables, call.queued)
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -163,17 +163,6 @@ def _hours_variables(status: Any) -> dict[str, str]:
         variables["closes_at"] = status.closes_at.isoformat()
     _last_hours = (status, variables)
     return variables
-
-
-# The counters' children by (number, end): `labels()` looks them up under a lock each time.
-_END_COUNTERS: dict[tuple[str, str], Any] = {}
-
-
-def _ends(number: str, kind: str) -> Any:
-    counter = _END_COUNTERS.get((number, kind))
-    if counter is None:
-        counter = _END_COUNTERS[number, kind] = MENU_ENDS.labels(number, kind)
-    return counter
 
 
 def _logging_steps(observer: Callable[[Step], None] | None) -> Callable[[Step], None]:
