@@ -178,9 +178,14 @@ class Resume:
 _NONE: frozenset[str] = frozenset()
 
 
+@lru_cache(maxsize=4096)
 def fresh(node: str) -> Resume:
-    """Where a call that was not handed back stands before its first node: nothing entered."""
-    return Resume(node, {}, _NONE, None)
+    """Where a call that was not handed back stands before its first node: nothing entered.
+    One value per node for all calls (a Resume is never changed), its empty state's text
+    known already."""
+    start = Resume(node, {}, _NONE, None)
+    start._state = ""  # what `_state_text` gives for no variables and no queue outcome
+    return start
 
 
 @lru_cache(maxsize=4096)
