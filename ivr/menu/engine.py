@@ -12,12 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
-from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
-from ivr.menu.resume import Checkpoints, Resume, fresh
+from ivr.menu.model import Call, Channel, End, Menu, Next, ObservedPath, Services, Step
+from ivr.menu.resume import Checkpoints, Resume, fresh, node_plan
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue, queue_outcome
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 # Told each checkpoint as the call reaches it (`ivr.menu.resume`: the entry carries it on the
 # channel so a handed-back call resumes there).
 Checkpoint = Callable[[Resume], Awaitable[None]]
-# What a node that does not wait returns from `run` (anything else is awaited).
-_DECIDED = (str, End)
 
 
 @dataclass
@@ -82,33 +80,42 @@ class Engine:
             call.queued = resume.queued
             call.note("resume", resume.node)
         _fill_system_variables(call)
-        nodes = menu.nodes
+        plan = node_plan(menu)
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
         checkpoints = (
             None if checkpoint is None else Checkpoints(call, checkpoint, resume or fresh(node_id))
         )
+        # Whether a node run since the checkpoints were last asked may have changed the
+        # call's state; a fresh call's is the fresh checkpoint's, a resumed one's is not known.
+        changed = resume is not None
         # The walk is written here rather than in a method of its own: every command a node
         # sends is awaited through each coroutine between it and the session, twice.
         try:
             for _ in range(self.max_steps):
                 call.node = node_id
-                if checkpoints is not None and (here := checkpoints.due(node_id)) is not None:
-                    await checkpoints.tell(here)
-                nxt = nodes[node_id].run(call)
-                if not isinstance(nxt, _DECIDED):
-                    nxt = await nxt  # a node that waits for the caller or a service
-                if isinstance(nxt, End):
-                    end = nxt
-                    break
+                node, asks, keeps = plan[node_id]
+                if checkpoints is not None:
+                    # The checkpoints are asked only where one may be due: on entering a node
+                    # that asks or queues, or once the state may have changed.
+                    if (changed or asks) and (here := checkpoints.due(node_id, changed)):
+                        await checkpoints.tell(here)
+                    changed = not keeps
+                nxt = node.run(call)
+                if nxt.__class__ is not str:
+                    if nxt.__class__ is not End:  # a node that waits for the caller or a service
+                        nxt = await cast(Awaitable[Next], nxt)
+                    if isinstance(nxt, End):
+                        end = nxt
+                        break
                 node_id = nxt
             else:
                 end = await self._step_limit(call)
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
-        _ends(menu.number, end.kind).inc()
+        MENU_ENDS.count(menu.number, end.kind)
         result = CallResult(end, call.path, call.variables, call.queued)
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -156,17 +163,6 @@ def _hours_variables(status: Any) -> dict[str, str]:
         variables["closes_at"] = status.closes_at.isoformat()
     _last_hours = (status, variables)
     return variables
-
-
-# The counters' children by (number, end): `labels()` looks them up under a lock each time.
-_END_COUNTERS: dict[tuple[str, str], Any] = {}
-
-
-def _ends(number: str, kind: str) -> Any:
-    counter = _END_COUNTERS.get((number, kind))
-    if counter is None:
-        counter = _END_COUNTERS[number, kind] = MENU_ENDS.labels(number, kind)
-    return counter
 
 
 def _logging_steps(observer: Callable[[Step], None] | None) -> Callable[[Step], None]:

@@ -25,17 +25,20 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 
 from hotline.agi.carry import encode
-from ivr.menu.model import Call, Menu
+from ivr.menu.model import Call, Menu, Node
 from ivr.nodes.common import SYSTEM_VARIABLES
 
 log = logging.getLogger(__name__)
 
 RESUME_VARIABLE = "HOTLINE_RESUME"
 SAFE_KINDS = frozenset({"menu", "collect", "queue", "rating"})
+# Kinds whose nodes never change the call's state (its variables, their personal marks, its
+# queue outcome): after one of these the engine need not take the state apart again. A kind
+# not named here is taken to change it (tests/ivr/test_resume.py checks the list).
+STATE_KEEPING_KINDS = frozenset({"play", "menu", "condition", "goto", "say", "hangup", "transfer"})
 # res_agi reads a command line of at most 2 KiB; what does not fit loses its longest values
 # first (lookup answers, topics), never the caller's own entries.
 MAX_CARRIED = 1500
@@ -45,29 +48,56 @@ _VAR = "var."  # a variable's field name: var.<name>
 _FORMAT_ONLY = encode({})
 
 
-@dataclass(frozen=True)
 class Resume:
     """Where a call goes on and what it had: node, variables, which of them are personal,
-    and its queue outcome if it was queued already."""
+    and its queue outcome if it was queued already.
 
-    node: str
-    variables: dict[str, str]
-    personal: frozenset[str]
-    queued: tuple[str, str] | None = None
+    A value: its fields are never changed once made. A plain class with slots rather than a
+    frozen dataclass, which costs three times as much to make, and a call makes several."""
+
+    __slots__ = ("_state", "node", "personal", "queued", "variables")
+    __hash__ = None  # type: ignore[assignment]  # holds a dict, as the dataclass did
+
+    def __init__(
+        self,
+        node: str,
+        variables: dict[str, str],
+        personal: frozenset[str],
+        queued: tuple[str, str] | None = None,
+    ) -> None:
+        self.node = node
+        self.variables = variables
+        self.personal = personal
+        self.queued = queued
+        # What follows the head in `carried`, once worked out: shared by the checkpoints of
+        # one state at several nodes (`moved_to`).
+        self._state: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Resume):
+            return NotImplemented
+        return (self.node, self.variables, self.personal, self.queued) == (
+            other.node,
+            other.variables,
+            other.personal,
+            other.queued,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Resume(node={self.node!r}, variables={self.variables!r},"
+            f" personal={self.personal!r}, queued={self.queued!r})"
+        )
 
     @classmethod
     def of(cls, call: Call, node: str) -> Resume:
+        """The call's state at `node`: its variables but the engine's own, the personal marks
+        of those, and its queue outcome."""
         entered = call.variables.copy()
         for name in SYSTEM_VARIABLES.intersection(entered):
             del entered[name]
         personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
-        here = _new(Resume)  # as `_resume` makes one, written out: made at every new state
-        _set(
-            here,
-            "__dict__",
-            {"node": node, "variables": entered, "personal": personal, "queued": call.queued},
-        )
-        return here
+        return Resume(node, entered, personal, call.queued)
 
     def same_state(self, other: Resume | None) -> bool:
         return other is not None and (self.variables, self.queued) == (
@@ -77,8 +107,8 @@ class Resume:
 
     def moved_to(self, node: str) -> Resume:
         """The same state at another node; what it encodes to is shared, not encoded again."""
-        moved = _new(Resume)
-        _set(moved, "__dict__", {**self.__dict__, "node": node})
+        moved = Resume(node, self.variables, self.personal, self.queued)
+        moved._state = self._state
         return moved
 
     def fields(self, menu: Menu) -> dict[str, str]:
@@ -92,9 +122,9 @@ class Resume:
         kept on the value (and handed on by `moved_to`) and the menu-and-node head is
         encoded once per node: the text is the very one `encode(fields)` writes, since
         `encode` joins its fields in order."""
-        state = self.__dict__.get("_state")
+        state = self._state
         if state is None:
-            state = self.__dict__["_state"] = self._state_text(menu)
+            state = self._state = self._state_text(menu)
         text = _head(menu.number, self.node) + state
         if len(text) <= MAX_CARRIED:
             return text
@@ -148,27 +178,14 @@ class Resume:
 _NONE: frozenset[str] = frozenset()
 
 
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _resume(
-    node: str, variables: dict[str, str], personal: frozenset[str], queued: tuple[str, str] | None
-) -> Resume:
-    """`Resume(...)` as the engine makes one at a node: its fields written straight into the
-    new value rather than one frozen-attribute call each (a call makes several a second)."""
-    here = _new(Resume)
-    _set(
-        here,
-        "__dict__",
-        {"node": node, "variables": variables, "personal": personal, "queued": queued},
-    )
-    return here
-
-
+@lru_cache(maxsize=4096)
 def fresh(node: str) -> Resume:
-    """Where a call that was not handed back stands before its first node: nothing entered."""
-    return _resume(node, {}, _NONE, None)
+    """Where a call that was not handed back stands before its first node: nothing entered.
+    One value per node for all calls (a Resume is never changed), its empty state's text
+    known already."""
+    start = Resume(node, {}, _NONE, None)
+    start._state = ""  # what `_state_text` gives for no variables and no queue outcome
+    return start
 
 
 @lru_cache(maxsize=4096)
@@ -215,60 +232,44 @@ class Checkpoints:
     """The safe-node rule (above) as one call goes: `reach` is told each node the call enters
     and tells `tell` the checkpoints to leave.
 
-    The rule compares the call's state at every node with the last checkpoint's; most nodes
-    change nothing, so the state is taken apart again only when the call's variables, their
-    personal marks or its queue outcome differ from when it was last taken apart (a plain
-    comparison of dicts, sets and tuples), and otherwise the last one is reused."""
+    Taking the call's state apart (`Resume.of`) is the costly part of the rule. `reach`, which
+    knows nothing of what ran between two nodes, does it at every node; the engine, which
+    knows, asks `due` with ``changed=False`` when only nodes that keep the state
+    (`STATE_KEEPING_KINDS`) ran since it last asked, and then the state last taken apart is
+    used again."""
 
-    __slots__ = ("_call", "_last", "_safe", "_seen", "_taken", "tell")
+    __slots__ = ("_call", "_last", "_safe", "_taken", "tell")
 
     def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
         self._call = call
         self._safe = safe_nodes(call.menu)
         self.tell = tell
         self._last = last  # the last checkpoint left (or the one the call resumed from)
-        # The call's state as last taken apart, and what it was made of (variables, queue
-        # outcome, personal marks); (), which no call's state equals, until it is first
-        # taken apart.
+        # The call's state as last taken apart; until then, the last checkpoint's (which the
+        # engine's `changed=False` at the first node vouches for: a fresh call's).
         self._taken = last
-        self._seen: tuple[object, ...] = ()
-        if (
-            not last.variables
-            and not last.personal
-            and last.queued is None
-            and not call.personal
-            and call.queued is None
-            and SYSTEM_VARIABLES.issuperset(call.variables)
-        ):
-            # A fresh call: nothing entered yet, which is `last`'s state; no need to take it
-            # apart at the first node to find that out.
-            self._seen = (dict(call.variables), call.queued, set(call.personal))
 
     async def reach(self, node_id: str) -> None:
         here = self.due(node_id)
         if here is not None:
             await self.tell(here)
 
-    def due(self, node_id: str) -> Resume | None:
+    def due(self, node_id: str, changed: bool = True) -> Resume | None:
         """The checkpoint to leave on entering `node_id`, if one is due (then it is the last
-        one left): what `reach` tells, for a caller that awaits it only when there is one."""
-        call = self._call
-        if (call.variables, call.queued, call.personal) == self._seen:
-            # Nothing changed since the state was taken apart, and the last checkpoint has
-            # it: one is due only on entering another node that asks or queues.
-            if node_id in self._safe and node_id != self._last.node:
-                # `self._taken.moved_to(node_id)`, written out: the usual checkpoint
-                here = self._last = _new(Resume)
-                _set(here, "__dict__", {**self._taken.__dict__, "node": node_id})
-                return here
-            return None
-        return self._changed(node_id)
+        one left). `changed=False`: the call's state is the one last taken apart (or, at the
+        first node, the last checkpoint's)."""
+        if changed:
+            return self._changed(node_id)
+        # Nothing changed, and the last checkpoint has the state: one is due only on
+        # entering another node that asks or queues.
+        if node_id in self._safe and node_id != self._last.node:
+            here = self._last = self._taken.moved_to(node_id)
+            return here
+        return None
 
     def _changed(self, node_id: str) -> Resume | None:
-        call, last = self._call, self._last
-        here = Resume.of(call, node_id)
-        self._taken = here
-        self._seen = (dict(call.variables), call.queued, set(call.personal))
+        last = self._last
+        here = self._taken = Resume.of(self._call, node_id)
         same = here.variables == last.variables and here.queued == last.queued
         if same and last.node == node_id:
             return None
@@ -289,6 +290,27 @@ def safe_nodes(menu: Menu) -> frozenset[str]:
 
 
 _SAFE_NODES = "_safe_nodes"
+
+# What the engine asks of each node as a call enters it: (the node, whether it asks or
+# queues, whether it keeps the call's state), by node id.
+NodePlan = dict[str, tuple[Node, bool, bool]]
+
+
+def node_plan(menu: Menu) -> NodePlan:
+    """The menu's nodes as the engine walks them (`NodePlan`): worked out once per menu, when
+    it is loaded, like `safe_nodes`."""
+    plan: NodePlan | None = menu.__dict__.get(_NODE_PLAN)
+    if plan is None:
+        safe = safe_nodes(menu)
+        plan = {
+            node_id: (node, node_id in safe, node.kind in STATE_KEEPING_KINDS)
+            for node_id, node in menu.nodes.items()
+        }
+        menu.__dict__[_NODE_PLAN] = plan
+    return plan
+
+
+_NODE_PLAN = "_node_plan"
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:

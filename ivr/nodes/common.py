@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from hotline.agi.session import Playback
+from ivr.menu.fields import DTMF_KEYS
 from ivr.menu.model import Call, Location, Step
 
 Prompts = tuple[tuple[str, Location], ...]
@@ -22,6 +23,21 @@ class Cue(NamedTuple):
     name: str  # as written in the menu
     fixed: bool  # no ``${...}`` in it: streamed as written, nothing to expand
     step: Step  # what the call's path notes once it has played
+
+
+class KeySteps(dict[str, Step]):
+    """``Step(kind, key, node_id)`` for every phone key, made when the menu is loaded: a node
+    notes the key a caller pressed with ``call.path.append(steps[key])`` rather than making
+    a step each time. Any other key (a strange reply) gets its step made then, not kept."""
+
+    __slots__ = ("kind", "node_id")
+
+    def __init__(self, kind: str, node_id: str) -> None:
+        super().__init__((key, Step(kind, key, node_id)) for key in sorted(DTMF_KEYS))
+        self.kind, self.node_id = kind, node_id
+
+    def __missing__(self, key: str) -> Step:
+        return Step(self.kind, key, self.node_id)
 
 
 def cues(node_id: str, prompts: Prompts) -> tuple[Cue, ...]:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from yaml.nodes import MappingNode, ScalarNode
 
 from ivr.menu.fields import FieldError, Fields
-from ivr.menu.model import Call, Location, Next
+from ivr.menu.model import Call, Location, Next, Step
 
 HOURS_TESTS = ("open", "closed", "holiday", "surge", "workday", "saturday", "sunday")
 TESTS = (*HOURS_TESTS, "seen_before")
@@ -70,7 +70,7 @@ class ConditionNode:
     def __post_init__(self) -> None:
         # Worked out once, when the menu is loaded: the node's branches for each set of
         # opening-hours facts a day can have (`_program`), and whether it needs the hours.
-        programs = {facts: _program(self.branches, facts) for facts in _DAY_FACTS}
+        programs = {facts: _program(self.id, self.branches, facts) for facts in _DAY_FACTS}
         object.__setattr__(self, "_programs", programs)
         object.__setattr__(self, "_needs_hours", self.uses_hours is not None)
 
@@ -98,13 +98,13 @@ class ConditionNode:
                 continue  # no call log, or no caller number: never seen before
             else:
                 taken = step.taken
-            call.note("branch", taken[1])
+            call.path.append(taken[1])
             return taken[0]
         return self.otherwise[0]
 
     def _learn(self, facts: frozenset[str]) -> tuple[_Step, ...]:
         """The program for facts no usual day has (a schedule of another kind, in tests)."""
-        program = _program(self.branches, facts)
+        program = _program(self.id, self.branches, facts)
         if len(self._programs) < _MAX_PROGRAMS:
             self._programs[facts] = program
         return program
@@ -171,7 +171,7 @@ def hours_facts(status: Any) -> frozenset[str]:
 class _Taken:
     """An hours test that holds: its branch is taken when reached."""
 
-    taken: tuple[str, str]  # (the node to go to, the step noted)
+    taken: tuple[str, Step]  # (the node to go to, the step noted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ class _ByValue:
     """Tests of one variable in a row: its value picks the branch (the first written wins)."""
 
     variable: str
-    gotos: dict[str, tuple[str, str]]
+    gotos: dict[str, tuple[str, Step]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +204,13 @@ _DAY_FACTS = frozenset(
 _MAX_PROGRAMS = 64
 
 
-def _program(branches: tuple[Branch, ...], facts: frozenset[str]) -> tuple[_Step, ...]:
+def _program(
+    node_id: str, branches: tuple[Branch, ...], facts: frozenset[str]
+) -> tuple[_Step, ...]:
     steps: list[_Step] = []
     for index, branch in enumerate(branches):
         test = branch.test
-        taken = (branch.goto[0], describe(test))
+        taken = (branch.goto[0], Step("branch", describe(test), node_id))
         if test.name == "variable":
             last = steps[-1] if steps else None
             if isinstance(last, _ByValue) and last.variable == test.variable:

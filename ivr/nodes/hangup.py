@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ivr.menu.fields import Fields
-from ivr.menu.model import Call, End, Location, Next
+from ivr.menu.model import Call, End, Location, Next, Step
 from ivr.nodes.common import Cue, Prompts, cues
 
 # Every call a menu hangs up ends the same way (an `End` is frozen: one serves them all).
@@ -26,9 +26,11 @@ class HangupNode:
     at: Location
     files: Prompts
     _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
+    _hung_up: Step = field(init=False, repr=False, compare=False)  # what the path notes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
+        object.__setattr__(self, "_hung_up", Step("hangup", "", self.id))
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return ()
@@ -45,7 +47,7 @@ class HangupNode:
                 call.note("input", played.digit)
                 break  # as `play`: a key pressed ends the goodbye
         await channel.hangup()
-        call.note("hangup")
+        path.append(self._hung_up)
         return HUNG_UP
 
 

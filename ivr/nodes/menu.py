@@ -21,8 +21,8 @@ from functools import cached_property
 from typing import ClassVar
 
 from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
-from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Cue, Prompts, cues, play
+from ivr.menu.model import Call, Location, Next, Step
+from ivr.nodes.common import Cue, KeySteps, Prompts, cues, play
 
 DEFAULT_INVALID = "hotline/invalid-input"
 
@@ -41,10 +41,23 @@ class MenuNode:
     fallback: tuple[str, Location]
     _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
     _timeout_ms: int = field(init=False, repr=False, compare=False)
+    # The steps the node notes, made when the menu is loaded (see `KeySteps`).
+    _inputs: KeySteps = field(init=False, repr=False, compare=False)
+    _invalids: KeySteps = field(init=False, repr=False, compare=False)
+    _timed_out: Step = field(init=False, repr=False, compare=False)
+    _fell_back: Step = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
-        object.__setattr__(self, "_timeout_ms", int(self.timeout * 1000))
+        made = {
+            "_cues": cues(self.id, self.files),  # see `Cue`
+            "_timeout_ms": int(self.timeout * 1000),
+            "_inputs": KeySteps("input", self.id),
+            "_invalids": KeySteps("invalid", self.id),
+            "_timed_out": Step("timeout", "", self.id),
+            "_fell_back": Step("fallback", self.fallback[0], self.id),
+        }
+        for name, value in made.items():
+            object.__setattr__(self, name, value)
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (*self.options.values(), self.fallback)
@@ -58,33 +71,33 @@ class MenuNode:
         return "".join(self.options)
 
     async def run(self, call: Call) -> Next:
-        keys, channel = self.keys, call.channel
+        keys, channel, path, inputs = self.keys, call.channel, call.path, self._inputs
         for _ in range(self.retries):
             if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
                 digit, call.pending = call.pending[0], ""
-                call.note("input", digit)
+                path.append(inputs[digit])
             else:  # ask (written out here: every command is awaited through each coroutine)
                 digit = None
                 for cue in self._cues:
                     name = cue.name if cue.fixed else call.expand(cue.name)
                     played = await channel.stream_file(name, keys)
-                    call.path.append(cue.step)
+                    path.append(cue.step)
                     if (digit := played.digit) is not None:
-                        call.note("input", digit)
+                        path.append(inputs[digit])
                         break
                 if digit is None:
                     digit = await channel.wait_for_digit(self._timeout_ms)
                     if digit is not None:
-                        call.note("input", digit)
+                        path.append(inputs[digit])
             if digit is None:
-                call.note("timeout")
+                path.append(self._timed_out)
                 await play(call, self.no_input)
                 continue
             if digit in self.options:
                 return self.options[digit][0]
-            call.note("invalid", digit)
+            path.append(self._invalids[digit])
             await play(call, self.invalid)
-        call.note("fallback", self.fallback[0])
+        path.append(self._fell_back)
         return self.fallback[0]
 
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Cue, Prompts, cues
+from ivr.nodes.common import Cue, KeySteps, Prompts, cues
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,11 @@ class PlayNode:
     barge_in: str
     next: tuple[str, Location]
     _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
+    _inputs: KeySteps = field(init=False, repr=False, compare=False)  # the key that stopped it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
+        object.__setattr__(self, "_inputs", KeySteps("input", self.id))
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (self.next,)
@@ -49,7 +51,7 @@ class PlayNode:
             )
             path.append(cue.step)
             if played.digit is not None:
-                call.note("input", played.digit)
+                path.append(self._inputs[played.digit])
                 call.pending = played.digit
                 break
         return self.next[0]

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ivr.menu.fields import Fields
-from ivr.menu.model import Call, Location, Next
-from ivr.nodes.common import Cue, Prompts, cues, play
+from ivr.menu.model import Call, Location, Next, Step
+from ivr.nodes.common import Cue, KeySteps, Prompts, cues, play
 
 MARKS = "12345"
 CONTACT_NUMBER_PROMPT = "hotline/contact-number-is"
@@ -42,9 +42,23 @@ class RatingNode:
     _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
     _timeout_ms: int = field(init=False, repr=False, compare=False)
 
+    # The steps the node notes, made when the menu is loaded (see `KeySteps`).
+    _inputs: KeySteps = field(init=False, repr=False, compare=False)
+    _invalids: KeySteps = field(init=False, repr=False, compare=False)
+    _timed_out: Step = field(init=False, repr=False, compare=False)
+    _unrated: Step = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_cues", cues(self.id, self.files))  # see `Cue`
-        object.__setattr__(self, "_timeout_ms", int(self.timeout * 1000))
+        made = {
+            "_cues": cues(self.id, self.files),  # see `Cue`
+            "_timeout_ms": int(self.timeout * 1000),
+            "_inputs": KeySteps("input", self.id),
+            "_invalids": KeySteps("invalid", self.id),
+            "_timed_out": Step("timeout", "", self.id),
+            "_unrated": Step("rating", "none", self.id),
+        }
+        for name, value in made.items():
+            object.__setattr__(self, name, value)
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return (self.next,)
@@ -56,7 +70,7 @@ class RatingNode:
         contacts = call.services.contacts
         if contacts is not None:
             await _say_contact_number(call, await contacts.contact_number(call.channel.call_id))
-        channel = call.channel
+        channel, path = call.channel, call.path
         for _ in range(self.retries):
             mark = None
             if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
@@ -65,9 +79,9 @@ class RatingNode:
                 for cue in self._cues:
                     name = cue.name if cue.fixed else call.expand(cue.name)
                     played = await channel.stream_file(name, MARKS)
-                    call.path.append(cue.step)
+                    path.append(cue.step)
                     if (mark := played.digit) is not None:
-                        call.note("input", mark)
+                        path.append(self._inputs[mark])
                         break
             if mark is None:
                 mark = await channel.wait_for_digit(self._timeout_ms)
@@ -79,8 +93,8 @@ class RatingNode:
                     await contacts.rate(call.channel.call_id, int(mark))
                 await play(call, self.thanks)
                 return self.next[0]
-            call.note("invalid" if mark else "timeout", mark or "")
-        call.note("rating", "none")
+            path.append(self._invalids[mark] if mark else self._timed_out)
+        path.append(self._unrated)
         return self.next[0]
 
 

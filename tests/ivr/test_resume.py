@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,7 +27,14 @@ from ivr.menu.engine import Engine
 from ivr.menu.library import load_library
 from ivr.menu.loader import parse_menu
 from ivr.menu.model import Call, LookupResult, Services
-from ivr.menu.resume import MAX_CARRIED, SAFE_KINDS, Checkpoints, Resume, resume_from
+from ivr.menu.resume import (
+    MAX_CARRIED,
+    SAFE_KINDS,
+    STATE_KEEPING_KINDS,
+    Checkpoints,
+    Resume,
+    resume_from,
+)
 
 __all__ = ["call_log"]  # a fixture
 
@@ -225,3 +233,19 @@ async def test_checkpoints_kept_between_nodes_are_those_the_rule_gives_at_every_
         assert [here.carried(menu) for here in told] == [
             carry.encode(here.fields(menu)) for here in expected
         ]
+
+
+# What changes a call's state, as node code writes it.
+STATE_WRITES = re.compile(
+    r"variables\[[^\]]+\]\s*=|variables\.(update|pop|setdefault)\(|personal\.(add|update)\("
+    r"|\.queued\s*="
+)
+
+
+def test_the_kinds_said_to_keep_the_state_never_change_it() -> None:
+    # The engine takes the call's state apart again only after a node of another kind: a
+    # kind that changed it unannounced would leave its change without a checkpoint.
+    nodes = Path(__file__).resolve().parents[2] / "ivr" / "nodes"
+    changing = {path.stem for path in nodes.glob("*.py") if STATE_WRITES.search(path.read_text())}
+    assert changing >= {"set", "collect", "lookup", "queue", "rating"}  # the pattern finds them
+    assert not changing & STATE_KEEPING_KINDS
