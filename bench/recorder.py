@@ -18,8 +18,10 @@ the others' load only ever adds). CPU is user+system time of this process, its t
 children (ffmpeg), so the figures are core-seconds whatever the machine's load. audio-hours per
 core-hour = audio seconds / CPU seconds. Goals (exit 1 when one is missed), for long and short
 calls alike: the pipeline costs at most 15 % more CPU per audio-hour than raw PyAV and than raw
-ffmpeg; short calls cost at most 15 % more per audio-hour than long calls; 1,000 concurrent
-recorded calls (1,000 audio-hours per hour) fit on `--cores` cores. It also prints the pipeline's
+ffmpeg; short calls cost at most 15 % more per audio-hour than long calls; the cores 1,000
+concurrent recorded calls (1,000 audio-hours per hour) need are at most 15 % more than raw PyAV
+needs for them (issue 14's goal: relative, since what fits on `--cores` depends on the host; that
+is printed too, for raw PyAV and the pipeline alike). It also prints the pipeline's
 own fixed cost per recording (what the short set's extra recordings cost beyond raw PyAV's).
 
 Usage: .venv/bin/python bench/recorder.py [--long-calls 20] [--long 180] [--short 60]
@@ -313,14 +315,20 @@ def report(sets: dict[str, tuple[CallSet, Figures]], args: argparse.Namespace) -
     print(judge("short calls' CPU per audio-hour over long calls'", short_over_long, GOAL, misses))
     # 1,000 concurrent calls produce 1,000 audio-hours per hour; the dearer call length counts
     cores = args.concurrent / min(long_rate, short_rate)
-    fits = cores <= args.cores
-    if not fits:
-        misses.append("concurrent calls")
+    raw_cores = args.concurrent / min(raw_long, raw_short)
     print(
         f"{args.concurrent} concurrent recorded calls need {cores:.2f} cores "
-        f"({'fits' if fits else 'does NOT fit'} on {args.cores})"
+        f"({fits(cores, args.cores)}); raw PyAV alone {raw_cores:.2f} "
+        f"({fits(raw_cores, args.cores)})"
     )
+    label = f"{args.concurrent} concurrent recorded calls: pipeline's cores over raw PyAV's"
+    print(judge(label, cores / raw_cores - 1, GOAL, misses))
     return misses
+
+
+def fits(cores: float, available: int) -> str:
+    """Whether that many cores fit on this machine's `available` (which varies by host)."""
+    return f"{'fits' if cores <= available else 'does NOT fit'} on {available}"
 
 
 async def main() -> int:
