@@ -44,6 +44,18 @@ def cues(node_id: str, prompts: Prompts) -> tuple[Cue, ...]:
     return tuple(Cue(name, "${" not in name, Step("play", name, node_id)) for name, _ in prompts)
 
 
+def asking_parts(node_id: str, prompts: Prompts, timeout: float) -> dict[str, object]:
+    """What a node that asks for a key (menu, rating) makes when the menu is loaded, by the
+    field names both give it: its prompts' cues, its timeout in ms and the steps it notes."""
+    return {
+        "_cues": cues(node_id, prompts),  # see `Cue`
+        "_timeout_ms": int(timeout * 1000),
+        "_inputs": KeySteps("input", node_id),
+        "_invalids": KeySteps("invalid", node_id),
+        "_timed_out": Step("timeout", "", node_id),
+    }
+
+
 async def play(call: Call, prompts: Prompts, escape: str = "") -> str | None:
     """Play prompts in order; stop at the first escape digit pressed and return it."""
     channel = call.channel

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
 from ivr.menu.model import Call, Location, Next, Step
-from ivr.nodes.common import Cue, KeySteps, Prompts, cues, play
+from ivr.nodes.common import Cue, KeySteps, Prompts, asking_parts, play
 
 DEFAULT_INVALID = "hotline/invalid-input"
 
@@ -48,14 +48,8 @@ class MenuNode:
     _fell_back: Step = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        made = {
-            "_cues": cues(self.id, self.files),  # see `Cue`
-            "_timeout_ms": int(self.timeout * 1000),
-            "_inputs": KeySteps("input", self.id),
-            "_invalids": KeySteps("invalid", self.id),
-            "_timed_out": Step("timeout", "", self.id),
-            "_fell_back": Step("fallback", self.fallback[0], self.id),
-        }
+        made = asking_parts(self.id, self.files, self.timeout)
+        made["_fell_back"] = Step("fallback", self.fallback[0], self.id)
         for name, value in made.items():
             object.__setattr__(self, name, value)
 

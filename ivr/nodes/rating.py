@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from ivr.menu.fields import Fields
 from ivr.menu.model import Call, Location, Next, Step
-from ivr.nodes.common import Cue, KeySteps, Prompts, cues, play
+from ivr.nodes.common import Cue, KeySteps, Prompts, asking_parts, play
 
 MARKS = "12345"
 CONTACT_NUMBER_PROMPT = "hotline/contact-number-is"
@@ -49,14 +49,8 @@ class RatingNode:
     _unrated: Step = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        made = {
-            "_cues": cues(self.id, self.files),  # see `Cue`
-            "_timeout_ms": int(self.timeout * 1000),
-            "_inputs": KeySteps("input", self.id),
-            "_invalids": KeySteps("invalid", self.id),
-            "_timed_out": Step("timeout", "", self.id),
-            "_unrated": Step("rating", "none", self.id),
-        }
+        made = asking_parts(self.id, self.files, self.timeout)
+        made["_unrated"] = Step("rating", "none", self.id)
         for name, value in made.items():
             object.__setattr__(self, name, value)
 
