@@ -15,13 +15,14 @@ call id. A crash anywhere therefore resumes on restart with the same step, and t
 is a function of the call id, so a repeated upload replaces rather than duplicates. The spool
 file is deleted only after the row reached `verified`.
 
-Its `spooled` row is made by `recorder.registration`: one transaction per notification, one
-per batch of files a scan finds. A recording then takes two steps and two row updates: encode
-and encrypt (spooled -> encrypted), then upload and verify (encrypted -> verified). The row's
-fixed cost (transactions, fsyncs) is what makes a short call dearer per audio-hour than a long
-one, so no state is committed that recovery does not need: until `encrypted` commits the spool
-file is still there to encode again, and until `verified` commits the ciphertext is still there
-to upload again. Rows an older version left `transcoded` or `stored` are resumed from there.
+Its `spooled` row is made by `recorder.registration`: one transaction per round of
+notifications (group commit), one per batch of files a scan finds. A recording then takes two
+steps and two row updates: encode and encrypt (spooled -> encrypted), then upload and verify
+(encrypted -> verified). The row's fixed cost (transactions, fsyncs) is what makes a short call
+dearer per audio-hour than a long one, so no state is committed that recovery does not need:
+until `encrypted` commits the spool file is still there to encode again, and until `verified`
+commits the ciphertext is still there to upload again. Rows an older version left `transcoded`
+or `stored` are resumed from there.
 
 Storage being down raises `StorageUnavailable`: the worker backs off exponentially (up to
 `retry_max`) and, once failures have lasted `storage_alarm_after`, raises the storage alarm

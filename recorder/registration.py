@@ -8,10 +8,16 @@ found in one such transaction (up to `BATCH` at a time), because a transaction's
 transaction fail, each recording of the batch is registered again on its own, so one bad
 recording neither loses nor holds back the others; the one that fails again stays in the
 spool, unregistered, and the next scan tries it again.
+
+Asterisk's notifications (one per hang-up) are registered the same way, by group commit: a
+notification that comes while a registration transaction runs waits for the next one, which
+registers every notification that came meanwhile. Alone, a notification costs one transaction
+at once, as it always did; at a peak of hang-ups, one transaction per round, not per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,10 +79,69 @@ class Registrar:
         self.store = store
         self.spool_dir = spool_dir
         self.format = format
+        # notifications waiting for the next round of the group commit, and who waits on each
+        self._next_round: dict[str, CallInfo] = {}
+        self._waiters: dict[str, list[asyncio.Future[Registered]]] = {}
+        self._rounds: asyncio.Task[None] | None = None
+        self.transactions = 0  # registration transactions begun (tests, bench)
 
     async def register(self, call_id: str, info: CallInfo) -> Registered:
-        """Register one recording; errors propagate to the caller."""
-        return (await self._in_one_transaction({call_id: info}))[call_id]
+        """Register one recording in the next round of the group commit; its errors (after
+        its round failed, it is tried on its own) propagate to the caller."""
+        waiter: asyncio.Future[Registered] = asyncio.get_running_loop().create_future()
+        self._next_round[call_id] = info  # a repeated notification: the latest one's info
+        self._waiters.setdefault(call_id, []).append(waiter)
+        if self._rounds is None:
+            self._rounds = asyncio.create_task(self._run_rounds(), name="recorder registration")
+        # shielded: a caller that gives up must not cancel the round the others wait on
+        return await asyncio.shield(waiter)
+
+    async def _run_rounds(self) -> None:
+        """Register what waits, round after round, until nothing came during the last."""
+        waiters: dict[str, list[asyncio.Future[Registered]]] = {}
+        try:
+            while self._next_round:
+                wanted, waiters = self._next_round, self._waiters
+                self._next_round, self._waiters = {}, {}
+                await self._round(wanted, waiters)
+        finally:
+            self._rounds = None
+            # left only when this task was cancelled (the loop closing): nobody hangs on them
+            for pending in (*waiters.values(), *self._waiters.values()):
+                for waiter in pending:
+                    waiter.cancel()
+            self._next_round, self._waiters = {}, {}
+
+    async def _round(
+        self, wanted: dict[str, CallInfo], waiters: dict[str, list[asyncio.Future[Registered]]]
+    ) -> None:
+        ids = list(wanted)
+        for first in range(0, len(ids), BATCH):
+            batch = {call_id: wanted[call_id] for call_id in ids[first : first + BATCH]}
+            try:
+                outcomes: dict[str, Registered | BaseException] = dict(
+                    await self._in_one_transaction(batch)
+                )
+            except Exception:
+                if len(batch) > 1:
+                    log.warning("registering %d recordings together failed", len(batch),
+                                exc_info=True)  # fmt: skip
+                outcomes = {call_id: await self._alone(call_id, info)
+                            for call_id, info in batch.items()}  # fmt: skip
+            for call_id, outcome in outcomes.items():
+                for waiter in waiters.pop(call_id):
+                    if waiter.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        waiter.set_exception(outcome)
+                    else:
+                        waiter.set_result(outcome)
+
+    async def _alone(self, call_id: str, info: CallInfo) -> Registered | BaseException:
+        try:
+            return (await self._in_one_transaction({call_id: info}))[call_id]
+        except Exception as error:
+            return error
 
     async def register_many(self, wanted: Mapping[str, CallInfo]) -> dict[str, Registered]:
         """Register many recordings, `BATCH` per transaction; those that fail even on their
@@ -95,15 +160,18 @@ class Registrar:
     async def _one_by_one(self, batch: Mapping[str, CallInfo]) -> dict[str, Registered]:
         done: dict[str, Registered] = {}
         for call_id, info in batch.items():
-            try:
-                done[call_id] = await self.register(call_id, info)
-            except Exception:
-                log.exception("could not register recording %s; retried at the next scan", call_id)
+            outcome = await self._alone(call_id, info)
+            if isinstance(outcome, BaseException):
+                log.error("could not register recording %s; retried at the next scan", call_id,
+                          exc_info=outcome)  # fmt: skip
+            else:
+                done[call_id] = outcome
         return done
 
     async def _in_one_transaction(self, wanted: Mapping[str, CallInfo]) -> dict[str, Registered]:
         ids = list(wanted)
         done: dict[str, Registered] = {}
+        self.transactions += 1
         async with self.store.engine.begin() as session:
             stmt = select(*RECORDINGS.c).where(RECORDINGS.c.call_id.in_(ids))
             for found in await session.execute(stmt):

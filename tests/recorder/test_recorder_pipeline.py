@@ -3,6 +3,7 @@ spool, including bad input and recovery from every intermediate state."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -434,3 +435,52 @@ async def test_recordings_are_kept_when_the_call_log_cannot_be_read(
     idle = await recording_store.get("c-idle")
     assert idle is not None and idle.state == State.VERIFIED and idle.dialled_number == ""
     assert os.listdir(recorder.spool_dir) == []
+
+
+async def test_a_burst_of_hang_ups_is_registered_in_a_few_transactions_each_told_its_own(
+    tmp_path: Path, recording_store: RecordingStore, storage: LocalStorage, key_ring: KeyRing,
+    tone: Callable[[Path, float], Path],
+) -> None:  # fmt: skip
+    """A peak's notifications share transactions (group commit), and every row is there when
+    its `finished` returns; a lone hang-up still gets its own transaction at once."""
+    recorder = _recorder(tmp_path, recording_store, storage, key_ring)
+    burst = [f"1795563300.{n}" for n in range(40)]
+    for call_id in [*burst, "1795563400.1"]:
+        tone(recorder.spool_dir / f"{call_id}.wav", 0.1)
+    told = CallInfo("88001000001", started_at=STARTED)
+
+    await asyncio.gather(*(recorder.finished(call_id, told) for call_id in burst))
+
+    for call_id in burst:
+        row = await recording_store.get(call_id)
+        assert row is not None and row.state == State.SPOOLED
+        assert (row.dialled_number, row.started_at) == ("88001000001", STARTED)
+    assert recorder.registrar.transactions <= 2  # the first alone, the 39 that waited together
+
+    before = recorder.registrar.transactions
+    await recorder.finished("1795563400.1", told)
+    assert recorder.registrar.transactions == before + 1
+    assert await recording_store.get("1795563400.1") is not None
+
+
+async def test_a_hang_up_the_database_refuses_fails_alone_in_its_burst(
+    tmp_path: Path, recording_store: RecordingStore, storage: LocalStorage, key_ring: KeyRing,
+    tone: Callable[[Path, float], Path],
+) -> None:  # fmt: skip
+    recorder = _recorder(tmp_path, recording_store, storage, key_ring)
+    burst = ["c-a", "c-b", "c-bad", "c-y", "c-z"]
+    for call_id in burst:
+        tone(recorder.spool_dir / f"{call_id}.wav", 0.1)
+    await _execute(recording_store, REFUSE_ONE_ROW)
+
+    outcomes = await asyncio.gather(
+        *(recorder.finished(call_id) for call_id in burst), return_exceptions=True
+    )
+
+    failed = {c: o for c, o in zip(burst, outcomes, strict=True) if isinstance(o, BaseException)}
+    assert list(failed) == ["c-bad"] and "refused" in str(failed["c-bad"])
+    for call_id in ("c-a", "c-b", "c-y", "c-z"):
+        row = await recording_store.get(call_id)
+        assert row is not None and row.state == State.SPOOLED
+    assert await recording_store.get("c-bad") is None
+    assert sorted(os.listdir(recorder.spool_dir)) == sorted(f"{c}.wav" for c in burst)
