@@ -267,6 +267,7 @@ class FactJournal:
             if batch.writes or not batch.exhausted:
                 return batch
             self._remove_first()
+        self.records = 0  # whatever the count said, nothing is left to read
         return None
 
     def _read_batch(self, seq: int, count: int) -> JournalBatch:

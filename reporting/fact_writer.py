@@ -261,8 +261,8 @@ class FactWriter:
         assert self.journal is not None
         try:
             batch = self.journal.read(self._size)
-        except OSError as error:
-            log.error("call facts: cannot read the journal (%s)", error.strerror)
+        except Exception:  # a broken disk: the worker must live on, and say so
+            log.exception("call facts: cannot read the journal")
             await asyncio.sleep(self._retry[-1])
             return
         if batch is None:
