@@ -11,16 +11,19 @@ the line `HEADER`; each record is one line, ``<crc32 of the JSON, 8 hex digits> 
 new first one (it is older than what was appended). A segment being replayed is frozen (the
 next append opens a new one) and its progress, the byte offset of the records committed, is
 kept beside it in `facts-<seq>.done` after each commit: a replay cut by the database going
-away or by a stop starts again at the first write not committed, so none is written twice (a
-crash between a commit and that note may write that batch's news, wrap-ups and stays twice;
-a fact itself is never stored twice, `FactStore.write` ignores a call already stored). A
-segment is removed once all its writes are committed.
+away or by a stop starts again at the first write not committed, so none is written twice. A
+crash between a commit and that note (or a stop that cancels a COMMIT in flight) may write
+that batch's news, wrap-ups and stays twice; a fact itself is never stored twice,
+`FactStore.write` ignores a call already stored. A segment is removed once all its writes are
+committed. Each write reaches the OS as it is appended (a crash of the controller keeps it);
+a segment is flushed to disk (fsync) when it is frozen or closed.
 
 A record that fails its checksum or cannot be read (the torn last line of a crash, a broken
 disk) is skipped, logged, and counted lost (`journal_corrupt`); a file that does not begin
 with `HEADER` is not a journal: it is renamed `*.unreadable`, logged, and left for an admin,
-so a start never fails on it twice. The directory is bounded (`max_bytes`): a write past it
-is lost, counted (`journal_full`) and logged, as is one the disk refuses (`journal_error`).
+so a start never fails on it twice. The directory is bounded (`max_bytes`): once a write
+would pass it, writes are lost until a replayed segment frees room (so the journal never has
+a hole), counted (`journal_full`) and logged, as is one the disk refuses (`journal_error`).
 One process at a time: the directory is locked (`flock`) while a writer uses it.
 """
 
@@ -114,6 +117,8 @@ class FactJournal:
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
+        # what is on disk is counted again by the next `open`
+        self._segments, self.records, self.size = [], 0, 0
         if self._full_losses:
             log.error("call facts: %d writes were lost as the journal was full", self._full_losses)
             self._full_losses = 0
