@@ -7,16 +7,17 @@ batches once the database is back (or at the next start).
 On disk: a private directory (`hotline.private`, 0700; files 0600: the facts hold callers'
 numbers) of segments `facts-<seq>.journal`, replayed in `seq` order. A segment begins with
 the line `HEADER`; each record is one line, ``<crc32 of the JSON, 8 hex digits> <JSON>``
-(`reporting.fact_codec`). New writes go to the last segment; what waits at stop goes into a
-new first one (it is older than what was appended). A segment being replayed is frozen (the
-next append opens a new one) and its progress, the byte offset of the records committed, is
-kept beside it in `facts-<seq>.done` after each commit: a replay cut by the database going
-away or by a stop starts again at the first write not committed, so none is written twice. A
-crash between a commit and that note (or a stop that cancels a COMMIT in flight) may write
-that batch's news, wrap-ups and stays twice; a fact itself is never stored twice,
-`FactStore.write` ignores a call already stored. A segment is removed once all its writes are
-committed. Each write reaches the OS as it is appended (a crash of the controller keeps it);
-a segment is flushed to disk (fsync) when it is frozen or closed.
+(`reporting.fact_codec`). New writes go to the last segment (a new one past a sixteenth of
+the bound); what waits at stop goes into a new first one (it is older than what was
+appended). A segment being replayed is frozen (the next append opens a new one) and its
+progress, the byte offset of the records committed, is kept beside it in `facts-<seq>.done`
+after each commit: a replay cut by the database going away or by a stop starts again at the
+first write not committed, so none is written twice. A crash between a commit and that note
+(or a stop that cancels a COMMIT in flight) may write that batch's news, wrap-ups and stays
+twice; a fact itself is never stored twice, `FactStore.write` ignores a call already stored.
+A segment is removed once all its writes are committed. Each write reaches the OS as it is
+appended (a crash of the controller keeps it); a segment is flushed to disk (fsync) when it
+is frozen or closed.
 
 A record that fails its checksum or cannot be read (the torn last line of a crash, a broken
 disk) is skipped, logged, and counted lost (`journal_corrupt`); a file that does not begin
@@ -50,6 +51,11 @@ log = logging.getLogger(__name__)
 HEADER: Final = b"hotline call-facts journal 1\n"
 _FIRST_SEQ: Final = 10**9  # what waits at stop goes before the first: room below to count down
 _SUFFIX: Final = ".journal"
+# A segment's room is freed only once all of it is replayed: the journal is cut into parts of
+# a sixteenth of its bound (1 MB at least), so a full one has room again soon after the
+# database is back.
+_SEGMENTS_IN_FULL: Final = 16
+_SEGMENT_MIN_BYTES: Final = 1 << 20
 
 LostCallback = Callable[[str, int], None]  # (reason, writes)
 
@@ -73,7 +79,7 @@ class JournalBatch:
 class FactJournal:
     """The append-only journal in `directory`, at most `max_bytes` on disk."""
 
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.records = 0  # writes journaled and not yet committed
@@ -81,6 +87,10 @@ class FactJournal:
         self.on_lost: LostCallback = lambda reason, count: None
         self._segments: list[int] = []  # seq, in replay order
         self._tail: BinaryIO | None = None  # the segment appends go to (the last)
+        self._tail_size = 0
+        self._segment_bytes = segment_bytes or max(
+            _SEGMENT_MIN_BYTES, max_bytes // _SEGMENTS_IN_FULL
+        )
         self._reader: BinaryIO | None = None  # the first segment, being replayed
         self._read_at = 0
         self._lock: BinaryIO | None = None
@@ -172,13 +182,17 @@ class FactJournal:
         if self._full_losses or self.size + len(line) + len(HEADER) > self.max_bytes:
             self._lose_full(1)  # full until a replayed segment frees room: no holes
             return False
+        if self._tail_size >= self._segment_bytes:
+            self._close_tail()  # the next part
         try:
             if self._tail is None:
                 self._tail = self._create(self._next_seq())
+                self._tail_size = len(HEADER)
             _write_all(self._tail, line)  # to the OS: a crash of the controller keeps it
         except OSError as error:
             self._lose_error(error, 1)
             return False
+        self._tail_size += len(line)
         self._noted(1, len(line))
         return True
 
@@ -368,6 +382,7 @@ class FactJournal:
                 log.error("call facts: cannot flush the journal (%s)", error.strerror)
             self._tail.close()  # nothing buffered: every write went straight to the OS
             self._tail = None
+            self._tail_size = 0
 
 
 def _write_all(segment: BinaryIO, data: bytes) -> None:

@@ -297,6 +297,28 @@ async def test_a_full_journal_loses_writes_counted_and_logged_once(
     await writer.stop()
 
 
+def test_a_full_journal_has_room_again_once_its_first_part_is_replayed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Room is freed a part at a time, not once the whole journal is replayed: new writes are
+    kept again soon after the database is back."""
+    journal = FactJournal(tmp_path / "journal", max_bytes=20_000, segment_bytes=4000)
+    journal.open()
+    writes = calls()
+    kept = 0
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        while journal.append(writes[kept]):
+            kept += 1
+        assert 0 < kept < len(writes) and len(segments(tmp_path / "journal")) > 2
+        assert not journal.append(writes[-1])  # still full: no hole after the first lost
+        batch = journal.read(100)  # the first part
+        assert batch is not None and batch.exhausted and len(batch.writes) < kept
+        journal.committed(batch, len(batch.writes))
+        assert journal.append(writes[-1])
+    assert logged(caplog, "room again; 2 writes were lost") == 1
+    journal.close()
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
