@@ -98,6 +98,11 @@ class FactJournal:
 
     # --- opening and closing -----------------------------------------------------------------
 
+    @property
+    def opened(self) -> bool:
+        """Whether a writer holds it (between `open` and `close`)."""
+        return self._lock is not None
+
     def open(self) -> None:
         """Lock the directory, set aside what is not a journal and count what waits."""
         private_dir(self.directory)

@@ -114,7 +114,8 @@ class FactWriter:
 
     @property
     def journal_limit_bytes(self) -> int:
-        return 0 if self.journal is None else self.journal.max_bytes
+        """The journal's bound while it is in use (a stopped writer's counts for nothing)."""
+        return self.journal.max_bytes if self.journal is not None and self.journal.opened else 0
 
     def start(self) -> None:
         """Start the worker; with a journal, open it and write what it holds."""
