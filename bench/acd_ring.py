@@ -169,6 +169,7 @@ def environment(tmp: Path, backend: str, redis_url: str, prefix: str) -> dict[st
         "HOTLINE_HTTP_PORT": str(free_port()),
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp / "menu-versions"),
+        "HOTLINE_REPORTING_JOURNAL_DIR": str(tmp / "facts-journal"),
         "HOTLINE_IVR_DIALPLANS_DIR": str(tmp / "dialplans"),
         "HOTLINE_NODE_NAME": "bench-acd-ring",
         # At the end the parked callers are cut off by the controller's stop, not waited for.

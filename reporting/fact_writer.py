@@ -20,16 +20,18 @@ Logs name no call's data (the formatter masks what an exception's text holds).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from reporting.fact_journal import FactJournal, JournalBatch, JournalBusyError
 from reporting.fact_store import FactStore, FactWrite
 from reporting.metrics import CALL_FACTS_LOST, watch_fact_writer
 
-__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "FactWriter"]
+__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "MEMORY_WRITES", "FactWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,11 @@ BATCH_SIZE: Final = 5000
 BATCH_SECONDS: Final = 0.2  # reports read facts at most this late; calls never wait on it
 RETRY_SECONDS: Final = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s while the database is away
 STOP_SECONDS: Final = 15.0
+# Writes kept in memory while the database is away, besides the batch in hand (a write is
+# about 1-2 KB in memory: some 20 MB), before the journal takes them.
+MEMORY_WRITES: Final = 10_000
+
+Progress = Callable[[int], None]  # how many leading writes of a batch are done
 
 
 def database_away(error: BaseException) -> bool:
@@ -64,14 +71,20 @@ class FactWriter:
         batch_seconds: float = BATCH_SECONDS,
         retry_seconds: Sequence[float] = RETRY_SECONDS,
         stop_seconds: float = STOP_SECONDS,
+        journal: FactJournal | None = None,
+        memory_writes: int = MEMORY_WRITES,
     ) -> None:
         self.store = store
+        self.journal = journal
+        self._memory = memory_writes
         self._size = batch_size
         self._seconds = batch_seconds
         self._retry = tuple(retry_seconds)
         self._stop_seconds = stop_seconds
         self._waiting: list[FactWrite] = []
-        self._writing: list[FactWrite] = []
+        self._writing: list[FactWrite] = []  # the batch in hand
+        self._written = 0  # of it, written or refused already (written one by one)
+        self._replaying: JournalBatch | None = None  # the batch in hand is the journal's
         self._noted = asyncio.Event()  # something waits
         self._hurry = asyncio.Event()  # write now: a full batch, `idle` or `stop`
         self._done = asyncio.Event()  # nothing waits, nothing is being written
@@ -79,7 +92,7 @@ class FactWriter:
         self._flushes = 0
         self._first_at = 0.0  # when the oldest waiting write was noted (the loop's clock)
         self._worker: asyncio.Task[None] | None = None
-        self.lost = 0  # writes the database refused, or still away at stop
+        self.lost = 0  # writes the database refused, or the journal could not keep
         # True while the batch in hand is kept until the database is back (`/metrics`)
         self.waiting_for_database = False
         watch_fact_writer(self)
@@ -87,17 +100,59 @@ class FactWriter:
 
     @property
     def waiting(self) -> int:
-        """Writes noted and not yet committed."""
-        return len(self._waiting) + len(self._writing)
+        """Writes noted and not yet committed (journaled ones included)."""
+        return len(self._waiting) + len(self._writing) - self._written + self.journaled
+
+    @property
+    def journaled(self) -> int:
+        """Writes in the journal on disk, not yet committed."""
+        return 0 if self.journal is None else self.journal.records
+
+    @property
+    def journal_bytes(self) -> int:
+        return 0 if self.journal is None else self.journal.size
+
+    @property
+    def journal_limit_bytes(self) -> int:
+        """The journal's bound while it is in use (a stopped writer's counts for nothing)."""
+        return self.journal.max_bytes if self.journal is not None and self.journal.opened else 0
 
     def start(self) -> None:
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run(), name="call-facts-writer")
+        """Start the worker; with a journal, open it and write what it holds."""
+        if self._worker is not None:
+            return
+        if self.journal is not None:
+            self._open_journal(self.journal)
+        self._worker = asyncio.create_task(self._run(), name="call-facts-writer")
+
+    def _open_journal(self, journal: FactJournal) -> None:
+        """Open `journal`; one that cannot be opened (another process holds it, a directory
+        this user cannot write) is logged and done without: the calls must go on."""
+        journal.on_lost = self._lose
+        try:
+            journal.open()
+        except (JournalBusyError, OSError) as error:
+            journal.close()
+            self.journal = None
+            log.error(
+                "call facts: no journal (%s); a stop while the database is away will lose "
+                "what waits",
+                error,
+            )
+            return
+        if journal.records:
+            self._done.clear()
+            self._noted.set()
 
     def note(self, write: FactWrite) -> None:
         """Keep `write` for the next batch (never blocks: listeners call this)."""
         if self._worker is None:
             self.start()
+        if self._to_journal():
+            if self.journal is not None and self.journal.append(write):
+                self._done.clear()
+                self._noted.set()
+            return
         if not self._waiting:
             self._first_at = asyncio.get_running_loop().time()
         self._waiting.append(write)
@@ -105,6 +160,19 @@ class FactWriter:
         self._noted.set()
         if len(self._waiting) >= self._size:
             self._hurry.set()
+
+    def _to_journal(self) -> bool:
+        """Whether a new write goes to the journal: once it holds any (they are older), or
+        when memory is full while the database is away."""
+        if self.journal is None:
+            return False
+        if self.journal.records or self._replaying is not None:
+            return True
+        return self.waiting_for_database and len(self._waiting) >= self._memory
+
+    def _lose(self, reason: str, count: int) -> None:
+        self.lost += count
+        CALL_FACTS_LOST.labels(reason).inc(count)
 
     async def idle(self) -> None:
         """Return once every write noted so far is committed (written now, not in
@@ -118,46 +186,102 @@ class FactWriter:
 
     async def stop(self) -> None:
         """Write everything waiting, then end the worker; a database away for `stop_seconds`
-        loses what still waits (logged with the count)."""
+        leaves what still waits in the journal (without one: lost, logged with the count)."""
         if self._worker is None:
             return
         try:
             await asyncio.wait_for(self.idle(), self._stop_seconds)
         except TimeoutError:
-            left = self.waiting
-            self.lost += left
-            CALL_FACTS_LOST.labels("away_at_stop").inc(left)
-            log.error("call facts: the database is still away at stop, %d writes lost", left)
+            pass
         self._worker.cancel()
         await asyncio.gather(self._worker, return_exceptions=True)
         self._worker = None
+        self._keep_at_stop()
         self._waiting.clear()
-        self._writing.clear()
-        self.waiting_for_database = False  # what it kept is lost and counted
+        self._writing = []
+        self._written = 0
+        self.waiting_for_database = False  # what it kept is journaled, or lost and counted
         self._done.set()
+
+    def _keep_at_stop(self) -> None:
+        """What still waits into the journal, before what it holds; without one, lost."""
+        left = self._waiting if self._replaying else self._writing[self._written :] + self._waiting
+        if self.journal is None:
+            if left:
+                self._lose("away_at_stop", len(left))
+                log.error(
+                    "call facts: the database is still away at stop, %d writes lost", len(left)
+                )
+            return
+        if self._replaying is not None:
+            self.journal.uncommitted(self._replaying)
+            self._replaying = None
+        kept = self.journal.prepend(left) if left else 0
+        if self.journal.records:
+            log.warning(
+                "call facts: the database is still away at stop; %d writes (%d of them kept "
+                "now) wait in the journal for the next start",
+                self.journal.records,
+                kept,
+            )
+        self.journal.close()
 
     async def _run(self) -> None:
         while True:
             await self._noted.wait()
-            delay = self._first_at + self._seconds - asyncio.get_running_loop().time()
-            if delay > 0 and not self._hurry.is_set():
-                try:  # gather for a while: one transaction for the whole burst
-                    await asyncio.wait_for(self._hurry.wait(), delay)
-                except TimeoutError:
-                    pass
-            self._writing = self._waiting[: self._size]
-            del self._waiting[: self._size]
-            if not self._waiting:
+            if self._waiting:  # memory first: older than anything journaled
+                await self._write_from_memory()
+            elif self.journaled:
+                await self._replay()
+            if not self._waiting and not self.journaled:
                 self._noted.clear()
-            if len(self._waiting) < self._size and not self._flushes:
-                self._hurry.clear()
-            await self._write(self._writing)
-            self._writing = []
-            if not self._waiting:
                 self._done.set()
 
-    async def _write(self, batch: list[FactWrite]) -> None:
-        """Commit `batch`, trying again while the database is away."""
+    async def _write_from_memory(self) -> None:
+        delay = self._first_at + self._seconds - asyncio.get_running_loop().time()
+        if delay > 0 and not self._hurry.is_set():
+            try:  # gather for a while: one transaction for the whole burst
+                await asyncio.wait_for(self._hurry.wait(), delay)
+            except TimeoutError:
+                pass
+        self._writing = self._waiting[: self._size]
+        self._written = 0
+        del self._waiting[: self._size]
+        if len(self._waiting) < self._size and not self._flushes:
+            self._hurry.clear()
+        await self._write(self._writing, self._note_written)
+        self._writing = []
+        self._written = 0
+
+    def _note_written(self, done: int) -> None:
+        self._written = done
+
+    async def _replay(self) -> None:
+        """The journal's next batch, through the same path; its records are dropped only
+        once committed."""
+        assert self.journal is not None
+        try:
+            batch = self.journal.read(self._size)
+        except Exception:  # a broken disk: the worker must live on, and say so
+            log.exception("call facts: cannot read the journal")
+            await asyncio.sleep(self._retry[-1])
+            return
+        if batch is None:
+            return
+        self._replaying, self._writing, self._written = batch, batch.writes, 0
+        journal = self.journal
+
+        def committed(done: int) -> None:
+            self._written = done
+            journal.committed(batch, done)
+
+        await self._write(batch.writes, committed)
+        committed(len(batch.writes))
+        self._replaying, self._writing, self._written = None, [], 0
+
+    async def _write(self, batch: list[FactWrite], progress: Progress) -> None:
+        """Commit `batch`, trying again while the database is away; `progress` hears how
+        many of its writes are done when it is written one by one."""
         failures = 0
         while True:
             try:
@@ -171,7 +295,7 @@ class FactWriter:
                 return
             except Exception as error:  # a refused batch is split, not lost
                 if not database_away(error):
-                    await self._write_each(batch)
+                    await self._write_each(batch, progress)
                     return
                 pause = self._retry[min(failures, len(self._retry) - 1)]
                 failures += 1
@@ -186,7 +310,7 @@ class FactWriter:
                 )
                 await asyncio.sleep(pause)
 
-    async def _write_each(self, batch: list[FactWrite]) -> None:
+    async def _write_each(self, batch: list[FactWrite], progress: Progress) -> None:
         """A refused batch one write at a time: only what the database refuses is lost."""
         for index, write in enumerate(batch):
             try:
@@ -194,8 +318,13 @@ class FactWriter:
                 self.batches += 1
             except Exception as error:
                 if database_away(error):  # gone meanwhile: keep the rest, in order
-                    await self._write(batch[index:])
+                    await self._write(batch[index:], functools.partial(_shifted, progress, index))
                     return
-                self.lost += 1
-                CALL_FACTS_LOST.labels("refused").inc()
+                self._lose("refused", 1)
                 log.exception("call facts: the database refused a %s", type(write).__name__)
+            progress(index + 1)
+
+
+def _shifted(progress: Progress, before: int, done: int) -> None:
+    """`progress` of a batch's tail, told as of the whole batch."""
+    progress(before + done)

@@ -16,7 +16,8 @@ through these methods, each a port it plugs another part's listener into:
 
 Listeners must not block: each method only notes the event; writes go, in order, to a
 `reporting.fact_writer.FactWriter` that commits them in batches on its own task. A database
-that is away delays facts (kept and tried again, logged), never a call.
+that is away delays facts (kept in memory, then journaled on local disk, and tried again,
+logged), never a call.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ class CallFacts:
 
     @property
     def lost(self) -> int:
-        """Writes lost: refused by the database, or still waiting for it at stop."""
+        """Writes lost: refused by the database, past a full journal, or (a writer without a
+        journal) still waiting for the database at stop."""
         return self.writer.lost
 
     def _draft(self, call_id: str) -> _Draft:

@@ -1,9 +1,11 @@
 """Prometheus metrics of the call facts' writer (served on the controller's `/metrics`).
 
-What waits and whether the database is away are read from the live writers when `/metrics` is
-scraped, so they cost nothing per fact. A writer that keeps its batch while the database is
-away loses nothing until it is stopped, but the reports lag: the on-call engineer must know
-(`HotlineCallFactsDatabaseAway`, `HotlineCallFactsLost` in monitoring/rules.yml).
+What waits, what of it is journaled on disk and whether the database is away are read from the
+live writers when `/metrics` is scraped, so they cost nothing per fact. A writer that keeps its
+writes while the database is away loses nothing (past its memory bound they go to its journal)
+unless the journal fills, but the reports lag: the on-call engineer must know
+(`HotlineCallFactsDatabaseAway`, `HotlineCallFactsJournalFilling`, `HotlineCallFactsLost` in
+monitoring/rules.yml).
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ class WatchedWriter(Protocol):
     @property
     def waiting_for_database(self) -> bool: ...
 
+    @property
+    def journaled(self) -> int: ...
+
+    @property
+    def journal_bytes(self) -> int: ...
+
+    @property
+    def journal_limit_bytes(self) -> int: ...
+
 
 _WRITERS: weakref.WeakSet[WatchedWriter] = weakref.WeakSet()
 
@@ -37,10 +48,30 @@ CALL_FACTS_DATABASE_AWAY = Gauge(
 CALL_FACTS_DATABASE_AWAY.set_function(
     lambda: float(any(writer.waiting_for_database for writer in list(_WRITERS)))
 )
+CALL_FACTS_JOURNALED = Gauge(
+    "hotline_call_facts_journaled",
+    "Call-fact writes kept in the journal on disk while the database is away, not yet committed",
+)
+CALL_FACTS_JOURNALED.set_function(lambda: float(sum(writer.journaled for writer in list(_WRITERS))))
+CALL_FACTS_JOURNAL_BYTES = Gauge(
+    "hotline_call_facts_journal_bytes", "Bytes of the call facts' journal on disk"
+)
+CALL_FACTS_JOURNAL_BYTES.set_function(
+    lambda: float(sum(writer.journal_bytes for writer in list(_WRITERS)))
+)
+CALL_FACTS_JOURNAL_LIMIT = Gauge(
+    "hotline_call_facts_journal_limit_bytes",
+    "Bytes the call facts' journal may take; past them writes are lost (0: no journal)",
+)
+CALL_FACTS_JOURNAL_LIMIT.set_function(
+    lambda: float(sum(writer.journal_limit_bytes for writer in list(_WRITERS)))
+)
 CALL_FACTS_LOST = Counter(
     "hotline_call_facts_lost_total",
     "Call-fact writes lost, by why",
-    ["reason"],  # refused (the database refused the write) | away_at_stop
+    # refused (the database refused the write) | away_at_stop (no journal) | journal_full |
+    # journal_error (the disk refused it) | journal_corrupt (a record unreadable on replay)
+    ["reason"],
 )
 
 

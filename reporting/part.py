@@ -10,7 +10,9 @@ and the report's page.
 * `install(app)`: ``GET /supervisor/reports``.
 
 A broken targets file stops the start with its file:line; it is read again on each report,
-so an edit needs no restart (a broken edit answers the page with the error).
+so an edit needs no restart (a broken edit answers the page with the error). The facts'
+writer journals what waits for an absent database in ``[reporting] journal_dir``; one it
+cannot use (another process holds it) is logged, and the node runs without it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hotline.audit import AuditLog
 from hotline.clock import wall_clock
 from hotline.periodic import Periodic
+from reporting.fact_journal import FactJournal
 from reporting.fact_store import FactStore
+from reporting.fact_writer import FactWriter
 from reporting.facts import CallFacts
 from reporting.http import ReportPages, add_report_routes
 from reporting.retention import FactRetention, facts_term_days
@@ -63,7 +67,9 @@ class ReportingService:
         store = FactStore(engine)
         load_targets(locate(settings.targets_file))  # file:line now, not at the first report
         days = facts_term_days(locate(settings.retention_file))
-        facts = CallFacts(store, settings.zone, clock, serves)
+        journal = FactJournal(settings.journal_dir, settings.journal_max_mb * 1024 * 1024)
+        writer = FactWriter(store, journal=journal, memory_writes=settings.memory_writes)
+        facts = CallFacts(store, settings.zone, clock, serves, writer)
         return cls(engine, settings, facts, FactRetention(store, days, audit, clock), audit)
 
     def targets(self) -> Targets:

@@ -1,5 +1,6 @@
 """`ReportingSettings`: the ``[reporting]`` section: the targets file, the report's time zone,
-the personal-data term of call facts and how often it is applied."""
+the personal-data term of call facts and how often it is applied, and where and how much the
+facts' writer keeps while the database is away."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ class ReportingSettings:
     timezone: str = "Europe/Moscow"
     # seconds between runs of the facts' anonymisation (0: never; then run it from outside)
     retention_interval_seconds: float = 3600.0
+    # While the database is away the call facts' writer keeps this many writes in memory,
+    # then journals them in this private directory (0700; relative: from the working
+    # directory), at most journal_max_mb of it; past that, writes are lost (counted, logged).
+    memory_writes: int = 10_000
+    journal_dir: Path = Path("var/reporting/journal")
+    journal_max_mb: int = 256
 
     def __post_init__(self) -> None:
         try:
@@ -35,6 +42,9 @@ class ReportingSettings:
             raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from error
         if self.retention_interval_seconds < 0:
             raise ValueError("retention_interval_seconds must be 0 (never) or more")
+        for name in ("memory_writes", "journal_max_mb"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
 
     @property
     def zone(self) -> ZoneInfo:

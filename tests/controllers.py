@@ -28,6 +28,7 @@ def controller_environment(tmp_path: Path) -> dict[str, str]:
         "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+        "HOTLINE_REPORTING_JOURNAL_DIR": str(tmp_path / "facts-journal"),
     }
 
 

@@ -314,6 +314,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         "HOTLINE_HTTP_PORT": "0",
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+        "HOTLINE_REPORTING_JOURNAL_DIR": str(tmp_path / "facts-journal"),
         **staff_environment(tmp_path, SHIPPED_OPERATORS),
     }
     process = subprocess.Popen(

@@ -121,6 +121,7 @@ def controller_environment(asterisk: RealAsterisk, tmp_path: Path) -> dict[str, 
         "HOTLINE_AMI_SECRET": SECRET,
         "HOTLINE_STORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/calls.sqlite3",
         "HOTLINE_IVR_VERSIONS_DIR": str(tmp_path / "menu-versions"),
+        "HOTLINE_REPORTING_JOURNAL_DIR": str(tmp_path / "facts-journal"),
         "HOTLINE_NODE_NAME": "asterisk-suite",
         # every shipped operator acts as themselves, the supervisor lists them
         **staff_environment(tmp_path, ROOT / SHIPPED_OPERATORS),

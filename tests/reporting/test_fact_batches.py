@@ -8,7 +8,6 @@ back, and at stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -17,14 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from databases import DATABASE_KINDS, empty_database, isolated_postgres, migrated_engine
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from databases import DATABASE_KINDS, empty_database, migrated_engine
+from fact_kit import CuttableRelay, logged, scraped, until
 from report_kit import Day, HandClock
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline.store.db import create_engine
 from reporting.fact_store import Fact, FactStore, NewFact, call_facts
 from reporting.fact_writer import FactWriter
 from reporting.facts import CallFacts
@@ -93,78 +90,6 @@ async def test_the_kpis_are_the_same_written_one_by_one_or_in_one_burst(
     await facts.stop()
 
 
-class CuttableRelay:
-    """A TCP relay to the real PostgreSQL that can be cut (every connection dropped, new
-    ones refused) and opened again on the same port: the database going away and back."""
-
-    def __init__(self) -> None:
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self.port = 0
-
-    async def open(self) -> None:
-        self._server = await asyncio.start_server(
-            self._relay, "127.0.0.1", self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def cut(self) -> None:
-        """Synchronous, so a statement hook can cut mid-transaction."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", 5432)
-        self._writers += [client_w, server_w]
-        await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-
-def scraped(name: str, **labels: str) -> float:
-    """A sample of the controller's `/metrics` text, as Prometheus would read it."""
-    for family in text_string_to_metric_families(generate_latest(REGISTRY).decode()):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return 0.0  # a labelled counter not incremented yet has no sample
-
-
-def _logged(caplog: pytest.LogCaptureFixture, text: str) -> int:
-    return sum(text in record.getMessage() for record in caplog.records)
-
-
-async def _until(condition: Any, seconds: float = 20.0) -> None:
-    async with asyncio.timeout(seconds):
-        # polling on purpose: what the writer logged has no event to wait on
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def relayed() -> AsyncIterator[tuple[CuttableRelay, AsyncEngine]]:
-    """A migrated PostgreSQL database reached through a relay the test can cut."""
-    relay = CuttableRelay()
-    await relay.open()
-    async with isolated_postgres("batches") as url, migrated_engine(url):
-        engine = create_engine(url.replace(":5432/", f":{relay.port}/"))
-        try:
-            yield relay, engine
-        finally:
-            relay.cut()
-            await engine.dispose()
-
-
 @pytest.mark.postgres
 async def test_a_database_that_drops_mid_batch_and_comes_back_loses_no_fact(
     caplog: pytest.LogCaptureFixture, relayed: tuple[CuttableRelay, AsyncEngine]
@@ -186,7 +111,7 @@ async def test_a_database_that_drops_mid_batch_and_comes_back_loses_no_fact(
     with caplog.at_level(logging.WARNING, logger="reporting.fact_writer"):
         settled = asyncio.create_task(facts.idle())
         # dropped mid-batch, then refused at least once more while away
-        await _until(lambda: _logged(caplog, "database away") >= 2)
+        await until(lambda: logged(caplog, "database away") >= 2)
         assert cuts == 1 and not settled.done()
         # what the on-call engineer's alert reads meanwhile
         assert scraped("hotline_call_facts_database_away") == 1.0
@@ -228,7 +153,7 @@ async def test_a_fact_the_database_refuses_costs_that_fact_only(
         await facts.idle()
     assert facts.lost == 1
     assert scraped("hotline_call_facts_lost_total", reason="refused") == refused_before + 1
-    assert _logged(caplog, "refused a NewFact") == 1
+    assert logged(caplog, "refused a NewFact") == 1
     assert await facts.store.get("X") is None
     assert_the_three_days(await compute_kpis(engine, DAY1, DAY3, Targets()))
     await facts.stop()
@@ -249,4 +174,4 @@ async def test_a_stop_while_the_database_is_away_says_how_many_writes_it_lost(
     assert noted > 6 and facts.lost == noted  # six facts, stays and wrap-ups
     assert scraped("hotline_call_facts_lost_total", reason="away_at_stop") == lost_before + noted
     assert scraped("hotline_call_facts_database_away") == 0.0  # stopped: not waiting
-    assert _logged(caplog, f"still away at stop, {noted} writes lost") == 1
+    assert logged(caplog, f"still away at stop, {noted} writes lost") == 1

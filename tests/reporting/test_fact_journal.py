@@ -1,0 +1,364 @@
+"""The call facts' writer journals on local disk what it cannot keep in memory while the
+database is away (`reporting.fact_journal`): a peak during an outage stays bounded in memory,
+a stop during an outage loses nothing, and what comes back from disk is each write once, in
+the order noted.
+
+The writes are 40 calls: their facts, then each call's wrap-up (news of the fact: written
+before its fact, it would be dropped), then an operator's minute per call. So the table says
+at a glance whether every write arrived, in order, once: 40 facts, each with 10 s of wrap-up
+(0 or 20 s: out of order or twice), and 2,400 s of the operator's busy time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import stat
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from databases import DATABASE_KINDS, empty_database, migrated_engine
+from fact_kit import CuttableRelay, logged, scraped, until
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reporting.fact_journal import FactJournal
+from reporting.fact_store import (
+    Fact,
+    FactStore,
+    FactWrite,
+    NewFact,
+    OperatorStay,
+    WrapUpAdded,
+    call_facts,
+    operator_time,
+)
+from reporting.fact_writer import FactWriter
+
+DAY = date(2026, 12, 1)
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+CALLS = 40
+ALL_OF_THEM = (CALLS, {10.0: CALLS}, CALLS * 60.0)  # facts, wrap-ups by seconds, busy seconds
+NOTHING = (0, {}, 0.0)
+MEMORY = 10  # writes kept in memory while the database is away, besides the batch in hand
+
+
+def calls(count: int = CALLS, prefix: str = "c") -> list[FactWrite]:
+    facts: list[FactWrite] = [
+        NewFact(Fact(f"{prefix}{i:02d}", "88001000001", START + timedelta(minutes=i), DAY, 12))
+        for i in range(count)
+    ]
+    wrap_ups: list[FactWrite] = [WrapUpAdded(f"{prefix}{i:02d}", 10.0) for i in range(count)]
+    stays: list[FactWrite] = [
+        OperatorStay("op1", "talking", ((DAY, 12, 60.0),)) for _ in range(count)
+    ]
+    return facts + wrap_ups + stays
+
+
+async def stored(engine: AsyncEngine) -> tuple[int, dict[float | None, int], float]:
+    """How many facts, how many of them have each wrap-up, the operator's busy seconds."""
+    async with engine.connect() as connection:
+        wraps = (await connection.execute(select(call_facts.c.wrap_seconds))).scalars().all()
+        busy = await connection.scalar(select(func.sum(operator_time.c.busy_seconds)))
+    return len(wraps), dict(Counter(wraps)), float(busy or 0.0)
+
+
+def writer_on(engine: AsyncEngine, directory: Path, **options: Any) -> FactWriter:
+    """A writer journaling into `directory`, quick to retry and to give up at stop."""
+    max_bytes = options.pop("max_bytes", 1 << 20)
+    settings = {
+        "batch_size": 20,
+        "batch_seconds": 0.01,
+        "retry_seconds": (0.05,),
+        "stop_seconds": 0.3,
+        "memory_writes": MEMORY,
+    }
+    store = FactStore(engine)
+    return FactWriter(store, journal=FactJournal(directory, max_bytes), **settings | options)
+
+
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.journal"))
+
+
+def gauge(name: str) -> float:
+    gc.collect()  # the gauges sum the live writers: earlier tests' are gone
+    return scraped(name)
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    async with (
+        empty_database(request.param, tmp_path / "facts.sqlite3", "journal") as url,
+        migrated_engine(url) as engine,
+    ):
+        yield engine
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, which would make new files 0644 and directories 0755."""
+    before = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+async def note_while_away(writer: FactWriter, writes: list[FactWrite]) -> None:
+    """The first write fails (the database is away), then the rest are noted."""
+    writer.note(writes[0])
+    await until(lambda: writer.waiting_for_database)
+    for write in writes[1:]:
+        writer.note(write)
+
+
+@pytest.mark.postgres
+async def test_past_the_memory_bound_writes_go_to_the_journal_and_arrive_once_in_order(
+    relayed: tuple[CuttableRelay, AsyncEngine], tmp_path: Path
+) -> None:
+    relay, engine = relayed
+    journal = tmp_path / "journal"
+    writer = writer_on(engine, journal)
+    relay.cut()
+    await note_while_away(writer, calls())
+    assert writer.waiting == 3 * CALLS
+    # in memory: the batch in hand (the first write) and MEMORY more; the rest on disk
+    assert writer.journaled == 3 * CALLS - 1 - MEMORY
+    assert gauge("hotline_call_facts_journaled") == 3 * CALLS - 1 - MEMORY
+    assert gauge("hotline_call_facts_waiting") == 3 * CALLS
+    assert len(segments(journal)) == 1
+    await relay.open()
+    await asyncio.wait_for(writer.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
+    assert (writer.lost, writer.journaled, segments(journal)) == (0, 0, [])
+    assert gauge("hotline_call_facts_journaled") == 0
+    await writer.stop()
+
+
+@pytest.mark.postgres
+async def test_a_stop_while_the_database_is_away_keeps_everything_for_the_next_start(
+    relayed: tuple[CuttableRelay, AsyncEngine], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What waited in memory (the first facts) goes before what was journaled (their
+    wrap-ups): written after them, the wrap-ups would find no fact."""
+    relay, engine = relayed
+    journal = tmp_path / "journal"
+    first = writer_on(engine, journal)
+    relay.cut()
+    await note_while_away(first, calls())
+    lost_before = scraped("hotline_call_facts_lost_total", reason="away_at_stop")
+    with caplog.at_level(logging.WARNING, logger="reporting.fact_writer"):
+        await first.stop()
+    assert first.lost == 0
+    assert scraped("hotline_call_facts_lost_total", reason="away_at_stop") == lost_before
+    assert logged(caplog, f"{3 * CALLS} writes (") == 1  # "... wait in the journal"
+    await relay.open()
+    assert await stored(engine) == NOTHING
+    second = writer_on(engine, journal)
+    second.start()
+    await asyncio.wait_for(second.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
+    assert (second.lost, segments(journal)) == (0, [])
+    await second.stop()
+
+
+@pytest.mark.postgres
+async def test_a_replay_cut_short_and_begun_again_writes_nothing_twice(
+    relayed: tuple[CuttableRelay, AsyncEngine], tmp_path: Path
+) -> None:
+    relay, engine = relayed
+    journal = tmp_path / "journal"
+    first = writer_on(engine, journal)
+    relay.cut()
+    await note_while_away(first, calls())
+    await first.stop()  # all of it journaled
+    await relay.open()
+    commits = 0
+
+    def counted(*args: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    def cut_in_the_fifth_batch(*args: Any) -> None:
+        if commits == 4:
+            relay.cut()  # four batches committed, the fifth's transaction under way
+
+    event.listen(engine.sync_engine, "commit", counted)
+    event.listen(engine.sync_engine, "before_cursor_execute", cut_in_the_fifth_batch)
+    second = writer_on(engine, journal)
+    second.start()
+    await until(lambda: commits == 4 and second.waiting_for_database)
+    await second.stop()  # away again: what is not committed stays journaled
+    event.remove(engine.sync_engine, "before_cursor_execute", cut_in_the_fifth_batch)
+    await relay.open()
+    # four batches: the 11 facts that waited in memory at stop, then from the journal in
+    # batches of 20 the other 29 facts and the first 31 wrap-ups (c00-c30)
+    assert await stored(engine) == (CALLS, {10.0: 31, None: 9}, 0.0)
+    third = writer_on(engine, journal)
+    third.start()
+    await asyncio.wait_for(third.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
+    assert (second.lost, third.lost, segments(journal)) == (0, 0, [])
+    await third.stop()
+
+
+def journal_of(directory: Path, writes: list[FactWrite]) -> Path:
+    """A journal left by a writer that stopped with `writes` in it; its one segment."""
+    journal = FactJournal(directory, 1 << 20)
+    journal.open()
+    for write in writes:
+        assert journal.append(write)
+    journal.close()
+    [segment] = segments(directory)
+    return segment
+
+
+async def test_a_bad_record_and_a_torn_last_one_are_skipped_and_the_rest_written(
+    engine: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "journal"
+    torn = OperatorStay("op1", "talking", ((DAY, 12, 3600.0),))  # the crash cut it in two
+    segment = journal_of(directory, [*calls(), torn])
+    data = segment.read_bytes()
+    wrap_up = b'"kind":"wrap_up","call_id":"c03","seconds":10.0'
+    assert data.count(wrap_up) == 1
+    data = data.replace(wrap_up, wrap_up.replace(b"10.0", b"99.0"))  # the checksum stays
+    segment.write_bytes(data[:-30])
+    corrupt_before = scraped("hotline_call_facts_lost_total", reason="journal_corrupt")
+    writer = writer_on(engine, directory)
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        writer.start()
+        await asyncio.wait_for(writer.idle(), 20)
+    assert await stored(engine) == (CALLS, {10.0: CALLS - 1, None: 1}, CALLS * 60.0)
+    assert logged(caplog, "a bad record in the journal") == 1
+    assert logged(caplog, "a torn last record in the journal") == 1
+    assert writer.lost == 2
+    assert scraped("hotline_call_facts_lost_total", reason="journal_corrupt") == corrupt_before + 2
+    assert segments(directory) == []
+    await writer.stop()
+
+
+async def test_a_file_that_is_no_journal_is_set_aside_once_and_the_writer_goes_on(
+    engine: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    garbage = directory / "facts-0000000007.journal"
+    garbage.write_bytes(b"\x00\x17PK garbage\n" + os.urandom(2000))
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        writer = writer_on(engine, directory)
+        writer.start()
+        for write in calls(3):
+            writer.note(write)
+        await asyncio.wait_for(writer.idle(), 20)
+        await writer.stop()
+        again = writer_on(engine, directory)
+        again.start()
+        await again.stop()
+    assert await stored(engine) == (3, {10.0: 3}, 180.0)
+    assert logged(caplog, "is not a call-facts journal") == 1  # not at each start
+    assert not garbage.exists()
+    assert (directory / "facts-0000000007.journal.unreadable").exists()
+    assert writer.lost >= 1  # counted (journal_corrupt): the alert fires
+
+
+@pytest.mark.postgres
+async def test_a_full_journal_loses_writes_counted_and_logged_once(
+    relayed: tuple[CuttableRelay, AsyncEngine], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay, engine = relayed
+    writer = writer_on(engine, tmp_path / "journal", max_bytes=4000)
+    full_before = scraped("hotline_call_facts_lost_total", reason="journal_full")
+    relay.cut()
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        await note_while_away(writer, calls())
+    kept = writer.journaled
+    assert 0 < kept < 3 * CALLS - 1 - MEMORY
+    assert writer.lost == 3 * CALLS - 1 - MEMORY - kept
+    assert writer.waiting == 1 + MEMORY + kept
+    full = scraped("hotline_call_facts_lost_total", reason="journal_full")
+    assert full == full_before + writer.lost
+    assert logged(caplog, "is full") == 1  # once; the count once it has room again
+    assert gauge("hotline_call_facts_journal_bytes") <= 4000
+    assert gauge("hotline_call_facts_journal_limit_bytes") == 4000
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        await relay.open()
+        await asyncio.wait_for(writer.idle(), 20)
+    # the journal holds the writes up to the first lost, none after: all of them facts here
+    assert await stored(engine) == (1 + MEMORY + kept, {None: 1 + MEMORY + kept}, 0.0)
+    assert logged(caplog, f"room again; {writer.lost} writes were lost") == 1
+    await writer.stop()
+
+
+def test_a_full_journal_has_room_again_once_its_first_part_is_replayed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Room is freed a part at a time, not once the whole journal is replayed: new writes are
+    kept again soon after the database is back."""
+    journal = FactJournal(tmp_path / "journal", max_bytes=20_000, segment_bytes=4000)
+    journal.open()
+    writes = calls()
+    kept = 0
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        while journal.append(writes[kept]):
+            kept += 1
+        assert 0 < kept < len(writes) and len(segments(tmp_path / "journal")) > 2
+        assert not journal.append(writes[-1])  # still full: no hole after the first lost
+        batch = journal.read(100)  # the first part
+        assert batch is not None and batch.exhausted and len(batch.writes) < kept
+        journal.committed(batch, len(batch.writes))
+        assert journal.append(writes[-1])
+    assert logged(caplog, "room again; 2 writes were lost") == 1
+    journal.close()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_the_journal_is_readable_by_the_service_only(tmp_path: Path) -> None:
+    directory = tmp_path / "data" / "journal"
+    journal = FactJournal(directory, 1 << 20)
+    journal.open()
+    for write in calls(3):
+        journal.append(write)
+    batch = journal.read(2)
+    assert batch is not None
+    journal.committed(batch, 1)  # a progress note beside the segment
+    journal.prepend(calls(1, "p"))  # what waited in memory at stop
+    journal.close()
+    files = sorted(path.name for path in directory.iterdir())
+    assert files == [
+        "facts-0999999999.journal",
+        "facts-1000000000.done",
+        "facts-1000000000.journal",
+        "journal.lock",
+    ]
+    assert {name: mode(directory / name) for name in files} == dict.fromkeys(files, 0o600)
+    assert (mode(directory), mode(directory.parent)) == (0o700, 0o700)
+
+
+async def test_a_second_writer_on_a_journal_in_use_says_so_and_writes_without_it(
+    engine: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = writer_on(engine, tmp_path / "journal")
+    first.start()
+    second = writer_on(engine, tmp_path / "journal")
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_writer"):
+        second.start()
+    assert logged(caplog, "another process uses the journal") == 1
+    assert second.journal is None
+    for write in calls(2):
+        second.note(write)
+    await asyncio.wait_for(second.idle(), 20)
+    assert await stored(engine) == (2, {10.0: 2}, 120.0)
+    await second.stop()
+    await first.stop()
