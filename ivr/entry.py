@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -156,12 +157,6 @@ class CallEntry:
                 menu, services = picked
                 caller_id = session.env.get("agi_callerid", "")
                 resume = await _resume(session, menu) if reentry != "0" else None
-
-                def checkpoint(here: Resume) -> Awaitable[None]:
-                    # The command itself is awaited, not a coroutine of ours around it: one
-                    # level fewer between the engine and the session.
-                    return session.set_variable(RESUME_VARIABLE, here.carried(menu))
-
                 result = await self._engine.run(
                     session,
                     menu,
@@ -169,7 +164,8 @@ class CallEntry:
                     self._clock(),
                     caller_id=caller_id,
                     resume=resume,
-                    checkpoint=checkpoint,
+                    # the command itself, with no function of ours around it
+                    checkpoint=partial(session.set_variable, RESUME_VARIABLE),
                 )
                 outcome = result.outcome
             # Tell the dialplan the call is finished (it hangs up rather than bringing the

@@ -9,14 +9,15 @@ who hangs up ends the run with ``caller_hangup``; nothing else is raised for a h
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from types import MappingProxyType
+from typing import Any
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
-from ivr.menu.model import Call, Channel, End, Menu, Next, ObservedPath, Services, Step
+from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
 from ivr.menu.resume import Checkpoints, Resume, fresh, node_plan
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
@@ -24,9 +25,9 @@ from ivr.nodes.queue import enqueue, queue_outcome
 
 log = logging.getLogger(__name__)
 
-# Told each checkpoint as the call reaches it (`ivr.menu.resume`: the entry carries it on the
-# channel so a handed-back call resumes there).
-Checkpoint = Callable[[Resume], Awaitable[None]]
+# Told the text of each checkpoint as the call reaches it (`ivr.menu.resume`: the entry
+# carries it on the channel as HOTLINE_RESUME so a handed-back call resumes there).
+Checkpoint = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -66,11 +67,12 @@ class Engine:
         checkpoint: Checkpoint | None = None,
     ) -> CallResult:
         """Run the call through `menu` from its start, or from `resume` (a handed-back call:
-        its variables restored, its greeting not played again); `checkpoint` is told every
-        safe node the call reaches."""
+        its variables restored, its greeting not played again); `checkpoint` is told the text
+        of every checkpoint the call leaves (`ivr.menu.resume`)."""
         # Whether steps are logged is asked once a call (the level is set when logging is
         # configured, before any call); they are logged as the call notes them.
-        if log.isEnabledFor(logging.DEBUG):
+        logged = log.isEnabledFor(logging.INFO)  # and DEBUG only if INFO is
+        if logged and log.isEnabledFor(logging.DEBUG):
             observer = _logging_steps(observer)
         path = [] if observer is None else ObservedPath(observer)
         call = Call(channel, menu, services, now, caller_id=caller_id, path=path)
@@ -99,13 +101,14 @@ class Engine:
                 if checkpoints is not None:
                     # The checkpoints are asked only where one may be due: on entering a node
                     # that asks or queues, or once the state may have changed.
-                    if (changed or asks) and (here := checkpoints.due(node_id, changed)):
-                        await checkpoints.tell(here)
+                    if (changed or asks) and (text := checkpoints.due(node_id, changed)):
+                        await checkpoints.tell(text)
                     changed = not keeps
                 nxt = node.run(call)
                 if nxt.__class__ is not str:
                     if nxt.__class__ is not End:  # a node that waits for the caller or a service
-                        nxt = await cast(Awaitable[Next], nxt)
+                        # (no `typing.cast` here: `Awaitable[Next]` is built anew at every node)
+                        nxt = await nxt  # type: ignore[misc]
                     if isinstance(nxt, End):
                         end = nxt
                         break
@@ -117,7 +120,7 @@ class Engine:
             end = End("caller_hangup", outcome="hangup")
         MENU_ENDS.count(menu.number, end.kind)
         result = CallResult(end, call.path, call.variables, call.queued)
-        if log.isEnabledFor(logging.INFO):
+        if logged:
             log.info(
                 "menu finished",
                 extra={"dialled": menu.number, "end": str(end), "steps": len(call.path)},
@@ -136,33 +139,31 @@ class Engine:
 
 
 def _fill_system_variables(call: Call) -> None:
-    """What menus may say or test besides the caller's entries."""
-    call.variables["did"] = call.menu.number
-    status = call.hours()
-    call.facts = hours_facts(status)  # what condition nodes test, once for the whole call
+    """What menus may say (`Call.system`) or test (`Call.facts`, for condition nodes)
+    besides the caller's entries: the number dialled and the opening hours."""
+    status, number = call.hours(), call.menu.number
+    held = _by_number.get(number)
+    if held is None or held[0] is not status:
+        held = _by_number[number] = (status, hours_facts(status), _system_variables(number, status))
+    _, call.facts, call.system = held
+
+
+# By menu number, the last opening-hours status seen with its facts and system variables:
+# the schedule hands every call of the same stretch of the day the same status
+# (`hotline.hours.OpenHours`), so they are worked out once per stretch. The status is held,
+# so its id cannot name another one.
+_by_number: dict[str, tuple[Any, frozenset[str], Mapping[str, str]]] = {}
+
+
+def _system_variables(number: str, status: Any) -> Mapping[str, str]:
+    variables = {"did": number}
     if status is not None:
-        call.variables.update(_hours_variables(status))
-
-
-# The last opening-hours status seen and its variables: the schedule hands every call of
-# the same stretch of the day the same status (`hotline.hours.OpenHours`), so its times are
-# written out once per stretch. The status is held, so its id cannot name another one.
-_last_hours: tuple[Any, dict[str, str]] = (None, {})
-
-
-def _hours_variables(status: Any) -> dict[str, str]:
-    global _last_hours
-    held, variables = _last_hours
-    if held is status:
-        return variables
-    variables = {}
-    if status.opens_at is not None:
-        variables["opens_at"] = status.opens_at.isoformat()
-        variables["opens_date"] = status.opens_at.date().isoformat()
-    if status.closes_at is not None:
-        variables["closes_at"] = status.closes_at.isoformat()
-    _last_hours = (status, variables)
-    return variables
+        if status.opens_at is not None:
+            variables["opens_at"] = status.opens_at.isoformat()
+            variables["opens_date"] = status.opens_at.date().isoformat()
+        if status.closes_at is not None:
+            variables["closes_at"] = status.closes_at.isoformat()
+    return MappingProxyType(variables)
 
 
 def _logging_steps(observer: Callable[[Step], None] | None) -> Callable[[Step], None]:

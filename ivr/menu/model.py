@@ -371,7 +371,13 @@ class Call:
     services: Services
     now: datetime
     caller_id: str = ""
+    # What the menu and the caller put: set nodes, entries, lookup answers (a checkpoint
+    # carries these as they are).
     variables: dict[str, str] = field(default_factory=dict)
+    # What the engine fills in itself (`ivr.nodes.common.SYSTEM_VARIABLES`: the number
+    # dialled, the opening times), read after `variables`; shared by the calls of one menu
+    # and stretch of the day, so never written to.
+    system: Mapping[str, str] = field(default_factory=dict)
     personal: set[str] = field(default_factory=set)  # variables holding personal data
     pending: str = ""  # digits pressed during a prompt, for the node that reads next
     # The steps so far; an `ObservedPath` when someone watches them (nodes simply append).
@@ -391,10 +397,12 @@ class Call:
         if "${" not in text:
             return text
         parts = _template(text)
-        variables = self.variables
-        return "".join(
-            [part if i % 2 == 0 else variables.get(part, "") for i, part in enumerate(parts)]
-        )
+        return "".join([part if i % 2 == 0 else self.value(part) for i, part in enumerate(parts)])
+
+    def value(self, name: str) -> str:
+        """A variable's value: the menu's or the caller's, else the engine's, else empty."""
+        value = self.variables.get(name)
+        return self.system.get(name, "") if value is None else value
 
     def hours(self) -> Any | None:
         """The opening-hours status at the call's moment, or None without a schedule."""

@@ -70,7 +70,7 @@ class Resume:
         self.personal = personal
         self.queued = queued
         # What follows the head in `carried`, once worked out: shared by the checkpoints of
-        # one state at several nodes (`moved_to`).
+        # one state at several nodes (`carried_at`).
         self._state: str | None = None
 
     def __eq__(self, other: object) -> bool:
@@ -94,8 +94,11 @@ class Resume:
         """The call's state at `node`: its variables but the engine's own, the personal marks
         of those, and its queue outcome."""
         entered = call.variables.copy()
-        for name in SYSTEM_VARIABLES.intersection(entered):
-            del entered[name]
+        # The engine keeps its own apart (`Call.system`); one of their names written as a
+        # menu's variable is not carried either.
+        if not SYSTEM_VARIABLES.isdisjoint(entered):
+            for name in SYSTEM_VARIABLES.intersection(entered):
+                del entered[name]
         personal = frozenset(call.personal & entered.keys()) if call.personal else _NONE
         return Resume(node, entered, personal, call.queued)
 
@@ -105,30 +108,27 @@ class Resume:
             other.queued,
         )
 
-    def moved_to(self, node: str) -> Resume:
-        """The same state at another node; what it encodes to is shared, not encoded again."""
-        moved = Resume(node, self.variables, self.personal, self.queued)
-        moved._state = self._state
-        return moved
-
     def fields(self, menu: Menu) -> dict[str, str]:
         """The checkpoint as carried fields; values dropped longest first past MAX_CARRIED."""
         return self._fitted(menu)[0]
 
     def carried(self, menu: Menu) -> str:
-        """`fields` encoded (`hotline.agi.carry`): the value of ``HOTLINE_RESUME``.
+        """`fields` encoded (`hotline.agi.carry`): the value of ``HOTLINE_RESUME``."""
+        return self.carried_at(self.node, menu)
+
+    def carried_at(self, node: str, menu: Menu) -> str:
+        """What `carried` gives for this state at `node`.
 
         A call leaves a checkpoint at several nodes with one state, so the encoded state is
-        kept on the value (and handed on by `moved_to`) and the menu-and-node head is
-        encoded once per node: the text is the very one `encode(fields)` writes, since
-        `encode` joins its fields in order."""
+        kept on the value and the menu-and-node head is encoded once per node: the text is
+        the very one `encode(fields)` writes, since `encode` joins its fields in order."""
         state = self._state
         if state is None:
             state = self._state = self._state_text(menu)
-        text = _head(menu.number, self.node) + state
+        text = _head(menu.number, node) + state
         if len(text) <= MAX_CARRIED:
             return text
-        return self._fitted(menu)[1]
+        return Resume(node, self.variables, self.personal, self.queued)._fitted(menu)[1]
 
     def _state_text(self, menu: Menu) -> str:
         """What follows the head: each field as `encode` writes it. Fields made only of the
@@ -225,57 +225,55 @@ def _personal_field(names: frozenset[str]) -> str:
     return _field("personal", ",".join(sorted(names)))
 
 
-Tell = Callable[[Resume], Awaitable[None]]
+# Told the text of each checkpoint to leave: the value of ``HOTLINE_RESUME``.
+Tell = Callable[[str], Awaitable[None]]
 
 
 class Checkpoints:
     """The safe-node rule (above) as one call goes: `reach` is told each node the call enters
-    and tells `tell` the checkpoints to leave.
+    and tells `tell` the text of each checkpoint to leave (`Resume.carried`).
 
     Taking the call's state apart (`Resume.of`) is the costly part of the rule. `reach`, which
     knows nothing of what ran between two nodes, does it at every node; the engine, which
     knows, asks `due` with ``changed=False`` when only nodes that keep the state
     (`STATE_KEEPING_KINDS`) ran since it last asked, and then the state last taken apart is
-    used again."""
+    used again. A checkpoint is that state at the node entered: no value is made for it,
+    its text is the node's head and the state's own, kept on the state (`Resume.carried_at`).
+    (A call leaves four or five checkpoints: each value made or function called for one
+    shows in the engine's cost, `bench/ivr.py --instructions`.)"""
 
-    __slots__ = ("_call", "_last", "_safe", "_taken", "tell")
+    __slots__ = ("_call", "_node", "_safe", "_state", "tell")
 
     def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
         self._call = call
         self._safe = safe_nodes(call.menu)
         self.tell = tell
-        self._last = last  # the last checkpoint left (or the one the call resumed from)
-        # The call's state as last taken apart; until then, the last checkpoint's (which the
-        # engine's `changed=False` at the first node vouches for: a fresh call's).
-        self._taken = last
+        self._node = last.node  # where the last checkpoint was left (or the call resumed)
+        # The call's state as last taken apart (its node aside), whose variables and queue
+        # outcome are always the last checkpoint's; until then, the last checkpoint's
+        # (which the engine's `changed=False` at the first node vouches for: a fresh call's).
+        self._state = last
 
     async def reach(self, node_id: str) -> None:
-        here = self.due(node_id)
-        if here is not None:
-            await self.tell(here)
+        text = self.due(node_id)
+        if text is not None:
+            await self.tell(text)
 
-    def due(self, node_id: str, changed: bool = True) -> Resume | None:
-        """The checkpoint to leave on entering `node_id`, if one is due (then it is the last
-        one left). `changed=False`: the call's state is the one last taken apart (or, at the
-        first node, the last checkpoint's)."""
+    def due(self, node_id: str, changed: bool = True) -> str | None:
+        """The text of the checkpoint to leave on entering `node_id`, if one is due (then it
+        is the last one left). `changed=False`: the call's state is the one last taken apart
+        (or, at the first node, the last checkpoint's)."""
         if changed:
-            return self._changed(node_id)
-        # Nothing changed, and the last checkpoint has the state: one is due only on
-        # entering another node that asks or queues.
-        if node_id in self._safe and node_id != self._last.node:
-            here = self._last = self._taken.moved_to(node_id)
-            return here
-        return None
-
-    def _changed(self, node_id: str) -> Resume | None:
-        last = self._last
-        here = self._taken = Resume.of(self._call, node_id)
-        same = here.variables == last.variables and here.queued == last.queued
-        if same and last.node == node_id:
-            return None
-        if not same or node_id in self._safe:
-            self._last = here
-            return here
+            here = Resume.of(self._call, node_id)
+            last, self._state = self._state, here
+            if here.variables != last.variables or here.queued != last.queued:
+                self._node = node_id
+                return here.carried_at(node_id, self._call.menu)
+        # The state is the last checkpoint's: one is due only on entering another node that
+        # asks or queues.
+        if node_id in self._safe and node_id != self._node:
+            self._node = node_id
+            return self._state.carried_at(node_id, self._call.menu)
         return None
 
 
@@ -325,7 +323,9 @@ def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:
     variables = {
         k[len(_VAR) :]: v
         for k, v in fields.items()
-        if k.startswith(_VAR) and _NAME.fullmatch(k[len(_VAR) :])
+        if k.startswith(_VAR)
+        and _NAME.fullmatch(k[len(_VAR) :])
+        and k[len(_VAR) :] not in SYSTEM_VARIABLES  # the engine's own, never carried
     }
     personal = frozenset(p for p in fields.get("personal", "").split(",") if p in variables)
     group, sep, outcome = fields.get("queued", "").partition(":")

@@ -53,7 +53,7 @@ class CallbackNode:
 
     async def run(self, call: Call) -> Next:
         group = call.expand(self.group).strip() or call.menu.group
-        phone = (call.variables.get(self.phone, "") if self.phone else "") or call.caller_id
+        phone = (call.value(self.phone) if self.phone else "") or call.caller_id
         scheduler = call.services.callbacks
         if scheduler is None:
             await export_variables(call, self.data)

@@ -86,6 +86,6 @@ async def export_variables(call: Call, names: Iterable[str] | None = None) -> No
     """Set what the caller entered as channel variables, so it travels with the call."""
     chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
     for name in chosen:
-        value = call.variables.get(name)
+        value = call.value(name)
         if value:
             await call.channel.set_variable(channel_variable(name), value)

@@ -89,7 +89,10 @@ class ConditionNode:
         variables = call.variables
         for step in program:
             if isinstance(step, _ByValue):
-                taken = step.gotos.get(variables.get(step.variable, ""))
+                value = variables.get(step.variable)
+                if value is None:  # not the menu's or the caller's: the engine's, or unset
+                    value = call.system.get(step.variable, "")
+                taken = step.gotos.get(value)
                 if taken is None:
                     continue
             elif isinstance(step, _SeenBefore):
@@ -130,7 +133,7 @@ async def seen_before(call: Call) -> bool:
 def holds(call: Call, test: Test) -> bool:
     """A test that needs no waiting: a variable's value, or the opening hours."""
     if test.name == "variable":
-        return call.variables.get(test.variable, "") == test.equals
+        return call.value(test.variable) == test.equals
     return test.name in hours_facts(call.hours())
 
 

@@ -61,12 +61,13 @@ class LookupNode:
 
 def _quoted_path(call: Call, template: str) -> str:
     """Variables are URL-quoted: what a caller typed cannot change the path."""
-    quoted = dict(call.variables)
-    saved, call.variables = call.variables, {k: quote(v, safe="") for k, v in quoted.items()}
+    saved = call.variables, call.system
+    call.variables = {k: quote(v, safe="") for k, v in saved[0].items()}
+    call.system = {k: quote(v, safe="") for k, v in saved[1].items()}
     try:
         return call.expand(template)
     finally:
-        call.variables = saved
+        call.variables, call.system = saved
 
 
 def parse(node_id: str, fields: Fields) -> LookupNode:

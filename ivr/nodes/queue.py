@@ -120,12 +120,12 @@ def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:
     """What the caller entered that goes with them to the operator (the node's `data`, or
     every entry that is not the engine's own)."""
     chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
-    return {name: call.variables[name] for name in chosen if call.variables.get(name)}
+    return {name: value for name in chosen if (value := call.value(name))}
 
 
 def call_context(call: Call) -> dict[str, str]:
     """The line dialled and the menu path so far (node ids), never what the caller keyed."""
-    context = {"line": call.variables.get("did", "")}
+    context = {"line": call.value("did")}
     nodes = [step.node for step in call.path if step.node]
     context["menu_path"] = " > ".join(dict.fromkeys(nodes))
     return {name: value for name, value in context.items() if value}

@@ -84,7 +84,7 @@ class RecordNode:
         messages = call.services.messages
         if messages is None:
             return True
-        phone = (call.variables.get(self.phone, "") if self.phone else "") or call.caller_id
+        phone = (call.value(self.phone) if self.phone else "") or call.caller_id
         try:
             return await messages.received(
                 call.channel.call_id,

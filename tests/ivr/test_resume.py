@@ -139,12 +139,23 @@ async def test_a_checkpoint_this_controller_cannot_use_starts_the_call_over(
     assert resume_from(carry.decode(carried), menu) is None, why
 
 
+def test_a_checkpoint_never_brings_back_the_engines_own_variables() -> None:
+    # the number dialled and the opening times are filled in afresh for each call: a
+    # checkpoint naming them (none is written so) does not stand in for them
+    menu = parse_menu(MENU, "test.yaml")
+    carried = f"v=1&menu={GENERAL}&node=check&var.did=1&var.opens_at=x&var.application=7"
+    back = resume_from(carry.decode(carried), menu)
+    assert back is not None and back.variables == {"application": "7"}
+
+
 async def test_checkpoints_follow_the_safe_node_rule() -> None:
     menu = parse_menu(MENU, "test.yaml")
     channel = ConsoleChannel(ScriptedKeypad(["7"]))
     seen: list[Resume] = []
 
-    async def checkpoint(here: Resume) -> None:
+    async def checkpoint(text: str) -> None:  # what HOTLINE_RESUME is set to, read back
+        here = resume_from(carry.decode(text), menu)
+        assert here is not None, text
         seen.append(here)
 
     services = Services(queue=HoldingAcd(answer_at_once=True), status=StatusService(answers=True))
@@ -170,9 +181,9 @@ def test_a_checkpoint_too_long_for_one_agi_line_drops_the_longest_answers_not_en
     assert back.personal == {"application"}
 
 
-def told_to(told: list[Resume]) -> Callable[[Resume], Awaitable[None]]:
-    async def tell(here: Resume) -> None:
-        told.append(here)
+def told_to(told: list[str]) -> Callable[[str], Awaitable[None]]:
+    async def tell(text: str) -> None:
+        told.append(text)
 
     return tell
 
@@ -216,7 +227,7 @@ async def test_checkpoints_kept_between_nodes_are_those_the_rule_gives_at_every_
         call.variables["did"] = "1000"
         if picks.random() < 0.3:  # the caller's state is not the fresh one the rule starts from
             picks.choice(changes)(call)
-        told: list[Resume] = []
+        told: list[str] = []
         expected: list[Resume] = []
         last = Resume(menu.start, {}, frozenset())
         checkpoints = Checkpoints(call, told_to(told), last)
@@ -229,10 +240,8 @@ async def test_checkpoints_kept_between_nodes_are_those_the_rule_gives_at_every_
                 expected.append(here)
                 last = here
             await checkpoints.reach(node_id)
-        assert told == expected
-        assert [here.carried(menu) for here in told] == [
-            carry.encode(here.fields(menu)) for here in expected
-        ]
+        # the text each carries names its node, variables, personal marks and queue outcome
+        assert told == [carry.encode(here.fields(menu)) for here in expected]
 
 
 # What changes a call's state, as node code writes it.
