@@ -9,11 +9,13 @@ Asterisk), the suite's own AMI connection, and sipp softphones.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -196,15 +198,33 @@ def phones(asterisk: RealAsterisk, tmp_path: Path) -> Iterator[Callable[..., Sip
 
 
 @pytest.fixture
-def carrier(asterisk: RealAsterisk, tmp_path: Path) -> Iterator[Callable[[], Sipp]]:
-    """The carrier's far end on the trunk's contact port, started on demand."""
+def carrier(asterisk: RealAsterisk, tmp_path: Path) -> Iterator[Callable[[], Awaitable[Sipp]]]:
+    """The carrier's far end on the trunk's contact port, started on demand and seen
+    reachable by Asterisk before it is handed over."""
     started: list[Sipp] = []
 
-    def start() -> Sipp:
+    async def start() -> Sipp:
         sipp = answering("carrier.xml", tmp_path, name="carrier", port=asterisk.ports.carrier)
         started.append(sipp)
+        await _trunk_reachable(asterisk)
         return sipp
 
     yield start
     for sipp in started:
         sipp.stop()
+
+
+async def _trunk_reachable(asterisk: RealAsterisk, within: float = 15.0) -> None:
+    """Asterisk 22 dials no contact its last qualify found unreachable (`Could not create
+    dialog to invalid URI`), and it qualified the trunk when no carrier listened yet, then
+    waits `qualify_frequency` (60 s) before asking again: ask now, until the contact is Avail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        await asyncio.to_thread(asterisk.cli, "pjsip qualify trunk")
+        await asyncio.sleep(0.2)
+        contacts = await asyncio.to_thread(asterisk.cli, "pjsip show contacts")
+        if re.search(r"(?m)^\s*Contact:\s+trunk/\S+\s+\S+\s+Avail\b", contacts):
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"the trunk's carrier never became reachable:\n{contacts}")

@@ -4,6 +4,7 @@ every process binds 127.0.0.1 and is stopped by its own handle."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,30 @@ def _base(scenario: str, port: int) -> list[str]:
         "-mi",
         "127.0.0.1",
         "-mp",
-        str(unused_port()),
+        str(_media_base()),
         "-nostdin",
     ]
+
+
+def _media_base() -> int:
+    """A base for sipp's media ports: it binds four from there (audio RTP and RTCP, video RTP
+    and RTCP) and exits with errno 98 if any is taken, so all four are checked free, not
+    only the first (a neighbour taken by another sipp failed a run)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1]) & ~1  # RTP ports are even
+        if base + 3 <= 65535 and all(_udp_free(base + offset) for offset in range(4)):
+            return base
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def register(seat: str, password: str, asterisk_sip: int, contact_port: int, expires: int) -> None:

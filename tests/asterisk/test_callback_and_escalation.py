@@ -5,7 +5,7 @@ gets the INVITE with the X-Hotline-* headers)."""
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from calls import eventually, make_ready, place_call, state_becomes
@@ -26,9 +26,9 @@ async def test_a_callback_meets_in_the_confbridge_and_the_citizen_gets_the_bye(
     ami: RecordingAmi,
     api: aiohttp.ClientSession,
     phones: Callable[..., Sipp],
-    carrier: Callable[[], Sipp],
+    carrier: Callable[[], Awaitable[Sipp]],
 ) -> None:
-    citizen = carrier()
+    citizen = await carrier()
     # morozova, on duty round the clock (emergency), hangs up 8 s after answering; other
     # groups may be closed at the hour the suite runs and would schedule the callback later
     phones("1007", hold_ms=8000)
@@ -60,9 +60,9 @@ async def test_escalation_reaches_the_carrier_with_the_hotline_headers(
     ami: RecordingAmi,
     api: aiohttp.ClientSession,
     phones: Callable[..., Sipp],
-    carrier: Callable[[], Sipp],
+    carrier: Callable[[], Awaitable[Sipp]],
 ) -> None:
-    agency = carrier()
+    agency = await carrier()
     phones("1007", hold_ms=30000)
     await state_becomes(api, "morozova", "phone_registered", True)
     await make_ready(api, "morozova")
