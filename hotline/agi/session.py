@@ -23,6 +23,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from time import monotonic
 from typing import Final, NamedTuple
 
@@ -384,7 +385,9 @@ class AgiSession:
         if self._failure is not None:
             return
         self._failure = exc
-        self._mark_gone()
+        gone = self._gone  # `_mark_gone`, inlined: every call ends here (connection lost)
+        if gone is not None and not gone.done():
+            gone.set_result(None)
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._pass_turn()
@@ -418,6 +421,8 @@ class AgiSession:
         """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
         line = self._support.stream_line(name, escape_digits)
         reply = await self._exchange("STREAM FILE", line)
+        if reply.result == "0":  # played to its end, no key pressed: the usual reply
+            return Playback(None, reply.endpos or 0)
         return Playback(_digit(reply.value), _endpos(reply))
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits:
@@ -451,7 +456,7 @@ class AgiSession:
         """``SET VARIABLE HOTLINE_TOPIC "регистрация и вход"``: the value is quoted whenever it
         holds a blank, quote, backslash or line break (``HOTLINE_DID 88001000001`` is not), so
         caller-supplied text always stays one argument on one line."""
-        line = ("SET VARIABLE " + format_arg(name) + " " + format_arg(value) + "\n").encode()
+        line = (_set_variable_prefix(name) + format_arg(value) + "\n").encode()
         await self._exchange("SET VARIABLE", line)
 
     async def get_variable(self, name: str) -> str | None:
@@ -508,6 +513,12 @@ class AgiSession:
         reply = await self.command("RECORD FILE", *args)
         digit = _digit(reply.value) if reply.data in _DIGIT_REASONS else None
         return Recording(digit, _endpos(reply), reply.data)
+
+
+@lru_cache(maxsize=256, typed=True)  # typed: a Quoted name is formatted apart from a str
+def _set_variable_prefix(name: str) -> str:
+    """``SET VARIABLE <name> ``: the names come from code, a few of them all day."""
+    return "SET VARIABLE " + format_arg(name) + " "
 
 
 def _failure_label(exc: Exception) -> str:
