@@ -115,11 +115,10 @@ class AgiConnection(asyncio.Protocol):
         server = self._server
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else "unknown"
-        refusal = server.refusal(self.peer)
+        refusal = server.admit(self, self.peer)
         if refusal is not None:
             self._refuse(refusal)
             return
-        server.admit(self, self.peer)
         self._accepted_at = monotonic()  # for the server's sweep: see `check_deadline`
 
     def data_received(self, data: bytes) -> None:
@@ -298,10 +297,11 @@ class AgiConnection(asyncio.Protocol):
         """The call's session waits for Asterisk's Dial or Queue (see `AgiSession.bridging`)."""
         return self._session is not None and self._session.bridging
 
-    def close(self) -> None:
-        """Close after what was written is flushed (how every call ends)."""
+    def finish(self, outcome: str) -> None:
+        """How every call ends: close after what was written is flushed, and `end`."""
         if self._transport is not None:
             self._transport.close()
+        self.end(outcome)
 
     def cancel(self) -> None:
         """Shutdown: cancel the handler, or drop a connection still sending its environment."""

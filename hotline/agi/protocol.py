@@ -131,7 +131,8 @@ def quote_arg(value: str) -> str:
     and start another, so they become spaces. That is the one lossy step, and it is what makes
     a hostile caller name unable to inject a command.
     """
-    value = _single_line(value)
+    if "\n" in value or "\r" in value or "\x00" in value:  # `_single_line`, inlined
+        value = _LINE_BREAKS.sub(" ", value)
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
