@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -594,3 +595,22 @@ async def test_a_prompt_played_to_its_end_says_where_it_stopped() -> None:
         wire.answer(reply)
         played.append(await command)
     assert played == [Playback(None, 12640), Playback(None, 0), Playback("#", 800)]
+
+
+async def test_a_command_left_without_a_reply_is_counted_by_why() -> None:
+    def count(result: str) -> float:
+        return metric("hotline_agi_commands_total", command="WAIT FOR DIGIT", result=result)
+
+    before = {result: count(result) for result in ("timeout", "hangup", "ok")}
+    silent, lost = Wire(), Wire()
+    waiting = [asyncio.create_task(wire.session.wait_for_digit(1000)) for wire in (silent, lost)]
+    await settle()
+    assert silent.lines == lost.lines == [b"WAIT FOR DIGIT 1000\n"]
+    silent.session.check_overdue(time.monotonic() + 31)  # the Wire's reply_timeout is 30 s
+    lost.session._connection_lost()
+    with pytest.raises(AgiReplyTimeout):
+        await waiting[0]
+    with pytest.raises(AgiConnectionLost):
+        await waiting[1]
+    counted = {result: count(result) - before[result] for result in before}
+    assert counted == {"timeout": 1, "hangup": 1, "ok": 0}
