@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from transcripts import load
 from hotline.agi.protocol import (
     AgiProtocolError,
     AgiReply,
+    Quoted,
     ReplyReader,
     parse_command,
     parse_reply_line,
@@ -566,3 +568,49 @@ def test_latencies_land_in_the_bucket_observe_would_pick() -> None:
     assert [bucket(b) for b in ("0.001", "0.005", "1.0", "+Inf")] == [2, 4, 5, 6]
     total = registry.get_sample_value("probe_seconds_sum")
     assert total == pytest.approx(0.0005 + 0.001 + 0.005 + 0.0051 + 2 + 0.003)
+
+
+async def test_a_variable_name_goes_out_as_given_each_time() -> None:
+    # The same name as a plain word and as a Quoted one: two different lines, whichever
+    # came first (the session remembers the formatted names).
+    wire = Wire()
+    for name in ("HOTLINE_PROBE", Quoted("HOTLINE_PROBE"), "HOTLINE_PROBE"):
+        command = asyncio.create_task(wire.session.set_variable(name, "v"))
+        await settle()
+        wire.answer("200 result=1")
+        await command
+    assert wire.lines == [
+        b"SET VARIABLE HOTLINE_PROBE v\n",
+        b'SET VARIABLE "HOTLINE_PROBE" v\n',
+        b"SET VARIABLE HOTLINE_PROBE v\n",
+    ]
+
+
+async def test_a_prompt_played_to_its_end_says_where_it_stopped() -> None:
+    wire = Wire()
+    played = []
+    for reply in ("200 result=0 endpos=12640", "200 result=0", "200 result=35 endpos=800"):
+        command = asyncio.create_task(wire.session.stream_file("beep", "#"))
+        await settle()
+        wire.answer(reply)
+        played.append(await command)
+    assert played == [Playback(None, 12640), Playback(None, 0), Playback("#", 800)]
+
+
+async def test_a_command_left_without_a_reply_is_counted_by_why() -> None:
+    def count(result: str) -> float:
+        return metric("hotline_agi_commands_total", command="WAIT FOR DIGIT", result=result)
+
+    before = {result: count(result) for result in ("timeout", "hangup", "ok")}
+    silent, lost = Wire(), Wire()
+    waiting = [asyncio.create_task(wire.session.wait_for_digit(1000)) for wire in (silent, lost)]
+    await settle()
+    assert silent.lines == lost.lines == [b"WAIT FOR DIGIT 1000\n"]
+    silent.session.check_overdue(time.monotonic() + 31)  # the Wire's reply_timeout is 30 s
+    lost.session._connection_lost()
+    with pytest.raises(AgiReplyTimeout):
+        await waiting[0]
+    with pytest.raises(AgiConnectionLost):
+        await waiting[1]
+    counted = {result: count(result) - before[result] for result in before}
+    assert counted == {"timeout": 1, "hangup": 1, "ok": 0}

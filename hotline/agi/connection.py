@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import monotonic
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 from hotline.agi.protocol import (
     AgiProtocolError,
@@ -101,7 +101,7 @@ class AgiConnection(asyncio.Protocol):
         self._env: dict[str, str] = {}
         self._accepted_at = 0.0
         self._session: AgiSession | None = None
-        self._reader = ReplyReader()
+        self._reader: ReplyReader | None = None  # made for the first line not in the cache
         self._in_usage = False  # the reader is inside a 520 block: no cached replies then
         self._task: asyncio.Task[None] | None = None
         self._done = False  # counted in the metrics and gone from the server's set
@@ -111,15 +111,14 @@ class AgiConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
-        self._transport = cast(asyncio.Transport, transport)
+        self._transport = transport  # type: ignore[assignment]
         server = self._server
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else "unknown"
-        refusal = server.refusal(self.peer)
+        refusal = server.admit(self, self.peer)
         if refusal is not None:
             self._refuse(refusal)
             return
-        server.admit(self, self.peer)
         self._accepted_at = monotonic()  # for the server's sweep: see `check_deadline`
 
     def data_received(self, data: bytes) -> None:
@@ -131,7 +130,7 @@ class AgiConnection(asyncio.Protocol):
             return
         buffer = self._buffer + data if self._buffer else data
         find, limit, start = buffer.find, self._limit, 0
-        replies, reader = self._replies, self._reader
+        replies = self._replies
         try:
             while (end := find(b"\n", start)) >= 0:
                 if end - start > limit:
@@ -141,6 +140,7 @@ class AgiConnection(asyncio.Protocol):
                 # Replies repeat ("200 result=0"): parse each distinct line once per server.
                 item = None if self._in_usage else replies.get(line)
                 if item is None:
+                    reader = self._reader or self._new_reader()
                     item = reader.feed(line.decode())
                     self._in_usage = reader.in_usage_block
                     if item is None:
@@ -159,6 +159,10 @@ class AgiConnection(asyncio.Protocol):
             self._protocol_error(AgiProtocolError(f"line longer than {limit} bytes"))
             return
         self._buffer = buffer[start:] if start else buffer
+
+    def _new_reader(self) -> ReplyReader:
+        reader = self._reader = ReplyReader()
+        return reader
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._session is not None:
@@ -293,10 +297,11 @@ class AgiConnection(asyncio.Protocol):
         """The call's session waits for Asterisk's Dial or Queue (see `AgiSession.bridging`)."""
         return self._session is not None and self._session.bridging
 
-    def close(self) -> None:
-        """Close after what was written is flushed (how every call ends)."""
+    def finish(self, outcome: str) -> None:
+        """How every call ends: close after what was written is flushed, and `end`."""
         if self._transport is not None:
             self._transport.close()
+        self.end(outcome)
 
     def cancel(self) -> None:
         """Shutdown: cancel the handler, or drop a connection still sending its environment."""

@@ -289,8 +289,8 @@ class FastAgiServer:
 
     # --- what connections call (see `hotline.agi.connection`) ----------------------------
 
-    def refusal(self, peer: str) -> str | None:
-        """Why a connection from `peer` (an IP address) is refused, or None to admit it."""
+    def admit(self, conn: AgiConnection, peer: str) -> str | None:
+        """Count `conn`, from `peer` (an IP address), in; or say why it is refused."""
         if not self._peer_allowed(peer):
             return "peer not allowed"
         if self._draining:
@@ -298,8 +298,11 @@ class FastAgiServer:
         if len(self._connections) >= self.max_sessions:
             self._refused_full_at = monotonic()
             return "too many calls"
-        if self._per_peer.get(peer, 0) >= self.max_sessions_per_peer:
+        from_peer = self._per_peer.get(peer, 0)
+        if from_peer >= self.max_sessions_per_peer:
             return "too many calls from this peer"
+        self._connections.add(conn)
+        self._per_peer[peer] = from_peer + 1
         return None
 
     def request_for(self, env: Mapping[str, str]) -> AgiRequest:
@@ -345,18 +348,13 @@ class FastAgiServer:
             service="fastagi",
         )
 
-    def admit(self, conn: AgiConnection, peer: str) -> None:
-        """Count `conn` in (after `refusal` said None)."""
-        self._connections.add(conn)
-        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
-
     def finished(self, conn: AgiConnection, outcome: str) -> None:
         if conn in self._connections:
             left = self._per_peer.pop(conn.peer, 1) - 1
             if left:
                 self._per_peer[conn.peer] = left
         self._connections.discard(conn)
-        self.count_outcome(outcome)
+        self.support.session_ended(outcome)  # what `count_outcome` does, one call less
         if self._draining and not self._connections:
             self._all_done.set()
         if self._sweeper is None:
@@ -402,8 +400,7 @@ class FastAgiServer:
             log.exception("AGI handler for script %r failed", session.request.script)
             outcome = "handler_error"
         finally:
-            conn.close()
-            conn.end(outcome)
+            conn.finish(outcome)
 
 
 def _allowed(peer: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
@@ -419,7 +416,7 @@ def _allowed(peer: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool
 def _finished_outcome(session: AgiSession) -> str:
     """How a call whose handler returned ended: the handler may have caught the session's
     failure itself, so count what really happened."""
-    failure = session.failure
+    failure = session._failure  # not the property: one call less for every call
     if isinstance(failure, AgiReplyTimeout):
         return "idle_timeout"
     if isinstance(failure, AgiProtocolError):

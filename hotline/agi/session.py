@@ -22,7 +22,8 @@ import asyncio
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import lru_cache
 from time import monotonic
 from typing import Final, NamedTuple
 
@@ -192,6 +193,7 @@ class AgiSession:
         "_reply_timeout",
         "_sent_at",
         "_support",
+        "_verb",
         "_waiter",
         "_write",
         "call_id",
@@ -233,7 +235,8 @@ class AgiSession:
         self._queue: deque[asyncio.Future[None]] | None = None
         self._waiter: asyncio.Future[AgiReply] | None = None
         self._sent_at = 0.0
-        self._on_wire = b""  # the line of the command holding the turn
+        self._verb = ""  # the verb and line of the command holding the turn
+        self._on_wire = b""
         self._failure: Exception | None = None
         self._gone: asyncio.Future[None] | None = None  # made on first ask: see `gone`
 
@@ -280,8 +283,17 @@ class AgiSession:
         """
         return await self._exchange(verb, format_command(verb, *args))
 
-    async def _exchange(self, verb: str, line: bytes) -> AgiReply:
-        """Write one formatted command line and wait for its reply (the per-command path)."""
+    def _exchange(self, verb: str, line: bytes) -> Awaitable[AgiReply]:
+        """Write one formatted command line; await what this returns for its reply (the
+        per-command path). With the wire free, that is the reply's future itself: `_deliver`
+        and `_fail` settle it, counted, so no coroutine runs between the handler and it."""
+        if self._busy or self.hung_up or self._failure is not None:
+            return self._exchange_in_turn(verb, line)
+        self._busy = True
+        return self._send(verb, line)
+
+    async def _exchange_in_turn(self, verb: str, line: bytes) -> AgiReply:
+        """`_exchange` when the wire is taken (or the session over): wait for the turn."""
         if self._busy:
             await self._wait_turn()
         else:
@@ -289,23 +301,17 @@ class AgiSession:
         if self.hung_up or self._failure is not None:
             self._pass_turn()
             raise self._refusal(verb)
+        return await self._send(verb, line)
+
+    def _send(self, verb: str, line: bytes) -> asyncio.Future[AgiReply]:
+        """Write `line`, holding the turn; the future of its reply."""
         waiter: asyncio.Future[AgiReply] = self._loop.create_future()
         self._waiter = waiter
-        self._sent_at = sent_at = monotonic()  # for the owner's sweep: see `check_overdue`
+        self._verb = verb
+        self._sent_at = monotonic()  # for the latency, and the sweep: see `check_overdue`
         self._on_wire = line
         self._write(line)
-        try:
-            reply = await waiter
-        except (AgiError, AgiProtocolError) as exc:
-            self._support.count(verb, _failure_label(exc))
-            raise
-        self.last_reply = reply
-        if reply.code == 200:
-            result = "failure" if reply.result[:1] == "-" else "ok"
-            self._support.answered(verb, result, monotonic() - sent_at)
-            return reply
-        self._support.observe(monotonic() - sent_at)
-        raise self._rejection(verb, reply)
+        return waiter
 
     async def _wait_turn(self) -> None:
         """Queue behind the command on the wire; return owning the turn."""
@@ -366,8 +372,17 @@ class AgiSession:
             self._pass_turn()
         else:
             self._busy = False
-        if not waiter.done():  # done = its task was cancelled: the orphan reply is dropped
+        if waiter.done():  # its task was cancelled: the orphan reply is dropped, uncounted
+            return
+        self.last_reply = reply
+        seconds = monotonic() - self._sent_at
+        if reply.code == 200:
+            result = "failure" if reply.result[:1] == "-" else "ok"
+            self._support.answered(self._verb, result, seconds)
             waiter.set_result(reply)
+        else:
+            self._support.observe(seconds)
+            waiter.set_exception(self._rejection(self._verb, reply))
 
     def _hangup_notice(self) -> None:
         """The ``HANGUP`` line: not a reply, whatever command is in flight."""
@@ -384,11 +399,14 @@ class AgiSession:
         if self._failure is not None:
             return
         self._failure = exc
-        self._mark_gone()
+        gone = self._gone  # `_mark_gone`, inlined: every call ends here (connection lost)
+        if gone is not None and not gone.done():
+            gone.set_result(None)
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._pass_turn()
             if not waiter.done():
+                self._support.count(self._verb, _failure_label(exc))
                 waiter.set_exception(exc)
         if notify:
             self._on_failure()
@@ -418,6 +436,8 @@ class AgiSession:
         """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
         line = self._support.stream_line(name, escape_digits)
         reply = await self._exchange("STREAM FILE", line)
+        if reply.result == "0":  # played to its end, no key pressed: the usual reply
+            return Playback(None, reply.endpos or 0)
         return Playback(_digit(reply.value), _endpos(reply))
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits:
@@ -451,7 +471,7 @@ class AgiSession:
         """``SET VARIABLE HOTLINE_TOPIC "регистрация и вход"``: the value is quoted whenever it
         holds a blank, quote, backslash or line break (``HOTLINE_DID 88001000001`` is not), so
         caller-supplied text always stays one argument on one line."""
-        line = ("SET VARIABLE " + format_arg(name) + " " + format_arg(value) + "\n").encode()
+        line = (_set_variable_prefix(name) + format_arg(value) + "\n").encode()
         await self._exchange("SET VARIABLE", line)
 
     async def get_variable(self, name: str) -> str | None:
@@ -508,6 +528,12 @@ class AgiSession:
         reply = await self.command("RECORD FILE", *args)
         digit = _digit(reply.value) if reply.data in _DIGIT_REASONS else None
         return Recording(digit, _endpos(reply), reply.data)
+
+
+@lru_cache(maxsize=256, typed=True)  # typed: a Quoted name is formatted apart from a str
+def _set_variable_prefix(name: str) -> str:
+    """``SET VARIABLE <name> ``: the names come from code, a few of them all day."""
+    return "SET VARIABLE " + format_arg(name) + " "
 
 
 def _failure_label(exc: Exception) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter as Tally
+from functools import partial
 from typing import Final
 
 from prometheus_client import Counter, Histogram
@@ -23,23 +25,23 @@ class SessionSupport:
       pushed to Prometheus by `flush`, which the server calls on every sweep tick and when it
       stops: `Counter.inc` and
       `Histogram.observe` take a lock and go through several calls each, too much for every
-      command of every call. The metrics therefore lag by at most one tick. A session made
-      without a server flushes at once.
+      command of every call. Even the bucket of a latency is found at the flush, for all of
+      them in one go. The metrics therefore lag by at most one tick. A session made without a
+      server flushes at once.
     * Command lines whose arguments never carry caller data (prompt names, timeouts) are
       formatted once: `line`.
     """
 
     __slots__ = (
-        "_bounds",
-        "_buckets",
+        "_bucket_of",
         "_counters",
         "_ended",
         "_ended_counters",
         "_histogram",
         "_immediate",
+        "_latencies",
         "_lines",
         "_pending",
-        "_seconds",
         "_streams",
     )
 
@@ -54,10 +56,10 @@ class SessionSupport:
         self._lines: dict[tuple[str | int, ...], bytes] = {}
         self._streams: dict[tuple[str, str], bytes] = {}
         self._histogram = histogram
-        # The histogram's bucket bounds (+Inf last), as Histogram.observe walks them.
-        self._bounds: list[float] = list(histogram._upper_bounds)
-        self._buckets = [0] * len(self._bounds)  # observations per bucket since the flush
-        self._seconds = 0.0  # their sum
+        self._latencies: list[float] = []  # command latencies since the flush
+        # A latency's bucket: the first of the histogram's bounds (+Inf last) >= it, the one
+        # `Histogram.observe` would pick.
+        self._bucket_of = partial(bisect_left, list(histogram._upper_bounds))
 
     def count(self, verb: str, result: str) -> None:
         key = (verb, result)
@@ -66,10 +68,8 @@ class SessionSupport:
             self.flush()
 
     def observe(self, seconds: float) -> None:
-        """One command's latency for ``hotline_agi_command_seconds``: counted in the bucket
-        `Histogram.observe` would pick (the first bound >= `seconds`)."""
-        self._buckets[bisect_left(self._bounds, seconds)] += 1
-        self._seconds += seconds
+        """One command's latency for ``hotline_agi_command_seconds``."""
+        self._latencies.append(seconds)
         if self._immediate:
             self.flush()
 
@@ -77,8 +77,7 @@ class SessionSupport:
         """`count` and `observe` in one call: a command that got its ``200`` reply."""
         key = (verb, result)
         self._pending[key] = self._pending.get(key, 0) + 1
-        self._buckets[bisect_left(self._bounds, seconds)] += 1
-        self._seconds += seconds
+        self._latencies.append(seconds)
         if self._immediate:
             self.flush()
 
@@ -99,17 +98,15 @@ class SessionSupport:
             if counter is None:
                 counter = self._counters[key] = metrics.AGI_COMMANDS.labels(*key)
             counter.inc(count)
-        buckets = self._buckets
-        if any(buckets):
+        latencies = self._latencies
+        if latencies:
             # Histogram.observe adds to the sum and to one bucket's value; these are the same
             # two values, added to in bulk (prometheus_client keeps them per bucket, not
             # cumulated: the exposition sums them).
-            histogram, self._buckets = self._histogram, [0] * len(buckets)
-            histogram._sum.inc(self._seconds)
-            self._seconds = 0.0
-            for value, count in zip(histogram._buckets, buckets, strict=True):
-                if count:
-                    value.inc(count)
+            histogram, self._latencies = self._histogram, []
+            histogram._sum.inc(sum(latencies))
+            for bucket, count in Tally(map(self._bucket_of, latencies)).items():
+                histogram._buckets[bucket].inc(count)
 
     def _flush_ended(self) -> None:
         ended, self._ended = self._ended, {}
