@@ -41,11 +41,19 @@ class LoopbackAsterisk:
 
     def close(self) -> None:
         if not self.done.done():
-            assert self.protocol is not None
-            self.loop.call_soon(self.protocol.connection_lost, None)
+            self.loop.call_soon(self._connection_lost)
             self.done.set_result(None)
 
     abort = close
+
+    def _connection_lost(self) -> None:
+        """Lets go of the protocol as it tells it, as uvloop's transports do: otherwise the
+        transport and the protocol hold each other past the call, and the cyclic garbage
+        collector pays to free every call's objects, which a server on a real transport does
+        not (measured on FastAGI alone: 15k instructions a session, 6 % of its count)."""
+        protocol, self.protocol = self.protocol, None
+        assert protocol is not None
+        protocol.connection_lost(None)
 
     def is_closing(self) -> bool:
         return self.done.done()
