@@ -1,4 +1,5 @@
-"""`FactJournal`: the call facts' writes kept on local disk while the database is away.
+"""`FactJournal`: the call facts' writes kept on local disk while the database is away or
+slower than the calls.
 
 `reporting.fact_writer.FactWriter` keeps a bounded number of writes in memory; past it, and
 for what still waits at stop, it appends them here, and replays them in order through its

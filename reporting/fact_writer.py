@@ -12,8 +12,11 @@ for another node's: the rows each batch upserts are taken in key order, so two n
 batches should not deadlock, but a serialization failure may) is kept, in order, and tried again
 with growing pauses, each failure logged with how many writes wait. A batch the database
 refuses for what it holds (a bug, a constraint) is written one write at a time, so only the
-write it refuses is lost (logged, counted in `lost`). `stop` writes everything still waiting;
-only a database still away after `stop_seconds` loses what waits, logged with the count.
+write it refuses is lost (logged, counted in `lost`). Memory holds at most `memory_writes`
+besides the batch in hand: past that (the database away, or slower than the calls) writes go
+to the journal on local disk (`reporting.fact_journal`) and come back from it in order. `stop`
+writes everything still waiting; what a database still away after `stop_seconds` keeps out
+goes to the journal too. Without a journal, that is lost, logged with the count.
 Logs name no call's data (the formatter masks what an exception's text holds).
 """
 
@@ -42,8 +45,8 @@ BATCH_SIZE: Final = 5000
 BATCH_SECONDS: Final = 0.2  # reports read facts at most this late; calls never wait on it
 RETRY_SECONDS: Final = (0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s while the database is away
 STOP_SECONDS: Final = 15.0
-# Writes kept in memory while the database is away, besides the batch in hand (a write is
-# about 1-2 KB in memory: some 20 MB), before the journal takes them.
+# Writes kept in memory besides the batch in hand (a write is about 1-2 KB in memory: some
+# 20 MB), before the journal takes them: the database away, or slower than the calls.
 MEMORY_WRITES: Final = 10_000
 
 Progress = Callable[[int], None]  # how many leading writes of a batch are done
@@ -163,12 +166,12 @@ class FactWriter:
 
     def _to_journal(self) -> bool:
         """Whether a new write goes to the journal: once it holds any (they are older), or
-        when memory is full while the database is away."""
+        when memory is full: the database away, or there but slower than the calls."""
         if self.journal is None:
             return False
         if self.journal.records or self._replaying is not None:
             return True
-        return self.waiting_for_database and len(self._waiting) >= self._memory
+        return len(self._waiting) >= self._memory
 
     def _lose(self, reason: str, count: int) -> None:
         self.lost += count

@@ -28,9 +28,10 @@ class ReportingSettings:
     timezone: str = "Europe/Moscow"
     # seconds between runs of the facts' anonymisation (0: never; then run it from outside)
     retention_interval_seconds: float = 3600.0
-    # While the database is away the call facts' writer keeps this many writes in memory,
-    # then journals them in this private directory (0700; relative: from the working
-    # directory), at most journal_max_mb of it; past that, writes are lost (counted, logged).
+    # The call facts' writer keeps at most this many writes waiting in memory (the database
+    # away, or slower than the calls), then journals them in this private directory (0700;
+    # relative: from the working directory), at most journal_max_mb of it; past that,
+    # writes are lost (counted, logged).
     memory_writes: int = 10_000
     journal_dir: Path = Path("var/reporting/journal")
     journal_max_mb: int = 256

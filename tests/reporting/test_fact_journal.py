@@ -17,7 +17,7 @@ import logging
 import os
 import stat
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ async def stored(engine: AsyncEngine) -> tuple[int, dict[float | None, int], flo
 def writer_on(engine: AsyncEngine, directory: Path, **options: Any) -> FactWriter:
     """A writer journaling into `directory`, quick to retry and to give up at stop."""
     max_bytes = options.pop("max_bytes", 1 << 20)
+    store = options.pop("store", None) or FactStore(engine)
     settings = {
         "batch_size": 20,
         "batch_seconds": 0.01,
@@ -79,7 +80,6 @@ def writer_on(engine: AsyncEngine, directory: Path, **options: Any) -> FactWrite
         "stop_seconds": 0.3,
         "memory_writes": MEMORY,
     }
-    store = FactStore(engine)
     return FactWriter(store, journal=FactJournal(directory, max_bytes), **settings | options)
 
 
@@ -139,6 +139,42 @@ async def test_past_the_memory_bound_writes_go_to_the_journal_and_arrive_once_in
     assert await stored(engine) == ALL_OF_THEM
     assert (writer.lost, writer.journaled, segments(journal)) == (0, 0, [])
     assert gauge("hotline_call_facts_journaled") == 0
+    await writer.stop()
+
+
+class SlowStore(FactStore):
+    """A database that is there but slower than the calls: each batch waits for `gate`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()  # a batch is in hand
+
+    async def write(self, writes: Sequence[FactWrite]) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        await super().write(writes)
+
+
+async def test_a_database_slower_than_the_calls_keeps_memory_bounded_too(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    store = SlowStore(engine)
+    writer = writer_on(engine, journal, store=store)
+    writes = calls()
+    writer.note(writes[0])
+    await asyncio.wait_for(store.entered.wait(), 5)  # the first write is the batch in hand
+    for write in writes[1:]:
+        writer.note(write)
+
+    assert not writer.waiting_for_database  # nothing failed: the database is only slow
+    assert writer.waiting == 3 * CALLS
+    assert writer.journaled == 3 * CALLS - 1 - MEMORY
+    store.gate.set()
+    await asyncio.wait_for(writer.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
+    assert (writer.lost, writer.journaled, segments(journal)) == (0, 0, [])
     await writer.stop()
 
 
