@@ -13,9 +13,11 @@ the bound); what waits at stop goes into a new first one (it is older than what 
 appended). A segment being replayed is frozen (the next append opens a new one) and its
 progress, the byte offset of the records committed, is kept beside it in `facts-<seq>.done`
 after each commit: a replay cut by the database going away or by a stop starts again at the
-first write not committed, so none is written twice. A crash between a commit and that note
-(or a stop that cancels a COMMIT in flight) may write that batch's news, wrap-ups and stays
-twice; a fact itself is never stored twice, `FactStore.write` ignores a call already stored.
+first write not committed, so none is written twice (a stop lets a running transaction end
+before it stops the writer: `FactWriter.stop`). A crash between a commit and that note, or a
+transaction still running `stop_seconds` into the stop, may write that batch's news, wrap-ups
+and stays twice; a fact itself is never stored twice, `FactStore.write` ignores a call
+already stored.
 A segment is removed once all its writes are committed. Each write reaches the OS as it is
 appended (a crash of the controller keeps it); a segment is flushed to disk (fsync) when it
 is frozen or closed.

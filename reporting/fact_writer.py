@@ -16,7 +16,9 @@ write it refuses is lost (logged, counted in `lost`). Memory holds at most `memo
 besides the batch in hand: past that (the database away, or slower than the calls) writes go
 to the journal on local disk (`reporting.fact_journal`) and come back from it in order. `stop`
 writes everything still waiting; what a database still away after `stop_seconds` keeps out
-goes to the journal too. Without a journal, that is lost, logged with the count.
+goes to the journal too, once the transaction running then has ended (cancelled with its
+COMMIT on the wire, it could be committed and yet journaled, and written twice). Without a
+journal, what waits is lost, logged with the count.
 Logs name no call's data (the formatter masks what an exception's text holds).
 """
 
@@ -95,6 +97,10 @@ class FactWriter:
         self._flushes = 0
         self._first_at = 0.0  # when the oldest waiting write was noted (the loop's clock)
         self._worker: asyncio.Task[None] | None = None
+        # Set while no transaction runs; `stop` lets a running one end (`_commit`).
+        self._between_transactions = asyncio.Event()
+        self._between_transactions.set()
+        self._stopping = False  # no transaction begins any more
         self.lost = 0  # writes the database refused, or the journal could not keep
         # True while the batch in hand is kept until the database is back (`/metrics`)
         self.waiting_for_database = False
@@ -126,6 +132,7 @@ class FactWriter:
             return
         if self.journal is not None:
             self._open_journal(self.journal)
+        self._stopping = False
         self._worker = asyncio.create_task(self._run(), name="call-facts-writer")
 
     def _open_journal(self, journal: FactJournal) -> None:
@@ -195,7 +202,7 @@ class FactWriter:
         try:
             await asyncio.wait_for(self.idle(), self._stop_seconds)
         except TimeoutError:
-            pass
+            await self._let_transaction_end()
         self._worker.cancel()
         await asyncio.gather(self._worker, return_exceptions=True)
         self._worker = None
@@ -205,6 +212,33 @@ class FactWriter:
         self._written = 0
         self.waiting_for_database = False  # what it kept is journaled, or lost and counted
         self._done.set()
+
+    async def _let_transaction_end(self) -> None:
+        """No transaction begins any more, and the one running (if any) is given
+        `stop_seconds` more to end, so that the worker is cancelled between two."""
+        self._stopping = True
+        if self._between_transactions.is_set():
+            return
+        log.warning("call facts: stopping once the transaction running now ends")
+        try:
+            await asyncio.wait_for(self._between_transactions.wait(), self._stop_seconds)
+        except TimeoutError:
+            log.error(
+                "call facts: a transaction still runs at stop and is cancelled; if its commit "
+                "went through, its writes may be written again from the journal"
+            )
+
+    async def _commit(self, writes: Sequence[FactWrite]) -> None:
+        """One transaction. Cancelled while its COMMIT is on the wire, it could be committed
+        unnoted, and what `stop` keeps in the journal written twice: so at stop none begins,
+        and the one running is let end (`_let_transaction_end`)."""
+        if self._stopping:
+            await asyncio.Event().wait()  # parked: `stop` cancels the worker here
+        self._between_transactions.clear()
+        try:
+            await self.store.write(writes)
+        finally:
+            self._between_transactions.set()
 
     def _keep_at_stop(self) -> None:
         """What still waits into the journal, before what it holds; without one, lost."""
@@ -288,7 +322,7 @@ class FactWriter:
         failures = 0
         while True:
             try:
-                await self.store.write(batch)
+                await self._commit(batch)
                 self.batches += 1
                 self.waiting_for_database = False
                 if failures:
@@ -317,7 +351,7 @@ class FactWriter:
         """A refused batch one write at a time: only what the database refuses is lost."""
         for index, write in enumerate(batch):
             try:
-                await self.store.write([write])
+                await self._commit([write])
                 self.batches += 1
             except Exception as error:
                 if database_away(error):  # gone meanwhile: keep the rest, in order

@@ -178,6 +178,47 @@ async def test_a_database_slower_than_the_calls_keeps_memory_bounded_too(
     await writer.stop()
 
 
+class SlowAnswers(FactStore):
+    """A database whose answer to a COMMIT comes late: each batch is committed, then
+    `answered` is waited for."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.answered = asyncio.Event()
+        self.committed = asyncio.Event()
+
+    async def write(self, writes: Sequence[FactWrite]) -> None:
+        await super().write(writes)
+        self.committed.set()
+        await self.answered.wait()
+
+
+async def test_a_stop_lets_a_commit_on_the_wire_end_and_nothing_is_written_twice(
+    engine: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled while its commit's answer was on the way, a batch would be kept in the
+    journal as not written, and written again at the next start."""
+    journal = tmp_path / "journal"
+    store = SlowAnswers(engine)
+    first = writer_on(engine, journal, store=store)
+    facts_and_wrap_ups, stays = calls()[: 2 * CALLS], calls()[2 * CALLS :]
+    for write in stays + facts_and_wrap_ups:  # the first batch adds up: twice, it shows
+        first.note(write)
+    await asyncio.wait_for(store.committed.wait(), 5)  # the first batch is in, unanswered
+
+    stopping = asyncio.create_task(first.stop())
+    await until(lambda: logged(caplog, "stopping once the transaction running now ends"))
+    store.answered.set()
+    await stopping
+
+    second = writer_on(engine, journal)
+    second.start()
+    await asyncio.wait_for(second.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
+    assert (first.lost, second.lost, segments(journal)) == (0, 0, [])
+    await second.stop()
+
+
 @pytest.mark.postgres
 async def test_a_stop_while_the_database_is_away_keeps_everything_for_the_next_start(
     relayed: tuple[CuttableRelay, AsyncEngine], tmp_path: Path, caplog: pytest.LogCaptureFixture
