@@ -5,7 +5,9 @@ one JSON object naming its format (`"v": 1`) and its kind, its fields spelled ou
 than pickled, so a journal written by one version of the controller can be read, or refused
 with a clear error, by the next. Datetimes are ISO 8601 with their offset (a naive one is
 refused: the facts' times are UTC), dates ISO; a value of any other type than JSON's is
-refused, never written as something it is not.
+refused, never written as something it is not. A write's mark (`reporting.fact_marks`: its
+writer and number) is kept beside it as `"by"` and `"seq"`; a record without them (written
+before marks were) is read without one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from datetime import date, datetime
 from typing import Any, Final
 
+from reporting.fact_marks import WriteMark
 from reporting.fact_store import Fact, FactNews, FactWrite, NewFact, OperatorStay, WrapUpAdded
 
 __all__ = ["CODEC_VERSION", "RecordError", "decode_write", "encode_write"]
@@ -25,20 +28,33 @@ class RecordError(ValueError):
     """A journal record that is not a write of a format this controller knows."""
 
 
-def encode_write(write: FactWrite) -> bytes:
-    """`write` as compact JSON (UTF-8, no newline: JSON escapes the ones in strings)."""
-    return json.dumps(_record(write), ensure_ascii=False, separators=(",", ":")).encode()
+def encode_write(write: FactWrite, mark: WriteMark | None = None) -> bytes:
+    """`write` (and its mark) as compact JSON (UTF-8, no newline: JSON escapes the ones in
+    strings)."""
+    record = _record(write)
+    if mark is not None:
+        record["by"], record["seq"] = mark
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode_write(data: bytes) -> FactWrite:
-    """The write `encode_write` made; `RecordError` for anything else."""
+def decode_write(data: bytes) -> tuple[FactWrite, WriteMark | None]:
+    """The write and mark `encode_write` made; `RecordError` for anything else."""
     try:
         record = json.loads(data)
         if not isinstance(record, dict) or record.get("v") != CODEC_VERSION:
             raise RecordError(f"not a version {CODEC_VERSION} record")
-        return _write(record)
+        return _write(record), _mark(record)
     except (KeyError, TypeError, ValueError) as error:  # RecordError is a ValueError
         raise RecordError(f"unreadable call-fact write: {error}") from error
+
+
+def _mark(record: dict[str, Any]) -> WriteMark | None:
+    if "by" not in record and "seq" not in record:
+        return None
+    seq = record["seq"]
+    if seq.__class__ is not int or seq < 1:
+        raise RecordError("a write's number that is not a positive integer")
+    return WriteMark(_text(record["by"]), seq)
 
 
 def _record(write: FactWrite) -> dict[str, Any]:

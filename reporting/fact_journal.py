@@ -13,11 +13,9 @@ the bound); what waits at stop goes into a new first one (it is older than what 
 appended). A segment being replayed is frozen (the next append opens a new one) and its
 progress, the byte offset of the records committed, is kept beside it in `facts-<seq>.done`
 after each commit: a replay cut by the database going away or by a stop starts again at the
-first write not committed, so none is written twice (a stop lets a running transaction end
-before it stops the writer: `FactWriter.stop`). A crash between a commit and that note, or a
-transaction still running `stop_seconds` into the stop, may write that batch's news, wrap-ups
-and stays twice; a fact itself is never stored twice, `FactStore.write` ignores a call
-already stored.
+first write not committed. Each record keeps its write's mark (`reporting.fact_marks`), so a
+batch committed and then read again (a crash between its commit and that note, a transaction
+a stop gave up on that committed after all) is not written twice.
 A segment is removed once all its writes are committed. Each write reaches the OS as it is
 appended (a crash of the controller keeps it); a segment is flushed to disk (fsync) when it
 is frozen or closed.
@@ -45,6 +43,7 @@ from typing import BinaryIO, Final
 from hotline.private import PRIVATE_FILE, open_private, private_dir, tighten
 from hotline.yamldoc import write_atomically
 from reporting.fact_codec import RecordError, decode_write, encode_write
+from reporting.fact_marks import WriteMark
 from reporting.fact_store import FactWrite
 
 __all__ = ["HEADER", "FactJournal", "JournalBatch", "JournalBusyError"]
@@ -69,10 +68,12 @@ class JournalBusyError(RuntimeError):
 
 @dataclass
 class JournalBatch:
-    """Writes read from one segment, each with the offset just after its record."""
+    """Writes read from one segment, each with its mark and the offset just after its
+    record."""
 
     seq: int
     writes: list[FactWrite] = field(default_factory=list)
+    marks: list[WriteMark | None] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     end: int = 0  # after the last line read (skipped ones included)
     exhausted: bool = False  # nothing follows in its segment
@@ -182,9 +183,10 @@ class FactJournal:
 
     # --- appending ---------------------------------------------------------------------------
 
-    def append(self, write: FactWrite) -> bool:
-        """Journal `write` after the others; False when it is lost (counted and logged)."""
-        line = self._line(write)
+    def append(self, write: FactWrite, mark: WriteMark | None = None) -> bool:
+        """Journal `write` (with its mark) after the others; False when it is lost (counted
+        and logged)."""
+        line = self._line(write, mark)
         if line is None:
             return False
         if self._full_losses or self.size + len(line) + len(HEADER) > self.max_bytes:
@@ -204,10 +206,11 @@ class FactJournal:
         self._noted(1, len(line))
         return True
 
-    def prepend(self, writes: Sequence[FactWrite]) -> int:
-        """Journal `writes` before everything journaled (they are older: what waited in
-        memory at stop), in one new first segment; returns how many were kept."""
-        lines = [line for line in map(self._line, writes) if line is not None]
+    def prepend(self, writes: Sequence[FactWrite], marks: Sequence[WriteMark | None]) -> int:
+        """Journal `writes` (each with its mark) before everything journaled (they are older:
+        what waited in memory at stop), in one new first segment; returns how many were
+        kept."""
+        lines = [line for line in map(self._line, writes, marks) if line is not None]
         room = self.max_bytes - self.size - len(HEADER)
         kept: list[bytes] = []
         for line in lines:
@@ -230,9 +233,9 @@ class FactJournal:
         self._noted(len(kept), sum(map(len, kept)))
         return len(kept)
 
-    def _line(self, write: FactWrite) -> bytes | None:
+    def _line(self, write: FactWrite, mark: WriteMark | None) -> bytes | None:
         try:
-            payload = encode_write(write)
+            payload = encode_write(write, mark)
         except (TypeError, ValueError) as error:
             log.error("call facts: a %s cannot be journaled (%s)", type(write).__name__, error)
             self.on_lost("journal_error", 1)
@@ -307,16 +310,17 @@ class FactJournal:
                 batch.exhausted = True
                 break
             self._read_at += len(line)
-            write = self._record(seq, line)
-            if write is not None:
-                batch.writes.append(write)
+            record = self._record(seq, line)
+            if record is not None:
+                batch.writes.append(record[0])
+                batch.marks.append(record[1])
                 batch.ends.append(self._read_at)
         batch.end = self._read_at
         if not batch.exhausted and not self._reader.read(1):
             batch.exhausted = True
         return batch
 
-    def _record(self, seq: int, line: bytes) -> FactWrite | None:
+    def _record(self, seq: int, line: bytes) -> tuple[FactWrite, WriteMark | None] | None:
         where = f"{self._path(seq).name} at byte {self._read_at - len(line)}"
         if not line.endswith(b"\n"):  # the segment is frozen: nothing will complete it
             log.error("call facts: a torn last record in the journal (%s), skipped", where)

@@ -37,6 +37,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.db import Base, UTCDateTime, require_utc
+from reporting.fact_marks import (
+    WriteMark,
+    forget_marks,
+    hold_marks,
+    move_marks,
+    not_committed,
+)
 from reporting.rollups import SliceChanges, upsert_adding
 
 __all__ = [
@@ -251,30 +258,27 @@ class FactStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def write(self, writes: Sequence[FactWrite]) -> None:
+    async def write(
+        self, writes: Sequence[FactWrite], marks: Sequence[WriteMark | None] | None = None
+    ) -> None:
         """Every write in one transaction, each as if after the ones before it: the new facts
         go in by runs (one insert each), news of a fact not inserted yet is folded into it, a
         caller's second call finds the first; the rollups' differences are summed per slice
         and applied once at the end. The noted writes are not changed (a failed batch is
-        tried again as it was)."""
-        slices = SliceChanges()
-        new_ids = [w.fact.call_id for w in writes if isinstance(w, NewFact)]
+        tried again as it was). With `marks` (one a write), a write its writer's mark says is
+        committed already is left out, and the marks move (`reporting.fact_marks`)."""
         async with self.engine.begin() as connection:
-            stored = await _stored_calls(connection, new_ids)
-            run: dict[str, Fact] = {}  # new facts not inserted yet, by call
-            for write in writes:
-                if isinstance(write, NewFact):
-                    if write.fact.call_id not in stored:  # else a retried end: ignored
-                        stored.add(write.fact.call_id)
-                        run[write.fact.call_id] = copy.copy(write.fact)
-                elif isinstance(write, (FactNews, WrapUpAdded)) and not _folded(run, write):
-                    await _add_facts(connection, list(run.values()), slices)
-                    run = {}
-                    await _news(connection, write, slices)
-            await _add_facts(connection, list(run.values()), slices)
-            stays = [w for w in writes if isinstance(w, OperatorStay)]
-            await _add_operator_time(connection, stays)  # sums: their order does not matter
-            await slices.apply(connection)
+            if marks is None:
+                await _write_all(connection, writes)
+                return
+            held = await hold_marks(connection, (m.writer for m in marks if m is not None))
+            await _write_all(connection, not_committed(writes, marks, held))
+            await move_marks(connection, held, marks)
+
+    async def forget_marks(self, before: datetime) -> int:
+        """Drop the write marks of writers that last committed before `before`."""
+        async with self.engine.begin() as connection:
+            return await forget_marks(connection, before)
 
     async def add(self, fact: Fact) -> None:
         """Store `fact` (a second fact for the same call is ignored) with its repeat flag, and
@@ -330,6 +334,27 @@ class FactStore:
             statement = select(call_facts).where(call_facts.c.call_id == call_id)
             row = (await connection.execute(statement)).first()
         return None if row is None else dict(row._mapping)
+
+
+async def _write_all(connection: AsyncConnection, writes: Sequence[FactWrite]) -> None:
+    """`FactStore.write`'s transaction, in `connection`."""
+    slices = SliceChanges()
+    new_ids = [w.fact.call_id for w in writes if isinstance(w, NewFact)]
+    stored = await _stored_calls(connection, new_ids)
+    run: dict[str, Fact] = {}  # new facts not inserted yet, by call
+    for write in writes:
+        if isinstance(write, NewFact):
+            if write.fact.call_id not in stored:  # else a retried end: ignored
+                stored.add(write.fact.call_id)
+                run[write.fact.call_id] = copy.copy(write.fact)
+        elif isinstance(write, (FactNews, WrapUpAdded)) and not _folded(run, write):
+            await _add_facts(connection, list(run.values()), slices)
+            run = {}
+            await _news(connection, write, slices)
+    await _add_facts(connection, list(run.values()), slices)
+    stays = [w for w in writes if isinstance(w, OperatorStay)]
+    await _add_operator_time(connection, stays)  # sums: their order does not matter
+    await slices.apply(connection)
 
 
 async def _add_facts(connection: AsyncConnection, facts: list[Fact], slices: SliceChanges) -> None:

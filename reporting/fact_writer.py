@@ -17,8 +17,10 @@ besides the batch in hand: past that (the database away, or slower than the call
 to the journal on local disk (`reporting.fact_journal`) and come back from it in order. `stop`
 writes everything still waiting; what a database still away after `stop_seconds` keeps out
 goes to the journal too, once the transaction running then has ended (cancelled with its
-COMMIT on the wire, it could be committed and yet journaled, and written twice). Without a
-journal, what waits is lost, logged with the count.
+COMMIT on the wire, it could be committed and yet journaled). Each write is numbered as it is
+noted, and the number goes with it to the database (`reporting.fact_marks`): a batch committed
+twice (that one, or a replayed one whose commit a crash kept the journal from noting) is
+written once. Without a journal, what waits is lost, logged with the count.
 Logs name no call's data (the formatter masks what an exception's text holds).
 """
 
@@ -27,12 +29,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Final
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from reporting.fact_journal import FactJournal, JournalBatch, JournalBusyError
+from reporting.fact_marks import WriteMark
 from reporting.fact_store import FactStore, FactWrite
 from reporting.metrics import CALL_FACTS_LOST, watch_fact_writer
 
@@ -52,6 +56,36 @@ STOP_SECONDS: Final = 15.0
 MEMORY_WRITES: Final = 10_000
 
 Progress = Callable[[int], None]  # how many leading writes of a batch are done
+
+
+class NotedWrites:
+    """Writes in the order noted, each with its mark (`reporting.fact_marks`; None for a
+    journal's record from before marks)."""
+
+    __slots__ = ("marks", "writes")
+
+    def __init__(
+        self, writes: list[FactWrite] | None = None, marks: list[WriteMark | None] | None = None
+    ) -> None:
+        self.writes = [] if writes is None else writes
+        self.marks: list[WriteMark | None] = [] if marks is None else marks
+
+    def __len__(self) -> int:
+        return len(self.writes)
+
+    def add(self, write: FactWrite, mark: WriteMark) -> None:
+        self.writes.append(write)
+        self.marks.append(mark)
+
+    def take(self, count: int) -> NotedWrites:
+        """The first `count`, taken out."""
+        head = NotedWrites(self.writes[:count], self.marks[:count])
+        del self.writes[:count], self.marks[:count]
+        return head
+
+    def tail(self, start: int) -> NotedWrites:
+        """A copy of those from `start` on."""
+        return NotedWrites(self.writes[start:], self.marks[start:])
 
 
 def database_away(error: BaseException) -> bool:
@@ -86,8 +120,12 @@ class FactWriter:
         self._seconds = batch_seconds
         self._retry = tuple(retry_seconds)
         self._stop_seconds = stop_seconds
-        self._waiting: list[FactWrite] = []
-        self._writing: list[FactWrite] = []  # the batch in hand
+        # Names this writer's writes in the database's marks: a new one each time a process
+        # builds one, numbered from 1 in the order noted.
+        self.name = uuid.uuid4().hex
+        self._last_seq = 0
+        self._waiting = NotedWrites()
+        self._writing = NotedWrites()  # the batch in hand
         self._written = 0  # of it, written or refused already (written one by one)
         self._replaying: JournalBatch | None = None  # the batch in hand is the journal's
         self._noted = asyncio.Event()  # something waits
@@ -158,14 +196,16 @@ class FactWriter:
         """Keep `write` for the next batch (never blocks: listeners call this)."""
         if self._worker is None:
             self.start()
+        self._last_seq += 1
+        mark = WriteMark(self.name, self._last_seq)
         if self._to_journal():
-            if self.journal is not None and self.journal.append(write):
+            if self.journal is not None and self.journal.append(write, mark):
                 self._done.clear()
                 self._noted.set()
             return
         if not self._waiting:
             self._first_at = asyncio.get_running_loop().time()
-        self._waiting.append(write)
+        self._waiting.add(write, mark)
         self._done.clear()
         self._noted.set()
         if len(self._waiting) >= self._size:
@@ -207,8 +247,8 @@ class FactWriter:
         await asyncio.gather(self._worker, return_exceptions=True)
         self._worker = None
         self._keep_at_stop()
-        self._waiting.clear()
-        self._writing = []
+        self._waiting = NotedWrites()
+        self._writing = NotedWrites()
         self._written = 0
         self.waiting_for_database = False  # what it kept is journaled, or lost and counted
         self._done.set()
@@ -224,25 +264,30 @@ class FactWriter:
             await asyncio.wait_for(self._between_transactions.wait(), self._stop_seconds)
         except TimeoutError:
             log.error(
-                "call facts: a transaction still runs at stop and is cancelled; if its commit "
-                "went through, its writes may be written again from the journal"
+                "call facts: a transaction still runs at stop and is cancelled; its writes are "
+                "journaled, and written at the next start unless it committed after all"
             )
 
-    async def _commit(self, writes: Sequence[FactWrite]) -> None:
+    async def _commit(self, writes: NotedWrites) -> None:
         """One transaction. Cancelled while its COMMIT is on the wire, it could be committed
-        unnoted, and what `stop` keeps in the journal written twice: so at stop none begins,
-        and the one running is let end (`_let_transaction_end`)."""
+        unnoted, and what `stop` keeps in the journal read again (its marks keep it from being
+        written twice): so at stop none begins, and the one running is let end
+        (`_let_transaction_end`)."""
         if self._stopping:
             await asyncio.Event().wait()  # parked: `stop` cancels the worker here
         self._between_transactions.clear()
         try:
-            await self.store.write(writes)
+            await self.store.write(writes.writes, writes.marks)
         finally:
             self._between_transactions.set()
 
     def _keep_at_stop(self) -> None:
         """What still waits into the journal, before what it holds; without one, lost."""
-        left = self._waiting if self._replaying else self._writing[self._written :] + self._waiting
+        left = self._waiting
+        if self._replaying is None:
+            left = self._writing.tail(self._written)
+            left.writes += self._waiting.writes
+            left.marks += self._waiting.marks
         if self.journal is None:
             if left:
                 self._lose("away_at_stop", len(left))
@@ -253,7 +298,7 @@ class FactWriter:
         if self._replaying is not None:
             self.journal.uncommitted(self._replaying)
             self._replaying = None
-        kept = self.journal.prepend(left) if left else 0
+        kept = self.journal.prepend(left.writes, left.marks) if left else 0
         if self.journal.records:
             log.warning(
                 "call facts: the database is still away at stop; %d writes (%d of them kept "
@@ -281,13 +326,12 @@ class FactWriter:
                 await asyncio.wait_for(self._hurry.wait(), delay)
             except TimeoutError:
                 pass
-        self._writing = self._waiting[: self._size]
+        self._writing = self._waiting.take(self._size)
         self._written = 0
-        del self._waiting[: self._size]
         if len(self._waiting) < self._size and not self._flushes:
             self._hurry.clear()
         await self._write(self._writing, self._note_written)
-        self._writing = []
+        self._writing = NotedWrites()
         self._written = 0
 
     def _note_written(self, done: int) -> None:
@@ -305,18 +349,19 @@ class FactWriter:
             return
         if batch is None:
             return
-        self._replaying, self._writing, self._written = batch, batch.writes, 0
+        self._replaying, self._written = batch, 0
+        self._writing = NotedWrites(batch.writes, batch.marks)
         journal = self.journal
 
         def committed(done: int) -> None:
             self._written = done
             journal.committed(batch, done)
 
-        await self._write(batch.writes, committed)
+        await self._write(self._writing, committed)
         committed(len(batch.writes))
-        self._replaying, self._writing, self._written = None, [], 0
+        self._replaying, self._writing, self._written = None, NotedWrites(), 0
 
-    async def _write(self, batch: list[FactWrite], progress: Progress) -> None:
+    async def _write(self, batch: NotedWrites, progress: Progress) -> None:
         """Commit `batch`, trying again while the database is away; `progress` hears how
         many of its writes are done when it is written one by one."""
         failures = 0
@@ -347,15 +392,17 @@ class FactWriter:
                 )
                 await asyncio.sleep(pause)
 
-    async def _write_each(self, batch: list[FactWrite], progress: Progress) -> None:
+    async def _write_each(self, batch: NotedWrites, progress: Progress) -> None:
         """A refused batch one write at a time: only what the database refuses is lost."""
-        for index, write in enumerate(batch):
+        for index, write in enumerate(batch.writes):
             try:
-                await self._commit([write])
+                await self._commit(NotedWrites([write], [batch.marks[index]]))
                 self.batches += 1
             except Exception as error:
                 if database_away(error):  # gone meanwhile: keep the rest, in order
-                    await self._write(batch[index:], functools.partial(_shifted, progress, index))
+                    await self._write(
+                        batch.tail(index), functools.partial(_shifted, progress, index)
+                    )
                     return
                 self._lose("refused", 1)
                 log.exception("call facts: the database refused a %s", type(write).__name__)

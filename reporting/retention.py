@@ -3,7 +3,8 @@ loses the caller's number and application number (`FactStore.anonymise`).
 
 The term is read from the retention file the recorder and the workspace read
 (`dialplans/retention.yaml`): the category `call_facts`, else `contacts` (a fact holds what a
-contact holds of the caller), else the file's `default_days`, else `DEFAULT_DAYS`.
+contact holds of the caller), else the file's `default_days`, else `DEFAULT_DAYS`. Each run
+also forgets the marks of facts writers that last committed `MARKS_KEPT` ago.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ __all__ = ["FACTS_JOB", "FactRetention", "facts_term_days"]
 DEFAULT_DAYS: Final = 365
 _MAX_DAYS: Final = 100 * 366
 FACTS_JOB: Final = Actor("call-facts-retention", "system", kind="system")
+# The facts writers' marks (`reporting.fact_marks`) outlive their process only while a journal
+# may still hold its writes: a journal is bounded, and replayed as soon as the database is back.
+MARKS_KEPT: Final = timedelta(days=90)
 
 
 def facts_term_days(path: Path) -> int:
@@ -62,6 +66,7 @@ class FactRetention:
     async def run(self) -> int:
         now = datetime.fromtimestamp(self._clock(), UTC)
         cleared = await self.store.anonymise(now - timedelta(days=self.days), now)
+        await self.store.forget_marks(now - MARKS_KEPT)
         if cleared and self.audit is not None:
             await self.audit.record(
                 FACTS_JOB,

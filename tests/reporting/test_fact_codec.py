@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from reporting.fact_codec import RecordError, decode_write, encode_write
+from reporting.fact_marks import WriteMark
 from reporting.fact_store import Fact, FactNews, FactWrite, NewFact, OperatorStay, WrapUpAdded
 
 MOSCOW_OFFSET = timezone(timedelta(hours=3))
@@ -69,7 +70,14 @@ WRITES = {
 
 @pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
 def test_each_kind_of_write_comes_back_as_it_was(write: FactWrite) -> None:
-    assert decode_write(encode_write(write)) == write
+    assert decode_write(encode_write(write)) == (write, None)
+    mark = WriteMark("5f0c2a", 12)
+    assert decode_write(encode_write(write, mark)) == (write, mark)
+
+
+def test_a_record_from_before_marks_is_read_without_one() -> None:
+    data = b'{"v":1,"kind":"wrap_up","call_id":"c","seconds":1.5}'
+    assert decode_write(data) == (WrapUpAdded("c", 1.5), None)
 
 
 def test_a_record_names_its_format_and_spells_times_in_iso_with_their_offset() -> None:
@@ -78,7 +86,7 @@ def test_a_record_names_its_format_and_spells_times_in_iso_with_their_offset() -
     assert record["fact"]["started_at"] == {"datetime": "2026-12-01T09:00:05.123456+00:00"}
     assert record["fact"]["ended_at"] == {"datetime": "2026-12-01T12:10:00+03:00"}
     assert record["fact"]["local_day"] == {"date": "2026-12-01"}
-    back = decode_write(encode_write(NewFact(full_fact())))
+    back, _ = decode_write(encode_write(NewFact(full_fact())))
     assert isinstance(back, NewFact) and back.fact.ended_at is not None
     assert back.fact.ended_at.utcoffset() == timedelta(hours=3)
     assert b"\n" not in encode_write(NewFact(full_fact()))  # one record, one line
@@ -101,6 +109,10 @@ def test_a_naive_time_is_refused_when_written() -> None:
         b"[1, 2, 3]",
         b'{"v":1,"kind":"wrap_up","call_id":"c","seconds":1.0',
         b"\xff\xfe garbage",
+        b'{"v":1,"kind":"wrap_up","call_id":"c","seconds":1.0,"by":"w","seq":0}',
+        b'{"v":1,"kind":"wrap_up","call_id":"c","seconds":1.0,"by":"w","seq":"7"}',
+        b'{"v":1,"kind":"wrap_up","call_id":"c","seconds":1.0,"by":7,"seq":7}',
+        b'{"v":1,"kind":"wrap_up","call_id":"c","seconds":1.0,"seq":7}',
     ],
 )  # fmt: skip
 def test_what_is_not_a_known_record_is_refused(data: bytes) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import stat
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -29,6 +30,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.fact_journal import FactJournal
+from reporting.fact_marks import WriteMark
 from reporting.fact_store import (
     Fact,
     FactStore,
@@ -150,10 +152,12 @@ class SlowStore(FactStore):
         self.gate = asyncio.Event()
         self.entered = asyncio.Event()  # a batch is in hand
 
-    async def write(self, writes: Sequence[FactWrite]) -> None:
+    async def write(
+        self, writes: Sequence[FactWrite], marks: Sequence[WriteMark | None] | None = None
+    ) -> None:
         self.entered.set()
         await self.gate.wait()
-        await super().write(writes)
+        await super().write(writes, marks)
 
 
 async def test_a_database_slower_than_the_calls_keeps_memory_bounded_too(
@@ -187,8 +191,10 @@ class SlowAnswers(FactStore):
         self.answered = asyncio.Event()
         self.committed = asyncio.Event()
 
-    async def write(self, writes: Sequence[FactWrite]) -> None:
-        await super().write(writes)
+    async def write(
+        self, writes: Sequence[FactWrite], marks: Sequence[WriteMark | None] | None = None
+    ) -> None:
+        await super().write(writes, marks)
         self.committed.set()
         await self.answered.wait()
 
@@ -210,6 +216,56 @@ async def test_a_stop_lets_a_commit_on_the_wire_end_and_nothing_is_written_twice
     await until(lambda: logged(caplog, "stopping once the transaction running now ends"))
     store.answered.set()
     await stopping
+
+    second = writer_on(engine, journal)
+    second.start()
+    await asyncio.wait_for(second.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
+    assert (first.lost, second.lost, segments(journal)) == (0, 0, [])
+    await second.stop()
+
+
+async def test_a_commit_a_stop_gave_up_on_is_not_written_again_from_the_journal(
+    engine: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction still unanswered `stop_seconds` into the stop is cancelled and its writes
+    journaled; it had committed after all, and its writes' marks keep them from being written
+    again at the next start."""
+    journal = tmp_path / "journal"
+    store = SlowAnswers(engine)  # its answer never comes
+    first = writer_on(engine, journal, store=store)
+    facts_and_wrap_ups, stays = calls()[: 2 * CALLS], calls()[2 * CALLS :]
+    for write in stays + facts_and_wrap_ups:  # the first batch adds up: twice, it shows
+        first.note(write)
+    await asyncio.wait_for(store.committed.wait(), 5)
+    await first.stop()
+    assert logged(caplog, "a transaction still runs at stop and is cancelled")
+    assert logged(caplog, f"{3 * CALLS} writes (")  # journaled, the committed batch among them
+
+    second = writer_on(engine, journal)
+    second.start()
+    await asyncio.wait_for(second.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
+    assert (first.lost, second.lost, segments(journal)) == (0, 0, [])
+    await second.stop()
+
+
+async def test_a_replayed_batch_whose_commit_the_journal_did_not_note_is_not_written_again(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A crash between a replayed batch's commit and the journal's note of it leaves the
+    batch in the journal, to be read again at the next start."""
+    journal = tmp_path / "journal"
+    journal_of(journal, calls(), marked_by="a-stopped-writer")
+    as_the_crash_left_it = tmp_path / "as-the-crash-left-it"
+    shutil.copytree(journal, as_the_crash_left_it)
+    first = writer_on(engine, journal)
+    first.start()
+    await asyncio.wait_for(first.idle(), 20)
+    await first.stop()
+    assert await stored(engine) == ALL_OF_THEM
+    shutil.rmtree(journal)  # every commit went through, and none of the journal's notes
+    shutil.copytree(as_the_crash_left_it, journal)
 
     second = writer_on(engine, journal)
     second.start()
@@ -286,12 +342,13 @@ async def test_a_replay_cut_short_and_begun_again_writes_nothing_twice(
     await third.stop()
 
 
-def journal_of(directory: Path, writes: list[FactWrite]) -> Path:
-    """A journal left by a writer that stopped with `writes` in it; its one segment."""
+def journal_of(directory: Path, writes: list[FactWrite], marked_by: str = "") -> Path:
+    """A journal left by a writer that stopped with `writes` in it (numbered in order when
+    `marked_by` names the writer); its one segment."""
     journal = FactJournal(directory, 1 << 20)
     journal.open()
-    for write in writes:
-        assert journal.append(write)
+    for seq, write in enumerate(writes, 1):
+        assert journal.append(write, WriteMark(marked_by, seq) if marked_by else None)
     journal.close()
     [segment] = segments(directory)
     return segment
@@ -410,7 +467,7 @@ def test_the_journal_is_readable_by_the_service_only(tmp_path: Path) -> None:
     batch = journal.read(2)
     assert batch is not None
     journal.committed(batch, 1)  # a progress note beside the segment
-    journal.prepend(calls(1, "p"))  # what waited in memory at stop
+    journal.prepend(calls(1, "p"), [None])  # what waited in memory at stop
     journal.close()
     files = sorted(path.name for path in directory.iterdir())
     assert files == [

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from databases import migrated_engine
+from sqlalchemy import insert, select
 
 from hotline.audit import AuditLog
 from hotline.yamldoc import YamlFileError
+from reporting.fact_marks import call_fact_marks
 from reporting.fact_store import Fact, FactStore
 from reporting.retention import FactRetention, facts_term_days
 from reporting.settings import locate
@@ -98,3 +100,19 @@ async def test_past_the_term_the_caller_is_removed_and_the_fact_stays(tmp_path: 
         [entry] = [e for e in await audit.entries() if e.action == "call_facts.anonymised"]
         assert '"facts":1' in entry.detail
         assert date.fromisoformat(str(old["local_day"])) == (now - timedelta(days=31)).date()
+
+
+async def test_the_marks_of_facts_writers_long_gone_are_forgotten(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 5, 12, tzinfo=UTC)
+    async with migrated_engine(f"sqlite+aiosqlite:///{tmp_path / 'f.sqlite3'}") as engine:
+        async with engine.begin() as connection:
+            rows = [
+                {"writer": "gone", "last_seq": 7, "updated_at": now - timedelta(days=91)},
+                {"writer": "recent", "last_seq": 9, "updated_at": now - timedelta(days=89)},
+            ]
+            await connection.execute(insert(call_fact_marks), rows)
+        await FactRetention(FactStore(engine), 30, clock=lambda: now.timestamp()).run()
+        async with engine.connect() as connection:
+            marks = select(call_fact_marks.c.writer, call_fact_marks.c.last_seq)
+            left = {writer: seq for writer, seq in (await connection.execute(marks)).all()}
+        assert left == {"recent": 9}
