@@ -85,6 +85,15 @@ def writer_on(engine: AsyncEngine, directory: Path, **options: Any) -> FactWrite
     return FactWriter(store, journal=FactJournal(directory, max_bytes), **settings | options)
 
 
+async def replayed(engine: AsyncEngine, journal: Path) -> FactWriter:
+    """A new writer on `journal` (a new start of the controller), once it has written what it
+    found there."""
+    writer = writer_on(engine, journal)
+    writer.start()
+    await asyncio.wait_for(writer.idle(), 20)
+    return writer
+
+
 def segments(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.journal"))
 
@@ -217,9 +226,7 @@ async def test_a_stop_lets_a_commit_on_the_wire_end_and_nothing_is_written_twice
     store.answered.set()
     await stopping
 
-    second = writer_on(engine, journal)
-    second.start()
-    await asyncio.wait_for(second.idle(), 20)
+    second = await replayed(engine, journal)
     assert await stored(engine) == ALL_OF_THEM
     assert (first.lost, second.lost, segments(journal)) == (0, 0, [])
     await second.stop()
@@ -242,9 +249,7 @@ async def test_a_commit_a_stop_gave_up_on_is_not_written_again_from_the_journal(
     assert logged(caplog, "a transaction still runs at stop and is cancelled")
     assert logged(caplog, f"{3 * CALLS} writes (")  # journaled, the committed batch among them
 
-    second = writer_on(engine, journal)
-    second.start()
-    await asyncio.wait_for(second.idle(), 20)
+    second = await replayed(engine, journal)
     assert await stored(engine) == ALL_OF_THEM
     assert (first.lost, second.lost, segments(journal)) == (0, 0, [])
     await second.stop()
@@ -259,17 +264,13 @@ async def test_a_replayed_batch_whose_commit_the_journal_did_not_note_is_not_wri
     journal_of(journal, calls(), marked_by="a-stopped-writer")
     as_the_crash_left_it = tmp_path / "as-the-crash-left-it"
     shutil.copytree(journal, as_the_crash_left_it)
-    first = writer_on(engine, journal)
-    first.start()
-    await asyncio.wait_for(first.idle(), 20)
+    first = await replayed(engine, journal)
     await first.stop()
     assert await stored(engine) == ALL_OF_THEM
     shutil.rmtree(journal)  # every commit went through, and none of the journal's notes
     shutil.copytree(as_the_crash_left_it, journal)
 
-    second = writer_on(engine, journal)
-    second.start()
-    await asyncio.wait_for(second.idle(), 20)
+    second = await replayed(engine, journal)
     assert await stored(engine) == ALL_OF_THEM
     assert (first.lost, second.lost, segments(journal)) == (0, 0, [])
     await second.stop()
@@ -294,9 +295,7 @@ async def test_a_stop_while_the_database_is_away_keeps_everything_for_the_next_s
     assert logged(caplog, f"{3 * CALLS} writes (") == 1  # "... wait in the journal"
     await relay.open()
     assert await stored(engine) == NOTHING
-    second = writer_on(engine, journal)
-    second.start()
-    await asyncio.wait_for(second.idle(), 20)
+    second = await replayed(engine, journal)
     assert await stored(engine) == ALL_OF_THEM
     assert (second.lost, segments(journal)) == (0, [])
     await second.stop()
@@ -334,9 +333,7 @@ async def test_a_replay_cut_short_and_begun_again_writes_nothing_twice(
     # four batches: the 11 facts that waited in memory at stop, then from the journal in
     # batches of 20 the other 29 facts and the first 31 wrap-ups (c00-c30)
     assert await stored(engine) == (CALLS, {10.0: 31, None: 9}, 0.0)
-    third = writer_on(engine, journal)
-    third.start()
-    await asyncio.wait_for(third.idle(), 20)
+    third = await replayed(engine, journal)
     assert await stored(engine) == ALL_OF_THEM
     assert (second.lost, third.lost, segments(journal)) == (0, 0, [])
     await third.stop()
