@@ -377,8 +377,11 @@ class AgiSession:
         self.last_reply = reply
         seconds = monotonic() - self._sent_at
         if reply.code == 200:
-            result = "failure" if reply.result[:1] == "-" else "ok"
-            self._support.answered(self._verb, result, seconds)
+            if reply.result[:1] != "-":
+                self._support.answered(self._verb, seconds)
+            else:
+                self._support.count(self._verb, "failure")
+                self._support.observe(seconds)
             waiter.set_result(reply)
         else:
             self._support.observe(seconds)
@@ -471,8 +474,11 @@ class AgiSession:
         """``SET VARIABLE HOTLINE_TOPIC "регистрация и вход"``: the value is quoted whenever it
         holds a blank, quote, backslash or line break (``HOTLINE_DID 88001000001`` is not), so
         caller-supplied text always stays one argument on one line."""
-        line = (_set_variable_prefix(name) + format_arg(value) + "\n").encode()
-        await self._exchange("SET VARIABLE", line)
+        if name.__class__ is str:
+            prefix = _remembered_set_variable_prefix(name)
+        else:  # a Quoted name: equal to the plain one, it must not share its cache entry
+            prefix = _set_variable_prefix(name)
+        await self._exchange("SET VARIABLE", prefix + format_arg(value).encode() + b"\n")
 
     async def get_variable(self, name: str) -> str | None:
         """``GET VARIABLE NAME``: its value, or None when the variable is not set."""
@@ -530,10 +536,14 @@ class AgiSession:
         return Recording(digit, _endpos(reply), reply.data)
 
 
-@lru_cache(maxsize=256, typed=True)  # typed: a Quoted name is formatted apart from a str
-def _set_variable_prefix(name: str) -> str:
-    """``SET VARIABLE <name> ``: the names come from code, a few of them all day."""
-    return "SET VARIABLE " + format_arg(name) + " "
+def _set_variable_prefix(name: str) -> bytes:
+    """``SET VARIABLE <name> ``."""
+    return b"SET VARIABLE " + format_arg(name).encode() + b" "
+
+
+# The names come from code, a few of them all day. Not typed (half the cost of typed=True):
+# called with plain str names only.
+_remembered_set_variable_prefix = lru_cache(maxsize=256)(_set_variable_prefix)
 
 
 def _failure_label(exc: Exception) -> str:
