@@ -246,14 +246,14 @@ class AgiConnection(asyncio.Protocol):
             self.end("rejected")
             transport.close()
             return False
-        session = AgiSession(
+        session = AgiSession(  # in order, not by keyword: see AgiSession.__init__
             env,
-            write=transport.write,
-            on_failure=transport.abort,
-            reply_timeout=server.reply_timeout,
-            support=server.support,
-            request=request,
-            loop=self._loop,
+            transport.write,  # write
+            transport.abort,  # on_failure
+            server.reply_timeout,
+            server.support,
+            request,
+            self._loop,
         )
         self._session = session
         self._task = self._loop.create_task(server.run_call(self, session, handler))

@@ -206,7 +206,6 @@ class AgiSession:
     def __init__(
         self,
         env: Mapping[str, str],
-        *,
         write: Callable[[bytes], None],
         on_failure: Callable[[], None] = lambda: None,
         reply_timeout: float = 300.0,
@@ -217,7 +216,8 @@ class AgiSession:
         """`write` sends bytes to Asterisk; `on_failure` is called once when the session can
         no longer be used (reply timeout, garbage from Asterisk) so the owner closes the
         connection; the owner enforces `reply_timeout` by calling `check_overdue`. `loop`
-        defaults to the running loop."""
+        defaults to the running loop. (Not keyword-only: the server passes them in order, as
+        keyword arguments to a class cost a dict per call, 3k instructions a session.)"""
         self.env: Mapping[str, str] = env
         self.request: AgiRequest = request if request is not None else AgiRequest.from_env(env)
         self.call_id: str = env.get("agi_uniqueid", "")
@@ -440,7 +440,7 @@ class AgiSession:
         line = self._support.stream_line(name, escape_digits)
         reply = await self._exchange("STREAM FILE", line)
         if reply.result == "0":  # played to its end, no key pressed: the usual reply
-            return Playback(None, reply.endpos or 0)
+            return _played_to_end(reply.endpos or 0)
         return Playback(_digit(reply.value), _endpos(reply))
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits:
@@ -544,6 +544,14 @@ def _set_variable_prefix(name: str) -> bytes:
 # The names come from code, a few of them all day. Not typed (half the cost of typed=True):
 # called with plain str names only.
 _remembered_set_variable_prefix = lru_cache(maxsize=256)(_set_variable_prefix)
+
+
+@lru_cache(maxsize=1024)
+def _played_to_end(endpos: int) -> Playback:
+    """The usual STREAM FILE outcome, remembered: a prompt played to its end stops at its
+    length, so the same few prompts give the same few values all day, and making a
+    NamedTuple (a Python-level __new__) costs four times the lookup."""
+    return Playback(None, endpos)
 
 
 def _failure_label(exc: Exception) -> str:

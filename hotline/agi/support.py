@@ -51,7 +51,7 @@ class SessionSupport:
         self._immediate = immediate
         self._pending: dict[tuple[str, str], int] = {}
         self._counters: dict[tuple[str, str], Counter] = {}
-        self._ended: dict[str, int] = {}  # sessions ended since the flush, by outcome
+        self._ended: list[str] = []  # how each session since the flush ended
         self._ended_counters: dict[str, Counter] = {}
         self._lines: dict[tuple[str | int, ...], bytes] = {}
         self._streams: dict[tuple[str, str], bytes] = {}
@@ -84,7 +84,7 @@ class SessionSupport:
 
     def session_ended(self, outcome: str) -> None:
         """One session ended so (``completed``, ``hangup``...): ``hotline_agi_sessions_total``."""
-        self._ended[outcome] = self._ended.get(outcome, 0) + 1
+        self._ended.append(outcome)  # counted at the flush
         if self._immediate:
             self.flush()
 
@@ -125,8 +125,8 @@ class SessionSupport:
                 counted = up_to_bound
 
     def _flush_ended(self) -> None:
-        ended, self._ended = self._ended, {}
-        for outcome, count in ended.items():
+        ended, self._ended = self._ended, []
+        for outcome, count in Tally(ended).items():
             counter = self._ended_counters.get(outcome)
             if counter is None:
                 counter = self._ended_counters[outcome] = metrics.AGI_SESSIONS.labels(outcome)
