@@ -39,7 +39,7 @@ log = logging.getLogger("hotline.agi.server")
 # Asterisk sends about 25 variables plus one per AGI argument; far more is not Asterisk.
 MAX_ENV_LINES: Final = 512
 _NO_CALL_ID: Final = "-"
-# Bound of the per-server reply parse cache.
+# Bound of the per-server caches of reply lines and of environment lines.
 _CACHE_ENTRIES: Final = 1024
 # The variable names Asterisk 22 sends (res_agi.c's setup_env): a line ``name: value`` with one
 # of these names needs no further check; any other name is checked by `parse_env_line`.
@@ -67,6 +67,29 @@ _ASTERISK_ENV_KEYS: Final = frozenset(
         "agi_enhanced",
         "agi_accountcode",
         "agi_threadid",
+    }
+)
+
+
+# The variables whose lines repeat from call to call: they describe the dialplan and the
+# channel technology, never the caller or the call (no caller id, no unique id, no channel
+# name, no AGI arguments or script query), so remembering their lines keeps no caller data and
+# few distinct lines.
+_ENV_LINE_KEYS: Final = frozenset(
+    {
+        "agi_network",
+        "agi_language",
+        "agi_type",
+        "agi_version",
+        "agi_callingpres",
+        "agi_callingani2",
+        "agi_callington",
+        "agi_callingtns",
+        "agi_dnid",
+        "agi_context",
+        "agi_extension",
+        "agi_priority",
+        "agi_enhanced",
     }
 )
 
@@ -218,16 +241,25 @@ class AgiConnection(asyncio.Protocol):
             self.data_received(rest)  # what came right after the environment (HANGUP, even)
 
     def _parse_env(self, block: bytes) -> None:
-        """Add the complete lines of `block` to the environment: decoded in one go, each line
-        split at ``": "``; only a name Asterisk does not send is checked further."""
+        """Add the complete lines of `block` to the environment, each split at ``": "``; only
+        a name Asterisk does not send is checked further. Most lines are the same in every
+        call the dialplan sends (``agi_context: from-pstn``): those are read once per server
+        and then found by their bytes (`_ENV_LINE_KEYS`), at half the cost of a line read."""
         limit = self._limit
         if len(block) > limit and max(map(len, block.split(b"\n"))) > limit:
             raise AgiProtocolError(f"line longer than {limit} bytes")
-        env, known = self._env, _ASTERISK_ENV_KEYS
-        for line in block.decode().split("\n"):
+        env, remembered = self._env, self._server.env_lines
+        for raw in block.split(b"\n"):
+            pair = remembered.get(raw)
+            if pair is not None:
+                env[pair[0]] = pair[1]
+                continue
+            line = raw.decode()
             key, sep, value = line.partition(": ")
-            if not sep or key not in known:
+            if not sep or key not in _ASTERISK_ENV_KEYS:
                 key, value = parse_env_line(line)
+            elif key in _ENV_LINE_KEYS and len(remembered) < _CACHE_ENTRIES:
+                remembered[raw] = (key, value)
             env[key] = value
         if len(env) > MAX_ENV_LINES:
             raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
