@@ -4,7 +4,8 @@ An `asyncio.Protocol` per connection (buffered on asyncio's own loop, see
 `BufferedAgiConnection`): lines are cut on ``b"\\n"`` in `data_received` and replies are
 handed straight to the session's waiting future, with no task or stream reader per command.
 Distinct reply lines are parsed once per server and remembered (never those that may carry
-caller data); the environment is decoded in one go and split with string methods. Whatever
+caller data); so are the environment lines that describe the dialplan, the same in every call
+(never the caller's or the call's own), and the others are split with string methods. Whatever
 one connection sends (garbage, an endless line, half an environment and then silence) closes
 that connection and nothing else.
 
