@@ -93,6 +93,36 @@ async def test_each_call_gets_its_own_script_query_and_arguments() -> None:
     assert refused == ["TypeError"] * 5  # read-only: what one call sees, the next sees too
 
 
+async def test_each_call_sees_its_own_environment_and_the_server_keeps_no_caller_data() -> None:
+    """Environment lines that repeat from call to call are remembered by the server: a call
+    still sees exactly the environment it sent, whichever lines an earlier call shared or
+    changed, and no caller's number or name stays in the server's memory."""
+    seen: list[dict[str, str]] = []
+
+    async def hotline(session: AgiSession) -> None:
+        seen.append(dict(session.env))
+
+    calls = [
+        env_bytes(uniqueid="1795560001.1", callerid="79160000001", context="from-pstn"),
+        env_bytes(uniqueid="1795560002.1", callerid="79160000002", context="from-pstn"),
+        env_bytes(uniqueid="1795560003.1", callerid="79160000003", context="from-sip", dnid="1"),
+        env_bytes(uniqueid="1795560004.1", callerid="79160000001", context="from-pstn", dnid=""),
+    ]
+    async with serving({"hotline": hotline}) as server:
+        for env in calls:
+            peer = await AsteriskPeer.connect(server.port, env)
+            await peer.expect_eof()
+            await peer.close()
+        remembered = repr(server.env_lines)
+
+    lines = [env.decode().splitlines() for env in calls]
+    assert seen == [dict(line.split(": ", 1) for line in call if line) for call in lines]
+    contexts = [env["agi_context"] for env in seen]
+    assert contexts == ["from-pstn", "from-pstn", "from-sip", "from-pstn"]
+    for private in ("7916000000", seen[0]["agi_calleridname"], "179556000"):
+        assert private not in remembered
+
+
 async def test_unknown_script_is_closed_at_once(agi_logs: pytest.LogCaptureFixture) -> None:
     outcomes = Outcomes()
     async with serving({"hotline": answer_and_return}) as server:

@@ -558,7 +558,7 @@ def test_latencies_land_in_the_bucket_observe_would_pick() -> None:
     support = SessionSupport(immediate=False, histogram=histogram)
     for seconds in (0.0005, 0.001, 0.005, 0.0051, 2.0):  # on a bound: in that bound's bucket
         support.observe(seconds)
-    support.answered("NOOP", "ok", 0.003)
+    support.answered("NOOP", 0.003)
     assert registry.get_sample_value("probe_seconds_count") == 0  # nothing before the flush
     support.flush()
 
@@ -584,6 +584,45 @@ async def test_a_variable_name_goes_out_as_given_each_time() -> None:
         b'SET VARIABLE "HOTLINE_PROBE" v\n',
         b"SET VARIABLE HOTLINE_PROBE v\n",
     ]
+
+
+# Values as a caller or an operator may supply them: each of the quoting's cases (none needed,
+# a blank, a quote, a backslash, both, a line break, NUL, Unicode blanks that are not a space,
+# characters that are neither printable nor blanks, empty, non-ASCII).
+VARIABLE_VALUES = [
+    "88001000001",
+    "регистрация и вход",
+    'Ivan" ; EXEC System "rm -rf /',
+    "C:\\path\\",
+    '\\"',
+    'ends "quoted"',
+    "a\nEXEC System reboot\r\n\x00",
+    "tab\there",
+    "non\u00a0breaking",
+    "line\u2028separator",
+    "zero\u200bwidth",
+    "",
+    " ",
+    "Ёлка🎄",
+]
+
+
+async def test_a_variable_value_reaches_asterisk_as_itself_on_one_line() -> None:
+    # Asterisk splits the line as `parse_command` does: every value comes back as it was
+    # given (line breaks and NUL as blanks), and a value with nothing to escape goes bare.
+    wire = Wire()
+    for value in VARIABLE_VALUES:
+        command = asyncio.create_task(wire.session.set_variable("HOTLINE_NOTE", value))
+        await settle()
+        wire.answer("200 result=1")
+        await command
+    for value, line in zip(VARIABLE_VALUES, wire.lines, strict=True):
+        assert line.count(b"\n") == 1 and line.endswith(b"\n") and b"\r" not in line
+        assert b"\x00" not in line
+        expected = value.replace("\r", " ").replace("\n", " ").replace("\x00", " ")
+        assert parse_command(line[:-1].decode()) == ["SET", "VARIABLE", "HOTLINE_NOTE", expected]
+    assert wire.lines[0] == b"SET VARIABLE HOTLINE_NOTE 88001000001\n"
+    assert wire.lines[-1] == "SET VARIABLE HOTLINE_NOTE Ёлка🎄\n".encode()
 
 
 async def test_a_prompt_played_to_its_end_says_where_it_stopped() -> None:

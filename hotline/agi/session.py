@@ -206,7 +206,6 @@ class AgiSession:
     def __init__(
         self,
         env: Mapping[str, str],
-        *,
         write: Callable[[bytes], None],
         on_failure: Callable[[], None] = lambda: None,
         reply_timeout: float = 300.0,
@@ -217,7 +216,8 @@ class AgiSession:
         """`write` sends bytes to Asterisk; `on_failure` is called once when the session can
         no longer be used (reply timeout, garbage from Asterisk) so the owner closes the
         connection; the owner enforces `reply_timeout` by calling `check_overdue`. `loop`
-        defaults to the running loop."""
+        defaults to the running loop. (Not keyword-only: the server passes them in order, as
+        keyword arguments to a class cost a dict per call, 3k instructions a session.)"""
         self.env: Mapping[str, str] = env
         self.request: AgiRequest = request if request is not None else AgiRequest.from_env(env)
         self.call_id: str = env.get("agi_uniqueid", "")
@@ -377,8 +377,11 @@ class AgiSession:
         self.last_reply = reply
         seconds = monotonic() - self._sent_at
         if reply.code == 200:
-            result = "failure" if reply.result[:1] == "-" else "ok"
-            self._support.answered(self._verb, result, seconds)
+            if reply.result[:1] != "-":
+                self._support.answered(self._verb, seconds)
+            else:
+                self._support.count(self._verb, "failure")
+                self._support.observe(seconds)
             waiter.set_result(reply)
         else:
             self._support.observe(seconds)
@@ -437,7 +440,7 @@ class AgiSession:
         line = self._support.stream_line(name, escape_digits)
         reply = await self._exchange("STREAM FILE", line)
         if reply.result == "0":  # played to its end, no key pressed: the usual reply
-            return Playback(None, reply.endpos or 0)
+            return _played_to_end(reply.endpos or 0)
         return Playback(_digit(reply.value), _endpos(reply))
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> Digits:
@@ -471,8 +474,11 @@ class AgiSession:
         """``SET VARIABLE HOTLINE_TOPIC "регистрация и вход"``: the value is quoted whenever it
         holds a blank, quote, backslash or line break (``HOTLINE_DID 88001000001`` is not), so
         caller-supplied text always stays one argument on one line."""
-        line = (_set_variable_prefix(name) + format_arg(value) + "\n").encode()
-        await self._exchange("SET VARIABLE", line)
+        if name.__class__ is str:
+            prefix = _remembered_set_variable_prefix(name)
+        else:  # a Quoted name: equal to the plain one, it must not share its cache entry
+            prefix = _set_variable_prefix(name)
+        await self._exchange("SET VARIABLE", prefix + format_arg(value).encode() + b"\n")
 
     async def get_variable(self, name: str) -> str | None:
         """``GET VARIABLE NAME``: its value, or None when the variable is not set."""
@@ -530,10 +536,22 @@ class AgiSession:
         return Recording(digit, _endpos(reply), reply.data)
 
 
-@lru_cache(maxsize=256, typed=True)  # typed: a Quoted name is formatted apart from a str
-def _set_variable_prefix(name: str) -> str:
-    """``SET VARIABLE <name> ``: the names come from code, a few of them all day."""
-    return "SET VARIABLE " + format_arg(name) + " "
+def _set_variable_prefix(name: str) -> bytes:
+    """``SET VARIABLE <name> ``."""
+    return b"SET VARIABLE " + format_arg(name).encode() + b" "
+
+
+# The names come from code, a few of them all day. Not typed (half the cost of typed=True):
+# called with plain str names only.
+_remembered_set_variable_prefix = lru_cache(maxsize=256)(_set_variable_prefix)
+
+
+@lru_cache(maxsize=1024)
+def _played_to_end(endpos: int) -> Playback:
+    """The usual STREAM FILE outcome, remembered: a prompt played to its end stops at its
+    length, so the same few prompts give the same few values all day, and making a
+    NamedTuple (a Python-level __new__) costs four times the lookup."""
+    return Playback(None, endpos)
 
 
 def _failure_label(exc: Exception) -> str:
