@@ -18,7 +18,7 @@ from typing import Any
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
-from ivr.menu.resume import Checkpoints, Resume, fresh, node_plan
+from ivr.menu.resume import Checkpoints, Resume, fresh, walk_of
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue, queue_outcome
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 Checkpoint = Callable[[str], Awaitable[None]]
 
 
-@dataclass
+@dataclass(slots=True)
 class CallResult:
     """How a call left its menu: the end, the path it took, what the caller entered."""
 
@@ -82,12 +82,15 @@ class Engine:
             call.queued = resume.queued
             call.note("resume", resume.node)
         _fill_system_variables(call)
-        plan = node_plan(menu)
+        walk = walk_of(menu)
+        plan = walk.plan
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
         checkpoints = (
-            None if checkpoint is None else Checkpoints(call, checkpoint, resume or fresh(node_id))
+            None
+            if checkpoint is None
+            else Checkpoints(call, checkpoint, resume or fresh(node_id), walk)
         )
         # Whether a node run since the checkpoints were last asked may have changed the
         # call's state; a fresh call's is the fresh checkpoint's, a resumed one's is not known.
@@ -97,14 +100,14 @@ class Engine:
         try:
             for _ in range(self.max_steps):
                 call.node = node_id
-                node, asks, keeps = plan[node_id]
+                run, asks, keeps = plan[node_id]
                 if checkpoints is not None:
                     # The checkpoints are asked only where one may be due: on entering a node
                     # that asks or queues, or once the state may have changed.
                     if (changed or asks) and (text := checkpoints.due(node_id, changed)):
                         await checkpoints.tell(text)
                     changed = not keeps
-                nxt = node.run(call)
+                nxt = run(call)
                 if nxt.__class__ is not str:
                     if nxt.__class__ is not End:  # a node that waits for the caller or a service
                         # (no `typing.cast` here: `Awaitable[Next]` is built anew at every node)

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
 
 from hotline.agi.carry import encode
-from ivr.menu.model import Call, Menu, Node
+from ivr.menu.model import Call, Menu, Next
 from ivr.nodes.common import SYSTEM_VARIABLES
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,14 @@ class Resume:
         A call leaves a checkpoint at several nodes with one state, so the encoded state is
         kept on the value and the menu-and-node head is encoded once per node: the text is
         the very one `encode(fields)` writes, since `encode` joins its fields in order."""
+        return self.carried_after(_head(menu.number, node), node, menu)
+
+    def carried_after(self, head: str, node: str, menu: Menu) -> str:
+        """`carried_at` with the node's head already known (`MenuWalk.heads`)."""
         state = self._state
         if state is None:
             state = self._state = self._state_text(menu)
-        text = _head(menu.number, node) + state
+        text = head + state
         if len(text) <= MAX_CARRIED:
             return text
         return Resume(node, self.variables, self.personal, self.queued)._fitted(menu)[1]
@@ -136,8 +140,16 @@ class Resume:
         cache; the rest (what callers entered, lookup answers) is encoded afresh and never
         kept beyond the call."""
         items = tuple(self.variables.items())
-        if not self.personal and menu.written_values.issuperset(items):
-            return _written_state(items, self.queued)  # only the menu's own texts
+        if not self.personal:
+            # Such a state seen before is looked up first, and only a new one is checked
+            # against the menu's texts (`MenuWalk.states`).
+            states = walk_of(menu).states
+            key = (items, self.queued)
+            known = states.get(key)
+            if known is not None:
+                return known
+            if menu.written_values.issuperset(items):
+                return _written_state(key, states)  # only the menu's own texts
         parts = []
         if self.personal:
             parts.append(_personal_field(self.personal))
@@ -206,12 +218,23 @@ def _written_field(name: str, value: str) -> str:
     return _field(_VAR + name, value)
 
 
-@lru_cache(maxsize=4096)
-def _written_state(items: tuple[tuple[str, str], ...], queued: tuple[str, str] | None) -> str:
+# A state as `MenuWalk.states` keeps it: its variables' items and its queue outcome.
+StateKey = tuple[tuple[tuple[str, str], ...], tuple[str, str] | None]
+
+
+def _written_state(key: StateKey, states: dict[StateKey, str]) -> str:
     """A state made only of values written in menu files (and perhaps a queue outcome),
-    encoded as `Resume._state_text` encodes it: such states recur call after call."""
+    encoded as `Resume._state_text` encodes it, and kept: such states recur call after
+    call."""
+    items, queued = key
     head = _queued_field(*queued) if queued is not None else ""
-    return head + "".join(_written_field(name, value) for name, value in items)
+    text = head + "".join(_written_field(name, value) for name, value in items)
+    if len(states) < _MAX_STATES:
+        states[key] = text
+    return text
+
+
+_MAX_STATES = 4096
 
 
 @lru_cache(maxsize=1024)
@@ -242,11 +265,12 @@ class Checkpoints:
     (A call leaves four or five checkpoints: each value made or function called for one
     shows in the engine's cost, `bench/ivr.py --instructions`.)"""
 
-    __slots__ = ("_call", "_node", "_safe", "_state", "tell")
+    __slots__ = ("_call", "_heads", "_node", "_safe", "_state", "tell")
 
-    def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
+    def __init__(self, call: Call, tell: Tell, last: Resume, walk: MenuWalk | None = None) -> None:
         self._call = call
-        self._safe = safe_nodes(call.menu)
+        walk = walk or walk_of(call.menu)
+        self._safe, self._heads = walk.safe, walk.heads
         self.tell = tell
         self._node = last.node  # where the last checkpoint was left (or the call resumed)
         # The call's state as last taken apart (its node aside), whose variables and queue
@@ -264,51 +288,68 @@ class Checkpoints:
         is the last one left). `changed=False`: the call's state is the one last taken apart
         (or, at the first node, the last checkpoint's)."""
         if changed:
-            here = Resume.of(self._call, node_id)
-            last, self._state = self._state, here
-            if here.variables != last.variables or here.queued != last.queued:
-                self._node = node_id
-                return here.carried_at(node_id, self._call.menu)
+            call, last = self._call, self._state
+            # The usual case first: nothing changed at all (no value is made to see it).
+            if (
+                call.variables != last.variables
+                or call.queued != last.queued
+                or call.personal
+                or last.personal
+            ):
+                here = self._state = Resume.of(call, node_id)
+                if here.variables != last.variables or here.queued != last.queued:
+                    self._node = node_id
+                    return here.carried_after(self._heads[node_id], node_id, call.menu)
         # The state is the last checkpoint's: one is due only on entering another node that
         # asks or queues.
         if node_id in self._safe and node_id != self._node:
             self._node = node_id
-            return self._state.carried_at(node_id, self._call.menu)
+            return self._state.carried_after(self._heads[node_id], node_id, self._call.menu)
         return None
 
 
+# What the engine asks of each node as a call enters it: (the node's `run`, whether it asks
+# or queues, whether it keeps the call's state), by node id.
+NodePlan = dict[str, tuple[Callable[[Call], Next | Awaitable[Next]], bool, bool]]
+
+
+class MenuWalk:
+    """What calls ask of one menu, worked out once when it is loaded (`ivr.menu.library`),
+    not at every node of every call: the engine's `plan`, the nodes that ask or queue
+    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`) and the encoded
+    states made only of the menu's own texts seen so far (`states`, `Resume._state_text`)."""
+
+    __slots__ = ("heads", "plan", "safe", "states")
+
+    def __init__(self, menu: Menu) -> None:
+        self.safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
+        self.plan: NodePlan = {
+            node_id: (node.run, node_id in self.safe, node.kind in STATE_KEEPING_KINDS)
+            for node_id, node in menu.nodes.items()
+        }
+        self.heads = {node_id: _head(menu.number, node_id) for node_id in menu.nodes}
+        self.states: dict[StateKey, str] = {}
+
+
+def walk_of(menu: Menu) -> MenuWalk:
+    """The menu's `MenuWalk`, kept with the menu as its cached properties are."""
+    walk: MenuWalk | None = menu.__dict__.get(_WALK)
+    if walk is None:
+        walk = menu.__dict__[_WALK] = MenuWalk(menu)
+    return walk
+
+
+_WALK = "_walk"
+
+
 def safe_nodes(menu: Menu) -> frozenset[str]:
-    """The menu's nodes that ask or queue (`SAFE_KINDS`): worked out once per menu, when it
-    is loaded (`ivr.menu.library`), not at every node of every call."""
-    safe: frozenset[str] | None = menu.__dict__.get(_SAFE_NODES)
-    if safe is None:
-        safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
-        menu.__dict__[_SAFE_NODES] = safe  # kept with the menu, as its cached properties are
-    return safe
-
-
-_SAFE_NODES = "_safe_nodes"
-
-# What the engine asks of each node as a call enters it: (the node, whether it asks or
-# queues, whether it keeps the call's state), by node id.
-NodePlan = dict[str, tuple[Node, bool, bool]]
+    """The menu's nodes that ask or queue (`SAFE_KINDS`)."""
+    return walk_of(menu).safe
 
 
 def node_plan(menu: Menu) -> NodePlan:
-    """The menu's nodes as the engine walks them (`NodePlan`): worked out once per menu, when
-    it is loaded, like `safe_nodes`."""
-    plan: NodePlan | None = menu.__dict__.get(_NODE_PLAN)
-    if plan is None:
-        safe = safe_nodes(menu)
-        plan = {
-            node_id: (node, node_id in safe, node.kind in STATE_KEEPING_KINDS)
-            for node_id, node in menu.nodes.items()
-        }
-        menu.__dict__[_NODE_PLAN] = plan
-    return plan
-
-
-_NODE_PLAN = "_node_plan"
+    """The menu's nodes as the engine walks them (`NodePlan`)."""
+    return walk_of(menu).plan
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:

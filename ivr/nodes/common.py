@@ -82,10 +82,15 @@ def channel_variable(name: str) -> str:
     return "HOTLINE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
+def exported(call: Call, names: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """What the caller entered as (channel variable, value), the set ones of `names` (else
+    every entry that is not the engine's own): what `export_variables` sets. A plain
+    function, so that a node awaiting the commands itself makes no coroutine for it."""
+    chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
+    return [(channel_variable(name), value) for name in chosen if (value := call.value(name))]
+
+
 async def export_variables(call: Call, names: Iterable[str] | None = None) -> None:
     """Set what the caller entered as channel variables, so it travels with the call."""
-    chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
-    for name in chosen:
-        value = call.value(name)
-        if value:
-            await call.channel.set_variable(channel_variable(name), value)
+    for name, value in exported(call, names):
+        await call.channel.set_variable(name, value)

@@ -28,7 +28,7 @@ from typing import ClassVar
 from hotline.agi.session import CallerHungUp
 from ivr.menu.fields import FieldError, Fields, scalar_text
 from ivr.menu.model import Call, End, Location, Next
-from ivr.nodes.common import SYSTEM_VARIABLES, export_variables
+from ivr.nodes.common import SYSTEM_VARIABLES, exported
 
 
 def queue_outcome(queue_status: str | None) -> str:
@@ -94,7 +94,8 @@ async def enqueue(
     `extra` goes to the ACD with the caller's entries (a contact number, a preferred
     operator) without becoming channel variables."""
     channel = call.channel
-    await export_variables(call, data)
+    for name, value in exported(call, data):
+        await channel.set_variable(name, value)
     await channel.set_variable("HOTLINE_GROUP", group)
     acd = call.services.queue
     if acd is not None:
