@@ -244,6 +244,23 @@ async def test_checkpoints_kept_between_nodes_are_those_the_rule_gives_at_every_
         assert told == [carry.encode(here.fields(menu)) for here in expected]
 
 
+async def test_a_personal_mark_on_an_unchanged_entry_goes_in_the_next_checkpoint() -> None:
+    # The caller types the very value the menu had written there: the variables are as they
+    # were, only the mark is new; the next checkpoint carries the mark all the same (a
+    # controller resuming the call masks that entry in its logs).
+    menu = parse_menu(MENU, "test.yaml")
+    call = Call(ConsoleChannel(ScriptedKeypad([])), menu, Services(), datetime(2026, 12, 1))
+    told: list[str] = []
+    checkpoints = Checkpoints(call, told_to(told), Resume(menu.start, {}, frozenset()))
+    call.variables["application"] = "7"
+    await checkpoints.reach("check")
+    call.personal.add("application")
+    await checkpoints.reach("ask")
+    back = resume_from(carry.decode(told[-1]), menu)
+    assert back is not None and back.node == "ask"
+    assert back.variables == {"application": "7"} and back.personal == {"application"}
+
+
 # What changes a call's state, as node code writes it.
 STATE_WRITES = re.compile(
     r"variables\[[^\]]+\]\s*=|variables\.(update|pop|setdefault)\(|personal\.(add|update)\("
