@@ -72,10 +72,9 @@ class MenuNode:
                 path.append(inputs[digit])
             else:  # ask (written out here: every command is awaited through each coroutine)
                 digit = None
-                for cue in self._cues:
-                    name = cue.name if cue.fixed else call.expand(cue.name)
-                    played = await channel.stream_file(name, keys)
-                    path.append(cue.step)
+                for name, fixed, step in self._cues:
+                    played = await channel.stream_file(name if fixed else call.expand(name), keys)
+                    path.append(step)
                     if (digit := played.digit) is not None:
                         path.append(inputs[digit])
                         break

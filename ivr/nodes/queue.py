@@ -28,7 +28,7 @@ from typing import ClassVar
 from hotline.agi.session import CallerHungUp
 from ivr.menu.fields import FieldError, Fields, scalar_text
 from ivr.menu.model import Call, End, Location, Next
-from ivr.nodes.common import SYSTEM_VARIABLES, exported
+from ivr.nodes.common import SYSTEM_VARIABLES, channel_variable, exported_names
 
 
 def queue_outcome(queue_status: str | None) -> str:
@@ -94,8 +94,10 @@ async def enqueue(
     `extra` goes to the ACD with the caller's entries (a contact number, a preferred
     operator) without becoming channel variables."""
     channel = call.channel
-    for name, value in exported(call, data):
-        await channel.set_variable(name, value)
+    # `export_variables` written out: no coroutine nor list for it
+    for name in data if data is not None else exported_names(call):
+        if value := call.value(name):
+            await channel.set_variable(channel_variable(name), value)
     await channel.set_variable("HOTLINE_GROUP", group)
     acd = call.services.queue
     if acd is not None:
