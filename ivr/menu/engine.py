@@ -144,7 +144,9 @@ class Engine:
 def _fill_system_variables(call: Call) -> None:
     """What menus may say (`Call.system`) or test (`Call.facts`, for condition nodes)
     besides the caller's entries: the number dialled and the opening hours."""
-    status, number = call.hours(), call.menu.number
+    hours, number = call.services.hours, call.menu.number
+    # `Call.hours` written out: it is asked here first, once per call
+    status = call.hours_status = None if hours is None else hours.status(call.now)
     held = _by_number.get(number)
     if held is None or held[0] is not status:
         held = _by_number[number] = (status, hours_facts(status), _system_variables(number, status))

@@ -371,10 +371,10 @@ class Call:
     each container, and a call is made for every call the engine runs."""
 
     __slots__ = (
-        "_hours",
         "caller_id",
         "channel",
         "facts",
+        "hours_status",
         "menu",
         "node",
         "now",
@@ -411,7 +411,7 @@ class Call:
         self.path: list[Step] = [] if path is None else path
         self.node = ""
         self.queued: tuple[str, str] | None = None  # (group, outcome) once the caller was queued
-        self._hours: Any = None  # the opening-hours status, computed once per call
+        self.hours_status: Any = None  # the opening-hours status, computed once per call
         # The hours tests that hold at the call's moment (`ivr.nodes.condition.hours_facts`),
         # filled in by the engine as the call starts; None until then.
         self.facts: frozenset[str] | None = None
@@ -435,6 +435,6 @@ class Call:
         """The opening-hours status at the call's moment, or None without a schedule."""
         if self.services.hours is None:
             return None
-        if self._hours is None:
-            self._hours = self.services.hours.status(self.now)
-        return self._hours
+        if self.hours_status is None:
+            self.hours_status = self.services.hours.status(self.now)
+        return self.hours_status
