@@ -143,13 +143,13 @@ class Resume:
         if not self.personal:
             # Such a state seen before is looked up first, and only a new one is checked
             # against the menu's texts (`MenuWalk.states`).
-            states = walk_of(menu).states
+            walk = walk_of(menu)
             key = (items, self.queued)
-            known = states.get(key)
+            known = walk.states.get(key)
             if known is not None:
-                return known
+                return known.state
             if menu.written_values.issuperset(items):
-                return _written_state(key, states)  # only the menu's own texts
+                return _written_state(key, walk)  # only the menu's own texts
         parts = []
         if self.personal:
             parts.append(_personal_field(self.personal))
@@ -222,16 +222,32 @@ def _written_field(name: str, value: str) -> str:
 StateKey = tuple[tuple[tuple[str, str], ...], tuple[str, str] | None]
 
 
-def _written_state(key: StateKey, states: dict[StateKey, str]) -> str:
+def _written_state(key: StateKey, walk: MenuWalk) -> str:
     """A state made only of values written in menu files (and perhaps a queue outcome),
-    encoded as `Resume._state_text` encodes it, and kept: such states recur call after
-    call."""
+    encoded as `Resume._state_text` encodes it, and kept with its checkpoints' texts
+    (`StateTexts`) when each fits one AGI line: such states recur call after call."""
     items, queued = key
     head = _queued_field(*queued) if queued is not None else ""
     text = head + "".join(_written_field(name, value) for name, value in items)
-    if len(states) < _MAX_STATES:
-        states[key] = text
+    if len(walk.states) < _MAX_STATES and walk.longest_head + len(text) <= MAX_CARRIED:
+        walk.states[key] = StateTexts(walk.heads, text)
     return text
+
+
+class StateTexts(dict[str, str]):
+    """A state of the menu's own texts (`state`, encoded): the text of its checkpoint at
+    each node (`MenuWalk.heads` and the state), made the first time a call leaves it there
+    and the very string for every call after."""
+
+    __slots__ = ("heads", "state")
+
+    def __init__(self, heads: Mapping[str, str], state: str) -> None:
+        super().__init__()
+        self.heads, self.state = heads, state
+
+    def __missing__(self, node_id: str) -> str:
+        text = self[node_id] = self.heads[node_id] + self.state
+        return text
 
 
 _MAX_STATES = 4096
@@ -257,26 +273,51 @@ class Checkpoints:
     and tells `tell` the text of each checkpoint to leave (`Resume.carried`).
 
     Taking the call's state apart (`Resume.of`) is the costly part of the rule. `reach`, which
-    knows nothing of what ran between two nodes, does it at every node; the engine, which
-    knows, asks `due` with ``changed=False`` when only nodes that keep the state
-    (`STATE_KEEPING_KINDS`) ran since it last asked, and then the state last taken apart is
-    used again. A checkpoint is that state at the node entered: no value is made for it,
-    its text is the node's head and the state's own, kept on the state (`Resume.carried_at`).
+    knows nothing of what ran between two nodes, checks the state at every node; the engine,
+    which knows, asks `due` with ``changed=False`` when only nodes that keep the state
+    (`STATE_KEEPING_KINDS`) ran since it last asked. A state that did not change at all is
+    seen by comparing the call's own containers with the last state's, no value made. A new
+    state made only of the menu's own texts (set nodes' values, queue outcomes: most calls')
+    was seen by calls before and its text is found in `MenuWalk.states` by its contents, and
+    each checkpoint's whole text in `MenuWalk.texts`; only other states (a caller's entry, a
+    lookup's answer, personal marks, a handed-back call's) are taken apart, into a `Resume`.
     (A call leaves four or five checkpoints: each value made or function called for one
     shows in the engine's cost, `bench/ivr.py --instructions`.)"""
 
-    __slots__ = ("_call", "_heads", "_node", "_safe", "_state", "tell")
+    __slots__ = (
+        "_call",
+        "_node",
+        "_personal",
+        "_queued",
+        "_resume",
+        "_safe",
+        "_texts",
+        "_variables",
+        "_walk",
+        "tell",
+    )
 
     def __init__(self, call: Call, tell: Tell, last: Resume, walk: MenuWalk | None = None) -> None:
         self._call = call
-        walk = walk or walk_of(call.menu)
-        self._safe, self._heads = walk.safe, walk.heads
+        self._walk = walk = walk or walk_of(call.menu)
+        self._safe = walk.safe
         self.tell = tell
         self._node = last.node  # where the last checkpoint was left (or the call resumed)
-        # The call's state as last taken apart (its node aside), whose variables and queue
-        # outcome are always the last checkpoint's; until then, the last checkpoint's
-        # (which the engine's `changed=False` at the first node vouches for: a fresh call's).
-        self._state = last
+        # The call's state as last seen, whose variables and queue outcome are always the last
+        # checkpoint's; until then, the last checkpoint's (which the engine's `changed=False`
+        # at the first node vouches for: a fresh call's). Its variables, queue outcome and
+        # personal marks, and either its `StateTexts` (a state of the menu's own texts) or
+        # its `Resume`.
+        self._texts: StateTexts | None = None
+        self._resume: Resume | None = None
+        self._take(last)
+        if not (last.variables or last.personal or last.queued):
+            self._texts, self._resume = walk.empty, None  # a fresh call's
+
+    def _take(self, state: Resume) -> None:
+        self._variables, self._queued = state.variables, state.queued
+        self._personal = state.personal
+        self._resume, self._texts = state, None
 
     async def reach(self, node_id: str) -> None:
         text = self.due(node_id)
@@ -285,27 +326,48 @@ class Checkpoints:
 
     def due(self, node_id: str, changed: bool = True) -> str | None:
         """The text of the checkpoint to leave on entering `node_id`, if one is due (then it
-        is the last one left). `changed=False`: the call's state is the one last taken apart
-        (or, at the first node, the last checkpoint's)."""
+        is the last one left). `changed=False`: the call's state is the one last seen (or, at
+        the first node, the last checkpoint's)."""
         if changed:
-            call, last = self._call, self._state
-            # The usual case first: nothing changed at all (no value is made to see it).
-            if (
-                call.variables != last.variables
-                or call.queued != last.queued
-                or call.personal
-                or last.personal
-            ):
-                here = self._state = Resume.of(call, node_id)
-                if here.variables != last.variables or here.queued != last.queued:
-                    self._node = node_id
-                    return here.carried_after(self._heads[node_id], node_id, call.menu)
+            call = self._call
+            if call.personal or self._personal:
+                return self._taken_apart(node_id)
+            if call.variables != self._variables or call.queued != self._queued:
+                # A state of the menu's own texts seen before: no system variable among
+                # them (they are kept taken out), nothing to take apart.
+                texts = self._walk.states.get((tuple(call.variables.items()), call.queued))
+                if texts is None:
+                    return self._taken_apart(node_id)
+                self._variables, self._queued = call.variables.copy(), call.queued
+                self._texts, self._resume = texts, None
+                self._node = node_id
+                return texts[node_id]
         # The state is the last checkpoint's: one is due only on entering another node that
         # asks or queues.
         if node_id in self._safe and node_id != self._node:
             self._node = node_id
-            return self._state.carried_after(self._heads[node_id], node_id, self._call.menu)
+            return self._here(node_id)
         return None
+
+    def _taken_apart(self, node_id: str) -> str | None:
+        """`due` for a state that may be any: taken apart into a `Resume`."""
+        here = Resume.of(self._call, node_id)
+        variables, queued = self._variables, self._queued
+        self._take(here)
+        if here.variables != variables or here.queued != queued:
+            self._node = node_id
+            return self._here(node_id)
+        if node_id in self._safe and node_id != self._node:
+            self._node = node_id
+            return self._here(node_id)
+        return None
+
+    def _here(self, node_id: str) -> str:
+        """The text of the checkpoint of the last state seen, at `node_id`."""
+        if self._texts is not None:
+            return self._texts[node_id]
+        assert self._resume is not None  # one or the other
+        return self._resume.carried_after(self._walk.heads[node_id], node_id, self._call.menu)
 
 
 # What the engine asks of each node as a call enters it: (the node's `run`, whether it asks
@@ -316,10 +378,11 @@ NodePlan = dict[str, tuple[Callable[[Call], Next | Awaitable[Next]], bool, bool]
 class MenuWalk:
     """What calls ask of one menu, worked out once when it is loaded (`ivr.menu.library`),
     not at every node of every call: the engine's `plan`, the nodes that ask or queue
-    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`) and the encoded
-    states made only of the menu's own texts seen so far (`states`, `Resume._state_text`)."""
+    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`) and the states
+    made only of the menu's own texts seen so far with their checkpoints' texts (`states`,
+    `Resume._state_text`)."""
 
-    __slots__ = ("heads", "plan", "safe", "states")
+    __slots__ = ("empty", "heads", "longest_head", "plan", "safe", "states")
 
     def __init__(self, menu: Menu) -> None:
         self.safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
@@ -328,7 +391,9 @@ class MenuWalk:
             for node_id, node in menu.nodes.items()
         }
         self.heads = {node_id: _head(menu.number, node_id) for node_id in menu.nodes}
-        self.states: dict[StateKey, str] = {}
+        self.longest_head = max(map(len, self.heads.values()), default=0)
+        self.states: dict[StateKey, StateTexts] = {}
+        self.empty = StateTexts(self.heads, "")  # a fresh call's: nothing entered
 
 
 def walk_of(menu: Menu) -> MenuWalk:
