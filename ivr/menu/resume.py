@@ -144,12 +144,11 @@ class Resume:
             # Such a state seen before is looked up first, and only a new one is checked
             # against the menu's texts (`MenuWalk.states`).
             walk = walk_of(menu)
-            key = (items, self.queued)
-            known = walk.states.get(key)
+            known = walk.states.get(state_key(self.variables, self.queued))
             if known is not None:
                 return known.state
             if menu.written_values.issuperset(items):
-                return _written_state(key, walk)  # only the menu's own texts
+                return _written_state(self.variables, self.queued, walk)  # the menu's own texts
         parts = []
         if self.personal:
             parts.append(_personal_field(self.personal))
@@ -218,19 +217,26 @@ def _written_field(name: str, value: str) -> str:
     return _field(_VAR + name, value)
 
 
-# A state as `MenuWalk.states` keeps it: its variables' items and its queue outcome.
-StateKey = tuple[tuple[tuple[str, str], ...], tuple[str, str] | None]
+# A state as `MenuWalk.states` keeps it: its variables' names then their values, in order,
+# and its queue outcome (one flat tuple: made, hashed and compared at little cost).
+StateKey = tuple[object, ...]
 
 
-def _written_state(key: StateKey, walk: MenuWalk) -> str:
+def state_key(variables: dict[str, str], queued: tuple[str, str] | None) -> StateKey:
+    return (*variables, *variables.values(), queued)
+
+
+def _written_state(
+    variables: dict[str, str], queued: tuple[str, str] | None, walk: MenuWalk
+) -> str:
     """A state made only of values written in menu files (and perhaps a queue outcome),
     encoded as `Resume._state_text` encodes it, and kept with its checkpoints' texts
     (`StateTexts`) when each fits one AGI line: such states recur call after call."""
-    items, queued = key
     head = _queued_field(*queued) if queued is not None else ""
-    text = head + "".join(_written_field(name, value) for name, value in items)
+    text = head + "".join(_written_field(name, value) for name, value in variables.items())
     if len(walk.states) < _MAX_STATES and walk.longest_head + len(text) <= MAX_CARRIED:
-        walk.states[key] = StateTexts(walk.heads, text)
+        kept = StateTexts(walk.heads, text, dict(variables), queued)
+        walk.states[state_key(variables, queued)] = kept
     return text
 
 
@@ -239,11 +245,20 @@ class StateTexts(dict[str, str]):
     each node (`MenuWalk.heads` and the state), made the first time a call leaves it there
     and the very string for every call after."""
 
-    __slots__ = ("heads", "state")
+    __slots__ = ("heads", "queued", "state", "variables")
 
-    def __init__(self, heads: Mapping[str, str], state: str) -> None:
+    def __init__(
+        self,
+        heads: Mapping[str, str],
+        state: str,
+        variables: dict[str, str] | None = None,
+        queued: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.heads, self.state = heads, state
+        # The state itself (never changed: `Checkpoints` compares calls' with these).
+        self.variables: dict[str, str] = {} if variables is None else variables
+        self.queued = queued
 
     def __missing__(self, node_id: str) -> str:
         text = self[node_id] = self.heads[node_id] + self.state
@@ -335,10 +350,11 @@ class Checkpoints:
             if call.variables != self._variables or call.queued != self._queued:
                 # A state of the menu's own texts seen before: no system variable among
                 # them (they are kept taken out), nothing to take apart.
-                texts = self._walk.states.get((tuple(call.variables.items()), call.queued))
+                variables = call.variables  # its `state_key`, written out
+                texts = self._walk.states.get((*variables, *variables.values(), call.queued))
                 if texts is None:
                     return self._taken_apart(node_id)
-                self._variables, self._queued = call.variables.copy(), call.queued
+                self._variables, self._queued = texts.variables, texts.queued
                 self._texts, self._resume = texts, None
                 self._node = node_id
                 return texts[node_id]

@@ -22,12 +22,12 @@ knows it was answered and, with `then_rating`, the caller can rate the conversat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hotline.agi.session import CallerHungUp
 from ivr.menu.fields import FieldError, Fields, scalar_text
-from ivr.menu.model import Call, End, Location, Next
+from ivr.menu.model import Call, End, Location, Next, Step
 from ivr.nodes.common import SYSTEM_VARIABLES, channel_variable, exported_names
 
 
@@ -50,6 +50,22 @@ class QueueNode:
     data: tuple[str, ...] | None
     then_rating: tuple[str, Location] | None
     otherwise: tuple[str, Location] | None
+    # By outcome, what `_outcome` made for it.
+    _outcomes: dict[str, tuple[tuple[str, str], Step]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_outcomes", {})
+
+    def _outcome(self, outcome: str) -> tuple[tuple[str, str], Step]:
+        """The call's `queued` and the step its path notes for `outcome`, made once per
+        outcome (a few words: app_queue's and the ACD's) and the same values for every call
+        after, which the checkpoints then find unchanged at a glance."""
+        queued = ((self.group, outcome), Step("queue", f"{self.group}: {outcome}", self.id))
+        if len(self._outcomes) < _MAX_OUTCOMES:
+            self._outcomes[outcome] = queued
+        return queued
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return tuple(t for t in (self.then_rating, self.otherwise) if t is not None)
@@ -59,8 +75,10 @@ class QueueNode:
 
     async def run(self, call: Call) -> Next:
         outcome = await enqueue(call, self.group, self.priority, self.data)
-        call.note("queue", f"{self.group}: {outcome}")
-        call.queued = (self.group, outcome)
+        made = self._outcomes.get(outcome)
+        queued, step = self._outcome(outcome) if made is None else made
+        call.queued = queued
+        call.path.append(step)
         if outcome == "answered":
             if self.then_rating is not None:
                 return self.then_rating[0]
@@ -73,6 +91,8 @@ class QueueNode:
 # asterisk-conf/queues.conf names each skill group's queue "hotline-<group>": a queue cannot be
 # called "general" there, that name is the file's settings section.
 ASTERISK_QUEUE_PREFIX = "hotline-"
+# Outcomes a queue node keeps the values of (`QueueNode._outcome`): more are made each time.
+_MAX_OUTCOMES = 32
 
 
 def asterisk_queue(group: str) -> str:
