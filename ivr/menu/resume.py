@@ -323,11 +323,12 @@ class Checkpoints:
         # at the first node vouches for: a fresh call's). Its variables, queue outcome and
         # personal marks, and either its `StateTexts` (a state of the menu's own texts) or
         # its `Resume`.
-        self._texts: StateTexts | None = None
-        self._resume: Resume | None = None
-        self._take(last)
-        if not (last.variables or last.personal or last.queued):
-            self._texts, self._resume = walk.empty, None  # a fresh call's
+        self._variables, self._queued, self._personal = last.variables, last.queued, last.personal
+        if last.variables or last.personal or last.queued:
+            self._texts: StateTexts | None = None
+            self._resume: Resume | None = last
+        else:  # a fresh call's
+            self._texts, self._resume = walk.empty, None
 
     def _take(self, state: Resume) -> None:
         self._variables, self._queued = state.variables, state.queued
@@ -362,7 +363,8 @@ class Checkpoints:
         # asks or queues.
         if node_id in self._safe and node_id != self._node:
             self._node = node_id
-            return self._here(node_id)
+            texts = self._texts
+            return texts[node_id] if texts is not None else self._here(node_id)
         return None
 
     def _taken_apart(self, node_id: str) -> str | None:
