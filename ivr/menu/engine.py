@@ -100,13 +100,13 @@ class Engine:
         try:
             for _ in range(self.max_steps):
                 call.node = node_id
-                run, asks, keeps = plan[node_id]
-                if checkpoints is not None:
-                    # The checkpoints are asked only where one may be due: on entering a node
-                    # that asks or queues, or once the state may have changed.
-                    if (changed or asks) and (text := checkpoints.due(node_id, changed)):
+                run, asks, changes = plan[node_id]
+                # The checkpoints are asked only where one may be due: on entering a node that
+                # asks or queues, or once the state may have changed.
+                if changed or asks:
+                    if checkpoints is not None and (text := checkpoints.due(node_id, changed)):
                         await checkpoints.tell(text)
-                    changed = not keeps
+                changed = changes
                 nxt = run(call)
                 if nxt.__class__ is not str:
                     if nxt.__class__ is not End:  # a node that waits for the caller or a service

@@ -389,7 +389,7 @@ class Checkpoints:
 
 
 # What the engine asks of each node as a call enters it: (the node's `run`, whether it asks
-# or queues, whether it keeps the call's state), by node id.
+# or queues, whether it may change the call's state), by node id.
 NodePlan = dict[str, tuple[Callable[[Call], Next | Awaitable[Next]], bool, bool]]
 
 
@@ -405,7 +405,7 @@ class MenuWalk:
     def __init__(self, menu: Menu) -> None:
         self.safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
         self.plan: NodePlan = {
-            node_id: (node.run, node_id in self.safe, node.kind in STATE_KEEPING_KINDS)
+            node_id: (node.run, node_id in self.safe, node.kind not in STATE_KEEPING_KINDS)
             for node_id, node in menu.nodes.items()
         }
         self.heads = {node_id: _head(menu.number, node_id) for node_id in menu.nodes}
