@@ -21,9 +21,9 @@ knows it was answered and, with `then_rating`, the caller can rate the conversat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from hotline.agi.session import CallerHungUp
 from ivr.menu.fields import FieldError, Fields, scalar_text
@@ -55,8 +55,12 @@ class QueueNode:
         init=False, repr=False, compare=False
     )
 
+    # `_went_on`, bound once: what `wait_in_queue` calls with the outcome.
+    _then: Callable[[Call, str], Next] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "_outcomes", {})
+        object.__setattr__(self, "_then", self._went_on)
 
     def _outcome(self, outcome: str) -> tuple[tuple[str, str], Step]:
         """The call's `queued` and the step its path notes for `outcome`, made once per
@@ -73,8 +77,13 @@ class QueueNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return ()
 
-    async def run(self, call: Call) -> Next:
-        outcome = await enqueue(call, self.group, self.priority, self.data)
+    def run(self, call: Call) -> Awaitable[Next]:
+        # No coroutine of its own: the queue's, which ends with `_went_on` (every command
+        # of the wait is awaited through each coroutine between it and the session).
+        return wait_in_queue(call, self.group, self.priority, self.data, self._then)
+
+    def _went_on(self, call: Call, outcome: str) -> Next:
+        """Where the call goes once the queue is over, `outcome` noted."""
         made = self._outcomes.get(outcome)
         queued, step = self._outcome(outcome) if made is None else made
         call.queued = queued
@@ -113,6 +122,26 @@ async def enqueue(
     (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting.
     `extra` goes to the ACD with the caller's entries (a contact number, a preferred
     operator) without becoming channel variables."""
+    return await wait_in_queue(call, group, priority, data, _outcome_itself, extra=extra)
+
+
+def _outcome_itself(call: Call, outcome: str) -> str:
+    return outcome
+
+
+Then = TypeVar("Then")
+
+
+async def wait_in_queue(
+    call: Call,
+    group: str,
+    priority: int,
+    data: Iterable[str] | None,
+    then: Callable[[Call, str], Then],
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> Then:
+    """`enqueue`, whose outcome is given to `then`: what `then` makes of it is returned."""
     channel = call.channel
     # `export_variables` written out: no coroutine nor list for it
     for name in data if data is not None else exported_names(call):
@@ -131,12 +160,12 @@ async def enqueue(
         )
         if outcome == "caller_gone":
             raise CallerHungUp()
-        return outcome
+        return then(call, outcome)
     if priority:
         await channel.set_variable("QUEUE_PRIO", str(priority))
     max_wait = str(call.services.queue_max_wait)
     await channel.exec("Queue", asterisk_queue(group), "tc", "", "", max_wait)
-    return queue_outcome(await channel.get_variable("QUEUESTATUS"))
+    return then(call, queue_outcome(await channel.get_variable("QUEUESTATUS")))
 
 
 def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:
