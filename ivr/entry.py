@@ -21,7 +21,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -164,8 +163,7 @@ class CallEntry:
                     self._clock(),
                     caller_id=caller_id,
                     resume=resume,
-                    # the command itself, with no function of ours around it
-                    checkpoint=partial(session.set_variable, RESUME_VARIABLE),
+                    checkpoints=True,
                 )
                 outcome = result.outcome
             # Tell the dialplan the call is finished (it hangs up rather than bringing the

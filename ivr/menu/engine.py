@@ -9,7 +9,7 @@ who hangs up ends the run with ``caller_hangup``; nothing else is raised for a h
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -18,16 +18,12 @@ from typing import Any
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
-from ivr.menu.resume import Checkpoints, Resume, fresh, walk_of
+from ivr.menu.resume import RESUME_VARIABLE, Checkpoints, Resume, fresh, walk_of
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue, queue_outcome
 
 log = logging.getLogger(__name__)
-
-# Told the text of each checkpoint as the call reaches it (`ivr.menu.resume`: the entry
-# carries it on the channel as HOTLINE_RESUME so a handed-back call resumes there).
-Checkpoint = Callable[[str], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -64,11 +60,12 @@ class Engine:
         caller_id: str = "",
         observer: Callable[[Step], None] | None = None,
         resume: Resume | None = None,
-        checkpoint: Checkpoint | None = None,
+        checkpoints: bool = False,
     ) -> CallResult:
         """Run the call through `menu` from its start, or from `resume` (a handed-back call:
-        its variables restored, its greeting not played again); `checkpoint` is told the text
-        of every checkpoint the call leaves (`ivr.menu.resume`)."""
+        its variables restored, its greeting not played again); with `checkpoints`, the call
+        leaves its checkpoints on the channel as it goes (``HOTLINE_RESUME``,
+        `ivr.menu.resume`), where a handed-back call's next controller reads them."""
         # Whether steps are logged is asked once a call (the level is set when logging is
         # configured, before any call); they are logged as the call notes them.
         logged = log.isEnabledFor(logging.INFO)  # and DEBUG only if INFO is
@@ -87,11 +84,8 @@ class Engine:
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
-        checkpoints = (
-            None
-            if checkpoint is None
-            else Checkpoints(call, checkpoint, resume or fresh(node_id), walk)
-        )
+        # (set on the channel by the engine itself: no function made per call to tell them)
+        rule = Checkpoints(call, None, resume or fresh(node_id), walk) if checkpoints else None
         # Whether a node run since the checkpoints were last asked may have changed the
         # call's state; a fresh call's is the fresh checkpoint's, a resumed one's is not known.
         changed = resume is not None
@@ -104,8 +98,8 @@ class Engine:
                 # The checkpoints are asked only where one may be due: on entering a node that
                 # asks or queues, or once the state may have changed.
                 if changed or asks:
-                    if checkpoints is not None and (text := checkpoints.due(node_id, changed)):
-                        await checkpoints.tell(text)
+                    if rule is not None and (text := rule.due(node_id, changed)):
+                        await channel.set_variable(RESUME_VARIABLE, text)
                 changed = changes
                 nxt = run(call)
                 if nxt.__class__ is not str:

@@ -312,7 +312,9 @@ class Checkpoints:
         "tell",
     )
 
-    def __init__(self, call: Call, tell: Tell, last: Resume, walk: MenuWalk | None = None) -> None:
+    def __init__(
+        self, call: Call, tell: Tell | None, last: Resume, walk: MenuWalk | None = None
+    ) -> None:
         self._call = call
         self._walk = walk = walk or walk_of(call.menu)
         self._safe = walk.safe
@@ -336,8 +338,11 @@ class Checkpoints:
         self._resume, self._texts = state, None
 
     async def reach(self, node_id: str) -> None:
+        """`due` at `node_id`, its text told to `tell` (the engine, which knows what ran
+        between two nodes, asks `due` itself and sets the text on the channel)."""
         text = self.due(node_id)
         if text is not None:
+            assert self.tell is not None, "reach needs a tell"
             await self.tell(text)
 
     def due(self, node_id: str, changed: bool = True) -> str | None:

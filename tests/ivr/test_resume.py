@@ -29,6 +29,7 @@ from ivr.menu.loader import parse_menu
 from ivr.menu.model import Call, LookupResult, Services
 from ivr.menu.resume import (
     MAX_CARRIED,
+    RESUME_VARIABLE,
     SAFE_KINDS,
     STATE_KEEPING_KINDS,
     Checkpoints,
@@ -150,16 +151,19 @@ def test_a_checkpoint_never_brings_back_the_engines_own_variables() -> None:
 
 async def test_checkpoints_follow_the_safe_node_rule() -> None:
     menu = parse_menu(MENU, "test.yaml")
-    channel = ConsoleChannel(ScriptedKeypad(["7"]))
     seen: list[Resume] = []
 
-    async def checkpoint(text: str) -> None:  # what HOTLINE_RESUME is set to, read back
-        here = resume_from(carry.decode(text), menu)
-        assert here is not None, text
-        seen.append(here)
+    class Channel(ConsoleChannel):
+        async def set_variable(self, name: str, value: str) -> None:
+            if name == RESUME_VARIABLE:  # what HOTLINE_RESUME is set to, read back
+                here = resume_from(carry.decode(value), menu)
+                assert here is not None, value
+                seen.append(here)
+            await super().set_variable(name, value)
 
+    channel = Channel(ScriptedKeypad(["7"]))
     services = Services(queue=HoldingAcd(answer_at_once=True), status=StatusService(answers=True))
-    await Engine().run(channel, menu, services, datetime(2026, 12, 1), checkpoint=checkpoint)
+    await Engine().run(channel, menu, services, datetime(2026, 12, 1), checkpoints=True)
     # the greeting is no checkpoint; the question is; after the answer, the node it leads
     # to; then the queue; and once the queue is over, where the call goes on from there
     assert [here.node for here in seen] == ["ask", "check", "operator"]
