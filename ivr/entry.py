@@ -21,7 +21,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +29,7 @@ from hotline import say_ru
 from hotline.agi import carry
 from hotline.agi.hooks import AnsweredHook
 from hotline.agi.session import AgiSession, CallerHungUp
-from hotline.store.db import CallLog, utc_now
+from hotline.store.db import CallLog
 from hotline.validators import VALIDATORS
 from ivr.menu.engine import CallResult, Engine
 from ivr.menu.history import CallLogHistory
@@ -141,7 +140,7 @@ class CallEntry:
                 "call entered",
                 extra={"dialled": number, "menu": picked and picked[0].number, "reentry": reentry},
             )
-        started = utc_now()
+        started = datetime.now(UTC)  # `utc_now`, with no frame of its own
         # Without a call log (tests, `hotline menus try`) nothing is written: no coroutine.
         logged = self._call_log is None or await self._record_start(session, number, started)
         outcome = "hangup"
@@ -164,8 +163,7 @@ class CallEntry:
                     self._clock(),
                     caller_id=caller_id,
                     resume=resume,
-                    # the command itself, with no function of ours around it
-                    checkpoint=partial(session.set_variable, RESUME_VARIABLE),
+                    checkpoints=True,
                 )
                 outcome = result.outcome
             # Tell the dialplan the call is finished (it hangs up rather than bringing the

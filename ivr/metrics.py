@@ -15,12 +15,15 @@ class MenuEnds(Collector):
     a lock and goes through several calls, a few percent of a whole call's engine work."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str], int] = {}
+        # By number, then by how (no key to make per call).
+        self._counts: dict[str, dict[str, int]] = {}
 
     def count(self, number: str, end: str) -> None:
         """One call left `number`'s menu so (queue, transfer, hangup, caller_hangup)."""
-        key = (number, end)
-        self._counts[key] = self._counts.get(key, 0) + 1
+        ends = self._counts.get(number)
+        if ends is None:
+            ends = self._counts.setdefault(number, {})
+        ends[end] = ends.get(end, 0) + 1
 
     def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(
@@ -30,8 +33,9 @@ class MenuEnds(Collector):
             labels=["number", "end"],
         )
         # A copy first: the scrape may run in another thread while calls end.
-        for (number, end), count in list(self._counts.items()):
-            family.add_metric([number, end], count)
+        for number, ends in list(self._counts.items()):
+            for end, count in list(ends.items()):
+                family.add_metric([number, end], count)
         yield family
 
 

@@ -9,7 +9,7 @@ who hangs up ends the run with ``caller_hangup``; nothing else is raised for a h
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -18,19 +18,15 @@ from typing import Any
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
-from ivr.menu.resume import Checkpoints, Resume, fresh, node_plan
+from ivr.menu.resume import RESUME_VARIABLE, Checkpoints, Resume, fresh, walk_of
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue, queue_outcome
 
 log = logging.getLogger(__name__)
 
-# Told the text of each checkpoint as the call reaches it (`ivr.menu.resume`: the entry
-# carries it on the channel as HOTLINE_RESUME so a handed-back call resumes there).
-Checkpoint = Callable[[str], Awaitable[None]]
 
-
-@dataclass
+@dataclass(slots=True)
 class CallResult:
     """How a call left its menu: the end, the path it took, what the caller entered."""
 
@@ -64,11 +60,12 @@ class Engine:
         caller_id: str = "",
         observer: Callable[[Step], None] | None = None,
         resume: Resume | None = None,
-        checkpoint: Checkpoint | None = None,
+        checkpoints: bool = False,
     ) -> CallResult:
         """Run the call through `menu` from its start, or from `resume` (a handed-back call:
-        its variables restored, its greeting not played again); `checkpoint` is told the text
-        of every checkpoint the call leaves (`ivr.menu.resume`)."""
+        its variables restored, its greeting not played again); with `checkpoints`, the call
+        leaves its checkpoints on the channel as it goes (``HOTLINE_RESUME``,
+        `ivr.menu.resume`), where a handed-back call's next controller reads them."""
         # Whether steps are logged is asked once a call (the level is set when logging is
         # configured, before any call); they are logged as the call notes them.
         logged = log.isEnabledFor(logging.INFO)  # and DEBUG only if INFO is
@@ -82,13 +79,13 @@ class Engine:
             call.queued = resume.queued
             call.note("resume", resume.node)
         _fill_system_variables(call)
-        plan = node_plan(menu)
+        walk = walk_of(menu)
+        plan = walk.plan
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
-        checkpoints = (
-            None if checkpoint is None else Checkpoints(call, checkpoint, resume or fresh(node_id))
-        )
+        # (set on the channel by the engine itself: no function made per call to tell them)
+        rule = Checkpoints(call, None, resume or fresh(node_id), walk) if checkpoints else None
         # Whether a node run since the checkpoints were last asked may have changed the
         # call's state; a fresh call's is the fresh checkpoint's, a resumed one's is not known.
         changed = resume is not None
@@ -97,14 +94,14 @@ class Engine:
         try:
             for _ in range(self.max_steps):
                 call.node = node_id
-                node, asks, keeps = plan[node_id]
-                if checkpoints is not None:
-                    # The checkpoints are asked only where one may be due: on entering a node
-                    # that asks or queues, or once the state may have changed.
-                    if (changed or asks) and (text := checkpoints.due(node_id, changed)):
-                        await checkpoints.tell(text)
-                    changed = not keeps
-                nxt = node.run(call)
+                run, asks, changes = plan[node_id]
+                # The checkpoints are asked only where one may be due: on entering a node that
+                # asks or queues, or once the state may have changed.
+                if changed or asks:
+                    if rule is not None and (text := rule.due(node_id, changed)):
+                        await channel.set_variable(RESUME_VARIABLE, text)
+                changed = changes
+                nxt = run(call)
                 if nxt.__class__ is not str:
                     if nxt.__class__ is not End:  # a node that waits for the caller or a service
                         # (no `typing.cast` here: `Awaitable[Next]` is built anew at every node)
@@ -141,7 +138,9 @@ class Engine:
 def _fill_system_variables(call: Call) -> None:
     """What menus may say (`Call.system`) or test (`Call.facts`, for condition nodes)
     besides the caller's entries: the number dialled and the opening hours."""
-    status, number = call.hours(), call.menu.number
+    hours, number = call.services.hours, call.menu.number
+    # `Call.hours` written out: it is asked here first, once per call
+    status = call.hours_status = None if hours is None else hours.status(call.now)
     held = _by_number.get(number)
     if held is None or held[0] is not status:
         held = _by_number[number] = (status, hours_facts(status), _system_variables(number, status))

@@ -17,7 +17,7 @@ from typing import Any
 
 from ivr.menu.loader import load_menu, parse_menu
 from ivr.menu.model import Location, Menu, MenuError, MenuProblem, Services
-from ivr.menu.resume import node_plan
+from ivr.menu.resume import walk_of
 from ivr.menu.validate import schedule_problems
 from ivr.metrics import MENU_LOAD_ERRORS
 
@@ -74,7 +74,7 @@ def load_one(
     trouble, hours = schedule_problems(menu, hours_loader(surge))
     if trouble:
         raise MenuError(trouble)
-    node_plan(menu)  # what every call asks of each node, worked out now rather than mid-call
+    walk_of(menu)  # what every call asks of each node, worked out now rather than mid-call
     return menu, replace(base, hours=hours)
 
 

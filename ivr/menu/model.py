@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, lru_cache
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from hotline.agi.session import Digits, Playback, Recording
@@ -351,6 +352,7 @@ class ObservedPath(list[Step]):
 
 
 _new_step = tuple.__new__
+_NO_SYSTEM: Mapping[str, str] = MappingProxyType({})
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
@@ -362,32 +364,57 @@ def _template(text: str) -> tuple[str, ...]:
     return tuple(_VARIABLE.split(text))
 
 
-@dataclass(slots=True)
 class Call:
-    """One call going through a menu: the channel, the moment it runs at, what was entered."""
+    """One call going through a menu: the channel, the moment it runs at, what was entered.
 
-    channel: Channel
-    menu: Menu
-    services: Services
-    now: datetime
-    caller_id: str = ""
-    # What the menu and the caller put: set nodes, entries, lookup answers (a checkpoint
-    # carries these as they are).
-    variables: dict[str, str] = field(default_factory=dict)
-    # What the engine fills in itself (`ivr.nodes.common.SYSTEM_VARIABLES`: the number
-    # dialled, the opening times), read after `variables`; shared by the calls of one menu
-    # and stretch of the day, so never written to.
-    system: Mapping[str, str] = field(default_factory=dict)
-    personal: set[str] = field(default_factory=set)  # variables holding personal data
-    pending: str = ""  # digits pressed during a prompt, for the node that reads next
-    # The steps so far; an `ObservedPath` when someone watches them (nodes simply append).
-    path: list[Step] = field(default_factory=list)
-    node: str = ""
-    queued: tuple[str, str] | None = None  # (group, outcome) once the caller was queued
-    _hours: Any = None  # the opening-hours status, computed once per call
-    # The hours tests that hold at the call's moment (`ivr.nodes.condition.hours_facts`),
-    # filled in by the engine as the call starts; None until then.
-    facts: frozenset[str] | None = None
+    A plain class with slots and its own `__init__`: the dataclass one calls a factory for
+    each container, and a call is made for every call the engine runs."""
+
+    __slots__ = (
+        "caller_id",
+        "channel",
+        "facts",
+        "hours_status",
+        "menu",
+        "node",
+        "now",
+        "path",
+        "pending",
+        "personal",
+        "queued",
+        "services",
+        "system",
+        "variables",
+    )
+
+    def __init__(
+        self,
+        channel: Channel,
+        menu: Menu,
+        services: Services,
+        now: datetime,
+        caller_id: str = "",
+        path: list[Step] | None = None,
+    ) -> None:
+        self.channel, self.menu, self.services, self.now = channel, menu, services, now
+        self.caller_id = caller_id
+        # What the menu and the caller put: set nodes, entries, lookup answers (a checkpoint
+        # carries these as they are).
+        self.variables: dict[str, str] = {}
+        # What the engine fills in itself (`ivr.nodes.common.SYSTEM_VARIABLES`: the number
+        # dialled, the opening times), read after `variables`; shared by the calls of one
+        # menu and stretch of the day, so never written to.
+        self.system: Mapping[str, str] = _NO_SYSTEM
+        self.personal: set[str] = set()  # variables holding personal data
+        self.pending = ""  # digits pressed during a prompt, for the node that reads next
+        # The steps so far; an `ObservedPath` when someone watches them (nodes simply append).
+        self.path: list[Step] = [] if path is None else path
+        self.node = ""
+        self.queued: tuple[str, str] | None = None  # (group, outcome) once the caller was queued
+        self.hours_status: Any = None  # the opening-hours status, computed once per call
+        # The hours tests that hold at the call's moment (`ivr.nodes.condition.hours_facts`),
+        # filled in by the engine as the call starts; None until then.
+        self.facts: frozenset[str] | None = None
 
     def note(self, kind: str, detail: str = "") -> None:
         self.path.append(_new_step(Step, (kind, detail, self.node)))  # Step(...), no frame
@@ -408,6 +435,6 @@ class Call:
         """The opening-hours status at the call's moment, or None without a schedule."""
         if self.services.hours is None:
             return None
-        if self._hours is None:
-            self._hours = self.services.hours.status(self.now)
-        return self._hours
+        if self.hours_status is None:
+            self.hours_status = self.services.hours.status(self.now)
+        return self.hours_status

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
 
 from hotline.agi.carry import encode
-from ivr.menu.model import Call, Menu, Node
+from ivr.menu.model import Call, Menu, Next
 from ivr.nodes.common import SYSTEM_VARIABLES
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,14 @@ class Resume:
         A call leaves a checkpoint at several nodes with one state, so the encoded state is
         kept on the value and the menu-and-node head is encoded once per node: the text is
         the very one `encode(fields)` writes, since `encode` joins its fields in order."""
+        return self.carried_after(_head(menu.number, node), node, menu)
+
+    def carried_after(self, head: str, node: str, menu: Menu) -> str:
+        """`carried_at` with the node's head already known (`MenuWalk.heads`)."""
         state = self._state
         if state is None:
             state = self._state = self._state_text(menu)
-        text = _head(menu.number, node) + state
+        text = head + state
         if len(text) <= MAX_CARRIED:
             return text
         return Resume(node, self.variables, self.personal, self.queued)._fitted(menu)[1]
@@ -136,8 +140,15 @@ class Resume:
         cache; the rest (what callers entered, lookup answers) is encoded afresh and never
         kept beyond the call."""
         items = tuple(self.variables.items())
-        if not self.personal and menu.written_values.issuperset(items):
-            return _written_state(items, self.queued)  # only the menu's own texts
+        if not self.personal:
+            # Such a state seen before is looked up first, and only a new one is checked
+            # against the menu's texts (`MenuWalk.states`).
+            walk = walk_of(menu)
+            known = walk.states.get(state_key(self.variables, self.queued))
+            if known is not None:
+                return known.state
+            if menu.written_values.issuperset(items):
+                return _written_state(self.variables, self.queued, walk)  # the menu's own texts
         parts = []
         if self.personal:
             parts.append(_personal_field(self.personal))
@@ -206,12 +217,55 @@ def _written_field(name: str, value: str) -> str:
     return _field(_VAR + name, value)
 
 
-@lru_cache(maxsize=4096)
-def _written_state(items: tuple[tuple[str, str], ...], queued: tuple[str, str] | None) -> str:
+# A state as `MenuWalk.states` keeps it: its variables' names then their values, in order,
+# and its queue outcome (one flat tuple: made, hashed and compared at little cost).
+StateKey = tuple[object, ...]
+
+
+def state_key(variables: dict[str, str], queued: tuple[str, str] | None) -> StateKey:
+    return (*variables, *variables.values(), queued)
+
+
+def _written_state(
+    variables: dict[str, str], queued: tuple[str, str] | None, walk: MenuWalk
+) -> str:
     """A state made only of values written in menu files (and perhaps a queue outcome),
-    encoded as `Resume._state_text` encodes it: such states recur call after call."""
+    encoded as `Resume._state_text` encodes it, and kept with its checkpoints' texts
+    (`StateTexts`) when each fits one AGI line: such states recur call after call."""
     head = _queued_field(*queued) if queued is not None else ""
-    return head + "".join(_written_field(name, value) for name, value in items)
+    text = head + "".join(_written_field(name, value) for name, value in variables.items())
+    if len(walk.states) < _MAX_STATES and walk.longest_head + len(text) <= MAX_CARRIED:
+        kept = StateTexts(walk.heads, text, dict(variables), queued)
+        walk.states[state_key(variables, queued)] = kept
+    return text
+
+
+class StateTexts(dict[str, str]):
+    """A state of the menu's own texts (`state`, encoded): the text of its checkpoint at
+    each node (`MenuWalk.heads` and the state), made the first time a call leaves it there
+    and the very string for every call after."""
+
+    __slots__ = ("heads", "queued", "state", "variables")
+
+    def __init__(
+        self,
+        heads: Mapping[str, str],
+        state: str,
+        variables: dict[str, str] | None = None,
+        queued: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.heads, self.state = heads, state
+        # The state itself (never changed: `Checkpoints` compares calls' with these).
+        self.variables: dict[str, str] = {} if variables is None else variables
+        self.queued = queued
+
+    def __missing__(self, node_id: str) -> str:
+        text = self[node_id] = self.heads[node_id] + self.state
+        return text
+
+
+_MAX_STATES = 4096
 
 
 @lru_cache(maxsize=1024)
@@ -234,81 +288,156 @@ class Checkpoints:
     and tells `tell` the text of each checkpoint to leave (`Resume.carried`).
 
     Taking the call's state apart (`Resume.of`) is the costly part of the rule. `reach`, which
-    knows nothing of what ran between two nodes, does it at every node; the engine, which
-    knows, asks `due` with ``changed=False`` when only nodes that keep the state
-    (`STATE_KEEPING_KINDS`) ran since it last asked, and then the state last taken apart is
-    used again. A checkpoint is that state at the node entered: no value is made for it,
-    its text is the node's head and the state's own, kept on the state (`Resume.carried_at`).
+    knows nothing of what ran between two nodes, checks the state at every node; the engine,
+    which knows, asks `due` with ``changed=False`` when only nodes that keep the state
+    (`STATE_KEEPING_KINDS`) ran since it last asked. A state that did not change at all is
+    seen by comparing the call's own containers with the last state's, no value made. A new
+    state made only of the menu's own texts (set nodes' values, queue outcomes: most calls')
+    was seen by calls before and its text is found in `MenuWalk.states` by its contents, and
+    each checkpoint's whole text in `MenuWalk.texts`; only other states (a caller's entry, a
+    lookup's answer, personal marks, a handed-back call's) are taken apart, into a `Resume`.
     (A call leaves four or five checkpoints: each value made or function called for one
     shows in the engine's cost, `bench/ivr.py --instructions`.)"""
 
-    __slots__ = ("_call", "_node", "_safe", "_state", "tell")
+    __slots__ = (
+        "_call",
+        "_node",
+        "_personal",
+        "_queued",
+        "_resume",
+        "_safe",
+        "_texts",
+        "_variables",
+        "_walk",
+        "tell",
+    )
 
-    def __init__(self, call: Call, tell: Tell, last: Resume) -> None:
+    def __init__(
+        self, call: Call, tell: Tell | None, last: Resume, walk: MenuWalk | None = None
+    ) -> None:
         self._call = call
-        self._safe = safe_nodes(call.menu)
+        self._walk = walk = walk or walk_of(call.menu)
+        self._safe = walk.safe
         self.tell = tell
         self._node = last.node  # where the last checkpoint was left (or the call resumed)
-        # The call's state as last taken apart (its node aside), whose variables and queue
-        # outcome are always the last checkpoint's; until then, the last checkpoint's
-        # (which the engine's `changed=False` at the first node vouches for: a fresh call's).
-        self._state = last
+        # The call's state as last seen, whose variables and queue outcome are always the last
+        # checkpoint's; until then, the last checkpoint's (which the engine's `changed=False`
+        # at the first node vouches for: a fresh call's). Its variables, queue outcome and
+        # personal marks, and either its `StateTexts` (a state of the menu's own texts) or
+        # its `Resume`.
+        self._variables, self._queued, self._personal = last.variables, last.queued, last.personal
+        if last.variables or last.personal or last.queued:
+            self._texts: StateTexts | None = None
+            self._resume: Resume | None = last
+        else:  # a fresh call's
+            self._texts, self._resume = walk.empty, None
+
+    def _take(self, state: Resume) -> None:
+        self._variables, self._queued = state.variables, state.queued
+        self._personal = state.personal
+        self._resume, self._texts = state, None
 
     async def reach(self, node_id: str) -> None:
+        """`due` at `node_id`, its text told to `tell` (the engine, which knows what ran
+        between two nodes, asks `due` itself and sets the text on the channel)."""
         text = self.due(node_id)
         if text is not None:
+            assert self.tell is not None, "reach needs a tell"
             await self.tell(text)
 
     def due(self, node_id: str, changed: bool = True) -> str | None:
         """The text of the checkpoint to leave on entering `node_id`, if one is due (then it
-        is the last one left). `changed=False`: the call's state is the one last taken apart
-        (or, at the first node, the last checkpoint's)."""
+        is the last one left). `changed=False`: the call's state is the one last seen (or, at
+        the first node, the last checkpoint's)."""
         if changed:
-            here = Resume.of(self._call, node_id)
-            last, self._state = self._state, here
-            if here.variables != last.variables or here.queued != last.queued:
+            call = self._call
+            if call.personal or self._personal:
+                return self._taken_apart(node_id)
+            if call.variables != self._variables or call.queued != self._queued:
+                # A state of the menu's own texts seen before: no system variable among
+                # them (they are kept taken out), nothing to take apart.
+                variables = call.variables  # its `state_key`, written out
+                texts = self._walk.states.get((*variables, *variables.values(), call.queued))
+                if texts is None:
+                    return self._taken_apart(node_id)
+                self._variables, self._queued = texts.variables, texts.queued
+                self._texts, self._resume = texts, None
                 self._node = node_id
-                return here.carried_at(node_id, self._call.menu)
+                return texts[node_id]
         # The state is the last checkpoint's: one is due only on entering another node that
         # asks or queues.
         if node_id in self._safe and node_id != self._node:
             self._node = node_id
-            return self._state.carried_at(node_id, self._call.menu)
+            texts = self._texts
+            return texts[node_id] if texts is not None else self._here(node_id)
         return None
+
+    def _taken_apart(self, node_id: str) -> str | None:
+        """`due` for a state that may be any: taken apart into a `Resume`."""
+        here = Resume.of(self._call, node_id)
+        variables, queued = self._variables, self._queued
+        self._take(here)
+        if here.variables != variables or here.queued != queued:
+            self._node = node_id
+            return self._here(node_id)
+        if node_id in self._safe and node_id != self._node:
+            self._node = node_id
+            return self._here(node_id)
+        return None
+
+    def _here(self, node_id: str) -> str:
+        """The text of the checkpoint of the last state seen, at `node_id`."""
+        if self._texts is not None:
+            return self._texts[node_id]
+        assert self._resume is not None  # one or the other
+        return self._resume.carried_after(self._walk.heads[node_id], node_id, self._call.menu)
+
+
+# What the engine asks of each node as a call enters it: (the node's `run`, whether it asks
+# or queues, whether it may change the call's state), by node id.
+NodePlan = dict[str, tuple[Callable[[Call], Next | Awaitable[Next]], bool, bool]]
+
+
+class MenuWalk:
+    """What calls ask of one menu, worked out once when it is loaded (`ivr.menu.library`),
+    not at every node of every call: the engine's `plan`, the nodes that ask or queue
+    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`) and the states
+    made only of the menu's own texts seen so far with their checkpoints' texts (`states`,
+    `Resume._state_text`)."""
+
+    __slots__ = ("empty", "heads", "longest_head", "plan", "safe", "states")
+
+    def __init__(self, menu: Menu) -> None:
+        self.safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
+        self.plan: NodePlan = {
+            node_id: (node.run, node_id in self.safe, node.kind not in STATE_KEEPING_KINDS)
+            for node_id, node in menu.nodes.items()
+        }
+        self.heads = {node_id: _head(menu.number, node_id) for node_id in menu.nodes}
+        self.longest_head = max(map(len, self.heads.values()), default=0)
+        self.states: dict[StateKey, StateTexts] = {}
+        self.empty = StateTexts(self.heads, "")  # a fresh call's: nothing entered
+
+
+def walk_of(menu: Menu) -> MenuWalk:
+    """The menu's `MenuWalk`, kept with the menu as its cached properties are."""
+    walk: MenuWalk | None = menu.__dict__.get(_WALK)
+    if walk is None:
+        walk = menu.__dict__[_WALK] = MenuWalk(menu)
+    return walk
+
+
+_WALK = "_walk"
 
 
 def safe_nodes(menu: Menu) -> frozenset[str]:
-    """The menu's nodes that ask or queue (`SAFE_KINDS`): worked out once per menu, when it
-    is loaded (`ivr.menu.library`), not at every node of every call."""
-    safe: frozenset[str] | None = menu.__dict__.get(_SAFE_NODES)
-    if safe is None:
-        safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
-        menu.__dict__[_SAFE_NODES] = safe  # kept with the menu, as its cached properties are
-    return safe
-
-
-_SAFE_NODES = "_safe_nodes"
-
-# What the engine asks of each node as a call enters it: (the node, whether it asks or
-# queues, whether it keeps the call's state), by node id.
-NodePlan = dict[str, tuple[Node, bool, bool]]
+    """The menu's nodes that ask or queue (`SAFE_KINDS`)."""
+    return walk_of(menu).safe
 
 
 def node_plan(menu: Menu) -> NodePlan:
-    """The menu's nodes as the engine walks them (`NodePlan`): worked out once per menu, when
-    it is loaded, like `safe_nodes`."""
-    plan: NodePlan | None = menu.__dict__.get(_NODE_PLAN)
-    if plan is None:
-        safe = safe_nodes(menu)
-        plan = {
-            node_id: (node, node_id in safe, node.kind in STATE_KEEPING_KINDS)
-            for node_id, node in menu.nodes.items()
-        }
-        menu.__dict__[_NODE_PLAN] = plan
-    return plan
-
-
-_NODE_PLAN = "_node_plan"
+    """The menu's nodes as the engine walks them (`NodePlan`)."""
+    return walk_of(menu).plan
 
 
 def resume_from(fields: Mapping[str, str] | None, menu: Menu) -> Resume | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import NamedTuple
 
 from hotline.agi.session import Playback
 from ivr.menu.fields import DTMF_KEYS
@@ -16,13 +15,12 @@ Prompts = tuple[tuple[str, Location], ...]
 SYSTEM_VARIABLES = frozenset({"did", "caller_id", "opens_at", "opens_date", "closes_at"})
 
 
-class Cue(NamedTuple):
-    """A prompt as a node plays it, worked out when the menu is loaded: the nodes every call
-    goes through (play, menu, rating, hangup) stream their prompts from these."""
-
-    name: str  # as written in the menu
-    fixed: bool  # no ``${...}`` in it: streamed as written, nothing to expand
-    step: Step  # what the call's path notes once it has played
+# A prompt as a node plays it, worked out when the menu is loaded: the nodes every call goes
+# through (play, menu, rating, hangup) stream their prompts from these. (name as written in
+# the menu, fixed: no ``${...}`` in it so streamed as written, the step the call's path notes
+# once it has played.) A plain tuple, unpacked in the nodes' loops: a named tuple's fields
+# are read through descriptors, several times per prompt of every call.
+Cue = tuple[str, bool, Step]
 
 
 class KeySteps(dict[str, Step]):
@@ -41,7 +39,7 @@ class KeySteps(dict[str, Step]):
 
 
 def cues(node_id: str, prompts: Prompts) -> tuple[Cue, ...]:
-    return tuple(Cue(name, "${" not in name, Step("play", name, node_id)) for name, _ in prompts)
+    return tuple((name, "${" not in name, Step("play", name, node_id)) for name, _ in prompts)
 
 
 def asking_parts(node_id: str, prompts: Prompts, timeout: float) -> dict[str, object]:
@@ -82,10 +80,15 @@ def channel_variable(name: str) -> str:
     return "HOTLINE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
+def exported_names(call: Call) -> list[str]:
+    """The variables `export_variables` sets when no names are given: every entry that is
+    not the engine's own."""
+    return sorted(set(call.variables) - SYSTEM_VARIABLES)
+
+
 async def export_variables(call: Call, names: Iterable[str] | None = None) -> None:
-    """Set what the caller entered as channel variables, so it travels with the call."""
-    chosen = names if names is not None else sorted(set(call.variables) - SYSTEM_VARIABLES)
-    for name in chosen:
-        value = call.value(name)
-        if value:
+    """Set what the caller entered as channel variables, so it travels with the call (the
+    set ones of `names`, else of `exported_names`)."""
+    for name in names if names is not None else exported_names(call):
+        if value := call.value(name):
             await call.channel.set_variable(channel_variable(name), value)

@@ -40,9 +40,9 @@ class HangupNode:
 
     async def run(self, call: Call) -> Next:
         channel, path = call.channel, call.path
-        for cue in self._cues:
-            played = await channel.stream_file(cue.name if cue.fixed else call.expand(cue.name), "")
-            path.append(cue.step)
+        for name, fixed, step in self._cues:
+            played = await channel.stream_file(name if fixed else call.expand(name), "")
+            path.append(step)
             if played.digit is not None:
                 call.note("input", played.digit)
                 break  # as `play`: a key pressed ends the goodbye

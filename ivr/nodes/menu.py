@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import ClassVar
 
 from ivr.menu.fields import DTMF_KEYS, FieldError, Fields
@@ -46,10 +45,13 @@ class MenuNode:
     _invalids: KeySteps = field(init=False, repr=False, compare=False)
     _timed_out: Step = field(init=False, repr=False, compare=False)
     _fell_back: Step = field(init=False, repr=False, compare=False)
+    # The keys that choose an option (what a prompt lets the caller barge in with).
+    keys: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         made = asking_parts(self.id, self.files, self.timeout)
         made["_fell_back"] = Step("fallback", self.fallback[0], self.id)
+        made["keys"] = "".join(self.options)
         for name, value in made.items():
             object.__setattr__(self, name, value)
 
@@ -59,11 +61,6 @@ class MenuNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return (*self.files, *self.invalid, *self.no_input)
 
-    @cached_property
-    def keys(self) -> str:
-        """The keys that choose an option (what a prompt lets the caller barge in with)."""
-        return "".join(self.options)
-
     async def run(self, call: Call) -> Next:
         keys, channel, path, inputs = self.keys, call.channel, call.path, self._inputs
         for _ in range(self.retries):
@@ -72,10 +69,9 @@ class MenuNode:
                 path.append(inputs[digit])
             else:  # ask (written out here: every command is awaited through each coroutine)
                 digit = None
-                for cue in self._cues:
-                    name = cue.name if cue.fixed else call.expand(cue.name)
-                    played = await channel.stream_file(name, keys)
-                    path.append(cue.step)
+                for name, fixed, step in self._cues:
+                    played = await channel.stream_file(name if fixed else call.expand(name), keys)
+                    path.append(step)
                     if (digit := played.digit) is not None:
                         path.append(inputs[digit])
                         break

@@ -45,11 +45,9 @@ class PlayNode:
         if call.pending and call.pending[0] in self.barge_in:
             return self.next[0]  # the caller already chose during an earlier prompt
         channel, keys, path = call.channel, self.barge_in, call.path
-        for cue in self._cues:
-            played = await channel.stream_file(
-                cue.name if cue.fixed else call.expand(cue.name), keys
-            )
-            path.append(cue.step)
+        for name, fixed, step in self._cues:
+            played = await channel.stream_file(name if fixed else call.expand(name), keys)
+            path.append(step)
             if played.digit is not None:
                 path.append(self._inputs[played.digit])
                 call.pending = played.digit

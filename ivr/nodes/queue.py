@@ -21,14 +21,14 @@ knows it was answered and, with `then_rating`, the caller can rate the conversat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
 
 from hotline.agi.session import CallerHungUp
 from ivr.menu.fields import FieldError, Fields, scalar_text
-from ivr.menu.model import Call, End, Location, Next
-from ivr.nodes.common import SYSTEM_VARIABLES, export_variables
+from ivr.menu.model import Call, End, Location, Next, Step
+from ivr.nodes.common import SYSTEM_VARIABLES, channel_variable, exported_names
 
 
 def queue_outcome(queue_status: str | None) -> str:
@@ -50,6 +50,26 @@ class QueueNode:
     data: tuple[str, ...] | None
     then_rating: tuple[str, Location] | None
     otherwise: tuple[str, Location] | None
+    # By outcome, what `_outcome` made for it.
+    _outcomes: dict[str, tuple[tuple[str, str], Step]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    # `_went_on`, bound once: what `wait_in_queue` calls with the outcome.
+    _then: Callable[[Call, str], Next] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_outcomes", {})
+        object.__setattr__(self, "_then", self._went_on)
+
+    def _outcome(self, outcome: str) -> tuple[tuple[str, str], Step]:
+        """The call's `queued` and the step its path notes for `outcome`, made once per
+        outcome (a few words: app_queue's and the ACD's) and the same values for every call
+        after, which the checkpoints then find unchanged at a glance."""
+        queued = ((self.group, outcome), Step("queue", f"{self.group}: {outcome}", self.id))
+        if len(self._outcomes) < _MAX_OUTCOMES:
+            self._outcomes[outcome] = queued
+        return queued
 
     def targets(self) -> Iterable[tuple[str, Location]]:
         return tuple(t for t in (self.then_rating, self.otherwise) if t is not None)
@@ -57,10 +77,17 @@ class QueueNode:
     def prompts(self) -> Iterable[tuple[str, Location]]:
         return ()
 
-    async def run(self, call: Call) -> Next:
-        outcome = await enqueue(call, self.group, self.priority, self.data)
-        call.note("queue", f"{self.group}: {outcome}")
-        call.queued = (self.group, outcome)
+    def run(self, call: Call) -> Awaitable[Next]:
+        # No coroutine of its own: the queue's, which ends with `_went_on` (every command
+        # of the wait is awaited through each coroutine between it and the session).
+        return wait_in_queue(call, self.group, self.priority, self.data, self._then)
+
+    def _went_on(self, call: Call, outcome: str) -> Next:
+        """Where the call goes once the queue is over, `outcome` noted."""
+        made = self._outcomes.get(outcome)
+        queued, step = self._outcome(outcome) if made is None else made
+        call.queued = queued
+        call.path.append(step)
         if outcome == "answered":
             if self.then_rating is not None:
                 return self.then_rating[0]
@@ -73,6 +100,8 @@ class QueueNode:
 # asterisk-conf/queues.conf names each skill group's queue "hotline-<group>": a queue cannot be
 # called "general" there, that name is the file's settings section.
 ASTERISK_QUEUE_PREFIX = "hotline-"
+# Outcomes a queue node keeps the values of (`QueueNode._outcome`): more are made each time.
+_MAX_OUTCOMES = 32
 
 
 def asterisk_queue(group: str) -> str:
@@ -93,8 +122,31 @@ async def enqueue(
     (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting.
     `extra` goes to the ACD with the caller's entries (a contact number, a preferred
     operator) without becoming channel variables."""
+    return await wait_in_queue(call, group, priority, data, _outcome_itself, extra=extra)
+
+
+def _outcome_itself(call: Call, outcome: str) -> str:
+    return outcome
+
+
+Then = TypeVar("Then")
+
+
+async def wait_in_queue(
+    call: Call,
+    group: str,
+    priority: int,
+    data: Iterable[str] | None,
+    then: Callable[[Call, str], Then],
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> Then:
+    """`enqueue`, whose outcome is given to `then`: what `then` makes of it is returned."""
     channel = call.channel
-    await export_variables(call, data)
+    # `export_variables` written out: no coroutine nor list for it
+    for name in data if data is not None else exported_names(call):
+        if value := call.value(name):
+            await channel.set_variable(channel_variable(name), value)
     await channel.set_variable("HOTLINE_GROUP", group)
     acd = call.services.queue
     if acd is not None:
@@ -108,12 +160,12 @@ async def enqueue(
         )
         if outcome == "caller_gone":
             raise CallerHungUp()
-        return outcome
+        return then(call, outcome)
     if priority:
         await channel.set_variable("QUEUE_PRIO", str(priority))
     max_wait = str(call.services.queue_max_wait)
     await channel.exec("Queue", asterisk_queue(group), "tc", "", "", max_wait)
-    return queue_outcome(await channel.get_variable("QUEUESTATUS"))
+    return then(call, queue_outcome(await channel.get_variable("QUEUESTATUS")))
 
 
 def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:

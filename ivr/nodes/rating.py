@@ -70,10 +70,9 @@ class RatingNode:
             if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
                 mark, call.pending = call.pending[0], ""
             else:  # ask (written out, as in the menu node: no `play` level)
-                for cue in self._cues:
-                    name = cue.name if cue.fixed else call.expand(cue.name)
-                    played = await channel.stream_file(name, MARKS)
-                    path.append(cue.step)
+                for name, fixed, step in self._cues:
+                    played = await channel.stream_file(name if fixed else call.expand(name), MARKS)
+                    path.append(step)
                     if (mark := played.digit) is not None:
                         path.append(self._inputs[mark])
                         break

@@ -29,6 +29,7 @@ from ivr.menu.loader import parse_menu
 from ivr.menu.model import Call, LookupResult, Services
 from ivr.menu.resume import (
     MAX_CARRIED,
+    RESUME_VARIABLE,
     SAFE_KINDS,
     STATE_KEEPING_KINDS,
     Checkpoints,
@@ -150,16 +151,19 @@ def test_a_checkpoint_never_brings_back_the_engines_own_variables() -> None:
 
 async def test_checkpoints_follow_the_safe_node_rule() -> None:
     menu = parse_menu(MENU, "test.yaml")
-    channel = ConsoleChannel(ScriptedKeypad(["7"]))
     seen: list[Resume] = []
 
-    async def checkpoint(text: str) -> None:  # what HOTLINE_RESUME is set to, read back
-        here = resume_from(carry.decode(text), menu)
-        assert here is not None, text
-        seen.append(here)
+    class Channel(ConsoleChannel):
+        async def set_variable(self, name: str, value: str) -> None:
+            if name == RESUME_VARIABLE:  # what HOTLINE_RESUME is set to, read back
+                here = resume_from(carry.decode(value), menu)
+                assert here is not None, value
+                seen.append(here)
+            await super().set_variable(name, value)
 
+    channel = Channel(ScriptedKeypad(["7"]))
     services = Services(queue=HoldingAcd(answer_at_once=True), status=StatusService(answers=True))
-    await Engine().run(channel, menu, services, datetime(2026, 12, 1), checkpoint=checkpoint)
+    await Engine().run(channel, menu, services, datetime(2026, 12, 1), checkpoints=True)
     # the greeting is no checkpoint; the question is; after the answer, the node it leads
     # to; then the queue; and once the queue is over, where the call goes on from there
     assert [here.node for here in seen] == ["ask", "check", "operator"]
@@ -242,6 +246,23 @@ async def test_checkpoints_kept_between_nodes_are_those_the_rule_gives_at_every_
             await checkpoints.reach(node_id)
         # the text each carries names its node, variables, personal marks and queue outcome
         assert told == [carry.encode(here.fields(menu)) for here in expected]
+
+
+async def test_a_personal_mark_on_an_unchanged_entry_goes_in_the_next_checkpoint() -> None:
+    # The caller types the very value the menu had written there: the variables are as they
+    # were, only the mark is new; the next checkpoint carries the mark all the same (a
+    # controller resuming the call masks that entry in its logs).
+    menu = parse_menu(MENU, "test.yaml")
+    call = Call(ConsoleChannel(ScriptedKeypad([])), menu, Services(), datetime(2026, 12, 1))
+    told: list[str] = []
+    checkpoints = Checkpoints(call, told_to(told), Resume(menu.start, {}, frozenset()))
+    call.variables["application"] = "7"
+    await checkpoints.reach("check")
+    call.personal.add("application")
+    await checkpoints.reach("ask")
+    back = resume_from(carry.decode(told[-1]), menu)
+    assert back is not None and back.node == "ask"
+    assert back.variables == {"application": "7"} and back.personal == {"application"}
 
 
 # What changes a call's state, as node code writes it.
