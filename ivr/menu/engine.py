@@ -21,7 +21,7 @@ from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Ste
 from ivr.menu.resume import RESUME_VARIABLE, Checkpoints, Resume, fresh, walk_of
 from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
-from ivr.nodes.queue import enqueue, queue_outcome
+from ivr.nodes.queue import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,8 @@ class Engine:
         MENU_STEP_LIMIT.labels(menu.number).inc()
         log.warning("menu step limit reached", extra={"dialled": menu.number, "node": call.node})
         call.note("step-limit", f"{self.max_steps} steps: to group {menu.group}")
-        await enqueue(call, menu.group, 0, None)
-        outcome = queue_outcome(await call.channel.get_variable("QUEUESTATUS"))
+        # The wait's own outcome: with the ACD serving the group, QUEUESTATUS says nothing.
+        outcome = await enqueue(call, menu.group, 0, None)
         call.queued = (menu.group, outcome)
         return End("queue", menu.group, outcome)
 

@@ -9,10 +9,9 @@ async def test_goto_continues_at_its_target(run_menu) -> None:
     assert str(result.end) == "queue there"
 
 
-async def test_the_step_cap_sends_a_looping_call_to_the_operator_group(run_menu, path_of) -> None:
-    # A loop that can only be left by a key: a caller who keeps pressing 1 would go round
-    # forever without the engine's cap.
-    nodes = """\
+# A loop that can only be left by a key: a caller who keeps pressing 1 would go round forever
+# without the engine's cap.
+LOOP = """\
   a: {kind: goto, to: m}
   m:
     kind: menu
@@ -21,7 +20,33 @@ async def test_the_step_cap_sends_a_looping_call_to_the_operator_group(run_menu,
     fallback: q
   q: {kind: queue, group: elsewhere}
 """
-    result, channel = await run_menu(nodes, ["1"] * 100, max_steps=20)
+
+
+async def test_the_step_cap_sends_a_looping_call_to_the_operator_group(run_menu, path_of) -> None:
+    result, channel = await run_menu(LOOP, ["1"] * 100, max_steps=20)
     assert str(result.end) == "queue general"  # the menu's group of last resort
     assert path_of(result, "step-limit")
     assert ("Queue", ("hotline-general", "tc", "", "", "1800")) in channel.applications
+
+
+class NobodyAnsweringAcd:
+    """An ACD whose operators never answer: every caller's wait ends in a timeout."""
+
+    def __init__(self) -> None:
+        self.groups: list[str] = []
+
+    async def connect(
+        self, channel: object, group: str, *, number: str, priority: int, data: object
+    ) -> str:
+        self.groups.append(group)
+        return "timeout"
+
+
+async def test_the_step_cap_records_the_acds_outcome(run_menu) -> None:
+    # With the ACD serving the groups, Asterisk's QUEUESTATUS says nothing of the wait.
+    acd = NobodyAnsweringAcd()
+    result, channel = await run_menu(LOOP, ["1"] * 100, max_steps=20, queue=acd)
+    assert acd.groups == ["general"] and channel.applications == []
+    assert str(result.end) == "queue general"
+    assert result.outcome == "timeout"
+    assert result.queued == ("general", "timeout")
