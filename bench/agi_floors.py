@@ -150,8 +150,8 @@ class CoroutineFloorProtocol(asyncio.Protocol):
             self.step(cast(Any, None))  # starts the coroutine: the first send must be None
         lines = self.buffer.split(b"\n")  # one split a read (module docstring)
         self.buffer = lines.pop()
-        for line in lines:
-            self.step(line)
+        for reply in lines:
+            self.step(reply)
 
     def step(self, reply: bytes) -> None:
         assert self.call is not None and self.transport is not None
