@@ -51,12 +51,19 @@ def streams_notice_a_closed_page_soon(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def wait_for(driver: Any, what: Callable[[Any], Any], seconds: float = 20) -> Any:
-    """Selenium's explicit wait (the limit only turns a hang into a failure)."""
-    from selenium.common.exceptions import TimeoutException
+    """Selenium's explicit wait (the limit only turns a hang into a failure). A condition that
+    reads an element while the page is being replaced (a form posted, a redirect followed) may
+    find it in the old document: chromium then answers "Node with given id does not belong to
+    the document", a plain WebDriverException that Selenium's conditions do not catch. That is
+    asked again at the next poll; a real failure still ends in the timeout below."""
+    from selenium.common.exceptions import TimeoutException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    waiting = WebDriverWait(
+        driver, seconds, poll_frequency=0.05, ignored_exceptions=(WebDriverException,)
+    )
     try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.05).until(what)
+        return waiting.until(what)
     except TimeoutException:  # say where the browser was and what it showed
         body = driver.find_element("tag name", "body").text[:1500]
         raise AssertionError(f"{driver.current_url}:\n{body}") from None

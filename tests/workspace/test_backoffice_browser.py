@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from desk_browser import BROWSER_ABSENT, chromium_in, first_login
+from desk_browser import BROWSER_ABSENT, chromium_in, first_login, wait_for
 from ports import served
 from staff import ADMIN_CLI, accounts_app, browser_kit, totp_code
 from ticket_kit import HOUR, SIDOROV, Office, office
@@ -57,10 +57,9 @@ def work(live: LiveOffice, one_time: str, shots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     driver = chromium_in(shots / "profile", "1200,1000")
-    wait = WebDriverWait(driver, 20)
     d: object = driver
     try:
         first_login(
@@ -69,7 +68,7 @@ def work(live: LiveOffice, one_time: str, shots: Path) -> None:
         )  # fmt: skip
 
         d.get(live.url + "/backoffice")  # type: ignore[attr-defined]
-        wait.until(EC.presence_of_element_located((By.ID, "queue")))
+        wait_for(driver, EC.presence_of_element_located((By.ID, "queue")))
         row = d.find_element(By.CSS_SELECTOR, "#queue tbody tr")  # type: ignore[attr-defined]
         assert "overdue" in row.get_attribute("class")
         assert "просрочена" in row.text
@@ -77,7 +76,7 @@ def work(live: LiveOffice, one_time: str, shots: Path) -> None:
         body = d.find_element(By.TAG_NAME, "body")  # type: ignore[attr-defined]
         body.send_keys("j")  # the first ticket, its link focused
         d.switch_to.active_element.send_keys(Keys.ENTER)  # type: ignore[attr-defined]
-        wait.until(EC.url_contains(f"/backoffice/tickets/{live.ticket}"))
+        wait_for(driver, EC.url_contains(f"/backoffice/tickets/{live.ticket}"))
         assert "Иванов Иван" in d.page_source  # type: ignore[attr-defined]
         d.save_screenshot(str(shots / "2-ticket.png"))  # type: ignore[attr-defined]
 
@@ -87,12 +86,12 @@ def work(live: LiveOffice, one_time: str, shots: Path) -> None:
         box.send_keys("Сбой устранён, <b>проверено</b>")
         box.send_keys(Keys.TAB)
         d.switch_to.active_element.send_keys(Keys.ENTER)  # type: ignore[attr-defined]
-        wait.until(EC.text_to_be_present_in_element((By.ID, "comments"), "Сбой устранён"))
+        wait_for(driver, EC.text_to_be_present_in_element((By.ID, "comments"), "Сбой устранён"))
         assert "<b>проверено</b>" in d.find_element(By.ID, "comments").text  # type: ignore[attr-defined]
 
         Select(d.find_element(By.ID, "state")).select_by_value("resolved")  # type: ignore[attr-defined]
         d.find_element(By.ID, "change-state").send_keys(Keys.ENTER)  # type: ignore[attr-defined]
-        wait.until(EC.text_to_be_present_in_element((By.ID, "ticket-state"), "Решена"))
+        wait_for(driver, EC.text_to_be_present_in_element((By.ID, "ticket-state"), "Решена"))
         assert "просрочена" not in d.find_element(By.ID, "ticket-title").text  # type: ignore[attr-defined]
         d.save_screenshot(str(shots / "3-resolved.png"))  # type: ignore[attr-defined]
         d.get(live.url + "/backoffice")  # type: ignore[attr-defined]
