@@ -17,8 +17,13 @@ first write not committed. Each record keeps its write's mark (`reporting.fact_m
 batch committed and then read again (a crash between its commit and that note, a transaction
 a stop gave up on that committed after all) is not written twice.
 A segment is removed once all its writes are committed. Each write reaches the OS as it is
-appended (a crash of the controller keeps it); a segment is flushed to disk (fsync) when it
-is frozen or closed.
+appended (a crash of the controller keeps it) and the disk soon after, in a group: the writer
+asks for `unsynced` at most once a `journal_sync_seconds` (1 s) while it appends and runs the
+`JournalSync` it gets off the event loop (fsync of the segment, and of the directory once a
+segment was made), so a crash of the machine loses at most the last second of appends, and
+the calls never wait on the disk. A segment is also flushed when it is frozen or closed. A
+flush the disk refuses is logged and counted (`hotline_call_facts_journal_sync_failures_total`):
+the records may not survive a crash of the machine, and an admin must look at the disk.
 
 A record that fails its checksum or cannot be read (the torn last line of a crash, a broken
 disk) is skipped, logged, and counted lost (`journal_corrupt`); a file that does not begin
@@ -45,8 +50,9 @@ from hotline.yamldoc import write_atomically
 from reporting.fact_codec import RecordError, decode_write, encode_write
 from reporting.fact_marks import WriteMark
 from reporting.fact_store import FactWrite
+from reporting.metrics import CALL_FACTS_JOURNAL_SYNC_FAILURES
 
-__all__ = ["HEADER", "FactJournal", "JournalBatch", "JournalBusyError"]
+__all__ = ["HEADER", "FactJournal", "JournalBatch", "JournalBusyError", "JournalSync"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,33 @@ class JournalBatch:
     done: int = 0  # writes of it committed (or refused) so far
 
 
+class JournalSync:
+    """What the journal had not flushed to disk when it was asked (`FactJournal.unsynced`):
+    its own handles on the files, so that calling it in another thread is safe while the
+    journal goes on appending, or closes the segment meanwhile. Call it once."""
+
+    def __init__(self, handles: list[int]) -> None:
+        self.handles = handles  # duplicated descriptors: the segment, the directory
+
+    def __call__(self) -> bool:
+        """Flush to disk; False (logged, counted) when the disk refuses."""
+        synced = True
+        for handle in self.handles:
+            try:
+                os.fsync(handle)
+            except OSError as error:
+                synced = False
+                CALL_FACTS_JOURNAL_SYNC_FAILURES.inc()
+                log.error(
+                    "call facts: cannot flush the journal to disk (%s); what it holds may not "
+                    "survive a crash of the machine",
+                    error.strerror,
+                )
+            finally:
+                os.close(handle)
+        return synced
+
+
 class FactJournal:
     """The append-only journal in `directory`, at most `max_bytes` on disk."""
 
@@ -99,6 +132,9 @@ class FactJournal:
         self._read_at = 0
         self._lock: BinaryIO | None = None
         self._full_losses = 0  # writes lost since the journal was last found full
+        # What `unsynced` must flush: appends since it was last asked, a segment made since.
+        self._tail_unsynced = False
+        self._directory_unsynced = False
 
     # --- opening and closing -----------------------------------------------------------------
 
@@ -130,6 +166,9 @@ class FactJournal:
     def close(self) -> None:
         """Flush to disk and unlock (what is journaled stays for the next start)."""
         self._close_tail()
+        if self._directory_unsynced and self._lock is not None:
+            JournalSync([os.open(self.directory, os.O_RDONLY)])()
+            self._directory_unsynced = False
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -203,8 +242,20 @@ class FactJournal:
             self._lose_error(error, 1)
             return False
         self._tail_size += len(line)
+        self._tail_unsynced = True
         self._noted(1, len(line))
         return True
+
+    def unsynced(self) -> JournalSync | None:
+        """What was appended since the last call and is not yet on disk, to flush off the
+        event loop (fsync waits on the disk); None when there is nothing."""
+        handles = []
+        if self._tail_unsynced and self._tail is not None:
+            handles.append(os.dup(self._tail.fileno()))
+        if self._directory_unsynced and self._lock is not None:
+            handles.append(os.open(self.directory, os.O_RDONLY))
+        self._tail_unsynced = self._directory_unsynced = False
+        return JournalSync(handles) if handles else None
 
     def prepend(self, writes: Sequence[FactWrite], marks: Sequence[WriteMark | None]) -> int:
         """Journal `writes` (each with its mark) before everything journaled (they are older:
@@ -244,6 +295,7 @@ class FactJournal:
 
     def _create(self, seq: int, *, first: bool = False) -> BinaryIO:
         segment = open_private(self._path(seq), exclusive=True)
+        self._directory_unsynced = True  # its name is on disk once the directory is
         _write_all(segment, HEADER)
         self.size += len(HEADER)
         if first:
@@ -388,13 +440,11 @@ class FactJournal:
 
     def _close_tail(self) -> None:
         if self._tail is not None:
-            try:
-                os.fsync(self._tail.fileno())
-            except OSError as error:
-                log.error("call facts: cannot flush the journal (%s)", error.strerror)
+            JournalSync([os.dup(self._tail.fileno())])()
             self._tail.close()  # nothing buffered: every write went straight to the OS
             self._tail = None
             self._tail_size = 0
+            self._tail_unsynced = False
 
 
 def _write_all(segment: BinaryIO, data: bytes) -> None:

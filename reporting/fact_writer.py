@@ -40,7 +40,7 @@ from reporting.fact_marks import WriteMark
 from reporting.fact_store import FactStore, FactWrite
 from reporting.metrics import CALL_FACTS_LOST, watch_fact_writer
 
-__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "MEMORY_WRITES", "FactWriter"]
+__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "JOURNAL_SYNC_SECONDS", "MEMORY_WRITES", "FactWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ STOP_SECONDS: Final = 15.0
 # Writes kept in memory besides the batch in hand (a write is about 1-2 KB in memory: some
 # 20 MB), before the journal takes them: the database away, or slower than the calls.
 MEMORY_WRITES: Final = 10_000
+# The journal's appends reach the disk in one flush at most this long after the first of them:
+# what a crash of the machine (not only of the controller) may lose.
+JOURNAL_SYNC_SECONDS: Final = 1.0
 
 Progress = Callable[[int], None]  # how many leading writes of a batch are done
 
@@ -112,10 +115,14 @@ class FactWriter:
         stop_seconds: float = STOP_SECONDS,
         journal: FactJournal | None = None,
         memory_writes: int = MEMORY_WRITES,
+        journal_sync_seconds: float = JOURNAL_SYNC_SECONDS,
     ) -> None:
         self.store = store
         self.journal = journal
         self._memory = memory_writes
+        self._sync_seconds = journal_sync_seconds
+        self._sync_timer: asyncio.TimerHandle | None = None  # armed by the first append
+        self._sync: asyncio.Task[bool] | None = None  # the flush running in a thread
         self._size = batch_size
         self._seconds = batch_seconds
         self._retry = tuple(retry_seconds)
@@ -202,6 +209,7 @@ class FactWriter:
             if self.journal is not None and self.journal.append(write, mark):
                 self._done.clear()
                 self._noted.set()
+                self._flush_journal_soon()
             return
         if not self._waiting:
             self._first_at = asyncio.get_running_loop().time()
@@ -219,6 +227,37 @@ class FactWriter:
         if self.journal.records or self._replaying is not None:
             return True
         return len(self._waiting) >= self._memory
+
+    def _flush_journal_soon(self) -> None:
+        """Have the journal's appends flushed to disk `journal_sync_seconds` after the first:
+        one fsync for all of them, in a thread (the calls never wait on the disk)."""
+        if self._sync_timer is None:
+            loop = asyncio.get_running_loop()
+            self._sync_timer = loop.call_later(self._sync_seconds, self._flush_journal)
+
+    def _flush_journal(self) -> None:
+        self._sync_timer = None
+        if self._sync is not None:  # a slow disk: one flush at a time, the next after it
+            self._flush_journal_soon()
+            return
+        unsynced = self.journal.unsynced() if self.journal is not None else None
+        if unsynced is not None:
+            self._sync = asyncio.create_task(asyncio.to_thread(unsynced))
+            self._sync.add_done_callback(self._flushed)
+
+    def _flushed(self, flush: asyncio.Task[bool]) -> None:
+        self._sync = None
+        if not flush.cancelled() and (error := flush.exception()) is not None:
+            log.error("call facts: the journal's flush failed", exc_info=error)
+
+    async def _stop_flushing(self) -> None:
+        """No flush is due any more, the one running has ended (the journal's close flushes
+        the rest)."""
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+        if self._sync is not None:
+            await asyncio.gather(self._sync, return_exceptions=True)
 
     def _lose(self, reason: str, count: int) -> None:
         self.lost += count
@@ -246,6 +285,7 @@ class FactWriter:
         self._worker.cancel()
         await asyncio.gather(self._worker, return_exceptions=True)
         self._worker = None
+        await self._stop_flushing()
         self._keep_at_stop()
         self._waiting = NotedWrites()
         self._writing = NotedWrites()

@@ -5,7 +5,8 @@ live writers when `/metrics` is scraped, so they cost nothing per fact. A writer
 writes while the database is away loses nothing (past its memory bound they go to its journal)
 unless the journal fills, but the reports lag: the on-call engineer must know
 (`HotlineCallFactsDatabaseAway`, `HotlineCallFactsJournalFilling`, `HotlineCallFactsLost` in
-monitoring/rules.yml).
+monitoring/rules.yml), and whether the journal's disk refuses to flush it
+(`HotlineCallFactsJournalNotFlushed`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
-__all__ = ["CALL_FACTS_LOST", "watch_fact_writer"]
+__all__ = ["CALL_FACTS_JOURNAL_SYNC_FAILURES", "CALL_FACTS_LOST", "watch_fact_writer"]
 
 
 class WatchedWriter(Protocol):
@@ -72,6 +73,12 @@ CALL_FACTS_LOST = Counter(
     # refused (the database refused the write) | away_at_stop (no journal) | journal_full |
     # journal_error (the disk refused it) | journal_corrupt (a record unreadable on replay)
     ["reason"],
+)
+
+CALL_FACTS_JOURNAL_SYNC_FAILURES = Counter(
+    "hotline_call_facts_journal_sync_failures",
+    "Flushes of the call facts' journal to disk (fsync) the disk refused: its records may not "
+    "survive a crash of the machine",
 )
 
 

@@ -68,7 +68,12 @@ class ReportingService:
         load_targets(locate(settings.targets_file))  # file:line now, not at the first report
         days = facts_term_days(locate(settings.retention_file))
         journal = FactJournal(settings.journal_dir, settings.journal_max_mb * 1024 * 1024)
-        writer = FactWriter(store, journal=journal, memory_writes=settings.memory_writes)
+        writer = FactWriter(
+            store,
+            journal=journal,
+            memory_writes=settings.memory_writes,
+            journal_sync_seconds=settings.journal_sync_seconds,
+        )
         facts = CallFacts(store, settings.zone, clock, serves, writer)
         return cls(engine, settings, facts, FactRetention(store, days, audit, clock), audit)
 

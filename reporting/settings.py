@@ -31,10 +31,13 @@ class ReportingSettings:
     # The call facts' writer keeps at most this many writes waiting in memory (the database
     # away, or slower than the calls), then journals them in this private directory (0700;
     # relative: from the working directory), at most journal_max_mb of it; past that,
-    # writes are lost (counted, logged).
+    # writes are lost (counted, logged). The journal's writes reach the disk in one flush
+    # (fsync) at most journal_sync_seconds after the first of them: what a crash of the
+    # machine may lose of it (a crash of the controller alone loses nothing).
     memory_writes: int = 10_000
     journal_dir: Path = Path("var/reporting/journal")
     journal_max_mb: int = 256
+    journal_sync_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         try:
@@ -46,6 +49,8 @@ class ReportingSettings:
         for name in ("memory_writes", "journal_max_mb"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if not 0 < self.journal_sync_seconds <= 60:
+            raise ValueError("journal_sync_seconds must be more than 0 and at most 60")
 
     @property
     def zone(self) -> ZoneInfo:

@@ -73,6 +73,7 @@ def test_the_issues_alerts_are_in_their_groups_and_unit_tested() -> None:
         "HotlineCallFactsDatabaseAway": "hotline-reporting",
         "HotlineCallFactsLost": "hotline-reporting",
         "HotlineCallFactsJournalFilling": "hotline-reporting",
+        "HotlineCallFactsJournalNotFlushed": "hotline-reporting",
     }
     assert {name: alerts[name][0] for name in wanted if name in alerts} == wanted
     assert set(wanted) <= unit_tested_alerts()

@@ -12,6 +12,7 @@ at a glance whether every write arrived, in order, once: 40 facts, each with 10 
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -425,6 +426,88 @@ async def test_a_full_journal_loses_writes_counted_and_logged_once(
     # the journal holds the writes up to the first lost, none after: all of them facts here
     assert await stored(engine) == (1 + MEMORY + kept, {None: 1 + MEMORY + kept}, 0.0)
     assert logged(caplog, f"room again; {writer.lost} writes were lost") == 1
+    await writer.stop()
+
+
+class FlushedFiles:
+    """Every fsync the process makes, by inode, with the file's size at the time (directories:
+    -1), then the real one."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, refuse: bool = False) -> None:
+        self.flushes: list[tuple[int, int]] = []
+        self.refuse = refuse
+        self._fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", self.fsync)
+
+    def fsync(self, handle: int) -> None:
+        info = os.fstat(handle)
+        size = info.st_size if stat.S_ISREG(info.st_mode) else -1
+        self.flushes.append((info.st_ino, size))
+        if self.refuse:
+            raise OSError(errno.EIO, "Input/output error")
+        self._fsync(handle)
+
+    def of(self, path: Path) -> list[int]:
+        """The sizes `path` had at each of its flushes."""
+        inode = path.stat().st_ino
+        return [size for flushed, size in self.flushes if flushed == inode]
+
+
+@pytest.mark.postgres
+async def test_journaled_writes_reach_the_disk_in_one_flush_soon_after_they_are_noted(
+    relayed: tuple[CuttableRelay, AsyncEngine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash of the machine, not only of the controller, loses at most the last interval of
+    the journal: its appends are flushed to disk together (one fsync, not one a call), and the
+    new segment's name with them."""
+    relay, engine = relayed
+    directory = tmp_path / "journal"
+    flushed = FlushedFiles(monkeypatch)
+    writer = writer_on(engine, directory, journal_sync_seconds=0.2)
+    relay.cut()
+    await note_while_away(writer, calls())
+    (segment,) = segments(directory)
+    assert writer.journaled == 3 * CALLS - 1 - MEMORY
+    assert flushed.of(segment) == []  # the calls noting them did not wait on the disk
+    await until(lambda: flushed.of(segment) and flushed.of(directory))  # one flush, in turn
+    assert flushed.of(segment) == [segment.stat().st_size]  # every record, in one flush
+    assert flushed.of(directory) == [-1]
+    more = calls(5, "m")
+    for write in more:
+        writer.note(write)
+    await until(lambda: len(flushed.of(segment)) == 2)
+    assert flushed.of(segment)[-1] == segment.stat().st_size
+    assert flushed.of(directory) == [-1]  # no new segment: its name was on disk already
+    await relay.open()
+    await asyncio.wait_for(writer.idle(), 20)
+    facts, wraps, busy = await stored(engine)
+    assert (facts, wraps, busy) == (CALLS + 5, {10.0: CALLS + 5}, (CALLS + 5) * 60.0)
+    await writer.stop()
+
+
+@pytest.mark.postgres
+async def test_a_disk_that_refuses_to_flush_the_journal_is_logged_counted_and_loses_nothing(
+    relayed: tuple[CuttableRelay, AsyncEngine],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    relay, engine = relayed
+    failures_before = scraped("hotline_call_facts_journal_sync_failures_total")
+    flushed = FlushedFiles(monkeypatch, refuse=True)
+    writer = writer_on(engine, tmp_path / "journal", journal_sync_seconds=0.1)
+    relay.cut()
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        await note_while_away(writer, calls())
+        await until(lambda: logged(caplog, "cannot flush the journal to disk") == 2)
+    assert len(flushed.flushes) == 2  # the segment and the directory, tried once each
+    failures = scraped("hotline_call_facts_journal_sync_failures_total")
+    assert failures == failures_before + 2
+    assert writer.lost == 0 and writer.journaled == 3 * CALLS - 1 - MEMORY
+    flushed.refuse = False
+    await relay.open()
+    await asyncio.wait_for(writer.idle(), 20)
+    assert await stored(engine) == ALL_OF_THEM
     await writer.stop()
 
 
