@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -18,8 +18,8 @@ from typing import Any
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
-from ivr.menu.resume import RESUME_VARIABLE, Checkpoints, Resume, fresh, walk_of
-from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
+from ivr.menu.resume import RESUME_VARIABLE, Checkpoints, Resume, walk_of
+from ivr.metrics import MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue
 
@@ -28,20 +28,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class CallResult:
-    """How a call left its menu: the end, the path it took, what the caller entered."""
+    """How a call left its menu: the end, the path it took, what the caller entered, and
+    what the call log records (`outcome_of`)."""
 
     end: End
     path: list[Step]
-    variables: dict[str, str] = field(default_factory=dict)
-    queued: tuple[str, str] | None = None
+    variables: dict[str, str]
+    queued: tuple[str, str] | None
+    # A field rather than a property: Python 3.11 reads a property through a call from C,
+    # and the entry reads it for every call.
+    outcome: str
 
-    @property
-    def outcome(self) -> str:
-        """What the call log records: the queue's outcome if the caller reached one (a rating
-        after the operator does not change it), else the end's."""
-        if self.end.kind != "queue" and self.queued is not None:
-            return self.queued[1]
-        return self.end.outcome
+
+def outcome_of(end: End, queued: tuple[str, str] | None) -> str:
+    """What the call log records: the queue's outcome if the caller reached one (a rating
+    after the operator does not change it), else the end's."""
+    if end.kind != "queue" and queued is not None:
+        return queued[1]
+    return end.outcome
 
 
 class Engine:
@@ -72,7 +76,7 @@ class Engine:
         if logged and log.isEnabledFor(logging.DEBUG):
             observer = _logging_steps(observer)
         path = [] if observer is None else ObservedPath(observer)
-        call = Call(channel, menu, services, now, caller_id=caller_id, path=path)
+        call = Call(channel, menu, services, now, caller_id, path)  # (no keywords: no dict)
         if resume is not None:
             call.variables.update(resume.variables)
             call.personal.update(resume.personal)
@@ -85,7 +89,7 @@ class Engine:
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
         # (set on the channel by the engine itself: no function made per call to tell them)
-        rule = Checkpoints(call, None, resume or fresh(node_id), walk) if checkpoints else None
+        rule = Checkpoints(call, None, resume, walk) if checkpoints else None
         # Whether a node run since the checkpoints were last asked may have changed the
         # call's state; a fresh call's is the fresh checkpoint's, a resumed one's is not known.
         changed = resume is not None
@@ -106,17 +110,21 @@ class Engine:
                     if nxt.__class__ is not End:  # a node that waits for the caller or a service
                         # (no `typing.cast` here: `Awaitable[Next]` is built anew at every node)
                         nxt = await nxt  # type: ignore[misc]
-                    if isinstance(nxt, End):
+                    # A node's answer is a str or an End: its class tells them apart with no
+                    # call of isinstance (which mypy would need to narrow it).
+                    if nxt.__class__ is End:
                         end = nxt
                         break
-                node_id = nxt
+                node_id = nxt  # type: ignore[assignment]
             else:
                 end = await self._step_limit(call)
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
-        MENU_ENDS.count(menu.number, end.kind)
-        result = CallResult(end, call.path, call.variables, call.queued)
+        ends = walk.ends  # MENU_ENDS.count(menu.number, end.kind), with no call
+        ends[end.kind] = ends.get(end.kind, 0) + 1
+        queued = call.queued
+        result = CallResult(end, call.path, call.variables, queued, outcome_of(end, queued))
         if logged:
             log.info(
                 "menu finished",

@@ -29,6 +29,7 @@ from functools import lru_cache
 
 from hotline.agi.carry import encode
 from ivr.menu.model import Call, Menu, Next
+from ivr.metrics import MENU_ENDS
 from ivr.nodes.common import SYSTEM_VARIABLES
 
 log = logging.getLogger(__name__)
@@ -313,24 +314,29 @@ class Checkpoints:
     )
 
     def __init__(
-        self, call: Call, tell: Tell | None, last: Resume, walk: MenuWalk | None = None
+        self, call: Call, tell: Tell | None, last: Resume | None, walk: MenuWalk | None = None
     ) -> None:
+        """`last`: the checkpoint the call resumed from; None for a fresh call (nothing
+        entered, at its menu's start: `fresh`), which needs no `Resume` looked up."""
         self._call = call
         self._walk = walk = walk or walk_of(call.menu)
         self._safe = walk.safe
         self.tell = tell
-        self._node = last.node  # where the last checkpoint was left (or the call resumed)
         # The call's state as last seen, whose variables and queue outcome are always the last
         # checkpoint's; until then, the last checkpoint's (which the engine's `changed=False`
         # at the first node vouches for: a fresh call's). Its variables, queue outcome and
         # personal marks, and either its `StateTexts` (a state of the menu's own texts) or
-        # its `Resume`.
+        # its `Resume`; and where the last checkpoint was left (or the call resumed).
+        self._personal = _NONE
+        self._resume: Resume | None = None
+        self._texts: StateTexts | None = walk.empty
+        if last is None:
+            self._variables, self._queued, self._node = walk.empty.variables, None, walk.start
+            return
+        self._node = last.node
         self._variables, self._queued, self._personal = last.variables, last.queued, last.personal
         if last.variables or last.personal or last.queued:
-            self._texts: StateTexts | None = None
-            self._resume: Resume | None = last
-        else:  # a fresh call's
-            self._texts, self._resume = walk.empty, None
+            self._resume, self._texts = last, None
 
     def _take(self, state: Resume) -> None:
         self._variables, self._queued = state.variables, state.queued
@@ -401,13 +407,17 @@ NodePlan = dict[str, tuple[Callable[[Call], Next | Awaitable[Next]], bool, bool]
 class MenuWalk:
     """What calls ask of one menu, worked out once when it is loaded (`ivr.menu.library`),
     not at every node of every call: the engine's `plan`, the nodes that ask or queue
-    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`) and the states
+    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`), where its calls' ends
+    are counted (`ends`) and the states
     made only of the menu's own texts seen so far with their checkpoints' texts (`states`,
     `Resume._state_text`)."""
 
-    __slots__ = ("empty", "heads", "longest_head", "plan", "safe", "states")
+    __slots__ = ("empty", "ends", "heads", "longest_head", "plan", "safe", "start", "states")
 
     def __init__(self, menu: Menu) -> None:
+        self.start = menu.start
+        # The menu's number's counts of how calls left it (``hotline_ivr_calls_total``).
+        self.ends = MENU_ENDS.ends_of(menu.number)
         self.safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
         self.plan: NodePlan = {
             node_id: (node.run, node_id in self.safe, node.kind not in STATE_KEEPING_KINDS)
