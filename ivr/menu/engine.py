@@ -106,13 +106,14 @@ class Engine:
                         await channel.set_variable(RESUME_VARIABLE, text)
                 changed = changes
                 nxt = run(call)
-                if nxt.__class__ is not str:
-                    if nxt.__class__ is not End:  # a node that waits for the caller or a service
+                # A node's answer is a str or an End, or an awaitable of one: `type(...) is`
+                # tells them apart at the least cost (3.11 runs `type(x)` with no call, where
+                # `x.__class__` is looked up anew whenever its type differs from the last).
+                if type(nxt) is not str:
+                    if type(nxt) is not End:  # a node that waits for the caller or a service
                         # (no `typing.cast` here: `Awaitable[Next]` is built anew at every node)
                         nxt = await nxt  # type: ignore[misc]
-                    # A node's answer is a str or an End: its class tells them apart with no
-                    # call of isinstance (which mypy would need to narrow it).
-                    if nxt.__class__ is End:
+                    if type(nxt) is End:  # (not isinstance, which mypy would need: a call)
                         end = nxt
                         break
                 node_id = nxt  # type: ignore[assignment]
