@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
-from ivr.menu.resume import RESUME_VARIABLE, Checkpoints, Resume, walk_of
+from ivr.menu.resume import RESUME_VARIABLE, WALK_ATTRIBUTE, Checkpoints, MenuWalk, Resume, walk_of
 from ivr.metrics import MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue
@@ -26,10 +25,10 @@ from ivr.nodes.queue import enqueue
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class CallResult:
+class CallResult(NamedTuple):
     """How a call left its menu: the end, the path it took, what the caller entered, and
-    what the call log records (`outcome_of`)."""
+    what the call log records (`outcome_of`). A named tuple, made with no frame (a class
+    with an ``__init__`` is called from C in Python 3.11)."""
 
     end: End
     path: list[Step]
@@ -38,6 +37,9 @@ class CallResult:
     # A field rather than a property: Python 3.11 reads a property through a call from C,
     # and the entry reads it for every call.
     outcome: str
+
+
+_new_result = tuple.__new__
 
 
 def outcome_of(end: End, queued: tuple[str, str] | None) -> str:
@@ -82,8 +84,9 @@ class Engine:
             call.personal.update(resume.personal)
             call.queued = resume.queued
             call.note("resume", resume.node)
-        _fill_system_variables(call)
-        walk = walk_of(menu)
+        # (`walk_of` written out: the library works every menu's walk out as it loads it)
+        walk = menu.__dict__.get(WALK_ATTRIBUTE) or walk_of(menu)
+        _fill_system_variables(call, walk)
         plan = walk.plan
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
@@ -125,7 +128,8 @@ class Engine:
         ends = walk.ends  # MENU_ENDS.count(menu.number, end.kind), with no call
         ends[end.kind] = ends.get(end.kind, 0) + 1
         queued = call.queued
-        result = CallResult(end, call.path, call.variables, queued, outcome_of(end, queued))
+        outcome = outcome_of(end, queued)
+        result = _new_result(CallResult, (end, call.path, call.variables, queued, outcome))
         if logged:
             log.info(
                 "menu finished",
@@ -144,23 +148,22 @@ class Engine:
         return End("queue", menu.group, outcome)
 
 
-def _fill_system_variables(call: Call) -> None:
+def _fill_system_variables(call: Call, walk: MenuWalk) -> None:
     """What menus may say (`Call.system`) or test (`Call.facts`, for condition nodes)
-    besides the caller's entries: the number dialled and the opening hours."""
-    hours, number = call.services.hours, call.menu.number
+    besides the caller's entries: the number dialled and the opening hours.
+
+    The menu's walk holds the last opening-hours status seen with its facts and system
+    variables (`MenuWalk.hours_held`): the schedule hands every call of the same stretch of
+    the day the same status (`hotline.hours.OpenHours`), so they are worked out once per
+    stretch. The status is held, so its id cannot name another one."""
+    hours = call.services.hours
     # `Call.hours` written out: it is asked here first, once per call
     status = call.hours_status = None if hours is None else hours.status(call.now)
-    held = _by_number.get(number)
+    held = walk.hours_held
     if held is None or held[0] is not status:
-        held = _by_number[number] = (status, hours_facts(status), _system_variables(number, status))
+        number = call.menu.number
+        held = walk.hours_held = (status, hours_facts(status), _system_variables(number, status))
     _, call.facts, call.system = held
-
-
-# By menu number, the last opening-hours status seen with its facts and system variables:
-# the schedule hands every call of the same stretch of the day the same status
-# (`hotline.hours.OpenHours`), so they are worked out once per stretch. The status is held,
-# so its id cannot name another one.
-_by_number: dict[str, tuple[Any, frozenset[str], Mapping[str, str]]] = {}
 
 
 def _system_variables(number: str, status: Any) -> Mapping[str, str]:

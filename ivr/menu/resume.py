@@ -26,6 +26,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
+from typing import Any
 
 from hotline.agi.carry import encode
 from ivr.menu.model import Call, Menu, Next
@@ -412,7 +413,17 @@ class MenuWalk:
     made only of the menu's own texts seen so far with their checkpoints' texts (`states`,
     `Resume._state_text`)."""
 
-    __slots__ = ("empty", "ends", "heads", "longest_head", "plan", "safe", "start", "states")
+    __slots__ = (
+        "empty",
+        "ends",
+        "heads",
+        "hours_held",
+        "longest_head",
+        "plan",
+        "safe",
+        "start",
+        "states",
+    )
 
     def __init__(self, menu: Menu) -> None:
         self.start = menu.start
@@ -427,17 +438,20 @@ class MenuWalk:
         self.longest_head = max(map(len, self.heads.values()), default=0)
         self.states: dict[StateKey, StateTexts] = {}
         self.empty = StateTexts(self.heads, "")  # a fresh call's: nothing entered
+        # The engine's: the last opening-hours status its calls saw, with what it makes of it
+        # (`ivr.menu.engine._fill_system_variables`).
+        self.hours_held: tuple[Any, frozenset[str], Mapping[str, str]] | None = None
 
 
 def walk_of(menu: Menu) -> MenuWalk:
     """The menu's `MenuWalk`, kept with the menu as its cached properties are."""
-    walk: MenuWalk | None = menu.__dict__.get(_WALK)
+    walk: MenuWalk | None = menu.__dict__.get(WALK_ATTRIBUTE)
     if walk is None:
-        walk = menu.__dict__[_WALK] = MenuWalk(menu)
+        walk = menu.__dict__[WALK_ATTRIBUTE] = MenuWalk(menu)
     return walk
 
 
-_WALK = "_walk"
+WALK_ATTRIBUTE = "_walk"  # where `walk_of` keeps it in the menu's __dict__
 
 
 def safe_nodes(menu: Menu) -> frozenset[str]:
