@@ -247,7 +247,7 @@ class StateTexts(dict[str, str]):
     each node (`MenuWalk.heads` and the state), made the first time a call leaves it there
     and the very string for every call after."""
 
-    __slots__ = ("heads", "queued", "state", "variables")
+    __slots__ = ("after", "heads", "names", "queued", "state", "variables")
 
     def __init__(
         self,
@@ -258,9 +258,21 @@ class StateTexts(dict[str, str]):
     ) -> None:
         super().__init__()
         self.heads, self.state = heads, state
-        # The state itself (never changed: `Checkpoints` compares calls' with these).
+        # The state itself (never changed: `Checkpoints` compares calls' with these), and its
+        # variables' names in order.
         self.variables: dict[str, str] = {} if variables is None else variables
+        self.names = tuple(self.variables)
         self.queued = queued
+        # By node id: the state the last call that left this one had on entering that node
+        # (`Checkpoints.due`), most often the next call's too.
+        self.after: dict[str, StateTexts] = {}
+
+    def is_state_of(self, variables: dict[str, str], queued: tuple[str, str] | None) -> bool:
+        """Whether this is the state of a call with these `variables` (the same, in the same
+        order) and queue outcome: what its `state_key` would find, with no key made."""
+        return (
+            variables == self.variables and queued == self.queued and tuple(variables) == self.names
+        )
 
     def __missing__(self, node_id: str) -> str:
         text = self[node_id] = self.heads[node_id] + self.state
@@ -360,13 +372,21 @@ class Checkpoints:
             call = self._call
             if call.personal or self._personal:
                 return self._taken_apart(node_id)
-            if call.variables != self._variables or call.queued != self._queued:
+            variables, queued = call.variables, call.queued
+            if variables != self._variables or queued != self._queued:
                 # A state of the menu's own texts seen before: no system variable among
-                # them (they are kept taken out), nothing to take apart.
-                variables = call.variables  # its `state_key`, written out
-                texts = self._walk.states.get((*variables, *variables.values(), call.queued))
-                if texts is None:
-                    return self._taken_apart(node_id)
+                # them (they are kept taken out), nothing to take apart. Most often the one
+                # the last call had here after the same last state (making its `state_key`
+                # costs more than checking that).
+                last = self._texts
+                texts = None if last is None else last.after.get(node_id)
+                if texts is None or not texts.is_state_of(variables, queued):
+                    # (its `state_key`, written out)
+                    texts = self._walk.states.get((*variables, *variables.values(), queued))
+                    if texts is None:
+                        return self._taken_apart(node_id)
+                    if last is not None:
+                        last.after[node_id] = texts
                 self._variables, self._queued = texts.variables, texts.queued
                 self._texts, self._resume = texts, None
                 self._node = node_id
