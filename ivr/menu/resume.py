@@ -267,13 +267,6 @@ class StateTexts(dict[str, str]):
         # (`Checkpoints.due`), most often the next call's too.
         self.after: dict[str, StateTexts] = {}
 
-    def is_state_of(self, variables: dict[str, str], queued: tuple[str, str] | None) -> bool:
-        """Whether this is the state of a call with these `variables` (the same, in the same
-        order) and queue outcome: what its `state_key` would find, with no key made."""
-        return (
-            variables == self.variables and queued == self.queued and tuple(variables) == self.names
-        )
-
     def __missing__(self, node_id: str) -> str:
         text = self[node_id] = self.heads[node_id] + self.state
         return text
@@ -380,7 +373,14 @@ class Checkpoints:
                 # costs more than checking that).
                 last = self._texts
                 texts = None if last is None else last.after.get(node_id)
-                if texts is None or not texts.is_state_of(variables, queued):
+                # (the same variables in the same order, the same queue outcome: what
+                # `state_key` would find)
+                if (
+                    texts is None
+                    or variables != texts.variables
+                    or queued != texts.queued
+                    or tuple(variables) != texts.names
+                ):
                     # (its `state_key`, written out)
                     texts = self._walk.states.get((*variables, *variables.values(), queued))
                     if texts is None:
