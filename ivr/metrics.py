@@ -20,10 +20,17 @@ class MenuEnds(Collector):
 
     def count(self, number: str, end: str) -> None:
         """One call left `number`'s menu so (queue, transfer, hangup, caller_hangup)."""
+        ends = self.ends_of(number)
+        ends[end] = ends.get(end, 0) + 1
+
+    def ends_of(self, number: str) -> dict[str, int]:
+        """The counts of `number`'s menu by how calls left it, to add to in place: the engine
+        keeps it with the menu (`ivr.menu.resume.MenuWalk.ends`), so that a call's end is
+        counted with no call of `count` (a frame and a bound method a call)."""
         ends = self._counts.get(number)
         if ends is None:
             ends = self._counts.setdefault(number, {})
-        ends[end] = ends.get(end, 0) + 1
+        return ends
 
     def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(

@@ -10,38 +10,44 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from hotline.agi.session import CallerHungUp
 from hotline.logs import mask_personal
 from ivr.menu.model import Call, Channel, End, Menu, ObservedPath, Services, Step
-from ivr.menu.resume import RESUME_VARIABLE, Checkpoints, Resume, fresh, walk_of
-from ivr.metrics import MENU_ENDS, MENU_STEP_LIMIT
+from ivr.menu.resume import RESUME_VARIABLE, WALK_ATTRIBUTE, Checkpoints, MenuWalk, Resume, walk_of
+from ivr.metrics import MENU_STEP_LIMIT
 from ivr.nodes.condition import hours_facts
 from ivr.nodes.queue import enqueue
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class CallResult:
-    """How a call left its menu: the end, the path it took, what the caller entered."""
+class CallResult(NamedTuple):
+    """How a call left its menu: the end, the path it took, what the caller entered, and
+    what the call log records (`outcome_of`). A named tuple, made with no frame (a class
+    with an ``__init__`` is called from C in Python 3.11)."""
 
     end: End
     path: list[Step]
-    variables: dict[str, str] = field(default_factory=dict)
-    queued: tuple[str, str] | None = None
+    variables: dict[str, str]
+    queued: tuple[str, str] | None
+    # A field rather than a property: Python 3.11 reads a property through a call from C,
+    # and the entry reads it for every call.
+    outcome: str
 
-    @property
-    def outcome(self) -> str:
-        """What the call log records: the queue's outcome if the caller reached one (a rating
-        after the operator does not change it), else the end's."""
-        if self.end.kind != "queue" and self.queued is not None:
-            return self.queued[1]
-        return self.end.outcome
+
+_new_result = tuple.__new__
+
+
+def outcome_of(end: End, queued: tuple[str, str] | None) -> str:
+    """What the call log records: the queue's outcome if the caller reached one (a rating
+    after the operator does not change it), else the end's."""
+    if end.kind != "queue" and queued is not None:
+        return queued[1]
+    return end.outcome
 
 
 class Engine:
@@ -72,20 +78,21 @@ class Engine:
         if logged and log.isEnabledFor(logging.DEBUG):
             observer = _logging_steps(observer)
         path = [] if observer is None else ObservedPath(observer)
-        call = Call(channel, menu, services, now, caller_id=caller_id, path=path)
+        call = Call(channel, menu, services, now, caller_id, path)  # (no keywords: no dict)
         if resume is not None:
             call.variables.update(resume.variables)
             call.personal.update(resume.personal)
             call.queued = resume.queued
             call.note("resume", resume.node)
-        _fill_system_variables(call)
-        walk = walk_of(menu)
+        # (`walk_of` written out: the library works every menu's walk out as it loads it)
+        walk = menu.__dict__.get(WALK_ATTRIBUTE) or walk_of(menu)
+        _fill_system_variables(call, walk)
         plan = walk.plan
         node_id = menu.start if resume is None else resume.node
         # Nothing to carry before the call has a state of its own: a fresh call's greeting
         # is not a checkpoint (a caller cut off during it hears it again).
         # (set on the channel by the engine itself: no function made per call to tell them)
-        rule = Checkpoints(call, None, resume or fresh(node_id), walk) if checkpoints else None
+        rule = Checkpoints(call, None, resume, walk) if checkpoints else None
         # Whether a node run since the checkpoints were last asked may have changed the
         # call's state; a fresh call's is the fresh checkpoint's, a resumed one's is not known.
         changed = resume is not None
@@ -102,21 +109,27 @@ class Engine:
                         await channel.set_variable(RESUME_VARIABLE, text)
                 changed = changes
                 nxt = run(call)
-                if nxt.__class__ is not str:
-                    if nxt.__class__ is not End:  # a node that waits for the caller or a service
+                # A node's answer is a str or an End, or an awaitable of one: `type(...) is`
+                # tells them apart at the least cost (3.11 runs `type(x)` with no call, where
+                # `x.__class__` is looked up anew whenever its type differs from the last).
+                if type(nxt) is not str:
+                    if type(nxt) is not End:  # a node that waits for the caller or a service
                         # (no `typing.cast` here: `Awaitable[Next]` is built anew at every node)
                         nxt = await nxt  # type: ignore[misc]
-                    if isinstance(nxt, End):
+                    if type(nxt) is End:  # (not isinstance, which mypy would need: a call)
                         end = nxt
                         break
-                node_id = nxt
+                node_id = nxt  # type: ignore[assignment]
             else:
                 end = await self._step_limit(call)
         except CallerHungUp:
             call.note("caller-hangup")
             end = End("caller_hangup", outcome="hangup")
-        MENU_ENDS.count(menu.number, end.kind)
-        result = CallResult(end, call.path, call.variables, call.queued)
+        ends = walk.ends  # MENU_ENDS.count(menu.number, end.kind), with no call
+        ends[end.kind] = ends.get(end.kind, 0) + 1
+        queued = call.queued
+        outcome = outcome_of(end, queued)
+        result = _new_result(CallResult, (end, call.path, call.variables, queued, outcome))
         if logged:
             log.info(
                 "menu finished",
@@ -135,23 +148,22 @@ class Engine:
         return End("queue", menu.group, outcome)
 
 
-def _fill_system_variables(call: Call) -> None:
+def _fill_system_variables(call: Call, walk: MenuWalk) -> None:
     """What menus may say (`Call.system`) or test (`Call.facts`, for condition nodes)
-    besides the caller's entries: the number dialled and the opening hours."""
-    hours, number = call.services.hours, call.menu.number
+    besides the caller's entries: the number dialled and the opening hours.
+
+    The menu's walk holds the last opening-hours status seen with its facts and system
+    variables (`MenuWalk.hours_held`): the schedule hands every call of the same stretch of
+    the day the same status (`hotline.hours.OpenHours`), so they are worked out once per
+    stretch. The status is held, so its id cannot name another one."""
+    hours = call.services.hours
     # `Call.hours` written out: it is asked here first, once per call
     status = call.hours_status = None if hours is None else hours.status(call.now)
-    held = _by_number.get(number)
+    held = walk.hours_held
     if held is None or held[0] is not status:
-        held = _by_number[number] = (status, hours_facts(status), _system_variables(number, status))
+        number = call.menu.number
+        held = walk.hours_held = (status, hours_facts(status), _system_variables(number, status))
     _, call.facts, call.system = held
-
-
-# By menu number, the last opening-hours status seen with its facts and system variables:
-# the schedule hands every call of the same stretch of the day the same status
-# (`hotline.hours.OpenHours`), so they are worked out once per stretch. The status is held,
-# so its id cannot name another one.
-_by_number: dict[str, tuple[Any, frozenset[str], Mapping[str, str]]] = {}
 
 
 def _system_variables(number: str, status: Any) -> Mapping[str, str]:

@@ -396,7 +396,10 @@ class Call:
         caller_id: str = "",
         path: list[Step] | None = None,
     ) -> None:
-        self.channel, self.menu, self.services, self.now = channel, menu, services, now
+        self.channel = channel
+        self.menu = menu
+        self.services = services
+        self.now = now
         self.caller_id = caller_id
         # What the menu and the caller put: set nodes, entries, lookup answers (a checkpoint
         # carries these as they are).

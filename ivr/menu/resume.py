@@ -26,9 +26,11 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
+from typing import Any
 
 from hotline.agi.carry import encode
 from ivr.menu.model import Call, Menu, Next
+from ivr.metrics import MENU_ENDS
 from ivr.nodes.common import SYSTEM_VARIABLES
 
 log = logging.getLogger(__name__)
@@ -245,7 +247,7 @@ class StateTexts(dict[str, str]):
     each node (`MenuWalk.heads` and the state), made the first time a call leaves it there
     and the very string for every call after."""
 
-    __slots__ = ("heads", "queued", "state", "variables")
+    __slots__ = ("after", "heads", "names", "queued", "state", "variables")
 
     def __init__(
         self,
@@ -256,9 +258,14 @@ class StateTexts(dict[str, str]):
     ) -> None:
         super().__init__()
         self.heads, self.state = heads, state
-        # The state itself (never changed: `Checkpoints` compares calls' with these).
+        # The state itself (never changed: `Checkpoints` compares calls' with these), and its
+        # variables' names in order.
         self.variables: dict[str, str] = {} if variables is None else variables
+        self.names = tuple(self.variables)
         self.queued = queued
+        # By node id: the state the last call that left this one had on entering that node
+        # (`Checkpoints.due`), most often the next call's too.
+        self.after: dict[str, StateTexts] = {}
 
     def __missing__(self, node_id: str) -> str:
         text = self[node_id] = self.heads[node_id] + self.state
@@ -313,24 +320,29 @@ class Checkpoints:
     )
 
     def __init__(
-        self, call: Call, tell: Tell | None, last: Resume, walk: MenuWalk | None = None
+        self, call: Call, tell: Tell | None, last: Resume | None, walk: MenuWalk | None = None
     ) -> None:
+        """`last`: the checkpoint the call resumed from; None for a fresh call (nothing
+        entered, at its menu's start: `fresh`), which needs no `Resume` looked up."""
         self._call = call
         self._walk = walk = walk or walk_of(call.menu)
         self._safe = walk.safe
         self.tell = tell
-        self._node = last.node  # where the last checkpoint was left (or the call resumed)
         # The call's state as last seen, whose variables and queue outcome are always the last
         # checkpoint's; until then, the last checkpoint's (which the engine's `changed=False`
         # at the first node vouches for: a fresh call's). Its variables, queue outcome and
         # personal marks, and either its `StateTexts` (a state of the menu's own texts) or
-        # its `Resume`.
+        # its `Resume`; and where the last checkpoint was left (or the call resumed).
+        self._personal = _NONE
+        self._resume: Resume | None = None
+        self._texts: StateTexts | None = walk.empty
+        if last is None:
+            self._variables, self._queued, self._node = walk.empty.variables, None, walk.start
+            return
+        self._node = last.node
         self._variables, self._queued, self._personal = last.variables, last.queued, last.personal
         if last.variables or last.personal or last.queued:
-            self._texts: StateTexts | None = None
-            self._resume: Resume | None = last
-        else:  # a fresh call's
-            self._texts, self._resume = walk.empty, None
+            self._resume, self._texts = last, None
 
     def _take(self, state: Resume) -> None:
         self._variables, self._queued = state.variables, state.queued
@@ -353,13 +365,28 @@ class Checkpoints:
             call = self._call
             if call.personal or self._personal:
                 return self._taken_apart(node_id)
-            if call.variables != self._variables or call.queued != self._queued:
+            variables, queued = call.variables, call.queued
+            if variables != self._variables or queued != self._queued:
                 # A state of the menu's own texts seen before: no system variable among
-                # them (they are kept taken out), nothing to take apart.
-                variables = call.variables  # its `state_key`, written out
-                texts = self._walk.states.get((*variables, *variables.values(), call.queued))
-                if texts is None:
-                    return self._taken_apart(node_id)
+                # them (they are kept taken out), nothing to take apart. Most often the one
+                # the last call had here after the same last state (making its `state_key`
+                # costs more than checking that).
+                last = self._texts
+                texts = None if last is None else last.after.get(node_id)
+                # (the same variables in the same order, the same queue outcome: what
+                # `state_key` would find)
+                if (
+                    texts is None
+                    or variables != texts.variables
+                    or queued != texts.queued
+                    or tuple(variables) != texts.names
+                ):
+                    # (its `state_key`, written out)
+                    texts = self._walk.states.get((*variables, *variables.values(), queued))
+                    if texts is None:
+                        return self._taken_apart(node_id)
+                    if last is not None:
+                        last.after[node_id] = texts
                 self._variables, self._queued = texts.variables, texts.queued
                 self._texts, self._resume = texts, None
                 self._node = node_id
@@ -401,13 +428,27 @@ NodePlan = dict[str, tuple[Callable[[Call], Next | Awaitable[Next]], bool, bool]
 class MenuWalk:
     """What calls ask of one menu, worked out once when it is loaded (`ivr.menu.library`),
     not at every node of every call: the engine's `plan`, the nodes that ask or queue
-    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`) and the states
+    (`safe`, of `SAFE_KINDS`), each node's checkpoint head (`heads`), where its calls' ends
+    are counted (`ends`) and the states
     made only of the menu's own texts seen so far with their checkpoints' texts (`states`,
     `Resume._state_text`)."""
 
-    __slots__ = ("empty", "heads", "longest_head", "plan", "safe", "states")
+    __slots__ = (
+        "empty",
+        "ends",
+        "heads",
+        "hours_held",
+        "longest_head",
+        "plan",
+        "safe",
+        "start",
+        "states",
+    )
 
     def __init__(self, menu: Menu) -> None:
+        self.start = menu.start
+        # The menu's number's counts of how calls left it (``hotline_ivr_calls_total``).
+        self.ends = MENU_ENDS.ends_of(menu.number)
         self.safe = frozenset(n for n, node in menu.nodes.items() if node.kind in SAFE_KINDS)
         self.plan: NodePlan = {
             node_id: (node.run, node_id in self.safe, node.kind not in STATE_KEEPING_KINDS)
@@ -417,17 +458,20 @@ class MenuWalk:
         self.longest_head = max(map(len, self.heads.values()), default=0)
         self.states: dict[StateKey, StateTexts] = {}
         self.empty = StateTexts(self.heads, "")  # a fresh call's: nothing entered
+        # The engine's: the last opening-hours status its calls saw, with what it makes of it
+        # (`ivr.menu.engine._fill_system_variables`).
+        self.hours_held: tuple[Any, frozenset[str], Mapping[str, str]] | None = None
 
 
 def walk_of(menu: Menu) -> MenuWalk:
     """The menu's `MenuWalk`, kept with the menu as its cached properties are."""
-    walk: MenuWalk | None = menu.__dict__.get(_WALK)
+    walk: MenuWalk | None = menu.__dict__.get(WALK_ATTRIBUTE)
     if walk is None:
-        walk = menu.__dict__[_WALK] = MenuWalk(menu)
+        walk = menu.__dict__[WALK_ATTRIBUTE] = MenuWalk(menu)
     return walk
 
 
-_WALK = "_walk"
+WALK_ATTRIBUTE = "_walk"  # where `walk_of` keeps it in the menu's __dict__
 
 
 def safe_nodes(menu: Menu) -> frozenset[str]:

@@ -279,3 +279,64 @@ def test_the_kinds_said_to_keep_the_state_never_change_it() -> None:
     changing = {path.stem for path in nodes.glob("*.py") if STATE_WRITES.search(path.read_text())}
     assert changing >= {"set", "collect", "lookup", "queue", "rating"}  # the pattern finds them
     assert not changing & STATE_KEEPING_KINDS
+
+
+ORDERS = parse_menu(
+    'number: "1000"\ngroup: general\nstart: pick\nnodes:\n'
+    "  pick: {kind: menu, prompts: [hotline/m], options: {'1': ab, '2': ba, '3': ac},"
+    " fallback: ab}\n"
+    "  ab: {kind: set, values: {a: '1', b: '2'}, next: done}\n"
+    "  ba: {kind: set, values: {b: '2', a: '1'}, next: done}\n"
+    "  ac: {kind: set, values: {a: '1', b: '3'}, next: done}\n"
+    "  done: {kind: hangup}\n",
+    "test.yaml",
+)
+
+
+async def test_a_call_carries_its_own_state_where_the_last_call_had_another() -> None:
+    # Calls leaving the same checkpoint and entering the same node mostly bring the same
+    # state there, and the engine looks that one up first (`StateTexts.after`): a call whose
+    # state differs from the last call's, if only in the order of its variables, carries
+    # its own all the same.
+    menu = ORDERS
+
+    async def carried_at_done(key: str) -> str:
+        told: list[str] = []
+
+        class Channel(ConsoleChannel):
+            async def set_variable(self, name: str, value: str) -> None:
+                if name == RESUME_VARIABLE:
+                    told.append(value)
+                await super().set_variable(name, value)
+
+        channel = Channel(ScriptedKeypad([key]))
+        await Engine().run(channel, menu, Services(), datetime(2026, 12, 1), checkpoints=True)
+        return told[-1]
+
+    def written(*variables: tuple[str, str]) -> str:
+        return carry.encode(
+            {"menu": "1000", "node": "done"} | {f"var.{k}": v for k, v in variables}
+        )
+
+    states = {
+        "1": (("a", "1"), ("b", "2")),
+        "2": (("b", "2"), ("a", "1")),
+        "3": (("a", "1"), ("b", "3")),
+    }
+    # each state first met, then each right after each other ("2": the same values as "1" in
+    # another order; "3": another value)
+    for key in ["1", "2", "3", "1", "2", "1", "3", "1", "1", "2", "2", "3", "3", "2"]:
+        assert await carried_at_done(key) == written(*states[key]), key
+
+
+async def test_a_call_carries_its_own_queue_outcome_where_the_last_call_had_another() -> None:
+    # as above, the state differing from the last call's at that node in its queue outcome
+    for queued in [None, ("general", "answered"), None, None, ("general", "timeout")] * 2:
+        call = Call(ConsoleChannel(ScriptedKeypad([])), ORDERS, Services(), datetime(2026, 12, 1))
+        told: list[str] = []
+        checkpoints = Checkpoints(call, told_to(told), None)  # a fresh call's
+        call.variables.update(a="1", b="2")
+        call.queued = queued
+        await checkpoints.reach("done")
+        expected = Resume("done", {"a": "1", "b": "2"}, frozenset(), queued)
+        assert told == [carry.encode(expected.fields(ORDERS))], queued
