@@ -356,10 +356,14 @@ class OpenHours:
         return self._surge_source()
 
     def status(self, at: datetime) -> HoursStatus:
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError("время без часового пояса: укажите его (например, +03:00)")
-        local = at.astimezone(self.tz)
-        surge = self.surge
+        local = at
+        # A moment in the schedule's own zone (every call's: the engine's clock) has an
+        # offset and needs no conversion; only others are checked and converted.
+        if at.tzinfo is not self.tz:
+            if at.tzinfo is None or at.utcoffset() is None:
+                raise ValueError("время без часового пояса: укажите его (например, +03:00)")
+            local = at.astimezone(self.tz)
+        surge = self._surge_source()  # `surge`, read on every check
         held = self._held.get(surge)
         if held is not None and held[0] <= local < held[1]:
             return held[2]

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -114,6 +115,20 @@ def test_other_time_zones_are_converted_and_naive_rejected(calendar: Calendar) -
     assert not hours.status(late).open
     with pytest.raises(ValueError, match="часового пояса"):
         hours.status(datetime(2026, 11, 27, 12, 0))
+
+
+def test_a_schedule_reads_its_own_zone_as_is_and_converts_any_other(calendar: Calendar) -> None:
+    # `OpenHours.status` takes a moment in the schedule's own zone (every call's) as it is,
+    # and converts one of any other zone, even another named zone, first.
+    vladivostok = ZoneInfo("Asia/Vladivostok")  # +10, seven hours ahead of Moscow
+    hours = OpenHours(hours_with(calendar).windows, calendar, lambda: False, vladivostok)
+    # 09:00 in Vladivostok is open, 07:30 not yet; 09:00 in Moscow is 16:00 there, open
+    assert hours.status(datetime(2026, 11, 27, 9, 0, tzinfo=vladivostok)).open
+    assert not hours.status(datetime(2026, 11, 27, 7, 30, tzinfo=vladivostok)).open
+    assert hours.status(msk(2026, 11, 27, 9, 0)).open
+    # 20:00 on Friday in Moscow is already Saturday there
+    assert hours.status(datetime(2026, 11, 27, 20, 0, tzinfo=vladivostok)).kind == "workday"
+    assert hours.status(msk(2026, 11, 27, 20, 0)).kind == "saturday"
 
 
 def test_surge_opens_everything(calendar: Calendar, tmp_path: Path) -> None:

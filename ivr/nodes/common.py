@@ -42,12 +42,14 @@ def cues(node_id: str, prompts: Prompts) -> tuple[Cue, ...]:
     return tuple((name, "${" not in name, Step("play", name, node_id)) for name, _ in prompts)
 
 
-def asking_parts(node_id: str, prompts: Prompts, timeout: float) -> dict[str, object]:
+def asking_parts(node_id: str, prompts: Prompts, timeout: float, retries: int) -> dict[str, object]:
     """What a node that asks for a key (menu, rating) makes when the menu is loaded, by the
-    field names both give it: its prompts' cues, its timeout in ms and the steps it notes."""
+    field names both give it: its prompts' cues, its timeout in ms, its attempts (a range
+    made once, not at every call) and the steps it notes."""
     return {
         "_cues": cues(node_id, prompts),  # see `Cue`
         "_timeout_ms": int(timeout * 1000),
+        "_attempts": range(retries),
         "_inputs": KeySteps("input", node_id),
         "_invalids": KeySteps("invalid", node_id),
         "_timed_out": Step("timeout", "", node_id),

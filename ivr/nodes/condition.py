@@ -51,9 +51,7 @@ class ConditionNode:
     at: Location
     branches: tuple[Branch, ...]
     otherwise: tuple[str, Location]
-    _programs: dict[frozenset[str], tuple[_Step, ...]] = field(
-        init=False, repr=False, compare=False
-    )
+    _programs: dict[frozenset[str], _Program] = field(init=False, repr=False, compare=False)
     _needs_hours: bool = field(init=False, repr=False, compare=False)
 
     def targets(self) -> Iterable[tuple[str, Location]]:
@@ -69,47 +67,47 @@ class ConditionNode:
 
     def __post_init__(self) -> None:
         # Worked out once, when the menu is loaded: the node's branches for each set of
-        # opening-hours facts a day can have (`_program`), and whether it needs the hours.
-        programs = {facts: _program(self.id, self.branches, facts) for facts in _DAY_FACTS}
+        # opening-hours facts a day can have (`_Program`), and whether it needs the hours.
+        # (A node that needs no hours has the same program for every set.)
+        programs = {facts: _program(self, facts) for facts in _DAY_FACTS}
         object.__setattr__(self, "_programs", programs)
         object.__setattr__(self, "_needs_hours", self.uses_hours is not None)
 
     def run(self, call: Call) -> Next | Awaitable[Next]:
         """Decided at once, unless a `seen_before` test has a call log to ask: from that
         branch on the node waits for it (`_ask_from`)."""
-        if self._needs_hours:
-            facts = call.facts
-            if facts is None:  # a call the engine did not start (the facts are its to fill)
-                facts = hours_facts(call.hours())
-            program = self._programs.get(facts)
-            if program is None:
-                program = self._learn(facts)
-        else:
-            program = self._programs[_NO_SCHEDULE]
-        variables = call.variables
-        for step in program:
-            if isinstance(step, _ByValue):
-                value = variables.get(step.variable)
+        program = self._programs.get(call.facts)  # type: ignore[arg-type]  # None: not found
+        if program is None:
+            program = self._program_for(call)
+        # (`__class__ is`: measured cheaper than `isinstance` when the step is not one)
+        for step in program.steps:
+            if step.__class__ is _ByValue:
+                value = call.variables.get(step.variable)
                 if value is None:  # not the menu's or the caller's: the engine's, or unset
                     value = call.system.get(step.variable, "")
                 taken = step.gotos.get(value)
                 if taken is None:
                     continue
-            elif isinstance(step, _SeenBefore):
-                if call.services.history is not None and call.caller_id:
-                    return self._ask_from(call, step.index)
-                continue  # no call log, or no caller number: never seen before
-            else:
-                taken = step.taken
-            call.path.append(taken[1])
-            return taken[0]
-        return self.otherwise[0]
+                call.path.append(taken[1])
+                return taken[0]
+            if call.services.history is not None and call.caller_id:  # a `_SeenBefore`
+                return self._ask_from(call, step.index)  # type: ignore[union-attr]
+            # no call log, or no caller number: never seen before
+        if program.noted is not None:
+            call.path.append(program.noted)
+        return program.goto
 
-    def _learn(self, facts: frozenset[str]) -> tuple[_Step, ...]:
-        """The program for facts no usual day has (a schedule of another kind, in tests)."""
-        program = _program(self.id, self.branches, facts)
-        if len(self._programs) < _MAX_PROGRAMS:
-            self._programs[facts] = program
+    def _program_for(self, call: Call) -> _Program:
+        """The program of a call whose facts the engine did not fill in (a call it did not
+        start), or of facts no usual day has (a schedule of another kind, in tests)."""
+        facts = call.facts
+        if facts is None:
+            facts = hours_facts(call.hours()) if self._needs_hours else _NO_SCHEDULE
+        program = self._programs.get(facts)
+        if program is None:
+            program = _program(self, facts)
+            if len(self._programs) < _MAX_PROGRAMS:
+                self._programs[facts] = program
         return program
 
     async def _ask_from(self, call: Call, start: int) -> Next:
@@ -157,6 +155,7 @@ def hours_facts(status: Any) -> frozenset[str]:
     facts = frozenset({status.kind, "open" if status.open else "closed"})
     if status.surge:
         facts |= {"surge"}
+    facts = _DAY_FACTS.get(facts, facts)
     _last_facts = (status, facts)
     return facts
 
@@ -171,18 +170,11 @@ def hours_facts(status: Any) -> frozenset[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Taken:
-    """An hours test that holds: its branch is taken when reached."""
-
-    taken: tuple[str, Step]  # (the node to go to, the step noted)
-
-
-@dataclass(frozen=True, slots=True)
 class _ByValue:
     """Tests of one variable in a row: its value picks the branch (the first written wins)."""
 
     variable: str
-    gotos: dict[str, tuple[str, Step]]
+    gotos: dict[str, tuple[str, Step]]  # by value: (the node to go to, the step noted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,28 +184,39 @@ class _SeenBefore:
     index: int
 
 
-_Step = _Taken | _ByValue | _SeenBefore
+@dataclass(frozen=True, slots=True)
+class _Program:
+    """A node's branches for one set of hours facts: the tests left to make as a call runs
+    (`steps`, in order), then where the call goes when none of them decides: to the first
+    hours test that holds, its step noted, else to `otherwise`, nothing noted."""
+
+    steps: tuple[_ByValue | _SeenBefore, ...]
+    goto: str
+    noted: Step | None
+
+
 _KINDS_OF_DAY = ("workday", "saturday", "sunday", "holiday")
-# Every set of facts `hours_facts` gives for the schedules of `hotline.hours` (and none).
-_DAY_FACTS = frozenset(
-    {_NO_SCHEDULE}
+# Every set of facts `hours_facts` gives for the schedules of `hotline.hours` (and none), by
+# itself: `hours_facts` hands out these very sets, which a node's `_programs` then finds by
+# identity rather than comparing their members.
+_DAY_FACTS = {
+    facts: facts
+    for facts in {_NO_SCHEDULE}
     | {
         frozenset({kind, state, *surge})
         for kind in _KINDS_OF_DAY
         for state in ("open", "closed")
         for surge in ((), ("surge",))
     }
-)
+}
 _MAX_PROGRAMS = 64
 
 
-def _program(
-    node_id: str, branches: tuple[Branch, ...], facts: frozenset[str]
-) -> tuple[_Step, ...]:
-    steps: list[_Step] = []
-    for index, branch in enumerate(branches):
+def _program(node: ConditionNode, facts: frozenset[str]) -> _Program:
+    steps: list[_ByValue | _SeenBefore] = []
+    for index, branch in enumerate(node.branches):
         test = branch.test
-        taken = (branch.goto[0], Step("branch", describe(test), node_id))
+        taken = (branch.goto[0], Step("branch", describe(test), node.id))
         if test.name == "variable":
             last = steps[-1] if steps else None
             if isinstance(last, _ByValue) and last.variable == test.variable:
@@ -223,9 +226,8 @@ def _program(
         elif test.name == "seen_before":
             steps.append(_SeenBefore(index))
         elif test.name in facts:
-            steps.append(_Taken(taken))
-            break  # the branches after it are never reached
-    return tuple(steps)
+            return _Program(tuple(steps), *taken)  # the branches after it are never reached
+    return _Program(tuple(steps), node.otherwise[0], None)
 
 
 def describe(test: Test) -> str:

@@ -40,6 +40,7 @@ class MenuNode:
     fallback: tuple[str, Location]
     _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
     _timeout_ms: int = field(init=False, repr=False, compare=False)
+    _attempts: range = field(init=False, repr=False, compare=False)
     # The steps the node notes, made when the menu is loaded (see `KeySteps`).
     _inputs: KeySteps = field(init=False, repr=False, compare=False)
     _invalids: KeySteps = field(init=False, repr=False, compare=False)
@@ -49,7 +50,7 @@ class MenuNode:
     keys: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        made = asking_parts(self.id, self.files, self.timeout)
+        made = asking_parts(self.id, self.files, self.timeout, self.retries)
         made["_fell_back"] = Step("fallback", self.fallback[0], self.id)
         made["keys"] = "".join(self.options)
         for name, value in made.items():
@@ -63,7 +64,7 @@ class MenuNode:
 
     async def run(self, call: Call) -> Next:
         keys, channel, path, inputs = self.keys, call.channel, call.path, self._inputs
-        for _ in range(self.retries):
+        for _ in self._attempts:
             if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
                 digit, call.pending = call.pending[0], ""
                 path.append(inputs[digit])
@@ -83,8 +84,8 @@ class MenuNode:
                 path.append(self._timed_out)
                 await play(call, self.no_input)
                 continue
-            if digit in self.options:
-                return self.options[digit][0]
+            if (chosen := self.options.get(digit)) is not None:
+                return chosen[0]
             path.append(self._invalids[digit])
             await play(call, self.invalid)
         path.append(self._fell_back)

@@ -50,6 +50,8 @@ class QueueNode:
     data: tuple[str, ...] | None
     then_rating: tuple[str, Location] | None
     otherwise: tuple[str, Location] | None
+    # Where the caller waits, worked out when the menu is loaded (see `QueueTarget`).
+    _target: QueueTarget = field(init=False, repr=False, compare=False)
     # By outcome, what `_outcome` made for it.
     _outcomes: dict[str, tuple[tuple[str, str], Step]] = field(
         init=False, repr=False, compare=False
@@ -59,6 +61,7 @@ class QueueNode:
     _then: Callable[[Call, str], Next] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_target", QueueTarget.of(self.group, self.priority, self.data))
         object.__setattr__(self, "_outcomes", {})
         object.__setattr__(self, "_then", self._went_on)
 
@@ -80,7 +83,7 @@ class QueueNode:
     def run(self, call: Call) -> Awaitable[Next]:
         # No coroutine of its own: the queue's, which ends with `_went_on` (every command
         # of the wait is awaited through each coroutine between it and the session).
-        return wait_in_queue(call, self.group, self.priority, self.data, self._then)
+        return wait_in_queue(call, self._target, self._then)
 
     def _went_on(self, call: Call, outcome: str) -> Next:
         """Where the call goes once the queue is over, `outcome` noted."""
@@ -109,6 +112,26 @@ def asterisk_queue(group: str) -> str:
     return ASTERISK_QUEUE_PREFIX + group
 
 
+@dataclass(frozen=True, slots=True)
+class QueueTarget:
+    """Where a caller waits and what goes with them, as `wait_in_queue` uses it: made once
+    per queue node when the menu is loaded, so that no call works out the Asterisk queue's
+    name or the entries' channel variable names again."""
+
+    group: str
+    priority: int
+    data: tuple[str, ...] | None  # the entries that go with the caller (None: all of them)
+    asterisk_queue: str
+    # (entry, its channel variable) for each of `data`; None: worked out per call
+    tags: tuple[tuple[str, str], ...] | None
+
+    @classmethod
+    def of(cls, group: str, priority: int, data: Iterable[str] | None) -> QueueTarget:
+        names = None if data is None else tuple(data)
+        tags = None if names is None else tuple((name, channel_variable(name)) for name in names)
+        return cls(group, priority, names, asterisk_queue(group), tags)
+
+
 async def enqueue(
     call: Call,
     group: str,
@@ -122,7 +145,8 @@ async def enqueue(
     (`queue_outcome`'s words); raises `CallerHungUp` when the caller left while waiting.
     `extra` goes to the ACD with the caller's entries (a contact number, a preferred
     operator) without becoming channel variables."""
-    return await wait_in_queue(call, group, priority, data, _outcome_itself, extra=extra)
+    target = QueueTarget.of(group, priority, data)
+    return await wait_in_queue(call, target, _outcome_itself, extra=extra)
 
 
 def _outcome_itself(call: Call, outcome: str) -> str:
@@ -134,19 +158,24 @@ Then = TypeVar("Then")
 
 async def wait_in_queue(
     call: Call,
-    group: str,
-    priority: int,
-    data: Iterable[str] | None,
+    target: QueueTarget,
     then: Callable[[Call, str], Then],
     *,
     extra: Mapping[str, str] | None = None,
 ) -> Then:
     """`enqueue`, whose outcome is given to `then`: what `then` makes of it is returned."""
-    channel = call.channel
-    # `export_variables` written out: no coroutine nor list for it
-    for name in data if data is not None else exported_names(call):
-        if value := call.value(name):
-            await channel.set_variable(channel_variable(name), value)
+    channel, variables = call.channel, call.variables
+    tags = target.tags
+    if tags is None:
+        tags = tuple((name, channel_variable(name)) for name in exported_names(call))
+    # `export_variables` written out, `Call.value` too: no coroutine nor call for them
+    for name, variable in tags:
+        value = variables.get(name)
+        if value is None:
+            value = call.system.get(name, "")
+        if value:
+            await channel.set_variable(variable, value)
+    group = target.group
     await channel.set_variable("HOTLINE_GROUP", group)
     acd = call.services.queue
     if acd is not None:
@@ -154,18 +183,20 @@ async def wait_in_queue(
             channel,
             group,
             number=call.caller_id,
-            priority=priority,
+            priority=target.priority,
             # the line and menu path go with the entries to the operator's screen pop
-            data={**operator_data(call, data), **call_context(call), **(extra or {})},
+            data={**operator_data(call, target.data), **call_context(call), **(extra or {})},
         )
         if outcome == "caller_gone":
             raise CallerHungUp()
         return then(call, outcome)
-    if priority:
-        await channel.set_variable("QUEUE_PRIO", str(priority))
+    if target.priority:
+        await channel.set_variable("QUEUE_PRIO", str(target.priority))
     max_wait = str(call.services.queue_max_wait)
-    await channel.exec("Queue", asterisk_queue(group), "tc", "", "", max_wait)
-    return then(call, queue_outcome(await channel.get_variable("QUEUESTATUS")))
+    await channel.exec("Queue", target.asterisk_queue, "tc", "", "", max_wait)
+    status = await channel.get_variable("QUEUESTATUS")
+    # `queue_outcome`, its answered case written out: the outcome of most calls
+    return then(call, "answered" if status is None else queue_outcome(status))
 
 
 def operator_data(call: Call, names: Iterable[str] | None) -> dict[str, str]:

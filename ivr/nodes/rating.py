@@ -26,6 +26,9 @@ from ivr.menu.model import Call, Location, Next, Step
 from ivr.nodes.common import Cue, KeySteps, Prompts, asking_parts, play
 
 MARKS = "12345"
+# Each mark by itself: what a key read is as a mark, None for any other key or none at all
+# (one look-up, where `mark is not None and mark in MARKS` asks twice).
+_MARK_OF: dict[str | None, str] = {mark: mark for mark in MARKS}
 CONTACT_NUMBER_PROMPT = "hotline/contact-number-is"
 
 
@@ -41,6 +44,7 @@ class RatingNode:
     next: tuple[str, Location]
     _cues: tuple[Cue, ...] = field(init=False, repr=False, compare=False)
     _timeout_ms: int = field(init=False, repr=False, compare=False)
+    _attempts: range = field(init=False, repr=False, compare=False)
 
     # The steps the node notes, made when the menu is loaded (see `KeySteps`).
     _inputs: KeySteps = field(init=False, repr=False, compare=False)
@@ -49,7 +53,7 @@ class RatingNode:
     _unrated: Step = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        made = asking_parts(self.id, self.files, self.timeout)
+        made = asking_parts(self.id, self.files, self.timeout, self.retries)
         made["_unrated"] = Step("rating", "none", self.id)
         for name, value in made.items():
             object.__setattr__(self, name, value)
@@ -65,7 +69,7 @@ class RatingNode:
         if contacts is not None:
             await _say_contact_number(call, await contacts.contact_number(call.channel.call_id))
         channel, path = call.channel, call.path
-        for _ in range(self.retries):
+        for _ in self._attempts:
             mark = None
             if call.pending:  # a key pressed during an earlier prompt (the rest is dropped)
                 mark, call.pending = call.pending[0], ""
@@ -78,12 +82,12 @@ class RatingNode:
                         break
             if mark is None:
                 mark = await channel.wait_for_digit(self._timeout_ms)
-            if mark is not None and mark in MARKS:
-                call.variables["rating"] = mark
-                await call.channel.set_variable("HOTLINE_RATING", mark)
-                call.note("rating", mark)
+            if (rated := _MARK_OF.get(mark)) is not None:
+                call.variables["rating"] = rated
+                await call.channel.set_variable("HOTLINE_RATING", rated)
+                call.note("rating", rated)
                 if contacts is not None:
-                    await contacts.rate(call.channel.call_id, int(mark))
+                    await contacts.rate(call.channel.call_id, int(rated))
                 await play(call, self.thanks)
                 return self.next[0]
             path.append(self._invalids[mark] if mark else self._timed_out)

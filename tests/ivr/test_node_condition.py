@@ -11,7 +11,11 @@ import pytest
 
 from hotline.hours import load_calendar, load_hours
 from hotline.store.db import Base, CallLog, create_engine
+from ivr.menu.console import ConsoleChannel, ScriptedKeypad
 from ivr.menu.history import CallLogHistory
+from ivr.menu.loader import parse_menu
+from ivr.menu.model import Call
+from tests.ivr.conftest import menu_text, services
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
@@ -243,3 +247,26 @@ async def test_branches_decide_in_the_order_written_among_variables_and_hours(
     result, _ = await run_menu(ORDERED.replace("${chosen}", chosen), at=at, hours=hours())
     assert str(result.end) == f"queue {expected}"
     assert path_of(result, "branch") == [f"branch {test}" for test in noted]
+
+
+@pytest.mark.parametrize(("at", "expected"), [(WORKDAY_NOON, "open"), (WORKDAY_EVENING, "closed")])
+def test_a_call_the_engine_did_not_start_is_tested_against_its_own_hours(
+    hours, at: datetime, expected: str
+) -> None:
+    # The engine fills in a call's hours facts as it starts it; a call made otherwise (a
+    # node run on its own) has none, and the node asks the opening hours itself.
+    menu = parse_menu(menu_text(HOURS), "test.yaml")
+    call = Call(ConsoleChannel(ScriptedKeypad([])), menu, services(hours=hours()), at)
+    assert call.facts is None
+    assert menu.nodes["a"].run(call) == expected
+    # a node with no hours test asks none, and still decides
+    menu = parse_menu(
+        menu_text(
+            "  a:\n    kind: condition\n    branches: [{when: {variable: topic, equals: x},"
+            " goto: x}]\n    otherwise: other\n  x: {kind: hangup}\n  other: {kind: hangup}\n"
+        ),
+        "test.yaml",
+    )
+    call = Call(ConsoleChannel(ScriptedKeypad([])), menu, services(hours=None), at)
+    call.variables["topic"] = "x"
+    assert menu.nodes["a"].run(call) == "x"
