@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from hotline.clock import ManualClock
 from hotline.hours import (
     MOSCOW,
+    SURGE_LOOK_SECONDS,
     Calendar,
     OpenHours,
     SurgeSwitch,
@@ -220,12 +223,54 @@ def test_kept_answers_match_a_fresh_schedule_at_every_moment(
 
 
 def test_surge_garbled_or_missing_file_means_off(tmp_path: Path) -> None:
-    switch = SurgeSwitch(tmp_path / "surge")
+    clock = ManualClock()
+    switch = SurgeSwitch(tmp_path / "surge", clock)
     assert not switch.is_on()
     switch.path.write_bytes(b"\xff\xfe garbage")
+    clock.advance(SURGE_LOOK_SECONDS)
     assert not switch.is_on()
     switch.path.write_text("ON\n")
+    clock.advance(SURGE_LOOK_SECONDS)
     assert switch.is_on()
+
+
+def test_a_surge_file_an_admin_edits_counts_within_a_second_and_garbage_is_logged_once(
+    calendar: Calendar, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The switch is looked at once a second, not at every call, and read again only when its
+    file changed: every change counts within a second, whoever made it, and a garbled file is
+    reported once, not at every look."""
+    clock = ManualClock()
+    switch = SurgeSwitch(tmp_path / "surge", clock)
+    hours = load_hours(HOURS, calendar, switch)
+    night = msk(2026, 11, 27, 23, 0)
+    switch.on()
+    assert hours.status(night).surge  # its own flip: at once
+    switch.path.write_text("off\n")  # an admin's editor, in place
+    clock.advance(SURGE_LOOK_SECONDS - 0.01)
+    assert hours.status(night).surge  # not looked at again yet
+    clock.advance(0.01)
+    assert not hours.status(night).surge
+    switch.path.write_text("on\n")
+    clock.advance(SURGE_LOOK_SECONDS)
+    assert hours.status(night).surge
+    with caplog.at_level(logging.WARNING, logger="hotline.hours"):
+        switch.path.write_text("onn\n")
+        looks = []
+        for _ in range(50):
+            clock.advance(SURGE_LOOK_SECONDS)
+            looks.append(hours.status(night).surge)
+        assert looks == [False] * 50
+        switch.path.unlink()
+        clock.advance(SURGE_LOOK_SECONDS)
+        assert not hours.status(night).surge
+        switch.path.write_text("onn\n")  # the same garbage again, a new file: said again
+        clock.advance(SURGE_LOOK_SECONDS)
+        assert not hours.status(night).surge
+    said = [record.getMessage() for record in caplog.records]
+    assert said.count("surge switch garbled, treated as off") == 2
+    switch.on()
+    assert hours.status(night).surge
 
 
 def test_hours_file_names_the_surge_file(calendar: Calendar, tmp_path: Path) -> None:
@@ -233,10 +278,9 @@ def test_hours_file_names_the_surge_file(calendar: Calendar, tmp_path: Path) -> 
     surge_file = tmp_path / "state" / "surge"
     text = HOURS.read_text().replace("surge_file: var/surge", f"surge_file: {surge_file}")
     hours_file.write_text(text)
-    hours = load_hours(hours_file, calendar)
-    assert not hours.surge
+    assert not load_hours(hours_file, calendar).surge
     SurgeSwitch(surge_file).on()
-    assert hours.surge
+    assert load_hours(hours_file, calendar).surge
 
 
 def test_describe_hours_ru(calendar: Calendar) -> None:
