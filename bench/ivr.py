@@ -9,6 +9,7 @@ channel commands sent with no engine, measured in the same run.
    lean fake Asterisk in another process answering every command at once. The server's CPU
    time (process_time) is the denominator, so the figure is per core of the controller. The
    raw baseline is a hand-written FastAGI handler sending the very same command sequence.
+   The opening hours read the surge switch from a file, as `hotline serve`'s do at every call.
    Both are measured in alternating turns and each keeps its best turn (every turn printed),
    so that a load spike from elsewhere on the machine does not decide the ratio.
 
@@ -23,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -41,7 +45,7 @@ from bench.instructions import LoopbackAsterisk, instructions_per, valgrind_miss
 from hotline import say_ru  # noqa: E402
 from hotline.agi.protocol import AgiRequest  # noqa: E402
 from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
-from hotline.hours import load_calendar, load_hours  # noqa: E402
+from hotline.hours import SurgeSwitch, load_calendar, load_hours  # noqa: E402
 from hotline.validators import VALIDATORS  # noqa: E402
 from ivr.menu.engine import Engine  # noqa: E402
 from ivr.menu.loader import parse_menu  # noqa: E402
@@ -265,11 +269,18 @@ def recorded_sequence(entry: Any) -> list[tuple[str, tuple[Any, ...]]]:
     return calls
 
 
-def bench_services() -> Services:
+def bench_switch() -> SurgeSwitch:
+    """A surge switch in a file, off, as `hotline serve` has one: every call looks at it."""
+    directory = tempfile.mkdtemp(prefix="bench-ivr-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    switch = SurgeSwitch(Path(directory) / "surge")
+    switch.off()
+    return switch
+
+
+def bench_services(switch: SurgeSwitch) -> Services:
     hours = load_hours(
-        ROOT / "dialplans/hours.yaml",
-        load_calendar(ROOT / "dialplans/calendar.yaml"),
-        lambda: False,
+        ROOT / "dialplans/hours.yaml", load_calendar(ROOT / "dialplans/calendar.yaml"), switch
     )
     return Services(hours=hours, validators=VALIDATORS, say=say_ru)
 
@@ -277,13 +288,13 @@ def bench_services() -> Services:
 Handler = Callable[[Any], Awaitable[None]]
 
 
-def whole_call_handlers(services: Services) -> tuple[Handler, Handler]:
+def whole_call_handlers(services: Services, switch: SurgeSwitch) -> tuple[Handler, Handler]:
     """The menu engine's entry for the shipped menus, and the raw handler sending the very
     command sequence one of its calls sends."""
     from ivr.entry import CallEntry
     from ivr.menu.library import load_library
 
-    library, problems = load_library(ROOT / "dialplans", services, "88001000001", lambda: False)
+    library, problems = load_library(ROOT / "dialplans", services, "88001000001", switch)
     assert not problems, problems
     entry = CallEntry(None, "bench", library=library, clock=lambda: NOON)
     sequence = recorded_sequence(entry)
@@ -375,7 +386,8 @@ def main() -> int:
 
         uvloop.install()
     if args.in_process:
-        entry, raw_handler = whole_call_handlers(bench_services())
+        switch = bench_switch()
+        entry, raw_handler = whole_call_handlers(bench_services(switch), switch)
         asyncio.run(in_process(entry if args.in_process == "engine" else raw_handler, args.calls))
         return 0
     if args.instructions:
@@ -384,7 +396,8 @@ def main() -> int:
     # keeps its best turn: on a machine others load, a turn that ran beside a busy neighbour
     # says more about the neighbour than about the code.
     rounds, turns, calls = (50, 3, 1000) if args.quick else (400, 5, 2000)
-    services = bench_services()
+    switch = bench_switch()
+    services = bench_services(switch)
 
     print(f"engine cost per node (chain of 50 nodes, {rounds} runs, instant channel)")
     print(f"{'kind':10} {'engine µs':>10} {'raw µs':>10} {'engine cost µs':>15}")
@@ -395,7 +408,7 @@ def main() -> int:
         print(f"{kind:10} {engine_us:10.2f} {raw_us:10.2f} {engine_us - raw_us:15.2f}")
     print(f"{'mean':10} {'':10} {'':10} {sum(costs) / len(costs):15.2f}")
 
-    entry, raw_handler = whole_call_handlers(services)
+    entry, raw_handler = whole_call_handlers(services, switch)
     print(
         f"\nwhole calls of 88001000001 over FastAGI ({turns} turns of {calls} calls each,"
         f" engine and raw alternating, best turn kept; 50 at once, server CPU time, {args.loop})"

@@ -297,10 +297,6 @@ class SurgeSwitch:
         self._write("off")
         self._looked_at = -SURGE_LOOK_SECONDS
 
-    def __call__(self) -> bool:
-        """A switch is also the plain `() -> bool` flag source OpenHours takes."""
-        return self.is_on()
-
     def is_on(self) -> bool:
         now = self._clock()
         if now - self._looked_at < SURGE_LOOK_SECONDS:
@@ -308,6 +304,10 @@ class SurgeSwitch:
         self._looked_at = now
         self._on = self._look()
         return self._on
+
+    # A switch is also the plain `() -> bool` flag source OpenHours takes (the same function:
+    # no second frame at every call).
+    __call__ = is_on
 
     def _look(self) -> bool:
         try:
