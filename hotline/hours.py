@@ -273,8 +273,8 @@ class SurgeSwitch:
     Every call asks it, so the file is looked at (`stat`) at most once a `SURGE_LOOK_SECONDS`
     and read again only when it changed: its inode, size or modification time differ from the
     last read's. Reading it at every call cost some 11 µs (a tenth of a core at 10,000 calls
-    a second, and 30k instructions, more than a third of the menu engine's own work a call);
-    a `stat` at every call still 2 µs and 9k. A flip by this switch counts at once; one by
+    a second) and 36k instructions, nearly half the menu engine's own work a call; a `stat`
+    at every call still 2 µs and 9k. A flip by this switch counts at once; one by
     `hotline hours surge` (another process: a new file, always seen) within a second; so does
     an admin's edit, unless it keeps the size within the file system's timestamp tick (a few
     ms), and then at the next change.
