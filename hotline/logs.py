@@ -79,6 +79,10 @@ _NUMBERS: Final = re.compile(
 # phone numbers have 7 digits, INN 10 or 12, SNILS and full phone numbers 11.
 MIN_MASKED_DIGITS: Final = 7
 _KEEP_LAST_DIGITS: Final = 2
+# A text with fewer digits than that has nothing to mask (every token masked is made of
+# `\d`s and separators): most messages and fields, found so by one plain search rather than
+# by `_NUMBERS`' many alternatives (a fifth of a log line's cost).
+_ENOUGH_DIGITS: Final = re.compile(rf"\d(?:\D*\d){{{MIN_MASKED_DIGITS - 1}}}")
 
 # Characters that would end a line for some reader (str.splitlines, terminals, log shippers).
 _LINE_BREAKING: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -135,6 +139,8 @@ def mask_personal(text: str) -> str:
     `**** № ****56`.  Runs shorter than MIN_MASKED_DIGITS digits, ISO and Russian dates,
     IPv4 addresses, decimals and uniqueids (`1714567890.42`) are left alone.
     """
+    if _ENOUGH_DIGITS.search(text) is None:
+        return text
     return _NUMBERS.sub(_mask_match, text)
 
 
@@ -231,10 +237,17 @@ class CallIdFilter(logging.Filter):
 class _StructuredFormatter(logging.Formatter):
     """Collects one record's fields, masked; subclasses decide how to print them."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The second of the last record's time and its text: records come many a second,
+        # and formatting a datetime costs more than the rest of a short line.
+        self._second = -1
+        self._second_text = ""
+
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         call_id = getattr(record, "call_id", None)
         out: dict[str, Any] = {
-            "ts": _timestamp(record.created),
+            "ts": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "event": mask_personal(record.getMessage()),
@@ -250,12 +263,25 @@ class _StructuredFormatter(logging.Formatter):
             out["stack"] = mask_personal(self.formatStack(record.stack_info))
         return out
 
+    def _timestamp(self, created: float) -> str:
+        """UTC, ISO 8601 with milliseconds: `2024-05-01T09:30:00.123Z`."""
+        second = int(created)
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, tz=UTC).replace(tzinfo=None)
+            self._second, self._second_text = second, moment.isoformat(timespec="seconds")
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
 
 class JsonFormatter(_StructuredFormatter):
     """`{"ts", "level", "logger", "event", "call_id", ...extra fields}`, one object per line."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # One encoder for every line: `json.dumps` with options makes a new one each time.
+        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
     def format(self, record: logging.LogRecord) -> str:
-        text = json.dumps(self.fields(record), ensure_ascii=False, default=str)
+        text = self._encode(self.fields(record))
         # Such characters can only occur inside JSON strings, where \\uXXXX is valid.
         return _JSON_UNESCAPED_BREAKING.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
@@ -290,12 +316,6 @@ def _text_value(value: Any) -> str:
     return text
 
 
-def _timestamp(created: float) -> str:
-    """UTC, ISO 8601 with milliseconds: `2024-05-01T09:30:00.123Z`."""
-    stamp = datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
 class _HotlineHandler(logging.StreamHandler[IO[str]]):
     """Marks the handler `configure_logging` installs, so a second call replaces it."""
 
@@ -315,7 +335,20 @@ def configure_logging(settings: LogSettings, stream: IO[str] | None = None) -> l
     root.addHandler(handler)
     root.setLevel(settings.level)
     logging.captureWarnings(True)  # warnings become log events, one line each, masked
+    _gather_only_what_lines_say(True)
     return handler
+
+
+# What every record gathers that the lines never say: where it was logged (a walk up the
+# stack, switched off by `logging._srcfile = None`, as the logging HOWTO's "Optimization"
+# says), the thread and the process. Not gathered, a line costs about a quarter less.
+_LOGGING_SRCFILE: Final = logging._srcfile
+
+
+def _gather_only_what_lines_say(only: bool) -> None:
+    """Stop gathering what the lines never say (True), or gather it again (False)."""
+    logging._srcfile = None if only else _LOGGING_SRCFILE
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = not only
 
 
 def unconfigure_logging() -> None:
@@ -325,3 +358,4 @@ def unconfigure_logging() -> None:
     for old in [h for h in root.handlers if isinstance(h, _HotlineHandler)]:
         root.removeHandler(old)
     logging.captureWarnings(False)
+    _gather_only_what_lines_say(False)

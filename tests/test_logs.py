@@ -6,12 +6,15 @@ import asyncio
 import io
 import json
 import logging
+import random
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import pytest
 
 from hotline.logs import (
+    _NUMBERS,
+    _mask_match,
     bind_call,
     configure_logging,
     current_call_id,
@@ -309,3 +312,14 @@ def test_level_filters(capture: Capture) -> None:
     log.info("dropped")
     log.warning("kept")
     assert [r["event"] for r in records(buffer)] == ["kept"]
+
+
+def test_texts_with_too_few_digits_skip_the_full_pass_and_are_masked_the_same() -> None:
+    """`mask_personal` skips its full pass over texts with fewer than 7 digits; on every text
+    it must mask exactly what the full pass masks (fixed seed: the same texts every run)."""
+    pieces = [*"0123456789", "٣", "²", " ", "  ", "-", ".", "(", ")", "+", "/", "№", "N", "o"]
+    pieces += ["номер", "Иван", "call", "\t", "\n", ":", "2026-12-06", "10.0.0.1", "1795.42"]
+    chooser = random.Random(20261206)
+    for _ in range(20_000):
+        text = "".join(chooser.choices(pieces, k=chooser.randint(0, 14)))
+        assert mask_personal(text) == _NUMBERS.sub(_mask_match, text), text
