@@ -17,7 +17,10 @@ channel commands sent with no engine, measured in the same run.
    server's process, run under valgrind, which counts the user-space instructions per call of
    each handler: an exact figure, whatever else runs on the machine.
 
-Usage: .venv/bin/python bench/ivr.py [--quick] [--instructions]
+With --logs (and --instructions), the same calls are counted again with the product's logs at
+INFO, as `hotline serve` ships them: what a call's log lines cost beside the call.
+
+Usage: .venv/bin/python bench/ivr.py [--quick] [--instructions [--logs]]
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from hotline import say_ru  # noqa: E402
 from hotline.agi.protocol import AgiRequest  # noqa: E402
 from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
 from hotline.hours import SurgeSwitch, load_calendar, load_hours  # noqa: E402
+from hotline.logs import configure_logging  # noqa: E402
+from hotline.settings import LogSettings  # noqa: E402
 from hotline.validators import VALIDATORS  # noqa: E402
 from ivr.menu.engine import Engine  # noqa: E402
 from ivr.menu.loader import parse_menu  # noqa: E402
@@ -337,14 +342,26 @@ async def in_process(handler: Handler, calls: int) -> None:
     await server.drain(5)
 
 
-def instructions_per_call(kind: str, calls: int) -> float:
+def instructions_per_call(kind: str, calls: int, logs: bool = False) -> float:
     """Instructions per whole call (start-up, imports and loading the menus cancel out)."""
+    logging = ["--logs"] if logs else []
     return instructions_per(
-        lambda count: [__file__, "--in-process", kind, "--calls", str(count)], 50, calls
+        lambda count: [__file__, "--in-process", kind, "--calls", str(count), *logging], 50, calls
     )
 
 
-def report_instructions(quick: bool) -> int:
+def report_logged_calls(calls: int) -> None:
+    """The same calls with the product's logs at INFO (JSON, to /dev/null), as `hotline
+    serve` ships: what a call's lines cost beside it (not a goal: the raw handler writes
+    only the server's line)."""
+    per = {kind: instructions_per_call(kind, calls, logs=True) for kind in ("engine", "raw")}
+    print("with logs at INFO (JSON lines to /dev/null):")
+    for kind, label in (("engine", "menu engine"), ("raw", "raw handler")):
+        print(f"{label:12} {per[kind]:10,.0f} instructions a call")
+    print(f"engine / raw with logs: {per['raw'] / per['engine']:.2f}x")
+
+
+def report_instructions(quick: bool, logs: bool = False) -> int:
     if valgrind_missing():
         return 0
     calls = 100 if quick else 500
@@ -360,6 +377,8 @@ def report_instructions(quick: bool) -> int:
     met = ratio >= GOAL
     print(f"engine / raw (calls per instruction): {ratio:.2f}x (goal >= {GOAL}x: ", end="")
     print("met)" if met else "MISSED)")
+    if logs:
+        report_logged_calls(calls)
     return 0 if met else 1
 
 
@@ -378,6 +397,11 @@ def main() -> int:
         help="count the server's user-space instructions per whole call with valgrind instead"
         " (exact whatever the machine's load; no kernel, no sockets)",
     )
+    parser.add_argument(
+        "--logs",
+        action="store_true",
+        help="with --instructions, count the calls again with the product's logs at INFO",
+    )
     parser.add_argument("--in-process", choices=["engine", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -386,12 +410,14 @@ def main() -> int:
 
         uvloop.install()
     if args.in_process:
+        if args.logs:
+            configure_logging(LogSettings(), open(os.devnull, "w"))  # for the whole process
         switch = bench_switch()
         entry, raw_handler = whole_call_handlers(bench_services(switch), switch)
         asyncio.run(in_process(entry if args.in_process == "engine" else raw_handler, args.calls))
         return 0
     if args.instructions:
-        return report_instructions(args.quick)
+        return report_instructions(args.quick, args.logs)
     # The whole calls are measured in turns, engine and raw handler alternating, and each
     # keeps its best turn: on a machine others load, a turn that ran beside a busy neighbour
     # says more about the neighbour than about the code.
