@@ -83,6 +83,7 @@ _KEEP_LAST_DIGITS: Final = 2
 # `\d`s and separators): most messages and fields, found so by one plain search rather than
 # by `_NUMBERS`' many alternatives (a fifth of a log line's cost).
 _ENOUGH_DIGITS: Final = re.compile(rf"\d(?:\D*\d){{{MIN_MASKED_DIGITS - 1}}}")
+_DIGIT: Final = re.compile(r"\d")
 
 # Characters that would end a line for some reader (str.splitlines, terminals, log shippers).
 _LINE_BREAKING: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -146,9 +147,12 @@ def mask_personal(text: str) -> str:
 
 def _mask_match(match: re.Match[str]) -> str:
     token = match.group(0)
-    if match.group("keep") is not None or sum(c.isdigit() for c in token) < MIN_MASKED_DIGITS:
+    if match.group("keep") is not None:
         return token
-    return _mask_digits(token, mask_letters=False)
+    digits = sum(map(str.isdigit, token))  # (its digits are all `\d`s: see `_NUMBERS`)
+    if digits < MIN_MASKED_DIGITS:
+        return token
+    return _DIGIT.sub("*", token, digits - _KEEP_LAST_DIGITS)  # all but the last ones
 
 
 def mask_number(value: str) -> str:
@@ -160,7 +164,7 @@ def mask_number(value: str) -> str:
 
 
 def _mask_digits(text: str, *, mask_letters: bool) -> str:
-    digits_left = sum(c.isdigit() for c in text)
+    digits_left = sum(map(str.isdigit, text))
     out = []
     for char in text:
         if char.isdigit():
