@@ -99,18 +99,29 @@ class JournalSync:
         synced = True
         for handle in self.handles:
             try:
-                os.fsync(handle)
-            except OSError as error:
-                synced = False
-                CALL_FACTS_JOURNAL_SYNC_FAILURES.inc()
-                log.error(
-                    "call facts: cannot flush the journal to disk (%s); what it holds may not "
-                    "survive a crash of the machine",
-                    error.strerror,
-                )
+                synced = _flushed_to_disk(handle) and synced
             finally:
                 os.close(handle)
         return synced
+
+
+def _flushed_to_disk(handle: int) -> bool:
+    """fsync `handle`; False, logged and counted, when it cannot be done."""
+    try:
+        os.fsync(handle)
+    except OSError as error:
+        _refused_flush(error)
+        return False
+    return True
+
+
+def _refused_flush(error: OSError) -> None:
+    CALL_FACTS_JOURNAL_SYNC_FAILURES.inc()
+    log.error(
+        "call facts: cannot flush the journal to disk (%s); what it holds may not survive a "
+        "crash of the machine",
+        error.strerror,
+    )
 
 
 class FactJournal:
@@ -167,8 +178,11 @@ class FactJournal:
         """Flush to disk and unlock (what is journaled stays for the next start)."""
         self._close_tail()
         if self._directory_unsynced and self._lock is not None:
-            JournalSync([os.open(self.directory, os.O_RDONLY)])()
             self._directory_unsynced = False
+            try:
+                JournalSync([os.open(self.directory, os.O_RDONLY)])()
+            except OSError as error:  # no descriptor left, say
+                _refused_flush(error)
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -249,11 +263,17 @@ class FactJournal:
     def unsynced(self) -> JournalSync | None:
         """What was appended since the last call and is not yet on disk, to flush off the
         event loop (fsync waits on the disk); None when there is nothing."""
-        handles = []
-        if self._tail_unsynced and self._tail is not None:
-            handles.append(os.dup(self._tail.fileno()))
-        if self._directory_unsynced and self._lock is not None:
-            handles.append(os.open(self.directory, os.O_RDONLY))
+        handles: list[int] = []
+        try:
+            if self._tail_unsynced and self._tail is not None:
+                handles.append(os.dup(self._tail.fileno()))
+            if self._directory_unsynced and self._lock is not None:
+                handles.append(os.open(self.directory, os.O_RDONLY))
+        except OSError as error:  # no descriptor left, say: asked again at the next append
+            for handle in handles:
+                os.close(handle)
+            _refused_flush(error)
+            return None
         self._tail_unsynced = self._directory_unsynced = False
         return JournalSync(handles) if handles else None
 
@@ -440,7 +460,7 @@ class FactJournal:
 
     def _close_tail(self) -> None:
         if self._tail is not None:
-            JournalSync([os.dup(self._tail.fileno())])()
+            _flushed_to_disk(self._tail.fileno())  # (here: the segment is not closed meanwhile)
             self._tail.close()  # nothing buffered: every write went straight to the OS
             self._tail = None
             self._tail_size = 0

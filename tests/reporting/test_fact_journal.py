@@ -511,6 +511,42 @@ async def test_a_disk_that_refuses_to_flush_the_journal_is_logged_counted_and_lo
     await writer.stop()
 
 
+@pytest.mark.postgres
+async def test_a_flush_with_no_descriptor_left_is_counted_and_the_next_one_flushes_it_all(
+    relayed: tuple[CuttableRelay, AsyncEngine],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    relay, engine = relayed
+    directory = tmp_path / "journal"
+    failures_before = scraped("hotline_call_facts_journal_sync_failures_total")
+    flushed = FlushedFiles(monkeypatch)
+    real_dup = os.dup
+
+    def no_descriptor_left(handle: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "dup", no_descriptor_left)
+    writer = writer_on(engine, directory, journal_sync_seconds=0.1)
+    relay.cut()
+    with caplog.at_level(logging.ERROR, logger="reporting.fact_journal"):
+        await note_while_away(writer, calls())
+        await until(lambda: logged(caplog, "cannot flush the journal to disk") == 1)
+    (segment,) = segments(directory)
+    assert flushed.of(segment) == [] and flushed.of(directory) == []
+    assert scraped("hotline_call_facts_journal_sync_failures_total") == failures_before + 1
+    monkeypatch.setattr(os, "dup", real_dup)
+    writer.note(calls(1, "m")[0])  # the next append asks again, for all of them
+    await until(lambda: flushed.of(segment) and flushed.of(directory))
+    assert flushed.of(segment) == [segment.stat().st_size]
+    await relay.open()
+    await asyncio.wait_for(writer.idle(), 20)
+    facts, wraps, busy = await stored(engine)
+    assert (facts, wraps, busy) == (CALLS + 1, {10.0: CALLS, None: 1}, CALLS * 60.0)
+    await writer.stop()
+
+
 def test_a_full_journal_has_room_again_once_its_first_part_is_replayed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
