@@ -1,19 +1,22 @@
 """The ACD on one node and on several nodes sharing the real Redis.
 
 The concurrency test runs several nodes, each with its own Redis connection, doing random
-operator and caller actions in random interleavings; a ledger wrapped around each node's store
-proves that no operator ever holds two calls and no caller ever rings two operators.
+operator and caller actions in random interleavings; a ledger of every claim and release, in
+the order Redis ran them, proves that no operator ever holds two calls and no caller ever rings
+two operators.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from hotline.clock import ManualClock
 from hotline.store.state import redis_client
@@ -80,62 +83,97 @@ async def test_no_answer_on_shared_state_pauses_and_keeps_head(redis_prefix: str
         await n.store.close()
 
 
+_STORE_CALL: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
+    "store_call", default=None
+)
+
+
 class Ledger:
-    """Who holds whom: updated after a claim is won and *before* a hold is given back, so
-    a real double claim can never hide. Within one node a release can overtake the claim it
-    undoes (the caller hangs up while the claim is in flight): a release that succeeds for
-    a pair not yet recorded is remembered, and that claim's late reply is not recorded."""
+    """Who held whom, in the order Redis ran the claims and releases.
 
-    def __init__(self) -> None:
-        self.op_call: dict[str, str] = {}
-        self.call_op: dict[str, str] = {}
-        self.released_early: set[tuple[str, str]] = set()
-        self.claims = 0
+    The nodes' replies arrive over several connections, so the order a client reads them in
+    is not the order Redis ran them (a release can be read after the claim it made possible).
+    Each claim, unclaim and finish is therefore run in one MULTI with an INCR of a counter:
+    the counter is Redis's own order, and `violations` replays the script results in it."""
 
-    def won(self, call_id: str, op_id: str) -> None:
-        if (call_id, op_id) in self.released_early:
-            self.released_early.discard((call_id, op_id))
-            return
-        assert op_id not in self.op_call, f"{op_id} got {call_id} while holding {self.op_call}"
-        assert call_id not in self.call_op, f"{call_id} rang two operators"
-        self.op_call[op_id], self.call_op[call_id] = call_id, op_id
-        self.claims += 1
+    def __init__(self, seq_key: str) -> None:
+        self.seq_key = seq_key
+        self.events: list[tuple[int, str, str, str, bool]] = []  # seq, kind, call, op, done
 
-    async def release(self, call_id: str, op_id: str, give_back: Awaitable[bool]) -> bool:
-        held = self.op_call.get(op_id) == call_id
-        if held:
-            del self.op_call[op_id]
-            self.call_op.pop(call_id, None)
-        done = await give_back
-        if done and not held:
-            if self.op_call.get(op_id) == call_id:  # the claim's reply came in meanwhile
-                del self.op_call[op_id]
-                self.call_op.pop(call_id, None)
+    @property
+    def claims(self) -> int:
+        return sum(1 for _, kind, _, _, done in self.events if kind == "claim" and done)
+
+    def violations(self) -> list[str]:
+        op_call: dict[str, str] = {}
+        call_op: dict[str, str] = {}
+        found: list[str] = []
+        for seq, kind, call_id, op_id, done in sorted(self.events):
+            if not done:
+                continue
+            if kind == "claim":
+                if op_id in op_call:
+                    found.append(f"#{seq}: {op_id} got {call_id} while holding {op_call[op_id]}")
+                if call_id in call_op:
+                    found.append(f"#{seq}: {call_id} rang {op_id} and {call_op[call_id]}")
+                op_call[op_id], call_op[call_id] = call_id, op_id
+            elif op_call.get(op_id) == call_id:
+                del op_call[op_id], call_op[call_id]
             else:
-                self.released_early.add((call_id, op_id))
-        return done
+                found.append(f"#{seq}: {kind} gave back {op_id}/{call_id}, not a pair held")
+        return found
+
+
+class OrderedRedis(Redis):
+    """Runs the ACD's claim, unclaim and finish scripts each with an INCR in one MULTI."""
+
+    ledger: Ledger
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        call = _STORE_CALL.get()
+        if call is None:
+            return await super().evalsha(sha, numkeys, *keys_and_args)
+        async with self.pipeline(transaction=True) as pipe:
+            pipe.evalsha(sha, numkeys, *keys_and_args)
+            pipe.incr(self.ledger.seq_key)
+            result, seq = await pipe.execute()
+        self.ledger.events.append((seq, *call, bool(result)))
+        return result
+
+
+def ordered_store(ledger: Ledger, prefix: str) -> RedisAcdStore:
+    client = OrderedRedis.from_url(REDIS_URL, decode_responses=True)
+    assert isinstance(client, OrderedRedis)
+    client.ledger = ledger
+    return LedgerStore(RedisAcdStore(client, prefix))  # type: ignore[return-value]
 
 
 class LedgerStore:
-    def __init__(self, inner: RedisAcdStore, ledger: Ledger) -> None:
-        self._inner, self._ledger = inner, ledger
+    """Marks the store calls whose script results the ledger keeps."""
+
+    def __init__(self, inner: RedisAcdStore) -> None:
+        self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    async def _noted(self, kind: str, call_id: str, op_id: str, run: Awaitable[bool]) -> bool:
+        token = _STORE_CALL.set((kind, call_id, op_id))
+        try:
+            return await run
+        finally:
+            _STORE_CALL.reset(token)
+
     async def claim(self, call_id: str, op_id: str, node: str) -> bool:
-        won = await self._inner.claim(call_id, op_id, node)
-        if won:
-            self._ledger.won(call_id, op_id)
-        return won
+        return await self._noted("claim", call_id, op_id, self._inner.claim(call_id, op_id, node))
 
     async def unclaim(self, call_id: str, op_id: str, op_state: str, reason: str = "") -> bool:
-        give_back = self._inner.unclaim(call_id, op_id, op_state, reason)
-        return await self._ledger.release(call_id, op_id, give_back)
+        run = self._inner.unclaim(call_id, op_id, op_state, reason)
+        return await self._noted("unclaim", call_id, op_id, run)
 
     async def finish(self, call_id: str, op_id: str, fields: dict[str, str]) -> bool:
-        return await self._ledger.release(
-            call_id, op_id, self._inner.finish(call_id, op_id, fields)
+        return await self._noted(
+            "finish", call_id, op_id, self._inner.finish(call_id, op_id, fields)
         )
 
 
@@ -181,16 +219,8 @@ async def _chaos(n: AcdNode, rng: random.Random, clock: ManualClock, steps: int)
 async def test_nodes_never_double_connect(redis_prefix: str, seed: int) -> None:
     rng = random.Random(seed)
     clock = ManualClock()
-    ledger = Ledger()
-    nodes = [
-        node(
-            LedgerStore(RedisAcdStore(redis_client(REDIS_URL), redis_prefix), ledger),
-            clock,
-            f"n{i}",
-            6,
-        )  # type: ignore[arg-type]
-        for i in range(4)
-    ]
+    ledger = Ledger(f"{redis_prefix}test-ledger-seq")
+    nodes = [node(ordered_store(ledger, redis_prefix), clock, f"n{i}", 6) for i in range(4)]
     try:
         for n in nodes:
             await n.start()
@@ -201,6 +231,7 @@ async def test_nodes_never_double_connect(redis_prefix: str, seed: int) -> None:
             follower.cancel()
         results = await asyncio.gather(*followers, return_exceptions=True)
         assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+        assert ledger.violations() == []
         assert ledger.claims > 40  # the run really contended
         store = nodes[0].store
         held: dict[str, str] = {}
