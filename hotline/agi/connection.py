@@ -4,8 +4,8 @@ An `asyncio.Protocol` per connection (buffered on asyncio's own loop, see
 `BufferedAgiConnection`): lines are cut on ``b"\\n"`` in `data_received` and replies are
 handed straight to the session's waiting future, with no task or stream reader per command.
 Distinct reply lines are parsed once per server and remembered (never those that may carry
-caller data); so are the environment lines that describe the dialplan, the same in every call
-(never the caller's or the call's own), and the others are split with string methods. Whatever
+caller data); the environment is decoded and split in one go, with C-level steps only (see
+`hotline.agi.protocol.parse_env_block`), and no line of it is remembered. Whatever
 one connection sends (garbage, an endless line, half an environment and then silence) closes
 that connection and nothing else.
 
@@ -25,7 +25,7 @@ from hotline.agi.protocol import (
     AgiReply,
     HangupNotice,
     ReplyReader,
-    parse_env_line,
+    parse_env_block,
 )
 from hotline.agi.session import AgiSession
 from hotline.logs import bind_call
@@ -40,59 +40,8 @@ log = logging.getLogger("hotline.agi.server")
 # Asterisk sends about 25 variables plus one per AGI argument; far more is not Asterisk.
 MAX_ENV_LINES: Final = 512
 _NO_CALL_ID: Final = "-"
-# Bound of the per-server caches of reply lines and of environment lines.
+# Bound of the per-server cache of reply lines.
 _CACHE_ENTRIES: Final = 1024
-# The variable names Asterisk 22 sends (res_agi.c's setup_env): a line ``name: value`` with one
-# of these names needs no further check; any other name is checked by `parse_env_line`.
-_ASTERISK_ENV_KEYS: Final = frozenset(
-    {
-        "agi_network",
-        "agi_network_script",
-        "agi_request",
-        "agi_channel",
-        "agi_language",
-        "agi_type",
-        "agi_uniqueid",
-        "agi_version",
-        "agi_callerid",
-        "agi_calleridname",
-        "agi_callingpres",
-        "agi_callingani2",
-        "agi_callington",
-        "agi_callingtns",
-        "agi_dnid",
-        "agi_rdnis",
-        "agi_context",
-        "agi_extension",
-        "agi_priority",
-        "agi_enhanced",
-        "agi_accountcode",
-        "agi_threadid",
-    }
-)
-
-
-# The variables whose lines repeat from call to call: they describe the dialplan and the
-# channel technology, never the caller or the call (no caller id, no unique id, no channel
-# name, no AGI arguments or script query), so remembering their lines keeps no caller data and
-# few distinct lines.
-_ENV_LINE_KEYS: Final = frozenset(
-    {
-        "agi_network",
-        "agi_language",
-        "agi_type",
-        "agi_version",
-        "agi_callingpres",
-        "agi_callingani2",
-        "agi_callington",
-        "agi_callingtns",
-        "agi_dnid",
-        "agi_context",
-        "agi_extension",
-        "agi_priority",
-        "agi_enhanced",
-    }
-)
 
 
 class AgiConnection(asyncio.Protocol):
@@ -242,26 +191,11 @@ class AgiConnection(asyncio.Protocol):
             self.data_received(rest)  # what came right after the environment (HANGUP, even)
 
     def _parse_env(self, block: bytes) -> None:
-        """Add the complete lines of `block` to the environment, each split at ``": "``; only
-        a name Asterisk does not send is checked further. Most lines are the same in every
-        call the dialplan sends (``agi_context: from-pstn``): those are read once per server
-        and then found by their bytes (`_ENV_LINE_KEYS`), at half the cost of a line read."""
+        """Add the complete lines of `block` to the environment (`parse_env_block`)."""
         limit = self._limit
         if len(block) > limit and max(map(len, block.split(b"\n"))) > limit:
             raise AgiProtocolError(f"line longer than {limit} bytes")
-        env, remembered = self._env, self._server.env_lines
-        for raw in block.split(b"\n"):
-            pair = remembered.get(raw)
-            if pair is not None:
-                env[pair[0]] = pair[1]
-                continue
-            line = raw.decode()
-            key, sep, value = line.partition(": ")
-            if not sep or key not in _ASTERISK_ENV_KEYS:
-                key, value = parse_env_line(line)
-            elif key in _ENV_LINE_KEYS and len(remembered) < _CACHE_ENTRIES:
-                remembered[raw] = (key, value)
-            env[key] = value
+        env = self._env = parse_env_block(block.decode(), self._env)
         if len(env) > MAX_ENV_LINES:
             raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
 

@@ -28,6 +28,41 @@ USAGE_END_LINE: Final = "520 End of proper usage."
 DEAD_CHANNEL_TEXT: Final = "Command Not Permitted on a dead channel or intercept routine"
 
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+# The variables Asterisk 22 sends, in the order it sends them (res_agi.c's setup_env); AGI
+# arguments, ``agi_arg_1: ...``, follow them.
+ASTERISK_ENV_ORDER: Final = (
+    "agi_network",
+    "agi_network_script",
+    "agi_request",
+    "agi_channel",
+    "agi_language",
+    "agi_type",
+    "agi_uniqueid",
+    "agi_version",
+    "agi_callerid",
+    "agi_calleridname",
+    "agi_callingpres",
+    "agi_callingani2",
+    "agi_callington",
+    "agi_callingtns",
+    "agi_dnid",
+    "agi_rdnis",
+    "agi_context",
+    "agi_extension",
+    "agi_priority",
+    "agi_enhanced",
+    "agi_accountcode",
+    "agi_threadid",
+)
+# Names that need no pattern match: Asterisk's own.
+_ASTERISK_ENV_KEYS: Final = frozenset(ASTERISK_ENV_ORDER)
+# Asterisk's environment as it sends it: each name, ": ", and the rest of its line as the
+# value (``.`` stops at a line break), then whatever lines follow (AGI arguments).
+_ASTERISK_ENV = re.compile(
+    "\n".join(f"{re.escape(name)}: (.*)" for name in ASTERISK_ENV_ORDER) + "(?:\n(?s:(.*)))?"
+)
+# Copied to start an environment: the dict and its keys (hashes cached) are made once.
+_ENV_TEMPLATE: Final = dict.fromkeys(ASTERISK_ENV_ORDER, "")
 _VERB = re.compile(r"[A-Z][A-Z ]*[A-Z]|[A-Z]")
 # Numbers on the wire are ASCII digits, and short: Python's int() also takes "٣", "1_000" and
 # " 7", and raises ValueError past 4,300 digits, so every number is matched here first.
@@ -71,6 +106,35 @@ def parse_env_line(line: str) -> tuple[str, str]:
     if not _ENV_KEY.fullmatch(key):
         raise AgiProtocolError(f"bad AGI environment variable name: {key[:80]!r}")
     return key, value
+
+
+def parse_env_block(text: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` with the ``agi_name: value`` lines of `text` (no empty line, no final line
+    break) added, as `parse_env_line` reads them one by one; a new dict when `env` is empty.
+
+    Asterisk's environment, its names in its order, is read by one regex match and one dict
+    update, all in C: a loop over its ~25 lines costs half as much again (a line's partition,
+    unpacking and checks in bytecode). Anything else is read line by line."""
+    match = _ASTERISK_ENV.match(text)
+    if match is None:
+        _parse_env_lines(text, env)
+        return env
+    if not env:
+        env = _ENV_TEMPLATE.copy()
+    # Not strict: the last group (the lines after Asterisk's) has no name and is left out.
+    env.update(zip(ASTERISK_ENV_ORDER, match.groups(), strict=False))
+    rest = match[len(ASTERISK_ENV_ORDER) + 1]
+    if rest is not None:
+        _parse_env_lines(rest, env)
+    return env
+
+
+def _parse_env_lines(text: str, env: dict[str, str]) -> None:
+    for line in text.split("\n"):
+        key, sep, value = line.partition(": ")
+        if not sep or key not in _ASTERISK_ENV_KEYS:
+            key, value = parse_env_line(line)
+        env[key] = value
 
 
 def format_env(env: Mapping[str, str]) -> bytes:

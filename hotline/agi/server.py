@@ -144,8 +144,6 @@ class FastAgiServer:
         self._requests: dict[str, AgiRequest] = {}
         # Parsed reply lines by their bytes; values are immutable, so connections share them.
         self.reply_cache: dict[bytes, AgiReply | HangupNotice] = {}
-        # The environment lines every call repeats, by their bytes: (name, value).
-        self.env_lines: dict[bytes, tuple[str, str]] = {}
         # Every connection reads into this, one read at a time (see `BufferedAgiConnection`).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))
         self._draining = False
