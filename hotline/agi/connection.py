@@ -168,9 +168,30 @@ class AgiConnection(asyncio.Protocol):
         """Parse the complete environment lines received so far; start the call at the blank
         line. The whole environment usually comes in one read, so it is split in one go."""
         buffer = self._buffer + data if self._buffer else data
+        blank = buffer.find(b"\n\n")
+        if blank <= 0 or buffer[0] == 10:  # b"\n": not the whole environment in one read
+            self._environment_part(buffer, blank)
+            return
+        limit = self._limit
+        try:
+            if blank > limit and max(map(len, buffer[:blank].split(b"\n"))) > limit:
+                raise AgiProtocolError(f"line longer than {limit} bytes")
+            env = self._env = parse_env_block(buffer[:blank].decode(), self._env)
+            if len(env) > MAX_ENV_LINES:
+                raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
+        except (AgiProtocolError, ValueError) as exc:  # ValueError: UnicodeDecodeError
+            self._protocol_error(exc)
+            return
+        self._buffer = b""
+        if self._start_call() and len(buffer) > blank + 2:
+            self.data_received(buffer[blank + 2 :])  # what came with it (HANGUP, even)
+
+    def _environment_part(self, buffer: bytes, blank: int) -> None:
+        """`_environment_data` when the environment ends at once (an empty line first) or
+        is not complete yet: add its complete lines, keep the rest."""
         if buffer[:1] == b"\n":
             block, rest, complete = b"", buffer[1:], True
-        elif (blank := buffer.find(b"\n\n")) >= 0:
+        elif blank >= 0:
             block, rest, complete = buffer[:blank], buffer[blank + 2 :], True
         else:
             last = buffer.rfind(b"\n")
@@ -188,7 +209,7 @@ class AgiConnection(asyncio.Protocol):
             return
         self._buffer = b""
         if self._start_call() and rest:
-            self.data_received(rest)  # what came right after the environment (HANGUP, even)
+            self.data_received(rest)
 
     def _parse_env(self, block: bytes) -> None:
         """Add the complete lines of `block` to the environment (`parse_env_block`)."""
@@ -265,10 +286,13 @@ class AgiConnection(asyncio.Protocol):
         return self._session is not None and self._session.bridging
 
     def finish(self, outcome: str) -> None:
-        """How every call ends: close after what was written is flushed, and `end`."""
+        """How every call ends: close after what was written is flushed, and `end` (inlined:
+        this runs for every call)."""
         if self._transport is not None:
             self._transport.close()
-        self.end(outcome)
+        if not self._done:
+            self._done = True
+            self._server.finished(self, outcome)
 
     def cancel(self) -> None:
         """Shutdown: cancel the handler, or drop a connection still sending its environment."""

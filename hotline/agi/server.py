@@ -291,7 +291,12 @@ class FastAgiServer:
 
     def admit(self, conn: AgiConnection, peer: str) -> str | None:
         """Count `conn`, from `peer` (an IP address), in; or say why it is refused."""
-        if not self._peer_allowed(peer):
+        # The verdict remembered for `peer`, unless `allowed_peers` changed since: inlined,
+        # as nearly every call comes from a PBX already seen.
+        verdict = self._peer_verdicts.get(peer)
+        if verdict is None or self._verdicts_for is not self.allowed_peers:
+            verdict = self._peer_allowed(peer)
+        if not verdict:
             return "peer not allowed"
         if self._draining:
             return "shutting down"
@@ -372,9 +377,14 @@ class FastAgiServer:
         set_call_id(session.call_id)
         outcome = "cancelled"  # unless the handler gets further than a shutdown cancellation
         try:
-            log.debug("call started: script=%s", session.request.script)
+            if log.isEnabledFor(logging.DEBUG):  # one call, not two, when it is off
+                log.debug("call started: script=%s", session.request.script)
             await handler(session)
-            outcome = _finished_outcome(session)
+            if session._failure is None:  # how nearly every call ends; else see the function
+                log.info("call completed")
+                outcome = "completed"
+            else:
+                outcome = _finished_outcome(session)
         except CallerHungUp as exc:
             log.info("call ended: %s", exc)  # how calls normally end: no traceback
             outcome = "hangup"
