@@ -13,6 +13,7 @@ from hotline.agi.protocol import (
     AgiProtocolError,
     AgiReply,
     AgiRequest,
+    EnvReader,
     Quoted,
     ReplyReader,
     format_command,
@@ -80,11 +81,20 @@ def block_line_by_line(lines: list[str]) -> dict[str, str] | str:
         return "refused"
 
 
-def block_at_once(lines: list[str]) -> dict[str, str] | str:
+def block_at_once(lines: list[str], reader: EnvReader | None = None) -> dict[str, str] | str:
     try:
+        if reader is not None:
+            return reader.read("\n".join(lines), {})
         return parse_env_block("\n".join(lines), {})
     except AgiProtocolError:
         return "refused"
+
+
+def readers() -> list[EnvReader]:
+    """A reader that learnt the transcript's layout, and one that learns as it reads."""
+    warmed = EnvReader()
+    warmed.read("\n".join(asterisk_lines()), {})
+    return [warmed, EnvReader()]
 
 
 def asterisk_lines(**values: str) -> list[str]:
@@ -120,10 +130,34 @@ def asterisk_lines(**values: str) -> list[str]:
 def test_an_environment_block_reads_as_its_lines_one_by_one(lines: list[str]) -> None:
     """`parse_env_block` reads Asterisk's own layout with one regex match: it must accept,
     refuse and keep exactly what `parse_env_line` does line by line, in the same order."""
-    expected, got = block_line_by_line(lines), block_at_once(lines)
-    assert got == expected
-    if isinstance(expected, dict):
-        assert isinstance(got, dict) and list(got.items()) == list(expected.items())
+    expected = block_line_by_line(lines)
+    for reader in [None, *readers()]:
+        for _ in range(2):  # the second time, a reader has the layout of the first
+            got = block_at_once(lines, reader)
+            assert got == expected
+            if isinstance(expected, dict):
+                assert isinstance(got, dict) and list(got.items()) == list(expected.items())
+
+
+def test_a_reader_learns_the_dialplan_s_values_and_never_a_caller_s() -> None:
+    """Calls of two dialplan contexts in turn, each caller's values its own: every call
+    reads as its lines, and what the reader remembers is the contexts' values only."""
+    reader = EnvReader()
+    for number in range(6):
+        lines = asterisk_lines(
+            uniqueid=f"1795560{number}.1",
+            callerid=f"7916000000{number}",
+            calleridname=f"Абонент {number}",
+            channel=f"SIP/trunk-0000000{number}",
+            context=("from-pstn", "from-sip")[number % 2],
+            dnid=("88001000001", "88002000002")[number % 2],
+        )
+        got = reader.read("\n".join(lines), {})
+        assert list(got.items()) == list(block_line_by_line(lines).items())  # type: ignore[union-attr]
+    remembered = repr(reader)
+    assert "from-pstn" in remembered and "from-sip" in remembered
+    for private in ("7916000000", "Абонент", "1795560", "trunk-", "hotline?did", "140365331"):
+        assert private not in remembered
 
 
 def test_an_environment_in_two_reads_reads_as_in_one() -> None:

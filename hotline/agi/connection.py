@@ -5,7 +5,7 @@ An `asyncio.Protocol` per connection (buffered on asyncio's own loop, see
 handed straight to the session's waiting future, with no task or stream reader per command.
 Distinct reply lines are parsed once per server and remembered (never those that may carry
 caller data); the environment is decoded and split in one go, with C-level steps only (see
-`hotline.agi.protocol.parse_env_block`), and no line of it is remembered. Whatever
+`hotline.agi.protocol.EnvReader`), remembering only the values of the dialplan's. Whatever
 one connection sends (garbage, an endless line, half an environment and then silence) closes
 that connection and nothing else.
 
@@ -25,7 +25,6 @@ from hotline.agi.protocol import (
     AgiReply,
     HangupNotice,
     ReplyReader,
-    parse_env_block,
 )
 from hotline.agi.session import AgiSession
 from hotline.logs import bind_call
@@ -176,7 +175,7 @@ class AgiConnection(asyncio.Protocol):
         try:
             if blank > limit and max(map(len, buffer[:blank].split(b"\n"))) > limit:
                 raise AgiProtocolError(f"line longer than {limit} bytes")
-            env = self._env = parse_env_block(buffer[:blank].decode(), self._env)
+            env = self._env = self._server.env_reader.read(buffer[:blank].decode(), self._env)
             if len(env) > MAX_ENV_LINES:
                 raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
         except (AgiProtocolError, ValueError) as exc:  # ValueError: UnicodeDecodeError
@@ -216,7 +215,7 @@ class AgiConnection(asyncio.Protocol):
         limit = self._limit
         if len(block) > limit and max(map(len, block.split(b"\n"))) > limit:
             raise AgiProtocolError(f"line longer than {limit} bytes")
-        env = self._env = parse_env_block(block.decode(), self._env)
+        env = self._env = self._server.env_reader.read(block.decode(), self._env)
         if len(env) > MAX_ENV_LINES:
             raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
 

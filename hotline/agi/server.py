@@ -44,7 +44,13 @@ from typing import Final
 
 from hotline import metrics
 from hotline.agi.connection import AgiConnection, BufferedAgiConnection
-from hotline.agi.protocol import AgiProtocolError, AgiReply, AgiRequest, HangupNotice
+from hotline.agi.protocol import (
+    AgiProtocolError,
+    AgiReply,
+    AgiRequest,
+    EnvReader,
+    HangupNotice,
+)
 from hotline.agi.router import Handler, Router
 from hotline.agi.session import AgiReplyTimeout, AgiSession, CallerHungUp, SessionSupport
 from hotline.logs import set_call_id
@@ -142,6 +148,8 @@ class FastAgiServer:
         # dialplan sends the same few scripts all day, and parsing one costs as much as
         # the rest of the call's routing.
         self._requests: dict[str, AgiRequest] = {}
+        # Reads the environments, learning the layouts of the dialplan's (`EnvReader`).
+        self.env_reader = EnvReader()
         # Parsed reply lines by their bytes; values are immutable, so connections share them.
         self.reply_cache: dict[bytes, AgiReply | HangupNotice] = {}
         # Every connection reads into this, one read at a time (see `BufferedAgiConnection`).
