@@ -87,6 +87,7 @@ _DIALPLAN_ENV_KEYS: Final = frozenset(
 )
 # The others, in order: the groups of an `EnvReader` layout.
 _CALL_ENV_ORDER: Final = tuple(k for k in ASTERISK_ENV_ORDER if k not in _DIALPLAN_ENV_KEYS)
+_AFTER_CALL_VALUES: Final = len(_CALL_ENV_ORDER) + 1  # the group of the lines after them
 # Where the dialplan's values are among the groups of `_ASTERISK_ENV`.
 _DIALPLAN_VALUES: Final = itemgetter(
     *(i for i, k in enumerate(ASTERISK_ENV_ORDER) if k in _DIALPLAN_ENV_KEYS)
@@ -199,7 +200,7 @@ class EnvReader:
             env = last.template.copy()
             # Not strict: the last group (the lines after Asterisk's) is left out.
             env.update(zip(_CALL_ENV_ORDER, match.groups(), strict=False))
-            rest = match[len(_CALL_ENV_ORDER) + 1]
+            rest = match[_AFTER_CALL_VALUES]
             if rest is not None:
                 _parse_env_lines(rest, env)
             return env
