@@ -10,8 +10,9 @@ Written from the bytes a real Asterisk 22 sends (see tests/data/asterisk/agi-ivr
   the usage block ``520-...`` which runs until the line ``520 End of proper usage.``.
 * ``HANGUP`` arrives unsolicited the moment the caller hangs up, before or after any reply.
 
-The server side uses `format_command`, `parse_env_line` and `ReplyReader`; the simulator (the
-Asterisk side) uses `parse_command`, `format_env` and `format_reply`.
+The server side uses `format_command`, `EnvReader` (built on `parse_env_block` and
+`parse_env_line`) and `ReplyReader`; the simulator (the Asterisk side) uses `parse_command`,
+`format_env` and `format_reply`.
 """
 
 from __future__ import annotations
