@@ -13,6 +13,7 @@ from hotline.agi.protocol import (
     AgiProtocolError,
     AgiReply,
     AgiRequest,
+    EnvReader,
     Quoted,
     ReplyReader,
     format_command,
@@ -20,6 +21,7 @@ from hotline.agi.protocol import (
     format_reply,
     iter_lines,
     parse_command,
+    parse_env_block,
     parse_env_line,
     parse_reply_line,
     quote_arg,
@@ -70,6 +72,100 @@ def test_env_lines(line: str, expected: tuple[str, str]) -> None:
 def test_env_garbage_raises(line: str) -> None:
     with pytest.raises(AgiProtocolError):
         parse_env_line(line)
+
+
+def block_line_by_line(lines: list[str]) -> dict[str, str] | str:
+    try:
+        return dict(parse_env_line(line) for line in lines)
+    except AgiProtocolError:
+        return "refused"
+
+
+def block_at_once(lines: list[str], reader: EnvReader | None = None) -> dict[str, str] | str:
+    try:
+        if reader is not None:
+            return reader.read("\n".join(lines), {})
+        return parse_env_block("\n".join(lines), {})
+    except AgiProtocolError:
+        return "refused"
+
+
+def readers() -> list[EnvReader]:
+    """A reader that learnt the transcript's layout, and one that learns as it reads."""
+    warmed = EnvReader()
+    warmed.read("\n".join(asterisk_lines()), {})
+    return [warmed, EnvReader()]
+
+
+def asterisk_lines(**values: str) -> list[str]:
+    """The transcript's environment lines, with some values replaced."""
+    env = {**transcript_env(), **{f"agi_{name}": value for name, value in values.items()}}
+    return [f"{key}: {value}" for key, value in env.items()]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        asterisk_lines(),  # Asterisk's names in Asterisk's order: one regex match
+        asterisk_lines(calleridname="a: b", accountcode="x:", callerid=""),
+        asterisk_lines(calleridname="tab\there\rcarriage", channel="agi_uniqueid: 6.6"),
+        [*asterisk_lines(), "agi_arg_1: resume", "agi_arg_2: a: b"],  # AGI arguments follow
+        [*asterisk_lines(), "agi_uniqueid: 7.7"],  # a name again: the last one counts
+        [*asterisk_lines(), "agi_accountcode:"],  # no space after the colon
+        [*asterisk_lines(), "AGI_LANGUAGE: ru"],
+        [*asterisk_lines(), ""],
+        asterisk_lines()[:5],  # half of it (the rest in the next read)
+        asterisk_lines()[1:],
+        [*asterisk_lines()[:5], "agi_accountcode:", *asterisk_lines()[5:]],
+        [*asterisk_lines()[:5], "agi_arg_1: x", *asterisk_lines()[5:]],
+        [line.replace("agi_callerid: ", "agi_callerid : ") for line in asterisk_lines()],
+        [line.replace("agi_type: ", "agi_type:") for line in asterisk_lines()],
+        [*asterisk_lines()[:9], "agi_language ru", *asterisk_lines()[9:]],
+        [*asterisk_lines()[:9], "agi-x: 1", *asterisk_lines()[9:]],
+        [*asterisk_lines()[:9], ": value", *asterisk_lines()[9:]],
+        [*asterisk_lines()[:9], "agi_language\x00: ru", *asterisk_lines()[9:]],
+        ["GET / HTTP/1.1", *asterisk_lines()],
+    ],
+)
+def test_an_environment_block_reads_as_its_lines_one_by_one(lines: list[str]) -> None:
+    """`parse_env_block` reads Asterisk's own layout with one regex match: it must accept,
+    refuse and keep exactly what `parse_env_line` does line by line, in the same order."""
+    expected = block_line_by_line(lines)
+    for reader in [None, *readers()]:
+        for _ in range(2):  # the second time, a reader has the layout of the first
+            got = block_at_once(lines, reader)
+            assert got == expected
+            if isinstance(expected, dict):
+                assert isinstance(got, dict) and list(got.items()) == list(expected.items())
+
+
+def test_a_reader_learns_the_dialplan_s_values_and_never_a_caller_s() -> None:
+    """Calls of two dialplan contexts in turn, each caller's values its own: every call
+    reads as its lines, and what the reader remembers is the contexts' values only."""
+    reader = EnvReader()
+    for number in range(6):
+        lines = asterisk_lines(
+            uniqueid=f"1795560{number}.1",
+            callerid=f"7916000000{number}",
+            calleridname=f"Абонент {number}",
+            channel=f"SIP/trunk-0000000{number}",
+            context=("from-pstn", "from-sip")[number % 2],
+            dnid=("88001000001", "88002000002")[number % 2],
+        )
+        got = reader.read("\n".join(lines), {})
+        assert list(got.items()) == list(block_line_by_line(lines).items())  # type: ignore[union-attr]
+    remembered = repr(reader)
+    assert "from-pstn" in remembered and "from-sip" in remembered
+    for private in ("7916000000", "Абонент", "1795560", "trunk-", "hotline?did", "140365331"):
+        assert private not in remembered
+
+
+def test_an_environment_in_two_reads_reads_as_in_one() -> None:
+    lines = [*asterisk_lines(uniqueid="8.8"), "agi_arg_1: resume"]
+    for cut in (1, 5, 22):
+        env = parse_env_block("\n".join(lines[:cut]), {})
+        env = parse_env_block("\n".join(lines[cut:]), env)
+        assert list(env.items()) == list(block_line_by_line(lines).items())  # type: ignore[union-attr]
 
 
 def test_request_splits_off_the_query_string() -> None:

@@ -4,8 +4,8 @@ An `asyncio.Protocol` per connection (buffered on asyncio's own loop, see
 `BufferedAgiConnection`): lines are cut on ``b"\\n"`` in `data_received` and replies are
 handed straight to the session's waiting future, with no task or stream reader per command.
 Distinct reply lines are parsed once per server and remembered (never those that may carry
-caller data); so are the environment lines that describe the dialplan, the same in every call
-(never the caller's or the call's own), and the others are split with string methods. Whatever
+caller data); the environment is decoded and split in one go, with C-level steps only (see
+`hotline.agi.protocol.EnvReader`), remembering only the values of the dialplan's. Whatever
 one connection sends (garbage, an endless line, half an environment and then silence) closes
 that connection and nothing else.
 
@@ -25,7 +25,6 @@ from hotline.agi.protocol import (
     AgiReply,
     HangupNotice,
     ReplyReader,
-    parse_env_line,
 )
 from hotline.agi.session import AgiSession
 from hotline.logs import bind_call
@@ -40,59 +39,8 @@ log = logging.getLogger("hotline.agi.server")
 # Asterisk sends about 25 variables plus one per AGI argument; far more is not Asterisk.
 MAX_ENV_LINES: Final = 512
 _NO_CALL_ID: Final = "-"
-# Bound of the per-server caches of reply lines and of environment lines.
+# Bound of the per-server cache of reply lines.
 _CACHE_ENTRIES: Final = 1024
-# The variable names Asterisk 22 sends (res_agi.c's setup_env): a line ``name: value`` with one
-# of these names needs no further check; any other name is checked by `parse_env_line`.
-_ASTERISK_ENV_KEYS: Final = frozenset(
-    {
-        "agi_network",
-        "agi_network_script",
-        "agi_request",
-        "agi_channel",
-        "agi_language",
-        "agi_type",
-        "agi_uniqueid",
-        "agi_version",
-        "agi_callerid",
-        "agi_calleridname",
-        "agi_callingpres",
-        "agi_callingani2",
-        "agi_callington",
-        "agi_callingtns",
-        "agi_dnid",
-        "agi_rdnis",
-        "agi_context",
-        "agi_extension",
-        "agi_priority",
-        "agi_enhanced",
-        "agi_accountcode",
-        "agi_threadid",
-    }
-)
-
-
-# The variables whose lines repeat from call to call: they describe the dialplan and the
-# channel technology, never the caller or the call (no caller id, no unique id, no channel
-# name, no AGI arguments or script query), so remembering their lines keeps no caller data and
-# few distinct lines.
-_ENV_LINE_KEYS: Final = frozenset(
-    {
-        "agi_network",
-        "agi_language",
-        "agi_type",
-        "agi_version",
-        "agi_callingpres",
-        "agi_callingani2",
-        "agi_callington",
-        "agi_callingtns",
-        "agi_dnid",
-        "agi_context",
-        "agi_extension",
-        "agi_priority",
-        "agi_enhanced",
-    }
-)
 
 
 class AgiConnection(asyncio.Protocol):
@@ -219,9 +167,30 @@ class AgiConnection(asyncio.Protocol):
         """Parse the complete environment lines received so far; start the call at the blank
         line. The whole environment usually comes in one read, so it is split in one go."""
         buffer = self._buffer + data if self._buffer else data
+        blank = buffer.find(b"\n\n")
+        if blank <= 0 or buffer[0] == 10:  # b"\n": not the whole environment in one read
+            self._environment_part(buffer, blank)
+            return
+        limit = self._limit
+        try:
+            if blank > limit and max(map(len, buffer[:blank].split(b"\n"))) > limit:
+                raise AgiProtocolError(f"line longer than {limit} bytes")
+            env = self._env = self._server.env_reader.read(buffer[:blank].decode(), self._env)
+            if len(env) > MAX_ENV_LINES:
+                raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
+        except (AgiProtocolError, ValueError) as exc:  # ValueError: UnicodeDecodeError
+            self._protocol_error(exc)
+            return
+        self._buffer = b""
+        if self._start_call() and len(buffer) > blank + 2:
+            self.data_received(buffer[blank + 2 :])  # what came with it (HANGUP, even)
+
+    def _environment_part(self, buffer: bytes, blank: int) -> None:
+        """`_environment_data` when the environment ends at once (an empty line first) or
+        is not complete yet: add its complete lines, keep the rest."""
         if buffer[:1] == b"\n":
             block, rest, complete = b"", buffer[1:], True
-        elif (blank := buffer.find(b"\n\n")) >= 0:
+        elif blank >= 0:
             block, rest, complete = buffer[:blank], buffer[blank + 2 :], True
         else:
             last = buffer.rfind(b"\n")
@@ -239,29 +208,14 @@ class AgiConnection(asyncio.Protocol):
             return
         self._buffer = b""
         if self._start_call() and rest:
-            self.data_received(rest)  # what came right after the environment (HANGUP, even)
+            self.data_received(rest)
 
     def _parse_env(self, block: bytes) -> None:
-        """Add the complete lines of `block` to the environment, each split at ``": "``; only
-        a name Asterisk does not send is checked further. Most lines are the same in every
-        call the dialplan sends (``agi_context: from-pstn``): those are read once per server
-        and then found by their bytes (`_ENV_LINE_KEYS`), at half the cost of a line read."""
+        """Add the complete lines of `block` to the environment (`parse_env_block`)."""
         limit = self._limit
         if len(block) > limit and max(map(len, block.split(b"\n"))) > limit:
             raise AgiProtocolError(f"line longer than {limit} bytes")
-        env, remembered = self._env, self._server.env_lines
-        for raw in block.split(b"\n"):
-            pair = remembered.get(raw)
-            if pair is not None:
-                env[pair[0]] = pair[1]
-                continue
-            line = raw.decode()
-            key, sep, value = line.partition(": ")
-            if not sep or key not in _ASTERISK_ENV_KEYS:
-                key, value = parse_env_line(line)
-            elif key in _ENV_LINE_KEYS and len(remembered) < _CACHE_ENTRIES:
-                remembered[raw] = (key, value)
-            env[key] = value
+        env = self._env = self._server.env_reader.read(block.decode(), self._env)
         if len(env) > MAX_ENV_LINES:
             raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment variables")
 
@@ -331,10 +285,13 @@ class AgiConnection(asyncio.Protocol):
         return self._session is not None and self._session.bridging
 
     def finish(self, outcome: str) -> None:
-        """How every call ends: close after what was written is flushed, and `end`."""
+        """How every call ends: close after what was written is flushed, and `end` (inlined:
+        this runs for every call)."""
         if self._transport is not None:
             self._transport.close()
-        self.end(outcome)
+        if not self._done:
+            self._done = True
+            self._server.finished(self, outcome)
 
     def cancel(self) -> None:
         """Shutdown: cancel the handler, or drop a connection still sending its environment."""

@@ -10,8 +10,9 @@ Written from the bytes a real Asterisk 22 sends (see tests/data/asterisk/agi-ivr
   the usage block ``520-...`` which runs until the line ``520 End of proper usage.``.
 * ``HANGUP`` arrives unsolicited the moment the caller hangs up, before or after any reply.
 
-The server side uses `format_command`, `parse_env_line` and `ReplyReader`; the simulator (the
-Asterisk side) uses `parse_command`, `format_env` and `format_reply`.
+The server side uses `format_command`, `EnvReader` (built on `parse_env_block` and
+`parse_env_line`) and `ReplyReader`; the simulator (the Asterisk side) uses `parse_command`,
+`format_env` and `format_reply`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 HANGUP_LINE: Final = "HANGUP"
@@ -28,6 +30,71 @@ USAGE_END_LINE: Final = "520 End of proper usage."
 DEAD_CHANNEL_TEXT: Final = "Command Not Permitted on a dead channel or intercept routine"
 
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+# The variables Asterisk 22 sends, in the order it sends them (res_agi.c's setup_env); AGI
+# arguments, ``agi_arg_1: ...``, follow them.
+ASTERISK_ENV_ORDER: Final = (
+    "agi_network",
+    "agi_network_script",
+    "agi_request",
+    "agi_channel",
+    "agi_language",
+    "agi_type",
+    "agi_uniqueid",
+    "agi_version",
+    "agi_callerid",
+    "agi_calleridname",
+    "agi_callingpres",
+    "agi_callingani2",
+    "agi_callington",
+    "agi_callingtns",
+    "agi_dnid",
+    "agi_rdnis",
+    "agi_context",
+    "agi_extension",
+    "agi_priority",
+    "agi_enhanced",
+    "agi_accountcode",
+    "agi_threadid",
+)
+# Names that need no pattern match: Asterisk's own.
+_ASTERISK_ENV_KEYS: Final = frozenset(ASTERISK_ENV_ORDER)
+# Asterisk's environment as it sends it: each name, ": ", and the rest of its line as the
+# value (``.`` stops at a line break), then whatever lines follow (AGI arguments).
+_ASTERISK_ENV = re.compile(
+    "\n".join(f"{re.escape(name)}: (.*)" for name in ASTERISK_ENV_ORDER) + "(?:\n(?s:(.*)))?"
+)
+_AFTER_ASTERISK: Final = len(ASTERISK_ENV_ORDER) + 1  # the group of the lines after it
+# Copied to start an environment: the dict and its keys (hashes cached) are made once.
+_ENV_TEMPLATE: Final = dict.fromkeys(ASTERISK_ENV_ORDER, "")
+# The variables whose values repeat from call to call: they describe the dialplan and the
+# channel technology, never the caller or the call (no caller id, no unique id, no channel
+# name, no script query, no AGI arguments), so an `EnvReader` may remember them.
+_DIALPLAN_ENV_KEYS: Final = frozenset(
+    {
+        "agi_network",
+        "agi_language",
+        "agi_type",
+        "agi_version",
+        "agi_callingpres",
+        "agi_callingani2",
+        "agi_callington",
+        "agi_callingtns",
+        "agi_dnid",
+        "agi_context",
+        "agi_extension",
+        "agi_priority",
+        "agi_enhanced",
+    }
+)
+# The others, in order: the groups of an `EnvReader` layout.
+# (`EnvReader.read` stores them by name, in this order.)
+_CALL_ENV_ORDER: Final = tuple(k for k in ASTERISK_ENV_ORDER if k not in _DIALPLAN_ENV_KEYS)
+# Where the dialplan's values are among the groups of `_ASTERISK_ENV`.
+_DIALPLAN_VALUES: Final = itemgetter(
+    *(i for i, k in enumerate(ASTERISK_ENV_ORDER) if k in _DIALPLAN_ENV_KEYS)
+)
+# Bound of the layouts one `EnvReader` learns: past it, the others are read by `_ASTERISK_ENV`.
+_ENV_LAYOUTS: Final = 64
 _VERB = re.compile(r"[A-Z][A-Z ]*[A-Z]|[A-Z]")
 # Numbers on the wire are ASCII digits, and short: Python's int() also takes "٣", "1_000" and
 # " 7", and raises ValueError past 4,300 digits, so every number is matched here first.
@@ -71,6 +138,118 @@ def parse_env_line(line: str) -> tuple[str, str]:
     if not _ENV_KEY.fullmatch(key):
         raise AgiProtocolError(f"bad AGI environment variable name: {key[:80]!r}")
     return key, value
+
+
+def parse_env_block(text: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` with the ``agi_name: value`` lines of `text` (no empty line, no final line
+    break) added, as `parse_env_line` reads them one by one; a new dict when `env` is empty.
+
+    Asterisk's environment, its names in its order, is read by one regex match and one dict
+    update, all in C: a loop over its ~25 lines costs half as much again (a line's partition,
+    unpacking and checks in bytecode). Anything else is read line by line."""
+    match = _ASTERISK_ENV.fullmatch(text)
+    if match is None:
+        _parse_env_lines(text, env)
+        return env
+    return _asterisk_env(match, env)
+
+
+def _asterisk_env(match: re.Match[str], env: dict[str, str]) -> dict[str, str]:
+    """`parse_env_block` for a text `_ASTERISK_ENV` matched."""
+    if not env:
+        env = _ENV_TEMPLATE.copy()
+    # Not strict: the last group (the lines after Asterisk's) has no name and is left out.
+    env.update(zip(ASTERISK_ENV_ORDER, match.groups(), strict=False))
+    rest = match[_AFTER_ASTERISK]
+    if rest is not None:
+        _parse_env_lines(rest, env)
+    return env
+
+
+class _EnvLayout(NamedTuple):
+    """Asterisk's environment with the dialplan's values of one dialplan context: the
+    regex that matches it (those values as literals) and the environment it starts from."""
+
+    pattern: re.Pattern[str]
+    template: dict[str, str]
+
+
+class EnvReader:
+    """`parse_env_block` that learns the layouts it reads (one per server).
+
+    A dialplan sends the same values in 13 of Asterisk's variables all day
+    (``agi_context: from-pstn``, `_DIALPLAN_ENV_KEYS`, never the caller's or the call's own):
+    a regex with those values as literals matches a call's environment in one go, and the
+    other 9 values fill a copy of an environment holding them. That is a third less work
+    than `_ASTERISK_ENV`, which reads the others, and from which the layouts are learnt."""
+
+    __slots__ = ("_last", "_layouts")
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple[str, ...], _EnvLayout] = {}
+        self._last: _EnvLayout | None = None  # the layout of the latest call: tried first
+
+    def __repr__(self) -> str:  # what it remembers, for a look (no caller data, see above)
+        return f"EnvReader({list(self._layouts)!r})"
+
+    def read(self, text: str, env: dict[str, str]) -> dict[str, str]:
+        """`parse_env_block`: `env` with the lines of `text` added (a new dict if empty)."""
+        if env:  # the environment came in pieces: no layout applies to a piece
+            return parse_env_block(text, env)
+        last = self._last
+        if last is not None and (match := last.pattern.fullmatch(text)) is not None:
+            env = last.template.copy()
+            # The call's values in _CALL_ENV_ORDER, stored one by one: a third of the cost
+            # of env.update(zip(...)), which goes through a sequence check per pair.
+            (
+                env["agi_network_script"],
+                env["agi_request"],
+                env["agi_channel"],
+                env["agi_uniqueid"],
+                env["agi_callerid"],
+                env["agi_calleridname"],
+                env["agi_rdnis"],
+                env["agi_accountcode"],
+                env["agi_threadid"],
+                rest,  # the lines after Asterisk's (AGI arguments), if any
+            ) = match.groups()
+            if rest is not None:
+                _parse_env_lines(rest, env)
+            return env
+        match = _ASTERISK_ENV.fullmatch(text)
+        if match is None:
+            _parse_env_lines(text, env)
+            return env
+        self._last = self._layout(match.groups())
+        return _asterisk_env(match, env)
+
+    def _layout(self, values: tuple[str, ...]) -> _EnvLayout | None:
+        """The layout of these values of Asterisk's variables, learnt if new (bounded)."""
+        dialplan = _DIALPLAN_VALUES(values)
+        layout = self._layouts.get(dialplan)
+        if layout is None and len(self._layouts) < _ENV_LAYOUTS:
+            known = dict(zip(ASTERISK_ENV_ORDER, values, strict=False))
+            lines = [
+                f"{re.escape(name)}: {re.escape(known[name])}"
+                if name in _DIALPLAN_ENV_KEYS
+                else f"{re.escape(name)}: (.*)"
+                for name in ASTERISK_ENV_ORDER
+            ]
+            template = {
+                name: known[name] if name in _DIALPLAN_ENV_KEYS else ""
+                for name in ASTERISK_ENV_ORDER
+            }
+            pattern = re.compile("\n".join(lines) + "(?:\n(?s:(.*)))?")
+            layout = self._layouts[dialplan] = _EnvLayout(pattern, template)
+        return layout
+
+
+def _parse_env_lines(text: str, env: dict[str, str]) -> None:
+    for line in text.split("\n"):
+        key, sep, value = line.partition(": ")
+        if not sep or key not in _ASTERISK_ENV_KEYS:
+            key, value = parse_env_line(line)
+        env[key] = value
 
 
 def format_env(env: Mapping[str, str]) -> bytes:

@@ -44,7 +44,13 @@ from typing import Final
 
 from hotline import metrics
 from hotline.agi.connection import AgiConnection, BufferedAgiConnection
-from hotline.agi.protocol import AgiProtocolError, AgiReply, AgiRequest, HangupNotice
+from hotline.agi.protocol import (
+    AgiProtocolError,
+    AgiReply,
+    AgiRequest,
+    EnvReader,
+    HangupNotice,
+)
 from hotline.agi.router import Handler, Router
 from hotline.agi.session import AgiReplyTimeout, AgiSession, CallerHungUp, SessionSupport
 from hotline.logs import set_call_id
@@ -142,10 +148,10 @@ class FastAgiServer:
         # dialplan sends the same few scripts all day, and parsing one costs as much as
         # the rest of the call's routing.
         self._requests: dict[str, AgiRequest] = {}
+        # Reads the environments, learning the layouts of the dialplan's (`EnvReader`).
+        self.env_reader = EnvReader()
         # Parsed reply lines by their bytes; values are immutable, so connections share them.
         self.reply_cache: dict[bytes, AgiReply | HangupNotice] = {}
-        # The environment lines every call repeats, by their bytes: (name, value).
-        self.env_lines: dict[bytes, tuple[str, str]] = {}
         # Every connection reads into this, one read at a time (see `BufferedAgiConnection`).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))
         self._draining = False
@@ -293,7 +299,12 @@ class FastAgiServer:
 
     def admit(self, conn: AgiConnection, peer: str) -> str | None:
         """Count `conn`, from `peer` (an IP address), in; or say why it is refused."""
-        if not self._peer_allowed(peer):
+        # The verdict remembered for `peer`, unless `allowed_peers` changed since: inlined,
+        # as nearly every call comes from a PBX already seen.
+        verdict = self._peer_verdicts.get(peer)
+        if verdict is None or self._verdicts_for is not self.allowed_peers:
+            verdict = self._peer_allowed(peer)
+        if not verdict:
             return "peer not allowed"
         if self._draining:
             return "shutting down"
@@ -374,9 +385,14 @@ class FastAgiServer:
         set_call_id(session.call_id)
         outcome = "cancelled"  # unless the handler gets further than a shutdown cancellation
         try:
-            log.debug("call started: script=%s", session.request.script)
+            if log.isEnabledFor(logging.DEBUG):  # one call, not two, when it is off
+                log.debug("call started: script=%s", session.request.script)
             await handler(session)
-            outcome = _finished_outcome(session)
+            if session._failure is None:  # how nearly every call ends; else see the function
+                log.info("call completed")
+                outcome = "completed"
+            else:
+                outcome = _finished_outcome(session)
         except CallerHungUp as exc:
             log.info("call ended: %s", exc)  # how calls normally end: no traceback
             outcome = "hangup"

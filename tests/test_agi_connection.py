@@ -1,0 +1,104 @@
+"""One FastAGI connection fed its bytes directly, however the reads cut them: the environment
+in one read (the path every call takes), in pieces, or with what follows it in the same read."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from agi_peer import Outcomes, env_bytes
+
+from hotline.agi.connection import AgiConnection
+from hotline.agi.router import Router
+from hotline.agi.server import FastAgiServer
+from hotline.agi.session import AgiSession, CallerHungUp
+
+
+class FakeTransport:
+    """What the connection writes, and whether it closed."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+
+async def feed(reads: list[bytes]) -> tuple[list[dict[str, str]], list[str], FakeTransport]:
+    """Feed `reads` to one connection; the environments its handler saw, and what it did."""
+    seen: list[dict[str, str]] = []
+    events: list[str] = []
+
+    async def hotline(session: AgiSession) -> None:
+        seen.append(dict(session.env))
+        try:
+            await session.answer()
+            events.append("answered")
+        except CallerHungUp:
+            events.append("hung up")
+
+    router = Router()
+    router.add("hotline", hotline)
+    server = FastAgiServer(router)
+    connection = AgiConnection(server, asyncio.get_running_loop())
+    transport = FakeTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    for data in reads:
+        connection.data_received(data)
+        await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    server.support.flush()  # the outcomes, counted now rather than on the next sweep
+    return seen, events, transport
+
+
+ENV = env_bytes(uniqueid="3.3", calleridname="Петров: Пётр")
+EXPECTED = dict(line.split(": ", 1) for line in ENV.decode().splitlines() if line)
+
+
+@pytest.mark.parametrize(
+    ("reads", "events", "written"),
+    [
+        ([ENV], [], [b"ANSWER\n"]),  # no reply yet: the ANSWER waits for it
+        ([ENV[:100], ENV[100:]], [], [b"ANSWER\n"]),
+        ([ENV[:-1], ENV[-1:]], [], [b"ANSWER\n"]),  # the blank line in a read of its own
+        ([ENV[:-2], ENV[-2:]], [], [b"ANSWER\n"]),
+        ([ENV[i : i + 1] for i in range(len(ENV))], [], [b"ANSWER\n"]),  # byte by byte
+        ([ENV + b"HANGUP\n"], ["hung up"], []),  # the caller gone before the first command
+        ([ENV + b"HANG", b"UP\n"], [], [b"ANSWER\n"]),  # ANSWER waits for its own reply
+        ([ENV + b"200 result=0\n"], [], []),  # a reply to no command: not AGI, closed
+    ],
+)
+async def test_the_environment_reads_the_same_however_the_reads_cut_it(
+    reads: list[bytes], events: list[str], written: list[bytes]
+) -> None:
+    seen, happened, transport = await feed(reads)
+    assert seen == [EXPECTED] and list(seen[0]) == list(EXPECTED)
+    assert happened == events and transport.written == written
+
+
+@pytest.mark.parametrize(
+    ("reads", "outcome"),
+    [
+        ([b"\n" + ENV], "rejected"),  # an empty environment (no script), then garbage
+        ([b"\n\n" + ENV], "rejected"),
+        ([ENV.replace(b"agi_type: ", b"agi_type ")], "protocol_error"),
+        ([ENV.replace(b"agi_type: Local", b"agi_type: \xff")], "protocol_error"),
+        ([ENV.replace(b"agi_type: ", b"AGI_TYPE: ")], "protocol_error"),
+        ([ENV.replace(b"agi_type: ", b"agi_type: " + b"x" * 9000)], "protocol_error"),
+    ],
+)
+async def test_a_bad_environment_closes_the_connection(reads: list[bytes], outcome: str) -> None:
+    outcomes = Outcomes()
+    seen, events, transport = await feed(reads)
+    assert seen == events == [] and transport.closed and transport.written == []
+    assert outcomes.changed() == {outcome: 1}
