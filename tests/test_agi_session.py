@@ -570,6 +570,38 @@ def test_latencies_land_in_the_bucket_observe_would_pick() -> None:
     assert total == pytest.approx(0.0005 + 0.001 + 0.005 + 0.0051 + 2 + 0.003)
 
 
+def test_ok_commands_noted_after_a_flush_are_counted_at_the_next() -> None:
+    # Sessions hold `note_ok`, bound to the support's list: a flush must empty that list,
+    # not replace it.
+    registry = CollectorRegistry()
+    histogram = Histogram("probe_seconds", "probe", buckets=(0.001, 1), registry=registry)
+    support = SessionSupport(immediate=False, histogram=histogram)
+    note_ok = support.note_ok
+    before = metric("hotline_agi_commands_total", command="PROBE OK", result="ok")
+    for _ in range(2):
+        note_ok(("PROBE OK", 0.5))
+        support.flush()
+    assert metric("hotline_agi_commands_total", command="PROBE OK", result="ok") - before == 2
+    assert registry.get_sample_value("probe_seconds_bucket", {"le": "1.0"}) == 2
+    assert registry.get_sample_value("probe_seconds_sum") == 1.0
+
+
+async def test_a_session_without_a_server_counts_each_command_at_once() -> None:
+    before = (
+        metric("hotline_agi_commands_total", command="NOOP", result="ok"),
+        metric("hotline_agi_command_seconds_count"),
+    )
+    wire = Wire()
+    command = asyncio.create_task(wire.session.noop())
+    await settle()
+    wire.answer("200 result=0")
+    await command
+    assert (
+        metric("hotline_agi_commands_total", command="NOOP", result="ok"),
+        metric("hotline_agi_command_seconds_count"),
+    ) == (before[0] + 1, before[1] + 1)
+
+
 async def test_a_variable_name_goes_out_as_given_each_time() -> None:
     # The same name as a plain word and as a Quoted one: two different lines, whichever
     # came first (the session remembers the formatted names).

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import monotonic
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 from hotline.agi.protocol import (
     AgiProtocolError,
@@ -42,6 +42,8 @@ MAX_ENV_LINES: Final = 512
 _NO_CALL_ID: Final = "-"
 # Bound of the per-server caches of reply lines and of environment lines.
 _CACHE_ENTRIES: Final = 1024
+# `AgiConnection._known_ok` when a read may not be taken whole: never written to.
+_NONE_KNOWN: Final[dict[bytes, AgiReply]] = {}
 # The variable names Asterisk 22 sends (res_agi.c's setup_env): a line ``name: value`` with one
 # of these names needs no further check; any other name is checked by `parse_env_line`.
 _ASTERISK_ENV_KEYS: Final = frozenset(
@@ -104,6 +106,7 @@ class AgiConnection(asyncio.Protocol):
         "_done",
         "_env",
         "_in_usage",
+        "_known_ok",
         "_limit",
         "_loop",
         "_reader",
@@ -120,6 +123,9 @@ class AgiConnection(asyncio.Protocol):
         self._loop = loop
         self._limit = server.max_line_bytes
         self._replies = server.reply_cache
+        # The server's `SessionSupport.ok_replies` while a read may be taken whole as one of
+        # them (a session, nothing buffered, no 520 block open), else an empty dict.
+        self._known_ok: dict[bytes, AgiReply] = _NONE_KNOWN
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._env: dict[str, str] = {}
@@ -148,6 +154,14 @@ class AgiConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._done:
             return
+        # The usual read: one whole "ok" reply line seen before (``200 result=0\n``).
+        known = self._known_ok.get(data)
+        if known is not None:
+            try:
+                self._session._deliver_ok(known)  # type: ignore[union-attr]  # see _known_ok
+            except AgiProtocolError as exc:  # a reply with no command waiting for it
+                self._protocol_error(exc)
+            return
         session = self._session
         if session is None:
             self._environment_data(data)
@@ -171,6 +185,8 @@ class AgiConnection(asyncio.Protocol):
                         continue  # inside a 520 usage block
                     if len(replies) < _CACHE_ENTRIES and _cacheable(item):
                         replies[line] = item
+                        if _counted_ok(item):
+                            self._server.support.ok_replies[line + b"\n"] = item
                 if isinstance(item, AgiReply):
                     session._deliver(item)
                 else:
@@ -183,6 +199,8 @@ class AgiConnection(asyncio.Protocol):
             self._protocol_error(AgiProtocolError(f"line longer than {limit} bytes"))
             return
         self._buffer = rest
+        # The next read may take the fast path only if nothing is pending before it.
+        self._known_ok = _NONE_KNOWN if rest or self._in_usage else self._server.support.ok_replies
 
     def _new_reader(self) -> ReplyReader:
         reader = self._reader = ReplyReader()
@@ -364,6 +382,11 @@ class BufferedAgiConnection(AgiConnection, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.data_received(self._server.read_buffer[:nbytes].tobytes())
+
+
+def _counted_ok(item: AgiReply | HangupNotice) -> TypeGuard[AgiReply]:
+    """A cached reply `AgiSession._deliver_ok` may take: a 200 counted "ok"."""
+    return isinstance(item, AgiReply) and item.code == 200 and item.result[:1] != "-"
 
 
 def _cacheable(item: AgiReply | HangupNotice) -> bool:

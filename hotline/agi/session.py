@@ -187,6 +187,7 @@ class AgiSession:
         "_failure",
         "_gone",
         "_loop",
+        "_note_ok",
         "_on_failure",
         "_on_wire",
         "_queue",
@@ -227,6 +228,7 @@ class AgiSession:
         self._on_failure = on_failure
         self._reply_timeout = reply_timeout
         self._support = support if support is not None else SessionSupport()
+        self._note_ok = self._support.note_ok  # a bound C method on a server's support
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         # The turn on the wire: taken before writing a command, passed on when its reply
         # arrives (`_deliver`), so commands go out one at a time. A flag and a queue rather
@@ -290,7 +292,13 @@ class AgiSession:
         if self._busy or self.hung_up or self._failure is not None:
             return self._exchange_in_turn(verb, line)
         self._busy = True
-        return self._send(verb, line)
+        waiter: asyncio.Future[AgiReply] = self._loop.create_future()
+        self._waiter = waiter
+        self._verb = verb
+        self._sent_at = monotonic()  # for the latency, and the sweep: see `check_overdue`
+        self._on_wire = line
+        self._write(line)
+        return waiter
 
     async def _exchange_in_turn(self, verb: str, line: bytes) -> AgiReply:
         """`_exchange` when the wire is taken (or the session over): wait for the turn."""
@@ -301,17 +309,8 @@ class AgiSession:
         if self.hung_up or self._failure is not None:
             self._pass_turn()
             raise self._refusal(verb)
-        return await self._send(verb, line)
-
-    def _send(self, verb: str, line: bytes) -> asyncio.Future[AgiReply]:
-        """Write `line`, holding the turn; the future of its reply."""
-        waiter: asyncio.Future[AgiReply] = self._loop.create_future()
-        self._waiter = waiter
-        self._verb = verb
-        self._sent_at = monotonic()  # for the latency, and the sweep: see `check_overdue`
-        self._on_wire = line
-        self._write(line)
-        return waiter
+        self._busy = False  # ours, with nothing awaited since: `_exchange` takes it and sends
+        return await self._exchange(verb, line)
 
     async def _wait_turn(self) -> None:
         """Queue behind the command on the wire; return owning the turn."""
@@ -361,6 +360,8 @@ class AgiSession:
 
     def _deliver(self, reply: AgiReply) -> None:
         """A reply arrived: it answers the command holding the turn."""
+        if reply.code == 200 and reply.result[:1] != "-":
+            return self._deliver_ok(reply)
         waiter = self._waiter
         if waiter is None:
             raise AgiProtocolError(f"reply with no command waiting for it: {reply.code}")
@@ -375,17 +376,29 @@ class AgiSession:
         if waiter.done():  # its task was cancelled: the orphan reply is dropped, uncounted
             return
         self.last_reply = reply
-        seconds = monotonic() - self._sent_at
-        if reply.code == 200:
-            if reply.result[:1] != "-":
-                self._support.answered(self._verb, seconds)
-            else:
-                self._support.count(self._verb, "failure")
-                self._support.observe(seconds)
+        self._support.observe(monotonic() - self._sent_at)
+        if reply.code == 200:  # a negative result: returned, counted apart
+            self._support.count(self._verb, "failure")
             waiter.set_result(reply)
         else:
-            self._support.observe(seconds)
             waiter.set_exception(self._rejection(self._verb, reply))
+
+    def _deliver_ok(self, reply: AgiReply) -> None:
+        """`_deliver` of a 200 with a result that is not negative, counted "ok": the
+        connection calls it directly for the lines it knows (`SessionSupport.ok_replies`)."""
+        waiter = self._waiter
+        if waiter is None:
+            raise AgiProtocolError("reply with no command waiting for it: 200")
+        self._waiter = None
+        if self._queue:
+            self._pass_turn()
+        else:
+            self._busy = False
+        if waiter.done():  # its task was cancelled: the orphan reply is dropped, uncounted
+            return
+        self.last_reply = reply
+        self._note_ok((self._verb, monotonic() - self._sent_at))
+        waiter.set_result(reply)
 
     def _hangup_notice(self) -> None:
         """The ``HANGUP`` line: not a reply, whatever command is in flight."""
