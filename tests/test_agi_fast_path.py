@@ -10,6 +10,7 @@ reply taken by the fast path is delivered, counted and timed as one taken by the
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from time import monotonic
@@ -292,3 +293,18 @@ async def test_a_known_line_after_an_unfinished_one_ends_that_line() -> None:
         await call.ended()
     assert [type(result) for result in results] == [AgiProtocolError]
     assert outcomes.changed() == {"protocol_error": 1}
+
+
+async def test_a_known_line_after_the_call_ended_is_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(session: AgiSession) -> None:
+        await session.answer()
+
+    async with fed_server(handler) as server:
+        call = FedCall(server)
+        await call.command()
+        call.read(OK)
+        await call.ended()
+        call.read(OK)  # late bytes, read before the close took effect
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

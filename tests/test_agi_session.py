@@ -618,6 +618,22 @@ async def test_a_variable_name_goes_out_as_given_each_time() -> None:
     ]
 
 
+async def test_a_prompt_name_goes_out_as_given_each_time() -> None:
+    # As for variable names: a Quoted name equals the plain one, and must not share its
+    # remembered line.
+    wire = Wire()
+    for name in ("beep", Quoted("beep"), "beep"):
+        command = asyncio.create_task(wire.session.stream_file(name, "#"))
+        await settle()
+        wire.answer("200 result=0 endpos=800")
+        await command
+    assert wire.lines == [
+        b'STREAM FILE beep "#"\n',
+        b'STREAM FILE "beep" "#"\n',
+        b'STREAM FILE beep "#"\n',
+    ]
+
+
 # Values as a caller or an operator may supply them: each of the quoting's cases (none needed,
 # a blank, a quote, a backslash, both, a line break, NUL, Unicode blanks that are not a space,
 # characters that are neither printable nor blanks, empty, non-ASCII).

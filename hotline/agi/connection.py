@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Final, TypeGuard
 
@@ -103,6 +104,7 @@ class AgiConnection(asyncio.Protocol):
     __slots__ = (
         "_accepted_at",
         "_buffer",
+        "_deliver_known",
         "_done",
         "_env",
         "_in_usage",
@@ -126,6 +128,7 @@ class AgiConnection(asyncio.Protocol):
         # The server's `SessionSupport.ok_replies` while a read may be taken whole as one of
         # them (a session, nothing buffered, no 520 block open), else an empty dict.
         self._known_ok: dict[bytes, AgiReply] = _NONE_KNOWN
+        self._deliver_known: Callable[[AgiReply], None] | None = None  # session._deliver_ok
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._env: dict[str, str] = {}
@@ -152,15 +155,16 @@ class AgiConnection(asyncio.Protocol):
         self._accepted_at = monotonic()  # for the server's sweep: see `check_deadline`
 
     def data_received(self, data: bytes) -> None:
-        if self._done:
-            return
-        # The usual read: one whole "ok" reply line seen before (``200 result=0\n``).
+        # The usual read: one whole "ok" reply line seen before (``200 result=0\n``). Not
+        # after `end`, which empties `_known_ok`.
         known = self._known_ok.get(data)
         if known is not None:
             try:
-                self._session._deliver_ok(known)  # type: ignore[union-attr]  # see _known_ok
+                self._deliver_known(known)  # type: ignore[misc]  # set with `_known_ok`
             except AgiProtocolError as exc:  # a reply with no command waiting for it
                 self._protocol_error(exc)
+            return
+        if self._done:
             return
         session = self._session
         if session is None:
@@ -201,6 +205,7 @@ class AgiConnection(asyncio.Protocol):
         self._buffer = rest
         # The next read may take the fast path only if nothing is pending before it.
         self._known_ok = _NONE_KNOWN if rest or self._in_usage else self._server.support.ok_replies
+        self._deliver_known = session._deliver_ok
 
     def _new_reader(self) -> ReplyReader:
         reader = self._reader = ReplyReader()
@@ -366,6 +371,7 @@ class AgiConnection(asyncio.Protocol):
         """Account for this connection once, however it ended."""
         if not self._done:
             self._done = True
+            self._known_ok = _NONE_KNOWN  # see `data_received`
             self._server.finished(self, outcome)
 
 

@@ -304,12 +304,10 @@ class AgiSession:
         """`_exchange` when the wire is taken (or the session over): wait for the turn."""
         if self._busy:
             await self._wait_turn()
-        else:
-            self._busy = True
+            self._busy = False  # ours, and nothing awaited since: `_exchange` takes it back
         if self.hung_up or self._failure is not None:
-            self._pass_turn()
+            self._pass_turn()  # the next in the queue, if any, is refused in its turn too
             raise self._refusal(verb)
-        self._busy = False  # ours, with nothing awaited since: `_exchange` takes it and sends
         return await self._exchange(verb, line)
 
     async def _wait_turn(self) -> None:
@@ -394,11 +392,12 @@ class AgiSession:
             self._pass_turn()
         else:
             self._busy = False
-        if waiter.done():  # its task was cancelled: the orphan reply is dropped, uncounted
-            return
+        try:  # the waiter's callbacks run later, so the reply is noted after this in time
+            waiter.set_result(reply)
+        except asyncio.InvalidStateError:  # its task was cancelled: the orphan is dropped,
+            return  # uncounted (a `done()` test first would cost every command a call)
         self.last_reply = reply
         self._note_ok((self._verb, monotonic() - self._sent_at))
-        waiter.set_result(reply)
 
     def _hangup_notice(self) -> None:
         """The ``HANGUP`` line: not a reply, whatever command is in flight."""
@@ -438,7 +437,8 @@ class AgiSession:
 
     async def answer(self) -> int:
         """``ANSWER``: 0 on success, -1 on failure."""
-        return (await self._exchange("ANSWER", _ANSWER)).value
+        reply = await self._exchange("ANSWER", _ANSWER)
+        return 0 if reply.result == "0" else reply.value  # "0": answered, with no call
 
     async def hangup(self) -> int:
         """``HANGUP`` this channel: 1 on success. Asterisk then sends the ``HANGUP`` notice."""
@@ -450,7 +450,11 @@ class AgiSession:
 
     async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
         """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
-        line = self._support.stream_line(name, escape_digits)
+        line = None  # `SessionSupport.stream_line`'s lookup, inlined: one Python call less
+        if name.__class__ is str and escape_digits.__class__ is str:
+            line = self._support.stream_lines.get((name, escape_digits))
+        if line is None:
+            line = self._support.stream_line(name, escape_digits)
         reply = await self._exchange("STREAM FILE", line)
         if reply.result == "0":  # played to its end, no key pressed: the usual reply
             return _played_to_end(reply.endpos or 0)

@@ -46,9 +46,9 @@ class SessionSupport:
         "_latencies",
         "_lines",
         "_pending",
-        "_streams",
         "note_ok",
         "ok_replies",
+        "stream_lines",
     )
 
     def __init__(
@@ -60,7 +60,9 @@ class SessionSupport:
         self._ended: list[str] = []  # how each session since the flush ended
         self._ended_counters: dict[str, Counter] = {}
         self._lines: dict[tuple[str | int, ...], bytes] = {}
-        self._streams: dict[tuple[str, str], bytes] = {}
+        # `stream_line`'s, by (name, escape digits), both plain str; `AgiSession.stream_file`
+        # looks them up itself.
+        self.stream_lines: dict[tuple[str, str], bytes] = {}
         self._histogram = histogram
         self._latencies: list[float] = []  # command latencies since the flush
         # Since the flush, for each command answered "ok": its verb, then its latency. Kept
@@ -174,9 +176,9 @@ class SessionSupport:
         if name.__class__ is not str or escape_digits.__class__ is not str:
             return format_command("STREAM FILE", name, Quoted(escape_digits))  # no cache
         key = (name, escape_digits)
-        line = self._streams.get(key)
+        line = self.stream_lines.get(key)
         if line is None:
             line = format_command("STREAM FILE", name, Quoted(escape_digits))
-            if len(self._streams) < _LINE_CACHE_ENTRIES:
-                self._streams[key] = line
+            if len(self.stream_lines) < _LINE_CACHE_ENTRIES:
+                self.stream_lines[key] = line
         return line
