@@ -469,6 +469,31 @@ async def test_hangup_between_command_and_reply_is_never_the_reply() -> None:
     assert wire.lines == [b"CHANNEL STATUS\n"]
 
 
+@pytest.mark.parametrize("gone_by", ["HANGUP", "511 Command Not Permitted on a dead channel"])
+async def test_commands_queued_or_asked_after_the_caller_left_are_refused_unsent(
+    gone_by: str,
+) -> None:
+    refused_before = metric("hotline_agi_commands_total", command="NOOP", result="hangup")
+    wire = Wire()
+    first = asyncio.create_task(caught(wire.session.channel_status()))
+    queued = asyncio.create_task(caught(wire.session.noop()))  # waits for the wire
+    await settle()
+    wire.answer(gone_by)
+    if gone_by == "HANGUP":  # the notice is no reply: the status is still on the wire
+        later = asyncio.create_task(caught(wire.session.noop()))
+        await settle()
+        assert isinstance(later.result(), CallerHungUp)  # refused at once, not queued
+        wire.answer("200 result=6")
+    status = await first
+    assert status == 6 if gone_by == "HANGUP" else isinstance(status, CallerHungUp)
+    assert isinstance(await queued, CallerHungUp)
+    with pytest.raises(CallerHungUp):
+        await wire.session.answer()
+    assert wire.lines == [b"CHANNEL STATUS\n"]
+    refused = metric("hotline_agi_commands_total", command="NOOP", result="hangup")
+    assert refused - refused_before == (2 if gone_by == "HANGUP" else 1)
+
+
 async def test_hangup_inside_a_usage_block() -> None:
     wire = Wire()
     bad = asyncio.create_task(wire.session.command("SAY DIGITS"))
@@ -500,6 +525,14 @@ async def test_connection_lost_fails_the_waiting_and_queued_commands() -> None:
         await second
     assert wire.lines == [b"ANSWER\n"]
     assert not wire.failed  # the connection is already gone: nothing to close
+
+
+async def test_a_command_after_the_connection_was_lost_is_refused_unsent() -> None:
+    wire = Wire()
+    wire.session._connection_lost()  # with no command on the wire
+    with pytest.raises(AgiConnectionLost):
+        await asyncio.wait_for(wire.session.noop(), 5)
+    assert wire.lines == []
 
 
 async def test_a_bad_verb_is_refused_before_anything_is_sent() -> None:

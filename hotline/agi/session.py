@@ -286,10 +286,10 @@ class AgiSession:
         return await self._exchange(verb, format_command(verb, *args))
 
     def _exchange(self, verb: str, line: bytes) -> Awaitable[AgiReply]:
-        """Write one formatted command line; await what this returns for its reply (the
-        per-command path). With the wire free, that is the reply's future itself: `_deliver`
-        and `_fail` settle it, counted, so no coroutine runs between the handler and it."""
-        if self._busy or self.hung_up or self._failure is not None:
+        """Write one command line; await what this returns for its reply. With the wire free
+        (`_busy` false; it stays true once the session is over) that is the reply's future
+        itself, settled and counted by `_deliver` or `_fail`: no coroutine in between."""
+        if self._busy:
             return self._exchange_in_turn(verb, line)
         self._busy = True
         waiter: asyncio.Future[AgiReply] = self._loop.create_future()
@@ -301,14 +301,14 @@ class AgiSession:
         return waiter
 
     async def _exchange_in_turn(self, verb: str, line: bytes) -> AgiReply:
-        """`_exchange` when the wire is taken (or the session over): wait for the turn."""
-        if self._busy:
+        """`_exchange` when the wire is taken or the session over: wait for the turn."""
+        if not self.hung_up and self._failure is None:  # else refused at once
             await self._wait_turn()
-            self._busy = False  # ours, and nothing awaited since: `_exchange` takes it back
-        if self.hung_up or self._failure is not None:
-            self._pass_turn()  # the next in the queue, if any, is refused in its turn too
-            raise self._refusal(verb)
-        return await self._exchange(verb, line)
+            if not self.hung_up and self._failure is None:
+                self._busy = False  # ours, and nothing awaited since: `_exchange` takes it
+                return await self._exchange(verb, line)
+            self._pass_turn()  # over while we waited: the next in the queue is refused too
+        raise self._refusal(verb)
 
     async def _wait_turn(self) -> None:
         """Queue behind the command on the wire; return owning the turn."""
@@ -331,7 +331,7 @@ class AgiSession:
             if not turn.done():
                 turn.set_result(None)
                 return
-        self._busy = False
+        self._busy = self.hung_up or self._failure is not None  # see `_exchange`
 
     def _refusal(self, verb: str) -> Exception:
         if self.hung_up:
@@ -370,7 +370,7 @@ class AgiSession:
         if self._queue:
             self._pass_turn()
         else:
-            self._busy = False
+            self._busy = self.hung_up  # over after a HANGUP or 511 (see `_exchange`)
         if waiter.done():  # its task was cancelled: the orphan reply is dropped, uncounted
             return
         self.last_reply = reply
@@ -382,8 +382,7 @@ class AgiSession:
             waiter.set_exception(self._rejection(self._verb, reply))
 
     def _deliver_ok(self, reply: AgiReply) -> None:
-        """`_deliver` of a 200 with a result that is not negative, counted "ok": the
-        connection calls it directly for the lines it knows (`SessionSupport.ok_replies`)."""
+        """`_deliver` of a 200 counted "ok" (`SessionSupport.ok_replies`, for the connection)."""
         waiter = self._waiter
         if waiter is None:
             raise AgiProtocolError("reply with no command waiting for it: 200")
@@ -391,18 +390,18 @@ class AgiSession:
         if self._queue:
             self._pass_turn()
         else:
-            self._busy = False
-        try:  # the waiter's callbacks run later, so the reply is noted after this in time
+            self._busy = self.hung_up  # over after a HANGUP or 511 (see `_exchange`)
+        try:  # no `done()` test first: a call per command. Its callbacks run later.
             waiter.set_result(reply)
-        except asyncio.InvalidStateError:  # its task was cancelled: the orphan is dropped,
-            return  # uncounted (a `done()` test first would cost every command a call)
+        except asyncio.InvalidStateError:  # its task was cancelled: the orphan reply is
+            return  # dropped, uncounted
         self.last_reply = reply
         self._note_ok((self._verb, monotonic() - self._sent_at))
 
     def _hangup_notice(self) -> None:
         """The ``HANGUP`` line: not a reply, whatever command is in flight."""
         if not self.hung_up:
-            self.hung_up = True
+            self.hung_up = self._busy = True  # `_busy`: see `_exchange`
             log.debug("HANGUP notice from Asterisk")
             self._mark_gone()
 
@@ -414,6 +413,7 @@ class AgiSession:
         if self._failure is not None:
             return
         self._failure = exc
+        self._busy = True  # see `_exchange`
         gone = self._gone  # `_mark_gone`, inlined: every call ends here (connection lost)
         if gone is not None and not gone.done():
             gone.set_result(None)
@@ -450,11 +450,9 @@ class AgiSession:
 
     async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
         """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
-        line = None  # `SessionSupport.stream_line`'s lookup, inlined: one Python call less
-        if name.__class__ is str and escape_digits.__class__ is str:
-            line = self._support.stream_lines.get((name, escape_digits))
-        if line is None:
-            line = self._support.stream_line(name, escape_digits)
+        line = self._support.stream_lines.get((name, escape_digits))  # a Python call less
+        if line is None or name.__class__ is not str or escape_digits.__class__ is not str:
+            line = self._support.stream_line(name, escape_digits)  # (a Quoted name: its own)
         reply = await self._exchange("STREAM FILE", line)
         if reply.result == "0":  # played to its end, no key pressed: the usual reply
             return _played_to_end(reply.endpos or 0)
