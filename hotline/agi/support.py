@@ -5,9 +5,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter as Tally
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
 from hotline import metrics
 from hotline.agi.protocol import AgiReply, Quoted, format_command
@@ -16,6 +16,12 @@ __all__ = ["SessionSupport"]
 
 # Bound of `SessionSupport`'s formatted-line cache.
 _LINE_CACHE_ENTRIES: Final = 1024
+
+
+class _CounterValue(Protocol):
+    """What a prometheus_client counter keeps its value in (``Counter._value``)."""
+
+    def inc(self, amount: float) -> None: ...
 
 
 class SessionSupport:
@@ -56,9 +62,11 @@ class SessionSupport:
     ) -> None:
         self._immediate = immediate
         self._pending: dict[tuple[str, str], int] = {}
-        self._counters: dict[tuple[str, str], Counter] = {}
+        # The counters' values, added to as `Counter.inc` does, without its checks (a count
+        # is never negative) and its three Python calls.
+        self._counters: dict[tuple[str, str], _CounterValue] = {}
         self._ended: list[str] = []  # how each session since the flush ended
-        self._ended_counters: dict[str, Counter] = {}
+        self._ended_counters: dict[str, _CounterValue] = {}
         self._lines: dict[tuple[str | int, ...], bytes] = {}
         # `stream_line`'s, by (name, escape digits), both plain str; `AgiSession.stream_file`
         # looks them up itself.
@@ -125,10 +133,10 @@ class SessionSupport:
                 pending[key] = pending.get(key, 0) + count
             answered.clear()  # the same list: `note_ok` is bound to it
         for key, count in pending.items():
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = metrics.AGI_COMMANDS.labels(*key)
-            counter.inc(count)
+            value = self._counters.get(key)
+            if value is None:
+                value = self._counters[key] = metrics.AGI_COMMANDS.labels(*key)._value
+            value.inc(count)
         if self._latencies:
             self._flush_latencies()
 
@@ -142,20 +150,22 @@ class SessionSupport:
         histogram = self._histogram
         histogram._sum.inc(sum(latencies))
         latencies.sort()
-        counted = 0
+        counted, total = 0, len(latencies)
         for bucket, bound in enumerate(self._bounds):
             up_to_bound = bisect_right(latencies, bound, counted)  # those <= bound
             if up_to_bound > counted:
                 histogram._buckets[bucket].inc(up_to_bound - counted)
+                if up_to_bound == total:
+                    break  # all counted: the higher buckets get none
                 counted = up_to_bound
 
     def _flush_ended(self) -> None:
         ended, self._ended = self._ended, []
         for outcome, count in Tally(ended).items():
-            counter = self._ended_counters.get(outcome)
-            if counter is None:
-                counter = self._ended_counters[outcome] = metrics.AGI_SESSIONS.labels(outcome)
-            counter.inc(count)
+            value = self._ended_counters.get(outcome)
+            if value is None:
+                value = self._ended_counters[outcome] = metrics.AGI_SESSIONS.labels(outcome)._value
+            value.inc(count)
 
     def line(self, verb: str, *args: str | int) -> bytes:
         """`format_command` for arguments that are not caller data, remembered (bounded).
