@@ -469,6 +469,31 @@ async def test_hangup_between_command_and_reply_is_never_the_reply() -> None:
     assert wire.lines == [b"CHANNEL STATUS\n"]
 
 
+@pytest.mark.parametrize("gone_by", ["HANGUP", "511 Command Not Permitted on a dead channel"])
+async def test_commands_queued_or_asked_after_the_caller_left_are_refused_unsent(
+    gone_by: str,
+) -> None:
+    refused_before = metric("hotline_agi_commands_total", command="NOOP", result="hangup")
+    wire = Wire()
+    first = asyncio.create_task(caught(wire.session.channel_status()))
+    queued = asyncio.create_task(caught(wire.session.noop()))  # waits for the wire
+    await settle()
+    wire.answer(gone_by)
+    if gone_by == "HANGUP":  # the notice is no reply: the status is still on the wire
+        later = asyncio.create_task(caught(wire.session.noop()))
+        await settle()
+        assert isinstance(later.result(), CallerHungUp)  # refused at once, not queued
+        wire.answer("200 result=6")
+    status = await first
+    assert status == 6 if gone_by == "HANGUP" else isinstance(status, CallerHungUp)
+    assert isinstance(await queued, CallerHungUp)
+    with pytest.raises(CallerHungUp):
+        await wire.session.answer()
+    assert wire.lines == [b"CHANNEL STATUS\n"]
+    refused = metric("hotline_agi_commands_total", command="NOOP", result="hangup")
+    assert refused - refused_before == (2 if gone_by == "HANGUP" else 1)
+
+
 async def test_hangup_inside_a_usage_block() -> None:
     wire = Wire()
     bad = asyncio.create_task(wire.session.command("SAY DIGITS"))
@@ -500,6 +525,14 @@ async def test_connection_lost_fails_the_waiting_and_queued_commands() -> None:
         await second
     assert wire.lines == [b"ANSWER\n"]
     assert not wire.failed  # the connection is already gone: nothing to close
+
+
+async def test_a_command_after_the_connection_was_lost_is_refused_unsent() -> None:
+    wire = Wire()
+    wire.session._connection_lost()  # with no command on the wire
+    with pytest.raises(AgiConnectionLost):
+        await asyncio.wait_for(wire.session.noop(), 5)
+    assert wire.lines == []
 
 
 async def test_a_bad_verb_is_refused_before_anything_is_sent() -> None:
@@ -570,6 +603,38 @@ def test_latencies_land_in_the_bucket_observe_would_pick() -> None:
     assert total == pytest.approx(0.0005 + 0.001 + 0.005 + 0.0051 + 2 + 0.003)
 
 
+def test_ok_commands_noted_after_a_flush_are_counted_at_the_next() -> None:
+    # Sessions hold `note_ok`, bound to the support's list: a flush must empty that list,
+    # not replace it.
+    registry = CollectorRegistry()
+    histogram = Histogram("probe_seconds", "probe", buckets=(0.001, 1), registry=registry)
+    support = SessionSupport(immediate=False, histogram=histogram)
+    note_ok = support.note_ok
+    before = metric("hotline_agi_commands_total", command="PROBE OK", result="ok")
+    for _ in range(2):
+        note_ok(("PROBE OK", 0.5))
+        support.flush()
+    assert metric("hotline_agi_commands_total", command="PROBE OK", result="ok") - before == 2
+    assert registry.get_sample_value("probe_seconds_bucket", {"le": "1.0"}) == 2
+    assert registry.get_sample_value("probe_seconds_sum") == 1.0
+
+
+async def test_a_session_without_a_server_counts_each_command_at_once() -> None:
+    before = (
+        metric("hotline_agi_commands_total", command="NOOP", result="ok"),
+        metric("hotline_agi_command_seconds_count"),
+    )
+    wire = Wire()
+    command = asyncio.create_task(wire.session.noop())
+    await settle()
+    wire.answer("200 result=0")
+    await command
+    assert (
+        metric("hotline_agi_commands_total", command="NOOP", result="ok"),
+        metric("hotline_agi_command_seconds_count"),
+    ) == (before[0] + 1, before[1] + 1)
+
+
 async def test_a_variable_name_goes_out_as_given_each_time() -> None:
     # The same name as a plain word and as a Quoted one: two different lines, whichever
     # came first (the session remembers the formatted names).
@@ -583,6 +648,22 @@ async def test_a_variable_name_goes_out_as_given_each_time() -> None:
         b"SET VARIABLE HOTLINE_PROBE v\n",
         b'SET VARIABLE "HOTLINE_PROBE" v\n',
         b"SET VARIABLE HOTLINE_PROBE v\n",
+    ]
+
+
+async def test_a_prompt_name_goes_out_as_given_each_time() -> None:
+    # As for variable names: a Quoted name equals the plain one, and must not share its
+    # remembered line.
+    wire = Wire()
+    for name in ("beep", Quoted("beep"), "beep"):
+        command = asyncio.create_task(wire.session.stream_file(name, "#"))
+        await settle()
+        wire.answer("200 result=0 endpos=800")
+        await command
+    assert wire.lines == [
+        b'STREAM FILE beep "#"\n',
+        b'STREAM FILE "beep" "#"\n',
+        b'STREAM FILE beep "#"\n',
     ]
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 from hotline.agi.protocol import (
     AgiProtocolError,
@@ -41,6 +42,8 @@ MAX_ENV_LINES: Final = 512
 _NO_CALL_ID: Final = "-"
 # Bound of the per-server cache of reply lines.
 _CACHE_ENTRIES: Final = 1024
+# `AgiConnection._known_ok` when a read may not be taken whole: never written to.
+_NONE_KNOWN: Final[dict[bytes, AgiReply]] = {}
 
 
 class AgiConnection(asyncio.Protocol):
@@ -49,9 +52,11 @@ class AgiConnection(asyncio.Protocol):
     __slots__ = (
         "_accepted_at",
         "_buffer",
+        "_deliver_known",
         "_done",
         "_env",
         "_in_usage",
+        "_known_ok",
         "_limit",
         "_loop",
         "_reader",
@@ -68,6 +73,10 @@ class AgiConnection(asyncio.Protocol):
         self._loop = loop
         self._limit = server.max_line_bytes
         self._replies = server.reply_cache
+        # The server's `SessionSupport.ok_replies` while a read may be taken whole as one of
+        # them (a session, nothing buffered, no 520 block open), else an empty dict.
+        self._known_ok: dict[bytes, AgiReply] = _NONE_KNOWN
+        self._deliver_known: Callable[[AgiReply], None] | None = None  # session._deliver_ok
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._env: dict[str, str] = {}
@@ -94,6 +103,15 @@ class AgiConnection(asyncio.Protocol):
         self._accepted_at = monotonic()  # for the server's sweep: see `check_deadline`
 
     def data_received(self, data: bytes) -> None:
+        # The usual read: one whole "ok" reply line seen before (``200 result=0\n``). Not
+        # after `end`, which empties `_known_ok`.
+        known = self._known_ok.get(data)
+        if known is not None:
+            try:
+                self._deliver_known(known)  # type: ignore[misc]  # set with `_known_ok`
+            except AgiProtocolError as exc:  # a reply with no command waiting for it
+                self._protocol_error(exc)
+            return
         if self._done:
             return
         session = self._session
@@ -119,6 +137,8 @@ class AgiConnection(asyncio.Protocol):
                         continue  # inside a 520 usage block
                     if len(replies) < _CACHE_ENTRIES and _cacheable(item):
                         replies[line] = item
+                        if _counted_ok(item):
+                            self._server.support.ok_replies[line + b"\n"] = item
                 if isinstance(item, AgiReply):
                     session._deliver(item)
                 else:
@@ -131,6 +151,9 @@ class AgiConnection(asyncio.Protocol):
             self._protocol_error(AgiProtocolError(f"line longer than {limit} bytes"))
             return
         self._buffer = rest
+        # The next read may take the fast path only if nothing is pending before it.
+        self._known_ok = _NONE_KNOWN if rest or self._in_usage else self._server.support.ok_replies
+        self._deliver_known = session._deliver_ok
 
     def _new_reader(self) -> ReplyReader:
         reader = self._reader = ReplyReader()
@@ -291,6 +314,7 @@ class AgiConnection(asyncio.Protocol):
             self._transport.close()
         if not self._done:
             self._done = True
+            self._known_ok = _NONE_KNOWN  # see `data_received`
             self._server.finished(self, outcome)
 
     def cancel(self) -> None:
@@ -305,6 +329,7 @@ class AgiConnection(asyncio.Protocol):
         """Account for this connection once, however it ended."""
         if not self._done:
             self._done = True
+            self._known_ok = _NONE_KNOWN  # see `data_received`
             self._server.finished(self, outcome)
 
 
@@ -321,6 +346,11 @@ class BufferedAgiConnection(AgiConnection, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.data_received(self._server.read_buffer[:nbytes].tobytes())
+
+
+def _counted_ok(item: AgiReply | HangupNotice) -> TypeGuard[AgiReply]:
+    """A cached reply `AgiSession._deliver_ok` may take: a 200 counted "ok"."""
+    return isinstance(item, AgiReply) and item.code == 200 and item.result[:1] != "-"
 
 
 def _cacheable(item: AgiReply | HangupNotice) -> bool:

@@ -187,6 +187,7 @@ class AgiSession:
         "_failure",
         "_gone",
         "_loop",
+        "_note_ok",
         "_on_failure",
         "_on_wire",
         "_queue",
@@ -227,9 +228,11 @@ class AgiSession:
         self._on_failure = on_failure
         self._reply_timeout = reply_timeout
         self._support = support if support is not None else SessionSupport()
+        self._note_ok = self._support.note_ok  # a bound C method on a server's support
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         # The turn on the wire: taken before writing a command, passed on when its reply
-        # arrives (`_deliver`), so commands go out one at a time. A flag and a queue rather
+        # arrives (`_deliver`), so commands go out one at a time; kept once the session is
+        # over (hung up, failed), so `_exchange` tests one flag. A flag and a queue rather
         # than an asyncio.Lock: the uncontended case costs no call at all.
         self._busy = False
         self._queue: deque[asyncio.Future[None]] | None = None
@@ -284,27 +287,12 @@ class AgiSession:
         return await self._exchange(verb, format_command(verb, *args))
 
     def _exchange(self, verb: str, line: bytes) -> Awaitable[AgiReply]:
-        """Write one formatted command line; await what this returns for its reply (the
-        per-command path). With the wire free, that is the reply's future itself: `_deliver`
-        and `_fail` settle it, counted, so no coroutine runs between the handler and it."""
-        if self._busy or self.hung_up or self._failure is not None:
+        """Write one command line; await what this returns for its reply. With the wire free
+        (`_busy` false; it stays true once the session is over) that is the reply's future
+        itself, settled and counted by `_deliver` or `_fail`: no coroutine in between."""
+        if self._busy:
             return self._exchange_in_turn(verb, line)
         self._busy = True
-        return self._send(verb, line)
-
-    async def _exchange_in_turn(self, verb: str, line: bytes) -> AgiReply:
-        """`_exchange` when the wire is taken (or the session over): wait for the turn."""
-        if self._busy:
-            await self._wait_turn()
-        else:
-            self._busy = True
-        if self.hung_up or self._failure is not None:
-            self._pass_turn()
-            raise self._refusal(verb)
-        return await self._send(verb, line)
-
-    def _send(self, verb: str, line: bytes) -> asyncio.Future[AgiReply]:
-        """Write `line`, holding the turn; the future of its reply."""
         waiter: asyncio.Future[AgiReply] = self._loop.create_future()
         self._waiter = waiter
         self._verb = verb
@@ -312,6 +300,16 @@ class AgiSession:
         self._on_wire = line
         self._write(line)
         return waiter
+
+    async def _exchange_in_turn(self, verb: str, line: bytes) -> AgiReply:
+        """`_exchange` when the wire is taken or the session over: wait for the turn."""
+        if not self.hung_up and self._failure is None:  # else refused at once
+            await self._wait_turn()
+            if not self.hung_up and self._failure is None:
+                self._busy = False  # ours, and nothing awaited since: `_exchange` takes it
+                return await self._exchange(verb, line)
+            self._pass_turn()  # over while we waited: the next in the queue is refused too
+        raise self._refusal(verb)
 
     async def _wait_turn(self) -> None:
         """Queue behind the command on the wire; return owning the turn."""
@@ -334,7 +332,7 @@ class AgiSession:
             if not turn.done():
                 turn.set_result(None)
                 return
-        self._busy = False
+        self._busy = self.hung_up or self._failure is not None  # see `_exchange`
 
     def _refusal(self, verb: str) -> Exception:
         if self.hung_up:
@@ -361,6 +359,8 @@ class AgiSession:
 
     def _deliver(self, reply: AgiReply) -> None:
         """A reply arrived: it answers the command holding the turn."""
+        if reply.code == 200 and reply.result[:1] != "-":
+            return self._deliver_ok(reply)
         waiter = self._waiter
         if waiter is None:
             raise AgiProtocolError(f"reply with no command waiting for it: {reply.code}")
@@ -371,26 +371,38 @@ class AgiSession:
         if self._queue:
             self._pass_turn()
         else:
-            self._busy = False
+            self._busy = self.hung_up  # over after a HANGUP or 511 (see `_exchange`)
         if waiter.done():  # its task was cancelled: the orphan reply is dropped, uncounted
             return
         self.last_reply = reply
-        seconds = monotonic() - self._sent_at
-        if reply.code == 200:
-            if reply.result[:1] != "-":
-                self._support.answered(self._verb, seconds)
-            else:
-                self._support.count(self._verb, "failure")
-                self._support.observe(seconds)
+        self._support.observe(monotonic() - self._sent_at)
+        if reply.code == 200:  # a negative result: returned, counted apart
+            self._support.count(self._verb, "failure")
             waiter.set_result(reply)
         else:
-            self._support.observe(seconds)
             waiter.set_exception(self._rejection(self._verb, reply))
+
+    def _deliver_ok(self, reply: AgiReply) -> None:
+        """`_deliver` of a 200 counted "ok" (`SessionSupport.ok_replies`, for the connection)."""
+        waiter = self._waiter
+        if waiter is None:
+            raise AgiProtocolError("reply with no command waiting for it: 200")
+        self._waiter = None
+        if self._queue:
+            self._pass_turn()
+        else:
+            self._busy = self.hung_up  # over after a HANGUP or 511 (see `_exchange`)
+        try:  # no `done()` test first: a call per command. Its callbacks run later.
+            waiter.set_result(reply)
+        except asyncio.InvalidStateError:  # its task was cancelled: the orphan reply is
+            return  # dropped, uncounted
+        self.last_reply = reply
+        self._note_ok((self._verb, monotonic() - self._sent_at))
 
     def _hangup_notice(self) -> None:
         """The ``HANGUP`` line: not a reply, whatever command is in flight."""
         if not self.hung_up:
-            self.hung_up = True
+            self.hung_up = self._busy = True  # `_busy`: see `_exchange`
             log.debug("HANGUP notice from Asterisk")
             self._mark_gone()
 
@@ -402,6 +414,7 @@ class AgiSession:
         if self._failure is not None:
             return
         self._failure = exc
+        self._busy = True  # see `_exchange`
         gone = self._gone  # `_mark_gone`, inlined: every call ends here (connection lost)
         if gone is not None and not gone.done():
             gone.set_result(None)
@@ -425,7 +438,8 @@ class AgiSession:
 
     async def answer(self) -> int:
         """``ANSWER``: 0 on success, -1 on failure."""
-        return (await self._exchange("ANSWER", _ANSWER)).value
+        reply = await self._exchange("ANSWER", _ANSWER)
+        return 0 if reply.result == "0" else reply.value  # "0": answered, with no call
 
     async def hangup(self) -> int:
         """``HANGUP`` this channel: 1 on success. Asterisk then sends the ``HANGUP`` notice."""
@@ -437,7 +451,9 @@ class AgiSession:
 
     async def stream_file(self, name: str, escape_digits: str = "") -> Playback:
         """``STREAM FILE beep "12#"``: play a prompt, stoppable by one of `escape_digits`."""
-        line = self._support.stream_line(name, escape_digits)
+        line = self._support.stream_lines.get((name, escape_digits))  # a Python call less
+        if line is None or name.__class__ is not str or escape_digits.__class__ is not str:
+            line = self._support.stream_line(name, escape_digits)  # (a Quoted name: its own)
         reply = await self._exchange("STREAM FILE", line)
         if reply.result == "0":  # played to its end, no key pressed: the usual reply
             return _played_to_end(reply.endpos or 0)
