@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
-from hotline.lifecycle import Lifecycle
+from hotline.lifecycle import Lifecycle, settle_heap
 
 
 class _Part:
@@ -64,3 +66,17 @@ async def test_a_health_check_that_raises_reports_the_error() -> None:
     lifecycle = Lifecycle()
     await lifecycle.start(_Part("state", [], fail="health"))
     assert await lifecycle.health() == {"state": "error: ConnectionError"}
+
+
+def test_settled_heap_is_frozen_and_collected_young_less_often() -> None:
+    threshold = gc.get_threshold()
+    try:
+        kept = [object() for _ in range(3)] + [[] for _ in range(1000)]
+        frozen = settle_heap()
+        assert frozen == gc.get_freeze_count() >= 1000  # the lists above among them
+        young, *older = gc.get_threshold()
+        assert young >= 10 * threshold[0] and older == list(threshold[1:])
+        del kept
+    finally:
+        gc.unfreeze()  # other tests start controllers in this process: give the heap back
+        gc.set_threshold(*threshold)
