@@ -61,7 +61,12 @@ from bench.agi_floors import (  # noqa: E402
     RawAgiProtocol,
     TaskFloorProtocol,
 )
-from bench.instructions import LoopbackAsterisk, instructions_per, valgrind_missing  # noqa: E402
+from bench.instructions import (  # noqa: E402
+    NO_SWEEP_TIMEOUTS,
+    LoopbackAsterisk,
+    instructions_per,
+    valgrind_missing,
+)
 
 ENV = (
     "agi_network: yes\nagi_network_script: bench?did=88001000001\n"
@@ -87,7 +92,7 @@ def commands(count: int) -> list[str]:
     return [base[i % 3] for i in range(count)]
 
 
-def serve_ours(port: int, count: int) -> asyncio.AbstractServer | object:
+def serve_ours(port: int, count: int, **timeouts: float) -> asyncio.AbstractServer | object:
     from hotline.agi.router import Router
     from hotline.agi.server import FastAgiServer
     from hotline.agi.session import AgiSession
@@ -104,7 +109,7 @@ def serve_ours(port: int, count: int) -> asyncio.AbstractServer | object:
 
     router = Router()
     router.add("bench", handler)
-    return FastAgiServer(router, host="127.0.0.1", port=port, max_sessions=100_000)
+    return FastAgiServer(router, host="127.0.0.1", port=port, max_sessions=100_000, **timeouts)
 
 
 async def serve_panoramisk(port: int, count: int) -> asyncio.AbstractServer:
@@ -484,9 +489,11 @@ async def in_process(kind: str, count: int, sessions: int) -> None:
     factory: Callable[[], asyncio.Protocol]
     if kind == "ours":
         from hotline.agi.connection import AgiConnection
+        from hotline.lifecycle import settle_heap
 
-        server = serve_ours(0, count)
-        await server.start()  # type: ignore[attr-defined]  # listens, unused: sweeps run
+        server = serve_ours(0, count, **NO_SWEEP_TIMEOUTS)
+        await server.start()  # type: ignore[attr-defined]  # listens, unused
+        settle_heap()  # as `hotline serve` does once started, and the server process here
         factory = partial(AgiConnection, server, loop)  # type: ignore[arg-type]
     elif kind == "floor":
         factory = partial(TaskFloorProtocol, lines)
@@ -508,6 +515,8 @@ async def in_process(kind: str, count: int, sessions: int) -> None:
             await done
 
     await asyncio.gather(*(worker() for _ in range(50)))
+    if kind == "ours":
+        server.support.flush()  # type: ignore[attr-defined]  # what the sweeps would have pushed
 
 
 def instructions(kind: str, count: int, sessions: int) -> float:

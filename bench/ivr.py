@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import gc
 import multiprocessing
 import os
 import shutil
@@ -44,11 +43,17 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.instructions import LoopbackAsterisk, instructions_per, valgrind_missing  # noqa: E402
+from bench.instructions import (  # noqa: E402
+    NO_SWEEP_TIMEOUTS,
+    LoopbackAsterisk,
+    instructions_per,
+    valgrind_missing,
+)
 from hotline import say_ru  # noqa: E402
 from hotline.agi.protocol import AgiRequest  # noqa: E402
 from hotline.agi.session import Digits, Playback, Recording  # noqa: E402
 from hotline.hours import SurgeSwitch, load_calendar, load_hours  # noqa: E402
+from hotline.lifecycle import settle_heap  # noqa: E402
 from hotline.logs import configure_logging  # noqa: E402
 from hotline.settings import LogSettings  # noqa: E402
 from hotline.validators import VALIDATORS  # noqa: E402
@@ -232,9 +237,10 @@ async def calls_per_core(
     client = multiprocessing.get_context("spawn").Process(
         target=asterisk_process, args=(server.port, calls, 50, done)
     )
-    # A full collection now, unmeasured: otherwise the garbage of the setup (menus, imports)
-    # or of the previous turn makes whichever turn comes next pay for a full collection.
-    gc.collect()
+    # The heap settled now, unmeasured, as `hotline serve` settles it once started: otherwise
+    # the garbage of the setup (menus, imports) or of the previous turn makes whichever turn
+    # comes next pay for a full collection.
+    settle_heap()
     cpu = time.process_time()
     client.start()
     while client.is_alive() or done.empty():
@@ -323,8 +329,9 @@ async def in_process(handler: Handler, calls: int) -> None:
     loop = asyncio.get_running_loop()
     router = Router()
     router.add("hotline", handler)
-    server = FastAgiServer(router, host="127.0.0.1", port=0)
-    await server.start()  # listening, unused: its sweeps run as in production
+    server = FastAgiServer(router, host="127.0.0.1", port=0, **NO_SWEEP_TIMEOUTS)
+    await server.start()  # listening, unused
+    settle_heap()  # as `hotline serve` does once started
     remaining = calls
 
     async def worker() -> None:
@@ -339,6 +346,7 @@ async def in_process(handler: Handler, calls: int) -> None:
             await done
 
     await asyncio.gather(*(worker() for _ in range(50)))
+    server.support.flush()  # what the sweeps would have pushed
     await server.drain(5)
 
 
