@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 from transcripts import Block, load
 
+from hotline.agi.connection import AgiConnection
 from hotline.agi.router import Router
 from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession
@@ -178,3 +179,28 @@ class Outcomes:
         """The outcomes counted since, e.g. ``{"hangup": 1.0}``."""
         deltas = {name: self._now(name) - before for name, before in self._before.items()}
         return {name: delta for name, delta in deltas.items() if delta}
+
+
+class FedTransport:
+    """The server's side of a socket whose reads the test makes one by one."""
+
+    def __init__(self, protocol: AgiConnection) -> None:
+        self.protocol = protocol
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed

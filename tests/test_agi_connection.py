@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from agi_peer import Outcomes, env_bytes
+from agi_peer import FedTransport, Outcomes, env_bytes
 
 from hotline.agi.connection import AgiConnection
 from hotline.agi.router import Router
@@ -14,26 +14,7 @@ from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession, CallerHungUp
 
 
-class FakeTransport:
-    """What the connection writes, and whether it closed."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    abort = close
-
-
-async def feed(reads: list[bytes]) -> tuple[list[dict[str, str]], list[str], FakeTransport]:
+async def feed(reads: list[bytes]) -> tuple[list[dict[str, str]], list[str], FedTransport]:
     """Feed `reads` to one connection; the environments its handler saw, and what it did."""
     seen: list[dict[str, str]] = []
     events: list[str] = []
@@ -50,7 +31,7 @@ async def feed(reads: list[bytes]) -> tuple[list[dict[str, str]], list[str], Fak
     router.add("hotline", hotline)
     server = FastAgiServer(router)
     connection = AgiConnection(server, asyncio.get_running_loop())
-    transport = FakeTransport()
+    transport = FedTransport(connection)
     connection.connection_made(transport)  # type: ignore[arg-type]
     for data in reads:
         connection.data_received(data)

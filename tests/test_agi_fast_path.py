@@ -17,7 +17,7 @@ from time import monotonic
 from typing import Any
 
 import pytest
-from agi_peer import Outcomes, env_bytes, eventually, metric
+from agi_peer import FedTransport, Outcomes, env_bytes, eventually, metric
 
 from hotline.agi import session as session_module
 from hotline.agi.connection import AgiConnection
@@ -27,31 +27,6 @@ from hotline.agi.server import FastAgiServer
 from hotline.agi.session import AgiSession, AgiUsageError, CallerHungUp
 
 OK = b"200 result=0\n"
-
-
-class FedTransport:
-    """The server's side of a socket whose reads the test makes one by one."""
-
-    def __init__(self, protocol: AgiConnection) -> None:
-        self.protocol = protocol
-        self.written: list[bytes] = []
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    abort = close
-
-    def is_closing(self) -> bool:
-        return self.closed
 
 
 class FedCall:
