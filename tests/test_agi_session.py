@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -635,36 +635,40 @@ async def test_a_session_without_a_server_counts_each_command_at_once() -> None:
     ) == (before[0] + 1, before[1] + 1)
 
 
-async def test_a_variable_name_goes_out_as_given_each_time() -> None:
+@pytest.mark.parametrize(
+    ("send", "reply", "plain", "quoted"),
+    [
+        (
+            lambda session, name: session.set_variable(name, "v"),
+            "200 result=1",
+            b"SET VARIABLE HOTLINE_PROBE v\n",
+            b'SET VARIABLE "HOTLINE_PROBE" v\n',
+        ),
+        (
+            lambda session, name: session.stream_file(name, "#"),
+            "200 result=0 endpos=800",
+            b'STREAM FILE HOTLINE_PROBE "#"\n',
+            b'STREAM FILE "HOTLINE_PROBE" "#"\n',
+        ),
+    ],
+    ids=["variable", "prompt"],
+)
+async def test_a_name_goes_out_as_given_each_time(
+    send: Callable[[AgiSession, str], Coroutine[Any, Any, object]],
+    reply: str,
+    plain: bytes,
+    quoted: bytes,
+) -> None:
     # The same name as a plain word and as a Quoted one: two different lines, whichever
-    # came first (the session remembers the formatted names).
+    # came first (the session remembers the formatted variable names and prompt lines, and a
+    # Quoted name equals the plain one, so it must not share their entry).
     wire = Wire()
     for name in ("HOTLINE_PROBE", Quoted("HOTLINE_PROBE"), "HOTLINE_PROBE"):
-        command = asyncio.create_task(wire.session.set_variable(name, "v"))
+        command = asyncio.create_task(send(wire.session, name))
         await settle()
-        wire.answer("200 result=1")
+        wire.answer(reply)
         await command
-    assert wire.lines == [
-        b"SET VARIABLE HOTLINE_PROBE v\n",
-        b'SET VARIABLE "HOTLINE_PROBE" v\n',
-        b"SET VARIABLE HOTLINE_PROBE v\n",
-    ]
-
-
-async def test_a_prompt_name_goes_out_as_given_each_time() -> None:
-    # As for variable names: a Quoted name equals the plain one, and must not share its
-    # remembered line.
-    wire = Wire()
-    for name in ("beep", Quoted("beep"), "beep"):
-        command = asyncio.create_task(wire.session.stream_file(name, "#"))
-        await settle()
-        wire.answer("200 result=0 endpos=800")
-        await command
-    assert wire.lines == [
-        b'STREAM FILE beep "#"\n',
-        b'STREAM FILE "beep" "#"\n',
-        b'STREAM FILE beep "#"\n',
-    ]
+    assert wire.lines == [plain, quoted, plain]
 
 
 # Values as a caller or an operator may supply them: each of the quoting's cases (none needed,
