@@ -83,3 +83,30 @@ async def test_a_bad_environment_closes_the_connection(reads: list[bytes], outco
     seen, events, transport = await feed(reads)
     assert seen == events == [] and transport.closed and transport.written == []
     assert outcomes.changed() == {outcome: 1}
+
+
+async def test_the_close_after_a_finished_call_completes_gone_and_is_no_failure() -> None:
+    sessions: list[AgiSession] = []
+
+    async def hotline(session: AgiSession) -> None:
+        sessions.append(session)
+        session.gone()  # asked for: a task the call started may still watch it
+        await session.answer()
+
+    router = Router()
+    router.add("hotline", hotline)
+    server = FastAgiServer(router)
+    outcomes = Outcomes()
+    connection = AgiConnection(server, asyncio.get_running_loop())
+    transport = FedTransport(connection)
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.data_received(ENV)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    connection.data_received(b"200 result=0\n")
+    for _ in range(5):  # the handler returns, the server closes, the close is reported
+        await asyncio.sleep(0)
+    server.support.flush()
+    assert transport.closed and sessions[0].gone().done()
+    assert sessions[0].failure is None  # the server ended the call: nothing failed
+    assert outcomes.changed() == {"completed": 1}

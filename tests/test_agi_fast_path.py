@@ -32,12 +32,12 @@ OK = b"200 result=0\n"
 class FedCall:
     """One call on `server`, its environment sent; `read` is one read of the connection."""
 
-    def __init__(self, server: FastAgiServer) -> None:
+    def __init__(self, server: FastAgiServer, first_read: bytes | None = None) -> None:
         self.server = server
         self.connection = AgiConnection(server, asyncio.get_running_loop())
         self.transport = FedTransport(self.connection)
         self.connection.connection_made(self.transport)  # type: ignore[arg-type]
-        self.connection.data_received(env_bytes())
+        self.connection.data_received(env_bytes() if first_read is None else first_read)
 
     def read(self, data: bytes) -> None:
         self.connection.data_received(data)
@@ -123,8 +123,8 @@ async def test_a_fast_reply_is_counted_and_timed_like_a_split_one(
         await call.ended()
         server.support.flush()
 
-    assert paths == [False, True, True, True]  # the first read of the line is split
-    assert len(split) == 1  # and only that one: the other three took the fast path
+    assert paths == [True] * 4  # every read may be taken whole, the call's first one too
+    assert len(split) == 1  # but the line was new to the server at first: that one is split
     assert results == [None] * 4
     assert (counted("NOOP", "ok"), metric("hotline_agi_command_seconds_count")) == (
         before[0] + 4,
@@ -283,3 +283,51 @@ async def test_a_known_line_after_the_call_ended_is_ignored(
         await call.ended()
         call.read(OK)  # late bytes, read before the close took effect
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_the_first_reply_of_a_call_takes_the_fast_path_once_the_line_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    split: list[AgiReply] = []
+    deliver = AgiSession._deliver
+
+    def splitter_deliver(session: AgiSession, reply: AgiReply) -> None:
+        split.append(reply)
+        deliver(session, reply)
+
+    monkeypatch.setattr(AgiSession, "_deliver", splitter_deliver)
+    answers: list[int] = []
+
+    async def handler(session: AgiSession) -> None:
+        answers.append(await session.answer())
+
+    outcomes = Outcomes()
+    async with fed_server(handler) as server:
+        server.support.ok_replies.clear()
+        for _ in range(2):
+            call = FedCall(server)
+            assert await call.command() == b"ANSWER\n"
+            call.read(OK)
+            await call.ended()
+    assert answers == [0, 0]
+    assert len(split) == 1  # the first call's reply taught the server the line
+    assert outcomes.changed() == {"completed": 2}
+
+
+async def test_a_reply_with_the_environment_and_no_command_is_not_taken_as_one() -> None:
+    answers: list[Any] = []
+
+    async def handler(session: AgiSession) -> None:
+        answers.append(await caught(session.answer()))
+
+    outcomes = Outcomes()
+    async with fed_server(handler) as server:
+        warm = FedCall(server)  # the line is known to the server from here on
+        await warm.command()
+        warm.read(OK)
+        await warm.ended()
+        call = FedCall(server, env_bytes() + OK)  # a "reply" before any command
+        await call.ended()
+        assert call.transport.written == []
+    assert [type(answer) for answer in answers[1:]] == [AgiProtocolError]
+    assert outcomes.changed() == {"completed": 1, "protocol_error": 1}

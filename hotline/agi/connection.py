@@ -160,8 +160,12 @@ class AgiConnection(asyncio.Protocol):
         return reader
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._session is not None:
-            self._session._connection_lost()  # the handler's task counts the outcome
+        session = self._session
+        if session is not None:
+            if self._done:  # the handler has returned and the call is counted: no failure
+                session._mark_gone()  # to note, only `gone` to complete (a task of the call's)
+            else:
+                session._connection_lost()  # the handler's task counts the outcome
         elif not self._done:
             with bind_call(self._env.get("agi_uniqueid") or _NO_CALL_ID):
                 log.warning("FastAGI connection closed in the middle of the AGI environment")
@@ -266,6 +270,9 @@ class AgiConnection(asyncio.Protocol):
             self._loop,
         )
         self._session = session
+        # The first reply may be taken whole too: nothing is buffered after the environment.
+        self._known_ok = server.support.ok_replies
+        self._deliver_known = session._deliver_ok
         self._task = self._loop.create_task(server.run_call(self, session, handler))
         return True
 
