@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, bench/ comes first on sys.path, and bench/ivr.py would shadow the ivr package.
@@ -64,6 +65,7 @@ from bench.agi_floors import (  # noqa: E402
 from bench.instructions import (  # noqa: E402
     NO_SWEEP_TIMEOUTS,
     LoopbackAsterisk,
+    SweepTimeouts,
     instructions_per,
     valgrind_missing,
 )
@@ -92,7 +94,9 @@ def commands(count: int) -> list[str]:
     return [base[i % 3] for i in range(count)]
 
 
-def serve_ours(port: int, count: int, **timeouts: float) -> asyncio.AbstractServer | object:
+def serve_ours(
+    port: int, count: int, **timeouts: Unpack[SweepTimeouts]
+) -> asyncio.AbstractServer | object:
     from hotline.agi.router import Router
     from hotline.agi.server import FastAgiServer
     from hotline.agi.session import AgiSession

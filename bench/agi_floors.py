@@ -32,7 +32,7 @@ class RawAgiProtocol(asyncio.Protocol):
         self.env_done = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -50,9 +50,9 @@ class RawAgiProtocol(asyncio.Protocol):
 
     def next(self) -> None:
         if self.sent == len(self.lines):
-            self.transport.close()  # type: ignore[attr-defined]
+            self.transport.close()
             return
-        self.transport.write(self.lines[self.sent])  # type: ignore[attr-defined]
+        self.transport.write(self.lines[self.sent])
         self.sent += 1
 
 

@@ -15,9 +15,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class SweepTimeouts(TypedDict, total=False):
+    """The FastAGI server's timeouts, as keyword arguments."""
+
+    env_timeout: float
+    reply_timeout: float
+
 
 # The FastAGI server's timeouts in these runs: long enough that its deadline sweep (one tick
 # per eighth of the shorter timeout, on the wall clock) never runs. Under valgrind a call takes
@@ -25,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # a few calls where production spreads it over thousands, and how many land would follow the
 # machine's load (seen: +-400 instructions a command between runs of the same code). The runs
 # flush the metrics once at their end instead, so that cost is still counted.
-NO_SWEEP_TIMEOUTS: Final = {"env_timeout": 1e6, "reply_timeout": 1e6}
+NO_SWEEP_TIMEOUTS: Final[SweepTimeouts] = {"env_timeout": 1e6, "reply_timeout": 1e6}
 
 
 class LoopbackAsterisk:
