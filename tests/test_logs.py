@@ -15,6 +15,7 @@ import pytest
 
 from hotline.logs import (
     _NUMBERS,
+    JsonFormatter,
     bind_call,
     configure_logging,
     current_call_id,
@@ -172,6 +173,13 @@ def test_extra_cannot_overwrite_own_fields(capture: Capture) -> None:
         ("INN 7707083893", "INN ********93"),  # legal entity, 10 digits
         ("INN 500100732259", "INN **********59"),  # person, 12 digits
         ("local 1234567", "local *****67"),
+        # A bare number, as extra fields carry them: masked from seven digits on, whatever
+        # script its digits are in (the regex's \\d is Unicode); superscripts are no digits.
+        ("1234567", "*****67"),
+        ("123456", "123456"),
+        ("88001000001", "*********01"),
+        ("٧٩١٦١٢٣٤٥٦٧", "*********٦٧"),
+        ("²³⁴⁵⁶⁷⁸⁹", "²³⁴⁵⁶⁷⁸⁹"),
     ],
 )
 def test_mask_personal(text: str, masked: str) -> None:
@@ -282,6 +290,38 @@ def test_json_round_trips_the_hostile_message(capture: Capture) -> None:
     buffer = capture("json")
     log.info("%s", HOSTILE)
     assert records(buffer)[0]["event"] == HOSTILE
+
+
+def test_a_delete_character_in_ascii_text_is_escaped_too(capture: Capture) -> None:
+    buffer = capture("json")
+    log.info("before\x7fafter", extra={"channel": "PJSIP/\x7f"})
+    (line,) = lines(buffer)
+    assert "\x7f" not in line and line.count("\\u007f") == 2
+    assert records(buffer)[0]["event"] == "before\x7fafter"
+
+
+@pytest.mark.parametrize("with_call_id", [False, True])
+def test_one_extra_field_is_kept_with_or_without_a_call_id(with_call_id: bool) -> None:
+    record = logging.LogRecord("hotline.test", logging.INFO, __file__, 1, "hello", None, None)
+    record.queue = "general"  # as `extra={"queue": ...}` sets it
+    if with_call_id:
+        record.call_id = "1714567890.42"  # as `CallIdFilter` sets it
+    fields = json.loads(JsonFormatter().format(record))
+    assert fields["queue"] == "general"
+    assert fields["call_id"] == ("1714567890.42" if with_call_id else None)
+
+
+def test_extra_fields_follow_ours_in_the_order_given(capture: Capture) -> None:
+    buffer = capture("json")
+    log.info("queued", extra={"queue": "general", "position": 3, "agi_callerid": "79161234567"})
+    (record,) = records(buffer)
+    assert list(record) == [
+        *"ts level logger event call_id".split(),
+        "queue",
+        "position",
+        "agi_callerid",
+    ]
+    assert record["position"] == 3 and record["agi_callerid"] == "*********67"
 
 
 # --- text format ------------------------------------------------------------------------------
