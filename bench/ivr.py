@@ -180,7 +180,9 @@ ENV = (
     "agi_request: agi://127.0.0.1/hotline?did=88001000001\n"
     "agi_channel: Local/88001000001@from-pstn-00000000;2\nagi_language: ru\nagi_type: Local\n"
     "agi_uniqueid: {n}\nagi_version: 22.10.1\nagi_callerid: 79161234567\n"
-    "agi_calleridname: Иванов Иван\nagi_context: from-pstn\nagi_extension: 88001000001\n"
+    "agi_calleridname: Иванов Иван\nagi_callingpres: 0\nagi_callingani2: 0\n"
+    "agi_callington: 0\nagi_callingtns: 0\nagi_dnid: unknown\nagi_rdnis: unknown\n"
+    "agi_context: from-pstn\nagi_extension: 88001000001\n"
     "agi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\n\n"
 )
 
