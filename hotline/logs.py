@@ -93,8 +93,9 @@ _JSON_UNESCAPED_BREAKING: Final = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 _SHORT_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 # The attributes of a plain LogRecord, and those that are not extra fields.
-_PLAIN_RECORD_LENGTH: Final = len(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
-_RECORD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+_PLAIN_RECORD: Final = vars(logging.LogRecord("", 0, "", 0, "", None, None))
+_PLAIN_RECORD_LENGTH: Final = len(_PLAIN_RECORD)
+_RECORD_ATTRS: Final = frozenset(_PLAIN_RECORD) | {
     "message",
     "asctime",
     "taskName",
