@@ -79,6 +79,19 @@ async def caught(awaitable: Awaitable[Any]) -> Any:
         return exc
 
 
+def split_replies(monkeypatch: pytest.MonkeyPatch) -> list[AgiReply]:
+    """The replies delivered by the line splitter's path from now on (not the fast path)."""
+    split: list[AgiReply] = []
+    deliver = AgiSession._deliver
+
+    def splitter_deliver(session: AgiSession, reply: AgiReply) -> None:
+        split.append(reply)
+        deliver(session, reply)
+
+    monkeypatch.setattr(AgiSession, "_deliver", splitter_deliver)
+    return split
+
+
 def counted(command: str, result: str) -> float:
     return metric("hotline_agi_commands_total", command=command, result=result)
 
@@ -99,14 +112,7 @@ async def test_a_fast_reply_is_counted_and_timed_like_a_split_one(
 
     before_buckets = in_buckets()
     results: list[Any] = []
-    split = []  # the replies delivered by the line splitter's path
-    deliver = AgiSession._deliver
-
-    def splitter_deliver(session: AgiSession, reply: AgiReply) -> None:
-        split.append(reply)
-        deliver(session, reply)
-
-    monkeypatch.setattr(AgiSession, "_deliver", splitter_deliver)
+    split = split_replies(monkeypatch)
 
     async def handler(session: AgiSession) -> None:
         for _ in range(4):
@@ -288,14 +294,7 @@ async def test_a_known_line_after_the_call_ended_is_ignored(
 async def test_the_first_reply_of_a_call_takes_the_fast_path_once_the_line_is_known(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    split: list[AgiReply] = []
-    deliver = AgiSession._deliver
-
-    def splitter_deliver(session: AgiSession, reply: AgiReply) -> None:
-        split.append(reply)
-        deliver(session, reply)
-
-    monkeypatch.setattr(AgiSession, "_deliver", splitter_deliver)
+    split = split_replies(monkeypatch)
     answers: list[int] = []
 
     async def handler(session: AgiSession) -> None:
